@@ -1,0 +1,83 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// BackupPhase summarises a backup's progress.
+// +kubebuilder:validation:Enum=Pending;Running;Completed;Failed
+type BackupPhase string
+
+// Backup phases.
+const (
+	BackupPending   BackupPhase = "Pending"
+	BackupRunning   BackupPhase = "Running"
+	BackupCompleted BackupPhase = "Completed"
+	BackupFailed    BackupPhase = "Failed"
+)
+
+// BackupSpec asks for one backup of an instance. Immutable once created.
+// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="a Backup's spec is immutable: create a new Backup instead"
+type BackupSpec struct {
+	// instanceRef names the ServiceInstance to back up, in the Backup's namespace.
+	InstanceRef LocalObjectReference `json:"instanceRef"`
+	// storeRef names the BackupStore; defaults to the instance's spec.backup.storeRef.
+	// +optional
+	StoreRef *LocalObjectReference `json:"storeRef,omitempty"`
+	// hold keeps this backup from ever being pruned by a BackupPlan's retention.
+	// +optional
+	Hold bool `json:"hold,omitempty"`
+}
+
+// BackupStatus is what the operator observed.
+type BackupStatus struct {
+	// +optional
+	Phase BackupPhase `json:"phase,omitempty"`
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// +optional
+	StartTime *metav1.Time `json:"startTime,omitempty"`
+	// +optional
+	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
+	// location of the backup's manifest in the store.
+	// +optional
+	Location string `json:"location,omitempty"`
+	// sizeBytes of the stored artefact.
+	// +optional
+	SizeBytes int64 `json:"sizeBytes,omitempty"`
+	// engineVersion of the instance when it was backed up.
+	// +optional
+	EngineVersion string `json:"engineVersion,omitempty"`
+}
+
+// Backup is one backup of a ServiceInstance in a BackupStore.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=bk,categories=datafleet
+// +kubebuilder:printcolumn:name="Instance",type=string,JSONPath=`.spec.instanceRef.name`
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Size",type=integer,JSONPath=`.status.sizeBytes`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type Backup struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +required
+	Spec   BackupSpec   `json:"spec"`
+	Status BackupStatus `json:"status,omitempty"`
+}
+
+// BackupList is a list of Backups.
+// +kubebuilder:object:root=true
+type BackupList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Backup `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&Backup{}, &BackupList{})
+}

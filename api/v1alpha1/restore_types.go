@@ -1,0 +1,76 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// RestoreTarget is where a backup is restored: a new instance, or the backed-up instance itself.
+// +kubebuilder:validation:XValidation:rule="has(self.newInstance) != has(self.inPlace)",message="set exactly one of target.newInstance and target.inPlace"
+type RestoreTarget struct {
+	// newInstance restores into a new ServiceInstance with this name, created from the backed-up
+	// instance's spec (the usual path; also used for clones and major upgrades).
+	// +optional
+	NewInstance *LocalObjectReference `json:"newInstance,omitempty"`
+	// inPlace overwrites the data of the backed-up instance.
+	// +optional
+	InPlace *InPlaceRestore `json:"inPlace,omitempty"`
+}
+
+// InPlaceRestore overwrites an instance's data and needs an explicit confirmation.
+type InPlaceRestore struct {
+	// confirm must equal the name of the instance being overwritten.
+	// +kubebuilder:validation:MinLength=1
+	Confirm string `json:"confirm"`
+}
+
+// RestoreSpec asks for a backup to be restored. Immutable once created.
+// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="a Restore's spec is immutable: create a new Restore instead"
+type RestoreSpec struct {
+	// backupRef names the Backup to restore, in the Restore's namespace.
+	BackupRef LocalObjectReference `json:"backupRef"`
+	// target of the restore.
+	Target RestoreTarget `json:"target"`
+}
+
+// RestoreStatus is what the operator observed.
+type RestoreStatus struct {
+	// +optional
+	Phase BackupPhase `json:"phase,omitempty"`
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// +optional
+	StartTime *metav1.Time `json:"startTime,omitempty"`
+	// +optional
+	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
+}
+
+// Restore brings a Backup back into a new or the same ServiceInstance.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=rs,categories=datafleet
+// +kubebuilder:printcolumn:name="Backup",type=string,JSONPath=`.spec.backupRef.name`
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type Restore struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +required
+	Spec   RestoreSpec   `json:"spec"`
+	Status RestoreStatus `json:"status,omitempty"`
+}
+
+// RestoreList is a list of Restores.
+// +kubebuilder:object:root=true
+type RestoreList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Restore `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&Restore{}, &RestoreList{})
+}

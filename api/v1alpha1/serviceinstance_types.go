@@ -1,0 +1,230 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// DeletionPolicy says what happens to an instance's data when the instance is deleted.
+// +kubebuilder:validation:Enum=Retain;Delete
+type DeletionPolicy string
+
+const (
+	// DeletionPolicyRetain keeps the data volumes (PersistentVolumeClaims) after the instance is gone.
+	DeletionPolicyRetain DeletionPolicy = "Retain"
+	// DeletionPolicyDelete removes the data volumes with the instance.
+	DeletionPolicyDelete DeletionPolicy = "Delete"
+)
+
+// InstancePhase is a one-word summary of an instance's state; conditions carry the detail.
+// +kubebuilder:validation:Enum=Pending;Provisioning;Ready;Updating;Degraded;Failed;Deleting
+type InstancePhase string
+
+// Instance phases.
+const (
+	PhasePending      InstancePhase = "Pending"
+	PhaseProvisioning InstancePhase = "Provisioning"
+	PhaseReady        InstancePhase = "Ready"
+	PhaseUpdating     InstancePhase = "Updating"
+	PhaseDegraded     InstancePhase = "Degraded"
+	PhaseFailed       InstancePhase = "Failed"
+	PhaseDeleting     InstancePhase = "Deleting"
+)
+
+// StorageSpec describes the data volume of each replica.
+type StorageSpec struct {
+	// size of each replica's data volume. It can grow (where the storage class allows expansion)
+	// but never shrink.
+	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).isGreaterThan(quantity('0'))",message="storage.size must be greater than zero"
+	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).compareTo(quantity(string(oldSelf))) >= 0",message="storage.size cannot be decreased: volumes can only grow. To shrink, restore a backup into a new, smaller instance"
+	Size resource.Quantity `json:"size"`
+	// storageClassName of the data volumes; the cluster default when omitted. Immutable.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="storage.storageClassName is immutable: data cannot move between storage classes in place; restore a backup into a new instance instead"
+	StorageClassName *string `json:"storageClassName,omitempty"`
+}
+
+// TLSSpec turns on TLS for client connections.
+type TLSSpec struct {
+	// enabled serves client connections over TLS with operator-issued certificates.
+	// +optional
+	Enabled bool `json:"enabled,omitempty"`
+}
+
+// InstanceBackupSpec holds backup defaults for an instance.
+type InstanceBackupSpec struct {
+	// storeRef names the BackupStore that backups of this instance go to by default.
+	// +optional
+	StoreRef *LocalObjectReference `json:"storeRef,omitempty"`
+}
+
+// BindingPolicy says which namespaces may bind to the instance.
+type BindingPolicy struct {
+	// allowedNamespaces lists the namespaces, besides the instance's own, whose ServiceBindings
+	// may bind to this instance. "*" allows every namespace.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=256
+	// +kubebuilder:validation:items:MaxLength=63
+	// +kubebuilder:validation:items:Pattern=`^(\*|[a-z0-9]([-a-z0-9]*[a-z0-9])?)$`
+	AllowedNamespaces []string `json:"allowedNamespaces,omitempty"`
+}
+
+// ServiceInstanceSpec is what the developer asks for.
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.storage) || has(self.storage)",message="storage cannot be removed once set"
+type ServiceInstanceSpec struct {
+	// engine is the data service: for example postgres, rabbitmq or mongodb. Immutable.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:Pattern=`^[a-z][a-z0-9]*$`
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="engine is immutable: create a new instance and move the data with a backup and restore"
+	Engine string `json:"engine"`
+
+	// version of the engine, one of the versions in the engine's VersionCatalog. Omitted, the
+	// catalog's default version is used.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern=`^[0-9A-Za-z][0-9A-Za-z.+_-]*$`
+	Version string `json:"version,omitempty"`
+
+	// plan names a ServicePlan giving default sizes.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	Plan string `json:"plan,omitempty"`
+
+	// replicas is the number of engine pods.
+	// +optional
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=99
+	Replicas *int32 `json:"replicas,omitempty"`
+
+	// resources of each engine container.
+	// +optional
+	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+
+	// storage of each replica.
+	// +optional
+	Storage *StorageSpec `json:"storage,omitempty"`
+
+	// parameters is engine configuration, validated by the engine against its allow-list.
+	// Names and values are strings.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=256
+	// +kubebuilder:validation:XValidation:rule="self.all(k, k.matches('^[A-Za-z_][A-Za-z0-9_.-]*$') && k.size() <= 128)",message="parameter names must start with a letter or underscore, contain only letters, digits, '_', '.' and '-', and be at most 128 characters"
+	// +kubebuilder:validation:XValidation:rule="self.all(k, self[k].size() <= 4096)",message="parameter values must be at most 4096 characters"
+	Parameters map[string]string `json:"parameters,omitempty"`
+
+	// tls configures TLS for client connections.
+	// +optional
+	TLS *TLSSpec `json:"tls,omitempty"`
+
+	// backup holds backup defaults for this instance.
+	// +optional
+	Backup *InstanceBackupSpec `json:"backup,omitempty"`
+
+	// deletionPolicy says what happens to the data volumes when the instance is deleted.
+	// Retain (the default) keeps them; Delete removes them.
+	// +optional
+	// +kubebuilder:default=Retain
+	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+
+	// deletionProtection, when true, holds a deleted instance (and all its data) until it is set
+	// back to false.
+	// +optional
+	DeletionProtection bool `json:"deletionProtection,omitempty"`
+
+	// bindingPolicy says which other namespaces may bind to this instance.
+	// +optional
+	BindingPolicy *BindingPolicy `json:"bindingPolicy,omitempty"`
+}
+
+// Endpoint is one address clients can use.
+type Endpoint struct {
+	// name of the endpoint, for example "read-write" or "read-only".
+	Name string `json:"name"`
+	// host is a Service DNS name.
+	Host string `json:"host"`
+	// port number.
+	Port int32 `json:"port"`
+}
+
+// ServiceInstanceStatus is what the operator observed.
+type ServiceInstanceStatus struct {
+	// phase is a one-word summary; conditions carry the detail.
+	// +optional
+	Phase InstancePhase `json:"phase,omitempty"`
+	// observedGeneration is the generation whose spec was last applied in full.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// conditions: Ready, Progressing, Degraded, VersionSupported, DeletionBlocked.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// version resolved through the VersionCatalog.
+	// +optional
+	Version string `json:"version,omitempty"`
+	// image the engine runs, resolved through the VersionCatalog.
+	// +optional
+	Image string `json:"image,omitempty"`
+	// replicas the engine runs.
+	// +optional
+	Replicas int32 `json:"replicas,omitempty"`
+	// readyReplicas is the number of replicas ready to serve.
+	// +optional
+	ReadyReplicas int32 `json:"readyReplicas,omitempty"`
+	// currentPrimary is the pod serving writes, for engines with a primary.
+	// +optional
+	CurrentPrimary string `json:"currentPrimary,omitempty"`
+	// endpoints clients connect to.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	Endpoints []Endpoint `json:"endpoints,omitempty"`
+}
+
+// ServiceInstance is one data service (a PostgreSQL cluster, a RabbitMQ cluster, a MongoDB
+// replica set) owned by the operator for its whole life.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=si,categories=datafleet
+// +kubebuilder:printcolumn:name="Engine",type=string,JSONPath=`.spec.engine`
+// +kubebuilder:printcolumn:name="Version",type=string,JSONPath=`.status.version`
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.readyReplicas`
+// +kubebuilder:printcolumn:name="Replicas",type=string,JSONPath=`.status.replicas`,priority=1
+// +kubebuilder:printcolumn:name="Image",type=string,JSONPath=`.status.image`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 52",message="ServiceInstance names are at most 52 characters, so that the names of its pods and services fit Kubernetes limits"
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="ServiceInstance names must start with a lowercase letter and contain only lowercase letters, digits and '-', because they become Service DNS names"
+type ServiceInstance struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +required
+	Spec   ServiceInstanceSpec   `json:"spec"`
+	Status ServiceInstanceStatus `json:"status,omitempty"`
+}
+
+// ServiceInstanceList is a list of ServiceInstances.
+// +kubebuilder:object:root=true
+type ServiceInstanceList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []ServiceInstance `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&ServiceInstance{}, &ServiceInstanceList{})
+}
+
+// DesiredReplicas returns spec.replicas, or 1 when it is unset.
+func (in *ServiceInstance) DesiredReplicas() int32 {
+	if in.Spec.Replicas == nil {
+		return 1
+	}
+	return *in.Spec.Replicas
+}

@@ -1,0 +1,164 @@
+// Package fakeengine is an engine used only by tests. It renders a ConfigMap, a Service and a
+// StatefulSet like a real engine would, but runs nothing: it proves the framework needs no real
+// engine. In tests without a StatefulSet controller, the test plays that controller's part by
+// writing the StatefulSet's status (MarkReady).
+package fakeengine
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/framework/catalog"
+	"github.com/datafleet-dev/datafleet/framework/engine"
+	"github.com/datafleet-dev/datafleet/framework/names"
+)
+
+// Name is the engine name the fake engine serves.
+const Name = "fake"
+
+// Parameters the fake engine accepts, with their types. "extra" renders an extra ConfigMap, so
+// tests can watch it being pruned when the parameter goes away.
+var allowed = map[string]string{"max_connections": "int", "mode": "enum:a|b", "extra": "bool"}
+
+// Engine is the fake engine.
+type Engine struct{}
+
+var _ engine.Engine = Engine{}
+
+// New returns the fake engine.
+func New() Engine { return Engine{} }
+
+// Name implements engine.Engine.
+func (Engine) Name() string { return Name }
+
+// ChildTypes implements engine.Engine.
+func (Engine) ChildTypes() []client.Object {
+	return []client.Object{&corev1.ConfigMap{}, &corev1.Service{}, &appsv1.StatefulSet{}}
+}
+
+// Validate implements engine.Engine with a typed allow-list, as real engines do.
+func (Engine) Validate(inst *v1alpha1.ServiceInstance, _ catalog.Release) field.ErrorList {
+	var errs field.ErrorList
+	p := field.NewPath("spec", "parameters")
+	keys := make([]string, 0, len(inst.Spec.Parameters))
+	for k := range inst.Spec.Parameters {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v := inst.Spec.Parameters[k]
+		typ, ok := allowed[k]
+		if !ok {
+			errs = append(errs, field.NotSupported(p.Key(k), k, supported()))
+			continue
+		}
+		switch {
+		case typ == "int":
+			if _, err := strconv.Atoi(v); err != nil {
+				errs = append(errs, field.Invalid(p.Key(k), v, "must be an integer"))
+			}
+		case typ == "bool":
+			if _, err := strconv.ParseBool(v); err != nil {
+				errs = append(errs, field.Invalid(p.Key(k), v, "must be true or false"))
+			}
+		case strings.HasPrefix(typ, "enum:"):
+			opts := strings.Split(strings.TrimPrefix(typ, "enum:"), "|")
+			if !contains(opts, v) {
+				errs = append(errs, field.NotSupported(p.Key(k), v, opts))
+			}
+		}
+	}
+	return errs
+}
+
+// Render implements engine.Engine.
+func (Engine) Render(in engine.RenderInput) ([]client.Object, error) {
+	inst := in.Instance
+	sel := names.InstanceLabels(Name, inst.Name)
+	replicas := inst.DesiredReplicas()
+	cfg := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: names.Child(inst.Name, "config", names.MaxDNSLabel)},
+		Data:       map[string]string{"fake.conf": configFile(inst.Spec.Parameters)},
+	}
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: names.Child(inst.Name, "", names.MaxDNSLabel)},
+		Spec: corev1.ServiceSpec{
+			Selector: sel,
+			Ports:    []corev1.ServicePort{{Name: "fake", Port: 5555, TargetPort: intstr.FromString("fake"), Protocol: corev1.ProtocolTCP}},
+		},
+	}
+	podLabels := names.InstanceLabels(Name, inst.Name)
+	sts := &appsv1.StatefulSet{
+		ObjectMeta: metav1.ObjectMeta{Name: names.Child(inst.Name, "", names.MaxStatefulSet)},
+		Spec: appsv1.StatefulSetSpec{
+			Replicas:    &replicas,
+			ServiceName: svc.Name,
+			Selector:    &metav1.LabelSelector{MatchLabels: sel},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: podLabels},
+				Spec: corev1.PodSpec{
+					Containers: []corev1.Container{{
+						Name:      "fake",
+						Image:     in.Release.Image,
+						Args:      []string{"--config=/etc/fake/fake.conf"},
+						Ports:     []corev1.ContainerPort{{Name: "fake", ContainerPort: 5555, Protocol: corev1.ProtocolTCP}},
+						Resources: inst.Spec.Resources,
+						VolumeMounts: []corev1.VolumeMount{{Name: "config", MountPath: "/etc/fake"}},
+					}},
+					Volumes: []corev1.Volume{{Name: "config", VolumeSource: corev1.VolumeSource{
+						ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: cfg.Name}},
+					}}},
+				},
+			},
+		},
+	}
+	objs := []client.Object{cfg, svc, sts}
+	if inst.Spec.Parameters["extra"] == "true" {
+		objs = append(objs, &corev1.ConfigMap{
+			ObjectMeta: metav1.ObjectMeta{Name: names.Child(inst.Name, "extra", names.MaxDNSLabel)},
+			Data:       map[string]string{"extra": "true"},
+		})
+	}
+	return objs, nil
+}
+
+func configFile(params map[string]string) string {
+	keys := make([]string, 0, len(params))
+	for k := range params {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s = %s\n", k, params[k])
+	}
+	return b.String()
+}
+
+func supported() []string {
+	out := make([]string, 0, len(allowed))
+	for k := range allowed {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func contains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}

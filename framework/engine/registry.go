@@ -1,0 +1,78 @@
+package engine
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// Registry holds the engines compiled into a manager, by name.
+type Registry struct {
+	engines map[string]Engine
+}
+
+// NewRegistry returns a registry of the given engines. Two engines with one name is a programming
+// error and panics.
+func NewRegistry(engines ...Engine) *Registry {
+	r := &Registry{engines: map[string]Engine{}}
+	for _, e := range engines {
+		if _, dup := r.engines[e.Name()]; dup {
+			panic(fmt.Sprintf("engine %q registered twice", e.Name()))
+		}
+		r.engines[e.Name()] = e
+	}
+	return r
+}
+
+// Names returns the registered engine names, sorted.
+func (r *Registry) Names() []string {
+	names := make([]string, 0, len(r.engines))
+	for n := range r.engines {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Get returns the engine with this name.
+func (r *Registry) Get(name string) (Engine, bool) {
+	e, ok := r.engines[name]
+	return e, ok
+}
+
+// Select returns the engines named in names (all of them when names is empty), or an error naming
+// the unknown ones and the known ones.
+func (r *Registry) Select(names []string) ([]Engine, error) {
+	if len(names) == 0 {
+		names = r.Names()
+	}
+	var out []Engine
+	var unknown []string
+	for _, n := range names {
+		n = strings.TrimSpace(n)
+		if n == "" {
+			continue
+		}
+		e, ok := r.engines[n]
+		if !ok {
+			unknown = append(unknown, n)
+			continue
+		}
+		if !slices.Contains(out, e) {
+			out = append(out, e)
+		}
+	}
+	if len(unknown) > 0 {
+		return nil, fmt.Errorf("unknown engine(s) %s: this manager knows %s",
+			strings.Join(unknown, ", "), describe(r.Names()))
+	}
+	return out, nil
+}
+
+func describe(names []string) string {
+	if len(names) == 0 {
+		return "no engines"
+	}
+	return strings.Join(names, ", ")
+}

@@ -1,0 +1,122 @@
+package instance
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/framework/apply"
+	"github.com/datafleet-dev/datafleet/framework/engine"
+)
+
+// reconcileDelete runs when the instance has a deletion timestamp: it honours deletion protection,
+// lets the engine clean up, removes every child (and the data volumes when the policy says
+// Delete), and only then releases the finalizer. Each step is idempotent, so a restart halfway
+// simply runs it again.
+func (r *Reconciler) reconcileDelete(ctx context.Context, s *scope) (ctrl.Result, error) {
+	if !controllerutil.ContainsFinalizer(s.inst, Finalizer) {
+		s.deleted = true
+		return ctrl.Result{}, nil
+	}
+	st := s.inst.Status.DeepCopy()
+	s.deleting = st
+	setCond := func(status metav1.ConditionStatus, reason, msg string) {
+		meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: v1alpha1.ConditionDeletionBlocked,
+			Status: status, Reason: reason, Message: msg, ObservedGeneration: s.inst.Generation})
+	}
+
+	if s.inst.Spec.DeletionProtection {
+		msg := fmt.Sprintf("deletion protection is on, so the instance and its data are kept; to let the deletion proceed run: "+
+			"kubectl patch serviceinstance %s -n %s --type merge -p '{\"spec\":{\"deletionProtection\":false}}'",
+			s.inst.Name, s.inst.Namespace)
+		if c := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionDeletionBlocked); (c == nil || c.Status != metav1.ConditionTrue) && r.Recorder != nil {
+			r.Recorder.Eventf(s.inst, nil, corev1.EventTypeWarning, ReasonDeletionProtected, "Delete", "%s", msg)
+		}
+		setCond(metav1.ConditionTrue, ReasonDeletionProtected, msg)
+		return ctrl.Result{}, nil
+	}
+	setCond(metav1.ConditionFalse, ReasonDeletionNotBlocked, "")
+	st.Phase = v1alpha1.PhaseDeleting
+	meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse,
+		Reason: ReasonDeleting, Message: "the instance is being deleted", ObservedGeneration: s.inst.Generation})
+
+	if f, ok := r.Engine.(engine.Finalizer); ok {
+		if err := f.Finalize(ctx, s.inst, r.Client); err != nil {
+			return ctrl.Result{}, describeErr("engine clean-up", err)
+		}
+	}
+
+	remaining, err := r.deleteChildren(ctx, s)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if remaining > 0 {
+		return ctrl.Result{RequeueAfter: r.deletionRequeue()}, nil
+	}
+
+	before := s.inst.DeepCopy()
+	controllerutil.RemoveFinalizer(s.inst, Finalizer)
+	if err := r.Client.Patch(ctx, s.inst, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+		return ctrl.Result{}, describeErr("removing finalizer", client.IgnoreNotFound(err))
+	}
+	s.deleted = true
+	return ctrl.Result{}, nil
+}
+
+// deleteChildren deletes what is left and returns how many objects still exist.
+func (r *Reconciler) deleteChildren(ctx context.Context, s *scope) (int, error) {
+	remaining := 0
+	del := func(objs []client.Object) error {
+		for _, o := range objs {
+			remaining++
+			if !o.GetDeletionTimestamp().IsZero() {
+				continue
+			}
+			if err := apply.Delete(ctx, r.Client, o); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for _, t := range r.Engine.ChildTypes() {
+		gvk, err := apply.GVKFor(r.Scheme, t)
+		if err != nil {
+			return 0, err
+		}
+		objs, err := apply.List(ctx, r.Client, r.Scheme, gvk, s.inst.Namespace, r.selector(s), s.inst.UID)
+		if err != nil {
+			return 0, err
+		}
+		if err := del(objs); err != nil {
+			return 0, err
+		}
+	}
+	// Data volumes are created by the StatefulSet controller, not owned by the instance: they are
+	// found by label, and only removed when the policy says so.
+	if s.inst.Spec.DeletionPolicy == v1alpha1.DeletionPolicyDelete {
+		gvk := corev1.SchemeGroupVersion.WithKind("PersistentVolumeClaim")
+		pvcs, err := apply.List(ctx, r.Client, r.Scheme, gvk, s.inst.Namespace, r.selector(s), "")
+		if err != nil {
+			return 0, err
+		}
+		if err := del(pvcs); err != nil {
+			return 0, err
+		}
+	}
+	return remaining, nil
+}
+
+func (r *Reconciler) deletionRequeue() time.Duration {
+	if r.DeletionRequeue > 0 {
+		return r.DeletionRequeue
+	}
+	return 2 * time.Second
+}

@@ -1,0 +1,44 @@
+package instance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/framework/catalog"
+)
+
+// resolveVersion turns spec.version into an image through the engine's VersionCatalog. A missing
+// catalog or unknown version is a spec problem: it is reported, not retried; a catalog change
+// triggers a new reconcile through the catalog watch.
+func (r *Reconciler) resolveVersion(ctx context.Context, s *scope) (bool, error) {
+	cat := &v1alpha1.VersionCatalog{}
+	if err := r.Client.Get(ctx, client.ObjectKey{Name: r.Engine.Name()}, cat); err != nil {
+		if ignoreGone(err) != nil {
+			return false, describeErr("reading VersionCatalog", err)
+		}
+		msg := fmt.Sprintf("no VersionCatalog named %q exists: the platform team must create one listing the %s versions offered",
+			r.Engine.Name(), r.Engine.Name())
+		s.support = &catalog.Support{Reason: catalog.ReasonNoCatalog, Message: msg}
+		s.fail(catalog.ReasonNoCatalog, msg)
+		return true, nil
+	}
+	s.catalog = cat
+	rel, err := catalog.Resolve(cat, s.inst.Spec.Version)
+	if err != nil {
+		var re *catalog.ResolveError
+		if !errors.As(err, &re) {
+			return false, err
+		}
+		s.support = &catalog.Support{Reason: re.Reason, Message: re.Message}
+		s.fail(re.Reason, re.Message)
+		return true, nil
+	}
+	s.release = rel
+	sup := catalog.SupportAt(rel, r.now(), cat.Spec.WarningDays)
+	s.support = &sup
+	return false, nil
+}

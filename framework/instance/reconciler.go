@@ -1,0 +1,114 @@
+package instance
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/framework/apply"
+	"github.com/datafleet-dev/datafleet/framework/engine"
+)
+
+// +kubebuilder:rbac:groups=datafleet.dev,resources=serviceinstances,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=datafleet.dev,resources=serviceinstances/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=datafleet.dev,resources=serviceinstances/finalizers,verbs=update
+// +kubebuilder:rbac:groups=datafleet.dev,resources=versioncatalogs;serviceplans,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=configmaps;secrets;services;serviceaccounts,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;list;watch;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;delete
+// +kubebuilder:rbac:groups=apps,resources=statefulsets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconciler reconciles the ServiceInstances of one engine.
+type Reconciler struct {
+	Client   client.Client
+	Scheme   *runtime.Scheme
+	Engine   engine.Engine
+	Recorder events.EventRecorder
+	Clock    clock.PassiveClock
+	// DeletionRequeue is how soon to look again while children are still going away.
+	DeletionRequeue time.Duration
+}
+
+// phase is one step of a reconcile. It returns done=true to stop the steps after it (the reason
+// is recorded in the scope, and status is still written).
+type phase func(ctx context.Context, s *scope) (done bool, err error)
+
+// Reconcile drives one instance toward its spec.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
+	inst := &v1alpha1.ServiceInstance{}
+	if err := r.Client.Get(ctx, req.NamespacedName, inst); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if inst.Spec.Engine != r.Engine.Name() {
+		return ctrl.Result{}, nil
+	}
+	orig := inst.DeepCopy()
+	s := &scope{inst: inst}
+
+	// One status write per reconcile, whatever the phases did, and none when nothing changed.
+	defer func() {
+		if err := r.writeStatus(ctx, orig, s, retErr); err != nil && retErr == nil {
+			retErr = err
+		}
+	}()
+
+	if !inst.DeletionTimestamp.IsZero() {
+		return r.reconcileDelete(ctx, s)
+	}
+
+	for _, p := range []phase{
+		r.ensureFinalizer,
+		r.resolveVersion,
+		r.validate,
+		r.render,
+		r.applyChildren,
+		r.pruneChildren,
+		r.observe,
+	} {
+		done, err := p(ctx, s)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		if done {
+			break
+		}
+	}
+	return ctrl.Result{}, nil
+}
+
+// fieldOwner is the server-side apply field manager: one per engine, so two engines never fight
+// over a field and `kubectl get -o yaml --show-managed-fields` tells who set what.
+func (r *Reconciler) fieldOwner() string { return "datafleet-" + r.Engine.Name() }
+
+func (r *Reconciler) applier() *apply.Applier {
+	return &apply.Applier{Client: r.Client, Scheme: r.Scheme, FieldOwner: r.fieldOwner()}
+}
+
+func (r *Reconciler) now() time.Time {
+	if r.Clock == nil {
+		return time.Now()
+	}
+	return r.Clock.Now()
+}
+
+func ignoreGone(err error) error {
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
+}
+
+func describeErr(what string, err error) error { return fmt.Errorf("%s: %w", what, err) }
+
+var _ = log.FromContext

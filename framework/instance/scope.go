@@ -1,0 +1,39 @@
+package instance
+
+import (
+	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/framework/catalog"
+	"github.com/datafleet-dev/datafleet/framework/engine"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// scope is the state of one reconcile, filled in by the phases and read by computeStatus.
+type scope struct {
+	inst    *v1alpha1.ServiceInstance
+	catalog *v1alpha1.VersionCatalog
+	release catalog.Release
+	// support is where the release stands in its support window; nil until resolved.
+	support *catalog.Support
+	// failure is a problem with the spec that only a spec (or catalog) change can fix:
+	// the reconcile stops and the instance is Failed, without retries and backoff.
+	failure *failure
+	// children as rendered and decorated, in render order.
+	children []client.Object
+	// applied is true once every child was applied and every stale child pruned.
+	applied bool
+	// observation of the running instance; nil until observed.
+	observation *engine.Observation
+	// deleting is the status the deletion flow computed; deleted is set once the finalizer is
+	// gone and there is nothing left to write.
+	deleting *v1alpha1.ServiceInstanceStatus
+	deleted  bool
+}
+
+type failure struct {
+	reason  string
+	message string
+}
+
+func (s *scope) fail(reason, message string) {
+	s.failure = &failure{reason: reason, message: message}
+}

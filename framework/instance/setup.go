@@ -1,0 +1,66 @@
+package instance
+
+import (
+	"context"
+
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/framework/names"
+)
+
+// EngineIndex is the field index of ServiceInstances by spec.engine.
+const EngineIndex = "spec.engine"
+
+// IndexEngine registers EngineIndex; call it once per manager.
+func IndexEngine(ctx context.Context, mgr ctrl.Manager) error {
+	return mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.ServiceInstance{}, EngineIndex, func(o client.Object) []string {
+		return []string{o.(*v1alpha1.ServiceInstance).Spec.Engine}
+	})
+}
+
+// ControllerName is the name of an engine's controller: its log name, metrics label and work queue.
+func ControllerName(engineName string) string { return "serviceinstance-" + engineName }
+
+// SetupWithManager registers the engine's own controller: it sees only its engine's instances and
+// children, and re-reconciles them when the engine's VersionCatalog changes.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options) error {
+	name := r.Engine.Name()
+	ofEngine := predicate.NewPredicateFuncs(func(o client.Object) bool {
+		si, ok := o.(*v1alpha1.ServiceInstance)
+		return ok && si.Spec.Engine == name
+	})
+	labelled := predicate.NewPredicateFuncs(func(o client.Object) bool {
+		return o.GetLabels()[names.EngineLabel] == name
+	})
+	b := ctrl.NewControllerManagedBy(mgr).
+		Named(ControllerName(name)).
+		WithOptions(opts).
+		For(&v1alpha1.ServiceInstance{}, builder.WithPredicates(ofEngine))
+	for _, t := range r.Engine.ChildTypes() {
+		b = b.Owns(t, builder.WithPredicates(labelled))
+	}
+	b = b.Watches(&v1alpha1.VersionCatalog{}, handler.EnqueueRequestsFromMapFunc(r.instancesOfCatalog),
+		builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool { return o.GetName() == name })))
+	return b.Complete(r)
+}
+
+func (r *Reconciler) instancesOfCatalog(ctx context.Context, _ client.Object) []reconcile.Request {
+	list := &v1alpha1.ServiceInstanceList{}
+	if err := r.Client.List(ctx, list, client.MatchingFields{EngineIndex: r.Engine.Name()}); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "listing instances for a catalog change")
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for _, si := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: si.Namespace, Name: si.Name}})
+	}
+	return reqs
+}

@@ -1,0 +1,136 @@
+package instance
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+)
+
+// computeStatus derives the new status from the previous one and what this reconcile learned.
+// Pure: no clock (conditions keep their transition times unless their status flips) and no I/O.
+func computeStatus(prev v1alpha1.ServiceInstanceStatus, inst *v1alpha1.ServiceInstance, s *scope, reconcileErr error) v1alpha1.ServiceInstanceStatus {
+	st := *prev.DeepCopy()
+	gen := inst.Generation
+	set := func(t string, status metav1.ConditionStatus, reason, msg string) {
+		meta.SetStatusCondition(&st.Conditions, metav1.Condition{
+			Type: t, Status: status, Reason: reason, Message: msg, ObservedGeneration: gen,
+		})
+	}
+
+	if s.support != nil {
+		status := metav1.ConditionTrue
+		if !s.support.Supported {
+			status = metav1.ConditionFalse
+		}
+		set(v1alpha1.ConditionVersionSupported, status, s.support.Reason, s.support.Message)
+	}
+	if s.release.Image != "" {
+		st.Version, st.Image = s.release.Version, s.release.Image
+	}
+
+	switch {
+	case s.failure != nil:
+		st.Phase = v1alpha1.PhaseFailed
+		set(v1alpha1.ConditionReady, metav1.ConditionFalse, s.failure.reason, s.failure.message)
+		set(v1alpha1.ConditionProgressing, metav1.ConditionFalse, s.failure.reason, "waiting for the spec or the catalog to change")
+		set(v1alpha1.ConditionDegraded, metav1.ConditionFalse, s.failure.reason, "")
+	case reconcileErr != nil:
+		// A transient error (API conflict, timeout): say so, keep the phase, and let the retry decide.
+		set(v1alpha1.ConditionProgressing, metav1.ConditionTrue, ReasonApplyFailed, reconcileErr.Error())
+	case s.observation != nil:
+		obs := s.observation
+		st.Replicas, st.ReadyReplicas = obs.Replicas, obs.ReadyReplicas
+		st.CurrentPrimary, st.Endpoints = obs.CurrentPrimary, obs.Endpoints
+		wasUp := prev.Phase == v1alpha1.PhaseReady || prev.Phase == v1alpha1.PhaseUpdating || prev.Phase == v1alpha1.PhaseDegraded
+		specChanged := s.applied && prev.ObservedGeneration != 0 && prev.ObservedGeneration < gen
+		switch {
+		case obs.Ready:
+			st.Phase = v1alpha1.PhaseReady
+		case !wasUp:
+			st.Phase = v1alpha1.PhaseProvisioning
+		case specChanged || prev.Phase == v1alpha1.PhaseUpdating:
+			st.Phase = v1alpha1.PhaseUpdating
+		default:
+			st.Phase = v1alpha1.PhaseDegraded
+		}
+		readyMsg := fmt.Sprintf("%d/%d replicas ready", obs.ReadyReplicas, obs.Replicas)
+		if obs.Ready {
+			set(v1alpha1.ConditionReady, metav1.ConditionTrue, ReasonReady, readyMsg)
+		} else {
+			reason, msg := obs.Reason, obs.Message
+			if reason == "" {
+				reason, msg = ReasonNotReady, readyMsg
+			}
+			set(v1alpha1.ConditionReady, metav1.ConditionFalse, reason, msg)
+		}
+		switch st.Phase {
+		case v1alpha1.PhaseProvisioning:
+			set(v1alpha1.ConditionProgressing, metav1.ConditionTrue, ReasonProvisioning, "creating the instance")
+		case v1alpha1.PhaseUpdating:
+			set(v1alpha1.ConditionProgressing, metav1.ConditionTrue, ReasonUpdating, "applying a spec change")
+		default:
+			set(v1alpha1.ConditionProgressing, metav1.ConditionFalse, ReasonSettled, "")
+		}
+		if st.Phase == v1alpha1.PhaseDegraded {
+			set(v1alpha1.ConditionDegraded, metav1.ConditionTrue, obs.Reason, obs.Message)
+		} else {
+			set(v1alpha1.ConditionDegraded, metav1.ConditionFalse, ReasonReady, "")
+		}
+	}
+	if st.Phase == "" {
+		st.Phase = v1alpha1.PhasePending
+	}
+	// observedGeneration moves only when this generation's spec was applied in full.
+	if s.applied && reconcileErr == nil {
+		st.ObservedGeneration = gen
+	}
+	return st
+}
+
+// writeStatus patches status when it changed (with optimistic locking, so a status computed from a
+// stale read is never written) and records an event when the phase changed.
+func (r *Reconciler) writeStatus(ctx context.Context, orig *v1alpha1.ServiceInstance, s *scope, reconcileErr error) error {
+	if s.deleted {
+		return nil
+	}
+	var next v1alpha1.ServiceInstanceStatus
+	if s.deleting != nil {
+		next = *s.deleting
+	} else {
+		next = computeStatus(orig.Status, s.inst, s, reconcileErr)
+	}
+	if equality.Semantic.DeepEqual(orig.Status, next) {
+		return nil
+	}
+	patched := s.inst.DeepCopy()
+	patched.ResourceVersion = s.inst.ResourceVersion
+	patched.Status = next
+	if err := r.Client.Status().Patch(ctx, patched, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+		return describeErr("writing status", client.IgnoreNotFound(err))
+	}
+	if next.Phase != orig.Status.Phase {
+		r.recordPhase(patched, next)
+	}
+	return nil
+}
+
+func (r *Reconciler) recordPhase(inst *v1alpha1.ServiceInstance, st v1alpha1.ServiceInstanceStatus) {
+	if r.Recorder == nil {
+		return
+	}
+	kind, note := corev1.EventTypeNormal, fmt.Sprintf("phase is now %s", st.Phase)
+	if c := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionReady); c != nil && c.Message != "" {
+		note += ": " + c.Message
+	}
+	if st.Phase == v1alpha1.PhaseFailed || st.Phase == v1alpha1.PhaseDegraded {
+		kind = corev1.EventTypeWarning
+	}
+	r.Recorder.Eventf(inst, nil, kind, string(st.Phase), "Reconcile", "%s", note)
+}

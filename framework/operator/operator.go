@@ -1,0 +1,101 @@
+// Package operator assembles a manager: the scheme, a cache that holds only what Datafleet owns,
+// and one controller per enabled engine. cmd/manager and the controller tests both use it, so the
+// tests exercise the wiring that ships.
+package operator
+
+import (
+	"context"
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+
+	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/framework/engine"
+	"github.com/datafleet-dev/datafleet/framework/instance"
+	"github.com/datafleet-dev/datafleet/framework/names"
+)
+
+// NewScheme returns a scheme with the Kubernetes built-in kinds and Datafleet's.
+func NewScheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	if err := v1alpha1.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// CacheOptions restricts the cache of every child kind (and Pods and PVCs, which the StatefulSet
+// controller makes for us) to objects labelled as managed by Datafleet, so memory grows with the
+// number of instances, not with the size of the cluster.
+func CacheOptions(engines []engine.Engine) cache.Options {
+	sel := labels.SelectorFromSet(labels.Set{names.ManagedByLabel: names.ManagedBy})
+	by := map[client.Object]cache.ByObject{
+		&corev1.Pod{}:                   {Label: sel},
+		&corev1.PersistentVolumeClaim{}: {Label: sel},
+		&corev1.Secret{}:                {Label: sel},
+		&corev1.ConfigMap{}:             {Label: sel},
+		&corev1.Service{}:               {Label: sel},
+		&appsv1.StatefulSet{}:           {Label: sel},
+	}
+	for _, e := range engines {
+		for _, t := range e.ChildTypes() {
+			if !hasType(by, t) {
+				by[t] = cache.ByObject{Label: sel}
+			}
+		}
+	}
+	return cache.Options{ByObject: by}
+}
+
+func hasType(by map[client.Object]cache.ByObject, t client.Object) bool {
+	for k := range by {
+		if fmt.Sprintf("%T", k) == fmt.Sprintf("%T", t) {
+			return true
+		}
+	}
+	return false
+}
+
+// Options configure the controllers.
+type Options struct {
+	// MaxConcurrentReconciles per engine controller.
+	MaxConcurrentReconciles int
+	// Known lists every engine compiled in, for the unknown-engine message.
+	Known []string
+}
+
+// Setup registers the field index, one controller per engine, and the unclaimed-engine controller.
+func Setup(ctx context.Context, mgr ctrl.Manager, engines []engine.Engine, opts Options) error {
+	if err := instance.IndexEngine(ctx, mgr); err != nil {
+		return err
+	}
+	enabled := make([]string, 0, len(engines))
+	for _, e := range engines {
+		r := &instance.Reconciler{
+			Client:   mgr.GetClient(),
+			Scheme:   mgr.GetScheme(),
+			Engine:   e,
+			Recorder: mgr.GetEventRecorder(instance.ControllerName(e.Name())),
+		}
+		if err := r.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles}); err != nil {
+			return fmt.Errorf("setting up the %s controller: %w", e.Name(), err)
+		}
+		enabled = append(enabled, e.Name())
+	}
+	known := opts.Known
+	if len(known) == 0 {
+		known = enabled
+	}
+	return (&instance.UnclaimedReconciler{Client: mgr.GetClient(), Enabled: enabled, Known: known}).SetupWithManager(mgr)
+}
