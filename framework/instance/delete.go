@@ -74,11 +74,16 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, s *scope) (ctrl.Result
 // deleteChildren deletes what is left and returns how many objects still exist.
 func (r *Reconciler) deleteChildren(ctx context.Context, s *scope) (int, error) {
 	remaining := 0
-	del := func(objs []client.Object) error {
+	del := func(objs []client.Object, waitForGone bool) error {
 		for _, o := range objs {
-			remaining++
 			if !o.GetDeletionTimestamp().IsZero() {
+				if waitForGone {
+					remaining++
+				}
 				continue
+			}
+			if waitForGone {
+				remaining++
 			}
 			if err := apply.Delete(ctx, r.Client, o); err != nil {
 				return err
@@ -95,19 +100,20 @@ func (r *Reconciler) deleteChildren(ctx context.Context, s *scope) (int, error) 
 		if err != nil {
 			return 0, err
 		}
-		if err := del(objs); err != nil {
+		if err := del(objs, true); err != nil {
 			return 0, err
 		}
 	}
 	// Data volumes are created by the StatefulSet controller, not owned by the instance: they are
-	// found by label, and only removed when the policy says so.
+	// found by label, and only removed when the policy says so. A deleted PVC stays until no pod
+	// uses it (pvc-protection); the deletion is requested, so there is no need to wait for it.
 	if s.inst.Spec.DeletionPolicy == v1alpha1.DeletionPolicyDelete {
 		gvk := corev1.SchemeGroupVersion.WithKind("PersistentVolumeClaim")
 		pvcs, err := apply.List(ctx, r.Client, r.Scheme, gvk, s.inst.Namespace, r.selector(s), "")
 		if err != nil {
 			return 0, err
 		}
-		if err := del(pvcs); err != nil {
+		if err := del(pvcs, false); err != nil {
 			return 0, err
 		}
 	}

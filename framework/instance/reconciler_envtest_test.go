@@ -1,0 +1,357 @@
+package instance_test
+
+import (
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/framework/instance"
+	"github.com/datafleet-dev/datafleet/framework/names"
+	"github.com/datafleet-dev/datafleet/test/testenv"
+)
+
+func TestCreateAppliesChildrenAndStatusProgresses(t *testing.T) {
+	ctx, c, ns := setup(t)
+	si := newInstance(ns, "db")
+	if err := c.Create(ctx, si); err != nil {
+		t.Fatal(err)
+	}
+
+	// Children appear, labelled and controlled by the instance.
+	for _, obj := range []client.Object{&corev1.ConfigMap{}, &corev1.Service{}, &appsv1.StatefulSet{}} {
+		name := "db"
+		if _, ok := obj.(*corev1.ConfigMap); ok {
+			name = "db-config"
+		}
+		testenv.Eventually(t, wait, func() error { return get(t, c, obj, ns, name) })
+		ref := metav1.GetControllerOf(obj)
+		if ref == nil || ref.Name != "db" || ref.Kind != "ServiceInstance" {
+			t.Errorf("%T %s: controller reference = %+v", obj, name, ref)
+		}
+		l := obj.GetLabels()
+		if l[names.InstanceLabel] != "db" || l[names.ManagedByLabel] != "datafleet" || l[names.NameLabel] != "fake" {
+			t.Errorf("%T %s: labels = %v", obj, name, l)
+		}
+		if mf := obj.GetManagedFields(); len(mf) == 0 || mf[0].Manager != "datafleet-fake" || mf[0].Operation != metav1.ManagedFieldsOperationApply {
+			t.Errorf("%T %s: not server-side applied by datafleet-fake: %+v", obj, name, mf)
+		}
+	}
+
+	got := waitPhase(t, c, ns, "db", v1alpha1.PhaseProvisioning)
+	if got.Status.Version != "2" || got.Status.Image != "fake:2" {
+		t.Errorf("omitted version should resolve to the catalog default 2/fake:2, got %q/%q", got.Status.Version, got.Status.Image)
+	}
+	if got.Status.ObservedGeneration != got.Generation {
+		t.Errorf("observedGeneration = %d, want %d", got.Status.ObservedGeneration, got.Generation)
+	}
+	if cond := condition(got, v1alpha1.ConditionReady); cond.Status != metav1.ConditionFalse || cond.ObservedGeneration != got.Generation {
+		t.Errorf("Ready condition while provisioning = %+v", cond)
+	}
+	sts := &appsv1.StatefulSet{}
+	_ = get(t, c, sts, ns, "db")
+	if img := sts.Spec.Template.Spec.Containers[0].Image; img != "fake:2" {
+		t.Errorf("StatefulSet image = %q, want the catalog's fake:2", img)
+	}
+
+	markReady(t, c, ns, "db")
+	got = waitPhase(t, c, ns, "db", v1alpha1.PhaseReady)
+	if cond := condition(got, v1alpha1.ConditionReady); cond.Status != metav1.ConditionTrue || cond.Message != "1/1 replicas ready" {
+		t.Errorf("Ready condition = %+v", cond)
+	}
+	if cond := condition(got, v1alpha1.ConditionVersionSupported); cond.Status != metav1.ConditionTrue {
+		t.Errorf("VersionSupported = %+v", cond)
+	}
+	if got.Status.ReadyReplicas != 1 || !controllerHasFinalizer(got) {
+		t.Errorf("readyReplicas = %d, finalizers = %v", got.Status.ReadyReplicas, got.Finalizers)
+	}
+	events := &corev1.EventList{}
+	testenv.Eventually(t, wait, func() error {
+		if err := c.List(ctx, events, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		reasons := map[string]bool{}
+		for _, e := range events.Items {
+			reasons[e.Reason] = true
+		}
+		if !reasons["Provisioning"] || !reasons["Ready"] {
+			return testenv.Errorf("want Provisioning and Ready events, got %v", reasons)
+		}
+		return nil
+	})
+}
+
+func controllerHasFinalizer(si *v1alpha1.ServiceInstance) bool {
+	for _, f := range si.Finalizers {
+		if f == instance.Finalizer {
+			return true
+		}
+	}
+	return false
+}
+
+func TestSpecChangeUpdatesAndPrunesChildren(t *testing.T) {
+	ctx, c, ns := setup(t)
+	si := newInstance(ns, "db")
+	si.Spec.Parameters = map[string]string{"max_connections": "10", "extra": "true"}
+	if err := c.Create(ctx, si); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, wait, func() error { return get(t, c, &corev1.ConfigMap{}, ns, "db-extra") })
+	markReady(t, c, ns, "db")
+	waitPhase(t, c, ns, "db", v1alpha1.PhaseReady)
+
+	_ = get(t, c, si, ns, "db")
+	si.Spec.Replicas = ptr.To[int32](3)
+	si.Spec.Parameters = map[string]string{"max_connections": "20"}
+	if err := c.Update(ctx, si); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, wait, func() error {
+		sts := &appsv1.StatefulSet{}
+		if err := get(t, c, sts, ns, "db"); err != nil {
+			return err
+		}
+		if *sts.Spec.Replicas != 3 {
+			return testenv.Errorf("StatefulSet replicas = %d, want 3", *sts.Spec.Replicas)
+		}
+		cm := &corev1.ConfigMap{}
+		if err := get(t, c, cm, ns, "db-config"); err != nil {
+			return err
+		}
+		if cm.Data["fake.conf"] != "max_connections = 20\n" {
+			return testenv.Errorf("config = %q", cm.Data["fake.conf"])
+		}
+		if err := get(t, c, &corev1.ConfigMap{}, ns, "db-extra"); !apierrors.IsNotFound(err) {
+			return testenv.Errorf("db-extra should be pruned once no longer rendered, get = %v", err)
+		}
+		return nil
+	})
+	// The StatefulSet has not rolled out the new spec yet: the instance is Updating, not Degraded.
+	got := waitPhase(t, c, ns, "db", v1alpha1.PhaseUpdating)
+	if got.Status.ObservedGeneration != got.Generation {
+		t.Errorf("observedGeneration = %d after applying generation %d", got.Status.ObservedGeneration, got.Generation)
+	}
+	markReady(t, c, ns, "db")
+	got = waitPhase(t, c, ns, "db", v1alpha1.PhaseReady)
+	if got.Status.ReadyReplicas != 3 {
+		t.Errorf("readyReplicas = %d, want 3", got.Status.ReadyReplicas)
+	}
+}
+
+func TestChildDeletedByHandIsRecreated(t *testing.T) {
+	ctx, c, ns := setup(t)
+	if err := c.Create(ctx, newInstance(ns, "db")); err != nil {
+		t.Fatal(err)
+	}
+	svc := &corev1.Service{}
+	testenv.Eventually(t, wait, func() error { return get(t, c, svc, ns, "db") })
+	oldUID := svc.UID
+	if err := c.Delete(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, wait, func() error {
+		if err := get(t, c, svc, ns, "db"); err != nil {
+			return err
+		}
+		if svc.UID == oldUID {
+			return testenv.Errorf("Service not yet re-created")
+		}
+		return nil
+	})
+
+	// Drift on a field the engine sets is corrected too.
+	cm := &corev1.ConfigMap{}
+	_ = get(t, c, cm, ns, "db-config")
+	cm.Data["fake.conf"] = "tampered"
+	if err := c.Update(ctx, cm); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, wait, func() error {
+		if err := get(t, c, cm, ns, "db-config"); err != nil {
+			return err
+		}
+		if cm.Data["fake.conf"] == "tampered" {
+			return testenv.Errorf("drift not corrected")
+		}
+		return nil
+	})
+}
+
+func TestDeleteRunsFinalizerAndRemovesChildren(t *testing.T) {
+	for _, policy := range []v1alpha1.DeletionPolicy{v1alpha1.DeletionPolicyDelete, v1alpha1.DeletionPolicyRetain} {
+		t.Run(string(policy), func(t *testing.T) {
+			ctx, c, ns := setup(t)
+			si := newInstance(ns, "db")
+			si.Spec.DeletionPolicy = policy
+			if err := c.Create(ctx, si); err != nil {
+				t.Fatal(err)
+			}
+			testenv.Eventually(t, wait, func() error { return get(t, c, &appsv1.StatefulSet{}, ns, "db") })
+			// The StatefulSet controller would create this volume from the claim template.
+			pvc := dataVolume(ns, "data-db-0", "db")
+			if err := c.Create(ctx, pvc); err != nil {
+				t.Fatal(err)
+			}
+			_ = get(t, c, si, ns, "db")
+			if err := c.Delete(ctx, si); err != nil {
+				t.Fatal(err)
+			}
+			testenv.Eventually(t, wait, func() error {
+				if err := get(t, c, &v1alpha1.ServiceInstance{}, ns, "db"); !apierrors.IsNotFound(err) {
+					return testenv.Errorf("instance still exists: %v", err)
+				}
+				return nil
+			})
+			// envtest runs no garbage collector: the children are gone because the finalizer deleted them.
+			for _, obj := range []client.Object{&corev1.ConfigMap{}, &corev1.Service{}, &appsv1.StatefulSet{}} {
+				name := "db"
+				if _, ok := obj.(*corev1.ConfigMap); ok {
+					name = "db-config"
+				}
+				if err := get(t, c, obj, ns, name); !apierrors.IsNotFound(err) {
+					t.Errorf("%T %s survived the instance: %v", obj, name, err)
+				}
+			}
+			got := &corev1.PersistentVolumeClaim{}
+			err := get(t, c, got, ns, "data-db-0")
+			switch policy {
+			case v1alpha1.DeletionPolicyDelete:
+				// The API server adds the pvc-protection finalizer, which only kube-controller-manager
+				// removes: a deleted PVC is one that is gone or has a deletion timestamp.
+				if err == nil && got.DeletionTimestamp.IsZero() {
+					t.Errorf("deletionPolicy Delete kept the data volume")
+				}
+			case v1alpha1.DeletionPolicyRetain:
+				if err != nil || !got.DeletionTimestamp.IsZero() {
+					t.Errorf("deletionPolicy Retain lost the data volume: %v %v", err, got.DeletionTimestamp)
+				}
+			}
+		})
+	}
+}
+
+func dataVolume(ns, name, inst string) *corev1.PersistentVolumeClaim {
+	return &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: names.InstanceLabels("fake", inst)},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: quantity("1Gi")}},
+		},
+	}
+}
+
+func TestProtectedInstanceStays(t *testing.T) {
+	ctx, c, ns := setup(t)
+	si := newInstance(ns, "db")
+	si.Spec.DeletionProtection = true
+	if err := c.Create(ctx, si); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, wait, func() error { return get(t, c, &appsv1.StatefulSet{}, ns, "db") })
+	_ = get(t, c, si, ns, "db")
+	if err := c.Delete(ctx, si); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, wait, func() error {
+		if err := get(t, c, si, ns, "db"); err != nil {
+			return err
+		}
+		cond := condition(si, v1alpha1.ConditionDeletionBlocked)
+		if cond.Status != metav1.ConditionTrue || cond.Reason != "DeletionProtected" {
+			return testenv.Errorf("DeletionBlocked = %+v", cond)
+		}
+		if !strings.Contains(cond.Message, `"deletionProtection":false`) {
+			return testenv.Errorf("the message should say how to lift the protection: %q", cond.Message)
+		}
+		return nil
+	})
+	if err := get(t, c, &appsv1.StatefulSet{}, ns, "db"); err != nil {
+		t.Fatalf("a protected instance's children must stay: %v", err)
+	}
+
+	// Lifting the protection lets the deletion finish.
+	si.Spec.DeletionProtection = false
+	if err := c.Update(ctx, si); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, wait, func() error {
+		if err := get(t, c, si, ns, "db"); !apierrors.IsNotFound(err) {
+			return testenv.Errorf("instance still exists: %v", err)
+		}
+		return nil
+	})
+}
+
+func TestUnknownVersionIsAConditionAndRecoversWhenTheCatalogChanges(t *testing.T) {
+	ctx, c, ns := setup(t)
+	si := newInstance(ns, "db")
+	si.Spec.Version = "9"
+	if err := c.Create(ctx, si); err != nil {
+		t.Fatal(err)
+	}
+	got := waitPhase(t, c, ns, "db", v1alpha1.PhaseFailed)
+	for _, typ := range []string{v1alpha1.ConditionReady, v1alpha1.ConditionVersionSupported} {
+		cond := condition(got, typ)
+		if cond.Status != metav1.ConditionFalse || cond.Reason != "UnknownVersion" ||
+			cond.Message != `version "9" is not in the fake VersionCatalog; supported versions: 1, 2` {
+			t.Errorf("%s = %+v", typ, cond)
+		}
+	}
+	if err := get(t, c, &appsv1.StatefulSet{}, ns, "db"); !apierrors.IsNotFound(err) {
+		t.Errorf("nothing should be rendered for an unknown version: %v", err)
+	}
+
+	// The platform team adds version 9: the catalog watch brings the instance back without a retry loop.
+	cat := &v1alpha1.VersionCatalog{}
+	if err := c.Get(ctx, client.ObjectKey{Name: "fake"}, cat); err != nil {
+		t.Fatal(err)
+	}
+	cat.Spec.Versions = append(cat.Spec.Versions, v1alpha1.CatalogVersion{Version: "9", Image: "fake:9"})
+	if err := c.Update(ctx, cat); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = c.Get(ctx, client.ObjectKey{Name: "fake"}, cat)
+		cat.Spec.Versions = cat.Spec.Versions[:2]
+		_ = c.Update(ctx, cat)
+	})
+	got = waitPhase(t, c, ns, "db", v1alpha1.PhaseProvisioning)
+	if got.Status.Image != "fake:9" {
+		t.Errorf("image = %q, want fake:9", got.Status.Image)
+	}
+}
+
+func TestUnknownEngineIsReported(t *testing.T) {
+	ctx, c, ns := setup(t)
+	si := newInstance(ns, "db")
+	si.Spec.Engine = "postgress"
+	if err := c.Create(ctx, si); err != nil {
+		t.Fatal(err)
+	}
+	got := waitPhase(t, c, ns, "db", v1alpha1.PhaseFailed)
+	cond := condition(got, v1alpha1.ConditionReady)
+	if cond.Reason != "UnknownEngine" || cond.Message != `engine "postgress" is not known to this operator; known engines: fake` {
+		t.Errorf("Ready = %+v", cond)
+	}
+}
+
+func TestInvalidParametersAreReported(t *testing.T) {
+	ctx, c, ns := setup(t)
+	si := newInstance(ns, "db")
+	si.Spec.Parameters = map[string]string{"port": "1"}
+	if err := c.Create(ctx, si); err != nil {
+		t.Fatal(err)
+	}
+	got := waitPhase(t, c, ns, "db", v1alpha1.PhaseFailed)
+	cond := condition(got, v1alpha1.ConditionReady)
+	if cond.Reason != "InvalidSpec" || !strings.Contains(cond.Message, `spec.parameters[port]: Unsupported value: "port"`) {
+		t.Errorf("Ready = %+v", cond)
+	}
+}
