@@ -46,8 +46,8 @@ bench: ## Scale benchmark: 500 instances of the fake engine on a real API server
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test -run '^$$' -bench BenchmarkConverge -benchtime 1x -timeout 60m ./test/scale/
 
 .PHONY: run
-run: ## Start a local API server, install the CRDs and samples, and run the manager against it.
-	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go run ./cmd/devcluster -- go run ./cmd/manager
+run: build ## Start a local API server, install the CRDs and samples, and run the manager against it.
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go run ./cmd/devcluster -- bin/manager --metrics-bind-address=127.0.0.1:8080 --health-probe-bind-address=127.0.0.1:8081
 
 .PHONY: build
 build: ## Build the manager binary into bin/.
