@@ -38,7 +38,7 @@ func run(args []string) error {
 	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
 	var o options
 	fs.StringVar(&o.engines, "engines", "", fmt.Sprintf(
-		"comma-separated engines to run, each with its own controller (default: all compiled in: %s)", strings.Join(registry.Names(), ", ")))
+		"comma-separated engines to run, each with its own controller (default: all compiled in: %s)", describeEngines(registry.Names())))
 	fs.IntVar(&o.maxConcurrentReconciles, "max-concurrent-reconciles", 4, "workers per engine controller")
 	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint (0 disables it)")
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "address of the /healthz and /readyz endpoints")

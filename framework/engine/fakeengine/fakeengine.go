@@ -108,11 +108,11 @@ func (Engine) Render(in engine.RenderInput) ([]client.Object, error) {
 				ObjectMeta: metav1.ObjectMeta{Labels: podLabels},
 				Spec: corev1.PodSpec{
 					Containers: []corev1.Container{{
-						Name:      "fake",
-						Image:     in.Release.Image,
-						Args:      []string{"--config=/etc/fake/fake.conf"},
-						Ports:     []corev1.ContainerPort{{Name: "fake", ContainerPort: 5555, Protocol: corev1.ProtocolTCP}},
-						Resources: inst.Spec.Resources,
+						Name:         "fake",
+						Image:        in.Release.Image,
+						Args:         []string{"--config=/etc/fake/fake.conf"},
+						Ports:        []corev1.ContainerPort{{Name: "fake", ContainerPort: 5555, Protocol: corev1.ProtocolTCP}},
+						Resources:    inst.Spec.Resources,
 						VolumeMounts: []corev1.VolumeMount{{Name: "config", MountPath: "/etc/fake"}},
 					}},
 					Volumes: []corev1.Volume{{Name: "config", VolumeSource: corev1.VolumeSource{
