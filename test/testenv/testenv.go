@@ -68,6 +68,9 @@ func New() (*Env, error) {
 		CRDDirectoryPaths:     []string{filepath.Join(RepoRoot(), "charts", "datafleet", "crds")},
 		ErrorIfCRDPathMissing: true,
 	}
+	// The default service range holds ~250 ClusterIPs, too few for the scale benchmark; use one
+	// inside 198.18.0.0/15, the range this project's test traffic is confined to.
+	env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "198.18.0.0/16")
 	cfg, err := env.Start()
 	if err != nil {
 		return nil, fmt.Errorf("starting kube-apiserver and etcd from %s: %w", assets, err)

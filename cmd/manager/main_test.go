@@ -1,0 +1,20 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestUnknownEngineIsAClearError(t *testing.T) {
+	err := run([]string{"--engines=postgres,nope"})
+	if err == nil || !strings.Contains(err.Error(), "--engines: unknown engine(s) postgres, nope: this manager knows no engines") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestWorkersMustBePositive(t *testing.T) {
+	err := run([]string{"--max-concurrent-reconciles=0"})
+	if err == nil || !strings.Contains(err.Error(), "--max-concurrent-reconciles must be at least 1") {
+		t.Fatalf("err = %v", err)
+	}
+}
