@@ -51,4 +51,4 @@ run: build ## Start a local API server, install the CRDs and samples, and run th
 
 .PHONY: build
 build: ## Build the manager binary into bin/.
-	CGO_ENABLED=0 go build -trimpath -o bin/manager ./cmd/manager
+	go build -o bin/manager ./cmd/manager
