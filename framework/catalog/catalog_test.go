@@ -53,5 +53,4 @@ func TestSupportAt(t *testing.T) {
 			t.Errorf("sundown %v: %+v", tc.sundown, s)
 		}
 	}
-	_ = metav1.Now
 }

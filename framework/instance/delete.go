@@ -71,26 +71,9 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, s *scope) (ctrl.Result
 	return ctrl.Result{}, nil
 }
 
-// deleteChildren deletes what is left and returns how many objects still exist.
+// deleteChildren deletes what is left and returns how many children still exist.
 func (r *Reconciler) deleteChildren(ctx context.Context, s *scope) (int, error) {
 	remaining := 0
-	del := func(objs []client.Object, waitForGone bool) error {
-		for _, o := range objs {
-			if !o.GetDeletionTimestamp().IsZero() {
-				if waitForGone {
-					remaining++
-				}
-				continue
-			}
-			if waitForGone {
-				remaining++
-			}
-			if err := apply.Delete(ctx, r.Client, o); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
 	for _, t := range r.Engine.ChildTypes() {
 		gvk, err := apply.GVKFor(r.Scheme, t)
 		if err != nil {
@@ -100,7 +83,8 @@ func (r *Reconciler) deleteChildren(ctx context.Context, s *scope) (int, error) 
 		if err != nil {
 			return 0, err
 		}
-		if err := del(objs, true); err != nil {
+		remaining += len(objs)
+		if err := r.deleteAll(ctx, objs); err != nil {
 			return 0, err
 		}
 	}
@@ -113,11 +97,24 @@ func (r *Reconciler) deleteChildren(ctx context.Context, s *scope) (int, error) 
 		if err != nil {
 			return 0, err
 		}
-		if err := del(pvcs, false); err != nil {
+		if err := r.deleteAll(ctx, pvcs); err != nil {
 			return 0, err
 		}
 	}
 	return remaining, nil
+}
+
+// deleteAll deletes the objects not already being deleted.
+func (r *Reconciler) deleteAll(ctx context.Context, objs []client.Object) error {
+	for _, o := range objs {
+		if !o.GetDeletionTimestamp().IsZero() {
+			continue
+		}
+		if err := apply.Delete(ctx, r.Client, o); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (r *Reconciler) deletionRequeue() time.Duration {

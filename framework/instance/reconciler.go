@@ -11,7 +11,6 @@ import (
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/apply"
@@ -110,5 +109,3 @@ func ignoreGone(err error) error {
 }
 
 func describeErr(what string, err error) error { return fmt.Errorf("%s: %w", what, err) }
-
-var _ = log.FromContext

@@ -25,11 +25,8 @@ func TestCreateAppliesChildrenAndStatusProgresses(t *testing.T) {
 	}
 
 	// Children appear, labelled and controlled by the instance.
-	for _, obj := range []client.Object{&corev1.ConfigMap{}, &corev1.Service{}, &appsv1.StatefulSet{}} {
-		name := "db"
-		if _, ok := obj.(*corev1.ConfigMap); ok {
-			name = "db-config"
-		}
+	for _, ch := range fakeChildren("db") {
+		obj, name := ch.obj, ch.name
 		testenv.Eventually(t, wait, func() error { return get(t, c, obj, ns, name) })
 		ref := metav1.GetControllerOf(obj)
 		if ref == nil || ref.Name != "db" || ref.Kind != "ServiceInstance" {
@@ -210,13 +207,9 @@ func TestDeleteRunsFinalizerAndRemovesChildren(t *testing.T) {
 				return nil
 			})
 			// envtest runs no garbage collector: the children are gone because the finalizer deleted them.
-			for _, obj := range []client.Object{&corev1.ConfigMap{}, &corev1.Service{}, &appsv1.StatefulSet{}} {
-				name := "db"
-				if _, ok := obj.(*corev1.ConfigMap); ok {
-					name = "db-config"
-				}
-				if err := get(t, c, obj, ns, name); !apierrors.IsNotFound(err) {
-					t.Errorf("%T %s survived the instance: %v", obj, name, err)
+			for _, ch := range fakeChildren("db") {
+				if err := get(t, c, ch.obj, ns, ch.name); !apierrors.IsNotFound(err) {
+					t.Errorf("%T %s survived the instance: %v", ch.obj, ch.name, err)
 				}
 			}
 			got := &corev1.PersistentVolumeClaim{}

@@ -110,7 +110,6 @@ func (r *Reconciler) writeStatus(ctx context.Context, orig *v1alpha1.ServiceInst
 		return nil
 	}
 	patched := s.inst.DeepCopy()
-	patched.ResourceVersion = s.inst.ResourceVersion
 	patched.Status = next
 	if err := r.Client.Status().Patch(ctx, patched, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
 		return describeErr("writing status", client.IgnoreNotFound(err))

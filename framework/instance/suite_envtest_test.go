@@ -92,9 +92,7 @@ func markReady(t *testing.T, c client.Client, ns, name string) {
 		if err := get(t, c, sts, ns, name); err != nil {
 			return err
 		}
-		r := *sts.Spec.Replicas
-		sts.Status = appsv1.StatefulSetStatus{ObservedGeneration: sts.Generation, Replicas: r, ReadyReplicas: r,
-			AvailableReplicas: r, UpdatedReplicas: r, CurrentReplicas: r, CurrentRevision: "rev", UpdateRevision: "rev"}
+		testenv.MarkStatefulSetReady(sts)
 		return c.Status().Update(context.Background(), sts)
 	})
 }
@@ -113,6 +111,17 @@ func waitPhase(t *testing.T, c client.Client, ns, name string, phase v1alpha1.In
 		return nil
 	})
 	return si
+}
+
+// child is one object the fake engine renders, with its name.
+type child struct {
+	obj  client.Object
+	name string
+}
+
+// fakeChildren lists what the fake engine renders for an instance named inst (without parameters).
+func fakeChildren(inst string) []child {
+	return []child{{&corev1.ConfigMap{}, inst + "-config"}, {&corev1.Service{}, inst}, {&appsv1.StatefulSet{}, inst}}
 }
 
 func condition(si *v1alpha1.ServiceInstance, t string) metav1.Condition {

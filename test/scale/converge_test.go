@@ -119,12 +119,10 @@ func playStatefulSetController(ctx context.Context, c client.Client, ns string, 
 		if err := c.List(ctx, list, client.InNamespace(ns)); err == nil {
 			for i := range list.Items {
 				sts := &list.Items[i]
-				r := *sts.Spec.Replicas
-				if sts.Status.ObservedGeneration == sts.Generation && sts.Status.ReadyReplicas == r {
+				if sts.Status.ObservedGeneration == sts.Generation && sts.Status.ReadyReplicas == *sts.Spec.Replicas {
 					continue
 				}
-				sts.Status = appsv1.StatefulSetStatus{ObservedGeneration: sts.Generation, Replicas: r, ReadyReplicas: r,
-					AvailableReplicas: r, UpdatedReplicas: r, CurrentReplicas: r, CurrentRevision: "rev", UpdateRevision: "rev"}
+				testenv.MarkStatefulSetReady(sts)
 				_ = c.Status().Update(ctx, sts)
 			}
 		}

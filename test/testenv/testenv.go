@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -167,6 +168,17 @@ func (e *Env) Manager(engines []engine.Engine, workers int) (*Manager, error) {
 
 // Stop stops the manager and waits for it.
 func (m *Manager) Stop() { m.stop() }
+
+// MarkStatefulSetReady sets the status the StatefulSet controller and kubelets would report once
+// every replica of the current spec runs and is ready. envtest runs neither, so tests play them.
+func MarkStatefulSetReady(sts *appsv1.StatefulSet) {
+	r := int32(1)
+	if sts.Spec.Replicas != nil {
+		r = *sts.Spec.Replicas
+	}
+	sts.Status = appsv1.StatefulSetStatus{ObservedGeneration: sts.Generation, Replicas: r, ReadyReplicas: r,
+		AvailableReplicas: r, UpdatedReplicas: r, CurrentReplicas: r, CurrentRevision: "rev", UpdateRevision: "rev"}
+}
 
 // Eventually polls cond every 50ms until it returns nil or timeout passes, then fails with the
 // last error. It waits for the state of the world; it asserts nothing about time.
