@@ -6,8 +6,10 @@ DATAFLEET_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/datafleet
 export DATAFLEET_CACHE
 K8S_VERSION ?= 1.37.1
 CONTROLLER_GEN_VERSION ?= v0.23.0
+HELM_VERSION ?= v3.22.0
 
 CONTROLLER_GEN = $(shell hack/go-tool.sh sigs.k8s.io/controller-tools/cmd/controller-gen $(CONTROLLER_GEN_VERSION))
+HELM = $(shell hack/go-tool.sh helm.sh/helm/v3/cmd/helm $(HELM_VERSION))
 # kube-apiserver and etcd built from Go modules, cached outside the repository (see hack/k8s-binaries.sh).
 ENVTEST_ASSETS = $(shell K8S_VERSION=$(K8S_VERSION) hack/k8s-binaries.sh kube-apiserver etcd kubectl | tail -n1)
 
@@ -36,10 +38,31 @@ vet: ## go vet.
 	go vet ./...
 
 .PHONY: test
-test: ## Run every test tier (unit, controllers on a real API server), installing what they need.
+test: ## Run every test tier: unit, controllers on a real API server, chart, end-to-end on the local cluster.
 	assets="$(ENVTEST_ASSETS)"; \
-	KUBEBUILDER_ASSETS="$$assets" CONTROLLER_GEN="$(CONTROLLER_GEN)" go test -count=1 ./...
+	KUBEBUILDER_ASSETS="$$assets" CONTROLLER_GEN="$(CONTROLLER_GEN)" HELM="$(HELM)" go test -count=1 ./...
 	$(MAKE) --no-print-directory vet
+	$(MAKE) --no-print-directory e2e
+
+.PHONY: e2e
+e2e: ## End-to-end suite: brings the local cluster up if needed (and down after), builds images, installs the chart.
+	HELM="$(HELM)" test/e2e/run.sh
+
+.PHONY: cluster-up
+cluster-up: ## Start the local single-node cluster (idempotent); prints its kubeconfig path.
+	test/cluster/cluster.sh up
+
+.PHONY: cluster-down
+cluster-down: ## Stop the local cluster and check that nothing of it is left on the machine.
+	test/cluster/cluster.sh down
+
+.PHONY: images
+images: ## Build every image from Debian packages / Go binaries (cached); import them when the cluster is up.
+	hack/images.sh
+
+.PHONY: demo
+demo: ## The operator with sample instances on the local cluster (or on $$KUBECONFIG's cluster).
+	HELM="$(HELM)" hack/demo.sh
 
 .PHONY: bench
 bench: ## Scale benchmark: 500 instances of the fake engine on a real API server.

@@ -70,13 +70,18 @@ func run(args []string) error {
 	if err != nil {
 		return fmt.Errorf("finding a kubeconfig: %w", err)
 	}
+	if o.leaderElect {
+		if err := ownLeaseBySA(cfg, o.leaderElectionNamespace, serviceAccountFromEnv()); err != nil {
+			log.Error(err, "the leader-election Lease will not be removed with the chart")
+		}
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  operator.NewScheme(),
 		Cache:                   operator.CacheOptions(engines),
 		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddr},
 		HealthProbeBindAddress:  o.probeAddr,
 		LeaderElection:          o.leaderElect,
-		LeaderElectionID:        "manager.datafleet.dev",
+		LeaderElectionID:        leaderElectionID,
 		LeaderElectionNamespace: o.leaderElectionNamespace,
 		// The manager exits right after losing the lease, so a new leader never overlaps it.
 		LeaderElectionReleaseOnCancel: true,

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# `make demo`: the operator running with the sample manifests, in one command.
+# Without KUBECONFIG it brings up the local cluster (test/cluster/cluster.sh), builds and imports the
+# images and installs there. With KUBECONFIG pointing at another cluster it installs into that cluster;
+# set IMAGE_REPOSITORY and IMAGE_TAG to an operator image that cluster can pull.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE="${DATAFLEET_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/datafleet}"
+: "${HELM:?HELM must name a helm binary: run make demo, which builds it}"
+NAMESPACE="${NAMESPACE:-datafleet-system}"
+local_kubeconfig="$("$ROOT/test/cluster/cluster.sh" kubeconfig)"
+set_image=()
+
+if [ -n "${KUBECONFIG:-}" ] && [ "$KUBECONFIG" != "$local_kubeconfig" ]; then
+  echo "demo: installing into the cluster of KUBECONFIG=$KUBECONFIG" >&2
+  [ -z "${IMAGE_REPOSITORY:-}" ] || set_image+=(--set "image.repository=$IMAGE_REPOSITORY")
+  [ -z "${IMAGE_TAG:-}" ] || set_image+=(--set "image.tag=$IMAGE_TAG")
+else
+  export KUBECONFIG="$("$ROOT/test/cluster/cluster.sh" up | tail -n1)"
+  "$ROOT/hack/images.sh" >/dev/null
+  ref="$(grep '^operator=' "${CACHE}/images/refs.env" | cut -d= -f2)"
+  set_image+=(--set "image.repository=${ref%:*}" --set "image.tag=${ref##*:}" --set image.pullPolicy=Never)
+fi
+KUBECTL="$("$ROOT/hack/k8s-binaries.sh" kubectl | tail -n1)/kubectl"
+
+"$HELM" upgrade --install datafleet "$ROOT/charts/datafleet" --namespace "$NAMESPACE" --create-namespace \
+  --wait --timeout 5m "${set_image[@]}"
+"$KUBECTL" apply -f "$ROOT/docs/samples/"
+cat <<MSG
+
+Datafleet is running. Look at it with:
+
+  export KUBECONFIG=$KUBECONFIG
+  alias kubectl=$KUBECTL
+  kubectl -n $NAMESPACE get pods
+  kubectl get versioncatalogs
+  kubectl get serviceinstances -A
+  kubectl describe serviceinstance orders-db
+
+Remove it with: $HELM uninstall -n $NAMESPACE datafleet   (or: make cluster-down)
+MSG

@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# Builds every image the project runs, without a registry: Debian images from debootstrap + apt-get in a
+# chroot, Go images from a static binary alone. Each image is cached as a docker-archive under
+# $DATAFLEET_CACHE/images, keyed by its inputs, and rebuilt only when they change. When the local
+# cluster is up (test/cluster/cluster.sh), images are imported into its containerd.
+#
+#   hack/images.sh [image...]     default: all images
+# Prints NAME=REF lines (also written to $DATAFLEET_CACHE/images/refs.env).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE="${DATAFLEET_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/datafleet}"
+OUT="${CACHE}/images"
+MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+MINIO_VERSION="${MINIO_VERSION:-v0.0.0-20260212201848-7aac2a2c5b7c}"
+CONTAINERD_SOCK="/run/datafleet-cluster/containerd/containerd.sock"
+REGISTRY="datafleet.local"
+
+# name | kind | ref (":KEY" is replaced by the content key) | recipe
+#   kind debian: recipe is "SUITE USER_NAME UID PACKAGES..."; go: recipe is the main package.
+IMAGES=(
+  "operator|go|${REGISTRY}/datafleet-operator:KEY|./cmd/manager"
+  "testapp|go|${REGISTRY}/datafleet-testapp:KEY|./test/e2e/testapp"
+  "postgres-15|debian|${REGISTRY}/postgres:15|bookworm postgres 999 postgresql-15"
+  "postgres-17|debian|${REGISTRY}/postgres:17|trixie postgres 999 postgresql-17"
+  "rabbitmq-3.10|debian|${REGISTRY}/rabbitmq:3.10|bookworm rabbitmq 999 rabbitmq-server"
+  "rabbitmq-4.0|debian|${REGISTRY}/rabbitmq:4.0|trixie rabbitmq 999 rabbitmq-server"
+  "minio|minio|${REGISTRY}/minio:${MINIO_VERSION}|"
+)
+
+log() { echo "images: $*" >&2; }
+
+need_tools() {
+  local missing=()
+  for p in debootstrap umoci skopeo; do command -v "$p" >/dev/null || missing+=("$p"); done
+  [ ${#missing[@]} -eq 0 ] && return
+  log "installing Debian packages: ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2
+}
+
+key_of() { { cat "$ROOT/hack/images.sh" "$ROOT/hack/oci-image.sh"; printf '%s\n' "$@"; } | sha256sum | cut -c1-12; }
+
+# A minbase Debian root filesystem per suite, cached as a tarball.
+base_rootfs() {
+  local suite="$1" tar="${OUT}/rootfs-$1.tar"
+  if [ ! -s "$tar" ]; then
+    log "debootstrap $suite (once)"
+    local dir; dir="$(mktemp -d)"
+    debootstrap --variant=minbase "$suite" "$dir" "$MIRROR" >&2
+    tar -C "$dir" -cf "$tar.tmp" . && mv "$tar.tmp" "$tar"
+    rm -rf "$dir"
+  fi
+  echo "$tar"
+}
+
+build_debian() {
+  local name="$1" ref="$2" out="$3" suite="$4" user="$5" uid="$6"; shift 6
+  local dir; dir="$(mktemp -d)"
+  tar -C "$dir" -xf "$(base_rootfs "$suite")"
+  # The engine's user gets a fixed uid so that manifests can name it (runAsUser) before the package
+  # scripts would pick one.
+  chroot "$dir" groupadd --system --gid "$uid" "$user"
+  chroot "$dir" useradd --system --uid "$uid" --gid "$uid" --home-dir "/var/lib/$user" --shell /bin/sh "$user"
+  # Debian's postgresql-common creates a "main" cluster on install; the operator initialises its own.
+  mkdir -p "$dir/etc/postgresql-common"
+  echo "create_main_cluster = false" > "$dir/etc/postgresql-common/createcluster.conf"
+  printf '#!/bin/sh\nexit 101\n' > "$dir/usr/sbin/policy-rc.d"; chmod +x "$dir/usr/sbin/policy-rc.d"
+  cp /etc/resolv.conf "$dir/etc/resolv.conf"
+  echo "deb $MIRROR $suite main" > "$dir/etc/apt/sources.list"
+  mount -t proc proc "$dir/proc"
+  local rc=0
+  { chroot "$dir" apt-get update -q && \
+    DEBIAN_FRONTEND=noninteractive chroot "$dir" apt-get install -y -q --no-install-recommends "$@"; } >&2 || rc=$?
+  umount "$dir/proc"
+  [ $rc -eq 0 ] || { rm -rf "$dir"; log "apt-get install $* failed for $name"; return $rc; }
+  # Only what the engine needs at run time: no package lists, caches, docs or man pages.
+  rm -rf "$dir"/var/lib/apt/lists/* "$dir"/var/cache/apt/* "$dir"/var/cache/debconf/*-old "$dir"/usr/share/doc/* \
+    "$dir"/usr/share/man/* "$dir"/usr/share/info/* "$dir"/var/log/* "$dir/usr/sbin/policy-rc.d" "$dir/etc/resolv.conf"
+  local path="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+  local bin; bin="$(ls -d "$dir"/usr/lib/postgresql/*/bin 2>/dev/null | head -n1 || true)"
+  [ -z "$bin" ] || path="${bin#"$dir"}:$path"
+  "$ROOT/hack/oci-image.sh" --ref "$ref" --out "$out" --rootfs "$dir" --user "$uid:$uid" \
+    --env "PATH=$path" --env "LANG=C.UTF-8" --workdir "/var/lib/$user" --label "org.opencontainers.image.title=$name"
+  rm -rf "$dir"
+}
+
+# A Go binary alone, as an unprivileged user, with a writable /tmp.
+build_binary_image() {
+  local name="$1" ref="$2" out="$3" bin="$4"; shift 4
+  local dir; dir="$(mktemp -d)"
+  mkdir -p "$dir/rootfs/tmp" "$dir/rootfs/etc" "$dir/rootfs/data"
+  chmod 1777 "$dir/rootfs/tmp"
+  chown 65532:65532 "$dir/rootfs/data"
+  echo "nonroot:x:65532:65532:nonroot:/tmp:/sbin/nologin" > "$dir/rootfs/etc/passwd"
+  echo "nonroot:x:65532:" > "$dir/rootfs/etc/group"
+  cp "$bin" "$dir/rootfs/$(basename "$bin")"
+  "$ROOT/hack/oci-image.sh" --ref "$ref" --out "$out" --rootfs "$dir/rootfs" --user 65532:65532 \
+    --entrypoint "/$(basename "$bin")" "$@" --label "org.opencontainers.image.title=$name"
+  rm -rf "$dir"
+}
+
+go_binary() {
+  local pkg="$1" out="$2"
+  ( cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$out" "$pkg" )
+}
+
+import_image() {
+  local ref="$1" tar="$2" key="$3"
+  [ -S "$CONTAINERD_SOCK" ] || return 0
+  local c=(ctr --address "$CONTAINERD_SOCK" -n k8s.io)
+  if "${c[@]}" images ls "name==$ref" 2>/dev/null | grep -q "datafleet.dev/key=$key"; then return; fi
+  log "importing $ref into the cluster's containerd"
+  "${c[@]}" images import "$tar" >/dev/null
+  "${c[@]}" images label "$ref" "datafleet.dev/key=$key" >/dev/null
+}
+
+main() {
+  [ "$(id -u)" = 0 ] || { log "must run as root (debootstrap, chroot)"; exit 1; }
+  need_tools
+  mkdir -p "$OUT"
+  local want=("$@") refs=()
+  bins="$(mktemp -d)"
+  trap 'rm -rf "$bins"' EXIT
+  for spec in "${IMAGES[@]}"; do
+    IFS='|' read -r name kind ref recipe <<<"$spec"
+    if [ ${#want[@]} -gt 0 ] && [[ " ${want[*]} " != *" $name "* ]]; then continue; fi
+    local key tar
+    case "$kind" in
+      go)
+        go_binary "$recipe" "$bins/${recipe##*/}"
+        key="$(key_of "$spec" "$(sha256sum < "$bins/${recipe##*/}")")" ;;
+      minio)
+        local minio; minio="$("$ROOT/hack/go-tool.sh" github.com/minio/minio "$MINIO_VERSION")"
+        cp "$minio" "$bins/minio"
+        key="$(key_of "$spec" "$(sha256sum < "$bins/minio")")" ;;
+      debian) key="$(key_of "$spec")" ;;
+    esac
+    ref="${ref/:KEY/:$key}"
+    tar="${OUT}/${name}-${key}.tar"
+    if [ ! -s "$tar" ]; then
+      log "building $name ($ref)"
+      rm -f "${OUT}/${name}"-*.tar # an older key of the same image
+      case "$kind" in
+        go) build_binary_image "$name" "$ref" "$tar" "$bins/${recipe##*/}" ;;
+        minio) build_binary_image "$name" "$ref" "$tar" "$bins/minio" --cmd server --cmd /data ;;
+        # shellcheck disable=SC2086
+        debian) build_debian "$name" "$ref" "$tar" $recipe ;;
+      esac
+    fi
+    import_image "$ref" "$tar" "$key"
+    refs+=("${name}=${ref}")
+  done
+  printf '%s\n' "${refs[@]}" | tee "${OUT}/refs.env.tmp"
+  # Keep refs of images not built this time.
+  if [ -f "${OUT}/refs.env" ]; then
+    grep -v -F -f <(printf '%s=\n' "${refs[@]%%=*}") "${OUT}/refs.env" >> "${OUT}/refs.env.tmp" || true
+  fi
+  sort -u "${OUT}/refs.env.tmp" > "${OUT}/refs.env"; rm -f "${OUT}/refs.env.tmp"
+}
+
+main "$@"

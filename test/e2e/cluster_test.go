@@ -1,0 +1,176 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// What the cluster itself must provide to the engines: Service DNS and dynamically provisioned,
+// expandable volumes.
+
+func TestPodReachesServiceByDNSName(t *testing.T) {
+	ns := testNamespace(t, "dns")
+	ctx := context.Background()
+	labels := map[string]string{"app": "echo"}
+	dep := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "echo", Namespace: ns},
+		Spec: appsv1.DeploymentSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: testappPod("serve", ":8080")},
+		},
+	}
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "echo", Namespace: ns},
+		Spec: corev1.ServiceSpec{Selector: labels,
+			Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}}},
+	}
+	for _, o := range []client.Object{dep, svc} {
+		if err := env.c.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "the echo Deployment is available", func(ctx context.Context) (bool, string) {
+		if err := env.c.Get(ctx, client.ObjectKeyFromObject(dep), dep); err != nil {
+			return false, err.Error()
+		}
+		return dep.Status.AvailableReplicas == 1, fmt.Sprintf("%+v", dep.Status)
+	})
+
+	url := fmt.Sprintf("http://echo.%s.svc.cluster.local/", ns)
+	logs := runPod(t, ns, "probe", corev1.PodSucceeded, "probe", url)
+	if !strings.Contains(logs, "200 ok echo-") {
+		t.Errorf("the probe pod did not get the echo server's answer through %s:\n%s", url, logs)
+	}
+	// Names outside the cluster do not resolve: cluster DNS has no upstream, nothing leaves the machine.
+	logs = runPod(t, ns, "outside", corev1.PodFailed, "probe", "http://example.com/")
+	if !strings.Contains(logs, "resolve example.com") {
+		t.Errorf("example.com should not resolve inside the cluster:\n%s", logs)
+	}
+}
+
+func TestDefaultStorageClassProvisionsAndExpands(t *testing.T) {
+	ns := testNamespace(t, "storage")
+	ctx := context.Background()
+	pvc := &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: "data", Namespace: ns},
+		Spec: corev1.PersistentVolumeClaimSpec{ // no storageClassName: the default class applies
+			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}},
+		},
+	}
+	if err := env.c.Create(ctx, pvc); err != nil {
+		t.Fatal(err)
+	}
+	logs := runPodWithVolume(t, ns, "writer", pvc.Name, "write", "/data/hello", "kept")
+	if !strings.Contains(logs, "wrote /data/hello: kept") {
+		t.Fatalf("the non-root pod could not write to its volume:\n%s", logs)
+	}
+	if err := env.c.Get(ctx, client.ObjectKeyFromObject(pvc), pvc); err != nil {
+		t.Fatal(err)
+	}
+	var sc storagev1.StorageClass
+	if err := env.c.Get(ctx, client.ObjectKey{Name: *pvc.Spec.StorageClassName}, &sc); err != nil {
+		t.Fatal(err)
+	}
+	if sc.Annotations["storageclass.kubernetes.io/is-default-class"] != "true" || sc.AllowVolumeExpansion == nil || !*sc.AllowVolumeExpansion {
+		t.Errorf("storage class %s should be the default and allow expansion", sc.Name)
+	}
+	pvName := pvc.Spec.VolumeName
+
+	pvc.Spec.Resources.Requests[corev1.ResourceStorage] = resource.MustParse("2Gi")
+	if err := env.c.Update(ctx, pvc); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the claim is expanded to 2Gi", func(ctx context.Context) (bool, string) {
+		if err := env.c.Get(ctx, client.ObjectKeyFromObject(pvc), pvc); err != nil {
+			return false, err.Error()
+		}
+		got := pvc.Status.Capacity[corev1.ResourceStorage]
+		return got.Cmp(resource.MustParse("2Gi")) == 0, "capacity " + got.String()
+	})
+	// A second pod on the same claim sees the first one's file.
+	logs = runPodWithVolume(t, ns, "reader", pvc.Name, "write", "/data/second", "also")
+	if !strings.Contains(logs, "wrote /data/second: also") {
+		t.Fatalf("second pod:\n%s", logs)
+	}
+
+	if err := env.c.Delete(ctx, pvc); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the released volume is deleted (reclaimPolicy Delete)", func(ctx context.Context) (bool, string) {
+		err := env.c.Get(ctx, client.ObjectKey{Name: pvName}, &corev1.PersistentVolume{})
+		return apierrors.IsNotFound(err), fmt.Sprint(err)
+	})
+}
+
+// testappPod is a pod running the test application under the restricted Pod Security profile.
+func testappPod(args ...string) corev1.PodSpec {
+	repo, tag := env.image("testapp")
+	return corev1.PodSpec{
+		SecurityContext: &corev1.PodSecurityContext{RunAsNonRoot: ptr(true),
+			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
+		Containers: []corev1.Container{{
+			Name: "testapp", Image: repo + ":" + tag, ImagePullPolicy: corev1.PullNever, Args: args,
+			SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: ptr(false), ReadOnlyRootFilesystem: ptr(true),
+				Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}},
+		}},
+	}
+}
+
+func runPodWithVolume(t *testing.T, ns, name, claim string, args ...string) string {
+	spec := testappPod(args...)
+	spec.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{
+		PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claim}}}}
+	spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}
+	return runPodSpec(t, ns, name, corev1.PodSucceeded, spec)
+}
+
+// runPod runs the test application once and returns its output after it ends in the wanted phase.
+func runPod(t *testing.T, ns, name string, want corev1.PodPhase, args ...string) string {
+	return runPodSpec(t, ns, name, want, testappPod(args...))
+}
+
+func runPodSpec(t *testing.T, ns, name string, want corev1.PodPhase, spec corev1.PodSpec) string {
+	t.Helper()
+	ctx := context.Background()
+	spec.RestartPolicy = corev1.RestartPolicyNever
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: spec}
+	if err := env.c.Create(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "pod "+name+" ends", func(ctx context.Context) (bool, string) {
+		if err := env.c.Get(ctx, client.ObjectKeyFromObject(pod), pod); err != nil {
+			return false, err.Error()
+		}
+		return pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed, string(pod.Status.Phase)
+	})
+	logs, err := env.cs.CoreV1().Pods(ns).GetLogs(name, &corev1.PodLogOptions{}).DoRaw(ctx)
+	if err != nil {
+		t.Fatalf("logs of %s: %v", name, err)
+	}
+	if pod.Status.Phase != want {
+		t.Fatalf("pod %s ended %s, want %s; output:\n%s", name, pod.Status.Phase, want, logs)
+	}
+	if err := env.c.Delete(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "pod "+name+" is gone", func(ctx context.Context) (bool, string) {
+		err := env.c.Get(ctx, client.ObjectKeyFromObject(pod), pod)
+		return apierrors.IsNotFound(err), fmt.Sprint(err)
+	})
+	return string(logs)
+}

@@ -1,0 +1,205 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+)
+
+const leaseName = "manager.datafleet.dev"
+
+var apiextensionsCRD = schema.GroupVersionKind{Group: "apiextensions.k8s.io", Version: "v1", Kind: "CustomResourceDefinition"}
+
+// TestOperator installs the chart, checks the operator works, and uninstalls it. The steps depend on
+// each other, so they run in order and stop at the first failure.
+func TestOperator(t *testing.T) {
+	for _, step := range []struct {
+		name string
+		fn   func(*testing.T)
+	}{
+		{"no other Datafleet operator is installed", testNoOtherOperator},
+		{"install: the operator becomes ready and leads", testInstall},
+		{"the CRDs are served with their validation", testCRDsServed},
+		{"an instance of an engine that is not enabled gets a clear condition", testEngineNotEnabled},
+		{"uninstall leaves no operator object behind", testUninstall},
+	} {
+		if !t.Run(step.name, step.fn) {
+			env.dump(t)
+			t.FailNow()
+		}
+	}
+}
+
+func testNoOtherOperator(t *testing.T) {
+	var deps appsv1.DeploymentList
+	if err := env.c.List(context.Background(), &deps, client.MatchingLabels{"app.kubernetes.io/name": "datafleet"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range deps.Items {
+		if d.Labels["app.kubernetes.io/instance"] != releaseName {
+			t.Fatalf("another Datafleet operator runs in this cluster (%s/%s) and would reconcile the test's objects too: "+
+				"uninstall it (helm uninstall -n %s %s) or run `make cluster-down` first",
+				d.Namespace, d.Name, d.Namespace, d.Labels["app.kubernetes.io/instance"])
+		}
+	}
+}
+
+func testInstall(t *testing.T) {
+	repo, tag := env.image("operator")
+	env.runHelm(t, "upgrade", "--install", releaseName, filepath.Join(env.root, "charts", "datafleet"),
+		"--namespace", releaseNamespace, "--create-namespace", "--wait", "--timeout", "3m",
+		"--set", "image.repository="+repo, "--set", "image.tag="+tag, "--set", "image.pullPolicy=Never")
+
+	eventually(t, "the manager Deployment is available", func(ctx context.Context) (bool, string) {
+		var d appsv1.Deployment
+		if err := env.c.Get(ctx, client.ObjectKey{Namespace: releaseNamespace, Name: releaseName}, &d); err != nil {
+			return false, err.Error()
+		}
+		return d.Status.AvailableReplicas == 1 && d.Status.UpdatedReplicas == 1, fmt.Sprintf("status %+v", d.Status)
+	})
+	// Holding the Lease shows the manager started its controllers with the chart's RBAC.
+	eventually(t, "the manager holds the leader-election Lease", func(ctx context.Context) (bool, string) {
+		var l coordinationv1.Lease
+		if err := env.c.Get(ctx, client.ObjectKey{Namespace: releaseNamespace, Name: leaseName}, &l); err != nil {
+			return false, err.Error()
+		}
+		h := l.Spec.HolderIdentity
+		return h != nil && strings.HasPrefix(*h, releaseName+"-"), fmt.Sprintf("holder %v", h)
+	})
+}
+
+func testCRDsServed(t *testing.T) {
+	res, err := env.cs.Discovery().ServerResourcesForGroupVersion(v1alpha1.GroupVersion.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, r := range res.APIResources {
+		if !strings.Contains(r.Name, "/") {
+			kinds = append(kinds, r.Kind)
+		}
+	}
+	for _, want := range []string{"ServiceInstance", "ServiceBinding", "Backup", "BackupPlan", "Restore",
+		"BackupStore", "VersionCatalog", "ServicePlan"} {
+		if !slices.Contains(kinds, want) {
+			t.Errorf("kind %s is not served; served: %v", want, kinds)
+		}
+	}
+	// The schema's CEL rules run in the real API server.
+	ns := testNamespace(t, "crds")
+	bad := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "bad", Namespace: ns},
+		Spec: v1alpha1.ServiceInstanceSpec{Engine: "postgres", Version: "15", Replicas: ptr(int32(0))}}
+	err = env.c.Create(context.Background(), bad)
+	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec.replicas") {
+		t.Fatalf("creating an instance with 0 replicas: want an Invalid error about spec.replicas, got %v", err)
+	}
+}
+
+func testEngineNotEnabled(t *testing.T) {
+	ns := testNamespace(t, "unknown-engine")
+	ctx := context.Background()
+	inst := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "orders", Namespace: ns},
+		Spec: v1alpha1.ServiceInstanceSpec{Engine: "postgres", Version: "15"}}
+	if err := env.c.Create(ctx, inst); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the instance reports that its engine is not enabled", func(ctx context.Context) (bool, string) {
+		if err := env.c.Get(ctx, client.ObjectKeyFromObject(inst), inst); err != nil {
+			return false, err.Error()
+		}
+		c := meta.FindStatusCondition(inst.Status.Conditions, v1alpha1.ConditionReady)
+		if c == nil {
+			return false, "no Ready condition yet"
+		}
+		return inst.Status.Phase == v1alpha1.PhaseFailed && c.Status == metav1.ConditionFalse &&
+				c.Reason == "UnknownEngine" && strings.Contains(c.Message, `"postgres"`) && c.ObservedGeneration == inst.Generation,
+			fmt.Sprintf("phase %s, Ready=%s %s: %s", inst.Status.Phase, c.Status, c.Reason, c.Message)
+	})
+	// Without an engine controller the instance got no finalizer, so it deletes at once.
+	if err := env.c.Delete(ctx, inst); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the instance is gone", func(ctx context.Context) (bool, string) {
+		err := env.c.Get(ctx, client.ObjectKeyFromObject(inst), inst)
+		return apierrors.IsNotFound(err), fmt.Sprint(err)
+	})
+}
+
+func testUninstall(t *testing.T) {
+	env.runHelm(t, "uninstall", releaseName, "--namespace", releaseNamespace, "--wait", "--timeout", "3m")
+	ctx := context.Background()
+	byRelease := client.MatchingLabels{"app.kubernetes.io/instance": releaseName}
+	eventually(t, "no operator object is left", func(ctx context.Context) (bool, string) {
+		var left []string
+		namespaced := []client.ObjectList{&appsv1.DeploymentList{}, &appsv1.ReplicaSetList{}, &corev1.PodList{},
+			&corev1.ServiceList{}, &corev1.ServiceAccountList{}, &corev1.SecretList{}, &corev1.ConfigMapList{},
+			&rbacv1.RoleList{}, &rbacv1.RoleBindingList{}, &coordinationv1.LeaseList{}}
+		for _, l := range namespaced {
+			if err := env.c.List(ctx, l, client.InNamespace(releaseNamespace)); err != nil {
+				return false, err.Error()
+			}
+			for _, o := range items(l) {
+				if !createdByKubernetes(o) {
+					left = append(left, fmt.Sprintf("%T %s", o, o.GetName()))
+				}
+			}
+		}
+		for _, l := range []client.ObjectList{&rbacv1.ClusterRoleList{}, &rbacv1.ClusterRoleBindingList{}} {
+			if err := env.c.List(ctx, l, byRelease); err != nil {
+				return false, err.Error()
+			}
+			for _, o := range items(l) {
+				left = append(left, fmt.Sprintf("%T %s", o, o.GetName()))
+			}
+		}
+		return len(left) == 0, strings.Join(left, ", ")
+	})
+	// CRDs stay, as Helm keeps every chart's crds/ on uninstall: deleting them would delete every
+	// instance of every user. docs/install.md says how to remove them on purpose.
+	var crd metav1.PartialObjectMetadata
+	crd.SetGroupVersionKind(apiextensionsCRD)
+	if err := env.c.Get(ctx, client.ObjectKey{Name: "serviceinstances.datafleet.dev"}, &crd); err != nil {
+		t.Errorf("the ServiceInstance CRD should survive helm uninstall: %v", err)
+	}
+	if err := env.c.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: releaseNamespace}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// createdByKubernetes tells the objects every namespace has from those the chart or operator made.
+func createdByKubernetes(o client.Object) bool {
+	switch o.(type) {
+	case *corev1.ServiceAccount:
+		return o.GetName() == "default"
+	case *corev1.ConfigMap:
+		return o.GetName() == "kube-root-ca.crt"
+	}
+	return false
+}
+
+func items(l client.ObjectList) []client.Object {
+	var out []client.Object
+	_ = meta.EachListItem(l, func(o runtime.Object) error {
+		out = append(out, o.(client.Object))
+		return nil
+	})
+	return out
+}

@@ -1,0 +1,103 @@
+// Command testapp is the small application end-to-end tests run in pods: it serves HTTP, and it
+// probes a URL the way an application would, resolving the name through cluster DNS first.
+//
+//	testapp serve [addr]     answer every request with "ok <hostname>"
+//	testapp probe URL        resolve the URL's host, GET it, print what happened; exit 1 on failure
+//	testapp write FILE TEXT  write TEXT to FILE, read it back and print it
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"time"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: testapp serve [addr] | testapp probe URL")
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "serve":
+		addr := ":8080"
+		if len(os.Args) > 2 {
+			addr = os.Args[2]
+		}
+		err = serve(addr)
+	case "probe":
+		if len(os.Args) < 3 {
+			err = fmt.Errorf("probe needs a URL")
+			break
+		}
+		err = probe(os.Args[2])
+	case "write":
+		if len(os.Args) < 4 {
+			err = fmt.Errorf("write needs a file and a text")
+			break
+		}
+		err = write(os.Args[2], os.Args[3])
+	default:
+		err = fmt.Errorf("unknown command %q", os.Args[1])
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "testapp:", err)
+		os.Exit(1)
+	}
+}
+
+func serve(addr string) error {
+	host, _ := os.Hostname()
+	srv := &http.Server{Addr: addr, ReadHeaderTimeout: 5 * time.Second,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintf(w, "ok %s\n", host) })}
+	return srv.ListenAndServe()
+}
+
+func probe(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	addrs, err := net.DefaultResolver.LookupHost(ctx, u.Hostname())
+	if err != nil {
+		return fmt.Errorf("resolve %s: %w", u.Hostname(), err)
+	}
+	fmt.Printf("resolved %s to %v\n", u.Hostname(), addrs)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, raw, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("GET %s: %d %s", raw, resp.StatusCode, body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return nil
+}
+
+func write(file, text string) error {
+	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
+		return err
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("wrote %s: %s\n", file, b)
+	return nil
+}
