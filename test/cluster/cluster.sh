@@ -56,7 +56,8 @@ need_root() {
 
 # --- dependencies -----------------------------------------------------------------------------------
 
-DEBIAN_PACKAGES=(containerd runc containernetworking-plugins iptables conntrack openssl gcc libc6-dev)
+DEBIAN_PACKAGES=(containerd runc containernetworking-plugins iptables conntrack openssl gcc libc6-dev curl procps
+  iproute2 umoci skopeo)
 
 install_packages() {
   local missing=()
@@ -83,8 +84,6 @@ build_binaries() {
 build_pause() {
   local out="${CACHE}/images/pause-3.10.tar"
   if [ -s "$out" ]; then echo "$out"; return; fi
-  command -v umoci >/dev/null && command -v skopeo >/dev/null || \
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q umoci skopeo >&2
   local src; src="$(GOFLAGS=-mod=mod go env GOMODCACHE)/k8s.io/kubernetes@v${K8S_VERSION}/build/pause/linux/pause.c"
   [ -f "$src" ] || ( cd "${CACHE}/src/kubernetes-${K8S_VERSION}" && go mod download "k8s.io/kubernetes@v${K8S_VERSION}" )
   local tmp; tmp="$(mktemp -d)"

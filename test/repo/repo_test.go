@@ -13,8 +13,8 @@ import (
 	"github.com/datafleet-dev/datafleet/test/testenv"
 )
 
-// TestGeneratedFilesAreCurrent regenerates the CRDs and deepcopy code into a scratch directory and
-// compares them with what is committed.
+// TestGeneratedFilesAreCurrent regenerates the CRDs, the RBAC role the chart grants and the deepcopy
+// code into a scratch directory and compares them with what is committed.
 func TestGeneratedFilesAreCurrent(t *testing.T) {
 	cg := os.Getenv("CONTROLLER_GEN")
 	if cg == "" {
@@ -25,6 +25,9 @@ func TestGeneratedFilesAreCurrent(t *testing.T) {
 	crds := filepath.Join(tmp, "crds")
 	run(t, root, cg, "crd", "paths=./api/...", "output:crd:artifacts:config="+crds)
 	compareDirs(t, filepath.Join(root, "charts", "datafleet", "crds"), crds)
+	rbac := filepath.Join(tmp, "rbac")
+	run(t, root, cg, "rbac:roleName=datafleet-manager", "paths=./framework/...", "paths=./cmd/...", "output:rbac:artifacts:config="+rbac)
+	compareDirs(t, filepath.Join(root, "charts", "datafleet", "files"), rbac)
 
 	// Deepcopy: generate into a copy of the API package.
 	apiCopy := filepath.Join(root, "api", "v1alpha1")
@@ -48,13 +51,13 @@ func compareDirs(t *testing.T, committed, fresh string) {
 	want, _ := filepath.Glob(filepath.Join(fresh, "*.yaml"))
 	have, _ := filepath.Glob(filepath.Join(committed, "*.yaml"))
 	if len(want) != len(have) {
-		t.Errorf("%s holds %d CRDs, controller-gen makes %d: run `make generate`", committed, len(have), len(want))
+		t.Errorf("%s holds %d files, controller-gen makes %d: run `make generate`", committed, len(have), len(want))
 	}
 	for _, f := range want {
 		a, err := os.ReadFile(filepath.Join(committed, filepath.Base(f)))
 		b, _ := os.ReadFile(f)
 		if err != nil || !bytes.Equal(a, b) {
-			t.Errorf("%s is stale: run `make generate` and commit the result", filepath.Join("charts/datafleet/crds", filepath.Base(f)))
+			t.Errorf("%s is stale: run `make generate` and commit the result", filepath.Join(committed, filepath.Base(f)))
 		}
 	}
 }
