@@ -38,7 +38,15 @@ need_tools() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2
 }
 
-key_of() { { cat "$ROOT/hack/images.sh" "$ROOT/hack/oci-image.sh"; printf '%s\n' "$@"; } | sha256sum | cut -c1-12; }
+# An image's key covers everything it is built from: the code that builds it (the function bodies, not
+# the whole script, so that editing one kind of image does not rebuild the others), the recipe, and for
+# Go images the binary.
+key_of() {
+  local kind="$1"; shift
+  { cat "$ROOT/hack/oci-image.sh"
+    case "$kind" in debian) declare -f base_rootfs build_debian ;; *) declare -f build_binary_image ;; esac
+    printf '%s\n' "$@"; } | sha256sum | cut -c1-12
+}
 
 # A minbase Debian root filesystem per suite, cached as a tarball.
 base_rootfs() {
@@ -105,13 +113,18 @@ go_binary() {
 }
 
 import_image() {
-  local ref="$1" tar="$2" key="$3"
+  local ref="$1" tar="$2" key="$3" prune="$4"
   [ -S "$CONTAINERD_SOCK" ] || return 0
   local c=(ctr --address "$CONTAINERD_SOCK" -n k8s.io)
   if "${c[@]}" images ls "name==$ref" 2>/dev/null | grep -q "datafleet.dev/key=$key"; then return; fi
   log "importing $ref into the cluster's containerd"
   "${c[@]}" images import "$tar" >/dev/null
   "${c[@]}" images label "$ref" "datafleet.dev/key=$key" >/dev/null
+  # Older builds of a key-tagged image would pile up in the cached image store.
+  [ "$prune" = prune ] || return 0
+  local old
+  old="$("${c[@]}" images ls -q | grep "^${ref%:*}:" | grep -vxF "$ref" || true)"
+  [ -z "$old" ] || "${c[@]}" images rm $old >/dev/null
 }
 
 main() {
@@ -128,12 +141,12 @@ main() {
     case "$kind" in
       go)
         go_binary "$recipe" "$bins/${recipe##*/}"
-        key="$(key_of "$spec" "$(sha256sum < "$bins/${recipe##*/}")")" ;;
+        key="$(key_of go "$spec" "$(sha256sum < "$bins/${recipe##*/}")")" ;;
       minio)
         local minio; minio="$("$ROOT/hack/go-tool.sh" github.com/minio/minio "$MINIO_VERSION")"
         cp "$minio" "$bins/minio"
-        key="$(key_of "$spec" "$(sha256sum < "$bins/minio")")" ;;
-      debian) key="$(key_of "$spec")" ;;
+        key="$(key_of go "$spec" "$(sha256sum < "$bins/minio")")" ;;
+      debian) key="$(key_of debian "$spec")" ;;
     esac
     ref="${ref/:KEY/:$key}"
     tar="${OUT}/${name}-${key}.tar"
@@ -147,7 +160,7 @@ main() {
         debian) build_debian "$name" "$ref" "$tar" $recipe ;;
       esac
     fi
-    import_image "$ref" "$tar" "$key"
+    import_image "$ref" "$tar" "$key" "$([ "$kind" = go ] && echo prune)"
     refs+=("${name}=${ref}")
   done
   printf '%s\n' "${refs[@]}" | tee "${OUT}/refs.env.tmp"

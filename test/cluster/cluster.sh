@@ -99,9 +99,15 @@ build_pause() {
 
 pidfile() { echo "${CLUSTER_DIR}/pids/$1.pid"; }
 
+# alive PID: the process exists and is not a zombie (PID 1 here reaps orphans only now and then).
+alive() {
+  local state
+  state="$(ps -o stat= -p "$1" 2>/dev/null)" && [ "${state:0:1}" != Z ]
+}
+
 running() {
   local f; f="$(pidfile "$1")"
-  [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null
+  [ -f "$f" ] && alive "$(cat "$f")"
 }
 
 start() {
@@ -118,10 +124,10 @@ stop() {
   f="$(pidfile "$name")"
   [ -f "$f" ] || return 0
   pid="$(cat "$f")"
-  if kill -0 "$pid" 2>/dev/null; then
+  if alive "$pid"; then
     log "stopping $name"
     kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 1 100); do alive "$pid" || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null || true
   fi
   rm -f "$f"

@@ -117,6 +117,37 @@ func TestDefaultStorageClassProvisionsAndExpands(t *testing.T) {
 	})
 }
 
+// The engine images hold their engine and run as its non-root user: the kubelet refuses to start a
+// runAsNonRoot pod whose image user is root or not numeric.
+func TestEngineImagesRunAsNonRoot(t *testing.T) {
+	ns := testNamespace(t, "images")
+	for _, c := range []struct{ image, want string }{
+		{"postgres-15", "(PostgreSQL) 15."},
+		{"postgres-17", "(PostgreSQL) 17."},
+		{"rabbitmq-3.10", "3.10."},
+		{"rabbitmq-4.0", "4.0."},
+	} {
+		t.Run(c.image, func(t *testing.T) {
+			ref := env.images[c.image]
+			if ref == "" {
+				t.Fatalf("no %s image in E2E_IMAGES: run `make images`", c.image)
+			}
+			cmd := []string{"postgres", "--version"}
+			if strings.HasPrefix(c.image, "rabbitmq") {
+				cmd = []string{"rabbitmqctl", "version"}
+			}
+			spec := testappPod()
+			spec.Containers[0].Image, spec.Containers[0].Args, spec.Containers[0].Command = ref, nil, cmd
+			// rabbitmqctl writes an Erlang cookie into its home directory.
+			spec.Containers[0].SecurityContext.ReadOnlyRootFilesystem = ptr(false)
+			logs := runPodSpec(t, ns, strings.ReplaceAll(c.image, ".", "-"), corev1.PodSucceeded, spec)
+			if !strings.Contains(logs, c.want) {
+				t.Errorf("%s printed %q, want %q", cmd, logs, c.want)
+			}
+		})
+	}
+}
+
 // testappPod is a pod running the test application under the restricted Pod Security profile.
 func testappPod(args ...string) corev1.PodSpec {
 	repo, tag := env.image("testapp")
