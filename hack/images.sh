@@ -54,7 +54,8 @@ base_rootfs() {
   if [ ! -s "$tar" ]; then
     log "debootstrap $suite (once)"
     local dir; dir="$(mktemp -d)"
-    debootstrap --variant=minbase "$suite" "$dir" "$MIRROR" >&2
+    debootstrap --variant=minbase "$suite" "$dir" "$MIRROR" >"${OUT}/rootfs-$suite.log" 2>&1 || {
+      tail -n 30 "${OUT}/rootfs-$suite.log" >&2; log "debootstrap $suite failed"; rm -rf "$dir"; return 1; }
     tar -C "$dir" -cf "$tar.tmp" . && mv "$tar.tmp" "$tar"
     rm -rf "$dir"
   fi
@@ -76,11 +77,11 @@ build_debian() {
   cp /etc/resolv.conf "$dir/etc/resolv.conf"
   echo "deb $MIRROR $suite main" > "$dir/etc/apt/sources.list"
   mount -t proc proc "$dir/proc"
-  local rc=0
+  local rc=0 buildlog="${OUT}/${name}.build.log"
   { chroot "$dir" apt-get update -q && \
-    DEBIAN_FRONTEND=noninteractive chroot "$dir" apt-get install -y -q --no-install-recommends "$@"; } >&2 || rc=$?
+    DEBIAN_FRONTEND=noninteractive chroot "$dir" apt-get install -y -q --no-install-recommends "$@"; } >"$buildlog" 2>&1 || rc=$?
   umount "$dir/proc"
-  [ $rc -eq 0 ] || { rm -rf "$dir"; log "apt-get install $* failed for $name"; return $rc; }
+  [ $rc -eq 0 ] || { rm -rf "$dir"; tail -n 30 "$buildlog" >&2; log "apt-get install $* failed for $name (log: $buildlog)"; return $rc; }
   # Only what the engine needs at run time: no package lists, caches, docs or man pages.
   rm -rf "$dir"/var/lib/apt/lists/* "$dir"/var/cache/apt/* "$dir"/var/cache/debconf/*-old "$dir"/usr/share/doc/* \
     "$dir"/usr/share/man/* "$dir"/usr/share/info/* "$dir"/var/log/* "$dir/usr/sbin/policy-rc.d" "$dir/etc/resolv.conf"
