@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -20,15 +19,14 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
+
+	"github.com/datafleet-dev/datafleet/test/testenv"
 )
 
 // kubeVersion is what helm template renders for; a helm built with go install defaults to v1.20.
 const kubeVersion = "1.37.1"
 
-func chartDir() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", "charts", "datafleet")
-}
+func chartDir() string { return filepath.Join(testenv.RepoRoot(), "charts", "datafleet") }
 
 func helm(t *testing.T, args ...string) (string, error) {
 	t.Helper()

@@ -16,6 +16,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/datafleet-dev/datafleet/test/testenv"
 )
 
 // What the cluster itself must provide to the engines: Service DNS and dynamically provisioned,
@@ -43,11 +45,12 @@ func TestPodReachesServiceByDNSName(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, "the echo Deployment is available", func(ctx context.Context) (bool, string) {
+	testenv.Eventually(t, waitTimeout, func() error {
+		ctx := context.Background()
 		if err := env.c.Get(ctx, client.ObjectKeyFromObject(dep), dep); err != nil {
-			return false, err.Error()
+			return expect(false, "the echo Deployment is available", err.Error())
 		}
-		return dep.Status.AvailableReplicas == 1, fmt.Sprintf("%+v", dep.Status)
+		return expect(dep.Status.AvailableReplicas == 1, "the echo Deployment is available", fmt.Sprintf("%+v", dep.Status))
 	})
 
 	url := fmt.Sprintf("http://echo.%s.svc.cluster.local/", ns)
@@ -95,12 +98,13 @@ func TestDefaultStorageClassProvisionsAndExpands(t *testing.T) {
 	if err := env.c.Update(ctx, pvc); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the claim is expanded to 2Gi", func(ctx context.Context) (bool, string) {
+	testenv.Eventually(t, waitTimeout, func() error {
+		ctx := context.Background()
 		if err := env.c.Get(ctx, client.ObjectKeyFromObject(pvc), pvc); err != nil {
-			return false, err.Error()
+			return expect(false, "the claim is expanded to 2Gi", err.Error())
 		}
 		got := pvc.Status.Capacity[corev1.ResourceStorage]
-		return got.Cmp(resource.MustParse("2Gi")) == 0, "capacity " + got.String()
+		return expect(got.Cmp(resource.MustParse("2Gi")) == 0, "the claim is expanded to 2Gi", "capacity "+got.String())
 	})
 	// A second pod on the same claim sees the first one's file.
 	logs = runPodWithVolume(t, ns, "reader", pvc.Name, "write", "/data/second", "also")
@@ -111,9 +115,10 @@ func TestDefaultStorageClassProvisionsAndExpands(t *testing.T) {
 	if err := env.c.Delete(ctx, pvc); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the released volume is deleted (reclaimPolicy Delete)", func(ctx context.Context) (bool, string) {
+	testenv.Eventually(t, waitTimeout, func() error {
+		ctx := context.Background()
 		err := env.c.Get(ctx, client.ObjectKey{Name: pvName}, &corev1.PersistentVolume{})
-		return apierrors.IsNotFound(err), fmt.Sprint(err)
+		return expect(apierrors.IsNotFound(err), "the released volume is deleted (reclaimPolicy Delete)", fmt.Sprint(err))
 	})
 }
 
@@ -183,11 +188,12 @@ func runPodSpec(t *testing.T, ns, name string, want corev1.PodPhase, spec corev1
 	if err := env.c.Create(ctx, pod); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "pod "+name+" ends", func(ctx context.Context) (bool, string) {
+	testenv.Eventually(t, waitTimeout, func() error {
+		ctx := context.Background()
 		if err := env.c.Get(ctx, client.ObjectKeyFromObject(pod), pod); err != nil {
-			return false, err.Error()
+			return expect(false, "pod "+name+" ends", err.Error())
 		}
-		return pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed, string(pod.Status.Phase)
+		return expect(pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed, "pod "+name+" ends", string(pod.Status.Phase))
 	})
 	logs, err := env.cs.CoreV1().Pods(ns).GetLogs(name, &corev1.PodLogOptions{}).DoRaw(ctx)
 	if err != nil {
@@ -199,9 +205,10 @@ func runPodSpec(t *testing.T, ns, name string, want corev1.PodPhase, spec corev1
 	if err := env.c.Delete(ctx, pod); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "pod "+name+" is gone", func(ctx context.Context) (bool, string) {
+	testenv.Eventually(t, waitTimeout, func() error {
+		ctx := context.Background()
 		err := env.c.Get(ctx, client.ObjectKeyFromObject(pod), pod)
-		return apierrors.IsNotFound(err), fmt.Sprint(err)
+		return expect(apierrors.IsNotFound(err), "pod "+name+" is gone", fmt.Sprint(err))
 	})
 	return string(logs)
 }

@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/test/testenv"
 )
 
 const leaseName = "manager.datafleet.dev"
@@ -68,21 +69,23 @@ func testInstall(t *testing.T) {
 		"--namespace", releaseNamespace, "--create-namespace", "--wait", "--timeout", "3m",
 		"--set", "image.repository="+repo, "--set", "image.tag="+tag, "--set", "image.pullPolicy=Never")
 
-	eventually(t, "the manager Deployment is available", func(ctx context.Context) (bool, string) {
+	testenv.Eventually(t, waitTimeout, func() error {
+		ctx := context.Background()
 		var d appsv1.Deployment
 		if err := env.c.Get(ctx, client.ObjectKey{Namespace: releaseNamespace, Name: releaseName}, &d); err != nil {
-			return false, err.Error()
+			return expect(false, "the manager Deployment is available", err.Error())
 		}
-		return d.Status.AvailableReplicas == 1 && d.Status.UpdatedReplicas == 1, fmt.Sprintf("status %+v", d.Status)
+		return expect(d.Status.AvailableReplicas == 1 && d.Status.UpdatedReplicas == 1, "the manager Deployment is available", fmt.Sprintf("status %+v", d.Status))
 	})
 	// Holding the Lease shows the manager started its controllers with the chart's RBAC.
-	eventually(t, "the manager holds the leader-election Lease", func(ctx context.Context) (bool, string) {
+	testenv.Eventually(t, waitTimeout, func() error {
+		ctx := context.Background()
 		var l coordinationv1.Lease
 		if err := env.c.Get(ctx, client.ObjectKey{Namespace: releaseNamespace, Name: leaseName}, &l); err != nil {
-			return false, err.Error()
+			return expect(false, "the manager holds the leader-election Lease", err.Error())
 		}
 		h := l.Spec.HolderIdentity
-		return h != nil && strings.HasPrefix(*h, releaseName+"-"), fmt.Sprintf("holder %v", h)
+		return expect(h != nil && strings.HasPrefix(*h, releaseName+"-"), "the manager holds the leader-election Lease", fmt.Sprintf("holder %v", h))
 	})
 }
 
@@ -121,25 +124,28 @@ func testEngineNotEnabled(t *testing.T) {
 	if err := env.c.Create(ctx, inst); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the instance reports that its engine is not enabled", func(ctx context.Context) (bool, string) {
+	testenv.Eventually(t, waitTimeout, func() error {
+		ctx := context.Background()
 		if err := env.c.Get(ctx, client.ObjectKeyFromObject(inst), inst); err != nil {
-			return false, err.Error()
+			return expect(false, "the instance reports that its engine is not enabled", err.Error())
 		}
 		c := meta.FindStatusCondition(inst.Status.Conditions, v1alpha1.ConditionReady)
 		if c == nil {
-			return false, "no Ready condition yet"
+			return expect(false, "the instance reports that its engine is not enabled", "no Ready condition yet")
 		}
-		return inst.Status.Phase == v1alpha1.PhaseFailed && c.Status == metav1.ConditionFalse &&
-				c.Reason == "UnknownEngine" && strings.Contains(c.Message, `"postgres"`) && c.ObservedGeneration == inst.Generation,
-			fmt.Sprintf("phase %s, Ready=%s %s: %s", inst.Status.Phase, c.Status, c.Reason, c.Message)
+		return expect(inst.Status.Phase == v1alpha1.PhaseFailed && c.Status == metav1.ConditionFalse &&
+			c.Reason == "UnknownEngine" && strings.Contains(c.Message, `"postgres"`) && c.ObservedGeneration == inst.Generation,
+			"the instance reports that its engine is not enabled",
+			fmt.Sprintf("phase %s, Ready=%s %s: %s", inst.Status.Phase, c.Status, c.Reason, c.Message))
 	})
 	// Without an engine controller the instance got no finalizer, so it deletes at once.
 	if err := env.c.Delete(ctx, inst); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the instance is gone", func(ctx context.Context) (bool, string) {
+	testenv.Eventually(t, waitTimeout, func() error {
+		ctx := context.Background()
 		err := env.c.Get(ctx, client.ObjectKeyFromObject(inst), inst)
-		return apierrors.IsNotFound(err), fmt.Sprint(err)
+		return expect(apierrors.IsNotFound(err), "the instance is gone", fmt.Sprint(err))
 	})
 }
 
@@ -147,14 +153,15 @@ func testUninstall(t *testing.T) {
 	env.runHelm(t, "uninstall", releaseName, "--namespace", releaseNamespace, "--wait", "--timeout", "3m")
 	ctx := context.Background()
 	byRelease := client.MatchingLabels{"app.kubernetes.io/instance": releaseName}
-	eventually(t, "no operator object is left", func(ctx context.Context) (bool, string) {
+	testenv.Eventually(t, waitTimeout, func() error {
+		ctx := context.Background()
 		var left []string
 		namespaced := []client.ObjectList{&appsv1.DeploymentList{}, &appsv1.ReplicaSetList{}, &corev1.PodList{},
 			&corev1.ServiceList{}, &corev1.ServiceAccountList{}, &corev1.SecretList{}, &corev1.ConfigMapList{},
 			&rbacv1.RoleList{}, &rbacv1.RoleBindingList{}, &coordinationv1.LeaseList{}}
 		for _, l := range namespaced {
 			if err := env.c.List(ctx, l, client.InNamespace(releaseNamespace)); err != nil {
-				return false, err.Error()
+				return expect(false, "no operator object is left", err.Error())
 			}
 			for _, o := range items(l) {
 				if !createdByKubernetes(o) {
@@ -164,13 +171,13 @@ func testUninstall(t *testing.T) {
 		}
 		for _, l := range []client.ObjectList{&rbacv1.ClusterRoleList{}, &rbacv1.ClusterRoleBindingList{}} {
 			if err := env.c.List(ctx, l, byRelease); err != nil {
-				return false, err.Error()
+				return expect(false, "no operator object is left", err.Error())
 			}
 			for _, o := range items(l) {
 				left = append(left, fmt.Sprintf("%T %s", o, o.GetName()))
 			}
 		}
-		return len(left) == 0, strings.Join(left, ", ")
+		return expect(len(left) == 0, "no operator object is left", strings.Join(left, ", "))
 	})
 	// CRDs stay, as Helm keeps every chart's crds/ on uninstall: deleting them would delete every
 	// instance of every user. docs/install.md says how to remove them on purpose.

@@ -14,8 +14,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -31,12 +29,12 @@ import (
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/operator"
+	"github.com/datafleet-dev/datafleet/test/testenv"
 )
 
 const (
 	releaseName      = "datafleet-e2e"
 	releaseNamespace = "datafleet-e2e"
-	pollInterval     = 500 * time.Millisecond
 	// Generous: these bound a hung test, they do not measure speed.
 	waitTimeout = 3 * time.Minute
 )
@@ -91,8 +89,7 @@ func newCluster() (*cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("E2E_IMAGES: %w (%s)", err, how)
 	}
-	_, file, _, _ := runtime.Caller(0)
-	return &cluster{cfg: cfg, c: c, cs: cs, helm: helm, images: images, root: filepath.Join(filepath.Dir(file), "..", "..")}, nil
+	return &cluster{cfg: cfg, c: c, cs: cs, helm: helm, images: images, root: testenv.RepoRoot()}, nil
 }
 
 // readImages parses hack/images.sh's NAME=REF lines.
@@ -134,24 +131,12 @@ func (e *cluster) runHelm(t *testing.T, args ...string) string {
 	return string(out)
 }
 
-// eventually polls cond until it returns true, failing the test with the last reason after waitTimeout.
-func eventually(t *testing.T, what string, cond func(ctx context.Context) (bool, string)) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-	defer cancel()
-	last := ""
-	for {
-		ok, why := cond(ctx)
-		if ok {
-			return
-		}
-		last = why
-		select {
-		case <-ctx.Done():
-			t.Fatalf("%s: not reached within %s; last seen: %s", what, waitTimeout, last)
-		case <-time.After(pollInterval):
-		}
+// expect is the result of a testenv.Eventually condition: nil when ok, else what is awaited and why not yet.
+func expect(ok bool, what, why string) error {
+	if ok {
+		return nil
 	}
+	return fmt.Errorf("%s; last seen: %s", what, why)
 }
 
 // testNamespace creates a namespace for one test and deletes it afterwards. On failure it first
