@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -55,6 +54,3 @@ func ownLeaseBySA(cfg *rest.Config, namespace, serviceAccount string) error {
 	_, err = leases.Patch(ctx, leaderElectionID, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
 	return err
 }
-
-// serviceAccountFromEnv is set by the chart through the downward API.
-func serviceAccountFromEnv() string { return os.Getenv("SERVICE_ACCOUNT_NAME") }

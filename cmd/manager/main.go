@@ -71,7 +71,8 @@ func run(args []string) error {
 		return fmt.Errorf("finding a kubeconfig: %w", err)
 	}
 	if o.leaderElect {
-		if err := ownLeaseBySA(cfg, o.leaderElectionNamespace, serviceAccountFromEnv()); err != nil {
+		// The chart sets SERVICE_ACCOUNT_NAME through the downward API.
+		if err := ownLeaseBySA(cfg, o.leaderElectionNamespace, os.Getenv("SERVICE_ACCOUNT_NAME")); err != nil {
 			log.Error(err, "the leader-election Lease will not be removed with the chart")
 		}
 	}
