@@ -337,6 +337,9 @@ setup_network() {
   # Created before CNI does so that CoreDNS can bind the gateway address before the first pod exists.
   ip addr replace "${POD_GATEWAY}/24" dev "$BRIDGE"
   ip link set "$BRIDGE" up
+  # Without a route, a ClusterIP kube-proxy has not programmed yet would follow the default route off
+  # the machine; on the bridge it goes nowhere. The route goes away with the bridge.
+  ip route replace "$SERVICE_CIDR" dev "$BRIDGE" src "$POD_GATEWAY"
 }
 
 # --- up ---------------------------------------------------------------------------------------------
@@ -587,6 +590,7 @@ verify_clean() {
   [ -z "$procs" ] || bad+=("processes still running:"$'\n'"$procs")
   [ -z "$(our_mounts)" ] || bad+=("mounts left: $(our_mounts | tr '\n' ' ')")
   ip link show "$BRIDGE" >/dev/null 2>&1 && bad+=("interface $BRIDGE still exists")
+  [ -z "$(ip route show "$SERVICE_CIDR")" ] || bad+=("route to $SERVICE_CIDR still exists")
   [ -z "$(ip -o link show type veth 2>/dev/null)" ] || bad+=("veth interfaces left: $(ip -o link show type veth | awk -F': ' '{print $2}')")
   local t
   for t in iptables ip6tables; do

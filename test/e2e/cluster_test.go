@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	"github.com/datafleet-dev/datafleet/test/testenv"
 )
@@ -54,7 +55,7 @@ func TestPodReachesServiceByDNSName(t *testing.T) {
 	})
 
 	url := fmt.Sprintf("http://echo.%s.svc.cluster.local/", ns)
-	logs := runPod(t, ns, "probe", corev1.PodSucceeded, "probe", url)
+	logs := runPod(t, ns, "probe", corev1.PodSucceeded, "probe", "-for", "60s", url)
 	if !strings.Contains(logs, "200 ok echo-") {
 		t.Errorf("the probe pod did not get the echo server's answer through %s:\n%s", url, logs)
 	}
@@ -200,7 +201,8 @@ func runPodSpec(t *testing.T, ns, name string, want corev1.PodPhase, spec corev1
 		t.Fatalf("logs of %s: %v", name, err)
 	}
 	if pod.Status.Phase != want {
-		t.Fatalf("pod %s ended %s, want %s; output:\n%s", name, pod.Status.Phase, want, logs)
+		st, _ := yaml.Marshal(pod.Status)
+		t.Fatalf("pod %s ended %s, want %s; output:\n%s\nstatus:\n%s", name, pod.Status.Phase, want, logs, st)
 	}
 	if err := env.c.Delete(ctx, pod); err != nil {
 		t.Fatal(err)

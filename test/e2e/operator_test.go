@@ -65,8 +65,13 @@ func testNoOtherOperator(t *testing.T) {
 
 func testInstall(t *testing.T) {
 	repo, tag := env.image("operator")
+	// The API server's Pod Security admission rejects a manager pod that is not restricted.
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: releaseNamespace, Labels: restricted}}
+	if err := env.c.Create(context.Background(), ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
 	env.runHelm(t, "upgrade", "--install", releaseName, filepath.Join(env.root, "charts", "datafleet"),
-		"--namespace", releaseNamespace, "--create-namespace", "--wait", "--timeout", "3m",
+		"--namespace", releaseNamespace, "--wait", "--timeout", "3m",
 		"--set", "image.repository="+repo, "--set", "image.tag="+tag, "--set", "image.pullPolicy=Never")
 
 	testenv.Eventually(t, waitTimeout, func() error {

@@ -51,6 +51,10 @@ type cluster struct {
 
 var env *cluster
 
+// restricted labels a namespace so that Pod Security admission enforces the restricted profile:
+// every pod the tests and the chart create must pass it.
+var restricted = map[string]string{"pod-security.kubernetes.io/enforce": "restricted"}
+
 func TestMain(m *testing.M) {
 	var err error
 	env, err = newCluster()
@@ -144,7 +148,7 @@ func expect(ok bool, what, why string) error {
 func testNamespace(t *testing.T, prefix string) string {
 	t.Helper()
 	ctx := context.Background()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix + "-"}}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix + "-", Labels: restricted}}
 	if err := env.c.Create(ctx, ns); err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,9 @@
 // probes a URL the way an application would, resolving the name through cluster DNS first.
 //
 //	testapp serve [addr]     answer every request with "ok <hostname>"
-//	testapp probe URL        resolve the URL's host, GET it, print what happened; exit 1 on failure
+//	testapp probe [-for D] URL  resolve the URL's host, GET it, print what happened; exit 1 on failure.
+//	                            With -for, retry for up to D, as an application does while a new
+//	                            Service's DNS record and proxy rules appear.
 //	testapp write FILE TEXT  write TEXT to FILE, read it back and print it
 package main
 
@@ -31,11 +33,22 @@ func main() {
 		}
 		err = serve(addr)
 	case "probe":
-		if len(os.Args) < 3 {
+		args, retry := os.Args[2:], time.Duration(0)
+		if len(args) > 1 && args[0] == "-for" {
+			if retry, err = time.ParseDuration(args[1]); err != nil {
+				break
+			}
+			args = args[2:]
+		}
+		if len(args) != 1 {
 			err = fmt.Errorf("probe needs a URL")
 			break
 		}
-		err = probe(os.Args[2])
+		deadline := time.Now().Add(retry)
+		for err = probe(args[0]); err != nil && time.Now().Before(deadline); err = probe(args[0]) {
+			fmt.Println("retrying:", err)
+			time.Sleep(500 * time.Millisecond)
+		}
 	case "write":
 		if len(os.Args) < 4 {
 			err = fmt.Errorf("write needs a file and a text")
