@@ -61,7 +61,10 @@ DEBIAN_PACKAGES=(containerd runc containernetworking-plugins iptables conntrack 
 
 install_packages() {
   local missing=()
-  for p in "${DEBIAN_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  # "dpkg -s" succeeds for removed packages whose config files remain; ask for the installed state.
+  for p in "${DEBIAN_PACKAGES[@]}"; do
+    [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || missing+=("$p")
+  done
   [ ${#missing[@]} -eq 0 ] && return
   log "installing Debian packages: ${missing[*]}"
   command -v apt-get >/dev/null || die "apt-get not found: install ${missing[*]} by hand"
