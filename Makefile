@@ -37,8 +37,12 @@ envtest-assets: ## Build (once) and cache kube-apiserver, etcd and kubectl; prin
 vet: ## go vet.
 	go vet ./...
 
+# Debian packages the engine integration tests run (real PostgreSQL binaries).
+TEST_PACKAGES = postgresql-15
+
 .PHONY: test
-test: ## Run every test tier: unit, controllers on a real API server, chart, end-to-end on the local cluster.
+test: ## Run every test tier: unit, controllers on a real API server, engines against real servers, chart, end-to-end.
+	hack/host-packages.sh $(TEST_PACKAGES)
 	assets="$(ENVTEST_ASSETS)"; \
 	KUBEBUILDER_ASSETS="$$assets" CONTROLLER_GEN="$(CONTROLLER_GEN)" HELM="$(HELM)" go test -count=1 ./...
 	$(MAKE) --no-print-directory vet

@@ -30,13 +30,7 @@ IMAGES=(
 
 log() { echo "images: $*" >&2; }
 
-need_tools() {
-  local missing=()
-  for p in debootstrap umoci skopeo; do command -v "$p" >/dev/null || missing+=("$p"); done
-  [ ${#missing[@]} -eq 0 ] && return
-  log "installing Debian packages: ${missing[*]}"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2
-}
+need_tools() { "$ROOT/hack/host-packages.sh" debootstrap umoci skopeo; }
 
 # An image's key covers everything it is built from: the code that builds it (the function bodies, not
 # the whole script, so that editing one kind of image does not rebuild the others), the recipe, and for

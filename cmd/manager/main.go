@@ -34,6 +34,9 @@ func main() {
 }
 
 func run(args []string) error {
+	if len(args) > 0 && args[0] == "agent" {
+		return runAgent(args[1:])
+	}
 	registry := engine.NewRegistry(compiledEngines()...)
 	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
 	var o options

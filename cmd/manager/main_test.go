@@ -18,3 +18,15 @@ func TestWorkersMustBePositive(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestAgentNeedsAKnownEngine(t *testing.T) {
+	if err := run([]string{"agent"}); err == nil || !strings.Contains(err.Error(), "name the engine") {
+		t.Errorf("no engine: err = %v", err)
+	}
+	if err := run([]string{"agent", "mysql"}); err == nil || !strings.Contains(err.Error(), `no agent for engine "mysql"`) {
+		t.Errorf("unknown engine: err = %v", err)
+	}
+	if err := run([]string{"agent", "postgres", "--no-such-flag"}); err == nil {
+		t.Error("an unknown agent flag should be an error")
+	}
+}

@@ -59,19 +59,7 @@ need_root() {
 DEBIAN_PACKAGES=(containerd runc containernetworking-plugins iptables conntrack openssl gcc libc6-dev curl procps
   iproute2 umoci skopeo)
 
-install_packages() {
-  local missing=()
-  # "dpkg -s" succeeds for removed packages whose config files remain; ask for the installed state.
-  for p in "${DEBIAN_PACKAGES[@]}"; do
-    [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || missing+=("$p")
-  done
-  [ ${#missing[@]} -eq 0 ] && return
-  log "installing Debian packages: ${missing[*]}"
-  command -v apt-get >/dev/null || die "apt-get not found: install ${missing[*]} by hand"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2 \
-    || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2; }
-  # Debian's postinst may start containerd when an init system exists; ours runs with its own config.
-}
+install_packages() { "$ROOT/hack/host-packages.sh" "${DEBIAN_PACKAGES[@]}"; }
 
 build_binaries() {
   ASSETS="$(K8S_VERSION="$K8S_VERSION" "$ROOT/hack/k8s-binaries.sh" etcd kube-apiserver kube-controller-manager \

@@ -1,0 +1,245 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
+	"github.com/datafleet-dev/datafleet/test/testenv"
+)
+
+// These tests run the agent against real PostgreSQL binaries from Debian (make test installs them).
+
+func binDir(t *testing.T) string {
+	t.Helper()
+	if d := os.Getenv("POSTGRES_BIN_DIR"); d != "" {
+		return d
+	}
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Join(d, "initdb")); err == nil {
+			return d
+		}
+	}
+	t.Fatal("no PostgreSQL binaries: run `make test` (it installs postgresql-15), " +
+		"or apt-get install postgresql-15, or set POSTGRES_BIN_DIR")
+	return ""
+}
+
+// newConfig makes a data directory the postgres user owns. initdb refuses to run as root, so when
+// the test runs as root PostgreSQL's processes run as the postgres user.
+func newConfig(t *testing.T) Config {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "pgagent-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	c := Config{BinDir: binDir(t), DataDir: filepath.Join(dir, "pgdata"), SocketDir: filepath.Join(dir, "run"),
+		ListenAddresses: "127.0.0.1", Port: freePort(t), ParametersFile: filepath.Join(dir, "parameters.conf")}
+	if os.Geteuid() == 0 {
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			t.Fatalf("running as root needs a postgres user (apt-get install postgresql-15 creates it): %v", err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		c.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+		if err := os.Chown(dir, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return c
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// running is an agent started in the background.
+type running struct {
+	addr   string
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func start(t *testing.T, e *Engine) *running {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{addr: fmt.Sprintf("127.0.0.1:%d", freePort(t)), cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- fwagent.Run(ctx, e, r.addr) }()
+	t.Cleanup(func() { r.stop(t) })
+	testenv.Eventually(t, time.Minute, func() error {
+		select {
+		case err := <-r.done:
+			r.done <- err
+			t.Fatalf("the agent ended: %v", err)
+		default:
+		}
+		resp, err := http.Get("http://" + r.addr + fwagent.PathReady)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("readyz: %s", resp.Status)
+		}
+		return nil
+	})
+	return r
+}
+
+func (r *running) stop(t *testing.T) {
+	r.cancel()
+	select {
+	case err := <-r.done:
+		r.done <- err
+	case <-time.After(time.Minute):
+		t.Fatal("the agent did not stop")
+	}
+}
+
+func (r *running) status(t *testing.T) fwagent.Status {
+	t.Helper()
+	resp, err := http.Get("http://" + r.addr + fwagent.PathStatus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var s fwagent.Status
+	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func execSQL(t *testing.T, e *Engine, statements ...string) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := e.Connect(ctx, "postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for _, sql := range statements {
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+}
+
+func query(t *testing.T, e *Engine, sql string) string {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := e.Connect(ctx, "postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var out string
+	if err := conn.QueryRow(ctx, sql).Scan(&out); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return out
+}
+
+func TestBootstrapsServesAndKeepsDataAcrossRestarts(t *testing.T) {
+	e := &Engine{Config: newConfig(t)}
+	r := start(t, e)
+	if s := r.status(t); !s.Ready || s.Role != "primary" {
+		t.Fatalf("status %+v, want a ready primary", s)
+	}
+	execSQL(t, e, "CREATE TABLE orders (id int PRIMARY KEY, what text)", "INSERT INTO orders VALUES (1, 'kept')")
+	r.stop(t)
+	if err := <-r.done; err != nil {
+		t.Fatalf("a stop should be a clean fast shutdown, got %v", err)
+	}
+	r.done <- nil
+
+	// Second start: no initdb (the row is still there), parameters from the included file apply.
+	if err := os.WriteFile(e.Config.ParametersFile, []byte("work_mem = '7MB'\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	start(t, e)
+	if got := query(t, e, "SELECT what FROM orders WHERE id = 1"); got != "kept" {
+		t.Errorf("row after restart: %q", got)
+	}
+	if got := query(t, e, "SHOW work_mem"); got != "7MB" {
+		t.Errorf("work_mem from the parameters file: %q", got)
+	}
+	conf, _ := os.ReadFile(filepath.Join(e.Config.DataDir, "postgresql.conf"))
+	if n := strings.Count(string(conf), includeMarker); n != 1 {
+		t.Errorf("postgresql.conf includes the parameters file %d times, want once", n)
+	}
+	// Settings the operator relies on come from the command line; the parameters file cannot move them.
+	if got := query(t, e, "SHOW port"); got != strconv.Itoa(e.Config.Port) {
+		t.Errorf("port %s", got)
+	}
+}
+
+func TestTCPLoginNeedsAPassword(t *testing.T) {
+	e := &Engine{Config: newConfig(t)}
+	start(t, e)
+	conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", e.Config.Port))
+	if err != nil {
+		t.Fatalf("postgres should listen on TCP: %v", err)
+	}
+	conn.Close()
+	tcp := &Engine{Config: e.Config}
+	tcp.Config.SocketDir = "127.0.0.1" // pgx treats a non-path host as TCP
+	c, err := tcp.Connect(context.Background(), "postgres")
+	if err == nil {
+		c.Close(context.Background())
+		t.Fatal("the superuser logged in over TCP without a password")
+	}
+	if !strings.Contains(err.Error(), "password") {
+		t.Errorf("want a password failure, got %v", err)
+	}
+}
+
+func TestAgentEndsWhenPostgresDies(t *testing.T) {
+	e := &Engine{Config: newConfig(t)}
+	r := start(t, e)
+	pidLine, err := os.ReadFile(filepath.Join(e.Config.DataDir, "postmaster.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, _ := strconv.Atoi(strings.SplitN(string(pidLine), "\n", 2)[0])
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-r.done:
+		r.done <- err
+		if err == nil || !strings.Contains(err.Error(), "exited") {
+			t.Fatalf("want an error saying postgres exited, got %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the agent kept running after postgres died")
+	}
+	resp, err := http.Get("http://" + r.addr + fwagent.PathHealth)
+	if err == nil {
+		resp.Body.Close()
+		t.Errorf("the agent should stop serving once postgres is gone, got %s", resp.Status)
+	} else if !errors.Is(err, syscall.ECONNREFUSED) && !strings.Contains(err.Error(), "refused") {
+		t.Logf("health after exit: %v", err)
+	}
+}

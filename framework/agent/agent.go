@@ -1,0 +1,125 @@
+// Package agent is the engine-independent part of the in-pod instance agent: the manager binary
+// run as PID 1 of an engine's container ("manager agent <engine>"). It prepares the data directory
+// through the engine, starts and supervises the engine's process, forwards stop signals to it, and
+// answers health, readiness and role over HTTP. The container ends when the engine's process ends,
+// so the kubelet's restart policy is the supervisor of last resort.
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Status is what the engine reports about its running process.
+type Status struct {
+	// Ready is true when the engine serves clients in its role.
+	Ready bool `json:"ready"`
+	// Role is the engine's role, for example "primary" or "replica".
+	Role string `json:"role,omitempty"`
+	// Detail explains a not-ready status.
+	Detail string `json:"detail,omitempty"`
+}
+
+// Engine is what an engine's agent implements.
+type Engine interface {
+	// Bootstrap prepares the data directory and configuration before the process starts. It runs
+	// on every container start and must be idempotent.
+	Bootstrap(ctx context.Context) error
+	// Command is the engine's server process.
+	Command() *exec.Cmd
+	// StopSignal is sent to the process when the container is asked to stop.
+	StopSignal() os.Signal
+	// Status asks the running process how it is.
+	Status(ctx context.Context) Status
+}
+
+// Run bootstraps the engine, runs its process and serves HTTP on addr until the process ends or
+// ctx is cancelled (then it stops the process with the engine's stop signal and waits for it).
+func Run(ctx context.Context, e Engine, addr string) error {
+	if err := e.Bootstrap(ctx); err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	cmd := e.Command()
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting %s: %w", cmd.Path, err)
+	}
+	var exited atomic.Bool
+	done := make(chan error, 1)
+	go func() {
+		err := cmd.Wait()
+		exited.Store(true)
+		done <- err
+	}()
+
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		_ = cmd.Process.Signal(e.StopSignal())
+		<-done
+		return err
+	}
+	srv := &http.Server{Handler: handler(e, &exited), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+
+	select {
+	case err := <-done:
+		if err == nil {
+			return errors.New("the engine's process exited")
+		}
+		return fmt.Errorf("the engine's process exited: %w", err)
+	case <-ctx.Done():
+		_ = cmd.Process.Signal(e.StopSignal())
+		return <-done
+	}
+}
+
+// Endpoints served by the agent. The operator's probes and observer use them.
+const (
+	PathHealth = "/healthz" // the engine's process runs
+	PathReady  = "/readyz"  // the engine serves clients
+	PathStatus = "/status"  // Status as JSON
+)
+
+func handler(e Engine, exited *atomic.Bool) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc(PathHealth, func(w http.ResponseWriter, _ *http.Request) {
+		if exited.Load() {
+			http.Error(w, "the engine's process has exited", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	status := func(r *http.Request) Status {
+		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+		defer cancel()
+		return e.Status(ctx)
+	}
+	mux.HandleFunc(PathReady, func(w http.ResponseWriter, r *http.Request) {
+		if s := status(r); !s.Ready {
+			http.Error(w, s.Detail, http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc(PathStatus, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(status(r))
+	})
+	return mux
+}
+
+// SignalContext is cancelled by SIGTERM or SIGINT, which the kubelet sends to PID 1 to stop a container.
+func SignalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+}
