@@ -122,7 +122,7 @@ func TestSpecChangeUpdatesAndPrunesChildren(t *testing.T) {
 		if err := get(t, c, cm, ns, "db-config"); err != nil {
 			return err
 		}
-		if cm.Data["fake.conf"] != "max_connections = 20\n" {
+		if cm.Data["fake.conf"] != "max_connections = '20'\n" {
 			return testenv.Errorf("config = %q", cm.Data["fake.conf"])
 		}
 		if err := get(t, c, &corev1.ConfigMap{}, ns, "db-extra"); !apierrors.IsNotFound(err) {
@@ -344,7 +344,7 @@ func TestInvalidParametersAreReported(t *testing.T) {
 	}
 	got := waitPhase(t, c, ns, "db", v1alpha1.PhaseFailed)
 	cond := condition(got, v1alpha1.ConditionReady)
-	if cond.Reason != "InvalidSpec" || !strings.Contains(cond.Message, `spec.parameters[port]: Unsupported value: "port"`) {
+	if cond.Reason != "InvalidSpec" || !strings.Contains(cond.Message, `spec.parameters[port]: Forbidden: port is set by the operator`) {
 		t.Errorf("Ready = %+v", cond)
 	}
 }

@@ -5,11 +5,6 @@
 package fakeengine
 
 import (
-	"fmt"
-	"sort"
-	"strconv"
-	"strings"
-
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -21,6 +16,7 @@ import (
 	"github.com/datafleet-dev/datafleet/framework/catalog"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/names"
+	"github.com/datafleet-dev/datafleet/framework/params"
 )
 
 // Name is the engine name the fake engine serves.
@@ -28,7 +24,10 @@ const Name = "fake"
 
 // Parameters the fake engine accepts, with their types. "extra" renders an extra ConfigMap, so
 // tests can watch it being pruned when the parameter goes away.
-var allowed = map[string]string{"max_connections": "int", "mode": "enum:a|b", "extra": "bool"}
+var allowed = params.Spec{
+	Allowed: map[string]params.Kind{"max_connections": params.Int(1, 10000), "mode": params.Enum("a", "b"), "extra": params.Bool()},
+	Owned:   map[string]string{"port": "clients and probes depend on it"},
+}
 
 // Engine is the fake engine.
 type Engine struct{}
@@ -48,37 +47,7 @@ func (Engine) ChildTypes() []client.Object {
 
 // Validate implements engine.Engine with a typed allow-list, as real engines do.
 func (Engine) Validate(inst *v1alpha1.ServiceInstance, _ catalog.Release) field.ErrorList {
-	var errs field.ErrorList
-	p := field.NewPath("spec", "parameters")
-	keys := make([]string, 0, len(inst.Spec.Parameters))
-	for k := range inst.Spec.Parameters {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		v := inst.Spec.Parameters[k]
-		typ, ok := allowed[k]
-		if !ok {
-			errs = append(errs, field.NotSupported(p.Key(k), k, supported()))
-			continue
-		}
-		switch {
-		case typ == "int":
-			if _, err := strconv.Atoi(v); err != nil {
-				errs = append(errs, field.Invalid(p.Key(k), v, "must be an integer"))
-			}
-		case typ == "bool":
-			if _, err := strconv.ParseBool(v); err != nil {
-				errs = append(errs, field.Invalid(p.Key(k), v, "must be true or false"))
-			}
-		case strings.HasPrefix(typ, "enum:"):
-			opts := strings.Split(strings.TrimPrefix(typ, "enum:"), "|")
-			if !contains(opts, v) {
-				errs = append(errs, field.NotSupported(p.Key(k), v, opts))
-			}
-		}
-	}
-	return errs
+	return allowed.Validate(inst.Spec.Parameters, field.NewPath("spec", "parameters"))
 }
 
 // Render implements engine.Engine.
@@ -88,7 +57,7 @@ func (Engine) Render(in engine.RenderInput) ([]client.Object, error) {
 	replicas := inst.DesiredReplicas()
 	cfg := &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Name: names.Child(inst.Name, "config", names.MaxDNSLabel)},
-		Data:       map[string]string{"fake.conf": configFile(inst.Spec.Parameters)},
+		Data:       map[string]string{"fake.conf": params.Lines(inst.Spec.Parameters)},
 	}
 	svc := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: names.Child(inst.Name, "", names.MaxDNSLabel)},
@@ -130,35 +99,4 @@ func (Engine) Render(in engine.RenderInput) ([]client.Object, error) {
 		})
 	}
 	return objs, nil
-}
-
-func configFile(params map[string]string) string {
-	keys := make([]string, 0, len(params))
-	for k := range params {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var b strings.Builder
-	for _, k := range keys {
-		fmt.Fprintf(&b, "%s = %s\n", k, params[k])
-	}
-	return b.String()
-}
-
-func supported() []string {
-	out := make([]string, 0, len(allowed))
-	for k := range allowed {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-func contains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
