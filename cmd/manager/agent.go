@@ -4,6 +4,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"os"
 
 	pgagent "github.com/datafleet-dev/datafleet/engines/postgres/agent"
 	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
@@ -40,4 +42,34 @@ func runAgent(args []string) error {
 	ctx, stop := fwagent.SignalContext()
 	defer stop()
 	return fwagent.Run(ctx, e, *addr)
+}
+
+// installAgent is "manager install-agent DEST": the init container of an engine pod copies the
+// manager binary to a volume the engine's container shares. The operator image has no shell or cp.
+func installAgent(args []string) error {
+	if len(args) != 1 {
+		return errors.New("install-agent: give the destination path")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	src, err := os.Open(self)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	tmp := args[0] + ".tmp"
+	dst, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o755)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		dst.Close()
+		return err
+	}
+	if err := dst.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, args[0])
 }

@@ -3,14 +3,14 @@ package main
 import (
 	"strings"
 
+	"github.com/datafleet-dev/datafleet/engines/postgres"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 )
 
-// compiledEngines lists the engines built into this manager. Each real engine (PostgreSQL,
-// RabbitMQ, MongoDB) adds itself here when it lands; until then the manager runs none, and
-// instances report UnknownEngine.
+// compiledEngines lists the engines built into this manager. RabbitMQ and MongoDB add themselves
+// here when they land.
 func compiledEngines() []engine.Engine {
-	return nil
+	return []engine.Engine{postgres.New()}
 }
 
 func describeEngines(names []string) string {

@@ -24,6 +24,7 @@ type options struct {
 	probeAddr               string
 	leaderElect             bool
 	leaderElectionNamespace string
+	agentImage              string
 }
 
 func main() {
@@ -37,6 +38,9 @@ func run(args []string) error {
 	if len(args) > 0 && args[0] == "agent" {
 		return runAgent(args[1:])
 	}
+	if len(args) > 0 && args[0] == "install-agent" {
+		return installAgent(args[1:])
+	}
 	registry := engine.NewRegistry(compiledEngines()...)
 	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
 	var o options
@@ -47,6 +51,8 @@ func run(args []string) error {
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "address of the /healthz and /readyz endpoints")
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "elect a leader, so that only one replica of the manager reconciles")
 	fs.StringVar(&o.leaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election Lease (default: the manager's own)")
+	fs.StringVar(&o.agentImage, "agent-image", os.Getenv("OPERATOR_IMAGE"),
+		"the operator's own image, from which engine pods copy the instance agent (default: $OPERATOR_IMAGE)")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -97,6 +103,7 @@ func run(args []string) error {
 	if err := operator.Setup(ctx, mgr, engines, operator.Options{
 		MaxConcurrentReconciles: o.maxConcurrentReconciles,
 		Known:                   registry.Names(),
+		AgentImage:              o.agentImage,
 	}); err != nil {
 		return err
 	}

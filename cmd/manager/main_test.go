@@ -1,13 +1,16 @@
 package main
 
 import (
+	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
 
 func TestUnknownEngineIsAClearError(t *testing.T) {
-	err := run([]string{"--engines=postgres,nope"})
-	if err == nil || !strings.Contains(err.Error(), "--engines: unknown engine(s) postgres, nope: this manager knows no engines") {
+	err := run([]string{"--engines=postgres,nope,mongo"})
+	if err == nil || !strings.Contains(err.Error(), "--engines: unknown engine(s) nope, mongo: this manager knows postgres") {
 		t.Fatalf("err = %v", err)
 	}
 }
@@ -28,5 +31,21 @@ func TestAgentNeedsAKnownEngine(t *testing.T) {
 	}
 	if err := run([]string{"agent", "postgres", "--no-such-flag"}); err == nil {
 		t.Error("an unknown agent flag should be an error")
+	}
+}
+
+func TestInstallAgentCopiesTheBinary(t *testing.T) {
+	dst := filepath.Join(t.TempDir(), "manager")
+	if err := run([]string{"install-agent", dst}); err != nil {
+		t.Fatal(err)
+	}
+	self, _ := os.Executable()
+	a, _ := os.ReadFile(self)
+	b, err := os.ReadFile(dst)
+	if err != nil || !bytes.Equal(a, b) {
+		t.Fatalf("the copy differs from the running binary (err %v)", err)
+	}
+	if st, _ := os.Stat(dst); st.Mode().Perm()&0o111 == 0 {
+		t.Errorf("the copy is not executable: %v", st.Mode())
 	}
 }

@@ -36,6 +36,9 @@ type Engine interface {
 type RenderInput struct {
 	Instance *v1alpha1.ServiceInstance
 	Release  catalog.Release
+	// AgentImage is the operator's own image. Engines whose pods run the instance agent copy the
+	// manager binary from it with an init container, so engine images need no entrypoint.
+	AgentImage string
 }
 
 // Observation is what the framework learns about a running instance.

@@ -30,11 +30,13 @@ import (
 
 // Reconciler reconciles the ServiceInstances of one engine.
 type Reconciler struct {
-	Client   client.Client
-	Scheme   *runtime.Scheme
-	Engine   engine.Engine
-	Recorder events.EventRecorder
-	Clock    clock.PassiveClock
+	// AgentImage is passed to the engine's Render (see engine.RenderInput).
+	AgentImage string
+	Client     client.Client
+	Scheme     *runtime.Scheme
+	Engine     engine.Engine
+	Recorder   events.EventRecorder
+	Clock      clock.PassiveClock
 	// DeletionRequeue is how soon to look again while children are still going away.
 	DeletionRequeue time.Duration
 }

@@ -73,6 +73,8 @@ type Options struct {
 	MaxConcurrentReconciles int
 	// Known lists every engine compiled in, for the unknown-engine message.
 	Known []string
+	// AgentImage is the operator's own image, for engines whose pods run the instance agent.
+	AgentImage string
 }
 
 // Setup registers the field index, one controller per engine, and the unclaimed-engine controller.
@@ -83,10 +85,11 @@ func Setup(ctx context.Context, mgr ctrl.Manager, engines []engine.Engine, opts 
 	enabled := make([]string, 0, len(engines))
 	for _, e := range engines {
 		r := &instance.Reconciler{
-			Client:   mgr.GetClient(),
-			Scheme:   mgr.GetScheme(),
-			Engine:   e,
-			Recorder: mgr.GetEventRecorder(instance.ControllerName(e.Name())),
+			AgentImage: opts.AgentImage,
+			Client:     mgr.GetClient(),
+			Scheme:     mgr.GetScheme(),
+			Engine:     e,
+			Recorder:   mgr.GetEventRecorder(instance.ControllerName(e.Name())),
 		}
 		if err := r.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles}); err != nil {
 			return fmt.Errorf("setting up the %s controller: %w", e.Name(), err)

@@ -34,6 +34,8 @@ import (
 type Suite struct {
 	Engine  engine.Engine
 	Release catalog.Release
+	// AgentImage is passed to Render, for engines whose pods run the instance agent.
+	AgentImage string
 	// Instances are valid specs to render (the suite adds a long-named copy of each). When empty,
 	// a one-replica and a three-replica instance are used.
 	Instances []*v1alpha1.ServiceInstance
@@ -101,7 +103,7 @@ func Instance(engineName, name string, replicas int32) *v1alpha1.ServiceInstance
 
 func render(t *testing.T, s Suite, inst *v1alpha1.ServiceInstance) []client.Object {
 	t.Helper()
-	objs, err := s.Engine.Render(engine.RenderInput{Instance: inst, Release: s.Release})
+	objs, err := s.Engine.Render(engine.RenderInput{Instance: inst, Release: s.Release, AgentImage: s.AgentImage})
 	if err != nil {
 		t.Fatalf("Render: %v", err)
 	}

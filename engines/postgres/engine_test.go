@@ -1,0 +1,60 @@
+package postgres
+
+import (
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/framework/catalog"
+	"github.com/datafleet-dev/datafleet/framework/engine"
+	"github.com/datafleet-dev/datafleet/framework/engine/enginetest"
+)
+
+var release = catalog.Release{Version: "15", Image: "datafleet.local/postgres:15"}
+
+func TestConformance(t *testing.T) {
+	enginetest.Run(t, enginetest.Suite{
+		Engine: New(), Release: release, AgentImage: "datafleet.local/datafleet-operator:test",
+		Instances: []*v1alpha1.ServiceInstance{enginetest.Instance(Name, "one", 1)},
+	})
+}
+
+func TestGolden(t *testing.T) {
+	inst := enginetest.Instance(Name, "orders", 1)
+	inst.Spec.Parameters = map[string]string{"max_connections": "200", "work_mem": "8MB"}
+	inst.Spec.Storage = &v1alpha1.StorageSpec{Size: resource.MustParse("5Gi")}
+	enginetest.Golden(t, New(), engine.RenderInput{Instance: inst, Release: release, AgentImage: "datafleet.local/datafleet-operator:test"},
+		"testdata/orders.golden.yaml")
+}
+
+func TestValidateNamesTheField(t *testing.T) {
+	inst := enginetest.Instance(Name, "orders", 3)
+	inst.Spec.Parameters = map[string]string{"port": "5433", "work_mem": "lots", "fsync": "off"}
+	var got []string
+	for _, e := range New().Validate(inst, release) {
+		got = append(got, e.Error())
+	}
+	want := []string{
+		`spec.parameters[fsync]: Unsupported value: "fsync": supported values:`,
+		`spec.parameters[port]: Forbidden: port is set by the operator: Services and probes use 5432`,
+		`spec.parameters[work_mem]: Invalid value: "lots": must be a size such as 128MB or 4GB`,
+		`spec.replicas: Invalid value: 3: this version of the postgres engine runs exactly 1 replica`,
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %d errors, want %d:\n%s", len(got), len(want), strings.Join(got, "\n"))
+	}
+	for i := range want {
+		if !strings.HasPrefix(got[i], want[i]) {
+			t.Errorf("error %d = %q, want prefix %q", i, got[i], want[i])
+		}
+	}
+}
+
+func TestRenderNeedsTheAgentImage(t *testing.T) {
+	_, err := New().Render(engine.RenderInput{Instance: enginetest.Instance(Name, "orders", 1), Release: release})
+	if err == nil || !strings.Contains(err.Error(), "--agent-image") {
+		t.Fatalf("err = %v", err)
+	}
+}

@@ -1,0 +1,118 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/remotecommand"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/test/testenv"
+)
+
+// testPostgresSingleInstance runs inside TestOperator, with the operator installed.
+func testPostgresSingleInstance(t *testing.T) {
+	ctx := context.Background()
+	ensureCatalog(t, "postgres", v1alpha1.CatalogVersion{Version: "15", Image: env.images["postgres-15"], Default: true})
+	ns := testNamespace(t, "postgres")
+	inst := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "orders", Namespace: ns},
+		Spec: v1alpha1.ServiceInstanceSpec{Engine: "postgres", Version: "15",
+			Storage:        &v1alpha1.StorageSpec{Size: resource.MustParse("1Gi")},
+			Parameters:     map[string]string{"work_mem": "8MB"},
+			DeletionPolicy: v1alpha1.DeletionPolicyDelete}}
+	if err := env.c.Create(ctx, inst); err != nil {
+		t.Fatal(err)
+	}
+	waitInstanceReady(t, inst)
+	psql(t, ns, "orders-0", "CREATE TABLE orders (id int PRIMARY KEY, what text); INSERT INTO orders VALUES (1, 'kept')")
+	if got := psql(t, ns, "orders-0", "SHOW work_mem"); got != "8MB" {
+		t.Errorf("work_mem = %q: the instance's parameters were not applied", got)
+	}
+
+	// The row survives losing the pod: the StatefulSet brings it back on the same volume.
+	var pod corev1.Pod
+	if err := env.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "orders-0"}, &pod); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.c.Delete(ctx, &pod); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, waitTimeout, func() error {
+		var p corev1.Pod
+		if err := env.c.Get(ctx, client.ObjectKeyFromObject(&pod), &p); err != nil {
+			return err
+		}
+		ready := false
+		for _, c := range p.Status.Conditions {
+			ready = ready || (c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue)
+		}
+		return expect(p.UID != pod.UID && ready, "a new orders-0 is ready", string(p.Status.Phase))
+	})
+	if got := psql(t, ns, "orders-0", "SELECT what FROM orders WHERE id = 1"); got != "kept" {
+		t.Errorf("after the pod was replaced the row reads %q", got)
+	}
+
+	// deletionPolicy Delete removes the instance with its volume.
+	if err := env.c.Delete(ctx, inst); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, waitTimeout, func() error {
+		err := env.c.Get(ctx, client.ObjectKeyFromObject(inst), &v1alpha1.ServiceInstance{})
+		var pvcs corev1.PersistentVolumeClaimList
+		if lerr := env.c.List(ctx, &pvcs, client.InNamespace(ns)); lerr != nil {
+			return lerr
+		}
+		return expect(apierrors.IsNotFound(err) && len(pvcs.Items) == 0, "the instance and its volume are gone",
+			fmt.Sprintf("instance: %v, claims: %d", err, len(pvcs.Items)))
+	})
+}
+
+func waitInstanceReady(t *testing.T, inst *v1alpha1.ServiceInstance) {
+	t.Helper()
+	testenv.Eventually(t, waitTimeout, func() error {
+		if err := env.c.Get(context.Background(), client.ObjectKeyFromObject(inst), inst); err != nil {
+			return err
+		}
+		return expect(inst.Status.Phase == v1alpha1.PhaseReady, "the instance is Ready",
+			fmt.Sprintf("phase %s, conditions %+v", inst.Status.Phase, inst.Status.Conditions))
+	})
+}
+
+// ensureCatalog creates the engine's VersionCatalog for the test and removes it afterwards.
+func ensureCatalog(t *testing.T, engineName string, versions ...v1alpha1.CatalogVersion) {
+	t.Helper()
+	vc := &v1alpha1.VersionCatalog{ObjectMeta: metav1.ObjectMeta{Name: engineName},
+		Spec: v1alpha1.VersionCatalogSpec{Engine: engineName, Versions: versions}}
+	if err := env.c.Create(context.Background(), vc); err != nil {
+		t.Fatalf("creating the %s catalog: %v", engineName, err)
+	}
+	t.Cleanup(func() { _ = env.c.Delete(context.Background(), vc) })
+}
+
+// psql runs SQL as the superuser through the pod's Unix socket and returns the output, trimmed.
+func psql(t *testing.T, ns, pod, sql string) string {
+	t.Helper()
+	req := env.cs.CoreV1().RESTClient().Post().Resource("pods").Namespace(ns).Name(pod).SubResource("exec").
+		VersionedParams(&corev1.PodExecOptions{Container: "postgres", Command: []string{"psql", "-h", "/var/run/postgresql",
+			"-U", "postgres", "-v", "ON_ERROR_STOP=1", "-Atc", sql}, Stdout: true, Stderr: true}, scheme.ParameterCodec)
+	exec, err := remotecommand.NewSPDYExecutor(env.cfg, "POST", req.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if err := exec.StreamWithContext(context.Background(), remotecommand.StreamOptions{Stdout: &stdout, Stderr: &stderr}); err != nil {
+		t.Fatalf("psql %q: %v\n%s", sql, err, stderr.String())
+	}
+	return strings.TrimSpace(stdout.String())
+}
