@@ -126,6 +126,11 @@ type Manager struct {
 // Manager runs the framework's controllers for the engines, as cmd/manager wires them, with a
 // client whose writes are counted. Call Stop when done.
 func (e *Env) Manager(engines []engine.Engine, workers int) (*Manager, error) {
+	return e.ManagerWith(engines, operator.Options{MaxConcurrentReconciles: workers})
+}
+
+// ManagerWith is Manager with all of the operator's options.
+func (e *Env) ManagerWith(engines []engine.Engine, opts operator.Options) (*Manager, error) {
 	wc := &WriteCounter{}
 	cfg := rest.CopyConfig(e.Config)
 	cfg.QPS, cfg.Burst = 1000, 2000
@@ -142,7 +147,7 @@ func (e *Env) Manager(engines []engine.Engine, workers int) (*Manager, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	if err := operator.Setup(ctx, mgr, engines, operator.Options{MaxConcurrentReconciles: workers}); err != nil {
+	if err := operator.Setup(ctx, mgr, engines, opts); err != nil {
 		cancel()
 		return nil, err
 	}
