@@ -59,18 +59,7 @@ func TestSettledInstanceReconcilesWithoutWrites(t *testing.T) {
 		}
 		return nil
 	})
-	quiet := func() {
-		last := mgr.Writes.Count()
-		testenv.Eventually(t, time.Minute, func() error {
-			time.Sleep(time.Second)
-			if now := mgr.Writes.Count(); now != last {
-				last = now
-				return testenv.Errorf("manager still writing")
-			}
-			return nil
-		})
-	}
-	quiet()
+	mgr.WaitQuiet(t, time.Minute)
 	before := mgr.Writes.Count()
 	r := &instance.Reconciler{Client: mgr.Manager.GetClient(), Scheme: mgr.Manager.GetScheme(), Engine: New(),
 		AgentImage: "datafleet.local/datafleet-operator:test", Recorder: mgr.Manager.GetEventRecorder("steady-state-test")}
@@ -79,7 +68,7 @@ func TestSettledInstanceReconcilesWithoutWrites(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	quiet()
+	mgr.WaitQuiet(t, time.Minute)
 	if n := mgr.Writes.Count() - before; n != 0 {
 		t.Fatalf("reconciling a settled postgres instance made %d API writes, want 0", n)
 	}

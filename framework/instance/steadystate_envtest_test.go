@@ -10,7 +10,6 @@ import (
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/engine/fakeengine"
 	"github.com/datafleet-dev/datafleet/framework/instance"
-	"github.com/datafleet-dev/datafleet/test/testenv"
 )
 
 // A settled instance costs nothing: reconciling it again, however often and for whatever reason,
@@ -25,7 +24,7 @@ func TestSteadyStateReconcileWritesNothing(t *testing.T) {
 	}
 	markReady(t, c, ns, "db")
 	waitPhase(t, c, ns, "db", v1alpha1.PhaseReady)
-	waitQuiet(t)
+	mgr.WaitQuiet(t, wait)
 
 	before := mgr.Writes.Count()
 	r := &instance.Reconciler{Client: mgr.Manager.GetClient(), Scheme: mgr.Manager.GetScheme(), Engine: fakeengine.New(),
@@ -42,24 +41,8 @@ func TestSteadyStateReconcileWritesNothing(t *testing.T) {
 	if err := c.Update(ctx, si); err != nil {
 		t.Fatal(err)
 	}
-	waitQuiet(t)
+	mgr.WaitQuiet(t, wait)
 	if n := mgr.Writes.Count() - before; n != 0 {
 		t.Fatalf("reconciling a settled instance made %d API writes, want 0", n)
 	}
-}
-
-// waitQuiet waits until the manager has sent no write for a second, so that earlier work (other
-// tests' instances included) has settled before counting.
-func waitQuiet(t *testing.T) {
-	t.Helper()
-	last := mgr.Writes.Count()
-	testenv.Eventually(t, wait, func() error {
-		time.Sleep(time.Second)
-		now := mgr.Writes.Count()
-		if now != last {
-			last = now
-			return testenv.Errorf("manager still writing")
-		}
-		return nil
-	})
 }

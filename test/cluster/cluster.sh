@@ -406,10 +406,14 @@ allowVolumeExpansion: true
 EOF
 }
 
-healthy() {
-  for c in "${COMPONENTS[@]}"; do running "$c" || return 1; done
+api_ready() {
   curl -fsk --max-time 2 "https://127.0.0.1:${API_PORT}/readyz" \
     --cert "${CLUSTER_DIR}/pki/admin.crt" --key "${CLUSTER_DIR}/pki/admin.key" >/dev/null 2>&1
+}
+
+healthy() {
+  for c in "${COMPONENTS[@]}"; do running "$c" || return 1; done
+  api_ready
 }
 
 up() {
@@ -449,8 +453,7 @@ up() {
     --service-cluster-ip-range "$SERVICE_CIDR" --authorization-mode Node,RBAC \
     --enable-admission-plugins NodeRestriction --allow-privileged=true --profiling=false \
     --kubelet-preferred-address-types InternalIP  # the node name resolves nowhere: no DNS lookup leaves the machine
-  wait_for kube-apiserver 120 curl -fsk --max-time 2 "https://127.0.0.1:${API_PORT}/readyz" \
-    --cert "$p/admin.crt" --key "$p/admin.key"
+  wait_for kube-apiserver 120 api_ready
 
   start containerd /usr/bin/containerd --config "${CLUSTER_DIR}/containerd.toml"
   wait_for containerd 60 ctr --address "$CONTAINERD_SOCK" version
@@ -498,7 +501,7 @@ our_mounts() {
 kill_pod_processes() {
   # Every process the kubelet started lives in a kubepods cgroup.
   local pids
-  pids="$(cat /sys/fs/cgroup/pids/kubepods/cgroup.procs $(find /sys/fs/cgroup/pids/kubepods -name cgroup.procs 2>/dev/null) 2>/dev/null | sort -u || true)"
+  pids="$(find /sys/fs/cgroup/pids/kubepods -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u || true)"
   [ -n "$pids" ] && kill -KILL $pids 2>/dev/null || true
 }
 

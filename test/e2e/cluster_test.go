@@ -11,7 +11,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -116,11 +115,7 @@ func TestDefaultStorageClassProvisionsAndExpands(t *testing.T) {
 	if err := env.c.Delete(ctx, pvc); err != nil {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, waitTimeout, func() error {
-		ctx := context.Background()
-		err := env.c.Get(ctx, client.ObjectKey{Name: pvName}, &corev1.PersistentVolume{})
-		return expect(apierrors.IsNotFound(err), "the released volume is deleted (reclaimPolicy Delete)", fmt.Sprint(err))
-	})
+	waitGone(t, "the released volume is deleted (reclaimPolicy Delete)", &corev1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: pvName}})
 }
 
 // The engine images hold their engine and run as its non-root user: the kubelet refuses to start a
@@ -207,10 +202,6 @@ func runPodSpec(t *testing.T, ns, name string, want corev1.PodPhase, spec corev1
 	if err := env.c.Delete(ctx, pod); err != nil {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, waitTimeout, func() error {
-		ctx := context.Background()
-		err := env.c.Get(ctx, client.ObjectKeyFromObject(pod), pod)
-		return expect(apierrors.IsNotFound(err), "pod "+name+" is gone", fmt.Sprint(err))
-	})
+	waitGone(t, "pod "+name+" is gone", pod)
 	return string(logs)
 }

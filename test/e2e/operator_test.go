@@ -148,11 +148,7 @@ func testEngineNotEnabled(t *testing.T) {
 	if err := env.c.Delete(ctx, inst); err != nil {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, waitTimeout, func() error {
-		ctx := context.Background()
-		err := env.c.Get(ctx, client.ObjectKeyFromObject(inst), inst)
-		return expect(apierrors.IsNotFound(err), "the instance is gone", fmt.Sprint(err))
-	})
+	waitGone(t, "the instance is gone", inst)
 }
 
 func testUninstall(t *testing.T) {

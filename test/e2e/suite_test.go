@@ -20,6 +20,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -141,6 +142,15 @@ func expect(ok bool, what, why string) error {
 		return nil
 	}
 	return fmt.Errorf("%s; last seen: %s", what, why)
+}
+
+// waitGone waits until obj no longer exists.
+func waitGone(t *testing.T, what string, obj client.Object) {
+	t.Helper()
+	testenv.Eventually(t, waitTimeout, func() error {
+		err := env.c.Get(context.Background(), client.ObjectKeyFromObject(obj), obj)
+		return expect(apierrors.IsNotFound(err), what, fmt.Sprint(err))
+	})
 }
 
 // testNamespace creates a namespace for one test and deletes it afterwards. On failure it first

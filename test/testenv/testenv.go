@@ -174,6 +174,21 @@ func (e *Env) ManagerWith(engines []engine.Engine, opts operator.Options) (*Mana
 // Stop stops the manager and waits for it.
 func (m *Manager) Stop() { m.stop() }
 
+// WaitQuiet waits until the manager has sent no write for a second, so that earlier work (other
+// tests' instances included) has settled before writes are counted.
+func (m *Manager) WaitQuiet(tb testing.TB, timeout time.Duration) {
+	tb.Helper()
+	last := m.Writes.Count()
+	Eventually(tb, timeout, func() error {
+		time.Sleep(time.Second)
+		if now := m.Writes.Count(); now != last {
+			last = now
+			return Errorf("manager still writing")
+		}
+		return nil
+	})
+}
+
 // MarkStatefulSetReady sets the status the StatefulSet controller and kubelets would report once
 // every replica of the current spec runs and is ready. envtest runs neither, so tests play them.
 func MarkStatefulSetReady(sts *appsv1.StatefulSet) {

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
 	"github.com/datafleet-dev/datafleet/test/testenv"
 )
@@ -131,16 +133,22 @@ func (r *running) status(t *testing.T) fwagent.Status {
 	return s
 }
 
-func execSQL(t *testing.T, e *Engine, statements ...string) {
+// connect opens a superuser connection; the caller closes it.
+func connect(t *testing.T, e *Engine) *pgx.Conn {
 	t.Helper()
-	ctx := context.Background()
-	conn, err := e.Connect(ctx, "postgres")
+	conn, err := e.Connect(context.Background(), "postgres")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close(ctx)
+	return conn
+}
+
+func execSQL(t *testing.T, e *Engine, statements ...string) {
+	t.Helper()
+	conn := connect(t, e)
+	defer conn.Close(context.Background())
 	for _, sql := range statements {
-		if _, err := conn.Exec(ctx, sql); err != nil {
+		if _, err := conn.Exec(context.Background(), sql); err != nil {
 			t.Fatalf("%s: %v", sql, err)
 		}
 	}
@@ -148,14 +156,10 @@ func execSQL(t *testing.T, e *Engine, statements ...string) {
 
 func query(t *testing.T, e *Engine, sql string) string {
 	t.Helper()
-	ctx := context.Background()
-	conn, err := e.Connect(ctx, "postgres")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := connect(t, e)
+	defer conn.Close(context.Background())
 	var out string
-	if err := conn.QueryRow(ctx, sql).Scan(&out); err != nil {
+	if err := conn.QueryRow(context.Background(), sql).Scan(&out); err != nil {
 		t.Fatalf("%s: %v", sql, err)
 	}
 	return out
