@@ -7,8 +7,17 @@ import (
 	"io"
 	"os"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
 	pgagent "github.com/datafleet-dev/datafleet/engines/postgres/agent"
 	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
+	"github.com/datafleet-dev/datafleet/framework/primary"
 )
 
 // runAgent is "manager agent <engine> [flags]": PID 1 of an engine's container. An init container
@@ -29,11 +38,22 @@ func runAgent(args []string) error {
 		fs.StringVar(&c.ListenAddresses, "listen-addresses", "*", "PostgreSQL's listen_addresses")
 		fs.IntVar(&c.Port, "port", 5432, "PostgreSQL's port")
 		fs.StringVar(&c.ParametersFile, "parameters-file", "/etc/datafleet/parameters.conf", "the instance's parameters, included by postgresql.conf")
+		fs.StringVar(&c.Name, "name", os.Getenv("POD_NAME"), "this member's name: the pod name")
+		lease := fs.String("lease", "", "the instance's primary Lease in the pod's namespace; empty runs a standalone primary")
+		fs.StringVar(&c.Source, "source", "", `libpq host and port of the current primary, for example "host=orders port=5432"`)
+		fs.StringVar(&c.ReplicationPasswordFile, "replication-password-file", "", "file holding the replication user's password")
 		if err := fs.Parse(args[1:]); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
 				return nil
 			}
 			return err
+		}
+		if *lease != "" {
+			k, err := leaseKeeper(*lease, c.Name)
+			if err != nil {
+				return err
+			}
+			c.Lease = k
 		}
 		e = &pgagent.Engine{Config: c}
 	default:
@@ -41,7 +61,31 @@ func runAgent(args []string) error {
 	}
 	ctx, stop := fwagent.SignalContext()
 	defer stop()
-	return fwagent.Run(ctx, e, *addr)
+	logger := zap.New()
+	ctrl.SetLogger(logger)
+	return fwagent.Run(log.IntoContext(ctx, logger), e, *addr)
+}
+
+// leaseKeeper talks to the API server with the pod's service account, which may read and update
+// only its instance's Lease.
+func leaseKeeper(lease, name string) (*primary.Keeper, error) {
+	ns := os.Getenv("POD_NAMESPACE")
+	if ns == "" || name == "" {
+		return nil, errors.New("agent: --lease needs POD_NAMESPACE and --name (or POD_NAME)")
+	}
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return nil, err
+	}
+	scheme := runtime.NewScheme()
+	if err := coordinationv1.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, err
+	}
+	return &primary.Keeper{Client: c, Key: types.NamespacedName{Namespace: ns, Name: lease}, Identity: name}, nil
 }
 
 // installAgent is "manager install-agent DEST": the init container of an engine pod copies the

@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/datafleet-dev/datafleet/framework/primary"
 )
 
 // Status is what the engine reports about its running process.
@@ -28,6 +30,20 @@ type Status struct {
 	Role string `json:"role,omitempty"`
 	// Detail explains a not-ready status.
 	Detail string `json:"detail,omitempty"`
+	// Position is how far this member has written (primary) or received (replica), for engines
+	// that elect a primary.
+	Position *primary.Position `json:"position,omitempty"`
+	// Replicas connected to a primary, as the primary sees them.
+	Replicas []ReplicaStatus `json:"replicas,omitempty"`
+}
+
+// ReplicaStatus is one replica connected to a primary.
+type ReplicaStatus struct {
+	Name string `json:"name"`
+	// State is the engine's word for the connection, for example "streaming".
+	State string `json:"state"`
+	// Synchronous is true when commits wait for this replica.
+	Synchronous bool `json:"synchronous,omitempty"`
 }
 
 // Engine is what an engine's agent implements.
@@ -43,15 +59,34 @@ type Engine interface {
 	Status(ctx context.Context) Status
 }
 
-// Run bootstraps the engine, runs its process and serves HTTP on addr until the process ends or
-// ctx is cancelled (then it stops the process with the engine's stop signal and waits for it).
+// Controller is implemented by engines whose agent runs a control loop beside the process (for
+// example the primary lease). When Control returns, the agent stops the process (at once with
+// ImmediateStopSignal if the error has an `Immediate() bool` method that says so, cleanly
+// otherwise) and ends with that error, so the kubelet restarts the container.
+type Controller interface {
+	Control(ctx context.Context) error
+	// ImmediateStopSignal stops the process without waiting for clients (fencing).
+	ImmediateStopSignal() os.Signal
+	// AfterStop runs once the process has stopped because it was asked to (a stop signal to the
+	// container or Control returning), not when it crashed: for example to release a lease.
+	AfterStop(ctx context.Context)
+}
+
+// Run bootstraps the engine, runs its process and serves HTTP on addr until the process ends,
+// the engine's control loop ends, or ctx is cancelled (then it stops the process with the engine's
+// stop signal and waits for it).
 func Run(ctx context.Context, e Engine, addr string) error {
 	if err := e.Bootstrap(ctx); err != nil {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
 	cmd := e.Command()
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	if err := cmd.Start(); err != nil {
+		ln.Close()
 		return fmt.Errorf("starting %s: %w", cmd.Path, err)
 	}
 	var exited atomic.Bool
@@ -61,16 +96,25 @@ func Run(ctx context.Context, e Engine, addr string) error {
 		exited.Store(true)
 		done <- err
 	}()
-
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		_ = cmd.Process.Signal(e.StopSignal())
-		<-done
-		return err
-	}
 	srv := &http.Server{Handler: handler(e, &exited), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
+
+	ctl, _ := e.(Controller)
+	controlCtx, stopControl := context.WithCancel(ctx)
+	defer stopControl()
+	controlled := make(chan error, 1)
+	if ctl != nil {
+		go func() { controlled <- ctl.Control(controlCtx) }()
+	}
+	// afterStop gets its own context: the agent's may already be cancelled by the stop signal.
+	afterStop := func() {
+		if ctl != nil {
+			actx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			ctl.AfterStop(actx)
+		}
+	}
 
 	select {
 	case err := <-done:
@@ -80,7 +124,20 @@ func Run(ctx context.Context, e Engine, addr string) error {
 		return fmt.Errorf("the engine's process exited: %w", err)
 	case <-ctx.Done():
 		_ = cmd.Process.Signal(e.StopSignal())
-		return <-done
+		err := <-done
+		stopControl()
+		afterStop()
+		return err
+	case cause := <-controlled:
+		sig := e.StopSignal()
+		var imm interface{ Immediate() bool }
+		if errors.As(cause, &imm) && imm.Immediate() {
+			sig = ctl.ImmediateStopSignal()
+		}
+		_ = cmd.Process.Signal(sig)
+		<-done
+		afterStop()
+		return fmt.Errorf("stopped by the agent's control loop: %w", cause)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
+	"github.com/datafleet-dev/datafleet/framework/primary"
 )
 
 // Config says where things are. The operator renders it into the container's arguments.
@@ -33,6 +34,17 @@ type Config struct {
 	// ParametersFile holds the instance's parameters (rendered by the operator); postgresql.conf
 	// includes it if it exists, so a reload picks up its changes.
 	ParametersFile string
+	// Name is this member's name (the pod name): the lease identity and the application_name a
+	// replica reports to the primary.
+	Name string
+	// Lease decides whether this member is the primary. Nil runs a standalone primary.
+	Lease *primary.Keeper
+	// Source is the libpq connection string fragment (host and port, for example
+	// "host=orders port=5432") that reaches the current primary: replicas clone from it and
+	// stream from it, and a former primary rewinds against it.
+	Source string
+	// ReplicationPasswordFile holds the password of the replication user.
+	ReplicationPasswordFile string
 	// Credential runs PostgreSQL's processes as another user. Only tests set it: they run as root,
 	// which initdb refuses. In a pod the agent already runs as the postgres user.
 	Credential *syscall.Credential
@@ -47,14 +59,28 @@ const pgHBA = `# Written by the Datafleet agent on every start; changes here are
 local all all trust
 host all all 0.0.0.0/0 scram-sha-256
 host all all ::/0 scram-sha-256
+host replication ` + ReplicationUser + ` 0.0.0.0/0 scram-sha-256
+host replication ` + ReplicationUser + ` ::/0 scram-sha-256
 `
 
-const includeMarker = "# datafleet: instance parameters"
+const (
+	includeMarker      = "# datafleet: instance parameters"
+	agentIncludeMarker = "# datafleet: settings the agent owns"
+	// agentConf is written by the agent on every start; relative to the data directory.
+	agentConf     = "datafleet.conf"
+	standbySignal = "standby.signal"
+)
 
 // Engine runs PostgreSQL under the framework's agent.
-type Engine struct{ Config Config }
+type Engine struct {
+	Config Config
+}
 
-var _ fwagent.Engine = (*Engine)(nil)
+var (
+	_ fwagent.Engine     = (*Engine)(nil)
+	_ fwagent.Controller = (*Engine)(nil)
+	_ primary.Member     = (*Engine)(nil)
+)
 
 func (e *Engine) bin(name string) string {
 	if e.Config.BinDir == "" {
@@ -71,42 +97,96 @@ func (e *Engine) command(ctx context.Context, name string, args ...string) *exec
 	return cmd
 }
 
-// Bootstrap initialises the data directory once, then (re)writes the files the operator owns.
+// Bootstrap prepares the data directory: initdb for the first primary, a clone of the primary for
+// a new replica, a rewind for a former primary that must follow another one. Then it (re)writes
+// the files the operator owns and decides, through the lease, whether postgres starts as primary.
 func (e *Engine) Bootstrap(ctx context.Context) error {
 	c := e.Config
 	if err := e.mkdir(c.SocketDir); err != nil {
 		return err
 	}
-	if _, err := os.Stat(filepath.Join(c.DataDir, "PG_VERSION")); errors.Is(err, os.ErrNotExist) {
-		out, err := e.command(ctx, "initdb", "--pgdata", c.DataDir, "--username", Superuser,
-			"--auth-local", "trust", "--auth-host", "scram-sha-256", "--encoding", "UTF8", "--locale", "C",
-			"--data-checksums").CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("initdb: %w\n%s", err, out)
-		}
-	} else if err != nil {
+	if err := e.writePassFile(); err != nil {
 		return err
 	}
+	holder, err := e.claim(ctx)
+	if err != nil {
+		return err
+	}
+	primary := holder == e.Config.Name
+	switch _, err := os.Stat(filepath.Join(c.DataDir, "PG_VERSION")); {
+	case errors.Is(err, os.ErrNotExist) && primary:
+		if err := e.initdb(ctx); err != nil {
+			return err
+		}
+	case errors.Is(err, os.ErrNotExist):
+		if err := e.clone(ctx); err != nil {
+			return err
+		}
+	case err != nil:
+		return err
+	case !primary:
+		_, err := os.Stat(filepath.Join(c.DataDir, standbySignal))
+		if err := e.rejoin(ctx, holder, errors.Is(err, os.ErrNotExist)); err != nil {
+			return err
+		}
+	}
+	// pg_basebackup and pg_rewind copy the primary's configuration files: write ours after them.
 	if err := e.writeFile(filepath.Join(c.DataDir, "pg_hba.conf"), []byte(pgHBA)); err != nil {
 		return err
 	}
-	return e.ensureInclude()
+	if err := e.writeFile(filepath.Join(c.DataDir, agentConf), []byte(e.agentSettings())); err != nil {
+		return err
+	}
+	if err := e.ensureIncludes(); err != nil {
+		return err
+	}
+	return e.setStandby(!primary)
 }
 
-// ensureInclude makes postgresql.conf include the parameters file, once.
-func (e *Engine) ensureInclude() error {
-	if e.Config.ParametersFile == "" {
-		return nil
+func (e *Engine) initdb(ctx context.Context) error {
+	if e.Config.Lease != nil {
+		if _, s, err := e.Config.Lease.Get(ctx); err != nil {
+			return err
+		} else if s.Bootstrapped {
+			// The holder lost its volume. A new empty database would replace every replica's data:
+			// hand the lease back so that the operator elects a replica with the data instead.
+			_ = e.Config.Lease.Release(ctx)
+			return errors.New("this member holds the primary lease but has no data, and the instance was bootstrapped before: released the lease; it will rejoin as a replica")
+		}
 	}
+	out, err := e.command(ctx, "initdb", "--pgdata", e.Config.DataDir, "--username", Superuser,
+		"--auth-local", "trust", "--auth-host", "scram-sha-256", "--encoding", "UTF8", "--locale", "C",
+		"--data-checksums").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("initdb: %w\n%s", err, out)
+	}
+	if e.Config.Lease != nil {
+		return e.Config.Lease.MarkBootstrapped(ctx)
+	}
+	return nil
+}
+
+// ensureIncludes makes postgresql.conf include the parameters file and then the agent's own file
+// (which wins), once each.
+func (e *Engine) ensureIncludes() error {
 	path := filepath.Join(e.Config.DataDir, "postgresql.conf")
 	conf, err := os.ReadFile(path)
 	if err != nil {
 		return err
 	}
-	if bytes.Contains(conf, []byte(includeMarker)) {
+	orig := len(conf)
+	for _, inc := range []struct{ marker, file string }{
+		{includeMarker, e.Config.ParametersFile},
+		{agentIncludeMarker, agentConf},
+	} {
+		if inc.file == "" || bytes.Contains(conf, []byte(inc.marker)) {
+			continue
+		}
+		conf = fmt.Appendf(conf, "\n%s\ninclude_if_exists '%s'\n", inc.marker, inc.file)
+	}
+	if len(conf) == orig {
 		return nil
 	}
-	conf = fmt.Appendf(conf, "\n%s\ninclude_if_exists '%s'\n", includeMarker, e.Config.ParametersFile)
 	return e.writeFile(path, conf)
 }
 
@@ -121,24 +201,6 @@ func (e *Engine) Command() *exec.Cmd {
 
 // StopSignal asks for a fast shutdown: open transactions are rolled back, the data is consistent.
 func (e *Engine) StopSignal() os.Signal { return syscall.SIGINT }
-
-// Status connects through the Unix socket and reports primary or replica.
-func (e *Engine) Status(ctx context.Context) fwagent.Status {
-	conn, err := e.Connect(ctx, "postgres")
-	if err != nil {
-		return fwagent.Status{Detail: err.Error()}
-	}
-	defer conn.Close(context.Background())
-	var inRecovery bool
-	if err := conn.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&inRecovery); err != nil {
-		return fwagent.Status{Detail: err.Error()}
-	}
-	role := "primary"
-	if inRecovery {
-		role = "replica"
-	}
-	return fwagent.Status{Ready: true, Role: role}
-}
 
 // Connect opens a superuser connection through the Unix socket.
 func (e *Engine) Connect(ctx context.Context, database string) (*pgx.Conn, error) {

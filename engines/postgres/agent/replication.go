@@ -1,0 +1,333 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
+	"github.com/datafleet-dev/datafleet/framework/primary"
+)
+
+// ReplicationUser streams WAL to replicas and serves pg_rewind. Its password comes from the
+// instance's replication Secret.
+const ReplicationUser = "datafleet_replication"
+
+// claim returns the lease's holder (renewing it when it is this member); a standalone agent is
+// always its own primary.
+func (e *Engine) claim(ctx context.Context) (string, error) {
+	if e.Config.Lease == nil {
+		return e.Config.Name, nil
+	}
+	return e.Config.Lease.Claim(ctx)
+}
+
+func (e *Engine) passFile() string { return filepath.Join(e.Config.SocketDir, ".pgpass") }
+
+// writePassFile gives libpq (walreceiver, pg_basebackup, pg_rewind) the replication password
+// without putting it on a command line or in a configuration file.
+func (e *Engine) writePassFile() error {
+	if e.Config.ReplicationPasswordFile == "" {
+		return nil
+	}
+	pw, err := e.replicationPassword()
+	if err != nil {
+		return err
+	}
+	escaped := strings.NewReplacer(`\`, `\\`, `:`, `\:`).Replace(pw)
+	return e.writeFile(e.passFile(), []byte("*:*:*:"+ReplicationUser+":"+escaped+"\n"))
+}
+
+func (e *Engine) replicationPassword() (string, error) {
+	b, err := os.ReadFile(e.Config.ReplicationPasswordFile)
+	if err != nil {
+		return "", fmt.Errorf("reading the replication password: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// sourceConnString reaches the current primary as the replication user.
+func (e *Engine) sourceConnString() string {
+	return fmt.Sprintf("%s user=%s passfile=%s application_name=%s dbname=postgres connect_timeout=5 target_session_attrs=read-write",
+		e.Config.Source, ReplicationUser, e.passFile(), e.Config.Name)
+}
+
+// agentSettings are the settings the agent owns, included after the instance's parameters.
+func (e *Engine) agentSettings() string {
+	lines := []string{
+		"# Written by the Datafleet agent on every start; changes here are lost.",
+		"wal_level = 'replica'",
+		"hot_standby = 'on'",
+		// A replica that was down for a while catches up from the primary's WAL without a re-clone.
+		"wal_keep_size = '512MB'",
+		// Replicas notice a dead primary and reconnect to a new one within seconds.
+		"wal_receiver_timeout = '10s'",
+		"wal_sender_timeout = '10s'",
+		"wal_retrieve_retry_interval = '1s'",
+		"recovery_target_timeline = 'latest'",
+	}
+	if e.Config.Source != "" {
+		lines = append(lines, "primary_conninfo = '"+strings.ReplaceAll(e.sourceConnString(), "'", "''")+"'")
+	}
+	return strings.Join(lines, "\n") + "\n"
+}
+
+// setStandby creates or removes standby.signal, which makes postgres start as a replica.
+func (e *Engine) setStandby(standby bool) error {
+	path := filepath.Join(e.Config.DataDir, standbySignal)
+	if standby {
+		return e.writeFile(path, nil)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// waitForSource waits until the primary accepts the replication user, for at most timeout.
+func (e *Engine) waitForSource(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var last error
+	for {
+		cfg, err := pgx.ParseConfig(e.sourceConnString())
+		if err != nil {
+			return err
+		}
+		conn, err := pgx.ConnectConfig(ctx, cfg)
+		if err == nil {
+			conn.Close(context.Background())
+			return nil
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("no primary answered at %q: %w", e.Config.Source, last)
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// clone copies the primary's data with pg_basebackup into a scratch directory that is renamed
+// into place only when complete, so a clone interrupted by a restart is never mistaken for data.
+func (e *Engine) clone(ctx context.Context) error {
+	if e.Config.Source == "" {
+		return errors.New("this member is not the primary and has no primary to clone from")
+	}
+	log.FromContext(ctx).Info("cloning the primary", "source", e.Config.Source)
+	if err := e.waitForSource(ctx, 10*time.Minute); err != nil {
+		return err
+	}
+	scratch := e.Config.DataDir + ".clone"
+	if err := os.RemoveAll(scratch); err != nil {
+		return err
+	}
+	out, err := e.command(ctx, "pg_basebackup", "--pgdata", scratch, "--dbname", e.sourceConnString(),
+		"--wal-method", "stream", "--checkpoint", "fast", "--no-password").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("pg_basebackup: %w\n%s", err, out)
+	}
+	return os.Rename(scratch, e.Config.DataDir)
+}
+
+// rejoin brings an existing data directory in line with the current primary before it starts as
+// a replica. pg_rewind undoes writes the new primary never saw (a former primary's last
+// transactions under asynchronous replication) and is a no-op otherwise. When no primary answers
+// (none elected yet), the member starts as a replica anyway so that it can be elected.
+func (e *Engine) rejoin(ctx context.Context, holder string, wasPrimary bool) error {
+	if e.Config.Source == "" {
+		return nil
+	}
+	wait := 3 * time.Second
+	if wasPrimary && holder != "" {
+		// Another member was elected: following it without a rewind could fail forever.
+		wait = 2 * time.Minute
+	}
+	if err := e.waitForSource(ctx, wait); err != nil {
+		if wasPrimary && holder != "" {
+			return err
+		}
+		log.FromContext(ctx).Info("no primary to rewind against; starting as a replica", "reason", err.Error())
+		return nil
+	}
+	out, err := e.command(ctx, "pg_rewind", "--target-pgdata", e.Config.DataDir,
+		"--source-server", e.sourceConnString(), "--progress").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("pg_rewind: %w\n%s", err, out)
+	}
+	log.FromContext(ctx).Info("rejoined the primary", "pg_rewind", strings.TrimSpace(string(out)))
+	return nil
+}
+
+// Control runs the primary lease (see package primary); a standalone agent just waits.
+func (e *Engine) Control(ctx context.Context) error {
+	if e.Config.Lease == nil {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	go e.ensureReplicationUser(ctx)
+	return e.Config.Lease.Keep(ctx, e)
+}
+
+// ImmediateStopSignal is PostgreSQL's immediate shutdown: every connection is dropped at once.
+func (e *Engine) ImmediateStopSignal() os.Signal { return syscall.SIGQUIT }
+
+// AfterStop hands the lease back once postgres has stopped, so that a replica is elected without
+// waiting for the lease to expire.
+func (e *Engine) AfterStop(ctx context.Context) {
+	if e.Config.Lease == nil {
+		return
+	}
+	if err := e.Config.Lease.Release(ctx); err != nil {
+		log.FromContext(ctx).Error(err, "releasing the primary lease")
+	}
+}
+
+// IsPrimary implements primary.Member.
+func (e *Engine) IsPrimary(ctx context.Context) (bool, error) {
+	var inRecovery bool
+	err := e.queryRow(ctx, "SELECT pg_is_in_recovery()", &inRecovery)
+	return err == nil && !inRecovery, err
+}
+
+// Promote implements primary.Member.
+func (e *Engine) Promote(ctx context.Context) error {
+	var ok bool
+	if err := e.queryRow(ctx, "SELECT pg_promote(true, 60)", &ok); err != nil {
+		return err
+	}
+	if !ok {
+		return errors.New("pg_promote did not finish within 60 s")
+	}
+	return nil
+}
+
+// Follow implements primary.Member: it stops the WAL receiver, which postgres restarts at once
+// against primary_conninfo, so the replica stops waiting on a connection to the old primary.
+func (e *Engine) Follow(ctx context.Context) error {
+	var pid int
+	err := e.queryRow(ctx, "SELECT coalesce((SELECT pid FROM pg_stat_wal_receiver), 0)", &pid)
+	if err != nil || pid == 0 {
+		return err
+	}
+	return syscall.Kill(pid, syscall.SIGTERM)
+}
+
+// ensureReplicationUser creates the replication user on the primary (and sets its password from
+// the Secret), retrying until it succeeds. Replicas get it through replication.
+func (e *Engine) ensureReplicationUser(ctx context.Context) {
+	if e.Config.ReplicationPasswordFile == "" {
+		return
+	}
+	for {
+		err := e.createReplicationUser(ctx)
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, errNotPrimary) {
+			log.FromContext(ctx).Error(err, "creating the replication user")
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+var errNotPrimary = errors.New("not the primary")
+
+func (e *Engine) createReplicationUser(ctx context.Context) error {
+	if ok, err := e.IsPrimary(ctx); err != nil || !ok {
+		return errors.Join(err, errNotPrimary)
+	}
+	pw, err := e.replicationPassword()
+	if err != nil {
+		return err
+	}
+	verifier, err := scramVerifier(pw)
+	if err != nil {
+		return err
+	}
+	conn, err := e.Connect(ctx, "postgres")
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	// The password goes over the wire only as a SCRAM verifier, so statement logging cannot leak it.
+	stmts := []string{
+		// The first replica needs this user to connect: its creation cannot wait for a replica.
+		`SET synchronous_commit = 'local'`,
+		`DO $$ BEGIN
+		   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '` + ReplicationUser + `') THEN
+		     CREATE ROLE ` + ReplicationUser + ` WITH LOGIN REPLICATION;
+		   END IF;
+		 END $$`,
+		`ALTER ROLE ` + ReplicationUser + ` WITH LOGIN REPLICATION PASSWORD '` + verifier + `'`,
+		// What pg_rewind needs on the source, without superuser.
+		`GRANT EXECUTE ON FUNCTION pg_catalog.pg_ls_dir(text, boolean, boolean) TO ` + ReplicationUser,
+		`GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_file(text, boolean) TO ` + ReplicationUser,
+		`GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text) TO ` + ReplicationUser,
+		`GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean) TO ` + ReplicationUser,
+	}
+	for _, s := range stmts {
+		if _, err := conn.Exec(ctx, s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Status connects through the Unix socket and reports the role, the WAL position and, on the
+// primary, the connected replicas.
+func (e *Engine) Status(ctx context.Context) fwagent.Status {
+	conn, err := e.Connect(ctx, "postgres")
+	if err != nil {
+		return fwagent.Status{Detail: err.Error()}
+	}
+	defer conn.Close(context.Background())
+	var inRecovery bool
+	var pos primary.Position
+	err = conn.QueryRow(ctx, `SELECT pg_is_in_recovery(),
+		  coalesce((SELECT received_tli FROM pg_stat_wal_receiver), (SELECT timeline_id FROM pg_control_checkpoint()))::bigint,
+		  (CASE WHEN pg_is_in_recovery()
+		        THEN greatest(coalesce(pg_last_wal_receive_lsn(), '0/0'), coalesce(pg_last_wal_replay_lsn(), '0/0'))
+		        ELSE pg_current_wal_lsn() END - '0/0')::bigint`).Scan(&inRecovery, &pos.History, &pos.Offset)
+	if err != nil {
+		return fwagent.Status{Detail: err.Error()}
+	}
+	st := fwagent.Status{Ready: true, Role: "primary", Position: &pos}
+	if inRecovery {
+		st.Role = "replica"
+		return st
+	}
+	rows, err := conn.Query(ctx, `SELECT application_name, state, sync_state IN ('sync', 'quorum') FROM pg_stat_replication ORDER BY application_name`)
+	if err != nil {
+		return fwagent.Status{Detail: err.Error()}
+	}
+	st.Replicas, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (fwagent.ReplicaStatus, error) {
+		var rs fwagent.ReplicaStatus
+		return rs, r.Scan(&rs.Name, &rs.State, &rs.Synchronous)
+	})
+	if err != nil {
+		return fwagent.Status{Detail: err.Error()}
+	}
+	return st
+}
+
+func (e *Engine) queryRow(ctx context.Context, sql string, dest ...any) error {
+	conn, err := e.Connect(ctx, "postgres")
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	return conn.QueryRow(ctx, sql).Scan(dest...)
+}

@@ -1,0 +1,242 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+
+	"github.com/datafleet-dev/datafleet/framework/primary"
+	"github.com/datafleet-dev/datafleet/test/testenv"
+)
+
+// These tests run three agents with real PostgreSQL on loopback, coordinated through a Lease on a
+// real API server (envtest). The test plays the operator's part: it elects and assigns the lease
+// with the same functions the operator uses.
+
+type member struct {
+	e *Engine
+	r *running
+}
+
+type replicaSet struct {
+	t       *testing.T
+	env     *testenv.Env
+	key     types.NamespacedName
+	members map[string]*member
+}
+
+func newReplicaSet(t *testing.T, n int, parameters string) *replicaSet {
+	t.Helper()
+	env := testenv.Start(t)
+	rs := &replicaSet{t: t, env: env, key: types.NamespacedName{Namespace: "default", Name: "pg-primary"}, members: map[string]*member{}}
+	if _, err := primary.Ensure(context.Background(), env.Client, rs.key, nil, nil, "pg-0", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	pwFile := filepath.Join(t.TempDir(), "password")
+	if err := os.WriteFile(pwFile, []byte("s3cret:with\\odd'chars"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	configs := make([]Config, n)
+	var hosts, ports []string
+	for i := range configs {
+		configs[i] = newConfig(t)
+		hosts = append(hosts, "127.0.0.1")
+		ports = append(ports, fmt.Sprint(configs[i].Port))
+	}
+	for i, c := range configs {
+		c.Name = fmt.Sprintf("pg-%d", i)
+		// Several hosts and target_session_attrs stand in for the read-write Service of a pod.
+		c.Source = fmt.Sprintf("host=%s port=%s", strings.Join(hosts, ","), strings.Join(ports, ","))
+		c.ReplicationPasswordFile = pwFile
+		c.Lease = &primary.Keeper{Client: env.Client, Key: rs.key, Identity: c.Name}
+		if err := os.WriteFile(c.ParametersFile, []byte(parameters), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		rs.members[c.Name] = &member{e: &Engine{Config: c}}
+	}
+	return rs
+}
+
+func (rs *replicaSet) start(name string) {
+	rs.t.Helper()
+	m := rs.members[name]
+	m.e.Config.Lease = &primary.Keeper{Client: rs.env.Client, Key: rs.key, Identity: name}
+	m.r = start(rs.t, m.e)
+}
+
+func (rs *replicaSet) lease() *coordinationv1.Lease {
+	rs.t.Helper()
+	l := &coordinationv1.Lease{}
+	if err := rs.env.Client.Get(context.Background(), rs.key, l); err != nil {
+		rs.t.Fatal(err)
+	}
+	return l
+}
+
+// elect does what the operator does once the lease is vacant: ask every running member for its
+// position, elect, assign.
+func (rs *replicaSet) elect(preferred string, quorum int) string {
+	rs.t.Helper()
+	var cands []primary.Candidate
+	for name, m := range rs.members {
+		if m.r == nil || m.r.ended() {
+			continue
+		}
+		s := m.r.status(rs.t)
+		c := primary.Candidate{Name: name, Healthy: s.Ready && s.Role == "replica"}
+		if s.Position != nil {
+			c.Position = *s.Position
+		}
+		cands = append(cands, c)
+	}
+	var winner string
+	testenv.Eventually(rs.t, 30*time.Second, func() error {
+		l := rs.lease()
+		if !primary.Read(l).Vacant(time.Now()) {
+			return fmt.Errorf("lease still held by %s", primary.Read(l).Holder)
+		}
+		w, err := primary.Elect(cands, preferred, quorum)
+		if err != nil {
+			rs.t.Fatal(err)
+		}
+		winner = w
+		return primary.Assign(context.Background(), rs.env.Client, l, w, time.Now())
+	})
+	return winner
+}
+
+func (rs *replicaSet) waitRole(name, role string) {
+	rs.t.Helper()
+	testenv.Eventually(rs.t, time.Minute, func() error {
+		if s := rs.members[name].r.status(rs.t); s.Role != role || !s.Ready {
+			return fmt.Errorf("%s: %+v, want a ready %s", name, s, role)
+		}
+		return nil
+	})
+}
+
+// waitRow waits until a replica has replayed a row.
+func (rs *replicaSet) waitRow(name, sql, want string) {
+	rs.t.Helper()
+	testenv.Eventually(rs.t, time.Minute, func() error {
+		conn, err := rs.members[name].e.Connect(context.Background(), "postgres")
+		if err != nil {
+			return err
+		}
+		defer conn.Close(context.Background())
+		var got string
+		if err := conn.QueryRow(context.Background(), sql).Scan(&got); err != nil {
+			return err
+		}
+		if got != want {
+			return fmt.Errorf("%s: %s = %q, want %q", name, sql, got, want)
+		}
+		return nil
+	})
+}
+
+func (r *running) ended() bool {
+	select {
+	case err := <-r.done:
+		r.done <- err
+		return true
+	default:
+		return false
+	}
+}
+
+func TestReplicasFailoverRejoinAndSwitchover(t *testing.T) {
+	rs := newReplicaSet(t, 3, "synchronous_standby_names = 'ANY 1 (*)'\n")
+	rs.start("pg-0")
+	rs.waitRole("pg-0", "primary")
+	rs.start("pg-1")
+	rs.start("pg-2")
+	rs.waitRole("pg-1", "replica")
+	rs.waitRole("pg-2", "replica")
+
+	p0 := rs.members["pg-0"]
+	testenv.Eventually(t, time.Minute, func() error {
+		s := p0.r.status(t)
+		if len(s.Replicas) != 2 {
+			return fmt.Errorf("primary sees replicas %+v, want pg-1 and pg-2", s.Replicas)
+		}
+		for _, r := range s.Replicas {
+			if r.State != "streaming" || !r.Synchronous {
+				return fmt.Errorf("replica %+v, want streaming and synchronous", r)
+			}
+		}
+		return nil
+	})
+	// Under synchronous replication a committed row is on a replica before the commit returns.
+	execSQL(t, p0.e, "CREATE TABLE orders (id int PRIMARY KEY, what text)")
+	for i := range 50 {
+		execSQL(t, p0.e, fmt.Sprintf("INSERT INTO orders VALUES (%d, 'before failover')", i))
+	}
+
+	// Failover: the primary stops (as when its pod is deleted) and hands the lease back.
+	p0.r.stop(t)
+	if h := primary.Read(rs.lease()).Holder; h != "" {
+		t.Fatalf("the stopped primary still holds the lease: %q", h)
+	}
+	// Two replicas, commits wait for ANY 1: both must answer before one is elected.
+	winner := rs.elect("", 2)
+	rs.waitRole(winner, "primary")
+	w := rs.members[winner]
+	if got := query(t, w.e, "SELECT count(*)::text FROM orders"); got != "50" {
+		t.Fatalf("rows on the new primary %s: %s, want all 50 committed rows", winner, got)
+	}
+	// The other replica follows the new primary: a synchronous commit returns only once it has.
+	execSQL(t, w.e, "INSERT INTO orders VALUES (100, 'after failover')")
+	other := map[string]string{"pg-1": "pg-2", "pg-2": "pg-1"}[winner]
+	rs.waitRow(other, "SELECT what FROM orders WHERE id = 100", "after failover")
+
+	// The old primary comes back: it rewinds, follows the new primary and sees its writes.
+	rs.start("pg-0")
+	rs.waitRole("pg-0", "replica")
+	rs.waitRow("pg-0", "SELECT what FROM orders WHERE id = 100", "after failover")
+
+	// Planned switchover back to pg-0: the primary steps down cleanly, pg-0 is elected.
+	if err := primary.RequestStepDown(context.Background(), rs.env.Client, rs.lease(), "pg-0"); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, time.Minute, func() error {
+		if !w.r.ended() {
+			return fmt.Errorf("%s has not stepped down", winner)
+		}
+		return nil
+	})
+	if got := rs.elect("pg-0", 1); got != "pg-0" {
+		t.Fatalf("switchover elected %s, want pg-0", got)
+	}
+	rs.waitRole("pg-0", "primary")
+	rs.start(winner)
+	rs.waitRole(winner, "replica")
+	execSQL(t, p0.e, "INSERT INTO orders VALUES (101, 'after switchover')")
+	rs.waitRow(winner, "SELECT what FROM orders WHERE id = 101", "after switchover")
+
+	// Fencing: if the lease names another member, the primary stops at once.
+	l := rs.lease()
+	l.Spec.HolderIdentity = ptr.To("pg-1")
+	if err := rs.env.Client.Update(context.Background(), l); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if !p0.r.ended() {
+			return fmt.Errorf("pg-0 still runs although pg-1 holds the lease")
+		}
+		return nil
+	})
+	err := <-p0.r.done
+	p0.r.done <- err
+	if err == nil || !strings.Contains(err.Error(), `held by "pg-1"`) {
+		t.Errorf("pg-0 stopped with %v, want the lease reason", err)
+	}
+}

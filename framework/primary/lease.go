@@ -1,0 +1,134 @@
+package primary
+
+import (
+	"context"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// Timing of the protocol. An agent renews every RenewInterval and fences itself when it has not
+// renewed for FenceAfter; the operator treats the lease as expired LeaseDuration after the last
+// renewal. The gap between FenceAfter and LeaseDuration absorbs clock skew and scheduling delay.
+const (
+	LeaseDuration = 10 * time.Second
+	RenewInterval = 2 * time.Second
+	FenceAfter    = 6 * time.Second
+)
+
+// Annotations on the lease.
+const (
+	// StepDownAnnotation asks the holder to step down; its value names the preferred successor
+	// (or is empty for any).
+	StepDownAnnotation = "datafleet.dev/step-down"
+	// BootstrappedAnnotation records that the first primary created the instance's data, so that
+	// a holder which lost its volume never starts an empty database in its place.
+	BootstrappedAnnotation = "datafleet.dev/bootstrapped"
+)
+
+// State is what a lease says.
+type State struct {
+	Holder      string
+	RenewTime   time.Time
+	Duration    time.Duration
+	Transitions int32
+	// StepDown is set when the operator asked the holder to step down; StepDownTo names the
+	// preferred successor.
+	StepDown   bool
+	StepDownTo string
+	// Bootstrapped is set once the instance's data was created.
+	Bootstrapped bool
+}
+
+// Read returns the state of a lease.
+func Read(l *coordinationv1.Lease) State {
+	s := State{Holder: ptr.Deref(l.Spec.HolderIdentity, ""), Duration: LeaseDuration,
+		Transitions: ptr.Deref(l.Spec.LeaseTransitions, 0)}
+	if l.Spec.RenewTime != nil {
+		s.RenewTime = l.Spec.RenewTime.Time
+	}
+	if d := l.Spec.LeaseDurationSeconds; d != nil {
+		s.Duration = time.Duration(*d) * time.Second
+	}
+	s.StepDownTo, s.StepDown = l.Annotations[StepDownAnnotation]
+	_, s.Bootstrapped = l.Annotations[BootstrappedAnnotation]
+	return s
+}
+
+// Vacant is true when nobody may be primary under this lease: it has no holder, or the holder
+// has not renewed within the lease's duration.
+func (s State) Vacant(now time.Time) bool {
+	return s.Holder == "" || !now.Before(s.RenewTime.Add(s.Duration))
+}
+
+// ExpiresAt is when a held lease expires unless renewed.
+func (s State) ExpiresAt() time.Time { return s.RenewTime.Add(s.Duration) }
+
+// Ensure creates the lease if it does not exist. firstHolder becomes its holder only when it is
+// created: the pod that bootstraps a new instance.
+func Ensure(ctx context.Context, c client.Client, key types.NamespacedName, labels map[string]string,
+	owner *metav1.OwnerReference, firstHolder string, now time.Time) (*coordinationv1.Lease, error) {
+	l := &coordinationv1.Lease{}
+	err := c.Get(ctx, key, l)
+	if !apierrors.IsNotFound(err) {
+		return l, err
+	}
+	l = &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: key.Namespace, Labels: labels},
+		Spec: coordinationv1.LeaseSpec{LeaseDurationSeconds: ptr.To(int32(LeaseDuration / time.Second))},
+	}
+	if owner != nil {
+		l.OwnerReferences = []metav1.OwnerReference{*owner}
+	}
+	if firstHolder != "" {
+		l.Spec.HolderIdentity = ptr.To(firstHolder)
+		l.Spec.AcquireTime = &metav1.MicroTime{Time: now}
+		l.Spec.RenewTime = &metav1.MicroTime{Time: now}
+	}
+	if err := c.Create(ctx, l); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// Assign names holder as the primary. It refuses a lease that still has a live holder, and the
+// update carries the lease's resourceVersion, so two operators (or a stale cache) cannot both
+// assign it.
+func Assign(ctx context.Context, c client.Client, l *coordinationv1.Lease, holder string, now time.Time) error {
+	s := Read(l)
+	if !s.Vacant(now) {
+		return &LiveHolderError{Holder: s.Holder}
+	}
+	l = l.DeepCopy()
+	l.Spec.HolderIdentity = ptr.To(holder)
+	l.Spec.AcquireTime = &metav1.MicroTime{Time: now}
+	l.Spec.RenewTime = &metav1.MicroTime{Time: now}
+	l.Spec.LeaseTransitions = ptr.To(s.Transitions + 1)
+	delete(l.Annotations, StepDownAnnotation)
+	return c.Update(ctx, l)
+}
+
+// RequestStepDown asks the holder to step down in favour of successor.
+func RequestStepDown(ctx context.Context, c client.Client, l *coordinationv1.Lease, successor string) error {
+	if v, ok := l.Annotations[StepDownAnnotation]; ok && v == successor {
+		return nil
+	}
+	l = l.DeepCopy()
+	if l.Annotations == nil {
+		l.Annotations = map[string]string{}
+	}
+	l.Annotations[StepDownAnnotation] = successor
+	return c.Update(ctx, l)
+}
+
+// LiveHolderError is returned by Assign when the lease is held.
+type LiveHolderError struct{ Holder string }
+
+func (e *LiveHolderError) Error() string {
+	return "the primary lease is held by " + e.Holder + " and has not expired"
+}
