@@ -21,7 +21,7 @@ help: ## Show this help.
 generate: ## Regenerate deepcopy code, CRDs and RBAC from the API types.
 	$(CONTROLLER_GEN) object paths=./api/...
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=charts/datafleet/crds
-	$(CONTROLLER_GEN) rbac:roleName=datafleet-manager paths=./framework/... paths=./cmd/... output:rbac:artifacts:config=charts/datafleet/files
+	$(CONTROLLER_GEN) rbac:roleName=datafleet-manager paths=./framework/... paths=./engines/... paths=./cmd/... output:rbac:artifacts:config=charts/datafleet/files
 
 .PHONY: verify-generated
 verify-generated: generate ## Fail when generated files differ from what is committed.

@@ -135,6 +135,21 @@ type ServiceInstanceSpec struct {
 	// +optional
 	DeletionProtection bool `json:"deletionProtection,omitempty"`
 
+	// synchronousReplicas is how many replicas must confirm each commit before it returns, for
+	// engines with a primary (postgres). 0, the default, replicates asynchronously. With 1 or
+	// more, a committed write survives losing the primary; writes wait while fewer replicas run.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	SynchronousReplicas *int32 `json:"synchronousReplicas,omitempty"`
+
+	// primary names the pod that should be the primary, for engines with a primary (postgres).
+	// When it names a healthy replica, the operator switches over to it: the current primary
+	// stops cleanly and the named pod is promoted. Empty lets the operator choose (and keep its
+	// choice after a failover).
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	Primary string `json:"primary,omitempty"`
+
 	// bindingPolicy says which other namespaces may bind to this instance.
 	// +optional
 	BindingPolicy *BindingPolicy `json:"bindingPolicy,omitempty"`
@@ -183,6 +198,23 @@ type ServiceInstanceStatus struct {
 	// +listType=map
 	// +listMapKey=name
 	Endpoints []Endpoint `json:"endpoints,omitempty"`
+	// members of the instance with their role and replication state.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	Members []Member `json:"members,omitempty"`
+}
+
+// Member is one pod of an instance as the operator last saw it.
+type Member struct {
+	// name of the pod.
+	Name string `json:"name"`
+	// role, for example primary or replica; empty when the pod did not answer.
+	// +optional
+	Role string `json:"role,omitempty"`
+	// state, for example "streaming (synchronous)" for a replica or "not answering".
+	// +optional
+	State string `json:"state,omitempty"`
 }
 
 // ServiceInstance is one data service (a PostgreSQL cluster, a RabbitMQ cluster, a MongoDB
@@ -195,9 +227,11 @@ type ServiceInstanceStatus struct {
 // +kubebuilder:printcolumn:name="Version",type=string,JSONPath=`.status.version`
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.readyReplicas`
+// +kubebuilder:printcolumn:name="Primary",type=string,JSONPath=`.status.currentPrimary`
 // +kubebuilder:printcolumn:name="Replicas",type=string,JSONPath=`.status.replicas`,priority=1
 // +kubebuilder:printcolumn:name="Image",type=string,JSONPath=`.status.image`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="!has(self.spec.synchronousReplicas) || self.spec.synchronousReplicas < (has(self.spec.replicas) ? self.spec.replicas : 1)",message="spec.synchronousReplicas must be less than spec.replicas: the primary does not count, and writes would wait forever"
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 52",message="ServiceInstance names are at most 52 characters, so that the names of its pods and services fit Kubernetes limits"
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="ServiceInstance names must start with a lowercase letter and contain only lowercase letters, digits and '-', because they become Service DNS names"
 type ServiceInstance struct {

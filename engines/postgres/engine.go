@@ -3,16 +3,23 @@
 package postgres
 
 import (
+	"fmt"
+	"strings"
+
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/catalog"
 	"github.com/datafleet-dev/datafleet/framework/engine"
+	"github.com/datafleet-dev/datafleet/framework/names"
 	"github.com/datafleet-dev/datafleet/framework/params"
+	"github.com/datafleet-dev/datafleet/framework/workload"
 )
 
 // Name is the value of spec.engine this engine serves.
@@ -31,7 +38,8 @@ func (Engine) Name() string { return Name }
 
 // ChildTypes implements engine.Engine.
 func (Engine) ChildTypes() []client.Object {
-	return []client.Object{&corev1.ConfigMap{}, &corev1.Service{}, &appsv1.StatefulSet{}}
+	return []client.Object{&corev1.ConfigMap{}, &corev1.Service{}, &corev1.ServiceAccount{}, &rbacv1.Role{},
+		&rbacv1.RoleBinding{}, &policyv1.PodDisruptionBudget{}, &appsv1.StatefulSet{}}
 }
 
 // Parameters users may set, with their types. The list is deliberately short: every entry is a
@@ -51,26 +59,31 @@ var parameters = params.Spec{
 		"synchronous_commit":                  params.Enum("on", "off", "local", "remote_write", "remote_apply"),
 	},
 	Owned: map[string]string{
-		"data_directory":          "the data volume's layout is fixed",
-		"hba_file":                "the operator writes pg_hba.conf",
-		"config_file":             "the operator writes the configuration",
-		"port":                    "Services and probes use 5432",
-		"listen_addresses":        "the pod must listen on its own address",
-		"unix_socket_directories": "the agent connects through the socket",
-		"ssl":                     "use spec.tls",
-		"archive_command":         "backups are configured with BackupPlan",
-		"primary_conninfo":        "replication is managed by the operator",
+		"data_directory":            "the data volume's layout is fixed",
+		"hba_file":                  "the operator writes pg_hba.conf",
+		"config_file":               "the operator writes the configuration",
+		"port":                      "Services and probes use 5432",
+		"listen_addresses":          "the pod must listen on its own address",
+		"unix_socket_directories":   "the agent connects through the socket",
+		"ssl":                       "use spec.tls",
+		"archive_command":           "backups are configured with BackupPlan",
+		"primary_conninfo":          "replication is managed by the operator",
+		"synchronous_standby_names": "use spec.synchronousReplicas",
+		"hot_standby":               "replicas always serve reads",
+		"wal_level":                 "replication needs 'replica'",
 	},
 }
 
 // Validate implements engine.Engine.
 func (Engine) Validate(inst *v1alpha1.ServiceInstance, _ catalog.Release) field.ErrorList {
 	errs := parameters.Validate(inst.Spec.Parameters, field.NewPath("spec", "parameters"))
-	if r := inst.DesiredReplicas(); r != 1 {
-		// Streaming replicas and failover are the next step of this engine; until they land,
-		// several replicas would be several independent primaries.
-		errs = append(errs, field.Invalid(field.NewPath("spec", "replicas"), r,
-			"this version of the postgres engine runs exactly 1 replica; streaming replicas are not available yet"))
+	if p := inst.Spec.Primary; p != "" {
+		sts := names.Child(inst.Name, "", names.MaxStatefulSet)
+		if n := workload.Ordinal(p); !strings.HasPrefix(p, sts+"-") || n < 0 || n >= int(inst.DesiredReplicas()) ||
+			p != fmt.Sprintf("%s-%d", sts, n) {
+			errs = append(errs, field.Invalid(field.NewPath("spec", "primary"), p,
+				fmt.Sprintf("must name one of the instance's pods, %s-0 to %s-%d", sts, sts, inst.DesiredReplicas()-1)))
+		}
 	}
 	return errs
 }

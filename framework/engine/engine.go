@@ -4,9 +4,12 @@ package engine
 
 import (
 	"context"
+	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/catalog"
@@ -55,6 +58,8 @@ type Observation struct {
 	CurrentPrimary string
 	// Endpoints clients connect to.
 	Endpoints []v1alpha1.Endpoint
+	// Members of the instance, for engines that report them (role and replication state).
+	Members []v1alpha1.Member
 }
 
 // ObserveInput is what an Observer may use. Reader reads from the manager's cache.
@@ -76,4 +81,48 @@ type Observer interface {
 // (for example to stop replication cleanly). It must be idempotent: it runs again after a restart.
 type Finalizer interface {
 	Finalize(ctx context.Context, inst *v1alpha1.ServiceInstance, c client.Client) error
+}
+
+// Supervisor is implemented by engines that act on a running instance beyond applying its
+// children: electing a primary, labelling pods by role, restarting pods one at a time in an order
+// only the engine knows. Supervise runs after the children are applied, in place of Observe. It
+// may write, must be idempotent (a restart can interrupt it anywhere), and must write nothing
+// once the instance is settled.
+type Supervisor interface {
+	Supervise(ctx context.Context, in SuperviseInput) (SuperviseResult, error)
+}
+
+// SuperviseInput is what a Supervisor may use.
+type SuperviseInput struct {
+	Instance *v1alpha1.ServiceInstance
+	Release  catalog.Release
+	// Client reads from the manager's cache and writes to the API server.
+	Client client.Client
+	// Children as rendered and applied.
+	Children []client.Object
+	// Owner is the controller reference for objects the engine creates outside Render (a lease,
+	// a generated Secret), so they go when the instance goes.
+	Owner metav1.OwnerReference
+	// Generic is the framework's own observation from the rendered workloads' status.
+	Generic Observation
+	Now     time.Time
+}
+
+// SuperviseResult is what the supervisor learned, and when it wants to look again (zero: only
+// when something it watches changes).
+type SuperviseResult struct {
+	Observation  Observation
+	RequeueAfter time.Duration
+}
+
+// Watch is a kind of object, labelled with an instance's labels but not rendered by the engine
+// (pods, leases), whose changes should run the instance's reconcile.
+type Watch struct {
+	Type       client.Object
+	Predicates []predicate.Predicate
+}
+
+// Watcher is implemented by engines that need such watches.
+type Watcher interface {
+	Watches() []Watch
 }

@@ -16,7 +16,14 @@ func (r *Reconciler) observe(ctx context.Context, s *scope) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if o, ok := r.Engine.(engine.Observer); ok {
+	if sv, ok := r.Engine.(engine.Supervisor); ok {
+		res, err := sv.Supervise(ctx, engine.SuperviseInput{Instance: s.inst, Release: s.release, Client: r.Client,
+			Children: s.children, Owner: r.ownerRef(s.inst), Generic: obs, Now: r.now()})
+		if err != nil {
+			return false, describeErr("supervising instance", err)
+		}
+		obs, s.requeueAfter = res.Observation, res.RequeueAfter
+	} else if o, ok := r.Engine.(engine.Observer); ok {
 		obs, err = o.Observe(ctx, engine.ObserveInput{Instance: s.inst, Release: s.release, Reader: r.Client, Generic: obs})
 		if err != nil {
 			return false, describeErr("observing instance", err)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
@@ -85,7 +86,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 			break
 		}
 	}
-	return ctrl.Result{}, nil
+	return ctrl.Result{RequeueAfter: s.requeueAfter}, nil
+}
+
+// ownerRef makes an object the instance's controlled child, for objects an engine creates itself.
+func (r *Reconciler) ownerRef(inst *v1alpha1.ServiceInstance) metav1.OwnerReference {
+	return *metav1.NewControllerRef(inst, v1alpha1.GroupVersion.WithKind("ServiceInstance"))
 }
 
 // fieldOwner is the server-side apply field manager: one per engine, so two engines never fight

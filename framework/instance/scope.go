@@ -1,6 +1,8 @@
 package instance
 
 import (
+	"time"
+
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/catalog"
 	"github.com/datafleet-dev/datafleet/framework/engine"
@@ -23,6 +25,8 @@ type scope struct {
 	applied bool
 	// observation of the running instance; nil until observed.
 	observation *engine.Observation
+	// requeueAfter asks for another reconcile even if nothing changes (zero: none).
+	requeueAfter time.Duration
 	// deleting is the status the deletion flow computed; deleted is set once the finalizer is
 	// gone and there is nothing left to write.
 	deleting *v1alpha1.ServiceInstanceStatus

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/names"
 )
 
@@ -47,9 +48,24 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options)
 	for _, t := range r.Engine.ChildTypes() {
 		b = b.Owns(t, builder.WithPredicates(labelled))
 	}
+	if w, ok := r.Engine.(engine.Watcher); ok {
+		for _, watch := range w.Watches() {
+			b = b.Watches(watch.Type, handler.EnqueueRequestsFromMapFunc(instanceOfLabels),
+				builder.WithPredicates(append([]predicate.Predicate{labelled}, watch.Predicates...)...))
+		}
+	}
 	b = b.Watches(&v1alpha1.VersionCatalog{}, handler.EnqueueRequestsFromMapFunc(r.instancesOfCatalog),
 		builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool { return o.GetName() == name })))
 	return b.Complete(r)
+}
+
+// instanceOfLabels maps an object labelled with an instance's labels to that instance.
+func instanceOfLabels(_ context.Context, o client.Object) []reconcile.Request {
+	name := o.GetLabels()[names.InstanceLabel]
+	if name == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: name}}}
 }
 
 func (r *Reconciler) instancesOfCatalog(ctx context.Context, _ client.Object) []reconcile.Request {

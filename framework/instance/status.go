@@ -47,7 +47,7 @@ func computeStatus(prev v1alpha1.ServiceInstanceStatus, inst *v1alpha1.ServiceIn
 	case s.observation != nil:
 		obs := s.observation
 		st.Replicas, st.ReadyReplicas = obs.Replicas, obs.ReadyReplicas
-		st.CurrentPrimary, st.Endpoints = obs.CurrentPrimary, obs.Endpoints
+		st.CurrentPrimary, st.Endpoints, st.Members = obs.CurrentPrimary, obs.Endpoints, obs.Members
 		wasUp := prev.Phase == v1alpha1.PhaseReady || prev.Phase == v1alpha1.PhaseUpdating || prev.Phase == v1alpha1.PhaseDegraded
 		specChanged := s.applied && prev.ObservedGeneration != 0 && prev.ObservedGeneration < gen
 		switch {

@@ -49,7 +49,13 @@ func CacheOptions(engines []engine.Engine) cache.Options {
 		&appsv1.StatefulSet{}:           {Label: sel},
 	}
 	for _, e := range engines {
-		for _, t := range e.ChildTypes() {
+		types := e.ChildTypes()
+		if w, ok := e.(engine.Watcher); ok {
+			for _, watch := range w.Watches() {
+				types = append(types, watch.Type)
+			}
+		}
+		for _, t := range types {
 			if !hasType(by, t) {
 				by[t] = cache.ByObject{Label: sel}
 			}

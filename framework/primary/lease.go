@@ -80,7 +80,7 @@ func Ensure(ctx context.Context, c client.Client, key types.NamespacedName, labe
 	}
 	l = &coordinationv1.Lease{
 		ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: key.Namespace, Labels: labels},
-		Spec: coordinationv1.LeaseSpec{LeaseDurationSeconds: ptr.To(int32(LeaseDuration / time.Second))},
+		Spec:       coordinationv1.LeaseSpec{LeaseDurationSeconds: ptr.To(int32(LeaseDuration / time.Second))},
 	}
 	if owner != nil {
 		l.OwnerReferences = []metav1.OwnerReference{*owner}

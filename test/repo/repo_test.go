@@ -26,7 +26,7 @@ func TestGeneratedFilesAreCurrent(t *testing.T) {
 	run(t, root, cg, "crd", "paths=./api/...", "output:crd:artifacts:config="+crds)
 	compareDirs(t, filepath.Join(root, "charts", "datafleet", "crds"), crds)
 	rbac := filepath.Join(tmp, "rbac")
-	run(t, root, cg, "rbac:roleName=datafleet-manager", "paths=./framework/...", "paths=./cmd/...", "output:rbac:artifacts:config="+rbac)
+	run(t, root, cg, "rbac:roleName=datafleet-manager", "paths=./framework/...", "paths=./engines/...", "paths=./cmd/...", "output:rbac:artifacts:config="+rbac)
 	compareDirs(t, filepath.Join(root, "charts", "datafleet", "files"), rbac)
 
 	// Deepcopy: generate into a copy of the API package.

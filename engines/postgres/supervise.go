@@ -1,0 +1,364 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
+	"github.com/datafleet-dev/datafleet/framework/engine"
+	"github.com/datafleet-dev/datafleet/framework/names"
+	"github.com/datafleet-dev/datafleet/framework/primary"
+	"github.com/datafleet-dev/datafleet/framework/secrets"
+	"github.com/datafleet-dev/datafleet/framework/workload"
+)
+
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=pods,verbs=patch
+
+var (
+	_ engine.Supervisor = Engine{}
+	_ engine.Watcher    = Engine{}
+)
+
+// Watches implements engine.Watcher: pods (readiness, deletion) and the primary lease, whose
+// renewals every few seconds are filtered out: only a new holder or a request matters.
+func (Engine) Watches() []engine.Watch {
+	leaseChanged := predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		o, n := primary.Read(e.ObjectOld.(*coordinationv1.Lease)), primary.Read(e.ObjectNew.(*coordinationv1.Lease))
+		return o.Holder != n.Holder || o.StepDown != n.StepDown || o.StepDownTo != n.StepDownTo || o.Bootstrapped != n.Bootstrapped
+	}}
+	return []engine.Watch{{Type: &corev1.Pod{}}, {Type: &coordinationv1.Lease{}, Predicates: []predicate.Predicate{leaseChanged}}}
+}
+
+// member is one pod and what its agent said.
+type member struct {
+	pod    *corev1.Pod
+	status *fwagent.Status // nil when the agent did not answer
+}
+
+// Supervise implements engine.Supervisor. In order: the generated replication password and the
+// primary lease exist; a vacant lease gets a new holder (failover); pods are labelled with the
+// role their agent reports, which is what the Services select; then at most one step of a
+// switchover or a rolling replacement of outdated pods.
+func (e Engine) Supervise(ctx context.Context, in engine.SuperviseInput) (engine.SuperviseResult, error) {
+	inst := in.Instance
+	labels := names.InstanceLabels(Name, inst.Name)
+	key := func(name string) types.NamespacedName {
+		return types.NamespacedName{Namespace: inst.Namespace, Name: name}
+	}
+	if err := secrets.EnsureGenerated(ctx, in.Client, key(ReplicationSecretName(inst)), labels, in.Owner, passwordKey); err != nil {
+		return engine.SuperviseResult{}, fmt.Errorf("replication secret: %w", err)
+	}
+	sts := names.Child(inst.Name, "", names.MaxStatefulSet)
+	lease, err := primary.Ensure(ctx, in.Client, key(LeaseName(inst)), labels, &in.Owner, sts+"-0", in.Now)
+	if err != nil {
+		return engine.SuperviseResult{}, fmt.Errorf("primary lease: %w", err)
+	}
+	podList := &corev1.PodList{}
+	if err := in.Client.List(ctx, podList, client.InNamespace(inst.Namespace), client.MatchingLabels(labels)); err != nil {
+		return engine.SuperviseResult{}, err
+	}
+	members := e.probe(ctx, podList.Items)
+	s := &supervision{in: in, lease: lease, state: primary.Read(lease), members: members, sts: sts}
+	for _, step := range []func(context.Context) (bool, error){s.elect, s.label, s.switchover, s.roll} {
+		done, err := step(ctx)
+		if err != nil {
+			return engine.SuperviseResult{}, err
+		}
+		if done {
+			break
+		}
+	}
+	return s.result(), nil
+}
+
+type supervision struct {
+	in      engine.SuperviseInput
+	lease   *coordinationv1.Lease
+	state   primary.State
+	members []member
+	sts     string
+	// notReady explains why the instance is not ready, if the supervisor knows.
+	reason, message string
+	requeue         time.Duration
+}
+
+func (s *supervision) wait(reason, message string, after time.Duration) {
+	if s.reason == "" {
+		s.reason, s.message = reason, message
+	}
+	if s.requeue == 0 || after < s.requeue {
+		s.requeue = after
+	}
+}
+
+func (s *supervision) member(name string) *member {
+	for i := range s.members {
+		if s.members[i].pod.Name == name {
+			return &s.members[i]
+		}
+	}
+	return nil
+}
+
+// elect names a new primary when the lease is vacant (the primary stepped down, stopped, or
+// stopped renewing) and the instance was bootstrapped: the first primary is named when the lease
+// is created.
+func (s *supervision) elect(ctx context.Context) (bool, error) {
+	if !s.state.Vacant(s.in.Now) {
+		return false, nil
+	}
+	if !s.state.Bootstrapped {
+		s.wait("Provisioning", fmt.Sprintf("waiting for %s to initialise the database", s.sts+"-0"), 5*time.Second)
+		return false, nil
+	}
+	var cands []primary.Candidate
+	for _, m := range s.members {
+		c := primary.Candidate{Name: m.pod.Name}
+		if st := m.status; st != nil && st.Role == RoleReplica && st.Position != nil && m.pod.DeletionTimestamp.IsZero() {
+			c.Healthy, c.Position = true, *st.Position
+		}
+		cands = append(cands, c)
+	}
+	winner, err := primary.Elect(cands, s.in.Instance.Spec.Primary, s.quorum())
+	if err != nil {
+		s.wait("NoPrimary", "electing a new primary: "+err.Error(), 2*time.Second)
+		return true, nil
+	}
+	if err := primary.Assign(ctx, s.in.Client, s.lease, winner, s.in.Now); err != nil {
+		return false, fmt.Errorf("assigning the primary lease to %s: %w", winner, err)
+	}
+	log.FromContext(ctx).Info("elected a new primary", "primary", winner, "previous", s.state.Holder)
+	s.state = primary.Read(s.lease)
+	s.state.Holder = winner
+	s.wait("Failover", fmt.Sprintf("%s was elected primary and is being promoted", winner), time.Second)
+	return true, nil
+}
+
+// quorum is how many replicas must answer before one is elected: under synchronous replication
+// with n of r replicas confirming each commit, any r-n+1 of them include one that has every
+// committed write.
+func (s *supervision) quorum() int {
+	n := int(ptr.Deref(s.in.Instance.Spec.SynchronousReplicas, 0))
+	if n == 0 {
+		return 1
+	}
+	return int(s.in.Instance.DesiredReplicas()) - 1 - n + 1
+}
+
+// label puts the role each agent reports on its pod: the read-write Service selects the lease
+// holder only once it reports primary, so clients never reach a primary that is not the holder.
+func (s *supervision) label(ctx context.Context) (bool, error) {
+	for _, m := range s.members {
+		want := ""
+		if st := m.status; st != nil && st.Ready {
+			switch {
+			case st.Role == RolePrimary && m.pod.Name == s.state.Holder:
+				want = RolePrimary
+			case st.Role == RoleReplica:
+				want = RoleReplica
+			}
+		}
+		if m.pod.Labels[RoleLabel] == want {
+			continue
+		}
+		patched := m.pod.DeepCopy()
+		if want == "" {
+			delete(patched.Labels, RoleLabel)
+		} else {
+			patched.Labels[RoleLabel] = want
+		}
+		if err := s.in.Client.Patch(ctx, patched, client.MergeFrom(m.pod)); client.IgnoreNotFound(err) != nil {
+			return false, fmt.Errorf("labelling pod %s: %w", m.pod.Name, err)
+		}
+	}
+	return false, nil
+}
+
+// switchover asks the primary to step down when spec.primary names a healthy replica.
+func (s *supervision) switchover(ctx context.Context) (bool, error) {
+	target := s.in.Instance.Spec.Primary
+	if target == "" || target == s.state.Holder {
+		return false, nil
+	}
+	return s.stepDown(ctx, target, fmt.Sprintf("switching over to %s as spec.primary asks", target))
+}
+
+// stepDown asks the holder to step down in favour of target once both are healthy.
+func (s *supervision) stepDown(ctx context.Context, target, why string) (bool, error) {
+	cur, next := s.member(s.state.Holder), s.member(target)
+	if cur == nil || cur.status == nil || cur.status.Role != RolePrimary || next == nil || next.status == nil ||
+		next.status.Role != RoleReplica || !next.status.Ready {
+		s.wait("Switchover", why+": waiting for both pods to be healthy", 2*time.Second)
+		return true, nil
+	}
+	if err := primary.RequestStepDown(ctx, s.in.Client, s.lease, target); err != nil {
+		return false, fmt.Errorf("asking %s to step down: %w", s.state.Holder, err)
+	}
+	s.wait("Switchover", why, time.Second)
+	return true, nil
+}
+
+// roll replaces pods that run an outdated revision, one at a time and only when every pod is
+// ready: replicas first (highest ordinal first), then a switchover to an updated replica, then
+// the former primary.
+func (s *supervision) roll(ctx context.Context) (bool, error) {
+	live := &appsv1.StatefulSet{}
+	if err := s.in.Client.Get(ctx, types.NamespacedName{Namespace: s.in.Instance.Namespace, Name: s.sts}, live); err != nil {
+		return false, client.IgnoreNotFound(err)
+	}
+	pods := make([]corev1.Pod, 0, len(s.members))
+	for _, m := range s.members {
+		pods = append(pods, *m.pod)
+	}
+	ro := workload.RolloutOf(live, pods)
+	if len(ro.Outdated) == 0 {
+		return false, nil
+	}
+	if !ro.AllReady || s.state.Vacant(s.in.Now) {
+		s.wait("RollingUpdate", fmt.Sprintf("%d pods to update; waiting for every pod to be ready", len(ro.Outdated)), 2*time.Second)
+		return true, nil
+	}
+	victim := ro.Outdated[0]
+	for _, p := range ro.Outdated {
+		if p.Name != s.state.Holder {
+			victim = p // replicas first
+			break
+		}
+	}
+	if victim.Name == s.state.Holder && len(s.members) > 1 {
+		for _, m := range s.members {
+			if m.pod.Name != s.state.Holder && !isOutdated(m.pod, ro) {
+				return s.stepDown(ctx, m.pod.Name, "rolling update: switching over before updating the primary")
+			}
+		}
+	}
+	if err := s.in.Client.Delete(ctx, victim, client.Preconditions{UID: &victim.UID}); client.IgnoreNotFound(err) != nil {
+		return false, fmt.Errorf("replacing pod %s: %w", victim.Name, err)
+	}
+	log.FromContext(ctx).Info("replaced an outdated pod", "pod", victim.Name)
+	s.wait("RollingUpdate", fmt.Sprintf("replacing %s (%d pods to update)", victim.Name, len(ro.Outdated)), 2*time.Second)
+	return true, nil
+}
+
+func isOutdated(p *corev1.Pod, ro workload.Rollout) bool {
+	for _, o := range ro.Outdated {
+		if o.Name == p.Name {
+			return true
+		}
+	}
+	return false
+}
+
+// result turns what the supervisor saw into the instance's observation.
+func (s *supervision) result() engine.SuperviseResult {
+	inst := s.in.Instance
+	obs := s.in.Generic
+	var replicas []fwagent.ReplicaStatus
+	if m := s.member(s.state.Holder); m != nil && m.status != nil && m.status.Role == RolePrimary && m.status.Ready {
+		obs.CurrentPrimary = s.state.Holder
+		replicas = m.status.Replicas
+	}
+	for _, m := range s.members {
+		obs.Members = append(obs.Members, memberStatus(m, replicas))
+	}
+	sort.Slice(obs.Members, func(i, j int) bool {
+		return workload.Ordinal(obs.Members[i].Name) < workload.Ordinal(obs.Members[j].Name)
+	})
+	ns := inst.Namespace
+	obs.Endpoints = []v1alpha1.Endpoint{
+		{Name: "read-write", Host: service(inst, RolePrimary, "").Name + "." + ns + ".svc", Port: port},
+		{Name: "read-only", Host: service(inst, RoleReplica, "ro").Name + "." + ns + ".svc", Port: port},
+	}
+	switch {
+	case s.reason != "":
+		obs.Ready, obs.Reason, obs.Message = false, s.reason, s.message
+	case obs.Ready && obs.CurrentPrimary == "":
+		obs.Ready, obs.Reason, obs.Message = false, "NoPrimary", "no pod is serving as primary yet"
+	}
+	requeue := s.requeue
+	if requeue == 0 && !s.state.Vacant(s.in.Now) {
+		// A lease that expires sends no event: look again just after it would.
+		requeue = s.state.ExpiresAt().Sub(s.in.Now) + 500*time.Millisecond
+	}
+	return engine.SuperviseResult{Observation: obs, RequeueAfter: max(requeue, time.Second)}
+}
+
+func memberStatus(m member, replicas []fwagent.ReplicaStatus) v1alpha1.Member {
+	out := v1alpha1.Member{Name: m.pod.Name}
+	switch {
+	case m.status == nil:
+		out.State = "not answering"
+	case !m.status.Ready:
+		out.State = "not ready"
+	case m.status.Role == RolePrimary:
+		out.Role, out.State = RolePrimary, "accepting writes"
+	default:
+		out.Role, out.State = m.status.Role, "not streaming"
+		for _, r := range replicas {
+			if r.Name == m.pod.Name {
+				out.State = r.State
+				if r.Synchronous {
+					out.State += " (synchronous)"
+				}
+			}
+		}
+	}
+	return out
+}
+
+// probe asks every running pod's agent for its status, concurrently.
+func (e Engine) probe(ctx context.Context, pods []corev1.Pod) []member {
+	members := make([]member, len(pods))
+	var wg sync.WaitGroup
+	for i := range pods {
+		members[i].pod = &pods[i]
+		if pods[i].Status.PodIP == "" || pods[i].Status.Phase != corev1.PodRunning {
+			continue
+		}
+		wg.Add(1)
+		go func(m *member) {
+			defer wg.Done()
+			m.status = agentStatus(ctx, m.pod.Status.PodIP)
+		}(&members[i])
+	}
+	wg.Wait()
+	return members
+}
+
+var agentClient = &http.Client{Timeout: 2 * time.Second}
+
+func agentStatus(ctx context.Context, ip string) *fwagent.Status {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+ip+":"+strconv.Itoa(agentPort)+fwagent.PathStatus, nil)
+	if err != nil {
+		return nil
+	}
+	resp, err := agentClient.Do(req)
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	var st fwagent.Status
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&st) != nil {
+		return nil
+	}
+	return &st
+}

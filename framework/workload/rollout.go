@@ -1,0 +1,60 @@
+package workload
+
+import (
+	"sort"
+	"strconv"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+)
+
+// Rollout is where an OnDelete StatefulSet stands in replacing its pods with the current
+// revision. The engine decides the order (a primary last, a quorum kept) and deletes pods itself.
+type Rollout struct {
+	// Outdated pods run an older revision, highest ordinal first.
+	Outdated []*corev1.Pod
+	// AllReady is true when every pod the StatefulSet wants exists and is ready: the only time
+	// it is safe to take the next one down.
+	AllReady bool
+}
+
+// RolloutOf reports the rollout of sts over its pods.
+func RolloutOf(sts *appsv1.StatefulSet, pods []corev1.Pod) Rollout {
+	want := int32(1)
+	if sts.Spec.Replicas != nil {
+		want = *sts.Spec.Replicas
+	}
+	r := Rollout{AllReady: int32(len(pods)) >= want}
+	for i := range pods {
+		p := &pods[i]
+		if !PodReady(p) || !p.DeletionTimestamp.IsZero() {
+			r.AllReady = false
+		}
+		if rev := p.Labels[appsv1.ControllerRevisionHashLabelKey]; sts.Status.UpdateRevision != "" && rev != sts.Status.UpdateRevision {
+			r.Outdated = append(r.Outdated, p)
+		}
+	}
+	sort.Slice(r.Outdated, func(i, j int) bool { return Ordinal(r.Outdated[i].Name) > Ordinal(r.Outdated[j].Name) })
+	return r
+}
+
+// Ordinal is the number a StatefulSet puts at the end of its pods' names (-1 if none).
+func Ordinal(pod string) int {
+	i := strings.LastIndexByte(pod, '-')
+	n, err := strconv.Atoi(pod[i+1:])
+	if i < 0 || err != nil {
+		return -1
+	}
+	return n
+}
+
+// PodReady is the pod's Ready condition.
+func PodReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
