@@ -78,7 +78,9 @@ func (e Engine) Supervise(ctx context.Context, in engine.SuperviseInput) (engine
 	}
 	members := e.probe(ctx, podList.Items)
 	s := &supervision{in: in, lease: lease, state: primary.Read(lease), members: members, sts: sts}
-	for _, step := range []func(context.Context) (bool, error){s.elect, s.label, s.switchover, s.roll} {
+	// A rolling update goes before a switchover that spec.primary asks for: its own switchovers
+	// would otherwise be undone, and the requested one follows once every pod is updated.
+	for _, step := range []func(context.Context) (bool, error){s.elect, s.label, s.roll, s.switchover} {
 		done, err := step(ctx)
 		if err != nil {
 			return engine.SuperviseResult{}, err
@@ -138,7 +140,12 @@ func (s *supervision) elect(ctx context.Context) (bool, error) {
 		}
 		cands = append(cands, c)
 	}
-	winner, err := primary.Elect(cands, s.in.Instance.Spec.Primary, s.quorum())
+	// A primary that stepped down named its successor (a rolling update's or spec.primary's choice).
+	preferred := s.in.Instance.Spec.Primary
+	if s.state.StepDown {
+		preferred = s.state.StepDownTo
+	}
+	winner, err := primary.Elect(cands, preferred, s.quorum())
 	if err != nil {
 		s.wait("NoPrimary", "electing a new primary: "+err.Error(), 2*time.Second)
 		return true, nil

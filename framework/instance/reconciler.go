@@ -60,7 +60,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 
 	// One status write per reconcile, whatever the phases did, and none when nothing changed.
 	defer func() {
-		if err := r.writeStatus(ctx, orig, s, retErr); err != nil && retErr == nil {
+		err := r.writeStatus(ctx, orig, s, retErr)
+		switch {
+		case apierrors.IsConflict(err) && retErr == nil:
+			// The cache had not yet seen our last write: look again shortly, without an error.
+			res = ctrl.Result{RequeueAfter: time.Second}
+		case err != nil && retErr == nil:
 			retErr = err
 		}
 	}()
@@ -116,4 +121,10 @@ func ignoreGone(err error) error {
 	return err
 }
 
-func describeErr(what string, err error) error { return fmt.Errorf("%s: %w", what, err) }
+// describeErr says what failed; a nil error stays nil.
+func describeErr(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}

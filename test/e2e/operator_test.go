@@ -41,6 +41,7 @@ func TestOperator(t *testing.T) {
 		{"the CRDs are served with their validation", testCRDsServed},
 		{"an instance of an engine that is not enabled gets a clear condition", testEngineNotEnabled},
 		{"a postgres instance becomes Ready and keeps its data when its pod is replaced", testPostgresSingleInstance},
+		{"a 3-pod postgres instance fails over, rejoins, switches over and rolls without losing a row", testPostgresHighAvailability},
 		{"uninstall leaves no operator object behind", testUninstall},
 	} {
 		if !t.Run(step.name, step.fn) {

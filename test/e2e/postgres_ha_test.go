@@ -1,0 +1,324 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/test/testenv"
+)
+
+// e2ePassword is for a role the test creates on a throw-away instance.
+const e2ePassword = "e2e-only-password"
+
+// testPostgresHighAvailability runs inside TestOperator: three pods with synchronous replication;
+// the primary's pod is deleted, a replica takes over through the same Service without losing a
+// committed row, the old primary rejoins; a switchover and a rolling update follow.
+func testPostgresHighAvailability(t *testing.T) {
+	ctx := context.Background()
+	ensureCatalog(t, "postgres", v1alpha1.CatalogVersion{Version: "15", Image: env.images["postgres-15"], Default: true})
+	ns := testNamespace(t, "postgres-ha")
+	inst := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "ledger", Namespace: ns},
+		Spec: v1alpha1.ServiceInstanceSpec{Engine: "postgres", Version: "15", Replicas: ptr(int32(3)),
+			SynchronousReplicas: ptr(int32(1)),
+			Storage:             &v1alpha1.StorageSpec{Size: resource.MustParse("1Gi")},
+			DeletionPolicy:      v1alpha1.DeletionPolicyDelete}}
+	if err := env.c.Create(ctx, inst); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.c.Delete(context.Background(), inst) })
+	waitInstanceReady(t, inst)
+	waitMembers(t, inst, "ledger-0", "streaming (synchronous)")
+
+	psql(t, ns, inst.Status.CurrentPrimary, "CREATE ROLE app LOGIN PASSWORD '"+e2ePassword+"'; CREATE TABLE ledger (id int PRIMARY KEY, what text); ALTER TABLE ledger OWNER TO app")
+	rw := serviceAddress(t, ns, "ledger")
+	for i := range 100 {
+		if err := insert(ctx, rw, i, "before failover"); err != nil {
+			t.Fatalf("insert %d through the read-write Service: %v", i, err)
+		}
+	}
+	ro := serviceAddress(t, ns, "ledger-ro")
+	testenv.Eventually(t, time.Minute, func() error {
+		var inRecovery bool
+		err := queryOnce(ctx, ro, "SELECT pg_is_in_recovery()", &inRecovery)
+		return expect(err == nil && inRecovery, "the read-only Service reaches a replica", fmt.Sprint(inRecovery, err))
+	})
+
+	// Failover: delete the primary's pod while a client keeps writing through the Service.
+	w := startWriter(ctx, rw, 10000)
+	time.Sleep(2 * time.Second)
+	deletedAt := time.Now()
+	old := deletePod(t, ns, "ledger-0")
+	testenv.Eventually(t, 2*time.Minute, func() error {
+		if err := env.c.Get(ctx, client.ObjectKeyFromObject(inst), inst); err != nil {
+			return err
+		}
+		p := inst.Status.CurrentPrimary
+		return expect((p == "ledger-1" || p == "ledger-2") && w.succeededElsewhere(old.Status.PodIP, deletedAt),
+			"a replica is the primary and the Service's writes reach it", "currentPrimary "+p)
+	})
+	report := w.stop()
+	t.Logf("FAILOVER: %s", report)
+	fmt.Printf("FAILOVER (primary pod deleted): %s\n", report)
+	var n int
+	if err := queryOnce(ctx, rw, "SELECT count(*) FROM ledger WHERE id < 100", &n); err != nil || n != 100 {
+		t.Fatalf("after failover the new primary has %d of the 100 rows committed before (%v)", n, err)
+	}
+	w.checkNoneLost(t, rw)
+
+	// The old primary comes back as a replica of the new one and catches up.
+	waitPodReplaced(t, old)
+	waitMembers(t, inst, inst.Status.CurrentPrimary, "streaming (synchronous)")
+	var total int
+	if err := queryOnce(ctx, rw, "SELECT count(*) FROM ledger", &total); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, time.Minute, func() error {
+		got := psql(t, ns, "ledger-0", "SELECT pg_is_in_recovery()::text || ' ' || (SELECT count(*) FROM ledger)")
+		return expect(got == fmt.Sprintf("true %d", total), "ledger-0 is a replica with every row", got)
+	})
+
+	// Switchover back to ledger-0, declared in the spec, with writes going on.
+	w = startWriter(ctx, rw, 20000)
+	patchInstance(t, inst, func(s *v1alpha1.ServiceInstanceSpec) { s.Primary = "ledger-0" })
+	waitPrimary(t, inst, "ledger-0")
+	waitMembers(t, inst, "ledger-0", "streaming (synchronous)")
+	t.Logf("SWITCHOVER: %s", w.stop())
+	w.checkNoneLost(t, rw)
+
+	// A resources change rolls every pod, the primary last (after a switchover).
+	w = startWriter(ctx, rw, 100000)
+	primaryUID := podUID(t, ns, "ledger-0")
+	patchInstance(t, inst, func(s *v1alpha1.ServiceInstanceSpec) {
+		s.Resources.Requests = corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")}
+	})
+	var order []string
+	seen := map[string]bool{}
+	testenv.Eventually(t, 5*time.Minute, func() error {
+		for _, name := range []string{"ledger-0", "ledger-1", "ledger-2"} {
+			var p corev1.Pod
+			if err := env.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &p); err == nil && !seen[name] &&
+				p.Spec.Containers[0].Resources.Requests.Memory().Cmp(resource.MustParse("64Mi")) == 0 {
+				seen[name] = true
+				order = append(order, name)
+			}
+		}
+		if err := env.c.Get(ctx, client.ObjectKeyFromObject(inst), inst); err != nil {
+			return err
+		}
+		return expect(len(seen) == 3 && inst.Status.Phase == v1alpha1.PhaseReady, "every pod updated and the instance Ready",
+			fmt.Sprintf("updated %v, phase %s", order, inst.Status.Phase))
+	})
+	t.Logf("ROLLING UPDATE: pods updated in the order %v; %s", order, w.stop())
+	w.checkNoneLost(t, rw)
+	if order[2] != "ledger-0" {
+		t.Errorf("pods were updated in the order %v; the primary (ledger-0) must be last", order)
+	}
+	if podUID(t, ns, "ledger-0") == primaryUID {
+		t.Errorf("ledger-0 was not replaced")
+	}
+	if err := queryOnce(ctx, rw, "SELECT count(*) FROM ledger WHERE id < 100", &n); err != nil || n != 100 {
+		t.Fatalf("after the rolling update %d of the first 100 rows are left (%v)", n, err)
+	}
+}
+
+// writer inserts rows through the Service in the background and records the longest stretch in
+// which no insert succeeded.
+type writer struct {
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	firstID int
+	mu      sync.Mutex
+	ok, bad int
+	longest time.Duration
+	lastOK  time.Time
+	// lastServer is the address of the server that committed the last insert.
+	lastServer string
+}
+
+// succeededElsewhere: an insert after t was committed by a server other than ip.
+func (w *writer) succeededElsewhere(ip string, t time.Time) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.lastOK.After(t) && w.lastServer != ip
+}
+
+// checkNoneLost: every insert the server confirmed is there (a few more may be, whose
+// confirmation was lost with the connection).
+func (w *writer) checkNoneLost(t *testing.T, addr string) {
+	t.Helper()
+	var n int
+	if err := queryOnce(context.Background(), addr, fmt.Sprintf("SELECT count(*) FROM ledger WHERE id >= %d AND id < %d", w.firstID, w.firstID+10000), &n); err != nil {
+		t.Fatal(err)
+	}
+	if n < w.ok {
+		t.Fatalf("%d inserts were confirmed but only %d rows are there: confirmed writes were lost", w.ok, n)
+	}
+}
+
+func startWriter(ctx context.Context, addr string, firstID int) *writer {
+	ctx, cancel := context.WithCancel(ctx)
+	w := &writer{cancel: cancel, firstID: firstID, lastOK: time.Now()}
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		for id := firstID; ctx.Err() == nil; id++ {
+			server, err := insertAt(ctx, addr, id, "during a change")
+			if ctx.Err() != nil {
+				return // stopped mid-insert: neither a success nor a failure
+			}
+			w.mu.Lock()
+			if err != nil {
+				w.bad++
+			} else {
+				w.ok++
+				w.lastServer = server
+				w.longest = max(w.longest, time.Since(w.lastOK))
+				w.lastOK = time.Now()
+			}
+			w.mu.Unlock()
+			if err != nil {
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+	}()
+	return w
+}
+
+func (w *writer) stop() string {
+	w.cancel()
+	w.wg.Wait()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return fmt.Sprintf("%d inserts succeeded, %d failed, longest gap between successful inserts %s", w.ok, w.bad, w.longest.Round(100*time.Millisecond))
+}
+
+func connString(addr string) string {
+	return fmt.Sprintf("postgres://app:%s@%s/postgres?connect_timeout=2&sslmode=disable", e2ePassword, addr)
+}
+
+func insert(ctx context.Context, addr string, id int, what string) error {
+	_, err := insertAt(ctx, addr, id, what)
+	return err
+}
+
+// insertAt inserts a row and returns the address of the server that committed it.
+func insertAt(ctx context.Context, addr string, id int, what string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, connString(addr))
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close(context.Background())
+	var server string
+	err = conn.QueryRow(ctx, "INSERT INTO ledger VALUES ($1, $2) RETURNING host(inet_server_addr())", id, what).Scan(&server)
+	return server, err
+}
+
+func queryOnce(ctx context.Context, addr, sql string, dest ...any) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, connString(addr))
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	return conn.QueryRow(ctx, sql).Scan(dest...)
+}
+
+// serviceAddress is the Service's ClusterIP: the host reaches it through kube-proxy's rules.
+func serviceAddress(t *testing.T, ns, name string) string {
+	t.Helper()
+	var svc corev1.Service
+	if err := env.c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &svc); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("%s:5432", svc.Spec.ClusterIP)
+}
+
+func podUID(t *testing.T, ns, name string) string {
+	t.Helper()
+	var p corev1.Pod
+	if err := env.c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &p); err != nil {
+		t.Fatal(err)
+	}
+	return string(p.UID)
+}
+
+func deletePod(t *testing.T, ns, name string) *corev1.Pod {
+	t.Helper()
+	var p corev1.Pod
+	if err := env.c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &p); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.c.Delete(context.Background(), &p); err != nil {
+		t.Fatal(err)
+	}
+	return &p
+}
+
+// waitPodReplaced waits until the StatefulSet has a new, ready pod in place of the old one.
+func waitPodReplaced(t *testing.T, old *corev1.Pod) {
+	t.Helper()
+	testenv.Eventually(t, waitTimeout, func() error {
+		var p corev1.Pod
+		if err := env.c.Get(context.Background(), client.ObjectKeyFromObject(old), &p); err != nil {
+			return err
+		}
+		ready := false
+		for _, c := range p.Status.Conditions {
+			ready = ready || (c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue)
+		}
+		return expect(p.UID != old.UID && ready, "a new "+old.Name+" is ready", string(p.Status.Phase))
+	})
+}
+
+func patchInstance(t *testing.T, inst *v1alpha1.ServiceInstance, change func(*v1alpha1.ServiceInstanceSpec)) {
+	t.Helper()
+	testenv.Eventually(t, time.Minute, func() error {
+		if err := env.c.Get(context.Background(), client.ObjectKeyFromObject(inst), inst); err != nil {
+			return err
+		}
+		change(&inst.Spec)
+		return env.c.Update(context.Background(), inst)
+	})
+}
+
+func waitPrimary(t *testing.T, inst *v1alpha1.ServiceInstance, want string) {
+	t.Helper()
+	testenv.Eventually(t, waitTimeout, func() error {
+		if err := env.c.Get(context.Background(), client.ObjectKeyFromObject(inst), inst); err != nil {
+			return err
+		}
+		return expect(inst.Status.CurrentPrimary == want, want+" is the primary", "currentPrimary "+inst.Status.CurrentPrimary)
+	})
+}
+
+// waitMembers waits until primary is the primary and every other member reports replicaState.
+func waitMembers(t *testing.T, inst *v1alpha1.ServiceInstance, primary, replicaState string) {
+	t.Helper()
+	testenv.Eventually(t, waitTimeout, func() error {
+		if err := env.c.Get(context.Background(), client.ObjectKeyFromObject(inst), inst); err != nil {
+			return err
+		}
+		ok := inst.Status.CurrentPrimary == primary && len(inst.Status.Members) == int(inst.DesiredReplicas())
+		for _, m := range inst.Status.Members {
+			if m.Name != primary && m.State != replicaState {
+				ok = false
+			}
+		}
+		return expect(ok, fmt.Sprintf("%s primary, the others %q", primary, replicaState), fmt.Sprintf("%+v", inst.Status.Members))
+	})
+}
