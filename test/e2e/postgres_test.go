@@ -41,24 +41,7 @@ func testPostgresSingleInstance(t *testing.T) {
 	}
 
 	// The row survives losing the pod: the StatefulSet brings it back on the same volume.
-	var pod corev1.Pod
-	if err := env.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "orders-0"}, &pod); err != nil {
-		t.Fatal(err)
-	}
-	if err := env.c.Delete(ctx, &pod); err != nil {
-		t.Fatal(err)
-	}
-	testenv.Eventually(t, waitTimeout, func() error {
-		var p corev1.Pod
-		if err := env.c.Get(ctx, client.ObjectKeyFromObject(&pod), &p); err != nil {
-			return err
-		}
-		ready := false
-		for _, c := range p.Status.Conditions {
-			ready = ready || (c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue)
-		}
-		return expect(p.UID != pod.UID && ready, "a new orders-0 is ready", string(p.Status.Phase))
-	})
+	waitPodReplaced(t, deletePod(t, ns, "orders-0"))
 	if got := psql(t, ns, "orders-0", "SELECT what FROM orders WHERE id = 1"); got != "kept" {
 		t.Errorf("after the pod was replaced the row reads %q", got)
 	}
