@@ -17,10 +17,8 @@ import (
 // alphabet avoids characters that need quoting in connection strings, config files or URIs.
 const alphabet = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
-// Token returns n characters from crypto/rand over an unambiguous alphanumeric alphabet
-// (about 5.8 bits each).
-func Token(n int) string { return token(n) }
-
+// token returns n characters from crypto/rand over an unambiguous alphanumeric alphabet (about
+// 5.8 bits each; 32 of them carry 187 bits).
 func token(n int) string {
 	b := make([]byte, n)
 	max := 256 - 256%len(alphabet) // reject bytes that would bias the choice

@@ -140,6 +140,12 @@ func (e *Engine) Bootstrap(ctx context.Context) error {
 	if err := e.ensureIncludes(); err != nil {
 		return err
 	}
+	if primary && e.Config.Lease != nil {
+		// Also for data that predates this lease (an instance re-created over retained volumes).
+		if err := e.Config.Lease.MarkBootstrapped(ctx); err != nil {
+			return err
+		}
+	}
 	return e.setStandby(!primary)
 }
 
@@ -159,9 +165,6 @@ func (e *Engine) initdb(ctx context.Context) error {
 		"--data-checksums").CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("initdb: %w\n%s", err, out)
-	}
-	if e.Config.Lease != nil {
-		return e.Config.Lease.MarkBootstrapped(ctx)
 	}
 	return nil
 }

@@ -240,3 +240,24 @@ func TestReplicasFailoverRejoinAndSwitchover(t *testing.T) {
 		t.Errorf("pg-0 stopped with %v, want the lease reason", err)
 	}
 }
+
+// A holder that lost its volume must not initdb an empty database in place of the instance's data.
+func TestHolderWithoutDataNeverInitialisesABootstrappedInstance(t *testing.T) {
+	rs := newReplicaSet(t, 1, "")
+	l := rs.lease()
+	l.Annotations = map[string]string{primary.BootstrappedAnnotation: "true"}
+	if err := rs.env.Client.Update(context.Background(), l); err != nil {
+		t.Fatal(err)
+	}
+	e := rs.members["pg-0"].e
+	err := e.Bootstrap(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "released the lease") {
+		t.Fatalf("Bootstrap = %v, want a refusal that releases the lease", err)
+	}
+	if _, err := os.Stat(filepath.Join(e.Config.DataDir, "PG_VERSION")); !os.IsNotExist(err) {
+		t.Errorf("a data directory was created: %v", err)
+	}
+	if h := primary.Read(rs.lease()).Holder; h != "" {
+		t.Errorf("the lease is still held by %q", h)
+	}
+}
