@@ -92,12 +92,16 @@ func service(inst *v1alpha1.ServiceInstance, role, suffix string) *corev1.Servic
 	sel := names.InstanceLabels(Name, inst.Name)
 	sel[RoleLabel] = role
 	return &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: names.Child(inst.Name, suffix, names.MaxDNSLabel)},
+		ObjectMeta: metav1.ObjectMeta{Name: serviceName(inst, suffix)},
 		Spec: corev1.ServiceSpec{
 			Selector: sel,
 			Ports:    []corev1.ServicePort{{Name: "postgres", Port: port, TargetPort: intstr.FromString("postgres"), Protocol: corev1.ProtocolTCP}},
 		},
 	}
+}
+
+func serviceName(inst *v1alpha1.ServiceInstance, suffix string) string {
+	return names.Child(inst.Name, suffix, names.MaxDNSLabel)
 }
 
 // agentAccess lets the agents read and renew the instance's primary lease, and nothing else.
@@ -185,7 +189,6 @@ func podSpec(in engine.RenderInput, configName, accountName string) corev1.PodSp
 	fieldEnv := func(name, path string) corev1.EnvVar {
 		return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: path}}}
 	}
-	rw := service(inst, RolePrimary, "")
 	return corev1.PodSpec{
 		ServiceAccountName:        accountName,
 		SecurityContext:           workload.RestrictedPod(postgresUID),
@@ -210,7 +213,7 @@ func podSpec(in engine.RenderInput, configName, accountName string) corev1.PodSp
 				"--socket-dir=" + socketDir,
 				"--parameters-file=" + configMount + "/" + paramsFile,
 				"--lease=" + LeaseName(inst),
-				fmt.Sprintf("--source=host=%s.%s.svc port=%d", rw.Name, inst.Namespace, port),
+				fmt.Sprintf("--source=host=%s.%s.svc port=%d", serviceName(inst, ""), inst.Namespace, port),
 				"--replication-password-file=" + secretMount + "/" + passwordKey,
 			},
 			Env: []corev1.EnvVar{fieldEnv("POD_NAME", "metadata.name"), fieldEnv("POD_NAMESPACE", "metadata.namespace")},

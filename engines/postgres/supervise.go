@@ -76,8 +76,7 @@ func (e Engine) Supervise(ctx context.Context, in engine.SuperviseInput) (engine
 	if err := in.Client.List(ctx, podList, client.InNamespace(inst.Namespace), client.MatchingLabels(labels)); err != nil {
 		return engine.SuperviseResult{}, err
 	}
-	members := e.probe(ctx, podList.Items)
-	s := &supervision{in: in, lease: lease, state: primary.Read(lease), members: members, sts: sts}
+	s := &supervision{in: in, lease: lease, state: primary.Read(lease), pods: podList.Items, members: e.probe(ctx, podList.Items), sts: sts}
 	// A rolling update goes before a switchover that spec.primary asks for: its own switchovers
 	// would otherwise be undone, and the requested one follows once every pod is updated.
 	for _, step := range []func(context.Context) (bool, error){s.elect, s.label, s.roll, s.switchover} {
@@ -96,7 +95,8 @@ type supervision struct {
 	in      engine.SuperviseInput
 	lease   *coordinationv1.Lease
 	state   primary.State
-	members []member
+	pods    []corev1.Pod
+	members []member // one per pod, pointing into pods
 	sts     string
 	// notReady explains why the instance is not ready, if the supervisor knows.
 	reason, message string
@@ -150,12 +150,12 @@ func (s *supervision) elect(ctx context.Context) (bool, error) {
 		s.wait("NoPrimary", "electing a new primary: "+err.Error(), 2*time.Second)
 		return true, nil
 	}
-	if err := primary.Assign(ctx, s.in.Client, s.lease, winner, s.in.Now); err != nil {
+	assigned, err := primary.Assign(ctx, s.in.Client, s.lease, winner, s.in.Now)
+	if err != nil {
 		return false, fmt.Errorf("assigning the primary lease to %s: %w", winner, err)
 	}
 	log.FromContext(ctx).Info("elected a new primary", "primary", winner, "previous", s.state.Holder)
-	s.state = primary.Read(s.lease)
-	s.state.Holder = winner
+	s.lease, s.state = assigned, primary.Read(assigned)
 	s.wait("Failover", fmt.Sprintf("%s was elected primary and is being promoted", winner), time.Second)
 	return true, nil
 }
@@ -232,11 +232,7 @@ func (s *supervision) roll(ctx context.Context) (bool, error) {
 	if err := s.in.Client.Get(ctx, types.NamespacedName{Namespace: s.in.Instance.Namespace, Name: s.sts}, live); err != nil {
 		return false, client.IgnoreNotFound(err)
 	}
-	pods := make([]corev1.Pod, 0, len(s.members))
-	for _, m := range s.members {
-		pods = append(pods, *m.pod)
-	}
-	ro := workload.RolloutOf(live, pods)
+	ro := workload.RolloutOf(live, s.pods)
 	if len(ro.Outdated) == 0 {
 		return false, nil
 	}
@@ -292,8 +288,8 @@ func (s *supervision) result() engine.SuperviseResult {
 	})
 	ns := inst.Namespace
 	obs.Endpoints = []v1alpha1.Endpoint{
-		{Name: "read-write", Host: service(inst, RolePrimary, "").Name + "." + ns + ".svc", Port: port},
-		{Name: "read-only", Host: service(inst, RoleReplica, "ro").Name + "." + ns + ".svc", Port: port},
+		{Name: "read-write", Host: serviceName(inst, "") + "." + ns + ".svc", Port: port},
+		{Name: "read-only", Host: serviceName(inst, "ro") + "." + ns + ".svc", Port: port},
 	}
 	switch {
 	case s.reason != "":

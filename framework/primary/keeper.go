@@ -163,11 +163,7 @@ func (k *Keeper) step(ctx context.Context, m Member) *Stop {
 	started := k.now()
 	l, s, err := k.Get(ctx)
 	if err != nil {
-		if primary && started.Sub(k.lastRenew) > FenceAfter {
-			return &Stop{Fence: true, Reason: fmt.Sprintf("could not renew the primary lease for %s: %v", FenceAfter, err)}
-		}
-		logger.Error(err, "reading the primary lease")
-		return nil
+		return k.renewFailed(ctx, primary, started, err, "reading the primary lease")
 	}
 	if s.Holder != k.Identity {
 		if primary {
@@ -187,11 +183,7 @@ func (k *Keeper) step(ctx context.Context, m Member) *Stop {
 	}
 	if !primary || started.Sub(k.lastRenew) >= RenewInterval {
 		if err := k.Renew(ctx, l, started); err != nil {
-			if primary && started.Sub(k.lastRenew) > FenceAfter {
-				return &Stop{Fence: true, Reason: fmt.Sprintf("could not renew the primary lease for %s: %v", FenceAfter, err)}
-			}
-			logger.Error(err, "renewing the primary lease")
-			return nil
+			return k.renewFailed(ctx, primary, started, err, "renewing the primary lease")
 		}
 		k.lastRenew = started
 	}
@@ -203,5 +195,15 @@ func (k *Keeper) step(ctx context.Context, m Member) *Stop {
 		}
 		k.wasPrimary = true
 	}
+	return nil
+}
+
+// renewFailed fences a primary whose last successful renewal is more than FenceAfter old, and
+// otherwise only logs: the next tick tries again.
+func (k *Keeper) renewFailed(ctx context.Context, primary bool, now time.Time, err error, what string) *Stop {
+	if primary && now.Sub(k.lastRenew) > FenceAfter {
+		return &Stop{Fence: true, Reason: fmt.Sprintf("could not renew the primary lease for %s: %v", FenceAfter, err)}
+	}
+	log.FromContext(ctx).Error(err, what)
 	return nil
 }

@@ -96,13 +96,13 @@ func Ensure(ctx context.Context, c client.Client, key types.NamespacedName, labe
 	return l, nil
 }
 
-// Assign names holder as the primary. It refuses a lease that still has a live holder, and the
-// update carries the lease's resourceVersion, so two operators (or a stale cache) cannot both
-// assign it.
-func Assign(ctx context.Context, c client.Client, l *coordinationv1.Lease, holder string, now time.Time) error {
+// Assign names holder as the primary and returns the updated lease. It refuses a lease that
+// still has a live holder, and the update carries the lease's resourceVersion, so two operators
+// (or a stale cache) cannot both assign it.
+func Assign(ctx context.Context, c client.Client, l *coordinationv1.Lease, holder string, now time.Time) (*coordinationv1.Lease, error) {
 	s := Read(l)
 	if !s.Vacant(now) {
-		return &LiveHolderError{Holder: s.Holder}
+		return nil, &LiveHolderError{Holder: s.Holder}
 	}
 	l = l.DeepCopy()
 	l.Spec.HolderIdentity = ptr.To(holder)
@@ -110,7 +110,10 @@ func Assign(ctx context.Context, c client.Client, l *coordinationv1.Lease, holde
 	l.Spec.RenewTime = &metav1.MicroTime{Time: now}
 	l.Spec.LeaseTransitions = ptr.To(s.Transitions + 1)
 	delete(l.Annotations, StepDownAnnotation)
-	return c.Update(ctx, l)
+	if err := c.Update(ctx, l); err != nil {
+		return nil, err
+	}
+	return l, nil
 }
 
 // RequestStepDown asks the holder to step down in favour of successor.

@@ -60,13 +60,9 @@ func testPostgresHighAvailability(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	deletedAt := time.Now()
 	old := deletePod(t, ns, "ledger-0")
-	testenv.Eventually(t, 2*time.Minute, func() error {
-		if err := env.c.Get(ctx, client.ObjectKeyFromObject(inst), inst); err != nil {
-			return err
-		}
+	waitInstance(t, inst, 2*time.Minute, "a replica is the primary and the Service's writes reach it", func() (bool, string) {
 		p := inst.Status.CurrentPrimary
-		return expect((p == "ledger-1" || p == "ledger-2") && w.succeededElsewhere(old.Status.PodIP, deletedAt),
-			"a replica is the primary and the Service's writes reach it", "currentPrimary "+p)
+		return (p == "ledger-1" || p == "ledger-2") && w.succeededElsewhere(old.Status.PodIP, deletedAt), "currentPrimary " + p
 	})
 	report := w.stop()
 	t.Logf("FAILOVER: %s", report)
@@ -92,7 +88,6 @@ func testPostgresHighAvailability(t *testing.T) {
 	// Switchover back to ledger-0, declared in the spec, with writes going on.
 	w = startWriter(ctx, rw, 20000)
 	patchInstance(t, inst, func(s *v1alpha1.ServiceInstanceSpec) { s.Primary = "ledger-0" })
-	waitPrimary(t, inst, "ledger-0")
 	waitMembers(t, inst, "ledger-0", "streaming (synchronous)")
 	t.Logf("SWITCHOVER: %s", w.stop())
 	w.checkNoneLost(t, rw)
@@ -296,29 +291,16 @@ func patchInstance(t *testing.T, inst *v1alpha1.ServiceInstance, change func(*v1
 	})
 }
 
-func waitPrimary(t *testing.T, inst *v1alpha1.ServiceInstance, want string) {
-	t.Helper()
-	testenv.Eventually(t, waitTimeout, func() error {
-		if err := env.c.Get(context.Background(), client.ObjectKeyFromObject(inst), inst); err != nil {
-			return err
-		}
-		return expect(inst.Status.CurrentPrimary == want, want+" is the primary", "currentPrimary "+inst.Status.CurrentPrimary)
-	})
-}
-
 // waitMembers waits until primary is the primary and every other member reports replicaState.
 func waitMembers(t *testing.T, inst *v1alpha1.ServiceInstance, primary, replicaState string) {
 	t.Helper()
-	testenv.Eventually(t, waitTimeout, func() error {
-		if err := env.c.Get(context.Background(), client.ObjectKeyFromObject(inst), inst); err != nil {
-			return err
-		}
+	waitInstance(t, inst, waitTimeout, fmt.Sprintf("%s primary, the others %q", primary, replicaState), func() (bool, string) {
 		ok := inst.Status.CurrentPrimary == primary && len(inst.Status.Members) == int(inst.DesiredReplicas())
 		for _, m := range inst.Status.Members {
 			if m.Name != primary && m.State != replicaState {
 				ok = false
 			}
 		}
-		return expect(ok, fmt.Sprintf("%s primary, the others %q", primary, replicaState), fmt.Sprintf("%+v", inst.Status.Members))
+		return ok, fmt.Sprintf("currentPrimary %s, members %+v", inst.Status.CurrentPrimary, inst.Status.Members)
 	})
 }

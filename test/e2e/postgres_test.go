@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -63,12 +64,20 @@ func testPostgresSingleInstance(t *testing.T) {
 
 func waitInstanceReady(t *testing.T, inst *v1alpha1.ServiceInstance) {
 	t.Helper()
-	testenv.Eventually(t, waitTimeout, func() error {
+	waitInstance(t, inst, waitTimeout, "the instance is Ready", func() (bool, string) {
+		return inst.Status.Phase == v1alpha1.PhaseReady, fmt.Sprintf("phase %s, conditions %+v", inst.Status.Phase, inst.Status.Conditions)
+	})
+}
+
+// waitInstance re-reads inst until ok says it is as wanted; why explains what was seen instead.
+func waitInstance(t *testing.T, inst *v1alpha1.ServiceInstance, timeout time.Duration, what string, ok func() (bool, string)) {
+	t.Helper()
+	testenv.Eventually(t, timeout, func() error {
 		if err := env.c.Get(context.Background(), client.ObjectKeyFromObject(inst), inst); err != nil {
 			return err
 		}
-		return expect(inst.Status.Phase == v1alpha1.PhaseReady, "the instance is Ready",
-			fmt.Sprintf("phase %s, conditions %+v", inst.Status.Phase, inst.Status.Conditions))
+		good, why := ok()
+		return expect(good, what, why)
 	})
 }
 

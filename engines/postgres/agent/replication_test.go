@@ -108,7 +108,8 @@ func (rs *replicaSet) elect(preferred string, quorum int) string {
 			rs.t.Fatal(err)
 		}
 		winner = w
-		return primary.Assign(context.Background(), rs.env.Client, l, w, time.Now())
+		_, err = primary.Assign(context.Background(), rs.env.Client, l, w, time.Now())
+		return err
 	})
 	return winner
 }
