@@ -165,6 +165,16 @@ type Endpoint struct {
 	Port int32 `json:"port"`
 }
 
+// InstanceTLSStatus says where clients find the CA that signs the instance's server certificate.
+type InstanceTLSStatus struct {
+	// caConfigMap names the ConfigMap (key ca.crt) holding the instance's CA certificate.
+	CAConfigMap string `json:"caConfigMap"`
+	// serverCertificateNotAfter is when the current server certificate expires; the operator
+	// replaces it 30 days before.
+	// +optional
+	ServerCertificateNotAfter *metav1.Time `json:"serverCertificateNotAfter,omitempty"`
+}
+
 // ServiceInstanceStatus is what the operator observed.
 type ServiceInstanceStatus struct {
 	// phase is a one-word summary; conditions carry the detail.
@@ -198,6 +208,9 @@ type ServiceInstanceStatus struct {
 	// +listType=map
 	// +listMapKey=name
 	Endpoints []Endpoint `json:"endpoints,omitempty"`
+	// tls describes the certificates clients verify, when spec.tls.enabled.
+	// +optional
+	TLS *InstanceTLSStatus `json:"tls,omitempty"`
 	// members of the instance with their role and replication state.
 	// +optional
 	// +listType=map

@@ -41,6 +41,7 @@ func runAgent(args []string) error {
 		fs.StringVar(&c.Name, "name", os.Getenv("POD_NAME"), "this member's name: the pod name")
 		lease := fs.String("lease", "", "the instance's primary Lease in the pod's namespace; empty runs a standalone primary")
 		fs.StringVar(&c.Source, "source", "", `libpq host and port of the current primary, for example "host=orders port=5432"`)
+		fs.StringVar(&c.TLSDir, "tls-dir", "", "directory of the server certificate and key (tls.crt, tls.key); empty: no TLS")
 		fs.StringVar(&c.ReplicationPasswordFile, "replication-password-file", "", "file holding the replication user's password")
 		if err := fs.Parse(args[1:]); err != nil {
 			if errors.Is(err, flag.ErrHelp) {

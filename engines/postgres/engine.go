@@ -71,6 +71,8 @@ var parameters = params.Spec{
 		"hot_standby":               "replicas always serve reads",
 		"wal_level":                 "replication needs 'replica'",
 	},
+	// PostgreSQL's "postmaster" context; every other allowed parameter is applied by a reload.
+	Restart: []string{"max_connections", "shared_buffers"},
 }
 
 // Validate implements engine.Engine.

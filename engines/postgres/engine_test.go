@@ -1,9 +1,11 @@
 package postgres
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
@@ -57,5 +59,38 @@ func TestRenderNeedsTheAgentImage(t *testing.T) {
 	_, err := New().Render(engine.RenderInput{Instance: enginetest.Instance(Name, "orders", 1), Release: release})
 	if err == nil || !strings.Contains(err.Error(), "--agent-image") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// A reload parameter must leave the pod template alone (no restart); a restart parameter must
+// change it (the supervisor then rolls the pods).
+func TestOnlyRestartParametersChangeThePodTemplate(t *testing.T) {
+	for _, p := range parameters.Restart {
+		if _, ok := parameters.Allowed[p]; !ok {
+			t.Errorf("restart parameter %s is not allowed", p)
+		}
+	}
+	template := func(params map[string]string) string {
+		inst := enginetest.Instance(Name, "orders", 3)
+		inst.Spec.Parameters = params
+		objs, err := New().Render(engine.RenderInput{Instance: inst, Release: release, AgentImage: "agent"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range objs {
+			if sts, ok := o.(*appsv1.StatefulSet); ok {
+				b, _ := json.Marshal(sts.Spec.Template)
+				return string(b)
+			}
+		}
+		t.Fatal("no StatefulSet")
+		return ""
+	}
+	base := template(map[string]string{"max_connections": "100", "work_mem": "4MB"})
+	if template(map[string]string{"max_connections": "100", "work_mem": "64MB", "log_statement": "ddl"}) != base {
+		t.Error("changing reload parameters changed the pod template")
+	}
+	if template(map[string]string{"max_connections": "120", "work_mem": "4MB"}) == base {
+		t.Error("changing max_connections left the pod template as it was")
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
+	"github.com/datafleet-dev/datafleet/framework/certs"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/names"
 	"github.com/datafleet-dev/datafleet/framework/params"
@@ -33,6 +34,7 @@ const (
 	socketDir   = "/var/run/postgresql"
 	paramsFile  = "parameters.conf"
 	secretMount = "/etc/datafleet/replication"
+	tlsMount    = "/etc/datafleet/tls"
 	passwordKey = "password"
 
 	defaultStorage = "1Gi"
@@ -55,6 +57,18 @@ func (Engine) Render(in engine.RenderInput) ([]client.Object, error) {
 		objs = append(objs, pdb)
 	}
 	return append(objs, statefulSet(in, cfg.Name, headless.Name, sa.Name)), nil
+}
+
+var _ engine.TLSServer = Engine{}
+
+// TLSNames implements engine.TLSServer: the read-write and read-only Services, and the pods by
+// their stable names.
+func (Engine) TLSNames(inst *v1alpha1.ServiceInstance) []string {
+	return []string{serviceName(inst, ""), serviceName(inst, "ro"), "*." + headlessName(inst)}
+}
+
+func tlsEnabled(inst *v1alpha1.ServiceInstance) bool {
+	return inst.Spec.TLS != nil && inst.Spec.TLS.Enabled
 }
 
 // Role label values; the operator sets RoleLabel on each pod from what its agent reports.
@@ -124,7 +138,7 @@ func agentAccess(inst *v1alpha1.ServiceInstance) (*corev1.ServiceAccount, *rbacv
 // headlessService gives each pod a stable DNS name, which replication will use.
 func headlessService(inst *v1alpha1.ServiceInstance) *corev1.Service {
 	return &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: names.Child(inst.Name, "pods", names.MaxDNSLabel)},
+		ObjectMeta: metav1.ObjectMeta{Name: headlessName(inst)},
 		Spec: corev1.ServiceSpec{
 			ClusterIP:                corev1.ClusterIPNone,
 			PublishNotReadyAddresses: true,
@@ -132,6 +146,10 @@ func headlessService(inst *v1alpha1.ServiceInstance) *corev1.Service {
 			Ports:                    []corev1.ServicePort{{Name: "postgres", Port: port, TargetPort: intstr.FromString("postgres"), Protocol: corev1.ProtocolTCP}},
 		},
 	}
+}
+
+func headlessName(inst *v1alpha1.ServiceInstance) string {
+	return names.Child(inst.Name, "pods", names.MaxDNSLabel)
 }
 
 func statefulSet(in engine.RenderInput, configName, serviceName, accountName string) *appsv1.StatefulSet {
@@ -154,12 +172,24 @@ func statefulSet(in engine.RenderInput, configName, serviceName, accountName str
 				WhenScaled:  appsv1.RetainPersistentVolumeClaimRetentionPolicyType,
 			},
 			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: podAnnotations(inst)},
 				Spec:       podSpec(in, configName, accountName),
 			},
 			VolumeClaimTemplates: []corev1.PersistentVolumeClaim{dataClaim(inst)},
 		},
 	}
+}
+
+// RestartParametersAnnotation carries a digest of the parameters that need a restart: changing
+// one changes the pod template, which the supervisor rolls out replicas first and primary last.
+// The other parameters reach the pods through the ConfigMap and are applied by a reload.
+const RestartParametersAnnotation = "datafleet.dev/restart-parameters"
+
+func podAnnotations(inst *v1alpha1.ServiceInstance) map[string]string {
+	if d := parameters.RestartDigest(inst.Spec.Parameters); d != "" {
+		return map[string]string{RestartParametersAnnotation: d}
+	}
+	return nil
 }
 
 func dataClaim(inst *v1alpha1.ServiceInstance) corev1.PersistentVolumeClaim {
@@ -189,6 +219,37 @@ func podSpec(in engine.RenderInput, configName, accountName string) corev1.PodSp
 	fieldEnv := func(name, path string) corev1.EnvVar {
 		return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: path}}}
 	}
+	args := []string{
+		"--data-dir=" + dataMount + "/pgdata",
+		"--socket-dir=" + socketDir,
+		"--parameters-file=" + configMount + "/" + paramsFile,
+		"--lease=" + LeaseName(inst),
+		fmt.Sprintf("--source=host=%s.%s.svc port=%d", serviceName(inst, ""), inst.Namespace, port),
+		"--replication-password-file=" + secretMount + "/" + passwordKey,
+	}
+	mounts := []corev1.VolumeMount{
+		{Name: "data", MountPath: dataMount},
+		{Name: "config", MountPath: configMount, ReadOnly: true},
+		{Name: "replication", MountPath: secretMount, ReadOnly: true},
+		{Name: "agent", MountPath: agentMount, ReadOnly: true},
+		{Name: "run", MountPath: socketDir},
+		{Name: "tmp", MountPath: "/tmp"},
+	}
+	volumes := []corev1.Volume{
+		{Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+			LocalObjectReference: corev1.LocalObjectReference{Name: configName}}}},
+		{Name: "replication", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+			SecretName: ReplicationSecretName(inst), DefaultMode: ptr.To[int32](0o440)}}},
+		emptyDir("agent"), emptyDir("run"), emptyDir("tmp"),
+	}
+	if tlsEnabled(inst) {
+		// The agent copies the certificate and key out of this volume (see the agent's Reload), so
+		// a renewed certificate reaches postgres without a restart.
+		args = append(args, "--tls-dir="+tlsMount)
+		mounts = append(mounts, corev1.VolumeMount{Name: "tls", MountPath: tlsMount, ReadOnly: true})
+		volumes = append(volumes, corev1.Volume{Name: "tls", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+			SecretName: certs.ServerSecretName(inst.Name), DefaultMode: ptr.To[int32](0o440)}}})
+	}
 	return corev1.PodSpec{
 		ServiceAccountName:        accountName,
 		SecurityContext:           workload.RestrictedPod(postgresUID),
@@ -208,15 +269,8 @@ func podSpec(in engine.RenderInput, configName, accountName string) corev1.PodSp
 			Name:    "postgres",
 			Image:   in.Release.Image,
 			Command: []string{agentMount + "/manager", "agent", Name},
-			Args: []string{
-				"--data-dir=" + dataMount + "/pgdata",
-				"--socket-dir=" + socketDir,
-				"--parameters-file=" + configMount + "/" + paramsFile,
-				"--lease=" + LeaseName(inst),
-				fmt.Sprintf("--source=host=%s.%s.svc port=%d", serviceName(inst, ""), inst.Namespace, port),
-				"--replication-password-file=" + secretMount + "/" + passwordKey,
-			},
-			Env: []corev1.EnvVar{fieldEnv("POD_NAME", "metadata.name"), fieldEnv("POD_NAMESPACE", "metadata.namespace")},
+			Args:    args,
+			Env:     []corev1.EnvVar{fieldEnv("POD_NAME", "metadata.name"), fieldEnv("POD_NAMESPACE", "metadata.namespace")},
 			Ports: []corev1.ContainerPort{
 				{Name: "postgres", ContainerPort: port, Protocol: corev1.ProtocolTCP},
 				{Name: "agent", ContainerPort: agentPort, Protocol: corev1.ProtocolTCP},
@@ -227,22 +281,9 @@ func podSpec(in engine.RenderInput, configName, accountName string) corev1.PodSp
 			ReadinessProbe:  httpProbe(fwagent.PathReady, 3),
 			Resources:       in.Instance.Spec.Resources,
 			SecurityContext: restricted,
-			VolumeMounts: []corev1.VolumeMount{
-				{Name: "data", MountPath: dataMount},
-				{Name: "config", MountPath: configMount, ReadOnly: true},
-				{Name: "replication", MountPath: secretMount, ReadOnly: true},
-				{Name: "agent", MountPath: agentMount, ReadOnly: true},
-				{Name: "run", MountPath: socketDir},
-				{Name: "tmp", MountPath: "/tmp"},
-			},
+			VolumeMounts:    mounts,
 		}},
-		Volumes: []corev1.Volume{
-			{Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
-				LocalObjectReference: corev1.LocalObjectReference{Name: configName}}}},
-			{Name: "replication", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
-				SecretName: ReplicationSecretName(inst), DefaultMode: ptr.To[int32](0o440)}}},
-			emptyDir("agent"), emptyDir("run"), emptyDir("tmp"),
-		},
+		Volumes: volumes,
 	}
 }
 

@@ -7,6 +7,7 @@ package agent
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +19,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/datafleet-dev/datafleet/framework/primary"
 )
@@ -72,6 +75,53 @@ type Controller interface {
 	AfterStop(ctx context.Context)
 }
 
+// Reloader is implemented by engines that apply changed files (parameters, certificates) without
+// a restart. Kubernetes updates mounted ConfigMaps and Secrets in place; the agent polls the
+// files' contents every ReloadInterval and calls Reload after any of them changed.
+type Reloader interface {
+	ReloadFiles() []string
+	Reload(ctx context.Context) error
+}
+
+// ReloadInterval is how often a Reloader's files are compared with what was last applied.
+var ReloadInterval = 2 * time.Second
+
+// watchFiles calls Reload whenever the files' contents differ from the last applied ones; a
+// failed reload is tried again at the next tick.
+func watchFiles(ctx context.Context, r Reloader) {
+	applied := digestFiles(r.ReloadFiles())
+	t := time.NewTicker(ReloadInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		d := digestFiles(r.ReloadFiles())
+		if d == applied {
+			continue
+		}
+		if err := r.Reload(ctx); err != nil {
+			log.FromContext(ctx).Error(err, "reload failed; trying again")
+			continue
+		}
+		log.FromContext(ctx).Info("configuration files changed: reloaded")
+		applied = d
+	}
+}
+
+// digestFiles hashes the files' contents; a missing or unreadable file counts as empty.
+func digestFiles(paths []string) string {
+	h := sha256.New()
+	for _, p := range paths {
+		b, _ := os.ReadFile(p)
+		fmt.Fprintf(h, "%s\x00%d\x00", p, len(b))
+		h.Write(b)
+	}
+	return string(h.Sum(nil))
+}
+
 // Run bootstraps the engine, runs its process and serves HTTP on addr until the process ends,
 // the engine's control loop ends, or ctx is cancelled (then it stops the process with the engine's
 // stop signal and waits for it).
@@ -103,6 +153,9 @@ func Run(ctx context.Context, e Engine, addr string) error {
 	ctl, _ := e.(Controller)
 	controlCtx, stopControl := context.WithCancel(ctx)
 	defer stopControl()
+	if r, ok := e.(Reloader); ok {
+		go watchFiles(controlCtx, r)
+	}
 	controlled := make(chan error, 1)
 	if ctl != nil {
 		go func() { controlled <- ctl.Control(controlCtx) }()

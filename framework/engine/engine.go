@@ -115,6 +115,15 @@ type SuperviseResult struct {
 	RequeueAfter time.Duration
 }
 
+// TLSServer is implemented by engines that serve clients over TLS when spec.tls.enabled. Before
+// Render, the framework issues the instance a CA and a server certificate (framework/certs) in
+// the Secret certs.ServerSecretName, which Render mounts and the engine serves.
+type TLSServer interface {
+	// TLSNames are the names the certificate must be valid for, relative to the namespace: the
+	// Services clients use, and "*.<headless service>" for the pods.
+	TLSNames(inst *v1alpha1.ServiceInstance) []string
+}
+
 // Watch is a kind of object, labelled with an instance's labels but not rendered by the engine
 // (pods, leases), whose changes should run the instance's reconcile.
 type Watch struct {

@@ -22,7 +22,8 @@ func (r *Reconciler) observe(ctx context.Context, s *scope) (bool, error) {
 		if err != nil {
 			return false, describeErr("supervising instance", err)
 		}
-		obs, s.requeueAfter = res.Observation, res.RequeueAfter
+		obs = res.Observation
+		s.requeue(res.RequeueAfter)
 	} else if o, ok := r.Engine.(engine.Observer); ok {
 		obs, err = o.Observe(ctx, engine.ObserveInput{Instance: s.inst, Release: s.release, Reader: r.Client, Generic: obs})
 		if err != nil {

@@ -14,6 +14,7 @@ const (
 	ReasonDeleting           = "Deleting"
 	ReasonDeletionProtected  = "DeletionProtected"
 	ReasonDeletionNotBlocked = "NotBlocked"
+	ReasonTLSNotSupported    = "TLSNotSupported"
 )
 
 // Finalizer holds an instance until its children are cleaned up and deletion protection allows it.

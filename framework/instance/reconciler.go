@@ -38,6 +38,8 @@ type Reconciler struct {
 	Engine     engine.Engine
 	Recorder   events.EventRecorder
 	Clock      clock.PassiveClock
+	// ClusterDomain is the Services' DNS suffix in server certificates (DefaultClusterDomain if empty).
+	ClusterDomain string
 	// DeletionRequeue is how soon to look again while children are still going away.
 	DeletionRequeue time.Duration
 }
@@ -78,6 +80,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 		r.ensureFinalizer,
 		r.resolveVersion,
 		r.validate,
+		r.certificates,
 		r.render,
 		r.applyChildren,
 		r.pruneChildren,

@@ -31,6 +31,16 @@ type scope struct {
 	// gone and there is nothing left to write.
 	deleting *v1alpha1.ServiceInstanceStatus
 	deleted  bool
+	// tls is the instance's TLS status once the certificates phase ran (tlsChecked); nil when off.
+	tls        *v1alpha1.InstanceTLSStatus
+	tlsChecked bool
+}
+
+// requeue asks for a reconcile within d (the soonest of all requests wins; d <= 0 is ignored).
+func (s *scope) requeue(d time.Duration) {
+	if d > 0 && (s.requeueAfter == 0 || d < s.requeueAfter) {
+		s.requeueAfter = d
+	}
 }
 
 type failure struct {

@@ -31,6 +31,9 @@ func computeStatus(prev v1alpha1.ServiceInstanceStatus, inst *v1alpha1.ServiceIn
 		}
 		set(v1alpha1.ConditionVersionSupported, status, s.support.Reason, s.support.Message)
 	}
+	if s.tlsChecked {
+		st.TLS = s.tls
+	}
 	if s.release.Image != "" {
 		st.Version, st.Image = s.release.Version, s.release.Image
 	}

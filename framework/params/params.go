@@ -4,6 +4,8 @@
 package params
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"regexp"
 	"slices"
@@ -79,6 +81,27 @@ type Spec struct {
 	Allowed map[string]Kind
 	// Owned parameters the operator sets itself, with the reason a user cannot.
 	Owned map[string]string
+	// Restart lists the allowed parameters that take effect only when the server restarts; the
+	// others are applied by a reload.
+	Restart []string
+}
+
+// RestartDigest summarises the values of the restart-only parameters ("" when none is set).
+// Engines put it on the pod template, so that changing one rolls the pods (one at a time, in
+// the engine's order) while changing any other parameter only reloads.
+func (s Spec) RestartDigest(params map[string]string) string {
+	h := sha256.New()
+	set := false
+	for _, k := range sortedKeys(params) {
+		if slices.Contains(s.Restart, k) {
+			fmt.Fprintf(h, "%s=%s\n", k, params[k])
+			set = true
+		}
+	}
+	if !set {
+		return ""
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
 // Validate checks every parameter, in name order, so the messages are stable.

@@ -46,3 +46,17 @@ func TestOwnedParametersNameTheOperator(t *testing.T) {
 		t.Errorf("errs = %v", errs)
 	}
 }
+
+func TestRestartDigestChangesOnlyWithRestartParameters(t *testing.T) {
+	s := Spec{Allowed: map[string]Kind{"max_connections": Int(1, 1000), "work_mem": Memory()}, Restart: []string{"max_connections"}}
+	if d := s.RestartDigest(map[string]string{"work_mem": "4MB"}); d != "" {
+		t.Errorf("no restart parameter set, digest %q", d)
+	}
+	a := s.RestartDigest(map[string]string{"max_connections": "100", "work_mem": "4MB"})
+	if b := s.RestartDigest(map[string]string{"max_connections": "100", "work_mem": "8MB"}); a == "" || a != b {
+		t.Errorf("a reload parameter changed the digest: %q -> %q", a, b)
+	}
+	if c := s.RestartDigest(map[string]string{"max_connections": "200"}); c == a {
+		t.Errorf("a restart parameter left the digest at %q", c)
+	}
+}

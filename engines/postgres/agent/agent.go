@@ -43,6 +43,9 @@ type Config struct {
 	// "host=orders port=5432") that reaches the current primary: replicas clone from it and
 	// stream from it, and a former primary rewinds against it.
 	Source string
+	// TLSDir holds the server certificate and key (tls.crt, tls.key: a mounted kubernetes.io/tls
+	// Secret). Empty serves plain TCP only.
+	TLSDir string
 	// ReplicationPasswordFile holds the password of the replication user.
 	ReplicationPasswordFile string
 	// Credential runs PostgreSQL's processes as another user. Only tests set it: they run as root,
@@ -79,6 +82,7 @@ type Engine struct {
 var (
 	_ fwagent.Engine     = (*Engine)(nil)
 	_ fwagent.Controller = (*Engine)(nil)
+	_ fwagent.Reloader   = (*Engine)(nil)
 	_ primary.Member     = (*Engine)(nil)
 )
 
@@ -129,6 +133,9 @@ func (e *Engine) Bootstrap(ctx context.Context) error {
 		if err := e.rejoin(ctx, holder, errors.Is(err, os.ErrNotExist)); err != nil {
 			return err
 		}
+	}
+	if err := e.installCertificate(); err != nil {
+		return err
 	}
 	// pg_basebackup and pg_rewind copy the primary's configuration files: write ours after them.
 	if err := e.writeFile(filepath.Join(c.DataDir, "pg_hba.conf"), []byte(pgHBA)); err != nil {

@@ -74,6 +74,7 @@ func (e *Engine) agentSettings() string {
 		"wal_retrieve_retry_interval = '1s'",
 		"recovery_target_timeline = 'latest'",
 	}
+	lines = append(lines, e.tlsSettings()...)
 	if e.Config.Source != "" {
 		lines = append(lines, "primary_conninfo = '"+strings.ReplaceAll(e.sourceConnString(), "'", "''")+"'")
 	}
