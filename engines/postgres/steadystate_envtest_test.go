@@ -40,7 +40,8 @@ func TestSettledInstanceReconcilesWithoutWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	inst := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "orders", Namespace: "apps"},
-		Spec: v1alpha1.ServiceInstanceSpec{Engine: Name, Version: "15", Parameters: map[string]string{"work_mem": "8MB"}}}
+		Spec: v1alpha1.ServiceInstanceSpec{Engine: Name, Version: "15", Parameters: map[string]string{"work_mem": "8MB"},
+			TLS: &v1alpha1.TLSSpec{Enabled: true}}}
 	if err := c.Create(ctx, inst); err != nil {
 		t.Fatal(err)
 	}
@@ -63,6 +64,21 @@ func TestSettledInstanceReconcilesWithoutWrites(t *testing.T) {
 		}
 		return nil
 	})
+	// TLS: the CA is published and named in status; the pods mount the server certificate.
+	if inst.Status.TLS == nil || inst.Status.TLS.CAConfigMap != "orders-ca" || inst.Status.TLS.ServerCertificateNotAfter == nil {
+		t.Fatalf("status.tls %+v", inst.Status.TLS)
+	}
+	var ca corev1.ConfigMap
+	if err := c.Get(ctx, types.NamespacedName{Namespace: "apps", Name: "orders-ca"}, &ca); err != nil || ca.Data["ca.crt"] == "" {
+		t.Fatalf("published CA: %v %v", err, ca.Data)
+	}
+	var sts appsv1.StatefulSet
+	if err := c.Get(ctx, key, &sts); err != nil {
+		t.Fatal(err)
+	}
+	if v := sts.Spec.Template.Spec.Volumes; v[len(v)-1].Secret == nil || v[len(v)-1].Secret.SecretName != "orders-tls" {
+		t.Errorf("the pods do not mount orders-tls: %+v", v[len(v)-1])
+	}
 	mgr.WaitQuiet(t, time.Minute)
 	before := mgr.Writes.Count()
 	r := &instance.Reconciler{Client: mgr.Manager.GetClient(), Scheme: mgr.Manager.GetScheme(), Engine: New(),

@@ -88,8 +88,7 @@ var ReloadInterval = 2 * time.Second
 
 // watchFiles calls Reload whenever the files' contents differ from the last applied ones; a
 // failed reload is tried again at the next tick.
-func watchFiles(ctx context.Context, r Reloader) {
-	applied := digestFiles(r.ReloadFiles())
+func watchFiles(ctx context.Context, r Reloader, applied string) {
 	t := time.NewTicker(ReloadInterval)
 	defer t.Stop()
 	for {
@@ -126,6 +125,12 @@ func digestFiles(paths []string) string {
 // the engine's control loop ends, or ctx is cancelled (then it stops the process with the engine's
 // stop signal and waits for it).
 func Run(ctx context.Context, e Engine, addr string) error {
+	// Taken before Bootstrap reads the files, so that a change while it runs is not missed.
+	var applied string
+	reloader, reloads := e.(Reloader)
+	if reloads {
+		applied = digestFiles(reloader.ReloadFiles())
+	}
 	if err := e.Bootstrap(ctx); err != nil {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
@@ -153,8 +158,8 @@ func Run(ctx context.Context, e Engine, addr string) error {
 	ctl, _ := e.(Controller)
 	controlCtx, stopControl := context.WithCancel(ctx)
 	defer stopControl()
-	if r, ok := e.(Reloader); ok {
-		go watchFiles(controlCtx, r)
+	if reloads {
+		go watchFiles(controlCtx, reloader, applied)
 	}
 	controlled := make(chan error, 1)
 	if ctl != nil {

@@ -100,8 +100,9 @@ type SuperviseInput struct {
 	Client client.Client
 	// Children as rendered and applied.
 	Children []client.Object
-	// Owner is the controller reference for objects the engine creates outside Render (a lease,
-	// a generated Secret), so they go when the instance goes.
+	// Owner is the owner reference for objects the engine creates outside Render (a lease, a
+	// generated Secret), so they go when the instance goes. It is not a controller reference, so
+	// pruning never removes them.
 	Owner metav1.OwnerReference
 	// Generic is the framework's own observation from the rendered workloads' status.
 	Generic Observation

@@ -97,9 +97,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 	return ctrl.Result{RequeueAfter: s.requeueAfter}, nil
 }
 
-// ownerRef makes an object the instance's controlled child, for objects an engine creates itself.
+// ownerRef ties an object created outside Render (a lease, a generated Secret, a certificate) to
+// the instance, so the garbage collector removes it with the instance. It is an owner, not the
+// controller: pruning removes only controlled children Render no longer returns, never these.
 func (r *Reconciler) ownerRef(inst *v1alpha1.ServiceInstance) metav1.OwnerReference {
-	return *metav1.NewControllerRef(inst, v1alpha1.GroupVersion.WithKind("ServiceInstance"))
+	ref := *metav1.NewControllerRef(inst, v1alpha1.GroupVersion.WithKind("ServiceInstance"))
+	ref.Controller = nil
+	return ref
 }
 
 // fieldOwner is the server-side apply field manager: one per engine, so two engines never fight
