@@ -41,6 +41,9 @@ const (
 	ConditionDegraded = "Degraded"
 	// ConditionVersionSupported tells whether the instance's version is in the catalog and inside its support window.
 	ConditionVersionSupported = "VersionSupported"
+	// ConditionStorageResized is False while data volumes grow to a new spec.storage.size, or
+	// when the storage class refuses to grow them; True once every volume has the requested size.
+	ConditionStorageResized = "StorageResized"
 	// ConditionDeletionBlocked is True while deletion protection holds a deleted instance.
 	ConditionDeletionBlocked = "DeletionBlocked"
 )

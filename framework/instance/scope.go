@@ -1,6 +1,7 @@
 package instance
 
 import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"time"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
@@ -34,6 +35,8 @@ type scope struct {
 	// tls is the instance's TLS status once the certificates phase ran (tlsChecked); nil when off.
 	tls        *v1alpha1.InstanceTLSStatus
 	tlsChecked bool
+	// storage is the StorageResized condition (without its type) once expandVolumes looked.
+	storage *metav1.Condition
 }
 
 // requeue asks for a reconcile within d (the soonest of all requests wins; d <= 0 is ignored).

@@ -31,6 +31,9 @@ func computeStatus(prev v1alpha1.ServiceInstanceStatus, inst *v1alpha1.ServiceIn
 		}
 		set(v1alpha1.ConditionVersionSupported, status, s.support.Reason, s.support.Message)
 	}
+	if c := storageCondition(s); c != nil {
+		set(c.Type, c.Status, c.Reason, c.Message)
+	}
 	if s.tlsChecked {
 		st.TLS = s.tls
 	}

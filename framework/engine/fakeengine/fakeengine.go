@@ -91,6 +91,16 @@ func (Engine) Render(in engine.RenderInput) ([]client.Object, error) {
 			},
 		},
 	}
+	if st := inst.Spec.Storage; st != nil {
+		sts.Spec.VolumeClaimTemplates = []corev1.PersistentVolumeClaim{{
+			ObjectMeta: metav1.ObjectMeta{Name: "data", Labels: names.InstanceLabels(Name, inst.Name)},
+			Spec: corev1.PersistentVolumeClaimSpec{
+				AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+				StorageClassName: st.StorageClassName,
+				Resources:        corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: st.Size}},
+			},
+		}}
+	}
 	objs := []client.Object{cfg, svc, sts}
 	if inst.Spec.Parameters["extra"] == "true" {
 		objs = append(objs, &corev1.ConfigMap{

@@ -1,0 +1,138 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/framework/certs"
+	"github.com/datafleet-dev/datafleet/test/testenv"
+)
+
+// checkTLS connects through the read-write Service the way sslmode=verify-full does, trusting
+// only the CA the operator published for the instance, and checks that a client trusting another
+// CA is refused.
+func checkTLS(t *testing.T, inst *v1alpha1.ServiceInstance, addr string) {
+	t.Helper()
+	ctx := context.Background()
+	if inst.Status.TLS == nil || inst.Status.TLS.CAConfigMap == "" {
+		t.Fatalf("status.tls does not name the published CA: %+v", inst.Status.TLS)
+	}
+	var cm corev1.ConfigMap
+	if err := env.c.Get(ctx, client.ObjectKey{Namespace: inst.Namespace, Name: inst.Status.TLS.CAConfigMap}, &cm); err != nil {
+		t.Fatal(err)
+	}
+	host := fmt.Sprintf("%s.%s.svc", inst.Name, inst.Namespace)
+	dial := func(caPEM []byte) (bool, error) {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(caPEM) {
+			t.Fatal("the CA is not PEM")
+		}
+		cfg, err := pgx.ParseConfig(connString(addr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The host reaches the Service by its ClusterIP; the certificate is checked for its name.
+		cfg.TLSConfig = &tls.Config{RootCAs: pool, ServerName: host, MinVersion: tls.VersionTLS12}
+		cfg.Fallbacks = nil
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		conn, err := pgx.ConnectConfig(ctx, cfg)
+		if err != nil {
+			return false, err
+		}
+		defer conn.Close(context.Background())
+		var ssl bool
+		err = conn.QueryRow(ctx, "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").Scan(&ssl)
+		return ssl, err
+	}
+	testenv.Eventually(t, time.Minute, func() error {
+		ssl, err := dial([]byte(cm.Data[certs.CAKey]))
+		return expect(err == nil && ssl, "a TLS connection verified against the published CA for "+host, fmt.Sprint(ssl, err))
+	})
+	other, err := certs.NewAuthority("not the instance's CA", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dial(other.CertPEM); err == nil {
+		t.Error("a client trusting another CA connected")
+	}
+}
+
+// checkReload changes a parameter PostgreSQL applies with a reload: every member serves the new
+// value and no pod or postmaster restarts.
+func checkReload(t *testing.T, inst *v1alpha1.ServiceInstance) {
+	t.Helper()
+	pods := []string{"ledger-0", "ledger-1", "ledger-2"}
+	started := map[string]string{}
+	uids := map[string]string{}
+	for _, p := range pods {
+		started[p] = psql(t, inst.Namespace, p, "SELECT pg_postmaster_start_time()")
+		uids[p] = podUID(t, inst.Namespace, p)
+	}
+	changedAt := time.Now()
+	patchInstance(t, inst, func(s *v1alpha1.ServiceInstanceSpec) { s.Parameters = map[string]string{"work_mem": "12MB"} })
+	// The kubelet refreshes mounted ConfigMaps on its sync period (up to about a minute here).
+	testenv.Eventually(t, 3*time.Minute, func() error {
+		var got []string
+		for _, p := range pods {
+			got = append(got, psql(t, inst.Namespace, p, "SHOW work_mem"))
+		}
+		return expect(slices.Equal(got, []string{"12MB", "12MB", "12MB"}), "every member has work_mem 12MB", fmt.Sprint(got))
+	})
+	t.Logf("RELOAD: work_mem reached every member %s after the change", time.Since(changedAt).Round(time.Second))
+	for _, p := range pods {
+		if got := psql(t, inst.Namespace, p, "SELECT pg_postmaster_start_time()"); got != started[p] || podUID(t, inst.Namespace, p) != uids[p] {
+			t.Errorf("%s restarted for a reload parameter (postmaster started %s, before %s)", p, got, started[p])
+		}
+	}
+}
+
+// rollPods applies a change that needs new pods and waits until all three were replaced and the
+// instance is Ready; it returns the order of replacement, which must end with the primary.
+func rollPods(t *testing.T, inst *v1alpha1.ServiceInstance, rw, what string, firstID int, change func(*v1alpha1.ServiceInstanceSpec)) {
+	t.Helper()
+	ctx := context.Background()
+	if inst.Spec.Primary != "" {
+		// A switchover spec.primary asks for may still be under way after the last change.
+		waitMembers(t, inst, inst.Spec.Primary, "streaming (synchronous)")
+	}
+	primary := inst.Status.CurrentPrimary
+	w := startWriter(ctx, rw, firstID)
+	uids := map[string]string{}
+	for _, p := range []string{"ledger-0", "ledger-1", "ledger-2"} {
+		uids[p] = podUID(t, inst.Namespace, p)
+	}
+	patchInstance(t, inst, change)
+	var order []string
+	testenv.Eventually(t, 5*time.Minute, func() error {
+		for name, uid := range uids {
+			var p corev1.Pod
+			if err := env.c.Get(ctx, client.ObjectKey{Namespace: inst.Namespace, Name: name}, &p); err == nil &&
+				string(p.UID) != uid && !slices.Contains(order, name) {
+				order = append(order, name)
+			}
+		}
+		if err := env.c.Get(ctx, client.ObjectKeyFromObject(inst), inst); err != nil {
+			return err
+		}
+		return expect(len(order) == 3 && inst.Status.Phase == v1alpha1.PhaseReady && inst.Status.ObservedGeneration == inst.Generation,
+			"every pod replaced and the instance Ready", fmt.Sprintf("replaced %v, phase %s", order, inst.Status.Phase))
+	})
+	t.Logf("ROLLING UPDATE (%s): pods replaced in the order %v; %s", what, order, w.stop())
+	w.checkNoneLost(t, rw)
+	if order[2] != primary {
+		t.Errorf("%s: pods were replaced in the order %v; the primary (%s) must be last", what, order, primary)
+	}
+}
