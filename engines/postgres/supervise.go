@@ -197,6 +197,12 @@ func (s *supervision) label(ctx context.Context) (bool, error) {
 			return false, fmt.Errorf("labelling pod %s: %w", m.pod.Name, err)
 		}
 	}
+	// A promotion sends no event (the new holder's renewals are filtered out, its pod does not
+	// change): poll until the holder serves writes, so the Service follows it within a second
+	// rather than at the lease's next expiry.
+	if h := s.member(s.state.Holder); s.state.Holder != "" && (h == nil || h.status == nil || h.status.Role != RolePrimary || !h.status.Ready) {
+		s.wait("WaitingForPrimary", fmt.Sprintf("%s holds the primary lease but does not serve writes yet", s.state.Holder), time.Second)
+	}
 	return false, nil
 }
 

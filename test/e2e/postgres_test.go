@@ -10,8 +10,10 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -25,10 +27,12 @@ import (
 // testPostgresSingleInstance runs inside TestOperator, with the operator installed.
 func testPostgresSingleInstance(t *testing.T) {
 	ctx := context.Background()
-	ensureCatalog(t, "postgres", v1alpha1.CatalogVersion{Version: "15", Image: env.images["postgres-15"], Default: true})
+	// Both catalog entries' images run under the agent: this instance runs 17, the HA test 15.
+	ensureCatalog(t, "postgres", v1alpha1.CatalogVersion{Version: "15", Image: env.images["postgres-15"]},
+		v1alpha1.CatalogVersion{Version: "17", Image: env.images["postgres-17"], Default: true})
 	ns := testNamespace(t, "postgres")
 	inst := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "orders", Namespace: ns},
-		Spec: v1alpha1.ServiceInstanceSpec{Engine: "postgres", Version: "15",
+		Spec: v1alpha1.ServiceInstanceSpec{Engine: "postgres", Version: "17",
 			Storage:        &v1alpha1.StorageSpec{Size: resource.MustParse("1Gi")},
 			Parameters:     map[string]string{"work_mem": "8MB"},
 			DeletionPolicy: v1alpha1.DeletionPolicyDelete}}
@@ -45,6 +49,34 @@ func testPostgresSingleInstance(t *testing.T) {
 	waitPodReplaced(t, deletePod(t, ns, "orders-0"))
 	if got := psql(t, ns, "orders-0", "SELECT what FROM orders WHERE id = 1"); got != "kept" {
 		t.Errorf("after the pod was replaced the row reads %q", got)
+	}
+	if got := psql(t, ns, "orders-0", "SHOW server_version_num"); !strings.HasPrefix(got, "17") {
+		t.Errorf("server_version_num %s, want 17xxxx", got)
+	}
+
+	// Storage expansion: the volume grows online, the pod is not replaced, the data stays.
+	uid := podUID(t, ns, "orders-0")
+	patchInstance(t, inst, func(s *v1alpha1.ServiceInstanceSpec) { s.Storage.Size = resource.MustParse("2Gi") })
+	waitInstance(t, inst, waitTimeout, "the volume has grown to 2Gi", func() (bool, string) {
+		var pvc corev1.PersistentVolumeClaim
+		err := env.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "data-orders-0"}, &pvc)
+		c := meta.FindStatusCondition(inst.Status.Conditions, v1alpha1.ConditionStorageResized)
+		return err == nil && pvc.Status.Capacity.Storage().String() == "2Gi" && c != nil && c.Status == metav1.ConditionTrue &&
+				c.ObservedGeneration == inst.Generation && inst.Status.Phase == v1alpha1.PhaseReady,
+			fmt.Sprintf("capacity %s, StorageResized %+v, phase %s (%v)", pvc.Status.Capacity.Storage(), c, inst.Status.Phase, err)
+	})
+	var sts appsv1.StatefulSet
+	if err := env.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "orders"}, &sts); err != nil {
+		t.Fatal(err)
+	}
+	if got := sts.Spec.VolumeClaimTemplates[0].Spec.Resources.Requests.Storage().String(); got != "2Gi" {
+		t.Errorf("the re-created StatefulSet's claim template asks for %s", got)
+	}
+	if podUID(t, ns, "orders-0") != uid {
+		t.Error("growing the volume replaced the pod")
+	}
+	if got := psql(t, ns, "orders-0", "SELECT what FROM orders WHERE id = 1"); got != "kept" {
+		t.Errorf("after the expansion the row reads %q", got)
 	}
 
 	// deletionPolicy Delete removes the instance with its volume.
