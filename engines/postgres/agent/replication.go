@@ -162,10 +162,30 @@ func (e *Engine) rejoin(ctx context.Context, holder string, wasPrimary bool) err
 	out, err := e.command(ctx, "pg_rewind", "--target-pgdata", e.Config.DataDir,
 		"--source-server", e.sourceConnString(), "--progress").CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("pg_rewind: %w\n%s", err, out)
+		return e.reclone(ctx, fmt.Sprintf("pg_rewind: %v: %s", err, strings.TrimSpace(string(out))))
 	}
 	log.FromContext(ctx).Info("rejoined the primary", "pg_rewind", strings.TrimSpace(string(out)))
 	return nil
+}
+
+// divergedSuffix names where data that could not follow the primary is kept.
+const divergedSuffix = ".diverged"
+
+// reclone replaces data that cannot follow the primary (pg_rewind failed: the histories diverged
+// beyond what the WAL on either side can undo, or a rewind was interrupted, which leaves the
+// directory unusable) with a fresh clone. The old directory is kept beside it, not deleted: it may
+// hold the only copy of writes the new primary never received, for a human to look at.
+func (e *Engine) reclone(ctx context.Context, why string) error {
+	aside := e.Config.DataDir + divergedSuffix
+	log.FromContext(ctx).Info("the data cannot follow the primary: keeping it aside and cloning the primary",
+		"reason", why, "keptAt", aside)
+	if err := os.RemoveAll(aside); err != nil {
+		return err
+	}
+	if err := os.Rename(e.Config.DataDir, aside); err != nil {
+		return err
+	}
+	return e.clone(ctx)
 }
 
 // Control runs the primary lease (see package primary); a standalone agent just waits.

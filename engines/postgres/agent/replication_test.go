@@ -262,3 +262,27 @@ func TestHolderWithoutDataNeverInitialisesABootstrappedInstance(t *testing.T) {
 		t.Errorf("the lease is still held by %q", h)
 	}
 }
+
+// Data that pg_rewind cannot bring in line (here another database altogether, as after a volume
+// mix-up) is kept aside and replaced by a clone of the primary.
+func TestDataThatCannotBeRewoundIsKeptAsideAndRecloned(t *testing.T) {
+	rs := newReplicaSet(t, 2, "")
+	rs.start("pg-0")
+	rs.waitRole("pg-0", "primary")
+	execSQL(t, rs.members["pg-0"].e, "CREATE TABLE orders (id int PRIMARY KEY, what text)", "INSERT INTO orders VALUES (1, 'from the primary')")
+
+	// pg-1's volume holds a database of its own, made by a standalone agent.
+	m := rs.members["pg-1"]
+	alone := &Engine{Config: m.e.Config}
+	alone.Config.Lease, alone.Config.Source = nil, ""
+	r := start(t, alone)
+	execSQL(t, alone, "CREATE TABLE stray (what text)", "INSERT INTO stray VALUES ('kept aside')")
+	r.stop(t)
+
+	rs.start("pg-1")
+	rs.waitRole("pg-1", "replica")
+	rs.waitRow("pg-1", "SELECT what FROM orders WHERE id = 1", "from the primary")
+	if _, err := os.Stat(filepath.Join(m.e.Config.DataDir+divergedSuffix, "PG_VERSION")); err != nil {
+		t.Errorf("the data that could not be rewound was not kept: %v", err)
+	}
+}
