@@ -112,6 +112,30 @@ func testPostgresHighAvailability(t *testing.T) {
 	if err := queryOnce(ctx, rw, "SELECT count(*) FROM ledger WHERE id < 100", &n); err != nil || n != 100 {
 		t.Fatalf("after the rolling update %d of the first 100 rows are left (%v)", n, err)
 	}
+
+	// Hard kill: the primary's pod is deleted with no grace period, so its agent cannot stop
+	// postgres cleanly nor release the lease; the operator elects when the lease expires.
+	waitMembers(t, inst, "ledger-0", "streaming (synchronous)")
+	w = startWriter(ctx, rw, 300000)
+	time.Sleep(2 * time.Second)
+	killedAt := time.Now()
+	var victim corev1.Pod
+	if err := env.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "ledger-0"}, &victim); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.c.Delete(ctx, &victim, client.GracePeriodSeconds(0)); err != nil {
+		t.Fatal(err)
+	}
+	waitInstance(t, inst, 2*time.Minute, "a replica is the primary and the Service's writes reach it", func() (bool, string) {
+		p := inst.Status.CurrentPrimary
+		return (p == "ledger-1" || p == "ledger-2") && w.succeededElsewhere(victim.Status.PodIP, killedAt), "currentPrimary " + p
+	})
+	report = w.stop()
+	t.Logf("HARD KILL: %s", report)
+	fmt.Printf("FAILOVER (primary pod killed without grace): %s\n", report)
+	w.checkNoneLost(t, rw)
+	waitPodReplaced(t, &victim)
+	waitMembers(t, inst, "ledger-0", "streaming (synchronous)")
 }
 
 // writer inserts rows through the Service in the background and records the longest stretch in
