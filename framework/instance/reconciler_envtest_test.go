@@ -348,3 +348,20 @@ func TestInvalidParametersAreReported(t *testing.T) {
 		t.Errorf("Ready = %+v", cond)
 	}
 }
+
+// An engine that does not serve TLS says so rather than running without the TLS that was asked for.
+func TestTLSOnAnEngineWithoutTLSIsReported(t *testing.T) {
+	ctx, c, ns := setup(t)
+	si := newInstance(ns, "db")
+	si.Spec.TLS = &v1alpha1.TLSSpec{Enabled: true}
+	if err := c.Create(ctx, si); err != nil {
+		t.Fatal(err)
+	}
+	got := waitPhase(t, c, ns, "db", v1alpha1.PhaseFailed)
+	if cond := condition(got, v1alpha1.ConditionReady); cond.Reason != "TLSNotSupported" || !strings.HasPrefix(cond.Message, "spec.tls.enabled: the fake engine does not serve TLS") {
+		t.Errorf("Ready = %+v", cond)
+	}
+	if err := get(t, c, &appsv1.StatefulSet{}, ns, "db"); err == nil {
+		t.Error("the instance was rendered without the TLS it asked for")
+	}
+}
