@@ -159,6 +159,10 @@ func (e *Engine) rejoin(ctx context.Context, holder string, wasPrimary bool) err
 		log.FromContext(ctx).Info("no primary to rewind against; starting as a replica", "reason", err.Error())
 		return nil
 	}
+	if err := e.checkpointSource(ctx); err != nil {
+		// Only a primary promoted moments ago needs it (and its agent requests one itself).
+		log.FromContext(ctx).Info("could not ask the primary for a checkpoint before pg_rewind", "reason", err.Error())
+	}
 	out, err := e.command(ctx, "pg_rewind", "--target-pgdata", e.Config.DataDir,
 		"--source-server", e.sourceConnString(), "--progress").CombinedOutput()
 	if err != nil {
@@ -166,6 +170,24 @@ func (e *Engine) rejoin(ctx context.Context, holder string, wasPrimary bool) err
 	}
 	log.FromContext(ctx).Info("rejoined the primary", "pg_rewind", strings.TrimSpace(string(out)))
 	return nil
+}
+
+// checkpointSource asks the primary for a checkpoint. pg_rewind learns the source's timeline
+// from its control file, which a just-promoted primary updates only at its first checkpoint after
+// the promotion: rewinding before that compares histories against the old timeline and can leave
+// a standby that cannot start ("requested timeline does not contain minimum recovery point").
+func (e *Engine) checkpointSource(ctx context.Context) error {
+	cfg, err := pgx.ParseConfig(e.sourceConnString())
+	if err != nil {
+		return err
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	_, err = conn.Exec(ctx, "CHECKPOINT")
+	return err
 }
 
 // divergedSuffix names where data that could not follow the primary is kept.
@@ -228,6 +250,16 @@ func (e *Engine) Promote(ctx context.Context) error {
 	if !ok {
 		return errors.New("pg_promote did not finish within 60 s")
 	}
+	// Record the new timeline in the control file soon, for members that rewind against this one
+	// (see checkpointSource). Not waited for: the keeper must go back to renewing the lease.
+	logger := log.FromContext(ctx)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		if err := e.exec(ctx, "CHECKPOINT"); err != nil {
+			logger.Error(err, "checkpoint after promotion")
+		}
+	}()
 	return nil
 }
 
@@ -298,6 +330,8 @@ func (e *Engine) createReplicationUser(ctx context.Context) error {
 		`GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_file(text, boolean) TO ` + ReplicationUser,
 		`GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text) TO ` + ReplicationUser,
 		`GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean) TO ` + ReplicationUser,
+		// A rejoining member asks the primary for a checkpoint before pg_rewind (PostgreSQL 15+).
+		`GRANT pg_checkpoint TO ` + ReplicationUser,
 	}
 	for _, s := range stmts {
 		if _, err := conn.Exec(ctx, s); err != nil {
@@ -342,6 +376,16 @@ func (e *Engine) Status(ctx context.Context) fwagent.Status {
 		return fwagent.Status{Detail: err.Error()}
 	}
 	return st
+}
+
+func (e *Engine) exec(ctx context.Context, sql string) error {
+	conn, err := e.Connect(ctx, "postgres")
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	_, err = conn.Exec(ctx, sql)
+	return err
 }
 
 func (e *Engine) queryRow(ctx context.Context, sql string, dest ...any) error {
