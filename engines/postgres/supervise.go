@@ -112,6 +112,14 @@ func (s *supervision) wait(reason, message string, after time.Duration) {
 	}
 }
 
+// servingPrimary is the lease holder if its agent reports a ready primary, else nil.
+func (s *supervision) servingPrimary() *member {
+	if m := s.member(s.state.Holder); m != nil && m.status != nil && m.status.Role == RolePrimary && m.status.Ready {
+		return m
+	}
+	return nil
+}
+
 func (s *supervision) member(name string) *member {
 	for i := range s.members {
 		if s.members[i].pod.Name == name {
@@ -200,7 +208,7 @@ func (s *supervision) label(ctx context.Context) (bool, error) {
 	// A promotion sends no event (the new holder's renewals are filtered out, its pod does not
 	// change): poll until the holder serves writes, so the Service follows it within a second
 	// rather than at the lease's next expiry.
-	if h := s.member(s.state.Holder); s.state.Holder != "" && (h == nil || h.status == nil || h.status.Role != RolePrimary || !h.status.Ready) {
+	if s.state.Holder != "" && s.servingPrimary() == nil {
 		s.wait("WaitingForPrimary", fmt.Sprintf("%s holds the primary lease but does not serve writes yet", s.state.Holder), time.Second)
 	}
 	return false, nil
@@ -282,7 +290,7 @@ func (s *supervision) result() engine.SuperviseResult {
 	inst := s.in.Instance
 	obs := s.in.Generic
 	var replicas []fwagent.ReplicaStatus
-	if m := s.member(s.state.Holder); m != nil && m.status != nil && m.status.Role == RolePrimary && m.status.Ready {
+	if m := s.servingPrimary(); m != nil {
 		obs.CurrentPrimary = s.state.Holder
 		replicas = m.status.Replicas
 	}

@@ -124,9 +124,8 @@ func ensureServer(ctx context.Context, c client.Client, r Request, ca *Authority
 	}
 	exists := err == nil
 	if exists && bytes.Equal(s.Data[CAKey], ca.CertPEM) {
-		if why, renewAt := ca.Renewal(s.Data[CertKey], r.DNSNames, r.Now); why == "" {
-			cert, _ := ParseCertificate(s.Data[CertKey])
-			return Result{NotAfter: cert.NotAfter, RenewAt: renewAt}, nil
+		if why, notAfter := ca.Renewal(s.Data[CertKey], r.DNSNames, r.Now); why == "" {
+			return resultFor(notAfter), nil
 		}
 	}
 	certPEM, keyPEM, err := ca.Issue(r.DNSNames, r.Now)
@@ -145,5 +144,9 @@ func ensureServer(ctx context.Context, c client.Client, r Request, ca *Authority
 		return Result{}, err
 	}
 	cert, _ := ParseCertificate(certPEM)
-	return Result{NotAfter: cert.NotAfter, RenewAt: cert.NotAfter.Add(-RenewBefore)}, nil
+	return resultFor(cert.NotAfter), nil
+}
+
+func resultFor(notAfter time.Time) Result {
+	return Result{NotAfter: notAfter, RenewAt: notAfter.Add(-RenewBefore)}
 }

@@ -106,8 +106,9 @@ func (a *Authority) Issue(dnsNames []string, now time.Time) (certPEM, keyPEM []b
 	return certPEM, keyPEM, nil
 }
 
-// Renewal says why a server certificate must be replaced, or "" when it is good until renewAt.
-func (a *Authority) Renewal(certPEM []byte, dnsNames []string, now time.Time) (why string, renewAt time.Time) {
+// Renewal says why a server certificate must be replaced, or "" when it is good until
+// notAfter minus RenewBefore.
+func (a *Authority) Renewal(certPEM []byte, dnsNames []string, now time.Time) (why string, notAfter time.Time) {
 	cert, err := ParseCertificate(certPEM)
 	if err != nil {
 		return "unreadable: " + err.Error(), time.Time{}
@@ -118,11 +119,10 @@ func (a *Authority) Renewal(certPEM []byte, dnsNames []string, now time.Time) (w
 	if !slices.Equal(cert.DNSNames, dnsNames) {
 		return "the Service names changed", time.Time{}
 	}
-	renewAt = cert.NotAfter.Add(-RenewBefore)
-	if !now.Before(renewAt) {
+	if !now.Before(cert.NotAfter.Add(-RenewBefore)) {
 		return fmt.Sprintf("expires at %s", cert.NotAfter.UTC().Format(time.RFC3339)), time.Time{}
 	}
-	return "", renewAt
+	return "", cert.NotAfter
 }
 
 // ParseCertificate reads the first certificate of a PEM bundle.

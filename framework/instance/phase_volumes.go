@@ -56,8 +56,7 @@ func (r *Reconciler) expandVolumes(ctx context.Context, s *scope) (bool, error) 
 		}
 		if grown := workload.GrownClaims(live, want); len(grown) > 0 {
 			for _, pvc := range claims {
-				tmpl, _ := workload.ClaimOf(live, &pvc)
-				size, ok := grown[tmpl]
+				size, ok := grown[workload.ClaimOf(live, &pvc).Name]
 				if !ok || pvc.Spec.Resources.Requests.Storage().Cmp(size) >= 0 {
 					continue
 				}
@@ -97,7 +96,7 @@ func (r *Reconciler) claimsOf(ctx context.Context, s *scope, sts *appsv1.Statefu
 	}
 	var out []corev1.PersistentVolumeClaim
 	for _, pvc := range list.Items {
-		if _, ok := workload.ClaimOf(sts, &pvc); ok {
+		if workload.ClaimOf(sts, &pvc) != nil {
 			out = append(out, pvc)
 		}
 	}
@@ -108,11 +107,9 @@ func (r *Reconciler) claimsOf(ctx context.Context, s *scope, sts *appsv1.Statefu
 func volumesState(sts *appsv1.StatefulSet, claims []corev1.PersistentVolumeClaim) *metav1.Condition {
 	pending := 0
 	for _, pvc := range claims {
-		tmpl, _ := workload.ClaimOf(sts, &pvc)
-		for _, t := range sts.Spec.VolumeClaimTemplates {
-			if t.Name == tmpl && pvc.Status.Capacity.Storage().Cmp(*t.Spec.Resources.Requests.Storage()) < 0 && pvc.Status.Phase == corev1.ClaimBound {
-				pending++
-			}
+		t := workload.ClaimOf(sts, &pvc)
+		if t != nil && pvc.Status.Phase == corev1.ClaimBound && pvc.Status.Capacity.Storage().Cmp(*t.Spec.Resources.Requests.Storage()) < 0 {
+			pending++
 		}
 	}
 	if pending > 0 {

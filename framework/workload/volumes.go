@@ -25,16 +25,16 @@ func GrownClaims(live, desired *appsv1.StatefulSet) map[string]resource.Quantity
 	return out
 }
 
-// ClaimOf tells whether pvc was made from the StatefulSet's claim template (named
-// <template>-<statefulset>-<ordinal>), and from which.
-func ClaimOf(sts *appsv1.StatefulSet, pvc *corev1.PersistentVolumeClaim) (template string, ok bool) {
-	for _, t := range sts.Spec.VolumeClaimTemplates {
+// ClaimOf returns the claim template of the StatefulSet that pvc was made from (it is named
+// <template>-<statefulset>-<ordinal>), or nil.
+func ClaimOf(sts *appsv1.StatefulSet, pvc *corev1.PersistentVolumeClaim) *corev1.PersistentVolumeClaim {
+	for i, t := range sts.Spec.VolumeClaimTemplates {
 		prefix := fmt.Sprintf("%s-%s-", t.Name, sts.Name)
 		if rest, found := strings.CutPrefix(pvc.Name, prefix); found && isOrdinal(rest) {
-			return t.Name, true
+			return &sts.Spec.VolumeClaimTemplates[i]
 		}
 	}
-	return "", false
+	return nil
 }
 
 func isOrdinal(s string) bool {

@@ -119,13 +119,7 @@ func testPostgresHighAvailability(t *testing.T) {
 	w = startWriter(ctx, rw, 300000)
 	time.Sleep(2 * time.Second)
 	killedAt := time.Now()
-	var victim corev1.Pod
-	if err := env.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "ledger-0"}, &victim); err != nil {
-		t.Fatal(err)
-	}
-	if err := env.c.Delete(ctx, &victim, client.GracePeriodSeconds(0)); err != nil {
-		t.Fatal(err)
-	}
+	victim := deletePod(t, ns, "ledger-0", client.GracePeriodSeconds(0))
 	waitInstance(t, inst, 2*time.Minute, "a replica is the primary and the Service's writes reach it", func() (bool, string) {
 		p := inst.Status.CurrentPrimary
 		return (p == "ledger-1" || p == "ledger-2") && w.succeededElsewhere(victim.Status.PodIP, killedAt), "currentPrimary " + p
@@ -134,7 +128,7 @@ func testPostgresHighAvailability(t *testing.T) {
 	t.Logf("HARD KILL: %s", report)
 	fmt.Printf("FAILOVER (primary pod killed without grace): %s\n", report)
 	w.checkNoneLost(t, rw)
-	waitPodReplaced(t, &victim)
+	waitPodReplaced(t, victim)
 	waitMembers(t, inst, "ledger-0", "streaming (synchronous)")
 }
 
@@ -262,13 +256,13 @@ func podUID(t *testing.T, ns, name string) string {
 	return string(p.UID)
 }
 
-func deletePod(t *testing.T, ns, name string) *corev1.Pod {
+func deletePod(t *testing.T, ns, name string, opts ...client.DeleteOption) *corev1.Pod {
 	t.Helper()
 	var p corev1.Pod
 	if err := env.c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &p); err != nil {
 		t.Fatal(err)
 	}
-	if err := env.c.Delete(context.Background(), &p); err != nil {
+	if err := env.c.Delete(context.Background(), &p, opts...); err != nil {
 		t.Fatal(err)
 	}
 	return &p

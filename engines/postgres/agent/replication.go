@@ -93,17 +93,22 @@ func (e *Engine) setStandby(standby bool) error {
 	return nil
 }
 
+// connectSource connects to the current primary as the replication user.
+func (e *Engine) connectSource(ctx context.Context) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig(e.sourceConnString())
+	if err != nil {
+		return nil, err
+	}
+	return pgx.ConnectConfig(ctx, cfg)
+}
+
 // waitForSource waits until the primary accepts the replication user, for at most timeout.
 func (e *Engine) waitForSource(ctx context.Context, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var last error
 	for {
-		cfg, err := pgx.ParseConfig(e.sourceConnString())
-		if err != nil {
-			return err
-		}
-		conn, err := pgx.ConnectConfig(ctx, cfg)
+		conn, err := e.connectSource(ctx)
 		if err == nil {
 			conn.Close(context.Background())
 			return nil
@@ -177,11 +182,7 @@ func (e *Engine) rejoin(ctx context.Context, holder string, wasPrimary bool) err
 // the promotion: rewinding before that compares histories against the old timeline and can leave
 // a standby that cannot start ("requested timeline does not contain minimum recovery point").
 func (e *Engine) checkpointSource(ctx context.Context) error {
-	cfg, err := pgx.ParseConfig(e.sourceConnString())
-	if err != nil {
-		return err
-	}
-	conn, err := pgx.ConnectConfig(ctx, cfg)
+	conn, err := e.connectSource(ctx)
 	if err != nil {
 		return err
 	}
