@@ -7,14 +7,11 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
-	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
 	"github.com/datafleet-dev/datafleet/framework/certs"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/names"
@@ -23,14 +20,12 @@ import (
 )
 
 const (
-	port      = 5432
-	agentPort = 8000
+	port = 5432
 	// uid of the postgres user in our Debian images and in the official upstream images.
 	postgresUID = 999
 
 	dataMount   = "/var/lib/postgresql/data"
 	configMount = "/etc/datafleet"
-	agentMount  = "/datafleet/bin"
 	socketDir   = "/var/run/postgresql"
 	paramsFile  = "parameters.conf"
 	secretMount = "/etc/datafleet/replication"
@@ -50,7 +45,7 @@ func (Engine) Render(in engine.RenderInput) ([]client.Object, error) {
 	}
 	inst := in.Instance
 	cfg := configMap(inst)
-	headless := headlessService(inst)
+	headless := workload.HeadlessService(Name, inst, workload.ServicePort("postgres", port))
 	sa, role, binding := agentAccess(inst)
 	objs := []client.Object{cfg, service(inst, RolePrimary, ""), service(inst, RoleReplica, "ro"), headless, sa, role, binding}
 	if pdb := workload.DisruptionBudget(inst.Name, inst.DesiredReplicas(), names.InstanceLabels(Name, inst.Name)); pdb != nil {
@@ -64,7 +59,7 @@ var _ engine.TLSServer = Engine{}
 // TLSNames implements engine.TLSServer: the read-write and read-only Services, and the pods by
 // their stable names.
 func (Engine) TLSNames(inst *v1alpha1.ServiceInstance) []string {
-	return []string{serviceName(inst, ""), serviceName(inst, "ro"), "*." + headlessName(inst)}
+	return []string{serviceName(inst, ""), serviceName(inst, "ro"), "*." + workload.HeadlessName(inst)}
 }
 
 func tlsEnabled(inst *v1alpha1.ServiceInstance) bool {
@@ -109,7 +104,7 @@ func service(inst *v1alpha1.ServiceInstance, role, suffix string) *corev1.Servic
 		ObjectMeta: metav1.ObjectMeta{Name: serviceName(inst, suffix)},
 		Spec: corev1.ServiceSpec{
 			Selector: sel,
-			Ports:    []corev1.ServicePort{{Name: "postgres", Port: port, TargetPort: intstr.FromString("postgres"), Protocol: corev1.ProtocolTCP}},
+			Ports:    []corev1.ServicePort{workload.ServicePort("postgres", port)},
 		},
 	}
 }
@@ -135,49 +130,10 @@ func agentAccess(inst *v1alpha1.ServiceInstance) (*corev1.ServiceAccount, *rbacv
 	return sa, role, binding
 }
 
-// headlessService gives each pod a stable DNS name, which replication will use.
-func headlessService(inst *v1alpha1.ServiceInstance) *corev1.Service {
-	return &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: headlessName(inst)},
-		Spec: corev1.ServiceSpec{
-			ClusterIP:                corev1.ClusterIPNone,
-			PublishNotReadyAddresses: true,
-			Selector:                 names.InstanceLabels(Name, inst.Name),
-			Ports:                    []corev1.ServicePort{{Name: "postgres", Port: port, TargetPort: intstr.FromString("postgres"), Protocol: corev1.ProtocolTCP}},
-		},
-	}
-}
-
-func headlessName(inst *v1alpha1.ServiceInstance) string {
-	return names.Child(inst.Name, "pods", names.MaxDNSLabel)
-}
-
 func statefulSet(in engine.RenderInput, configName, serviceName, accountName string) *appsv1.StatefulSet {
 	inst := in.Instance
-	labels := names.InstanceLabels(Name, inst.Name)
-	replicas := inst.DesiredReplicas()
-	return &appsv1.StatefulSet{
-		ObjectMeta: metav1.ObjectMeta{Name: names.Child(inst.Name, "", names.MaxStatefulSet)},
-		Spec: appsv1.StatefulSetSpec{
-			Replicas:    &replicas,
-			ServiceName: serviceName,
-			Selector:    &metav1.LabelSelector{MatchLabels: labels},
-			// Replicas clone the primary as soon as it runs; they need not start one by one.
-			PodManagementPolicy: appsv1.ParallelPodManagement,
-			// The operator replaces pods itself, replicas first and the primary after a switchover.
-			UpdateStrategy: appsv1.StatefulSetUpdateStrategy{Type: appsv1.OnDeleteStatefulSetStrategyType},
-			// Volumes outlive the StatefulSet; the instance's deletionPolicy decides about them.
-			PersistentVolumeClaimRetentionPolicy: &appsv1.StatefulSetPersistentVolumeClaimRetentionPolicy{
-				WhenDeleted: appsv1.RetainPersistentVolumeClaimRetentionPolicyType,
-				WhenScaled:  appsv1.RetainPersistentVolumeClaimRetentionPolicyType,
-			},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: podAnnotations(inst)},
-				Spec:       podSpec(in, configName, accountName),
-			},
-			VolumeClaimTemplates: []corev1.PersistentVolumeClaim{dataClaim(inst)},
-		},
-	}
+	return workload.StatefulSet(Name, inst, serviceName, podAnnotations(inst), podSpec(in, configName, accountName),
+		workload.DataClaim(Name, inst, defaultStorage))
 }
 
 // RestartParametersAnnotation carries a digest of the parameters that need a restart: changing
@@ -192,33 +148,8 @@ func podAnnotations(inst *v1alpha1.ServiceInstance) map[string]string {
 	return nil
 }
 
-func dataClaim(inst *v1alpha1.ServiceInstance) corev1.PersistentVolumeClaim {
-	size := resource.MustParse(defaultStorage)
-	var class *string
-	if s := inst.Spec.Storage; s != nil {
-		size, class = s.Size, s.StorageClassName
-	}
-	return corev1.PersistentVolumeClaim{
-		// Labelled so that deletionPolicy Delete finds the claims by instance.
-		ObjectMeta: metav1.ObjectMeta{Name: "data", Labels: names.InstanceLabels(Name, inst.Name)},
-		Spec: corev1.PersistentVolumeClaimSpec{
-			AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
-			StorageClassName: class,
-			Resources:        corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: size}},
-		},
-	}
-}
-
 func podSpec(in engine.RenderInput, configName, accountName string) corev1.PodSpec {
 	inst := in.Instance
-	restricted := workload.RestrictedContainer()
-	emptyDir := func(name string) corev1.Volume {
-		return corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}
-	}
-	affinity, spread := workload.Spread(names.InstanceLabels(Name, inst.Name))
-	fieldEnv := func(name, path string) corev1.EnvVar {
-		return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: path}}}
-	}
 	args := []string{
 		"--data-dir=" + dataMount + "/pgdata",
 		"--socket-dir=" + socketDir,
@@ -231,67 +162,26 @@ func podSpec(in engine.RenderInput, configName, accountName string) corev1.PodSp
 		{Name: "data", MountPath: dataMount},
 		{Name: "config", MountPath: configMount, ReadOnly: true},
 		{Name: "replication", MountPath: secretMount, ReadOnly: true},
-		{Name: "agent", MountPath: agentMount, ReadOnly: true},
 		{Name: "run", MountPath: socketDir},
 		{Name: "tmp", MountPath: "/tmp"},
 	}
 	volumes := []corev1.Volume{
-		{Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
-			LocalObjectReference: corev1.LocalObjectReference{Name: configName}}}},
-		{Name: "replication", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
-			SecretName: ReplicationSecretName(inst), DefaultMode: ptr.To[int32](0o440)}}},
-		emptyDir("agent"), emptyDir("run"), emptyDir("tmp"),
+		workload.ConfigMapVolume("config", configName),
+		workload.SecretVolume("replication", ReplicationSecretName(inst)),
+		workload.EmptyDir("run"), workload.EmptyDir("tmp"),
 	}
 	if tlsEnabled(inst) {
 		// The agent copies the certificate and key out of this volume (see the agent's Reload), so
 		// a renewed certificate reaches postgres without a restart.
 		args = append(args, "--tls-dir="+tlsMount)
 		mounts = append(mounts, corev1.VolumeMount{Name: "tls", MountPath: tlsMount, ReadOnly: true})
-		volumes = append(volumes, corev1.Volume{Name: "tls", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
-			SecretName: certs.ServerSecretName(inst.Name), DefaultMode: ptr.To[int32](0o440)}}})
+		volumes = append(volumes, workload.SecretVolume("tls", certs.ServerSecretName(inst.Name)))
 	}
-	return corev1.PodSpec{
-		ServiceAccountName:        accountName,
-		SecurityContext:           workload.RestrictedPod(postgresUID),
-		Affinity:                  affinity,
-		TopologySpreadConstraints: spread,
+	return workload.AgentPod{
+		Engine: Name, Instance: inst, Image: in.Release.Image, AgentImage: in.AgentImage, UID: postgresUID,
+		ServiceAccount: accountName, Args: args, Mounts: mounts, Volumes: volumes,
+		Ports: []corev1.ContainerPort{{Name: "postgres", ContainerPort: port, Protocol: corev1.ProtocolTCP}},
 		// A fast shutdown (the agent's stop signal) finishes well within this.
-		TerminationGracePeriodSeconds: ptr.To[int64](60),
-		InitContainers: []corev1.Container{{
-			Name:            "agent",
-			Image:           in.AgentImage,
-			ImagePullPolicy: corev1.PullIfNotPresent,
-			Command:         []string{"/manager", "install-agent", agentMount + "/manager"},
-			SecurityContext: restricted,
-			VolumeMounts:    []corev1.VolumeMount{{Name: "agent", MountPath: agentMount}},
-		}},
-		Containers: []corev1.Container{{
-			Name:    "postgres",
-			Image:   in.Release.Image,
-			Command: []string{agentMount + "/manager", "agent", Name},
-			Args:    args,
-			Env:     []corev1.EnvVar{fieldEnv("POD_NAME", "metadata.name"), fieldEnv("POD_NAMESPACE", "metadata.namespace")},
-			Ports: []corev1.ContainerPort{
-				{Name: "postgres", ContainerPort: port, Protocol: corev1.ProtocolTCP},
-				{Name: "agent", ContainerPort: agentPort, Protocol: corev1.ProtocolTCP},
-			},
-			// initdb and crash recovery may take a while: the startup probe holds the others off.
-			StartupProbe:    httpProbe(fwagent.PathHealth, 120),
-			LivenessProbe:   httpProbe(fwagent.PathHealth, 6),
-			ReadinessProbe:  httpProbe(fwagent.PathReady, 3),
-			Resources:       in.Instance.Spec.Resources,
-			SecurityContext: restricted,
-			VolumeMounts:    mounts,
-		}},
-		Volumes: volumes,
-	}
-}
-
-func httpProbe(path string, failures int32) *corev1.Probe {
-	return &corev1.Probe{
-		ProbeHandler:     corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: intstr.FromString("agent")}},
-		PeriodSeconds:    5,
-		TimeoutSeconds:   4,
-		FailureThreshold: failures,
-	}
+		GracePeriod: 60,
+	}.Spec()
 }

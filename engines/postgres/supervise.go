@@ -2,12 +2,8 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"sort"
-	"strconv"
-	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -76,7 +72,7 @@ func (e Engine) Supervise(ctx context.Context, in engine.SuperviseInput) (engine
 	if err := in.Client.List(ctx, podList, client.InNamespace(inst.Namespace), client.MatchingLabels(labels)); err != nil {
 		return engine.SuperviseResult{}, err
 	}
-	s := &supervision{in: in, lease: lease, state: primary.Read(lease), pods: podList.Items, members: e.probe(ctx, podList.Items), sts: sts}
+	s := &supervision{in: in, lease: lease, state: primary.Read(lease), pods: podList.Items, members: probe(ctx, podList.Items), sts: sts}
 	// A rolling update goes before a switchover that spec.primary asks for: its own switchovers
 	// would otherwise be undone, and the requested one follows once every pod is updated.
 	for _, step := range []func(context.Context) (bool, error){s.elect, s.label, s.roll, s.switchover} {
@@ -342,40 +338,12 @@ func memberStatus(m member, replicas []fwagent.ReplicaStatus) v1alpha1.Member {
 	return out
 }
 
-// probe asks every running pod's agent for its status, concurrently.
-func (e Engine) probe(ctx context.Context, pods []corev1.Pod) []member {
+// probe asks every pod's agent for its status.
+func probe(ctx context.Context, pods []corev1.Pod) []member {
+	statuses := fwagent.Probe(ctx, pods)
 	members := make([]member, len(pods))
-	var wg sync.WaitGroup
 	for i := range pods {
-		members[i].pod = &pods[i]
-		if pods[i].Status.PodIP == "" || pods[i].Status.Phase != corev1.PodRunning {
-			continue
-		}
-		wg.Add(1)
-		go func(m *member) {
-			defer wg.Done()
-			m.status = agentStatus(ctx, m.pod.Status.PodIP)
-		}(&members[i])
+		members[i] = member{pod: &pods[i], status: statuses[i]}
 	}
-	wg.Wait()
 	return members
-}
-
-var agentClient = &http.Client{Timeout: 2 * time.Second}
-
-func agentStatus(ctx context.Context, ip string) *fwagent.Status {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+ip+":"+strconv.Itoa(agentPort)+fwagent.PathStatus, nil)
-	if err != nil {
-		return nil
-	}
-	resp, err := agentClient.Do(req)
-	if err != nil {
-		return nil
-	}
-	defer resp.Body.Close()
-	var st fwagent.Status
-	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&st) != nil {
-		return nil
-	}
-	return &st
 }

@@ -1,0 +1,55 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// Port is where the agent serves its endpoints in an engine's pod.
+const Port = 8000
+
+var client = &http.Client{Timeout: 2 * time.Second}
+
+// Probe asks the agent of every running pod for its status, concurrently. An entry is nil when
+// the pod is not running or its agent did not answer.
+func Probe(ctx context.Context, pods []corev1.Pod) []*Status {
+	out := make([]*Status, len(pods))
+	var wg sync.WaitGroup
+	for i := range pods {
+		if pods[i].Status.PodIP == "" || pods[i].Status.Phase != corev1.PodRunning {
+			continue
+		}
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			out[i] = query(ctx, pods[i].Status.PodIP)
+		}(i)
+	}
+	wg.Wait()
+	return out
+}
+
+func query(ctx context.Context, ip string) *Status {
+	url := "http://" + net.JoinHostPort(ip, strconv.Itoa(Port)) + PathStatus
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	var st Status
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&st) != nil {
+		return nil
+	}
+	return &st
+}
