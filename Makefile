@@ -37,8 +37,8 @@ envtest-assets: ## Build (once) and cache kube-apiserver, etcd and kubectl; prin
 vet: ## go vet.
 	go vet ./...
 
-# Debian packages the engine integration tests run (real PostgreSQL binaries).
-TEST_PACKAGES = postgresql-15
+# Debian packages the engine integration tests run (real PostgreSQL and RabbitMQ servers).
+TEST_PACKAGES = postgresql-15 rabbitmq-server
 
 .PHONY: test
 test: ## Run every test tier: unit, controllers on a real API server, engines against real servers, chart, end-to-end.

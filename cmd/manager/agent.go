@@ -16,6 +16,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	pgagent "github.com/datafleet-dev/datafleet/engines/postgres/agent"
+	"github.com/datafleet-dev/datafleet/engines/rabbitmq"
+	rmqagent "github.com/datafleet-dev/datafleet/engines/rabbitmq/agent"
 	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
 	"github.com/datafleet-dev/datafleet/framework/primary"
 )
@@ -57,8 +59,27 @@ func runAgent(args []string) error {
 			c.Lease = k
 		}
 		e = &pgagent.Engine{Config: c}
+	case "rabbitmq":
+		c := rmqagent.Config{User: rabbitmq.AdminUser}
+		fs.StringVar(&c.NodeName, "node-name", "", "the Erlang node name, rabbit@<fully qualified host>")
+		fs.StringVar(&c.ConfigDir, "config-dir", "/etc/datafleet", "directory of rabbitmq.conf, peers.conf and enabled_plugins")
+		fs.StringVar(&c.SecretDir, "secret-dir", "/etc/datafleet/secret", "directory of the Erlang cookie and the administrator's password")
+		fs.StringVar(&c.DataDir, "data-dir", "/var/lib/rabbitmq", "the node's database")
+		fs.StringVar(&c.RunDir, "run-dir", "/var/run/rabbitmq", "private writable directory: assembled configuration, HOME")
+		fs.StringVar(&c.TLSDir, "tls-dir", "", "directory of tls.crt, tls.key and ca.crt; empty: no TLS")
+		fs.IntVar(&c.AMQPPort, "amqp-port", 5672, "the AMQP port readiness checks")
+		if err := fs.Parse(args[1:]); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil
+			}
+			return err
+		}
+		if c.NodeName == "" {
+			return rmqagent.ErrNoNodeName
+		}
+		e = &rmqagent.Engine{Config: c}
 	default:
-		return fmt.Errorf("agent: no agent for engine %q (have: postgres)", args[0])
+		return fmt.Errorf("agent: no agent for engine %q (have: postgres, rabbitmq)", args[0])
 	}
 	ctx, stop := fwagent.SignalContext()
 	defer stop()

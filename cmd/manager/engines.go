@@ -4,13 +4,13 @@ import (
 	"strings"
 
 	"github.com/datafleet-dev/datafleet/engines/postgres"
+	"github.com/datafleet-dev/datafleet/engines/rabbitmq"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 )
 
-// compiledEngines lists the engines built into this manager. RabbitMQ and MongoDB add themselves
-// here when they land.
+// compiledEngines lists the engines built into this manager. MongoDB adds itself here when it lands.
 func compiledEngines() []engine.Engine {
-	return []engine.Engine{postgres.New()}
+	return []engine.Engine{postgres.New(), rabbitmq.New()}
 }
 
 func describeEngines(names []string) string {

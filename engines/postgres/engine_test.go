@@ -1,11 +1,9 @@
 package postgres
 
 import (
-	"encoding/json"
 	"strings"
 	"testing"
 
-	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
@@ -74,18 +72,7 @@ func TestOnlyRestartParametersChangeThePodTemplate(t *testing.T) {
 	template := func(params map[string]string) string {
 		inst := enginetest.Instance(Name, "orders", 3)
 		inst.Spec.Parameters = params
-		objs, err := New().Render(engine.RenderInput{Instance: inst, Release: release, AgentImage: "agent"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, o := range objs {
-			if sts, ok := o.(*appsv1.StatefulSet); ok {
-				b, _ := json.Marshal(sts.Spec.Template)
-				return string(b)
-			}
-		}
-		t.Fatal("no StatefulSet")
-		return ""
+		return enginetest.PodTemplate(t, New(), engine.RenderInput{Instance: inst, Release: release, AgentImage: "agent"})
 	}
 	base := template(map[string]string{"max_connections": "100", "work_mem": "4MB"})
 	if template(map[string]string{"max_connections": "100", "work_mem": "64MB", "log_statement": "ddl"}) != base {

@@ -264,10 +264,9 @@ func (s *supervision) roll(ctx context.Context) (bool, error) {
 			}
 		}
 	}
-	if err := s.in.Client.Delete(ctx, victim, client.Preconditions{UID: &victim.UID}); client.IgnoreNotFound(err) != nil {
-		return false, fmt.Errorf("replacing pod %s: %w", victim.Name, err)
+	if err := workload.Replace(ctx, s.in.Client, victim); err != nil {
+		return false, err
 	}
-	log.FromContext(ctx).Info("replaced an outdated pod", "pod", victim.Name)
 	s.wait("RollingUpdate", fmt.Sprintf("replacing %s (%d pods to update)", victim.Name, len(ro.Outdated)), 2*time.Second)
 	return true, nil
 }

@@ -136,3 +136,11 @@ type Watch struct {
 type Watcher interface {
 	Watches() []Watch
 }
+
+// ScaleDownGuard is implemented by engines whose members each hold data the others may not have
+// a copy of (a RabbitMQ node holds the classic queues declared on it and its share of every
+// quorum queue's replicas). The framework refuses to lower such an instance's replicas: nothing
+// is applied and the Ready condition says why, with ScaleDownRisk's explanation.
+type ScaleDownGuard interface {
+	ScaleDownRisk() string
+}

@@ -82,6 +82,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 		r.validate,
 		r.certificates,
 		r.render,
+		r.guardScaleDown,
 		r.expandVolumes,
 		r.applyChildren,
 		r.pruneChildren,

@@ -36,8 +36,9 @@ func Int(min, max int64) Kind {
 // Float accepts a non-negative decimal number.
 func Float() Kind {
 	return func(v string) string {
-		if f, err := strconv.ParseFloat(v, 64); err != nil || f < 0 {
-			return "must be a non-negative number"
+		// Plain decimals only: both engines' parsers take them, and NaN or 1e3 would surprise one.
+		if !decimal.MatchString(v) {
+			return "must be a non-negative decimal number such as 0.4"
 		}
 		return ""
 	}
@@ -63,6 +64,8 @@ func Enum(values ...string) Kind {
 	}
 }
 
+var decimal = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?$`)
+
 var memory = regexp.MustCompile(`^[0-9]+(kB|MB|GB|TB)?$`)
 
 // Memory accepts a size as PostgreSQL and RabbitMQ write it: a number with an optional kB, MB, GB or TB.
@@ -79,7 +82,8 @@ func Memory() Kind {
 type Spec struct {
 	// Allowed parameters and their kinds.
 	Allowed map[string]Kind
-	// Owned parameters the operator sets itself, with the reason a user cannot.
+	// Owned parameters the operator sets itself, with the reason a user cannot. A name ending in
+	// "." owns every parameter it prefixes.
 	Owned map[string]string
 	// Restart lists the allowed parameters that take effect only when the server restarts; the
 	// others are applied by a reload.
@@ -109,7 +113,7 @@ func (s Spec) Validate(params map[string]string, path *field.Path) field.ErrorLi
 	var errs field.ErrorList
 	for _, k := range sortedKeys(params) {
 		v := params[k]
-		if why, ok := s.Owned[k]; ok {
+		if why, ok := s.owned(k); ok {
 			errs = append(errs, field.Forbidden(path.Key(k), fmt.Sprintf("%s is set by the operator: %s", k, why)))
 			continue
 		}
@@ -123,6 +127,18 @@ func (s Spec) Validate(params map[string]string, path *field.Path) field.ErrorLi
 		}
 	}
 	return errs
+}
+
+func (s Spec) owned(k string) (string, bool) {
+	if why, ok := s.Owned[k]; ok {
+		return why, true
+	}
+	for prefix, why := range s.Owned {
+		if strings.HasSuffix(prefix, ".") && strings.HasPrefix(k, prefix) {
+			return why, true
+		}
+	}
+	return "", false
 }
 
 // Lines renders parameters as "name = 'value'" lines in name order, quoting values as PostgreSQL's

@@ -1,12 +1,16 @@
 package workload
 
 import (
+	"context"
+	"fmt"
 	"sort"
 	"strconv"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 )
 
 // Rollout is where an OnDelete StatefulSet stands in replacing its pods with the current
@@ -57,4 +61,14 @@ func PodReady(p *corev1.Pod) bool {
 		}
 	}
 	return false
+}
+
+// Replace deletes an outdated pod so that its StatefulSet re-creates it from the current
+// revision. The UID precondition makes sure a pod re-created meanwhile is not taken down too.
+func Replace(ctx context.Context, c client.Client, pod *corev1.Pod) error {
+	if err := c.Delete(ctx, pod, client.Preconditions{UID: &pod.UID}); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("replacing pod %s: %w", pod.Name, err)
+	}
+	log.FromContext(ctx).Info("replaced an outdated pod", "pod", pod.Name)
+	return nil
 }

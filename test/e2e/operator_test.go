@@ -42,6 +42,7 @@ func TestOperator(t *testing.T) {
 		{"an instance of an engine that is not enabled gets a clear condition", testEngineNotEnabled},
 		{"a postgres instance becomes Ready and keeps its data when its pod is replaced", testPostgresSingleInstance},
 		{"a 3-pod postgres instance fails over, rejoins, switches over and rolls without losing a row", testPostgresHighAvailability},
+		{"a 3-node rabbitmq instance forms one cluster, keeps confirmed messages, rolls one node at a time and refuses a scale-down", testRabbitMQCluster},
 		{"uninstall leaves no operator object behind", testUninstall},
 	} {
 		if !t.Run(step.name, step.fn) {
@@ -127,7 +128,7 @@ func testEngineNotEnabled(t *testing.T) {
 	ns := testNamespace(t, "unknown-engine")
 	ctx := context.Background()
 	inst := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "orders", Namespace: ns},
-		Spec: v1alpha1.ServiceInstanceSpec{Engine: "rabbitmq", Version: "4.0"}}
+		Spec: v1alpha1.ServiceInstanceSpec{Engine: "mongodb", Version: "7.0"}}
 	if err := env.c.Create(ctx, inst); err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +142,7 @@ func testEngineNotEnabled(t *testing.T) {
 			return expect(false, "the instance reports that its engine is not enabled", "no Ready condition yet")
 		}
 		return expect(inst.Status.Phase == v1alpha1.PhaseFailed && c.Status == metav1.ConditionFalse &&
-			c.Reason == "UnknownEngine" && strings.Contains(c.Message, `engine "rabbitmq" is not known to this operator; known engines: postgres`) && c.ObservedGeneration == inst.Generation,
+			c.Reason == "UnknownEngine" && strings.Contains(c.Message, `engine "mongodb" is not known to this operator; known engines: postgres, rabbitmq`) && c.ObservedGeneration == inst.Generation,
 			"the instance reports that its engine is not enabled",
 			fmt.Sprintf("phase %s, Ready=%s %s: %s", inst.Status.Phase, c.Status, c.Reason, c.Message))
 	})

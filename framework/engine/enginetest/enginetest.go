@@ -8,6 +8,7 @@
 package enginetest
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -215,4 +216,25 @@ func checkDecorated(t *testing.T, scheme *runtime.Scheme, s Suite, inst *v1alpha
 			}
 		}
 	}
+}
+
+// PodTemplate renders in and returns the StatefulSet's pod template as JSON, for tests of what
+// does and does not restart the pods.
+func PodTemplate(t *testing.T, e engine.Engine, in engine.RenderInput) string {
+	t.Helper()
+	objs, err := e.Render(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range objs {
+		if sts, ok := o.(*appsv1.StatefulSet); ok {
+			b, err := json.Marshal(sts.Spec.Template)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return string(b)
+		}
+	}
+	t.Fatal("Render returned no StatefulSet")
+	return ""
 }

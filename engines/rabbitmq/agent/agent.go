@@ -1,0 +1,230 @@
+// Package agent is the RabbitMQ side of the instance agent: it gives the node its Erlang cookie and
+// a configuration file assembled from the instance's ConfigMap and Secret, runs rabbitmq-server,
+// reports the node ready once it accepts AMQP connections, and makes a renewed TLS certificate
+// take effect without a restart.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
+)
+
+// Names of the files the agent reads, as the engine's Render mounts them.
+const (
+	ConfigFile   = "rabbitmq.conf"   // in ConfigDir: settings
+	PeersFile    = "peers.conf"      // in ConfigDir: the classic peer-discovery list
+	PluginsFile  = "enabled_plugins" // in ConfigDir
+	CookieFile   = "cookie"          // in SecretDir: the Erlang cookie
+	PasswordFile = "password"        // in SecretDir: the operator's administrator password
+)
+
+// Config is where the node's files are.
+type Config struct {
+	// NodeName is the Erlang node name, rabbit@<host> with a fully qualified host.
+	NodeName string
+	// User is the administrator the operator uses; its password is in SecretDir.
+	User      string
+	ConfigDir string
+	SecretDir string
+	// DataDir holds the node's database (mnesia) and its plugins' expansion.
+	DataDir string
+	// RunDir is private and writable: the assembled configuration, HOME with the cookie, logs.
+	RunDir string
+	// TLSDir holds tls.crt, tls.key and ca.crt when TLS is on ("" when off).
+	TLSDir string
+	// AMQPPort is where the node accepts clients once it runs (5672).
+	AMQPPort int
+	// BinDir holds rabbitmq-server and rabbitmqctl; "" finds them (see binDir).
+	BinDir string
+	// Env is added to the server's environment (tests give each node its own ports).
+	Env []string
+	// Credential runs the server as another user (tests run as root; RabbitMQ is run as rabbitmq).
+	Credential *syscall.Credential
+}
+
+// Engine is the RabbitMQ agent.
+type Engine struct {
+	Config Config
+}
+
+var (
+	_ fwagent.Engine   = (*Engine)(nil)
+	_ fwagent.Reloader = (*Engine)(nil)
+)
+
+// Bootstrap writes the cookie and the configuration file. Both are rewritten at every start: the
+// Secret and the ConfigMap are the truth.
+func (e *Engine) Bootstrap(context.Context) error {
+	c := e.Config
+	for _, d := range []string{c.RunDir, filepath.Join(c.RunDir, "log"), c.DataDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return err
+		}
+		if err := e.own(d); err != nil {
+			return err
+		}
+	}
+	cookie, err := os.ReadFile(filepath.Join(c.SecretDir, CookieFile))
+	if err != nil {
+		return fmt.Errorf("reading the Erlang cookie: %w", err)
+	}
+	// Erlang refuses a cookie file others may read.
+	if err := e.writePrivate(filepath.Join(c.RunDir, ".erlang.cookie"), cookie, 0o400); err != nil {
+		return err
+	}
+	conf, err := e.assemble()
+	if err != nil {
+		return err
+	}
+	return e.writePrivate(e.configPath(), []byte(conf), 0o600)
+}
+
+// assemble is the ConfigMap's settings and peer list, and the administrator the operator uses
+// (created when the node first starts with an empty database).
+func (e *Engine) assemble() (string, error) {
+	c := e.Config
+	var b strings.Builder
+	for _, name := range []string{ConfigFile, PeersFile} {
+		data, err := os.ReadFile(filepath.Join(c.ConfigDir, name))
+		if err != nil {
+			return "", fmt.Errorf("reading the configuration: %w", err)
+		}
+		b.Write(data)
+		if len(data) > 0 && data[len(data)-1] != '\n' {
+			b.WriteByte('\n')
+		}
+	}
+	password, err := os.ReadFile(filepath.Join(c.SecretDir, PasswordFile))
+	if err != nil {
+		return "", fmt.Errorf("reading the administrator's password: %w", err)
+	}
+	fmt.Fprintf(&b, "default_user = %s\ndefault_pass = %s\n", c.User, strings.TrimSpace(string(password)))
+	return b.String(), nil
+}
+
+func (e *Engine) configPath() string { return filepath.Join(e.Config.RunDir, "rabbitmq.conf") }
+
+// writePrivate replaces path with data, owned by the server's user.
+func (e *Engine) writePrivate(path string, data []byte, mode os.FileMode) error {
+	tmp := path + ".tmp"
+	_ = os.Remove(tmp)
+	if err := os.WriteFile(tmp, data, mode); err != nil {
+		return err
+	}
+	if err := e.own(tmp); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+func (e *Engine) own(path string) error {
+	if cr := e.Config.Credential; cr != nil {
+		return os.Chown(path, int(cr.Uid), int(cr.Gid))
+	}
+	return nil
+}
+
+// environment is what rabbitmq-server and the CLI tools need to find this node and its files.
+func (e *Engine) environment() []string {
+	c := e.Config
+	return append(append(os.Environ(),
+		"HOME="+c.RunDir,
+		"RABBITMQ_NODENAME="+c.NodeName,
+		"RABBITMQ_USE_LONGNAME=true",
+		"RABBITMQ_CONFIG_FILE="+e.configPath(),
+		"RABBITMQ_ENABLED_PLUGINS_FILE="+filepath.Join(c.ConfigDir, PluginsFile),
+		"RABBITMQ_MNESIA_BASE="+filepath.Join(c.DataDir, "mnesia"),
+		"RABBITMQ_LOG_BASE="+filepath.Join(c.RunDir, "log"),
+		"ERL_CRASH_DUMP="+filepath.Join(c.RunDir, "erl_crash.dump"),
+	), c.Env...)
+}
+
+// debianBinDir has RabbitMQ's own scripts in Debian's package. Debian's /usr/sbin/rabbitmq-server
+// is a wrapper that sends the output to /var/log and does not pass signals on, so the agent runs
+// the scripts themselves. The official images have them on PATH.
+const debianBinDir = "/usr/lib/rabbitmq/bin"
+
+func (e *Engine) binDir() string {
+	if e.Config.BinDir != "" {
+		return e.Config.BinDir
+	}
+	if _, err := os.Stat(filepath.Join(debianBinDir, "rabbitmq-server")); err == nil {
+		return debianBinDir
+	}
+	return ""
+}
+
+func (e *Engine) command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	if d := e.binDir(); d != "" {
+		name = filepath.Join(d, name)
+	}
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = e.environment()
+	cmd.Dir = e.Config.RunDir
+	if cr := e.Config.Credential; cr != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cr}
+	}
+	return cmd
+}
+
+// Command implements fwagent.Engine.
+func (e *Engine) Command() *exec.Cmd {
+	cmd := e.command(context.Background(), "rabbitmq-server")
+	// The server's own children (epmd, the port programs) go with it.
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Setpgid = true
+	return cmd
+}
+
+// StopSignal implements fwagent.Engine: RabbitMQ stops cleanly on SIGTERM.
+func (e *Engine) StopSignal() os.Signal { return syscall.SIGTERM }
+
+// Status implements fwagent.Engine: the node is ready once its AMQP listener accepts
+// connections, which RabbitMQ opens at the end of its boot, after it has joined its cluster.
+func (e *Engine) Status(ctx context.Context) fwagent.Status {
+	d := net.Dialer{Timeout: 2 * time.Second}
+	conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(e.Config.AMQPPort)))
+	if err != nil {
+		return fwagent.Status{Detail: "the node does not accept AMQP connections yet"}
+	}
+	conn.Close()
+	return fwagent.Status{Ready: true}
+}
+
+// ReloadFiles implements fwagent.Reloader: the TLS files. Every other setting is read at start
+// only, and the operator rolls the nodes when one changes.
+func (e *Engine) ReloadFiles() []string {
+	if e.Config.TLSDir == "" {
+		return nil
+	}
+	return []string{filepath.Join(e.Config.TLSDir, "tls.crt"), filepath.Join(e.Config.TLSDir, "tls.key"),
+		filepath.Join(e.Config.TLSDir, "ca.crt")}
+}
+
+// Reload implements fwagent.Reloader. RabbitMQ reads the certificate files again for new
+// connections once Erlang's certificate cache is cleared; open connections keep theirs.
+func (e *Engine) Reload(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	out, err := e.command(ctx, "rabbitmqctl", "--longnames", "eval", "ssl:clear_pem_cache().").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("clearing the certificate cache: %w: %s", err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// ErrNoNodeName is returned when neither --node-name nor POD_NAME gives the node a name.
+var ErrNoNodeName = errors.New("rabbitmq agent: the node needs a name (--node-name)")

@@ -1,0 +1,328 @@
+package rabbitmq
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	rmqagent "github.com/datafleet-dev/datafleet/engines/rabbitmq/agent"
+	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
+	"github.com/datafleet-dev/datafleet/test/testenv"
+)
+
+// These tests run RabbitMQ nodes from Debian's rabbitmq-server (make test installs it) under the
+// instance agent, on loopback, each with its own ports and one private epmd.
+
+const testPassword = "operator-secret"
+
+// localNode is one node started by the agent.
+type localNode struct {
+	name              string
+	amqp, mgmt, agent int
+	stop              context.CancelFunc
+	done              chan error
+}
+
+func (n *localNode) management() management {
+	return management{base: "http://127.0.0.1:" + strconv.Itoa(n.mgmt), user: AdminUser, password: testPassword}
+}
+
+func (n *localNode) url() string {
+	return fmt.Sprintf("amqp://%s:%s@127.0.0.1:%d/", AdminUser, testPassword, n.amqp)
+}
+
+// halt stops the node as the kubelet would (SIGTERM to the agent) and waits for it.
+func (n *localNode) halt(t *testing.T) {
+	t.Helper()
+	n.stop()
+	select {
+	case <-n.done:
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("%s did not stop", n.name)
+	}
+}
+
+type localCluster struct {
+	t      *testing.T
+	dir    string
+	epmd   int
+	cookie string
+	cred   *syscall.Credential
+	peers  []string
+	ports  [][3]int
+	nodes  []*localNode
+}
+
+func newLocalCluster(t *testing.T, size int) *localCluster {
+	t.Helper()
+	if _, err := exec.LookPath("rabbitmq-server"); err != nil {
+		t.Fatal("no rabbitmq-server: run `make test` (it installs the rabbitmq-server package), or apt-get install rabbitmq-server")
+	}
+	dir, err := os.MkdirTemp("", "rabbitmq-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	c := &localCluster{t: t, dir: dir, epmd: freePort(t), cookie: "test-cookie-" + strconv.Itoa(os.Getpid())}
+	if os.Geteuid() == 0 {
+		u, err := user.Lookup("rabbitmq")
+		if err != nil {
+			t.Fatalf("running as root needs a rabbitmq user (apt-get install rabbitmq-server creates it): %v", err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		c.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// One epmd for all nodes, as on a host; rabbitmq-server would start one that outlives the test.
+	epmd := exec.Command("epmd", "-port", strconv.Itoa(c.epmd), "-address", "127.0.0.1")
+	if c.cred != nil {
+		epmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred}
+	}
+	if err := epmd.Start(); err != nil {
+		t.Fatalf("starting epmd: %v", err)
+	}
+	t.Cleanup(func() { _ = epmd.Process.Kill(); _ = epmd.Wait() })
+	// Registered before the nodes start, so it runs after epmd's cleanup is registered and before
+	// it runs: every node is stopped at once, then waited for.
+	t.Cleanup(func() {
+		for _, n := range c.nodes {
+			n.stop()
+		}
+		for _, n := range c.nodes {
+			select {
+			case <-n.done:
+			case <-time.After(2 * time.Minute):
+			}
+		}
+	})
+	for i := range size {
+		c.peers = append(c.peers, fmt.Sprintf("n%d@127.0.0.1", i))
+		c.ports = append(c.ports, [3]int{freePort(t), freePort(t), freePort(t)})
+	}
+	return c
+}
+
+// start runs node i under the agent and returns once the agent serves; Ready comes later.
+func (c *localCluster) start(i int, extraConf string) *localNode {
+	t := c.t
+	t.Helper()
+	n := &localNode{name: c.peers[i], amqp: c.ports[i][0], mgmt: c.ports[i][1], agent: freePort(t)}
+	base := filepath.Join(c.dir, strconv.Itoa(i))
+	cfgDir, secretDir := filepath.Join(base, "config"), filepath.Join(base, "secret")
+	for _, d := range []string{cfgDir, secretDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conf := fmt.Sprintf("listeners.tcp.default = %d\nmanagement.tcp.port = %d\nmanagement.tcp.ip = 127.0.0.1\n"+
+		"cluster_formation.peer_discovery_backend = classic_config\ncluster_formation.discovery_retry_limit = 60\n"+
+		"cluster_formation.discovery_retry_interval = 1000\nlog.console = true\nlog.console.level = warning\nlog.file = false\n%s",
+		n.amqp, n.mgmt, extraConf)
+	var peers strings.Builder
+	for j, p := range c.peers {
+		fmt.Fprintf(&peers, "cluster_formation.classic_config.nodes.%d = %s\n", j+1, p)
+	}
+	files := map[string]string{
+		filepath.Join(cfgDir, rmqagent.ConfigFile):      conf,
+		filepath.Join(cfgDir, rmqagent.PeersFile):       peers.String(),
+		filepath.Join(cfgDir, rmqagent.PluginsFile):     "[rabbitmq_management].\n",
+		filepath.Join(secretDir, rmqagent.CookieFile):   c.cookie,
+		filepath.Join(secretDir, rmqagent.PasswordFile): testPassword,
+	}
+	for p, data := range files {
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := &rmqagent.Engine{Config: rmqagent.Config{
+		NodeName: n.name, User: AdminUser, ConfigDir: cfgDir, SecretDir: secretDir,
+		DataDir: filepath.Join(base, "data"), RunDir: filepath.Join(base, "run"), AMQPPort: n.amqp,
+		Env:        []string{"ERL_EPMD_PORT=" + strconv.Itoa(c.epmd), "RABBITMQ_DIST_PORT=" + strconv.Itoa(c.ports[i][2])},
+		Credential: c.cred,
+	}}
+	ctx, cancel := context.WithCancel(context.Background())
+	n.stop, n.done = cancel, make(chan error, 1)
+	go func() { n.done <- fwagent.Run(ctx, e, "127.0.0.1:"+strconv.Itoa(n.agent)) }()
+	c.nodes = append(c.nodes, n)
+	return n
+}
+
+// waitReady waits for the agent to report the node ready.
+func waitReady(t *testing.T, nodes ...*localNode) {
+	t.Helper()
+	for _, n := range nodes {
+		testenv.Eventually(t, 3*time.Minute, func() error {
+			select {
+			case err := <-n.done:
+				t.Fatalf("%s stopped: %v", n.name, err)
+			default:
+			}
+			st, err := agentStatus(n.agent)
+			if err != nil {
+				return err
+			}
+			if !st.Ready {
+				return errors.New(st.Detail)
+			}
+			return nil
+		})
+	}
+}
+
+// agentStatus reads the agent's /status endpoint, as the kubelet's probes and the operator do.
+func agentStatus(port int) (fwagent.Status, error) {
+	var st fwagent.Status
+	resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(port) + fwagent.PathStatus)
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	return st, json.NewDecoder(resp.Body).Decode(&st)
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Three nodes started at the same moment form one cluster through the classic peer list; 1,000
+// persistent messages confirmed into a quorum queue survive losing a node; the management API's
+// quorum-critical check, which gates every restart in a rolling update, refuses to let a second
+// node go while one is down and lets it go again once the node is back.
+func TestThreeNodesFormOneClusterAndQuorumQueuesSurviveANode(t *testing.T) {
+	c := newLocalCluster(t, 3)
+	nodes := []*localNode{c.start(0, ""), c.start(1, ""), c.start(2, "")}
+	waitReady(t, nodes...)
+	ctx := context.Background()
+	testenv.Eventually(t, time.Minute, func() error { return clusterOf(ctx, nodes[0], c.peers...) })
+	if err := clusterOf(ctx, nodes[2], c.peers...); err != nil {
+		t.Fatalf("the third node sees another cluster: %v", err)
+	}
+
+	const queue, count = "orders", 1000
+	publish(t, nodes[0], queue, count)
+	// Every member must hold the messages before one goes: a quorum queue confirms on a majority.
+	nodes[2].halt(t)
+	why, err := nodes[0].management().quorumCritical(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(why, queue) {
+		t.Errorf("with one node down, stopping another must be quorum-critical for %s; the check said %q", queue, why)
+	}
+	if got := consume(t, nodes[1], queue, count); got != count {
+		t.Fatalf("consumed %d of %d confirmed messages after losing a node", got, count)
+	}
+
+	nodes[2] = c.start(2, "")
+	waitReady(t, nodes[2])
+	testenv.Eventually(t, time.Minute, func() error {
+		why, err := nodes[0].management().quorumCritical(ctx)
+		if err == nil && why != "" {
+			err = errors.New(why)
+		}
+		return err
+	})
+}
+
+// clusterOf checks that n sees exactly the named nodes, all running.
+func clusterOf(ctx context.Context, n *localNode, want ...string) error {
+	nodes, err := n.management().nodes(ctx)
+	if err != nil {
+		return err
+	}
+	var running []string
+	for _, cn := range nodes {
+		if cn.Running {
+			running = append(running, cn.Name)
+		}
+	}
+	slices.Sort(running)
+	if !slices.Equal(running, want) {
+		return fmt.Errorf("%s sees running nodes %v, want %v", n.name, running, want)
+	}
+	return nil
+}
+
+func publish(t *testing.T, n *localNode, queue string, count int) {
+	t.Helper()
+	conn, err := amqp.Dial(n.url())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.QueueDeclare(queue, true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	confirms := ch.NotifyPublish(make(chan amqp.Confirmation, count))
+	for i := range count {
+		err := ch.PublishWithContext(context.Background(), "", queue, false, false, amqp.Publishing{
+			DeliveryMode: amqp.Persistent, Body: []byte(strconv.Itoa(i))})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range count {
+		if c := <-confirms; !c.Ack {
+			t.Fatalf("message %d was not confirmed", c.DeliveryTag)
+		}
+	}
+}
+
+// consume takes every message there is and returns how many distinct ones it got.
+func consume(t *testing.T, n *localNode, queue string, want int) int {
+	t.Helper()
+	conn, err := amqp.Dial(n.url())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	deadline := time.Now().Add(time.Minute)
+	for len(seen) < want && time.Now().Before(deadline) {
+		m, ok, err := ch.Get(queue, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		seen[string(m.Body)] = true
+	}
+	return len(seen)
+}

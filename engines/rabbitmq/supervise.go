@@ -1,0 +1,186 @@
+package rabbitmq
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/framework/engine"
+	"github.com/datafleet-dev/datafleet/framework/names"
+	"github.com/datafleet-dev/datafleet/framework/secrets"
+	"github.com/datafleet-dev/datafleet/framework/workload"
+)
+
+var (
+	_ engine.Supervisor = Engine{}
+	_ engine.Watcher    = Engine{}
+)
+
+// Watches implements engine.Watcher: the pods, whose readiness tells when a node (re)joined.
+func (Engine) Watches() []engine.Watch {
+	return []engine.Watch{{Type: &corev1.Pod{}}}
+}
+
+// settledPoll is how often a settled cluster is looked at again: a node that leaves the cluster
+// while its pod stays ready sends no event.
+const settledPoll = time.Minute
+
+// Supervise implements engine.Supervisor. In order: the generated cookie and administrator
+// password exist; the cluster is asked which nodes it has; then at most one pod of a rolling
+// update is replaced, and only when every node runs and the node is not quorum-critical.
+func (e Engine) Supervise(ctx context.Context, in engine.SuperviseInput) (engine.SuperviseResult, error) {
+	inst := in.Instance
+	labels := names.InstanceLabels(Name, inst.Name)
+	key := types.NamespacedName{Namespace: inst.Namespace, Name: SecretName(inst)}
+	if err := secrets.EnsureGenerated(ctx, in.Client, key, labels, in.Owner, CookieKey, PasswordKey); err != nil {
+		return engine.SuperviseResult{}, fmt.Errorf("cookie secret: %w", err)
+	}
+	secret := &corev1.Secret{}
+	if err := in.Client.Get(ctx, key, secret); err != nil {
+		return engine.SuperviseResult{}, fmt.Errorf("cookie secret: %w", err)
+	}
+	pods := &corev1.PodList{}
+	if err := in.Client.List(ctx, pods, client.InNamespace(inst.Namespace), client.MatchingLabels(labels)); err != nil {
+		return engine.SuperviseResult{}, err
+	}
+	sort.Slice(pods.Items, func(i, j int) bool {
+		return workload.Ordinal(pods.Items[i].Name) < workload.Ordinal(pods.Items[j].Name)
+	})
+	s := &supervision{in: in, pods: pods.Items, password: string(secret.Data[PasswordKey])}
+	s.observeCluster(ctx)
+	if err := s.roll(ctx); err != nil {
+		return engine.SuperviseResult{}, err
+	}
+	return s.result(), nil
+}
+
+type supervision struct {
+	in       engine.SuperviseInput
+	pods     []corev1.Pod
+	password string
+	// cluster is the cluster's nodes by name, as a ready node sees them (nil: no node answered).
+	cluster map[string]clusterNode
+	// missing are the desired nodes that are not running in the cluster.
+	missing         []string
+	reason, message string
+	requeue         time.Duration
+}
+
+func (s *supervision) wait(reason, message string, after time.Duration) {
+	if s.reason == "" {
+		s.reason, s.message = reason, message
+	}
+	if s.requeue == 0 || after < s.requeue {
+		s.requeue = after
+	}
+}
+
+// observeCluster asks the first ready node for the cluster's nodes and finds the desired nodes
+// that do not run in it.
+func (s *supervision) observeCluster(ctx context.Context) {
+	inst := s.in.Instance
+	for i := range s.pods {
+		p := &s.pods[i]
+		if !workload.PodReady(p) || p.Status.PodIP == "" {
+			continue
+		}
+		nodes, err := nodeManagement(p.Status.PodIP, s.password).nodes(ctx)
+		if err != nil {
+			s.wait("ManagementUnavailable", fmt.Sprintf("asking %s for the cluster's nodes: %v", p.Name, err), 5*time.Second)
+			continue
+		}
+		s.cluster = map[string]clusterNode{}
+		for _, n := range nodes {
+			s.cluster[n.Name] = n
+		}
+		break
+	}
+	if s.cluster == nil {
+		return
+	}
+	for i := range int(inst.DesiredReplicas()) {
+		if n := NodeName(inst, i); !s.cluster[n].Running {
+			s.missing = append(s.missing, podName(inst, i))
+		}
+	}
+	if len(s.missing) > 0 {
+		s.wait("Clustering", fmt.Sprintf("waiting for %s to run in the cluster", strings.Join(s.missing, ", ")), 2*time.Second)
+	}
+}
+
+// roll replaces pods that run an outdated revision, highest ordinal first, one at a time: only
+// when every pod is ready, every node runs in the cluster, and the cluster says stopping the
+// node leaves every quorum queue with a majority of its members online.
+func (s *supervision) roll(ctx context.Context) error {
+	inst := s.in.Instance
+	live := &appsv1.StatefulSet{}
+	if err := s.in.Client.Get(ctx, types.NamespacedName{Namespace: inst.Namespace, Name: names.Child(inst.Name, "", names.MaxStatefulSet)}, live); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	ro := workload.RolloutOf(live, s.pods)
+	if len(ro.Outdated) == 0 {
+		return nil
+	}
+	if !ro.AllReady || s.cluster == nil || len(s.missing) > 0 {
+		s.wait("RollingUpdate", fmt.Sprintf("%d pods to update; waiting for every node to run in the cluster", len(ro.Outdated)), 2*time.Second)
+		return nil
+	}
+	victim := ro.Outdated[0]
+	why, err := nodeManagement(victim.Status.PodIP, s.password).quorumCritical(ctx)
+	switch {
+	case err != nil:
+		s.wait("RollingUpdate", fmt.Sprintf("asking %s whether it is quorum-critical: %v", victim.Name, err), 5*time.Second)
+		return nil
+	case why != "":
+		s.wait("RollingUpdate", fmt.Sprintf("%d pods to update; %s is quorum-critical: %s", len(ro.Outdated), victim.Name, why), 5*time.Second)
+		return nil
+	}
+	if err := workload.Replace(ctx, s.in.Client, victim); err != nil {
+		return err
+	}
+	s.wait("RollingUpdate", fmt.Sprintf("replacing %s (%d pods to update)", victim.Name, len(ro.Outdated)), 2*time.Second)
+	return nil
+}
+
+// result turns what the supervisor saw into the instance's observation.
+func (s *supervision) result() engine.SuperviseResult {
+	inst := s.in.Instance
+	obs := s.in.Generic
+	for _, p := range s.pods {
+		m := v1alpha1.Member{Name: p.Name, Role: "node", State: "not in the cluster"}
+		switch n, ok := s.cluster[NodeName(inst, workload.Ordinal(p.Name))]; {
+		case s.cluster == nil:
+			m.State = "unknown"
+		case ok && n.Running:
+			m.State = "running"
+		case ok:
+			m.State = "stopped"
+		}
+		obs.Members = append(obs.Members, m)
+	}
+	host := serviceName(inst) + "." + inst.Namespace + ".svc"
+	obs.Endpoints = []v1alpha1.Endpoint{{Name: "amqp", Host: host, Port: amqpPort}, {Name: "management", Host: host, Port: managementPort}}
+	if tlsEnabled(inst) {
+		obs.Endpoints = append(obs.Endpoints, v1alpha1.Endpoint{Name: "amqps", Host: host, Port: amqpsPort},
+			v1alpha1.Endpoint{Name: "management-tls", Host: host, Port: managementTLSPort})
+	}
+	switch {
+	case s.reason != "":
+		obs.Ready, obs.Reason, obs.Message = false, s.reason, s.message
+	case obs.Ready && s.cluster == nil:
+		obs.Ready, obs.Reason, obs.Message = false, "ManagementUnavailable", "no node answered on the management API"
+	}
+	requeue := s.requeue
+	if requeue == 0 {
+		requeue = settledPoll
+	}
+	return engine.SuperviseResult{Observation: obs, RequeueAfter: requeue}
+}

@@ -1,0 +1,346 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/engines/rabbitmq"
+	"github.com/datafleet-dev/datafleet/framework/instance"
+	"github.com/datafleet-dev/datafleet/test/testenv"
+)
+
+// testRabbitMQCluster runs inside TestOperator: three RabbitMQ 4.0 nodes form one cluster; 1,000
+// confirmed persistent messages in a quorum queue survive a deleted pod; a configuration change
+// rolls the nodes one at a time while a client publishes, and no confirmed message is lost; a
+// scale-down is refused with a message; a scale-up adds nodes that join.
+func testRabbitMQCluster(t *testing.T) {
+	ctx := context.Background()
+	ensureCatalog(t, "rabbitmq", v1alpha1.CatalogVersion{Version: "4.0", Image: env.images["rabbitmq-4.0"], Default: true})
+	ns := testNamespace(t, "rabbitmq")
+	inst := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "events", Namespace: ns},
+		Spec: v1alpha1.ServiceInstanceSpec{Engine: "rabbitmq", Replicas: ptr(int32(3)),
+			TLS:            &v1alpha1.TLSSpec{Enabled: true},
+			Storage:        &v1alpha1.StorageSpec{Size: resource.MustParse("1Gi")},
+			DeletionPolicy: v1alpha1.DeletionPolicyDelete}}
+	if err := env.c.Create(ctx, inst); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.c.Delete(context.Background(), inst) })
+	created := time.Now()
+	waitInstanceReady(t, inst)
+	waitNodesRunning(t, inst, 3)
+	t.Logf("RABBITMQ: 3 nodes formed one cluster and the instance was Ready %s after it was created", time.Since(created).Round(time.Second))
+
+	url := amqpURL(t, inst)
+	checkAMQPS(t, inst)
+
+	const queue, count = "orders", 1000
+	publishConfirmed(t, url, queue, count)
+	victim := deletePod(t, ns, "events-1")
+	waitPodReplaced(t, victim)
+	waitNodesRunning(t, inst, 3)
+	if got := consumeAll(t, url, queue); len(got) != count {
+		t.Fatalf("consumed %d distinct messages of %d confirmed before the pod was deleted", len(got), count)
+	}
+
+	rollNodes(t, inst, url)
+
+	patchInstance(t, inst, func(s *v1alpha1.ServiceInstanceSpec) { s.Replicas = ptr(int32(1)) })
+	waitInstance(t, inst, time.Minute, "the scale-down is refused", func() (bool, string) {
+		ready := meta.FindStatusCondition(inst.Status.Conditions, v1alpha1.ConditionReady)
+		return ready != nil && ready.Reason == instance.ReasonScaleDownRefused && ready.ObservedGeneration == inst.Generation,
+			fmt.Sprintf("Ready %+v", ready)
+	})
+	ready := meta.FindStatusCondition(inst.Status.Conditions, v1alpha1.ConditionReady)
+	t.Logf("RABBITMQ: scale-down 3 -> 1 refused: %s", ready.Message)
+	var sts appsv1.StatefulSet
+	if err := env.c.Get(ctx, client.ObjectKeyFromObject(inst), &sts); err != nil || *sts.Spec.Replicas != 3 {
+		t.Fatalf("the StatefulSet was scaled down: %v", err)
+	}
+
+	patchInstance(t, inst, func(s *v1alpha1.ServiceInstanceSpec) { s.Replicas = ptr(int32(5)) })
+	waitInstanceReady(t, inst)
+	waitNodesRunning(t, inst, 5)
+	if got := consumeAll(t, url, "rolling"); len(got) != 0 {
+		t.Errorf("%d messages left in the queue 'rolling'", len(got))
+	}
+}
+
+// waitNodesRunning waits until the instance reports n members, every one running in the cluster
+// as the management API lists it.
+func waitNodesRunning(t *testing.T, inst *v1alpha1.ServiceInstance, n int) {
+	t.Helper()
+	waitInstance(t, inst, waitTimeout, fmt.Sprintf("%d nodes running in one cluster", n), func() (bool, string) {
+		ok := len(inst.Status.Members) == n && inst.Status.Phase == v1alpha1.PhaseReady
+		for _, m := range inst.Status.Members {
+			ok = ok && m.State == "running"
+		}
+		return ok, fmt.Sprintf("phase %s, members %+v", inst.Status.Phase, inst.Status.Members)
+	})
+}
+
+// amqpURL reaches the client Service's ClusterIP as the operator's administrator (bindings give
+// applications their own users).
+func amqpURL(t *testing.T, inst *v1alpha1.ServiceInstance) string {
+	t.Helper()
+	var s corev1.Secret
+	if err := env.c.Get(context.Background(), client.ObjectKey{Namespace: inst.Namespace, Name: rabbitmq.SecretName(inst)}, &s); err != nil {
+		t.Fatal(err)
+	}
+	host := strings.TrimSuffix(serviceAddress(t, inst.Namespace, inst.Name), ":5432")
+	return fmt.Sprintf("amqp://%s:%s@%s:5672/", rabbitmq.AdminUser, s.Data[rabbitmq.PasswordKey], host)
+}
+
+// checkAMQPS connects on 5671 and verifies the server against the published CA, for the
+// Service's DNS name; a client trusting another CA is refused.
+func checkAMQPS(t *testing.T, inst *v1alpha1.ServiceInstance) {
+	t.Helper()
+	var ca corev1.ConfigMap
+	if err := env.c.Get(context.Background(), client.ObjectKey{Namespace: inst.Namespace, Name: inst.Status.TLS.CAConfigMap}, &ca); err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM([]byte(ca.Data["ca.crt"])) {
+		t.Fatal("the published CA does not parse")
+	}
+	url := strings.Replace(strings.Replace(amqpURL(t, inst), "amqp://", "amqps://", 1), ":5672/", ":5671/", 1)
+	name := inst.Name + "." + inst.Namespace + ".svc"
+	conn, err := amqp.DialTLS(url, &tls.Config{RootCAs: pool, ServerName: name, MinVersion: tls.VersionTLS12})
+	if err != nil {
+		t.Fatalf("AMQPS verified against the published CA: %v", err)
+	}
+	state := conn.ConnectionState()
+	conn.Close()
+	if _, err := amqp.DialTLS(url, &tls.Config{RootCAs: x509.NewCertPool(), ServerName: name}); err == nil {
+		t.Error("a client that does not trust the instance's CA connected")
+	}
+	t.Logf("RABBITMQ: AMQPS verified for %s (%s)", name, tls.VersionName(state.Version))
+}
+
+func publishConfirmed(t *testing.T, url, queue string, count int) {
+	t.Helper()
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No x-queue-type: quorum is the default on 4.0 (rabbitmq.conf default_queue_type).
+	if _, err := ch.QueueDeclare(queue, true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	// Declaring it again as a quorum queue fails (inequivalent argument) unless it is one.
+	if _, err := ch.QueueDeclare(queue, true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
+		t.Fatalf("the queue declared without a type is not a quorum queue: %v", err)
+	}
+	if err := ch.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	confirms := ch.NotifyPublish(make(chan amqp.Confirmation, count))
+	for i := range count {
+		if err := ch.PublishWithContext(context.Background(), "", queue, false, false,
+			amqp.Publishing{DeliveryMode: amqp.Persistent, Body: []byte(strconv.Itoa(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range count {
+		if c := <-confirms; !c.Ack {
+			t.Fatalf("message %d was not confirmed", c.DeliveryTag)
+		}
+	}
+}
+
+// consumeAll takes every message from the queue until it stays empty for a few seconds.
+func consumeAll(t *testing.T, url, queue string) map[string]bool {
+	t.Helper()
+	seen := map[string]bool{}
+	testenv.Eventually(t, 2*time.Minute, func() error {
+		conn, err := amqp.Dial(url)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		ch, err := conn.Channel()
+		if err != nil {
+			return err
+		}
+		for empty := 0; empty < 30; {
+			m, ok, err := ch.Get(queue, true)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				empty++
+				time.Sleep(100 * time.Millisecond)
+				continue
+			}
+			empty = 0
+			seen[string(m.Body)] = true
+		}
+		return nil
+	})
+	return seen
+}
+
+// publisher publishes one persistent message at a time to a quorum queue and waits for each
+// confirm, reconnecting through the Service whenever its node goes; it remembers what was confirmed.
+type publisher struct {
+	mu        sync.Mutex
+	confirmed []string
+	failures  int
+	cancel    context.CancelFunc
+	done      chan struct{}
+}
+
+func startPublisher(url, queue string) *publisher {
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &publisher{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		for id := 0; ctx.Err() == nil; {
+			if err := p.session(ctx, url, queue, &id); err != nil {
+				p.mu.Lock()
+				p.failures++
+				p.mu.Unlock()
+				time.Sleep(200 * time.Millisecond)
+			}
+		}
+	}()
+	return p
+}
+
+func (p *publisher) session(ctx context.Context, url, queue string, id *int) error {
+	conn, err := amqp.DialConfig(url, amqp.Config{Dial: amqp.DefaultDial(2 * time.Second)})
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		return err
+	}
+	if err := ch.Confirm(false); err != nil {
+		return err
+	}
+	confirms := ch.NotifyPublish(make(chan amqp.Confirmation, 1))
+	for ctx.Err() == nil {
+		body := strconv.Itoa(*id)
+		*id++
+		if err := ch.PublishWithContext(ctx, "", queue, false, false,
+			amqp.Publishing{DeliveryMode: amqp.Persistent, Body: []byte(body)}); err != nil {
+			return err
+		}
+		select {
+		case c, ok := <-confirms:
+			if !ok {
+				return amqp.ErrClosed
+			}
+			if c.Ack {
+				p.mu.Lock()
+				p.confirmed = append(p.confirmed, body)
+				p.mu.Unlock()
+			}
+		case <-time.After(10 * time.Second):
+			return fmt.Errorf("no confirm for message %s", body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return nil
+}
+
+func (p *publisher) stop() (confirmed []string, failures int) {
+	p.cancel()
+	<-p.done
+	return p.confirmed, p.failures
+}
+
+// rollNodes changes a parameter, which rolls every node, and watches the pods meanwhile: they
+// must be replaced one at a time, highest ordinal first, and every message confirmed to the
+// publisher must be in the queue afterwards.
+func rollNodes(t *testing.T, inst *v1alpha1.ServiceInstance, url string) {
+	t.Helper()
+	ctx := context.Background()
+	publishConfirmed(t, url, "rolling", 0) // declares the queue
+	p := startPublisher(url, "rolling")
+	uids := map[string]string{}
+	for _, name := range []string{"events-0", "events-1", "events-2"} {
+		uids[name] = podUID(t, inst.Namespace, name)
+	}
+	patchInstance(t, inst, func(s *v1alpha1.ServiceInstanceSpec) {
+		s.Parameters = map[string]string{"heartbeat": "30"}
+	})
+	started := time.Now()
+	var order []string
+	maxDown := 0
+	testenv.Eventually(t, 10*time.Minute, func() error {
+		var pods corev1.PodList
+		if err := env.c.List(ctx, &pods, client.InNamespace(inst.Namespace), client.MatchingLabels{"app.kubernetes.io/instance": inst.Name}); err != nil {
+			return err
+		}
+		down := 3
+		for _, pod := range pods.Items {
+			if uid, ok := uids[pod.Name]; ok && string(pod.UID) != uid && !slices.Contains(order, pod.Name) {
+				order = append(order, pod.Name)
+			}
+			ready := false
+			for _, c := range pod.Status.Conditions {
+				ready = ready || (c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue)
+			}
+			if ready && pod.DeletionTimestamp.IsZero() {
+				down--
+			}
+		}
+		maxDown = max(maxDown, down)
+		if err := env.c.Get(ctx, client.ObjectKeyFromObject(inst), inst); err != nil {
+			return err
+		}
+		return expect(len(order) == 3 && inst.Status.Phase == v1alpha1.PhaseReady && inst.Status.ObservedGeneration == inst.Generation,
+			"every node replaced and the instance Ready", fmt.Sprintf("replaced %v, phase %s", order, inst.Status.Phase))
+	})
+	took := time.Since(started).Round(time.Second)
+	time.Sleep(2 * time.Second)
+	confirmed, failures := p.stop()
+	got := consumeAll(t, url, "rolling")
+	var lost []string
+	for _, id := range confirmed {
+		if !got[id] {
+			lost = append(lost, id)
+		}
+	}
+	t.Logf("RABBITMQ ROLL: nodes replaced in the order %v in %s, at most %d not ready at once; %d messages confirmed, %d received, %d lost, %d publisher reconnects",
+		order, took, maxDown, len(confirmed), len(got), len(lost), failures)
+	if len(lost) > 0 {
+		t.Errorf("%d confirmed messages lost during the roll: %v", len(lost), lost[:min(len(lost), 20)])
+	}
+	if !slices.Equal(order, []string{"events-2", "events-1", "events-0"}) {
+		t.Errorf("nodes were replaced in the order %v, want events-2, events-1, events-0", order)
+	}
+	if maxDown > 1 {
+		t.Errorf("%d nodes were down at once during the roll, want one at a time", maxDown)
+	}
+	if len(confirmed) < 50 {
+		t.Errorf("only %d messages were confirmed during the roll: the publisher was mostly failing", len(confirmed))
+	}
+}
