@@ -10,6 +10,16 @@ import (
 // +kubebuilder:validation:Enum=Retain;Delete
 type DeletionPolicy string
 
+// ScaleDownPolicy says whether members holding data may be removed.
+type ScaleDownPolicy string
+
+const (
+	// ScaleDownRefuse keeps every member when replicas are lowered.
+	ScaleDownRefuse ScaleDownPolicy = "Refuse"
+	// ScaleDownDrain drains and removes the leaving members.
+	ScaleDownDrain ScaleDownPolicy = "Drain"
+)
+
 const (
 	// DeletionPolicyRetain keeps the data volumes (PersistentVolumeClaims) after the instance is gone.
 	DeletionPolicyRetain DeletionPolicy = "Retain"
@@ -99,6 +109,15 @@ type ServiceInstanceSpec struct {
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=99
 	Replicas *int32 `json:"replicas,omitempty"`
+
+	// scaleDown says what lowering replicas does to an engine whose members each hold data the
+	// others may lack (rabbitmq). Refuse, the default, changes nothing and says why in the Ready
+	// condition. Drain first moves each leaving member's quorum queue replicas to the members that
+	// stay, then removes the member from the cluster and deletes its volume; classic queues
+	// declared on it are lost. Engines whose replicas are copies (postgres) scale down either way.
+	// +optional
+	// +kubebuilder:validation:Enum=Refuse;Drain
+	ScaleDown ScaleDownPolicy `json:"scaleDown,omitempty"`
 
 	// resources of each engine container.
 	// +optional

@@ -88,4 +88,44 @@ func TestScaleDownIsRefusedAndScaleUpAddsPeers(t *testing.T) {
 	if !equalJSON(t, sts.Spec.Template, template) {
 		t.Error("adding nodes changed the pod template: the running nodes would restart")
 	}
+
+	// With the opt-in, the StatefulSet keeps its pods until each leaving node is drained, which
+	// needs its agent: with no pods here, nothing is removed.
+	testenv.Eventually(t, time.Minute, func() error {
+		if err := c.Get(ctx, key, inst); err != nil {
+			return err
+		}
+		inst.Spec.Replicas, inst.Spec.ScaleDown = ptr.To[int32](3), v1alpha1.ScaleDownDrain
+		return c.Update(ctx, inst)
+	})
+	testenv.Eventually(t, time.Minute, func() error {
+		if err := c.Get(ctx, key, inst); err != nil {
+			return err
+		}
+		var cm corev1.ConfigMap
+		if err := c.Get(ctx, types.NamespacedName{Namespace: "apps", Name: "events-config"}, &cm); err != nil {
+			return err
+		}
+		ready := meta.FindStatusCondition(inst.Status.Conditions, v1alpha1.ConditionReady)
+		if ready == nil || ready.ObservedGeneration != inst.Generation || ready.Reason == instance.ReasonScaleDownRefused ||
+			strings.Contains(cm.Data[peersKey], "nodes.4") {
+			return testenv.Errorf("Ready %+v, peers %s", ready, cm.Data[peersKey])
+		}
+		return nil
+	})
+	if err := c.Get(ctx, key, &sts); err != nil || *sts.Spec.Replicas != 5 {
+		t.Fatalf("the StatefulSet shrank before its leaving nodes were drained: %v %d", err, *sts.Spec.Replicas)
+	}
+}
+
+func TestNodeOrdinal(t *testing.T) {
+	inst := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "events", Namespace: "apps"}}
+	for node, want := range map[string]int{
+		"rabbit@events-4.events-pods.apps": 4, "rabbit@events-0.events-pods.apps": 0,
+		"rabbit@events-4.events-pods.other": -1, "rabbit@orders-1.orders-pods.apps": -1, "events-1.events-pods.apps": -1,
+	} {
+		if got := nodeOrdinal(inst, node); got != want {
+			t.Errorf("nodeOrdinal(%s) = %d, want %d", node, got, want)
+		}
+	}
 }

@@ -3,16 +3,21 @@ package rabbitmq
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"sort"
 	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	rmqagent "github.com/datafleet-dev/datafleet/engines/rabbitmq/agent"
+	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/names"
 	"github.com/datafleet-dev/datafleet/framework/secrets"
@@ -43,8 +48,8 @@ func (e Engine) Supervise(ctx context.Context, in engine.SuperviseInput) (engine
 	if err := secrets.EnsureGenerated(ctx, in.Client, key, labels, in.Owner, CookieKey, PasswordKey); err != nil {
 		return engine.SuperviseResult{}, fmt.Errorf("cookie secret: %w", err)
 	}
-	secret := &corev1.Secret{}
-	if err := in.Client.Get(ctx, key, secret); err != nil {
+	password, err := adminPassword(ctx, in.Client, inst)
+	if err != nil {
 		return engine.SuperviseResult{}, fmt.Errorf("cookie secret: %w", err)
 	}
 	pods := &corev1.PodList{}
@@ -54,12 +59,87 @@ func (e Engine) Supervise(ctx context.Context, in engine.SuperviseInput) (engine
 	sort.Slice(pods.Items, func(i, j int) bool {
 		return workload.Ordinal(pods.Items[i].Name) < workload.Ordinal(pods.Items[j].Name)
 	})
-	s := &supervision{in: in, pods: pods.Items, password: string(secret.Data[PasswordKey])}
+	s := &supervision{in: in, pods: pods.Items, password: password}
+	live := &appsv1.StatefulSet{}
+	if err := in.Client.Get(ctx, types.NamespacedName{Namespace: inst.Namespace, Name: names.Child(inst.Name, "", names.MaxStatefulSet)}, live); err != nil {
+		if !apierrors.IsNotFound(err) {
+			return engine.SuperviseResult{}, err
+		}
+		live = nil
+	}
 	s.observeCluster(ctx)
-	if err := s.roll(ctx); err != nil {
-		return engine.SuperviseResult{}, err
+	for _, step := range []func(context.Context, *appsv1.StatefulSet) error{s.forgetDeparted, s.roll} {
+		if err := step(ctx, live); err != nil {
+			return engine.SuperviseResult{}, err
+		}
 	}
 	return s.result(), nil
+}
+
+// DrainMember implements engine.ScaleDownGuard: the leaving node's agent removes the node's
+// replicas from every quorum queue (rabbitmq-queues shrink), which the others keep serving.
+func (Engine) DrainMember(ctx context.Context, in engine.SuperviseInput, pod string) error {
+	p := &corev1.Pod{}
+	if err := in.Client.Get(ctx, types.NamespacedName{Namespace: in.Instance.Namespace, Name: pod}, p); err != nil {
+		return err
+	}
+	if !workload.PodReady(p) {
+		return fmt.Errorf("%s is not ready", pod)
+	}
+	token, err := adminPassword(ctx, in.Client, in.Instance)
+	if err != nil {
+		return err
+	}
+	return fwagent.Act(ctx, p.Status.PodIP, token, rmqagent.ActionDrain, nil)
+}
+
+func adminPassword(ctx context.Context, c client.Client, inst *v1alpha1.ServiceInstance) (string, error) {
+	secret := &corev1.Secret{}
+	err := c.Get(ctx, types.NamespacedName{Namespace: inst.Namespace, Name: SecretName(inst)}, secret)
+	return string(secret.Data[PasswordKey]), err
+}
+
+// forgetDeparted removes from the cluster the stopped nodes a drained scale-down took away (their
+// ordinals are beyond the StatefulSet's replicas), asking a running node's agent.
+func (s *supervision) forgetDeparted(ctx context.Context, live *appsv1.StatefulSet) error {
+	inst := s.in.Instance
+	if live == nil || inst.Spec.ScaleDown != v1alpha1.ScaleDownDrain {
+		return nil
+	}
+	if *live.Spec.Replicas > inst.DesiredReplicas() {
+		s.wait("ScalingDown", fmt.Sprintf("draining the nodes above %d before they are removed", inst.DesiredReplicas()), 2*time.Second)
+		return nil
+	}
+	for name, n := range s.cluster {
+		ord := nodeOrdinal(inst, name)
+		if n.Running || ord < int(*live.Spec.Replicas) {
+			continue
+		}
+		for i := range s.pods {
+			p := &s.pods[i]
+			if !workload.PodReady(p) {
+				continue
+			}
+			if err := fwagent.Act(ctx, p.Status.PodIP, s.password, rmqagent.ActionForget, url.Values{"node": {name}}); err != nil {
+				s.wait("ScalingDown", fmt.Sprintf("removing %s from the cluster: %v", name, err), 5*time.Second)
+				return nil
+			}
+			log.FromContext(ctx).Info("removed a departed node from the cluster", "node", name)
+			delete(s.cluster, name)
+			break
+		}
+	}
+	return nil
+}
+
+// nodeOrdinal is the ordinal of the instance's pod a node name names, or -1.
+func nodeOrdinal(inst *v1alpha1.ServiceInstance, node string) int {
+	host, ok := strings.CutPrefix(node, "rabbit@")
+	pod, rest, _ := strings.Cut(host, ".")
+	if !ok || rest != workload.HeadlessName(inst)+"."+inst.Namespace {
+		return -1
+	}
+	return workload.Ordinal(pod)
 }
 
 type supervision struct {
@@ -119,11 +199,9 @@ func (s *supervision) observeCluster(ctx context.Context) {
 // roll replaces pods that run an outdated revision, highest ordinal first, one at a time: only
 // when every pod is ready, every node runs in the cluster, and the cluster says stopping the
 // node leaves every quorum queue with a majority of its members online.
-func (s *supervision) roll(ctx context.Context) error {
-	inst := s.in.Instance
-	live := &appsv1.StatefulSet{}
-	if err := s.in.Client.Get(ctx, types.NamespacedName{Namespace: inst.Namespace, Name: names.Child(inst.Name, "", names.MaxStatefulSet)}, live); err != nil {
-		return client.IgnoreNotFound(err)
+func (s *supervision) roll(ctx context.Context, live *appsv1.StatefulSet) error {
+	if live == nil {
+		return nil
 	}
 	ro := workload.RolloutOf(live, s.pods)
 	if len(ro.Outdated) == 0 {

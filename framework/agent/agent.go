@@ -8,14 +8,17 @@ package agent
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -81,6 +84,17 @@ type Controller interface {
 type Reloader interface {
 	ReloadFiles() []string
 	Reload(ctx context.Context) error
+}
+
+// Actor is implemented by engines whose agent carries out operations the operator asks for, such
+// as draining a member before it is removed: the operator runs no engine tools itself and needs
+// no exec into pods. Requests are POSTs to PathAction+name carrying ActionToken as a bearer token
+// (a credential the operator and the pod share through a Secret), so nobody else on the pod
+// network can trigger them. Act must be idempotent: the operator repeats a request it did not see
+// answered.
+type Actor interface {
+	ActionToken() (string, error)
+	Act(ctx context.Context, action string, params url.Values) error
 }
 
 // ReloadInterval is how often a Reloader's files are compared with what was last applied.
@@ -204,6 +218,7 @@ const (
 	PathHealth = "/healthz" // the engine's process runs
 	PathReady  = "/readyz"  // the engine serves clients
 	PathStatus = "/status"  // Status as JSON
+	PathAction = "/action/" // followed by the action's name (Actor)
 )
 
 func handler(e Engine, exited *atomic.Bool) http.Handler {
@@ -231,7 +246,34 @@ func handler(e Engine, exited *atomic.Bool) http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(status(r))
 	})
+	if actor, ok := e.(Actor); ok {
+		mux.HandleFunc("POST "+PathAction+"{action}", func(w http.ResponseWriter, r *http.Request) { act(actor, w, r) })
+	}
 	return mux
+}
+
+func act(a Actor, w http.ResponseWriter, r *http.Request) {
+	token, err := a.ActionToken()
+	if err != nil {
+		http.Error(w, "no action token: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		return
+	}
+	action := r.PathValue("action")
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	log.FromContext(r.Context()).Info("action requested", "action", action)
+	if err := a.Act(r.Context(), action, r.Form); err != nil {
+		http.Error(w, err.Error(), http.StatusConflict)
+		return
+	}
+	fmt.Fprintln(w, "done")
 }
 
 // SignalContext is cancelled by SIGTERM or SIGINT, which the kubelet sends to PID 1 to stop a container.

@@ -3,9 +3,13 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,6 +20,30 @@ import (
 const Port = 8000
 
 var client = &http.Client{Timeout: 2 * time.Second}
+
+// actionClient waits longer: an action may move data.
+var actionClient = &http.Client{Timeout: 5 * time.Minute}
+
+// Act asks the agent at ip to carry out an action (see Actor) and returns its error, if any.
+func Act(ctx context.Context, ip, token, action string, params url.Values) error {
+	u := "http://" + net.JoinHostPort(ip, strconv.Itoa(Port)) + PathAction + url.PathEscape(action)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(params.Encode()))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := actionClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s on %s: %s: %s", action, ip, resp.Status, strings.TrimSpace(string(body)))
+	}
+	return nil
+}
 
 // Probe asks the agent of every running pod for its status, concurrently. An entry is nil when
 // the pod is not running or its agent did not answer.

@@ -139,8 +139,14 @@ type Watcher interface {
 
 // ScaleDownGuard is implemented by engines whose members each hold data the others may not have
 // a copy of (a RabbitMQ node holds the classic queues declared on it and its share of every
-// quorum queue's replicas). The framework refuses to lower such an instance's replicas: nothing
-// is applied and the Ready condition says why, with ScaleDownRisk's explanation.
+// quorum queue's replicas). Unless spec.scaleDown is Drain, the framework refuses to lower such an
+// instance's replicas: nothing is applied and the Ready condition says why, with ScaleDownRisk's
+// explanation. With Drain, it calls DrainMember for each leaving member, highest ordinal first,
+// and shrinks the StatefulSet only once every one returned nil; then it deletes their volumes.
+// Removing a departed member from the engine's own membership is the Supervisor's part.
 type ScaleDownGuard interface {
 	ScaleDownRisk() string
+	// DrainMember moves what the pod's member holds to the members that stay. It must be
+	// idempotent: it is called again until it succeeds, and after an operator restart.
+	DrainMember(ctx context.Context, in SuperviseInput, pod string) error
 }

@@ -3,22 +3,28 @@ package instance
 import (
 	"context"
 	"fmt"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
+	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/engine"
+	"github.com/datafleet-dev/datafleet/framework/workload"
 )
 
 // ReasonScaleDownRefused: spec.replicas went below the running members of an engine whose
-// members each hold data (engine.ScaleDownGuard).
+// members each hold data (engine.ScaleDownGuard), and spec.scaleDown is not Drain.
 const ReasonScaleDownRefused = "ScaleDownRefused"
 
-// guardScaleDown stops the reconcile before anything is applied when a rendered StatefulSet has
-// fewer replicas than the live one and the engine guards against that. The live StatefulSet is
-// the measure, not the previous spec: a refused change stays refused after an operator restart.
+// guardScaleDown handles a rendered StatefulSet with fewer replicas than the live one, for
+// engines that guard against that. The live StatefulSet is the measure, not the previous spec:
+// a refused change stays refused after an operator restart.
 func (r *Reconciler) guardScaleDown(ctx context.Context, s *scope) (bool, error) {
 	guard, ok := r.Engine.(engine.ScaleDownGuard)
 	if !ok {
@@ -36,12 +42,67 @@ func (r *Reconciler) guardScaleDown(ctx context.Context, s *scope) (bool, error)
 			return false, err
 		}
 		have, asked := ptr.Deref(live.Spec.Replicas, 1), ptr.Deref(want.Spec.Replicas, 1)
-		if asked >= have {
-			continue
+		drain := s.inst.Spec.ScaleDown == v1alpha1.ScaleDownDrain
+		switch {
+		case asked >= have && drain:
+			if err := r.deleteDrainedClaims(ctx, s, live, asked); err != nil {
+				return false, err
+			}
+		case asked >= have:
+		case !drain:
+			s.fail(ReasonScaleDownRefused, fmt.Sprintf("spec.replicas: lowering %s from %d to %d members is refused: %s "+
+				"Nothing was changed; set spec.replicas back to %d, or set spec.scaleDown to Drain to move the leaving "+
+				"members' quorum queue replicas to the others and remove them (their classic queues are lost).",
+				s.inst.Spec.Engine, have, asked, guard.ScaleDownRisk(), have))
+			return true, nil
+		default:
+			if err := r.drainLeaving(ctx, s, guard, want, live, have, asked); err != nil {
+				return false, err
+			}
 		}
-		s.fail(ReasonScaleDownRefused, fmt.Sprintf("spec.replicas: lowering %s from %d to %d members is refused: %s "+
-			"Nothing was changed; set spec.replicas back to %d.", s.inst.Spec.Engine, have, asked, guard.ScaleDownRisk(), have))
-		return true, nil
 	}
 	return false, nil
+}
+
+// drainLeaving drains the members above asked, highest first. Until all are drained the
+// StatefulSet keeps its replicas (everything else in the spec is applied meanwhile).
+func (r *Reconciler) drainLeaving(ctx context.Context, s *scope, guard engine.ScaleDownGuard, want, live *appsv1.StatefulSet, have, asked int32) error {
+	in := engine.SuperviseInput{Instance: s.inst, Release: s.release, Client: r.Client, Children: s.children,
+		Owner: r.ownerRef(s.inst), Now: r.now()}
+	for ord := have - 1; ord >= asked; ord-- {
+		pod := fmt.Sprintf("%s-%d", live.Name, ord)
+		if err := guard.DrainMember(ctx, in, pod); err != nil {
+			log.FromContext(ctx).Info("draining a leaving member; trying again", "pod", pod, "reason", err.Error())
+			want.Spec.Replicas = live.Spec.Replicas
+			s.requeue(5 * time.Second)
+			return nil
+		}
+	}
+	log.FromContext(ctx).Info("leaving members drained: scaling down", "from", have, "to", asked)
+	return nil
+}
+
+// deleteDrainedClaims deletes the volumes of members removed by a drained scale-down once their
+// pods are gone: a member that came back on one would carry the membership it was removed from.
+func (r *Reconciler) deleteDrainedClaims(ctx context.Context, s *scope, live *appsv1.StatefulSet, replicas int32) error {
+	claims, err := r.claimsOf(ctx, s, live)
+	if err != nil {
+		return err
+	}
+	for _, pvc := range claims {
+		ord := workload.Ordinal(pvc.Name)
+		if ord < int(replicas) {
+			continue
+		}
+		pod := fmt.Sprintf("%s-%d", live.Name, ord)
+		if err := r.Client.Get(ctx, types.NamespacedName{Namespace: live.Namespace, Name: pod}, &corev1.Pod{}); !apierrors.IsNotFound(err) {
+			s.requeue(5 * time.Second) // still stopping (or unreadable): look again
+			continue
+		}
+		if err := r.Client.Delete(ctx, &pvc, client.Preconditions{UID: &pvc.UID}); client.IgnoreNotFound(err) != nil {
+			return err
+		}
+		log.FromContext(ctx).Info("deleted the volume of a drained member", "claim", pvc.Name)
+	}
+	return nil
 }

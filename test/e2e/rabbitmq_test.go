@@ -6,7 +6,10 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	neturl "net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,7 +34,8 @@ import (
 // testRabbitMQCluster runs inside TestOperator: three RabbitMQ 4.0 nodes form one cluster; 1,000
 // confirmed persistent messages in a quorum queue survive a deleted pod; a configuration change
 // rolls the nodes one at a time while a client publishes, and no confirmed message is lost; a
-// scale-down is refused with a message; a scale-up adds nodes that join.
+// scale-down is refused with a message; a scale-up adds nodes that join; with the opt-in, a
+// scale-down drains and removes the leaving nodes.
 func testRabbitMQCluster(t *testing.T) {
 	ctx := context.Background()
 	ensureCatalog(t, "rabbitmq", v1alpha1.CatalogVersion{Version: "4.0", Image: env.images["rabbitmq-4.0"], Default: true})
@@ -80,9 +84,60 @@ func testRabbitMQCluster(t *testing.T) {
 	patchInstance(t, inst, func(s *v1alpha1.ServiceInstanceSpec) { s.Replicas = ptr(int32(5)) })
 	waitInstanceReady(t, inst)
 	waitNodesRunning(t, inst, 5)
-	if got := consumeAll(t, url, "rolling"); len(got) != 0 {
-		t.Errorf("%d messages left in the queue 'rolling'", len(got))
+	t.Logf("RABBITMQ: scaled up to 5 nodes, all running in the cluster")
+
+	// The opt-in: the two leaving nodes are drained, stopped, forgotten, and their volumes go;
+	// a quorum queue with replicas on every node keeps its messages.
+	publishConfirmed(t, url, "kept", 100)
+	patchInstance(t, inst, func(s *v1alpha1.ServiceInstanceSpec) {
+		s.Replicas, s.ScaleDown = ptr(int32(3)), v1alpha1.ScaleDownDrain
+	})
+	waitNodesRunning(t, inst, 3)
+	testenv.Eventually(t, 2*time.Minute, func() error {
+		nodes := clusterNodes(t, inst)
+		var claims corev1.PersistentVolumeClaimList
+		if err := env.c.List(ctx, &claims, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		return expect(len(nodes) == 3 && len(claims.Items) == 3, "the cluster has 3 nodes and 3 volumes",
+			fmt.Sprintf("nodes %v, %d claims", nodes, len(claims.Items)))
+	})
+	if got := consumeAll(t, url, "kept"); len(got) != 100 {
+		t.Errorf("consumed %d of 100 messages after draining two nodes", len(got))
 	}
+	t.Logf("RABBITMQ: drained 5 -> 3: nodes %v, 100 of 100 messages kept", clusterNodes(t, inst))
+}
+
+// clusterNodes asks the management API, through the client Service, for the cluster's nodes.
+func clusterNodes(t *testing.T, inst *v1alpha1.ServiceInstance) []string {
+	t.Helper()
+	u, err := neturl.Parse(amqpURL(t, inst))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pass, _ := u.User.Password()
+	req, err := http.NewRequest(http.MethodGet, "http://"+u.Hostname()+":15672/api/nodes?columns=name", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth(u.User.Username(), pass)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var nodes []struct {
+		Name string `json:"name"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&nodes); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, n := range nodes {
+		out = append(out, n.Name)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // waitNodesRunning waits until the instance reports n members, every one running in the cluster

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -61,6 +62,7 @@ type Engine struct {
 var (
 	_ fwagent.Engine   = (*Engine)(nil)
 	_ fwagent.Reloader = (*Engine)(nil)
+	_ fwagent.Actor    = (*Engine)(nil)
 )
 
 // Bootstrap writes the cookie and the configuration file. Both are rewritten at every start: the
@@ -222,6 +224,48 @@ func (e *Engine) Reload(ctx context.Context) error {
 	out, err := e.command(ctx, "rabbitmqctl", "--longnames", "eval", "ssl:clear_pem_cache().").CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("clearing the certificate cache: %w: %s", err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// Actions the operator may ask for (fwagent.Actor).
+const (
+	// ActionDrain moves this node's quorum queue replicas off it, before it leaves the cluster.
+	ActionDrain = "drain"
+	// ActionForget removes a stopped node (parameter "node") from the cluster's membership.
+	ActionForget = "forget"
+)
+
+// ActionToken implements fwagent.Actor: the operator's administrator password, which only the
+// operator and the pod know.
+func (e *Engine) ActionToken() (string, error) {
+	b, err := os.ReadFile(filepath.Join(e.Config.SecretDir, PasswordFile))
+	return strings.TrimSpace(string(b)), err
+}
+
+// Act implements fwagent.Actor with RabbitMQ's own tools, run against this node.
+func (e *Engine) Act(ctx context.Context, action string, params url.Values) error {
+	ctx, cancel := context.WithTimeout(ctx, 4*time.Minute)
+	defer cancel()
+	var cmd *exec.Cmd
+	switch action {
+	case ActionDrain:
+		cmd = e.command(ctx, "rabbitmq-queues", "shrink", e.Config.NodeName, "--errors-only")
+	case ActionForget:
+		node := params.Get("node")
+		if !strings.HasPrefix(node, "rabbit@") || node == e.Config.NodeName {
+			return fmt.Errorf("forget: %q is not another node of this cluster", node)
+		}
+		cmd = e.command(ctx, "rabbitmqctl", "forget_cluster_node", node)
+	default:
+		return fmt.Errorf("no action %q (have: %s, %s)", action, ActionDrain, ActionForget)
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil && action == ActionForget && strings.Contains(string(out), "not_a_cluster_node") {
+		return nil // forgotten already
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w: %s", strings.Join(cmd.Args, " "), err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }
