@@ -23,6 +23,8 @@ else
 fi
 KUBECTL="$("$ROOT/hack/k8s-binaries.sh" kubectl | tail -n1)/kubectl"
 
+# Helm never upgrades crds/ of an installed chart: apply them first (docs/install.md, Upgrading).
+"$KUBECTL" apply --server-side -f "$ROOT/charts/datafleet/crds/" >/dev/null
 "$HELM" upgrade --install datafleet "$ROOT/charts/datafleet" --namespace "$NAMESPACE" --create-namespace \
   --wait --timeout 5m "${set_image[@]}"
 "$KUBECTL" apply -f "$ROOT/docs/samples/"
@@ -36,6 +38,7 @@ Datafleet is running. Look at it with:
   kubectl get versioncatalogs
   kubectl get serviceinstances -A
   kubectl describe serviceinstance orders-db
+  kubectl describe serviceinstance events
 
 Remove it with: $HELM uninstall -n $NAMESPACE datafleet   (or: make cluster-down)
 MSG

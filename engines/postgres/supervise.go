@@ -94,18 +94,7 @@ type supervision struct {
 	pods    []corev1.Pod
 	members []member // one per pod, pointing into pods
 	sts     string
-	// notReady explains why the instance is not ready, if the supervisor knows.
-	reason, message string
-	requeue         time.Duration
-}
-
-func (s *supervision) wait(reason, message string, after time.Duration) {
-	if s.reason == "" {
-		s.reason, s.message = reason, message
-	}
-	if s.requeue == 0 || after < s.requeue {
-		s.requeue = after
-	}
+	engine.NotReady
 }
 
 // servingPrimary is the lease holder if its agent reports a ready primary, else nil.
@@ -133,7 +122,7 @@ func (s *supervision) elect(ctx context.Context) (bool, error) {
 		return false, nil
 	}
 	if !s.state.Bootstrapped {
-		s.wait("Provisioning", fmt.Sprintf("waiting for %s to initialise the database", s.sts+"-0"), 5*time.Second)
+		s.Wait("Provisioning", fmt.Sprintf("waiting for %s to initialise the database", s.sts+"-0"), 5*time.Second)
 		return false, nil
 	}
 	var cands []primary.Candidate
@@ -151,7 +140,7 @@ func (s *supervision) elect(ctx context.Context) (bool, error) {
 	}
 	winner, err := primary.Elect(cands, preferred, s.quorum())
 	if err != nil {
-		s.wait("NoPrimary", "electing a new primary: "+err.Error(), 2*time.Second)
+		s.Wait("NoPrimary", "electing a new primary: "+err.Error(), 2*time.Second)
 		return true, nil
 	}
 	assigned, err := primary.Assign(ctx, s.in.Client, s.lease, winner, s.in.Now)
@@ -160,7 +149,7 @@ func (s *supervision) elect(ctx context.Context) (bool, error) {
 	}
 	log.FromContext(ctx).Info("elected a new primary", "primary", winner, "previous", s.state.Holder)
 	s.lease, s.state = assigned, primary.Read(assigned)
-	s.wait("Failover", fmt.Sprintf("%s was elected primary and is being promoted", winner), time.Second)
+	s.Wait("Failover", fmt.Sprintf("%s was elected primary and is being promoted", winner), time.Second)
 	return true, nil
 }
 
@@ -205,7 +194,7 @@ func (s *supervision) label(ctx context.Context) (bool, error) {
 	// change): poll until the holder serves writes, so the Service follows it within a second
 	// rather than at the lease's next expiry.
 	if s.state.Holder != "" && s.servingPrimary() == nil {
-		s.wait("WaitingForPrimary", fmt.Sprintf("%s holds the primary lease but does not serve writes yet", s.state.Holder), time.Second)
+		s.Wait("WaitingForPrimary", fmt.Sprintf("%s holds the primary lease but does not serve writes yet", s.state.Holder), time.Second)
 	}
 	return false, nil
 }
@@ -224,13 +213,13 @@ func (s *supervision) stepDown(ctx context.Context, target, why string) (bool, e
 	cur, next := s.member(s.state.Holder), s.member(target)
 	if cur == nil || cur.status == nil || cur.status.Role != RolePrimary || next == nil || next.status == nil ||
 		next.status.Role != RoleReplica || !next.status.Ready {
-		s.wait("Switchover", why+": waiting for both pods to be healthy", 2*time.Second)
+		s.Wait("Switchover", why+": waiting for both pods to be healthy", 2*time.Second)
 		return true, nil
 	}
 	if err := primary.RequestStepDown(ctx, s.in.Client, s.lease, target); err != nil {
 		return false, fmt.Errorf("asking %s to step down: %w", s.state.Holder, err)
 	}
-	s.wait("Switchover", why, time.Second)
+	s.Wait("Switchover", why, time.Second)
 	return true, nil
 }
 
@@ -247,7 +236,7 @@ func (s *supervision) roll(ctx context.Context) (bool, error) {
 		return false, nil
 	}
 	if !ro.AllReady || s.state.Vacant(s.in.Now) {
-		s.wait("RollingUpdate", fmt.Sprintf("%d pods to update; waiting for every pod to be ready", len(ro.Outdated)), 2*time.Second)
+		s.Wait("RollingUpdate", fmt.Sprintf("%d pods to update; waiting for every pod to be ready", len(ro.Outdated)), 2*time.Second)
 		return true, nil
 	}
 	victim := ro.Outdated[0]
@@ -267,7 +256,7 @@ func (s *supervision) roll(ctx context.Context) (bool, error) {
 	if err := workload.Replace(ctx, s.in.Client, victim); err != nil {
 		return false, err
 	}
-	s.wait("RollingUpdate", fmt.Sprintf("replacing %s (%d pods to update)", victim.Name, len(ro.Outdated)), 2*time.Second)
+	s.Wait("RollingUpdate", fmt.Sprintf("replacing %s (%d pods to update)", victim.Name, len(ro.Outdated)), 2*time.Second)
 	return true, nil
 }
 
@@ -301,12 +290,12 @@ func (s *supervision) result() engine.SuperviseResult {
 		{Name: "read-only", Host: serviceName(inst, "ro") + "." + ns + ".svc", Port: port},
 	}
 	switch {
-	case s.reason != "":
-		obs.Ready, obs.Reason, obs.Message = false, s.reason, s.message
+	case s.Reason != "":
+		obs.Ready, obs.Reason, obs.Message = false, s.Reason, s.Message
 	case obs.Ready && obs.CurrentPrimary == "":
 		obs.Ready, obs.Reason, obs.Message = false, "NoPrimary", "no pod is serving as primary yet"
 	}
-	requeue := s.requeue
+	requeue := s.Requeue
 	if requeue == 0 && !s.state.Vacant(s.in.Now) {
 		// A lease that expires sends no event: look again just after it would.
 		requeue = s.state.ExpiresAt().Sub(s.in.Now) + 500*time.Millisecond

@@ -2,14 +2,14 @@ package rabbitmq
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -22,6 +22,7 @@ import (
 
 	rmqagent "github.com/datafleet-dev/datafleet/engines/rabbitmq/agent"
 	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
+	"github.com/datafleet-dev/datafleet/framework/certs"
 	"github.com/datafleet-dev/datafleet/test/testenv"
 )
 
@@ -66,6 +67,8 @@ type localCluster struct {
 	peers  []string
 	ports  [][3]int
 	nodes  []*localNode
+	// tlsDir, when set, holds the nodes' certificate files (the mounted Secret's part).
+	tlsDir string
 }
 
 func newLocalCluster(t *testing.T, size int) *localCluster {
@@ -78,19 +81,11 @@ func newLocalCluster(t *testing.T, size int) *localCluster {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	c := &localCluster{t: t, dir: dir, epmd: freePort(t), cookie: "test-cookie-" + strconv.Itoa(os.Getpid())}
-	if os.Geteuid() == 0 {
-		u, err := user.Lookup("rabbitmq")
-		if err != nil {
-			t.Fatalf("running as root needs a rabbitmq user (apt-get install rabbitmq-server creates it): %v", err)
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		c.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
-	}
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	c := &localCluster{t: t, dir: dir, epmd: testenv.FreePort(t), cookie: "test-cookie-" + strconv.Itoa(os.Getpid()),
+		cred: testenv.ServerUser(t, "rabbitmq", "rabbitmq-server")}
 	// One epmd for all nodes, as on a host; rabbitmq-server would start one that outlives the test.
 	epmd := exec.Command("epmd", "-port", strconv.Itoa(c.epmd), "-address", "127.0.0.1")
 	if c.cred != nil {
@@ -100,8 +95,8 @@ func newLocalCluster(t *testing.T, size int) *localCluster {
 		t.Fatalf("starting epmd: %v", err)
 	}
 	t.Cleanup(func() { _ = epmd.Process.Kill(); _ = epmd.Wait() })
-	// Registered before the nodes start, so it runs after epmd's cleanup is registered and before
-	// it runs: every node is stopped at once, then waited for.
+	// Cleanups run last in, first out: this one stops every node at once, and waits for them,
+	// before epmd goes.
 	t.Cleanup(func() {
 		for _, n := range c.nodes {
 			n.stop()
@@ -115,7 +110,7 @@ func newLocalCluster(t *testing.T, size int) *localCluster {
 	})
 	for i := range size {
 		c.peers = append(c.peers, fmt.Sprintf("n%d@127.0.0.1", i))
-		c.ports = append(c.ports, [3]int{freePort(t), freePort(t), freePort(t)})
+		c.ports = append(c.ports, [3]int{testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)})
 	}
 	return c
 }
@@ -124,7 +119,7 @@ func newLocalCluster(t *testing.T, size int) *localCluster {
 func (c *localCluster) start(i int, extraConf string) *localNode {
 	t := c.t
 	t.Helper()
-	n := &localNode{name: c.peers[i], amqp: c.ports[i][0], mgmt: c.ports[i][1], agent: freePort(t)}
+	n := &localNode{name: c.peers[i], amqp: c.ports[i][0], mgmt: c.ports[i][1], agent: testenv.FreePort(t)}
 	base := filepath.Join(c.dir, strconv.Itoa(i))
 	cfgDir, secretDir := filepath.Join(base, "config"), filepath.Join(base, "secret")
 	for _, d := range []string{cfgDir, secretDir} {
@@ -154,7 +149,7 @@ func (c *localCluster) start(i int, extraConf string) *localNode {
 	}
 	e := &rmqagent.Engine{Config: rmqagent.Config{
 		NodeName: n.name, User: AdminUser, ConfigDir: cfgDir, SecretDir: secretDir,
-		DataDir: filepath.Join(base, "data"), RunDir: filepath.Join(base, "run"), AMQPPort: n.amqp,
+		DataDir: filepath.Join(base, "data"), RunDir: filepath.Join(base, "run"), AMQPPort: n.amqp, TLSDir: c.tlsDir,
 		Env:        []string{"ERL_EPMD_PORT=" + strconv.Itoa(c.epmd), "RABBITMQ_DIST_PORT=" + strconv.Itoa(c.ports[i][2])},
 		Credential: c.cred,
 	}}
@@ -196,16 +191,6 @@ func agentStatus(port int) (fwagent.Status, error) {
 	}
 	defer resp.Body.Close()
 	return st, json.NewDecoder(resp.Body).Decode(&st)
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // Three nodes started at the same moment form one cluster through the classic peer list; 1,000
@@ -267,17 +252,24 @@ func clusterOf(ctx context.Context, n *localNode, want ...string) error {
 	return nil
 }
 
-func publish(t *testing.T, n *localNode, queue string, count int) {
+// channel opens a channel to the node as the administrator; it closes with the test.
+func channel(t *testing.T, n *localNode) *amqp.Channel {
 	t.Helper()
 	conn, err := amqp.Dial(n.url())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	t.Cleanup(func() { conn.Close() })
 	ch, err := conn.Channel()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ch
+}
+
+func publish(t *testing.T, n *localNode, queue string, count int) {
+	t.Helper()
+	ch := channel(t, n)
 	if _, err := ch.QueueDeclare(queue, true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
 		t.Fatal(err)
 	}
@@ -302,15 +294,7 @@ func publish(t *testing.T, n *localNode, queue string, count int) {
 // consume takes every message there is and returns how many distinct ones it got.
 func consume(t *testing.T, n *localNode, queue string, want int) int {
 	t.Helper()
-	conn, err := amqp.Dial(n.url())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ch := channel(t, n)
 	seen := map[string]bool{}
 	deadline := time.Now().Add(time.Minute)
 	for len(seen) < want && time.Now().Before(deadline) {
@@ -325,4 +309,86 @@ func consume(t *testing.T, n *localNode, queue string, want int) int {
 		seen[string(m.Body)] = true
 	}
 	return len(seen)
+}
+
+// A renewed certificate is served to new AMQPS connections after the agent's reload; the node
+// does not restart and a connection opened before carries on.
+func TestRenewedCertificateIsServedWithoutRestart(t *testing.T) {
+	defer func(d time.Duration) { fwagent.ReloadInterval = d }(fwagent.ReloadInterval)
+	fwagent.ReloadInterval = 200 * time.Millisecond
+	now := time.Now()
+	ca, err := certs.NewAuthority("test CA", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newLocalCluster(t, 1)
+	c.tlsDir = filepath.Join(c.dir, "tls")
+	if err := os.MkdirAll(c.tlsDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const host = "events.default.svc"
+	writeCert := func() *x509.Certificate {
+		certPEM, keyPEM, err := ca.Issue(certs.DNSNames("default", "cluster.local", "events"), now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, b := range map[string][]byte{certs.CertKey: certPEM, certs.KeyKey: keyPEM, certs.CAKey: ca.CertPEM} {
+			if err := os.WriteFile(filepath.Join(c.tlsDir, name), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		leaf, _ := certs.ParseCertificate(certPEM)
+		return leaf
+	}
+	first := writeCert()
+	amqps := testenv.FreePort(t)
+	n := c.start(0, fmt.Sprintf("listeners.ssl.default = %d\nssl_options.cacertfile = %s\nssl_options.certfile = %s\nssl_options.keyfile = %s\n",
+		amqps, filepath.Join(c.tlsDir, certs.CAKey), filepath.Join(c.tlsDir, certs.CertKey), filepath.Join(c.tlsDir, certs.KeyKey)))
+	waitReady(t, n)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca.CertPEM)
+	dial := func() (*amqp.Connection, *x509.Certificate) {
+		t.Helper()
+		conn, err := amqp.DialTLS(fmt.Sprintf("amqps://%s:%s@127.0.0.1:%d/", AdminUser, testPassword, amqps),
+			&tls.Config{RootCAs: pool, ServerName: host, MinVersion: tls.VersionTLS12})
+		if err != nil {
+			t.Fatalf("AMQPS verified against the CA: %v", err)
+		}
+		return conn, conn.ConnectionState().PeerCertificates[0]
+	}
+	open, served := dial()
+	defer open.Close()
+	if served.SerialNumber.Cmp(first.SerialNumber) != 0 {
+		t.Fatal("the node serves another certificate than the mounted one")
+	}
+	pid := osPID(t, n)
+
+	second := writeCert()
+	testenv.Eventually(t, time.Minute, func() error {
+		conn, served := dial()
+		conn.Close()
+		if served.SerialNumber.Cmp(second.SerialNumber) != 0 {
+			return errors.New("the renewed certificate is not served yet")
+		}
+		return nil
+	})
+	if got := osPID(t, n); got != pid {
+		t.Errorf("the node restarted (pid %s, now %s)", pid, got)
+	}
+	ch, err := open.Channel()
+	if err != nil {
+		t.Fatalf("a connection opened before the renewal broke: %v", err)
+	}
+	ch.Close()
+}
+
+func osPID(t *testing.T, n *localNode) string {
+	t.Helper()
+	var nodes []struct {
+		PID string `json:"os_pid"`
+	}
+	if _, err := n.management().get(context.Background(), "/api/nodes?columns=os_pid", &nodes); err != nil || len(nodes) != 1 {
+		t.Fatalf("nodes: %v %v", err, nodes)
+	}
+	return nodes[0].PID
 }

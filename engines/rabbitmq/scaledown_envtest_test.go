@@ -117,15 +117,3 @@ func TestScaleDownIsRefusedAndScaleUpAddsPeers(t *testing.T) {
 		t.Fatalf("the StatefulSet shrank before its leaving nodes were drained: %v %d", err, *sts.Spec.Replicas)
 	}
 }
-
-func TestNodeOrdinal(t *testing.T) {
-	inst := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "events", Namespace: "apps"}}
-	for node, want := range map[string]int{
-		"rabbit@events-4.events-pods.apps": 4, "rabbit@events-0.events-pods.apps": 0,
-		"rabbit@events-4.events-pods.other": -1, "rabbit@orders-1.orders-pods.apps": -1, "events-1.events-pods.apps": -1,
-	} {
-		if got := nodeOrdinal(inst, node); got != want {
-			t.Errorf("nodeOrdinal(%s) = %d, want %d", node, got, want)
-		}
-	}
-}

@@ -24,10 +24,7 @@ import (
 	"github.com/datafleet-dev/datafleet/framework/workload"
 )
 
-var (
-	_ engine.Supervisor = Engine{}
-	_ engine.Watcher    = Engine{}
-)
+var _ engine.Watcher = Engine{}
 
 // Watches implements engine.Watcher: the pods, whose readiness tells when a node (re)joined.
 func (Engine) Watches() []engine.Watch {
@@ -37,6 +34,8 @@ func (Engine) Watches() []engine.Watch {
 // settledPoll is how often a settled cluster is looked at again: a node that leaves the cluster
 // while its pod stays ready sends no event.
 const settledPoll = time.Minute
+
+var _ engine.Supervisor = Engine{}
 
 // Supervise implements engine.Supervisor. In order: the generated cookie and administrator
 // password exist; the cluster is asked which nodes it has; then at most one pod of a rolling
@@ -107,7 +106,7 @@ func (s *supervision) forgetDeparted(ctx context.Context, live *appsv1.StatefulS
 		return nil
 	}
 	if *live.Spec.Replicas > inst.DesiredReplicas() {
-		s.wait("ScalingDown", fmt.Sprintf("draining the nodes above %d before they are removed", inst.DesiredReplicas()), 2*time.Second)
+		s.Wait("ScalingDown", fmt.Sprintf("draining the nodes above %d before they are removed", inst.DesiredReplicas()), 2*time.Second)
 		return nil
 	}
 	for name, n := range s.cluster {
@@ -121,7 +120,7 @@ func (s *supervision) forgetDeparted(ctx context.Context, live *appsv1.StatefulS
 				continue
 			}
 			if err := fwagent.Act(ctx, p.Status.PodIP, s.password, rmqagent.ActionForget, url.Values{"node": {name}}); err != nil {
-				s.wait("ScalingDown", fmt.Sprintf("removing %s from the cluster: %v", name, err), 5*time.Second)
+				s.Wait("ScalingDown", fmt.Sprintf("removing %s from the cluster: %v", name, err), 5*time.Second)
 				return nil
 			}
 			log.FromContext(ctx).Info("removed a departed node from the cluster", "node", name)
@@ -149,18 +148,8 @@ type supervision struct {
 	// cluster is the cluster's nodes by name, as a ready node sees them (nil: no node answered).
 	cluster map[string]clusterNode
 	// missing are the desired nodes that are not running in the cluster.
-	missing         []string
-	reason, message string
-	requeue         time.Duration
-}
-
-func (s *supervision) wait(reason, message string, after time.Duration) {
-	if s.reason == "" {
-		s.reason, s.message = reason, message
-	}
-	if s.requeue == 0 || after < s.requeue {
-		s.requeue = after
-	}
+	missing []string
+	engine.NotReady
 }
 
 // observeCluster asks the first ready node for the cluster's nodes and finds the desired nodes
@@ -174,7 +163,7 @@ func (s *supervision) observeCluster(ctx context.Context) {
 		}
 		nodes, err := nodeManagement(p.Status.PodIP, s.password).nodes(ctx)
 		if err != nil {
-			s.wait("ManagementUnavailable", fmt.Sprintf("asking %s for the cluster's nodes: %v", p.Name, err), 5*time.Second)
+			s.Wait("ManagementUnavailable", fmt.Sprintf("asking %s for the cluster's nodes: %v", p.Name, err), 5*time.Second)
 			continue
 		}
 		s.cluster = map[string]clusterNode{}
@@ -192,7 +181,7 @@ func (s *supervision) observeCluster(ctx context.Context) {
 		}
 	}
 	if len(s.missing) > 0 {
-		s.wait("Clustering", fmt.Sprintf("waiting for %s to run in the cluster", strings.Join(s.missing, ", ")), 2*time.Second)
+		s.Wait("Clustering", fmt.Sprintf("waiting for %s to run in the cluster", strings.Join(s.missing, ", ")), 2*time.Second)
 	}
 }
 
@@ -208,23 +197,23 @@ func (s *supervision) roll(ctx context.Context, live *appsv1.StatefulSet) error 
 		return nil
 	}
 	if !ro.AllReady || s.cluster == nil || len(s.missing) > 0 {
-		s.wait("RollingUpdate", fmt.Sprintf("%d pods to update; waiting for every node to run in the cluster", len(ro.Outdated)), 2*time.Second)
+		s.Wait("RollingUpdate", fmt.Sprintf("%d pods to update; waiting for every node to run in the cluster", len(ro.Outdated)), 2*time.Second)
 		return nil
 	}
 	victim := ro.Outdated[0]
 	why, err := nodeManagement(victim.Status.PodIP, s.password).quorumCritical(ctx)
 	switch {
 	case err != nil:
-		s.wait("RollingUpdate", fmt.Sprintf("asking %s whether it is quorum-critical: %v", victim.Name, err), 5*time.Second)
+		s.Wait("RollingUpdate", fmt.Sprintf("asking %s whether it is quorum-critical: %v", victim.Name, err), 5*time.Second)
 		return nil
 	case why != "":
-		s.wait("RollingUpdate", fmt.Sprintf("%d pods to update; %s is quorum-critical: %s", len(ro.Outdated), victim.Name, why), 5*time.Second)
+		s.Wait("RollingUpdate", fmt.Sprintf("%d pods to update; %s is quorum-critical: %s", len(ro.Outdated), victim.Name, why), 5*time.Second)
 		return nil
 	}
 	if err := workload.Replace(ctx, s.in.Client, victim); err != nil {
 		return err
 	}
-	s.wait("RollingUpdate", fmt.Sprintf("replacing %s (%d pods to update)", victim.Name, len(ro.Outdated)), 2*time.Second)
+	s.Wait("RollingUpdate", fmt.Sprintf("replacing %s (%d pods to update)", victim.Name, len(ro.Outdated)), 2*time.Second)
 	return nil
 }
 
@@ -251,12 +240,12 @@ func (s *supervision) result() engine.SuperviseResult {
 			v1alpha1.Endpoint{Name: "management-tls", Host: host, Port: managementTLSPort})
 	}
 	switch {
-	case s.reason != "":
-		obs.Ready, obs.Reason, obs.Message = false, s.reason, s.message
+	case s.Reason != "":
+		obs.Ready, obs.Reason, obs.Message = false, s.Reason, s.Message
 	case obs.Ready && s.cluster == nil:
 		obs.Ready, obs.Reason, obs.Message = false, "ManagementUnavailable", "no node answered on the management API"
 	}
-	requeue := s.requeue
+	requeue := s.Requeue
 	if requeue == 0 {
 		requeue = settledPoll
 	}

@@ -150,3 +150,20 @@ type ScaleDownGuard interface {
 	// idempotent: it is called again until it succeeds, and after an operator restart.
 	DrainMember(ctx context.Context, in SuperviseInput, pod string) error
 }
+
+// NotReady gathers, while a Supervisor runs, why the instance is not ready (the first reason
+// given wins: it is the earliest step's) and when to look again (the soonest time wins).
+type NotReady struct {
+	Reason, Message string
+	Requeue         time.Duration
+}
+
+// Wait records a reason to wait and a time to look again.
+func (n *NotReady) Wait(reason, message string, after time.Duration) {
+	if n.Reason == "" {
+		n.Reason, n.Message = reason, message
+	}
+	if n.Requeue == 0 || after < n.Requeue {
+		n.Requeue = after
+	}
+}

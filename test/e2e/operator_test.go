@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -17,9 +18,11 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/test/testenv"
@@ -73,6 +76,7 @@ func testInstall(t *testing.T) {
 	if err := env.c.Create(context.Background(), ns); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
+	upgradeCRDs(t)
 	env.runHelm(t, "upgrade", "--install", releaseName, filepath.Join(env.root, "charts", "datafleet"),
 		"--namespace", releaseNamespace, "--wait", "--timeout", "3m",
 		"--set", "image.repository="+repo, "--set", "image.tag="+tag, "--set", "image.pullPolicy=Never")
@@ -95,6 +99,30 @@ func testInstall(t *testing.T) {
 		h := l.Spec.HolderIdentity
 		return expect(h != nil && strings.HasPrefix(*h, releaseName+"-"), "the manager holds the leader-election Lease", fmt.Sprintf("holder %v", h))
 	})
+}
+
+// upgradeCRDs applies the chart's CRDs, as docs/install.md tells users to before an upgrade: Helm
+// installs crds/ only when they are absent, so a cluster kept from an earlier run would otherwise
+// serve stale schemas (and silently drop new fields).
+func upgradeCRDs(t *testing.T) {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(env.root, "charts", "datafleet", "crds", "*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no CRDs in the chart: %v", err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u := &unstructured.Unstructured{}
+		if err := yaml.Unmarshal(b, &u.Object); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if err := env.c.Patch(context.Background(), u, client.Apply, client.FieldOwner("datafleet-e2e"), client.ForceOwnership); err != nil {
+			t.Fatalf("applying %s: %v", f, err)
+		}
+	}
 }
 
 func testCRDsServed(t *testing.T) {

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -50,30 +49,9 @@ func newConfig(t *testing.T) Config {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	c := Config{BinDir: binDir(t), DataDir: filepath.Join(dir, "pgdata"), SocketDir: filepath.Join(dir, "run"),
-		ListenAddresses: "127.0.0.1", Port: freePort(t), ParametersFile: filepath.Join(dir, "parameters.conf")}
-	if os.Geteuid() == 0 {
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			t.Fatalf("running as root needs a postgres user (apt-get install postgresql-15 creates it): %v", err)
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		c.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
-		if err := os.Chown(dir, uid, gid); err != nil {
-			t.Fatal(err)
-		}
-	}
+		ListenAddresses: "127.0.0.1", Port: testenv.FreePort(t), ParametersFile: filepath.Join(dir, "parameters.conf"),
+		Credential: testenv.ServerUser(t, "postgres", "postgresql-15", dir)}
 	return c
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // running is an agent started in the background.
@@ -86,7 +64,7 @@ type running struct {
 func start(t *testing.T, e *Engine) *running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{addr: fmt.Sprintf("127.0.0.1:%d", freePort(t)), cancel: cancel, done: make(chan error, 1)}
+	r := &running{addr: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), cancel: cancel, done: make(chan error, 1)}
 	go func() { r.done <- fwagent.Run(ctx, e, r.addr) }()
 	t.Cleanup(func() { r.stop(t) })
 	testenv.Eventually(t, time.Minute, func() error {

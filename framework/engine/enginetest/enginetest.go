@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
@@ -237,4 +238,22 @@ func PodTemplate(t *testing.T, e engine.Engine, in engine.RenderInput) string {
 	}
 	t.Fatal("Render returned no StatefulSet")
 	return ""
+}
+
+// ExpectErrors checks that errs are exactly as many as want and that each starts with its want,
+// in order: Validate's messages are what users read.
+func ExpectErrors(t *testing.T, errs field.ErrorList, want ...string) {
+	t.Helper()
+	got := make([]string, 0, len(errs))
+	for _, e := range errs {
+		got = append(got, e.Error())
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %d errors, want %d:\n%s", len(got), len(want), strings.Join(got, "\n"))
+	}
+	for i := range want {
+		if !strings.HasPrefix(got[i], want[i]) {
+			t.Errorf("error %d = %q, want prefix %q", i, got[i], want[i])
+		}
+	}
 }
