@@ -387,7 +387,7 @@ func osPID(t *testing.T, n *localNode) string {
 	var nodes []struct {
 		PID string `json:"os_pid"`
 	}
-	if _, err := n.management().get(context.Background(), "/api/nodes?columns=os_pid", &nodes); err != nil || len(nodes) != 1 {
+	if _, err := n.management().get(context.Background(), "/api/nodes", &nodes); err != nil || len(nodes) != 1 {
 		t.Fatalf("nodes: %v %v", err, nodes)
 	}
 	return nodes[0].PID

@@ -38,8 +38,9 @@ const settledPoll = time.Minute
 var _ engine.Supervisor = Engine{}
 
 // Supervise implements engine.Supervisor. In order: the generated cookie and administrator
-// password exist; the cluster is asked which nodes it has; then at most one pod of a rolling
-// update is replaced, and only when every node runs and the node is not quorum-critical.
+// password exist; the cluster is asked which nodes it has; nodes a drained scale-down removed are
+// forgotten; then at most one pod of a rolling update is replaced, and only when every node runs
+// and the node is not quorum-critical.
 func (e Engine) Supervise(ctx context.Context, in engine.SuperviseInput) (engine.SuperviseResult, error) {
 	inst := in.Instance
 	labels := names.InstanceLabels(Name, inst.Name)
