@@ -12,12 +12,25 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/engine/enginetest"
 	"github.com/datafleet-dev/datafleet/framework/instance"
 	"github.com/datafleet-dev/datafleet/test/testenv"
 )
+
+// update changes the instance's spec, retrying on conflicts with the operator's status writes.
+func update(t *testing.T, c client.Client, inst *v1alpha1.ServiceInstance, change func(*v1alpha1.ServiceInstanceSpec)) {
+	t.Helper()
+	testenv.Eventually(t, time.Minute, func() error {
+		if err := c.Get(context.Background(), client.ObjectKeyFromObject(inst), inst); err != nil {
+			return err
+		}
+		change(&inst.Spec)
+		return c.Update(context.Background(), inst)
+	})
+}
 
 // A settled 3-node instance costs no API writes; lowering its replicas is refused with a message
 // and changes nothing; raising them adds nodes to the peer list without touching the pod
@@ -45,16 +58,7 @@ func TestScaleDownIsRefusedAndScaleUpAddsPeers(t *testing.T) {
 	}
 	template := sts.Spec.Template
 
-	setReplicas := func(n int32) {
-		testenv.Eventually(t, time.Minute, func() error {
-			if err := c.Get(ctx, key, inst); err != nil {
-				return err
-			}
-			inst.Spec.Replicas = ptr.To(n)
-			return c.Update(ctx, inst)
-		})
-	}
-	setReplicas(1)
+	update(t, c, inst, func(s *v1alpha1.ServiceInstanceSpec) { s.Replicas = ptr.To[int32](1) })
 	testenv.Eventually(t, time.Minute, func() error {
 		if err := c.Get(ctx, key, inst); err != nil {
 			return err
@@ -71,7 +75,7 @@ func TestScaleDownIsRefusedAndScaleUpAddsPeers(t *testing.T) {
 		t.Fatalf("the StatefulSet was scaled down: %v %d", err, *sts.Spec.Replicas)
 	}
 
-	setReplicas(5)
+	update(t, c, inst, func(s *v1alpha1.ServiceInstanceSpec) { s.Replicas = ptr.To[int32](5) })
 	testenv.Eventually(t, time.Minute, func() error {
 		if err := c.Get(ctx, key, &sts); err != nil {
 			return err
@@ -91,12 +95,8 @@ func TestScaleDownIsRefusedAndScaleUpAddsPeers(t *testing.T) {
 
 	// With the opt-in, the StatefulSet keeps its pods until each leaving node is drained, which
 	// needs its agent: with no pods here, nothing is removed.
-	testenv.Eventually(t, time.Minute, func() error {
-		if err := c.Get(ctx, key, inst); err != nil {
-			return err
-		}
-		inst.Spec.Replicas, inst.Spec.ScaleDown = ptr.To[int32](3), v1alpha1.ScaleDownDrain
-		return c.Update(ctx, inst)
+	update(t, c, inst, func(s *v1alpha1.ServiceInstanceSpec) {
+		s.Replicas, s.ScaleDown = ptr.To[int32](3), v1alpha1.ScaleDownDrain
 	})
 	testenv.Eventually(t, time.Minute, func() error {
 		if err := c.Get(ctx, key, inst); err != nil {

@@ -30,17 +30,12 @@ func (r *Reconciler) guardScaleDown(ctx context.Context, s *scope) (bool, error)
 	if !ok {
 		return false, nil
 	}
-	for _, o := range s.children {
-		want, ok := o.(*appsv1.StatefulSet)
-		if !ok {
-			continue
-		}
-		live := &appsv1.StatefulSet{}
-		if err := r.Client.Get(ctx, client.ObjectKeyFromObject(want), live); apierrors.IsNotFound(err) {
-			continue
-		} else if err != nil {
-			return false, err
-		}
+	pairs, err := r.statefulSets(ctx, s)
+	if err != nil {
+		return false, err
+	}
+	for _, p := range pairs {
+		want, live := p.want, p.live
 		have, asked := ptr.Deref(live.Spec.Replicas, 1), ptr.Deref(want.Spec.Replicas, 1)
 		drain := s.inst.Spec.ScaleDown == v1alpha1.ScaleDownDrain
 		switch {

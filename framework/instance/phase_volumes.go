@@ -32,17 +32,12 @@ const expansionPoll = 5 * time.Second
 // running pods, whose template did not change: nothing restarts. A storage class that refuses
 // leaves the old templates in place, says why in StorageResized, and everything else goes on.
 func (r *Reconciler) expandVolumes(ctx context.Context, s *scope) (bool, error) {
-	for _, o := range s.children {
-		want, ok := o.(*appsv1.StatefulSet)
-		if !ok {
-			continue
-		}
-		live := &appsv1.StatefulSet{}
-		if err := r.Client.Get(ctx, client.ObjectKeyFromObject(want), live); apierrors.IsNotFound(err) {
-			continue
-		} else if err != nil {
-			return false, err
-		}
+	pairs, err := r.statefulSets(ctx, s)
+	if err != nil {
+		return false, err
+	}
+	for _, p := range pairs {
+		want, live := p.want, p.live
 		if !live.DeletionTimestamp.IsZero() {
 			// Being replaced with larger templates: apply once the orphaning is done.
 			s.storage = &metav1.Condition{Status: metav1.ConditionFalse, Reason: ReasonVolumesExpanding,
@@ -86,6 +81,28 @@ func (r *Reconciler) expandVolumes(ctx context.Context, s *scope) (bool, error) 
 		}
 	}
 	return false, nil
+}
+
+// statefulSet is a rendered StatefulSet and the live one.
+type statefulSet struct{ want, live *appsv1.StatefulSet }
+
+// statefulSets pairs each rendered StatefulSet that exists with the live one.
+func (r *Reconciler) statefulSets(ctx context.Context, s *scope) ([]statefulSet, error) {
+	var out []statefulSet
+	for _, o := range s.children {
+		want, ok := o.(*appsv1.StatefulSet)
+		if !ok {
+			continue
+		}
+		live := &appsv1.StatefulSet{}
+		if err := r.Client.Get(ctx, client.ObjectKeyFromObject(want), live); apierrors.IsNotFound(err) {
+			continue
+		} else if err != nil {
+			return nil, err
+		}
+		out = append(out, statefulSet{want: want, live: live})
+	}
+	return out, nil
 }
 
 // claimsOf lists the claims made from the StatefulSet's templates.
