@@ -193,7 +193,8 @@ func agentStatus(port int) (fwagent.Status, error) {
 	return st, json.NewDecoder(resp.Body).Decode(&st)
 }
 
-// Three nodes started at the same moment form one cluster through the classic peer list; 1,000
+// Three nodes started at the same moment form one cluster through the classic peer list; a
+// rolling update does not restart a quorum-critical node (checkRollGate); 1,000
 // persistent messages confirmed into a quorum queue survive losing a node; the management API's
 // quorum-critical check, which gates every restart in a rolling update, refuses to let a second
 // node go while one is down and lets it go again once the node is back.
@@ -206,6 +207,7 @@ func TestThreeNodesFormOneClusterAndQuorumQueuesSurviveANode(t *testing.T) {
 	if err := clusterOf(ctx, nodes[2], c.peers...); err != nil {
 		t.Fatalf("the third node sees another cluster: %v", err)
 	}
+	checkRollGate(t, nodes)
 
 	const queue, count = "orders", 1000
 	publish(t, nodes[0], queue, count)

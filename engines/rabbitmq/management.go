@@ -69,8 +69,7 @@ func (m management) quorumCritical(ctx context.Context) (string, error) {
 		Status string `json:"status"`
 		Reason string `json:"reason"`
 		Queues []struct {
-			Name  string `json:"name"`
-			VHost string `json:"virtual_host"`
+			Name string `json:"readable_name"` // "queue 'orders' in vhost '/'"
 		} `json:"queues"`
 	}
 	code, err := m.get(ctx, "/api/health/checks/node-is-quorum-critical", &out)
@@ -82,7 +81,7 @@ func (m management) quorumCritical(ctx context.Context) (string, error) {
 	}
 	var queues []string
 	for _, q := range out.Queues {
-		queues = append(queues, q.VHost+"/"+q.Name)
+		queues = append(queues, q.Name)
 	}
 	return fmt.Sprintf("%s (%s)", out.Reason, strings.Join(queues, ", ")), nil
 }

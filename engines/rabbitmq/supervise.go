@@ -59,7 +59,8 @@ func (e Engine) Supervise(ctx context.Context, in engine.SuperviseInput) (engine
 	sort.Slice(pods.Items, func(i, j int) bool {
 		return workload.Ordinal(pods.Items[i].Name) < workload.Ordinal(pods.Items[j].Name)
 	})
-	s := &supervision{in: in, pods: pods.Items, password: password}
+	s := &supervision{in: in, pods: pods.Items, password: password,
+		management: func(p *corev1.Pod) management { return nodeManagement(p.Status.PodIP, password) }}
 	live := &appsv1.StatefulSet{}
 	if err := in.Client.Get(ctx, types.NamespacedName{Namespace: inst.Namespace, Name: names.Child(inst.Name, "", names.MaxStatefulSet)}, live); err != nil {
 		if !apierrors.IsNotFound(err) {
@@ -146,6 +147,8 @@ type supervision struct {
 	in       engine.SuperviseInput
 	pods     []corev1.Pod
 	password string
+	// management reaches a pod's node's management API.
+	management func(*corev1.Pod) management
 	// cluster is the cluster's nodes by name, as a ready node sees them (nil: no node answered).
 	cluster map[string]clusterNode
 	// missing are the desired nodes that are not running in the cluster.
@@ -162,7 +165,7 @@ func (s *supervision) observeCluster(ctx context.Context) {
 		if !workload.PodReady(p) || p.Status.PodIP == "" {
 			continue
 		}
-		nodes, err := nodeManagement(p.Status.PodIP, s.password).nodes(ctx)
+		nodes, err := s.management(p).nodes(ctx)
 		if err != nil {
 			s.Wait("ManagementUnavailable", fmt.Sprintf("asking %s for the cluster's nodes: %v", p.Name, err), 5*time.Second)
 			continue
@@ -202,7 +205,7 @@ func (s *supervision) roll(ctx context.Context, live *appsv1.StatefulSet) error 
 		return nil
 	}
 	victim := ro.Outdated[0]
-	why, err := nodeManagement(victim.Status.PodIP, s.password).quorumCritical(ctx)
+	why, err := s.management(victim).quorumCritical(ctx)
 	switch {
 	case err != nil:
 		s.Wait("RollingUpdate", fmt.Sprintf("asking %s whether it is quorum-critical: %v", victim.Name, err), 5*time.Second)
