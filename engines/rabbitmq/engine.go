@@ -91,5 +91,7 @@ var _ engine.ScaleDownGuard = Engine{}
 // ScaleDownRisk implements engine.ScaleDownGuard.
 func (Engine) ScaleDownRisk() string {
 	return "a RabbitMQ node that goes takes with it the classic queues declared on it and its replicas of every " +
-		"quorum queue, which may then lack a majority; its cluster keeps waiting for it to come back."
+		"quorum queue, which may then lack a majority, and its cluster keeps waiting for it to come back. " +
+		"With spec.scaleDown: Drain the operator first moves the leaving nodes' quorum queue replicas to the " +
+		"nodes that stay and removes the leaving nodes from the cluster; their classic queues are lost."
 }

@@ -77,21 +77,27 @@ func (e Engine) Supervise(ctx context.Context, in engine.SuperviseInput) (engine
 	return s.result(), nil
 }
 
-// DrainMember implements engine.ScaleDownGuard: the leaving node's agent removes the node's
-// replicas from every quorum queue (rabbitmq-queues shrink), which the others keep serving.
+// DrainMember implements engine.ScaleDownGuard: a node that stays removes the leaving node's
+// replicas from every quorum queue (rabbitmq-queues shrink); the other members keep serving them.
+// It works whether the leaving node still runs or not.
 func (Engine) DrainMember(ctx context.Context, in engine.SuperviseInput, pod string) error {
-	p := &corev1.Pod{}
-	if err := in.Client.Get(ctx, types.NamespacedName{Namespace: in.Instance.Namespace, Name: pod}, p); err != nil {
+	inst := in.Instance
+	pods := &corev1.PodList{}
+	if err := in.Client.List(ctx, pods, client.InNamespace(inst.Namespace), client.MatchingLabels(names.InstanceLabels(Name, inst.Name))); err != nil {
 		return err
 	}
-	if !workload.PodReady(p) {
-		return fmt.Errorf("%s is not ready", pod)
-	}
-	token, err := adminPassword(ctx, in.Client, in.Instance)
+	token, err := adminPassword(ctx, in.Client, inst)
 	if err != nil {
 		return err
 	}
-	return fwagent.Act(ctx, p.Status.PodIP, token, rmqagent.ActionDrain, nil)
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		if workload.Ordinal(p.Name) < int(inst.DesiredReplicas()) && workload.PodReady(p) {
+			node := url.Values{"node": {NodeName(inst, workload.Ordinal(pod))}}
+			return fwagent.Act(ctx, p.Status.PodIP, token, rmqagent.ActionShrink, node)
+		}
+	}
+	return fmt.Errorf("no node that stays is ready to drain %s", pod)
 }
 
 func adminPassword(ctx context.Context, c client.Client, inst *v1alpha1.ServiceInstance) (string, error) {

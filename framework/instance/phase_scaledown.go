@@ -46,8 +46,7 @@ func (r *Reconciler) guardScaleDown(ctx context.Context, s *scope) (bool, error)
 		case asked >= have:
 		case !drain:
 			s.fail(ReasonScaleDownRefused, fmt.Sprintf("spec.replicas: lowering %s from %d to %d members is refused: %s "+
-				"Nothing was changed; set spec.replicas back to %d, or set spec.scaleDown to Drain to move the leaving "+
-				"members' quorum queue replicas to the others and remove them (their classic queues are lost).",
+				"Nothing was changed; set spec.replicas back to %d, or spec.scaleDown to Drain.",
 				s.inst.Spec.Engine, have, asked, guard.ScaleDownRisk(), have))
 			return true, nil
 		default:

@@ -35,11 +35,19 @@ import (
 // confirmed persistent messages in a quorum queue survive a deleted pod; a configuration change
 // rolls the nodes one at a time while a client publishes, and no confirmed message is lost; a
 // scale-down is refused with a message; a scale-up adds nodes that join; with the opt-in, a
-// scale-down drains and removes the leaving nodes.
+// scale-down drains and removes the leaving nodes. A single 3.10 node runs beside, once.
 func testRabbitMQCluster(t *testing.T) {
 	ctx := context.Background()
-	ensureCatalog(t, "rabbitmq", v1alpha1.CatalogVersion{Version: "4.0", Image: env.images["rabbitmq-4.0"], Default: true})
+	ensureCatalog(t, "rabbitmq", v1alpha1.CatalogVersion{Version: "4.0", Image: env.images["rabbitmq-4.0"], Default: true},
+		v1alpha1.CatalogVersion{Version: "3.10", Image: env.images["rabbitmq-3.10"]})
 	ns := testNamespace(t, "rabbitmq")
+	// A single 3.10 node alongside, to run the older release's configuration once in a pod.
+	legacy := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "legacy", Namespace: ns},
+		Spec: v1alpha1.ServiceInstanceSpec{Engine: "rabbitmq", Version: "3.10", DeletionPolicy: v1alpha1.DeletionPolicyDelete}}
+	if err := env.c.Create(ctx, legacy); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.c.Delete(context.Background(), legacy) })
 	inst := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "events", Namespace: ns},
 		Spec: v1alpha1.ServiceInstanceSpec{Engine: "rabbitmq", Replicas: ptr(int32(3)),
 			TLS:            &v1alpha1.TLSSpec{Enabled: true},
@@ -54,11 +62,21 @@ func testRabbitMQCluster(t *testing.T) {
 	waitNodesRunning(t, inst, 3)
 	t.Logf("RABBITMQ: 3 nodes formed one cluster and the instance was Ready %s after it was created", time.Since(created).Round(time.Second))
 
+	waitNodesRunning(t, legacy, 1)
+	publishConfirmed(t, amqpURL(t, legacy), "legacy", 10, amqp.Table{"x-queue-type": "quorum"})
+	if got := consumeAll(t, amqpURL(t, legacy), "legacy"); len(got) != 10 {
+		t.Fatalf("RabbitMQ 3.10: consumed %d of 10 messages", len(got))
+	}
+	if err := env.c.Delete(ctx, legacy); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("RABBITMQ: a 3.10 node ran beside and served a quorum queue")
+
 	url := amqpURL(t, inst)
 	checkAMQPS(t, inst)
 
 	const queue, count = "orders", 1000
-	publishConfirmed(t, url, queue, count)
+	publishConfirmed(t, url, queue, count, nil)
 	victim := deletePod(t, ns, "events-1")
 	waitPodReplaced(t, victim)
 	waitNodesRunning(t, inst, 3)
@@ -88,7 +106,7 @@ func testRabbitMQCluster(t *testing.T) {
 
 	// The opt-in: the two leaving nodes are drained, stopped, forgotten, and their volumes go;
 	// a quorum queue with replicas on every node keeps its messages.
-	publishConfirmed(t, url, "kept", 100)
+	publishConfirmed(t, url, "kept", 100, nil)
 	patchInstance(t, inst, func(s *v1alpha1.ServiceInstanceSpec) {
 		s.Replicas, s.ScaleDown = ptr(int32(3)), v1alpha1.ScaleDownDrain
 	})
@@ -191,7 +209,9 @@ func checkAMQPS(t *testing.T, inst *v1alpha1.ServiceInstance) {
 	t.Logf("RABBITMQ: AMQPS verified for %s (%s)", name, tls.VersionName(state.Version))
 }
 
-func publishConfirmed(t *testing.T, url, queue string, count int) {
+// publishConfirmed declares the queue with args (nil: the vhost's default type, which must be
+// quorum) and publishes count persistent messages, each confirmed.
+func publishConfirmed(t *testing.T, url, queue string, count int, args amqp.Table) {
 	t.Helper()
 	conn, err := amqp.Dial(url)
 	if err != nil {
@@ -202,8 +222,7 @@ func publishConfirmed(t *testing.T, url, queue string, count int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// No x-queue-type: quorum is the default on 4.0 (rabbitmq.conf default_queue_type).
-	if _, err := ch.QueueDeclare(queue, true, false, false, false, nil); err != nil {
+	if _, err := ch.QueueDeclare(queue, true, false, false, false, args); err != nil {
 		t.Fatal(err)
 	}
 	// Declaring it again as a quorum queue fails (inequivalent argument) unless it is one.
@@ -337,7 +356,7 @@ func (p *publisher) stop() (confirmed []string, failures int) {
 func rollNodes(t *testing.T, inst *v1alpha1.ServiceInstance, url string) {
 	t.Helper()
 	ctx := context.Background()
-	publishConfirmed(t, url, "rolling", 0) // declares the queue
+	publishConfirmed(t, url, "rolling", 0, nil) // declares the queue
 	p := startPublisher(url, "rolling")
 	uids := map[string]string{}
 	for _, name := range []string{"events-0", "events-1", "events-2"} {

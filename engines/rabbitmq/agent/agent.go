@@ -228,11 +228,13 @@ func (e *Engine) Reload(ctx context.Context) error {
 	return nil
 }
 
-// Actions the operator may ask for (fwagent.Actor).
+// Actions the operator may ask for (fwagent.Actor). Each names another node (parameter "node")
+// and runs on a node that stays, so it works whether the named node still runs or not.
 const (
-	// ActionDrain moves this node's quorum queue replicas off it, before it leaves the cluster.
-	ActionDrain = "drain"
-	// ActionForget removes a stopped node (parameter "node") from the cluster's membership.
+	// ActionShrink removes the node's replicas from every quorum queue (the members on the other
+	// nodes keep serving it), before the node leaves the cluster.
+	ActionShrink = "shrink"
+	// ActionForget removes a stopped node from the cluster's membership.
 	ActionForget = "forget"
 )
 
@@ -247,18 +249,18 @@ func (e *Engine) ActionToken() (string, error) {
 func (e *Engine) Act(ctx context.Context, action string, params url.Values) error {
 	ctx, cancel := context.WithTimeout(ctx, 4*time.Minute)
 	defer cancel()
+	node := params.Get("node")
+	if !strings.HasPrefix(node, "rabbit@") || node == e.Config.NodeName {
+		return fmt.Errorf("%s: %q is not another node of this cluster", action, node)
+	}
 	var cmd *exec.Cmd
 	switch action {
-	case ActionDrain:
-		cmd = e.command(ctx, "rabbitmq-queues", "shrink", e.Config.NodeName, "--errors-only")
+	case ActionShrink:
+		cmd = e.command(ctx, "rabbitmq-queues", "shrink", node, "--errors-only")
 	case ActionForget:
-		node := params.Get("node")
-		if !strings.HasPrefix(node, "rabbit@") || node == e.Config.NodeName {
-			return fmt.Errorf("forget: %q is not another node of this cluster", node)
-		}
 		cmd = e.command(ctx, "rabbitmqctl", "forget_cluster_node", node)
 	default:
-		return fmt.Errorf("no action %q (have: %s, %s)", action, ActionDrain, ActionForget)
+		return fmt.Errorf("no action %q (have: %s, %s)", action, ActionShrink, ActionForget)
 	}
 	out, err := cmd.CombinedOutput()
 	if err != nil && action == ActionForget && strings.Contains(string(out), "not_a_cluster_node") {
