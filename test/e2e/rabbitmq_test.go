@@ -213,10 +213,12 @@ func checkAMQPS(t *testing.T, inst *v1alpha1.ServiceInstance) {
 // quorum) and publishes count persistent messages, each confirmed.
 func publishConfirmed(t *testing.T, url, queue string, count int, args amqp.Table) {
 	t.Helper()
-	conn, err := amqp.Dial(url)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// kube-proxy may not route to a node that just became ready yet.
+	var conn *amqp.Connection
+	testenv.Eventually(t, time.Minute, func() (err error) {
+		conn, err = amqp.Dial(url)
+		return err
+	})
 	defer conn.Close()
 	ch, err := conn.Channel()
 	if err != nil {
