@@ -36,10 +36,7 @@ func testPostgresHighAvailability(t *testing.T) {
 			TLS:                 &v1alpha1.TLSSpec{Enabled: true},
 			Storage:             &v1alpha1.StorageSpec{Size: resource.MustParse("1Gi")},
 			DeletionPolicy:      v1alpha1.DeletionPolicyDelete}}
-	if err := env.c.Create(ctx, inst); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = env.c.Delete(context.Background(), inst) })
+	createInstance(t, inst)
 	waitInstanceReady(t, inst)
 	waitMembers(t, inst, "ledger-0", "streaming (synchronous)")
 

@@ -44,19 +44,13 @@ func testRabbitMQCluster(t *testing.T) {
 	// A single 3.10 node alongside, to run the older release's configuration once in a pod.
 	legacy := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "legacy", Namespace: ns},
 		Spec: v1alpha1.ServiceInstanceSpec{Engine: "rabbitmq", Version: "3.10", DeletionPolicy: v1alpha1.DeletionPolicyDelete}}
-	if err := env.c.Create(ctx, legacy); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = env.c.Delete(context.Background(), legacy) })
+	createInstance(t, legacy)
 	inst := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "events", Namespace: ns},
 		Spec: v1alpha1.ServiceInstanceSpec{Engine: "rabbitmq", Replicas: ptr(int32(3)),
 			TLS:            &v1alpha1.TLSSpec{Enabled: true},
 			Storage:        &v1alpha1.StorageSpec{Size: resource.MustParse("1Gi")},
 			DeletionPolicy: v1alpha1.DeletionPolicyDelete}}
-	if err := env.c.Create(ctx, inst); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = env.c.Delete(context.Background(), inst) })
+	createInstance(t, inst)
 	created := time.Now()
 	waitInstanceReady(t, inst)
 	waitNodesRunning(t, inst, 3)
@@ -253,15 +247,11 @@ func consumeAll(t *testing.T, url, queue string) map[string]bool {
 	t.Helper()
 	seen := map[string]bool{}
 	testenv.Eventually(t, 2*time.Minute, func() error {
-		conn, err := amqp.Dial(url)
+		conn, ch, err := amqpChannel(url)
 		if err != nil {
 			return err
 		}
 		defer conn.Close()
-		ch, err := conn.Channel()
-		if err != nil {
-			return err
-		}
 		for empty := 0; empty < 30; {
 			m, ok, err := ch.Get(queue, true)
 			if err != nil {
@@ -278,6 +268,20 @@ func consumeAll(t *testing.T, url, queue string) map[string]bool {
 		return nil
 	})
 	return seen
+}
+
+// amqpChannel connects (giving up on an unreachable node after 2 s) and opens a channel.
+func amqpChannel(url string) (*amqp.Connection, *amqp.Channel, error) {
+	conn, err := amqp.DialConfig(url, amqp.Config{Dial: amqp.DefaultDial(2 * time.Second)})
+	if err != nil {
+		return nil, nil, err
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	return conn, ch, nil
 }
 
 // publisher publishes one persistent message at a time to a quorum queue and waits for each
@@ -308,15 +312,11 @@ func startPublisher(url, queue string) *publisher {
 }
 
 func (p *publisher) session(ctx context.Context, url, queue string, id *int) error {
-	conn, err := amqp.DialConfig(url, amqp.Config{Dial: amqp.DefaultDial(2 * time.Second)})
+	conn, ch, err := amqpChannel(url)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		return err
-	}
 	if err := ch.Confirm(false); err != nil {
 		return err
 	}

@@ -213,3 +213,12 @@ func dumpKinds() []client.ObjectList {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// createInstance creates the instance and deletes it when the test ends.
+func createInstance(t *testing.T, inst *v1alpha1.ServiceInstance) {
+	t.Helper()
+	if err := env.c.Create(context.Background(), inst); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.c.Delete(context.Background(), inst) })
+}
