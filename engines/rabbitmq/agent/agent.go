@@ -272,5 +272,5 @@ func (e *Engine) Act(ctx context.Context, action string, params url.Values) erro
 	return nil
 }
 
-// ErrNoNodeName is returned when neither --node-name nor POD_NAME gives the node a name.
+// ErrNoNodeName is returned when the agent is started without --node-name.
 var ErrNoNodeName = errors.New("rabbitmq agent: the node needs a name (--node-name)")
