@@ -166,6 +166,7 @@ type supervision struct {
 // that do not run in it.
 func (s *supervision) observeCluster(ctx context.Context) {
 	inst := s.in.Instance
+	var failed string
 	for i := range s.pods {
 		p := &s.pods[i]
 		if !workload.PodReady(p) || p.Status.PodIP == "" {
@@ -173,7 +174,7 @@ func (s *supervision) observeCluster(ctx context.Context) {
 		}
 		nodes, err := s.management(p).nodes(ctx)
 		if err != nil {
-			s.Wait("ManagementUnavailable", fmt.Sprintf("asking %s for the cluster's nodes: %v", p.Name, err), 5*time.Second)
+			failed = fmt.Sprintf("asking %s for the cluster's nodes: %v", p.Name, err)
 			continue
 		}
 		s.cluster = map[string]clusterNode{}
@@ -183,6 +184,9 @@ func (s *supervision) observeCluster(ctx context.Context) {
 		break
 	}
 	if s.cluster == nil {
+		if failed != "" {
+			s.Wait("ManagementUnavailable", failed, 5*time.Second)
+		}
 		return
 	}
 	for i := range int(inst.DesiredReplicas()) {
