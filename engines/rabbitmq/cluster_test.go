@@ -351,11 +351,13 @@ func TestRenewedCertificateIsServedWithoutRestart(t *testing.T) {
 	pool.AppendCertsFromPEM(ca.CertPEM)
 	dial := func() (*amqp.Connection, *x509.Certificate) {
 		t.Helper()
-		conn, err := amqp.DialTLS(fmt.Sprintf("amqps://%s:%s@127.0.0.1:%d/", AdminUser, testPassword, amqps),
-			&tls.Config{RootCAs: pool, ServerName: host, MinVersion: tls.VersionTLS12})
-		if err != nil {
-			t.Fatalf("AMQPS verified against the CA: %v", err)
-		}
+		var conn *amqp.Connection
+		// The node opens its TLS listener a moment after the plain one its readiness is based on.
+		testenv.Eventually(t, 30*time.Second, func() (err error) {
+			conn, err = amqp.DialTLS(fmt.Sprintf("amqps://%s:%s@127.0.0.1:%d/", AdminUser, testPassword, amqps),
+				&tls.Config{RootCAs: pool, ServerName: host, MinVersion: tls.VersionTLS12})
+			return err
+		})
 		return conn, conn.ConnectionState().PeerCertificates[0]
 	}
 	open, served := dial()
