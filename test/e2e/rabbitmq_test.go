@@ -191,10 +191,12 @@ func checkAMQPS(t *testing.T, inst *v1alpha1.ServiceInstance) {
 	}
 	url := strings.Replace(strings.Replace(amqpURL(t, inst), "amqp://", "amqps://", 1), ":5672/", ":5671/", 1)
 	name := inst.Name + "." + inst.Namespace + ".svc"
-	conn, err := amqp.DialTLS(url, &tls.Config{RootCAs: pool, ServerName: name, MinVersion: tls.VersionTLS12})
-	if err != nil {
-		t.Fatalf("AMQPS verified against the published CA: %v", err)
-	}
+	// The TLS listener opens a moment after the plain one that readiness is based on.
+	var conn *amqp.Connection
+	testenv.Eventually(t, time.Minute, func() (err error) {
+		conn, err = amqp.DialTLS(url, &tls.Config{RootCAs: pool, ServerName: name, MinVersion: tls.VersionTLS12})
+		return err
+	})
 	state := conn.ConnectionState()
 	conn.Close()
 	if _, err := amqp.DialTLS(url, &tls.Config{RootCAs: x509.NewCertPool(), ServerName: name}); err == nil {
