@@ -68,6 +68,7 @@ func runAgent(args []string) error {
 		fs.StringVar(&c.RunDir, "run-dir", "/var/run/rabbitmq", "private writable directory: assembled configuration, HOME")
 		fs.StringVar(&c.TLSDir, "tls-dir", "", "directory of tls.crt, tls.key and ca.crt; empty: no TLS")
 		fs.IntVar(&c.AMQPPort, "amqp-port", 5672, "the AMQP port readiness checks")
+		fs.IntVar(&c.AMQPSPort, "amqps-port", 0, "the AMQPS port readiness checks too (0: none)")
 		if err := fs.Parse(args[1:]); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
 				return nil

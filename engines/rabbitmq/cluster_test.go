@@ -67,8 +67,10 @@ type localCluster struct {
 	peers  []string
 	ports  [][3]int
 	nodes  []*localNode
-	// tlsDir, when set, holds the nodes' certificate files (the mounted Secret's part).
+	// tlsDir, when set, holds the nodes' certificate files (the mounted Secret's part), and
+	// amqps is the TLS listener's port.
 	tlsDir string
+	amqps  int
 }
 
 func newLocalCluster(t *testing.T, size int) *localCluster {
@@ -149,7 +151,7 @@ func (c *localCluster) start(i int, extraConf string) *localNode {
 	}
 	e := &rmqagent.Engine{Config: rmqagent.Config{
 		NodeName: n.name, User: AdminUser, ConfigDir: cfgDir, SecretDir: secretDir,
-		DataDir: filepath.Join(base, "data"), RunDir: filepath.Join(base, "run"), AMQPPort: n.amqp, TLSDir: c.tlsDir,
+		DataDir: filepath.Join(base, "data"), RunDir: filepath.Join(base, "run"), AMQPPort: n.amqp, AMQPSPort: c.amqps, TLSDir: c.tlsDir,
 		Env:        []string{"ERL_EPMD_PORT=" + strconv.Itoa(c.epmd), "RABBITMQ_DIST_PORT=" + strconv.Itoa(c.ports[i][2])},
 		Credential: c.cred,
 	}}
@@ -344,6 +346,7 @@ func TestRenewedCertificateIsServedWithoutRestart(t *testing.T) {
 	}
 	first := writeCert()
 	amqps := testenv.FreePort(t)
+	c.amqps = amqps
 	n := c.start(0, fmt.Sprintf("listeners.ssl.default = %d\nssl_options.cacertfile = %s\nssl_options.certfile = %s\nssl_options.keyfile = %s\n",
 		amqps, filepath.Join(c.tlsDir, certs.CAKey), filepath.Join(c.tlsDir, certs.CertKey), filepath.Join(c.tlsDir, certs.KeyKey)))
 	waitReady(t, n)
@@ -351,13 +354,12 @@ func TestRenewedCertificateIsServedWithoutRestart(t *testing.T) {
 	pool.AppendCertsFromPEM(ca.CertPEM)
 	dial := func() (*amqp.Connection, *x509.Certificate) {
 		t.Helper()
-		var conn *amqp.Connection
-		// The node opens its TLS listener a moment after the plain one its readiness is based on.
-		testenv.Eventually(t, 30*time.Second, func() (err error) {
-			conn, err = amqp.DialTLS(fmt.Sprintf("amqps://%s:%s@127.0.0.1:%d/", AdminUser, testPassword, amqps),
-				&tls.Config{RootCAs: pool, ServerName: host, MinVersion: tls.VersionTLS12})
-			return err
-		})
+		// Ready includes the TLS listener, which opens a moment after the plain one.
+		conn, err := amqp.DialTLS(fmt.Sprintf("amqps://%s:%s@127.0.0.1:%d/", AdminUser, testPassword, amqps),
+			&tls.Config{RootCAs: pool, ServerName: host, MinVersion: tls.VersionTLS12})
+		if err != nil {
+			t.Fatalf("AMQPS verified against the CA: %v", err)
+		}
 		return conn, conn.ConnectionState().PeerCertificates[0]
 	}
 	open, served := dial()

@@ -237,7 +237,7 @@ func podSpec(in engine.RenderInput, configName string) corev1.PodSpec {
 	if tlsEnabled(inst) {
 		// RabbitMQ reads the files itself; the agent clears Erlang's certificate cache when the
 		// Secret changes, so a renewed certificate is served without a restart.
-		args = append(args, "--tls-dir="+tlsMount)
+		args = append(args, "--tls-dir="+tlsMount, fmt.Sprintf("--amqps-port=%d", amqpsPort))
 		mounts = append(mounts, corev1.VolumeMount{Name: "tls", MountPath: tlsMount, ReadOnly: true})
 		volumes = append(volumes, workload.SecretVolume("tls", certs.ServerSecretName(inst.Name)))
 		ports = append(ports, corev1.ContainerPort{Name: "amqps", ContainerPort: amqpsPort, Protocol: corev1.ProtocolTCP},

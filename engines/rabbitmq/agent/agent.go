@@ -44,8 +44,9 @@ type Config struct {
 	RunDir string
 	// TLSDir holds tls.crt, tls.key and ca.crt when TLS is on ("" when off).
 	TLSDir string
-	// AMQPPort is where the node accepts clients once it runs (5672).
-	AMQPPort int
+	// AMQPPort is where the node accepts clients once it runs (5672), and AMQPSPort where it
+	// accepts them over TLS (0: no TLS listener).
+	AMQPPort, AMQPSPort int
 	// BinDir holds rabbitmq-server and rabbitmqctl; "" finds them (see binDir).
 	BinDir string
 	// Env is added to the server's environment (tests give each node its own ports).
@@ -194,15 +195,20 @@ func (e *Engine) Command() *exec.Cmd {
 // StopSignal implements fwagent.Engine: RabbitMQ stops cleanly on SIGTERM.
 func (e *Engine) StopSignal() os.Signal { return syscall.SIGTERM }
 
-// Status implements fwagent.Engine: the node is ready once its AMQP listener accepts
+// Status implements fwagent.Engine: the node is ready once its AMQP listeners accept
 // connections, which RabbitMQ opens at the end of its boot, after it has joined its cluster.
 func (e *Engine) Status(ctx context.Context) fwagent.Status {
 	d := net.Dialer{Timeout: 2 * time.Second}
-	conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(e.Config.AMQPPort)))
-	if err != nil {
-		return fwagent.Status{Detail: "the node does not accept AMQP connections yet"}
+	for _, port := range []int{e.Config.AMQPPort, e.Config.AMQPSPort} {
+		if port == 0 {
+			continue
+		}
+		conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			return fwagent.Status{Detail: fmt.Sprintf("the node does not accept connections on port %d yet", port)}
+		}
+		conn.Close()
 	}
-	conn.Close()
 	return fwagent.Status{Ready: true}
 }
 
