@@ -124,8 +124,8 @@ func (s *supervision) forgetDeparted(ctx context.Context, live *appsv1.StatefulS
 		}
 		for i := range s.pods {
 			p := &s.pods[i]
-			if !workload.PodReady(p) {
-				continue
+			if !workload.PodReady(p) || workload.Ordinal(p.Name) >= int(*live.Spec.Replicas) {
+				continue // a node that stays does it
 			}
 			if err := fwagent.Act(ctx, p.Status.PodIP, s.password, rmqagent.ActionForget, url.Values{"node": {name}}); err != nil {
 				s.Wait("ScalingDown", fmt.Sprintf("removing %s from the cluster: %v", name, err), 5*time.Second)
