@@ -90,14 +90,23 @@ func (Engine) DrainMember(ctx context.Context, in engine.SuperviseInput, pod str
 	if err != nil {
 		return err
 	}
-	for i := range pods.Items {
-		p := &pods.Items[i]
-		if workload.Ordinal(p.Name) < int(inst.DesiredReplicas()) && workload.PodReady(p) {
-			node := url.Values{"node": {NodeName(inst, workload.Ordinal(pod))}}
-			return fwagent.Act(ctx, p.Status.PodIP, token, rmqagent.ActionShrink, node)
+	p := stayingNode(pods.Items, int(inst.DesiredReplicas()))
+	if p == nil {
+		return fmt.Errorf("no node that stays is ready to drain %s", pod)
+	}
+	node := url.Values{"node": {NodeName(inst, workload.Ordinal(pod))}}
+	return fwagent.Act(ctx, p.Status.PodIP, token, rmqagent.ActionShrink, node)
+}
+
+// stayingNode is a ready pod among the first stay ordinals, whose agent acts on nodes that
+// leave; nil if none is ready.
+func stayingNode(pods []corev1.Pod, stay int) *corev1.Pod {
+	for i := range pods {
+		if workload.Ordinal(pods[i].Name) < stay && workload.PodReady(&pods[i]) {
+			return &pods[i]
 		}
 	}
-	return fmt.Errorf("no node that stays is ready to drain %s", pod)
+	return nil
 }
 
 func adminPassword(ctx context.Context, c client.Client, inst *v1alpha1.ServiceInstance) (string, error) {
@@ -122,19 +131,16 @@ func (s *supervision) forgetDeparted(ctx context.Context, live *appsv1.StatefulS
 		if n.Running || ord < int(*live.Spec.Replicas) {
 			continue
 		}
-		for i := range s.pods {
-			p := &s.pods[i]
-			if !workload.PodReady(p) || workload.Ordinal(p.Name) >= int(*live.Spec.Replicas) {
-				continue // a node that stays does it
-			}
-			if err := fwagent.Act(ctx, p.Status.PodIP, s.password, rmqagent.ActionForget, url.Values{"node": {name}}); err != nil {
-				s.Wait("ScalingDown", fmt.Sprintf("removing %s from the cluster: %v", name, err), 5*time.Second)
-				return nil
-			}
-			log.FromContext(ctx).Info("removed a departed node from the cluster", "node", name)
-			delete(s.cluster, name)
-			break
+		p := stayingNode(s.pods, int(*live.Spec.Replicas))
+		if p == nil {
+			continue
 		}
+		if err := fwagent.Act(ctx, p.Status.PodIP, s.password, rmqagent.ActionForget, url.Values{"node": {name}}); err != nil {
+			s.Wait("ScalingDown", fmt.Sprintf("removing %s from the cluster: %v", name, err), 5*time.Second)
+			return nil
+		}
+		log.FromContext(ctx).Info("removed a departed node from the cluster", "node", name)
+		delete(s.cluster, name)
 	}
 	return nil
 }
