@@ -183,13 +183,7 @@ func (e *Engine) command(ctx context.Context, name string, args ...string) *exec
 
 // Command implements fwagent.Engine.
 func (e *Engine) Command() *exec.Cmd {
-	cmd := e.command(context.Background(), "rabbitmq-server")
-	// The server's own children (epmd, the port programs) go with it.
-	if cmd.SysProcAttr == nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{}
-	}
-	cmd.SysProcAttr.Setpgid = true
-	return cmd
+	return e.command(context.Background(), "rabbitmq-server")
 }
 
 // StopSignal implements fwagent.Engine: RabbitMQ stops cleanly on SIGTERM.
