@@ -17,32 +17,43 @@ const (
 
 // CredentialRotation asks for new credentials.
 type CredentialRotation struct {
-	// generation: raising it creates new credentials and publishes them in the Secret.
+	// generation: raising it creates a new user with a new password and publishes both in the
+	// Secret; the previous user keeps working for overlap, then it is dropped.
 	// +optional
 	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=999999
 	Generation int64 `json:"generation,omitempty"`
-	// overlap is how long the previous credentials stay valid after a rotation.
+	// overlap is how long the previous credentials stay valid after a rotation: long enough for
+	// every application to read the new Secret and reconnect. Default 1h.
 	// +optional
 	Overlap *metav1.Duration `json:"overlap,omitempty"`
 }
 
 // ServiceBindingSpec asks for a dedicated user on an instance and a Secret that an application mounts.
 // +kubebuilder:validation:XValidation:rule="!(has(self.database) && has(self.vhost))",message="set at most one of database (PostgreSQL, MongoDB) and vhost (RabbitMQ)"
+// +kubebuilder:validation:XValidation:rule="has(self.database) == has(oldSelf.database) && has(self.vhost) == has(oldSelf.vhost)",message="database and vhost cannot be added or removed: create a new binding"
 type ServiceBindingSpec struct {
 	// instanceRef names the ServiceInstance to bind to. Immutable.
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="instanceRef is immutable: create a new binding for another instance"
 	InstanceRef InstanceReference `json:"instanceRef"`
-	// role of the binding's user.
+	// role of the binding's user. Immutable.
 	// +optional
 	// +kubebuilder:default=readWrite
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="role is immutable: create a new binding with the other role"
 	Role BindingRole `json:"role,omitempty"`
-	// database the user is granted access to (PostgreSQL, MongoDB).
+	// database the user is granted access to (PostgreSQL, MongoDB); created if it does not exist.
+	// Default "app". Immutable.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="database is immutable: create a new binding for another database"
 	Database string `json:"database,omitempty"`
-	// vhost the user is granted access to (RabbitMQ).
+	// vhost the user is granted permissions on (RabbitMQ); created if it does not exist.
+	// Default "/". Immutable.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=255
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="vhost is immutable: create a new binding for another vhost"
 	Vhost string `json:"vhost,omitempty"`
 	// secretName of the Secret to write; defaults to the binding's name. Immutable.
 	// +optional
@@ -71,6 +82,13 @@ type ServiceBindingStatus struct {
 	// binding names the Secret, as servicebinding.io runtimes expect.
 	// +optional
 	Binding *BindingSecretReference `json:"binding,omitempty"`
+	// credentialGeneration is the rotation generation whose credentials the Secret holds.
+	// +optional
+	CredentialGeneration int64 `json:"credentialGeneration,omitempty"`
+	// previousCredentialsExpire is when the credentials replaced by the last rotation stop
+	// working; unset once they are revoked.
+	// +optional
+	PreviousCredentialsExpire *metav1.Time `json:"previousCredentialsExpire,omitempty"`
 }
 
 // ServiceBinding gives an application its own user on a ServiceInstance and a Secret in the

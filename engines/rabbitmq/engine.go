@@ -24,7 +24,11 @@ import (
 const Name = "rabbitmq"
 
 // Engine is the RabbitMQ engine.
-type Engine struct{}
+type Engine struct {
+	// management reaches a pod's node's management API; nil means at the pod's IP. Tests point
+	// it at local nodes.
+	management func(p *corev1.Pod, password string) management
+}
 
 var _ engine.Engine = Engine{}
 

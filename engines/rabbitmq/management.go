@@ -1,6 +1,7 @@
 package rabbitmq
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -46,6 +47,35 @@ func (m management) get(ctx context.Context, path string, out any) (int, error) 
 		return resp.StatusCode, fmt.Errorf("GET %s: %s: %s", path, resp.Status, strings.TrimSpace(string(body)))
 	}
 	return resp.StatusCode, json.Unmarshal(body, out)
+}
+
+// send makes a request with a JSON body (nil: none) and returns the status. Statuses other than
+// 2xx are errors with their body, except notFound when allowed.
+func (m management) send(ctx context.Context, method, path string, body any, allowNotFound bool) (int, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return 0, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, m.base+path, rd)
+	if err != nil {
+		return 0, err
+	}
+	req.SetBasicAuth(m.user, m.password)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := managementClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode/100 == 2 || allowNotFound && resp.StatusCode == http.StatusNotFound {
+		return resp.StatusCode, nil
+	}
+	return resp.StatusCode, fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(msg)))
 }
 
 // clusterNode is a node of the cluster as the management API lists it.

@@ -109,7 +109,7 @@ func stayingNode(pods []corev1.Pod, stay int) *corev1.Pod {
 	return nil
 }
 
-func adminPassword(ctx context.Context, c client.Client, inst *v1alpha1.ServiceInstance) (string, error) {
+func adminPassword(ctx context.Context, c client.Reader, inst *v1alpha1.ServiceInstance) (string, error) {
 	secret := &corev1.Secret{}
 	err := c.Get(ctx, types.NamespacedName{Namespace: inst.Namespace, Name: SecretName(inst)}, secret)
 	return string(secret.Data[PasswordKey]), err

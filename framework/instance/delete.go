@@ -14,6 +14,7 @@ import (
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/apply"
+	"github.com/datafleet-dev/datafleet/framework/binding"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 )
 
@@ -48,6 +49,13 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, s *scope) (ctrl.Result
 	meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse,
 		Reason: ReasonDeleting, Message: "the instance is being deleted", ObservedGeneration: s.inst.Generation})
 
+	if n, err := r.deleteBindings(ctx, s); err != nil || n > 0 {
+		meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse,
+			Reason: ReasonDeleting, ObservedGeneration: s.inst.Generation,
+			Message: fmt.Sprintf("the instance is being deleted; waiting for its %d binding(s) to drop their users", n)})
+		return ctrl.Result{RequeueAfter: r.deletionRequeue()}, err
+	}
+
 	if f, ok := r.Engine.(engine.Finalizer); ok {
 		if err := f.Finalize(ctx, s.inst, r.Client); err != nil {
 			return ctrl.Result{}, describeErr("engine clean-up", err)
@@ -69,6 +77,21 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, s *scope) (ctrl.Result
 	}
 	s.deleted = true
 	return ctrl.Result{}, nil
+}
+
+// deleteBindings deletes the bindings of the instance, in any namespace, and returns how many
+// are left. They go first, while the instance still runs: each drops its users and its Secret.
+func (r *Reconciler) deleteBindings(ctx context.Context, s *scope) (int, error) {
+	list := &v1alpha1.ServiceBindingList{}
+	if err := r.Client.List(ctx, list, client.MatchingFields{binding.InstanceIndex: client.ObjectKeyFromObject(s.inst).String()}); err != nil {
+		return 0, describeErr("listing the instance's bindings", err)
+	}
+	for i := range list.Items {
+		if err := r.deleteAll(ctx, []client.Object{&list.Items[i]}); err != nil {
+			return 0, err
+		}
+	}
+	return len(list.Items), nil
 }
 
 // deleteChildren deletes what is left and returns how many children still exist.

@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/framework/binding"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/instance"
 	"github.com/datafleet-dev/datafleet/framework/names"
@@ -83,9 +84,13 @@ type Options struct {
 	AgentImage string
 }
 
-// Setup registers the field index, one controller per engine, and the unclaimed-engine controller.
+// Setup registers the field indexes, one controller per engine, the binding controller and the
+// unclaimed-engine controller.
 func Setup(ctx context.Context, mgr ctrl.Manager, engines []engine.Engine, opts Options) error {
 	if err := instance.IndexEngine(ctx, mgr); err != nil {
+		return err
+	}
+	if err := binding.IndexInstance(ctx, mgr); err != nil {
 		return err
 	}
 	enabled := make([]string, 0, len(engines))
@@ -101,6 +106,14 @@ func Setup(ctx context.Context, mgr ctrl.Manager, engines []engine.Engine, opts 
 			return fmt.Errorf("setting up the %s controller: %w", e.Name(), err)
 		}
 		enabled = append(enabled, e.Name())
+	}
+	br := &binding.Reconciler{Client: mgr.GetClient(), Scheme: mgr.GetScheme(), Engines: map[string]engine.Engine{},
+		Recorder: mgr.GetEventRecorder(binding.ControllerName)}
+	for _, e := range engines {
+		br.Engines[e.Name()] = e
+	}
+	if err := br.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles}); err != nil {
+		return fmt.Errorf("setting up the binding controller: %w", err)
 	}
 	known := opts.Known
 	if len(known) == 0 {

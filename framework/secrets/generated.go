@@ -35,6 +35,9 @@ func token(n int) string {
 	return string(b)
 }
 
+// Password returns a new 32-character password from crypto/rand (about 187 bits).
+func Password() string { return token(32) }
+
 // EnsureGenerated creates the Secret with a fresh token for each key if it does not exist. An
 // existing Secret is left alone, even if keys are missing: its values may be in use.
 func EnsureGenerated(ctx context.Context, c client.Client, key types.NamespacedName, labels map[string]string,

@@ -1,0 +1,366 @@
+// Package binding reconciles ServiceBindings for every engine that implements
+// engine.UserManager: a finalizer first, then the instance and the namespace policy, the Secret
+// (the password is written there before any user is created with it), the engine's user, and the
+// revocation of users a rotation replaced once their overlap has passed.
+package binding
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/framework/catalog"
+	"github.com/datafleet-dev/datafleet/framework/certs"
+	"github.com/datafleet-dev/datafleet/framework/engine"
+	"github.com/datafleet-dev/datafleet/framework/names"
+	"github.com/datafleet-dev/datafleet/framework/secrets"
+)
+
+// +kubebuilder:rbac:groups=datafleet.dev,resources=servicebindings,verbs=get;list;watch;update;patch;delete
+// +kubebuilder:rbac:groups=datafleet.dev,resources=servicebindings/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=datafleet.dev,resources=servicebindings/finalizers,verbs=update
+
+// DefaultOverlap is how long replaced credentials keep working when the binding does not say.
+const DefaultOverlap = time.Hour
+
+// Resync is how often a bound binding is looked at again, so a user dropped by hand comes back.
+const Resync = 10 * time.Minute
+
+// Reconciler reconciles the ServiceBindings of every enabled engine.
+type Reconciler struct {
+	Client client.Client
+	Scheme *runtime.Scheme
+	// Engines are the enabled engines by name.
+	Engines  map[string]engine.Engine
+	Recorder events.EventRecorder
+	Clock    clock.PassiveClock
+}
+
+// scope is what one reconcile learned; status is derived from it once, at the end.
+type scope struct {
+	b        *v1alpha1.ServiceBinding
+	reason   string
+	message  string
+	ready    bool
+	secret   string
+	requeue  time.Duration
+	creds    *credentials
+	finished bool // the binding is gone: no status to write
+}
+
+func (s *scope) notReady(reason, format string, args ...any) {
+	s.ready, s.reason, s.message = false, reason, fmt.Sprintf(format, args...)
+}
+
+// Reconcile drives one binding toward its spec.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
+	b := &v1alpha1.ServiceBinding{}
+	if err := r.Client.Get(ctx, req.NamespacedName, b); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	s := &scope{b: b}
+	defer func() {
+		if s.finished {
+			return
+		}
+		if err := r.writeStatus(ctx, s, retErr); err != nil && retErr == nil {
+			retErr = err
+		}
+		if retErr == nil && s.requeue > 0 {
+			res.RequeueAfter = s.requeue
+		}
+	}()
+	if !b.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, r.finalize(ctx, s)
+	}
+	if !controllerutil.ContainsFinalizer(b, Finalizer) {
+		before := b.DeepCopy()
+		controllerutil.AddFinalizer(b, Finalizer)
+		if err := r.Client.Patch(ctx, b, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	return ctrl.Result{}, r.bind(ctx, s)
+}
+
+// target is the instance a binding refers to, with what the binding may do with it.
+type target struct {
+	inst  *v1alpha1.ServiceInstance
+	users engine.UserManager
+}
+
+// resolve finds the instance and its engine's UserManager and checks the binding against them.
+// A nil target with a nil error means the scope says why not.
+func (r *Reconciler) resolve(ctx context.Context, s *scope) (*target, error) {
+	b := s.b
+	key := instanceKey(b)
+	inst := &v1alpha1.ServiceInstance{}
+	if err := r.Client.Get(ctx, key, inst); err != nil {
+		if !apierrors.IsNotFound(err) {
+			return nil, err
+		}
+		s.notReady(ReasonInstanceNotFound, "ServiceInstance %s does not exist", key)
+		return nil, nil
+	}
+	e, ok := r.Engines[inst.Spec.Engine]
+	if !ok {
+		s.notReady(ReasonEngineNotEnabled, "the operator does not run the %q engine of ServiceInstance %s", inst.Spec.Engine, key)
+		return nil, nil
+	}
+	users, ok := e.(engine.UserManager)
+	if !ok {
+		s.notReady(ReasonBindingsNotSupported, "the %s engine does not support bindings", inst.Spec.Engine)
+		return nil, nil
+	}
+	t := &target{inst: inst, users: users}
+	if !allowed(inst, b.Namespace) {
+		s.notReady(ReasonNamespaceNotAllowed, "ServiceInstance %s does not allow bindings from namespace %q: "+
+			"its owner can add the namespace to spec.bindingPolicy.allowedNamespaces", key, b.Namespace)
+		return t, nil
+	}
+	if !slices.Contains(users.Roles(), b.Spec.Role) {
+		s.notReady(ReasonRoleNotSupported, "the %s engine does not support role %q; it supports %v", inst.Spec.Engine, b.Spec.Role, users.Roles())
+		return t, nil
+	}
+	if msg := checkTarget(b, users); msg != "" {
+		s.notReady(ReasonInvalidSpec, "%s", msg)
+		return t, nil
+	}
+	return t, nil
+}
+
+// bind: the instance and policy, the Secret, the user, then the revocation of replaced users.
+func (r *Reconciler) bind(ctx context.Context, s *scope) error {
+	b := s.b
+	t, err := r.resolve(ctx, s)
+	if err != nil || t == nil {
+		return err
+	}
+	secret, err := r.ownSecret(ctx, s)
+	if err != nil || s.reason == ReasonSecretConflict {
+		return err
+	}
+	if s.reason != "" {
+		// A binding that may no longer bind loses what it had.
+		if s.reason == ReasonNamespaceNotAllowed && secret != nil {
+			return r.revoke(ctx, s, t, secret)
+		}
+		return nil
+	}
+	if !instanceServes(t.inst) {
+		s.notReady(ReasonInstanceNotReady, "ServiceInstance %s is %s; the binding is made once it is Ready", instanceKey(b), phaseOf(t.inst))
+		return nil
+	}
+	var caPEM []byte
+	if t.inst.Spec.TLS != nil && t.inst.Spec.TLS.Enabled {
+		cm := &corev1.ConfigMap{}
+		if err := r.Client.Get(ctx, client.ObjectKey{Namespace: t.inst.Namespace, Name: certs.CAName(t.inst.Name)}, cm); err != nil {
+			if !apierrors.IsNotFound(err) {
+				return err
+			}
+			s.notReady(ReasonInstanceNotReady, "ServiceInstance %s has not published its CA yet", instanceKey(b))
+			return nil
+		}
+		caPEM = []byte(cm.Data[certs.CAKey])
+	}
+
+	in := r.usersInput(t, b)
+	now := r.now()
+	c, ok := readCredentials(secret)
+	gen := rotationGeneration(b)
+	switch {
+	case !ok:
+		c = credentials{generation: gen, user: names.UserName(in.Stem, gen), password: secrets.Password()}
+	case c.generation != gen:
+		// Rotation: a new user with a new password; the current one stays for the overlap.
+		c = credentials{generation: gen, user: names.UserName(in.Stem, gen), password: secrets.Password(),
+			previousUser: c.user, previousExpires: now.Add(overlap(b))}
+		r.event(b, corev1.EventTypeNormal, EventRotated, "Rotate",
+			"published the credentials of generation %d; the previous ones work until %s", gen, c.previousExpires.UTC().Format(time.RFC3339))
+	}
+	// The previous user's overlap is over: it is dropped below, and the Secret stops naming it.
+	expired := c.previousUser != "" && !now.Before(c.previousExpires)
+	keep := []string{c.user}
+	if c.previousUser != "" && !expired {
+		keep = append(keep, c.previousUser)
+	}
+
+	// The Secret first: a password only ever reaches the engine once it is stored.
+	conn := t.users.Connection(in, c.user, c.password)
+	if secret, err = r.writeSecret(ctx, b, secret, renderSecret(b, t.users.BindingType(), conn, c, caPEM)); err != nil {
+		return err
+	}
+	if err := t.users.EnsureUser(ctx, in, c.user, c.password); err != nil {
+		s.notReady(ReasonUserFailed, "creating the user %s: %v", c.user, err)
+		return err
+	}
+	if err := t.users.DropUsers(ctx, in, keep); err != nil {
+		s.notReady(ReasonUserFailed, "dropping the binding's other users: %v", err)
+		return err
+	}
+	if expired {
+		dropped := c.previousUser
+		c.previousUser, c.previousExpires = "", time.Time{}
+		if _, err := r.writeSecret(ctx, b, secret, renderSecret(b, t.users.BindingType(), conn, c, caPEM)); err != nil {
+			return err
+		}
+		r.event(b, corev1.EventTypeNormal, EventRevoked, "Revoke", "dropped the user %s replaced by a rotation", dropped)
+	}
+	s.ready, s.reason, s.message = true, ReasonBound, fmt.Sprintf("user %s can connect with the Secret %s", c.user, secretName(b))
+	s.secret, s.creds = secretName(b), &c
+	s.requeue = Resync
+	if c.previousUser != "" {
+		s.requeue = min(s.requeue, c.previousExpires.Sub(now)+time.Second)
+	}
+	return nil
+}
+
+// ownSecret reads the binding's Secret. A Secret of that name that the binding did not create is
+// never touched: the binding says so and waits.
+func (r *Reconciler) ownSecret(ctx context.Context, s *scope) (*corev1.Secret, error) {
+	secret := &corev1.Secret{}
+	err := r.Client.Get(ctx, client.ObjectKey{Namespace: s.b.Namespace, Name: secretName(s.b)}, secret)
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !metav1.IsControlledBy(secret, s.b) {
+		s.notReady(ReasonSecretConflict, "a Secret named %s exists and does not belong to this binding: "+
+			"delete it or set spec.secretName to another name", secretName(s.b))
+		return nil, nil
+	}
+	return secret, nil
+}
+
+// writeSecret creates the Secret or updates it when it differs from want, and returns it as
+// written; it writes nothing when they are the same.
+func (r *Reconciler) writeSecret(ctx context.Context, b *v1alpha1.ServiceBinding, live, want *corev1.Secret) (*corev1.Secret, error) {
+	if live == nil {
+		if err := controllerutil.SetControllerReference(b, want, r.Scheme); err != nil {
+			return nil, err
+		}
+		return want, r.Client.Create(ctx, want)
+	}
+	if equality.Semantic.DeepEqual(live.Data, want.Data) && live.Type == want.Type &&
+		equality.Semantic.DeepEqual(live.Annotations, want.Annotations) {
+		return live, nil
+	}
+	if live.Type != want.Type {
+		// The type is immutable; it changes only if the engine's binding type did.
+		return nil, fmt.Errorf("the Secret %s has type %s, not %s: delete it to let the operator write it again", live.Name, live.Type, want.Type)
+	}
+	live = live.DeepCopy()
+	live.Data, live.Annotations = want.Data, want.Annotations
+	return live, r.Client.Update(ctx, live)
+}
+
+// revoke drops every user of the binding and deletes its Secret.
+func (r *Reconciler) revoke(ctx context.Context, s *scope, t *target, secret *corev1.Secret) error {
+	if err := t.users.DropUsers(ctx, r.usersInput(t, s.b), nil); err != nil {
+		return fmt.Errorf("dropping the binding's users: %w", err)
+	}
+	if secret != nil {
+		return client.IgnoreNotFound(r.Client.Delete(ctx, secret, client.Preconditions{UID: &secret.UID}))
+	}
+	return nil
+}
+
+func (r *Reconciler) usersInput(t *target, b *v1alpha1.ServiceBinding) engine.UsersInput {
+	return engine.UsersInput{Instance: t.inst, Client: r.Client, Binding: b,
+		Release: catalog.Release{Version: t.inst.Status.Version, Image: t.inst.Status.Image},
+		Stem:    names.UserStem(b.Namespace, b.Name)}
+}
+
+// writeStatus writes the status this reconcile computed, if it differs.
+func (r *Reconciler) writeStatus(ctx context.Context, s *scope, reconcileErr error) error {
+	b := s.b
+	st := b.Status.DeepCopy()
+	if s.reason == "" && reconcileErr != nil {
+		s.notReady(ReasonUserFailed, "%v", reconcileErr)
+	}
+	if s.reason != "" {
+		status := metav1.ConditionFalse
+		if s.ready {
+			status = metav1.ConditionTrue
+		}
+		meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: v1alpha1.ConditionReady, Status: status,
+			Reason: s.reason, Message: s.message, ObservedGeneration: b.Generation})
+	}
+	if s.ready {
+		st.ObservedGeneration = b.Generation
+		st.Binding = &v1alpha1.BindingSecretReference{Name: s.secret}
+		st.CredentialGeneration = s.creds.generation
+		st.PreviousCredentialsExpire = nil
+		if s.creds.previousUser != "" {
+			st.PreviousCredentialsExpire = &metav1.Time{Time: s.creds.previousExpires}
+		}
+	}
+	if equality.Semantic.DeepEqual(*st, b.Status) {
+		return nil
+	}
+	before := b.DeepCopy()
+	b.Status = *st
+	return client.IgnoreNotFound(r.Client.Status().Patch(ctx, b, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})))
+}
+
+func (r *Reconciler) event(b *v1alpha1.ServiceBinding, kind, reason, action, format string, args ...any) {
+	if r.Recorder != nil {
+		r.Recorder.Eventf(b, nil, kind, reason, action, format, args...)
+	}
+}
+
+func (r *Reconciler) now() time.Time {
+	if r.Clock != nil {
+		return r.Clock.Now()
+	}
+	return time.Now()
+}
+
+// instanceServes: bindings are made while the instance serves clients, also during a roll.
+func instanceServes(inst *v1alpha1.ServiceInstance) bool {
+	switch inst.Status.Phase {
+	case v1alpha1.PhaseReady, v1alpha1.PhaseUpdating:
+		return inst.DeletionTimestamp.IsZero()
+	}
+	return false
+}
+
+func phaseOf(inst *v1alpha1.ServiceInstance) string {
+	if !inst.DeletionTimestamp.IsZero() {
+		return "being deleted"
+	}
+	if inst.Status.Phase == "" {
+		return "not reconciled yet"
+	}
+	return string(inst.Status.Phase)
+}
+
+func rotationGeneration(b *v1alpha1.ServiceBinding) int64 {
+	if b.Spec.Rotation == nil {
+		return 0
+	}
+	return b.Spec.Rotation.Generation
+}
+
+func overlap(b *v1alpha1.ServiceBinding) time.Duration {
+	if b.Spec.Rotation == nil || b.Spec.Rotation.Overlap == nil {
+		return DefaultOverlap
+	}
+	return b.Spec.Rotation.Overlap.Duration
+}

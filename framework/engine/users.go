@@ -1,0 +1,59 @@
+package engine
+
+import (
+	"context"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/framework/catalog"
+)
+
+// UserManager is implemented by engines that give ServiceBindings users of their own. The
+// framework (framework/binding) owns everything else: the finalizer, the Secret, the password
+// (generated and stored in the Secret before EnsureUser sees it), rotation and its overlap, the
+// namespace policy and the conditions. The engine only turns users into its own statements.
+//
+// A binding's users are named Users.Stem + "_" + rotation generation. Every call must be safe to
+// repeat and to interrupt: the framework calls again until it succeeds, also after a restart.
+type UserManager interface {
+	// BindingType is the servicebinding.io type of the Secret: "postgresql", "rabbitmq", ...
+	BindingType() string
+	// Roles the engine can grant.
+	Roles() []v1alpha1.BindingRole
+	// Target is the binding's field that names what the user is granted: "database" or "vhost".
+	// The framework refuses a binding that sets the other one.
+	Target() string
+	// Connection says where the binding's user connects (the Secret's host, port, uri, ...).
+	// Pure: no API calls.
+	Connection(in UsersInput, user, password string) Connection
+	// EnsureUser creates the user with the password and the binding's role, or brings an
+	// existing one to that password and role. It should write nothing when the user is already so.
+	EnsureUser(ctx context.Context, in UsersInput, user, password string) error
+	// DropUsers drops every user of the binding (every user whose name starts with
+	// in.Stem + "_") except those in keep, with their grants. Objects they own stay, handed to
+	// what the engine considers their owner: dropping a user never drops data.
+	DropUsers(ctx context.Context, in UsersInput, keep []string) error
+}
+
+// UsersInput is what a UserManager may use.
+type UsersInput struct {
+	Instance *v1alpha1.ServiceInstance
+	Release  catalog.Release
+	// Client reads from the manager's cache (the engine finds its pods and its generated Secrets).
+	Client  client.Reader
+	Binding *v1alpha1.ServiceBinding
+	// Stem starts the name of every user of this binding; derived from the binding's namespace and
+	// name, so it is the same after a restart and distinct between bindings.
+	Stem string
+}
+
+// Connection is where a binding's application connects.
+type Connection struct {
+	Host string
+	Port int32
+	// URI includes the user and password.
+	URI string
+	// Extra keys of the Secret (for example "database" or "vhost").
+	Extra map[string]string
+}
