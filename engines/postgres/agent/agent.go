@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 
 	"github.com/jackc/pgx/v5"
@@ -77,6 +78,9 @@ const (
 // Engine runs PostgreSQL under the framework's agent.
 type Engine struct {
 	Config Config
+	// usersMu runs one binding action at a time: two bindings of a new database would otherwise
+	// race to create its groups.
+	usersMu sync.Mutex
 }
 
 var (

@@ -1,0 +1,187 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/framework/names"
+)
+
+// login connects over TCP with a password, as an application does.
+func login(e *Engine, user, password, database string) (*pgx.Conn, error) {
+	u := url.URL{Scheme: "postgres", User: url.UserPassword(user, password), Host: fmt.Sprintf("127.0.0.1:%d", e.Config.Port),
+		Path: "/" + database, RawQuery: "sslmode=disable&connect_timeout=5"}
+	return pgx.Connect(context.Background(), u.String())
+}
+
+func mustLogin(t *testing.T, e *Engine, user, password, database string) *pgx.Conn {
+	t.Helper()
+	conn, err := login(e, user, password, database)
+	if err != nil {
+		t.Fatalf("%s cannot log in to %q: %v", user, database, err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+func ensure(t *testing.T, e *Engine, user, password string, role v1alpha1.BindingRole, database string) {
+	t.Helper()
+	err := e.Act(context.Background(), ActionEnsureUser, url.Values{ParamUser: {user}, ParamVerifier: {Verifier(user, password)},
+		ParamRole: {string(role)}, ParamDatabase: {database}})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func drop(t *testing.T, e *Engine, stem string, keep ...string) {
+	t.Helper()
+	if err := e.Act(context.Background(), ActionDropUsers, url.Values{ParamStem: {stem}, ParamKeep: keep}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// refusedPrivilege says whether err is PostgreSQL's insufficient_privilege.
+func refusedPrivilege(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "42501"
+}
+
+// Users of each role against a real PostgreSQL: what they may do, with a database name made to
+// look like SQL, rotation through a second user, and dropping that keeps the data.
+func TestBindingUsers(t *testing.T) {
+	e := &Engine{Config: newConfig(t)}
+	start(t, e)
+	ctx := context.Background()
+	stem := names.UserStem("apps", "orders")
+	writer, reader, admin := stem+"_0", names.UserStem("apps", "report")+"_0", names.UserStem("apps", "dba")+"_0"
+	ensure(t, e, writer, "w-secret", v1alpha1.RoleReadWrite, "app")
+	ensure(t, e, reader, "r-secret", v1alpha1.RoleReadOnly, "app")
+	ensure(t, e, admin, "a-secret", v1alpha1.RoleAdmin, "app")
+
+	t.Run("readWrite creates and writes; its tables belong to the database's writers", func(t *testing.T) {
+		w := mustLogin(t, e, writer, "w-secret", "app")
+		for _, sql := range []string{"CREATE TABLE orders (id int PRIMARY KEY, what text)", "INSERT INTO orders VALUES (1, 'one'), (2, 'two')"} {
+			if _, err := w.Exec(ctx, sql); err != nil {
+				t.Fatalf("%s: %v", sql, err)
+			}
+		}
+		var owner string
+		if err := w.QueryRow(ctx, "SELECT tableowner FROM pg_tables WHERE tablename = 'orders'").Scan(&owner); err != nil || owner != DatabaseRole("app", v1alpha1.RoleReadWrite) {
+			t.Fatalf("orders is owned by %q (%v), want the writers' group", owner, err)
+		}
+	})
+
+	t.Run("readOnly reads and is refused writes", func(t *testing.T) {
+		r := mustLogin(t, e, reader, "r-secret", "app")
+		var n int
+		if err := r.QueryRow(ctx, "SELECT count(*) FROM orders").Scan(&n); err != nil || n != 2 {
+			t.Fatalf("readOnly read %d rows: %v", n, err)
+		}
+		for _, sql := range []string{"INSERT INTO orders VALUES (3, 'three')", "DELETE FROM orders", "CREATE TABLE mine (id int)"} {
+			if _, err := r.Exec(ctx, sql); !refusedPrivilege(err) {
+				t.Errorf("readOnly %q: %v, want insufficient_privilege", sql, err)
+			}
+		}
+	})
+
+	t.Run("admin owns the database: it creates schemas and can drop the writers' tables", func(t *testing.T) {
+		a := mustLogin(t, e, admin, "a-secret", "app")
+		for _, sql := range []string{"CREATE SCHEMA reporting", "CREATE TABLE reporting.daily (day date)", "INSERT INTO orders VALUES (3, 'three')",
+			"ALTER TABLE orders ADD COLUMN note text"} {
+			if _, err := a.Exec(ctx, sql); err != nil {
+				t.Fatalf("admin %s: %v", sql, err)
+			}
+		}
+	})
+
+	t.Run("a binding of another database cannot reach this one", func(t *testing.T) {
+		other := names.UserStem("apps", "other") + "_0"
+		ensure(t, e, other, "o-secret", v1alpha1.RoleReadOnly, "other")
+		mustLogin(t, e, other, "o-secret", "other")
+		if conn, err := login(e, other, "o-secret", "app"); err == nil {
+			conn.Close(ctx)
+			t.Fatal("a reader of database other connected to app")
+		}
+	})
+
+	t.Run("a database named like SQL is created with exactly that name", func(t *testing.T) {
+		hostile := `x"; DROP DATABASE app; --`
+		user := names.UserStem("apps", "hostile") + "_0"
+		ensure(t, e, user, "h'secret", v1alpha1.RoleReadWrite, hostile)
+		c := mustLogin(t, e, user, "h'secret", hostile)
+		var name string
+		if err := c.QueryRow(ctx, "SELECT current_database()").Scan(&name); err != nil || name != hostile {
+			t.Fatalf("connected to %q: %v", name, err)
+		}
+		if got := query(t, e, "SELECT count(*)::text FROM pg_database WHERE datname IN ('app', 'postgres')"); got != "2" {
+			t.Fatalf("databases app and postgres: %s of 2 left", got)
+		}
+	})
+
+	t.Run("ensuring a user that is up to date writes nothing", func(t *testing.T) {
+		before := query(t, e, "SELECT xmin::text FROM pg_authid WHERE rolname = '"+writer+"'")
+		ensure(t, e, writer, "w-secret", v1alpha1.RoleReadWrite, "app")
+		if after := query(t, e, "SELECT xmin::text FROM pg_authid WHERE rolname = '"+writer+"'"); after != before {
+			t.Fatalf("the role was rewritten: xmin %s -> %s", before, after)
+		}
+	})
+
+	t.Run("rotation: both users work until the old one is dropped; the data stays", func(t *testing.T) {
+		next := stem + "_1"
+		ensure(t, e, next, "w-secret-2", v1alpha1.RoleReadWrite, "app")
+		old := mustLogin(t, e, writer, "w-secret", "app")
+		mustLogin(t, e, next, "w-secret-2", "app")
+		// Something the old user owns itself, outside its group's session role.
+		for _, sql := range []string{"RESET ROLE", "CREATE TABLE owned_by_login (id int)"} {
+			if _, err := old.Exec(ctx, sql); err != nil {
+				t.Fatal(err)
+			}
+		}
+		drop(t, e, stem, next)
+		if conn, err := login(e, writer, "w-secret", "app"); err == nil {
+			conn.Close(ctx)
+			t.Fatal("the dropped user still logs in")
+		}
+		n := mustLogin(t, e, next, "w-secret-2", "app")
+		var count int
+		if err := n.QueryRow(ctx, "SELECT count(*) FROM orders").Scan(&count); err != nil || count != 3 {
+			t.Fatalf("after the rotation the new user reads %d rows: %v", count, err)
+		}
+		var owner string
+		if err := n.QueryRow(ctx, "SELECT tableowner FROM pg_tables WHERE tablename = 'owned_by_login'").Scan(&owner); err != nil ||
+			owner != DatabaseRole("app", v1alpha1.RoleReadWrite) {
+			t.Fatalf("the dropped user's table went to %q (%v)", owner, err)
+		}
+	})
+
+	t.Run("dropping every user of a binding leaves other bindings and the data", func(t *testing.T) {
+		drop(t, e, stem)
+		if got := query(t, e, "SELECT count(*)::text FROM pg_roles WHERE starts_with(rolname, '"+stem+"')"); got != "0" {
+			t.Fatalf("%s users left", got)
+		}
+		r := mustLogin(t, e, reader, "r-secret", "app")
+		var count int
+		if err := r.QueryRow(ctx, "SELECT count(*) FROM orders").Scan(&count); err != nil || count != 3 {
+			t.Fatalf("the reader reads %d rows: %v", count, err)
+		}
+	})
+
+	t.Run("only binding users are touched", func(t *testing.T) {
+		for _, err := range []error{
+			e.Act(ctx, ActionDropUsers, url.Values{ParamStem: {"postgres"}}),
+			e.Act(ctx, ActionEnsureUser, url.Values{ParamUser: {"postgres"}, ParamVerifier: {Verifier("postgres", "x")}, ParamRole: {"admin"}, ParamDatabase: {"app"}}),
+		} {
+			if err == nil || !strings.Contains(err.Error(), "refusing") {
+				t.Errorf("want a refusal, got %v", err)
+			}
+		}
+	})
+}

@@ -1,0 +1,95 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/url"
+	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	pgagent "github.com/datafleet-dev/datafleet/engines/postgres/agent"
+	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
+	"github.com/datafleet-dev/datafleet/framework/engine"
+	"github.com/datafleet-dev/datafleet/framework/names"
+	"github.com/datafleet-dev/datafleet/framework/workload"
+)
+
+var _ engine.UserManager = Engine{}
+
+// DefaultDatabase is the database of a binding that names none.
+const DefaultDatabase = "app"
+
+// BindingType implements engine.UserManager.
+func (Engine) BindingType() string { return "postgresql" }
+
+// Roles implements engine.UserManager.
+func (Engine) Roles() []v1alpha1.BindingRole {
+	return []v1alpha1.BindingRole{v1alpha1.RoleAdmin, v1alpha1.RoleReadWrite, v1alpha1.RoleReadOnly}
+}
+
+// Target implements engine.UserManager: users are granted a database.
+func (Engine) Target() string { return "database" }
+
+func bindingDatabase(b *v1alpha1.ServiceBinding) string {
+	if b.Spec.Database != "" {
+		return b.Spec.Database
+	}
+	return DefaultDatabase
+}
+
+// Connection implements engine.UserManager: the read-write Service. With TLS the URI asks for
+// an encrypted connection (sslmode=require); applications that verify the server use ca.crt,
+// whose path only they know.
+func (Engine) Connection(in engine.UsersInput, user, password string) engine.Connection {
+	inst := in.Instance
+	host := serviceName(inst, "") + "." + inst.Namespace + ".svc"
+	db := bindingDatabase(in.Binding)
+	u := url.URL{Scheme: "postgresql", User: url.UserPassword(user, password), Host: net.JoinHostPort(host, strconv.Itoa(port)),
+		Path: "/" + db, RawPath: "/" + url.PathEscape(db)}
+	if tlsEnabled(inst) {
+		u.RawQuery = "sslmode=require"
+	}
+	return engine.Connection{Host: host, Port: port, URI: u.String(), Extra: map[string]string{"database": db}}
+}
+
+// EnsureUser implements engine.UserManager through the primary's agent. Only the password's
+// SCRAM verifier leaves the operator.
+func (Engine) EnsureUser(ctx context.Context, in engine.UsersInput, user, password string) error {
+	return actOnPrimary(ctx, in, pgagent.ActionEnsureUser, url.Values{
+		pgagent.ParamUser:     {user},
+		pgagent.ParamVerifier: {pgagent.Verifier(user, password)},
+		pgagent.ParamRole:     {string(in.Binding.Spec.Role)},
+		pgagent.ParamDatabase: {bindingDatabase(in.Binding)},
+	})
+}
+
+// DropUsers implements engine.UserManager through the primary's agent. What the users own goes
+// to their database's group; the database stays.
+func (Engine) DropUsers(ctx context.Context, in engine.UsersInput, keep []string) error {
+	return actOnPrimary(ctx, in, pgagent.ActionDropUsers, url.Values{pgagent.ParamStem: {in.Stem}, pgagent.ParamKeep: keep})
+}
+
+// actOnPrimary asks the agent of the pod labelled primary; the token is the replication password.
+func actOnPrimary(ctx context.Context, in engine.UsersInput, action string, params url.Values) error {
+	inst := in.Instance
+	secret := &corev1.Secret{}
+	if err := in.Client.Get(ctx, client.ObjectKey{Namespace: inst.Namespace, Name: ReplicationSecretName(inst)}, secret); err != nil {
+		return err
+	}
+	sel := names.InstanceLabels(Name, inst.Name)
+	sel[RoleLabel] = RolePrimary
+	pods := &corev1.PodList{}
+	if err := in.Client.List(ctx, pods, client.InNamespace(inst.Namespace), client.MatchingLabels(sel)); err != nil {
+		return err
+	}
+	for i := range pods.Items {
+		if p := &pods.Items[i]; workload.PodReady(p) && p.Status.PodIP != "" {
+			return fwagent.Act(ctx, p.Status.PodIP, string(secret.Data[passwordKey]), action, params)
+		}
+	}
+	return errors.New("no ready primary")
+}
