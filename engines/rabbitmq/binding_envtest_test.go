@@ -530,4 +530,3 @@ func waitGone(t *testing.T, c client.Client, o client.Object) {
 		return testenv.Errorf("%s %s still exists (%v)", o.GetObjectKind().GroupVersionKind().Kind, o.GetName(), err)
 	})
 }
-

@@ -107,9 +107,9 @@ func (e Engine) EnsureUser(ctx context.Context, in engine.UsersInput, user, pass
 	tags, perms := grants(in.Binding.Spec.Role)
 	upath := "/api/users/" + url.PathEscape(user)
 	var live struct {
-		Hash      string   `json:"password_hash"`
-		Algorithm string   `json:"hashing_algorithm"`
-		Tags      tagList  `json:"tags"`
+		Hash      string  `json:"password_hash"`
+		Algorithm string  `json:"hashing_algorithm"`
+		Tags      tagList `json:"tags"`
 	}
 	code, err := m.get(ctx, upath, &live)
 	if err != nil && code != http.StatusNotFound {
