@@ -46,6 +46,7 @@ func TestOperator(t *testing.T) {
 		{"a postgres instance becomes Ready and keeps its data when its pod is replaced", testPostgresSingleInstance},
 		{"a 3-pod postgres instance fails over, rejoins, switches over and rolls without losing a row", testPostgresHighAvailability},
 		{"a 3-node rabbitmq instance forms one cluster, keeps confirmed messages, rolls one node at a time, refuses a scale-down and drains on request", testRabbitMQCluster},
+		{"bindings give applications their own users and Secrets, rotate with overlap, and are never orphaned", testBindings},
 		{"uninstall leaves no operator object behind", testUninstall},
 	} {
 		if !t.Run(step.name, step.fn) {

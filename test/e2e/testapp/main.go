@@ -6,6 +6,9 @@
 //	                            With -for, retry for up to D, as an application does while a new
 //	                            Service's DNS record and proxy rules appear.
 //	testapp write FILE TEXT  write TEXT to FILE, read it back and print it
+//	testapp binding write NAME TEXT  with the binding $SERVICE_BINDING_ROOT/NAME (PostgreSQL or
+//	                            RabbitMQ), store TEXT (a row, a message) and print what is stored
+//	testapp binding read NAME   print what is stored
 package main
 
 import (
@@ -55,6 +58,8 @@ func main() {
 			break
 		}
 		err = write(os.Args[2], os.Args[3])
+	case "binding":
+		err = bindingCommand(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}

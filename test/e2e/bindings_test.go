@@ -1,0 +1,255 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/url"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	amqp "github.com/rabbitmq/amqp091-go"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/framework/names"
+	"github.com/datafleet-dev/datafleet/test/testenv"
+)
+
+// testBindings: applications in pods reach PostgreSQL and RabbitMQ with nothing but their
+// binding's Secret, mounted the servicebinding.io way; readOnly is refused writes; a rotation
+// keeps both passwords working for its overlap and then only the new one; a deleted binding's
+// login fails; and after the operator is killed at random moments while 20 bindings are created
+// and deleted, PostgreSQL's binding users are exactly those of the bindings that exist.
+func testBindings(t *testing.T) {
+	ctx := context.Background()
+	ensureCatalog(t, "postgres", v1alpha1.CatalogVersion{Version: "17", Image: env.images["postgres-17"], Default: true})
+	ensureCatalog(t, "rabbitmq", v1alpha1.CatalogVersion{Version: "4.0", Image: env.images["rabbitmq-4.0"], Default: true})
+	ns := testNamespace(t, "bindings")
+	db := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: ns},
+		Spec: v1alpha1.ServiceInstanceSpec{Engine: "postgres", Storage: &v1alpha1.StorageSpec{Size: resource.MustParse("1Gi")},
+			DeletionPolicy: v1alpha1.DeletionPolicyDelete}}
+	mq := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "mq", Namespace: ns},
+		Spec: v1alpha1.ServiceInstanceSpec{Engine: "rabbitmq", DeletionPolicy: v1alpha1.DeletionPolicyDelete}}
+	createInstance(t, db)
+	createInstance(t, mq)
+	waitInstanceReady(t, db)
+	waitInstanceReady(t, mq)
+
+	bindings := map[string]*v1alpha1.ServiceBinding{}
+	for _, b := range []struct {
+		name, instance string
+		role           v1alpha1.BindingRole
+	}{{"db-app", "db", v1alpha1.RoleReadWrite}, {"db-report", "db", v1alpha1.RoleReadOnly},
+		{"mq-app", "mq", v1alpha1.RoleReadWrite}, {"mq-report", "mq", v1alpha1.RoleReadOnly}} {
+		bindings[b.name] = createBinding(t, ns, b.name, b.instance, b.role, "")
+	}
+	secrets := map[string]*corev1.Secret{}
+	for name, b := range bindings {
+		secrets[name] = waitBound(t, b, nil)
+	}
+	t.Logf("BINDINGS: 4 bindings Ready")
+
+	// The application's side: each pod mounts one binding under $SERVICE_BINDING_ROOT.
+	run := func(pod, name string, want corev1.PodPhase, args ...string) string {
+		spec := testappPod(append([]string{"binding"}, args...)...)
+		spec.Volumes = []corev1.Volume{{Name: "binding", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: name}}}}
+		spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "binding", MountPath: "/bindings/" + name, ReadOnly: true}}
+		spec.Containers[0].Env = []corev1.EnvVar{{Name: "SERVICE_BINDING_ROOT", Value: "/bindings"}}
+		return runPodSpec(t, ns, pod, want, spec)
+	}
+	for _, kind := range []string{"db", "mq"} {
+		out := run(kind+"-write", kind+"-app", corev1.PodSucceeded, "write", kind+"-app", "hello-from-"+kind)
+		if !strings.Contains(out, "read: hello-from-"+kind) {
+			t.Fatalf("%s readWrite: %s", kind, out)
+		}
+		out = run(kind+"-read", kind+"-report", corev1.PodSucceeded, "read", kind+"-report")
+		if !strings.Contains(out, "read: hello-from-"+kind) {
+			t.Fatalf("%s readOnly read: %s", kind, out)
+		}
+		out = run(kind+"-refused", kind+"-report", corev1.PodFailed, "write", kind+"-report", "not-allowed")
+		if !strings.Contains(out, "permission denied") && !strings.Contains(out, "ACCESS_REFUSED") {
+			t.Fatalf("%s readOnly write failed, but not as refused: %s", kind, out)
+		}
+	}
+	t.Logf("BINDINGS: pods wrote and read through readWrite bindings, read through readOnly ones and were refused writes")
+
+	// Rotation of the PostgreSQL binding, from the host through the Service's ClusterIP.
+	addr := serviceAddress(t, ns, "db")
+	old := secrets["db-app"]
+	patchBinding(t, bindings["db-app"], func(s *v1alpha1.ServiceBindingSpec) {
+		s.Rotation = &v1alpha1.CredentialRotation{Generation: 1, Overlap: &metav1.Duration{Duration: 40 * time.Second}}
+	})
+	fresh := waitBound(t, bindings["db-app"], func(b *v1alpha1.ServiceBinding) bool {
+		return b.Status.CredentialGeneration == 1 && b.Status.PreviousCredentialsExpire != nil
+	})
+	for _, s := range []*corev1.Secret{old, fresh} {
+		if err := pgLogin(addr, s); err != nil {
+			t.Fatalf("during the overlap %s cannot log in: %v", s.Data["username"], err)
+		}
+	}
+	waitBound(t, bindings["db-app"], func(b *v1alpha1.ServiceBinding) bool { return b.Status.PreviousCredentialsExpire == nil })
+	if err := pgLogin(addr, old); err == nil {
+		t.Fatal("after the overlap the previous credentials still log in")
+	}
+	if err := pgLogin(addr, fresh); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("BINDINGS: rotation: both passwords worked during the overlap, only the new one after")
+
+	// Deleting a binding drops its user and its Secret.
+	mqAddr := serviceAddress(t, ns, "mq")
+	mqAddr = strings.TrimSuffix(mqAddr, ":5432") + ":5672"
+	for name, login := range map[string]func(*corev1.Secret) error{
+		"db-report": func(s *corev1.Secret) error { return pgLogin(addr, s) },
+		"mq-report": func(s *corev1.Secret) error { return amqpLogin(mqAddr, s) },
+	} {
+		if err := login(secrets[name]); err != nil {
+			t.Fatalf("%s before its deletion: %v", name, err)
+		}
+		if err := env.c.Delete(ctx, bindings[name]); err != nil {
+			t.Fatal(err)
+		}
+		waitGone(t, "binding "+name, bindings[name])
+		waitGone(t, "Secret "+name, secrets[name])
+		if err := login(secrets[name]); err == nil {
+			t.Fatalf("%s's user still logs in after the binding was deleted", name)
+		}
+	}
+	t.Logf("BINDINGS: deleted bindings' users could no longer log in and their Secrets were gone")
+
+	checkOperatorKills(t, ns)
+}
+
+// checkOperatorKills creates 20 bindings and deletes every other one while the operator's pod is
+// killed (no grace period) at random moments, then checks PostgreSQL's binding users against the
+// bindings.
+func checkOperatorKills(t *testing.T, ns string) {
+	ctx := context.Background()
+	seed := uint64(time.Now().UnixNano())
+	rng := rand.New(rand.NewPCG(seed, 2))
+	t.Logf("seed %d", seed)
+	kill := func() {
+		time.Sleep(time.Duration(rng.IntN(1500)) * time.Millisecond)
+		var pods corev1.PodList
+		if err := env.c.List(ctx, &pods, client.InNamespace(releaseNamespace)); err != nil {
+			t.Fatal(err)
+		}
+		for i := range pods.Items {
+			if err := env.c.Delete(ctx, &pods.Items[i], client.GracePeriodSeconds(0)); err != nil && !apierrors.IsNotFound(err) {
+				t.Fatal(err)
+			}
+		}
+	}
+	var made []*v1alpha1.ServiceBinding
+	for i := range 20 {
+		made = append(made, createBinding(t, ns, fmt.Sprintf("churn-%02d", i), "db", v1alpha1.RoleReadWrite, "churn"))
+		if i == 5 || i == 13 {
+			kill()
+		}
+	}
+	kill()
+	for i, b := range made {
+		if i%2 == 0 {
+			if err := env.c.Delete(ctx, b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if i == 8 {
+			kill()
+		}
+	}
+	started := time.Now()
+	for i, b := range made {
+		if i%2 == 0 {
+			waitGone(t, "binding "+b.Name, b)
+		} else {
+			waitBound(t, b, nil)
+		}
+	}
+	t.Logf("BINDINGS: after 4 kills of the operator, bindings settled %s after the last change", time.Since(started).Round(time.Second))
+	want := []string{names.UserName(names.UserStem(ns, "db-app"), 1)}
+	for i := 1; i < len(made); i += 2 {
+		want = append(want, names.UserName(names.UserStem(ns, made[i].Name), 0))
+	}
+	sort.Strings(want)
+	got := strings.Fields(psql(t, ns, "db-0", "SELECT rolname FROM pg_roles WHERE starts_with(rolname, '"+names.UserPrefix+"') ORDER BY rolname"))
+	if !slices.Equal(got, want) {
+		t.Fatalf("PostgreSQL's binding users %q, want one per binding %q", got, want)
+	}
+	t.Logf("BINDINGS: %d users for %d bindings, none orphaned, none missing", len(got), len(want))
+}
+
+func createBinding(t *testing.T, ns, name, instance string, role v1alpha1.BindingRole, database string) *v1alpha1.ServiceBinding {
+	t.Helper()
+	b := &v1alpha1.ServiceBinding{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: v1alpha1.ServiceBindingSpec{InstanceRef: v1alpha1.InstanceReference{Name: instance}, Role: role, Database: database}}
+	if err := env.c.Create(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// waitBound waits for the binding to be Ready at its generation (and ok, if given) and returns its Secret.
+func waitBound(t *testing.T, b *v1alpha1.ServiceBinding, ok func(*v1alpha1.ServiceBinding) bool) *corev1.Secret {
+	t.Helper()
+	secret := &corev1.Secret{}
+	testenv.Eventually(t, waitTimeout, func() error {
+		ctx := context.Background()
+		if err := env.c.Get(ctx, client.ObjectKeyFromObject(b), b); err != nil {
+			return err
+		}
+		ready := meta.FindStatusCondition(b.Status.Conditions, v1alpha1.ConditionReady)
+		if ready == nil || ready.Status != metav1.ConditionTrue || ready.ObservedGeneration != b.Generation || (ok != nil && !ok(b)) {
+			return expect(false, "binding "+b.Name+" is Ready", fmt.Sprintf("status %+v", b.Status))
+		}
+		return env.c.Get(ctx, client.ObjectKey{Namespace: b.Namespace, Name: b.Status.Binding.Name}, secret)
+	})
+	return secret
+}
+
+func patchBinding(t *testing.T, b *v1alpha1.ServiceBinding, change func(*v1alpha1.ServiceBindingSpec)) {
+	t.Helper()
+	testenv.Eventually(t, waitTimeout, func() error {
+		ctx := context.Background()
+		if err := env.c.Get(ctx, client.ObjectKeyFromObject(b), b); err != nil {
+			return err
+		}
+		change(&b.Spec)
+		return env.c.Update(ctx, b)
+	})
+}
+
+// pgLogin logs in with the Secret's credentials at addr (the Service's ClusterIP, which resolves
+// from the host where its DNS name does not).
+func pgLogin(addr string, s *corev1.Secret) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	u := url.URL{Scheme: "postgres", User: url.UserPassword(string(s.Data["username"]), string(s.Data["password"])), Host: addr,
+		Path: "/" + string(s.Data["database"]), RawQuery: "sslmode=disable"}
+	conn, err := pgx.Connect(ctx, u.String())
+	if err != nil {
+		return err
+	}
+	return conn.Close(context.Background())
+}
+
+func amqpLogin(addr string, s *corev1.Secret) error {
+	u := url.URL{Scheme: "amqp", User: url.UserPassword(string(s.Data["username"]), string(s.Data["password"])), Host: addr}
+	conn, err := amqp.DialConfig(u.String(), amqp.Config{Vhost: string(s.Data["vhost"]), Dial: amqp.DefaultDial(10 * time.Second)})
+	if err != nil {
+		return err
+	}
+	return conn.Close()
+}
