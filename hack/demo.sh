@@ -39,6 +39,8 @@ Datafleet is running. Look at it with:
   kubectl get serviceinstances -A
   kubectl describe serviceinstance orders-db
   kubectl describe serviceinstance events
+  kubectl get servicebindings
+  kubectl get secret orders-app -o jsonpath='{.data.uri}' | base64 -d
 
 Remove it with: $HELM uninstall -n $NAMESPACE datafleet   (or: make cluster-down)
 MSG

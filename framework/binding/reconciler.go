@@ -43,6 +43,9 @@ const Resync = 10 * time.Minute
 // Reconciler reconciles the ServiceBindings of every enabled engine.
 type Reconciler struct {
 	Client client.Client
+	// APIReader reads past the cache, which holds only the Secrets Datafleet labelled: it finds
+	// a Secret of the binding's name that someone else created.
+	APIReader client.Reader
 	Scheme *runtime.Scheme
 	// Engines are the enabled engines by name.
 	Engines  map[string]engine.Engine
@@ -233,7 +236,11 @@ func (r *Reconciler) bind(ctx context.Context, s *scope) error {
 // never touched: the binding says so and waits.
 func (r *Reconciler) ownSecret(ctx context.Context, s *scope) (*corev1.Secret, error) {
 	secret := &corev1.Secret{}
-	err := r.Client.Get(ctx, client.ObjectKey{Namespace: s.b.Namespace, Name: secretName(s.b)}, secret)
+	key := client.ObjectKey{Namespace: s.b.Namespace, Name: secretName(s.b)}
+	err := r.Client.Get(ctx, key, secret)
+	if apierrors.IsNotFound(err) && r.APIReader != nil {
+		err = r.APIReader.Get(ctx, key, secret)
+	}
 	if apierrors.IsNotFound(err) {
 		return nil, nil
 	}

@@ -107,7 +107,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, engines []engine.Engine, opts 
 		}
 		enabled = append(enabled, e.Name())
 	}
-	br := &binding.Reconciler{Client: mgr.GetClient(), Scheme: mgr.GetScheme(), Engines: map[string]engine.Engine{},
+	br := &binding.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(), Engines: map[string]engine.Engine{},
 		Recorder: mgr.GetEventRecorder(binding.ControllerName)}
 	for _, e := range engines {
 		br.Engines[e.Name()] = e
