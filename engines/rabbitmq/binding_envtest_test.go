@@ -201,21 +201,31 @@ func (h *bindingHarness) refused(s *corev1.Secret) error {
 
 // users are the node's users that bindings own.
 func (h *bindingHarness) users() []string {
+	var out []string
+	for _, u := range h.list("/api/users?columns=name") {
+		if strings.HasPrefix(u, names.UserPrefix) {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+func (h *bindingHarness) vhosts() []string { return h.list("/api/vhosts?columns=name") }
+
+// list reads the names of a management API listing, sorted.
+func (h *bindingHarness) list(path string) []string {
 	h.t.Helper()
 	var list []struct {
 		Name string `json:"name"`
 	}
-	if _, err := h.node.management().get(context.Background(), "/api/users?columns=name", &list); err != nil {
+	if _, err := h.node.management().get(context.Background(), path, &list); err != nil {
 		h.t.Fatal(err)
 	}
 	var out []string
-	for _, u := range list {
-		if strings.HasPrefix(u.Name, names.UserPrefix) {
-			out = append(out, u.Name)
-		}
+	for _, v := range list {
+		out = append(out, v.Name)
 	}
-	sort.Strings(out)
-	return out
+	return sorted(out)
 }
 
 // Bindings against a real RabbitMQ node, driven by the operator's controllers on a real API
@@ -479,21 +489,6 @@ func (h *bindingHarness) restart(rng *rand.Rand) {
 	time.Sleep(time.Duration(rng.IntN(400)) * time.Millisecond)
 	h.mgr.Stop()
 	h.startOperator()
-}
-
-func (h *bindingHarness) vhosts() []string {
-	h.t.Helper()
-	var list []struct {
-		Name string `json:"name"`
-	}
-	if _, err := h.node.management().get(context.Background(), "/api/vhosts?columns=name", &list); err != nil {
-		h.t.Fatal(err)
-	}
-	var out []string
-	for _, v := range list {
-		out = append(out, v.Name)
-	}
-	return sorted(out)
 }
 
 func sorted(s []string) []string {

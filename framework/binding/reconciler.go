@@ -46,7 +46,7 @@ type Reconciler struct {
 	// APIReader reads past the cache, which holds only the Secrets Datafleet labelled: it finds
 	// a Secret of the binding's name that someone else created.
 	APIReader client.Reader
-	Scheme *runtime.Scheme
+	Scheme    *runtime.Scheme
 	// Engines are the enabled engines by name.
 	Engines  map[string]engine.Engine
 	Recorder events.EventRecorder

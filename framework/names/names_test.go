@@ -21,3 +21,19 @@ func TestChildFitsAndStaysDistinct(t *testing.T) {
 		t.Errorf("Fit left a bad name: %q", got)
 	}
 }
+
+func TestUserStemIsDeterministicDistinctAndShort(t *testing.T) {
+	long := strings.Repeat("a-very-long-binding-name.", 10)
+	a, b := UserStem("apps", "orders"), UserStem("other", "orders")
+	if a != UserStem("apps", "orders") || a == b {
+		t.Fatalf("stems %q and %q: want the same for the same binding and distinct across namespaces", a, b)
+	}
+	for _, s := range []string{a, UserStem("apps", long)} {
+		if len(s) > 42 || !strings.HasPrefix(s, UserPrefix) || strings.Trim(s, "abcdefghijklmnopqrstuvwxyz0123456789_") != "" {
+			t.Errorf("stem %q: want at most 42 lowercase letters, digits and underscores", s)
+		}
+	}
+	if got := UserName(a, 12); got != a+"_12" {
+		t.Errorf("UserName %q", got)
+	}
+}

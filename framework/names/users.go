@@ -17,16 +17,22 @@ const UserPrefix = "sb_"
 // characters; with UserName's suffix a name stays within PostgreSQL's 63-byte identifiers.
 func UserStem(namespace, name string) string {
 	sum := sha256.Sum256([]byte(namespace + "/" + name))
+	return UserPrefix + Slug(name, 30) + "_" + hex.EncodeToString(sum[:])[:8]
+}
+
+// Slug is s in lowercase with every character but letters and digits replaced by an underscore,
+// cut to max bytes: safe in any engine's identifiers without quoting (they are quoted anyway).
+func Slug(s string, max int) string {
 	slug := strings.Map(func(r rune) rune {
 		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
 			return r
 		}
 		return '_'
-	}, strings.ToLower(name))
-	if len(slug) > 30 {
-		slug = slug[:30]
+	}, strings.ToLower(s))
+	if len(slug) > max {
+		slug = slug[:max]
 	}
-	return UserPrefix + slug + "_" + hex.EncodeToString(sum[:])[:8]
+	return slug
 }
 
 // UserName is the user of a binding's rotation generation.

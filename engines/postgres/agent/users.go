@@ -69,17 +69,8 @@ func (e *Engine) Act(ctx context.Context, action string, p url.Values) error {
 // bindings of the database keep their access when it is dropped or rotated.
 func DatabaseRole(database string, role v1alpha1.BindingRole) string {
 	sum := sha256.Sum256([]byte(database))
-	slug := strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
-			return r
-		}
-		return '_'
-	}, strings.ToLower(database))
-	if len(slug) > 24 {
-		slug = slug[:24]
-	}
 	suffix := map[v1alpha1.BindingRole]string{v1alpha1.RoleAdmin: "owner", v1alpha1.RoleReadWrite: "writer", v1alpha1.RoleReadOnly: "reader"}[role]
-	return "dfdb_" + slug + "_" + hex.EncodeToString(sum[:])[:8] + "_" + suffix
+	return "dfdb_" + names.Slug(database, 24) + "_" + hex.EncodeToString(sum[:])[:8] + "_" + suffix
 }
 
 func ident(s string) string { return pgx.Identifier{s}.Sanitize() }
