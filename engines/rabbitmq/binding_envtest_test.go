@@ -24,6 +24,7 @@ import (
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/binding"
+	"github.com/datafleet-dev/datafleet/framework/certs"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/engine/enginetest"
 	"github.com/datafleet-dev/datafleet/framework/names"
@@ -72,14 +73,20 @@ func newBindingHarness(t *testing.T) *bindingHarness {
 			t.Fatal(err)
 		}
 	}
-	h.inst = &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "events", Namespace: "apps"},
-		Spec: v1alpha1.ServiceInstanceSpec{Engine: Name, Version: release.Version}}
-	if err := c.Create(ctx, h.inst); err != nil {
+	h.inst = h.serve(&v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "events", Namespace: "apps"},
+		Spec: v1alpha1.ServiceInstanceSpec{Engine: Name, Version: release.Version}})
+	return h
+}
+
+// serve creates the instance, reports its StatefulSet ready and gives it a ready pod that stands
+// for the local node (the engine asks a ready pod's node), and waits for it to be Ready.
+func (h *bindingHarness) serve(inst *v1alpha1.ServiceInstance) *v1alpha1.ServiceInstance {
+	t, c, ctx := h.t, h.env.Client, context.Background()
+	if err := c.Create(ctx, inst); err != nil {
 		t.Fatal(err)
 	}
-	enginetest.MarkReady(t, c, client.ObjectKeyFromObject(h.inst))
-	// The pod the engine asks for a node: it stands for the local node.
-	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: podName(h.inst, 0), Namespace: "apps", Labels: names.InstanceLabels(Name, "events")},
+	enginetest.MarkReady(t, c, client.ObjectKeyFromObject(inst))
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: podName(inst, 0), Namespace: inst.Namespace, Labels: names.InstanceLabels(Name, inst.Name)},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: Name, Image: "rabbitmq"}}}}
 	if err := c.Create(ctx, pod); err != nil {
 		t.Fatal(err)
@@ -90,15 +97,15 @@ func newBindingHarness(t *testing.T) *bindingHarness {
 		t.Fatal(err)
 	}
 	testenv.Eventually(t, time.Minute, func() error {
-		if err := c.Get(ctx, client.ObjectKeyFromObject(h.inst), h.inst); err != nil {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(inst), inst); err != nil {
 			return err
 		}
-		if h.inst.Status.Phase != v1alpha1.PhaseReady {
-			return testenv.Errorf("instance %+v", h.inst.Status)
+		if inst.Status.Phase != v1alpha1.PhaseReady {
+			return testenv.Errorf("instance %+v", inst.Status)
 		}
 		return nil
 	})
-	return h
+	return inst
 }
 
 func (h *bindingHarness) startOperator() {
@@ -262,6 +269,31 @@ func TestBindings(t *testing.T) {
 		}
 	})
 
+	t.Run("with TLS the Secret has the CA and an amqps uri", func(t *testing.T) {
+		h.serve(&v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "secure", Namespace: "apps"},
+			Spec: v1alpha1.ServiceInstanceSpec{Engine: Name, Version: release.Version, TLS: &v1alpha1.TLSSpec{Enabled: true}}})
+		b := &v1alpha1.ServiceBinding{ObjectMeta: metav1.ObjectMeta{Name: "secure-app", Namespace: "apps"},
+			Spec: v1alpha1.ServiceBindingSpec{InstanceRef: v1alpha1.InstanceReference{Name: "secure"}, Role: v1alpha1.RoleReadWrite}}
+		if err := c.Create(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		s := h.bound(b, nil)
+		var ca corev1.ConfigMap
+		if err := c.Get(ctx, client.ObjectKey{Namespace: "apps", Name: certs.CAName("secure")}, &ca); err != nil {
+			t.Fatal(err)
+		}
+		if got := string(s.Data["ca.crt"]); got == "" || got != ca.Data[certs.CAKey] {
+			t.Errorf("ca.crt is not the instance's CA: %q", got)
+		}
+		if string(s.Data["port"]) != "5671" || !strings.HasPrefix(string(s.Data["uri"]), "amqps://") || !strings.HasSuffix(string(s.Data["uri"]), "@secure.apps.svc:5671/%2F") {
+			t.Errorf("port %s, uri %s", s.Data["port"], s.Data["uri"])
+		}
+		if err := c.Delete(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		waitGone(t, c, b)
+	})
+
 	t.Run("readWrite publishes and consumes, readOnly consumes and is refused publishing", func(t *testing.T) {
 		ch := h.channel(rwSecret)
 		if _, err := ch.QueueDeclare("jobs", true, false, false, false, nil); err != nil {
@@ -398,6 +430,12 @@ func TestBindings(t *testing.T) {
 		allow()
 		h.condition(b, binding.ReasonNamespaceNotAllowed, "")
 		waitGone(t, c, s)
+		testenv.Eventually(t, time.Minute, func() error {
+			if err := c.Get(ctx, client.ObjectKeyFromObject(b), b); err != nil || b.Status.Binding != nil {
+				return testenv.Errorf("status.binding %+v after the revocation (%v)", b.Status.Binding, err)
+			}
+			return nil
+		})
 		testenv.Eventually(t, time.Minute, func() error { return h.refused(s) })
 		if err := c.Delete(ctx, b); err != nil {
 			t.Fatal(err)

@@ -62,6 +62,7 @@ type scope struct {
 	secret   string
 	requeue  time.Duration
 	creds    *credentials
+	revoked  bool // the binding's users and Secret were taken away
 	finished bool // the binding is gone: no status to write
 }
 
@@ -160,6 +161,7 @@ func (r *Reconciler) bind(ctx context.Context, s *scope) error {
 	if s.reason != "" {
 		// A binding that may no longer bind loses what it had.
 		if s.reason == ReasonNamespaceNotAllowed && secret != nil {
+			s.revoked = true
 			return r.revoke(ctx, s, t, secret)
 		}
 		return nil
@@ -185,15 +187,14 @@ func (r *Reconciler) bind(ctx context.Context, s *scope) error {
 	now := r.now()
 	c, ok := readCredentials(secret)
 	gen := rotationGeneration(b)
+	rotated := ok && c.generation != gen
 	switch {
 	case !ok:
 		c = credentials{generation: gen, user: names.UserName(in.Stem, gen), password: secrets.Password()}
-	case c.generation != gen:
+	case rotated:
 		// Rotation: a new user with a new password; the current one stays for the overlap.
 		c = credentials{generation: gen, user: names.UserName(in.Stem, gen), password: secrets.Password(),
 			previousUser: c.user, previousExpires: now.Add(overlap(b))}
-		r.event(b, corev1.EventTypeNormal, EventRotated, "Rotate",
-			"published the credentials of generation %d; the previous ones work until %s", gen, c.previousExpires.UTC().Format(time.RFC3339))
 	}
 	// The previous user's overlap is over: it is dropped below, and the Secret stops naming it.
 	expired := c.previousUser != "" && !now.Before(c.previousExpires)
@@ -206,6 +207,10 @@ func (r *Reconciler) bind(ctx context.Context, s *scope) error {
 	conn := t.users.Connection(in, c.user, c.password)
 	if secret, err = r.writeSecret(ctx, b, secret, renderSecret(b, t.users.BindingType(), conn, c, caPEM)); err != nil {
 		return err
+	}
+	if rotated {
+		r.event(b, corev1.EventTypeNormal, EventRotated, "Rotate",
+			"published the credentials of generation %d; the previous ones work until %s", gen, c.previousExpires.UTC().Format(time.RFC3339))
 	}
 	if err := t.users.EnsureUser(ctx, in, c.user, c.password); err != nil {
 		s.notReady(ReasonUserFailed, "creating the user %s: %v", c.user, err)
@@ -317,6 +322,9 @@ func (r *Reconciler) writeStatus(ctx context.Context, s *scope, reconcileErr err
 		if s.creds.previousUser != "" {
 			st.PreviousCredentialsExpire = &metav1.Time{Time: s.creds.previousExpires}
 		}
+	}
+	if s.revoked {
+		st.Binding, st.CredentialGeneration, st.PreviousCredentialsExpire = nil, 0, nil
 	}
 	if equality.Semantic.DeepEqual(*st, b.Status) {
 		return nil
