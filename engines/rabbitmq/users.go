@@ -154,7 +154,7 @@ func (e Engine) DropUsers(ctx context.Context, in engine.UsersInput, keep []stri
 		return err
 	}
 	for _, u := range users {
-		if !strings.HasPrefix(u.Name, in.Stem+"_") || slices.Contains(keep, u.Name) {
+		if !names.IsUserOf(in.Stem, u.Name) || slices.Contains(keep, u.Name) {
 			continue
 		}
 		if _, err := m.send(ctx, http.MethodDelete, "/api/users/"+url.PathEscape(u.Name), nil, true); err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/engine/enginetest"
 	"github.com/datafleet-dev/datafleet/framework/engine/fakeengine"
+	"github.com/datafleet-dev/datafleet/framework/names"
 	"github.com/datafleet-dev/datafleet/test/testenv"
 )
 
@@ -51,7 +52,7 @@ func (e *usersEngine) DropUsers(_ context.Context, in engine.UsersInput, keep []
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for u := range e.users {
-		if strings.HasPrefix(u, in.Stem+"_") && !contains(keep, u) {
+		if names.IsUserOf(in.Stem, u) && !contains(keep, u) {
 			delete(e.users, u)
 		}
 	}

@@ -14,7 +14,7 @@ import (
 // (generated and stored in the Secret before EnsureUser sees it), rotation and its overlap, the
 // namespace policy and the conditions. The engine only turns users into its own statements.
 //
-// A binding's users are named Users.Stem + "_" + rotation generation. Every call must be safe to
+// A binding's users are named UsersInput.Stem + "_" + rotation generation (names.UserName). Every call must be safe to
 // repeat and to interrupt: the framework calls again until it succeeds, also after a restart.
 type UserManager interface {
 	// BindingType is the servicebinding.io type of the Secret: "postgresql", "rabbitmq", ...
@@ -30,8 +30,8 @@ type UserManager interface {
 	// EnsureUser creates the user with the password and the binding's role, or brings an
 	// existing one to that password and role. It should write nothing when the user is already so.
 	EnsureUser(ctx context.Context, in UsersInput, user, password string) error
-	// DropUsers drops every user of the binding (every user whose name starts with
-	// in.Stem + "_") except those in keep, with their grants. Objects they own stay, handed to
+	// DropUsers drops every user of the binding (names.IsUserOf(in.Stem, user)) except those in
+	// keep, with their grants. Objects they own stay, handed to
 	// what the engine considers their owner: dropping a user never drops data.
 	DropUsers(ctx context.Context, in UsersInput, keep []string) error
 }

@@ -29,11 +29,16 @@ func TestUserStemIsDeterministicDistinctAndShort(t *testing.T) {
 		t.Fatalf("stems %q and %q: want the same for the same binding and distinct across namespaces", a, b)
 	}
 	for _, s := range []string{a, UserStem("apps", long)} {
-		if len(s) > 42 || !strings.HasPrefix(s, UserPrefix) || strings.Trim(s, "abcdefghijklmnopqrstuvwxyz0123456789_") != "" {
-			t.Errorf("stem %q: want at most 42 lowercase letters, digits and underscores", s)
+		if len(s) > 50 || !strings.HasPrefix(s, UserPrefix) || strings.Trim(s, "abcdefghijklmnopqrstuvwxyz0123456789_") != "" {
+			t.Errorf("stem %q: want at most 50 lowercase letters, digits and underscores", s)
 		}
 	}
-	if got := UserName(a, 12); got != a+"_12" {
+	if got := UserName(a, 12); got != a+"_12" || !IsUserOf(a, got) {
 		t.Errorf("UserName %q", got)
+	}
+	for _, other := range []string{a, a + "_", a + "_1_0", a + "_01", a + "_-1", a + "x_0", UserName(b, 0)} {
+		if IsUserOf(a, other) {
+			t.Errorf("%q counts as a user of %q", other, a)
+		}
 	}
 }

@@ -215,7 +215,7 @@ func (e *Engine) dropUsers(ctx context.Context, stem string, keep []string) erro
 		return err
 	}
 	for _, u := range users {
-		if slices.Contains(keep, u) {
+		if !names.IsUserOf(stem, u) || slices.Contains(keep, u) {
 			continue
 		}
 		heir := Superuser
