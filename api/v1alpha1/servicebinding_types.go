@@ -15,6 +15,9 @@ const (
 	RoleReadOnly  BindingRole = "readOnly"
 )
 
+// BindingRoles are all the roles, most privileged first.
+func BindingRoles() []BindingRole { return []BindingRole{RoleAdmin, RoleReadWrite, RoleReadOnly} }
+
 // CredentialRotation asks for new credentials.
 type CredentialRotation struct {
 	// generation: raising it creates a new user with a new password and publishes both in the

@@ -3,9 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
-	"net"
 	"net/url"
-	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -27,9 +25,7 @@ const DefaultDatabase = "app"
 func (Engine) BindingType() string { return "postgresql" }
 
 // Roles implements engine.UserManager.
-func (Engine) Roles() []v1alpha1.BindingRole {
-	return []v1alpha1.BindingRole{v1alpha1.RoleAdmin, v1alpha1.RoleReadWrite, v1alpha1.RoleReadOnly}
-}
+func (Engine) Roles() []v1alpha1.BindingRole { return v1alpha1.BindingRoles() }
 
 // Target implements engine.UserManager: users are granted a database.
 func (Engine) Target() string { return "database" }
@@ -46,14 +42,11 @@ func bindingDatabase(b *v1alpha1.ServiceBinding) string {
 // whose path only they know.
 func (Engine) Connection(in engine.UsersInput, user, password string) engine.Connection {
 	inst := in.Instance
-	host := serviceName(inst, "") + "." + inst.Namespace + ".svc"
-	db := bindingDatabase(in.Binding)
-	u := url.URL{Scheme: "postgresql", User: url.UserPassword(user, password), Host: net.JoinHostPort(host, strconv.Itoa(port)),
-		Path: "/" + db, RawPath: "/" + url.PathEscape(db)}
+	query := ""
 	if tlsEnabled(inst) {
-		u.RawQuery = "sslmode=require"
+		query = "sslmode=require"
 	}
-	return engine.Connection{Host: host, Port: port, URI: u.String(), Extra: map[string]string{"database": db}}
+	return engine.NewConnection("postgresql", serviceName(inst, ""), inst.Namespace, port, user, password, "database", bindingDatabase(in.Binding), query)
 }
 
 // EnsureUser implements engine.UserManager through the primary's agent. Only the password's

@@ -9,12 +9,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -35,9 +33,7 @@ const DefaultVhost = "/"
 func (Engine) BindingType() string { return "rabbitmq" }
 
 // Roles implements engine.UserManager.
-func (Engine) Roles() []v1alpha1.BindingRole {
-	return []v1alpha1.BindingRole{v1alpha1.RoleAdmin, v1alpha1.RoleReadWrite, v1alpha1.RoleReadOnly}
-}
+func (Engine) Roles() []v1alpha1.BindingRole { return v1alpha1.BindingRoles() }
 
 // Target implements engine.UserManager: users get permissions on a vhost.
 func (Engine) Target() string { return "vhost" }
@@ -53,15 +49,11 @@ func bindingVhost(b *v1alpha1.ServiceBinding) string {
 // is the URI's path, escaped ("/" is "%2F"), as the AMQP URI specification asks.
 func (Engine) Connection(in engine.UsersInput, user, password string) engine.Connection {
 	inst := in.Instance
-	host := serviceName(inst) + "." + inst.Namespace + ".svc"
 	scheme, port := "amqp", int32(amqpPort)
 	if tlsEnabled(inst) {
 		scheme, port = "amqps", amqpsPort
 	}
-	vhost := bindingVhost(in.Binding)
-	u := url.URL{Scheme: scheme, User: url.UserPassword(user, password), Host: net.JoinHostPort(host, strconv.Itoa(int(port))),
-		Path: "/" + vhost, RawPath: "/" + url.PathEscape(vhost)}
-	return engine.Connection{Host: host, Port: port, URI: u.String(), Extra: map[string]string{"vhost": vhost}}
+	return engine.NewConnection(scheme, serviceName(inst), inst.Namespace, port, user, password, "vhost", bindingVhost(in.Binding), "")
 }
 
 // permissions are a user's configure, write and read patterns on a vhost.

@@ -2,6 +2,9 @@ package engine
 
 import (
 	"context"
+	"net"
+	"net/url"
+	"strconv"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -56,4 +59,14 @@ type Connection struct {
 	URI string
 	// Extra keys of the Secret (for example "database" or "vhost").
 	Extra map[string]string
+}
+
+// NewConnection is the Connection to Service service in namespace (its cluster DNS name) for a
+// user: the URI is scheme://user:password@host:port/target?query, with the target (a database,
+// a vhost) escaped as one path segment, and the target is also the Secret's key targetKey.
+func NewConnection(scheme, service, namespace string, port int32, user, password, targetKey, target, query string) Connection {
+	host := service + "." + namespace + ".svc"
+	u := url.URL{Scheme: scheme, User: url.UserPassword(user, password), Host: net.JoinHostPort(host, strconv.Itoa(int(port))),
+		Path: "/" + target, RawPath: "/" + url.PathEscape(target), RawQuery: query}
+	return Connection{Host: host, Port: port, URI: u.String(), Extra: map[string]string{targetKey: target}}
 }

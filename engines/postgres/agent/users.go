@@ -85,7 +85,7 @@ func (e *Engine) ensureUser(ctx context.Context, user, verifier string, role v1a
 	if !strings.HasPrefix(user, names.UserPrefix) || !strings.HasPrefix(verifier, "SCRAM-SHA-256$") || database == "" {
 		return fmt.Errorf("refusing user %q on database %q: not a binding user with a SCRAM verifier", user, database)
 	}
-	if !slices.Contains([]v1alpha1.BindingRole{v1alpha1.RoleAdmin, v1alpha1.RoleReadWrite, v1alpha1.RoleReadOnly}, role) {
+	if !slices.Contains(v1alpha1.BindingRoles(), role) {
 		return fmt.Errorf("unknown role %q", role)
 	}
 	conn, err := e.primaryConn(ctx)
