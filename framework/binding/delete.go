@@ -7,6 +7,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	"github.com/datafleet-dev/datafleet/framework/apply"
 )
 
 // finalize runs when the binding is deleted: its users are dropped, then its Secret is deleted,
@@ -48,7 +50,7 @@ func (r *Reconciler) finalize(ctx context.Context, s *scope) error {
 		return err
 	}
 	if secret != nil {
-		if err := client.IgnoreNotFound(r.Client.Delete(ctx, secret, client.Preconditions{UID: &secret.UID})); err != nil {
+		if err := apply.Delete(ctx, r.Client, secret); err != nil {
 			return err
 		}
 	}

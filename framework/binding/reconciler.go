@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/framework/apply"
 	"github.com/datafleet-dev/datafleet/framework/catalog"
 	"github.com/datafleet-dev/datafleet/framework/certs"
 	"github.com/datafleet-dev/datafleet/framework/engine"
@@ -59,7 +60,6 @@ type scope struct {
 	reason   string
 	message  string
 	ready    bool
-	secret   string
 	requeue  time.Duration
 	creds    *credentials
 	revoked  bool // the binding's users and Secret were taken away
@@ -229,7 +229,7 @@ func (r *Reconciler) bind(ctx context.Context, s *scope) error {
 		r.event(b, corev1.EventTypeNormal, EventRevoked, "Revoke", "dropped the user %s replaced by a rotation", dropped)
 	}
 	s.ready, s.reason, s.message = true, ReasonBound, fmt.Sprintf("user %s can connect with the Secret %s", c.user, secretName(b))
-	s.secret, s.creds = secretName(b), &c
+	s.creds = &c
 	s.requeue = Resync
 	if c.previousUser != "" {
 		s.requeue = min(s.requeue, c.previousExpires.Sub(now)+time.Second)
@@ -287,10 +287,7 @@ func (r *Reconciler) revoke(ctx context.Context, s *scope, t *target, secret *co
 	if err := t.users.DropUsers(ctx, r.usersInput(t, s.b), nil); err != nil {
 		return fmt.Errorf("dropping the binding's users: %w", err)
 	}
-	if secret != nil {
-		return client.IgnoreNotFound(r.Client.Delete(ctx, secret, client.Preconditions{UID: &secret.UID}))
-	}
-	return nil
+	return apply.Delete(ctx, r.Client, secret)
 }
 
 func (r *Reconciler) usersInput(t *target, b *v1alpha1.ServiceBinding) engine.UsersInput {
@@ -316,7 +313,7 @@ func (r *Reconciler) writeStatus(ctx context.Context, s *scope, reconcileErr err
 	}
 	if s.ready {
 		st.ObservedGeneration = b.Generation
-		st.Binding = &v1alpha1.BindingSecretReference{Name: s.secret}
+		st.Binding = &v1alpha1.BindingSecretReference{Name: secretName(b)}
 		st.CredentialGeneration = s.creds.generation
 		st.PreviousCredentialsExpire = nil
 		if s.creds.previousUser != "" {

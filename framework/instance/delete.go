@@ -86,12 +86,11 @@ func (r *Reconciler) deleteBindings(ctx context.Context, s *scope) (int, error) 
 	if err := r.Client.List(ctx, list, client.MatchingFields{binding.InstanceIndex: client.ObjectKeyFromObject(s.inst).String()}); err != nil {
 		return 0, describeErr("listing the instance's bindings", err)
 	}
+	objs := make([]client.Object, len(list.Items))
 	for i := range list.Items {
-		if err := r.deleteAll(ctx, []client.Object{&list.Items[i]}); err != nil {
-			return 0, err
-		}
+		objs[i] = &list.Items[i]
 	}
-	return len(list.Items), nil
+	return len(objs), r.deleteAll(ctx, objs)
 }
 
 // deleteChildren deletes what is left and returns how many children still exist.
