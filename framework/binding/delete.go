@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/datafleet-dev/datafleet/framework/apply"
@@ -54,10 +53,8 @@ func (r *Reconciler) finalize(ctx context.Context, s *scope) error {
 			return err
 		}
 	}
-	before := b.DeepCopy()
-	controllerutil.RemoveFinalizer(b, Finalizer)
-	if err := r.Client.Patch(ctx, b, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
-		return client.IgnoreNotFound(err)
+	if err := apply.RemoveFinalizer(ctx, r.Client, b, Finalizer); err != nil {
+		return err
 	}
 	s.finished = true
 	return nil

@@ -91,12 +91,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 	if !b.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, r.finalize(ctx, s)
 	}
-	if !controllerutil.ContainsFinalizer(b, Finalizer) {
-		before := b.DeepCopy()
-		controllerutil.AddFinalizer(b, Finalizer)
-		if err := r.Client.Patch(ctx, b, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
-			return ctrl.Result{}, err
-		}
+	if err := apply.AddFinalizer(ctx, r.Client, b, Finalizer); err != nil {
+		return ctrl.Result{}, err
 	}
 	return ctrl.Result{}, r.bind(ctx, s)
 }

@@ -70,10 +70,8 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, s *scope) (ctrl.Result
 		return ctrl.Result{RequeueAfter: r.deletionRequeue()}, nil
 	}
 
-	before := s.inst.DeepCopy()
-	controllerutil.RemoveFinalizer(s.inst, Finalizer)
-	if err := r.Client.Patch(ctx, s.inst, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
-		return ctrl.Result{}, describeErr("removing finalizer", client.IgnoreNotFound(err))
+	if err := apply.RemoveFinalizer(ctx, r.Client, s.inst, Finalizer); err != nil {
+		return ctrl.Result{}, describeErr("removing finalizer", err)
 	}
 	s.deleted = true
 	return ctrl.Result{}, nil
