@@ -26,56 +26,64 @@ func nodeManagement(ip string, password string) management {
 
 var managementClient = &http.Client{Timeout: 5 * time.Second}
 
-// get decodes the JSON answer to GET path into out. Statuses other than 200 are returned with
-// their body (the health checks answer 503 with a reason).
-func (m management) get(ctx context.Context, path string, out any) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.base+path, nil)
-	if err != nil {
-		return 0, err
-	}
-	req.SetBasicAuth(m.user, m.password)
-	resp, err := managementClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
-	if err != nil {
-		return resp.StatusCode, err
-	}
-	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusServiceUnavailable {
-		return resp.StatusCode, fmt.Errorf("GET %s: %s: %s", path, resp.Status, strings.TrimSpace(string(body)))
-	}
-	return resp.StatusCode, json.Unmarshal(body, out)
-}
-
-// send makes a request with a JSON body (nil: none) and returns the status. Statuses other than
-// 2xx are errors with their body, except notFound when allowed.
-func (m management) send(ctx context.Context, method, path string, body any, allowNotFound bool) (int, error) {
+// do sends a request, with body as JSON unless nil, and returns the status (0 if there was no
+// answer) and the answer (at most 8 MiB: a listing of every user or queue).
+func (m management) do(ctx context.Context, method, path string, body any) (int, []byte, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			return 0, err
+			return 0, nil, err
 		}
 		rd = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, m.base+path, rd)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	req.SetBasicAuth(m.user, m.password)
-	req.Header.Set("Content-Type", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := managementClient.Do(req)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	defer resp.Body.Close()
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if resp.StatusCode/100 == 2 || allowNotFound && resp.StatusCode == http.StatusNotFound {
-		return resp.StatusCode, nil
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	return resp.StatusCode, answer, err
+}
+
+// failed is the error of an unexpected status, with the answer, which says why.
+func failed(method, path string, code int, answer []byte) error {
+	return fmt.Errorf("%s %s: %d %s: %s", method, path, code, http.StatusText(code), strings.TrimSpace(string(answer)))
+}
+
+// get decodes the JSON answer to GET path into out. Statuses other than 200 are returned with
+// their body (the health checks answer 503 with a reason).
+func (m management) get(ctx context.Context, path string, out any) (int, error) {
+	code, body, err := m.do(ctx, http.MethodGet, path, nil)
+	if err != nil {
+		return code, err
 	}
-	return resp.StatusCode, fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(msg)))
+	if code != http.StatusOK && code != http.StatusServiceUnavailable {
+		return code, failed(http.MethodGet, path, code, body)
+	}
+	return code, json.Unmarshal(body, out)
+}
+
+// send makes a request with a JSON body (nil: none) and returns the status. Statuses other than
+// 2xx are errors with their body, except notFound when allowed.
+func (m management) send(ctx context.Context, method, path string, body any, allowNotFound bool) (int, error) {
+	code, answer, err := m.do(ctx, method, path, body)
+	if code == 0 {
+		return 0, err
+	}
+	// The status decides; an answer cut short only loses detail from the error message.
+	if code/100 == 2 || allowNotFound && code == http.StatusNotFound {
+		return code, nil
+	}
+	return code, failed(method, path, code, answer)
 }
 
 // clusterNode is a node of the cluster as the management API lists it.
