@@ -367,11 +367,9 @@ func TestBindings(t *testing.T) {
 
 	t.Run("rotation keeps the previous credentials for the overlap, then only the new ones work", func(t *testing.T) {
 		old := rwSecret.DeepCopy()
-		if err := updateBinding(c, rw, func(b *v1alpha1.ServiceBinding) {
-			b.Spec.Rotation = &v1alpha1.CredentialRotation{Generation: 1, Overlap: &metav1.Duration{Duration: 20 * time.Second}}
-		}); err != nil {
-			t.Fatal(err)
-		}
+		updateBinding(t, c, rw, func(s *v1alpha1.ServiceBindingSpec) {
+			s.Rotation = &v1alpha1.CredentialRotation{Generation: 1, Overlap: &metav1.Duration{Duration: 20 * time.Second}}
+		})
 		fresh := h.bound(rw, func(b *v1alpha1.ServiceBinding) error {
 			if b.Status.CredentialGeneration != 1 || b.Status.PreviousCredentialsExpire == nil {
 				return testenv.Errorf("status %+v", b.Status)
@@ -535,22 +533,16 @@ func sorted(s []string) []string {
 	return s
 }
 
-func updateBinding(c client.Client, b *v1alpha1.ServiceBinding, change func(*v1alpha1.ServiceBinding)) error {
-	return retryConflict(func() error {
+// updateBinding changes the binding's spec, retrying on conflicts with the operator's writes.
+func updateBinding(t *testing.T, c client.Client, b *v1alpha1.ServiceBinding, change func(*v1alpha1.ServiceBindingSpec)) {
+	t.Helper()
+	testenv.Eventually(t, time.Minute, func() error {
 		if err := c.Get(context.Background(), client.ObjectKeyFromObject(b), b); err != nil {
 			return err
 		}
-		change(b)
+		change(&b.Spec)
 		return c.Update(context.Background(), b)
 	})
-}
-
-func retryConflict(fn func() error) error {
-	for {
-		if err := fn(); !apierrors.IsConflict(err) {
-			return err
-		}
-	}
 }
 
 func waitGone(t *testing.T, c client.Client, o client.Object) {

@@ -89,7 +89,7 @@ func testBindings(t *testing.T) {
 	t.Logf("BINDINGS: pods wrote and read through readWrite bindings, read through readOnly ones and were refused writes")
 
 	// Rotation of the PostgreSQL binding, from the host through the Service's ClusterIP.
-	addr := serviceAddress(t, ns, "db")
+	addr := serviceAddress(t, ns, "db", 5432)
 	old := secrets["db-app"]
 	patchBinding(t, bindings["db-app"], func(s *v1alpha1.ServiceBindingSpec) {
 		s.Rotation = &v1alpha1.CredentialRotation{Generation: 1, Overlap: &metav1.Duration{Duration: 40 * time.Second}}
@@ -112,8 +112,7 @@ func testBindings(t *testing.T) {
 	t.Logf("BINDINGS: rotation: both passwords worked during the overlap, only the new one after")
 
 	// Deleting a binding drops its user and its Secret.
-	mqAddr := serviceAddress(t, ns, "mq")
-	mqAddr = strings.TrimSuffix(mqAddr, ":5432") + ":5672"
+	mqAddr := serviceAddress(t, ns, "mq", 5672)
 	for name, login := range map[string]func(*corev1.Secret) error{
 		"db-report": func(s *corev1.Secret) error { return pgLogin(addr, s) },
 		"mq-report": func(s *corev1.Secret) error { return amqpLogin(mqAddr, s) },

@@ -5,6 +5,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -41,14 +43,14 @@ func testPostgresHighAvailability(t *testing.T) {
 	waitMembers(t, inst, "ledger-0", "streaming (synchronous)")
 
 	psql(t, ns, inst.Status.CurrentPrimary, "CREATE ROLE app LOGIN PASSWORD '"+e2ePassword+"'; CREATE TABLE ledger (id int PRIMARY KEY, what text); ALTER TABLE ledger OWNER TO app")
-	rw := serviceAddress(t, ns, "ledger")
+	rw := serviceAddress(t, ns, "ledger", 5432)
 	checkTLS(t, inst, rw)
 	for i := range 100 {
 		if err := insert(ctx, rw, i, "before failover"); err != nil {
 			t.Fatalf("insert %d through the read-write Service: %v", i, err)
 		}
 	}
-	ro := serviceAddress(t, ns, "ledger-ro")
+	ro := serviceAddress(t, ns, "ledger-ro", 5432)
 	testenv.Eventually(t, time.Minute, func() error {
 		var inRecovery bool
 		err := queryOnce(ctx, ro, "SELECT pg_is_in_recovery()", &inRecovery)
@@ -239,13 +241,13 @@ func queryOnce(ctx context.Context, addr, sql string, dest ...any) error {
 }
 
 // serviceAddress is the Service's ClusterIP: the host reaches it through kube-proxy's rules.
-func serviceAddress(t *testing.T, ns, name string) string {
+func serviceAddress(t *testing.T, ns, name string, port int) string {
 	t.Helper()
 	var svc corev1.Service
 	if err := env.c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &svc); err != nil {
 		t.Fatal(err)
 	}
-	return fmt.Sprintf("%s:5432", svc.Spec.ClusterIP)
+	return net.JoinHostPort(svc.Spec.ClusterIP, strconv.Itoa(port))
 }
 
 func podUID(t *testing.T, ns, name string) string {

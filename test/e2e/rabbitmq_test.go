@@ -173,8 +173,7 @@ func amqpURL(t *testing.T, inst *v1alpha1.ServiceInstance) string {
 	if err := env.c.Get(context.Background(), client.ObjectKey{Namespace: inst.Namespace, Name: rabbitmq.SecretName(inst)}, &s); err != nil {
 		t.Fatal(err)
 	}
-	host := strings.TrimSuffix(serviceAddress(t, inst.Namespace, inst.Name), ":5432")
-	return fmt.Sprintf("amqp://%s:%s@%s:5672/", rabbitmq.AdminUser, s.Data[rabbitmq.PasswordKey], host)
+	return fmt.Sprintf("amqp://%s:%s@%s/", rabbitmq.AdminUser, s.Data[rabbitmq.PasswordKey], serviceAddress(t, inst.Namespace, inst.Name, 5672))
 }
 
 // checkAMQPS connects on 5671 and verifies the server against the published CA, for the
