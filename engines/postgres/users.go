@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net/url"
@@ -75,14 +76,9 @@ func actOnPrimary(ctx context.Context, in engine.UsersInput, action string, para
 	}
 	sel := names.InstanceLabels(Name, inst.Name)
 	sel[RoleLabel] = RolePrimary
-	pods := &corev1.PodList{}
-	if err := in.Client.List(ctx, pods, client.InNamespace(inst.Namespace), client.MatchingLabels(sel)); err != nil {
-		return err
+	p, err := workload.ReadyPod(ctx, in.Client, inst.Namespace, sel)
+	if err != nil || p == nil {
+		return cmp.Or(err, errors.New("no ready primary"))
 	}
-	for i := range pods.Items {
-		if p := &pods.Items[i]; workload.PodReady(p) && p.Status.PodIP != "" {
-			return fwagent.Act(ctx, p.Status.PodIP, string(secret.Data[passwordKey]), action, params)
-		}
-	}
-	return errors.New("no ready primary")
+	return fwagent.Act(ctx, p.Status.PodIP, string(secret.Data[passwordKey]), action, params)
 }

@@ -2,6 +2,7 @@ package rabbitmq
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -14,9 +15,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-
-	corev1 "k8s.io/api/core/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/engine"
@@ -163,20 +161,14 @@ func (e Engine) usersManagement(ctx context.Context, in engine.UsersInput) (mana
 	if err != nil {
 		return management{}, err
 	}
-	pods := &corev1.PodList{}
-	if err := in.Client.List(ctx, pods, client.InNamespace(inst.Namespace), client.MatchingLabels(names.InstanceLabels(Name, inst.Name))); err != nil {
-		return management{}, err
+	p, err := workload.ReadyPod(ctx, in.Client, inst.Namespace, names.InstanceLabels(Name, inst.Name))
+	if err != nil || p == nil {
+		return management{}, cmp.Or(err, errors.New("no node is ready"))
 	}
-	sort.Slice(pods.Items, func(i, j int) bool { return pods.Items[i].Name < pods.Items[j].Name })
-	for i := range pods.Items {
-		if p := &pods.Items[i]; workload.PodReady(p) && p.Status.PodIP != "" {
-			if e.management != nil {
-				return e.management(p, password), nil
-			}
-			return nodeManagement(p.Status.PodIP, password), nil
-		}
+	if e.management != nil {
+		return e.management(p, password), nil
 	}
-	return management{}, errors.New("no node is ready")
+	return nodeManagement(p.Status.PodIP, password), nil
 }
 
 // tagList reads a user's tags, which the management API gives as a list (a comma-separated string

@@ -3,6 +3,7 @@ package workload
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -61,6 +62,22 @@ func PodReady(p *corev1.Pod) bool {
 		}
 	}
 	return false
+}
+
+// ReadyPod is the first ready pod with an IP, by name, among the namespace's pods with the
+// labels: the one an operator asks when any member (or the only primary) will do. Nil if none.
+func ReadyPod(ctx context.Context, c client.Reader, namespace string, labels map[string]string) (*corev1.Pod, error) {
+	pods := &corev1.PodList{}
+	if err := c.List(ctx, pods, client.InNamespace(namespace), client.MatchingLabels(labels)); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(pods.Items, func(a, b corev1.Pod) int { return strings.Compare(a.Name, b.Name) })
+	for i := range pods.Items {
+		if p := &pods.Items[i]; PodReady(p) && p.Status.PodIP != "" {
+			return p, nil
+		}
+	}
+	return nil, nil
 }
 
 // Replace deletes an outdated pod so that its StatefulSet re-creates it from the current
