@@ -10,6 +10,9 @@ HELM_VERSION ?= v3.22.0
 
 CONTROLLER_GEN = $(shell hack/go-tool.sh sigs.k8s.io/controller-tools/cmd/controller-gen $(CONTROLLER_GEN_VERSION))
 HELM = $(shell hack/go-tool.sh helm.sh/helm/v3/cmd/helm $(HELM_VERSION))
+# A real S3 server for the backup tests; the module proxy serves MinIO only as pseudo-versions.
+MINIO_VERSION ?= v0.0.0-20260212201848-7aac2a2c5b7c
+MINIO = $(shell hack/go-tool.sh github.com/minio/minio $(MINIO_VERSION))
 # kube-apiserver and etcd built from Go modules, cached outside the repository (see hack/k8s-binaries.sh).
 ENVTEST_ASSETS = $(shell K8S_VERSION=$(K8S_VERSION) hack/k8s-binaries.sh kube-apiserver etcd kubectl | tail -n1)
 
@@ -44,7 +47,7 @@ TEST_PACKAGES = postgresql-15 rabbitmq-server
 test: ## Run every test tier: unit, controllers on a real API server, engines against real servers, chart, end-to-end.
 	hack/host-packages.sh $(TEST_PACKAGES)
 	assets="$(ENVTEST_ASSETS)"; \
-	KUBEBUILDER_ASSETS="$$assets" CONTROLLER_GEN="$(CONTROLLER_GEN)" HELM="$(HELM)" go test -count=1 ./...
+	KUBEBUILDER_ASSETS="$$assets" CONTROLLER_GEN="$(CONTROLLER_GEN)" HELM="$(HELM)" MINIO_BIN="$(MINIO)" go test -count=1 ./...
 	$(MAKE) --no-print-directory vet
 	$(MAKE) --no-print-directory e2e
 
