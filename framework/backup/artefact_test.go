@@ -23,8 +23,12 @@ func stores(t *testing.T) map[string]*store.Store {
 	m := testenv.StartMinIO(t)
 	out := map[string]*store.Store{}
 	for name, open := range map[string]func() (*store.Store, error){
-		"minio": func() (*store.Store, error) { return store.Open(context.Background(), m.URL(), "team-a", m.Credentials()) },
-		"file":  func() (*store.Store, error) { return store.Open(context.Background(), "file://"+t.TempDir(), "team-a", nil) },
+		"minio": func() (*store.Store, error) {
+			return store.Open(context.Background(), m.URL(), "team-a", m.Credentials())
+		},
+		"file": func() (*store.Store, error) {
+			return store.Open(context.Background(), "file://"+t.TempDir(), "team-a", nil)
+		},
 	} {
 		s, err := open()
 		if err != nil {

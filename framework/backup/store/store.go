@@ -18,13 +18,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	gcaws "gocloud.dev/aws"
 	"gocloud.dev/blob"
 	_ "gocloud.dev/blob/azureblob" // azblob:// with the pod's identity or AZURE_* environment
 	_ "gocloud.dev/blob/fileblob"  // file://
 	"gocloud.dev/blob/gcsblob"
 	_ "gocloud.dev/blob/memblob" // mem:// (tests)
 	"gocloud.dev/blob/s3blob"
-	gcaws "gocloud.dev/aws"
 	"gocloud.dev/gcp"
 	"golang.org/x/oauth2/google"
 )
