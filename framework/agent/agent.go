@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -95,6 +96,17 @@ type Reloader interface {
 type Actor interface {
 	ActionToken() (string, error)
 	Act(ctx context.Context, action string, params url.Values) error
+}
+
+// Streamer is implemented by Actors whose agent backs up and restores the instance's data with
+// the engine's own tools, next to the data. Dump writes everything needed to rebuild the
+// instance's data to w and returns nil only if it is complete; Load reads what Dump wrote and
+// applies it, without changing the existing data unless all of it could be read. Both are
+// served at PathDump and PathLoad behind the Actor's token and streamed: the agent holds no more
+// than a buffer of either.
+type Streamer interface {
+	Dump(ctx context.Context, w io.Writer) error
+	Load(ctx context.Context, r io.Reader) error
 }
 
 // ReloadInterval is how often a Reloader's files are compared with what was last applied.
@@ -219,7 +231,14 @@ const (
 	PathReady  = "/readyz"  // the engine serves clients
 	PathStatus = "/status"  // Status as JSON
 	PathAction = "/action/" // followed by the action's name (Actor)
+	PathDump   = "/stream/dump"
+	PathLoad   = "/stream/load"
 )
+
+// trailerResult ends a dump's response: "ok" after a complete dump, else the error. A dump's
+// status code is sent before the dump runs, so only the trailer can say how it ended.
+const trailerResult = "Datafleet-Result"
+
 
 func handler(e Engine, exited *atomic.Bool) http.Handler {
 	mux := http.NewServeMux()
@@ -248,19 +267,60 @@ func handler(e Engine, exited *atomic.Bool) http.Handler {
 	})
 	if actor, ok := e.(Actor); ok {
 		mux.HandleFunc("POST "+PathAction+"{action}", func(w http.ResponseWriter, r *http.Request) { act(actor, w, r) })
+		if s, ok := e.(Streamer); ok {
+			mux.HandleFunc("POST "+PathDump, func(w http.ResponseWriter, r *http.Request) { dump(actor, s, w, r) })
+			mux.HandleFunc("POST "+PathLoad, func(w http.ResponseWriter, r *http.Request) { load(actor, s, w, r) })
+		}
 	}
 	return mux
 }
 
-func act(a Actor, w http.ResponseWriter, r *http.Request) {
+// authorized checks the request's bearer token against the Actor's, and answers if it is not.
+func authorized(a Actor, w http.ResponseWriter, r *http.Request) bool {
 	token, err := a.ActionToken()
 	if err != nil {
 		http.Error(w, "no action token: "+err.Error(), http.StatusServiceUnavailable)
-		return
+		return false
 	}
 	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
 		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		return false
+	}
+	return true
+}
+
+func dump(a Actor, s Streamer, w http.ResponseWriter, r *http.Request) {
+	if !authorized(a, w, r) {
+		return
+	}
+	log.FromContext(r.Context()).Info("dump requested")
+	w.Header().Set("Trailer", trailerResult)
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.WriteHeader(http.StatusOK)
+	result := "ok"
+	if err := s.Dump(r.Context(), w); err != nil {
+		log.FromContext(r.Context()).Error(err, "dump failed")
+		result = strings.Join(strings.Fields(err.Error()), " ") // a header value is one line
+	}
+	w.Header().Set(trailerResult, result)
+}
+
+func load(a Actor, s Streamer, w http.ResponseWriter, r *http.Request) {
+	if !authorized(a, w, r) {
+		return
+	}
+	log.FromContext(r.Context()).Info("load requested")
+	if err := s.Load(r.Context(), r.Body); err != nil {
+		log.FromContext(r.Context()).Error(err, "load failed")
+		http.Error(w, err.Error(), http.StatusConflict)
+		return
+	}
+	fmt.Fprintln(w, "done")
+}
+
+func act(a Actor, w http.ResponseWriter, r *http.Request) {
+	if !authorized(a, w, r) {
 		return
 	}
 	action := r.PathValue("action")

@@ -45,6 +45,63 @@ func Act(ctx context.Context, ip, token, action string, params url.Values) error
 	return nil
 }
 
+// streamClient has no overall timeout: a dump or load takes as long as the data needs; the
+// caller's context bounds it.
+var streamClient = &http.Client{}
+
+// Dump streams the dump of the agent at addr (host:port) into w and returns nil only if the
+// agent reported it complete.
+func Dump(ctx context.Context, addr, token string, w io.Writer) error {
+	resp, err := stream(ctx, addr, token, PathDump, http.NoBody)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(w, resp.Body); err != nil {
+		return fmt.Errorf("dump from %s: %w", addr, err)
+	}
+	switch result := resp.Trailer.Get(trailerResult); result {
+	case "ok":
+		return nil
+	case "":
+		return fmt.Errorf("dump from %s: the stream ended without a result: the agent stopped", addr)
+	default:
+		return fmt.Errorf("dump from %s: %s", addr, result)
+	}
+}
+
+// Load streams r to the agent at addr (host:port), which applies it.
+func Load(ctx context.Context, addr, token string, r io.Reader) error {
+	resp, err := stream(ctx, addr, token, PathLoad, io.NopCloser(r))
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return nil
+}
+
+func stream(ctx context.Context, addr, token, path string, body io.ReadCloser) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+path, body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/octet-stream")
+	resp, err := streamClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+		return nil, fmt.Errorf("%s on %s: %s: %s", path, addr, resp.Status, strings.TrimSpace(string(msg)))
+	}
+	return resp, nil
+}
+
+// Address is the agent's host:port in a pod.
+func Address(ip string) string { return net.JoinHostPort(ip, strconv.Itoa(Port)) }
+
 // Probe asks the agent of every running pod for its status, concurrently. An entry is nil when
 // the pod is not running or its agent did not answer.
 func Probe(ctx context.Context, pods []corev1.Pod) []*Status {

@@ -1,0 +1,418 @@
+package agent
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
+	"github.com/datafleet-dev/datafleet/framework/backup/archive"
+	"github.com/datafleet-dev/datafleet/framework/names"
+)
+
+var _ fwagent.Streamer = (*Engine)(nil)
+
+// A dump is an archive of these parts, in this order: what each database is (owner, encoding,
+// access), the roles and their memberships (pg_dumpall --globals-only), then one pg_dump custom
+// archive per database. The maintenance database "postgres" and the templates are not dumped:
+// applications' data lives in their own databases.
+const (
+	partDatabases = "databases.json"
+	partGlobals   = "globals.sql"
+	partDatabase  = "database/"
+)
+
+// databaseInfo is what CREATE DATABASE needs to recreate a database as it was; pg_dump only
+// records it with --create, which restores under the original name.
+type databaseInfo struct {
+	Name     string   `json:"name"`
+	Owner    string   `json:"owner"`
+	Encoding string   `json:"encoding"`
+	Collate  string   `json:"collate"`
+	Ctype    string   `json:"ctype"`
+	ACL      []string `json:"acl,omitempty"`
+}
+
+// connString is a libpq connection string for the superuser through the socket; values are
+// quoted, so a database named like a connection string stays a name.
+func (e *Engine) connString(database string) string {
+	q := func(v string) string {
+		return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'"
+	}
+	return fmt.Sprintf("host=%s port=%d user=%s dbname=%s", q(e.Config.SocketDir), e.Config.Port, Superuser, q(database))
+}
+
+// Dump implements fwagent.Streamer with PostgreSQL's own tools, from this member's socket.
+// pg_dump writes uncompressed (-Z0): the framework compresses the whole stream once.
+func (e *Engine) Dump(ctx context.Context, w io.Writer) error {
+	dbs, err := e.databases(ctx)
+	if err != nil {
+		return err
+	}
+	a := archive.NewWriter(w)
+	pw, err := a.Create(partDatabases)
+	if err != nil {
+		return err
+	}
+	if err := json.NewEncoder(pw).Encode(dbs); err != nil {
+		return err
+	}
+	if err := e.dumpPart(ctx, a, partGlobals, "pg_dumpall", "--globals-only", "--dbname", e.connString("postgres")); err != nil {
+		return err
+	}
+	for _, db := range dbs {
+		if err := e.dumpPart(ctx, a, partDatabase+db.Name, "pg_dump", "--format=custom", "--compress=0", "--dbname", e.connString(db.Name)); err != nil {
+			return err
+		}
+	}
+	return a.Close()
+}
+
+func (e *Engine) databases(ctx context.Context) ([]databaseInfo, error) {
+	conn, err := e.Connect(ctx, "postgres")
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.Background())
+	rows, err := conn.Query(ctx, `SELECT datname, pg_get_userbyid(datdba), pg_encoding_to_char(encoding), datcollate, datctype,
+		COALESCE(datacl::text[], '{}') FROM pg_database WHERE NOT datistemplate AND datallowconn AND datname <> 'postgres'
+		AND datname NOT LIKE 'dfrestore\_%' AND datname NOT LIKE 'dfreplaced\_%' ORDER BY datname`)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (databaseInfo, error) {
+		var d databaseInfo
+		err := r.Scan(&d.Name, &d.Owner, &d.Encoding, &d.Collate, &d.Ctype, &d.ACL)
+		return d, err
+	})
+}
+
+// dumpPart runs a dump tool with its output piped into a new part of the archive.
+func (e *Engine) dumpPart(ctx context.Context, a *archive.Writer, part, tool string, args ...string) error {
+	pw, err := a.Create(part)
+	if err != nil {
+		return err
+	}
+	cmd := e.command(ctx, tool, args...)
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = pw, &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s of %s: %w: %s", tool, part, err, strings.TrimSpace(stderr.String()))
+	}
+	return nil
+}
+
+// Load implements fwagent.Streamer on the primary. Roles come first (those the operator owns are
+// left alone); each database is restored into a side database, and only once the whole archive
+// has been read and restored are the side databases renamed over the originals. A failure
+// anywhere before that leaves the existing data as it was.
+func (e *Engine) Load(ctx context.Context, r io.Reader) error {
+	e.usersMu.Lock()
+	defer e.usersMu.Unlock()
+	conn, err := e.primaryConn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+
+	a := archive.NewReader(r)
+	infos := map[string]databaseInfo{}
+	// restored are side databases not yet swapped in; any left when Load returns are dropped, on
+	// a connection of their own: a cancelled request may have closed conn.
+	var restored []databaseInfo
+	defer func() {
+		if len(restored) == 0 {
+			return
+		}
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		c, err := e.Connect(cctx, "postgres")
+		if err != nil {
+			return
+		}
+		defer c.Close(cctx)
+		for _, d := range restored {
+			_, _ = c.Exec(cctx, "DROP DATABASE IF EXISTS "+ident(sideName("dfrestore_", d.Name))+" WITH (FORCE)")
+		}
+	}()
+	for {
+		name, part, err := a.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		switch {
+		case name == partDatabases:
+			var dbs []databaseInfo
+			if err := json.NewDecoder(part).Decode(&dbs); err != nil {
+				return fmt.Errorf("%s: %w", partDatabases, err)
+			}
+			for _, d := range dbs {
+				infos[d.Name] = d
+			}
+		case name == partGlobals:
+			if err := e.loadGlobals(ctx, part); err != nil {
+				return err
+			}
+		case strings.HasPrefix(name, partDatabase):
+			d, ok := infos[strings.TrimPrefix(name, partDatabase)]
+			if !ok {
+				return fmt.Errorf("the archive has %s but does not describe that database", name)
+			}
+			restored = append(restored, d)
+			if err := e.restoreSide(ctx, conn, d, part); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("the archive has an unknown part %q", name)
+		}
+	}
+	for len(restored) > 0 {
+		if err := swapIn(ctx, conn, restored[0]); err != nil {
+			return err
+		}
+		restored = restored[1:]
+	}
+	return nil
+}
+
+// sideName is a deterministic name for a database's restore or replaced copy.
+func sideName(prefix, database string) string {
+	h := sha256.Sum256([]byte(database))
+	return prefix + hex.EncodeToString(h[:8])
+}
+
+// operatorRole reports roles a restore must not touch: the superuser and replication user the
+// agent relies on, and binding users, whose passwords belong to their bindings' Secrets (the
+// bindings of the restored instance create their own).
+func operatorRole(role string) bool {
+	return role == Superuser || role == ReplicationUser || strings.HasPrefix(role, names.UserPrefix)
+}
+
+// loadGlobals applies pg_dumpall's roles and memberships except those of operator roles, through
+// psql so that its meta-commands work. A role that exists already is altered to match.
+func (e *Engine) loadGlobals(ctx context.Context, r io.Reader) error {
+	var script bytes.Buffer
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	for sc.Scan() {
+		if role, ok := globalsRole(sc.Text()); ok && operatorRole(role) {
+			continue
+		}
+		script.Write(sc.Bytes())
+		script.WriteByte('\n')
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("%s: %w", partGlobals, err)
+	}
+	cmd := e.command(ctx, "psql", "--no-psqlrc", "--quiet", "--set", "ON_ERROR_STOP=0", "--dbname", e.connString("postgres"), "--file", "-")
+	cmd.Stdin = &script
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("restoring roles: %w: %s", err, out)
+	}
+	// CREATE ROLE of an existing role fails and the ALTER ROLE after it applies: expected.
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.Contains(line, "ERROR:") && !strings.Contains(line, "already exists") {
+			return fmt.Errorf("restoring roles: %s", line)
+		}
+	}
+	return nil
+}
+
+// globalsRole is the role a line of pg_dumpall --globals-only is about: the role created,
+// altered or commented on, or the member a role is granted to.
+func globalsRole(line string) (string, bool) {
+	for _, prefix := range []string{"CREATE ROLE ", "ALTER ROLE ", "COMMENT ON ROLE "} {
+		if rest, ok := strings.CutPrefix(line, prefix); ok {
+			role, _, ok := cutIdent(rest)
+			return role, ok
+		}
+	}
+	if rest, ok := strings.CutPrefix(line, "GRANT "); ok {
+		if _, rest, ok := cutIdent(rest); ok {
+			if rest, ok := strings.CutPrefix(rest, " TO "); ok {
+				role, _, ok := cutIdent(rest)
+				return role, ok
+			}
+		}
+	}
+	return "", false
+}
+
+// cutIdent reads one SQL identifier, quoted or not, from the start of s.
+func cutIdent(s string) (ident, rest string, ok bool) {
+	if strings.HasPrefix(s, `"`) {
+		var b strings.Builder
+		for i := 1; i < len(s); i++ {
+			if s[i] != '"' {
+				b.WriteByte(s[i])
+				continue
+			}
+			if i+1 < len(s) && s[i+1] == '"' {
+				b.WriteByte('"')
+				i++
+				continue
+			}
+			return b.String(), s[i+1:], true
+		}
+		return "", s, false
+	}
+	end := strings.IndexFunc(s, func(r rune) bool { return r == ' ' || r == ';' || r == ',' })
+	if end <= 0 {
+		return "", s, false
+	}
+	return s[:end], s[end:], true
+}
+
+// restoreSide restores one database's pg_dump archive into its side database, created afresh as
+// the original was (owner, encoding, locale, access).
+func (e *Engine) restoreSide(ctx context.Context, conn *pgx.Conn, d databaseInfo, r io.Reader) error {
+	side := sideName("dfrestore_", d.Name)
+	owner := d.Owner
+	if owner == "" || operatorRole(owner) && owner != Superuser {
+		owner = Superuser
+	}
+	for _, sql := range []string{
+		"DROP DATABASE IF EXISTS " + ident(side) + " WITH (FORCE)",
+		fmt.Sprintf("CREATE DATABASE %s OWNER %s TEMPLATE template0 ENCODING %s LC_COLLATE %s LC_CTYPE %s",
+			ident(side), ident(owner), literal(d.Encoding), literal(d.Collate), literal(d.Ctype)),
+	} {
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			return fmt.Errorf("restoring database %s: %w", d.Name, err)
+		}
+	}
+	if len(d.ACL) > 0 {
+		if err := grantACL(ctx, conn, side, d.ACL); err != nil {
+			return fmt.Errorf("restoring access to database %s: %w", d.Name, err)
+		}
+	}
+	cmd := e.command(ctx, "pg_restore", "--exit-on-error", "--single-transaction", "--dbname", e.connString(side))
+	var stderr bytes.Buffer
+	cmd.Stdin, cmd.Stderr = r, &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("pg_restore of database %s: %w: %s", d.Name, err, strings.TrimSpace(stderr.String()))
+	}
+	return nil
+}
+
+// grantACL recreates a database's access from its aclitem list (grantee=privileges/grantor);
+// grants to operator roles are skipped: binding users get theirs from their bindings.
+func grantACL(ctx context.Context, conn *pgx.Conn, database string, acl []string) error {
+	privileges := map[byte]string{'C': "CREATE", 'c': "CONNECT", 'T': "TEMPORARY"}
+	stmts := []string{"REVOKE ALL ON DATABASE " + ident(database) + " FROM PUBLIC"}
+	for _, item := range acl {
+		grantee, rest := "PUBLIC", item
+		if !strings.HasPrefix(item, "=") {
+			g, r, ok := cutIdentUntil(item, '=')
+			if !ok {
+				return fmt.Errorf("unreadable access entry %q", item)
+			}
+			grantee, rest = g, r
+		}
+		rest = strings.TrimPrefix(rest, "=")
+		privs, _, _ := strings.Cut(rest, "/")
+		if grantee != "PUBLIC" && operatorRole(grantee) && grantee != Superuser {
+			continue
+		}
+		to := "PUBLIC"
+		if grantee != "PUBLIC" {
+			to = ident(grantee)
+		}
+		for i := 0; i < len(privs); i++ {
+			p, ok := privileges[privs[i]]
+			if !ok {
+				continue
+			}
+			withGrant := ""
+			if i+1 < len(privs) && privs[i+1] == '*' {
+				withGrant = " WITH GRANT OPTION"
+			}
+			stmts = append(stmts, "GRANT "+p+" ON DATABASE "+ident(database)+" TO "+to+withGrant)
+		}
+	}
+	for _, s := range stmts {
+		if _, err := conn.Exec(ctx, s); err != nil {
+			return fmt.Errorf("%s: %w", s, err)
+		}
+	}
+	return nil
+}
+
+// cutIdentUntil reads an aclitem's grantee: quoted like an identifier when it needs to be.
+func cutIdentUntil(s string, sep byte) (string, string, bool) {
+	if strings.HasPrefix(s, `"`) {
+		id, rest, ok := cutIdent(s)
+		return id, rest, ok && strings.HasPrefix(rest, string(sep))
+	}
+	i := strings.IndexByte(s, sep)
+	if i <= 0 {
+		return "", s, false
+	}
+	return s[:i], s[i:], true
+}
+
+// swapIn renames a restored side database over the original: new connections to the original
+// are refused, its sessions ended, and it is renamed aside and dropped. Renaming needs the
+// database to have no sessions, so a client reconnecting in between is ended again.
+func swapIn(ctx context.Context, conn *pgx.Conn, d databaseInfo) error {
+	side, replaced := sideName("dfrestore_", d.Name), sideName("dfreplaced_", d.Name)
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", d.Name).Scan(&exists); err != nil {
+		return err
+	}
+	if exists {
+		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+ident(replaced)+" WITH (FORCE)"); err != nil {
+			return err
+		}
+		if _, err := conn.Exec(ctx, "ALTER DATABASE "+ident(d.Name)+" WITH ALLOW_CONNECTIONS false"); err != nil {
+			return err
+		}
+		var err error
+		for attempt := 0; attempt < 20; attempt++ {
+			if _, err = conn.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", d.Name); err != nil {
+				break
+			}
+			if _, err = conn.Exec(ctx, "ALTER DATABASE "+ident(d.Name)+" RENAME TO "+ident(replaced)); err == nil || !inUse(err) {
+				break
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+		if err != nil {
+			_, _ = conn.Exec(context.WithoutCancel(ctx), "ALTER DATABASE "+ident(d.Name)+" WITH ALLOW_CONNECTIONS true")
+			return fmt.Errorf("replacing database %s: %w", d.Name, err)
+		}
+	}
+	if _, err := conn.Exec(ctx, "ALTER DATABASE "+ident(side)+" RENAME TO "+ident(d.Name)); err != nil {
+		if exists {
+			_, _ = conn.Exec(context.WithoutCancel(ctx), "ALTER DATABASE "+ident(replaced)+" RENAME TO "+ident(d.Name))
+			_, _ = conn.Exec(context.WithoutCancel(ctx), "ALTER DATABASE "+ident(d.Name)+" WITH ALLOW_CONNECTIONS true")
+		}
+		return fmt.Errorf("replacing database %s: %w", d.Name, err)
+	}
+	if exists {
+		if _, err := conn.Exec(ctx, "DROP DATABASE "+ident(replaced)+" WITH (FORCE)"); err != nil {
+			return fmt.Errorf("dropping the replaced copy of database %s: %w", d.Name, err)
+		}
+	}
+	return nil
+}
+
+// inUse reports PostgreSQL's "database is being accessed by other users".
+func inUse(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "55006"
+}
