@@ -239,7 +239,6 @@ const (
 // status code is sent before the dump runs, so only the trailer can say how it ended.
 const trailerResult = "Datafleet-Result"
 
-
 func handler(e Engine, exited *atomic.Bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc(PathHealth, func(w http.ResponseWriter, _ *http.Request) {
