@@ -101,12 +101,13 @@ type Actor interface {
 // Streamer is implemented by Actors whose agent backs up and restores the instance's data with
 // the engine's own tools, next to the data. Dump writes everything needed to rebuild the
 // instance's data to w and returns nil only if it is complete; Load reads what Dump wrote and
-// applies it, without changing the existing data unless all of it could be read. Both are
+// applies it, without changing the existing data unless all of it could be read, and returns a
+// one-line summary of what it checked. Both are
 // served at PathDump and PathLoad behind the Actor's token and streamed: the agent holds no more
 // than a buffer of either.
 type Streamer interface {
 	Dump(ctx context.Context, w io.Writer) error
-	Load(ctx context.Context, r io.Reader) error
+	Load(ctx context.Context, r io.Reader) (string, error)
 }
 
 // ReloadInterval is how often a Reloader's files are compared with what was last applied.
@@ -310,12 +311,14 @@ func load(a Actor, s Streamer, w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	log.FromContext(r.Context()).Info("load requested")
-	if err := s.Load(r.Context(), r.Body); err != nil {
+	summary, err := s.Load(r.Context(), r.Body)
+	if err != nil {
 		log.FromContext(r.Context()).Error(err, "load failed")
 		http.Error(w, err.Error(), http.StatusConflict)
 		return
 	}
-	fmt.Fprintln(w, "done")
+	log.FromContext(r.Context()).Info("loaded", "summary", summary)
+	fmt.Fprintln(w, summary)
 }
 
 func act(a Actor, w http.ResponseWriter, r *http.Request) {

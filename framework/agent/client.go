@@ -70,14 +70,16 @@ func Dump(ctx context.Context, addr, token string, w io.Writer) error {
 	}
 }
 
-// Load streams r to the agent at addr (host:port), which applies it.
-func Load(ctx context.Context, addr, token string, r io.Reader) error {
+// Load streams r to the agent at addr (host:port), which applies it, and returns the agent's
+// summary of what it checked.
+func Load(ctx context.Context, addr, token string, r io.Reader) (string, error) {
 	resp, err := stream(ctx, addr, token, PathLoad, io.NopCloser(r))
 	if err != nil {
-		return err
+		return "", err
 	}
-	resp.Body.Close()
-	return nil
+	defer resp.Body.Close()
+	summary, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	return strings.TrimSpace(string(summary)), err
 }
 
 func stream(ctx context.Context, addr, token, path string, body io.ReadCloser) (*http.Response, error) {

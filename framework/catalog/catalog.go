@@ -2,8 +2,10 @@
 package catalog
 
 import (
+	"cmp"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -108,4 +110,22 @@ func release(v v1alpha1.CatalogVersion) Release {
 		r.Sundown = &t
 	}
 	return r
+}
+
+// CompareVersions orders two dotted versions by their numeric components, as far as both have
+// components: "17" and "17.2" are equal, "15.8" is before "17". Components that are not numbers
+// compare as text.
+func CompareVersions(a, b string) int {
+	as, bs := strings.Split(a, "."), strings.Split(b, ".")
+	for i := 0; i < len(as) && i < len(bs); i++ {
+		x, errx := strconv.Atoi(as[i])
+		y, erry := strconv.Atoi(bs[i])
+		switch {
+		case errx == nil && erry == nil && x != y:
+			return cmp.Compare(x, y)
+		case (errx != nil || erry != nil) && as[i] != bs[i]:
+			return strings.Compare(as[i], bs[i])
+		}
+	}
+	return 0
 }

@@ -54,3 +54,16 @@ func TestSupportAt(t *testing.T) {
 		}
 	}
 }
+
+func TestCompareVersions(t *testing.T) {
+	for _, c := range []struct {
+		a, b string
+		want int
+	}{
+		{"17", "17.2", 0}, {"15.8", "17", -1}, {"17.10", "17.9", 1}, {"4.0.5", "3.10.8", 1}, {"3.10", "3.10", 0}, {"16beta1", "16beta2", -1},
+	} {
+		if got := CompareVersions(c.a, c.b); got != c.want {
+			t.Errorf("CompareVersions(%q, %q) = %d, want %d", c.a, c.b, got, c.want)
+		}
+	}
+}

@@ -24,14 +24,19 @@ import (
 var _ fwagent.Streamer = (*Engine)(nil)
 
 // A dump is an archive of these parts, in this order: what each database is (owner, encoding,
-// access), the roles and their memberships (pg_dumpall --globals-only), then one pg_dump custom
-// archive per database. The maintenance database "postgres" and the templates are not dumped:
-// applications' data lives in their own databases.
+// access), the roles and their memberships (pg_dumpall --globals-only), one pg_dump custom
+// archive per database, and the row count of every table in the snapshot each pg_dump read, which
+// a load checks before it replaces anything. The maintenance database "postgres" and the
+// templates are not dumped: applications' data lives in their own databases.
 const (
 	partDatabases = "databases.json"
 	partGlobals   = "globals.sql"
 	partDatabase  = "database/"
+	partSummary   = "summary.json"
 )
+
+// rowCounts are the rows of each table ("schema"."table") of each database.
+type rowCounts map[string]map[string]int64
 
 // databaseInfo is what CREATE DATABASE needs to recreate a database as it was; pg_dump only
 // records it with --create, which restores under the original name.
@@ -71,12 +76,68 @@ func (e *Engine) Dump(ctx context.Context, w io.Writer) error {
 	if err := e.dumpPart(ctx, a, partGlobals, "pg_dumpall", "--globals-only", "--dbname", e.connString("postgres")); err != nil {
 		return err
 	}
+	counts := rowCounts{}
 	for _, db := range dbs {
-		if err := e.dumpPart(ctx, a, partDatabase+db.Name, "pg_dump", "--format=custom", "--compress=0", "--dbname", e.connString(db.Name)); err != nil {
+		if counts[db.Name], err = e.dumpDatabase(ctx, a, db.Name); err != nil {
 			return err
 		}
 	}
+	if pw, err = a.Create(partSummary); err != nil {
+		return err
+	}
+	if err := json.NewEncoder(pw).Encode(counts); err != nil {
+		return err
+	}
 	return a.Close()
+}
+
+// dumpDatabase counts the rows of every table in a snapshot and has pg_dump read that snapshot.
+func (e *Engine) dumpDatabase(ctx context.Context, a *archive.Writer, database string) (map[string]int64, error) {
+	conn, err := e.Connect(ctx, database)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.Background())
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback(context.Background()) //nolint:errcheck // read-only
+	var snapshot string
+	if err := tx.QueryRow(ctx, "SELECT pg_export_snapshot()").Scan(&snapshot); err != nil {
+		return nil, err
+	}
+	counts, err := countRows(ctx, tx)
+	if err != nil {
+		return nil, fmt.Errorf("counting the rows of database %s: %w", database, err)
+	}
+	return counts, e.dumpPart(ctx, a, partDatabase+database, "pg_dump", "--format=custom", "--compress=0",
+		"--snapshot="+snapshot, "--dbname", e.connString(database))
+}
+
+// countRows counts the rows of every user table (partitions and their parents both).
+func countRows(ctx context.Context, q interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+	QueryRow(context.Context, string, ...any) pgx.Row
+}) (map[string]int64, error) {
+	rows, err := q.Query(ctx, `SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_toast%'`)
+	if err != nil {
+		return nil, err
+	}
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, err
+	}
+	counts := make(map[string]int64, len(tables))
+	for _, t := range tables {
+		var n int64
+		if err := q.QueryRow(ctx, "SELECT count(*) FROM "+t).Scan(&n); err != nil {
+			return nil, fmt.Errorf("%s: %w", t, err)
+		}
+		counts[t] = n
+	}
+	return counts, nil
 }
 
 func (e *Engine) databases(ctx context.Context) ([]databaseInfo, error) {
@@ -117,12 +178,12 @@ func (e *Engine) dumpPart(ctx context.Context, a *archive.Writer, part, tool str
 // left alone); each database is restored into a side database, and only once the whole archive
 // has been read and restored are the side databases renamed over the originals. A failure
 // anywhere before that leaves the existing data as it was.
-func (e *Engine) Load(ctx context.Context, r io.Reader) error {
+func (e *Engine) Load(ctx context.Context, r io.Reader) (string, error) {
 	e.usersMu.Lock()
 	defer e.usersMu.Unlock()
 	conn, err := e.primaryConn(ctx)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer conn.Close(context.Background())
 
@@ -146,47 +207,89 @@ func (e *Engine) Load(ctx context.Context, r io.Reader) error {
 			_, _ = c.Exec(cctx, "DROP DATABASE IF EXISTS "+ident(sideName("dfrestore_", d.Name))+" WITH (FORCE)")
 		}
 	}()
+	var summary string
 	for {
 		name, part, err := a.Next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return err
+			return "", err
 		}
 		switch {
 		case name == partDatabases:
 			var dbs []databaseInfo
 			if err := json.NewDecoder(part).Decode(&dbs); err != nil {
-				return fmt.Errorf("%s: %w", partDatabases, err)
+				return "", fmt.Errorf("%s: %w", partDatabases, err)
 			}
 			for _, d := range dbs {
 				infos[d.Name] = d
 			}
 		case name == partGlobals:
 			if err := e.loadGlobals(ctx, part); err != nil {
-				return err
+				return "", err
 			}
 		case strings.HasPrefix(name, partDatabase):
 			d, ok := infos[strings.TrimPrefix(name, partDatabase)]
 			if !ok {
-				return fmt.Errorf("the archive has %s but does not describe that database", name)
+				return "", fmt.Errorf("the archive has %s but does not describe that database", name)
 			}
 			restored = append(restored, d)
 			if err := e.restoreSide(ctx, conn, d, part); err != nil {
-				return err
+				return "", err
+			}
+		case name == partSummary:
+			var want rowCounts
+			if err := json.NewDecoder(part).Decode(&want); err != nil {
+				return "", fmt.Errorf("%s: %w", partSummary, err)
+			}
+			if summary, err = e.checkCounts(ctx, restored, want); err != nil {
+				return "", err
 			}
 		default:
-			return fmt.Errorf("the archive has an unknown part %q", name)
+			return "", fmt.Errorf("the archive has an unknown part %q", name)
 		}
+	}
+	if summary == "" {
+		return "", fmt.Errorf("the archive has no %s to check the restore against", partSummary)
 	}
 	for len(restored) > 0 {
 		if err := swapIn(ctx, conn, restored[0]); err != nil {
-			return err
+			return "", err
 		}
 		restored = restored[1:]
 	}
-	return nil
+	return summary, nil
+}
+
+// checkCounts compares the restored side databases' tables and rows with the dump's.
+func (e *Engine) checkCounts(ctx context.Context, restored []databaseInfo, want rowCounts) (string, error) {
+	if len(restored) != len(want) {
+		return "", fmt.Errorf("the dump counted %d databases but %d were restored", len(want), len(restored))
+	}
+	var tables, rows int64
+	for _, d := range restored {
+		conn, err := e.Connect(ctx, sideName("dfrestore_", d.Name))
+		if err != nil {
+			return "", err
+		}
+		got, err := countRows(ctx, conn)
+		conn.Close(context.Background())
+		if err != nil {
+			return "", err
+		}
+		w := want[d.Name]
+		for t, n := range w {
+			if got[t] != n {
+				return "", fmt.Errorf("restored database %s has %d rows in %s; the dump had %d", d.Name, got[t], t, n)
+			}
+			tables, rows = tables+1, rows+n
+		}
+		if len(got) != len(w) {
+			return "", fmt.Errorf("restored database %s has %d tables; the dump had %d", d.Name, len(got), len(w))
+		}
+	}
+	return fmt.Sprintf("restored %d databases, %d tables, %d rows, each table's rows counted as in the dump", len(restored), tables, rows), nil
 }
 
 // sideName is a deterministic name for a database's restore or replaced copy.

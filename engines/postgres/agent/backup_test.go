@@ -12,6 +12,7 @@ import (
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
 	"github.com/datafleet-dev/datafleet/framework/backup"
+	"github.com/datafleet-dev/datafleet/framework/backup/archive"
 	"github.com/datafleet-dev/datafleet/framework/backup/store"
 	"github.com/datafleet-dev/datafleet/framework/names"
 	"github.com/datafleet-dev/datafleet/test/testenv"
@@ -80,7 +81,9 @@ func TestDumpAndLoad(t *testing.T) {
 			return err
 		}
 		defer rc.Close()
-		return fwagent.Load(ctx, r.addr, testToken, rc)
+		summary, err := fwagent.Load(ctx, r.addr, testToken, rc)
+		t.Logf("load: %s", summary)
+		return err
 	}
 	restored := func(t *testing.T, e *Engine) {
 		t.Helper()
@@ -153,7 +156,7 @@ func TestDumpAndLoad(t *testing.T) {
 			io.Copy(&full, rc)
 			rc.Close()
 			for _, cut := range []int{full.Len() / 2, full.Len() - 1} {
-				if err := fwagent.Load(ctx, dstAgent.addr, testToken, bytes.NewReader(full.Bytes()[:cut])); err == nil {
+				if _, err := fwagent.Load(ctx, dstAgent.addr, testToken, bytes.NewReader(full.Bytes()[:cut])); err == nil {
 					t.Fatalf("a load cut at %d of %d bytes succeeded", cut, full.Len())
 				}
 				if got := queryIn(t, dst, "app", "SELECT count(*)::text FROM orders"); got != "100" {
@@ -163,8 +166,47 @@ func TestDumpAndLoad(t *testing.T) {
 					t.Fatalf("%s side databases left after a failed load", got)
 				}
 			}
+
+			// A restore whose rows differ from the dump's count replaces nothing.
+			doctored := rewriteArchive(t, full.Bytes(), func(name string, b []byte) []byte {
+				if name == partSummary {
+					return bytes.Replace(b, []byte(`"public.orders":5000`), []byte(`"public.orders":5001`), 1)
+				}
+				return b
+			})
+			_, err = fwagent.Load(ctx, dstAgent.addr, testToken, bytes.NewReader(doctored))
+			if err == nil || !strings.Contains(err.Error(), "has 5000 rows in public.orders; the dump had 5001") {
+				t.Fatalf("a load whose counts differ: %v", err)
+			}
+			if got := queryIn(t, dst, "app", "SELECT count(*)::text FROM orders"); got != "100" {
+				t.Fatalf("after a load whose counts differ, orders has %s rows, want the 100 it had", got)
+			}
 		})
 	})
+}
+
+// rewriteArchive copies an archive, changing its parts' contents with change.
+func rewriteArchive(t *testing.T, in []byte, change func(name string, b []byte) []byte) []byte {
+	t.Helper()
+	var out bytes.Buffer
+	r, w := archive.NewReader(bytes.NewReader(in)), archive.NewWriter(&out)
+	for {
+		name, part, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(part)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pw, _ := w.Create(name)
+		pw.Write(change(name, b))
+	}
+	w.Close()
+	return out.Bytes()
 }
 
 func execSQLIn(t *testing.T, e *Engine, database string, statements ...string) {

@@ -1,0 +1,33 @@
+package engine
+
+import (
+	"context"
+	"io"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+)
+
+// Backuper is implemented by engines whose instances can be backed up and restored. Dump and Load
+// do not run in the operator: they run in the backup Job (the operator's image, in the instance's
+// namespace), which streams between them and the store. They reach the instance over the pod
+// network with the credentials BackupEnv puts in the Job's environment.
+type Backuper interface {
+	// BackupEnv is the environment Dump and Load need, as references to the instance's Secrets.
+	BackupEnv(inst *v1alpha1.ServiceInstance) []corev1.EnvVar
+	// Dump writes a complete logical dump of the instance to w (a framework/backup/archive), and
+	// returns nil only if it is complete.
+	Dump(ctx context.Context, t BackupTarget, w io.Writer) error
+	// Load applies a dump to the instance. It must leave the instance's data as it was unless the
+	// whole dump was read and applied, and check what it applied against what the dump recorded.
+	// It returns a one-line summary of what it verified, for the Restore's status.
+	Load(ctx context.Context, t BackupTarget, r io.Reader) (string, error)
+}
+
+// BackupTarget is the instance a backup Job works on.
+type BackupTarget struct {
+	Instance *v1alpha1.ServiceInstance
+	// Getenv reads the Job's environment (BackupEnv).
+	Getenv func(string) string
+}
