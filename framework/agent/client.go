@@ -124,19 +124,28 @@ func Probe(ctx context.Context, pods []corev1.Pod) []*Status {
 }
 
 func query(ctx context.Context, ip string) *Status {
-	url := "http://" + net.JoinHostPort(ip, strconv.Itoa(Port)) + PathStatus
+	st, _ := StatusAt(ctx, Address(ip))
+	return st
+}
+
+// StatusAt asks the agent at addr (host:port) for its status.
+func StatusAt(ctx context.Context, addr string) (*Status, error) {
+	url := "http://" + addr + PathStatus
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return nil
+		return nil, err
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil
+		return nil, err
 	}
 	defer resp.Body.Close()
-	var st Status
-	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&st) != nil {
-		return nil
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("status of %s: %s", addr, resp.Status)
 	}
-	return &st
+	var st Status
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return nil, fmt.Errorf("status of %s: %w", addr, err)
+	}
+	return &st, nil
 }

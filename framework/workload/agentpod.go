@@ -1,6 +1,7 @@
 package workload
 
 import (
+	"fmt"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -169,4 +170,16 @@ func HeadlessName(inst *v1alpha1.ServiceInstance) string {
 // ServicePort is a TCP port named after the container port it targets.
 func ServicePort(name string, port int32) corev1.ServicePort {
 	return corev1.ServicePort{Name: name, Port: port, TargetPort: intstr.FromString(name), Protocol: corev1.ProtocolTCP}
+}
+
+// MemberHost is the DNS name of the instance's pod with this ordinal, through its headless
+// Service: how a Job in the namespace reaches one member.
+func MemberHost(inst *v1alpha1.ServiceInstance, ordinal int) string {
+	return fmt.Sprintf("%s-%d.%s.%s.svc", names.Child(inst.Name, "", names.MaxStatefulSet), ordinal, HeadlessName(inst), inst.Namespace)
+}
+
+// SecretEnv is an environment variable read from a key of a Secret.
+func SecretEnv(name, secret, key string) corev1.EnvVar {
+	return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+		LocalObjectReference: corev1.LocalObjectReference{Name: secret}, Key: key}}}
 }
