@@ -48,9 +48,11 @@ func login(n *localNode, user, password, vhost string) error {
 // are left as they are on the target.
 func TestDefinitionsBackupAndRestore(t *testing.T) {
 	ctx := context.Background()
+	// One node after the other: two starting at once on a small machine can exceed the wait.
 	src := newLocalCluster(t, 1).start(0, "")
+	waitReady(t, src)
 	dst := newLocalCluster(t, 1).start(0, "")
-	waitReady(t, src, dst)
+	waitReady(t, dst)
 	m := src.management()
 	binder := names.UserStem("apps", "orders") + "_0"
 	weird := "team/a b%"
@@ -134,11 +136,13 @@ func TestDefinitionsBackupAndRestore(t *testing.T) {
 			t.Fatal("the summary does not say the import was checked")
 		}
 		restored(t, src)
-		if err := login(src, binder, "binding-secret-2", "orders"); err != nil {
+		// Its permissions on the re-created vhost come from its binding, which ensures them again
+		// (the restore nudges bindings); what matters here is which password authenticates.
+		if err := login(src, binder, "binding-secret-2", "orders"); err != nil && !strings.Contains(err.Error(), "no access to this vhost") {
 			t.Fatalf("the binding's current password no longer works: %v", err)
 		}
-		if err := login(src, binder, "binding-secret-1", "orders"); err == nil {
-			t.Fatal("the binding's old password works again")
+		if err := login(src, binder, "binding-secret-1", "orders"); err == nil || !strings.Contains(err.Error(), "username or password not allowed") {
+			t.Fatalf("the binding's old password works again: %v", err)
 		}
 	})
 
