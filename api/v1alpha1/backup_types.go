@@ -50,6 +50,12 @@ type BackupStatus struct {
 	// engineVersion of the instance when it was backed up.
 	// +optional
 	EngineVersion string `json:"engineVersion,omitempty"`
+	// sha256 of the stored artefact, as its manifest records it.
+	// +optional
+	SHA256 string `json:"sha256,omitempty"`
+	// encrypted is true when the artefact is encrypted with the store's key.
+	// +optional
+	Encrypted bool `json:"encrypted,omitempty"`
 }
 
 // Backup is one backup of a ServiceInstance in a BackupStore.
@@ -60,6 +66,7 @@ type BackupStatus struct {
 // +kubebuilder:printcolumn:name="Instance",type=string,JSONPath=`.spec.instanceRef.name`
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Size",type=integer,JSONPath=`.status.sizeBytes`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type Backup struct {
 	metav1.TypeMeta   `json:",inline"`

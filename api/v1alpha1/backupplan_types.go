@@ -39,6 +39,38 @@ type BackupPlanSpec struct {
 	// suspend stops new backups from being scheduled; pruning continues.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
+	// drill periodically restores the latest completed backup into a scratch instance, checks
+	// what was restored against what the backup recorded (row counts, definitions), records the
+	// result in status.lastDrill and deletes the scratch instance.
+	// +optional
+	Drill *BackupDrill `json:"drill,omitempty"`
+}
+
+// BackupDrill schedules verification drills.
+type BackupDrill struct {
+	// schedule of the drills in cron syntax (five fields), in the plan's time zone.
+	// +kubebuilder:validation:MinLength=9
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:XValidation:rule="self.split(' ').filter(f, f != '').size() == 5",message="schedule must be a cron expression with five fields: minute hour day-of-month month day-of-week"
+	Schedule string `json:"schedule"`
+}
+
+// DrillStatus is the outcome of a verification drill.
+type DrillStatus struct {
+	// backup that was restored.
+	Backup string `json:"backup"`
+	// restore that carried the drill out.
+	Restore string `json:"restore"`
+	// +optional
+	StartTime *metav1.Time `json:"startTime,omitempty"`
+	// +optional
+	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
+	// result: Running, Passed or Failed.
+	// +kubebuilder:validation:Enum=Running;Passed;Failed
+	Result string `json:"result"`
+	// message says what was checked, or why the drill failed.
+	// +optional
+	Message string `json:"message,omitempty"`
 }
 
 // BackupPlanStatus is what the operator observed.
@@ -53,6 +85,12 @@ type BackupPlanStatus struct {
 	LastScheduleTime *metav1.Time `json:"lastScheduleTime,omitempty"`
 	// +optional
 	LastSuccessfulBackup string `json:"lastSuccessfulBackup,omitempty"`
+	// lastDrillScheduleTime is the last drill slot acted on.
+	// +optional
+	LastDrillScheduleTime *metav1.Time `json:"lastDrillScheduleTime,omitempty"`
+	// lastDrill is the latest verification drill.
+	// +optional
+	LastDrill *DrillStatus `json:"lastDrill,omitempty"`
 }
 
 // BackupPlan takes backups of an instance on a schedule and prunes old ones.
@@ -64,6 +102,7 @@ type BackupPlanStatus struct {
 // +kubebuilder:printcolumn:name="Schedule",type=string,JSONPath=`.spec.schedule`
 // +kubebuilder:printcolumn:name="Suspend",type=boolean,JSONPath=`.spec.suspend`
 // +kubebuilder:printcolumn:name="Last",type=date,JSONPath=`.status.lastScheduleTime`
+// +kubebuilder:printcolumn:name="Drill",type=string,JSONPath=`.status.lastDrill.result`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type BackupPlan struct {
 	metav1.TypeMeta   `json:",inline"`

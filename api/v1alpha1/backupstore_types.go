@@ -16,10 +16,24 @@ type BackupStoreSpec struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=512
 	Prefix string `json:"prefix,omitempty"`
-	// credentialsSecretRef names a Secret whose keys become the provider's environment
-	// (for example AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).
+	// credentialsSecretRef names a Secret with the store's credentials: AWS_ACCESS_KEY_ID and
+	// AWS_SECRET_ACCESS_KEY (and optionally AWS_SESSION_TOKEN) for s3://, or
+	// GOOGLE_APPLICATION_CREDENTIALS_JSON (a service account key) for gs://. Without it the
+	// provider's ambient credentials apply (workload identity).
 	// +optional
 	CredentialsSecretRef *LocalObjectReference `json:"credentialsSecretRef,omitempty"`
+	// encryption encrypts every backup written to this store before it leaves the cluster
+	// (AES-256-GCM), with a key from a Secret. Restores need the same key: keep a copy of it
+	// outside the cluster.
+	// +optional
+	Encryption *BackupEncryption `json:"encryption,omitempty"`
+}
+
+// BackupEncryption names the key backups are encrypted with.
+type BackupEncryption struct {
+	// keySecretRef is a key of a Secret in the store's namespace holding at least 16 random
+	// bytes, for example from `openssl rand -base64 32`.
+	KeySecretRef SecretKeyReference `json:"keySecretRef"`
 }
 
 // BackupStoreStatus is what the operator observed.

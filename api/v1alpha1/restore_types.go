@@ -7,13 +7,27 @@ import (
 // RestoreTarget is where a backup is restored: a new instance, or the backed-up instance itself.
 // +kubebuilder:validation:XValidation:rule="has(self.newInstance) != has(self.inPlace)",message="set exactly one of target.newInstance and target.inPlace"
 type RestoreTarget struct {
-	// newInstance restores into a new ServiceInstance with this name, created from the backed-up
-	// instance's spec (the usual path; also used for clones and major upgrades).
+	// newInstance restores into a new ServiceInstance, created from the backed-up instance's spec
+	// (the usual path; also used for clones and major upgrades).
 	// +optional
-	NewInstance *LocalObjectReference `json:"newInstance,omitempty"`
+	NewInstance *NewInstanceTarget `json:"newInstance,omitempty"`
 	// inPlace overwrites the data of the backed-up instance.
 	// +optional
 	InPlace *InPlaceRestore `json:"inPlace,omitempty"`
+}
+
+// NewInstanceTarget is the instance a Restore creates.
+type NewInstanceTarget struct {
+	// name of the new ServiceInstance, in the Restore's namespace. It must not exist yet.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z]([-a-z0-9]*[a-z0-9])?$`
+	Name string `json:"name"`
+	// version of the new instance; defaults to the backed-up instance's. A newer version moves
+	// the data across a major upgrade; an older one than the backup's is refused.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	Version string `json:"version,omitempty"`
 }
 
 // InPlaceRestore overwrites an instance's data and needs an explicit confirmation.
@@ -44,6 +58,9 @@ type RestoreStatus struct {
 	StartTime *metav1.Time `json:"startTime,omitempty"`
 	// +optional
 	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
+	// instanceName is the instance the backup is restored into.
+	// +optional
+	InstanceName string `json:"instanceName,omitempty"`
 }
 
 // Restore brings a Backup back into a new or the same ServiceInstance.
@@ -52,7 +69,9 @@ type RestoreStatus struct {
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=rs,categories=datafleet
 // +kubebuilder:printcolumn:name="Backup",type=string,JSONPath=`.spec.backupRef.name`
+// +kubebuilder:printcolumn:name="Instance",type=string,JSONPath=`.status.instanceName`
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type Restore struct {
 	metav1.TypeMeta   `json:",inline"`

@@ -13,6 +13,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/datafleet-dev/datafleet/framework/agent"
+	"github.com/datafleet-dev/datafleet/framework/backup/job"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/operator"
 )
@@ -40,6 +42,16 @@ func run(args []string) error {
 	}
 	if len(args) > 0 && args[0] == "install-agent" {
 		return installAgent(args[1:])
+	}
+	if len(args) > 0 && args[0] == "backup" {
+		// The backup and restore Jobs: no API access, the result in the termination message.
+		ctx, cancel := agent.SignalContext()
+		defer cancel()
+		byName := map[string]engine.Engine{}
+		for _, e := range compiledEngines() {
+			byName[e.Name()] = e
+		}
+		return job.Main(ctx, args[1:], byName)
 	}
 	registry := engine.NewRegistry(compiledEngines()...)
 	fs := flag.NewFlagSet("manager", flag.ContinueOnError)

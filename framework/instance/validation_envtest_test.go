@@ -111,7 +111,7 @@ func TestAPIServerRejectsInvalidCatalogsAndRestores(t *testing.T) {
 	both := &v1alpha1.Restore{}
 	both.Name, both.Namespace = "r", ns
 	both.Spec = v1alpha1.RestoreSpec{BackupRef: v1alpha1.LocalObjectReference{Name: "b"}, Target: v1alpha1.RestoreTarget{
-		NewInstance: &v1alpha1.LocalObjectReference{Name: "x"}, InPlace: &v1alpha1.InPlaceRestore{Confirm: "x"}}}
+		NewInstance: &v1alpha1.NewInstanceTarget{Name: "x"}, InPlace: &v1alpha1.InPlaceRestore{Confirm: "x"}}}
 	if err := c.Create(ctx, both); err == nil || !strings.Contains(err.Error(), "set exactly one of target.newInstance and target.inPlace") {
 		t.Errorf("restore with two targets: %v", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -18,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/framework/backup/controllers"
 	"github.com/datafleet-dev/datafleet/framework/binding"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/instance"
@@ -48,6 +50,7 @@ func CacheOptions(engines []engine.Engine) cache.Options {
 		&corev1.ConfigMap{}:             {Label: sel},
 		&corev1.Service{}:               {Label: sel},
 		&appsv1.StatefulSet{}:           {Label: sel},
+		&batchv1.Job{}:                  {Label: sel},
 	}
 	for _, e := range engines {
 		types := e.ChildTypes()
@@ -115,9 +118,36 @@ func Setup(ctx context.Context, mgr ctrl.Manager, engines []engine.Engine, opts 
 	if err := br.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles}); err != nil {
 		return fmt.Errorf("setting up the binding controller: %w", err)
 	}
+	if err := setupBackups(mgr, engines, opts); err != nil {
+		return err
+	}
 	known := opts.Known
 	if len(known) == 0 {
 		known = enabled
 	}
 	return (&instance.UnclaimedReconciler{Client: mgr.GetClient(), Enabled: enabled, Known: known}).SetupWithManager(mgr)
+}
+
+// setupBackups registers the backup kinds' controllers, which serve every engine.
+func setupBackups(mgr ctrl.Manager, engines []engine.Engine, opts Options) error {
+	byName := map[string]engine.Engine{}
+	for _, e := range engines {
+		byName[e.Name()] = e
+	}
+	copts := controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles}
+	for _, r := range []interface {
+		SetupWithManager(ctrl.Manager, controller.Options) error
+	}{
+		&controllers.StoreReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader()},
+		&controllers.BackupReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Engines: byName, Image: opts.AgentImage,
+			Recorder: mgr.GetEventRecorder("backup")},
+		&controllers.RestoreReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Engines: byName, Image: opts.AgentImage,
+			Recorder: mgr.GetEventRecorder("restore")},
+		&controllers.PlanReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("backupplan")},
+	} {
+		if err := r.SetupWithManager(mgr, copts); err != nil {
+			return fmt.Errorf("setting up the backup controllers: %w", err)
+		}
+	}
+	return nil
 }

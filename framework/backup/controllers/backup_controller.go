@@ -1,0 +1,278 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"time"
+
+	"gocloud.dev/blob"
+	batchv1 "k8s.io/api/batch/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/framework/apply"
+	"github.com/datafleet-dev/datafleet/framework/backup"
+	"github.com/datafleet-dev/datafleet/framework/backup/job"
+	"github.com/datafleet-dev/datafleet/framework/engine"
+	"github.com/datafleet-dev/datafleet/framework/names"
+)
+
+// +kubebuilder:rbac:groups=datafleet.dev,resources=backups,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=datafleet.dev,resources=backups/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=datafleet.dev,resources=backups/finalizers,verbs=update
+// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;delete
+
+// BackupFinalizer deletes a Backup's artefact from the store before the Backup goes.
+const BackupFinalizer = "datafleet.dev/backup"
+
+// BackupReconciler runs each Backup's dump Job and records what its manifest says.
+type BackupReconciler struct {
+	Client    client.Client
+	APIReader client.Reader
+	Engines   map[string]engine.Engine
+	// Image is the operator's own image, which the Jobs run.
+	Image    string
+	Recorder events.EventRecorder
+}
+
+// Dir is a Backup's directory in its store, under the store's prefix. The UID keeps a new Backup
+// of an old name from meeting the old one's objects.
+func Dir(b *v1alpha1.Backup) string {
+	return path.Join(b.Namespace, b.Spec.InstanceRef.Name, b.Name+"-"+string(b.UID)[:8])
+}
+
+func backupJobName(b *v1alpha1.Backup) string {
+	return names.Child(b.Name, "backup", names.MaxStatefulSet)
+}
+
+// Reconcile implements reconcile.Reconciler.
+func (r *BackupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	b := &v1alpha1.Backup{}
+	if err := r.Client.Get(ctx, req.NamespacedName, b); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !b.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, r.finalize(ctx, b)
+	}
+	if err := apply.AddFinalizer(ctx, r.Client, b, BackupFinalizer); err != nil {
+		return ctrl.Result{}, err
+	}
+	before := b.DeepCopy()
+	requeue, err := r.progress(ctx, b)
+	if werr := writeStatus(ctx, r.Client, before, b, statusChanged(before.Status, b.Status)); werr != nil {
+		return ctrl.Result{}, werr
+	}
+	if before.Status.Phase != b.Status.Phase && (b.Status.Phase == v1alpha1.BackupCompleted || b.Status.Phase == v1alpha1.BackupFailed) {
+		r.event(b, b.Status.Phase)
+	}
+	return ctrl.Result{RequeueAfter: requeue}, err
+}
+
+func (r *BackupReconciler) event(b *v1alpha1.Backup, phase v1alpha1.BackupPhase) {
+	if r.Recorder == nil {
+		return
+	}
+	kind, reason, note := "Normal", "BackupCompleted", fmt.Sprintf("%d bytes at %s", b.Status.SizeBytes, b.Status.Location)
+	if phase == v1alpha1.BackupFailed {
+		kind, reason, note = "Warning", "BackupFailed", conditionMessage(b.Status.Conditions)
+	}
+	r.Recorder.Eventf(b, nil, kind, reason, "Backup", "%s", note)
+}
+
+// progress moves the Backup one step: wait for its instance and store, start the Job, record the
+// result. A finished Backup does not change.
+func (r *BackupReconciler) progress(ctx context.Context, b *v1alpha1.Backup) (time.Duration, error) {
+	switch b.Status.Phase {
+	case v1alpha1.BackupCompleted, v1alpha1.BackupFailed:
+		return 0, nil
+	case "":
+		b.Status.Phase = v1alpha1.BackupPending
+	}
+	pending := func(reason, msg string) (time.Duration, error) {
+		setReady(&b.Status.Conditions, b.Generation, false, reason, msg)
+		return 30 * time.Second, nil
+	}
+	inst := &v1alpha1.ServiceInstance{}
+	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: b.Namespace, Name: b.Spec.InstanceRef.Name}, inst); err != nil {
+		if apierrors.IsNotFound(err) {
+			return pending(ReasonInstanceNotFound, fmt.Sprintf("instance %q does not exist", b.Spec.InstanceRef.Name))
+		}
+		return 0, err
+	}
+	e, ok := r.Engines[inst.Spec.Engine]
+	if !ok {
+		return pending(ReasonEngineNotEnabled, fmt.Sprintf("engine %q is not enabled in this operator", inst.Spec.Engine))
+	}
+	backuper, ok := e.(engine.Backuper)
+	if !ok {
+		b.Status.Phase = v1alpha1.BackupFailed
+		setReady(&b.Status.Conditions, b.Generation, false, ReasonNotSupported, fmt.Sprintf("engine %s has no backups", e.Name()))
+		return 0, nil
+	}
+	bs, reason, msg := r.readyStore(ctx, b.Namespace, storeOf(b.Spec.StoreRef, inst))
+	if bs == nil {
+		return pending(reason, msg)
+	}
+	j := &batchv1.Job{}
+	err := r.Client.Get(ctx, client.ObjectKey{Namespace: b.Namespace, Name: backupJobName(b)}, j)
+	switch {
+	case apierrors.IsNotFound(err) && b.Status.Phase == v1alpha1.BackupRunning:
+		b.Status.Phase, b.Status.CompletionTime = v1alpha1.BackupFailed, now()
+		setReady(&b.Status.Conditions, b.Generation, false, ReasonJobLost, "the backup Job was deleted before it finished")
+		return 0, nil
+	case apierrors.IsNotFound(err):
+		if !instanceReady(inst) {
+			return pending(ReasonInstanceNotReady, fmt.Sprintf("instance %q is not ready", inst.Name))
+		}
+		return 0, r.start(ctx, b, inst, bs, backuper)
+	case err != nil:
+		return 0, err
+	}
+	done, res := jobState(ctx, r.Client, j)
+	if !done {
+		return 0, nil // the Job's changes requeue
+	}
+	if res.Reason != job.ReasonCompleted {
+		b.Status.Phase, b.Status.CompletionTime = v1alpha1.BackupFailed, now()
+		setReady(&b.Status.Conditions, b.Generation, false, res.Reason, res.Message)
+		return 0, nil
+	}
+	if err := r.complete(ctx, b, bs); err != nil {
+		return 0, err
+	}
+	// The artefact is recorded: the Job has nothing more to say.
+	return 0, client.IgnoreNotFound(r.Client.Delete(ctx, j, client.PropagationPolicy(metav1.DeletePropagationBackground)))
+}
+
+// readyStore returns the named BackupStore if its probe succeeded.
+func (r *BackupReconciler) readyStore(ctx context.Context, ns, name string) (*v1alpha1.BackupStore, string, string) {
+	return readyStore(ctx, r.Client, ns, name)
+}
+
+func readyStore(ctx context.Context, c client.Reader, ns, name string) (*v1alpha1.BackupStore, string, string) {
+	if name == "" {
+		return nil, ReasonNoStore, "no store: set spec.storeRef, or spec.backup.storeRef on the instance"
+	}
+	bs := &v1alpha1.BackupStore{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, bs); err != nil {
+		return nil, ReasonStoreNotFound, fmt.Sprintf("BackupStore %q: %v", name, err)
+	}
+	if c := findReady(bs.Status.Conditions); c == nil || c.Status != metav1.ConditionTrue {
+		msg := fmt.Sprintf("BackupStore %q is not ready", name)
+		if c != nil {
+			msg += ": " + c.Message
+		}
+		return nil, ReasonStoreNotReady, msg
+	}
+	return bs, "", ""
+}
+
+func (r *BackupReconciler) start(ctx context.Context, b *v1alpha1.Backup, inst *v1alpha1.ServiceInstance, bs *v1alpha1.BackupStore, e engine.Backuper) error {
+	j := job.Build(job.Input{
+		Name: backupJobName(b), Namespace: b.Namespace, Mode: job.ModeDump, Component: job.ComponentBackup, Owner: b.Name,
+		Image: r.Image, Engine: inst.Spec.Engine, Instance: inst, Version: inst.Status.Version, Store: bs,
+		Dir: Dir(b), Backup: b.Name, EngineEnv: e.BackupEnv(inst),
+	})
+	if err := controllerutil.SetControllerReference(b, j, r.Client.Scheme()); err != nil {
+		return err
+	}
+	if err := r.Client.Create(ctx, j); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	b.Status.Phase, b.Status.StartTime, b.Status.EngineVersion = v1alpha1.BackupRunning, now(), inst.Status.Version
+	b.Status.Location = redact(bs.Spec.URL) + " " + path.Join(bs.Spec.Prefix, Dir(b))
+	setReady(&b.Status.Conditions, b.Generation, false, ReasonRunning, "the backup Job is running")
+	return nil
+}
+
+// complete reads the manifest the Job wrote: only a manifest makes a backup complete.
+func (r *BackupReconciler) complete(ctx context.Context, b *v1alpha1.Backup, bs *v1alpha1.BackupStore) error {
+	st, _, err := openStore(ctx, r.APIReader, bs)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	m, err := backup.ReadManifest(ctx, st, Dir(b))
+	if errors.Is(err, backup.ErrIncomplete) {
+		b.Status.Phase, b.Status.CompletionTime = v1alpha1.BackupFailed, now()
+		setReady(&b.Status.Conditions, b.Generation, false, job.ReasonIncomplete, err.Error())
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	b.Status.Phase = v1alpha1.BackupCompleted
+	ct := metav1.NewTime(m.Completed.Truncate(time.Second))
+	b.Status.CompletionTime, b.Status.SizeBytes, b.Status.SHA256, b.Status.Encrypted = &ct, m.Size, m.SHA256, m.Encryption != nil
+	setReady(&b.Status.Conditions, b.Generation, true, job.ReasonCompleted,
+		fmt.Sprintf("%d bytes (%d before compression) of %s %s", m.Size, m.RawSize, m.Engine, m.EngineVersion))
+	return nil
+}
+
+// finalize deletes the Backup's objects from the store, then lets it go. A Backup that never
+// started a Job has nothing in the store.
+func (r *BackupReconciler) finalize(ctx context.Context, b *v1alpha1.Backup) error {
+	if b.Status.StartTime != nil {
+		if err := r.deleteArtefact(ctx, b); err != nil {
+			before := b.DeepCopy()
+			setReady(&b.Status.Conditions, b.Generation, false, ReasonDeleteFailed, "deleting the backup's objects from the store: "+err.Error())
+			_ = writeStatus(ctx, r.Client, before, b, statusChanged(before.Status, b.Status))
+			return err
+		}
+	}
+	return apply.RemoveFinalizer(ctx, r.Client, b, BackupFinalizer)
+}
+
+func (r *BackupReconciler) deleteArtefact(ctx context.Context, b *v1alpha1.Backup) error {
+	inst := &v1alpha1.ServiceInstance{}
+	_ = r.Client.Get(ctx, client.ObjectKey{Namespace: b.Namespace, Name: b.Spec.InstanceRef.Name}, inst)
+	name := storeOf(b.Spec.StoreRef, inst)
+	bs := &v1alpha1.BackupStore{}
+	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: b.Namespace, Name: name}, bs); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil // the store went first: nothing this operator can reach is left
+		}
+		return err
+	}
+	st, _, err := openStore(ctx, r.APIReader, bs)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	// The manifest first: from then on what is left is not a backup.
+	keys := []string{st.Key(Dir(b), backup.ManifestName)}
+	it := st.Bucket.List(&blob.ListOptions{Prefix: st.Key(Dir(b)) + "/"})
+	for {
+		obj, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if obj.Key != keys[0] {
+			keys = append(keys, obj.Key)
+		}
+	}
+	for _, k := range keys {
+		if err := st.Bucket.Delete(ctx, k); err != nil && !isNotFound(err) {
+			return err
+		}
+	}
+	return nil
+}
+
+// SetupWithManager registers the controller: Backups and their Jobs.
+func (r *BackupReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options) error {
+	return ctrl.NewControllerManagedBy(mgr).Named("backup").WithOptions(opts).
+		For(&v1alpha1.Backup{}).Owns(&batchv1.Job{}).Complete(r)
+}

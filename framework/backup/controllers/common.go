@@ -1,0 +1,178 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"gocloud.dev/gcerrors"
+
+	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/framework/backup/job"
+	"github.com/datafleet-dev/datafleet/framework/backup/store"
+)
+
+// Shared reasons.
+const (
+	ReasonInstanceNotFound   = "InstanceNotFound"
+	ReasonInstanceNotReady   = "InstanceNotReady"
+	ReasonStoreNotFound      = "StoreNotFound"
+	ReasonStoreNotReady      = "StoreNotReady"
+	ReasonNoStore            = "NoStore"
+	ReasonNotSupported       = "BackupsNotSupported"
+	ReasonEngineNotEnabled   = "EngineNotEnabled"
+	ReasonRunning            = "Running"
+	ReasonJobLost            = "JobLost"
+	ReasonDeleteFailed       = "DeleteFailed"
+	ReasonCredentialsMissing = "CredentialsNotFound"
+)
+
+// Labels and annotations the backup kinds use.
+const (
+	// PlanLabel marks a Backup made by a BackupPlan (the plan's name).
+	PlanLabel = "datafleet.dev/backup-plan"
+	// HoldLabel "true" keeps a Backup from being pruned, like spec.hold.
+	HoldLabel = "datafleet.dev/hold"
+	// RestoredByAnnotation marks an instance a Restore created (the Restore's name).
+	RestoredByAnnotation = "datafleet.dev/restored-by"
+	// RestoredAnnotation records the last Restore applied to an instance; changing it makes the
+	// instance's bindings ensure their users again (a restore may have replaced vhosts or grants).
+	RestoredAnnotation = "datafleet.dev/last-restore"
+	// DrillLabel marks a scratch instance and Restore of a plan's verification drill.
+	DrillLabel = "datafleet.dev/drill-of"
+)
+
+// openStore opens a BackupStore with its credentials Secret, read from the API server: the cache
+// holds only Secrets the operator labelled.
+func openStore(ctx context.Context, r client.Reader, bs *v1alpha1.BackupStore) (*store.Store, string, error) {
+	var creds map[string][]byte
+	if ref := bs.Spec.CredentialsSecretRef; ref != nil {
+		s := &corev1.Secret{}
+		if err := r.Get(ctx, client.ObjectKey{Namespace: bs.Namespace, Name: ref.Name}, s); err != nil {
+			if apierrors.IsNotFound(err) {
+				return nil, ReasonCredentialsMissing, fmt.Errorf("the credentials Secret %q does not exist", ref.Name)
+			}
+			return nil, ReasonCredentialsMissing, err
+		}
+		creds = s.Data
+	}
+	st, err := store.Open(ctx, bs.Spec.URL, bs.Spec.Prefix, creds)
+	if err != nil {
+		return nil, "OpenFailed", err
+	}
+	return st, "", nil
+}
+
+// sharedScheme reports whether a store URL's objects can be seen by other pods: file:// and
+// mem:// live in one process's filesystem or memory.
+func sharedScheme(rawURL string) bool {
+	u, err := url.Parse(rawURL)
+	return err == nil && u.Scheme != "file" && u.Scheme != "mem"
+}
+
+// setCondition sets the Ready condition on a status's conditions.
+func setReady(conds *[]metav1.Condition, gen int64, ok bool, reason, message string) {
+	status := metav1.ConditionFalse
+	if ok {
+		status = metav1.ConditionTrue
+	}
+	meta.SetStatusCondition(conds, metav1.Condition{Type: v1alpha1.ConditionReady, Status: status, Reason: reason,
+		Message: truncate(message, 2048), ObservedGeneration: gen})
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-3] + "..."
+}
+
+// writeStatus patches obj's status from before, once, and only if it changed.
+func writeStatus(ctx context.Context, c client.Client, before, obj client.Object, changed bool) error {
+	if !changed {
+		return nil
+	}
+	return client.IgnoreNotFound(c.Status().Patch(ctx, obj, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})))
+}
+
+func statusChanged(a, b any) bool { return !equality.Semantic.DeepEqual(a, b) }
+
+// jobState reads a Job: finished or not, and its pod's result when it finished.
+func jobState(ctx context.Context, c client.Reader, j *batchv1.Job) (done bool, res job.Result) {
+	var complete, failed bool
+	for _, cond := range j.Status.Conditions {
+		if cond.Status != corev1.ConditionTrue {
+			continue
+		}
+		switch cond.Type {
+		case batchv1.JobComplete:
+			complete = true
+		case batchv1.JobFailed:
+			failed = true
+			res = job.Result{Reason: job.ReasonDumpFailed, Message: cond.Message}
+		}
+	}
+	if !complete && !failed {
+		return false, res
+	}
+	pods := &corev1.PodList{}
+	if err := c.List(ctx, pods, client.InNamespace(j.Namespace), client.MatchingLabels{"batch.kubernetes.io/job-name": j.Name}); err == nil {
+		for i := range pods.Items {
+			if r, ok := job.ParseResult(&pods.Items[i]); ok {
+				res = r
+				break
+			}
+		}
+	}
+	if complete && res.Reason == "" {
+		res = job.Result{Reason: job.ReasonCompleted}
+	}
+	if failed && res.Reason == job.ReasonCompleted {
+		res.Reason = job.ReasonDumpFailed
+	}
+	return true, res
+}
+
+// instanceReady reports whether the instance's Ready condition is True for its current spec.
+func instanceReady(inst *v1alpha1.ServiceInstance) bool {
+	c := meta.FindStatusCondition(inst.Status.Conditions, v1alpha1.ConditionReady)
+	return c != nil && c.Status == metav1.ConditionTrue && inst.Status.Version != ""
+}
+
+func now() *metav1.Time { t := metav1.NewTime(time.Now().Truncate(time.Second)); return &t }
+
+// storeOf is the store a Backup or plan names, else the instance's default.
+func storeOf(ref *v1alpha1.LocalObjectReference, inst *v1alpha1.ServiceInstance) string {
+	if ref != nil {
+		return ref.Name
+	}
+	if inst.Spec.Backup != nil && inst.Spec.Backup.StoreRef != nil {
+		return inst.Spec.Backup.StoreRef.Name
+	}
+	return ""
+}
+
+func redact(s string) string { return strings.TrimSpace(store.Redact(s)) }
+
+func findReady(conds []metav1.Condition) *metav1.Condition {
+	return meta.FindStatusCondition(conds, v1alpha1.ConditionReady)
+}
+
+func conditionMessage(conds []metav1.Condition) string {
+	if c := findReady(conds); c != nil {
+		return c.Reason + ": " + c.Message
+	}
+	return ""
+}
+
+func isNotFound(err error) bool { return gcerrors.Code(err) == gcerrors.NotFound }

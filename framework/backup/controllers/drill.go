@@ -1,0 +1,119 @@
+package controllers
+
+import (
+	"context"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/framework/names"
+)
+
+// +kubebuilder:rbac:groups=datafleet.dev,resources=serviceinstances,verbs=delete
+
+// drillInstance is the plan's scratch instance: one at a time.
+func drillInstance(p *v1alpha1.BackupPlan) string {
+	return names.Child(p.Name, "drill", names.MaxDNSLabel)
+}
+
+// drill runs the plan's verification drills: on each slot it restores the latest completed backup
+// into the scratch instance (the restore checks what it applied against the dump's own record),
+// then records the outcome and deletes the scratch instance and the Restore. It returns when to
+// look again while a drill runs.
+func (r *PlanReconciler) drill(ctx context.Context, p *v1alpha1.BackupPlan, backups []v1alpha1.Backup, now time.Time) (time.Duration, error) {
+	if d := p.Status.LastDrill; d != nil && d.Result == DrillRunning {
+		return r.followDrill(ctx, p, now)
+	}
+	s, err := parseSchedule(p.Spec.Drill.Schedule, p.Spec.TimeZone)
+	if err != nil {
+		setReady(&p.Status.Conditions, p.Generation, false, ReasonInvalidSchedule, "drill: "+err.Error())
+		return 0, nil
+	}
+	last := p.CreationTimestamp.Time
+	if p.Status.LastDrillScheduleTime != nil {
+		last = p.Status.LastDrillScheduleTime.Time
+	}
+	slot, next := s.due(last, now)
+	if slot.IsZero() || p.Status.LastSuccessfulBackup == "" {
+		return next.Sub(now) + time.Second, nil
+	}
+	// A scratch instance left by an interrupted drill, or still being deleted, goes first: the
+	// Restore would refuse an existing target.
+	if gone, err := r.deleteScratch(ctx, p); err != nil || !gone {
+		return 10 * time.Second, err
+	}
+	t := metav1.NewTime(slot)
+	p.Status.LastDrillScheduleTime = &t
+	rs := &v1alpha1.Restore{
+		ObjectMeta: metav1.ObjectMeta{Name: names.Child(p.Name, "drill-"+slot.UTC().Format("20060102-1504"), names.MaxDNSLabel),
+			Namespace: p.Namespace, Labels: map[string]string{DrillLabel: p.Name}},
+		Spec: v1alpha1.RestoreSpec{BackupRef: v1alpha1.LocalObjectReference{Name: p.Status.LastSuccessfulBackup},
+			Target: v1alpha1.RestoreTarget{NewInstance: &v1alpha1.NewInstanceTarget{Name: drillInstance(p)}}},
+	}
+	if err := r.Client.Create(ctx, rs); err != nil && !apierrors.IsAlreadyExists(err) {
+		return 0, err
+	}
+	p.Status.LastDrill = &v1alpha1.DrillStatus{Backup: p.Status.LastSuccessfulBackup, Restore: rs.Name, StartTime: &t, Result: DrillRunning}
+	return 15 * time.Second, nil
+}
+
+func (r *PlanReconciler) followDrill(ctx context.Context, p *v1alpha1.BackupPlan, now time.Time) (time.Duration, error) {
+	d := p.Status.LastDrill
+	rs := &v1alpha1.Restore{}
+	err := r.Client.Get(ctx, client.ObjectKey{Namespace: p.Namespace, Name: d.Restore}, rs)
+	switch {
+	case apierrors.IsNotFound(err):
+		d.Result, d.Message = DrillFailed, "the drill's Restore was deleted before it finished"
+	case err != nil:
+		return 0, err
+	case rs.Status.Phase == v1alpha1.BackupCompleted:
+		d.Result, d.Message = DrillPassed, conditionMessage(rs.Status.Conditions)
+	case rs.Status.Phase == v1alpha1.BackupFailed:
+		d.Result, d.Message = DrillFailed, conditionMessage(rs.Status.Conditions)
+	default:
+		return 15 * time.Second, nil
+	}
+	t := metav1.NewTime(now.Truncate(time.Second))
+	d.CompletionTime = &t
+	if r.Recorder != nil {
+		kind := "Normal"
+		if d.Result == DrillFailed {
+			kind = "Warning"
+		}
+		r.Recorder.Eventf(p, nil, kind, "Drill"+d.Result, "Drill", "restoring backup %s: %s", d.Backup, d.Message)
+	}
+	if _, err := r.deleteScratch(ctx, p); err != nil {
+		return 0, err
+	}
+	if rs.Name != "" {
+		if err := r.Client.Delete(ctx, rs); client.IgnoreNotFound(err) != nil {
+			return 0, err
+		}
+	}
+	return 0, nil
+}
+
+// deleteScratch deletes the plan's scratch instance, only if a drill made it, and reports
+// whether it is gone.
+func (r *PlanReconciler) deleteScratch(ctx context.Context, p *v1alpha1.BackupPlan) (bool, error) {
+	inst := &v1alpha1.ServiceInstance{}
+	err := r.Client.Get(ctx, client.ObjectKey{Namespace: p.Namespace, Name: drillInstance(p)}, inst)
+	if apierrors.IsNotFound(err) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if inst.Labels[DrillLabel] != p.Name {
+		setReady(&p.Status.Conditions, p.Generation, false, "DrillInstanceTaken",
+			"instance "+inst.Name+" exists and is not this plan's scratch instance: drills cannot run until it is renamed or deleted")
+		return false, nil
+	}
+	if inst.DeletionTimestamp.IsZero() {
+		return false, client.IgnoreNotFound(r.Client.Delete(ctx, inst))
+	}
+	return false, nil
+}

@@ -1,0 +1,200 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/framework/names"
+)
+
+// +kubebuilder:rbac:groups=datafleet.dev,resources=backupplans,verbs=get;list;watch
+// +kubebuilder:rbac:groups=datafleet.dev,resources=backupplans/status,verbs=get;update;patch
+
+// Plan reasons.
+const (
+	ReasonScheduled       = "Scheduled"
+	ReasonSuspended       = "Suspended"
+	ReasonInvalidSchedule = "InvalidSchedule"
+)
+
+// Drill results.
+const (
+	DrillRunning = "Running"
+	DrillPassed  = "Passed"
+	DrillFailed  = "Failed"
+)
+
+// PlanReconciler creates a plan's Backups on its schedule, prunes them by its retention, and runs
+// its verification drills.
+type PlanReconciler struct {
+	Client   client.Client
+	Recorder events.EventRecorder
+	// Now is the clock; tests leave it nil.
+	Now func() time.Time
+}
+
+// backupName is a plan's Backup for one slot: deterministic, so a restart never makes two.
+func backupName(plan string, slot time.Time) string {
+	return names.Child(plan, slot.UTC().Format("20060102-1504"), names.MaxDNSLabel)
+}
+
+// Reconcile implements reconcile.Reconciler.
+func (r *PlanReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	p := &v1alpha1.BackupPlan{}
+	if err := r.Client.Get(ctx, req.NamespacedName, p); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !p.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil // its Backups stay: they are the data
+	}
+	now := time.Now()
+	if r.Now != nil {
+		now = r.Now()
+	}
+	before := p.DeepCopy()
+	p.Status.ObservedGeneration = p.Generation
+	list := &v1alpha1.BackupList{}
+	if err := r.Client.List(ctx, list, client.InNamespace(p.Namespace), client.MatchingLabels{PlanLabel: p.Name}); err != nil {
+		return ctrl.Result{}, err
+	}
+	var requeue time.Duration
+	err := r.reconcile(ctx, p, list.Items, now, &requeue)
+	if werr := writeStatus(ctx, r.Client, before, p, statusChanged(before.Status, p.Status)); werr != nil {
+		return ctrl.Result{}, werr
+	}
+	return ctrl.Result{RequeueAfter: requeue}, err
+}
+
+func (r *PlanReconciler) reconcile(ctx context.Context, p *v1alpha1.BackupPlan, backups []v1alpha1.Backup, now time.Time, requeue *time.Duration) error {
+	if err := r.prune(ctx, p, backups, now); err != nil {
+		return err
+	}
+	p.Status.LastSuccessfulBackup = ""
+	for i := range backups {
+		if b := &backups[i]; b.Status.Phase == v1alpha1.BackupCompleted && b.DeletionTimestamp.IsZero() {
+			if last := p.Status.LastSuccessfulBackup; last == "" || newer(b, findBackup(backups, last)) {
+				p.Status.LastSuccessfulBackup = b.Name
+			}
+		}
+	}
+	s, err := parseSchedule(p.Spec.Schedule, p.Spec.TimeZone)
+	if err != nil {
+		setReady(&p.Status.Conditions, p.Generation, false, ReasonInvalidSchedule, err.Error())
+		return nil
+	}
+	last := p.CreationTimestamp.Time
+	if p.Status.LastScheduleTime != nil {
+		last = p.Status.LastScheduleTime.Time
+	}
+	slot, next := s.due(last, now)
+	*requeue = next.Sub(now) + time.Second
+	if p.Spec.Suspend {
+		setReady(&p.Status.Conditions, p.Generation, true, ReasonSuspended, "suspended: no backups are scheduled; retention still prunes")
+	} else {
+		setReady(&p.Status.Conditions, p.Generation, true, ReasonScheduled, fmt.Sprintf("backups on %q (%s)", p.Spec.Schedule, zoneName(p)))
+		if !slot.IsZero() {
+			if err := r.schedule(ctx, p, backups, slot); err != nil {
+				return err
+			}
+		}
+	}
+	if p.Spec.Drill != nil {
+		d, err := r.drill(ctx, p, backups, now)
+		if err != nil {
+			return err
+		}
+		if d > 0 && d < *requeue {
+			*requeue = d
+		}
+	}
+	return nil
+}
+
+func zoneName(p *v1alpha1.BackupPlan) string {
+	if p.Spec.TimeZone == "" {
+		return "UTC"
+	}
+	return p.Spec.TimeZone
+}
+
+func findBackup(backups []v1alpha1.Backup, name string) *v1alpha1.Backup {
+	for i := range backups {
+		if backups[i].Name == name {
+			return &backups[i]
+		}
+	}
+	return nil
+}
+
+// schedule creates the slot's Backup, unless one of the plan's is still running: two dumps of
+// one instance at once only slow each other down (a CronJob's Forbid).
+func (r *PlanReconciler) schedule(ctx context.Context, p *v1alpha1.BackupPlan, backups []v1alpha1.Backup, slot time.Time) error {
+	t := metav1.NewTime(slot)
+	for _, b := range backups {
+		if b.Status.Phase == v1alpha1.BackupRunning && b.DeletionTimestamp.IsZero() {
+			p.Status.LastScheduleTime = &t
+			if r.Recorder != nil {
+				r.Recorder.Eventf(p, nil, "Warning", "BackupSkipped", "Schedule", "the %s slot was skipped: backup %s is still running", slot.UTC().Format(time.RFC3339), b.Name)
+			}
+			return nil
+		}
+	}
+	b := &v1alpha1.Backup{
+		ObjectMeta: metav1.ObjectMeta{Name: backupName(p.Name, slot), Namespace: p.Namespace, Labels: map[string]string{PlanLabel: p.Name}},
+		Spec:       v1alpha1.BackupSpec{InstanceRef: p.Spec.InstanceRef, StoreRef: p.Spec.StoreRef},
+	}
+	if err := r.Client.Create(ctx, b); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	p.Status.LastScheduleTime = &t
+	return nil
+}
+
+// prune deletes the Backups retention lets go; each Backup's finalizer deletes its objects from
+// the store first, so objects and Backups go together.
+func (r *PlanReconciler) prune(ctx context.Context, p *v1alpha1.BackupPlan, backups []v1alpha1.Backup, now time.Time) error {
+	var live []v1alpha1.Backup
+	for _, b := range backups {
+		if b.DeletionTimestamp.IsZero() {
+			live = append(live, b)
+		}
+	}
+	for _, name := range Prune(live, p.Spec.Retention, now) {
+		b := findBackup(live, name)
+		if err := r.Client.Delete(ctx, b, client.Preconditions{UID: &b.UID}); client.IgnoreNotFound(err) != nil {
+			return err
+		}
+		if r.Recorder != nil {
+			r.Recorder.Eventf(p, nil, "Normal", "BackupPruned", "Prune", "backup %s is beyond the plan's retention", name)
+		}
+	}
+	return nil
+}
+
+// SetupWithManager registers the controller: plans, their Backups and their drills' Restores.
+func (r *PlanReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options) error {
+	byLabel := func(label string) handler.EventHandler {
+		return handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+			if plan := o.GetLabels()[label]; plan != "" {
+				return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: o.GetNamespace(), Name: plan}}}
+			}
+			return nil
+		})
+	}
+	return ctrl.NewControllerManagedBy(mgr).Named("backupplan").WithOptions(opts).
+		For(&v1alpha1.BackupPlan{}).
+		Watches(&v1alpha1.Backup{}, byLabel(PlanLabel)).
+		Watches(&v1alpha1.Restore{}, byLabel(DrillLabel)).
+		Complete(r)
+}

@@ -1,0 +1,278 @@
+package controllers
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/framework/backup"
+	"github.com/datafleet-dev/datafleet/framework/backup/job"
+	"github.com/datafleet-dev/datafleet/framework/engine"
+	"github.com/datafleet-dev/datafleet/framework/names"
+)
+
+// +kubebuilder:rbac:groups=datafleet.dev,resources=restores,verbs=get;list;watch;create;delete
+// +kubebuilder:rbac:groups=datafleet.dev,resources=restores/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=datafleet.dev,resources=serviceinstances,verbs=create;delete
+
+// Restore reasons.
+const (
+	ReasonBackupNotFound        = "BackupNotFound"
+	ReasonBackupNotCompleted    = "BackupNotCompleted"
+	ReasonBackupFailed          = "BackupFailed"
+	ReasonConfirmationMismatch  = "ConfirmationMismatch"
+	ReasonTargetExists          = "TargetExists"
+	ReasonCreatingInstance      = "CreatingInstance"
+	ReasonManifestUnreadable    = "ManifestUnreadable"
+	ReasonDifferentEngineTarget = "EngineMismatch"
+)
+
+// RestoreReconciler restores a Completed Backup into a new instance it creates from the backup's
+// manifest, or into the backed-up instance itself when the Restore confirms it by name.
+type RestoreReconciler struct {
+	Client    client.Client
+	APIReader client.Reader
+	Engines   map[string]engine.Engine
+	Image     string
+	Recorder  events.EventRecorder
+}
+
+func restoreJobName(rs *v1alpha1.Restore) string {
+	return names.Child(rs.Name, "restore", names.MaxStatefulSet)
+}
+
+// Reconcile implements reconcile.Reconciler.
+func (r *RestoreReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	rs := &v1alpha1.Restore{}
+	if err := r.Client.Get(ctx, req.NamespacedName, rs); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	before := rs.DeepCopy()
+	requeue, err := r.progress(ctx, rs)
+	if werr := writeStatus(ctx, r.Client, before, rs, statusChanged(before.Status, rs.Status)); werr != nil {
+		return ctrl.Result{}, werr
+	}
+	if before.Status.Phase != rs.Status.Phase && r.Recorder != nil {
+		switch rs.Status.Phase {
+		case v1alpha1.BackupCompleted:
+			r.Recorder.Eventf(rs, nil, "Normal", "Restored", "Restore", "%s", conditionMessage(rs.Status.Conditions))
+		case v1alpha1.BackupFailed:
+			r.Recorder.Eventf(rs, nil, "Warning", "RestoreFailed", "Restore", "%s", conditionMessage(rs.Status.Conditions))
+		}
+	}
+	return ctrl.Result{RequeueAfter: requeue}, err
+}
+
+func (r *RestoreReconciler) progress(ctx context.Context, rs *v1alpha1.Restore) (time.Duration, error) {
+	switch rs.Status.Phase {
+	case v1alpha1.BackupCompleted, v1alpha1.BackupFailed:
+		return 0, nil
+	case "":
+		rs.Status.Phase = v1alpha1.BackupPending
+	}
+	pending := func(reason, msg string) (time.Duration, error) {
+		setReady(&rs.Status.Conditions, rs.Generation, false, reason, msg)
+		return 15 * time.Second, nil
+	}
+	failed := func(reason, msg string) (time.Duration, error) {
+		rs.Status.Phase, rs.Status.CompletionTime = v1alpha1.BackupFailed, now()
+		setReady(&rs.Status.Conditions, rs.Generation, false, reason, msg)
+		return 0, nil
+	}
+	b := &v1alpha1.Backup{}
+	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: rs.Namespace, Name: rs.Spec.BackupRef.Name}, b); err != nil {
+		if apierrors.IsNotFound(err) {
+			return pending(ReasonBackupNotFound, fmt.Sprintf("Backup %q does not exist", rs.Spec.BackupRef.Name))
+		}
+		return 0, err
+	}
+	switch b.Status.Phase {
+	case v1alpha1.BackupCompleted:
+	case v1alpha1.BackupFailed:
+		return failed(ReasonBackupFailed, fmt.Sprintf("Backup %q failed: %s", b.Name, conditionMessage(b.Status.Conditions)))
+	default:
+		return pending(ReasonBackupNotCompleted, fmt.Sprintf("Backup %q is %s", b.Name, b.Status.Phase))
+	}
+	source := &v1alpha1.ServiceInstance{}
+	sourceErr := r.Client.Get(ctx, client.ObjectKey{Namespace: b.Namespace, Name: b.Spec.InstanceRef.Name}, source)
+	if sourceErr != nil && !apierrors.IsNotFound(sourceErr) {
+		return 0, sourceErr
+	}
+	bs, reason, msg := readyStore(ctx, r.Client, b.Namespace, storeOf(b.Spec.StoreRef, source))
+	if bs == nil {
+		return pending(reason, msg)
+	}
+
+	target, reason, msg, err := r.target(ctx, rs, b, bs)
+	if err != nil || reason != "" {
+		if reason == ReasonConfirmationMismatch || reason == ReasonTargetExists || reason == ReasonManifestUnreadable {
+			return failed(reason, msg)
+		}
+		if reason != "" {
+			return pending(reason, msg)
+		}
+		return 0, err
+	}
+	rs.Status.InstanceName = target.Name
+	e, ok := r.Engines[target.Spec.Engine].(engine.Backuper)
+	if !ok {
+		return pending(ReasonEngineNotEnabled, fmt.Sprintf("engine %q is not enabled or has no backups", target.Spec.Engine))
+	}
+
+	j := &batchv1.Job{}
+	err = r.Client.Get(ctx, client.ObjectKey{Namespace: rs.Namespace, Name: restoreJobName(rs)}, j)
+	switch {
+	case apierrors.IsNotFound(err) && rs.Status.Phase == v1alpha1.BackupRunning:
+		return failed(ReasonJobLost, "the restore Job was deleted before it finished")
+	case apierrors.IsNotFound(err):
+		if !instanceReady(target) {
+			return pending(ReasonInstanceNotReady, fmt.Sprintf("waiting for instance %q to be ready", target.Name))
+		}
+		if reason, err := job.Compatible(engineOf(source, target), b.Status.EngineVersion, target.Spec.Engine, target.Status.Version); err != nil {
+			return failed(reason, err.Error())
+		}
+		return 0, r.start(ctx, rs, b, bs, target, e)
+	case err != nil:
+		return 0, err
+	}
+	done, res := jobState(ctx, r.Client, j)
+	if !done {
+		return 0, nil
+	}
+	if res.Reason != job.ReasonCompleted {
+		return failed(res.Reason, res.Message)
+	}
+	// Bindings of the instance ensure their users again: the restore may have replaced the
+	// databases or vhosts their grants were on.
+	if target.Annotations[RestoredAnnotation] != rs.Name {
+		before := target.DeepCopy()
+		metav1.SetMetaDataAnnotation(&target.ObjectMeta, RestoredAnnotation, rs.Name)
+		if err := r.Client.Patch(ctx, target, client.MergeFrom(before)); err != nil {
+			return 0, err
+		}
+	}
+	rs.Status.Phase, rs.Status.CompletionTime = v1alpha1.BackupCompleted, now()
+	setReady(&rs.Status.Conditions, rs.Generation, true, job.ReasonCompleted, res.Message)
+	return 0, client.IgnoreNotFound(r.Client.Delete(ctx, j, client.PropagationPolicy(metav1.DeletePropagationBackground)))
+}
+
+// engineOf is the backed-up instance's engine if it still exists; otherwise the target's, and
+// the Job checks the manifest's.
+func engineOf(source, target *v1alpha1.ServiceInstance) string {
+	if source.Spec.Engine != "" {
+		return source.Spec.Engine
+	}
+	return target.Spec.Engine
+}
+
+// target is the instance to restore into: the source itself (in place, confirmed by name), or a
+// new instance created from the manifest's copy of the source's spec.
+func (r *RestoreReconciler) target(ctx context.Context, rs *v1alpha1.Restore, b *v1alpha1.Backup, bs *v1alpha1.BackupStore) (*v1alpha1.ServiceInstance, string, string, error) {
+	inst := &v1alpha1.ServiceInstance{}
+	if ip := rs.Spec.Target.InPlace; ip != nil {
+		if ip.Confirm != b.Spec.InstanceRef.Name {
+			return nil, ReasonConfirmationMismatch, fmt.Sprintf("spec.target.inPlace.confirm is %q: it must be %q, the name of the instance whose data this restore overwrites", ip.Confirm, b.Spec.InstanceRef.Name), nil
+		}
+		if err := r.Client.Get(ctx, client.ObjectKey{Namespace: rs.Namespace, Name: b.Spec.InstanceRef.Name}, inst); err != nil {
+			if apierrors.IsNotFound(err) {
+				return nil, ReasonInstanceNotFound, fmt.Sprintf("instance %q does not exist", b.Spec.InstanceRef.Name), nil
+			}
+			return nil, "", "", err
+		}
+		return inst, "", "", nil
+	}
+	ni := rs.Spec.Target.NewInstance
+	err := r.Client.Get(ctx, client.ObjectKey{Namespace: rs.Namespace, Name: ni.Name}, inst)
+	if err == nil {
+		if inst.Annotations[RestoredByAnnotation] != rs.Name {
+			return nil, ReasonTargetExists, fmt.Sprintf("instance %q exists already and was not created by this Restore: choose a new name, or restore in place", ni.Name), nil
+		}
+		return inst, "", "", nil
+	}
+	if !apierrors.IsNotFound(err) {
+		return nil, "", "", err
+	}
+	if rs.Status.InstanceName != "" {
+		return nil, ReasonInstanceNotFound, fmt.Sprintf("instance %q, which this Restore created, is gone", ni.Name), nil
+	}
+	spec, err := r.sourceSpec(ctx, b, bs)
+	if err != nil {
+		return nil, ReasonManifestUnreadable, err.Error(), nil
+	}
+	if ni.Version != "" {
+		spec.Version = ni.Version
+	}
+	inst = &v1alpha1.ServiceInstance{
+		ObjectMeta: metav1.ObjectMeta{Name: ni.Name, Namespace: rs.Namespace,
+			Annotations: map[string]string{RestoredByAnnotation: rs.Name}, Labels: map[string]string{}},
+		Spec: spec,
+	}
+	if plan := rs.Labels[DrillLabel]; plan != "" {
+		// A drill's scratch instance: the smallest that proves the restore, and deleted whole.
+		inst.Labels[DrillLabel] = plan
+		inst.Spec.Replicas, inst.Spec.SynchronousReplicas = ptr.To[int32](1), nil
+		inst.Spec.DeletionPolicy, inst.Spec.DeletionProtection = v1alpha1.DeletionPolicyDelete, false
+		inst.Spec.Backup, inst.Spec.BindingPolicy = nil, nil
+	}
+	if err := r.Client.Create(ctx, inst); err != nil && !apierrors.IsAlreadyExists(err) {
+		return nil, "", "", err
+	}
+	rs.Status.InstanceName = ni.Name
+	return nil, ReasonCreatingInstance, fmt.Sprintf("created instance %q from the backup's copy of %q's spec", ni.Name, b.Spec.InstanceRef.Name), nil
+}
+
+// sourceSpec is the backed-up instance's spec from the manifest, which outlives the instance.
+func (r *RestoreReconciler) sourceSpec(ctx context.Context, b *v1alpha1.Backup, bs *v1alpha1.BackupStore) (v1alpha1.ServiceInstanceSpec, error) {
+	var spec v1alpha1.ServiceInstanceSpec
+	st, _, err := openStore(ctx, r.APIReader, bs)
+	if err != nil {
+		return spec, err
+	}
+	defer st.Close()
+	m, err := backup.ReadManifest(ctx, st, Dir(b))
+	if err != nil {
+		return spec, err
+	}
+	if err := json.Unmarshal(m.Source, &spec); err != nil {
+		return spec, fmt.Errorf("the manifest's copy of the instance's spec: %w", err)
+	}
+	return spec, nil
+}
+
+func (r *RestoreReconciler) start(ctx context.Context, rs *v1alpha1.Restore, b *v1alpha1.Backup, bs *v1alpha1.BackupStore,
+	target *v1alpha1.ServiceInstance, e engine.Backuper) error {
+	j := job.Build(job.Input{
+		Name: restoreJobName(rs), Namespace: rs.Namespace, Mode: job.ModeLoad, Component: job.ComponentRestore, Owner: rs.Name,
+		Image: r.Image, Engine: target.Spec.Engine, Instance: target, Version: target.Status.Version, Store: bs,
+		Dir: Dir(b), Backup: b.Name, EngineEnv: e.BackupEnv(target),
+	})
+	if err := controllerutil.SetControllerReference(rs, j, r.Client.Scheme()); err != nil {
+		return err
+	}
+	if err := r.Client.Create(ctx, j); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	rs.Status.Phase, rs.Status.StartTime = v1alpha1.BackupRunning, now()
+	setReady(&rs.Status.Conditions, rs.Generation, false, ReasonRunning,
+		fmt.Sprintf("restoring Backup %q into instance %q: the Job verifies the checksum before it touches any data", b.Name, target.Name))
+	return nil
+}
+
+// SetupWithManager registers the controller: Restores, their Jobs, and the Backups and instances
+// they wait for.
+func (r *RestoreReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options) error {
+	return ctrl.NewControllerManagedBy(mgr).Named("restore").WithOptions(opts).
+		For(&v1alpha1.Restore{}).Owns(&batchv1.Job{}).Complete(r)
+}

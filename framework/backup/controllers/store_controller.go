@@ -1,0 +1,75 @@
+package controllers
+
+import (
+	"context"
+	"time"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+
+	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+)
+
+// +kubebuilder:rbac:groups=datafleet.dev,resources=backupstores,verbs=get;list;watch
+// +kubebuilder:rbac:groups=datafleet.dev,resources=backupstores/status,verbs=get;update;patch
+
+// StoreReconciler probes each BackupStore: it writes, reads back and deletes an object.
+type StoreReconciler struct {
+	Client    client.Client
+	APIReader client.Reader
+	// Every is how often a Ready store is probed again.
+	Every time.Duration
+}
+
+// Store reasons.
+const (
+	ReasonReachable    = "Reachable"
+	ReasonProbeFailed  = "ProbeFailed"
+	ReasonNotShareable = "NotShareable"
+)
+
+// Reconcile implements reconcile.Reconciler.
+func (r *StoreReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	bs := &v1alpha1.BackupStore{}
+	if err := r.Client.Get(ctx, req.NamespacedName, bs); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	before := bs.DeepCopy()
+	ok, reason, msg := r.probe(ctx, bs)
+	bs.Status.ObservedGeneration = bs.Generation
+	setReady(&bs.Status.Conditions, bs.Generation, ok, reason, msg)
+	if err := writeStatus(ctx, r.Client, before, bs, statusChanged(before.Status, bs.Status)); err != nil {
+		return ctrl.Result{}, err
+	}
+	every := r.Every
+	if !ok {
+		every = time.Minute
+	}
+	return ctrl.Result{RequeueAfter: every}, nil
+}
+
+func (r *StoreReconciler) probe(ctx context.Context, bs *v1alpha1.BackupStore) (bool, string, string) {
+	if !sharedScheme(bs.Spec.URL) {
+		return false, ReasonNotShareable, "file:// and mem:// stores are seen by one process only, and backups run in Jobs of their own: use an object store (s3://, gs://, azblob://)"
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	st, reason, err := openStore(ctx, r.APIReader, bs)
+	if err != nil {
+		return false, reason, err.Error()
+	}
+	defer st.Close()
+	if err := st.Probe(ctx); err != nil {
+		return false, ReasonProbeFailed, redact(err.Error())
+	}
+	return true, ReasonReachable, "a probe object was written, read back and deleted"
+}
+
+// SetupWithManager registers the controller.
+func (r *StoreReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options) error {
+	if r.Every == 0 {
+		r.Every = 10 * time.Minute
+	}
+	return ctrl.NewControllerManagedBy(mgr).Named("backupstore").WithOptions(opts).For(&v1alpha1.BackupStore{}).Complete(r)
+}

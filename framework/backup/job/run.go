@@ -1,0 +1,166 @@
+package job
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/framework/backup"
+	"github.com/datafleet-dev/datafleet/framework/backup/store"
+	"github.com/datafleet-dev/datafleet/framework/catalog"
+	"github.com/datafleet-dev/datafleet/framework/engine"
+)
+
+// TerminationLog is where the kubelet reads a container's termination message.
+const TerminationLog = "/dev/termination-log"
+
+// Params are a Job's arguments, parsed.
+type Params struct {
+	Mode, Engine, StoreURL, StorePrefix, Dir, Version, Backup string
+	Instance                                                  *v1alpha1.ServiceInstance
+	Key                                                       []byte
+	Credentials                                               map[string][]byte
+}
+
+// ParseArgs reads "dump|load --flags" and the environment.
+func ParseArgs(args []string, getenv func(string) string) (Params, error) {
+	var p Params
+	if len(args) == 0 || (args[0] != ModeDump && args[0] != ModeLoad) {
+		return p, errors.New("usage: manager backup dump|load --engine E --store-url U --dir D --version V [--store-prefix P] [--backup B]")
+	}
+	p.Mode = args[0]
+	fs := flag.NewFlagSet("backup "+p.Mode, flag.ContinueOnError)
+	fs.StringVar(&p.Engine, "engine", "", "engine of the instance")
+	fs.StringVar(&p.StoreURL, "store-url", "", "gocloud.dev/blob URL of the store")
+	fs.StringVar(&p.StorePrefix, "store-prefix", "", "prefix of every key in the store")
+	fs.StringVar(&p.Dir, "dir", "", "the backup's directory under the prefix")
+	fs.StringVar(&p.Version, "version", "", "the instance's engine version")
+	fs.StringVar(&p.Backup, "backup", "", "the Backup's name, for the manifest")
+	if err := fs.Parse(args[1:]); err != nil {
+		return p, err
+	}
+	if p.Engine == "" || p.StoreURL == "" || p.Dir == "" || p.Version == "" {
+		return p, errors.New("--engine, --store-url, --dir and --version are required")
+	}
+	p.Instance = &v1alpha1.ServiceInstance{}
+	if err := json.Unmarshal([]byte(getenv(EnvInstance)), p.Instance); err != nil || p.Instance.Name == "" {
+		return p, fmt.Errorf("$%s must hold the instance as JSON: %v", EnvInstance, err)
+	}
+	if k := getenv(EnvKey); k != "" {
+		p.Key = []byte(k)
+	}
+	p.Credentials = map[string][]byte{}
+	for _, k := range []string{store.KeyAWSAccessKeyID, store.KeyAWSSecretAccessKey, store.KeyAWSSessionToken, store.KeyGoogleCredentials} {
+		if v := getenv(k); v != "" {
+			p.Credentials[k] = []byte(v)
+		}
+	}
+	if len(p.Credentials) == 0 {
+		p.Credentials = nil
+	}
+	return p, nil
+}
+
+// Run carries out a dump or a load and returns its Result; the error is nil only on success.
+func Run(ctx context.Context, p Params, b engine.Backuper, getenv func(string) string) (Result, error) {
+	s, err := store.Open(ctx, p.StoreURL, p.StorePrefix, p.Credentials)
+	if err != nil {
+		return fail(ReasonStoreUnreachable, err)
+	}
+	defer s.Close()
+	target := engine.BackupTarget{Instance: p.Instance, Getenv: getenv}
+	if p.Mode == ModeDump {
+		return dump(ctx, p, s, b, target)
+	}
+	return load(ctx, p, s, b, target)
+}
+
+func fail(reason string, err error) (Result, error) {
+	return Result{Reason: reason, Message: err.Error()}, err
+}
+
+func dump(ctx context.Context, p Params, s *store.Store, b engine.Backuper, t engine.BackupTarget) (Result, error) {
+	source, _ := json.Marshal(p.Instance.Spec)
+	m := backup.Manifest{Engine: p.Engine, EngineVersion: p.Version, Namespace: p.Instance.Namespace,
+		Instance: p.Instance.Name, Backup: p.Backup, Source: source}
+	m, err := backup.Write(ctx, s, p.Dir, m, p.Key, func(ctx context.Context, w io.Writer) error { return b.Dump(ctx, t, w) })
+	if err != nil {
+		return fail(ReasonDumpFailed, err)
+	}
+	return Result{Reason: ReasonCompleted, Message: fmt.Sprintf("%d bytes stored (%d dumped), sha256 %s", m.Size, m.RawSize, m.SHA256)}, nil
+}
+
+// load checks the backup before anything is touched: complete, of this engine, not from a newer
+// version, the right key, the checksum.
+func load(ctx context.Context, p Params, s *store.Store, b engine.Backuper, t engine.BackupTarget) (Result, error) {
+	m, err := backup.ReadManifest(ctx, s, p.Dir)
+	if errors.Is(err, backup.ErrIncomplete) {
+		return fail(ReasonIncomplete, err)
+	}
+	if err != nil {
+		return fail(ReasonStoreUnreachable, err)
+	}
+	if r, err := Compatible(m.Engine, m.EngineVersion, p.Engine, p.Version); err != nil {
+		return fail(r, err)
+	}
+	if err := backup.Verify(ctx, s, p.Dir, m, p.Key); err != nil {
+		switch {
+		case errors.Is(err, backup.ErrCorrupt):
+			return fail(ReasonChecksumMismatch, err)
+		case m.Encryption != nil && strings.Contains(err.Error(), "key"):
+			return fail(ReasonWrongKey, err)
+		}
+		return fail(ReasonStoreUnreachable, err)
+	}
+	r, err := backup.Open(ctx, s, p.Dir, m, p.Key)
+	if err != nil {
+		return fail(ReasonLoadFailed, err)
+	}
+	defer r.Close()
+	summary, err := b.Load(ctx, t, r)
+	if err != nil {
+		if errors.Is(err, backup.ErrCorrupt) {
+			return fail(ReasonChecksumMismatch, err)
+		}
+		return fail(ReasonLoadFailed, err)
+	}
+	return Result{Reason: ReasonCompleted, Message: summary}, nil
+}
+
+// Compatible refuses a backup of another engine, or from a newer version than the target runs.
+func Compatible(backupEngine, backupVersion, engine, version string) (string, error) {
+	if backupEngine != engine {
+		return ReasonEngineMismatch, fmt.Errorf("the backup is of a %s instance; it cannot be restored into %s", backupEngine, engine)
+	}
+	if catalog.CompareVersions(backupVersion, version) > 0 {
+		return ReasonVersionDowngrade, fmt.Errorf("the backup is from %s %s, newer than the target's %s: restoring into an older version is refused; restore into an instance of %s or later",
+			engine, backupVersion, version, backupVersion)
+	}
+	return "", nil
+}
+
+// Main is "manager backup ...": it runs the Job and writes its Result to the termination log.
+func Main(ctx context.Context, args []string, engines map[string]engine.Engine) error {
+	p, err := ParseArgs(args, os.Getenv)
+	var res Result
+	switch e, _ := engines[p.Engine].(engine.Backuper); {
+	case err != nil:
+		res, err = fail(ReasonInvalid, err)
+	case e == nil:
+		res, err = fail(ReasonInvalid, fmt.Errorf("engine %q has no backups in this build", p.Engine))
+	default:
+		res, err = Run(ctx, p, e, os.Getenv)
+	}
+	b, _ := json.Marshal(res)
+	if werr := os.WriteFile(TerminationLog, b, 0o644); werr != nil {
+		fmt.Fprintln(os.Stderr, string(b))
+	}
+	fmt.Println(res.Reason + ": " + res.Message)
+	return err
+}
