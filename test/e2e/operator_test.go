@@ -47,6 +47,7 @@ func TestOperator(t *testing.T) {
 		{"a 3-pod postgres instance fails over, rejoins, switches over and rolls without losing a row", testPostgresHighAvailability},
 		{"a 3-node rabbitmq instance forms one cluster, keeps confirmed messages, rolls one node at a time, refuses a scale-down and drains on request", testRabbitMQCluster},
 		{"bindings give applications their own users and Secrets, rotate with overlap, and are never orphaned", testBindings},
+		{"backups to MinIO restore postgres and rabbitmq into new and the same instances, refuse a corrupted artefact, and plans keep their retention and pass drills", testBackups},
 		{"uninstall leaves no operator object behind", testUninstall},
 	} {
 		if !t.Run(step.name, step.fn) {

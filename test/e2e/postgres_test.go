@@ -127,9 +127,15 @@ func ensureCatalog(t *testing.T, engineName string, versions ...v1alpha1.Catalog
 // psql runs SQL as the superuser through the pod's Unix socket and returns the output, trimmed.
 func psql(t *testing.T, ns, pod, sql string) string {
 	t.Helper()
+	return psqlIn(t, ns, pod, "postgres", sql)
+}
+
+// psqlIn runs SQL in a database.
+func psqlIn(t *testing.T, ns, pod, database, sql string) string {
+	t.Helper()
 	req := env.cs.CoreV1().RESTClient().Post().Resource("pods").Namespace(ns).Name(pod).SubResource("exec").
 		VersionedParams(&corev1.PodExecOptions{Container: "postgres", Command: []string{"psql", "-h", "/var/run/postgresql",
-			"-U", "postgres", "-v", "ON_ERROR_STOP=1", "-Atc", sql}, Stdout: true, Stderr: true}, scheme.ParameterCodec)
+			"-U", "postgres", "-d", database, "-v", "ON_ERROR_STOP=1", "-Atc", sql}, Stdout: true, Stderr: true}, scheme.ParameterCodec)
 	exec, err := remotecommand.NewSPDYExecutor(env.cfg, "POST", req.URL())
 	if err != nil {
 		t.Fatal(err)

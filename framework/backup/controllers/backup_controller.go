@@ -222,7 +222,17 @@ func (r *BackupReconciler) complete(ctx context.Context, b *v1alpha1.Backup, bs 
 // started a Job has nothing in the store.
 func (r *BackupReconciler) finalize(ctx context.Context, b *v1alpha1.Backup) error {
 	if b.Status.StartTime != nil {
-		if err := r.deleteArtefact(ctx, b); err != nil {
+		err := r.deleteArtefact(ctx, b)
+		var gone *storeGoneError
+		if errors.As(err, &gone) {
+			// Nothing can reach the objects any more (the namespace is being deleted, say): the
+			// Backup goes and the objects stay, which loses nothing.
+			if r.Recorder != nil {
+				r.Recorder.Eventf(b, nil, "Warning", "ArtefactLeft", "Delete", "the backup's objects stay in the store at %s: %v", b.Status.Location, gone.err)
+			}
+			err = nil
+		}
+		if err != nil {
 			before := b.DeepCopy()
 			setReady(&b.Status.Conditions, b.Generation, false, ReasonDeleteFailed, "deleting the backup's objects from the store: "+err.Error())
 			_ = writeStatus(ctx, r.Client, before, b, statusChanged(before.Status, b.Status))
@@ -239,11 +249,14 @@ func (r *BackupReconciler) deleteArtefact(ctx context.Context, b *v1alpha1.Backu
 	bs := &v1alpha1.BackupStore{}
 	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: b.Namespace, Name: name}, bs); err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil // the store went first: nothing this operator can reach is left
+			return &storeGoneError{fmt.Errorf("BackupStore %q is gone", name)}
 		}
 		return err
 	}
-	st, _, err := openStore(ctx, r.APIReader, bs)
+	st, reason, err := openStore(ctx, r.APIReader, bs)
+	if reason == ReasonCredentialsMissing && err != nil {
+		return &storeGoneError{err}
+	}
 	if err != nil {
 		return err
 	}
@@ -276,3 +289,8 @@ func (r *BackupReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Op
 	return ctrl.NewControllerManagedBy(mgr).Named("backup").WithOptions(opts).
 		For(&v1alpha1.Backup{}).Owns(&batchv1.Job{}).Complete(r)
 }
+
+// storeGoneError means the store or its credentials no longer exist.
+type storeGoneError struct{ err error }
+
+func (e *storeGoneError) Error() string { return e.err.Error() }

@@ -62,7 +62,7 @@ func openStore(ctx context.Context, r client.Reader, bs *v1alpha1.BackupStore) (
 			if apierrors.IsNotFound(err) {
 				return nil, ReasonCredentialsMissing, fmt.Errorf("the credentials Secret %q does not exist", ref.Name)
 			}
-			return nil, ReasonCredentialsMissing, err
+			return nil, "CredentialsUnreadable", err
 		}
 		creds = s.Data
 	}

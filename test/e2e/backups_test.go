@@ -1,0 +1,430 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net/http"
+	"path"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	amqp "github.com/rabbitmq/amqp091-go"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/engines/rabbitmq"
+	"github.com/datafleet-dev/datafleet/framework/backup/controllers"
+	"github.com/datafleet-dev/datafleet/test/testenv"
+)
+
+const (
+	minioUser, minioPassword = "datafleet-e2e", "datafleet-e2e-secret"
+	bucket                   = "backups"
+	storePrefix              = "e2e"
+)
+
+// testBackups: a BackupStore on MinIO in the cluster (encrypted); PostgreSQL rows, roles and
+// grants come back after a restore into a new instance and in place; RabbitMQ users, vhosts,
+// permissions, queues and bindings come back; a backup with one changed byte is refused before
+// anything is touched; a plan every minute with retention 3 keeps exactly 3 backups (objects and
+// Backups) after 6 runs, and its drill restores the latest backup into a scratch instance.
+func testBackups(t *testing.T) {
+	ctx := context.Background()
+	ensureCatalog(t, "postgres", v1alpha1.CatalogVersion{Version: "17", Image: env.images["postgres-17"], Default: true})
+	ensureCatalog(t, "rabbitmq", v1alpha1.CatalogVersion{Version: "4.0", Image: env.images["rabbitmq-4.0"], Default: true})
+	ns := testNamespace(t, "backups")
+	s3c := deployMinIO(t, ns)
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	for name, data := range map[string]map[string]string{
+		"store-credentials": {"AWS_ACCESS_KEY_ID": minioUser, "AWS_SECRET_ACCESS_KEY": minioPassword},
+		"backup-key":        {"key": base64.StdEncoding.EncodeToString(key)},
+	} {
+		if err := env.c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, StringData: data}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	store := &v1alpha1.BackupStore{ObjectMeta: metav1.ObjectMeta{Name: "minio", Namespace: ns}, Spec: v1alpha1.BackupStoreSpec{
+		URL:                  fmt.Sprintf("s3://%s?endpoint=http://minio.%s.svc:9000&use_path_style=true&region=us-east-1", bucket, ns),
+		Prefix:               storePrefix,
+		CredentialsSecretRef: &v1alpha1.LocalObjectReference{Name: "store-credentials"},
+		Encryption:           &v1alpha1.BackupEncryption{KeySecretRef: v1alpha1.SecretKeyReference{Name: "backup-key", Key: "key"}},
+	}}
+	if err := env.c.Create(ctx, store); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, waitTimeout, func() error {
+		if err := env.c.Get(ctx, client.ObjectKeyFromObject(store), store); err != nil {
+			return err
+		}
+		c := meta.FindStatusCondition(store.Status.Conditions, "Ready")
+		return expect(c != nil && c.Status == metav1.ConditionTrue, "the store is probed", fmt.Sprintf("%+v", c))
+	})
+	t.Logf("BACKUPS: the store on MinIO is Ready: %s", meta.FindStatusCondition(store.Status.Conditions, "Ready").Message)
+
+	storeRef := &v1alpha1.InstanceBackupSpec{StoreRef: &v1alpha1.LocalObjectReference{Name: "minio"}}
+	db := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: ns},
+		Spec: v1alpha1.ServiceInstanceSpec{Engine: "postgres", Storage: &v1alpha1.StorageSpec{Size: resource.MustParse("1Gi")},
+			DeletionPolicy: v1alpha1.DeletionPolicyDelete, Backup: storeRef}}
+	mq := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "mq", Namespace: ns},
+		Spec: v1alpha1.ServiceInstanceSpec{Engine: "rabbitmq", DeletionPolicy: v1alpha1.DeletionPolicyDelete, Backup: storeRef}}
+	createInstance(t, db)
+	createInstance(t, mq)
+	waitInstanceReady(t, db)
+	waitInstanceReady(t, mq)
+
+	// The plan starts first: its six runs take six minutes, which the rest of the step overlaps.
+	plan := &v1alpha1.BackupPlan{ObjectMeta: metav1.ObjectMeta{Name: "every-minute", Namespace: ns}, Spec: v1alpha1.BackupPlanSpec{
+		InstanceRef: v1alpha1.LocalObjectReference{Name: "db"}, Schedule: "* * * * *", TimeZone: "Europe/Paris",
+		Retention: &v1alpha1.BackupRetention{Count: ptr[int32](3)}, Drill: &v1alpha1.BackupDrill{Schedule: "*/3 * * * *"},
+	}}
+	if err := env.c.Create(ctx, plan); err != nil {
+		t.Fatal(err)
+	}
+	seen := watchPlanBackups(t, ns, plan.Name)
+	t.Cleanup(func() { deleteBackups(t, ns) })
+
+	// PostgreSQL: a database with rows, a role made by hand with a grant.
+	psql(t, ns, "db-0", "CREATE ROLE analyst LOGIN PASSWORD 'analyst-secret'")
+	psql(t, ns, "db-0", "CREATE DATABASE shop")
+	psqlIn(t, ns, "db-0", "shop", "CREATE TABLE orders (id serial PRIMARY KEY, what text); "+
+		"INSERT INTO orders (what) SELECT 'order ' || g FROM generate_series(1, 10000) g; GRANT SELECT ON orders TO analyst")
+	b1 := backupOf(t, ns, "db-1", "db")
+	if !b1.Status.Encrypted || b1.Status.SizeBytes == 0 || len(b1.Status.SHA256) != 64 {
+		t.Fatalf("backup status: %+v", b1.Status)
+	}
+	t.Logf("BACKUPS: postgres backup %s: %d bytes, encrypted, at %s", b1.Name, b1.Status.SizeBytes, b1.Status.Location)
+	psqlIn(t, ns, "db-0", "shop", "DROP TABLE orders")
+
+	restoreOf(t, ns, "db-to-new", "db-1", v1alpha1.RestoreTarget{NewInstance: &v1alpha1.NewInstanceTarget{Name: "db-restored"}}, "Completed")
+	restored := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "db-restored", Namespace: ns}}
+	t.Cleanup(func() { _ = env.c.Delete(context.Background(), restored) })
+	checkOrders := func(pod string) {
+		t.Helper()
+		if got := psqlIn(t, ns, pod, "shop", "SELECT count(*) || ' ' || max(id) FROM orders"); got != "10000 10000" {
+			t.Fatalf("%s: orders has %q, want 10000 rows up to id 10000", pod, got)
+		}
+		if got := psqlIn(t, ns, pod, "shop", "SELECT has_table_privilege('analyst', 'orders', 'SELECT')::text || ' ' || has_table_privilege('analyst', 'orders', 'DELETE')::text"); got != "true false" {
+			t.Fatalf("%s: analyst's privileges on orders: %s", pod, got)
+		}
+	}
+	checkOrders("db-restored-0")
+	t.Logf("BACKUPS: restored into a new instance: 10000 rows, the role and its grant")
+
+	rs := restoreOf(t, ns, "db-wrong-confirm", "db-1", v1alpha1.RestoreTarget{InPlace: &v1alpha1.InPlaceRestore{Confirm: "dbx"}}, "Failed")
+	if c := meta.FindStatusCondition(rs.Status.Conditions, "Ready"); c.Reason != controllers.ReasonConfirmationMismatch {
+		t.Fatalf("in place with a wrong confirmation: %+v", c)
+	}
+	restoreOf(t, ns, "db-in-place", "db-1", v1alpha1.RestoreTarget{InPlace: &v1alpha1.InPlaceRestore{Confirm: "db"}}, "Completed")
+	checkOrders("db-0")
+	t.Logf("BACKUPS: restored in place after the table was dropped: every row is back")
+
+	// One changed byte: the restore is refused and the instance keeps what it has.
+	b2 := backupOf(t, ns, "db-2", "db")
+	psqlIn(t, ns, "db-0", "shop", "INSERT INTO orders (what) VALUES ('after the backup')")
+	flipByte(t, s3c, b2)
+	rs = restoreOf(t, ns, "db-corrupt", "db-2", v1alpha1.RestoreTarget{InPlace: &v1alpha1.InPlaceRestore{Confirm: "db"}}, "Failed")
+	if c := meta.FindStatusCondition(rs.Status.Conditions, "Ready"); c.Reason != "ChecksumMismatch" || !strings.Contains(c.Message, "sha256") {
+		t.Fatalf("a corrupted backup's restore: %+v", c)
+	}
+	if got := psqlIn(t, ns, "db-0", "shop", "SELECT count(*) FROM orders"); got != "10001" {
+		t.Fatalf("after the refused restore orders has %s rows, want the 10001 it had", got)
+	}
+	t.Logf("BACKUPS: a backup with one changed byte was refused (%s) and nothing was touched", meta.FindStatusCondition(rs.Status.Conditions, "Ready").Message)
+
+	checkRabbitMQBackup(t, mq)
+	checkPlan(t, s3c, plan, seen)
+}
+
+// deployMinIO runs MinIO in the namespace and creates the bucket; it returns a client that
+// reaches it from the host through the Service's ClusterIP.
+func deployMinIO(t *testing.T, ns string) *s3.Client {
+	t.Helper()
+	ctx := context.Background()
+	labels := map[string]string{"app": "minio"}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "minio", Namespace: ns, Labels: labels}, Spec: corev1.PodSpec{
+		SecurityContext: &corev1.PodSecurityContext{RunAsNonRoot: ptr(true), RunAsUser: ptr[int64](65532), FSGroup: ptr[int64](65532),
+			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
+		Containers: []corev1.Container{{
+			Name: "minio", Image: env.images["minio"], ImagePullPolicy: corev1.PullNever,
+			Args: []string{"server", "--address", ":9000", "/data"},
+			Env: []corev1.EnvVar{{Name: "MINIO_ROOT_USER", Value: minioUser}, {Name: "MINIO_ROOT_PASSWORD", Value: minioPassword},
+				{Name: "MINIO_BROWSER", Value: "off"}, {Name: "MINIO_UPDATE", Value: "off"}},
+			Ports:          []corev1.ContainerPort{{ContainerPort: 9000}},
+			VolumeMounts:   []corev1.VolumeMount{{Name: "data", MountPath: "/data"}},
+			ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/minio/health/ready", Port: intstr.FromInt32(9000)}}},
+			SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: ptr(false), ReadOnlyRootFilesystem: ptr(true),
+				Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}},
+		}},
+		Volumes: []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}},
+	}}
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "minio", Namespace: ns}, Spec: corev1.ServiceSpec{
+		Selector: labels, Ports: []corev1.ServicePort{{Name: "s3", Port: 9000, TargetPort: intstr.FromInt32(9000)}}}}
+	for _, o := range []client.Object{pod, svc} {
+		if err := env.c.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := s3.New(s3.Options{Region: "us-east-1", BaseEndpoint: aws.String("http://" + serviceAddress(t, ns, "minio", 9000)), UsePathStyle: true,
+		Credentials: credentials.NewStaticCredentialsProvider(minioUser, minioPassword, "")})
+	testenv.Eventually(t, waitTimeout, func() error {
+		_, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)})
+		return err
+	})
+	return c
+}
+
+func backupOf(t *testing.T, ns, name, instance string) *v1alpha1.Backup {
+	t.Helper()
+	b := &v1alpha1.Backup{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: v1alpha1.BackupSpec{InstanceRef: v1alpha1.LocalObjectReference{Name: instance}}}
+	if err := env.c.Create(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, waitTimeout, func() error {
+		if err := env.c.Get(context.Background(), client.ObjectKeyFromObject(b), b); err != nil {
+			return err
+		}
+		if b.Status.Phase == v1alpha1.BackupFailed {
+			t.Fatalf("backup %s failed: %+v", name, b.Status.Conditions)
+		}
+		return expect(b.Status.Phase == v1alpha1.BackupCompleted, "backup "+name+" completes", fmt.Sprintf("%s %+v", b.Status.Phase, b.Status.Conditions))
+	})
+	return b
+}
+
+func restoreOf(t *testing.T, ns, name, backup string, target v1alpha1.RestoreTarget, phase v1alpha1.BackupPhase) *v1alpha1.Restore {
+	t.Helper()
+	rs := &v1alpha1.Restore{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: v1alpha1.RestoreSpec{BackupRef: v1alpha1.LocalObjectReference{Name: backup}, Target: target}}
+	if err := env.c.Create(context.Background(), rs); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 2*waitTimeout, func() error {
+		if err := env.c.Get(context.Background(), client.ObjectKeyFromObject(rs), rs); err != nil {
+			return err
+		}
+		if done := rs.Status.Phase == v1alpha1.BackupCompleted || rs.Status.Phase == v1alpha1.BackupFailed; done && rs.Status.Phase != phase {
+			t.Fatalf("restore %s ended %s, want %s: %+v", name, rs.Status.Phase, phase, rs.Status.Conditions)
+		}
+		return expect(rs.Status.Phase == phase, "restore "+name+" ends "+string(phase), fmt.Sprintf("%s %+v", rs.Status.Phase, rs.Status.Conditions))
+	})
+	t.Logf("BACKUPS: restore %s: %s", name, conditionText(rs.Status.Conditions))
+	return rs
+}
+
+func conditionText(conds []metav1.Condition) string {
+	if c := meta.FindStatusCondition(conds, "Ready"); c != nil {
+		return c.Reason + ": " + c.Message
+	}
+	return ""
+}
+
+// flipByte changes one byte in the middle of a backup's data object, as bit rot would.
+func flipByte(t *testing.T, c *s3.Client, b *v1alpha1.Backup) {
+	t.Helper()
+	ctx := context.Background()
+	key := path.Join(storePrefix, controllers.Dir(b), "data.gz.enc")
+	out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := io.ReadAll(out.Body)
+	out.Body.Close()
+	if err != nil || int64(len(data)) != b.Status.SizeBytes {
+		t.Fatalf("reading %s: %d bytes, %v", key, len(data), err)
+	}
+	data[len(data)/2] ^= 0x01
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: strings.NewReader(string(data))}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkRabbitMQBackup: definitions made through the management API come back after they are
+// deleted and the backup is restored in place.
+func checkRabbitMQBackup(t *testing.T, mq *v1alpha1.ServiceInstance) {
+	t.Helper()
+	ctx := context.Background()
+	secret := &corev1.Secret{}
+	if err := env.c.Get(ctx, client.ObjectKey{Namespace: mq.Namespace, Name: rabbitmq.SecretName(mq)}, secret); err != nil {
+		t.Fatal(err)
+	}
+	mgmt := "http://" + serviceAddress(t, mq.Namespace, "mq", 15672)
+	call := func(method, p, body string) (int, string) {
+		req, _ := http.NewRequestWithContext(ctx, method, mgmt+p, strings.NewReader(body))
+		req.SetBasicAuth(rabbitmq.AdminUser, string(secret.Data[rabbitmq.PasswordKey]))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		return resp.StatusCode, string(b)
+	}
+	must := func(method, p, body string) {
+		if code, answer := call(method, p, body); code/100 != 2 {
+			t.Fatalf("%s %s: %d %s", method, p, code, answer)
+		}
+	}
+	must(http.MethodPut, "/api/vhosts/orders", `{}`)
+	must(http.MethodPut, "/api/users/app", `{"password":"app-secret","tags":""}`)
+	must(http.MethodPut, "/api/permissions/orders/app", `{"configure":"^app\\.","write":".*","read":".*"}`)
+	must(http.MethodPut, "/api/exchanges/orders/app.events", `{"type":"topic","durable":true}`)
+	must(http.MethodPut, "/api/queues/orders/app.created", `{"durable":true,"arguments":{"x-queue-type":"quorum"}}`)
+	must(http.MethodPost, "/api/bindings/orders/e/app.events/q/app.created", `{"routing_key":"order.created"}`)
+	b := backupOf(t, mq.Namespace, "mq-1", "mq")
+	must(http.MethodDelete, "/api/vhosts/orders", "")
+	must(http.MethodDelete, "/api/users/app", "")
+	restoreOf(t, mq.Namespace, "mq-in-place", b.Name, v1alpha1.RestoreTarget{InPlace: &v1alpha1.InPlaceRestore{Confirm: "mq"}}, "Completed")
+	for p, want := range map[string]string{
+		"/api/users/app":                                  `"name":"app"`,
+		"/api/permissions/orders/app":                     `"configure":"^app\\.`,
+		"/api/queues/orders/app.created":                  `"type":"quorum"`,
+		"/api/bindings/orders/e/app.events/q/app.created": `"routing_key":"order.created"`,
+	} {
+		if code, answer := call(http.MethodGet, p, ""); code != http.StatusOK || !strings.Contains(answer, want) {
+			t.Fatalf("after the restore %s: %d %s", p, code, answer)
+		}
+	}
+	conn, err := amqp.Dial(fmt.Sprintf("amqp://app:app-secret@%s/orders", serviceAddress(t, mq.Namespace, "mq", 5672)))
+	if err != nil {
+		t.Fatalf("app cannot log in to vhost orders after the restore: %v", err)
+	}
+	conn.Close()
+	t.Logf("BACKUPS: rabbitmq users, vhosts, permissions, queues and bindings came back after an in-place restore")
+}
+
+// watchPlanBackups records the name of every Backup the plan makes, until the test ends.
+func watchPlanBackups(t *testing.T, ns, plan string) func() map[string]bool {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	seen := map[string]bool{}
+	done := make(chan struct{})
+	var snapshot = make(chan map[string]bool)
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(2 * time.Second)
+		defer tick.Stop()
+		for {
+			list := &v1alpha1.BackupList{}
+			if env.c.List(ctx, list, client.InNamespace(ns), client.MatchingLabels{controllers.PlanLabel: plan}) == nil {
+				for _, b := range list.Items {
+					seen[b.Name] = true
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			case snapshot <- copyMap(seen):
+			}
+		}
+	}()
+	return func() map[string]bool { return <-snapshot }
+}
+
+func copyMap(m map[string]bool) map[string]bool {
+	out := make(map[string]bool, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// checkPlan waits for six scheduled runs and then finds exactly three backups, as Backups and as
+// manifests in the store, and a drill that passed.
+func checkPlan(t *testing.T, s3c *s3.Client, plan *v1alpha1.BackupPlan, seen func() map[string]bool) {
+	t.Helper()
+	ctx := context.Background()
+	testenv.Eventually(t, 10*time.Minute, func() error {
+		return expect(len(seen()) >= 6, "the plan has made 6 backups", fmt.Sprint(len(seen())))
+	})
+	var names []string
+	testenv.Eventually(t, 2*time.Minute, func() error {
+		list := &v1alpha1.BackupList{}
+		if err := env.c.List(ctx, list, client.InNamespace(plan.Namespace), client.MatchingLabels{controllers.PlanLabel: plan.Name}); err != nil {
+			return err
+		}
+		names = nil
+		completed := 0
+		for _, b := range list.Items {
+			names = append(names, fmt.Sprintf("%s(%s)", b.Name, b.Status.Phase))
+			if b.Status.Phase == v1alpha1.BackupCompleted && b.DeletionTimestamp.IsZero() {
+				completed++
+			}
+		}
+		return expect(len(list.Items) == 3 && completed == 3, "exactly 3 completed Backups", strings.Join(names, " "))
+	})
+	// Suspend, so that the count holds while the store is listed.
+	patchPlan(t, plan, func(s *v1alpha1.BackupPlanSpec) { s.Suspend = true })
+	testenv.Eventually(t, time.Minute, func() error {
+		out, err := s3c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(bucket),
+			Prefix: aws.String(path.Join(storePrefix, plan.Namespace, "db", plan.Name) + "-")})
+		if err != nil {
+			return err
+		}
+		var manifests []string
+		for _, o := range out.Contents {
+			if strings.HasSuffix(*o.Key, "/manifest.json") {
+				manifests = append(manifests, *o.Key)
+			}
+		}
+		return expect(len(manifests) == 3, "exactly 3 manifests of the plan in the store", strings.Join(manifests, " "))
+	})
+	t.Logf("BACKUPS: after %d runs the plan keeps exactly 3 Backups and 3 backups in the store: %s", len(seen()), strings.Join(names, " "))
+
+	testenv.Eventually(t, 8*time.Minute, func() error {
+		if err := env.c.Get(ctx, client.ObjectKeyFromObject(plan), plan); err != nil {
+			return err
+		}
+		d := plan.Status.LastDrill
+		if d != nil && d.Result == controllers.DrillFailed {
+			t.Fatalf("the drill failed: %+v", d)
+		}
+		return expect(d != nil && d.Result == controllers.DrillPassed, "a drill passed", fmt.Sprintf("%+v", d))
+	})
+	t.Logf("BACKUPS: drill of %s: %s", plan.Status.LastDrill.Backup, plan.Status.LastDrill.Message)
+	scratch := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: plan.Name + "-drill", Namespace: plan.Namespace}}
+	waitGone(t, "the drill's scratch instance", scratch)
+}
+
+func patchPlan(t *testing.T, p *v1alpha1.BackupPlan, change func(*v1alpha1.BackupPlanSpec)) {
+	t.Helper()
+	testenv.Eventually(t, time.Minute, func() error {
+		if err := env.c.Get(context.Background(), client.ObjectKeyFromObject(p), p); err != nil {
+			return err
+		}
+		change(&p.Spec)
+		return env.c.Update(context.Background(), p)
+	})
+}
+
+// deleteBackups deletes the namespace's Backups while the operator runs, so that their
+// finalizers delete the objects in the store before the namespace goes.
+func deleteBackups(t *testing.T, ns string) {
+	ctx := context.Background()
+	_ = env.c.DeleteAllOf(ctx, &v1alpha1.BackupPlan{}, client.InNamespace(ns))
+	_ = env.c.DeleteAllOf(ctx, &v1alpha1.Backup{}, client.InNamespace(ns))
+	testenv.Eventually(t, waitTimeout, func() error {
+		list := &v1alpha1.BackupList{}
+		if err := env.c.List(ctx, list, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		return expect(len(list.Items) == 0, "the Backups are deleted", fmt.Sprint(len(list.Items)))
+	})
+}
