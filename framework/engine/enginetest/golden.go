@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
 	"github.com/datafleet-dev/datafleet/framework/apply"
@@ -24,6 +25,12 @@ func Golden(t *testing.T, e engine.Engine, in engine.RenderInput, path string) {
 	if err != nil {
 		t.Fatalf("Render: %v", err)
 	}
+	GoldenObjects(t, objs, path)
+}
+
+// GoldenObjects compares objects' YAML with the golden file at path (-update rewrites it).
+func GoldenObjects(t *testing.T, objs []client.Object, path string) {
+	t.Helper()
 	scheme := operator.NewScheme()
 	var buf bytes.Buffer
 	for _, o := range objs {

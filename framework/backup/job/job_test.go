@@ -1,0 +1,179 @@
+package job_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/framework/backup"
+	"github.com/datafleet-dev/datafleet/framework/backup/archive"
+	"github.com/datafleet-dev/datafleet/framework/backup/job"
+	"github.com/datafleet-dev/datafleet/framework/backup/store"
+	"github.com/datafleet-dev/datafleet/framework/engine"
+	"github.com/datafleet-dev/datafleet/framework/engine/enginetest"
+	"github.com/datafleet-dev/datafleet/framework/workload"
+	"github.com/datafleet-dev/datafleet/test/testenv"
+)
+
+func TestBuildGolden(t *testing.T) {
+	inst := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "orders", Namespace: "shop"},
+		Spec: v1alpha1.ServiceInstanceSpec{Engine: "postgres", Version: "17"}}
+	bs := &v1alpha1.BackupStore{ObjectMeta: metav1.ObjectMeta{Name: "minio", Namespace: "shop"}, Spec: v1alpha1.BackupStoreSpec{
+		URL: "s3://backups?endpoint=http://minio:9000&use_path_style=true", Prefix: "team-a",
+		CredentialsSecretRef: &v1alpha1.LocalObjectReference{Name: "store-credentials"},
+		Encryption:           &v1alpha1.BackupEncryption{KeySecretRef: v1alpha1.SecretKeyReference{Name: "backup-key", Key: "key"}},
+	}}
+	j := job.Build(job.Input{Name: "nightly-backup", Namespace: "shop", Mode: job.ModeDump, Component: job.ComponentBackup, Owner: "nightly",
+		Image: "datafleet/operator:dev", Engine: "postgres", Instance: inst, Version: "17", Store: bs, Dir: "shop/orders/nightly-0123abcd",
+		Backup: "nightly", EngineEnv: []corev1.EnvVar{workload.SecretEnv("DATAFLEET_POSTGRES_TOKEN", "orders-replication", "password")}})
+	enginetest.GoldenObjects(t, []client.Object{j}, "testdata/dump-job.golden.yaml")
+}
+
+// fileEngine is an engine whose data is one file: enough to drive the Job's checks against a real
+// store and observe the data they protect. The real engines' dumps and loads are tested against
+// real servers in their packages and on the local cluster.
+type fileEngine struct{ path string }
+
+func (f fileEngine) BackupEnv(*v1alpha1.ServiceInstance) []corev1.EnvVar { return nil }
+
+func (f fileEngine) Dump(_ context.Context, _ engine.BackupTarget, w io.Writer) error {
+	b, err := os.ReadFile(f.path)
+	if err != nil {
+		return err
+	}
+	a := archive.NewWriter(w)
+	pw, _ := a.Create("data")
+	if _, err := pw.Write(b); err != nil {
+		return err
+	}
+	return a.Close()
+}
+
+func (f fileEngine) Load(_ context.Context, _ engine.BackupTarget, r io.Reader) (string, error) {
+	a := archive.NewReader(r)
+	var data []byte
+	for {
+		_, part, err := a.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return "", err
+		}
+		if data, err = io.ReadAll(part); err != nil {
+			return "", err
+		}
+	}
+	return fmt.Sprintf("%d bytes", len(data)), os.WriteFile(f.path, data, 0o600)
+}
+
+// The Job's load refuses, before it touches anything, a backup from a newer version, of another
+// engine, with a changed byte, or without its key; and restores otherwise. Against MinIO and file://.
+func TestRunChecksBeforeLoading(t *testing.T) {
+	ctx := context.Background()
+	m := testenv.StartMinIO(t)
+	for name, params := range map[string]job.Params{
+		"minio": {StoreURL: m.URL(), StorePrefix: "p", Credentials: m.Credentials()},
+		"file":  {StoreURL: "file://" + t.TempDir(), StorePrefix: "p"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			data := filepath.Join(t.TempDir(), "data")
+			if err := os.WriteFile(data, []byte("the rows as they were"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			e := fileEngine{data}
+			p := params
+			p.Engine, p.Version, p.Dir, p.Backup, p.Key = "postgres", "17.2", "shop/orders/b1", "b1", []byte("0123456789abcdef0123")
+			p.Instance = &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "orders", Namespace: "shop"}}
+			p.Mode = job.ModeDump
+			if res, err := job.Run(ctx, p, e, os.Getenv); err != nil {
+				t.Fatal(res, err)
+			}
+			if err := os.WriteFile(data, []byte("changed since"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			load := func(change func(*job.Params)) job.Result {
+				q := p
+				q.Mode = job.ModeLoad
+				change(&q)
+				res, _ := job.Run(ctx, q, e, os.Getenv)
+				return res
+			}
+			unchanged := func(why string) {
+				t.Helper()
+				if b, _ := os.ReadFile(data); string(b) != "changed since" {
+					t.Fatalf("%s: the data was touched: %q", why, b)
+				}
+			}
+			for _, c := range []struct {
+				why    string
+				change func(*job.Params)
+				reason string
+			}{
+				{"an older target version", func(q *job.Params) { q.Version = "15" }, job.ReasonVersionDowngrade},
+				{"another engine", func(q *job.Params) { q.Engine = "rabbitmq" }, job.ReasonEngineMismatch},
+				{"another key", func(q *job.Params) { q.Key = []byte("another key, long enough") }, job.ReasonWrongKey},
+				{"no key", func(q *job.Params) { q.Key = nil }, job.ReasonWrongKey},
+				{"no manifest", func(q *job.Params) { q.Dir = "shop/orders/never" }, job.ReasonIncomplete},
+			} {
+				if res := load(c.change); res.Reason != c.reason {
+					t.Fatalf("%s: %+v, want %s", c.why, res, c.reason)
+				}
+				unchanged(c.why)
+			}
+			if res := load(func(q *job.Params) { q.Version = "17" }); res.Reason != job.ReasonCompleted {
+				t.Fatalf("restore into the same major version: %+v", res)
+			}
+			if b, _ := os.ReadFile(data); string(b) != "the rows as they were" {
+				t.Fatalf("restored %q", b)
+			}
+
+			// One changed byte in the stored data.
+			if err := os.WriteFile(data, []byte("changed since"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			s, err := store.Open(ctx, p.StoreURL, p.StorePrefix, p.Credentials)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			man, err := backup.ReadManifest(ctx, s, p.Dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			key := s.Key(p.Dir, man.Data)
+			stored, _ := s.Bucket.ReadAll(ctx, key)
+			stored[len(stored)/2] ^= 1
+			if err := s.Bucket.WriteAll(ctx, key, stored, nil); err != nil {
+				t.Fatal(err)
+			}
+			if res := load(func(*job.Params) {}); res.Reason != job.ReasonChecksumMismatch || !bytes.Contains([]byte(res.Message), []byte("sha256")) {
+				t.Fatalf("a changed byte: %+v", res)
+			}
+			unchanged("a changed byte")
+		})
+	}
+}
+
+func TestParseArgs(t *testing.T) {
+	env := map[string]string{job.EnvInstance: `{"metadata":{"name":"orders","namespace":"shop"},"spec":{"engine":"postgres"}}`,
+		"AWS_ACCESS_KEY_ID": "id", "AWS_SECRET_ACCESS_KEY": "secret", job.EnvKey: "k"}
+	p, err := job.ParseArgs([]string{"load", "--engine", "postgres", "--store-url", "s3://b", "--dir", "d", "--version", "17"},
+		func(k string) string { return env[k] })
+	if err != nil || p.Instance.Name != "orders" || string(p.Credentials["AWS_SECRET_ACCESS_KEY"]) != "secret" || string(p.Key) != "k" {
+		t.Fatalf("%+v %v", p, err)
+	}
+	if _, err := job.ParseArgs([]string{"load", "--engine", "postgres"}, func(string) string { return "" }); err == nil {
+		t.Fatal("missing flags were accepted")
+	}
+}
