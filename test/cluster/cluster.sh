@@ -457,6 +457,9 @@ up() {
 
   start containerd /usr/bin/containerd --config "${CLUSTER_DIR}/containerd.toml"
   wait_for containerd 60 ctr --address "$CONTAINERD_SOCK" version
+  # The CRI service starts after the socket answers; a kubelet started before it exits with
+  # "server is not initialized yet". containerd 1.6 logs this line once the CRI serves.
+  wait_for "containerd's CRI service" 60 grep -q "Start streaming server" "${LOG_DIR}/containerd.log" || true
   if ! ctr --address "$CONTAINERD_SOCK" -n k8s.io images ls -q | grep -qx "$PAUSE_IMAGE"; then
     ctr --address "$CONTAINERD_SOCK" -n k8s.io images import "$PAUSE_TAR" >/dev/null
   fi

@@ -23,7 +23,7 @@ import (
 
 // These tests run the agent against real PostgreSQL binaries from Debian (make test installs them).
 
-func binDir(t *testing.T) string {
+func binDir(t testing.TB) string {
 	t.Helper()
 	if d := os.Getenv("POSTGRES_BIN_DIR"); d != "" {
 		return d
@@ -41,7 +41,7 @@ func binDir(t *testing.T) string {
 
 // newConfig makes a data directory the postgres user owns. initdb refuses to run as root, so when
 // the test runs as root PostgreSQL's processes run as the postgres user.
-func newConfig(t *testing.T) Config {
+func newConfig(t testing.TB) Config {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "pgagent-")
 	if err != nil {
@@ -61,7 +61,7 @@ type running struct {
 	done   chan error
 }
 
-func start(t *testing.T, e *Engine) *running {
+func start(t testing.TB, e *Engine) *running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{addr: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), cancel: cancel, done: make(chan error, 1)}
@@ -87,7 +87,7 @@ func start(t *testing.T, e *Engine) *running {
 	return r
 }
 
-func (r *running) stop(t *testing.T) {
+func (r *running) stop(t testing.TB) {
 	r.cancel()
 	select {
 	case err := <-r.done:
@@ -112,7 +112,7 @@ func (r *running) status(t *testing.T) fwagent.Status {
 }
 
 // connect opens a superuser connection; the caller closes it.
-func connect(t *testing.T, e *Engine) *pgx.Conn {
+func connect(t testing.TB, e *Engine) *pgx.Conn {
 	t.Helper()
 	conn, err := e.Connect(context.Background(), "postgres")
 	if err != nil {
@@ -121,7 +121,7 @@ func connect(t *testing.T, e *Engine) *pgx.Conn {
 	return conn
 }
 
-func execSQL(t *testing.T, e *Engine, statements ...string) {
+func execSQL(t testing.TB, e *Engine, statements ...string) {
 	t.Helper()
 	conn := connect(t, e)
 	defer conn.Close(context.Background())

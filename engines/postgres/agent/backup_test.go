@@ -21,7 +21,7 @@ import (
 const testToken = "action-token-for-tests"
 
 // startWithToken runs an agent whose action token (the replication password) is known.
-func startWithToken(t *testing.T) (*Engine, *running) {
+func startWithToken(t testing.TB) (*Engine, *running) {
 	t.Helper()
 	c := newConfig(t)
 	c.ReplicationPasswordFile = filepath.Join(t.TempDir(), "replication-password")
