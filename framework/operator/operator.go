@@ -6,6 +6,7 @@ package operator
 import (
 	"context"
 	"fmt"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -85,6 +86,8 @@ type Options struct {
 	Known []string
 	// AgentImage is the operator's own image, for engines whose pods run the instance agent.
 	AgentImage string
+	// StoreProbeEvery is how often BackupStores are probed (default 10 minutes).
+	StoreProbeEvery time.Duration
 }
 
 // Setup registers the field indexes, one controller per engine, the binding controller and the
@@ -138,7 +141,7 @@ func setupBackups(mgr ctrl.Manager, engines []engine.Engine, opts Options) error
 	for _, r := range []interface {
 		SetupWithManager(ctrl.Manager, controller.Options) error
 	}{
-		&controllers.StoreReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader()},
+		&controllers.StoreReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Every: opts.StoreProbeEvery},
 		&controllers.BackupReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Engines: byName, Image: opts.AgentImage,
 			Recorder: mgr.GetEventRecorder("backup")},
 		&controllers.RestoreReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Engines: byName, Image: opts.AgentImage,

@@ -118,7 +118,14 @@ func (r *BackupReconciler) progress(ctx context.Context, b *v1alpha1.Backup) (ti
 		setReady(&b.Status.Conditions, b.Generation, false, ReasonNotSupported, fmt.Sprintf("engine %s has no backups", e.Name()))
 		return 0, nil
 	}
-	bs, reason, msg := r.readyStore(ctx, b.Namespace, storeOf(b.Spec.StoreRef, inst))
+	bs, reason, msg := readyStore(ctx, r.Client, b.Namespace, storeOf(b.Spec.StoreRef, inst))
+	if bs == nil && b.Status.Phase == v1alpha1.BackupRunning {
+		// A running Job decides; the store's probe failing meanwhile changes nothing yet.
+		bs = &v1alpha1.BackupStore{}
+		if err := r.Client.Get(ctx, client.ObjectKey{Namespace: b.Namespace, Name: storeOf(b.Spec.StoreRef, inst)}, bs); err != nil {
+			return pending(reason, msg)
+		}
+	}
 	if bs == nil {
 		return pending(reason, msg)
 	}
@@ -153,11 +160,7 @@ func (r *BackupReconciler) progress(ctx context.Context, b *v1alpha1.Backup) (ti
 	return 0, client.IgnoreNotFound(r.Client.Delete(ctx, j, client.PropagationPolicy(metav1.DeletePropagationBackground)))
 }
 
-// readyStore returns the named BackupStore if its probe succeeded.
-func (r *BackupReconciler) readyStore(ctx context.Context, ns, name string) (*v1alpha1.BackupStore, string, string) {
-	return readyStore(ctx, r.Client, ns, name)
-}
-
+// readyStore returns the named BackupStore if its probe succeeded, else why not.
 func readyStore(ctx context.Context, c client.Reader, ns, name string) (*v1alpha1.BackupStore, string, string) {
 	if name == "" {
 		return nil, ReasonNoStore, "no store: set spec.storeRef, or spec.backup.storeRef on the instance"

@@ -2,11 +2,14 @@ package controllers
 
 import (
 	"context"
+	"regexp"
 	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 )
@@ -44,7 +47,7 @@ func (r *StoreReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl
 	}
 	every := r.Every
 	if !ok {
-		every = time.Minute
+		every = min(every, time.Minute)
 	}
 	return ctrl.Result{RequeueAfter: every}, nil
 }
@@ -61,7 +64,7 @@ func (r *StoreReconciler) probe(ctx context.Context, bs *v1alpha1.BackupStore) (
 	}
 	defer st.Close()
 	if err := st.Probe(ctx); err != nil {
-		return false, ReasonProbeFailed, redact(err.Error())
+		return false, ReasonProbeFailed, stableMessage(redact(err.Error()))
 	}
 	return true, ReasonReachable, "a probe object was written, read back and deleted"
 }
@@ -71,5 +74,14 @@ func (r *StoreReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Opt
 	if r.Every == 0 {
 		r.Every = 10 * time.Minute
 	}
-	return ctrl.NewControllerManagedBy(mgr).Named("backupstore").WithOptions(opts).For(&v1alpha1.BackupStore{}).Complete(r)
+	// Its own status writes do not make it probe again: the timer does.
+	return ctrl.NewControllerManagedBy(mgr).Named("backupstore").WithOptions(opts).
+		For(&v1alpha1.BackupStore{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).Complete(r)
 }
+
+// requestIDs are the parts of a provider's error that differ on every request.
+var requestIDs = regexp.MustCompile(`(RequestID|HostID|request id|host id): [^,]*,? ?`)
+
+// stableMessage drops request identifiers, so the same failure is the same condition and the
+// status is not rewritten on every probe.
+func stableMessage(s string) string { return requestIDs.ReplaceAllString(s, "") }

@@ -137,11 +137,15 @@ func openGCS(ctx context.Context, u *url.URL, creds map[string][]byte) (*blob.Bu
 	return gcsblob.OpenBucket(ctx, hc, u.Host, nil)
 }
 
+// ProbeKey is the object Probe writes under the prefix.
+const ProbeKey = ".datafleet-probe"
+
 // Probe writes, reads back and deletes an object under the prefix: what every backup needs.
 func (s *Store) Probe(ctx context.Context) error {
 	var n [8]byte
 	_, _ = rand.Read(n[:])
-	key := s.Key(".datafleet-probe-" + hex.EncodeToString(n[:]))
+	// One key, so that an error names the same object every time; the content proves the read.
+	key := s.Key(ProbeKey)
 	want := []byte("datafleet probe " + hex.EncodeToString(n[:]))
 	if err := s.Bucket.WriteAll(ctx, key, want, nil); err != nil {
 		return fmt.Errorf("write: %w", err)
