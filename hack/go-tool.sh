@@ -5,6 +5,8 @@ set -euo pipefail
 pkg="$1"; version="$2"
 CACHE="${DATAFLEET_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/datafleet}"
 bin="${CACHE}/bin/$(basename "$pkg")-${version}"
+# A static build (for an image without libc) is cached apart from the host's build.
+[ "${CGO_ENABLED:-}" = 0 ] && bin="${bin}-static"
 if [ ! -x "$bin" ]; then
   echo "installing $pkg@$version into $bin" >&2
   tmp="$(mktemp -d)"
