@@ -164,7 +164,7 @@ func deployMinIO(t *testing.T, ns string) *s3.Client {
 			Args: []string{"server", "--address", ":9000", "/data"},
 			Env: []corev1.EnvVar{{Name: "MINIO_ROOT_USER", Value: minioUser}, {Name: "MINIO_ROOT_PASSWORD", Value: minioPassword},
 				{Name: "MINIO_BROWSER", Value: "off"}, {Name: "MINIO_UPDATE", Value: "off"}},
-			Ports:          []corev1.ContainerPort{{ContainerPort: 9000}},
+			Ports: []corev1.ContainerPort{{ContainerPort: 9000}},
 			// MinIO keeps its certificates directory under $HOME (/tmp): the root filesystem is read-only.
 			VolumeMounts:   []corev1.VolumeMount{{Name: "data", MountPath: "/data"}, {Name: "tmp", MountPath: "/tmp"}},
 			ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/minio/health/ready", Port: intstr.FromInt32(9000)}}},
