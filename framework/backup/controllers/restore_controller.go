@@ -214,6 +214,8 @@ func (r *RestoreReconciler) target(ctx context.Context, rs *v1alpha1.Restore, b 
 	if ni.Version != "" {
 		spec.Version = ni.Version
 	}
+	// spec.primary names a pod of the backed-up instance, none of the new one's.
+	spec.Primary = ""
 	inst = &v1alpha1.ServiceInstance{
 		ObjectMeta: metav1.ObjectMeta{Name: ni.Name, Namespace: rs.Namespace,
 			Annotations: map[string]string{RestoredByAnnotation: rs.Name}, Labels: map[string]string{}},
