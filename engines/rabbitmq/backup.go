@@ -3,7 +3,6 @@ package rabbitmq
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -90,7 +89,9 @@ type definitions struct {
 // operatorUser reports users a restore leaves alone: the operator's administrator (its password
 // is the target instance's own) and binding users (their passwords belong to their bindings'
 // Secrets; the restored instance's bindings create their own).
-func operatorUser(name string) bool { return name == AdminUser || strings.HasPrefix(name, names.UserPrefix) }
+func operatorUser(name string) bool {
+	return name == AdminUser || strings.HasPrefix(name, names.UserPrefix)
+}
 
 // Load implements engine.Backuper: the definitions are imported once the whole archive is read,
 // without the operator's users, and then every imported user, vhost, permission, exchange, queue
@@ -98,20 +99,16 @@ func operatorUser(name string) bool { return name == AdminUser || strings.HasPre
 func (e Engine) Load(ctx context.Context, t engine.BackupTarget, r io.Reader) (string, error) {
 	a := archive.NewReader(r)
 	var raw []byte
-	for {
-		name, part, err := a.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return "", err
-		}
+	err := a.Each(func(name string, part io.Reader) error {
 		if name != partDefinitions {
-			return "", fmt.Errorf("the archive has an unknown part %q", name)
+			return fmt.Errorf("the archive has an unknown part %q", name)
 		}
-		if raw, err = io.ReadAll(io.LimitReader(part, maxDefinitions)); err != nil {
-			return "", err
-		}
+		var err error
+		raw, err = io.ReadAll(io.LimitReader(part, maxDefinitions))
+		return err
+	})
+	if err != nil {
+		return "", err
 	}
 	if raw == nil {
 		return "", fmt.Errorf("the archive has no %s", partDefinitions)

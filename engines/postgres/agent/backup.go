@@ -208,47 +208,40 @@ func (e *Engine) Load(ctx context.Context, r io.Reader) (string, error) {
 		}
 	}()
 	var summary string
-	for {
-		name, part, err := a.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return "", err
-		}
+	err = a.Each(func(name string, part io.Reader) error {
 		switch {
 		case name == partDatabases:
 			var dbs []databaseInfo
 			if err := json.NewDecoder(part).Decode(&dbs); err != nil {
-				return "", fmt.Errorf("%s: %w", partDatabases, err)
+				return fmt.Errorf("%s: %w", partDatabases, err)
 			}
 			for _, d := range dbs {
 				infos[d.Name] = d
 			}
 		case name == partGlobals:
-			if err := e.loadGlobals(ctx, part); err != nil {
-				return "", err
-			}
+			return e.loadGlobals(ctx, part)
 		case strings.HasPrefix(name, partDatabase):
 			d, ok := infos[strings.TrimPrefix(name, partDatabase)]
 			if !ok {
-				return "", fmt.Errorf("the archive has %s but does not describe that database", name)
+				return fmt.Errorf("the archive has %s but does not describe that database", name)
 			}
 			restored = append(restored, d)
-			if err := e.restoreSide(ctx, conn, d, part); err != nil {
-				return "", err
-			}
+			return e.restoreSide(ctx, conn, d, part)
 		case name == partSummary:
 			var want rowCounts
 			if err := json.NewDecoder(part).Decode(&want); err != nil {
-				return "", fmt.Errorf("%s: %w", partSummary, err)
+				return fmt.Errorf("%s: %w", partSummary, err)
 			}
-			if summary, err = e.checkCounts(ctx, restored, want); err != nil {
-				return "", err
-			}
+			var err error
+			summary, err = e.checkCounts(ctx, restored, want)
+			return err
 		default:
-			return "", fmt.Errorf("the archive has an unknown part %q", name)
+			return fmt.Errorf("the archive has an unknown part %q", name)
 		}
+		return nil
+	})
+	if err != nil {
+		return "", err
 	}
 	if summary == "" {
 		return "", fmt.Errorf("the archive has no %s to check the restore against", partSummary)

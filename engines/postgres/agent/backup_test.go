@@ -189,21 +189,18 @@ func TestDumpAndLoad(t *testing.T) {
 func rewriteArchive(t *testing.T, in []byte, change func(name string, b []byte) []byte) []byte {
 	t.Helper()
 	var out bytes.Buffer
-	r, w := archive.NewReader(bytes.NewReader(in)), archive.NewWriter(&out)
-	for {
-		name, part, err := r.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	w := archive.NewWriter(&out)
+	err := archive.NewReader(bytes.NewReader(in)).Each(func(name string, part io.Reader) error {
 		b, err := io.ReadAll(part)
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		pw, _ := w.Create(name)
-		pw.Write(change(name, b))
+		_, err = pw.Write(change(name, b))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	w.Close()
 	return out.Bytes()

@@ -210,3 +210,20 @@ func (p partReader) Read(b []byte) (int, error) {
 	}
 	return n, nil
 }
+
+// Each calls fn with every part in order, and returns nil only once the end record was read:
+// a caller acts on a complete archive only after Each returned nil.
+func (a *Reader) Each(fn func(name string, part io.Reader) error) error {
+	for {
+		name, part, err := a.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := fn(name, part); err != nil {
+			return err
+		}
+	}
+}

@@ -3,7 +3,6 @@ package job_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -60,19 +59,14 @@ func (f fileEngine) Dump(_ context.Context, _ engine.BackupTarget, w io.Writer) 
 }
 
 func (f fileEngine) Load(_ context.Context, _ engine.BackupTarget, r io.Reader) (string, error) {
-	a := archive.NewReader(r)
 	var data []byte
-	for {
-		_, part, err := a.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return "", err
-		}
-		if data, err = io.ReadAll(part); err != nil {
-			return "", err
-		}
+	err := archive.NewReader(r).Each(func(_ string, part io.Reader) error {
+		var err error
+		data, err = io.ReadAll(part)
+		return err
+	})
+	if err != nil {
+		return "", err
 	}
 	return fmt.Sprintf("%d bytes", len(data)), os.WriteFile(f.path, data, 0o600)
 }
