@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"path"
 	"time"
 
@@ -192,7 +193,7 @@ func (r *BackupReconciler) start(ctx context.Context, b *v1alpha1.Backup, inst *
 		return err
 	}
 	b.Status.Phase, b.Status.StartTime, b.Status.EngineVersion = v1alpha1.BackupRunning, now(), inst.Status.Version
-	b.Status.Location = redact(bs.Spec.URL) + " " + path.Join(bs.Spec.Prefix, Dir(b))
+	b.Status.Location = location(bs, Dir(b))
 	setReady(&b.Status.Conditions, b.Generation, false, ReasonRunning, "the backup Job is running")
 	return nil
 }
@@ -297,3 +298,12 @@ func (r *BackupReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Op
 type storeGoneError struct{ err error }
 
 func (e *storeGoneError) Error() string { return e.err.Error() }
+
+// location names a backup's directory as bucket URL and path, without the URL's options.
+func location(bs *v1alpha1.BackupStore, dir string) string {
+	u, err := url.Parse(bs.Spec.URL)
+	if err != nil {
+		return path.Join(bs.Spec.Prefix, dir)
+	}
+	return u.Scheme + "://" + path.Join(u.Host+u.Path, bs.Spec.Prefix, dir) + "/"
+}
