@@ -67,7 +67,7 @@ type RestoreStatus struct {
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
-// +kubebuilder:resource:shortName=rs,categories=datafleet
+// +kubebuilder:resource:shortName=rst,categories=datafleet
 // +kubebuilder:printcolumn:name="Backup",type=string,JSONPath=`.spec.backupRef.name`
 // +kubebuilder:printcolumn:name="Instance",type=string,JSONPath=`.status.instanceName`
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	_ "time/tzdata" // BackupPlan time zones: the image has no zoneinfo
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
