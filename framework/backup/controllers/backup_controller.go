@@ -93,8 +93,11 @@ func (r *BackupReconciler) event(b *v1alpha1.Backup, phase v1alpha1.BackupPhase)
 // result. A finished Backup does not change.
 func (r *BackupReconciler) progress(ctx context.Context, b *v1alpha1.Backup) (time.Duration, error) {
 	switch b.Status.Phase {
-	case v1alpha1.BackupCompleted, v1alpha1.BackupFailed:
-		return 0, nil
+	case v1alpha1.BackupCompleted:
+		// Only once the result is recorded: a Job gone before that would read as lost.
+		return 0, deleteJob(ctx, r.Client, b.Namespace, backupJobName(b))
+	case v1alpha1.BackupFailed:
+		return 0, nil // the failed Job's log explains; it goes with the Backup
 	case "":
 		b.Status.Phase = v1alpha1.BackupPending
 	}
@@ -154,11 +157,7 @@ func (r *BackupReconciler) progress(ctx context.Context, b *v1alpha1.Backup) (ti
 		setReady(&b.Status.Conditions, b.Generation, false, res.Reason, res.Message)
 		return 0, nil
 	}
-	if err := r.complete(ctx, b, bs); err != nil {
-		return 0, err
-	}
-	// The artefact is recorded: the Job has nothing more to say.
-	return 0, client.IgnoreNotFound(r.Client.Delete(ctx, j, client.PropagationPolicy(metav1.DeletePropagationBackground)))
+	return 0, r.complete(ctx, b, bs)
 }
 
 // readyStore returns the named BackupStore if its probe succeeded, else why not.

@@ -176,3 +176,9 @@ func conditionMessage(conds []metav1.Condition) string {
 }
 
 func isNotFound(err error) bool { return gcerrors.Code(err) == gcerrors.NotFound }
+
+// deleteJob deletes a finished Job and its pod; a Job already gone is fine.
+func deleteJob(ctx context.Context, c client.Client, ns, name string) error {
+	j := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+	return client.IgnoreNotFound(c.Delete(ctx, j, client.PropagationPolicy(metav1.DeletePropagationBackground)))
+}

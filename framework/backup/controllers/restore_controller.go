@@ -77,8 +77,11 @@ func (r *RestoreReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 
 func (r *RestoreReconciler) progress(ctx context.Context, rs *v1alpha1.Restore) (time.Duration, error) {
 	switch rs.Status.Phase {
-	case v1alpha1.BackupCompleted, v1alpha1.BackupFailed:
-		return 0, nil
+	case v1alpha1.BackupCompleted:
+		// Only once the result is recorded: a Job gone before that would read as lost.
+		return 0, deleteJob(ctx, r.Client, rs.Namespace, restoreJobName(rs))
+	case v1alpha1.BackupFailed:
+		return 0, nil // the failed Job's log explains; it goes with the Restore
 	case "":
 		rs.Status.Phase = v1alpha1.BackupPending
 	}
@@ -165,7 +168,7 @@ func (r *RestoreReconciler) progress(ctx context.Context, rs *v1alpha1.Restore) 
 	}
 	rs.Status.Phase, rs.Status.CompletionTime = v1alpha1.BackupCompleted, now()
 	setReady(&rs.Status.Conditions, rs.Generation, true, job.ReasonCompleted, res.Message)
-	return 0, client.IgnoreNotFound(r.Client.Delete(ctx, j, client.PropagationPolicy(metav1.DeletePropagationBackground)))
+	return 0, nil
 }
 
 // engineOf is the backed-up instance's engine if it still exists; otherwise the target's, and
