@@ -177,8 +177,12 @@ func conditionMessage(conds []metav1.Condition) string {
 
 func isNotFound(err error) bool { return gcerrors.Code(err) == gcerrors.NotFound }
 
-// deleteJob deletes a finished Job and its pod; a Job already gone is fine.
+// deleteJob deletes a finished Job and its pod if the cache still has it: a settled Backup's
+// reconcile sends nothing.
 func deleteJob(ctx context.Context, c client.Client, ns, name string) error {
-	j := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
-	return client.IgnoreNotFound(c.Delete(ctx, j, client.PropagationPolicy(metav1.DeletePropagationBackground)))
+	j := &batchv1.Job{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, j); err != nil || !j.DeletionTimestamp.IsZero() {
+		return client.IgnoreNotFound(err)
+	}
+	return client.IgnoreNotFound(c.Delete(ctx, j, client.PropagationPolicy(metav1.DeletePropagationBackground), client.Preconditions{UID: &j.UID}))
 }
