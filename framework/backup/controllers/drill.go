@@ -40,15 +40,17 @@ func (r *PlanReconciler) drill(ctx context.Context, p *v1alpha1.BackupPlan, back
 	if slot.IsZero() || p.Status.LastSuccessfulBackup == "" {
 		return next.Sub(now) + time.Second, nil
 	}
+	restore := names.Child(p.Name, "drill-"+slot.UTC().Format("20060102-1504"), names.MaxDNSLabel)
 	// A scratch instance left by an interrupted drill, or still being deleted, goes first: the
-	// Restore would refuse an existing target.
-	if gone, err := r.deleteScratch(ctx, p); err != nil || !gone {
+	// Restore would refuse an existing target. One this slot's Restore made is this drill's
+	// (the status that said so may not have been written).
+	if gone, err := r.deleteScratch(ctx, p, restore); err != nil || !gone {
 		return 10 * time.Second, err
 	}
 	t := metav1.NewTime(slot)
 	p.Status.LastDrillScheduleTime = &t
 	rs := &v1alpha1.Restore{
-		ObjectMeta: metav1.ObjectMeta{Name: names.Child(p.Name, "drill-"+slot.UTC().Format("20060102-1504"), names.MaxDNSLabel),
+		ObjectMeta: metav1.ObjectMeta{Name: restore,
 			Namespace: p.Namespace, Labels: map[string]string{DrillLabel: p.Name}},
 		Spec: v1alpha1.RestoreSpec{BackupRef: v1alpha1.LocalObjectReference{Name: p.Status.LastSuccessfulBackup},
 			Target: v1alpha1.RestoreTarget{NewInstance: &v1alpha1.NewInstanceTarget{Name: drillInstance(p)}}},
@@ -85,7 +87,7 @@ func (r *PlanReconciler) followDrill(ctx context.Context, p *v1alpha1.BackupPlan
 		}
 		r.Recorder.Eventf(p, nil, kind, "Drill"+d.Result, "Drill", "restoring backup %s: %s", d.Backup, d.Message)
 	}
-	if _, err := r.deleteScratch(ctx, p); err != nil {
+	if _, err := r.deleteScratch(ctx, p, ""); err != nil {
 		return 0, err
 	}
 	if rs.Name != "" {
@@ -96,9 +98,9 @@ func (r *PlanReconciler) followDrill(ctx context.Context, p *v1alpha1.BackupPlan
 	return 0, nil
 }
 
-// deleteScratch deletes the plan's scratch instance, only if a drill made it, and reports
-// whether it is gone.
-func (r *PlanReconciler) deleteScratch(ctx context.Context, p *v1alpha1.BackupPlan) (bool, error) {
+// deleteScratch deletes the plan's scratch instance, only if a drill made it and not the Restore
+// named keep, and reports whether it is gone (or kept).
+func (r *PlanReconciler) deleteScratch(ctx context.Context, p *v1alpha1.BackupPlan, keep string) (bool, error) {
 	inst := &v1alpha1.ServiceInstance{}
 	err := r.Client.Get(ctx, client.ObjectKey{Namespace: p.Namespace, Name: drillInstance(p)}, inst)
 	if apierrors.IsNotFound(err) {
@@ -112,8 +114,11 @@ func (r *PlanReconciler) deleteScratch(ctx context.Context, p *v1alpha1.BackupPl
 			"instance "+inst.Name+" exists and is not this plan's scratch instance: drills cannot run until it is renamed or deleted")
 		return false, nil
 	}
+	if keep != "" && inst.Annotations[RestoredByAnnotation] == keep && inst.DeletionTimestamp.IsZero() {
+		return true, nil
+	}
 	if inst.DeletionTimestamp.IsZero() {
-		return false, client.IgnoreNotFound(r.Client.Delete(ctx, inst))
+		return false, client.IgnoreNotFound(r.Client.Delete(ctx, inst, client.Preconditions{UID: &inst.UID}))
 	}
 	return false, nil
 }

@@ -9,9 +9,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
@@ -192,8 +194,10 @@ func (r *PlanReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Opti
 			return nil
 		})
 	}
+	// Its own status writes do not run it again (a stale read of them would only conflict):
+	// the schedule's timer and its Backups and drills' Restores do.
 	return ctrl.NewControllerManagedBy(mgr).Named("backupplan").WithOptions(opts).
-		For(&v1alpha1.BackupPlan{}).
+		For(&v1alpha1.BackupPlan{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&v1alpha1.Backup{}, byLabel(PlanLabel)).
 		Watches(&v1alpha1.Restore{}, byLabel(DrillLabel)).
 		Complete(r)

@@ -35,6 +35,7 @@ const (
 	ReasonConfirmationMismatch  = "ConfirmationMismatch"
 	ReasonTargetExists          = "TargetExists"
 	ReasonCreatingInstance      = "CreatingInstance"
+	ReasonInstanceGone          = "InstanceGone"
 	ReasonManifestUnreadable    = "ManifestUnreadable"
 	ReasonDifferentEngineTarget = "EngineMismatch"
 )
@@ -120,7 +121,7 @@ func (r *RestoreReconciler) progress(ctx context.Context, rs *v1alpha1.Restore) 
 
 	target, reason, msg, err := r.target(ctx, rs, b, bs)
 	if err != nil || reason != "" {
-		if reason == ReasonConfirmationMismatch || reason == ReasonTargetExists || reason == ReasonManifestUnreadable {
+		if reason == ReasonConfirmationMismatch || reason == ReasonTargetExists || reason == ReasonManifestUnreadable || reason == ReasonInstanceGone {
 			return failed(reason, msg)
 		}
 		if reason != "" {
@@ -208,7 +209,13 @@ func (r *RestoreReconciler) target(ctx context.Context, rs *v1alpha1.Restore, b 
 		return nil, "", "", err
 	}
 	if rs.Status.InstanceName != "" {
-		return nil, ReasonInstanceNotFound, fmt.Sprintf("instance %q, which this Restore created, is gone", ni.Name), nil
+		// The cache may not have the instance this Restore just created: ask the API server.
+		if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: rs.Namespace, Name: ni.Name}, inst); err == nil {
+			return nil, ReasonCreatingInstance, fmt.Sprintf("created instance %q", ni.Name), nil
+		} else if !apierrors.IsNotFound(err) {
+			return nil, "", "", err
+		}
+		return nil, ReasonInstanceGone, fmt.Sprintf("instance %q, which this Restore created, was deleted before the restore finished", ni.Name), nil
 	}
 	spec, err := r.sourceSpec(ctx, b, bs)
 	if err != nil {
