@@ -204,18 +204,18 @@ func Verify(ctx context.Context, s *store.Store, dir string, m Manifest, key []b
 	return nil
 }
 
+// checkKey refuses a key that cannot decrypt the backup. A key given for a backup that is not
+// encrypted is ignored: the store may have been given a key after the backup was written.
 func checkKey(m Manifest, key []byte) error {
 	switch {
-	case m.Encryption == nil && key != nil:
-		return errors.New("the backup is not encrypted, but a key was given")
 	case m.Encryption == nil:
 		return nil
 	case key == nil:
-		return fmt.Errorf("the backup is encrypted (%s, key id %s): give the key", m.Encryption.Algorithm, m.Encryption.KeyID)
+		return fmt.Errorf("%w: the backup is encrypted (%s, key id %s) and no key was given", ErrWrongKey, m.Encryption.Algorithm, m.Encryption.KeyID)
 	case m.Encryption.Algorithm != EncryptionAlgorithm:
 		return fmt.Errorf("the backup is encrypted with %s, which this operator cannot read", m.Encryption.Algorithm)
 	case KeyID(key) != m.Encryption.KeyID:
-		return fmt.Errorf("%w (key id %s, the backup's is %s)", ErrWrongKey, KeyID(key), m.Encryption.KeyID)
+		return fmt.Errorf("%w: its id is %s, the backup's is %s", ErrWrongKey, KeyID(key), m.Encryption.KeyID)
 	}
 	return nil
 }

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/backup"
@@ -113,7 +112,7 @@ func load(ctx context.Context, p Params, s *store.Store, b engine.Backuper, t en
 		switch {
 		case errors.Is(err, backup.ErrCorrupt):
 			return fail(ReasonChecksumMismatch, err)
-		case m.Encryption != nil && strings.Contains(err.Error(), "key"):
+		case errors.Is(err, backup.ErrWrongKey):
 			return fail(ReasonWrongKey, err)
 		}
 		return fail(ReasonStoreUnreachable, err)
