@@ -139,18 +139,21 @@ func findBackup(backups []v1alpha1.Backup, name string) *v1alpha1.Backup {
 	return nil
 }
 
-// schedule creates the slot's Backup, unless one of the plan's is still running: two dumps of
-// one instance at once only slow each other down (a CronJob's Forbid).
+// schedule creates the slot's Backup, unless one of the plan's has not finished: two dumps of one
+// instance at once only slow each other down (a CronJob's Forbid), and Backups waiting for an
+// instance that is down must not pile up, one per slot.
 func (r *PlanReconciler) schedule(ctx context.Context, p *v1alpha1.BackupPlan, backups []v1alpha1.Backup, slot time.Time) error {
 	t := metav1.NewTime(slot)
 	for _, b := range backups {
-		if b.Status.Phase == v1alpha1.BackupRunning && b.DeletionTimestamp.IsZero() {
-			p.Status.LastScheduleTime = &t
-			if r.Recorder != nil {
-				r.Recorder.Eventf(p, nil, "Warning", "BackupSkipped", "Schedule", "the %s slot was skipped: backup %s is still running", slot.UTC().Format(time.RFC3339), b.Name)
-			}
-			return nil
+		if finishedPhase(b.Status.Phase) || !b.DeletionTimestamp.IsZero() {
+			continue
 		}
+		p.Status.LastScheduleTime = &t
+		if r.Recorder != nil {
+			r.Recorder.Eventf(p, nil, "Warning", "BackupSkipped", "Schedule", "the %s slot was skipped: backup %s has not finished (%s)",
+				slot.UTC().Format(time.RFC3339), b.Name, conditionMessage(b.Status.Conditions))
+		}
+		return nil
 	}
 	b := &v1alpha1.Backup{
 		ObjectMeta: metav1.ObjectMeta{Name: backupName(p.Name, slot), Namespace: p.Namespace, Labels: map[string]string{PlanLabel: p.Name}},
@@ -201,4 +204,8 @@ func (r *PlanReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Opti
 		Watches(&v1alpha1.Backup{}, byLabel(PlanLabel)).
 		Watches(&v1alpha1.Restore{}, byLabel(DrillLabel)).
 		Complete(r)
+}
+
+func finishedPhase(p v1alpha1.BackupPhase) bool {
+	return p == v1alpha1.BackupCompleted || p == v1alpha1.BackupFailed
 }
