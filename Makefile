@@ -75,6 +75,11 @@ demo: ## The operator with sample instances on the local cluster (or on $$KUBECO
 bench: ## Scale benchmark: 500 instances of the fake engine on a real API server.
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test -run '^$$' -bench BenchmarkConverge -benchtime 1x -timeout 60m ./test/scale/
 
+.PHONY: bench-backup
+bench-backup: ## Backup benchmark: a 1 GiB PostgreSQL database through the backup path, next to plain pg_dump -Fc.
+	hack/host-packages.sh $(TEST_PACKAGES)
+	go test -run '^$$' -bench BenchmarkBackup -benchtime 1x -timeout 60m ./engines/postgres/agent/
+
 .PHONY: run
 run: build ## Start a local API server, install the CRDs and samples, and run the manager against it.
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go run ./cmd/devcluster -- bin/manager --metrics-bind-address=127.0.0.1:8080 --health-probe-bind-address=127.0.0.1:8081
