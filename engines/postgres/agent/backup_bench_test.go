@@ -67,11 +67,15 @@ func BenchmarkBackup(b *testing.B) {
 		if mb != large {
 			continue
 		}
+		plain := filepath.Join(dir, "plain") // pg_dump runs as the postgres user: a directory it owns
+		if err := e.mkdir(plain); err != nil {
+			b.Fatal(err)
+		}
 		b.Run(fmt.Sprintf("db=%dMiB/pg_dump-Fc", mb), func(b *testing.B) {
 			b.SetBytes(sizes[db])
 			peak := watchMemory()
 			for i := 0; i < b.N; i++ {
-				out := filepath.Join(dir, fmt.Sprintf("plain-%d.dump", i))
+				out := filepath.Join(plain, fmt.Sprintf("%d.dump", i))
 				cmd := e.command(ctx, "pg_dump", "--format=custom", "--file", out, "--dbname", e.connString(db))
 				if o, err := cmd.CombinedOutput(); err != nil {
 					b.Fatalf("%v: %s", err, o)
