@@ -67,7 +67,7 @@ func BenchmarkBackup(b *testing.B) {
 		if mb != large {
 			continue
 		}
-		plain := filepath.Join(dir, "plain") // pg_dump runs as the postgres user: a directory it owns
+		plain := filepath.Join(filepath.Dir(e.Config.DataDir), "plain") // pg_dump runs as the postgres user: a directory it owns
 		if err := e.mkdir(plain); err != nil {
 			b.Fatal(err)
 		}
