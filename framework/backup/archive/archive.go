@@ -33,7 +33,6 @@ var ErrTruncated = errors.New("the archive ends before its end record: the dump 
 type Writer struct {
 	w       io.Writer
 	started bool
-	inPart  bool
 	closed  bool
 }
 
@@ -72,7 +71,6 @@ func (a *Writer) Create(name string) (io.Writer, error) {
 	if err := a.record(recPart, []byte(name)); err != nil {
 		return nil, err
 	}
-	a.inPart = true
 	return partWriter{a}, nil
 }
 
