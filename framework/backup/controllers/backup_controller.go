@@ -92,72 +92,51 @@ func (r *BackupReconciler) event(b *v1alpha1.Backup, phase v1alpha1.BackupPhase)
 // progress moves the Backup one step: wait for its instance and store, start the Job, record the
 // result. A finished Backup does not change.
 func (r *BackupReconciler) progress(ctx context.Context, b *v1alpha1.Backup) (time.Duration, error) {
-	switch b.Status.Phase {
-	case v1alpha1.BackupCompleted:
-		// Only once the result is recorded: a Job gone before that would read as lost.
-		return 0, deleteJob(ctx, r.Client, b.Namespace, backupJobName(b))
-	case v1alpha1.BackupFailed:
-		return 0, nil // the failed Job's log explains; it goes with the Backup
-	case "":
-		b.Status.Phase = v1alpha1.BackupPending
-	}
-	pending := func(reason, msg string) (time.Duration, error) {
-		setReady(&b.Status.Conditions, b.Generation, false, reason, msg)
-		return 30 * time.Second, nil
+	st := &b.Status
+	run := run{phase: &st.Phase, start: &st.StartTime, completion: &st.CompletionTime, conds: &st.Conditions, gen: b.Generation, retry: 30 * time.Second}
+	if done, err := run.finished(ctx, r.Client, b.Namespace, backupJobName(b)); done || err != nil {
+		return 0, err
 	}
 	inst := &v1alpha1.ServiceInstance{}
 	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: b.Namespace, Name: b.Spec.InstanceRef.Name}, inst); err != nil {
 		if apierrors.IsNotFound(err) {
-			return pending(ReasonInstanceNotFound, fmt.Sprintf("instance %q does not exist", b.Spec.InstanceRef.Name))
+			return run.pending(ReasonInstanceNotFound, fmt.Sprintf("instance %q does not exist", b.Spec.InstanceRef.Name))
 		}
 		return 0, err
 	}
 	e, ok := r.Engines[inst.Spec.Engine]
 	if !ok {
-		return pending(ReasonEngineNotEnabled, fmt.Sprintf("engine %q is not enabled in this operator", inst.Spec.Engine))
+		return run.pending(ReasonEngineNotEnabled, fmt.Sprintf("engine %q is not enabled in this operator", inst.Spec.Engine))
 	}
 	backuper, ok := e.(engine.Backuper)
 	if !ok {
-		b.Status.Phase = v1alpha1.BackupFailed
-		setReady(&b.Status.Conditions, b.Generation, false, ReasonNotSupported, fmt.Sprintf("engine %s has no backups", e.Name()))
-		return 0, nil
+		return run.fail(ReasonNotSupported, fmt.Sprintf("engine %s has no backups", e.Name()))
 	}
 	bs, reason, msg := readyStore(ctx, r.Client, b.Namespace, storeOf(b.Spec.StoreRef, inst))
-	if bs == nil && b.Status.Phase == v1alpha1.BackupRunning {
+	if bs == nil && st.Phase == v1alpha1.BackupRunning {
 		// A running Job decides; the store's probe failing meanwhile changes nothing yet.
 		bs = &v1alpha1.BackupStore{}
 		if err := r.Client.Get(ctx, client.ObjectKey{Namespace: b.Namespace, Name: storeOf(b.Spec.StoreRef, inst)}, bs); err != nil {
-			return pending(reason, msg)
+			return run.pending(reason, msg)
 		}
 	}
 	if bs == nil {
-		return pending(reason, msg)
+		return run.pending(reason, msg)
 	}
-	j := &batchv1.Job{}
-	err := r.Client.Get(ctx, client.ObjectKey{Namespace: b.Namespace, Name: backupJobName(b)}, j)
-	switch {
-	case apierrors.IsNotFound(err) && b.Status.Phase == v1alpha1.BackupRunning:
-		b.Status.Phase, b.Status.CompletionTime = v1alpha1.BackupFailed, now()
-		setReady(&b.Status.Conditions, b.Generation, false, ReasonJobLost, "the backup Job was deleted before it finished")
-		return 0, nil
-	case apierrors.IsNotFound(err):
+	res, d, err := run.step(ctx, r.Client, b.Namespace, backupJobName(b), func() (time.Duration, error) {
 		if !instanceReady(inst) {
-			return pending(ReasonInstanceNotReady, fmt.Sprintf("instance %q is not ready", inst.Name))
+			return run.pending(ReasonInstanceNotReady, fmt.Sprintf("instance %q is not ready", inst.Name))
 		}
-		return 0, r.start(ctx, b, inst, bs, backuper)
-	case err != nil:
-		return 0, err
-	}
-	done, res := jobState(ctx, r.Client, j)
-	if !done {
-		return 0, nil // the Job's changes requeue
-	}
-	if res.Reason != job.ReasonCompleted {
-		b.Status.Phase, b.Status.CompletionTime = v1alpha1.BackupFailed, now()
-		setReady(&b.Status.Conditions, b.Generation, false, res.Reason, res.Message)
+		if err := r.start(ctx, b, inst, bs, backuper); err != nil {
+			return 0, err
+		}
+		run.running("the backup Job is running")
 		return 0, nil
+	})
+	if res == nil {
+		return d, err
 	}
-	return 0, r.complete(ctx, b, bs)
+	return 0, r.complete(ctx, b, bs, run)
 }
 
 // readyStore returns the named BackupStore if its probe succeeded, else why not.
@@ -191,14 +170,12 @@ func (r *BackupReconciler) start(ctx context.Context, b *v1alpha1.Backup, inst *
 	if err := r.Client.Create(ctx, j); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
 	}
-	b.Status.Phase, b.Status.StartTime, b.Status.EngineVersion = v1alpha1.BackupRunning, now(), inst.Status.Version
-	b.Status.Location = location(bs, Dir(b))
-	setReady(&b.Status.Conditions, b.Generation, false, ReasonRunning, "the backup Job is running")
+	b.Status.EngineVersion, b.Status.Location = inst.Status.Version, location(bs, Dir(b))
 	return nil
 }
 
 // complete reads the manifest the Job wrote: only a manifest makes a backup complete.
-func (r *BackupReconciler) complete(ctx context.Context, b *v1alpha1.Backup, bs *v1alpha1.BackupStore) error {
+func (r *BackupReconciler) complete(ctx context.Context, b *v1alpha1.Backup, bs *v1alpha1.BackupStore, run run) error {
 	st, _, err := openStore(ctx, r.APIReader, bs)
 	if err != nil {
 		return err
@@ -206,18 +183,15 @@ func (r *BackupReconciler) complete(ctx context.Context, b *v1alpha1.Backup, bs 
 	defer st.Close()
 	m, err := backup.ReadManifest(ctx, st, Dir(b))
 	if errors.Is(err, backup.ErrIncomplete) {
-		b.Status.Phase, b.Status.CompletionTime = v1alpha1.BackupFailed, now()
-		setReady(&b.Status.Conditions, b.Generation, false, job.ReasonIncomplete, err.Error())
-		return nil
+		_, err = run.fail(job.ReasonIncomplete, err.Error())
+		return err
 	}
 	if err != nil {
 		return err
 	}
-	b.Status.Phase = v1alpha1.BackupCompleted
+	run.succeed(fmt.Sprintf("%d bytes (%d before compression) of %s %s", m.Size, m.RawSize, m.Engine, m.EngineVersion))
 	ct := metav1.NewTime(m.Completed.Truncate(time.Second))
 	b.Status.CompletionTime, b.Status.SizeBytes, b.Status.SHA256, b.Status.Encrypted = &ct, m.Size, m.SHA256, m.Encryption != nil
-	setReady(&b.Status.Conditions, b.Generation, true, job.ReasonCompleted,
-		fmt.Sprintf("%d bytes (%d before compression) of %s %s", m.Size, m.RawSize, m.Engine, m.EngineVersion))
 	return nil
 }
 

@@ -77,86 +77,63 @@ func (r *RestoreReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 }
 
 func (r *RestoreReconciler) progress(ctx context.Context, rs *v1alpha1.Restore) (time.Duration, error) {
-	switch rs.Status.Phase {
-	case v1alpha1.BackupCompleted:
-		// Only once the result is recorded: a Job gone before that would read as lost.
-		return 0, deleteJob(ctx, r.Client, rs.Namespace, restoreJobName(rs))
-	case v1alpha1.BackupFailed:
-		return 0, nil // the failed Job's log explains; it goes with the Restore
-	case "":
-		rs.Status.Phase = v1alpha1.BackupPending
-	}
-	pending := func(reason, msg string) (time.Duration, error) {
-		setReady(&rs.Status.Conditions, rs.Generation, false, reason, msg)
-		return 15 * time.Second, nil
-	}
-	failed := func(reason, msg string) (time.Duration, error) {
-		rs.Status.Phase, rs.Status.CompletionTime = v1alpha1.BackupFailed, now()
-		setReady(&rs.Status.Conditions, rs.Generation, false, reason, msg)
-		return 0, nil
+	st := &rs.Status
+	run := run{phase: &st.Phase, start: &st.StartTime, completion: &st.CompletionTime, conds: &st.Conditions, gen: rs.Generation, retry: 15 * time.Second}
+	if done, err := run.finished(ctx, r.Client, rs.Namespace, restoreJobName(rs)); done || err != nil {
+		return 0, err
 	}
 	b := &v1alpha1.Backup{}
 	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: rs.Namespace, Name: rs.Spec.BackupRef.Name}, b); err != nil {
 		if apierrors.IsNotFound(err) {
-			return pending(ReasonBackupNotFound, fmt.Sprintf("Backup %q does not exist", rs.Spec.BackupRef.Name))
+			return run.pending(ReasonBackupNotFound, fmt.Sprintf("Backup %q does not exist", rs.Spec.BackupRef.Name))
 		}
 		return 0, err
 	}
 	switch b.Status.Phase {
 	case v1alpha1.BackupCompleted:
 	case v1alpha1.BackupFailed:
-		return failed(ReasonBackupFailed, fmt.Sprintf("Backup %q failed: %s", b.Name, conditionMessage(b.Status.Conditions)))
+		return run.fail(ReasonBackupFailed, fmt.Sprintf("Backup %q failed: %s", b.Name, conditionMessage(b.Status.Conditions)))
 	default:
-		return pending(ReasonBackupNotCompleted, fmt.Sprintf("Backup %q is %s", b.Name, b.Status.Phase))
+		return run.pending(ReasonBackupNotCompleted, fmt.Sprintf("Backup %q is %s", b.Name, b.Status.Phase))
 	}
 	source := &v1alpha1.ServiceInstance{}
-	sourceErr := r.Client.Get(ctx, client.ObjectKey{Namespace: b.Namespace, Name: b.Spec.InstanceRef.Name}, source)
-	if sourceErr != nil && !apierrors.IsNotFound(sourceErr) {
-		return 0, sourceErr
+	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: b.Namespace, Name: b.Spec.InstanceRef.Name}, source); err != nil && !apierrors.IsNotFound(err) {
+		return 0, err
 	}
 	bs, reason, msg := readyStore(ctx, r.Client, b.Namespace, storeOf(b.Spec.StoreRef, source))
 	if bs == nil {
-		return pending(reason, msg)
+		return run.pending(reason, msg)
 	}
 
 	target, reason, msg, err := r.target(ctx, rs, b, bs)
-	if err != nil || reason != "" {
-		if reason == ReasonConfirmationMismatch || reason == ReasonTargetExists || reason == ReasonManifestUnreadable || reason == ReasonInstanceGone {
-			return failed(reason, msg)
-		}
-		if reason != "" {
-			return pending(reason, msg)
-		}
-		return 0, err
-	}
-	rs.Status.InstanceName = target.Name
-	e, ok := r.Engines[target.Spec.Engine].(engine.Backuper)
-	if !ok {
-		return pending(ReasonEngineNotEnabled, fmt.Sprintf("engine %q is not enabled or has no backups", target.Spec.Engine))
-	}
-
-	j := &batchv1.Job{}
-	err = r.Client.Get(ctx, client.ObjectKey{Namespace: rs.Namespace, Name: restoreJobName(rs)}, j)
 	switch {
-	case apierrors.IsNotFound(err) && rs.Status.Phase == v1alpha1.BackupRunning:
-		return failed(ReasonJobLost, "the restore Job was deleted before it finished")
-	case apierrors.IsNotFound(err):
-		if !instanceReady(target) {
-			return pending(ReasonInstanceNotReady, fmt.Sprintf("waiting for instance %q to be ready", target.Name))
-		}
-		if reason, err := job.Compatible(engineOf(source, target), b.Status.EngineVersion, target.Spec.Engine, target.Status.Version); err != nil {
-			return failed(reason, err.Error())
-		}
-		return 0, r.start(ctx, rs, b, bs, target, e)
 	case err != nil:
 		return 0, err
+	case reason == ReasonConfirmationMismatch || reason == ReasonTargetExists || reason == ReasonManifestUnreadable || reason == ReasonInstanceGone:
+		return run.fail(reason, msg)
+	case reason != "":
+		return run.pending(reason, msg)
 	}
-	done, res := jobState(ctx, r.Client, j)
-	if !done {
+	st.InstanceName = target.Name
+	e, ok := r.Engines[target.Spec.Engine].(engine.Backuper)
+	if !ok {
+		return run.pending(ReasonEngineNotEnabled, fmt.Sprintf("engine %q is not enabled or has no backups", target.Spec.Engine))
+	}
+	res, d, err := run.step(ctx, r.Client, rs.Namespace, restoreJobName(rs), func() (time.Duration, error) {
+		if !instanceReady(target) {
+			return run.pending(ReasonInstanceNotReady, fmt.Sprintf("waiting for instance %q to be ready", target.Name))
+		}
+		if reason, err := job.Compatible(engineOf(source, target), b.Status.EngineVersion, target.Spec.Engine, target.Status.Version); err != nil {
+			return run.fail(reason, err.Error())
+		}
+		if err := r.start(ctx, rs, b, bs, target, e); err != nil {
+			return 0, err
+		}
+		run.running(fmt.Sprintf("restoring Backup %q into instance %q: the Job verifies the checksum before it touches any data", b.Name, target.Name))
 		return 0, nil
-	}
-	if res.Reason != job.ReasonCompleted {
-		return failed(res.Reason, res.Message)
+	})
+	if res == nil {
+		return d, err
 	}
 	// Bindings of the instance ensure their users again: the restore may have replaced the
 	// databases or vhosts their grants were on.
@@ -167,8 +144,7 @@ func (r *RestoreReconciler) progress(ctx context.Context, rs *v1alpha1.Restore) 
 			return 0, err
 		}
 	}
-	rs.Status.Phase, rs.Status.CompletionTime = v1alpha1.BackupCompleted, now()
-	setReady(&rs.Status.Conditions, rs.Generation, true, job.ReasonCompleted, res.Message)
+	run.succeed(res.Message)
 	return 0, nil
 }
 
@@ -276,9 +252,6 @@ func (r *RestoreReconciler) start(ctx context.Context, rs *v1alpha1.Restore, b *
 	if err := r.Client.Create(ctx, j); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
 	}
-	rs.Status.Phase, rs.Status.StartTime = v1alpha1.BackupRunning, now()
-	setReady(&rs.Status.Conditions, rs.Generation, false, ReasonRunning,
-		fmt.Sprintf("restoring Backup %q into instance %q: the Job verifies the checksum before it touches any data", b.Name, target.Name))
 	return nil
 }
 

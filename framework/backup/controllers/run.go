@@ -1,0 +1,87 @@
+package controllers
+
+import (
+	"context"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/framework/backup/job"
+)
+
+// run is the part of a Backup's or a Restore's status that its Job drives: both go Pending →
+// Running → Completed or Failed the same way.
+type run struct {
+	phase             *v1alpha1.BackupPhase
+	start, completion **metav1.Time
+	conds             *[]metav1.Condition
+	gen               int64
+	// retry is when a pending run looks again.
+	retry time.Duration
+}
+
+func (r run) pending(reason, msg string) (time.Duration, error) {
+	setReady(r.conds, r.gen, false, reason, msg)
+	return r.retry, nil
+}
+
+func (r run) fail(reason, msg string) (time.Duration, error) {
+	*r.phase, *r.completion = v1alpha1.BackupFailed, now()
+	setReady(r.conds, r.gen, false, reason, msg)
+	return 0, nil
+}
+
+func (r run) running(msg string) {
+	*r.phase, *r.start = v1alpha1.BackupRunning, now()
+	setReady(r.conds, r.gen, false, ReasonRunning, msg)
+}
+
+func (r run) succeed(msg string) {
+	*r.phase, *r.completion = v1alpha1.BackupCompleted, now()
+	setReady(r.conds, r.gen, true, job.ReasonCompleted, msg)
+}
+
+// finished reports a run that is over. A completed run's Job is deleted only then, once its
+// result is in status: a Job gone before that would read as lost. A failed run keeps its Job,
+// whose log explains; it goes with its owner.
+func (r run) finished(ctx context.Context, c client.Client, ns, jobName string) (bool, error) {
+	switch *r.phase {
+	case v1alpha1.BackupCompleted:
+		return true, deleteJob(ctx, c, ns, jobName)
+	case v1alpha1.BackupFailed:
+		return true, nil
+	case "":
+		*r.phase = v1alpha1.BackupPending
+	}
+	return false, nil
+}
+
+// step follows the run's Job: start makes it when there is none yet, a running run whose Job is
+// gone failed, and a failed Job fails the run. It returns the result of a Job that succeeded.
+func (r run) step(ctx context.Context, c client.Client, ns, jobName string, start func() (time.Duration, error)) (*job.Result, time.Duration, error) {
+	j := &batchv1.Job{}
+	err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: jobName}, j)
+	switch {
+	case apierrors.IsNotFound(err) && *r.phase == v1alpha1.BackupRunning:
+		d, err := r.fail(ReasonJobLost, "the Job was deleted before it finished")
+		return nil, d, err
+	case apierrors.IsNotFound(err):
+		d, err := start()
+		return nil, d, err
+	case err != nil:
+		return nil, 0, err
+	}
+	done, res := jobState(ctx, c, j)
+	if !done {
+		return nil, 0, nil // the Job's changes requeue
+	}
+	if res.Reason != job.ReasonCompleted {
+		d, err := r.fail(res.Reason, res.Message)
+		return nil, d, err
+	}
+	return &res, 0, nil
+}
