@@ -48,13 +48,8 @@ func (e Engine) backupManagement(t engine.BackupTarget) management {
 
 // Dump implements engine.Backuper: the definitions export, as one archive part.
 func (e Engine) Dump(ctx context.Context, t engine.BackupTarget, w io.Writer) error {
-	m := e.backupManagement(t)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.base+"/api/definitions", nil)
-	if err != nil {
-		return err
-	}
-	req.SetBasicAuth(m.user, m.password)
-	resp, err := http.DefaultClient.Do(req)
+	// No client timeout: the export takes as long as the definitions need; ctx bounds it.
+	resp, err := e.backupManagement(t).request(ctx, http.DefaultClient, http.MethodGet, "/api/definitions", nil)
 	if err != nil {
 		return err
 	}

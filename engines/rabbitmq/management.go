@@ -37,21 +37,26 @@ func (m management) do(ctx context.Context, method, path string, body any) (int,
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, m.base+path, rd)
-	if err != nil {
-		return 0, nil, err
-	}
-	req.SetBasicAuth(m.user, m.password)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := managementClient.Do(req)
+	resp, err := m.request(ctx, managementClient, method, path, rd)
 	if err != nil {
 		return 0, nil, err
 	}
 	defer resp.Body.Close()
 	answer, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
 	return resp.StatusCode, answer, err
+}
+
+// request makes one request as the administrator with client, a JSON body when rd is not nil.
+func (m management) request(ctx context.Context, client *http.Client, method, path string, rd io.Reader) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, m.base+path, rd)
+	if err != nil {
+		return nil, err
+	}
+	req.SetBasicAuth(m.user, m.password)
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	return client.Do(req)
 }
 
 // failed is the error of an unexpected status, with the answer, which says why.

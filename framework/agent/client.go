@@ -26,23 +26,12 @@ var actionClient = &http.Client{Timeout: 5 * time.Minute}
 
 // Act asks the agent at ip to carry out an action (see Actor) and returns its error, if any.
 func Act(ctx context.Context, ip, token, action string, params url.Values) error {
-	u := "http://" + net.JoinHostPort(ip, strconv.Itoa(Port)) + PathAction + url.PathEscape(action)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(params.Encode()))
+	resp, err := post(ctx, actionClient, Address(ip), token, PathAction+url.PathEscape(action),
+		"application/x-www-form-urlencoded", io.NopCloser(strings.NewReader(params.Encode())))
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := actionClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s on %s: %s: %s", action, ip, resp.Status, strings.TrimSpace(string(body)))
-	}
-	return nil
+	return resp.Body.Close()
 }
 
 // streamClient has no overall timeout: a dump or load takes as long as the data needs; the
@@ -52,7 +41,7 @@ var streamClient = &http.Client{}
 // Dump streams the dump of the agent at addr (host:port) into w and returns nil only if the
 // agent reported it complete.
 func Dump(ctx context.Context, addr, token string, w io.Writer) error {
-	resp, err := stream(ctx, addr, token, PathDump, http.NoBody)
+	resp, err := post(ctx, streamClient, addr, token, PathDump, "application/octet-stream", http.NoBody)
 	if err != nil {
 		return err
 	}
@@ -73,7 +62,7 @@ func Dump(ctx context.Context, addr, token string, w io.Writer) error {
 // Load streams r to the agent at addr (host:port), which applies it, and returns the agent's
 // summary of what it checked.
 func Load(ctx context.Context, addr, token string, r io.Reader) (string, error) {
-	resp, err := stream(ctx, addr, token, PathLoad, io.NopCloser(r))
+	resp, err := post(ctx, streamClient, addr, token, PathLoad, "application/octet-stream", io.NopCloser(r))
 	if err != nil {
 		return "", err
 	}
@@ -82,14 +71,16 @@ func Load(ctx context.Context, addr, token string, r io.Reader) (string, error) 
 	return strings.TrimSpace(string(summary)), err
 }
 
-func stream(ctx context.Context, addr, token, path string, body io.ReadCloser) (*http.Response, error) {
+// post sends an authorised request to the agent at addr; a status other than 200 is an error
+// with the agent's answer.
+func post(ctx context.Context, client *http.Client, addr, token, path, contentType string, body io.ReadCloser) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+path, body)
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/octet-stream")
-	resp, err := streamClient.Do(req)
+	req.Header.Set("Content-Type", contentType)
+	resp, err := client.Do(req)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"path"
 	"strings"
@@ -333,19 +334,11 @@ func watchPlanBackups(t *testing.T, ns, plan string) func() map[string]bool {
 			case <-ctx.Done():
 				return
 			case <-tick.C:
-			case snapshot <- copyMap(seen):
+			case snapshot <- maps.Clone(seen):
 			}
 		}
 	}()
 	return func() map[string]bool { return <-snapshot }
-}
-
-func copyMap(m map[string]bool) map[string]bool {
-	out := make(map[string]bool, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
 
 // checkPlan waits for six scheduled runs and then finds exactly three backups, as Backups and as

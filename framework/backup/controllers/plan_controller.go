@@ -82,13 +82,15 @@ func (r *PlanReconciler) reconcile(ctx context.Context, p *v1alpha1.BackupPlan, 
 	if err := r.prune(ctx, p, backups, now); err != nil {
 		return err
 	}
-	p.Status.LastSuccessfulBackup = ""
+	var newest *v1alpha1.Backup
 	for i := range backups {
-		if b := &backups[i]; b.Status.Phase == v1alpha1.BackupCompleted && b.DeletionTimestamp.IsZero() {
-			if last := p.Status.LastSuccessfulBackup; last == "" || newer(b, findBackup(backups, last)) {
-				p.Status.LastSuccessfulBackup = b.Name
-			}
+		if b := &backups[i]; b.Status.Phase == v1alpha1.BackupCompleted && b.DeletionTimestamp.IsZero() && (newest == nil || newer(b, newest)) {
+			newest = b
 		}
+	}
+	p.Status.LastSuccessfulBackup = ""
+	if newest != nil {
+		p.Status.LastSuccessfulBackup = newest.Name
 	}
 	s, err := parseSchedule(p.Spec.Schedule, p.Spec.TimeZone)
 	if err != nil {

@@ -66,12 +66,14 @@ func Open(ctx context.Context, rawURL, prefix string, creds map[string][]byte) (
 		b, err = openS3(ctx, u, creds)
 	case gcsblob.Scheme:
 		b, err = openGCS(ctx, u, creds)
-	default:
-		if len(creds) > 0 && u.Scheme != "azblob" {
-			return nil, fmt.Errorf("%s:// stores take no credentials Secret", u.Scheme)
-		}
-		if u.Scheme == "azblob" && len(creds) > 0 {
+	case "azblob":
+		if len(creds) > 0 {
 			return nil, errors.New("azblob:// uses the operator pod's Azure identity; a credentials Secret is not supported")
+		}
+		b, err = blob.OpenBucket(ctx, rawURL)
+	default:
+		if len(creds) > 0 {
+			return nil, fmt.Errorf("%s:// stores take no credentials Secret", u.Scheme)
 		}
 		b, err = blob.OpenBucket(ctx, rawURL)
 	}
