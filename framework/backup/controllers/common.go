@@ -109,6 +109,11 @@ func statusChanged(a, b any) bool { return !equality.Semantic.DeepEqual(a, b) }
 
 // jobState reads a Job: finished or not, and its pod's result when it finished.
 func jobState(ctx context.Context, c client.Reader, j *batchv1.Job) (done bool, res job.Result) {
+	// A Job whose pod says nothing failed in its own mode: dumping or loading.
+	failedReason := job.ReasonDumpFailed
+	if cs := j.Spec.Template.Spec.Containers; len(cs) > 0 && cs[0].Name == job.ModeLoad {
+		failedReason = job.ReasonLoadFailed
+	}
 	var complete, failed bool
 	for _, cond := range j.Status.Conditions {
 		if cond.Status != corev1.ConditionTrue {
@@ -119,7 +124,7 @@ func jobState(ctx context.Context, c client.Reader, j *batchv1.Job) (done bool, 
 			complete = true
 		case batchv1.JobFailed:
 			failed = true
-			res = job.Result{Reason: job.ReasonDumpFailed, Message: cond.Message}
+			res = job.Result{Reason: failedReason, Message: cond.Message}
 		}
 	}
 	if !complete && !failed {
@@ -138,7 +143,7 @@ func jobState(ctx context.Context, c client.Reader, j *batchv1.Job) (done bool, 
 		res = job.Result{Reason: job.ReasonCompleted}
 	}
 	if failed && res.Reason == job.ReasonCompleted {
-		res.Reason = job.ReasonDumpFailed
+		res.Reason = failedReason
 	}
 	return true, res
 }
