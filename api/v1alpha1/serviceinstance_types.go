@@ -98,14 +98,15 @@ type ServiceInstanceSpec struct {
 	// +kubebuilder:validation:Pattern=`^[0-9A-Za-z][0-9A-Za-z.+_-]*$`
 	Version string `json:"version,omitempty"`
 
-	// plan names a ServicePlan giving default sizes.
+	// plan names a ServicePlan of this engine. Its replicas, resources and storage apply where
+	// this spec sets none; what this spec sets must lie within the plan's limits. Moving to
+	// another plan must be one of the plan's allowedTransitions.
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
 	Plan string `json:"plan,omitempty"`
 
-	// replicas is the number of engine pods.
+	// replicas is the number of engine pods: the plan's when omitted, else 1.
 	// +optional
-	// +kubebuilder:default=1
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=99
 	Replicas *int32 `json:"replicas,omitempty"`
@@ -257,6 +258,8 @@ type Member struct {
 // +kubebuilder:resource:shortName=si,categories=datafleet
 // +kubebuilder:printcolumn:name="Engine",type=string,JSONPath=`.spec.engine`
 // +kubebuilder:printcolumn:name="Version",type=string,JSONPath=`.status.version`
+// +kubebuilder:printcolumn:name="Support",type=string,JSONPath=`.status.conditions[?(@.type=="VersionSupported")].reason`
+// +kubebuilder:printcolumn:name="Plan",type=string,JSONPath=`.spec.plan`,priority=1
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.readyReplicas`
 // +kubebuilder:printcolumn:name="Primary",type=string,JSONPath=`.status.currentPrimary`
@@ -287,7 +290,8 @@ func init() {
 	SchemeBuilder.Register(&ServiceInstance{}, &ServiceInstanceList{})
 }
 
-// DesiredReplicas returns spec.replicas, or 1 when it is unset.
+// DesiredReplicas returns spec.replicas, or 1 when it is unset (the reconciler fills it in from the
+// instance's plan first).
 func (in *ServiceInstance) DesiredReplicas() int32 {
 	if in.Spec.Replicas == nil {
 		return 1

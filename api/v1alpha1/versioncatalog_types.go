@@ -5,6 +5,7 @@ import (
 )
 
 // CatalogVersion is one version an engine is offered in.
+// +kubebuilder:validation:XValidation:rule="!has(self.upgrades) || self.upgrades.all(u, u.to != self.version)",message="an upgrade path cannot lead to its own version"
 type CatalogVersion struct {
 	// version as users write it in spec.version, for example "15" or "3.10".
 	// +kubebuilder:validation:MinLength=1
@@ -25,10 +26,41 @@ type CatalogVersion struct {
 	// told so in their VersionSupported condition.
 	// +optional
 	Sundown *metav1.Time `json:"sundown,omitempty"`
-	// upgradesTo lists the versions an instance on this version may move to.
+	// upgrades lists the versions an instance on this version may move to, and how.
 	// +optional
-	// +listType=set
-	UpgradesTo []string `json:"upgradesTo,omitempty"`
+	// +listType=map
+	// +listMapKey=to
+	// +kubebuilder:validation:MaxItems=64
+	Upgrades []UpgradePath `json:"upgrades,omitempty"`
+}
+
+// UpgradeMethod says how an instance moves from one version to another.
+// +kubebuilder:validation:Enum=InPlace;BlueGreen
+type UpgradeMethod string
+
+const (
+	// UpgradeInPlace: changing spec.version rolls the instance's pods onto the new image.
+	UpgradeInPlace UpgradeMethod = "InPlace"
+	// UpgradeBlueGreen: the instance's spec.version cannot change to this version; a backup is
+	// restored into a new instance on it (Restore, target.newInstance.version), clients move,
+	// and the old instance is deleted.
+	UpgradeBlueGreen UpgradeMethod = "BlueGreen"
+)
+
+// UpgradePath is one allowed move between versions.
+type UpgradePath struct {
+	// to is the target version.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=64
+	To string `json:"to"`
+	// method: InPlace (the default) or BlueGreen.
+	// +optional
+	// +kubebuilder:default=InPlace
+	Method UpgradeMethod `json:"method,omitempty"`
+	// note is shown to whoever asks for this upgrade, for example why it is blue/green only.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Note string `json:"note,omitempty"`
 }
 
 // VersionCatalogSpec lists the versions of one engine.
@@ -67,6 +99,7 @@ type VersionCatalogStatus struct {
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:scope=Cluster,shortName=vc,categories=datafleet
 // +kubebuilder:printcolumn:name="Engine",type=string,JSONPath=`.spec.engine`
+// +kubebuilder:printcolumn:name="Versions",type=string,JSONPath=`.spec.versions[*].version`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="self.metadata.name == self.spec.engine",message="a VersionCatalog is named after its engine: metadata.name must equal spec.engine"
 type VersionCatalog struct {

@@ -9,15 +9,19 @@ import (
 	"strings"
 	_ "time/tzdata" // BackupPlan time zones: the image has no zoneinfo
 
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/datafleet-dev/datafleet/framework/agent"
 	"github.com/datafleet-dev/datafleet/framework/backup/job"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/operator"
+	"github.com/datafleet-dev/datafleet/framework/webhook"
 )
 
 type options struct {
@@ -28,6 +32,17 @@ type options struct {
 	leaderElect             bool
 	leaderElectionNamespace string
 	agentImage              string
+	webhook                 webhookOptions
+}
+
+// webhookOptions: the validating webhook runs when configuration names the chart's
+// ValidatingWebhookConfiguration.
+type webhookOptions struct {
+	configuration string
+	service       string
+	port          int
+	certDir       string
+	selfSigned    bool
 }
 
 func main() {
@@ -66,6 +81,13 @@ func run(args []string) error {
 	fs.StringVar(&o.leaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election Lease (default: the manager's own)")
 	fs.StringVar(&o.agentImage, "agent-image", os.Getenv("OPERATOR_IMAGE"),
 		"the operator's own image, from which engine pods copy the instance agent (default: $OPERATOR_IMAGE)")
+	fs.StringVar(&o.webhook.configuration, "webhook-configuration", "",
+		"name of the ValidatingWebhookConfiguration to serve (empty: no webhook, as when running outside the cluster)")
+	fs.StringVar(&o.webhook.service, "webhook-service", "", "name of the webhook's Service in the manager's namespace ($POD_NAMESPACE)")
+	fs.IntVar(&o.webhook.port, "webhook-port", 9443, "port the webhook server listens on")
+	fs.StringVar(&o.webhook.certDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "directory of the webhook's tls.crt and tls.key")
+	fs.BoolVar(&o.webhook.selfSigned, "webhook-self-signed", true,
+		"issue the webhook's certificate from the operator's own CA and inject it into the configuration (false: cert-manager provides both)")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -98,7 +120,19 @@ func run(args []string) error {
 			log.Error(err, "the leader-election Lease will not be removed with the chart")
 		}
 	}
+	ctx := ctrl.SetupSignalHandler()
+	var certs *webhook.Certs
+	if o.webhook.configuration != "" && o.webhook.selfSigned {
+		if certs, err = webhookCerts(cfg, o.webhook); err != nil {
+			return err
+		}
+		// The webhook server reads its certificate when it starts.
+		if err := certs.WaitReady(ctx); err != nil {
+			return err
+		}
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		WebhookServer:           crwebhook.NewServer(crwebhook.Options{Port: o.webhook.port, CertDir: o.webhook.certDir}),
 		Scheme:                  operator.NewScheme(),
 		Cache:                   operator.CacheOptions(engines),
 		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddr},
@@ -112,7 +146,6 @@ func run(args []string) error {
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
-	ctx := ctrl.SetupSignalHandler()
 	if err := operator.Setup(ctx, mgr, engines, operator.Options{
 		MaxConcurrentReconciles: o.maxConcurrentReconciles,
 		Known:                   registry.Names(),
@@ -123,7 +156,20 @@ func run(args []string) error {
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err
 	}
-	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+	ready := healthz.Ping
+	if o.webhook.configuration != "" {
+		if err := webhook.Setup(mgr); err != nil {
+			return err
+		}
+		if certs != nil {
+			if err := mgr.Add(certs); err != nil {
+				return err
+			}
+		}
+		// Not ready until the webhook serves: the Service only routes to replicas that answer.
+		ready = mgr.GetWebhookServer().StartedChecker()
+	}
+	if err := mgr.AddReadyzCheck("readyz", ready); err != nil {
 		return err
 	}
 	names := make([]string, 0, len(engines))
@@ -132,4 +178,18 @@ func run(args []string) error {
 	}
 	log.Info("starting manager", "engines", names, "workersPerEngine", o.maxConcurrentReconciles)
 	return mgr.Start(ctx)
+}
+
+// webhookCerts is the webhook's self-managed certificate, kept with a client of its own: it is
+// needed before the manager (and its cache) starts.
+func webhookCerts(cfg *rest.Config, o webhookOptions) (*webhook.Certs, error) {
+	ns := os.Getenv("POD_NAMESPACE")
+	if ns == "" || o.service == "" {
+		return nil, errors.New("a self-signed webhook certificate needs --webhook-service and $POD_NAMESPACE")
+	}
+	c, err := client.New(cfg, client.Options{Scheme: operator.NewScheme()})
+	if err != nil {
+		return nil, err
+	}
+	return &webhook.Certs{Client: c, Namespace: ns, Service: o.service, Configuration: o.configuration, Dir: o.certDir}, nil
 }

@@ -4,7 +4,7 @@ package catalog
 import (
 	"cmp"
 	"fmt"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -73,7 +73,7 @@ func Versions(cat *v1alpha1.VersionCatalog) []string {
 	for _, v := range cat.Spec.Versions {
 		out = append(out, v.Version)
 	}
-	sort.Strings(out)
+	slices.SortFunc(out, CompareVersions)
 	return out
 }
 
@@ -97,6 +97,22 @@ func SupportAt(rel Release, now time.Time, warningDays int32) Support {
 	}
 	return Support{Supported: true, Reason: ReasonSupported, Message: fmt.Sprintf(
 		"version %s is supported until %s", rel.Version, rel.Sundown.UTC().Format(time.DateOnly))}
+}
+
+// NextSupportChange is how long until SupportAt(rel, ...) says something else than at now: the
+// warning window opening, the days left going down by one, or the sundown. Zero when nothing
+// will change.
+func NextSupportChange(rel Release, now time.Time, warningDays int32) time.Duration {
+	if rel.Sundown == nil || !now.Before(*rel.Sundown) {
+		return 0
+	}
+	const day = 24 * time.Hour
+	left := rel.Sundown.Sub(now)
+	if warn := time.Duration(warningDays) * day; left >= warn {
+		// SupportAt warns once the whole days left are fewer than warningDays.
+		return left - warn + time.Second
+	}
+	return left%day + time.Second
 }
 
 func release(v v1alpha1.CatalogVersion) Release {
@@ -128,4 +144,143 @@ func CompareVersions(a, b string) int {
 		}
 	}
 	return 0
+}
+
+// Offered lists the versions a new instance may use at now (past their sunrise, before their
+// sundown), sorted.
+func Offered(cat *v1alpha1.VersionCatalog, now time.Time) []string {
+	var out []string
+	for _, v := range cat.Spec.Versions {
+		if offeredAt(release(v), now) == "" {
+			out = append(out, v.Version)
+		}
+	}
+	slices.SortFunc(out, CompareVersions)
+	return out
+}
+
+// offeredAt says why a new instance may not use rel at now; empty when it may.
+func offeredAt(rel Release, now time.Time) string {
+	switch {
+	case rel.Sunrise != nil && now.Before(*rel.Sunrise):
+		return fmt.Sprintf("version %s is offered from %s", rel.Version, rel.Sunrise.UTC().Format(time.DateOnly))
+	case rel.Sundown != nil && !now.Before(*rel.Sundown):
+		return fmt.Sprintf("version %s reached its sundown on %s", rel.Version, rel.Sundown.UTC().Format(time.DateOnly))
+	}
+	return ""
+}
+
+// CheckNew resolves the version a new instance asks for and refuses one outside its support
+// window, naming the versions offered now.
+func CheckNew(cat *v1alpha1.VersionCatalog, requested string, now time.Time) (Release, error) {
+	rel, err := Resolve(cat, requested)
+	if err != nil {
+		return rel, err
+	}
+	if why := offeredAt(rel, now); why != "" {
+		return rel, &ResolveError{Reason: ReasonNotOffered, Message: fmt.Sprintf(
+			"%s: new instances cannot use it; versions offered now: %s", why, listOrNone(Offered(cat, now)))}
+	}
+	return rel, nil
+}
+
+// Reasons CheckChange refuses a version change with.
+const (
+	ReasonNotOffered      = "VersionNotOffered"
+	ReasonDowngrade       = "Downgrade"
+	ReasonNoUpgradePath   = "NoUpgradePath"
+	ReasonBlueGreenOnly   = "BlueGreenOnly"
+	ReasonTargetSundowned = "TargetPastSundown"
+)
+
+// CheckChange decides whether an instance running version from may change spec.version to
+// requested in place. A refusal names the versions it may move to and, for a blue/green path,
+// how to take it.
+func CheckChange(cat *v1alpha1.VersionCatalog, from, requested string, now time.Time) (Release, error) {
+	to, err := Resolve(cat, requested)
+	if err != nil || to.Version == from {
+		return to, err
+	}
+	var paths []v1alpha1.UpgradePath
+	for _, v := range cat.Spec.Versions {
+		if v.Version == from {
+			paths = v.Upgrades
+		}
+	}
+	refuse := func(reason, format string, args ...any) (Release, error) {
+		return to, &ResolveError{Reason: reason, Message: fmt.Sprintf(format, args...)}
+	}
+	if c := CompareVersions(to.Version, from); c < 0 || c == 0 && len(to.Version) < len(from) {
+		// "15" after "15.1" is a downgrade too: catalog versions are compared in full.
+		return refuse(ReasonDowngrade, "%s -> %s is a downgrade, which no engine supports in place; %s",
+			from, to.Version, allowedTargets(from, paths))
+	}
+	var path *v1alpha1.UpgradePath
+	for i := range paths {
+		if paths[i].To == to.Version {
+			path = &paths[i]
+		}
+	}
+	switch {
+	case path == nil:
+		return refuse(ReasonNoUpgradePath, "the %s VersionCatalog has no upgrade path %s -> %s; %s",
+			cat.Name, from, to.Version, allowedTargets(from, paths))
+	case path.Method == v1alpha1.UpgradeBlueGreen:
+		return refuse(ReasonBlueGreenOnly, "%s -> %s cannot be done in place%s. Move blue/green: back up this instance, "+
+			"create a Restore with target.newInstance {name: <new instance>, version: %q} from that backup, "+
+			"move clients to the new instance, then delete this one (docs/upgrades.md)",
+			from, to.Version, withNote(path.Note), to.Version)
+	}
+	if to.Sundown != nil && !now.Before(*to.Sundown) {
+		return refuse(ReasonTargetSundowned, "version %s reached its sundown on %s; %s",
+			to.Version, to.Sundown.UTC().Format(time.DateOnly), allowedTargets(from, paths))
+	}
+	return to, nil
+}
+
+// Path returns the upgrade path from -> to in the catalog, if there is one.
+func Path(cat *v1alpha1.VersionCatalog, from, to string) (v1alpha1.UpgradePath, bool) {
+	for _, v := range cat.Spec.Versions {
+		if v.Version != from {
+			continue
+		}
+		for _, p := range v.Upgrades {
+			if p.To == to {
+				return p, true
+			}
+		}
+	}
+	return v1alpha1.UpgradePath{}, false
+}
+
+func allowedTargets(from string, paths []v1alpha1.UpgradePath) string {
+	var inPlace, blueGreen []string
+	for _, p := range paths {
+		if p.Method == v1alpha1.UpgradeBlueGreen {
+			blueGreen = append(blueGreen, p.To)
+		} else {
+			inPlace = append(inPlace, p.To)
+		}
+	}
+	slices.SortFunc(inPlace, CompareVersions)
+	slices.SortFunc(blueGreen, CompareVersions)
+	msg := fmt.Sprintf("%s may move in place to: %s", from, listOrNone(inPlace))
+	if len(blueGreen) > 0 {
+		msg += fmt.Sprintf("; blue/green (restore into a new instance) to: %s", strings.Join(blueGreen, ", "))
+	}
+	return msg
+}
+
+func listOrNone(v []string) string {
+	if len(v) == 0 {
+		return "none"
+	}
+	return strings.Join(v, ", ")
+}
+
+func withNote(note string) string {
+	if note == "" {
+		return ""
+	}
+	return " (" + note + ")"
 }

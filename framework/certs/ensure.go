@@ -28,6 +28,9 @@ const (
 func CAName(instance string) string           { return names.Child(instance, "ca", names.MaxDNSLabel) }
 func ServerSecretName(instance string) string { return names.Child(instance, "tls", names.MaxDNSLabel) }
 
+// DefaultClusterDomain is the DNS suffix of Services unless the operator is told otherwise.
+const DefaultClusterDomain = "cluster.local"
+
 // DNSNames expands names relative to the namespace (Services, or "*.<headless service>" for the
 // pods) into the names clients use: short, namespaced, and fully qualified under clusterDomain.
 func DNSNames(namespace, clusterDomain string, relative ...string) []string {

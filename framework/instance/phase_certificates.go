@@ -14,9 +14,6 @@ import (
 	"github.com/datafleet-dev/datafleet/framework/names"
 )
 
-// DefaultClusterDomain is the DNS suffix of Services unless the operator is told otherwise.
-const DefaultClusterDomain = "cluster.local"
-
 // certificates issues the instance's CA and server certificate before Render mounts them, and
 // comes back when the certificate is due for renewal. Turning TLS off keeps the CA, so turning it
 // on again keeps the clients' trust.
@@ -33,7 +30,7 @@ func (r *Reconciler) certificates(ctx context.Context, s *scope) (bool, error) {
 	}
 	domain := r.ClusterDomain
 	if domain == "" {
-		domain = DefaultClusterDomain
+		domain = certs.DefaultClusterDomain
 	}
 	now := r.now()
 	res, err := certs.Ensure(ctx, r.Client, certs.Request{

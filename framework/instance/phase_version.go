@@ -38,7 +38,11 @@ func (r *Reconciler) resolveVersion(ctx context.Context, s *scope) (bool, error)
 		return true, nil
 	}
 	s.release = rel
-	sup := catalog.SupportAt(rel, r.now(), cat.Spec.WarningDays)
+	now := r.now()
+	sup := catalog.SupportAt(rel, now, cat.Spec.WarningDays)
 	s.support = &sup
+	// Look again when the condition would change on its own: at the start of the warning window,
+	// then each time the days left go down by one, until the sundown.
+	s.requeue(catalog.NextSupportChange(rel, now, cat.Spec.WarningDays))
 	return false, nil
 }

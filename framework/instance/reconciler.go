@@ -38,7 +38,7 @@ type Reconciler struct {
 	Engine     engine.Engine
 	Recorder   events.EventRecorder
 	Clock      clock.PassiveClock
-	// ClusterDomain is the Services' DNS suffix in server certificates (DefaultClusterDomain if empty).
+	// ClusterDomain is the Services' DNS suffix in server certificates (certs.DefaultClusterDomain if empty).
 	ClusterDomain string
 	// DeletionRequeue is how soon to look again while children are still going away.
 	DeletionRequeue time.Duration
@@ -79,6 +79,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 	for _, p := range []phase{
 		r.ensureFinalizer,
 		r.resolveVersion,
+		r.applyPlan,
 		r.validate,
 		r.certificates,
 		r.render,

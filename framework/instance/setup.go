@@ -56,7 +56,25 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options)
 	}
 	b = b.Watches(&v1alpha1.VersionCatalog{}, handler.EnqueueRequestsFromMapFunc(r.instancesOfCatalog),
 		builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool { return o.GetName() == name })))
+	b = b.Watches(&v1alpha1.ServicePlan{}, handler.EnqueueRequestsFromMapFunc(r.instancesOfPlan))
 	return b.Complete(r)
+}
+
+// instancesOfPlan maps a ServicePlan to the engine's instances on it (a plan that moved to
+// another engine included: they must learn that it no longer fits them).
+func (r *Reconciler) instancesOfPlan(ctx context.Context, p client.Object) []reconcile.Request {
+	list := &v1alpha1.ServiceInstanceList{}
+	if err := r.Client.List(ctx, list, client.MatchingFields{EngineIndex: r.Engine.Name()}); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "listing instances for a plan change")
+		return nil
+	}
+	var reqs []reconcile.Request
+	for _, si := range list.Items {
+		if si.Spec.Plan == p.GetName() {
+			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: si.Namespace, Name: si.Name}})
+		}
+	}
+	return reqs
 }
 
 // instanceOfLabels maps an object labelled with an instance's labels to that instance.

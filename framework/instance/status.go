@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/framework/catalog"
 )
 
 // computeStatus derives the new status from the previous one and what this reconcile learned.
@@ -123,7 +124,20 @@ func (r *Reconciler) writeStatus(ctx context.Context, orig *v1alpha1.ServiceInst
 	if next.Phase != orig.Status.Phase {
 		r.recordPhase(patched, next)
 	}
+	r.recordSupport(patched, orig.Status, next)
 	return nil
+}
+
+// recordSupport warns, once, when the instance's version enters its warning window or passes its
+// sundown: the condition says so for as long as it lasts, the event reaches whoever watches events.
+func (r *Reconciler) recordSupport(inst *v1alpha1.ServiceInstance, prev, next v1alpha1.ServiceInstanceStatus) {
+	was, now := meta.FindStatusCondition(prev.Conditions, v1alpha1.ConditionVersionSupported), meta.FindStatusCondition(next.Conditions, v1alpha1.ConditionVersionSupported)
+	if r.Recorder == nil || now == nil || was != nil && was.Reason == now.Reason {
+		return
+	}
+	if now.Reason == catalog.ReasonNearingSundown || now.Reason == catalog.ReasonPastSundown {
+		r.Recorder.Eventf(inst, nil, corev1.EventTypeWarning, now.Reason, "VersionSupport", "%s", now.Message)
+	}
 }
 
 func (r *Reconciler) recordPhase(inst *v1alpha1.ServiceInstance, st v1alpha1.ServiceInstanceStatus) {

@@ -1,25 +1,73 @@
 package testenv
 
 import (
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/user"
 	"strconv"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 )
 
 // Helpers for tests that run real engine servers on loopback.
 
-// FreePort is a TCP port on 127.0.0.1 that nothing listened on a moment ago.
+// FreePort is a TCP port that nothing listened on a moment ago, on loopback and on the wildcard
+// address (RabbitMQ listens on ::). It is drawn at random from below the kernel's ephemeral range,
+// never from it: a server restarted on its port must not find that the port has meanwhile become
+// the source port of some client connection (this happened in CI with a 127.0.0.1:0 port). A port
+// is handed out once per test binary, so a stopped server's port stays its own.
 func FreePort(tb testing.TB) int {
 	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 1000 {
+		p := portsLow + rand.IntN(portsHigh-portsLow)
+		if portsGiven[p] || !listenable(p) {
+			continue
+		}
+		portsGiven[p] = true
+		return p
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	tb.Fatalf("no free TCP port in [%d, %d)", portsLow, portsHigh)
+	return 0
+}
+
+var (
+	portsMu    sync.Mutex
+	portsGiven = map[int]bool{}
+	// portsLow..portsHigh lies below Linux's default ephemeral range (32768-60999, checked in
+	// init) and above the well-known and registered ports most daemons take.
+	portsLow, portsHigh = 20000, 32768
+)
+
+func init() {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 2 {
+		if lo, err := strconv.Atoi(f[0]); err == nil && lo < portsHigh && lo > portsLow+1000 {
+			portsHigh = lo
+		}
+	}
+}
+
+func listenable(port int) bool {
+	for _, host := range []string{"127.0.0.1", "", "::1"} {
+		l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+		if err != nil {
+			if host == "::1" && !strings.Contains(err.Error(), "address already in use") {
+				continue // no IPv6 loopback on this machine
+			}
+			return false
+		}
+		l.Close()
+	}
+	return true
 }
 
 // ServerUser is the credential to run an engine's server with when the test runs as root (the

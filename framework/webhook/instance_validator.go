@@ -1,0 +1,180 @@
+package webhook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/framework/catalog"
+	"github.com/datafleet-dev/datafleet/framework/plan"
+)
+
+// InstanceValidator checks a ServiceInstance against the objects CEL cannot see: its engine's
+// VersionCatalog (support windows, upgrade paths) and its ServicePlan (limits, transitions).
+// Only what a change touches is checked, so an instance whose version has since passed its sundown
+// still takes every other update (a finalizer, a label, a size).
+type InstanceValidator struct {
+	Client client.Reader
+	Clock  clock.PassiveClock
+}
+
+var _ admission.Validator[*v1alpha1.ServiceInstance] = &InstanceValidator{}
+
+var (
+	versionPath = field.NewPath("spec", "version")
+	enginePath  = field.NewPath("spec", "engine")
+	planPath    = field.NewPath("spec", "plan")
+)
+
+// ValidateCreate refuses a version outside its support window and a plan that does not fit.
+func (v *InstanceValidator) ValidateCreate(ctx context.Context, inst *v1alpha1.ServiceInstance) (admission.Warnings, error) {
+	var errs field.ErrorList
+	cat, err := v.catalog(ctx, inst.Spec.Engine)
+	switch {
+	case err != nil:
+		return nil, err
+	case cat == nil:
+		errs = append(errs, noCatalog(inst.Spec.Engine))
+	default:
+		if _, err := catalog.CheckNew(cat, inst.Spec.Version, v.Clock.Now()); err != nil {
+			errs = append(errs, versionError(inst.Spec.Version, err))
+		}
+	}
+	planErrs, err := v.checkPlan(ctx, inst)
+	if err != nil {
+		return nil, err
+	}
+	return nil, invalid(inst, append(errs, planErrs...))
+}
+
+// ValidateUpdate refuses a version change the catalog has no in-place path for, a plan change the
+// old plan does not allow, and sizes outside the plan's limits.
+func (v *InstanceValidator) ValidateUpdate(ctx context.Context, old, inst *v1alpha1.ServiceInstance) (admission.Warnings, error) {
+	if inst.DeletionTimestamp != nil {
+		// Nothing may stand in the way of a deletion finishing (finalizers being removed).
+		return nil, nil
+	}
+	var errs field.ErrorList
+	if inst.Spec.Version != old.Spec.Version {
+		cat, err := v.catalog(ctx, inst.Spec.Engine)
+		switch {
+		case err != nil:
+			return nil, err
+		case cat == nil:
+			errs = append(errs, noCatalog(inst.Spec.Engine))
+		default:
+			if err := checkVersionChange(cat, old, inst, v.Clock.Now()); err != nil {
+				errs = append(errs, versionError(inst.Spec.Version, err))
+			}
+		}
+	}
+	if inst.Spec.Plan != old.Spec.Plan && old.Spec.Plan != "" {
+		from, err := v.plan(ctx, old.Spec.Plan)
+		if err != nil {
+			return nil, err
+		}
+		if e := plan.CheckTransition(from, old.Spec.Plan, inst.Spec.Plan); e != nil {
+			errs = append(errs, e)
+		}
+	}
+	if inst.Spec.Plan != old.Spec.Plan || !sameSizes(old, inst) {
+		planErrs, err := v.checkPlan(ctx, inst)
+		if err != nil {
+			return nil, err
+		}
+		errs = append(errs, planErrs...)
+	}
+	return nil, invalid(inst, errs)
+}
+
+// ValidateDelete allows every deletion: deletionProtection is the instance's own guard.
+func (v *InstanceValidator) ValidateDelete(context.Context, *v1alpha1.ServiceInstance) (admission.Warnings, error) {
+	return nil, nil
+}
+
+// checkVersionChange compares the requested version with the one the instance runs (status), or,
+// before it ever ran one, treats the instance as new.
+func checkVersionChange(cat *v1alpha1.VersionCatalog, old, inst *v1alpha1.ServiceInstance, now time.Time) error {
+	from := old.Status.Version
+	if from == "" {
+		_, err := catalog.CheckNew(cat, inst.Spec.Version, now)
+		return err
+	}
+	_, err := catalog.CheckChange(cat, from, inst.Spec.Version, now)
+	return err
+}
+
+func (v *InstanceValidator) checkPlan(ctx context.Context, inst *v1alpha1.ServiceInstance) (field.ErrorList, error) {
+	if inst.Spec.Plan == "" {
+		return nil, nil
+	}
+	p, err := v.plan(ctx, inst.Spec.Plan)
+	switch {
+	case err != nil:
+		return nil, err
+	case p == nil:
+		return field.ErrorList{field.NotFound(planPath, inst.Spec.Plan)}, nil
+	case p.Spec.Engine != inst.Spec.Engine:
+		return field.ErrorList{field.Invalid(planPath, inst.Spec.Plan,
+			fmt.Sprintf("ServicePlan %s is for %s instances, not %s", p.Name, p.Spec.Engine, inst.Spec.Engine))}, nil
+	}
+	return plan.Check(&inst.Spec, p), nil
+}
+
+func sameSizes(a, b *v1alpha1.ServiceInstance) bool {
+	return apiequality.Semantic.DeepEqual(a.Spec.Replicas, b.Spec.Replicas) &&
+		apiequality.Semantic.DeepEqual(a.Spec.Storage, b.Spec.Storage) &&
+		apiequality.Semantic.DeepEqual(a.Spec.Resources, b.Spec.Resources)
+}
+
+// catalog reads the engine's VersionCatalog; nil when there is none.
+func (v *InstanceValidator) catalog(ctx context.Context, engine string) (*v1alpha1.VersionCatalog, error) {
+	cat := &v1alpha1.VersionCatalog{}
+	if err := v.Client.Get(ctx, client.ObjectKey{Name: engine}, cat); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, apierrors.NewInternalError(fmt.Errorf("reading the %s VersionCatalog: %w", engine, err))
+	}
+	return cat, nil
+}
+
+func (v *InstanceValidator) plan(ctx context.Context, name string) (*v1alpha1.ServicePlan, error) {
+	p := &v1alpha1.ServicePlan{}
+	if err := v.Client.Get(ctx, client.ObjectKey{Name: name}, p); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, apierrors.NewInternalError(fmt.Errorf("reading ServicePlan %s: %w", name, err))
+	}
+	return p, nil
+}
+
+func noCatalog(engine string) *field.Error {
+	return field.Invalid(enginePath, engine, fmt.Sprintf(
+		"no VersionCatalog named %q exists: the platform team must create one listing the %s versions offered", engine, engine))
+}
+
+func versionError(requested string, err error) *field.Error {
+	var re *catalog.ResolveError
+	if errors.As(err, &re) {
+		return field.Invalid(versionPath, requested, re.Message)
+	}
+	return field.InternalError(versionPath, err)
+}
+
+func invalid(inst *v1alpha1.ServiceInstance, errs field.ErrorList) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	return apierrors.NewInvalid(v1alpha1.GroupVersion.WithKind("ServiceInstance").GroupKind(), inst.Name, errs)
+}

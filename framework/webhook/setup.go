@@ -1,0 +1,23 @@
+// Package webhook is the manager's validating admission webhook, for what CRD schemas and CEL
+// cannot check because it depends on other objects, and the certificate it serves with when
+// cert-manager does not provide one.
+package webhook
+
+import (
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+)
+
+// InstancePath is where the ServiceInstance validator is served; the chart's
+// ValidatingWebhookConfiguration points at it.
+const InstancePath = "/validate-serviceinstance"
+
+// Setup registers the validators with the manager's webhook server.
+func Setup(mgr ctrl.Manager) error {
+	return ctrl.NewWebhookManagedBy(mgr, &v1alpha1.ServiceInstance{}).
+		WithValidator(&InstanceValidator{Client: mgr.GetClient(), Clock: clock.RealClock{}}).
+		WithValidatorCustomPath(InstancePath).
+		Complete()
+}

@@ -1,0 +1,236 @@
+package webhook_test
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
+
+	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/framework/certs"
+	"github.com/datafleet-dev/datafleet/framework/operator"
+	"github.com/datafleet-dev/datafleet/framework/webhook"
+	"github.com/datafleet-dev/datafleet/test/testenv"
+)
+
+const opNamespace = "datafleet-system"
+
+// startWebhook serves the manager's webhook, with the operator's own certificate, behind a
+// ValidatingWebhookConfiguration the real API server calls, as the chart installs it.
+func startWebhook(t *testing.T, env *testenv.Env) *webhook.Certs {
+	t.Helper()
+	ctx := context.Background()
+	port := testenv.FreePort(t)
+	failurePolicy, sideEffects := admissionregistrationv1.Fail, admissionregistrationv1.SideEffectClassNone
+	vwc := &admissionregistrationv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "datafleet"},
+		Webhooks: []admissionregistrationv1.ValidatingWebhook{{
+			Name: "serviceinstances.datafleet.dev",
+			// The chart points at the Service; envtest's API server reaches the test on localhost.
+			ClientConfig: admissionregistrationv1.WebhookClientConfig{URL: ptr.To("https://localhost:" + strconv.Itoa(port) + webhook.InstancePath)},
+			Rules: []admissionregistrationv1.RuleWithOperations{{
+				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
+				Rule: admissionregistrationv1.Rule{APIGroups: []string{"datafleet.dev"}, APIVersions: []string{"v1alpha1"},
+					Resources: []string{"serviceinstances"}},
+			}},
+			FailurePolicy: &failurePolicy, SideEffects: &sideEffects, AdmissionReviewVersions: []string{"v1"},
+		}}}
+	for _, o := range []client.Object{&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: opNamespace}}, vwc} {
+		if err := env.Client.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := &webhook.Certs{Client: env.Client, Namespace: opNamespace, Service: "datafleet-webhook", Configuration: vwc.Name,
+		ExtraDNSNames: []string{"localhost"}, Dir: t.TempDir()}
+	if err := c.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	skip := true
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+		Scheme: operator.NewScheme(), Metrics: metricsserver.Options{BindAddress: "0"},
+		Controller:    config.Controller{SkipNameValidation: &skip},
+		WebhookServer: crwebhook.NewServer(crwebhook.Options{Port: port, CertDir: c.Dir}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := webhook.Setup(mgr); err != nil {
+		t.Fatal(err)
+	}
+	mctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(mctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	testenv.Eventually(t, 30*time.Second, func() error { return mgr.GetWebhookServer().StartedChecker()(nil) })
+	return c
+}
+
+func day(days int) *metav1.Time {
+	t := metav1.NewTime(time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, days))
+	return &t
+}
+
+func q(s string) *resource.Quantity { v := resource.MustParse(s); return &v }
+
+func TestWebhookRefusesWhatCatalogsAndPlansForbid(t *testing.T) {
+	env := testenv.Start(t)
+	startWebhook(t, env)
+	ctx, c := context.Background(), env.Client
+	for _, o := range []client.Object{
+		&v1alpha1.VersionCatalog{ObjectMeta: metav1.ObjectMeta{Name: "postgres"}, Spec: v1alpha1.VersionCatalogSpec{Engine: "postgres",
+			Versions: []v1alpha1.CatalogVersion{
+				{Version: "13", Image: "pg:13", Sundown: day(-10)},
+				{Version: "15", Image: "pg:15", Sundown: day(400), Upgrades: []v1alpha1.UpgradePath{
+					{To: "15.9", Method: v1alpha1.UpgradeInPlace}, {To: "17", Method: v1alpha1.UpgradeBlueGreen}}},
+				{Version: "15.9", Image: "pg:15.9"},
+				{Version: "17", Image: "pg:17", Default: true},
+				{Version: "18", Image: "pg:18", Sunrise: day(30)},
+			}}},
+		&v1alpha1.ServicePlan{ObjectMeta: metav1.ObjectMeta{Name: "small"}, Spec: v1alpha1.ServicePlanSpec{Engine: "postgres",
+			Replicas: ptr.To[int32](1), StorageSize: q("1Gi"), AllowedTransitions: []string{"large"},
+			Limits: &v1alpha1.PlanLimits{MaxReplicas: ptr.To[int32](3)}}},
+		&v1alpha1.ServicePlan{ObjectMeta: metav1.ObjectMeta{Name: "large"}, Spec: v1alpha1.ServicePlanSpec{Engine: "postgres",
+			Replicas: ptr.To[int32](3), StorageSize: q("10Gi")}},
+		&v1alpha1.ServicePlan{ObjectMeta: metav1.ObjectMeta{Name: "queues"}, Spec: v1alpha1.ServicePlanSpec{Engine: "rabbitmq"}},
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "apps"}},
+	} {
+		if err := c.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	si := func(name, version, plan string) *v1alpha1.ServiceInstance {
+		return &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: name},
+			Spec: v1alpha1.ServiceInstanceSpec{Engine: "postgres", Version: version, Plan: plan}}
+	}
+	refused := func(what string, err error, want ...string) {
+		t.Helper()
+		if !apierrors.IsInvalid(err) {
+			t.Errorf("%s: got %v, want the API server to refuse it as invalid", what, err)
+			return
+		}
+		for _, w := range want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: the refusal\n  %v\ndoes not say %q", what, err, w)
+			}
+		}
+	}
+
+	// New instances: only versions inside their support window.
+	refused("a sundown version", c.Create(ctx, si("old", "13", "")),
+		`spec.version: Invalid value: "13": version 13 reached its sundown on `+day(-10).Format(time.DateOnly),
+		"versions offered now: 15, 15.9, 17")
+	refused("a version before its sunrise", c.Create(ctx, si("early", "18", "")), "version 18 is offered from "+day(30).Format(time.DateOnly))
+	refused("a version not in the catalog", c.Create(ctx, si("odd", "16", "")), "supported versions: 13, 15, 15.9, 17, 18")
+	refused("an engine without a catalog", c.Create(ctx, &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "m"},
+		Spec: v1alpha1.ServiceInstanceSpec{Engine: "mongodb"}}), `no VersionCatalog named "mongodb" exists`)
+	refused("a plan of another engine", c.Create(ctx, si("q", "15", "queues")), "ServicePlan queues is for rabbitmq instances, not postgres")
+	refused("a plan that does not exist", c.Create(ctx, si("q", "15", "huge")), `spec.plan: Not found: "huge"`)
+	over := si("over", "15", "small")
+	over.Spec.Replicas, over.Spec.Storage = ptr.To[int32](4), &v1alpha1.StorageSpec{Size: *q("2Gi")}
+	refused("sizes beyond the plan's limits", c.Create(ctx, over),
+		"spec.replicas: Invalid value: 4: plan small allows at most 3 replicas", "plan small allows at most 1Gi per replica")
+
+	db := si("db", "15", "small")
+	if err := c.Create(ctx, db); err != nil {
+		t.Fatalf("an instance on a supported version and plan: %v", err)
+	}
+	// The version the instance runs is what status says (the reconciler is not running here).
+	db.Status.Version = "15"
+	if err := c.Status().Update(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	change := func(mutate func(*v1alpha1.ServiceInstance)) error {
+		cur := &v1alpha1.ServiceInstance{}
+		if err := c.Get(ctx, client.ObjectKeyFromObject(db), cur); err != nil {
+			t.Fatal(err)
+		}
+		mutate(cur)
+		return c.Update(ctx, cur)
+	}
+	refused("a blue/green-only upgrade in place", change(func(i *v1alpha1.ServiceInstance) { i.Spec.Version = "17" }),
+		"15 -> 17 cannot be done in place", `create a Restore with target.newInstance {name: <new instance>, version: "17"}`)
+	refused("a version without a path", change(func(i *v1alpha1.ServiceInstance) { i.Spec.Version = "18" }),
+		"no upgrade path 15 -> 18; 15 may move in place to: 15.9; blue/green (restore into a new instance) to: 17")
+	refused("a downgrade", change(func(i *v1alpha1.ServiceInstance) { i.Spec.Version = "13" }), "15 -> 13 is a downgrade")
+	refused("a plan change the plan forbids", change(func(i *v1alpha1.ServiceInstance) { i.Spec.Plan = "tiny" }),
+		"spec.plan: Forbidden: plan small does not allow moving to tiny; it may move to: large")
+	refused("leaving the plan", change(func(i *v1alpha1.ServiceInstance) { i.Spec.Plan = "" }), "cannot leave its plan small")
+	refused("growing beyond the plan", change(func(i *v1alpha1.ServiceInstance) { i.Spec.Replicas = ptr.To[int32](5) }), "allows at most 3 replicas")
+	if err := change(func(i *v1alpha1.ServiceInstance) { i.Spec.Version = "15.9" }); err != nil {
+		t.Errorf("an in-place path: %v", err)
+	}
+	if err := change(func(i *v1alpha1.ServiceInstance) { i.Spec.Plan = "large" }); err != nil {
+		t.Errorf("a plan change the plan allows: %v", err)
+	}
+	// large lists no transitions: the way back is closed.
+	refused("a plan downgrade", change(func(i *v1alpha1.ServiceInstance) { i.Spec.Plan = "small" }),
+		"plan large does not allow moving to small; it may move to: none")
+
+	// A version that passes its sundown after the instance was created does not block other updates.
+	cat := &v1alpha1.VersionCatalog{}
+	if err := c.Get(ctx, client.ObjectKey{Name: "postgres"}, cat); err != nil {
+		t.Fatal(err)
+	}
+	cat.Spec.Versions[2].Sundown = day(-1)
+	if err := c.Update(ctx, cat); err != nil {
+		t.Fatal(err)
+	}
+	if err := change(func(i *v1alpha1.ServiceInstance) { i.Labels = map[string]string{"team": "ledger"} }); err != nil {
+		t.Errorf("a label on an instance whose version is past its sundown: %v", err)
+	}
+}
+
+// The operator's own certificate: a second pass writes nothing, and a lost caBundle comes back.
+func TestWebhookCertificateIsKept(t *testing.T) {
+	env := testenv.Start(t)
+	certs_ := startWebhook(t, env)
+	ctx := context.Background()
+	secret := &corev1.Secret{}
+	key := client.ObjectKey{Namespace: opNamespace, Name: certs.ServerSecretName("datafleet-webhook")}
+	if err := env.Client.Get(ctx, key, secret); err != nil {
+		t.Fatal(err)
+	}
+	if owners := secret.OwnerReferences; len(owners) != 1 || owners[0].Kind != "ValidatingWebhookConfiguration" {
+		t.Errorf("the certificate Secret's owners are %v: uninstalling the chart would leave it behind", owners)
+	}
+	rv := secret.ResourceVersion
+	vwc := &admissionregistrationv1.ValidatingWebhookConfiguration{}
+	if err := env.Client.Get(ctx, client.ObjectKey{Name: "datafleet"}, vwc); err != nil {
+		t.Fatal(err)
+	}
+	vwcRV := vwc.ResourceVersion
+	if _, err := certs_.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_ = env.Client.Get(ctx, key, secret)
+	_ = env.Client.Get(ctx, client.ObjectKey{Name: "datafleet"}, vwc)
+	if secret.ResourceVersion != rv || vwc.ResourceVersion != vwcRV {
+		t.Error("a second Ensure of a current certificate wrote to the API server")
+	}
+	// An upgrade of the chart that dropped the caBundle: the next pass puts it back, and the API
+	// server trusts the webhook again.
+	vwc.Webhooks[0].ClientConfig.CABundle = nil
+	if err := env.Client.Update(ctx, vwc); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := certs_.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	err := env.Client.Create(ctx, &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Namespace: opNamespace, Name: "x"},
+		Spec: v1alpha1.ServiceInstanceSpec{Engine: "postgres"}})
+	if err == nil || !strings.Contains(err.Error(), `no VersionCatalog named "postgres" exists`) {
+		t.Errorf("after the caBundle came back, the webhook answered %v", err)
+	}
+}
