@@ -238,6 +238,26 @@ func CheckChange(cat *v1alpha1.VersionCatalog, from, requested string, now time.
 	return to, nil
 }
 
+// CheckBlueGreen decides whether a backup of an instance on version from may be restored into a
+// new instance on version to: the same version, or any upgrade path of the catalog (in place or
+// blue/green); never a downgrade.
+func CheckBlueGreen(cat *v1alpha1.VersionCatalog, from, to string) error {
+	if from == to {
+		return nil
+	}
+	if _, ok := Path(cat, from, to); ok {
+		return nil
+	}
+	var paths []v1alpha1.UpgradePath
+	for _, v := range cat.Spec.Versions {
+		if v.Version == from {
+			paths = v.Upgrades
+		}
+	}
+	return &ResolveError{Reason: ReasonNoUpgradePath, Message: fmt.Sprintf(
+		"the %s VersionCatalog has no upgrade path %s -> %s; %s", cat.Name, from, to, allowedTargets(from, paths))}
+}
+
 // Path returns the upgrade path from -> to in the catalog, if there is one.
 func Path(cat *v1alpha1.VersionCatalog, from, to string) (v1alpha1.UpgradePath, bool) {
 	for _, v := range cat.Spec.Versions {

@@ -69,7 +69,10 @@ func TestCompareVersions(t *testing.T) {
 }
 
 func upgradeCatalog() *v1alpha1.VersionCatalog {
-	day := func(y int, m time.Month, d int) *metav1.Time { t := metav1.NewTime(time.Date(y, m, d, 0, 0, 0, 0, time.UTC)); return &t }
+	day := func(y int, m time.Month, d int) *metav1.Time {
+		t := metav1.NewTime(time.Date(y, m, d, 0, 0, 0, 0, time.UTC))
+		return &t
+	}
 	return &v1alpha1.VersionCatalog{ObjectMeta: metav1.ObjectMeta{Name: "postgres"}, Spec: v1alpha1.VersionCatalogSpec{Versions: []v1alpha1.CatalogVersion{
 		{Version: "13", Image: "pg:13", Sundown: day(2025, 11, 13), Upgrades: []v1alpha1.UpgradePath{{To: "15", Method: v1alpha1.UpgradeBlueGreen}}},
 		{Version: "15", Image: "pg:15", Sundown: day(2027, 11, 11), Upgrades: []v1alpha1.UpgradePath{
@@ -163,5 +166,23 @@ func TestNextSupportChange(t *testing.T) {
 	}
 	if d := NextSupportChange(Release{}, now, 90); d != 0 {
 		t.Errorf("no sundown: next change in %v, want none", d)
+	}
+}
+
+func TestCheckBlueGreen(t *testing.T) {
+	cat := upgradeCatalog()
+	for _, tc := range []struct{ from, to, message string }{
+		{"15", "15", ""},
+		{"15", "17", ""},   // blue/green path
+		{"15", "15.1", ""}, // in-place path, also fine through a restore
+		{"15", "18", "the postgres VersionCatalog has no upgrade path 15 -> 18; 15 may move in place to: 15.1; blue/green (restore into a new instance) to: 17"},
+		{"17", "15", "the postgres VersionCatalog has no upgrade path 17 -> 15; 17 may move in place to: none"},
+	} {
+		err := CheckBlueGreen(cat, tc.from, tc.to)
+		reason := ""
+		if tc.message != "" {
+			reason = ReasonNoUpgradePath
+		}
+		checkRefusal(t, "CheckBlueGreen("+tc.from+" -> "+tc.to+")", err, reason, tc.message)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -20,6 +21,8 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
+	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/framework/catalog"
 	"github.com/datafleet-dev/datafleet/test/testenv"
 )
 
@@ -187,5 +190,79 @@ func TestBadValuesFailClearly(t *testing.T) {
 	_, err := helm(t, "template", "datafleet", chartDir(), "--kube-version", kubeVersion, "--set", "logLevel=verbose")
 	if err == nil || !strings.Contains(err.Error(), "logLevel must be debug, info or error") {
 		t.Fatalf("want a clear error for a bad logLevel, got %v", err)
+	}
+}
+
+func TestWebhookAndItsCertificate(t *testing.T) {
+	// By default the operator issues the certificate itself: an emptyDir for it, no cert-manager kinds.
+	objs := render(t)
+	vwc := convert[admissionregistrationv1.ValidatingWebhookConfiguration](t, byKind(objs, "ValidatingWebhookConfiguration")[0])
+	d := convert[appsv1.Deployment](t, byKind(objs, "Deployment")[0])
+	c := d.Spec.Template.Spec.Containers[0]
+	for _, want := range []string{"--webhook-configuration=" + vwc.Name, "--webhook-service=datafleet-webhook", "--webhook-self-signed=true"} {
+		if !slices.Contains(c.Args, want) {
+			t.Errorf("args %v lack %s", c.Args, want)
+		}
+	}
+	svc := vwc.Webhooks[0].ClientConfig.Service
+	if svc == nil || svc.Name != "datafleet-webhook" || svc.Namespace != "datafleet-system" || *svc.Path != "/validate-serviceinstance" {
+		t.Errorf("the webhook calls %+v", svc)
+	}
+	if *vwc.Webhooks[0].FailurePolicy != admissionregistrationv1.Fail {
+		t.Errorf("failurePolicy %s, want Fail by default", *vwc.Webhooks[0].FailurePolicy)
+	}
+	if len(byKind(objs, "Certificate")) != 0 || d.Spec.Template.Spec.Volumes[0].EmptyDir == nil {
+		t.Error("without cert-manager the certificate must go to an emptyDir, with no Certificate object")
+	}
+
+	objs = render(t, "webhook.certManager.enabled=true")
+	vwc = convert[admissionregistrationv1.ValidatingWebhookConfiguration](t, byKind(objs, "ValidatingWebhookConfiguration")[0])
+	d = convert[appsv1.Deployment](t, byKind(objs, "Deployment")[0])
+	cert := byKind(objs, "Certificate")
+	if len(cert) != 1 || len(byKind(objs, "Issuer")) != 1 {
+		t.Fatalf("with cert-manager: %d Certificates, %d Issuers; want one of each", len(cert), len(byKind(objs, "Issuer")))
+	}
+	secret, _, _ := unstructured.NestedString(cert[0].Object, "spec", "secretName")
+	if v := d.Spec.Template.Spec.Volumes[0]; v.Secret == nil || v.Secret.SecretName != secret {
+		t.Errorf("the manager mounts %+v, not the Certificate's Secret %s", v, secret)
+	}
+	if vwc.Annotations["cert-manager.io/inject-ca-from"] != "datafleet-system/"+cert[0].GetName() ||
+		!slices.Contains(d.Spec.Template.Spec.Containers[0].Args, "--webhook-self-signed=false") {
+		t.Errorf("cert-manager must inject the CA (annotations %v) and the operator must not issue one", vwc.Annotations)
+	}
+	if objs = render(t, "webhook.certManager.enabled=true", "webhook.certManager.issuerRef.name=corp-ca",
+		"webhook.certManager.issuerRef.kind=ClusterIssuer"); len(byKind(objs, "Issuer")) != 0 {
+		t.Error("a named issuer must replace the chart's self-signed one")
+	}
+}
+
+func TestCatalogsShipForTheBuiltImages(t *testing.T) {
+	cats := map[string]*v1alpha1.VersionCatalog{}
+	for _, u := range byKind(render(t), "VersionCatalog") {
+		cats[u.GetName()] = convert[v1alpha1.VersionCatalog](t, u)
+	}
+	for engine, versions := range map[string][]string{"postgres": {"15", "17"}, "rabbitmq": {"3.10", "4.0"}} {
+		cat := cats[engine]
+		if cat == nil {
+			t.Errorf("no %s VersionCatalog", engine)
+			continue
+		}
+		if got := catalog.Versions(cat); !slices.Equal(got, versions) {
+			t.Errorf("%s versions %v, want %v", engine, got, versions)
+		}
+		if cat.Annotations["helm.sh/resource-policy"] != "keep" {
+			t.Errorf("%s: uninstalling the chart would delete the catalog its instances depend on", engine)
+		}
+	}
+	// RabbitMQ 3.10 -> 4.0 is not an in-place path upstream: the catalog sends users blue/green.
+	if p, ok := catalog.Path(cats["rabbitmq"], "3.10", "4.0"); !ok || p.Method != v1alpha1.UpgradeBlueGreen || !strings.Contains(p.Note, "3.13") {
+		t.Errorf("rabbitmq 3.10 -> 4.0 path: %+v", p)
+	}
+	if len(byKind(render(t, "catalogs.create=false"), "VersionCatalog")) != 0 {
+		t.Error("catalogs.create=false still renders catalogs")
+	}
+	if _, err := helm(t, "template", "datafleet", chartDir(), "--kube-version", kubeVersion, "--set", "webhook.failurePolicy=Never"); err == nil ||
+		!strings.Contains(err.Error(), "webhook.failurePolicy must be Fail or Ignore") {
+		t.Errorf("a bad failurePolicy: %v", err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -48,6 +49,7 @@ func TestOperator(t *testing.T) {
 		{"a 3-node rabbitmq instance forms one cluster, keeps confirmed messages, rolls one node at a time, refuses a scale-down and drains on request", testRabbitMQCluster},
 		{"bindings give applications their own users and Secrets, rotate with overlap, and are never orphaned", testBindings},
 		{"backups to MinIO restore postgres and rabbitmq into new and the same instances, refuse a corrupted artefact, and plans keep their retention and pass drills", testBackups},
+		{"the webhook refuses sundown versions and forbidden plan moves, warns before a sundown, and postgres 15 upgrades to 17 blue/green with every row", testUpgrades},
 		{"uninstall leaves no operator object behind", testUninstall},
 	} {
 		if !t.Run(step.name, step.fn) {
@@ -159,6 +161,17 @@ func testEngineNotEnabled(t *testing.T) {
 	ctx := context.Background()
 	inst := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "orders", Namespace: ns},
 		Spec: v1alpha1.ServiceInstanceSpec{Engine: "mongodb", Version: "7.0"}}
+	// Without a catalog the webhook refuses the instance outright; with one, the operator takes it
+	// and says its engine is not enabled.
+	if err := env.c.Create(ctx, inst); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), `no VersionCatalog named "mongodb" exists`) {
+		t.Fatalf("an instance of an engine without a catalog: want the webhook to refuse it, got %v", err)
+	}
+	cat := &v1alpha1.VersionCatalog{ObjectMeta: metav1.ObjectMeta{Name: "mongodb"}, Spec: v1alpha1.VersionCatalogSpec{Engine: "mongodb",
+		Versions: []v1alpha1.CatalogVersion{{Version: "7.0", Image: "mongo:7.0"}}}}
+	if err := env.c.Create(ctx, cat); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.c.Delete(context.Background(), cat) })
 	if err := env.c.Create(ctx, inst); err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +216,8 @@ func testUninstall(t *testing.T) {
 				}
 			}
 		}
-		for _, l := range []client.ObjectList{&rbacv1.ClusterRoleList{}, &rbacv1.ClusterRoleBindingList{}} {
+		for _, l := range []client.ObjectList{&rbacv1.ClusterRoleList{}, &rbacv1.ClusterRoleBindingList{},
+			&admissionregistrationv1.ValidatingWebhookConfigurationList{}} {
 			if err := env.c.List(ctx, l, byRelease); err != nil {
 				return expect(false, "no operator object is left", err.Error())
 			}
@@ -219,6 +233,15 @@ func testUninstall(t *testing.T) {
 	crd.SetGroupVersionKind(apiextensionsCRD)
 	if err := env.c.Get(ctx, client.ObjectKey{Name: "serviceinstances.datafleet.dev"}, &crd); err != nil {
 		t.Errorf("the ServiceInstance CRD should survive helm uninstall: %v", err)
+	}
+	// The chart keeps its VersionCatalogs, like its CRDs: instances depend on them.
+	for _, name := range []string{"postgres", "rabbitmq"} {
+		cat := &v1alpha1.VersionCatalog{ObjectMeta: metav1.ObjectMeta{Name: name}}
+		if err := env.c.Get(ctx, client.ObjectKeyFromObject(cat), cat); err != nil {
+			t.Errorf("the %s VersionCatalog should survive helm uninstall: %v", name, err)
+		} else if err := env.c.Delete(ctx, cat); err != nil {
+			t.Error(err)
+		}
 	}
 	if err := env.c.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: releaseNamespace}}); err != nil {
 		t.Fatal(err)

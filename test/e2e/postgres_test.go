@@ -113,15 +113,31 @@ func waitInstance(t *testing.T, inst *v1alpha1.ServiceInstance, timeout time.Dur
 	})
 }
 
-// ensureCatalog creates the engine's VersionCatalog for the test and removes it afterwards.
+// ensureCatalog gives the engine's VersionCatalog (the chart's) the test's versions, and puts the
+// chart's back afterwards.
 func ensureCatalog(t *testing.T, engineName string, versions ...v1alpha1.CatalogVersion) {
 	t.Helper()
-	vc := &v1alpha1.VersionCatalog{ObjectMeta: metav1.ObjectMeta{Name: engineName},
-		Spec: v1alpha1.VersionCatalogSpec{Engine: engineName, Versions: versions}}
-	if err := env.c.Create(context.Background(), vc); err != nil {
-		t.Fatalf("creating the %s catalog: %v", engineName, err)
+	ctx := context.Background()
+	vc := &v1alpha1.VersionCatalog{}
+	if err := env.c.Get(ctx, client.ObjectKey{Name: engineName}, vc); err != nil {
+		t.Fatalf("the chart should have installed the %s VersionCatalog: %v", engineName, err)
 	}
-	t.Cleanup(func() { _ = env.c.Delete(context.Background(), vc) })
+	shipped := vc.Spec
+	vc.Spec = v1alpha1.VersionCatalogSpec{Engine: engineName, Versions: versions, WarningDays: shipped.WarningDays}
+	if err := env.c.Update(ctx, vc); err != nil {
+		t.Fatalf("setting the %s catalog's versions: %v", engineName, err)
+	}
+	t.Cleanup(func() {
+		vc := &v1alpha1.VersionCatalog{}
+		if err := env.c.Get(ctx, client.ObjectKey{Name: engineName}, vc); err != nil {
+			t.Error(err)
+			return
+		}
+		vc.Spec = shipped
+		if err := env.c.Update(ctx, vc); err != nil {
+			t.Errorf("putting the chart's %s catalog back: %v", engineName, err)
+		}
+	})
 }
 
 // psql runs SQL as the superuser through the pod's Unix socket and returns the output, trimmed.

@@ -19,6 +19,7 @@ import (
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/backup"
 	"github.com/datafleet-dev/datafleet/framework/backup/job"
+	"github.com/datafleet-dev/datafleet/framework/catalog"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/names"
 )
@@ -29,11 +30,15 @@ import (
 
 // Restore reasons.
 const (
-	ReasonBackupNotFound        = "BackupNotFound"
-	ReasonBackupNotCompleted    = "BackupNotCompleted"
-	ReasonBackupFailed          = "BackupFailed"
-	ReasonConfirmationMismatch  = "ConfirmationMismatch"
-	ReasonTargetExists          = "TargetExists"
+	ReasonBackupNotFound       = "BackupNotFound"
+	ReasonBackupNotCompleted   = "BackupNotCompleted"
+	ReasonBackupFailed         = "BackupFailed"
+	ReasonConfirmationMismatch = "ConfirmationMismatch"
+	ReasonTargetExists         = "TargetExists"
+	// ReasonTargetRefused: the API server (the webhook) refused the new instance.
+	ReasonTargetRefused = "TargetRefused"
+	// ReasonNoUpgradePath: the catalog has no path from the backup's version to the one asked for.
+	ReasonNoUpgradePath         = "NoUpgradePath"
 	ReasonCreatingInstance      = "CreatingInstance"
 	ReasonInstanceGone          = "InstanceGone"
 	ReasonManifestUnreadable    = "ManifestUnreadable"
@@ -109,7 +114,8 @@ func (r *RestoreReconciler) progress(ctx context.Context, rs *v1alpha1.Restore) 
 	switch {
 	case err != nil:
 		return 0, err
-	case reason == ReasonConfirmationMismatch || reason == ReasonTargetExists || reason == ReasonManifestUnreadable || reason == ReasonInstanceGone:
+	case reason == ReasonConfirmationMismatch || reason == ReasonTargetExists || reason == ReasonManifestUnreadable || reason == ReasonInstanceGone ||
+		reason == ReasonTargetRefused || reason == ReasonNoUpgradePath:
 		return run.fail(reason, msg)
 	case reason != "":
 		return run.pending(reason, msg)
@@ -197,7 +203,10 @@ func (r *RestoreReconciler) target(ctx context.Context, rs *v1alpha1.Restore, b 
 	if err != nil {
 		return nil, ReasonManifestUnreadable, err.Error(), nil
 	}
-	if ni.Version != "" {
+	if ni.Version != "" && ni.Version != spec.Version {
+		if reason, msg, err := r.checkUpgrade(ctx, spec, ni.Version); reason != "" || err != nil {
+			return nil, reason, msg, err
+		}
 		spec.Version = ni.Version
 	}
 	// spec.primary names a pod of the backed-up instance, none of the new one's.
@@ -214,11 +223,31 @@ func (r *RestoreReconciler) target(ctx context.Context, rs *v1alpha1.Restore, b 
 		inst.Spec.DeletionPolicy, inst.Spec.DeletionProtection = v1alpha1.DeletionPolicyDelete, false
 		inst.Spec.Backup, inst.Spec.BindingPolicy = nil, nil
 	}
-	if err := r.Client.Create(ctx, inst); err != nil && !apierrors.IsAlreadyExists(err) {
+	if err := r.Client.Create(ctx, inst); apierrors.IsInvalid(err) || apierrors.IsForbidden(err) {
+		// The webhook or a schema refused the new instance (a version past its sundown, a plan
+		// that went): retrying cannot help.
+		return nil, ReasonTargetRefused, err.Error(), nil
+	} else if err != nil && !apierrors.IsAlreadyExists(err) {
 		return nil, "", "", err
 	}
 	rs.Status.InstanceName = ni.Name
 	return nil, ReasonCreatingInstance, fmt.Sprintf("created instance %q from the backup's copy of %q's spec", ni.Name, b.Spec.InstanceRef.Name), nil
+}
+
+// checkUpgrade refuses a new instance on a version the backed-up one has no upgrade path to.
+func (r *RestoreReconciler) checkUpgrade(ctx context.Context, spec v1alpha1.ServiceInstanceSpec, to string) (string, string, error) {
+	if spec.Version == "" {
+		return "", "", nil
+	}
+	cat := &v1alpha1.VersionCatalog{}
+	if err := r.Client.Get(ctx, client.ObjectKey{Name: spec.Engine}, cat); err != nil {
+		// Without a catalog the instance cannot be created either; its creation says so.
+		return "", "", client.IgnoreNotFound(err)
+	}
+	if err := catalog.CheckBlueGreen(cat, spec.Version, to); err != nil {
+		return ReasonNoUpgradePath, err.Error(), nil
+	}
+	return "", "", nil
 }
 
 // sourceSpec is the backed-up instance's spec from the manifest, which outlives the instance.

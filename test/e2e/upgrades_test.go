@@ -1,0 +1,167 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/test/testenv"
+)
+
+// testUpgrades, through the chart's webhook and the operator on the cluster: an instance on a
+// sundown version is refused by the API server, naming the versions offered; an instance inside
+// its version's warning window shows the condition and the event; a PostgreSQL 15 instance with
+// data is refused an in-place move to 17 (the catalog's path is blue/green) and upgraded blue/green
+// through a backup restored into a new 17 instance, with every row; a plan downgrade the plan
+// forbids is refused.
+func testUpgrades(t *testing.T) {
+	ctx := context.Background()
+	day := func(days int) *metav1.Time {
+		t := metav1.NewTime(time.Now().UTC().Add(time.Duration(days)*24*time.Hour + time.Hour))
+		return &t
+	}
+	ensureCatalog(t, "postgres",
+		v1alpha1.CatalogVersion{Version: "13", Image: env.images["postgres-15"], Sundown: day(-3)},
+		v1alpha1.CatalogVersion{Version: "15", Image: env.images["postgres-15"], Sundown: day(20),
+			Upgrades: []v1alpha1.UpgradePath{{To: "17", Method: v1alpha1.UpgradeBlueGreen}}},
+		v1alpha1.CatalogVersion{Version: "17", Image: env.images["postgres-17"], Default: true})
+	ns := testNamespace(t, "upgrades")
+
+	err := env.c.Create(ctx, &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "old", Namespace: ns},
+		Spec: v1alpha1.ServiceInstanceSpec{Engine: "postgres", Version: "13"}})
+	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "version 13 reached its sundown") ||
+		!strings.Contains(err.Error(), "versions offered now: 15, 17") {
+		t.Fatalf("creating an instance on a sundown version: want the API server to refuse it naming 15 and 17, got %v", err)
+	}
+	t.Logf("UPGRADES: refused: %v", err)
+
+	db := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "db15", Namespace: ns},
+		Spec: v1alpha1.ServiceInstanceSpec{Engine: "postgres", Version: "15", Storage: &v1alpha1.StorageSpec{Size: resource.MustParse("1Gi")},
+			DeletionPolicy: v1alpha1.DeletionPolicyDelete}}
+	createInstance(t, db)
+	waitInstanceReady(t, db)
+	if c := meta.FindStatusCondition(db.Status.Conditions, v1alpha1.ConditionVersionSupported); c == nil || c.Reason != "NearingSundown" ||
+		!strings.Contains(c.Message, "(20 days left)") {
+		t.Errorf("VersionSupported inside the warning window: %+v", c)
+	}
+	testenv.Eventually(t, waitTimeout, func() error {
+		events := &corev1.EventList{}
+		if err := env.c.List(ctx, events, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		for _, e := range events.Items {
+			if e.InvolvedObject.Name == "db15" && e.Type == corev1.EventTypeWarning && e.Reason == "NearingSundown" {
+				return nil
+			}
+		}
+		return expect(false, "a NearingSundown warning event", fmt.Sprintf("%d events", len(events.Items)))
+	})
+
+	psql(t, ns, "db15-0", "CREATE ROLE reporting LOGIN PASSWORD 'reporting-secret'")
+	psql(t, ns, "db15-0", "CREATE DATABASE shop")
+	psqlIn(t, ns, "db15-0", "shop", "CREATE TABLE orders (id serial PRIMARY KEY, what text, at timestamptz DEFAULT now()); "+
+		"CREATE INDEX ON orders (what); INSERT INTO orders (what) SELECT 'order ' || g FROM generate_series(1, 5000) g; "+
+		"GRANT SELECT ON orders TO reporting")
+	want := psqlIn(t, ns, "db15-0", "shop", "SELECT count(*) || ' ' || sum(id) || ' ' || md5(string_agg(what, ',' ORDER BY id)) FROM orders")
+
+	// In place, 15 -> 17 is refused with the way to do it.
+	cur := &v1alpha1.ServiceInstance{}
+	if err := env.c.Get(ctx, client.ObjectKeyFromObject(db), cur); err != nil {
+		t.Fatal(err)
+	}
+	cur.Spec.Version = "17"
+	err = env.c.Update(ctx, cur)
+	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "15 -> 17 cannot be done in place") ||
+		!strings.Contains(err.Error(), `target.newInstance {name: <new instance>, version: "17"}`) {
+		t.Fatalf("spec.version 15 -> 17 in place: want a refusal that says how to move, got %v", err)
+	}
+
+	// Blue/green: a backup of 15 restored into a new instance on 17.
+	deployMinIO(t, ns)
+	if err := env.c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "store-credentials", Namespace: ns},
+		StringData: map[string]string{"AWS_ACCESS_KEY_ID": minioUser, "AWS_SECRET_ACCESS_KEY": minioPassword}}); err != nil {
+		t.Fatal(err)
+	}
+	store := &v1alpha1.BackupStore{ObjectMeta: metav1.ObjectMeta{Name: "minio", Namespace: ns}, Spec: v1alpha1.BackupStoreSpec{
+		URL:                  fmt.Sprintf("s3://%s?endpoint=http://minio.%s.svc:9000&use_path_style=true&region=us-east-1", bucket, ns),
+		CredentialsSecretRef: &v1alpha1.LocalObjectReference{Name: "store-credentials"},
+	}}
+	if err := env.c.Create(ctx, store); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.c.Get(ctx, client.ObjectKeyFromObject(db), cur); err != nil {
+		t.Fatal(err)
+	}
+	cur.Spec.Backup = &v1alpha1.InstanceBackupSpec{StoreRef: &v1alpha1.LocalObjectReference{Name: "minio"}}
+	if err := env.c.Update(ctx, cur); err != nil {
+		t.Fatal(err)
+	}
+	backupOf(t, ns, "before-17", "db15")
+	t.Cleanup(func() { deleteBackups(t, ns) })
+	start := time.Now()
+	restoreOf(t, ns, "to-17", "before-17", v1alpha1.RestoreTarget{NewInstance: &v1alpha1.NewInstanceTarget{Name: "db17", Version: "17"}}, "Completed")
+	db17 := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "db17", Namespace: ns}}
+	t.Cleanup(func() { _ = env.c.Delete(context.Background(), db17) })
+	waitInstanceReady(t, db17)
+	t.Logf("UPGRADES: the blue/green restore into 17 took %s", time.Since(start).Round(time.Second))
+	if db17.Status.Version != "17" {
+		t.Errorf("the new instance runs %q, want 17", db17.Status.Version)
+	}
+	if v := psql(t, ns, "db17-0", "SHOW server_version_num"); !strings.HasPrefix(v, "17") {
+		t.Errorf("server_version_num %s on the new instance", v)
+	}
+	if got := psqlIn(t, ns, "db17-0", "shop", "SELECT count(*) || ' ' || sum(id) || ' ' || md5(string_agg(what, ',' ORDER BY id)) FROM orders"); got != want {
+		t.Errorf("orders on 17: %q, on 15: %q", got, want)
+	}
+	if got := psqlIn(t, ns, "db17-0", "shop", "SELECT has_table_privilege('reporting', 'orders', 'SELECT'), "+
+		"(SELECT count(*) FROM pg_indexes WHERE tablename = 'orders')"); got != "t|2" {
+		t.Errorf("grant and indexes on 17: %q, want t|2", got)
+	}
+	// Indexes are rebuilt by the new server, not copied from the old one's files: an index scan
+	// agrees with a sequential scan.
+	const rangeQuery = "SELECT count(*) FROM orders WHERE what > 'order 4'"
+	if byIndex, bySeq := psqlIn(t, ns, "db17-0", "shop", "SET enable_seqscan = off; "+rangeQuery),
+		psqlIn(t, ns, "db17-0", "shop", "SET enable_indexscan = off; SET enable_bitmapscan = off; "+rangeQuery); byIndex != bySeq {
+		t.Errorf("on 17 an index scan counts %s rows, a sequential scan %s", byIndex, bySeq)
+	}
+
+	// Plans: moving to a plan the current one does not list is refused.
+	for _, p := range []*v1alpha1.ServicePlan{
+		{ObjectMeta: metav1.ObjectMeta{Name: "e2e-small"}, Spec: v1alpha1.ServicePlanSpec{Engine: "postgres", AllowedTransitions: []string{"e2e-large"}}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "e2e-large"}, Spec: v1alpha1.ServicePlanSpec{Engine: "postgres"}},
+	} {
+		if err := env.c.Create(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = env.c.Delete(context.Background(), p) })
+	}
+	setPlan := func(plan string) error {
+		if err := env.c.Get(ctx, client.ObjectKeyFromObject(db17), cur); err != nil {
+			t.Fatal(err)
+		}
+		cur.Spec.Plan = plan
+		return env.c.Update(ctx, cur)
+	}
+	for _, plan := range []string{"e2e-small", "e2e-large"} {
+		if err := setPlan(plan); err != nil {
+			t.Fatalf("moving to plan %s: %v", plan, err)
+		}
+	}
+	err = setPlan("e2e-small")
+	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "plan e2e-large does not allow moving to e2e-small") {
+		t.Fatalf("a plan downgrade the plan forbids: got %v", err)
+	}
+	waitInstanceReady(t, db17)
+}
