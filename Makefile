@@ -85,5 +85,6 @@ run: build ## Start a local API server, install the CRDs and samples, and run th
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go run ./cmd/devcluster -- bin/manager --metrics-bind-address=127.0.0.1:8080 --health-probe-bind-address=127.0.0.1:8081
 
 .PHONY: build
-build: ## Build the manager binary into bin/.
+build: ## Build the manager and the kubectl plugin (kubectl datafleet) into bin/.
 	go build -o bin/manager ./cmd/manager
+	go build -o bin/kubectl-datafleet ./cmd/kubectl-datafleet

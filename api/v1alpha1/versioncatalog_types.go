@@ -99,7 +99,8 @@ type VersionCatalogStatus struct {
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:scope=Cluster,shortName=vc,categories=datafleet
 // +kubebuilder:printcolumn:name="Engine",type=string,JSONPath=`.spec.engine`
-// +kubebuilder:printcolumn:name="Versions",type=string,JSONPath=`.spec.versions[*].version`
+// +kubebuilder:printcolumn:name="Default",type=string,JSONPath=`.spec.versions[?(@.default==true)].version`
+// +kubebuilder:printcolumn:name="Warning Days",type=integer,JSONPath=`.spec.warningDays`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="self.metadata.name == self.spec.engine",message="a VersionCatalog is named after its engine: metadata.name must equal spec.engine"
 type VersionCatalog struct {

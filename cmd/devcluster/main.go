@@ -1,6 +1,6 @@
 // Command devcluster runs Datafleet locally before a full cluster exists: it starts kube-apiserver
-// and etcd from the cached binaries (KUBEBUILDER_ASSETS), installs the CRDs and the samples in
-// docs/samples, writes an admin kubeconfig, then runs the given command (the manager) with
+// and etcd from the cached binaries (KUBEBUILDER_ASSETS), installs the CRDs, the chart's VersionCatalogs
+// and the samples in docs/samples, writes an admin kubeconfig, then runs the given command (the manager) with
 // KUBECONFIG pointing at it until interrupted.
 //
 //	go run ./cmd/devcluster -- bin/manager
@@ -17,11 +17,14 @@ import (
 	"path/filepath"
 	"syscall"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/yaml"
 
+	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/operator"
 )
 
@@ -71,6 +74,10 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	// The VersionCatalogs the chart ships, then the samples that use them.
+	if err := applyChartCatalogs(context.Background(), c, "charts/datafleet/values.yaml"); err != nil {
+		return err
+	}
 	if err := applySamples(context.Background(), c, "docs/samples"); err != nil {
 		return err
 	}
@@ -86,6 +93,31 @@ func run(args []string) error {
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	if err := cmd.Run(); err != nil && ctx.Err() == nil {
 		return fmt.Errorf("%s: %w", args[0], err)
+	}
+	return nil
+}
+
+// applyChartCatalogs creates the VersionCatalogs of the chart's values (catalogs.engines), as the
+// chart would: this API server has no Helm release.
+func applyChartCatalogs(ctx context.Context, c client.Client, valuesFile string) error {
+	b, err := os.ReadFile(valuesFile)
+	if err != nil {
+		return err
+	}
+	var values struct {
+		Catalogs struct {
+			Engines map[string]v1alpha1.VersionCatalogSpec `json:"engines"`
+		} `json:"catalogs"`
+	}
+	if err := yaml.Unmarshal(b, &values); err != nil {
+		return fmt.Errorf("%s: %w", valuesFile, err)
+	}
+	for engine, spec := range values.Catalogs.Engines {
+		spec.Engine = engine
+		cat := &v1alpha1.VersionCatalog{ObjectMeta: metav1.ObjectMeta{Name: engine}, Spec: spec}
+		if err := c.Create(ctx, cat); client.IgnoreAlreadyExists(err) != nil {
+			return fmt.Errorf("creating the %s VersionCatalog from %s: %w", engine, valuesFile, err)
+		}
 	}
 	return nil
 }

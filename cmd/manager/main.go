@@ -158,7 +158,7 @@ func run(args []string) error {
 	}
 	ready := healthz.Ping
 	if o.webhook.configuration != "" {
-		if err := webhook.Setup(mgr); err != nil {
+		if err := webhook.Setup(mgr, engines); err != nil {
 			return err
 		}
 		if certs != nil {

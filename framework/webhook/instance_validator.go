@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/catalog"
+	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/plan"
 )
 
@@ -25,6 +27,9 @@ import (
 type InstanceValidator struct {
 	Client client.Reader
 	Clock  clock.PassiveClock
+	// Engines this manager runs: their Validate (parameters, topology) runs at admission too, so a
+	// bad parameter is refused by the API server instead of showing up later in a condition.
+	Engines map[string]engine.Engine
 }
 
 var _ admission.Validator[*v1alpha1.ServiceInstance] = &InstanceValidator{}
@@ -45,8 +50,11 @@ func (v *InstanceValidator) ValidateCreate(ctx context.Context, inst *v1alpha1.S
 	case cat == nil:
 		errs = append(errs, noCatalog(inst.Spec.Engine))
 	default:
-		if _, err := catalog.CheckNew(cat, inst.Spec.Version, v.Clock.Now()); err != nil {
+		rel, err := catalog.CheckNew(cat, inst.Spec.Version, v.Clock.Now())
+		if err != nil {
 			errs = append(errs, versionError(inst.Spec.Version, err))
+		} else {
+			errs = append(errs, v.engineErrors(inst, rel)...)
 		}
 	}
 	planErrs, err := v.checkPlan(ctx, inst)
@@ -54,6 +62,15 @@ func (v *InstanceValidator) ValidateCreate(ctx context.Context, inst *v1alpha1.S
 		return nil, err
 	}
 	return nil, invalid(inst, append(errs, planErrs...))
+}
+
+// engineErrors runs the engine's own checks, when this manager runs the engine.
+func (v *InstanceValidator) engineErrors(inst *v1alpha1.ServiceInstance, rel catalog.Release) field.ErrorList {
+	e, ok := v.Engines[inst.Spec.Engine]
+	if !ok {
+		return nil
+	}
+	return e.Validate(inst, rel)
 }
 
 // ValidateUpdate refuses a version change the catalog has no in-place path for, a plan change the
@@ -84,6 +101,18 @@ func (v *InstanceValidator) ValidateUpdate(ctx context.Context, old, inst *v1alp
 		}
 		if e := plan.CheckTransition(from, old.Spec.Plan, inst.Spec.Plan); e != nil {
 			errs = append(errs, e)
+		}
+	}
+	if len(errs) == 0 && (!apiequality.Semantic.DeepEqual(old.Spec.Parameters, inst.Spec.Parameters) || !apiequality.Semantic.DeepEqual(old.Spec.TLS, inst.Spec.TLS)) {
+		// Only what changed: an instance admitted under older engine rules still takes other updates.
+		cat, err := v.catalog(ctx, inst.Spec.Engine)
+		if err != nil {
+			return nil, err
+		}
+		if cat != nil {
+			if rel, err := catalog.Resolve(cat, cmp.Or(inst.Spec.Version, old.Status.Version)); err == nil {
+				errs = append(errs, v.engineErrors(inst, rel)...)
+			}
 		}
 	}
 	if inst.Spec.Plan != old.Spec.Plan || !sameSizes(old, inst) {

@@ -8,6 +8,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/framework/engine"
 )
 
 // InstancePath is where the ServiceInstance validator is served; the chart's
@@ -15,9 +16,13 @@ import (
 const InstancePath = "/validate-serviceinstance"
 
 // Setup registers the validators with the manager's webhook server.
-func Setup(mgr ctrl.Manager) error {
+func Setup(mgr ctrl.Manager, engines []engine.Engine) error {
+	byName := map[string]engine.Engine{}
+	for _, e := range engines {
+		byName[e.Name()] = e
+	}
 	return ctrl.NewWebhookManagedBy(mgr, &v1alpha1.ServiceInstance{}).
-		WithValidator(&InstanceValidator{Client: mgr.GetClient(), Clock: clock.RealClock{}}).
+		WithValidator(&InstanceValidator{Client: mgr.GetClient(), Clock: clock.RealClock{}, Engines: byName}).
 		WithValidatorCustomPath(InstancePath).
 		Complete()
 }

@@ -21,6 +21,8 @@ import (
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/certs"
+	"github.com/datafleet-dev/datafleet/framework/engine"
+	"github.com/datafleet-dev/datafleet/framework/engine/fakeengine"
 	"github.com/datafleet-dev/datafleet/framework/operator"
 	"github.com/datafleet-dev/datafleet/framework/webhook"
 	"github.com/datafleet-dev/datafleet/test/testenv"
@@ -66,7 +68,7 @@ func startWebhook(t *testing.T, env *testenv.Env) *webhook.Certs {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := webhook.Setup(mgr); err != nil {
+	if err := webhook.Setup(mgr, []engine.Engine{fakeengine.New()}); err != nil {
 		t.Fatal(err)
 	}
 	mctx, cancel := context.WithCancel(ctx)
@@ -232,5 +234,35 @@ func TestWebhookCertificateIsKept(t *testing.T) {
 		Spec: v1alpha1.ServiceInstanceSpec{Engine: "postgres"}})
 	if err == nil || !strings.Contains(err.Error(), `no VersionCatalog named "postgres" exists`) {
 		t.Errorf("after the caBundle came back, the webhook answered %v", err)
+	}
+}
+
+// The engine's own checks (its parameter allow-list) run at admission: a bad parameter is refused
+// by the API server, on create and on update, and an unrelated update of an instance is not held
+// up by them.
+func TestWebhookRunsTheEnginesChecks(t *testing.T) {
+	env := testenv.Start(t)
+	startWebhook(t, env)
+	ctx, c := context.Background(), env.Client
+	cat := &v1alpha1.VersionCatalog{ObjectMeta: metav1.ObjectMeta{Name: fakeengine.Name}, Spec: v1alpha1.VersionCatalogSpec{Engine: fakeengine.Name,
+		Versions: []v1alpha1.CatalogVersion{{Version: "1", Image: "fake:1", Default: true}}}}
+	if err := c.Create(ctx, cat); err != nil {
+		t.Fatal(err)
+	}
+	si := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Namespace: opNamespace, Name: "db"},
+		Spec: v1alpha1.ServiceInstanceSpec{Engine: fakeengine.Name, Parameters: map[string]string{"port": "1", "max_connections": "lots"}}}
+	err := c.Create(ctx, si)
+	for _, want := range []string{`spec.parameters[port]: Forbidden`, `spec.parameters[max_connections]: Invalid value: "lots"`} {
+		if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), want) {
+			t.Errorf("bad parameters: the refusal %v does not say %s", err, want)
+		}
+	}
+	si.Spec.Parameters = map[string]string{"max_connections": "100"}
+	if err := c.Create(ctx, si); err != nil {
+		t.Fatal(err)
+	}
+	si.Spec.Parameters["mode"] = "c"
+	if err := c.Update(ctx, si); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec.parameters[mode]") {
+		t.Errorf("a bad parameter on update: %v", err)
 	}
 }

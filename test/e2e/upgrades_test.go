@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
@@ -77,12 +78,18 @@ func testUpgrades(t *testing.T) {
 	want := psqlIn(t, ns, "db15-0", "shop", "SELECT count(*) || ' ' || sum(id) || ' ' || md5(string_agg(what, ',' ORDER BY id)) FROM orders")
 
 	// In place, 15 -> 17 is refused with the way to do it.
-	cur := &v1alpha1.ServiceInstance{}
-	if err := env.c.Get(ctx, client.ObjectKeyFromObject(db), cur); err != nil {
-		t.Fatal(err)
+	update := func(inst *v1alpha1.ServiceInstance, change func(*v1alpha1.ServiceInstance)) error {
+		// The operator writes the instance too (finalizer, annotations): retry on its conflicts.
+		return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			cur := &v1alpha1.ServiceInstance{}
+			if err := env.c.Get(ctx, client.ObjectKeyFromObject(inst), cur); err != nil {
+				return err
+			}
+			change(cur)
+			return env.c.Update(ctx, cur)
+		})
 	}
-	cur.Spec.Version = "17"
-	err = env.c.Update(ctx, cur)
+	err = update(db, func(i *v1alpha1.ServiceInstance) { i.Spec.Version = "17" })
 	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "15 -> 17 cannot be done in place") ||
 		!strings.Contains(err.Error(), `target.newInstance {name: <new instance>, version: "17"}`) {
 		t.Fatalf("spec.version 15 -> 17 in place: want a refusal that says how to move, got %v", err)
@@ -101,11 +108,9 @@ func testUpgrades(t *testing.T) {
 	if err := env.c.Create(ctx, store); err != nil {
 		t.Fatal(err)
 	}
-	if err := env.c.Get(ctx, client.ObjectKeyFromObject(db), cur); err != nil {
-		t.Fatal(err)
-	}
-	cur.Spec.Backup = &v1alpha1.InstanceBackupSpec{StoreRef: &v1alpha1.LocalObjectReference{Name: "minio"}}
-	if err := env.c.Update(ctx, cur); err != nil {
+	if err := update(db, func(i *v1alpha1.ServiceInstance) {
+		i.Spec.Backup = &v1alpha1.InstanceBackupSpec{StoreRef: &v1alpha1.LocalObjectReference{Name: "minio"}}
+	}); err != nil {
 		t.Fatal(err)
 	}
 	backupOf(t, ns, "before-17", "db15")
@@ -132,8 +137,9 @@ func testUpgrades(t *testing.T) {
 	// Indexes are rebuilt by the new server, not copied from the old one's files: an index scan
 	// agrees with a sequential scan.
 	const rangeQuery = "SELECT count(*) FROM orders WHERE what > 'order 4'"
-	if byIndex, bySeq := psqlIn(t, ns, "db17-0", "shop", "SET enable_seqscan = off; "+rangeQuery),
-		psqlIn(t, ns, "db17-0", "shop", "SET enable_indexscan = off; SET enable_bitmapscan = off; "+rangeQuery); byIndex != bySeq {
+	lastLine := func(out string) string { return out[strings.LastIndex(out, "\n")+1:] } // after psql's "SET"s
+	if byIndex, bySeq := lastLine(psqlIn(t, ns, "db17-0", "shop", "SET enable_seqscan = off; "+rangeQuery)),
+		lastLine(psqlIn(t, ns, "db17-0", "shop", "SET enable_indexscan = off; SET enable_bitmapscan = off; "+rangeQuery)); byIndex != bySeq || byIndex == "0" {
 		t.Errorf("on 17 an index scan counts %s rows, a sequential scan %s", byIndex, bySeq)
 	}
 
@@ -147,13 +153,7 @@ func testUpgrades(t *testing.T) {
 		}
 		t.Cleanup(func() { _ = env.c.Delete(context.Background(), p) })
 	}
-	setPlan := func(plan string) error {
-		if err := env.c.Get(ctx, client.ObjectKeyFromObject(db17), cur); err != nil {
-			t.Fatal(err)
-		}
-		cur.Spec.Plan = plan
-		return env.c.Update(ctx, cur)
-	}
+	setPlan := func(plan string) error { return update(db17, func(i *v1alpha1.ServiceInstance) { i.Spec.Plan = plan }) }
 	for _, plan := range []string{"e2e-small", "e2e-large"} {
 		if err := setPlan(plan); err != nil {
 			t.Fatalf("moving to plan %s: %v", plan, err)
