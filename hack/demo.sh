@@ -25,6 +25,12 @@ KUBECTL="$("$ROOT/hack/k8s-binaries.sh" kubectl | tail -n1)/kubectl"
 
 # Helm never upgrades crds/ of an installed chart: apply them first (docs/install.md, Upgrading).
 "$KUBECTL" apply --server-side -f "$ROOT/charts/datafleet/crds/" >/dev/null
+# VersionCatalogs made by hand (earlier demos applied them from docs/samples) are handed to the
+# release, which now ships them: Helm adopts objects that carry its release annotations.
+for vc in $("$KUBECTL" get versioncatalogs -o name 2>/dev/null); do
+  "$KUBECTL" annotate --overwrite "$vc" meta.helm.sh/release-name=datafleet meta.helm.sh/release-namespace="$NAMESPACE" >/dev/null
+  "$KUBECTL" label --overwrite "$vc" app.kubernetes.io/managed-by=Helm >/dev/null
+done
 "$HELM" upgrade --install datafleet "$ROOT/charts/datafleet" --namespace "$NAMESPACE" --create-namespace \
   --wait --timeout 5m "${set_image[@]}"
 "$KUBECTL" apply -f "$ROOT/docs/samples/"

@@ -17,11 +17,14 @@ CONTAINERD_SOCK="/run/datafleet-cluster/containerd/containerd.sock"
 REGISTRY="datafleet.local"
 
 # name | kind | ref (":KEY" is replaced by the content key) | recipe
-#   kind debian: recipe is "SUITE USER_NAME UID PACKAGES..."; go: recipe is the main package.
+#   kind debian: recipe is "SUITE USER_NAME UID PACKAGES..."; go: recipe is the main package;
+#   alias: recipe names an image above, which gets ref as a second name in the cluster.
 IMAGES=(
   "operator|go|${REGISTRY}/datafleet-operator:KEY|./cmd/manager"
   "testapp|go|${REGISTRY}/datafleet-testapp:KEY|./test/e2e/testapp"
   "postgres-15|debian|${REGISTRY}/postgres:15|bookworm postgres 999 postgresql-15"
+  # The same image under another tag: a "patch release" for the e2e's image-change rolling update.
+  "postgres-15-rebuild|alias|${REGISTRY}/postgres:15-rebuild|postgres-15"
   "postgres-17|debian|${REGISTRY}/postgres:17|trixie postgres 999 postgresql-17"
   "rabbitmq-3.10|debian|${REGISTRY}/rabbitmq:3.10|bookworm rabbitmq 999 rabbitmq-server"
   "rabbitmq-4.0|debian|${REGISTRY}/rabbitmq:4.0|trixie rabbitmq 999 rabbitmq-server"
@@ -133,6 +136,13 @@ main() {
     IFS='|' read -r name kind ref recipe <<<"$spec"
     if [ ${#want[@]} -gt 0 ] && [[ " ${want[*]} " != *" $name "* ]]; then continue; fi
     local key tar
+    if [ "$kind" = alias ]; then
+      local src; src="$(printf '%s\n' "${refs[@]}" | grep "^${recipe}=" | cut -d= -f2)"
+      [ -n "$src" ] || { log "$name: build $recipe with it"; exit 1; }
+      [ ! -S "$CONTAINERD_SOCK" ] || ctr --address "$CONTAINERD_SOCK" -n k8s.io images tag --force "$src" "$ref" >/dev/null
+      refs+=("${name}=${ref}")
+      continue
+    fi
     case "$kind" in
       go)
         go_binary "$recipe" "$bins/${recipe##*/}"

@@ -27,7 +27,31 @@ func (r *Reconciler) resolveVersion(ctx context.Context, s *scope) (bool, error)
 		return true, nil
 	}
 	s.catalog = cat
-	rel, err := catalog.Resolve(cat, s.inst.Spec.Version)
+	running := s.inst.Status.Version
+	requested := s.inst.Spec.Version
+	if requested == "" && running != "" {
+		// The catalog's default applies once, at creation: a new default must not move running
+		// instances to another version (a major one would not even start on the old data).
+		requested = running
+	}
+	rel, err := catalog.Resolve(cat, requested)
+	if err == nil && running != "" && rel.Version != running {
+		// The webhook refuses a version change without an in-place path; this catches one that got
+		// past it (failurePolicy Ignore, a webhook not installed), before any pod is rolled. The
+		// support condition stays about the version that runs.
+		if _, err := catalog.CheckChange(cat, running, requested, r.now()); err != nil {
+			var re *catalog.ResolveError
+			if !errors.As(err, &re) {
+				return false, err
+			}
+			if cur, err := catalog.Resolve(cat, running); err == nil {
+				sup := catalog.SupportAt(cur, r.now(), cat.Spec.WarningDays)
+				s.support = &sup
+			}
+			s.fail(re.Reason, re.Message)
+			return true, nil
+		}
+	}
 	if err != nil {
 		var re *catalog.ResolveError
 		if !errors.As(err, &re) {

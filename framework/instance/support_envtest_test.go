@@ -20,15 +20,22 @@ import (
 // withVersions adds versions to the fake engine's catalog for one test.
 func withVersions(t *testing.T, c client.Client, versions ...v1alpha1.CatalogVersion) {
 	t.Helper()
-	ctx := t.Context()
+	editCatalog(t, c, func(spec *v1alpha1.VersionCatalogSpec) {
+		spec.Versions = append(spec.Versions, versions...)
+		spec.WarningDays = 60
+	})
+}
+
+// editCatalog changes the fake engine's catalog for one test and puts it back afterwards.
+func editCatalog(t *testing.T, c client.Client, edit func(*v1alpha1.VersionCatalogSpec)) {
+	t.Helper()
 	cat := &v1alpha1.VersionCatalog{}
-	if err := c.Get(ctx, client.ObjectKey{Name: "fake"}, cat); err != nil {
+	if err := c.Get(t.Context(), client.ObjectKey{Name: "fake"}, cat); err != nil {
 		t.Fatal(err)
 	}
-	orig := cat.Spec.Versions
-	cat.Spec.Versions = append(append([]v1alpha1.CatalogVersion{}, orig...), versions...)
-	cat.Spec.WarningDays = 60
-	if err := c.Update(ctx, cat); err != nil {
+	orig := *cat.Spec.DeepCopy()
+	edit(&cat.Spec)
+	if err := c.Update(t.Context(), cat); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -37,11 +44,70 @@ func withVersions(t *testing.T, c client.Client, versions ...v1alpha1.CatalogVer
 		if err := c.Get(context.Background(), client.ObjectKey{Name: "fake"}, cat); err != nil {
 			t.Fatal(err)
 		}
-		cat.Spec.Versions = orig
+		cat.Spec = orig
 		if err := c.Update(context.Background(), cat); err != nil {
 			t.Error(err)
 		}
 	})
+}
+
+// Without the webhook (failurePolicy Ignore, or none installed) the reconciler still refuses a
+// version change the catalog has no in-place path for, before any pod rolls; and a new default
+// version in the catalog does not move instances that never named one.
+func TestVersionChangesFollowTheCatalogPaths(t *testing.T) {
+	ctx, c, ns := setup(t)
+	pinned, free := newInstance(ns, "pinned"), newInstance(ns, "free")
+	pinned.Spec.Version = "1"
+	for _, si := range []*v1alpha1.ServiceInstance{pinned, free} {
+		if err := c.Create(ctx, si); err != nil {
+			t.Fatal(err)
+		}
+		testenv.Eventually(t, wait, func() error {
+			_ = get(t, c, si, ns, si.Name)
+			return failIf(si.Status.Version == "", "no status.version yet")
+		})
+	}
+	// 1 -> 2 has no path in the catalog.
+	_ = get(t, c, pinned, ns, "pinned")
+	pinned.Spec.Version = "2"
+	if err := c.Update(ctx, pinned); err != nil {
+		t.Fatal(err)
+	}
+	got := waitPhase(t, c, ns, "pinned", v1alpha1.PhaseFailed)
+	if cond := condition(got, v1alpha1.ConditionReady); cond.Reason != "NoUpgradePath" || !strings.Contains(cond.Message, "no upgrade path 1 -> 2") {
+		t.Errorf("Ready after 1 -> 2 without a path = %+v", cond)
+	}
+	if cond := condition(got, v1alpha1.ConditionVersionSupported); cond.Status != metav1.ConditionTrue || got.Status.Version != "1" {
+		t.Errorf("the running version 1 is still supported: %+v, status.version %s", cond, got.Status.Version)
+	}
+	sts := &appsv1.StatefulSet{}
+	_ = get(t, c, sts, ns, "pinned")
+	if img := sts.Spec.Template.Spec.Containers[0].Image; img != "fake:1" {
+		t.Errorf("the refused change rolled the StatefulSet to %s", img)
+	}
+
+	// The catalog gains the path 1 -> 2 and makes 1 the default: pinned moves to 2, and free, which
+	// took the old default 2 at creation, stays on 2 (1 would be a downgrade).
+	editCatalog(t, c, func(spec *v1alpha1.VersionCatalogSpec) {
+		for i := range spec.Versions {
+			v := &spec.Versions[i]
+			v.Default = v.Version == "1"
+			if v.Version == "1" {
+				v.Upgrades = []v1alpha1.UpgradePath{{To: "2", Method: v1alpha1.UpgradeInPlace}}
+			}
+		}
+	})
+	testenv.Eventually(t, wait, func() error {
+		_ = get(t, c, sts, ns, "pinned")
+		img := sts.Spec.Template.Spec.Containers[0].Image
+		return failIf(img != "fake:2", "pinned's StatefulSet runs %s, want fake:2 once the path exists", img)
+	})
+	mgr.WaitQuiet(t, wait)
+	_ = get(t, c, free, ns, "free")
+	_ = get(t, c, sts, ns, "free")
+	if img := sts.Spec.Template.Spec.Containers[0].Image; free.Status.Version != "2" || img != "fake:2" {
+		t.Errorf("a new default moved an instance without spec.version: status.version %s, image %s", free.Status.Version, img)
+	}
 }
 
 // An instance on a version inside its catalog's warning window is told so, with the days left, in
@@ -152,4 +218,12 @@ func TestPlanSizesApply(t *testing.T) {
 	if cond := condition(got, v1alpha1.ConditionReady); cond.Reason != "PlanNotFound" || cond.Message != `no ServicePlan named "`+p.Name+`" exists` {
 		t.Errorf("Ready after the plan went = %+v", cond)
 	}
+}
+
+// failIf is an Eventually condition: the error while bad holds.
+func failIf(bad bool, format string, args ...any) error {
+	if bad {
+		return testenv.Errorf(format, args...)
+	}
+	return nil
 }

@@ -111,6 +111,7 @@ func (v *InstanceValidator) ValidateUpdate(ctx context.Context, old, inst *v1alp
 		}
 		if cat != nil {
 			if rel, err := catalog.Resolve(cat, cmp.Or(inst.Spec.Version, old.Status.Version)); err == nil {
+				// (An empty spec.version means the version the instance runs: see resolveVersion.)
 				errs = append(errs, v.engineErrors(inst, rel)...)
 			}
 		}
@@ -167,25 +168,26 @@ func sameSizes(a, b *v1alpha1.ServiceInstance) bool {
 
 // catalog reads the engine's VersionCatalog; nil when there is none.
 func (v *InstanceValidator) catalog(ctx context.Context, engine string) (*v1alpha1.VersionCatalog, error) {
-	cat := &v1alpha1.VersionCatalog{}
-	if err := v.Client.Get(ctx, client.ObjectKey{Name: engine}, cat); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil, nil
-		}
-		return nil, apierrors.NewInternalError(fmt.Errorf("reading the %s VersionCatalog: %w", engine, err))
-	}
-	return cat, nil
+	return getOptional(ctx, v.Client, engine, &v1alpha1.VersionCatalog{})
 }
 
+// plan reads a ServicePlan; nil when there is none.
 func (v *InstanceValidator) plan(ctx context.Context, name string) (*v1alpha1.ServicePlan, error) {
-	p := &v1alpha1.ServicePlan{}
-	if err := v.Client.Get(ctx, client.ObjectKey{Name: name}, p); err != nil {
+	return getOptional(ctx, v.Client, name, &v1alpha1.ServicePlan{})
+}
+
+// getOptional reads a cluster-scoped object into obj; nil when it does not exist. Other errors
+// answer the admission request with an internal error (the API server then applies the
+// failurePolicy).
+func getOptional[T client.Object](ctx context.Context, c client.Reader, name string, obj T) (T, error) {
+	var none T
+	if err := c.Get(ctx, client.ObjectKey{Name: name}, obj); err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil, nil
+			return none, nil
 		}
-		return nil, apierrors.NewInternalError(fmt.Errorf("reading ServicePlan %s: %w", name, err))
+		return none, apierrors.NewInternalError(fmt.Errorf("reading %T %s: %w", obj, name, err))
 	}
-	return p, nil
+	return obj, nil
 }
 
 func noCatalog(engine string) *field.Error {

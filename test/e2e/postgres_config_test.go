@@ -103,6 +103,12 @@ func checkReload(t *testing.T, inst *v1alpha1.ServiceInstance) {
 // instance is Ready; it returns the order of replacement, which must end with the primary.
 func rollPods(t *testing.T, inst *v1alpha1.ServiceInstance, rw, what string, firstID int, change func(*v1alpha1.ServiceInstanceSpec)) {
 	t.Helper()
+	rollPodsAfter(t, inst, rw, what, firstID, func() { patchInstance(t, inst, change) })
+}
+
+// rollPodsAfter is rollPods for any change that rolls the pods (a catalog's image, say).
+func rollPodsAfter(t *testing.T, inst *v1alpha1.ServiceInstance, rw, what string, firstID int, change func()) {
+	t.Helper()
 	ctx := context.Background()
 	if inst.Spec.Primary != "" {
 		// A switchover spec.primary asks for may still be under way after the last change.
@@ -114,7 +120,7 @@ func rollPods(t *testing.T, inst *v1alpha1.ServiceInstance, rw, what string, fir
 	for _, p := range []string{"ledger-0", "ledger-1", "ledger-2"} {
 		uids[p] = podUID(t, inst.Namespace, p)
 	}
-	patchInstance(t, inst, change)
+	change()
 	var order []string
 	testenv.Eventually(t, 5*time.Minute, func() error {
 		for name, uid := range uids {

@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
@@ -108,6 +109,36 @@ func testPostgresHighAvailability(t *testing.T) {
 	})
 	if queryEventually(t, rw, "SELECT count(*) FROM ledger WHERE id < 100", &n); n != 100 {
 		t.Fatalf("after the rolling update %d of the first 100 rows are left", n)
+	}
+	// A patch release: the platform team points version 15 at a new image in the catalog; the
+	// instance's spec does not change, its pods roll onto the image the same way.
+	rebuilt := env.images["postgres-15-rebuild"]
+	rollPodsAfter(t, inst, rw, "catalog image", 250000, func() {
+		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			cat := &v1alpha1.VersionCatalog{}
+			if err := env.c.Get(ctx, client.ObjectKey{Name: "postgres"}, cat); err != nil {
+				return err
+			}
+			cat.Spec.Versions[0].Image = rebuilt
+			return env.c.Update(ctx, cat)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+	for _, p := range []string{"ledger-0", "ledger-1", "ledger-2"} {
+		var pod corev1.Pod
+		if err := env.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: p}, &pod); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range pod.Spec.Containers {
+			if c.Name == "postgres" && c.Image != rebuilt {
+				t.Errorf("%s runs %s after the catalog's image changed, want %s", p, c.Image, rebuilt)
+			}
+		}
+	}
+	if inst.Status.Image != rebuilt {
+		t.Errorf("status.image %s, want %s", inst.Status.Image, rebuilt)
 	}
 
 	// Hard kill: the primary's pod is deleted with no grace period, so its agent cannot stop
