@@ -1,0 +1,137 @@
+package controllers_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/framework/backup"
+	"github.com/datafleet-dev/datafleet/framework/backup/controllers"
+	"github.com/datafleet-dev/datafleet/framework/backup/store"
+	"github.com/datafleet-dev/datafleet/framework/engine"
+	"github.com/datafleet-dev/datafleet/framework/engine/fakeengine"
+	"github.com/datafleet-dev/datafleet/framework/operator"
+	"github.com/datafleet-dev/datafleet/test/testenv"
+)
+
+// A restore into a new instance on another version follows the catalog's upgrade paths: without
+// one it fails with NoUpgradePath before any instance is created; with one (blue/green) the new
+// instance is created on the target version.
+func TestRestoreToAnotherVersionFollowsTheCatalog(t *testing.T) {
+	env := testenv.Start(t)
+	mgr, err := env.ManagerWith([]engine.Engine{fakeengine.New()}, operator.Options{MaxConcurrentReconciles: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mgr.Stop()
+	m := testenv.StartMinIO(t)
+	ctx, c, ns := context.Background(), env.Client, "restores"
+	cat := &v1alpha1.VersionCatalog{ObjectMeta: metav1.ObjectMeta{Name: fakeengine.Name}, Spec: v1alpha1.VersionCatalogSpec{Engine: fakeengine.Name,
+		Versions: []v1alpha1.CatalogVersion{{Version: "1", Image: "fake:1"}, {Version: "2", Image: "fake:2", Default: true}, {Version: "3", Image: "fake:3"}}}}
+	for _, o := range []client.Object{
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, cat,
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: ns}, Data: m.Credentials()},
+		&v1alpha1.BackupStore{ObjectMeta: metav1.ObjectMeta{Name: "minio", Namespace: ns},
+			Spec: v1alpha1.BackupStoreSpec{URL: m.URL(), CredentialsSecretRef: &v1alpha1.LocalObjectReference{Name: "creds"}}},
+	} {
+		if err := c.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := completedBackup(t, c, m, ns, v1alpha1.ServiceInstanceSpec{Engine: fakeengine.Name, Version: "1"})
+
+	restore := func(name, version, phase string) *v1alpha1.Restore {
+		t.Helper()
+		rs := &v1alpha1.Restore{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: v1alpha1.RestoreSpec{
+			BackupRef: v1alpha1.LocalObjectReference{Name: b.Name},
+			Target:    v1alpha1.RestoreTarget{NewInstance: &v1alpha1.NewInstanceTarget{Name: name, Version: version}}}}
+		if err := c.Create(ctx, rs); err != nil {
+			t.Fatal(err)
+		}
+		testenv.Eventually(t, 30*time.Second, func() error {
+			if err := c.Get(ctx, client.ObjectKeyFromObject(rs), rs); err != nil {
+				return err
+			}
+			cond := meta.FindStatusCondition(rs.Status.Conditions, "Ready")
+			if cond == nil || cond.Reason != phase {
+				return fmt.Errorf("restore %s: %s %+v, want %s", name, rs.Status.Phase, cond, phase)
+			}
+			return nil
+		})
+		return rs
+	}
+	rs := restore("to-3", "3", controllers.ReasonNoUpgradePath)
+	if cond := meta.FindStatusCondition(rs.Status.Conditions, "Ready"); rs.Status.Phase != v1alpha1.BackupFailed ||
+		!strings.Contains(cond.Message, "no upgrade path 1 -> 3; 1 may move in place to: none") {
+		t.Errorf("restore into 3 without a path: %s %+v", rs.Status.Phase, cond)
+	}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "to-3"}, &v1alpha1.ServiceInstance{}); !apierrors.IsNotFound(err) {
+		t.Errorf("an instance was created for a refused restore: %v", err)
+	}
+
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(cat), cat); err != nil {
+			return err
+		}
+		cat.Spec.Versions[0].Upgrades = []v1alpha1.UpgradePath{{To: "3", Method: v1alpha1.UpgradeBlueGreen}}
+		return c.Update(ctx, cat)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// The fake engine has no backups: the restore stops there, after creating the instance.
+	restore("to-3-again", "3", controllers.ReasonEngineNotEnabled)
+	inst := &v1alpha1.ServiceInstance{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "to-3-again"}, inst); err != nil || inst.Spec.Version != "3" {
+		t.Errorf("the new instance: %v, version %q, want 3", err, inst.Spec.Version)
+	}
+}
+
+// completedBackup writes a backup artefact of a fake instance with spec into MinIO and a Backup
+// whose status says it completed, as the backup Job and controller would leave them.
+func completedBackup(t *testing.T, c client.Client, m *testenv.MinIO, ns string, spec v1alpha1.ServiceInstanceSpec) *v1alpha1.Backup {
+	t.Helper()
+	ctx := context.Background()
+	b := &v1alpha1.Backup{ObjectMeta: metav1.ObjectMeta{Name: "b", Namespace: ns},
+		Spec: v1alpha1.BackupSpec{InstanceRef: v1alpha1.LocalObjectReference{Name: "gone"}, StoreRef: &v1alpha1.LocalObjectReference{Name: "minio"}}}
+	if err := c.Create(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	s, err := store.Open(ctx, m.URL(), "", m.Credentials())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	source, _ := json.Marshal(spec)
+	man, err := backup.Write(ctx, s, controllers.Dir(b), backup.Manifest{Engine: spec.Engine, EngineVersion: spec.Version, Namespace: ns,
+		Instance: "gone", Backup: b.Name, Source: source}, nil, func(_ context.Context, w io.Writer) error {
+		_, err := io.WriteString(w, "fake data")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(b), b); err != nil {
+			return err
+		}
+		now := metav1.Now()
+		b.Status = v1alpha1.BackupStatus{Phase: v1alpha1.BackupCompleted, StartTime: &now, CompletionTime: &now, EngineVersion: spec.Version,
+			SizeBytes: man.Size, SHA256: man.SHA256, Location: controllers.Dir(b)}
+		return c.Status().Update(ctx, b)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
