@@ -120,19 +120,21 @@ func (c *Certs) Start(ctx context.Context) error {
 func (c *Certs) NeedLeaderElection() bool { return false }
 
 // WaitReady ensures the certificate once, retrying until it succeeds or ctx ends: the webhook
-// server cannot start without its files.
+// server cannot start without its files. It retries within seconds: at a rollout another replica
+// may have just created the CA (a conflict), or the configuration may not exist quite yet.
 func (c *Certs) WaitReady(ctx context.Context) error {
 	logger := log.FromContext(ctx).WithName("webhook-certs")
+	wait := min(c.retry(), 2*time.Second)
 	for {
 		_, err := c.Ensure(ctx)
 		if err == nil {
 			return nil
 		}
-		logger.Error(err, "preparing the webhook certificate", "retryIn", c.retry())
+		logger.Info("preparing the webhook certificate", "error", err.Error(), "retryIn", wait)
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("preparing the webhook certificate: %w", err)
-		case <-time.After(c.retry()):
+		case <-time.After(wait):
 		}
 	}
 }

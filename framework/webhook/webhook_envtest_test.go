@@ -1,7 +1,10 @@
 package webhook_test
 
 import (
+	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -215,6 +218,19 @@ func TestWebhookCertificateIsKept(t *testing.T) {
 	vwcRV := vwc.ResourceVersion
 	if _, err := certs_.Ensure(ctx); err != nil {
 		t.Fatal(err)
+	}
+	// A second replica serves the same certificate.
+	other := *certs_
+	other.Dir = t.TempDir()
+	if err := other.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"tls.crt", "tls.key"} {
+		a, _ := os.ReadFile(filepath.Join(certs_.Dir, f))
+		b, _ := os.ReadFile(filepath.Join(other.Dir, f))
+		if len(a) == 0 || !bytes.Equal(a, b) {
+			t.Errorf("the two replicas' %s differ", f)
+		}
 	}
 	_ = env.Client.Get(ctx, key, secret)
 	_ = env.Client.Get(ctx, client.ObjectKey{Name: "datafleet"}, vwc)

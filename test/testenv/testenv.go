@@ -74,6 +74,9 @@ func New() (*Env, error) {
 	env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "198.18.0.0/16")
 	cfg, err := env.Start()
 	if err != nil {
+		// Start fails after the control plane is up when the CRDs do not install (a CEL rule over
+		// its cost budget): stop what it started, or etcd and kube-apiserver outlive the test.
+		_ = env.Stop()
 		return nil, fmt.Errorf("starting kube-apiserver and etcd from %s: %w", assets, err)
 	}
 	// The test's own client must not be the bottleneck of what it measures.
