@@ -13,6 +13,8 @@ HELM = $(shell hack/go-tool.sh helm.sh/helm/v3/cmd/helm $(HELM_VERSION))
 # A real S3 server for the backup tests; the module proxy serves MinIO only as pseudo-versions.
 MINIO_VERSION ?= v0.0.0-20260212201848-7aac2a2c5b7c
 MINIO = $(shell hack/go-tool.sh github.com/minio/minio $(MINIO_VERSION))
+# A MongoDB wire-protocol server for the mongodb engine's tests (no mongod can be installed here).
+FERRETDB = $(shell hack/ferretdb.sh)
 # kube-apiserver and etcd built from Go modules, cached outside the repository (see hack/k8s-binaries.sh).
 ENVTEST_ASSETS = $(shell K8S_VERSION=$(K8S_VERSION) hack/k8s-binaries.sh kube-apiserver etcd kubectl | tail -n1)
 
@@ -47,7 +49,7 @@ TEST_PACKAGES = postgresql-15 rabbitmq-server
 test: ## Run every test tier: unit, controllers on a real API server, engines against real servers, chart, end-to-end.
 	hack/host-packages.sh $(TEST_PACKAGES)
 	assets="$(ENVTEST_ASSETS)"; \
-	KUBEBUILDER_ASSETS="$$assets" CONTROLLER_GEN="$(CONTROLLER_GEN)" HELM="$(HELM)" MINIO_BIN="$(MINIO)" go test -count=1 ./...
+	KUBEBUILDER_ASSETS="$$assets" CONTROLLER_GEN="$(CONTROLLER_GEN)" HELM="$(HELM)" MINIO_BIN="$(MINIO)" FERRETDB_BIN="$(FERRETDB)" go test -count=1 ./...
 	$(MAKE) --no-print-directory vet
 	$(MAKE) --no-print-directory e2e
 

@@ -40,12 +40,7 @@ func minioBinary(tb testing.TB) string {
 	if p := os.Getenv("MINIO_BIN"); p != "" {
 		return p
 	}
-	cache := os.Getenv("DATAFLEET_CACHE")
-	if cache == "" {
-		home, _ := os.UserHomeDir()
-		cache = filepath.Join(home, ".cache", "datafleet")
-	}
-	p := filepath.Join(cache, "bin", "minio-"+MinIOVersion)
+	p := filepath.Join(cacheDir(), "bin", "minio-"+MinIOVersion)
 	if _, err := os.Stat(p); err != nil {
 		tb.Fatalf("no MinIO server at %s: run `make test` (it builds MinIO), or "+
 			"`hack/go-tool.sh github.com/minio/minio %s`, or set MINIO_BIN", p, MinIOVersion)
@@ -86,4 +81,13 @@ func StartMinIO(tb testing.TB) *MinIO {
 		tb.Fatal(err)
 	}
 	return m
+}
+
+// cacheDir is where hack/ builds tools: $DATAFLEET_CACHE or ~/.cache/datafleet.
+func cacheDir() string {
+	if c := os.Getenv("DATAFLEET_CACHE"); c != "" {
+		return c
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".cache", "datafleet")
 }
