@@ -1,0 +1,289 @@
+package mongodb
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/datafleet-dev/datafleet/framework/backup/archive"
+)
+
+// A dump is a framework/backup/archive with, for every collection of every user database, a part
+// "<db>/<collection>.indexes" (listIndexes' documents, as BSON one after the other) and a part
+// "<db>/<collection>.bson" (the documents, likewise), then a part "counts" with each collection's
+// number of documents. BSON, not JSON: every type round-trips exactly.
+const (
+	indexesSuffix = ".indexes"
+	docsSuffix    = ".bson"
+	countsPart    = "counts"
+	// sideSuffix names the collection a restore fills before it replaces the original.
+	// (FerretDB refuses renames to names with dots or dashes.)
+	sideSuffix = "_datafleet_restore"
+	// replacedSuffix names an original moved aside while it is replaced, where the server cannot
+	// drop the target of a rename.
+	replacedSuffix = "_datafleet_replaced"
+	loadBatch      = 1000
+)
+
+// systemDatabases are MongoDB's own; they are not dumped.
+var systemDatabases = []string{"admin", "config", "local"}
+
+// Dump streams every user database of the server into w.
+func Dump(ctx context.Context, c *mongo.Client, w io.Writer) error {
+	a := archive.NewWriter(w)
+	dbs, err := c.ListDatabaseNames(ctx, bson.D{})
+	if err != nil {
+		return fmt.Errorf("listing databases: %w", err)
+	}
+	slices.Sort(dbs)
+	counts := map[string]int64{}
+	for _, db := range dbs {
+		if slices.Contains(systemDatabases, db) {
+			continue
+		}
+		specs, err := c.Database(db).ListCollectionSpecifications(ctx, bson.D{{Key: "type", Value: "collection"}})
+		if err != nil {
+			return fmt.Errorf("listing the collections of %s: %w", db, err)
+		}
+		for _, spec := range specs {
+			if strings.HasPrefix(spec.Name, "system.") || strings.HasSuffix(spec.Name, sideSuffix) || strings.HasSuffix(spec.Name, replacedSuffix) {
+				continue
+			}
+			n, err := dumpCollection(ctx, c.Database(db).Collection(spec.Name), a)
+			if err != nil {
+				return fmt.Errorf("%s.%s: %w", db, spec.Name, err)
+			}
+			counts[db+"/"+spec.Name] = n
+		}
+	}
+	part, err := a.Create(countsPart)
+	if err != nil {
+		return err
+	}
+	if err := json.NewEncoder(part).Encode(counts); err != nil {
+		return err
+	}
+	return a.Close()
+}
+
+func dumpCollection(ctx context.Context, coll *mongo.Collection, a *archive.Writer) (int64, error) {
+	name := coll.Database().Name() + "/" + coll.Name()
+	part, err := a.Create(name + indexesSuffix)
+	if err != nil {
+		return 0, err
+	}
+	cur, err := coll.Indexes().List(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("listing indexes: %w", err)
+	}
+	if _, err := copyCursor(ctx, cur, part); err != nil {
+		return 0, fmt.Errorf("reading indexes: %w", err)
+	}
+	if part, err = a.Create(name + docsSuffix); err != nil {
+		return 0, err
+	}
+	cur, err = coll.Find(ctx, bson.D{})
+	if err != nil {
+		return 0, err
+	}
+	return copyCursor(ctx, cur, part)
+}
+
+// copyCursor writes each document of the cursor as raw BSON and closes it.
+func copyCursor(ctx context.Context, cur *mongo.Cursor, w io.Writer) (int64, error) {
+	defer cur.Close(ctx)
+	var n int64
+	for cur.Next(ctx) {
+		if _, err := w.Write(cur.Current); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, cur.Err()
+}
+
+// Load restores a dump into the server. Each collection is filled as a side collection next to
+// the original and only once the whole dump was read and every side collection holds the number
+// of documents the dump counted are the originals replaced (renameCollection with dropTarget);
+// any failure before that drops the side collections and leaves the data as it was. It returns a
+// summary of what it verified.
+func Load(ctx context.Context, c *mongo.Client, r io.Reader) (summary string, err error) {
+	var sides []*mongo.Collection
+	defer func() {
+		if err != nil {
+			for _, s := range sides {
+				_ = s.Drop(context.WithoutCancel(ctx))
+			}
+		}
+	}()
+	var counts map[string]int64
+	err = archive.NewReader(r).Each(func(name string, part io.Reader) error {
+		if name == countsPart {
+			return json.NewDecoder(part).Decode(&counts)
+		}
+		db, rest, ok := strings.Cut(name, "/")
+		switch {
+		case !ok:
+			return fmt.Errorf("unexpected part %q", name)
+		case strings.HasSuffix(rest, indexesSuffix):
+			side := c.Database(db).Collection(strings.TrimSuffix(rest, indexesSuffix) + sideSuffix)
+			if err := side.Drop(ctx); err != nil {
+				return err
+			}
+			sides = append(sides, side)
+			return createIndexes(ctx, side, part)
+		case strings.HasSuffix(rest, docsSuffix):
+			side := c.Database(db).Collection(strings.TrimSuffix(rest, docsSuffix) + sideSuffix)
+			return insertAll(ctx, side, part)
+		}
+		return fmt.Errorf("unexpected part %q", name)
+	})
+	if err != nil {
+		return "", err
+	}
+	if len(counts) != len(sides) {
+		return "", fmt.Errorf("the dump counts %d collections but holds %d", len(counts), len(sides))
+	}
+	var docs int64
+	for _, side := range sides {
+		key := side.Database().Name() + "/" + strings.TrimSuffix(side.Name(), sideSuffix)
+		n, err := side.CountDocuments(ctx, bson.D{})
+		if err != nil {
+			return "", err
+		}
+		if want, ok := counts[key]; !ok || n != want {
+			return "", fmt.Errorf("%s: %d documents restored, the dump counted %d: nothing was replaced", key, n, want)
+		}
+		docs += n
+	}
+	for _, side := range sides {
+		if err := replace(ctx, c, side); err != nil {
+			return "", err
+		}
+	}
+	return fmt.Sprintf("restored %d collections, %d documents, each collection's documents counted as in the dump", len(sides), docs), nil
+}
+
+// codeNotImplemented is what FerretDB answers renameCollection's dropTarget with.
+const codeNotImplemented = 238
+
+// replace renames the side collection over the original: in one step where the server can drop
+// the target as it renames (MongoDB), else the original is first moved aside and dropped after.
+func replace(ctx context.Context, c *mongo.Client, side *mongo.Collection) error {
+	db, coll := side.Database().Name(), strings.TrimSuffix(side.Name(), sideSuffix)
+	rename := func(from, to string, dropTarget bool) error {
+		cmd := bson.D{{Key: "renameCollection", Value: db + "." + from}, {Key: "to", Value: db + "." + to}}
+		if dropTarget {
+			cmd = append(cmd, bson.E{Key: "dropTarget", Value: true})
+		}
+		return c.Database("admin").RunCommand(ctx, cmd).Err()
+	}
+	err := rename(side.Name(), coll, true)
+	var ce mongo.CommandError
+	if !errors.As(err, &ce) || ce.Code != codeNotImplemented {
+		if err != nil {
+			return fmt.Errorf("replacing %s.%s: %w", db, coll, err)
+		}
+		return nil
+	}
+	old := coll + replacedSuffix
+	names, err := c.Database(db).ListCollectionNames(ctx, bson.D{{Key: "name", Value: coll}})
+	if err != nil {
+		return err
+	}
+	if len(names) > 0 {
+		if err := c.Database(db).Collection(old).Drop(ctx); err != nil {
+			return err
+		}
+		if err := rename(coll, old, false); err != nil {
+			return fmt.Errorf("moving %s.%s aside: %w", db, coll, err)
+		}
+	}
+	if err := rename(side.Name(), coll, false); err != nil {
+		return fmt.Errorf("replacing %s.%s (the original is in %s): %w", db, coll, old, err)
+	}
+	return c.Database(db).Collection(old).Drop(ctx)
+}
+
+// createIndexes recreates the dumped indexes (all but _id's, which every collection has).
+func createIndexes(ctx context.Context, coll *mongo.Collection, r io.Reader) error {
+	var specs bson.A
+	err := eachDocument(r, func(doc bson.Raw) error {
+		var spec bson.D
+		if err := bson.Unmarshal(doc, &spec); err != nil {
+			return err
+		}
+		// "v" and "ns" describe the index where it was; the server sets them anew.
+		spec = slices.DeleteFunc(spec, func(e bson.E) bool { return e.Key == "v" || e.Key == "ns" })
+		for _, e := range spec {
+			if e.Key == "name" && e.Value == "_id_" {
+				return nil
+			}
+		}
+		specs = append(specs, spec)
+		return nil
+	})
+	if err != nil || len(specs) == 0 {
+		if err == nil {
+			// Create the collection even without indexes: an empty collection is restored too.
+			err = coll.Database().CreateCollection(ctx, coll.Name())
+		}
+		return err
+	}
+	return coll.Database().RunCommand(ctx, bson.D{{Key: "createIndexes", Value: coll.Name()}, {Key: "indexes", Value: specs}}).Err()
+}
+
+func insertAll(ctx context.Context, coll *mongo.Collection, r io.Reader) error {
+	batch := make([]any, 0, loadBatch)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		_, err := coll.InsertMany(ctx, batch)
+		batch = batch[:0]
+		return err
+	}
+	if err := eachDocument(r, func(doc bson.Raw) error {
+		batch = append(batch, doc)
+		if len(batch) == loadBatch {
+			return flush()
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	return flush()
+}
+
+// eachDocument reads BSON documents one after the other (each starts with its int32 length).
+func eachDocument(r io.Reader, fn func(bson.Raw) error) error {
+	var size [4]byte
+	for {
+		if _, err := io.ReadFull(r, size[:]); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		n := binary.LittleEndian.Uint32(size[:])
+		if n < 5 || n > 48<<20 {
+			return fmt.Errorf("a BSON document of %d bytes", n)
+		}
+		doc := make([]byte, n)
+		copy(doc, size[:])
+		if _, err := io.ReadFull(r, doc[4:]); err != nil {
+			return err
+		}
+		if err := fn(doc); err != nil {
+			return err
+		}
+	}
+}
