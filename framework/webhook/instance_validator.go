@@ -42,26 +42,34 @@ var (
 
 // ValidateCreate refuses a version outside its support window and a plan that does not fit.
 func (v *InstanceValidator) ValidateCreate(ctx context.Context, inst *v1alpha1.ServiceInstance) (admission.Warnings, error) {
-	var errs field.ErrorList
-	cat, err := v.catalog(ctx, inst.Spec.Engine)
-	switch {
-	case err != nil:
-		return nil, err
-	case cat == nil:
-		errs = append(errs, noCatalog(inst.Spec.Engine))
-	default:
+	errs, err := v.withCatalog(ctx, inst, func(cat *v1alpha1.VersionCatalog) field.ErrorList {
 		rel, err := catalog.CheckNew(cat, inst.Spec.Version, v.Clock.Now())
 		if err != nil {
-			errs = append(errs, versionError(inst.Spec.Version, err))
-		} else {
-			errs = append(errs, v.engineErrors(inst, rel)...)
+			return field.ErrorList{versionError(inst.Spec.Version, err)}
 		}
+		return v.engineErrors(inst, rel)
+	})
+	if err != nil {
+		return nil, err
 	}
 	planErrs, err := v.checkPlan(ctx, inst)
 	if err != nil {
 		return nil, err
 	}
 	return nil, invalid(inst, append(errs, planErrs...))
+}
+
+// withCatalog runs check with the instance's engine's catalog, or refuses an engine without one.
+func (v *InstanceValidator) withCatalog(ctx context.Context, inst *v1alpha1.ServiceInstance,
+	check func(*v1alpha1.VersionCatalog) field.ErrorList) (field.ErrorList, error) {
+	cat, err := v.catalog(ctx, inst.Spec.Engine)
+	switch {
+	case err != nil:
+		return nil, err
+	case cat == nil:
+		return field.ErrorList{noCatalog(inst.Spec.Engine)}, nil
+	}
+	return check(cat), nil
 }
 
 // engineErrors runs the engine's own checks, when this manager runs the engine.
@@ -82,16 +90,15 @@ func (v *InstanceValidator) ValidateUpdate(ctx context.Context, old, inst *v1alp
 	}
 	var errs field.ErrorList
 	if inst.Spec.Version != old.Spec.Version {
-		cat, err := v.catalog(ctx, inst.Spec.Engine)
-		switch {
-		case err != nil:
-			return nil, err
-		case cat == nil:
-			errs = append(errs, noCatalog(inst.Spec.Engine))
-		default:
+		var err error
+		errs, err = v.withCatalog(ctx, inst, func(cat *v1alpha1.VersionCatalog) field.ErrorList {
 			if err := checkVersionChange(cat, old, inst, v.Clock.Now()); err != nil {
-				errs = append(errs, versionError(inst.Spec.Version, err))
+				return field.ErrorList{versionError(inst.Spec.Version, err)}
 			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
 	if inst.Spec.Plan != old.Spec.Plan && old.Spec.Plan != "" {
