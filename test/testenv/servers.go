@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"os/user"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,19 +15,45 @@ import (
 
 // Helpers for tests that run real engine servers on loopback.
 
+// reserve takes port p for this test process for its whole life, across the test binaries `go
+// test ./...` runs side by side (each draws its ports independently): an exclusive lock on a file
+// named after the port, released by the kernel when the process exits. A port another process
+// holds is refused; p is also marked given, whatever the outcome.
+func reserve(p int) bool {
+	portsGiven[p] = true
+	dir := filepath.Join(os.TempDir(), "datafleet-test-ports")
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		return true // no shared directory: fall back to this process's own bookkeeping
+	}
+	f, err := os.OpenFile(filepath.Join(dir, strconv.Itoa(p)), os.O_CREATE|os.O_RDWR, 0o666)
+	if err != nil {
+		return true
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return false
+	}
+	portLocks = append(portLocks, f) // kept open (and referenced, or the GC would close it)
+	return true
+}
+
 // FreePort is a TCP port that nothing listened on a moment ago, on loopback and on the wildcard
 // address (RabbitMQ listens on ::). It is drawn at random from below the kernel's ephemeral range,
 // never from it: a server restarted on its port must not find that the port has meanwhile become
 // the source port of some client connection (this happened in CI with a 127.0.0.1:0 port). A port
-// is handed out once per test binary, so a stopped server's port stays its own.
+// is handed out once per test binary and reserved against the other test binaries running at the
+// same time, so a stopped server's port stays its own.
 func FreePort(tb testing.TB) int {
 	tb.Helper()
 	portsMu.Lock()
 	defer portsMu.Unlock()
 	for range 1000 {
 		p := portsLow + rand.IntN(portsHigh-portsLow)
-		if portsGiven[p] || !listenable(p) {
+		if portsGiven[p] || !reserve(p) {
 			continue
+		}
+		if !listenable(p) {
+			continue // reserved now, so this process will not draw it again either
 		}
 		portsGiven[p] = true
 		return p
@@ -38,6 +65,7 @@ func FreePort(tb testing.TB) int {
 var (
 	portsMu    sync.Mutex
 	portsGiven = map[int]bool{}
+	portLocks  []*os.File
 	// portsLow..portsHigh lies below Linux's default ephemeral range (32768-60999, checked in
 	// init) and above the well-known and registered ports most daemons take.
 	portsLow, portsHigh = 20000, 32768
