@@ -201,12 +201,7 @@ func CheckChange(cat *v1alpha1.VersionCatalog, from, requested string, now time.
 	if err != nil || to.Version == from {
 		return to, err
 	}
-	var paths []v1alpha1.UpgradePath
-	for _, v := range cat.Spec.Versions {
-		if v.Version == from {
-			paths = v.Upgrades
-		}
-	}
+	paths := upgradesFrom(cat, from)
 	refuse := func(reason, format string, args ...any) (Release, error) {
 		return to, &ResolveError{Reason: reason, Message: fmt.Sprintf(format, args...)}
 	}
@@ -215,14 +210,9 @@ func CheckChange(cat *v1alpha1.VersionCatalog, from, requested string, now time.
 		return refuse(ReasonDowngrade, "%s -> %s is a downgrade, which no engine supports in place; %s",
 			from, to.Version, allowedTargets(from, paths))
 	}
-	var path *v1alpha1.UpgradePath
-	for i := range paths {
-		if paths[i].To == to.Version {
-			path = &paths[i]
-		}
-	}
+	path, ok := Path(cat, from, to.Version)
 	switch {
-	case path == nil:
+	case !ok:
 		return refuse(ReasonNoUpgradePath, "the %s VersionCatalog has no upgrade path %s -> %s; %s",
 			cat.Name, from, to.Version, allowedTargets(from, paths))
 	case path.Method == v1alpha1.UpgradeBlueGreen:
@@ -248,29 +238,27 @@ func CheckBlueGreen(cat *v1alpha1.VersionCatalog, from, to string) error {
 	if _, ok := Path(cat, from, to); ok {
 		return nil
 	}
-	var paths []v1alpha1.UpgradePath
-	for _, v := range cat.Spec.Versions {
-		if v.Version == from {
-			paths = v.Upgrades
-		}
-	}
 	return &ResolveError{Reason: ReasonNoUpgradePath, Message: fmt.Sprintf(
-		"the %s VersionCatalog has no upgrade path %s -> %s; %s", cat.Name, from, to, allowedTargets(from, paths))}
+		"the %s VersionCatalog has no upgrade path %s -> %s; %s", cat.Name, from, to, allowedTargets(from, upgradesFrom(cat, from)))}
 }
 
 // Path returns the upgrade path from -> to in the catalog, if there is one.
 func Path(cat *v1alpha1.VersionCatalog, from, to string) (v1alpha1.UpgradePath, bool) {
-	for _, v := range cat.Spec.Versions {
-		if v.Version != from {
-			continue
-		}
-		for _, p := range v.Upgrades {
-			if p.To == to {
-				return p, true
-			}
-		}
+	paths := upgradesFrom(cat, from)
+	if i := slices.IndexFunc(paths, func(p v1alpha1.UpgradePath) bool { return p.To == to }); i >= 0 {
+		return paths[i], true
 	}
 	return v1alpha1.UpgradePath{}, false
+}
+
+// upgradesFrom is the catalog's list of upgrade paths of version from (none when it is not listed).
+func upgradesFrom(cat *v1alpha1.VersionCatalog, from string) []v1alpha1.UpgradePath {
+	for _, v := range cat.Spec.Versions {
+		if v.Version == from {
+			return v.Upgrades
+		}
+	}
+	return nil
 }
 
 func allowedTargets(from string, paths []v1alpha1.UpgradePath) string {

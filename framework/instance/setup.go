@@ -63,18 +63,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options)
 // instancesOfPlan maps a ServicePlan to the engine's instances on it (a plan that moved to
 // another engine included: they must learn that it no longer fits them).
 func (r *Reconciler) instancesOfPlan(ctx context.Context, p client.Object) []reconcile.Request {
-	list := &v1alpha1.ServiceInstanceList{}
-	if err := r.Client.List(ctx, list, client.MatchingFields{EngineIndex: r.Engine.Name()}); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "listing instances for a plan change")
-		return nil
-	}
-	var reqs []reconcile.Request
-	for _, si := range list.Items {
-		if si.Spec.Plan == p.GetName() {
-			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: si.Namespace, Name: si.Name}})
-		}
-	}
-	return reqs
+	return r.instancesWhere(ctx, "a plan change", func(si *v1alpha1.ServiceInstance) bool { return si.Spec.Plan == p.GetName() })
 }
 
 // instanceOfLabels maps an object labelled with an instance's labels to that instance.
@@ -87,14 +76,22 @@ func instanceOfLabels(_ context.Context, o client.Object) []reconcile.Request {
 }
 
 func (r *Reconciler) instancesOfCatalog(ctx context.Context, _ client.Object) []reconcile.Request {
+	return r.instancesWhere(ctx, "a catalog change", func(*v1alpha1.ServiceInstance) bool { return true })
+}
+
+// instancesWhere lists the engine's instances that keep holds for, as requests; why names the
+// event in the log if the list fails.
+func (r *Reconciler) instancesWhere(ctx context.Context, why string, keep func(*v1alpha1.ServiceInstance) bool) []reconcile.Request {
 	list := &v1alpha1.ServiceInstanceList{}
 	if err := r.Client.List(ctx, list, client.MatchingFields{EngineIndex: r.Engine.Name()}); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "listing instances for a catalog change")
+		ctrl.LoggerFrom(ctx).Error(err, "listing instances for "+why)
 		return nil
 	}
-	reqs := make([]reconcile.Request, 0, len(list.Items))
-	for _, si := range list.Items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: si.Namespace, Name: si.Name}})
+	var reqs []reconcile.Request
+	for i := range list.Items {
+		if si := &list.Items[i]; keep(si) {
+			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: si.Namespace, Name: si.Name}})
+		}
 	}
 	return reqs
 }
