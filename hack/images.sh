@@ -28,6 +28,8 @@ IMAGES=(
   "postgres-17|debian|${REGISTRY}/postgres:17|trixie postgres 999 postgresql-17"
   "rabbitmq-3.10|debian|${REGISTRY}/rabbitmq:3.10|bookworm rabbitmq 999 rabbitmq-server"
   "rabbitmq-4.0|debian|${REGISTRY}/rabbitmq:4.0|trixie rabbitmq 999 rabbitmq-server"
+  # MongoDB's wire protocol for the local cluster: no mongod can be installed here (docs/engines/mongodb.md).
+  "ferretdb-1.24|ferretdb|${REGISTRY}/ferretdb:1.24.0|v1.24.0"
   "minio|minio|${REGISTRY}/minio:${MINIO_VERSION}|"
 )
 
@@ -152,6 +154,11 @@ main() {
         local minio; minio="$(CGO_ENABLED=0 "$ROOT/hack/go-tool.sh" github.com/minio/minio "$MINIO_VERSION")"
         cp "$minio" "$bins/minio"
         key="$(key_of go "$spec" "$(sha256sum < "$bins/minio")")" ;;
+      ferretdb)
+        # The image has no libc either; the agent runs /ferretdb.
+        local ferret; ferret="$(CGO_ENABLED=0 "$ROOT/hack/ferretdb.sh" "$recipe")"
+        cp "$ferret" "$bins/ferretdb"
+        key="$(key_of go "$spec" "$(sha256sum < "$bins/ferretdb")")" ;;
       debian) key="$(key_of debian "$spec")" ;;
     esac
     ref="${ref/:KEY/:$key}"
@@ -162,6 +169,7 @@ main() {
       case "$kind" in
         go) build_binary_image "$name" "$ref" "$tar" "$bins/${recipe##*/}" ;;
         minio) build_binary_image "$name" "$ref" "$tar" "$bins/minio" --cmd server --cmd /data ;;
+        ferretdb) build_binary_image "$name" "$ref" "$tar" "$bins/ferretdb" ;;
         # shellcheck disable=SC2086
         debian) build_debian "$name" "$ref" "$tar" $recipe ;;
       esac

@@ -15,6 +15,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/datafleet-dev/datafleet/engines/mongodb"
+	mongoagent "github.com/datafleet-dev/datafleet/engines/mongodb/agent"
 	pgagent "github.com/datafleet-dev/datafleet/engines/postgres/agent"
 	"github.com/datafleet-dev/datafleet/engines/rabbitmq"
 	rmqagent "github.com/datafleet-dev/datafleet/engines/rabbitmq/agent"
@@ -79,8 +81,25 @@ func runAgent(args []string) error {
 			return rmqagent.ErrNoNodeName
 		}
 		e = &rmqagent.Engine{Config: c}
+	case "mongodb":
+		c := mongoagent.Config{User: mongodb.AdminUser}
+		fs.StringVar(&c.Server, "server", mongodb.ServerMongod, "the server to run: mongod, or ferretdb (the local image)")
+		fs.StringVar(&c.ConfigDir, "config-dir", "/etc/datafleet", "directory of mongod.conf and the wanted members")
+		fs.StringVar(&c.SecretDir, "secret-dir", "/etc/datafleet/secret", "directory of the keyfile and the administrator's password")
+		fs.StringVar(&c.DataDir, "data-dir", "/data/db", "the member's data")
+		fs.StringVar(&c.RunDir, "run-dir", "/var/run/mongodb", "private writable directory: the keyfile's copy")
+		fs.StringVar(&c.ReplicaSet, "replica-set", "", "the replica set's name")
+		fs.StringVar(&c.Host, "host", "", "this member's host:port in the replica set")
+		fs.IntVar(&c.Port, "port", mongodb.Port, "the server's port")
+		if err := fs.Parse(args[1:]); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil
+			}
+			return err
+		}
+		e = &mongoagent.Engine{Config: c}
 	default:
-		return fmt.Errorf("agent: no agent for engine %q (have: postgres, rabbitmq)", args[0])
+		return fmt.Errorf("agent: no agent for engine %q (have: postgres, rabbitmq, mongodb)", args[0])
 	}
 	ctx, stop := fwagent.SignalContext()
 	defer stop()

@@ -10,7 +10,7 @@ import (
 
 func TestUnknownEngineIsAClearError(t *testing.T) {
 	err := run([]string{"--engines=postgres,nope,mongo"})
-	if err == nil || !strings.Contains(err.Error(), "--engines: unknown engine(s) nope, mongo: this manager knows postgres") {
+	if err == nil || !strings.Contains(err.Error(), "--engines: unknown engine(s) nope, mongo: this manager knows mongodb, postgres, rabbitmq") {
 		t.Fatalf("err = %v", err)
 	}
 }

@@ -1,7 +1,5 @@
-// Package mongodb is the MongoDB engine (issue #9, in progress): replica sets whose members the
-// agent configures, users through createUser/updateUser/dropUser, and logical dumps through the Go
-// driver. This file holds the replica-set configuration the agent computes: pure functions, so
-// that what is sent to replSetReconfig is decided (and tested) without a server.
+// This file holds the replica-set configuration the agent computes: pure functions, so that what
+// is sent to replSetInitiate and replSetReconfig is decided (and tested) without a server.
 package mongodb
 
 import (
@@ -10,6 +8,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/framework/workload"
 )
 
 // Port is mongod's port in the pods.
@@ -37,8 +38,8 @@ type Config struct {
 
 // MemberHost is the address of pod ordinal i of an instance, through its headless Service: stable
 // across pod restarts, which is what a replica-set configuration needs.
-func MemberHost(instance, headless, namespace string, i int) string {
-	return fmt.Sprintf("%s-%d.%s.%s.svc:%d", instance, i, headless, namespace, Port)
+func MemberHost(inst *v1alpha1.ServiceInstance, i int) string {
+	return fmt.Sprintf("%s:%d", workload.MemberHost(inst, i), Port)
 }
 
 // Initial is the configuration the first member initiates the set with: itself alone. The others

@@ -4,12 +4,18 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 )
+
+var shopDB = &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "shop"}}
 
 func hosts(n int) []string {
 	out := make([]string, n)
 	for i := range out {
-		out[i] = MemberHost("db", "db-pods", "shop", i)
+		out[i] = MemberHost(shopDB, i)
 	}
 	return out
 }
@@ -89,7 +95,7 @@ func TestReplicaSetsOf1_3And5Members(t *testing.T) {
 			t.Errorf("%d members: %s", n, describe(final))
 		}
 	}
-	if got := MemberHost("db", "db-pods", "shop", 2); got != "db-2.db-pods.shop.svc:27017" {
+	if got := MemberHost(shopDB, 2); got != "db-2.db-pods.shop.svc:27017" {
 		t.Errorf("MemberHost = %s", got)
 	}
 }

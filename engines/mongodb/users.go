@@ -98,3 +98,23 @@ func (s *Server) DropUser(ctx context.Context, authDB, user string) error {
 	}
 	return nil
 }
+
+// Users lists the names of the users defined in authDB.
+func (s *Server) Users(ctx context.Context, authDB string) ([]string, error) {
+	var res struct {
+		Users []struct {
+			User string `bson:"user"`
+			DB   string `bson:"db"`
+		} `bson:"users"`
+	}
+	if err := s.Client.Database(authDB).RunCommand(ctx, bson.D{{Key: "usersInfo", Value: 1}}).Decode(&res); err != nil {
+		return nil, fmt.Errorf("usersInfo in %s: %w", authDB, err)
+	}
+	var out []string
+	for _, u := range res.Users {
+		if u.DB == "" || u.DB == authDB {
+			out = append(out, u.User)
+		}
+	}
+	return out, nil
+}

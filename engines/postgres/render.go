@@ -68,7 +68,7 @@ func tlsEnabled(inst *v1alpha1.ServiceInstance) bool {
 
 // Role label values; the operator sets RoleLabel on each pod from what its agent reports.
 const (
-	RoleLabel   = "datafleet.dev/role"
+	RoleLabel   = workload.RoleLabel
 	RolePrimary = "primary"
 	RoleReplica = "replica"
 )

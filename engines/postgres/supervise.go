@@ -177,17 +177,8 @@ func (s *supervision) label(ctx context.Context) (bool, error) {
 				want = RoleReplica
 			}
 		}
-		if m.pod.Labels[RoleLabel] == want {
-			continue
-		}
-		patched := m.pod.DeepCopy()
-		if want == "" {
-			delete(patched.Labels, RoleLabel)
-		} else {
-			patched.Labels[RoleLabel] = want
-		}
-		if err := s.in.Client.Patch(ctx, patched, client.MergeFrom(m.pod)); client.IgnoreNotFound(err) != nil {
-			return false, fmt.Errorf("labelling pod %s: %w", m.pod.Name, err)
+		if err := workload.SetRole(ctx, s.in.Client, m.pod, want); err != nil {
+			return false, err
 		}
 	}
 	// A promotion sends no event (the new holder's renewals are filtered out, its pod does not

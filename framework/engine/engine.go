@@ -137,18 +137,27 @@ type Watcher interface {
 	Watches() []Watch
 }
 
-// ScaleDownGuard is implemented by engines whose members each hold data the others may not have
-// a copy of (a RabbitMQ node holds the classic queues declared on it and its share of every
-// quorum queue's replicas). Unless spec.scaleDown is Drain, the framework refuses to lower such an
-// instance's replicas: nothing is applied and the Ready condition says why, with ScaleDownRisk's
-// explanation. With Drain, it calls DrainMember for each leaving member, highest ordinal first,
-// and shrinks the StatefulSet only once every one returned nil; then it deletes their volumes.
-// Removing a departed member from the engine's own membership is the Supervisor's part.
-type ScaleDownGuard interface {
-	ScaleDownRisk() string
-	// DrainMember moves what the pod's member holds to the members that stay. It must be
-	// idempotent: it is called again until it succeeds, and after an operator restart.
+// MemberDrainer is implemented by engines whose members must leave the engine's own membership
+// before their pods stop (a MongoDB replica set of three that loses two members unannounced has
+// no majority left to remove them with). Before every scale-down the framework calls DrainMember
+// for each leaving member, highest ordinal first, and shrinks the StatefulSet only once every one
+// returned nil; then it deletes their volumes, so a member added again later starts empty.
+type MemberDrainer interface {
+	// DrainMember moves what the pod's member holds to the members that stay, or takes it out of
+	// the membership. It must be idempotent: it is called again until it succeeds, and after an
+	// operator restart.
 	DrainMember(ctx context.Context, in SuperviseInput, pod string) error
+}
+
+// ScaleDownGuard is implemented by MemberDrainers whose members each hold data the others may
+// not have a copy of (a RabbitMQ node holds the classic queues declared on it and its share of
+// every quorum queue's replicas). Unless spec.scaleDown is Drain, the framework refuses to lower
+// such an instance's replicas: nothing is applied and the Ready condition says why, with
+// ScaleDownRisk's explanation. With Drain, it drains as for any MemberDrainer. Removing a
+// departed member from the engine's own membership is the Supervisor's part.
+type ScaleDownGuard interface {
+	MemberDrainer
+	ScaleDownRisk() string
 }
 
 // NotReady gathers, while a Supervisor runs, why the instance is not ready (the first reason

@@ -23,13 +23,15 @@ import (
 const ReasonScaleDownRefused = "ScaleDownRefused"
 
 // guardScaleDown handles a rendered StatefulSet with fewer replicas than the live one, for
-// engines that guard against that. The live StatefulSet is the measure, not the previous spec:
-// a refused change stays refused after an operator restart.
+// engines that drain leaving members (engine.MemberDrainer) or guard against it
+// (engine.ScaleDownGuard). The live StatefulSet is the measure, not the previous spec: a refused
+// change stays refused after an operator restart.
 func (r *Reconciler) guardScaleDown(ctx context.Context, s *scope) (bool, error) {
-	guard, ok := r.Engine.(engine.ScaleDownGuard)
+	drainer, ok := r.Engine.(engine.MemberDrainer)
 	if !ok {
 		return false, nil
 	}
+	guard, guarded := r.Engine.(engine.ScaleDownGuard)
 	pairs, err := r.statefulSets(ctx, s)
 	if err != nil {
 		return false, err
@@ -37,7 +39,7 @@ func (r *Reconciler) guardScaleDown(ctx context.Context, s *scope) (bool, error)
 	for _, p := range pairs {
 		want, live := p.want, p.live
 		have, asked := ptr.Deref(live.Spec.Replicas, 1), ptr.Deref(want.Spec.Replicas, 1)
-		drain := s.inst.Spec.ScaleDown == v1alpha1.ScaleDownDrain
+		drain := !guarded || s.inst.Spec.ScaleDown == v1alpha1.ScaleDownDrain
 		switch {
 		case asked >= have && drain:
 			if err := r.deleteDrainedClaims(ctx, s, live, asked); err != nil {
@@ -50,7 +52,7 @@ func (r *Reconciler) guardScaleDown(ctx context.Context, s *scope) (bool, error)
 				s.inst.Spec.Engine, have, asked, guard.ScaleDownRisk(), have))
 			return true, nil
 		default:
-			if err := r.drainLeaving(ctx, s, guard, want, live, have, asked); err != nil {
+			if err := r.drainLeaving(ctx, s, drainer, want, live, have, asked); err != nil {
 				return false, err
 			}
 		}
@@ -60,12 +62,12 @@ func (r *Reconciler) guardScaleDown(ctx context.Context, s *scope) (bool, error)
 
 // drainLeaving drains the members above asked, highest first. Until all are drained the
 // StatefulSet keeps its replicas (everything else in the spec is applied meanwhile).
-func (r *Reconciler) drainLeaving(ctx context.Context, s *scope, guard engine.ScaleDownGuard, want, live *appsv1.StatefulSet, have, asked int32) error {
+func (r *Reconciler) drainLeaving(ctx context.Context, s *scope, drainer engine.MemberDrainer, want, live *appsv1.StatefulSet, have, asked int32) error {
 	in := engine.SuperviseInput{Instance: s.inst, Release: s.release, Client: r.Client, Children: s.children,
 		Owner: r.ownerRef(s.inst), Now: r.now()}
 	for ord := have - 1; ord >= asked; ord-- {
 		pod := fmt.Sprintf("%s-%d", live.Name, ord)
-		if err := guard.DrainMember(ctx, in, pod); err != nil {
+		if err := drainer.DrainMember(ctx, in, pod); err != nil {
 			log.FromContext(ctx).Info("draining a leaving member; trying again", "pod", pod, "reason", err.Error())
 			want.Spec.Replicas = live.Spec.Replicas
 			s.requeue(5 * time.Second)

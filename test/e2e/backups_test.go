@@ -191,6 +191,24 @@ func deployMinIO(t *testing.T, ns string) *s3.Client {
 	return c
 }
 
+// minioStore deploys MinIO in ns and a BackupStore "minio" in front of it, without encryption.
+func minioStore(t *testing.T, ns string) {
+	t.Helper()
+	ctx := context.Background()
+	deployMinIO(t, ns)
+	if err := env.c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "store-credentials", Namespace: ns},
+		StringData: map[string]string{"AWS_ACCESS_KEY_ID": minioUser, "AWS_SECRET_ACCESS_KEY": minioPassword}}); err != nil {
+		t.Fatal(err)
+	}
+	store := &v1alpha1.BackupStore{ObjectMeta: metav1.ObjectMeta{Name: "minio", Namespace: ns}, Spec: v1alpha1.BackupStoreSpec{
+		URL:                  fmt.Sprintf("s3://%s?endpoint=http://minio.%s.svc:9000&use_path_style=true&region=us-east-1", bucket, ns),
+		CredentialsSecretRef: &v1alpha1.LocalObjectReference{Name: "store-credentials"},
+	}}
+	if err := env.c.Create(ctx, store); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func backupOf(t *testing.T, ns, name, instance string) *v1alpha1.Backup {
 	t.Helper()
 	b := &v1alpha1.Backup{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},

@@ -66,11 +66,7 @@ func testBindings(t *testing.T) {
 
 	// The application's side: each pod mounts one binding under $SERVICE_BINDING_ROOT.
 	run := func(pod, name string, want corev1.PodPhase, args ...string) string {
-		spec := testappPod(append([]string{"binding"}, args...)...)
-		spec.Volumes = []corev1.Volume{{Name: "binding", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: name}}}}
-		spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "binding", MountPath: "/bindings/" + name, ReadOnly: true}}
-		spec.Containers[0].Env = []corev1.EnvVar{{Name: "SERVICE_BINDING_ROOT", Value: "/bindings"}}
-		return runPodSpec(t, ns, pod, want, spec)
+		return runBinding(t, ns, pod, name, want, args...)
 	}
 	for _, kind := range []string{"db", "mq"} {
 		out := run(kind+"-write", kind+"-app", corev1.PodSucceeded, "write", kind+"-app", "hello-from-"+kind)
@@ -231,6 +227,17 @@ func sigkillOperator(t *testing.T) {
 		}
 		return expect(restarts(p) > before, "the operator's container restarts after SIGKILL", fmt.Sprintf("restarts %d", restarts(p)))
 	})
+}
+
+// runBinding runs the test application in a pod that mounts the binding Secret name under
+// $SERVICE_BINDING_ROOT, as "testapp binding ARGS...", and returns its output.
+func runBinding(t *testing.T, ns, pod, name string, want corev1.PodPhase, args ...string) string {
+	t.Helper()
+	spec := testappPod(append([]string{"binding"}, args...)...)
+	spec.Volumes = []corev1.Volume{{Name: "binding", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: name}}}}
+	spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "binding", MountPath: "/bindings/" + name, ReadOnly: true}}
+	spec.Containers[0].Env = []corev1.EnvVar{{Name: "SERVICE_BINDING_ROOT", Value: "/bindings"}}
+	return runPodSpec(t, ns, pod, want, spec)
 }
 
 func createBinding(t *testing.T, ns, name, instance string, role v1alpha1.BindingRole, database string) *v1alpha1.ServiceBinding {

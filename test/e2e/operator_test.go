@@ -50,6 +50,7 @@ func TestOperator(t *testing.T) {
 		{"bindings give applications their own users and Secrets, rotate with overlap, and are never orphaned", testBindings},
 		{"backups to MinIO restore postgres and rabbitmq into new and the same instances, refuse a corrupted artefact, and plans keep their retention and pass drills", testBackups},
 		{"the webhook refuses sundown versions and forbidden plan moves, warns before a sundown, and postgres 15 upgrades to 17 blue/green with every row", testUpgrades},
+		{"a mongodb instance (the local FerretDB image) becomes Ready, serves a binding and restores a backup into a new instance", testMongoDB},
 		{"uninstall leaves no operator object behind", testUninstall},
 	} {
 		if !t.Run(step.name, step.fn) {
@@ -160,14 +161,14 @@ func testEngineNotEnabled(t *testing.T) {
 	ns := testNamespace(t, "unknown-engine")
 	ctx := context.Background()
 	inst := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "orders", Namespace: ns},
-		Spec: v1alpha1.ServiceInstanceSpec{Engine: "mongodb", Version: "7.0"}}
+		Spec: v1alpha1.ServiceInstanceSpec{Engine: "cassandra", Version: "5.0"}}
 	// Without a catalog the webhook refuses the instance outright; with one, the operator takes it
 	// and says its engine is not enabled.
-	if err := env.c.Create(ctx, inst); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), `no VersionCatalog named "mongodb" exists`) {
+	if err := env.c.Create(ctx, inst); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), `no VersionCatalog named "cassandra" exists`) {
 		t.Fatalf("an instance of an engine without a catalog: want the webhook to refuse it, got %v", err)
 	}
-	cat := &v1alpha1.VersionCatalog{ObjectMeta: metav1.ObjectMeta{Name: "mongodb"}, Spec: v1alpha1.VersionCatalogSpec{Engine: "mongodb",
-		Versions: []v1alpha1.CatalogVersion{{Version: "7.0", Image: "mongo:7.0"}}}}
+	cat := &v1alpha1.VersionCatalog{ObjectMeta: metav1.ObjectMeta{Name: "cassandra"}, Spec: v1alpha1.VersionCatalogSpec{Engine: "cassandra",
+		Versions: []v1alpha1.CatalogVersion{{Version: "5.0", Image: "cassandra:5.0"}}}}
 	if err := env.c.Create(ctx, cat); err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +186,7 @@ func testEngineNotEnabled(t *testing.T) {
 			return expect(false, "the instance reports that its engine is not enabled", "no Ready condition yet")
 		}
 		return expect(inst.Status.Phase == v1alpha1.PhaseFailed && c.Status == metav1.ConditionFalse &&
-			c.Reason == "UnknownEngine" && strings.Contains(c.Message, `engine "mongodb" is not known to this operator; known engines: postgres, rabbitmq`) && c.ObservedGeneration == inst.Generation,
+			c.Reason == "UnknownEngine" && strings.Contains(c.Message, `engine "cassandra" is not known to this operator; known engines: mongodb, postgres, rabbitmq`) && c.ObservedGeneration == inst.Generation,
 			"the instance reports that its engine is not enabled",
 			fmt.Sprintf("phase %s, Ready=%s %s: %s", inst.Status.Phase, c.Status, c.Reason, c.Message))
 	})

@@ -96,18 +96,7 @@ func testUpgrades(t *testing.T) {
 	}
 
 	// Blue/green: a backup of 15 restored into a new instance on 17.
-	deployMinIO(t, ns)
-	if err := env.c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "store-credentials", Namespace: ns},
-		StringData: map[string]string{"AWS_ACCESS_KEY_ID": minioUser, "AWS_SECRET_ACCESS_KEY": minioPassword}}); err != nil {
-		t.Fatal(err)
-	}
-	store := &v1alpha1.BackupStore{ObjectMeta: metav1.ObjectMeta{Name: "minio", Namespace: ns}, Spec: v1alpha1.BackupStoreSpec{
-		URL:                  fmt.Sprintf("s3://%s?endpoint=http://minio.%s.svc:9000&use_path_style=true&region=us-east-1", bucket, ns),
-		CredentialsSecretRef: &v1alpha1.LocalObjectReference{Name: "store-credentials"},
-	}}
-	if err := env.c.Create(ctx, store); err != nil {
-		t.Fatal(err)
-	}
+	minioStore(t, ns)
 	if err := update(db, func(i *v1alpha1.ServiceInstance) {
 		i.Spec.Backup = &v1alpha1.InstanceBackupSpec{StoreRef: &v1alpha1.LocalObjectReference{Name: "minio"}}
 	}); err != nil {

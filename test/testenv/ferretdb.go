@@ -25,7 +25,8 @@ func (f *FerretDB) URI() string {
 	return fmt.Sprintf("mongodb://%s:%s@%s/?authSource=admin&authMechanism=SCRAM-SHA-256", f.User, f.Password, f.Addr)
 }
 
-func ferretDBBinary(tb testing.TB) string {
+// FerretDBBinary is the FerretDB server the tests run (FERRETDB_BIN, or the one hack/ferretdb.sh built).
+func FerretDBBinary(tb testing.TB) string {
 	if p := os.Getenv("FERRETDB_BIN"); p != "" {
 		return p
 	}
@@ -42,7 +43,7 @@ func StartFerretDB(tb testing.TB) *FerretDB {
 	tb.Helper()
 	dir := tb.TempDir()
 	f := &FerretDB{Addr: fmt.Sprintf("127.0.0.1:%d", FreePort(tb)), User: "root", Password: "datafleet-test-secret"}
-	cmd := exec.Command(ferretDBBinary(tb), "--handler=sqlite", "--sqlite-url=file:"+dir+"/", "--state-dir="+dir,
+	cmd := exec.Command(FerretDBBinary(tb), "--handler=sqlite", "--sqlite-url=file:"+dir+"/", "--state-dir="+dir,
 		"--listen-addr="+f.Addr, "--debug-addr=-", "--telemetry=disable", "--test-enable-new-auth",
 		"--setup-database=admin", "--setup-username="+f.User, "--setup-password="+f.Password, "--log-level=warn")
 	cmd.Stdout, cmd.Stderr = logSink(), logSink()

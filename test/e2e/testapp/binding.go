@@ -13,6 +13,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	amqp "github.com/rabbitmq/amqp091-go"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // binding reads a binding the servicebinding.io way: one file per key under
@@ -54,6 +57,8 @@ func bindingCommand(args []string) error {
 		return postgresBinding(ctx, b, args)
 	case "rabbitmq":
 		return rabbitmqBinding(ctx, b, args)
+	case "mongodb":
+		return mongodbBinding(ctx, b, args)
 	}
 	return fmt.Errorf("unknown binding type %q", b["type"])
 }
@@ -148,5 +153,38 @@ func rabbitmqBinding(ctx context.Context, b binding, args []string) error {
 	}
 	// Unacknowledged messages go back to the queue when the channel closes.
 	fmt.Println("read:", strings.Join(notes, ","))
+	return nil
+}
+
+// mongodbBinding inserts a document into collection notes of the binding's database, or reads
+// the notes, through the binding's uri.
+func mongodbBinding(ctx context.Context, b binding, args []string) error {
+	c, err := mongo.Connect(options.Client().ApplyURI(b["uri"]).SetServerSelectionTimeout(20 * time.Second))
+	if err != nil {
+		return err
+	}
+	defer func() { _ = c.Disconnect(context.Background()) }()
+	notes := c.Database(b["database"]).Collection("notes")
+	if args[0] == "write" {
+		if _, err := notes.InsertOne(ctx, bson.D{{Key: "note", Value: args[2]}}); err != nil {
+			return err
+		}
+		fmt.Println("wrote", args[2])
+	}
+	cur, err := notes.Find(ctx, bson.D{}, options.Find().SetSort(bson.D{{Key: "note", Value: 1}}))
+	if err != nil {
+		return err
+	}
+	var docs []struct {
+		Note string `bson:"note"`
+	}
+	if err := cur.All(ctx, &docs); err != nil {
+		return err
+	}
+	read := make([]string, len(docs))
+	for i, d := range docs {
+		read[i] = d.Note
+	}
+	fmt.Println("read:", strings.Join(read, ","))
 	return nil
 }

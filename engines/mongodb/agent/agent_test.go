@@ -1,0 +1,115 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/datafleet-dev/datafleet/engines/mongodb"
+	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
+	"github.com/datafleet-dev/datafleet/test/testenv"
+)
+
+// member runs the agent with FerretDB (no mongod can run on these machines) until the test ends
+// or stop is called.
+type member struct {
+	addr string // the agent's HTTP address
+	stop func()
+}
+
+func startMember(t *testing.T, cfg Config) *member {
+	t.Helper()
+	m := &member{addr: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))}
+	ctx, cancel := context.WithCancel(context.Background())
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		_ = fwagent.Run(ctx, &Engine{Config: cfg}, m.addr)
+	}()
+	m.stop = func() {
+		cancel()
+		select {
+		case <-ended:
+		case <-time.After(30 * time.Second):
+			t.Error("the agent did not stop within 30 s")
+		}
+	}
+	t.Cleanup(m.stop)
+	return m
+}
+
+func ferretConfig(t *testing.T) Config {
+	bin := t.TempDir()
+	// The agent runs the binary named ferretdb; the cache names it by version.
+	if err := os.Symlink(testenv.FerretDBBinary(t), filepath.Join(bin, "ferretdb")); err != nil {
+		t.Fatal(err)
+	}
+	secret := t.TempDir()
+	if err := os.WriteFile(filepath.Join(secret, mongodb.PasswordKey), []byte("agent-test-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return Config{Server: mongodb.ServerFerretDB, BinDir: bin, SecretDir: secret, ConfigDir: t.TempDir(),
+		DataDir: filepath.Join(t.TempDir(), "db"), RunDir: filepath.Join(t.TempDir(), "run"), Port: testenv.FreePort(t),
+		User: mongodb.AdminUser}
+}
+
+func login(t *testing.T, cfg Config, password string) *mongo.Client {
+	t.Helper()
+	c, err := mongo.Connect(options.Client().ApplyURI(fmt.Sprintf("mongodb://127.0.0.1:%d/?directConnection=true", cfg.Port)).
+		SetServerSelectionTimeout(5 * time.Second).
+		SetAuth(options.Credential{AuthSource: "admin", Username: cfg.User, Password: password, AuthMechanism: "SCRAM-SHA-256"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Disconnect(context.Background()) })
+	return c
+}
+
+// The agent runs FerretDB with the operator's administrator from the Secret, reports the member
+// primary once it answers, keeps the data and the administrator across a restart, and refuses
+// replica-set actions FerretDB cannot carry out.
+func TestAgentRunsFerretDB(t *testing.T) {
+	cfg := ferretConfig(t)
+	m := startMember(t, cfg)
+	ready := func() {
+		testenv.Eventually(t, 60*time.Second, func() error {
+			st, err := fwagent.StatusAt(context.Background(), m.addr)
+			if err != nil {
+				return err
+			}
+			if !st.Ready || st.Role != mongodb.RolePrimary {
+				return fmt.Errorf("status %+v, want ready primary", *st)
+			}
+			return nil
+		})
+	}
+	ready()
+	ctx := context.Background()
+	c := login(t, cfg, "agent-test-secret")
+	if _, err := c.Database("app").Collection("notes").InsertOne(ctx, bson.D{{Key: "note", Value: "kept"}}); err != nil {
+		t.Fatalf("inserting as the administrator: %v", err)
+	}
+	var wrong bson.M
+	if err := login(t, cfg, "not-the-secret").Database("admin").RunCommand(ctx, bson.D{{Key: "connectionStatus", Value: 1}}).Decode(&wrong); err == nil {
+		t.Error("a wrong password logged in")
+	}
+	err := (&Engine{Config: cfg}).Act(ctx, mongodb.ActionStepDown, nil)
+	if err == nil || err.Error() != "step-down: FerretDB has no replica sets" {
+		t.Errorf("step-down on FerretDB: got %v, want a refusal", err)
+	}
+
+	m.stop()
+	m = startMember(t, cfg)
+	ready()
+	n, err := login(t, cfg, "agent-test-secret").Database("app").Collection("notes").CountDocuments(ctx, bson.D{{Key: "note", Value: "kept"}})
+	if err != nil || n != 1 {
+		t.Fatalf("after a restart: %d documents, %v; want the one written before", n, err)
+	}
+}

@@ -1,0 +1,119 @@
+package mongodb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strconv"
+
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/framework/engine"
+	"github.com/datafleet-dev/datafleet/framework/names"
+	"github.com/datafleet-dev/datafleet/framework/workload"
+)
+
+var _ engine.UserManager = Engine{}
+
+// DefaultDatabase is the database of a binding that names none.
+const DefaultDatabase = "app"
+
+// BindingType implements engine.UserManager.
+func (Engine) BindingType() string { return "mongodb" }
+
+// Roles implements engine.UserManager.
+func (Engine) Roles() []v1alpha1.BindingRole { return v1alpha1.BindingRoles() }
+
+// Target implements engine.UserManager: users are granted a database, and defined in it.
+func (Engine) Target() string { return "database" }
+
+func bindingDatabase(b *v1alpha1.ServiceBinding) string {
+	if b.Spec.Database != "" {
+		return b.Spec.Database
+	}
+	return DefaultDatabase
+}
+
+// Connection implements engine.UserManager: the client Service as the seed, the user's own
+// database as authSource, and for mongod the replica set's name, so that drivers discover the
+// members and follow elections themselves. FerretDB has no set to name.
+func (Engine) Connection(in engine.UsersInput, user, password string) engine.Connection {
+	inst, db := in.Instance, bindingDatabase(in.Binding)
+	q := url.Values{"authSource": {db}}
+	if ServerOf(in.Release) == ServerMongod {
+		q.Set("replicaSet", ReplicaSetName(inst))
+	}
+	return engine.NewConnection("mongodb", serviceName(inst), inst.Namespace, Port, user, password, "database", db, q.Encode())
+}
+
+// EnsureUser implements engine.UserManager on the primary.
+func (Engine) EnsureUser(ctx context.Context, in engine.UsersInput, user, password string) error {
+	roles, err := RolesFor(string(in.Binding.Spec.Role), bindingDatabase(in.Binding))
+	if err != nil {
+		return err
+	}
+	return onPrimary(ctx, in.Client, in.Instance, func(s *Server) error {
+		return s.EnsureUser(ctx, bindingDatabase(in.Binding), user, password, roles)
+	})
+}
+
+// DropUsers implements engine.UserManager on the primary. Users own nothing in MongoDB: the
+// database and its documents stay.
+func (Engine) DropUsers(ctx context.Context, in engine.UsersInput, keep []string) error {
+	db := bindingDatabase(in.Binding)
+	return onPrimary(ctx, in.Client, in.Instance, func(s *Server) error {
+		users, err := s.Users(ctx, db)
+		if err != nil {
+			return err
+		}
+		for _, u := range users {
+			if names.IsUserOf(in.Stem, u) && !slices.Contains(keep, u) {
+				if err := s.DropUser(ctx, db, u); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// onPrimary logs in to the pod labelled primary as the operator's administrator.
+func onPrimary(ctx context.Context, c client.Reader, inst *v1alpha1.ServiceInstance, fn func(*Server) error) error {
+	sel := names.InstanceLabels(Name, inst.Name)
+	sel[workload.RoleLabel] = RolePrimary
+	p, err := workload.ReadyPod(ctx, c, inst.Namespace, sel)
+	if err != nil {
+		return err
+	}
+	if p == nil {
+		return errors.New("no ready primary")
+	}
+	password, err := adminPassword(ctx, c, inst)
+	if err != nil {
+		return err
+	}
+	return withAdmin(ctx, net.JoinHostPort(p.Status.PodIP, strconv.Itoa(Port)), password, fn)
+}
+
+// withAdmin connects to one server (no discovery) as the administrator, probes it and runs fn.
+func withAdmin(ctx context.Context, addr, password string, fn func(*Server) error) error {
+	opts := options.Client().ApplyURI("mongodb://" + addr + "/?directConnection=true").
+		SetServerSelectionTimeout(defaultTimeout).SetConnectTimeout(defaultTimeout).
+		SetAuth(options.Credential{AuthSource: "admin", Username: AdminUser, Password: password, AuthMechanism: "SCRAM-SHA-256"})
+	c, err := mongo.Connect(opts)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = c.Disconnect(context.Background()) }()
+	s, err := Probe(ctx, c)
+	if err != nil {
+		return fmt.Errorf("%s: %w", addr, err)
+	}
+	return fn(s)
+}

@@ -1,0 +1,74 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+)
+
+// testMongoDB runs the MongoDB engine on the local FerretDB image (no mongod can run on these
+// machines): one member, a binding an application writes and reads through, and a backup restored
+// into a new instance whose binding reads the same documents.
+func testMongoDB(t *testing.T) {
+	ctx := context.Background()
+	ns := testNamespace(t, "mongodb")
+	docs := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "docs", Namespace: ns},
+		Spec: v1alpha1.ServiceInstanceSpec{Engine: "mongodb", Version: "ferretdb-1.24", DeletionPolicy: v1alpha1.DeletionPolicyDelete}}
+	createInstance(t, docs)
+	waitInstanceReady(t, docs)
+	if docs.Status.CurrentPrimary != "docs-0" {
+		t.Errorf("currentPrimary %q, want docs-0", docs.Status.CurrentPrimary)
+	}
+	pod := &corev1.Pod{}
+	if err := env.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "docs-0"}, pod); err != nil || pod.Labels["datafleet.dev/role"] != "primary" {
+		t.Errorf("docs-0 role label %q (%v), want primary: the client Service selects it", pod.Labels["datafleet.dev/role"], err)
+	}
+	t.Logf("MONGODB: docs is Ready on %s, primary %s", docs.Status.Version, docs.Status.CurrentPrimary)
+
+	secret := waitBound(t, createBinding(t, ns, "docs-app", "docs", v1alpha1.RoleReadWrite, "notes"), nil)
+	uri := string(secret.Data["uri"])
+	if want := "@docs." + ns + ".svc:27017/notes?authSource=notes"; string(secret.Data["type"]) != "mongodb" ||
+		!strings.HasPrefix(uri, "mongodb://") || !strings.HasSuffix(uri, want) {
+		t.Errorf("binding Secret: type %q, uri ending %q; want type mongodb and a uri ending %q", secret.Data["type"],
+			uri[strings.LastIndex(uri, "@"):], want)
+	}
+	out := runBinding(t, ns, "docs-write", "docs-app", corev1.PodSucceeded, "write", "docs-app", "hello-from-docs")
+	if !strings.Contains(out, "read: hello-from-docs") {
+		t.Fatalf("writing through the binding: %s", out)
+	}
+	runBinding(t, ns, "docs-write-2", "docs-app", corev1.PodSucceeded, "write", "docs-app", "second-note")
+	t.Logf("MONGODB: a pod wrote and read documents through its binding")
+
+	minioStore(t, ns)
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur := &v1alpha1.ServiceInstance{}
+		if err := env.c.Get(ctx, client.ObjectKeyFromObject(docs), cur); err != nil {
+			return err
+		}
+		cur.Spec.Backup = &v1alpha1.InstanceBackupSpec{StoreRef: &v1alpha1.LocalObjectReference{Name: "minio"}}
+		return env.c.Update(ctx, cur)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	backupOf(t, ns, "docs-backup", "docs")
+	t.Cleanup(func() { deleteBackups(t, ns) })
+	restoreOf(t, ns, "docs-clone", "docs-backup", v1alpha1.RestoreTarget{NewInstance: &v1alpha1.NewInstanceTarget{Name: "docs-copy"}}, "Completed")
+	cp := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "docs-copy", Namespace: ns}}
+	t.Cleanup(func() { _ = env.c.Delete(context.Background(), cp) })
+	waitInstanceReady(t, cp)
+	waitBound(t, createBinding(t, ns, "copy-app", "docs-copy", v1alpha1.RoleReadOnly, "notes"), nil)
+	out = runBinding(t, ns, "copy-read", "copy-app", corev1.PodSucceeded, "read", "copy-app")
+	if !strings.Contains(out, "read: hello-from-docs,second-note") {
+		t.Fatalf("reading the restored instance through its binding: %s", out)
+	}
+	t.Logf("MONGODB: the backup restored into docs-copy with every document")
+}
