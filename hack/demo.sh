@@ -45,6 +45,7 @@ Datafleet is running. Look at it with:
   kubectl get serviceinstances -A
   kubectl describe serviceinstance orders-db
   kubectl describe serviceinstance events
+  kubectl describe serviceinstance profiles
   kubectl get servicebindings
   kubectl get secret orders-app -o jsonpath='{.data.uri}' | base64 -d
 
