@@ -21,9 +21,6 @@ import (
 
 var _ engine.UserManager = Engine{}
 
-// DefaultDatabase is the database of a binding that names none.
-const DefaultDatabase = "app"
-
 // BindingType implements engine.UserManager.
 func (Engine) BindingType() string { return "mongodb" }
 
@@ -33,18 +30,11 @@ func (Engine) Roles() []v1alpha1.BindingRole { return v1alpha1.BindingRoles() }
 // Target implements engine.UserManager: users are granted a database, and defined in it.
 func (Engine) Target() string { return "database" }
 
-func bindingDatabase(b *v1alpha1.ServiceBinding) string {
-	if b.Spec.Database != "" {
-		return b.Spec.Database
-	}
-	return DefaultDatabase
-}
-
 // Connection implements engine.UserManager: the client Service as the seed, the user's own
 // database as authSource, and for mongod the replica set's name, so that drivers discover the
 // members and follow elections themselves. FerretDB has no set to name.
 func (Engine) Connection(in engine.UsersInput, user, password string) engine.Connection {
-	inst, db := in.Instance, bindingDatabase(in.Binding)
+	inst, db := in.Instance, engine.BindingDatabase(in.Binding)
 	q := url.Values{"authSource": {db}}
 	if ServerOf(in.Release) == ServerMongod {
 		q.Set("replicaSet", ReplicaSetName(inst))
@@ -54,19 +44,19 @@ func (Engine) Connection(in engine.UsersInput, user, password string) engine.Con
 
 // EnsureUser implements engine.UserManager on the primary.
 func (Engine) EnsureUser(ctx context.Context, in engine.UsersInput, user, password string) error {
-	roles, err := RolesFor(string(in.Binding.Spec.Role), bindingDatabase(in.Binding))
+	roles, err := RolesFor(string(in.Binding.Spec.Role), engine.BindingDatabase(in.Binding))
 	if err != nil {
 		return err
 	}
 	return onPrimary(ctx, in.Client, in.Instance, func(s *Server) error {
-		return s.EnsureUser(ctx, bindingDatabase(in.Binding), user, password, roles)
+		return s.EnsureUser(ctx, engine.BindingDatabase(in.Binding), user, password, roles)
 	})
 }
 
 // DropUsers implements engine.UserManager on the primary. Users own nothing in MongoDB: the
 // database and its documents stay.
 func (Engine) DropUsers(ctx context.Context, in engine.UsersInput, keep []string) error {
-	db := bindingDatabase(in.Binding)
+	db := engine.BindingDatabase(in.Binding)
 	return onPrimary(ctx, in.Client, in.Instance, func(s *Server) error {
 		users, err := s.Users(ctx, db)
 		if err != nil {

@@ -12,24 +12,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/engine/enginetest"
 	"github.com/datafleet-dev/datafleet/framework/instance"
 	"github.com/datafleet-dev/datafleet/test/testenv"
 )
-
-func update(t *testing.T, c client.Client, inst *v1alpha1.ServiceInstance, change func(*v1alpha1.ServiceInstanceSpec)) {
-	t.Helper()
-	testenv.Eventually(t, time.Minute, func() error {
-		if err := c.Get(context.Background(), client.ObjectKeyFromObject(inst), inst); err != nil {
-			return err
-		}
-		change(&inst.Spec)
-		return c.Update(context.Background(), inst)
-	})
-}
 
 // On a real API server (no pods run): a settled 3-member instance has its generated keyfile and
 // password; adding members changes only the wanted-members list, not the pod template (running
@@ -70,7 +58,7 @@ func TestMembersLeaveTheSetBeforeTheirPodsGo(t *testing.T) {
 		}
 	}
 
-	update(t, c, inst, func(s *v1alpha1.ServiceInstanceSpec) { s.Replicas = ptr.To[int32](5) })
+	enginetest.UpdateSpec(t, c, inst, func(s *v1alpha1.ServiceInstanceSpec) { s.Replicas = ptr.To[int32](5) })
 	testenv.Eventually(t, time.Minute, wanted(5))
 	testenv.Eventually(t, time.Minute, func() error {
 		if err := c.Get(ctx, key, &sts); err != nil || *sts.Spec.Replicas != 5 {
@@ -82,7 +70,7 @@ func TestMembersLeaveTheSetBeforeTheirPodsGo(t *testing.T) {
 		t.Error("adding members changed the pod template: the running members would restart")
 	}
 
-	update(t, c, inst, func(s *v1alpha1.ServiceInstanceSpec) { s.Replicas = ptr.To[int32](3) })
+	enginetest.UpdateSpec(t, c, inst, func(s *v1alpha1.ServiceInstanceSpec) { s.Replicas = ptr.To[int32](3) })
 	testenv.Eventually(t, time.Minute, wanted(3))
 	testenv.Eventually(t, time.Minute, func() error {
 		if err := c.Get(ctx, key, inst); err != nil {

@@ -19,9 +19,6 @@ import (
 
 var _ engine.UserManager = Engine{}
 
-// DefaultDatabase is the database of a binding that names none.
-const DefaultDatabase = "app"
-
 // BindingType implements engine.UserManager.
 func (Engine) BindingType() string { return "postgresql" }
 
@@ -30,13 +27,6 @@ func (Engine) Roles() []v1alpha1.BindingRole { return v1alpha1.BindingRoles() }
 
 // Target implements engine.UserManager: users are granted a database.
 func (Engine) Target() string { return "database" }
-
-func bindingDatabase(b *v1alpha1.ServiceBinding) string {
-	if b.Spec.Database != "" {
-		return b.Spec.Database
-	}
-	return DefaultDatabase
-}
 
 // Connection implements engine.UserManager: the read-write Service. With TLS the URI asks for
 // an encrypted connection (sslmode=require); applications that verify the server use ca.crt,
@@ -47,7 +37,7 @@ func (Engine) Connection(in engine.UsersInput, user, password string) engine.Con
 	if tlsEnabled(inst) {
 		query = "sslmode=require"
 	}
-	return engine.NewConnection("postgresql", serviceName(inst, ""), inst.Namespace, port, user, password, "database", bindingDatabase(in.Binding), query)
+	return engine.NewConnection("postgresql", serviceName(inst, ""), inst.Namespace, port, user, password, "database", engine.BindingDatabase(in.Binding), query)
 }
 
 // EnsureUser implements engine.UserManager through the primary's agent. Only the password's
@@ -57,7 +47,7 @@ func (Engine) EnsureUser(ctx context.Context, in engine.UsersInput, user, passwo
 		pgagent.ParamUser:     {user},
 		pgagent.ParamVerifier: {pgagent.Verifier(user, password)},
 		pgagent.ParamRole:     {string(in.Binding.Spec.Role)},
-		pgagent.ParamDatabase: {bindingDatabase(in.Binding)},
+		pgagent.ParamDatabase: {engine.BindingDatabase(in.Binding)},
 	})
 }
 

@@ -418,7 +418,7 @@ func TestBindings(t *testing.T) {
 		b := h.create("other", "reader", v1alpha1.RoleReadOnly, "orders")
 		h.condition(b, binding.ReasonNamespaceNotAllowed, `does not allow bindings from namespace "other"`)
 		allow := func(ns ...string) {
-			update(t, c, h.inst, func(s *v1alpha1.ServiceInstanceSpec) {
+			enginetest.UpdateSpec(t, c, h.inst, func(s *v1alpha1.ServiceInstanceSpec) {
 				s.BindingPolicy = &v1alpha1.BindingPolicy{AllowedNamespaces: ns}
 			})
 		}

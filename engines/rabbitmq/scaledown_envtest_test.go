@@ -12,25 +12,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/engine/enginetest"
 	"github.com/datafleet-dev/datafleet/framework/instance"
 	"github.com/datafleet-dev/datafleet/test/testenv"
 )
-
-// update changes the instance's spec, retrying on conflicts with the operator's status writes.
-func update(t *testing.T, c client.Client, inst *v1alpha1.ServiceInstance, change func(*v1alpha1.ServiceInstanceSpec)) {
-	t.Helper()
-	testenv.Eventually(t, time.Minute, func() error {
-		if err := c.Get(context.Background(), client.ObjectKeyFromObject(inst), inst); err != nil {
-			return err
-		}
-		change(&inst.Spec)
-		return c.Update(context.Background(), inst)
-	})
-}
 
 // A settled 3-node instance costs no API writes; lowering its replicas is refused with a message
 // and changes nothing; raising them adds nodes to the peer list without touching the pod
@@ -58,7 +45,7 @@ func TestScaleDownIsRefusedAndScaleUpAddsPeers(t *testing.T) {
 	}
 	template := sts.Spec.Template
 
-	update(t, c, inst, func(s *v1alpha1.ServiceInstanceSpec) { s.Replicas = ptr.To[int32](1) })
+	enginetest.UpdateSpec(t, c, inst, func(s *v1alpha1.ServiceInstanceSpec) { s.Replicas = ptr.To[int32](1) })
 	testenv.Eventually(t, time.Minute, func() error {
 		if err := c.Get(ctx, key, inst); err != nil {
 			return err
@@ -75,7 +62,7 @@ func TestScaleDownIsRefusedAndScaleUpAddsPeers(t *testing.T) {
 		t.Fatalf("the StatefulSet was scaled down: %v %d", err, *sts.Spec.Replicas)
 	}
 
-	update(t, c, inst, func(s *v1alpha1.ServiceInstanceSpec) { s.Replicas = ptr.To[int32](5) })
+	enginetest.UpdateSpec(t, c, inst, func(s *v1alpha1.ServiceInstanceSpec) { s.Replicas = ptr.To[int32](5) })
 	testenv.Eventually(t, time.Minute, func() error {
 		if err := c.Get(ctx, key, &sts); err != nil {
 			return err
@@ -95,7 +82,7 @@ func TestScaleDownIsRefusedAndScaleUpAddsPeers(t *testing.T) {
 
 	// With the opt-in, the StatefulSet keeps its pods until each leaving node is drained, which
 	// needs its agent: with no pods here, nothing is removed.
-	update(t, c, inst, func(s *v1alpha1.ServiceInstanceSpec) {
+	enginetest.UpdateSpec(t, c, inst, func(s *v1alpha1.ServiceInstanceSpec) {
 		s.Replicas, s.ScaleDown = ptr.To[int32](3), v1alpha1.ScaleDownDrain
 	})
 	testenv.Eventually(t, time.Minute, func() error {

@@ -70,3 +70,15 @@ func NewConnection(scheme, service, namespace string, port int32, user, password
 		Path: "/" + target, RawPath: "/" + url.PathEscape(target), RawQuery: query}
 	return Connection{Host: host, Port: port, URI: u.String(), Extra: map[string]string{targetKey: target}}
 }
+
+// DefaultDatabase is the database of a binding that names none, for engines whose Target is
+// "database".
+const DefaultDatabase = "app"
+
+// BindingDatabase is the database the binding names, or DefaultDatabase.
+func BindingDatabase(b *v1alpha1.ServiceBinding) string {
+	if b.Spec.Database != "" {
+		return b.Spec.Database
+	}
+	return DefaultDatabase
+}

@@ -78,10 +78,7 @@ func (e *Engine) ferret() bool { return e.Config.Server == mongodb.ServerFerretD
 func (e *Engine) Bootstrap(context.Context) error {
 	c := e.Config
 	for _, d := range []string{c.RunDir, c.DataDir} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return err
-		}
-		if err := e.own(d); err != nil {
+		if err := fwagent.MkdirOwned(d, c.Credential); err != nil {
 			return err
 		}
 	}
@@ -98,23 +95,7 @@ func (e *Engine) Bootstrap(context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reading the keyfile: %w", err)
 	}
-	path := mongodb.KeyfilePath(c.RunDir)
-	tmp := path + ".tmp"
-	_ = os.Remove(tmp)
-	if err := os.WriteFile(tmp, key, 0o400); err != nil {
-		return err
-	}
-	if err := e.own(tmp); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
-
-func (e *Engine) own(path string) error {
-	if cr := e.Config.Credential; cr != nil {
-		return os.Chown(path, int(cr.Uid), int(cr.Gid))
-	}
-	return nil
+	return fwagent.WriteFileOwned(mongodb.KeyfilePath(c.RunDir), key, 0o400, c.Credential)
 }
 
 func (e *Engine) password() (string, error) {

@@ -226,23 +226,10 @@ func (e *Engine) Connect(ctx context.Context, database string) (*pgx.Conn, error
 	return pgx.ConnectConfig(ctx, cfg)
 }
 
-func (e *Engine) mkdir(dir string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	return e.chown(dir)
-}
+func (e *Engine) mkdir(dir string) error { return fwagent.MkdirOwned(dir, e.Config.Credential) }
 
 func (e *Engine) writeFile(path string, b []byte) error {
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		return err
-	}
-	return e.chown(path)
+	return fwagent.WriteFileOwned(path, b, 0o600, e.Config.Credential)
 }
 
-func (e *Engine) chown(path string) error {
-	if c := e.Config.Credential; c != nil {
-		return os.Chown(path, int(c.Uid), int(c.Gid))
-	}
-	return nil
-}
+func (e *Engine) chown(path string) error { return fwagent.Chown(path, e.Config.Credential) }

@@ -71,10 +71,7 @@ var (
 func (e *Engine) Bootstrap(context.Context) error {
 	c := e.Config
 	for _, d := range []string{c.RunDir, filepath.Join(c.RunDir, "log"), c.DataDir} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return err
-		}
-		if err := e.own(d); err != nil {
+		if err := fwagent.MkdirOwned(d, c.Credential); err != nil {
 			return err
 		}
 	}
@@ -83,14 +80,14 @@ func (e *Engine) Bootstrap(context.Context) error {
 		return fmt.Errorf("reading the Erlang cookie: %w", err)
 	}
 	// Erlang refuses a cookie file others may read.
-	if err := e.writePrivate(filepath.Join(c.RunDir, ".erlang.cookie"), cookie, 0o400); err != nil {
+	if err := fwagent.WriteFileOwned(filepath.Join(c.RunDir, ".erlang.cookie"), cookie, 0o400, c.Credential); err != nil {
 		return err
 	}
 	conf, err := e.assemble()
 	if err != nil {
 		return err
 	}
-	return e.writePrivate(e.configPath(), []byte(conf), 0o600)
+	return fwagent.WriteFileOwned(e.configPath(), []byte(conf), 0o600, c.Credential)
 }
 
 // assemble is the ConfigMap's settings and peer list, and the administrator the operator uses
@@ -117,26 +114,6 @@ func (e *Engine) assemble() (string, error) {
 }
 
 func (e *Engine) configPath() string { return filepath.Join(e.Config.RunDir, "rabbitmq.conf") }
-
-// writePrivate replaces path with data, owned by the server's user.
-func (e *Engine) writePrivate(path string, data []byte, mode os.FileMode) error {
-	tmp := path + ".tmp"
-	_ = os.Remove(tmp)
-	if err := os.WriteFile(tmp, data, mode); err != nil {
-		return err
-	}
-	if err := e.own(tmp); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
-
-func (e *Engine) own(path string) error {
-	if cr := e.Config.Credential; cr != nil {
-		return os.Chown(path, int(cr.Uid), int(cr.Gid))
-	}
-	return nil
-}
 
 // environment is what rabbitmq-server and the CLI tools need to find this node and its files.
 func (e *Engine) environment() []string {

@@ -84,3 +84,16 @@ func MarkReady(t *testing.T, c client.Client, key types.NamespacedName) {
 		return c.Status().Update(context.Background(), &sts)
 	})
 }
+
+// UpdateSpec changes the instance's spec, retrying on conflicts with the operator's own writes;
+// inst is left as stored.
+func UpdateSpec(t *testing.T, c client.Client, inst *v1alpha1.ServiceInstance, change func(*v1alpha1.ServiceInstanceSpec)) {
+	t.Helper()
+	testenv.Eventually(t, time.Minute, func() error {
+		if err := c.Get(context.Background(), client.ObjectKeyFromObject(inst), inst); err != nil {
+			return err
+		}
+		change(&inst.Spec)
+		return c.Update(context.Background(), inst)
+	})
+}
