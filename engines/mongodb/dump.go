@@ -12,17 +12,22 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/datafleet-dev/datafleet/framework/backup/archive"
+	"github.com/datafleet-dev/datafleet/framework/names"
 )
 
 // A dump is a framework/backup/archive with, for every collection of every user database, a part
 // "<db>/<collection>.indexes" (listIndexes' documents, as BSON one after the other) and a part
-// "<db>/<collection>.bson" (the documents, likewise), then a part "counts" with each collection's
-// number of documents. BSON, not JSON: every type round-trips exactly.
+// "<db>/<collection>.bson" (the documents, likewise), then a part "users" (admin.system.users'
+// documents but the operator's own users: credentials as salted SCRAM keys, never passwords),
+// then a part "counts" with each collection's number of documents. BSON, not JSON: every type
+// round-trips exactly.
 const (
 	indexesSuffix = ".indexes"
 	docsSuffix    = ".bson"
+	usersPart     = "users"
 	countsPart    = "counts"
 	// sideSuffix names the collection a restore fills before it replaces the original.
 	// (FerretDB refuses renames to names with dots or dashes.)
@@ -63,6 +68,9 @@ func Dump(ctx context.Context, c *mongo.Client, w io.Writer) error {
 			}
 			counts[db+"/"+spec.Name] = n
 		}
+	}
+	if err := dumpUsers(ctx, c, a); err != nil {
+		return fmt.Errorf("users: %w", err)
 	}
 	part, err := a.Create(countsPart)
 	if err != nil {
@@ -110,6 +118,40 @@ func copyCursor(ctx context.Context, cur *mongo.Cursor, w io.Writer) (int64, err
 	return n, cur.Err()
 }
 
+// usersCollection holds every user of a MongoDB server with its roles and SCRAM credentials
+// (FerretDB keeps the same documents). Reading it needs the backup role, which root has.
+const usersCollection = "system.users"
+
+// operatorUser reports users a dump leaves out and a restore never touches: the operator's
+// administrator (the target has its own, with its own password) and binding users, which their
+// bindings create with their own passwords, as for PostgreSQL.
+func operatorUser(db, user string) bool {
+	return db == "admin" && user == AdminUser || strings.HasPrefix(user, names.UserPrefix)
+}
+
+func dumpUsers(ctx context.Context, c *mongo.Client, a *archive.Writer) error {
+	cur, err := c.Database("admin").Collection(usersCollection).Find(ctx, bson.D{}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
+	if err != nil {
+		return err
+	}
+	defer cur.Close(ctx)
+	part, err := a.Create(usersPart)
+	if err != nil {
+		return err
+	}
+	for cur.Next(ctx) {
+		db, _ := cur.Current.Lookup("db").StringValueOK()
+		user, _ := cur.Current.Lookup("user").StringValueOK()
+		if operatorUser(db, user) {
+			continue
+		}
+		if _, err := part.Write(cur.Current); err != nil {
+			return err
+		}
+	}
+	return cur.Err()
+}
+
 // Load restores a dump into the server. Each collection is filled as a side collection next to
 // the original and only once the whole dump was read and every side collection holds the number
 // of documents the dump counted are the originals replaced (renameCollection with dropTarget);
@@ -125,9 +167,16 @@ func Load(ctx context.Context, c *mongo.Client, r io.Reader) (summary string, er
 		}
 	}()
 	var counts map[string]int64
+	var users []bson.Raw
 	err = archive.NewReader(r).Each(func(name string, part io.Reader) error {
-		if name == countsPart {
+		switch name {
+		case countsPart:
 			return json.NewDecoder(part).Decode(&counts)
+		case usersPart: // a few documents: held until the data is in place
+			return eachDocument(part, func(doc bson.Raw) error {
+				users = append(users, slices.Clone(doc))
+				return nil
+			})
 		}
 		db, rest, ok := strings.Cut(name, "/")
 		switch {
@@ -169,7 +218,57 @@ func Load(ctx context.Context, c *mongo.Client, r io.Reader) (summary string, er
 			return "", err
 		}
 	}
-	return fmt.Sprintf("restored %d collections, %d documents, each collection's documents counted as in the dump", len(sides), docs), nil
+	if err := loadUsers(ctx, c, users); err != nil {
+		return "", fmt.Errorf("the documents were restored, the users were not: %w", err)
+	}
+	return fmt.Sprintf("restored %d collections, %d documents, each collection's documents counted as in the dump, and %d users", len(sides), docs, len(users)), nil
+}
+
+// tempUsers is where MongoDB's restore takes users from (as mongorestore does).
+const tempUsers = "datafleet_restore_users"
+
+// codeCommandNotFound is what a server without the command answers.
+const codeCommandNotFound = 59
+
+// loadUsers creates or replaces the dumped users with their credentials and roles, keeping users
+// the dump does not have. MongoDB merges them from a temporary collection with
+// _mergeAuthzCollections, as mongorestore does (system.users cannot be written directly);
+// FerretDB has no such command but keeps its users in a collection it lets root write.
+func loadUsers(ctx context.Context, c *mongo.Client, users []bson.Raw) error {
+	users = slices.DeleteFunc(users, func(u bson.Raw) bool {
+		db, _ := u.Lookup("db").StringValueOK()
+		user, _ := u.Lookup("user").StringValueOK()
+		return operatorUser(db, user)
+	})
+	if len(users) == 0 {
+		return nil
+	}
+	admin := c.Database("admin")
+	temp := admin.Collection(tempUsers)
+	if err := temp.Drop(ctx); err != nil {
+		return err
+	}
+	defer func() { _ = temp.Drop(context.WithoutCancel(ctx)) }()
+	docs := make([]any, len(users))
+	for i, u := range users {
+		docs[i] = u
+	}
+	if _, err := temp.InsertMany(ctx, docs); err != nil {
+		return err
+	}
+	err := admin.RunCommand(ctx, bson.D{{Key: "_mergeAuthzCollections", Value: 1}, {Key: "tempUsersCollection", Value: "admin." + tempUsers},
+		{Key: "tempRolesCollection", Value: ""}, {Key: "db", Value: ""}, {Key: "drop", Value: false}}).Err()
+	var ce mongo.CommandError
+	if !errors.As(err, &ce) || ce.Code != codeCommandNotFound {
+		return err
+	}
+	for _, u := range users {
+		if _, err := admin.Collection(usersCollection).ReplaceOne(ctx, bson.D{{Key: "_id", Value: u.Lookup("_id")}}, u,
+			options.Replace().SetUpsert(true)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // codeNotImplemented is what FerretDB answers renameCollection's dropTarget with.

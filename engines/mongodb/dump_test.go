@@ -143,6 +143,60 @@ func TestDumpAndLoadOnFerretDB(t *testing.T) {
 	}
 }
 
+// Users come back with their credentials (the old password logs in on the new server), except
+// the operator's own: the target's administrator keeps its password, binding users are left to
+// their bindings, and users the dump does not have stay.
+func TestUsersRoundTripOnFerretDB(t *testing.T) {
+	ctx := context.Background()
+	from, to := testenv.StartFerretDB(t), testenv.StartFerretDB(t)
+	src, dst := connect(t, from.URI()), connect(t, to.URI())
+	create := func(c *mongo.Client, db, user, password string) {
+		t.Helper()
+		if err := c.Database(db).RunCommand(ctx, bson.D{{Key: "createUser", Value: user}, {Key: "pwd", Value: password},
+			{Key: "roles", Value: bson.A{}}}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const bindingUser = "sb_orders_0123456789abcdef_0"
+	create(src, "app", "reporting", "reporting-secret")
+	create(src, "app", bindingUser, "binding-secret")
+	create(src, "admin", AdminUser, "source-admin-secret")
+	if _, err := src.Database("app").Collection("notes").InsertOne(ctx, bson.D{{Key: "note", Value: "hello"}}); err != nil {
+		t.Fatal(err)
+	}
+	var dump bytes.Buffer
+	if err := Dump(ctx, src, &dump); err != nil {
+		t.Fatal(err)
+	}
+	create(dst, "admin", AdminUser, "target-admin-secret")
+	create(dst, "app", "kept", "kept-secret")
+	summary, err := Load(ctx, dst, bytes.NewReader(dump.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The source's setup user (root) and reporting; not the administrator, not the binding user.
+	if !strings.HasSuffix(summary, "and 2 users") {
+		t.Errorf("summary %q", summary)
+	}
+	for _, c := range []struct {
+		db, user, password string
+		ok                 bool
+	}{
+		{"app", "reporting", "reporting-secret", true},
+		{"app", "kept", "kept-secret", true},
+		{"admin", AdminUser, "target-admin-secret", true},
+		{"admin", AdminUser, "source-admin-secret", false},
+		{"app", bindingUser, "binding-secret", false},
+	} {
+		if err := loginTo(ctx, t, to.Addr, c.db, c.user, c.password); (err == nil) != c.ok {
+			t.Errorf("logging in to the restored server as %s.%s: %v, want success %v", c.db, c.user, err, c.ok)
+		}
+	}
+	if n, err := dst.Database("admin").Collection(tempUsers).CountDocuments(ctx, bson.D{}); err != nil || n != 0 {
+		t.Errorf("the temporary users collection was left with %d documents (%v)", n, err)
+	}
+}
+
 func diff(a, b []string) []string {
 	var out []string
 	for _, x := range a {

@@ -21,11 +21,16 @@ func connect(t *testing.T, uri string) *mongo.Client {
 	return c
 }
 
-// login connects as user and runs a command that needs an authenticated connection.
+// login connects as user of database app and runs a command that needs an authenticated connection.
 func login(ctx context.Context, t *testing.T, addr, user, password string) error {
 	t.Helper()
+	return loginTo(ctx, t, addr, "app", user, password)
+}
+
+func loginTo(ctx context.Context, t *testing.T, addr, authDB, user, password string) error {
+	t.Helper()
 	opts := options.Client().ApplyURI("mongodb://" + addr).SetServerSelectionTimeout(5e9).
-		SetAuth(options.Credential{AuthMechanism: "SCRAM-SHA-256", AuthSource: "app", Username: user, Password: password})
+		SetAuth(options.Credential{AuthMechanism: "SCRAM-SHA-256", AuthSource: authDB, Username: user, Password: password})
 	c, err := mongo.Connect(opts)
 	if err != nil {
 		return err
