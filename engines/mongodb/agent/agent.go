@@ -60,6 +60,8 @@ type Engine struct {
 	local  *mongo.Client // unauthenticated, to this member: hello, and the localhost exception
 	admin  *mongo.Client // as the administrator, to this member
 	tokens string
+	// removed are members the operator asked to remove while the members file still lists them.
+	removed map[string]bool
 }
 
 var (

@@ -52,11 +52,17 @@ func (e *Engine) ImmediateStopSignal() os.Signal { return e.StopSignal() }
 // AfterStop implements fwagent.Controller.
 func (e *Engine) AfterStop(context.Context) {}
 
-// markFresh notes, before the server first writes to it, that the data directory is empty.
+// markFresh notes, before the server first writes to it, that the data directory is empty (a
+// new ext4 volume's lost+found is not data).
 func (e *Engine) markFresh() error {
 	entries, err := os.ReadDir(e.Config.DataDir)
-	if err != nil || len(entries) > 0 {
+	if err != nil {
 		return err
+	}
+	for _, d := range entries {
+		if d.Name() != "lost+found" {
+			return nil
+		}
 	}
 	return os.WriteFile(filepath.Join(e.Config.DataDir, freshMarker), nil, 0o600)
 }
@@ -92,7 +98,26 @@ func (e *Engine) tend(ctx context.Context) error {
 	return e.reconfigure(ctx, func(cur mongodb.Config) (mongodb.Config, bool) { return mongodb.Next(cur, want) })
 }
 
+// wantedMembers is the ConfigMap's list of members, less those the operator asked to remove
+// while the mounted file still lists them: the kubelet updates it up to a minute after the
+// ConfigMap changed, and a member re-added meanwhile could leave the set without a majority once
+// its pod is gone.
 func (e *Engine) wantedMembers() ([]string, error) {
+	listed, err := e.listedMembers()
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for host := range e.removed {
+		if !slices.Contains(listed, host) {
+			delete(e.removed, host) // the file caught up
+		}
+	}
+	return slices.DeleteFunc(listed, func(h string) bool { return e.removed[h] }), nil
+}
+
+func (e *Engine) listedMembers() ([]string, error) {
 	b, err := os.ReadFile(filepath.Join(e.Config.ConfigDir, mongodb.MembersFile))
 	if err != nil {
 		return nil, fmt.Errorf("reading the wanted members: %w", err)
@@ -278,10 +303,29 @@ func (e *Engine) removeMember(ctx context.Context, host string) error {
 	if !h.IsWritablePrimary {
 		return errors.New("this member is not the primary")
 	}
-	return e.reconfigure(ctx, func(cur mongodb.Config) (mongodb.Config, bool) {
+	e.mu.Lock()
+	if e.removed == nil {
+		e.removed = map[string]bool{}
+	}
+	e.removed[host] = true
+	e.mu.Unlock()
+	err = e.reconfigure(ctx, func(cur mongodb.Config) (mongodb.Config, bool) {
 		if !slices.Contains(hostsOf(cur), host) {
 			return cur, false
 		}
 		return mongodb.Next(cur, slices.DeleteFunc(hostsOf(cur), func(h string) bool { return h == host }))
 	})
+	if err != nil {
+		return err
+	}
+	// Done only once this member's own list has dropped the host too: until then the operator
+	// keeps the pod, and asks again.
+	listed, err := e.listedMembers()
+	if err != nil {
+		return err
+	}
+	if slices.Contains(listed, host) {
+		return fmt.Errorf("%s left the set; waiting for the wanted members to drop it", host)
+	}
+	return nil
 }
