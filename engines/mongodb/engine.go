@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
 	"github.com/datafleet-dev/datafleet/framework/catalog"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/params"
@@ -67,7 +68,18 @@ const (
 func KeyfilePath(runDir string) string { return runDir + "/keyfile" }
 
 // Engine is the MongoDB engine.
-type Engine struct{}
+type Engine struct {
+	// agentAt is a pod's agent's address; nil means at the pod's IP. Tests point it at agents
+	// of their own, since no mongod runs here.
+	agentAt func(*corev1.Pod) string
+}
+
+func (e Engine) agentAddress(p *corev1.Pod) string {
+	if e.agentAt != nil {
+		return e.agentAt(p)
+	}
+	return fwagent.Address(p.Status.PodIP)
+}
 
 var _ engine.Engine = Engine{}
 

@@ -38,7 +38,7 @@ var _ engine.Supervisor = Engine{}
 // password exist; every agent is asked for its member's role, which goes on the pod (the client
 // Service selects the primary); then at most one pod of a rolling update is replaced, the
 // secondaries first and the primary last, after it stepped down.
-func (Engine) Supervise(ctx context.Context, in engine.SuperviseInput) (engine.SuperviseResult, error) {
+func (e Engine) Supervise(ctx context.Context, in engine.SuperviseInput) (engine.SuperviseResult, error) {
 	inst := in.Instance
 	labels := names.InstanceLabels(Name, inst.Name)
 	key := types.NamespacedName{Namespace: inst.Namespace, Name: SecretName(inst)}
@@ -52,7 +52,7 @@ func (Engine) Supervise(ctx context.Context, in engine.SuperviseInput) (engine.S
 	sort.Slice(pods.Items, func(i, j int) bool {
 		return workload.Ordinal(pods.Items[i].Name) < workload.Ordinal(pods.Items[j].Name)
 	})
-	s := &supervision{in: in, pods: pods.Items, statuses: fwagent.Probe(ctx, pods.Items)}
+	s := &supervision{in: in, pods: pods.Items, statuses: fwagent.ProbeWith(ctx, pods.Items, e.agentAddress), agentAt: e.agentAddress}
 	if err := s.label(ctx); err != nil {
 		return engine.SuperviseResult{}, err
 	}
@@ -67,6 +67,7 @@ type supervision struct {
 	pods     []corev1.Pod
 	statuses []*fwagent.Status
 	primary  *corev1.Pod
+	agentAt  func(*corev1.Pod) string
 	engine.NotReady
 }
 
@@ -146,7 +147,7 @@ func (s *supervision) act(ctx context.Context, p *corev1.Pod, action string, par
 	if err != nil {
 		return err
 	}
-	return fwagent.Act(ctx, p.Status.PodIP, password, action, params)
+	return fwagent.ActAt(ctx, s.agentAt(p), password, action, params)
 }
 
 func adminPassword(ctx context.Context, c client.Reader, inst *v1alpha1.ServiceInstance) (string, error) {
@@ -192,7 +193,7 @@ var _ engine.MemberDrainer = Engine{}
 
 // DrainMember implements engine.MemberDrainer: the primary removes the leaving member from the
 // replica set's configuration before its pod stops, so the set keeps a majority of its voters.
-func (Engine) DrainMember(ctx context.Context, in engine.SuperviseInput, pod string) error {
+func (e Engine) DrainMember(ctx context.Context, in engine.SuperviseInput, pod string) error {
 	inst := in.Instance
 	sel := names.InstanceLabels(Name, inst.Name)
 	sel[workload.RoleLabel] = RolePrimary
@@ -207,6 +208,6 @@ func (Engine) DrainMember(ctx context.Context, in engine.SuperviseInput, pod str
 	if err != nil {
 		return err
 	}
-	return fwagent.Act(ctx, p.Status.PodIP, password, ActionRemoveMember,
+	return fwagent.ActAt(ctx, e.agentAddress(p), password, ActionRemoveMember,
 		url.Values{ParamHost: {MemberHost(inst, workload.Ordinal(pod))}})
 }

@@ -240,6 +240,10 @@ const (
 // status code is sent before the dump runs, so only the trailer can say how it ended.
 const trailerResult = "Datafleet-Result"
 
+// Handler serves e's status, probes and actions as Run does, for an engine whose process the
+// caller runs (tests stand in for a server that cannot run on the machine).
+func Handler(e Engine) http.Handler { return handler(e, &atomic.Bool{}) }
+
 func handler(e Engine, exited *atomic.Bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc(PathHealth, func(w http.ResponseWriter, _ *http.Request) {

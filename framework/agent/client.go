@@ -26,7 +26,12 @@ var actionClient = &http.Client{Timeout: 5 * time.Minute}
 
 // Act asks the agent at ip to carry out an action (see Actor) and returns its error, if any.
 func Act(ctx context.Context, ip, token, action string, params url.Values) error {
-	resp, err := post(ctx, actionClient, Address(ip), token, PathAction+url.PathEscape(action),
+	return ActAt(ctx, Address(ip), token, action, params)
+}
+
+// ActAt is Act with the agent's address (host:port).
+func ActAt(ctx context.Context, addr, token, action string, params url.Values) error {
+	resp, err := post(ctx, actionClient, addr, token, PathAction+url.PathEscape(action),
 		"application/x-www-form-urlencoded", io.NopCloser(strings.NewReader(params.Encode())))
 	if err != nil {
 		return err
@@ -98,6 +103,11 @@ func Address(ip string) string { return net.JoinHostPort(ip, strconv.Itoa(Port))
 // Probe asks the agent of every running pod for its status, concurrently. An entry is nil when
 // the pod is not running or its agent did not answer.
 func Probe(ctx context.Context, pods []corev1.Pod) []*Status {
+	return ProbeWith(ctx, pods, func(p *corev1.Pod) string { return Address(p.Status.PodIP) })
+}
+
+// ProbeWith is Probe with the agents' addresses (host:port) given by address.
+func ProbeWith(ctx context.Context, pods []corev1.Pod, address func(*corev1.Pod) string) []*Status {
 	out := make([]*Status, len(pods))
 	var wg sync.WaitGroup
 	for i := range pods {
@@ -107,16 +117,11 @@ func Probe(ctx context.Context, pods []corev1.Pod) []*Status {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			out[i] = query(ctx, pods[i].Status.PodIP)
+			out[i], _ = StatusAt(ctx, address(&pods[i]))
 		}(i)
 	}
 	wg.Wait()
 	return out
-}
-
-func query(ctx context.Context, ip string) *Status {
-	st, _ := StatusAt(ctx, Address(ip))
-	return st
 }
 
 // StatusAt asks the agent at addr (host:port) for its status.

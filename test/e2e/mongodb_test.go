@@ -6,6 +6,11 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -71,4 +76,35 @@ func testMongoDB(t *testing.T) {
 		t.Fatalf("reading the restored instance through its binding: %s", out)
 	}
 	t.Logf("MONGODB: the backup restored into docs-copy with every document")
+
+	// Deleting the binding drops its user and its Secret.
+	b := &v1alpha1.ServiceBinding{ObjectMeta: metav1.ObjectMeta{Name: "docs-app", Namespace: ns}}
+	addr := serviceAddress(t, ns, "docs", 27017)
+	if err := mongoLogin(addr, secret); err != nil {
+		t.Fatalf("docs-app before its deletion: %v", err)
+	}
+	if err := env.c.Delete(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, "binding docs-app", b)
+	waitGone(t, "Secret docs-app", secret)
+	if err := mongoLogin(addr, secret); err == nil {
+		t.Fatal("docs-app's user still logs in after the binding was deleted")
+	}
+	t.Logf("MONGODB: the deleted binding's user could no longer log in and its Secret was gone")
+}
+
+// mongoLogin logs in with the Secret's credentials at addr (the Service's ClusterIP) and runs a
+// command that needs a login.
+func mongoLogin(addr string, s *corev1.Secret) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	c, err := mongo.Connect(options.Client().ApplyURI("mongodb://" + addr + "/?directConnection=true").SetServerSelectionTimeout(10 * time.Second).
+		SetAuth(options.Credential{AuthSource: string(s.Data["database"]), Username: string(s.Data["username"]), Password: string(s.Data["password"])}))
+	if err != nil {
+		return err
+	}
+	defer func() { _ = c.Disconnect(context.Background()) }()
+	_, err = c.Database(string(s.Data["database"])).ListCollectionNames(ctx, bson.D{})
+	return err
 }
