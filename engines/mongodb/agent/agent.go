@@ -56,10 +56,11 @@ type Config struct {
 type Engine struct {
 	Config Config
 
-	mu     sync.Mutex
-	local  *mongo.Client // unauthenticated, to this member: hello, and the localhost exception
-	admin  *mongo.Client // as the administrator, to this member
-	tokens string
+	mu    sync.Mutex
+	local *mongo.Client // unauthenticated, to this member: hello, and the localhost exception
+	admin *mongo.Client // as the administrator, to this member
+	// adminPassword is the password admin logged in with.
+	adminPassword string
 	// removed are members the operator asked to remove while the members file still lists them.
 	removed map[string]bool
 }
@@ -83,6 +84,9 @@ func (e *Engine) Bootstrap(context.Context) error {
 		if err := fwagent.MkdirOwned(d, c.Credential); err != nil {
 			return err
 		}
+	}
+	if _, err := e.password(); err != nil {
+		return err
 	}
 	if e.ferret() {
 		return nil
@@ -118,7 +122,7 @@ func (e *Engine) Command() *exec.Cmd {
 		cmd = exec.Command(e.binary("ferretdb"), "--handler=sqlite", "--sqlite-url=file:"+c.DataDir+"/",
 			"--state-dir="+c.DataDir, "--listen-addr=:"+strconv.Itoa(c.Port), "--debug-addr=-",
 			"--telemetry=disable", "--test-enable-new-auth", "--log-level=info")
-		password, _ := e.password() // Bootstrap's callers read it already; an empty one fails setup loudly
+		password, _ := e.password() // Bootstrap read it
 		cmd.Env = append(os.Environ(), "FERRETDB_SETUP_DATABASE=admin", "FERRETDB_SETUP_USERNAME="+c.User,
 			"FERRETDB_SETUP_PASSWORD="+password)
 	} else {
@@ -152,11 +156,9 @@ func (e *Engine) StopSignal() os.Signal { return syscall.SIGTERM }
 
 // hello is the part of MongoDB's hello reply the agent reads.
 type hello struct {
-	IsWritablePrimary bool     `bson:"isWritablePrimary"`
-	Secondary         bool     `bson:"secondary"`
-	SetName           string   `bson:"setName"`
-	Hosts             []string `bson:"hosts"`
-	Me                string   `bson:"me"`
+	IsWritablePrimary bool   `bson:"isWritablePrimary"`
+	Secondary         bool   `bson:"secondary"`
+	SetName           string `bson:"setName"`
 }
 
 // Status implements fwagent.Engine from `hello`, which needs no login: the primary accepts
@@ -213,7 +215,7 @@ func (e *Engine) adminClient() (*mongo.Client, error) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.admin != nil && e.tokens == password {
+	if e.admin != nil && e.adminPassword == password {
 		return e.admin, nil
 	}
 	if e.admin != nil {
@@ -225,7 +227,7 @@ func (e *Engine) adminClient() (*mongo.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	e.admin, e.tokens = c, password
+	e.admin, e.adminPassword = c, password
 	return c, nil
 }
 
