@@ -13,6 +13,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -53,6 +54,50 @@ func testMongoDB(t *testing.T) {
 	runBinding(t, ns, "docs-write-2", "docs-app", corev1.PodSucceeded, "write", "docs-app", "second-note")
 	t.Logf("MONGODB: a pod wrote and read documents through its binding")
 
+	// A resources change replaces the pod (the supervisor's rolling update); the documents are on
+	// the volume and stay.
+	before := &corev1.Pod{}
+	if err := env.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "docs-0"}, before); err != nil {
+		t.Fatal(err)
+	}
+	patchInstance(t, docs, func(s *v1alpha1.ServiceInstanceSpec) {
+		s.Resources.Requests = corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("96Mi")}
+	})
+	waitPodReplaced(t, before)
+	waitInstanceReady(t, docs)
+	out = runBinding(t, ns, "docs-read", "docs-app", corev1.PodSucceeded, "read", "docs-app")
+	if !strings.Contains(out, "read: hello-from-docs,second-note") {
+		t.Fatalf("reading after the pod was replaced: %s", out)
+	}
+	t.Logf("MONGODB: a resources change replaced the pod and every document stayed")
+
+	// Rotation: both users log in during the overlap, only the new one after it.
+	addr := serviceAddress(t, ns, "docs", 27017)
+	b := &v1alpha1.ServiceBinding{}
+	if err := env.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "docs-app"}, b); err != nil {
+		t.Fatal(err)
+	}
+	patchBinding(t, b, func(s *v1alpha1.ServiceBindingSpec) {
+		s.Rotation = &v1alpha1.CredentialRotation{Generation: 1, Overlap: &metav1.Duration{Duration: 20 * time.Second}}
+	})
+	fresh := waitBound(t, b, func(b *v1alpha1.ServiceBinding) bool {
+		return b.Status.CredentialGeneration == 1 && b.Status.PreviousCredentialsExpire != nil
+	})
+	for _, s := range []*corev1.Secret{secret, fresh} {
+		if err := mongoLogin(addr, s); err != nil {
+			t.Fatalf("during the overlap %s cannot log in: %v", s.Data["username"], err)
+		}
+	}
+	waitBound(t, b, func(b *v1alpha1.ServiceBinding) bool { return b.Status.PreviousCredentialsExpire == nil })
+	if err := mongoLogin(addr, secret); err == nil {
+		t.Fatal("after the overlap the previous user still logs in")
+	}
+	if err := mongoLogin(addr, fresh); err != nil {
+		t.Fatal(err)
+	}
+	secret = fresh
+	t.Logf("MONGODB: rotation: both users logged in during the overlap, only the new one after")
+
 	minioStore(t, ns)
 	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		cur := &v1alpha1.ServiceInstance{}
@@ -78,8 +123,6 @@ func testMongoDB(t *testing.T) {
 	t.Logf("MONGODB: the backup restored into docs-copy with every document")
 
 	// Deleting the binding drops its user and its Secret.
-	b := &v1alpha1.ServiceBinding{ObjectMeta: metav1.ObjectMeta{Name: "docs-app", Namespace: ns}}
-	addr := serviceAddress(t, ns, "docs", 27017)
 	if err := mongoLogin(addr, secret); err != nil {
 		t.Fatalf("docs-app before its deletion: %v", err)
 	}
