@@ -32,7 +32,8 @@ func runAgent(args []string) error {
 	}
 	fs := flag.NewFlagSet("agent "+args[0], flag.ContinueOnError)
 	addr := fs.String("http-address", ":8000", "address of the agent's /healthz, /readyz and /status endpoints")
-	var e fwagent.Engine
+	// Each engine registers its flags and says how to build its agent from them once parsed.
+	var build func() (fwagent.Engine, error)
 	switch args[0] {
 	case "postgres":
 		var c pgagent.Config
@@ -47,20 +48,16 @@ func runAgent(args []string) error {
 		fs.StringVar(&c.Source, "source", "", `libpq host and port of the current primary, for example "host=orders port=5432"`)
 		fs.StringVar(&c.TLSDir, "tls-dir", "", "directory of the server certificate and key (tls.crt, tls.key); empty: no TLS")
 		fs.StringVar(&c.ReplicationPasswordFile, "replication-password-file", "", "file holding the replication user's password")
-		if err := fs.Parse(args[1:]); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil
+		build = func() (fwagent.Engine, error) {
+			if *lease != "" {
+				k, err := leaseKeeper(*lease, c.Name)
+				if err != nil {
+					return nil, err
+				}
+				c.Lease = k
 			}
-			return err
+			return &pgagent.Engine{Config: c}, nil
 		}
-		if *lease != "" {
-			k, err := leaseKeeper(*lease, c.Name)
-			if err != nil {
-				return err
-			}
-			c.Lease = k
-		}
-		e = &pgagent.Engine{Config: c}
 	case "rabbitmq":
 		c := rmqagent.Config{User: rabbitmq.AdminUser}
 		fs.StringVar(&c.NodeName, "node-name", "", "the Erlang node name, rabbit@<fully qualified host>")
@@ -71,16 +68,12 @@ func runAgent(args []string) error {
 		fs.StringVar(&c.TLSDir, "tls-dir", "", "directory of tls.crt, tls.key and ca.crt; empty: no TLS")
 		fs.IntVar(&c.AMQPPort, "amqp-port", 5672, "the AMQP port readiness checks")
 		fs.IntVar(&c.AMQPSPort, "amqps-port", 0, "the AMQPS port readiness checks too (0: none)")
-		if err := fs.Parse(args[1:]); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil
+		build = func() (fwagent.Engine, error) {
+			if c.NodeName == "" {
+				return nil, rmqagent.ErrNoNodeName
 			}
-			return err
+			return &rmqagent.Engine{Config: c}, nil
 		}
-		if c.NodeName == "" {
-			return rmqagent.ErrNoNodeName
-		}
-		e = &rmqagent.Engine{Config: c}
 	case "mongodb":
 		c := mongoagent.Config{User: mongodb.AdminUser}
 		fs.StringVar(&c.Server, "server", mongodb.ServerMongod, "the server to run: mongod, or ferretdb (the local image)")
@@ -91,15 +84,19 @@ func runAgent(args []string) error {
 		fs.StringVar(&c.ReplicaSet, "replica-set", "", "the replica set's name")
 		fs.StringVar(&c.Host, "host", "", "this member's host:port in the replica set")
 		fs.IntVar(&c.Port, "port", mongodb.Port, "the server's port")
-		if err := fs.Parse(args[1:]); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil
-			}
-			return err
-		}
-		e = &mongoagent.Engine{Config: c}
+		build = func() (fwagent.Engine, error) { return &mongoagent.Engine{Config: c}, nil }
 	default:
 		return fmt.Errorf("agent: no agent for engine %q (have: postgres, rabbitmq, mongodb)", args[0])
+	}
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	e, err := build()
+	if err != nil {
+		return err
 	}
 	ctx, stop := fwagent.SignalContext()
 	defer stop()
