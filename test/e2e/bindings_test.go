@@ -36,7 +36,6 @@ import (
 // login fails; and after the operator is killed at random moments while 20 bindings are created
 // and deleted, PostgreSQL's binding users are exactly those of the bindings that exist.
 func testBindings(t *testing.T) {
-	ctx := context.Background()
 	ensureCatalog(t, "postgres", v1alpha1.CatalogVersion{Version: "17", Image: env.images["postgres-17"], Default: true})
 	ensureCatalog(t, "rabbitmq", v1alpha1.CatalogVersion{Version: "4.0", Image: env.images["rabbitmq-4.0"], Default: true})
 	ns := testNamespace(t, "bindings")
@@ -87,24 +86,7 @@ func testBindings(t *testing.T) {
 	// Rotation of the PostgreSQL binding, from the host through the Service's ClusterIP.
 	addr := serviceAddress(t, ns, "db", 5432)
 	old := secrets["db-app"]
-	patchBinding(t, bindings["db-app"], func(s *v1alpha1.ServiceBindingSpec) {
-		s.Rotation = &v1alpha1.CredentialRotation{Generation: 1, Overlap: &metav1.Duration{Duration: 40 * time.Second}}
-	})
-	fresh := waitBound(t, bindings["db-app"], func(b *v1alpha1.ServiceBinding) bool {
-		return b.Status.CredentialGeneration == 1 && b.Status.PreviousCredentialsExpire != nil
-	})
-	for _, s := range []*corev1.Secret{old, fresh} {
-		if err := pgLogin(addr, s); err != nil {
-			t.Fatalf("during the overlap %s cannot log in: %v", s.Data["username"], err)
-		}
-	}
-	waitBound(t, bindings["db-app"], func(b *v1alpha1.ServiceBinding) bool { return b.Status.PreviousCredentialsExpire == nil })
-	if err := pgLogin(addr, old); err == nil {
-		t.Fatal("after the overlap the previous credentials still log in")
-	}
-	if err := pgLogin(addr, fresh); err != nil {
-		t.Fatal(err)
-	}
+	checkRotation(t, bindings["db-app"], old, 40*time.Second, func(s *corev1.Secret) error { return pgLogin(addr, s) })
 	t.Logf("BINDINGS: rotation: both passwords worked during the overlap, only the new one after")
 
 	// Deleting a binding drops its user and its Secret.
@@ -113,17 +95,7 @@ func testBindings(t *testing.T) {
 		"db-report": func(s *corev1.Secret) error { return pgLogin(addr, s) },
 		"mq-report": func(s *corev1.Secret) error { return amqpLogin(mqAddr, s) },
 	} {
-		if err := login(secrets[name]); err != nil {
-			t.Fatalf("%s before its deletion: %v", name, err)
-		}
-		if err := env.c.Delete(ctx, bindings[name]); err != nil {
-			t.Fatal(err)
-		}
-		waitGone(t, "binding "+name, bindings[name])
-		waitGone(t, "Secret "+name, secrets[name])
-		if err := login(secrets[name]); err == nil {
-			t.Fatalf("%s's user still logs in after the binding was deleted", name)
-		}
+		checkDeletion(t, bindings[name], secrets[name], login)
 	}
 	t.Logf("BINDINGS: deleted bindings' users could no longer log in and their Secrets were gone")
 
@@ -227,6 +199,48 @@ func sigkillOperator(t *testing.T) {
 		}
 		return expect(restarts(p) > before, "the operator's container restarts after SIGKILL", fmt.Sprintf("restarts %d", restarts(p)))
 	})
+}
+
+// checkRotation rotates binding b (whose Secret was old) to generation 1 with the overlap, and
+// checks that both users log in during the overlap and only the new one after. It returns the
+// new Secret.
+func checkRotation(t *testing.T, b *v1alpha1.ServiceBinding, old *corev1.Secret, overlap time.Duration, login func(*corev1.Secret) error) *corev1.Secret {
+	t.Helper()
+	patchBinding(t, b, func(s *v1alpha1.ServiceBindingSpec) {
+		s.Rotation = &v1alpha1.CredentialRotation{Generation: 1, Overlap: &metav1.Duration{Duration: overlap}}
+	})
+	fresh := waitBound(t, b, func(b *v1alpha1.ServiceBinding) bool {
+		return b.Status.CredentialGeneration == 1 && b.Status.PreviousCredentialsExpire != nil
+	})
+	for _, s := range []*corev1.Secret{old, fresh} {
+		if err := login(s); err != nil {
+			t.Fatalf("during the overlap %s cannot log in: %v", s.Data["username"], err)
+		}
+	}
+	waitBound(t, b, func(b *v1alpha1.ServiceBinding) bool { return b.Status.PreviousCredentialsExpire == nil })
+	if err := login(old); err == nil {
+		t.Fatal("after the overlap the previous credentials still log in")
+	}
+	if err := login(fresh); err != nil {
+		t.Fatal(err)
+	}
+	return fresh
+}
+
+// checkDeletion deletes binding b and checks that its Secret s goes and its user no longer logs in.
+func checkDeletion(t *testing.T, b *v1alpha1.ServiceBinding, s *corev1.Secret, login func(*corev1.Secret) error) {
+	t.Helper()
+	if err := login(s); err != nil {
+		t.Fatalf("%s before its deletion: %v", b.Name, err)
+	}
+	if err := env.c.Delete(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, "binding "+b.Name, b)
+	waitGone(t, "Secret "+s.Name, s)
+	if err := login(s); err == nil {
+		t.Fatalf("%s's user still logs in after the binding was deleted", b.Name)
+	}
 }
 
 // runBinding runs the test application in a pod that mounts the binding Secret name under

@@ -15,7 +15,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
@@ -77,38 +76,14 @@ func testMongoDB(t *testing.T) {
 	if err := env.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "docs-app"}, b); err != nil {
 		t.Fatal(err)
 	}
-	patchBinding(t, b, func(s *v1alpha1.ServiceBindingSpec) {
-		s.Rotation = &v1alpha1.CredentialRotation{Generation: 1, Overlap: &metav1.Duration{Duration: 20 * time.Second}}
-	})
-	fresh := waitBound(t, b, func(b *v1alpha1.ServiceBinding) bool {
-		return b.Status.CredentialGeneration == 1 && b.Status.PreviousCredentialsExpire != nil
-	})
-	for _, s := range []*corev1.Secret{secret, fresh} {
-		if err := mongoLogin(addr, s); err != nil {
-			t.Fatalf("during the overlap %s cannot log in: %v", s.Data["username"], err)
-		}
-	}
-	waitBound(t, b, func(b *v1alpha1.ServiceBinding) bool { return b.Status.PreviousCredentialsExpire == nil })
-	if err := mongoLogin(addr, secret); err == nil {
-		t.Fatal("after the overlap the previous user still logs in")
-	}
-	if err := mongoLogin(addr, fresh); err != nil {
-		t.Fatal(err)
-	}
-	secret = fresh
+	login := func(s *corev1.Secret) error { return mongoLogin(addr, s) }
+	secret = checkRotation(t, b, secret, 20*time.Second, login)
 	t.Logf("MONGODB: rotation: both users logged in during the overlap, only the new one after")
 
 	minioStore(t, ns)
-	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		cur := &v1alpha1.ServiceInstance{}
-		if err := env.c.Get(ctx, client.ObjectKeyFromObject(docs), cur); err != nil {
-			return err
-		}
-		cur.Spec.Backup = &v1alpha1.InstanceBackupSpec{StoreRef: &v1alpha1.LocalObjectReference{Name: "minio"}}
-		return env.c.Update(ctx, cur)
-	}); err != nil {
-		t.Fatal(err)
-	}
+	patchInstance(t, docs, func(s *v1alpha1.ServiceInstanceSpec) {
+		s.Backup = &v1alpha1.InstanceBackupSpec{StoreRef: &v1alpha1.LocalObjectReference{Name: "minio"}}
+	})
 	backupOf(t, ns, "docs-backup", "docs")
 	t.Cleanup(func() { deleteBackups(t, ns) })
 	restoreOf(t, ns, "docs-clone", "docs-backup", v1alpha1.RestoreTarget{NewInstance: &v1alpha1.NewInstanceTarget{Name: "docs-copy"}}, "Completed")
@@ -123,17 +98,7 @@ func testMongoDB(t *testing.T) {
 	t.Logf("MONGODB: the backup restored into docs-copy with every document")
 
 	// Deleting the binding drops its user and its Secret.
-	if err := mongoLogin(addr, secret); err != nil {
-		t.Fatalf("docs-app before its deletion: %v", err)
-	}
-	if err := env.c.Delete(ctx, b); err != nil {
-		t.Fatal(err)
-	}
-	waitGone(t, "binding docs-app", b)
-	waitGone(t, "Secret docs-app", secret)
-	if err := mongoLogin(addr, secret); err == nil {
-		t.Fatal("docs-app's user still logs in after the binding was deleted")
-	}
+	checkDeletion(t, b, secret, login)
 	t.Logf("MONGODB: the deleted binding's user could no longer log in and its Secret was gone")
 }
 
