@@ -104,6 +104,14 @@ func testInstall(t *testing.T) {
 		h := l.Spec.HolderIdentity
 		return expect(h != nil && strings.HasPrefix(*h, releaseName+"-"), "the manager holds the leader-election Lease", fmt.Sprintf("holder %v", h))
 	})
+	// A ready pod is not yet a reachable webhook: the Service's route to it is programmed a moment
+	// later ("no route to host" until then). A dry-run create the webhook refuses shows it answers.
+	testenv.Eventually(t, waitTimeout, func() error {
+		probe := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "webhook-probe", Namespace: releaseNamespace},
+			Spec: v1alpha1.ServiceInstanceSpec{Engine: "nosuchengine", Version: "1"}}
+		err := env.c.Create(context.Background(), probe, client.DryRunAll)
+		return expect(apierrors.IsInvalid(err), "the API server reaches the webhook through its Service", fmt.Sprintf("dry-run create: %v", err))
+	})
 }
 
 // upgradeCRDs applies the chart's CRDs, as docs/install.md tells users to before an upgrade: Helm
