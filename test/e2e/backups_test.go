@@ -391,13 +391,18 @@ func checkPlan(t *testing.T, s3c *s3.Client, plan *v1alpha1.BackupPlan, seen fun
 		if err != nil {
 			return err
 		}
+		// Three manifests, and no object outside those three backups' directories: a pruned
+		// backup leaves nothing behind.
 		var manifests []string
+		dirs := map[string]bool{}
 		for _, o := range out.Contents {
+			dirs[path.Dir(*o.Key)] = true
 			if strings.HasSuffix(*o.Key, "/manifest.json") {
 				manifests = append(manifests, *o.Key)
 			}
 		}
-		return expect(len(manifests) == 3, "exactly 3 manifests of the plan in the store", strings.Join(manifests, " "))
+		return expect(len(manifests) == 3 && len(dirs) == 3, "exactly 3 backups of the plan in the store, and nothing else",
+			fmt.Sprintf("%d directories, manifests %s", len(dirs), strings.Join(manifests, " ")))
 	})
 	t.Logf("BACKUPS: after %d runs the plan keeps exactly 3 Backups and 3 backups in the store: %s", len(seen()), strings.Join(names, " "))
 

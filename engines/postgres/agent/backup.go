@@ -24,7 +24,7 @@ import (
 var _ fwagent.Streamer = (*Engine)(nil)
 
 // A dump is an archive of these parts, in this order: what each database is (owner, encoding,
-// access), the roles and their memberships (pg_dumpall --globals-only), one pg_dump custom
+// access, settings), the roles and their memberships (pg_dumpall --globals-only), one pg_dump custom
 // archive per database, and the row count of every table in the snapshot each pg_dump read, which
 // a load checks before it replaces anything. The maintenance database "postgres" and the
 // templates are not dumped: applications' data lives in their own databases.
@@ -47,6 +47,16 @@ type databaseInfo struct {
 	Collate  string   `json:"collate"`
 	Ctype    string   `json:"ctype"`
 	ACL      []string `json:"acl,omitempty"`
+	// Settings are the database's own (ALTER DATABASE … SET) and its roles' in it (ALTER ROLE …
+	// IN DATABASE … SET), which pg_dump also records only with --create.
+	Settings []databaseSetting `json:"settings,omitempty"`
+}
+
+// databaseSetting is one entry of pg_db_role_setting.setconfig ("name=value"), for the whole
+// database when Role is empty.
+type databaseSetting struct {
+	Role    string `json:"role,omitempty"`
+	Setting string `json:"setting"`
 }
 
 // connString is a libpq connection string for the superuser through the socket; values are
@@ -152,11 +162,33 @@ func (e *Engine) databases(ctx context.Context) ([]databaseInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (databaseInfo, error) {
+	dbs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (databaseInfo, error) {
 		var d databaseInfo
 		err := r.Scan(&d.Name, &d.Owner, &d.Encoding, &d.Collate, &d.Ctype, &d.ACL)
 		return d, err
 	})
+	if err != nil {
+		return nil, err
+	}
+	rows, err = conn.Query(ctx, `SELECT d.datname, COALESCE(pg_get_userbyid(NULLIF(s.setrole, 0)), ''), c.setting
+		FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase, unnest(s.setconfig) WITH ORDINALITY c(setting, n)
+		ORDER BY d.datname, s.setrole <> 0, 2, c.n`)
+	if err != nil {
+		return nil, err
+	}
+	settings := map[string][]databaseSetting{}
+	var database string
+	var s databaseSetting
+	if _, err := pgx.ForEachRow(rows, []any{&database, &s.Role, &s.Setting}, func() error {
+		settings[database] = append(settings[database], s)
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	for i := range dbs {
+		dbs[i].Settings = settings[dbs[i].Name]
+	}
+	return dbs, nil
 }
 
 // dumpPart runs a dump tool with its output piped into a new part of the archive.
@@ -245,6 +277,23 @@ func (e *Engine) Load(ctx context.Context, r io.Reader) (string, error) {
 	}
 	if summary == "" {
 		return "", fmt.Errorf("the archive has no %s to check the restore against", partSummary)
+	}
+	// Settings go on last, before any swap: one like default_transaction_read_only would have
+	// stopped pg_restore, and a failure here still leaves every original database as it was.
+	var applied int
+	var unknown []string
+	for _, d := range restored {
+		n, u, err := applySettings(ctx, conn, d)
+		if err != nil {
+			return "", err
+		}
+		applied, unknown = applied+n, append(unknown, u...)
+	}
+	if applied > 0 {
+		summary += fmt.Sprintf("; %d database settings", applied)
+	}
+	if len(unknown) > 0 {
+		summary += "; left out, as this server has no such setting or role: " + strings.Join(unknown, ", ")
 	}
 	for len(restored) > 0 {
 		if err := swapIn(ctx, conn, restored[0]); err != nil {
@@ -446,6 +495,109 @@ func grantACL(ctx context.Context, conn *pgx.Conn, database string, acl []string
 		}
 	}
 	return nil
+}
+
+// applySettings gives a restored side database its settings and its roles' settings in it. A
+// setting this server does not know (a restore onto a newer major version that removed it) is
+// left out and named, without its value, rather than failing the restore of the data. Settings
+// of operator roles are not the backup's to restore.
+func applySettings(ctx context.Context, conn *pgx.Conn, d databaseInfo) (applied int, unknown []string, err error) {
+	side := ident(sideName("dfrestore_", d.Name))
+	for _, s := range d.Settings {
+		target := "ALTER DATABASE " + side
+		if s.Role != "" {
+			if operatorRole(s.Role) {
+				continue
+			}
+			target = "ALTER ROLE " + ident(s.Role) + " IN DATABASE " + side
+		}
+		sql, ok := setSQL(target, s.Setting)
+		if !ok {
+			return applied, unknown, fmt.Errorf("database %s has an unreadable setting", d.Name)
+		}
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			var pe *pgconn.PgError
+			if !errors.As(err, &pe) || pe.Code != "42704" && pe.Code != "22023" {
+				return applied, unknown, fmt.Errorf("restoring a setting of database %s: %w", d.Name, err)
+			}
+			name, _, _ := strings.Cut(s.Setting, "=")
+			if s.Role != "" {
+				name += " of role " + s.Role
+			}
+			unknown = append(unknown, name+" in database "+d.Name)
+			continue
+		}
+		applied++
+	}
+	return applied, unknown, nil
+}
+
+// setSQL is "<target> SET name TO value" for a setting as pg_db_role_setting stores it
+// ("name=value"). List-valued settings are stored with their elements quoted as identifiers
+// ("$user", public) and are given back element by element, as pg_dump does; any other value is
+// one string constant.
+func setSQL(target, setting string) (string, bool) {
+	name, value, ok := strings.Cut(setting, "=")
+	if !ok || name == "" {
+		return "", false
+	}
+	values := []string{value}
+	if gucListQuote[strings.ToLower(name)] {
+		if values, ok = splitGUCList(value); !ok {
+			return "", false
+		}
+	}
+	quoted := make([]string, len(values))
+	for i, v := range values {
+		quoted[i] = literal(v)
+	}
+	if len(quoted) == 0 {
+		quoted = []string{"''"}
+	}
+	return target + " SET " + ident(name) + " TO " + strings.Join(quoted, ", "), true
+}
+
+// gucListQuote are the settings whose elements PostgreSQL quotes as identifiers (GUC_LIST_QUOTE),
+// the list pg_dump keeps too.
+var gucListQuote = map[string]bool{
+	"local_preload_libraries": true, "search_path": true, "session_preload_libraries": true,
+	"shared_preload_libraries": true, "temp_tablespaces": true, "unix_socket_directories": true,
+}
+
+// splitGUCList splits a stored list setting into its elements, unquoting quoted ones.
+func splitGUCList(v string) ([]string, bool) {
+	const space = " \t\n\r\f\v"
+	s := strings.TrimLeft(v, space)
+	var out []string
+	for s != "" {
+		if strings.HasPrefix(s, `"`) {
+			id, rest, ok := cutIdent(s)
+			if !ok {
+				return nil, false
+			}
+			out, s = append(out, id), rest
+		} else {
+			end := strings.IndexAny(s, ","+space)
+			if end < 0 {
+				end = len(s)
+			}
+			if end == 0 {
+				return nil, false
+			}
+			out, s = append(out, s[:end]), s[end:]
+		}
+		s = strings.TrimLeft(s, space)
+		if s == "" {
+			break
+		}
+		if s[0] != ',' {
+			return nil, false
+		}
+		if s = strings.TrimLeft(s[1:], space); s == "" {
+			return nil, false
+		}
+	}
+	return out, true
 }
 
 // cutIdentUntil reads an aclitem's grantee: quoted like an identifier when it needs to be.

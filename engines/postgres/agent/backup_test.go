@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -55,6 +56,17 @@ func TestDumpAndLoad(t *testing.T) {
 	// A role made by hand, with a password and a grant: not the operator's, so it is restored.
 	execSQL(t, src, "CREATE ROLE analyst LOGIN PASSWORD 'a-secret'", "GRANT "+ident(DatabaseRole("app", v1alpha1.RoleReadOnly))+" TO analyst")
 	execSQLIn(t, src, hostile, "CREATE TABLE t (v text)", "INSERT INTO t VALUES ('kept')")
+	// Database settings, and a role's in a database: a list quoted as identifiers, a setting that
+	// would have stopped pg_restore, and a binding user's, which is not the backup's to restore.
+	execSQL(t, src, `ALTER DATABASE app SET search_path = "$user", public, "My ""Schema"""`,
+		"ALTER DATABASE app SET statement_timeout = '5min'",
+		"ALTER ROLE analyst IN DATABASE app SET work_mem = '8MB'",
+		"ALTER ROLE "+ident(reader)+" IN DATABASE app SET work_mem = '1MB'",
+		"ALTER DATABASE "+ident(hostile)+" SET default_transaction_read_only = on")
+	wantSettings := map[string]string{}
+	for _, db := range []string{"app", hostile} {
+		wantSettings[db] = settingsOf(t, src, db, false)
+	}
 
 	m := testenv.StartMinIO(t)
 	s, err := store.Open(ctx, m.URL(), "pg", m.Credentials())
@@ -111,6 +123,14 @@ func TestDumpAndLoad(t *testing.T) {
 		if got := query(t, e, "SELECT count(*)::text FROM pg_database WHERE datname LIKE 'dfre%'"); got != "0" {
 			t.Fatalf("%s side databases left", got)
 		}
+		for db, want := range wantSettings {
+			if got := settingsOf(t, e, db, true); got != want {
+				t.Fatalf("settings of database %q: %s, want %s", db, got, want)
+			}
+		}
+		if got := queryIn(t, e, "app", "SHOW search_path"); got != `"$user", public, "My ""Schema"""` {
+			t.Fatalf("search_path in app: %s", got)
+		}
 	}
 
 	t.Run("in place", func(t *testing.T) {
@@ -146,15 +166,23 @@ func TestDumpAndLoad(t *testing.T) {
 		}
 		restored(t, dst)
 
+		t.Run("a setting this server does not know is left out and named", func(t *testing.T) {
+			doctored := rewriteArchive(t, readAll(t, s, man), func(name string, b []byte) []byte {
+				if name == partDatabases {
+					return bytes.Replace(b, []byte(`"settings":[`), []byte(`"settings":[{"setting":"no_such_parameter=secret-value"},`), 1)
+				}
+				return b
+			})
+			summary, err := fwagent.Load(ctx, dstAgent.addr, testToken, bytes.NewReader(doctored))
+			if err != nil || !strings.Contains(summary, "no such setting or role: no_such_parameter in database app") || strings.Contains(summary, "secret-value") {
+				t.Fatalf("a load with an unknown setting: %q, %v", summary, err)
+			}
+			restored(t, dst)
+		})
+
 		t.Run("a cut archive changes nothing", func(t *testing.T) {
 			execSQLIn(t, dst, "app", "DELETE FROM orders WHERE id > 100")
-			var full bytes.Buffer
-			rc, err := backup.Open(ctx, s, "apps/orders/b1", man, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			io.Copy(&full, rc)
-			rc.Close()
+			full := bytes.NewBuffer(readAll(t, s, man))
 			for _, cut := range []int{full.Len() / 2, full.Len() - 1} {
 				if _, err := fwagent.Load(ctx, dstAgent.addr, testToken, bytes.NewReader(full.Bytes()[:cut])); err == nil {
 					t.Fatalf("a load cut at %d of %d bytes succeeded", cut, full.Len())
@@ -174,7 +202,7 @@ func TestDumpAndLoad(t *testing.T) {
 				}
 				return b
 			})
-			_, err = fwagent.Load(ctx, dstAgent.addr, testToken, bytes.NewReader(doctored))
+			_, err := fwagent.Load(ctx, dstAgent.addr, testToken, bytes.NewReader(doctored))
 			if err == nil || !strings.Contains(err.Error(), "has 5000 rows in public.orders; the dump had 5001") {
 				t.Fatalf("a load whose counts differ: %v", err)
 			}
@@ -183,6 +211,30 @@ func TestDumpAndLoad(t *testing.T) {
 			}
 		})
 	})
+}
+
+// readAll reads a backup's dump whole.
+func readAll(t *testing.T, s *store.Store, m backup.Manifest) []byte {
+	t.Helper()
+	rc, err := backup.Open(context.Background(), s, "apps/orders/b1", m, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// settingsOf lists a database's settings and its roles' in it, as "role: name=value" lines;
+// binding users' only when withBindings.
+func settingsOf(t *testing.T, e *Engine, database string, withBindings bool) string {
+	t.Helper()
+	return query(t, e, fmt.Sprintf(`SELECT COALESCE(string_agg(COALESCE(r.rolname, '-') || ': ' || c, ' | ' ORDER BY r.rolname NULLS FIRST, c), '')
+		FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase LEFT JOIN pg_roles r ON r.oid = s.setrole,
+		unnest(s.setconfig) c WHERE d.datname = %s AND (%v OR r.rolname IS NULL OR r.rolname NOT LIKE 'sb\_%%')`, literal(database), withBindings))
 }
 
 // rewriteArchive copies an archive, changing its parts' contents with change.
@@ -245,6 +297,28 @@ func TestGlobalsRole(t *testing.T) {
 		got, _ := globalsRole(line)
 		if got != want {
 			t.Errorf("%s: got %q, want %q", line, got, want)
+		}
+	}
+}
+
+func TestSetSQL(t *testing.T) {
+	const target = `ALTER DATABASE "d"`
+	for setting, want := range map[string]string{
+		`search_path="$user", public, "My ""Schema"""`: `ALTER DATABASE "d" SET "search_path" TO '$user', 'public', 'My "Schema"'`,
+		`search_path=""`:                               `ALTER DATABASE "d" SET "search_path" TO ''`,
+		`search_path=`:                                 `ALTER DATABASE "d" SET "search_path" TO ''`,
+		`TimeZone=Europe/Paris`:                        `ALTER DATABASE "d" SET "TimeZone" TO 'Europe/Paris'`,
+		`statement_timeout=5min`:                       `ALTER DATABASE "d" SET "statement_timeout" TO '5min'`,
+		`app.motto=it's a=b, c`:                        `ALTER DATABASE "d" SET "app.motto" TO 'it''s a=b, c'`,
+		`temp_tablespaces=fast,"sl ow"`:                `ALTER DATABASE "d" SET "temp_tablespaces" TO 'fast', 'sl ow'`,
+	} {
+		if got, ok := setSQL(target, setting); !ok || got != want {
+			t.Errorf("setSQL(%q) = %q, %v; want %q", setting, got, ok, want)
+		}
+	}
+	for _, bad := range []string{`no-equals-sign`, `=value`, `search_path="unterminated`, `search_path=a b`, `search_path=a,`} {
+		if got, ok := setSQL(target, bad); ok {
+			t.Errorf("setSQL(%q) = %q, want refused", bad, got)
 		}
 	}
 }
