@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/url"
 	"path"
+	"strings"
 	"time"
 
 	"gocloud.dev/blob"
@@ -18,6 +19,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/apply"
@@ -196,8 +199,19 @@ func (r *BackupReconciler) complete(ctx context.Context, b *v1alpha1.Backup, bs 
 }
 
 // finalize deletes the Backup's objects from the store, then lets it go. A Backup that never
-// started a Job has nothing in the store.
+// started a Job has nothing in the store. While a Restore still needs the backup (a plan pruned
+// it, or someone deleted it, in the middle of a recovery) the objects stay and the Backup waits.
 func (r *BackupReconciler) finalize(ctx context.Context, b *v1alpha1.Backup) error {
+	readers, err := r.restoresReading(ctx, b)
+	if err != nil {
+		return err
+	}
+	if len(readers) > 0 {
+		before := b.DeepCopy()
+		setReady(&b.Status.Conditions, b.Generation, false, ReasonRestoreInProgress, fmt.Sprintf(
+			"deleted once Restore %s, which reads this backup, has finished or is deleted", strings.Join(readers, ", ")))
+		return writeStatus(ctx, r.Client, before, b, statusChanged(before.Status, b.Status))
+	}
 	if b.Status.StartTime != nil {
 		err := r.deleteArtefact(ctx, b)
 		var gone *storeGoneError
@@ -217,6 +231,23 @@ func (r *BackupReconciler) finalize(ctx context.Context, b *v1alpha1.Backup) err
 		}
 	}
 	return apply.RemoveFinalizer(ctx, r.Client, b, BackupFinalizer)
+}
+
+// restoresReading names the Restores of the Backup that have neither finished nor are being
+// deleted. It asks the API server: a Restore created a moment ago must not miss the check.
+func (r *BackupReconciler) restoresReading(ctx context.Context, b *v1alpha1.Backup) ([]string, error) {
+	list := &v1alpha1.RestoreList{}
+	if err := r.APIReader.List(ctx, list, client.InNamespace(b.Namespace)); err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, rs := range list.Items {
+		if rs.Spec.BackupRef.Name == b.Name && rs.DeletionTimestamp.IsZero() &&
+			rs.Status.Phase != v1alpha1.BackupCompleted && rs.Status.Phase != v1alpha1.BackupFailed {
+			out = append(out, rs.Name)
+		}
+	}
+	return out, nil
 }
 
 func (r *BackupReconciler) deleteArtefact(ctx context.Context, b *v1alpha1.Backup) error {
@@ -261,10 +292,16 @@ func (r *BackupReconciler) deleteArtefact(ctx context.Context, b *v1alpha1.Backu
 	return nil
 }
 
-// SetupWithManager registers the controller: Backups and their Jobs.
+// SetupWithManager registers the controller: Backups, their Jobs, and the Restores that read
+// them (a deleted Backup waits for those).
 func (r *BackupReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options) error {
 	return ctrl.NewControllerManagedBy(mgr).Named("backup").WithOptions(opts).
-		For(&v1alpha1.Backup{}).Owns(&batchv1.Job{}).Complete(r)
+		For(&v1alpha1.Backup{}).Owns(&batchv1.Job{}).
+		Watches(&v1alpha1.Restore{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+			rs := o.(*v1alpha1.Restore)
+			return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: rs.Namespace, Name: rs.Spec.BackupRef.Name}}}
+		})).
+		Complete(r)
 }
 
 // storeGoneError means the store or its credentials no longer exist.

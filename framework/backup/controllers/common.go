@@ -35,6 +35,8 @@ const (
 	ReasonJobLost            = "JobLost"
 	ReasonDeleteFailed       = "DeleteFailed"
 	ReasonCredentialsMissing = "CredentialsNotFound"
+	// ReasonRestoreInProgress: a deleted Backup waits for the Restores that still read it.
+	ReasonRestoreInProgress = "RestoreInProgress"
 )
 
 // Labels and annotations the backup kinds use.

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"gocloud.dev/blob"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -134,4 +136,113 @@ func completedBackup(t *testing.T, c client.Client, m *testenv.MinIO, ns string,
 		t.Fatal(err)
 	}
 	return b
+}
+
+// A Backup deleted while a Restore still needs it (a plan pruned it, or someone deleted it, in
+// the middle of a recovery) keeps its objects until that Restore has finished or is deleted; a
+// finished Restore does not hold it.
+func TestBackupStaysWhileARestoreNeedsIt(t *testing.T) {
+	env := testenv.Start(t)
+	mgr, err := env.ManagerWith([]engine.Engine{fakeengine.New()}, operator.Options{MaxConcurrentReconciles: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mgr.Stop()
+	m := testenv.StartMinIO(t)
+	ctx, c, ns := context.Background(), env.Client, "kept"
+	for _, o := range []client.Object{
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}},
+		&v1alpha1.VersionCatalog{ObjectMeta: metav1.ObjectMeta{Name: fakeengine.Name}, Spec: v1alpha1.VersionCatalogSpec{Engine: fakeengine.Name,
+			Versions: []v1alpha1.CatalogVersion{{Version: "1", Image: "fake:1", Default: true}, {Version: "2", Image: "fake:2"}}}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: ns}, Data: m.Credentials()},
+		&v1alpha1.BackupStore{ObjectMeta: metav1.ObjectMeta{Name: "minio", Namespace: ns},
+			Spec: v1alpha1.BackupStoreSpec{URL: m.URL(), CredentialsSecretRef: &v1alpha1.LocalObjectReference{Name: "creds"}}},
+	} {
+		if err := c.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := completedBackup(t, c, m, ns, v1alpha1.ServiceInstanceSpec{Engine: fakeengine.Name, Version: "1"})
+	s, err := store.Open(ctx, m.URL(), "", m.Credentials())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	objects := func() int {
+		n := 0
+		it := s.Bucket.List(&blob.ListOptions{Prefix: controllers.Dir(b) + "/"})
+		for {
+			if _, err := it.Next(ctx); err != nil {
+				return n
+			}
+			n++
+		}
+	}
+
+	restoreUntil := func(name, version, reason string) {
+		t.Helper()
+		rs := &v1alpha1.Restore{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: v1alpha1.RestoreSpec{
+			BackupRef: v1alpha1.LocalObjectReference{Name: b.Name},
+			Target:    v1alpha1.RestoreTarget{NewInstance: &v1alpha1.NewInstanceTarget{Name: name, Version: version}}}}
+		if err := c.Create(ctx, rs); err != nil {
+			t.Fatal(err)
+		}
+		testenv.Eventually(t, 30*time.Second, func() error {
+			if err := c.Get(ctx, client.ObjectKeyFromObject(rs), rs); err != nil {
+				return err
+			}
+			if cond := meta.FindStatusCondition(rs.Status.Conditions, "Ready"); cond == nil || cond.Reason != reason {
+				return fmt.Errorf("restore %s: %+v, want %s", name, cond, reason)
+			}
+			return nil
+		})
+	}
+	// One restore has failed (no path 1 -> 2); the other waits (the fake engine has no backups).
+	restoreUntil("finished", "2", controllers.ReasonNoUpgradePath)
+	restoreUntil("waiting", "", controllers.ReasonEngineNotEnabled)
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(b), b); err != nil {
+			return err
+		}
+		if !slices.Contains(b.Finalizers, controllers.BackupFinalizer) {
+			return fmt.Errorf("no finalizer yet")
+		}
+		return nil
+	})
+
+	if err := c.Delete(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(b), b); err != nil {
+			return err
+		}
+		cond := meta.FindStatusCondition(b.Status.Conditions, "Ready")
+		if cond == nil || cond.Reason != controllers.ReasonRestoreInProgress {
+			return fmt.Errorf("the deleted backup: %+v", cond)
+		}
+		if want := "deleted once Restore waiting, which reads this backup, has finished or is deleted"; cond.Message != want {
+			return fmt.Errorf("the deleted backup says %q, want %q", cond.Message, want)
+		}
+		return nil
+	})
+	if _, err := backup.ReadManifest(ctx, s, controllers.Dir(b)); err != nil {
+		t.Fatalf("the manifest of a backup a restore needs: %v", err)
+	}
+	if n := objects(); n != 2 {
+		t.Fatalf("the backup a restore needs has %d objects, want its data and manifest", n)
+	}
+
+	if err := c.Delete(ctx, &v1alpha1.Restore{ObjectMeta: metav1.ObjectMeta{Name: "waiting", Namespace: ns}}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(b), b); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("the backup is still there (%v)", err)
+		}
+		return nil
+	})
+	if n := objects(); n != 0 {
+		t.Fatalf("the deleted backup left %d objects", n)
+	}
 }
