@@ -32,49 +32,13 @@ import (
 // one it fails with NoUpgradePath before any instance is created; with one (blue/green) the new
 // instance is created on the target version.
 func TestRestoreToAnotherVersionFollowsTheCatalog(t *testing.T) {
-	env := testenv.Start(t)
-	mgr, err := env.ManagerWith([]engine.Engine{fakeengine.New()}, operator.Options{MaxConcurrentReconciles: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mgr.Stop()
-	m := testenv.StartMinIO(t)
-	ctx, c, ns := context.Background(), env.Client, "restores"
+	ctx, ns := context.Background(), "restores"
 	cat := &v1alpha1.VersionCatalog{ObjectMeta: metav1.ObjectMeta{Name: fakeengine.Name}, Spec: v1alpha1.VersionCatalogSpec{Engine: fakeengine.Name,
 		Versions: []v1alpha1.CatalogVersion{{Version: "1", Image: "fake:1"}, {Version: "2", Image: "fake:2", Default: true}, {Version: "3", Image: "fake:3"}}}}
-	for _, o := range []client.Object{
-		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, cat,
-		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: ns}, Data: m.Credentials()},
-		&v1alpha1.BackupStore{ObjectMeta: metav1.ObjectMeta{Name: "minio", Namespace: ns},
-			Spec: v1alpha1.BackupStoreSpec{URL: m.URL(), CredentialsSecretRef: &v1alpha1.LocalObjectReference{Name: "creds"}}},
-	} {
-		if err := c.Create(ctx, o); err != nil {
-			t.Fatal(err)
-		}
-	}
+	c, m := startWithStore(t, ns, cat)
 	b := completedBackup(t, c, m, ns, v1alpha1.ServiceInstanceSpec{Engine: fakeengine.Name, Version: "1"})
 
-	restore := func(name, version, phase string) *v1alpha1.Restore {
-		t.Helper()
-		rs := &v1alpha1.Restore{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: v1alpha1.RestoreSpec{
-			BackupRef: v1alpha1.LocalObjectReference{Name: b.Name},
-			Target:    v1alpha1.RestoreTarget{NewInstance: &v1alpha1.NewInstanceTarget{Name: name, Version: version}}}}
-		if err := c.Create(ctx, rs); err != nil {
-			t.Fatal(err)
-		}
-		testenv.Eventually(t, 30*time.Second, func() error {
-			if err := c.Get(ctx, client.ObjectKeyFromObject(rs), rs); err != nil {
-				return err
-			}
-			cond := meta.FindStatusCondition(rs.Status.Conditions, "Ready")
-			if cond == nil || cond.Reason != phase {
-				return fmt.Errorf("restore %s: %s %+v, want %s", name, rs.Status.Phase, cond, phase)
-			}
-			return nil
-		})
-		return rs
-	}
-	rs := restore("to-3", "3", controllers.ReasonNoUpgradePath)
+	rs := restoreUntil(t, c, b, "to-3", "3", controllers.ReasonNoUpgradePath)
 	if cond := meta.FindStatusCondition(rs.Status.Conditions, "Ready"); rs.Status.Phase != v1alpha1.BackupFailed ||
 		!strings.Contains(cond.Message, "no upgrade path 1 -> 3; 1 may move in place to: none") {
 		t.Errorf("restore into 3 without a path: %s %+v", rs.Status.Phase, cond)
@@ -93,11 +57,58 @@ func TestRestoreToAnotherVersionFollowsTheCatalog(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The fake engine has no backups: the restore stops there, after creating the instance.
-	restore("to-3-again", "3", controllers.ReasonEngineNotEnabled)
+	restoreUntil(t, c, b, "to-3-again", "3", controllers.ReasonEngineNotEnabled)
 	inst := &v1alpha1.ServiceInstance{}
 	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "to-3-again"}, inst); err != nil || inst.Spec.Version != "3" {
 		t.Errorf("the new instance: %v, version %q, want 3", err, inst.Spec.Version)
 	}
+}
+
+// startWithStore runs the manager with the fake engine on a real API server, and a namespace with
+// the catalog and a BackupStore on a real MinIO.
+func startWithStore(t *testing.T, ns string, cat *v1alpha1.VersionCatalog) (client.Client, *testenv.MinIO) {
+	t.Helper()
+	env := testenv.Start(t)
+	m := testenv.StartMinIO(t)
+	mgr, err := env.ManagerWith([]engine.Engine{fakeengine.New()}, operator.Options{MaxConcurrentReconciles: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(mgr.Stop) // before MinIO and the API server stop
+	for _, o := range []client.Object{
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, cat,
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: ns}, Data: m.Credentials()},
+		&v1alpha1.BackupStore{ObjectMeta: metav1.ObjectMeta{Name: "minio", Namespace: ns},
+			Spec: v1alpha1.BackupStoreSpec{URL: m.URL(), CredentialsSecretRef: &v1alpha1.LocalObjectReference{Name: "creds"}}},
+	} {
+		if err := env.Client.Create(context.Background(), o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return env.Client, m
+}
+
+// restoreUntil creates a Restore of b into a new instance of the Restore's name and waits for its
+// Ready condition's reason.
+func restoreUntil(t *testing.T, c client.Client, b *v1alpha1.Backup, name, version, reason string) *v1alpha1.Restore {
+	t.Helper()
+	ctx := context.Background()
+	rs := &v1alpha1.Restore{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: b.Namespace}, Spec: v1alpha1.RestoreSpec{
+		BackupRef: v1alpha1.LocalObjectReference{Name: b.Name},
+		Target:    v1alpha1.RestoreTarget{NewInstance: &v1alpha1.NewInstanceTarget{Name: name, Version: version}}}}
+	if err := c.Create(ctx, rs); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(rs), rs); err != nil {
+			return err
+		}
+		if cond := meta.FindStatusCondition(rs.Status.Conditions, "Ready"); cond == nil || cond.Reason != reason {
+			return fmt.Errorf("restore %s: %s %+v, want %s", name, rs.Status.Phase, cond, reason)
+		}
+		return nil
+	})
+	return rs
 }
 
 // completedBackup writes a backup artefact of a fake instance with spec into MinIO and a Backup
@@ -142,26 +153,9 @@ func completedBackup(t *testing.T, c client.Client, m *testenv.MinIO, ns string,
 // the middle of a recovery) keeps its objects until that Restore has finished or is deleted; a
 // finished Restore does not hold it.
 func TestBackupStaysWhileARestoreNeedsIt(t *testing.T) {
-	env := testenv.Start(t)
-	mgr, err := env.ManagerWith([]engine.Engine{fakeengine.New()}, operator.Options{MaxConcurrentReconciles: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mgr.Stop()
-	m := testenv.StartMinIO(t)
-	ctx, c, ns := context.Background(), env.Client, "kept"
-	for _, o := range []client.Object{
-		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}},
-		&v1alpha1.VersionCatalog{ObjectMeta: metav1.ObjectMeta{Name: fakeengine.Name}, Spec: v1alpha1.VersionCatalogSpec{Engine: fakeengine.Name,
-			Versions: []v1alpha1.CatalogVersion{{Version: "1", Image: "fake:1", Default: true}, {Version: "2", Image: "fake:2"}}}},
-		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: ns}, Data: m.Credentials()},
-		&v1alpha1.BackupStore{ObjectMeta: metav1.ObjectMeta{Name: "minio", Namespace: ns},
-			Spec: v1alpha1.BackupStoreSpec{URL: m.URL(), CredentialsSecretRef: &v1alpha1.LocalObjectReference{Name: "creds"}}},
-	} {
-		if err := c.Create(ctx, o); err != nil {
-			t.Fatal(err)
-		}
-	}
+	ctx, ns := context.Background(), "kept"
+	c, m := startWithStore(t, ns, &v1alpha1.VersionCatalog{ObjectMeta: metav1.ObjectMeta{Name: fakeengine.Name}, Spec: v1alpha1.VersionCatalogSpec{Engine: fakeengine.Name,
+		Versions: []v1alpha1.CatalogVersion{{Version: "1", Image: "fake:1", Default: true}, {Version: "2", Image: "fake:2"}}}})
 	b := completedBackup(t, c, m, ns, v1alpha1.ServiceInstanceSpec{Engine: fakeengine.Name, Version: "1"})
 	s, err := store.Open(ctx, m.URL(), "", m.Credentials())
 	if err != nil {
@@ -179,27 +173,9 @@ func TestBackupStaysWhileARestoreNeedsIt(t *testing.T) {
 		}
 	}
 
-	restoreUntil := func(name, version, reason string) {
-		t.Helper()
-		rs := &v1alpha1.Restore{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: v1alpha1.RestoreSpec{
-			BackupRef: v1alpha1.LocalObjectReference{Name: b.Name},
-			Target:    v1alpha1.RestoreTarget{NewInstance: &v1alpha1.NewInstanceTarget{Name: name, Version: version}}}}
-		if err := c.Create(ctx, rs); err != nil {
-			t.Fatal(err)
-		}
-		testenv.Eventually(t, 30*time.Second, func() error {
-			if err := c.Get(ctx, client.ObjectKeyFromObject(rs), rs); err != nil {
-				return err
-			}
-			if cond := meta.FindStatusCondition(rs.Status.Conditions, "Ready"); cond == nil || cond.Reason != reason {
-				return fmt.Errorf("restore %s: %+v, want %s", name, cond, reason)
-			}
-			return nil
-		})
-	}
 	// One restore has failed (no path 1 -> 2); the other waits (the fake engine has no backups).
-	restoreUntil("finished", "2", controllers.ReasonNoUpgradePath)
-	restoreUntil("waiting", "", controllers.ReasonEngineNotEnabled)
+	restoreUntil(t, c, b, "finished", "2", controllers.ReasonNoUpgradePath)
+	restoreUntil(t, c, b, "waiting", "", controllers.ReasonEngineNotEnabled)
 	testenv.Eventually(t, 30*time.Second, func() error {
 		if err := c.Get(ctx, client.ObjectKeyFromObject(b), b); err != nil {
 			return err
