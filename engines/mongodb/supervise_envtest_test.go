@@ -128,16 +128,8 @@ func TestRolesAndRollingUpdateFollowTheAgents(t *testing.T) {
 		t.Helper()
 		labels := names.InstanceLabels(Name, "catalog")
 		labels[appsv1.ControllerRevisionHashLabelKey] = revision
-		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "apps", Labels: labels},
-			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: Name, Image: release.Image}}}}
-		if err := c.Create(ctx, p); err != nil {
-			t.Fatal(err)
-		}
-		p.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "127.0.0.1",
-			Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}
-		if err := c.Status().Update(ctx, p); err != nil {
-			t.Fatal(err)
-		}
+		enginetest.RunningPod(t, c, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "apps", Labels: labels},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: Name, Image: release.Image}}}})
 	}
 	// poke changes a pod, as a readiness change would: an election alone sends no event.
 	poke := func() {

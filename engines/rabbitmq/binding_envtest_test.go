@@ -86,16 +86,8 @@ func (h *bindingHarness) serve(inst *v1alpha1.ServiceInstance) *v1alpha1.Service
 		t.Fatal(err)
 	}
 	enginetest.MarkReady(t, c, client.ObjectKeyFromObject(inst))
-	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: podName(inst, 0), Namespace: inst.Namespace, Labels: names.InstanceLabels(Name, inst.Name)},
-		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: Name, Image: "rabbitmq"}}}}
-	if err := c.Create(ctx, pod); err != nil {
-		t.Fatal(err)
-	}
-	pod.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "127.0.0.1",
-		Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}
-	if err := c.Status().Update(ctx, pod); err != nil {
-		t.Fatal(err)
-	}
+	enginetest.RunningPod(t, c, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: podName(inst, 0), Namespace: inst.Namespace, Labels: names.InstanceLabels(Name, inst.Name)},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: Name, Image: "rabbitmq"}}}})
 	testenv.Eventually(t, time.Minute, func() error {
 		if err := c.Get(ctx, client.ObjectKeyFromObject(inst), inst); err != nil {
 			return err

@@ -85,6 +85,22 @@ func MarkReady(t *testing.T, c client.Client, key types.NamespacedName) {
 	})
 }
 
+// RunningPod creates p and reports it running and ready on 127.0.0.1, as the StatefulSet
+// controller and the kubelet would (envtest has neither); the instance's agent is then reached
+// on loopback.
+func RunningPod(t *testing.T, c client.Client, p *corev1.Pod) {
+	t.Helper()
+	ctx := context.Background()
+	if err := c.Create(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	p.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "127.0.0.1",
+		Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}
+	if err := c.Status().Update(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // UpdateSpec changes the instance's spec, retrying on conflicts with the operator's own writes;
 // inst is left as stored.
 func UpdateSpec(t *testing.T, c client.Client, inst *v1alpha1.ServiceInstance, change func(*v1alpha1.ServiceInstanceSpec)) {
