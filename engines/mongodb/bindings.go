@@ -1,6 +1,7 @@
 package mongodb
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -30,6 +31,18 @@ func (Engine) Roles() []v1alpha1.BindingRole { return v1alpha1.BindingRoles() }
 // Target implements engine.UserManager: users are granted a database, and defined in it.
 func (Engine) Target() string { return "database" }
 
+// ReservedDatabases are MongoDB's own: a role on admin reaches every database and the operator's
+// own user, local holds the oplog and config the sharding metadata.
+var ReservedDatabases = []string{"admin", "local", "config"}
+
+// CheckTarget implements engine.UserManager: MongoDB's own databases are refused.
+func (Engine) CheckTarget(b *v1alpha1.ServiceBinding) error {
+	if db := engine.BindingDatabase(b); slices.Contains(ReservedDatabases, db) {
+		return fmt.Errorf("spec.database: database %q is reserved: MongoDB's admin, local and config databases are never a binding's", db)
+	}
+	return nil
+}
+
 // Connection implements engine.UserManager: the client Service as the seed, the user's own
 // database as authSource, and for mongod the replica set's name, so that drivers discover the
 // members and follow elections themselves. FerretDB has no set to name.
@@ -43,7 +56,10 @@ func (Engine) Connection(in engine.UsersInput, user, password string) engine.Con
 }
 
 // EnsureUser implements engine.UserManager on the primary.
-func (Engine) EnsureUser(ctx context.Context, in engine.UsersInput, user, password string) error {
+func (e Engine) EnsureUser(ctx context.Context, in engine.UsersInput, user, password string) error {
+	if err := cmp.Or(engine.CheckUser(in, user), e.CheckTarget(in.Binding)); err != nil {
+		return err
+	}
 	roles, err := RolesFor(string(in.Binding.Spec.Role), engine.BindingDatabase(in.Binding))
 	if err != nil {
 		return err

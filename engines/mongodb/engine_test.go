@@ -108,3 +108,8 @@ func TestConnectionNamesTheReplicaSet(t *testing.T) {
 		t.Errorf("FerretDB URI = %s, want %s", c.URI, want)
 	}
 }
+
+func TestReservedDatabases(t *testing.T) {
+	enginetest.CheckTargets(t, Engine{}, map[string]string{"admin": "reserved", "local": "reserved", "config": "reserved"},
+		"", "app", "Admin", "admins")
+}

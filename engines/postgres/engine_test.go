@@ -70,3 +70,10 @@ func TestOnlyRestartParametersChangeThePodTemplate(t *testing.T) {
 		t.Error("changing max_connections left the pod template as it was")
 	}
 }
+
+func TestReservedDatabases(t *testing.T) {
+	enginetest.CheckTargets(t, Engine{}, map[string]string{
+		"postgres": "maintenance database", "template0": "reserved", "template1": "reserved",
+		"dfrestore_app": "restore databases", "dfreplaced_app": "restore databases",
+	}, "", "app", "Postgres", "my_postgres", "template2")
+}

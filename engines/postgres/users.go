@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"net/url"
 
 	corev1 "k8s.io/api/core/v1"
@@ -28,6 +29,15 @@ func (Engine) Roles() []v1alpha1.BindingRole { return v1alpha1.BindingRoles() }
 // Target implements engine.UserManager: users are granted a database.
 func (Engine) Target() string { return "database" }
 
+// CheckTarget implements engine.UserManager: the maintenance database, the templates and the
+// restore's side databases are refused (the agent refuses them again).
+func (Engine) CheckTarget(b *v1alpha1.ServiceBinding) error {
+	if err := pgagent.CheckDatabase(engine.BindingDatabase(b)); err != nil {
+		return fmt.Errorf("spec.database: %w", err)
+	}
+	return nil
+}
+
 // Connection implements engine.UserManager: the read-write Service. With TLS the URI asks for
 // an encrypted connection (sslmode=require); applications that verify the server use ca.crt,
 // whose path only they know.
@@ -43,6 +53,9 @@ func (Engine) Connection(in engine.UsersInput, user, password string) engine.Con
 // EnsureUser implements engine.UserManager through the primary's agent. Only the password's
 // SCRAM verifier leaves the operator.
 func (Engine) EnsureUser(ctx context.Context, in engine.UsersInput, user, password string) error {
+	if err := engine.CheckUser(in, user); err != nil {
+		return err
+	}
 	return actOnPrimary(ctx, in, pgagent.ActionEnsureUser, url.Values{
 		pgagent.ParamUser:     {user},
 		pgagent.ParamVerifier: {pgagent.Verifier(user, password)},

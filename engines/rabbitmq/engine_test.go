@@ -115,3 +115,10 @@ func TestNodeOrdinal(t *testing.T) {
 		}
 	}
 }
+
+func TestVhostNames(t *testing.T) {
+	enginetest.CheckTargets(t, Engine{}, map[string]string{
+		".": "not a vhost name", "..": "not a vhost name", "a/../b": "not a vhost name", "./a": "not a vhost name",
+		"a//b": "segments may not be empty", "/orders": "not a vhost name", "orders/": "not a vhost name",
+	}, "", "/", "orders", "team/orders", "a.b", "...")
+}

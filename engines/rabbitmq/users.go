@@ -36,6 +36,22 @@ func (Engine) Roles() []v1alpha1.BindingRole { return v1alpha1.BindingRoles() }
 // Target implements engine.UserManager: users get permissions on a vhost.
 func (Engine) Target() string { return "vhost" }
 
+// CheckTarget implements engine.UserManager: a vhost is "/" or "/"-separated segments, none empty,
+// "." or "..", which a proxy in front of the management API could resolve to another vhost's
+// path. The CRD's CEL rule refuses the same at admission.
+func (Engine) CheckTarget(b *v1alpha1.ServiceBinding) error {
+	vhost := bindingVhost(b)
+	if vhost == DefaultVhost {
+		return nil
+	}
+	for _, seg := range strings.Split(vhost, "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return fmt.Errorf("spec.vhost: %q is not a vhost name: its /-separated segments may not be empty, \".\" or \"..\"", vhost)
+		}
+	}
+	return nil
+}
+
 func bindingVhost(b *v1alpha1.ServiceBinding) string {
 	if b.Spec.Vhost != "" {
 		return b.Spec.Vhost
@@ -78,6 +94,9 @@ func grants(role v1alpha1.BindingRole) (tags tagList, p permissions) {
 // absent), the user, its permissions; each written only when it differs. The password reaches
 // RabbitMQ as a salted SHA-256 hash, never in clear.
 func (e Engine) EnsureUser(ctx context.Context, in engine.UsersInput, user, password string) error {
+	if err := cmp.Or(engine.CheckUser(in, user), e.CheckTarget(in.Binding)); err != nil {
+		return err
+	}
 	m, err := e.usersManagement(ctx, in)
 	if err != nil {
 		return err

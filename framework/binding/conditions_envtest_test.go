@@ -3,6 +3,7 @@ package binding_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -42,6 +43,16 @@ func (*usersEngine) Connection(in engine.UsersInput, user, password string) engi
 	return engine.Connection{Host: in.Instance.Name + "." + in.Instance.Namespace + ".svc", Port: 1234,
 		URI: "fake://" + user + ":" + password + "@" + in.Instance.Name, Extra: map[string]string{"database": "app"}}
 }
+// CheckTarget reserves database "system", as the real engines reserve their system databases.
+func (*usersEngine) CheckTarget(b *v1alpha1.ServiceBinding) error {
+	if b.Spec.Database == "system" {
+		return errors.New(`spec.database: database "system" is reserved`)
+	}
+	return nil
+}
+
+// EnsureUser takes any user it is given, unlike the real engines (engine.CheckUser): so the
+// framework's own choice of names is what the tests see.
 func (e *usersEngine) EnsureUser(_ context.Context, _ engine.UsersInput, user, password string) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()

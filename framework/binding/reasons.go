@@ -11,6 +11,7 @@ const (
 	ReasonBindingsNotSupported = "BindingsNotSupported"
 	ReasonRoleNotSupported     = "RoleNotSupported"
 	ReasonInvalidSpec          = "InvalidSpec"
+	ReasonReservedTarget       = "ReservedTarget"
 	ReasonSecretConflict       = "SecretConflict"
 	ReasonUserFailed           = "UserFailed"
 	ReasonRevokeFailed         = "RevokeFailed"

@@ -140,6 +140,10 @@ func (r *Reconciler) resolve(ctx context.Context, s *scope) (*target, error) {
 		s.notReady(ReasonInvalidSpec, "%s", msg)
 		return t, nil
 	}
+	if err := users.CheckTarget(b); err != nil {
+		s.notReady(ReasonReservedTarget, "%v", err)
+		return t, nil
+	}
 	return t, nil
 }
 
@@ -155,8 +159,9 @@ func (r *Reconciler) bind(ctx context.Context, s *scope) error {
 		return err
 	}
 	if s.reason != "" {
-		// A binding that may no longer bind loses what it had.
-		if s.reason == ReasonNamespaceNotAllowed && secret != nil {
+		// A binding that may no longer bind loses what it had: its namespace is no longer allowed,
+		// or its target is one no binding may have (a binding admitted before the rule existed).
+		if (s.reason == ReasonNamespaceNotAllowed || s.reason == ReasonReservedTarget) && secret != nil {
 			s.revoked = true
 			return r.revoke(ctx, s, t, secret)
 		}
@@ -181,7 +186,7 @@ func (r *Reconciler) bind(ctx context.Context, s *scope) error {
 
 	in := r.usersInput(t, b)
 	now := r.now()
-	c, ok := readCredentials(secret)
+	c, ok := readCredentials(secret, in.Stem)
 	gen := rotationGeneration(b)
 	rotated := ok && c.generation != gen
 	switch {

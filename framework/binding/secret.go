@@ -37,17 +37,28 @@ type credentials struct {
 // readCredentials reads the rotation state from a Secret the binding wrote. ok is false when the
 // Secret holds no complete credentials (a Secret from before a crash is complete or absent: it
 // is written in one request).
-func readCredentials(s *corev1.Secret) (c credentials, ok bool) {
+//
+// The binding's namespace can edit the Secret, so only what cannot reach beyond the binding is
+// taken from it: the user names are derived from the binding's stem (names.UserName), never read
+// back, and a previous user that is not one of the binding's is forgotten. An edited username is
+// written back as it should be; the password, which only ever opens the binding's own user, is
+// kept.
+func readCredentials(s *corev1.Secret, stem string) (c credentials, ok bool) {
 	if s == nil {
 		return c, false
 	}
 	gen, err := strconv.ParseInt(s.Annotations[AnnotationGeneration], 10, 64)
-	c = credentials{generation: gen, user: string(s.Data["username"]), password: string(s.Data["password"]),
-		previousUser: s.Annotations[AnnotationPreviousUser]}
-	if t, err := time.Parse(time.RFC3339, s.Annotations[AnnotationPreviousExpires]); err == nil {
-		c.previousExpires = t
+	if err != nil || gen < 0 {
+		return c, false
 	}
-	return c, err == nil && c.user != "" && c.password != ""
+	c = credentials{generation: gen, user: names.UserName(stem, gen), password: string(s.Data["password"])}
+	if prev := s.Annotations[AnnotationPreviousUser]; names.IsUserOf(stem, prev) && prev != c.user {
+		c.previousUser = prev
+		if t, err := time.Parse(time.RFC3339, s.Annotations[AnnotationPreviousExpires]); err == nil {
+			c.previousExpires = t
+		}
+	}
+	return c, c.password != ""
 }
 
 // renderSecret is the binding's Secret in the servicebinding.io format (type, provider, host,

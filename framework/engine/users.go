@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/url"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/catalog"
+	"github.com/datafleet-dev/datafleet/framework/names"
 )
 
 // UserManager is implemented by engines that give ServiceBindings users of their own. The
@@ -27,11 +29,19 @@ type UserManager interface {
 	// Target is the binding's field that names what the user is granted: "database" or "vhost".
 	// The framework refuses a binding that sets the other one.
 	Target() string
+	// CheckTarget refuses a target no binding may be granted: a system database, a name the
+	// operator itself uses, a vhost that is not a real name. The error names the field and the
+	// reason. It runs at admission (the ServiceBinding webhook), in the framework before every
+	// EnsureUser, and again wherever the engine uses the target, so a binding admitted before the
+	// rule existed, or while the webhook was off, still gets nothing. Pure.
+	CheckTarget(b *v1alpha1.ServiceBinding) error
 	// Connection says where the binding's user connects (the Secret's host, port, uri, ...).
 	// Pure: no API calls.
 	Connection(in UsersInput, user, password string) Connection
 	// EnsureUser creates the user with the password and the binding's role, or brings an
 	// existing one to that password and role. It should write nothing when the user is already so.
+	// It refuses (CheckUser) a user that is not one of the binding's: the framework derives the
+	// name from the binding, never from its Secret, which the binding's namespace can edit.
 	EnsureUser(ctx context.Context, in UsersInput, user, password string) error
 	// DropUsers drops every user of the binding (names.IsUserOf(in.Stem, user)) except those in
 	// keep, with their grants. Objects they own stay, handed to
@@ -81,4 +91,14 @@ func BindingDatabase(b *v1alpha1.ServiceBinding) string {
 		return b.Spec.Database
 	}
 	return DefaultDatabase
+}
+
+// CheckUser refuses a user that is not one of the binding's own (names.IsUserOf(in.Stem, user)):
+// the name of the operator's administrator, of the replication user or of another binding's user
+// never reaches an engine's EnsureUser as this binding's.
+func CheckUser(in UsersInput, user string) error {
+	if !names.IsUserOf(in.Stem, user) {
+		return fmt.Errorf("refusing user %q: not one of the binding's users (%s_<generation>)", user, in.Stem)
+	}
+	return nil
 }

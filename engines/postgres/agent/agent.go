@@ -15,8 +15,6 @@ import (
 	"sync"
 	"syscall"
 
-	"github.com/jackc/pgx/v5"
-
 	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
 	"github.com/datafleet-dev/datafleet/framework/primary"
 )
@@ -215,16 +213,6 @@ func (e *Engine) Command() *exec.Cmd {
 
 // StopSignal asks for a fast shutdown: open transactions are rolled back, the data is consistent.
 func (e *Engine) StopSignal() os.Signal { return syscall.SIGINT }
-
-// Connect opens a superuser connection through the Unix socket.
-func (e *Engine) Connect(ctx context.Context, database string) (*pgx.Conn, error) {
-	cfg, err := pgx.ParseConfig("")
-	if err != nil {
-		return nil, err
-	}
-	cfg.Host, cfg.Port, cfg.User, cfg.Database = e.Config.SocketDir, uint16(e.Config.Port), Superuser, database
-	return pgx.ConnectConfig(ctx, cfg)
-}
 
 func (e *Engine) mkdir(dir string) error { return fwagent.MkdirOwned(dir, e.Config.Credential) }
 

@@ -111,14 +111,26 @@ func (r *running) status(t *testing.T) fwagent.Status {
 	return s
 }
 
-// connect opens a superuser connection; the caller closes it.
+// connect opens a superuser connection to database postgres; the caller closes it.
 func connect(t testing.TB, e *Engine) *pgx.Conn {
 	t.Helper()
-	conn, err := e.Connect(context.Background(), "postgres")
+	conn, err := dbaConnect(context.Background(), e, "postgres")
 	if err != nil {
 		t.Fatal(err)
 	}
 	return conn
+}
+
+// dbaConnect connects as the superuser the way a person's psql does: with the server's and the
+// database's settings, not the agent's pinned ones (sessionSettings), so tests create objects in
+// public as people do.
+func dbaConnect(ctx context.Context, e *Engine, database string) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig("")
+	if err != nil {
+		return nil, err
+	}
+	cfg.Host, cfg.Port, cfg.User, cfg.Database = e.Config.SocketDir, uint16(e.Config.Port), Superuser, database
+	return pgx.ConnectConfig(ctx, cfg)
 }
 
 func execSQL(t testing.TB, e *Engine, statements ...string) {

@@ -59,15 +59,6 @@ type databaseSetting struct {
 	Setting string `json:"setting"`
 }
 
-// connString is a libpq connection string for the superuser through the socket; values are
-// quoted, so a database named like a connection string stays a name.
-func (e *Engine) connString(database string) string {
-	q := func(v string) string {
-		return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'"
-	}
-	return fmt.Sprintf("host=%s port=%d user=%s dbname=%s", q(e.Config.SocketDir), e.Config.Port, Superuser, q(database))
-}
-
 // Dump implements fwagent.Streamer with PostgreSQL's own tools, from this member's socket.
 // pg_dump writes uncompressed (-Z0): the framework compresses the whole stream once.
 func (e *Engine) Dump(ctx context.Context, w io.Writer) error {
@@ -114,7 +105,7 @@ func (e *Engine) dumpDatabase(ctx context.Context, a *archive.Writer, database s
 	}
 	defer tx.Rollback(context.Background()) //nolint:errcheck // read-only
 	var snapshot string
-	if err := tx.QueryRow(ctx, "SELECT pg_export_snapshot()").Scan(&snapshot); err != nil {
+	if err := tx.QueryRow(ctx, "SELECT pg_catalog.pg_export_snapshot()").Scan(&snapshot); err != nil {
 		return nil, err
 	}
 	counts, err := countRows(ctx, tx)
@@ -130,7 +121,7 @@ func countRows(ctx context.Context, q interface {
 	Query(context.Context, string, ...any) (pgx.Rows, error)
 	QueryRow(context.Context, string, ...any) pgx.Row
 }) (map[string]int64, error) {
-	rows, err := q.Query(ctx, `SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+	rows, err := q.Query(ctx, `SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 		WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_toast%'`)
 	if err != nil {
 		return nil, err
@@ -142,7 +133,7 @@ func countRows(ctx context.Context, q interface {
 	counts := make(map[string]int64, len(tables))
 	for _, t := range tables {
 		var n int64
-		if err := q.QueryRow(ctx, "SELECT count(*) FROM "+t).Scan(&n); err != nil {
+		if err := q.QueryRow(ctx, "SELECT pg_catalog.count(*) FROM "+t).Scan(&n); err != nil {
 			return nil, fmt.Errorf("%s: %w", t, err)
 		}
 		counts[t] = n
@@ -156,8 +147,8 @@ func (e *Engine) databases(ctx context.Context) ([]databaseInfo, error) {
 		return nil, err
 	}
 	defer conn.Close(context.Background())
-	rows, err := conn.Query(ctx, `SELECT datname, pg_get_userbyid(datdba), pg_encoding_to_char(encoding), datcollate, datctype,
-		COALESCE(datacl::text[], '{}') FROM pg_database WHERE NOT datistemplate AND datallowconn AND datname <> 'postgres'
+	rows, err := conn.Query(ctx, `SELECT datname, pg_catalog.pg_get_userbyid(datdba), pg_catalog.pg_encoding_to_char(encoding), datcollate, datctype,
+		COALESCE(datacl::pg_catalog.text[], '{}') FROM pg_catalog.pg_database WHERE NOT datistemplate AND datallowconn AND datname <> 'postgres'
 		AND datname NOT LIKE 'dfrestore\_%' AND datname NOT LIKE 'dfreplaced\_%' ORDER BY datname`)
 	if err != nil {
 		return nil, err
@@ -170,8 +161,8 @@ func (e *Engine) databases(ctx context.Context) ([]databaseInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	rows, err = conn.Query(ctx, `SELECT d.datname, COALESCE(pg_get_userbyid(NULLIF(s.setrole, 0)), ''), c.setting
-		FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase, unnest(s.setconfig) WITH ORDINALITY c(setting, n)
+	rows, err = conn.Query(ctx, `SELECT d.datname, COALESCE(pg_catalog.pg_get_userbyid(NULLIF(s.setrole, 0)), ''), c.setting
+		FROM pg_catalog.pg_db_role_setting s JOIN pg_catalog.pg_database d ON d.oid = s.setdatabase, pg_catalog.unnest(s.setconfig) WITH ORDINALITY c(setting, n)
 		ORDER BY d.datname, s.setrole <> 0, 2, c.n`)
 	if err != nil {
 		return nil, err
@@ -631,7 +622,7 @@ func swapIn(ctx context.Context, conn *pgx.Conn, d databaseInfo) error {
 		}
 		var err error
 		for attempt := 0; attempt < 20; attempt++ {
-			if _, err = conn.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", d.Name); err != nil {
+			if _, err = conn.Exec(ctx, "SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity WHERE datname = $1 AND pid <> pg_catalog.pg_backend_pid()", d.Name); err != nil {
 				break
 			}
 			if _, err = conn.Exec(ctx, "ALTER DATABASE "+ident(d.Name)+" RENAME TO "+ident(replaced)); err == nil || !inUse(err) {

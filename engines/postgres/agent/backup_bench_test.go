@@ -96,7 +96,7 @@ func fillDatabase(b *testing.B, e *Engine, db string, mb int) int64 {
 	b.Helper()
 	execSQL(b, e, "CREATE DATABASE "+db)
 	rows := int64(mb) << 20 / 200
-	conn, err := e.Connect(context.Background(), db)
+	conn, err := dbaConnect(context.Background(), e, db)
 	if err != nil {
 		b.Fatal(err)
 	}

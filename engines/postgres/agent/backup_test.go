@@ -260,7 +260,7 @@ func rewriteArchive(t *testing.T, in []byte, change func(name string, b []byte) 
 
 func execSQLIn(t *testing.T, e *Engine, database string, statements ...string) {
 	t.Helper()
-	conn, err := e.Connect(context.Background(), database)
+	conn, err := dbaConnect(context.Background(), e, database)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,7 +274,7 @@ func execSQLIn(t *testing.T, e *Engine, database string, statements ...string) {
 
 func queryIn(t *testing.T, e *Engine, database, sql string) string {
 	t.Helper()
-	conn, err := e.Connect(context.Background(), database)
+	conn, err := dbaConnect(context.Background(), e, database)
 	if err != nil {
 		t.Fatal(err)
 	}

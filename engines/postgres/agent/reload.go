@@ -32,7 +32,7 @@ func (e *Engine) Reload(ctx context.Context) error {
 	if err := e.installCertificate(); err != nil {
 		return err
 	}
-	return e.queryRow(ctx, "SELECT pg_reload_conf()", new(bool))
+	return e.queryRow(ctx, "SELECT pg_catalog.pg_reload_conf()", new(bool))
 }
 
 // serverTLSDir holds the agent's private copy of the certificate and key: postgres insists that

@@ -238,14 +238,14 @@ func (e *Engine) AfterStop(ctx context.Context) {
 // IsPrimary implements primary.Member.
 func (e *Engine) IsPrimary(ctx context.Context) (bool, error) {
 	var inRecovery bool
-	err := e.queryRow(ctx, "SELECT pg_is_in_recovery()", &inRecovery)
+	err := e.queryRow(ctx, "SELECT pg_catalog.pg_is_in_recovery()", &inRecovery)
 	return err == nil && !inRecovery, err
 }
 
 // Promote implements primary.Member.
 func (e *Engine) Promote(ctx context.Context) error {
 	var ok bool
-	if err := e.queryRow(ctx, "SELECT pg_promote(true, 60)", &ok); err != nil {
+	if err := e.queryRow(ctx, "SELECT pg_catalog.pg_promote(true, 60)", &ok); err != nil {
 		return err
 	}
 	if !ok {
@@ -268,7 +268,7 @@ func (e *Engine) Promote(ctx context.Context) error {
 // against primary_conninfo, so the replica stops waiting on a connection to the old primary.
 func (e *Engine) Follow(ctx context.Context) error {
 	var pid int
-	err := e.queryRow(ctx, "SELECT coalesce((SELECT pid FROM pg_stat_wal_receiver), 0)", &pid)
+	err := e.queryRow(ctx, "SELECT coalesce((SELECT pid FROM pg_catalog.pg_stat_wal_receiver), 0)", &pid)
 	if err != nil || pid == 0 {
 		return err
 	}
@@ -352,11 +352,11 @@ func (e *Engine) Status(ctx context.Context) fwagent.Status {
 	defer conn.Close(context.Background())
 	var inRecovery bool
 	var pos primary.Position
-	err = conn.QueryRow(ctx, `SELECT pg_is_in_recovery(),
-		  coalesce((SELECT received_tli FROM pg_stat_wal_receiver), (SELECT timeline_id FROM pg_control_checkpoint()))::bigint,
-		  (CASE WHEN pg_is_in_recovery()
-		        THEN greatest(coalesce(pg_last_wal_receive_lsn(), '0/0'), coalesce(pg_last_wal_replay_lsn(), '0/0'))
-		        ELSE pg_current_wal_lsn() END - '0/0')::bigint`).Scan(&inRecovery, &pos.History, &pos.Offset)
+	err = conn.QueryRow(ctx, `SELECT pg_catalog.pg_is_in_recovery(),
+		  coalesce((SELECT received_tli FROM pg_catalog.pg_stat_wal_receiver), (SELECT timeline_id FROM pg_catalog.pg_control_checkpoint()))::pg_catalog.int8,
+		  (CASE WHEN pg_catalog.pg_is_in_recovery()
+		        THEN greatest(coalesce(pg_catalog.pg_last_wal_receive_lsn(), '0/0'), coalesce(pg_catalog.pg_last_wal_replay_lsn(), '0/0'))
+		        ELSE pg_catalog.pg_current_wal_lsn() END OPERATOR(pg_catalog.-) '0/0'::pg_catalog.pg_lsn)::pg_catalog.int8`).Scan(&inRecovery, &pos.History, &pos.Offset)
 	if err != nil {
 		return fwagent.Status{Detail: err.Error()}
 	}

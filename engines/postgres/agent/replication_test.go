@@ -128,7 +128,7 @@ func (rs *replicaSet) waitRole(name, role string) {
 func (rs *replicaSet) waitRow(name, sql, want string) {
 	rs.t.Helper()
 	testenv.Eventually(rs.t, time.Minute, func() error {
-		conn, err := rs.members[name].e.Connect(context.Background(), "postgres")
+		conn, err := dbaConnect(context.Background(), rs.members[name].e, "postgres")
 		if err != nil {
 			return err
 		}

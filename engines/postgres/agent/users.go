@@ -78,12 +78,40 @@ func ident(s string) string { return pgx.Identifier{s}.Sanitize() }
 // literal quotes a string constant (standard_conforming_strings is on since PostgreSQL 9.1).
 func literal(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
+// ReservedDatabases are the databases no binding may be granted: the maintenance database, where
+// the agent's and the replication user's own sessions run, and the templates every new database
+// is copied from. Neither may a binding take the names of a restore's side databases
+// (ReservedPrefixes), which a restore drops and renames.
+var (
+	ReservedDatabases = []string{"postgres", "template0", "template1"}
+	ReservedPrefixes  = []string{"dfrestore_", "dfreplaced_"}
+)
+
+// CheckDatabase refuses a database no binding may be granted, saying why.
+func CheckDatabase(database string) error {
+	switch {
+	case database == "":
+		return errors.New("no database named")
+	case slices.Contains(ReservedDatabases, database):
+		return fmt.Errorf("database %q is reserved: PostgreSQL's maintenance database and templates are the operator's, never a binding's", database)
+	}
+	for _, p := range ReservedPrefixes {
+		if strings.HasPrefix(database, p) {
+			return fmt.Errorf("database %q is reserved: names starting with %q are the operator's restore databases", database, p)
+		}
+	}
+	return nil
+}
+
 // ensureUser makes the login role with the verifier, a member of the database's group for the
 // role, with its session role set to that group; the database and its groups are created first
 // if absent. A role already so is left untouched: nothing is written.
 func (e *Engine) ensureUser(ctx context.Context, user, verifier string, role v1alpha1.BindingRole, database string) error {
-	if !strings.HasPrefix(user, names.UserPrefix) || !strings.HasPrefix(verifier, "SCRAM-SHA-256$") || database == "" {
+	if !strings.HasPrefix(user, names.UserPrefix) || !strings.HasPrefix(verifier, "SCRAM-SHA-256$") {
 		return fmt.Errorf("refusing user %q on database %q: not a binding user with a SCRAM verifier", user, database)
+	}
+	if err := CheckDatabase(database); err != nil {
+		return fmt.Errorf("refusing user %q: %w", user, err)
 	}
 	if !slices.Contains(v1alpha1.BindingRoles(), role) {
 		return fmt.Errorf("unknown role %q", role)
@@ -198,7 +226,7 @@ func (e *Engine) dropUsers(ctx context.Context, stem string, keep []string) erro
 		return err
 	}
 	defer conn.Close(context.Background())
-	rows, err := conn.Query(ctx, `SELECT rolname FROM pg_roles WHERE starts_with(rolname, $1) ORDER BY rolname`, stem+"_")
+	rows, err := conn.Query(ctx, `SELECT rolname FROM pg_catalog.pg_roles WHERE pg_catalog.starts_with(rolname::pg_catalog.text, $1) ORDER BY rolname`, stem+"_")
 	if err != nil {
 		return err
 	}
@@ -223,7 +251,7 @@ func (e *Engine) dropUsers(ctx context.Context, stem string, keep []string) erro
 			JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = $1 ORDER BY g.rolname LIMIT 1`, u).Scan(&heir); err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return err
 		}
-		if _, err := conn.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1`, u); err != nil {
+		if _, err := conn.Exec(ctx, `SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity WHERE usename = $1`, u); err != nil {
 			return err
 		}
 		for _, d := range databases {
@@ -261,7 +289,7 @@ func (e *Engine) primaryConn(ctx context.Context) (*pgx.Conn, error) {
 		return nil, err
 	}
 	var replica bool
-	if err := conn.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&replica); err != nil || replica {
+	if err := conn.QueryRow(ctx, "SELECT pg_catalog.pg_is_in_recovery()").Scan(&replica); err != nil || replica {
 		conn.Close(context.Background())
 		if err == nil {
 			err = errors.New("this member is not the primary")

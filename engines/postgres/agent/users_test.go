@@ -185,3 +185,21 @@ func TestBindingUsers(t *testing.T) {
 		}
 	})
 }
+
+// The agent refuses reserved databases itself, whatever the operator asks (a stale binding, an
+// operator without the check): no user and no group is created.
+func TestReservedDatabasesRefusedByTheAgent(t *testing.T) {
+	e := &Engine{Config: newConfig(t)}
+	start(t, e)
+	user := names.UserStem("apps", "sneaky") + "_0"
+	for _, db := range []string{"postgres", "template1", "dfrestore_app"} {
+		err := e.Act(context.Background(), ActionEnsureUser, url.Values{ParamUser: {user}, ParamVerifier: {Verifier(user, "secret")},
+			ParamRole: {string(v1alpha1.RoleAdmin)}, ParamDatabase: {db}})
+		if err == nil || !strings.Contains(err.Error(), "is reserved") {
+			t.Errorf("database %s: %v", db, err)
+		}
+	}
+	if got := query(t, e, "SELECT count(*)::text FROM pg_roles WHERE rolname LIKE 'sb\\_%' OR rolname LIKE 'dfdb\\_%'"); got != "0" {
+		t.Errorf("%s roles were created", got)
+	}
+}
