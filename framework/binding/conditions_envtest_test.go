@@ -43,6 +43,7 @@ func (*usersEngine) Connection(in engine.UsersInput, user, password string) engi
 	return engine.Connection{Host: in.Instance.Name + "." + in.Instance.Namespace + ".svc", Port: 1234,
 		URI: "fake://" + user + ":" + password + "@" + in.Instance.Name, Extra: map[string]string{"database": "app"}}
 }
+
 // CheckTarget reserves database "system", as the real engines reserve their system databases.
 func (*usersEngine) CheckTarget(b *v1alpha1.ServiceBinding) error {
 	if b.Spec.Database == "system" {
