@@ -57,6 +57,7 @@ type ServiceBindingSpec struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=255
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="vhost is immutable: create a new binding for another vhost"
+	// +kubebuilder:validation:XValidation:rule="self == '/' || !self.matches('(^|/)([.]{1,2})?(/|$)')",message="vhost is not a vhost name: its /-separated segments may not be empty, \".\" or \"..\""
 	Vhost string `json:"vhost,omitempty"`
 	// secretName of the Secret to write; defaults to the binding's name. Immutable.
 	// +optional

@@ -3,9 +3,7 @@ package binding_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,65 +18,8 @@ import (
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/engine/enginetest"
 	"github.com/datafleet-dev/datafleet/framework/engine/fakeengine"
-	"github.com/datafleet-dev/datafleet/framework/names"
 	"github.com/datafleet-dev/datafleet/test/testenv"
 )
-
-// usersEngine is the fake engine with users kept in memory. The real engines' users are tested
-// against real servers (engines/postgres/agent, engines/rabbitmq); here only the framework's
-// decisions are under test, so the engine's store is a map, and it grants no admin role.
-type usersEngine struct {
-	fakeengine.Engine
-	mu    sync.Mutex
-	users map[string]string
-}
-
-func (*usersEngine) Name() string        { return "fakeusers" }
-func (*usersEngine) BindingType() string { return "fake" }
-func (*usersEngine) Target() string      { return "database" }
-func (*usersEngine) Roles() []v1alpha1.BindingRole {
-	return []v1alpha1.BindingRole{v1alpha1.RoleReadWrite, v1alpha1.RoleReadOnly}
-}
-func (*usersEngine) Connection(in engine.UsersInput, user, password string) engine.Connection {
-	return engine.Connection{Host: in.Instance.Name + "." + in.Instance.Namespace + ".svc", Port: 1234,
-		URI: "fake://" + user + ":" + password + "@" + in.Instance.Name, Extra: map[string]string{"database": "app"}}
-}
-
-// CheckTarget reserves database "system", as the real engines reserve their system databases.
-func (*usersEngine) CheckTarget(b *v1alpha1.ServiceBinding) error {
-	if b.Spec.Database == "system" {
-		return errors.New(`spec.database: database "system" is reserved`)
-	}
-	return nil
-}
-
-// EnsureUser takes any user it is given, unlike the real engines (engine.CheckUser): so the
-// framework's own choice of names is what the tests see.
-func (e *usersEngine) EnsureUser(_ context.Context, _ engine.UsersInput, user, password string) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.users[user] = password
-	return nil
-}
-func (e *usersEngine) DropUsers(_ context.Context, in engine.UsersInput, keep []string) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for u := range e.users {
-		if names.IsUserOf(in.Stem, u) && !contains(keep, u) {
-			delete(e.users, u)
-		}
-	}
-	return nil
-}
-
-func contains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
 
 // Every reason a binding is not Ready, on a real API server: no instance, an instance not ready
 // yet, an engine without bindings, a role the engine lacks, a target of another engine, a Secret
@@ -86,7 +27,7 @@ func contains(s []string, v string) bool {
 // binding's status or in an event.
 func TestConditions(t *testing.T) {
 	env := testenv.Start(t)
-	e := &usersEngine{users: map[string]string{}}
+	e := fakeengine.NewUsers(nil)
 	mgr, err := env.Manager([]engine.Engine{e, fakeengine.New()}, 2)
 	if err != nil {
 		t.Fatal(err)
@@ -165,9 +106,7 @@ func TestConditions(t *testing.T) {
 		t.Fatal(err)
 	}
 	password := string(secret.Data["password"])
-	e.mu.Lock()
-	stored := e.users[string(secret.Data["username"])]
-	e.mu.Unlock()
+	stored := e.Password(string(secret.Data["username"]))
 	if len(password) < 32 || stored != password || secret.Type != "servicebinding.io/fake" {
 		t.Fatalf("the user's password is not the Secret's (%d characters), or type %s", len(password), secret.Type)
 	}

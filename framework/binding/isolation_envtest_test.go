@@ -15,11 +15,12 @@ import (
 	"github.com/datafleet-dev/datafleet/framework/binding"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/engine/enginetest"
+	"github.com/datafleet-dev/datafleet/framework/engine/fakeengine"
 	"github.com/datafleet-dev/datafleet/framework/names"
 	"github.com/datafleet-dev/datafleet/test/testenv"
 )
 
-// What a binding's namespace can write, on a real API server, with the users engine (a stand-in
+// What a binding's namespace can write, on a real API server, with fakeengine.Users (a stand-in
 // that keeps users in a map and takes any name it is given, so only the framework's choices are
 // under test; the real engines refuse foreign names too, engine.CheckUser): a Secret whose
 // username (and previous-username) was edited to another binding's user or to the operator's
@@ -27,7 +28,7 @@ import (
 // changes; a target the engine reserves is refused, and a binding that had users loses them.
 func TestTenantWritesReachNoOtherUser(t *testing.T) {
 	env := testenv.Start(t)
-	e := &usersEngine{users: map[string]string{"datafleet-operator": "admin-secret"}}
+	e := fakeengine.NewUsers(map[string]string{"datafleet-operator": "admin-secret"})
 	mgr, err := env.Manager([]engine.Engine{e}, 2)
 	if err != nil {
 		t.Fatal(err)
@@ -67,11 +68,7 @@ func TestTenantWritesReachNoOtherUser(t *testing.T) {
 			return nil
 		})
 	}
-	password := func(user string) string {
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		return e.users[user]
-	}
+	password := e.Password
 	victim, attacker := bind("victim", ""), bind("attacker", "")
 	until(victim, binding.ReasonBound)
 	until(attacker, binding.ReasonBound)
@@ -114,15 +111,13 @@ func TestTenantWritesReachNoOtherUser(t *testing.T) {
 		}
 	}
 
-	reserved := bind("system", "system")
+	reserved := bind("system", fakeengine.ReservedDatabase)
 	until(reserved, binding.ReasonReservedTarget)
 	if r := meta.FindStatusCondition(reserved.Status.Conditions, v1alpha1.ConditionReady); !strings.Contains(r.Message, `spec.database: database "system" is reserved`) {
 		t.Errorf("message %q", r.Message)
 	}
 	mgr.WaitQuiet(t, time.Minute)
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if len(e.users) != 3 {
-		t.Errorf("users %v: the reserved binding got one", e.users)
+	if users := e.Names(); len(users) != 3 {
+		t.Errorf("users %v: the reserved binding got one", users)
 	}
 }

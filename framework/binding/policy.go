@@ -10,8 +10,8 @@ import (
 	"github.com/datafleet-dev/datafleet/framework/engine"
 )
 
-// instanceKey is the instance a binding refers to: in the binding's namespace unless it says.
-func instanceKey(b *v1alpha1.ServiceBinding) types.NamespacedName {
+// InstanceKey is the instance a binding refers to: in the binding's namespace unless it says.
+func InstanceKey(b *v1alpha1.ServiceBinding) types.NamespacedName {
 	ns := b.Spec.InstanceRef.Namespace
 	if ns == "" {
 		ns = b.Namespace
@@ -19,9 +19,9 @@ func instanceKey(b *v1alpha1.ServiceBinding) types.NamespacedName {
 	return types.NamespacedName{Namespace: ns, Name: b.Spec.InstanceRef.Name}
 }
 
-// allowed says whether the instance's binding policy lets a binding in namespace ns bind: its own
+// Allowed says whether the instance's binding policy lets a binding in namespace ns bind: its own
 // namespace always, others when listed or "*".
-func allowed(inst *v1alpha1.ServiceInstance, ns string) bool {
+func Allowed(inst *v1alpha1.ServiceInstance, ns string) bool {
 	if ns == inst.Namespace {
 		return true
 	}

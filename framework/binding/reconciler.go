@@ -107,7 +107,7 @@ type target struct {
 // A nil target with a nil error means the scope says why not.
 func (r *Reconciler) resolve(ctx context.Context, s *scope) (*target, error) {
 	b := s.b
-	key := instanceKey(b)
+	key := InstanceKey(b)
 	inst := &v1alpha1.ServiceInstance{}
 	if err := r.Client.Get(ctx, key, inst); err != nil {
 		if !apierrors.IsNotFound(err) {
@@ -127,7 +127,7 @@ func (r *Reconciler) resolve(ctx context.Context, s *scope) (*target, error) {
 		return nil, nil
 	}
 	t := &target{inst: inst, users: users}
-	if !allowed(inst, b.Namespace) {
+	if !Allowed(inst, b.Namespace) {
 		s.notReady(ReasonNamespaceNotAllowed, "ServiceInstance %s does not allow bindings from namespace %q: "+
 			"its owner can add the namespace to spec.bindingPolicy.allowedNamespaces", key, b.Namespace)
 		return t, nil
@@ -168,7 +168,7 @@ func (r *Reconciler) bind(ctx context.Context, s *scope) error {
 		return nil
 	}
 	if !instanceServes(t.inst) {
-		s.notReady(ReasonInstanceNotReady, "ServiceInstance %s is %s; the binding is made once it is Ready", instanceKey(b), phaseOf(t.inst))
+		s.notReady(ReasonInstanceNotReady, "ServiceInstance %s is %s; the binding is made once it is Ready", InstanceKey(b), phaseOf(t.inst))
 		return nil
 	}
 	var caPEM []byte
@@ -178,7 +178,7 @@ func (r *Reconciler) bind(ctx context.Context, s *scope) error {
 			if !apierrors.IsNotFound(err) {
 				return err
 			}
-			s.notReady(ReasonInstanceNotReady, "ServiceInstance %s has not published its CA yet", instanceKey(b))
+			s.notReady(ReasonInstanceNotReady, "ServiceInstance %s has not published its CA yet", InstanceKey(b))
 			return nil
 		}
 		caPEM = []byte(cm.Data[certs.CAKey])

@@ -20,7 +20,7 @@ const InstanceIndex = "spec.instanceRef"
 // IndexInstance registers InstanceIndex; call it once per manager.
 func IndexInstance(ctx context.Context, mgr ctrl.Manager) error {
 	return mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.ServiceBinding{}, InstanceIndex, func(o client.Object) []string {
-		return []string{instanceKey(o.(*v1alpha1.ServiceBinding)).String()}
+		return []string{InstanceKey(o.(*v1alpha1.ServiceBinding)).String()}
 	})
 }
 

@@ -175,24 +175,23 @@ func sameSizes(a, b *v1alpha1.ServiceInstance) bool {
 
 // catalog reads the engine's VersionCatalog; nil when there is none.
 func (v *InstanceValidator) catalog(ctx context.Context, engine string) (*v1alpha1.VersionCatalog, error) {
-	return getOptional(ctx, v.Client, engine, &v1alpha1.VersionCatalog{})
+	return getOptional(ctx, v.Client, client.ObjectKey{Name: engine}, &v1alpha1.VersionCatalog{})
 }
 
 // plan reads a ServicePlan; nil when there is none.
 func (v *InstanceValidator) plan(ctx context.Context, name string) (*v1alpha1.ServicePlan, error) {
-	return getOptional(ctx, v.Client, name, &v1alpha1.ServicePlan{})
+	return getOptional(ctx, v.Client, client.ObjectKey{Name: name}, &v1alpha1.ServicePlan{})
 }
 
-// getOptional reads a cluster-scoped object into obj; nil when it does not exist. Other errors
-// answer the admission request with an internal error (the API server then applies the
-// failurePolicy).
-func getOptional[T client.Object](ctx context.Context, c client.Reader, name string, obj T) (T, error) {
+// getOptional reads an object into obj; nil when it does not exist. Other errors answer the
+// admission request with an internal error (the API server then applies the failurePolicy).
+func getOptional[T client.Object](ctx context.Context, c client.Reader, key client.ObjectKey, obj T) (T, error) {
 	var none T
-	if err := c.Get(ctx, client.ObjectKey{Name: name}, obj); err != nil {
+	if err := c.Get(ctx, key, obj); err != nil {
 		if apierrors.IsNotFound(err) {
 			return none, nil
 		}
-		return none, apierrors.NewInternalError(fmt.Errorf("reading %T %s: %w", obj, name, err))
+		return none, apierrors.NewInternalError(fmt.Errorf("reading %T %s: %w", obj, key, err))
 	}
 	return obj, nil
 }

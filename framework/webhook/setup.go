@@ -11,9 +11,11 @@ import (
 	"github.com/datafleet-dev/datafleet/framework/engine"
 )
 
-// InstancePath is where the ServiceInstance validator is served; the chart's
-// ValidatingWebhookConfiguration points at it.
-const InstancePath = "/validate-serviceinstance"
+// Where the validators are served; the chart's ValidatingWebhookConfiguration points at them.
+const (
+	InstancePath = "/validate-serviceinstance"
+	BindingPath  = "/validate-servicebinding"
+)
 
 // Setup registers the validators with the manager's webhook server.
 func Setup(mgr ctrl.Manager, engines []engine.Engine) error {
@@ -21,8 +23,15 @@ func Setup(mgr ctrl.Manager, engines []engine.Engine) error {
 	for _, e := range engines {
 		byName[e.Name()] = e
 	}
-	return ctrl.NewWebhookManagedBy(mgr, &v1alpha1.ServiceInstance{}).
+	err := ctrl.NewWebhookManagedBy(mgr, &v1alpha1.ServiceInstance{}).
 		WithValidator(&InstanceValidator{Client: mgr.GetClient(), Clock: clock.RealClock{}, Engines: byName}).
 		WithValidatorCustomPath(InstancePath).
+		Complete()
+	if err != nil {
+		return err
+	}
+	return ctrl.NewWebhookManagedBy(mgr, &v1alpha1.ServiceBinding{}).
+		WithValidator(&BindingValidator{Client: mgr.GetClient(), Engines: byName}).
+		WithValidatorCustomPath(BindingPath).
 		Complete()
 }

@@ -33,25 +33,29 @@ import (
 
 const opNamespace = "datafleet-system"
 
-// startWebhook serves the manager's webhook, with the operator's own certificate, behind a
-// ValidatingWebhookConfiguration the real API server calls, as the chart installs it.
-func startWebhook(t *testing.T, env *testenv.Env) *webhook.Certs {
+// startWebhook serves the manager's webhook for the engines (the fake engine when none are
+// given), with the operator's own certificate, behind a ValidatingWebhookConfiguration the real
+// API server calls, as the chart installs it.
+func startWebhook(t *testing.T, env *testenv.Env, engines ...engine.Engine) *webhook.Certs {
 	t.Helper()
 	ctx := context.Background()
 	port := testenv.FreePort(t)
 	failurePolicy, sideEffects := admissionregistrationv1.Fail, admissionregistrationv1.SideEffectClassNone
-	vwc := &admissionregistrationv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "datafleet"},
-		Webhooks: []admissionregistrationv1.ValidatingWebhook{{
-			Name: "serviceinstances.datafleet.dev",
+	hook := func(resource, path string) admissionregistrationv1.ValidatingWebhook {
+		return admissionregistrationv1.ValidatingWebhook{
+			Name: resource + ".datafleet.dev",
 			// The chart points at the Service; envtest's API server reaches the test on localhost.
-			ClientConfig: admissionregistrationv1.WebhookClientConfig{URL: ptr.To("https://localhost:" + strconv.Itoa(port) + webhook.InstancePath)},
+			ClientConfig: admissionregistrationv1.WebhookClientConfig{URL: ptr.To("https://localhost:" + strconv.Itoa(port) + path)},
 			Rules: []admissionregistrationv1.RuleWithOperations{{
 				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
 				Rule: admissionregistrationv1.Rule{APIGroups: []string{"datafleet.dev"}, APIVersions: []string{"v1alpha1"},
-					Resources: []string{"serviceinstances"}},
+					Resources: []string{resource}},
 			}},
 			FailurePolicy: &failurePolicy, SideEffects: &sideEffects, AdmissionReviewVersions: []string{"v1"},
-		}}}
+		}
+	}
+	vwc := &admissionregistrationv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "datafleet"},
+		Webhooks: []admissionregistrationv1.ValidatingWebhook{hook("serviceinstances", webhook.InstancePath), hook("servicebindings", webhook.BindingPath)}}
 	for _, o := range []client.Object{&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: opNamespace}}, vwc} {
 		if err := env.Client.Create(ctx, o); err != nil {
 			t.Fatal(err)
@@ -71,7 +75,10 @@ func startWebhook(t *testing.T, env *testenv.Env) *webhook.Certs {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := webhook.Setup(mgr, []engine.Engine{fakeengine.New()}); err != nil {
+	if len(engines) == 0 {
+		engines = []engine.Engine{fakeengine.New()}
+	}
+	if err := webhook.Setup(mgr, engines); err != nil {
 		t.Fatal(err)
 	}
 	mctx, cancel := context.WithCancel(ctx)

@@ -23,6 +23,7 @@ import (
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/catalog"
+	"github.com/datafleet-dev/datafleet/framework/webhook"
 	"github.com/datafleet-dev/datafleet/test/testenv"
 )
 
@@ -204,12 +205,20 @@ func TestWebhookAndItsCertificate(t *testing.T) {
 			t.Errorf("args %v lack %s", c.Args, want)
 		}
 	}
-	svc := vwc.Webhooks[0].ClientConfig.Service
-	if svc == nil || svc.Name != "datafleet-webhook" || svc.Namespace != "datafleet-system" || *svc.Path != "/validate-serviceinstance" {
-		t.Errorf("the webhook calls %+v", svc)
+	// Each webhook calls the path the manager serves its kind's validator on.
+	paths := map[string]string{"serviceinstances": webhook.InstancePath, "servicebindings": webhook.BindingPath}
+	if len(vwc.Webhooks) != len(paths) {
+		t.Errorf("%d webhooks, want one for each of %v", len(vwc.Webhooks), paths)
 	}
-	if *vwc.Webhooks[0].FailurePolicy != admissionregistrationv1.Fail {
-		t.Errorf("failurePolicy %s, want Fail by default", *vwc.Webhooks[0].FailurePolicy)
+	for _, w := range vwc.Webhooks {
+		svc := w.ClientConfig.Service
+		if svc == nil || svc.Name != "datafleet-webhook" || svc.Namespace != "datafleet-system" || len(w.Rules) != 1 ||
+			len(w.Rules[0].Resources) != 1 || *svc.Path != paths[w.Rules[0].Resources[0]] {
+			t.Errorf("webhook %s calls %+v for %+v", w.Name, svc, w.Rules)
+		}
+		if *w.FailurePolicy != admissionregistrationv1.Fail {
+			t.Errorf("webhook %s: failurePolicy %s, want Fail by default", w.Name, *w.FailurePolicy)
+		}
 	}
 	if len(byKind(objs, "Certificate")) != 0 || d.Spec.Template.Spec.Volumes[0].EmptyDir == nil {
 		t.Error("without cert-manager the certificate must go to an emptyDir, with no Certificate object")
