@@ -338,7 +338,8 @@ func TestBindings(t *testing.T) {
 
 	t.Run("a vhost that looks like a path is that vhost and nothing else", func(t *testing.T) {
 		before := h.vhosts()
-		hostile := `../api/users/guest%2F"; DROP`
+		// "." and ".." segments are refused at admission (CEL) and by CheckTarget.
+		hostile := `api/users/guest%2F"; DROP`
 		b := h.create("apps", "hostile", v1alpha1.RoleReadWrite, hostile)
 		s := h.bound(b, nil)
 		if string(s.Data["vhost"]) != hostile {
@@ -350,6 +351,54 @@ func TestBindings(t *testing.T) {
 		}
 		if got, want := h.vhosts(), append(before, hostile); !slices.Equal(got, sorted(want)) {
 			t.Fatalf("vhosts %q, want %q", got, sorted(want))
+		}
+		if err := c.Delete(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		waitGone(t, c, b)
+	})
+
+	t.Run("a Secret edited to name the administrator or another binding's user reaches neither", func(t *testing.T) {
+		b := h.create("apps", "hijacker", v1alpha1.RoleReadWrite, "orders")
+		own := h.bound(b, nil)
+		for _, target := range []string{AdminUser, string(roSecret.Data["username"])} {
+			s := &corev1.Secret{}
+			if err := c.Get(ctx, client.ObjectKeyFromObject(own), s); err != nil {
+				t.Fatal(err)
+			}
+			s.Data["username"], s.Data["password"] = []byte(target), []byte("chosen-by-the-tenant")
+			s.Annotations["datafleet.dev/previous-username"] = target
+			s.Annotations["datafleet.dev/previous-expires"] = time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+			if err := c.Update(ctx, s); err != nil {
+				t.Fatal(err)
+			}
+			want := names.UserName(names.UserStem("apps", "hijacker"), 0)
+			testenv.Eventually(t, time.Minute, func() error {
+				if err := c.Get(ctx, client.ObjectKeyFromObject(s), s); err != nil {
+					return err
+				}
+				if got := string(s.Data["username"]); got != want || s.Annotations["datafleet.dev/previous-username"] != "" {
+					return testenv.Errorf("the Secret names %q (previous %q), want %q", got, s.Annotations["datafleet.dev/previous-username"], want)
+				}
+				return nil
+			})
+			h.mgr.WaitQuiet(t, time.Minute)
+			// The administrator keeps its password and its tag: the operator still manages the node.
+			var admin struct {
+				Tags tagList `json:"tags"`
+			}
+			if _, err := h.node.management().get(ctx, "/api/users/"+AdminUser, &admin); err != nil || !slices.Contains(admin.Tags, "administrator") {
+				t.Fatalf("after editing the Secret to %s, the administrator: %v, tags %v", target, err, admin.Tags)
+			}
+			// The other binding's user still logs in with its own Secret, and the edited binding's
+			// own user with the password its namespace chose.
+			for _, sec := range []*corev1.Secret{roSecret, s} {
+				conn, err := h.dial(sec)
+				if err != nil {
+					t.Fatalf("after editing the Secret to %s, %s cannot log in: %v", target, sec.Data["username"], err)
+				}
+				conn.Close()
+			}
 		}
 		if err := c.Delete(ctx, b); err != nil {
 			t.Fatal(err)

@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/engines/rabbitmq"
 	"github.com/datafleet-dev/datafleet/framework/names"
 	"github.com/datafleet-dev/datafleet/test/testenv"
 )
@@ -89,8 +90,24 @@ func testBindings(t *testing.T) {
 	checkRotation(t, bindings["db-app"], old, 40*time.Second, func(s *corev1.Secret) error { return pgLogin(addr, s) })
 	t.Logf("BINDINGS: rotation: both passwords worked during the overlap, only the new one after")
 
-	// Deleting a binding drops its user and its Secret.
+	// What the binding's namespace can write reaches nothing more: a binding on the maintenance
+	// database is refused at admission, and Secrets edited to name the RabbitMQ administrator or
+	// the readOnly binding's user are written back. Both users are still whole below: the
+	// administrator drops mq-report's user, and db-report's user logs in before its deletion.
 	mqAddr := serviceAddress(t, ns, "mq", 5672)
+	if err := env.c.Create(context.Background(), &v1alpha1.ServiceBinding{ObjectMeta: metav1.ObjectMeta{Name: "db-maintenance", Namespace: ns},
+		Spec: v1alpha1.ServiceBindingSpec{InstanceRef: v1alpha1.InstanceReference{Name: "db"}, Role: v1alpha1.RoleReadOnly, Database: "postgres"}}); err == nil ||
+		!strings.Contains(err.Error(), `spec.database: Forbidden: database "postgres" is reserved`) {
+		t.Fatalf("a binding on database postgres: %v", err)
+	}
+	checkSecretEdit(t, bindings["mq-app"], rabbitmq.AdminUser, func(s *corev1.Secret) error { return amqpLogin(mqAddr, s) })
+	checkSecretEdit(t, bindings["db-app"], string(secrets["db-report"].Data["username"]), func(s *corev1.Secret) error { return pgLogin(addr, s) })
+	if err := pgLogin(addr, secrets["db-report"]); err != nil {
+		t.Fatalf("db-report's user after db-app's Secret named it: %v", err)
+	}
+	t.Logf("BINDINGS: a binding on database postgres was refused at admission; edited Secrets were written back and reached no other user")
+
+	// Deleting a binding drops its user and its Secret.
 	for name, login := range map[string]func(*corev1.Secret) error{
 		"db-report": func(s *corev1.Secret) error { return pgLogin(addr, s) },
 		"mq-report": func(s *corev1.Secret) error { return amqpLogin(mqAddr, s) },
@@ -100,6 +117,32 @@ func testBindings(t *testing.T) {
 	t.Logf("BINDINGS: deleted bindings' users could no longer log in and their Secrets were gone")
 
 	checkOperatorKills(t, ns)
+}
+
+// checkSecretEdit edits the binding's Secret, as its namespace can, to name user with a password
+// of the namespace's choosing, and waits until the operator has written the binding's own user
+// back; that user then logs in with the chosen password, which opens nothing else.
+func checkSecretEdit(t *testing.T, b *v1alpha1.ServiceBinding, user string, login func(*corev1.Secret) error) {
+	t.Helper()
+	ctx, s := context.Background(), &corev1.Secret{}
+	var own string
+	testenv.Eventually(t, waitTimeout, func() error {
+		if err := env.c.Get(ctx, client.ObjectKey{Namespace: b.Namespace, Name: b.Status.Binding.Name}, s); err != nil {
+			return err
+		}
+		own = string(s.Data["username"])
+		s.Data["username"], s.Data["password"] = []byte(user), []byte("chosen-by-the-tenant")
+		return env.c.Update(ctx, s)
+	})
+	testenv.Eventually(t, waitTimeout, func() error {
+		if err := env.c.Get(ctx, client.ObjectKeyFromObject(s), s); err != nil {
+			return err
+		}
+		if got := string(s.Data["username"]); got != own {
+			return expect(false, "the Secret names "+own, "it names "+got)
+		}
+		return login(s)
+	})
 }
 
 // checkOperatorKills creates 20 bindings and deletes every other one while the operator's pod is
