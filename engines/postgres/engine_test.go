@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/utils/ptr"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/catalog"
@@ -76,4 +77,15 @@ func TestReservedDatabases(t *testing.T) {
 		"postgres": "maintenance database", "template0": "reserved", "template1": "reserved",
 		"dfrestore_app": "restore databases", "dfreplaced_app": "restore databases",
 	}, "", "app", "Postgres", "my_postgres", "template2")
+}
+
+// Synchronous replication names the instance's own pods: a walsender of any other name (a clone
+// in progress, a client with the replication password) never confirms a commit.
+func TestSynchronousStandbysAreTheInstancesPods(t *testing.T) {
+	inst := enginetest.Instance(Name, "db", 3)
+	inst.Spec.SynchronousReplicas = ptr.To[int32](1)
+	want := `synchronous_standby_names = 'ANY 1 ("db-0", "db-1", "db-2")'` + "\n"
+	if got := configMap(inst).Data[paramsFile]; !strings.Contains(got, want) {
+		t.Errorf("parameters %q, want the line %q", got, want)
+	}
 }

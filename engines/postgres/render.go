@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	pgagent "github.com/datafleet-dev/datafleet/engines/postgres/agent"
 	"github.com/datafleet-dev/datafleet/framework/certs"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/names"
@@ -86,8 +87,12 @@ func ReplicationSecretName(inst *v1alpha1.ServiceInstance) string {
 func configMap(inst *v1alpha1.ServiceInstance) *corev1.ConfigMap {
 	lines := params.Lines(inst.Spec.Parameters)
 	if n := ptr.Deref(inst.Spec.SynchronousReplicas, 0); n > 0 {
-		// Any n of the replicas (application_name is the pod name) confirm each commit.
-		lines += fmt.Sprintf("synchronous_standby_names = 'ANY %d (*)'\n", n)
+		// Any n of the instance's own pods confirm each commit.
+		pods := make([]string, inst.DesiredReplicas())
+		for i := range pods {
+			pods[i] = fmt.Sprintf("%s-%d", names.Child(inst.Name, "", names.MaxStatefulSet), i)
+		}
+		lines += fmt.Sprintf("synchronous_standby_names = '%s'\n", pgagent.SynchronousStandbyNames(int(n), pods))
 	}
 	return &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Name: names.Child(inst.Name, "config", names.MaxDNSLabel)},

@@ -54,6 +54,21 @@ func (e *Engine) replicationPassword() (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
+// CloneSuffix ends the application_name a member clones the primary under.
+const CloneSuffix = "_clone"
+
+// SynchronousStandbyNames is the synchronous_standby_names setting under which any n of the
+// members (a replica's application_name is its member name, the pod's) confirm each commit. The
+// members are named, not "*", which would count any walsender: a clone in progress, or any client
+// holding the replication password.
+func SynchronousStandbyNames(n int, members []string) string {
+	quoted := make([]string, len(members))
+	for i, m := range members {
+		quoted[i] = `"` + strings.ReplaceAll(m, `"`, `""`) + `"`
+	}
+	return fmt.Sprintf("ANY %d (%s)", n, strings.Join(quoted, ", "))
+}
+
 // sourceConnString reaches the current primary as the replication user.
 func (e *Engine) sourceConnString() string {
 	return fmt.Sprintf("%s user=%s passfile=%s application_name=%s dbname=postgres connect_timeout=5 target_session_attrs=read-write",
@@ -136,7 +151,9 @@ func (e *Engine) clone(ctx context.Context) error {
 	if err := os.RemoveAll(scratch); err != nil {
 		return err
 	}
-	out, err := e.command(ctx, "pg_basebackup", "--pgdata", scratch, "--dbname", e.sourceConnString(),
+	// The clone's walsender goes under another application_name than the member's: it is not the
+	// standby synchronous_standby_names names, and must never confirm a commit.
+	out, err := e.command(ctx, "pg_basebackup", "--pgdata", scratch, "--dbname", e.sourceConnString()+" application_name="+e.Config.Name+CloneSuffix,
 		"--wal-method", "stream", "--checkpoint", "fast", "--no-password").CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("pg_basebackup: %w\n%s", err, out)

@@ -155,7 +155,7 @@ func (r *running) ended() bool {
 }
 
 func TestReplicasFailoverRejoinAndSwitchover(t *testing.T) {
-	rs := newReplicaSet(t, 3, "synchronous_standby_names = 'ANY 1 (*)'\n")
+	rs := newReplicaSet(t, 3, "synchronous_standby_names = '"+SynchronousStandbyNames(1, []string{"pg-0", "pg-1", "pg-2"})+"'\n")
 	rs.start("pg-0")
 	rs.waitRole("pg-0", "primary")
 	rs.start("pg-1")
