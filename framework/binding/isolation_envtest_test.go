@@ -25,7 +25,9 @@ import (
 // under test; the real engines refuse foreign names too, engine.CheckUser): a Secret whose
 // username (and previous-username) was edited to another binding's user or to the operator's
 // administrator is written back with the binding's own user, and no other user's password
-// changes; a target the engine reserves is refused, and a binding that had users loses them.
+// changes; a target the engine reserves is refused, and a binding that had users loses them; and
+// from a namespace the instance does not allow, an instance that exists reads the same as one that
+// does not.
 func TestTenantWritesReachNoOtherUser(t *testing.T) {
 	env := testenv.Start(t)
 	e := fakeengine.NewUsers(map[string]string{"datafleet-operator": "admin-secret"})
@@ -38,6 +40,7 @@ func TestTenantWritesReachNoOtherUser(t *testing.T) {
 	inst := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "apps"}, Spec: v1alpha1.ServiceInstanceSpec{Engine: "fakeusers"}}
 	for _, o := range []client.Object{
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "apps"}},
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "elsewhere"}},
 		&v1alpha1.VersionCatalog{ObjectMeta: metav1.ObjectMeta{Name: "fakeusers"}, Spec: v1alpha1.VersionCatalogSpec{Engine: "fakeusers",
 			Versions: []v1alpha1.CatalogVersion{{Version: "1", Image: "fake:1", Default: true}}}},
 		inst,
@@ -119,5 +122,19 @@ func TestTenantWritesReachNoOtherUser(t *testing.T) {
 	mgr.WaitQuiet(t, time.Minute)
 	if users := e.Names(); len(users) != 3 {
 		t.Errorf("users %v: the reserved binding got one", users)
+	}
+
+	messages := map[string]string{}
+	for _, instance := range []string{"db", "nothing"} {
+		b := &v1alpha1.ServiceBinding{ObjectMeta: metav1.ObjectMeta{Name: instance, Namespace: "elsewhere"},
+			Spec: v1alpha1.ServiceBindingSpec{InstanceRef: v1alpha1.InstanceReference{Name: instance, Namespace: "apps"}, Role: v1alpha1.RoleReadWrite}}
+		if err := c.Create(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		until(b, binding.ReasonNamespaceNotAllowed)
+		messages[instance] = strings.ReplaceAll(meta.FindStatusCondition(b.Status.Conditions, v1alpha1.ConditionReady).Message, "apps/"+instance, "apps/X")
+	}
+	if messages["db"] != messages["nothing"] || strings.Contains(messages["db"], "fake") {
+		t.Errorf("another namespace tells an instance that exists from one that does not: %q, %q", messages["db"], messages["nothing"])
 	}
 }

@@ -105,14 +105,32 @@ type target struct {
 
 // resolve finds the instance and its engine's UserManager and checks the binding against them.
 // A nil target with a nil error means the scope says why not.
+//
+// From another namespace, an instance that does not exist and one that does not allow the
+// binding look the same, and neither names its engine: a binding learns nothing about a namespace
+// that did not invite it. (Only when the operator does not run the instance's engine, or the
+// engine has no users, do the engine's reasons say so: the binding must then wait for an
+// operator that can drop its users.)
 func (r *Reconciler) resolve(ctx context.Context, s *scope) (*target, error) {
 	b := s.b
 	key := InstanceKey(b)
 	inst := &v1alpha1.ServiceInstance{}
-	if err := r.Client.Get(ctx, key, inst); err != nil {
-		if !apierrors.IsNotFound(err) {
-			return nil, err
+	err := r.Client.Get(ctx, key, inst)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return nil, err
+	}
+	exists := err == nil
+	if key.Namespace != b.Namespace && (!exists || !Allowed(inst, b.Namespace)) {
+		if users, ok := r.Engines[inst.Spec.Engine].(engine.UserManager); !exists || ok {
+			s.notReady(ReasonNamespaceNotAllowed, "ServiceInstance %s does not exist or does not allow bindings from namespace %q: "+
+				"its owner can add the namespace to spec.bindingPolicy.allowedNamespaces", key, b.Namespace)
+			if !exists {
+				return nil, nil
+			}
+			return &target{inst: inst, users: users}, nil // what the binding had is revoked
 		}
+	}
+	if !exists {
 		s.notReady(ReasonInstanceNotFound, "ServiceInstance %s does not exist", key)
 		return nil, nil
 	}
@@ -127,11 +145,6 @@ func (r *Reconciler) resolve(ctx context.Context, s *scope) (*target, error) {
 		return nil, nil
 	}
 	t := &target{inst: inst, users: users}
-	if !Allowed(inst, b.Namespace) {
-		s.notReady(ReasonNamespaceNotAllowed, "ServiceInstance %s does not allow bindings from namespace %q: "+
-			"its owner can add the namespace to spec.bindingPolicy.allowedNamespaces", key, b.Namespace)
-		return t, nil
-	}
 	if !slices.Contains(users.Roles(), b.Spec.Role) {
 		s.notReady(ReasonRoleNotSupported, "the %s engine does not support role %q; it supports %v", inst.Spec.Engine, b.Spec.Role, users.Roles())
 		return t, nil
