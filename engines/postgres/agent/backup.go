@@ -192,7 +192,7 @@ func (e *Engine) dumpPart(ctx context.Context, a *archive.Writer, part, tool str
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = pw, &stderr
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("%s of %s: %w: %s", tool, part, err, strings.TrimSpace(stderr.String()))
+		return fmt.Errorf("%s of %s: %w: %s", tool, part, err, toolErrors(stderr.Bytes()))
 	}
 	return nil
 }
@@ -358,12 +358,12 @@ func (e *Engine) loadGlobals(ctx context.Context, r io.Reader) error {
 	cmd.Stdin = &script
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("restoring roles: %w: %s", err, out)
+		return fmt.Errorf("restoring roles: %w: %s", err, toolErrors(out))
 	}
 	// CREATE ROLE of an existing role fails and the ALTER ROLE after it applies: expected.
 	for _, line := range strings.Split(string(out), "\n") {
 		if strings.Contains(line, "ERROR:") && !strings.Contains(line, "already exists") {
-			return fmt.Errorf("restoring roles: %s", line)
+			return fmt.Errorf("restoring roles: %s", toolErrors([]byte(line)))
 		}
 	}
 	return nil
@@ -440,7 +440,7 @@ func (e *Engine) restoreSide(ctx context.Context, conn *pgx.Conn, d databaseInfo
 	var stderr bytes.Buffer
 	cmd.Stdin, cmd.Stderr = r, &stderr
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("pg_restore of database %s: %w: %s", d.Name, err, strings.TrimSpace(stderr.String()))
+		return fmt.Errorf("pg_restore of database %s: %w: %s", d.Name, err, toolErrors(stderr.Bytes()))
 	}
 	return nil
 }
