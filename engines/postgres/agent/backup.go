@@ -342,6 +342,10 @@ func operatorRole(role string) bool {
 // psql so that its meta-commands work. A role that exists already is altered to match.
 func (e *Engine) loadGlobals(ctx context.Context, r io.Reader) error {
 	var script bytes.Buffer
+	// The roles' password verifiers stay out of the server's log.
+	for _, sql := range unlogged {
+		script.WriteString(sql + ";\n")
+	}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	for sc.Scan() {

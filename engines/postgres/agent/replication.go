@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -333,7 +334,8 @@ func (e *Engine) createReplicationUser(ctx context.Context) error {
 		return err
 	}
 	defer conn.Close(context.Background())
-	// The password goes over the wire only as a SCRAM verifier, so statement logging cannot leak it.
+	// The password goes over the wire only as a SCRAM verifier, and the verifier stays out of
+	// the server's log (unlogged, first).
 	stmts := []string{
 		// The first replica needs this user to connect: its creation cannot wait for a replica.
 		`SET synchronous_commit = 'local'`,
@@ -351,7 +353,7 @@ func (e *Engine) createReplicationUser(ctx context.Context) error {
 		// A rejoining member asks the primary for a checkpoint before pg_rewind (PostgreSQL 15+).
 		`GRANT pg_checkpoint TO ` + ReplicationUser,
 	}
-	for _, s := range stmts {
+	for _, s := range slices.Concat(unlogged, stmts) {
 		if _, err := conn.Exec(ctx, s); err != nil {
 			return err
 		}

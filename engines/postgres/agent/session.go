@@ -76,3 +76,13 @@ func (e *Engine) connString(database string) string {
 	return fmt.Sprintf("host=%s port=%d user=%s dbname=%s options=%s", q(e.Config.SocketDir), e.Config.Port, Superuser,
 		q(database), q(strings.Join(opts, " ")))
 }
+
+// unlogged keeps the rest of a session out of the server's log whatever the instance's logging
+// parameters (log_statement = all is allowed): statements that carry a password verifier (CREATE
+// or ALTER ROLE … PASSWORD, or a comparison with one) are logged neither as run, nor as slow, nor
+// with their error.
+var unlogged = []string{
+	"SET log_statement = 'none'",
+	"SET log_min_duration_statement = -1",
+	"SET log_min_error_statement = 'panic'",
+}

@@ -121,6 +121,12 @@ func (e *Engine) ensureUser(ctx context.Context, user, verifier string, role v1a
 		return err
 	}
 	defer conn.Close(context.Background())
+	// The verifier is in this session's statements and parameters: none of them is logged.
+	for _, sql := range unlogged {
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			return err
+		}
+	}
 	group := DatabaseRole(database, role)
 	var done bool
 	err = conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_authid u JOIN pg_auth_members m ON m.member = u.oid

@@ -1,18 +1,23 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/names"
+	"github.com/datafleet-dev/datafleet/test/testenv"
 )
 
 // login connects over TCP with a password, as an application does.
@@ -202,4 +207,35 @@ func TestReservedDatabasesRefusedByTheAgent(t *testing.T) {
 	if got := query(t, e, "SELECT count(*)::text FROM pg_roles WHERE rolname LIKE 'sb\\_%' OR rolname LIKE 'dfdb\\_%'"); got != "0" {
 		t.Errorf("%s roles were created", got)
 	}
+}
+
+// With every statement logged (log_statement = all, allowed to instance owners), the password
+// verifiers of binding users and of the replication user never reach the server's log, while
+// the agent's other statements do.
+func TestPasswordVerifiersStayOutOfTheLog(t *testing.T) {
+	e := &Engine{Config: newConfig(t)}
+	if err := os.WriteFile(e.Config.ParametersFile, []byte("logging_collector = on\nlog_statement = 'all'\nlog_min_duration_statement = 0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	start(t, e)
+	user := names.UserStem("apps", "logged") + "_0"
+	ensure(t, e, user, "l-secret", v1alpha1.RoleReadWrite, "app")
+	testenv.Eventually(t, time.Minute, func() error {
+		files, _ := filepath.Glob(filepath.Join(e.Config.DataDir, "log", "*"))
+		var log []byte
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				return err
+			}
+			log = append(log, b...)
+		}
+		if i := bytes.Index(log, []byte("SCRAM-SHA-256$")); i >= 0 {
+			t.Fatalf("a password verifier is in the server's log: %s", log[max(0, i-200):i+20])
+		}
+		if !bytes.Contains(log, []byte("REVOKE CONNECT")) {
+			return fmt.Errorf("the agent's statements are not logged yet (%d bytes of log)", len(log))
+		}
+		return nil
+	})
 }
