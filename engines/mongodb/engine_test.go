@@ -113,3 +113,7 @@ func TestReservedDatabases(t *testing.T) {
 	enginetest.CheckTargets(t, Engine{}, map[string]string{"admin": "reserved", "local": "reserved", "config": "reserved"},
 		"", "app", "Admin", "admins")
 }
+
+func TestForeignUsersRefused(t *testing.T) {
+	enginetest.CheckForeignUsers(t, Engine{}, AdminUser)
+}

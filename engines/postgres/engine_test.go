@@ -8,6 +8,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	pgagent "github.com/datafleet-dev/datafleet/engines/postgres/agent"
 	"github.com/datafleet-dev/datafleet/framework/catalog"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/engine/enginetest"
@@ -88,4 +89,8 @@ func TestSynchronousStandbysAreTheInstancesPods(t *testing.T) {
 	if got := configMap(inst).Data[paramsFile]; !strings.Contains(got, want) {
 		t.Errorf("parameters %q, want the line %q", got, want)
 	}
+}
+
+func TestForeignUsersRefused(t *testing.T) {
+	enginetest.CheckForeignUsers(t, Engine{}, pgagent.Superuser, pgagent.ReplicationUser)
 }

@@ -122,3 +122,7 @@ func TestVhostNames(t *testing.T) {
 		"a//b": "segments may not be empty", "/orders": "not a vhost name", "orders/": "not a vhost name",
 	}, "", "/", "orders", "team/orders", "a.b", "...")
 }
+
+func TestForeignUsersRefused(t *testing.T) {
+	enginetest.CheckForeignUsers(t, Engine{}, AdminUser)
+}
