@@ -216,8 +216,12 @@ func TestWebhookAndItsCertificate(t *testing.T) {
 			len(w.Rules[0].Resources) != 1 || *svc.Path != paths[w.Rules[0].Resources[0]] {
 			t.Errorf("webhook %s calls %+v for %+v", w.Name, svc, w.Rules)
 		}
-		if *w.FailurePolicy != admissionregistrationv1.Fail {
-			t.Errorf("webhook %s: failurePolicy %s, want Fail by default", w.Name, *w.FailurePolicy)
+		// Instances wait for the webhook (the catalog decides what may run); bindings do not: the
+		// controller checks their targets again.
+		want := map[string]admissionregistrationv1.FailurePolicyType{"serviceinstances": admissionregistrationv1.Fail,
+			"servicebindings": admissionregistrationv1.Ignore}[w.Rules[0].Resources[0]]
+		if *w.FailurePolicy != want {
+			t.Errorf("webhook %s: failurePolicy %s, want %s by default", w.Name, *w.FailurePolicy, want)
 		}
 	}
 	if len(byKind(objs, "Certificate")) != 0 || d.Spec.Template.Spec.Volumes[0].EmptyDir == nil {
