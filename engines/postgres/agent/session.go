@@ -17,8 +17,8 @@ import (
 //   - search_path holds only pg_catalog (and pg_temp last), so no function or operator a tenant
 //     created can shadow a built-in one (the CVE-2018-1058 pattern) in any database;
 //   - the read-only default and the timeouts a tenant could set to stop user drops, rotations,
-//     backups and status probes of every binding are switched off: the agent's calls have their
-//     own deadlines;
+//     backups and status probes of every binding are switched off: how long the agent's work may
+//     take is the agent's to decide, not a tenant's;
 //   - role is reset, so a database setting cannot make the superuser's session act as another role.
 var sessionSettings = map[string]string{
 	"search_path":                         "pg_catalog, pg_temp",
@@ -48,7 +48,8 @@ func (e *Engine) Connect(ctx context.Context, database string) (*pgx.Conn, error
 	return pgx.ConnectConfig(ctx, cfg)
 }
 
-// setLaterSettings sets each of laterSettings the server has, in one statement.
+// setLaterSettings sets each of laterSettings, with a statement that does nothing where the server
+// lacks the setting.
 func setLaterSettings(ctx context.Context, c *pgconn.PgConn) error {
 	for _, name := range slices.Sorted(maps.Keys(laterSettings)) {
 		sql := fmt.Sprintf("SELECT pg_catalog.set_config(name, %s, false) FROM pg_catalog.pg_settings WHERE name = %s",
