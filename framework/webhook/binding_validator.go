@@ -17,11 +17,12 @@ import (
 // BindingValidator refuses, at admission, a ServiceBinding whose target its instance's engine
 // reserves (engine.UserManager.CheckTarget): PostgreSQL's maintenance database, MongoDB's admin, …
 // The binding controller checks the same again, so a binding admitted while the webhook was off
-// gets nothing either.
+// gets nothing either; that is also why the chart lets bindings in when no replica answers
+// (failurePolicy Ignore).
 //
 // It says nothing about an instance the binding's namespace may not bind (one that does not exist,
-// another namespace's that does not allow it): the controller's condition says that much, and an
-// answer from here would tell any namespace which instances exist elsewhere and their engines.
+// another namespace's that does not allow it): an answer from here would tell any namespace which
+// instances exist elsewhere and their engines.
 type BindingValidator struct {
 	Client  client.Reader
 	Engines map[string]engine.Engine
