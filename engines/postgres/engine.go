@@ -80,7 +80,7 @@ func (Engine) Validate(inst *v1alpha1.ServiceInstance, _ catalog.Release) field.
 	errs := parameters.Validate(inst.Spec.Parameters, field.NewPath("spec", "parameters"))
 	if p := inst.Spec.Primary; p != "" {
 		sts := names.Child(inst.Name, "", names.MaxStatefulSet)
-		if n := workload.Ordinal(p); n < 0 || n >= int(inst.DesiredReplicas()) || p != fmt.Sprintf("%s-%d", sts, n) {
+		if n := workload.Ordinal(p); n < 0 || n >= int(inst.DesiredReplicas()) || p != workload.PodName(inst, n) {
 			errs = append(errs, field.Invalid(field.NewPath("spec", "primary"), p,
 				fmt.Sprintf("must name one of the instance's pods, %s-0 to %s-%d", sts, sts, inst.DesiredReplicas()-1)))
 		}

@@ -90,7 +90,7 @@ func configMap(inst *v1alpha1.ServiceInstance) *corev1.ConfigMap {
 		// Any n of the instance's own pods confirm each commit.
 		pods := make([]string, inst.DesiredReplicas())
 		for i := range pods {
-			pods[i] = fmt.Sprintf("%s-%d", names.Child(inst.Name, "", names.MaxStatefulSet), i)
+			pods[i] = workload.PodName(inst, i)
 		}
 		lines += fmt.Sprintf("synchronous_standby_names = '%s'\n", pgagent.SynchronousStandbyNames(int(n), pods))
 	}

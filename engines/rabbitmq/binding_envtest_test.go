@@ -30,6 +30,7 @@ import (
 	"github.com/datafleet-dev/datafleet/framework/names"
 	"github.com/datafleet-dev/datafleet/framework/operator"
 	"github.com/datafleet-dev/datafleet/framework/secrets"
+	"github.com/datafleet-dev/datafleet/framework/workload"
 	"github.com/datafleet-dev/datafleet/test/testenv"
 )
 
@@ -86,7 +87,7 @@ func (h *bindingHarness) serve(inst *v1alpha1.ServiceInstance) *v1alpha1.Service
 		t.Fatal(err)
 	}
 	enginetest.MarkReady(t, c, client.ObjectKeyFromObject(inst))
-	enginetest.RunningPod(t, c, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: podName(inst, 0), Namespace: inst.Namespace, Labels: names.InstanceLabels(Name, inst.Name)},
+	enginetest.RunningPod(t, c, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: workload.PodName(inst, 0), Namespace: inst.Namespace, Labels: names.InstanceLabels(Name, inst.Name)},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: Name, Image: "rabbitmq"}}}})
 	testenv.Eventually(t, time.Minute, func() error {
 		if err := c.Get(ctx, client.ObjectKeyFromObject(inst), inst); err != nil {

@@ -95,11 +95,7 @@ func serviceName(inst *v1alpha1.ServiceInstance) string {
 
 // NodeName is the Erlang node name of the instance's pod with this ordinal.
 func NodeName(inst *v1alpha1.ServiceInstance, ordinal int) string {
-	return fmt.Sprintf("rabbit@%s.%s.%s", podName(inst, ordinal), workload.HeadlessName(inst), inst.Namespace)
-}
-
-func podName(inst *v1alpha1.ServiceInstance, ordinal int) string {
-	return fmt.Sprintf("%s-%d", names.Child(inst.Name, "", names.MaxStatefulSet), ordinal)
+	return fmt.Sprintf("rabbit@%s.%s.%s", workload.PodName(inst, ordinal), workload.HeadlessName(inst), inst.Namespace)
 }
 
 // quorumByDefault reports whether the release reads default_queue_type from rabbitmq.conf (3.13

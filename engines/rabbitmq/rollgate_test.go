@@ -63,7 +63,7 @@ func checkRollGate(t *testing.T, nodes []*localNode) {
 			if i == outdated {
 				rev = "old"
 			}
-			p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: podName(inst, i), Namespace: "default",
+			p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: workload.PodName(inst, i), Namespace: "default",
 				Labels: map[string]string{appsv1.ControllerRevisionHashLabelKey: rev}},
 				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: Name, Image: "rabbitmq"}}}}
 			if err := env.Client.Create(ctx, p); apierrors.IsAlreadyExists(err) {

@@ -197,7 +197,7 @@ func (s *supervision) observeCluster(ctx context.Context) {
 	}
 	for i := range int(inst.DesiredReplicas()) {
 		if n := NodeName(inst, i); !s.cluster[n].Running {
-			s.missing = append(s.missing, podName(inst, i))
+			s.missing = append(s.missing, workload.PodName(inst, i))
 		}
 	}
 	if len(s.missing) > 0 {

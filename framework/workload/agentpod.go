@@ -173,10 +173,16 @@ func ServicePort(name string, port int32) corev1.ServicePort {
 	return corev1.ServicePort{Name: name, Port: port, TargetPort: intstr.FromString(name), Protocol: corev1.ProtocolTCP}
 }
 
+// PodName is the name of the instance's pod with this ordinal (its StatefulSet's name and the
+// ordinal).
+func PodName(inst *v1alpha1.ServiceInstance, ordinal int) string {
+	return fmt.Sprintf("%s-%d", names.Child(inst.Name, "", names.MaxStatefulSet), ordinal)
+}
+
 // MemberHost is the DNS name of the instance's pod with this ordinal, through its headless
 // Service: how a Job in the namespace reaches one member.
 func MemberHost(inst *v1alpha1.ServiceInstance, ordinal int) string {
-	return fmt.Sprintf("%s-%d.%s.%s.svc", names.Child(inst.Name, "", names.MaxStatefulSet), ordinal, HeadlessName(inst), inst.Namespace)
+	return fmt.Sprintf("%s.%s.%s.svc", PodName(inst, ordinal), HeadlessName(inst), inst.Namespace)
 }
 
 // SecretEnv is an environment variable read from a key of a Secret.
