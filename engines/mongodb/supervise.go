@@ -176,6 +176,9 @@ func (s *supervision) result() engine.SuperviseResult {
 		obs.CurrentPrimary = s.primary.Name
 	}
 	obs.Endpoints = []v1alpha1.Endpoint{{Name: "mongodb", Host: serviceName(inst) + "." + inst.Namespace + ".svc", Port: Port}}
+	if why := workload.UnreadyMember(s.pods, s.statuses, inst.DesiredReplicas()); why != "" {
+		s.Wait("MemberNotReady", why, 2*time.Second)
+	}
 	switch {
 	case s.Reason != "":
 		obs.Ready, obs.Reason, obs.Message = false, s.Reason, s.Message

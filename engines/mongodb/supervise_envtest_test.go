@@ -182,6 +182,15 @@ func TestRolesAndRollingUpdateFollowTheAgents(t *testing.T) {
 	poke()
 	testenv.Eventually(t, time.Minute, labelled(map[string]string{"catalog-0": RolePrimary, "catalog-1": RoleReplica}, "Ready"))
 
+	// A member whose mongod stopped serving while its pod (and so the StatefulSet) still counts
+	// it ready: the instance is not Ready until its agent says so again.
+	set.set("catalog-2", "")
+	poke()
+	testenv.Eventually(t, time.Minute, labelled(map[string]string{"catalog-0": RolePrimary, "catalog-2": ""}, "MemberNotReady"))
+	set.set("catalog-2", RoleReplica)
+	poke()
+	testenv.Eventually(t, time.Minute, labelled(map[string]string{"catalog-0": RolePrimary, "catalog-2": RoleReplica}, "Ready"))
+
 	// A new revision: the StatefulSet controller re-creates each pod the supervisor deletes.
 	sts := &appsv1.StatefulSet{}
 	if err := c.Get(ctx, client.ObjectKeyFromObject(inst), sts); err != nil {

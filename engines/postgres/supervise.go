@@ -280,6 +280,13 @@ func (s *supervision) result() engine.SuperviseResult {
 		{Name: "read-write", Host: serviceName(inst, "") + "." + ns + ".svc", Port: port},
 		{Name: "read-only", Host: serviceName(inst, "ro") + "." + ns + ".svc", Port: port},
 	}
+	statuses := make([]*fwagent.Status, len(s.members))
+	for i, m := range s.members {
+		statuses[i] = m.status
+	}
+	if why := workload.UnreadyMember(s.pods, statuses, inst.DesiredReplicas()); why != "" {
+		s.Wait("MemberNotReady", why, 2*time.Second)
+	}
 	switch {
 	case s.Reason != "":
 		obs.Ready, obs.Reason, obs.Message = false, s.Reason, s.Message

@@ -1,0 +1,30 @@
+package workload
+
+import (
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/datafleet-dev/datafleet/framework/agent"
+)
+
+// UnreadyMember names the first member of an instance whose agent does not report its engine
+// ready, and why; "" when every member's does. statuses[i] is what pods[i]'s agent answered (nil
+// when it did not); a pod whose ordinal is not below replicas is left over from a scale-down and
+// is no member. Supervisors hold Ready back on it because the StatefulSet's readyReplicas lags
+// behind the pods: a member whose container has just exited (a primary that stepped down
+// restarts as a replica) still counts as ready there for a moment.
+func UnreadyMember(pods []corev1.Pod, statuses []*agent.Status, replicas int32) string {
+	for i := range pods {
+		if Ordinal(pods[i].Name) >= int(replicas) {
+			continue
+		}
+		switch st := statuses[i]; {
+		case st == nil:
+			return pods[i].Name + "'s agent does not answer"
+		case !st.Ready:
+			return fmt.Sprintf("%s's agent reports its engine not ready: %s", pods[i].Name, st.Detail)
+		}
+	}
+	return ""
+}
