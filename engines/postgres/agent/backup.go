@@ -331,11 +331,11 @@ func sideName(prefix, database string) string {
 	return prefix + hex.EncodeToString(h[:8])
 }
 
-// operatorRole reports roles a restore must not touch: the superuser and replication user the
-// agent relies on, and binding users, whose passwords belong to their bindings' Secrets (the
+// operatorRole reports roles a restore must not touch: the superuser, replication user and
+// Restorer the agent relies on, and binding users, whose passwords belong to their bindings' Secrets (the
 // bindings of the restored instance create their own).
 func operatorRole(role string) bool {
-	return role == Superuser || role == ReplicationUser || strings.HasPrefix(role, names.UserPrefix)
+	return role == Superuser || role == ReplicationUser || role == Restorer || strings.HasPrefix(role, names.UserPrefix)
 }
 
 // loadGlobals applies pg_dumpall's roles and memberships except those of operator roles, through
@@ -419,7 +419,7 @@ func cutIdent(s string) (ident, rest string, ok bool) {
 }
 
 // restoreSide restores one database's pg_dump archive into its side database, created afresh as
-// the original was (owner, encoding, locale, access).
+// the original was (owner, encoding, locale, access), in the passes of restoreArchive.
 func (e *Engine) restoreSide(ctx context.Context, conn *pgx.Conn, d databaseInfo, r io.Reader) error {
 	side := sideName("dfrestore_", d.Name)
 	owner := d.Owner
@@ -440,11 +440,8 @@ func (e *Engine) restoreSide(ctx context.Context, conn *pgx.Conn, d databaseInfo
 			return fmt.Errorf("restoring access to database %s: %w", d.Name, err)
 		}
 	}
-	cmd := e.command(ctx, "pg_restore", "--exit-on-error", "--single-transaction", "--dbname", e.connString(side))
-	var stderr bytes.Buffer
-	cmd.Stdin, cmd.Stderr = r, &stderr
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("pg_restore of database %s: %w: %s", d.Name, err, toolErrors(stderr.Bytes()))
+	if err := e.restoreArchive(ctx, conn, side, r); err != nil {
+		return fmt.Errorf("restoring database %s: %w", d.Name, err)
 	}
 	return nil
 }

@@ -65,7 +65,10 @@ func setLaterSettings(ctx context.Context, c *pgconn.PgConn) error {
 // own tools, with the sessionSettings as options; values are quoted, so a database named like a
 // connection string stays a name. (pg_dump and pg_restore also pin search_path themselves; psql
 // does not.)
-func (e *Engine) connString(database string) string {
+func (e *Engine) connString(database string) string { return e.connStringAs(Superuser, database) }
+
+// connStringAs is connString for another role (one that may log in through the socket).
+func (e *Engine) connStringAs(user, database string) string {
 	q := func(v string) string {
 		return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'"
 	}
@@ -74,7 +77,7 @@ func (e *Engine) connString(database string) string {
 		// In options, a space separates arguments and a backslash keeps the next character.
 		opts = append(opts, "-c "+name+"="+strings.NewReplacer(`\`, `\\`, " ", `\ `).Replace(sessionSettings[name]))
 	}
-	return fmt.Sprintf("host=%s port=%d user=%s dbname=%s options=%s", q(e.Config.SocketDir), e.Config.Port, Superuser,
+	return fmt.Sprintf("host=%s port=%d user=%s dbname=%s options=%s", q(e.Config.SocketDir), e.Config.Port, q(user),
 		q(database), q(strings.Join(opts, " ")))
 }
 
