@@ -69,7 +69,11 @@ type InstanceBackupSpec struct {
 	StoreRef *LocalObjectReference `json:"storeRef,omitempty"`
 }
 
-// BindingPolicy says which namespaces may bind to the instance.
+// BindingPolicy says which other namespaces may bind to the instance, with which roles at most
+// and to which databases or vhosts. Bindings from the instance's own namespace are not limited.
+// A binding from another namespace may use the targets named after its namespace (`<namespace>`
+// or `<namespace>_…`: namespace names have no "_", so no namespace's names are another's), and
+// the sharedTargets; admin only on the former.
 type BindingPolicy struct {
 	// allowedNamespaces lists the namespaces, besides the instance's own, whose ServiceBindings
 	// may bind to this instance. "*" allows every namespace.
@@ -79,6 +83,36 @@ type BindingPolicy struct {
 	// +kubebuilder:validation:items:MaxLength=63
 	// +kubebuilder:validation:items:Pattern=`^(\*|[a-z0-9]([-a-z0-9]*[a-z0-9])?)$`
 	AllowedNamespaces []string `json:"allowedNamespaces,omitempty"`
+	// maxRole is the highest role a binding from another namespace may have: readOnly, readWrite
+	// (the default) or admin. namespaces may set another for some namespaces.
+	// +optional
+	MaxRole BindingRole `json:"maxRole,omitempty"`
+	// namespaces set the highest role of bindings from particular namespaces, above or below
+	// maxRole. A namespace listed here is allowed to bind, as if in allowedNamespaces.
+	// +optional
+	// +listType=map
+	// +listMapKey=namespace
+	// +kubebuilder:validation:MaxItems=256
+	Namespaces []NamespaceBindingPolicy `json:"namespaces,omitempty"`
+	// sharedTargets are databases (PostgreSQL, MongoDB) or vhosts (RabbitMQ) of this instance's
+	// own that bindings from other namespaces may also use, with readOnly or readWrite (never
+	// admin: only the instance's namespace and the target's namesake namespace administer it).
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=256
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=255
+	SharedTargets []string `json:"sharedTargets,omitempty"`
+}
+
+// NamespaceBindingPolicy is the highest role of bindings from one namespace.
+type NamespaceBindingPolicy struct {
+	// namespace whose bindings this is about.
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Namespace string `json:"namespace"`
+	// maxRole is the highest role its bindings may have.
+	MaxRole BindingRole `json:"maxRole"`
 }
 
 // ServiceInstanceSpec is what the developer asks for.

@@ -456,31 +456,54 @@ func TestBindings(t *testing.T) {
 		}
 	})
 
-	t.Run("another namespace binds only while the instance's policy allows it", func(t *testing.T) {
+	t.Run("another namespace binds only what the instance's policy grants, and loses what it no longer grants", func(t *testing.T) {
 		b := h.create("other", "reader", v1alpha1.RoleReadOnly, "orders")
 		h.condition(b, binding.ReasonNamespaceNotAllowed, `does not allow bindings from namespace "other"`)
-		allow := func(ns ...string) {
-			enginetest.UpdateSpec(t, c, h.inst, func(s *v1alpha1.ServiceInstanceSpec) {
-				s.BindingPolicy = &v1alpha1.BindingPolicy{AllowedNamespaces: ns}
-			})
+		policy := func(p *v1alpha1.BindingPolicy) {
+			enginetest.UpdateSpec(t, c, h.inst, func(s *v1alpha1.ServiceInstanceSpec) { s.BindingPolicy = p })
 		}
-		allow("other")
+		// Allowed, the namespace still does not reach the instance's own vhosts unless shared.
+		policy(&v1alpha1.BindingPolicy{AllowedNamespaces: []string{"other"}})
+		h.condition(b, binding.ReasonTargetNotShared, `vhost "orders" of ServiceInstance apps/events is not shared`)
+		policy(&v1alpha1.BindingPolicy{AllowedNamespaces: []string{"other"}, SharedTargets: []string{"orders"}})
 		s := h.bound(b, nil)
 		h.channel(s)
-		allow()
+		// Admin: never on a shared vhost; on one named after the namespace, when its maxRole says so.
+		onShared := h.create("other", "admin-shared", v1alpha1.RoleAdmin, "orders")
+		h.condition(onShared, binding.ReasonRoleNotAllowed, `vhost "orders" is shared`)
+		onOwn := h.create("other", "admin-own", v1alpha1.RoleAdmin, "other_jobs")
+		h.condition(onOwn, binding.ReasonRoleNotAllowed, `bindings from namespace "other" may have readWrite at most`)
+		policy(&v1alpha1.BindingPolicy{SharedTargets: []string{"orders"},
+			Namespaces: []v1alpha1.NamespaceBindingPolicy{{Namespace: "other", MaxRole: v1alpha1.RoleAdmin}}})
+		own := h.bound(onOwn, nil)
+		h.channel(own)
+		if !slices.Contains(h.vhosts(), "other_jobs") {
+			t.Fatalf("vhosts %v: other_jobs was not created", h.vhosts())
+		}
+		h.condition(onShared, binding.ReasonRoleNotAllowed, `vhost "orders" is shared`)
+
+		// Lowered, the policy takes away what it no longer grants: users and Secrets.
+		policy(&v1alpha1.BindingPolicy{AllowedNamespaces: []string{"*"}, MaxRole: v1alpha1.RoleReadOnly})
+		h.condition(onOwn, binding.ReasonRoleNotAllowed, `may have readOnly at most`)
+		h.condition(b, binding.ReasonTargetNotShared, "")
+		for _, secret := range []*corev1.Secret{s, own} {
+			waitGone(t, c, secret)
+			testenv.Eventually(t, time.Minute, func() error { return h.refused(secret) })
+		}
+		policy(nil)
 		h.condition(b, binding.ReasonNamespaceNotAllowed, "")
-		waitGone(t, c, s)
 		testenv.Eventually(t, time.Minute, func() error {
 			if err := c.Get(ctx, client.ObjectKeyFromObject(b), b); err != nil || b.Status.Binding != nil {
 				return testenv.Errorf("status.binding %+v after the revocation (%v)", b.Status.Binding, err)
 			}
 			return nil
 		})
-		testenv.Eventually(t, time.Minute, func() error { return h.refused(s) })
-		if err := c.Delete(ctx, b); err != nil {
-			t.Fatal(err)
+		for _, x := range []*v1alpha1.ServiceBinding{b, onShared, onOwn} {
+			if err := c.Delete(ctx, x); err != nil {
+				t.Fatal(err)
+			}
+			waitGone(t, c, x)
 		}
-		waitGone(t, c, b)
 	})
 
 	t.Run("a bound binding reconciled again writes nothing", func(t *testing.T) {

@@ -25,7 +25,7 @@ import (
 var _ engine.UserManager = Engine{}
 
 // DefaultVhost is the vhost of a binding that names none.
-const DefaultVhost = "/"
+const DefaultVhost = engine.DefaultVhost
 
 // BindingType implements engine.UserManager.
 func (Engine) BindingType() string { return "rabbitmq" }
@@ -52,12 +52,7 @@ func (Engine) CheckTarget(b *v1alpha1.ServiceBinding) error {
 	return nil
 }
 
-func bindingVhost(b *v1alpha1.ServiceBinding) string {
-	if b.Spec.Vhost != "" {
-		return b.Spec.Vhost
-	}
-	return DefaultVhost
-}
+func bindingVhost(b *v1alpha1.ServiceBinding) string { return engine.BindingTarget(b, Engine{}) }
 
 // Connection implements engine.UserManager: the client Service, AMQPS when TLS is on. The vhost
 // is the URI's path, escaped ("/" is "%2F"), as the AMQP URI specification asks.

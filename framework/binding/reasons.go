@@ -12,6 +12,8 @@ const (
 	ReasonRoleNotSupported     = "RoleNotSupported"
 	ReasonInvalidSpec          = "InvalidSpec"
 	ReasonReservedTarget       = "ReservedTarget"
+	ReasonRoleNotAllowed       = "RoleNotAllowed"
+	ReasonTargetNotShared      = "TargetNotShared"
 	ReasonSecretConflict       = "SecretConflict"
 	ReasonUserFailed           = "UserFailed"
 	ReasonRevokeFailed         = "RevokeFailed"

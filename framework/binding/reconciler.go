@@ -157,6 +157,9 @@ func (r *Reconciler) resolve(ctx context.Context, s *scope) (*target, error) {
 		s.notReady(ReasonReservedTarget, "%v", err)
 		return t, nil
 	}
+	if refusal := CheckGrant(inst, b, users); refusal != nil {
+		s.notReady(refusal.Reason, "%s", refusal.Message)
+	}
 	return t, nil
 }
 
@@ -173,8 +176,9 @@ func (r *Reconciler) bind(ctx context.Context, s *scope) error {
 	}
 	if s.reason != "" {
 		// A binding that may no longer bind loses what it had: its namespace is no longer allowed,
-		// or its target is one no binding may have (a binding admitted before the rule existed).
-		if (s.reason == ReasonNamespaceNotAllowed || s.reason == ReasonReservedTarget) && secret != nil {
+		// the instance's policy no longer grants its role or target, or its target is one no
+		// binding may have (a binding admitted before the rule existed).
+		if revokes(s.reason) && secret != nil {
 			s.revoked = true
 			return r.revoke(ctx, s, t, secret)
 		}
@@ -294,6 +298,15 @@ func (r *Reconciler) writeSecret(ctx context.Context, b *v1alpha1.ServiceBinding
 	live = live.DeepCopy()
 	live.Data, live.Annotations = want.Data, want.Annotations
 	return live, r.Client.Update(ctx, live)
+}
+
+// revokes says which reasons take away what a binding had.
+func revokes(reason string) bool {
+	switch reason {
+	case ReasonNamespaceNotAllowed, ReasonReservedTarget, ReasonRoleNotAllowed, ReasonTargetNotShared:
+		return true
+	}
+	return false
 }
 
 // revoke drops every user of the binding and deletes its Secret.

@@ -93,6 +93,21 @@ func BindingDatabase(b *v1alpha1.ServiceBinding) string {
 	return DefaultDatabase
 }
 
+// DefaultVhost is the vhost of a binding that names none, for engines whose Target is "vhost".
+const DefaultVhost = "/"
+
+// BindingTarget is what the binding is granted, by the engine's Target: its database
+// (BindingDatabase) or its vhost (DefaultVhost if it names none).
+func BindingTarget(b *v1alpha1.ServiceBinding, users UserManager) string {
+	if users.Target() == "vhost" {
+		if b.Spec.Vhost != "" {
+			return b.Spec.Vhost
+		}
+		return DefaultVhost
+	}
+	return BindingDatabase(b)
+}
+
 // CheckUser refuses a user that is not one of the binding's own (names.IsUserOf(in.Stem, user)):
 // the name of the operator's administrator, of the replication user or of another binding's user
 // never reaches an engine's EnsureUser as this binding's.

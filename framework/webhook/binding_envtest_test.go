@@ -17,8 +17,9 @@ import (
 // The ServiceBinding webhook on a real API server: a target the instance's engine reserves is
 // refused with the field and the reason; other targets are admitted; and a binding from a
 // namespace the instance does not allow is admitted as it is (the controller's condition refuses
-// it), so the answer tells no namespace what exists in another. The CRD's CEL refuses vhosts
-// that are not names, whatever the instance.
+// it), so the answer tells no namespace what exists in another. From an allowed namespace, a role
+// above its maxRole and a target neither its own nor shared are refused. The CRD's CEL refuses
+// vhosts that are not names, whatever the instance.
 func TestWebhookRefusesReservedBindingTargets(t *testing.T) {
 	env := testenv.Start(t)
 	startWebhook(t, env, fakeengine.NewUsers(nil))
@@ -26,19 +27,23 @@ func TestWebhookRefusesReservedBindingTargets(t *testing.T) {
 	for _, o := range []client.Object{
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "apps"}},
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "elsewhere"}},
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "orders"}},
 		&v1alpha1.VersionCatalog{ObjectMeta: metav1.ObjectMeta{Name: fakeengine.UsersName}, Spec: v1alpha1.VersionCatalogSpec{Engine: fakeengine.UsersName,
 			Versions: []v1alpha1.CatalogVersion{{Version: "1", Image: "fake:1", Default: true}}}},
-		&v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "apps"}, Spec: v1alpha1.ServiceInstanceSpec{Engine: fakeengine.UsersName}},
+		&v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "apps"}, Spec: v1alpha1.ServiceInstanceSpec{Engine: fakeengine.UsersName,
+			BindingPolicy: &v1alpha1.BindingPolicy{MaxRole: v1alpha1.RoleReadOnly, SharedTargets: []string{"catalog"},
+				Namespaces: []v1alpha1.NamespaceBindingPolicy{{Namespace: "orders", MaxRole: v1alpha1.RoleAdmin}}}}},
 	} {
 		if err := c.Create(ctx, o); err != nil {
 			t.Fatal(err)
 		}
 	}
-	bind := func(namespace, name, database string) error {
+	bindAs := func(role v1alpha1.BindingRole, namespace, name, database string) error {
 		return c.Create(ctx, &v1alpha1.ServiceBinding{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
 			Spec: v1alpha1.ServiceBindingSpec{InstanceRef: v1alpha1.InstanceReference{Name: "db", Namespace: "apps"},
-				Role: v1alpha1.RoleReadWrite, Database: database}})
+				Role: role, Database: database}})
 	}
+	bind := func(namespace, name, database string) error { return bindAs(v1alpha1.RoleReadWrite, namespace, name, database) }
 	err := bind("apps", "sys", fakeengine.ReservedDatabase)
 	if err == nil || !strings.Contains(err.Error(), `spec.database: Forbidden: database "system" is reserved`) {
 		t.Errorf("a binding on the reserved database: %v", err)
@@ -46,6 +51,24 @@ func TestWebhookRefusesReservedBindingTargets(t *testing.T) {
 	for _, b := range []struct{ namespace, name, database string }{{"apps", "app", "app"}, {"apps", "default", ""}, {"elsewhere", "sys", fakeengine.ReservedDatabase}} {
 		if err := bind(b.namespace, b.name, b.database); err != nil {
 			t.Errorf("binding %s/%s: %v", b.namespace, b.name, err)
+		}
+	}
+	// The policy: orders may administer its own databases and read and write the shared one; other
+	// namespaces (listed or not: the webhook answers for listed ones only) are left to the controller.
+	for _, c := range []struct {
+		role                      v1alpha1.BindingRole
+		namespace, name, database string
+		want                      string // "" admits
+	}{
+		{v1alpha1.RoleAdmin, "orders", "own", "orders_ledger", ""},
+		{v1alpha1.RoleReadWrite, "orders", "shared", "catalog", ""},
+		{v1alpha1.RoleAdmin, "orders", "shared-admin", "catalog", `spec.role: Forbidden: database "catalog" is shared`},
+		{v1alpha1.RoleReadOnly, "orders", "owners", "app", `spec.database: Forbidden: database "app" of ServiceInstance apps/db is not shared`},
+		{v1alpha1.RoleAdmin, "orders", "lookalike", "orders-ledger", `spec.database: Forbidden: database "orders-ledger"`},
+	} {
+		err := bindAs(c.role, c.namespace, c.name, c.database)
+		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("%s binding from %s on %q: %v, want %q", c.role, c.namespace, c.database, err, c.want)
 		}
 	}
 	for _, vhost := range []string{".", "..", "a/../b", "a//b"} {

@@ -15,7 +15,9 @@ import (
 )
 
 // BindingValidator refuses, at admission, a ServiceBinding whose target its instance's engine
-// reserves (engine.UserManager.CheckTarget): PostgreSQL's maintenance database, MongoDB's admin, …
+// reserves (engine.UserManager.CheckTarget): PostgreSQL's maintenance database, MongoDB's admin, …,
+// and one from another namespace that the instance's bindingPolicy does not grant its role or its
+// target (binding.CheckGrant).
 // The binding controller checks the same again, so a binding admitted while the webhook was off
 // gets nothing either; that is also why the chart lets bindings in when no replica answers
 // (failurePolicy Ignore).
@@ -42,11 +44,17 @@ func (v *BindingValidator) ValidateCreate(ctx context.Context, b *v1alpha1.Servi
 	}
 	if err := users.CheckTarget(b); err != nil {
 		path := field.NewPath("spec", users.Target())
-		msg := strings.TrimPrefix(err.Error(), path.String()+": ")
-		return nil, apierrors.NewInvalid(v1alpha1.GroupVersion.WithKind("ServiceBinding").GroupKind(), b.Name,
-			field.ErrorList{field.Forbidden(path, msg)})
+		return nil, forbidden(b, path, strings.TrimPrefix(err.Error(), path.String()+": "))
+	}
+	if refusal := binding.CheckGrant(inst, b, users); refusal != nil {
+		return nil, forbidden(b, field.NewPath("spec", refusal.Field), refusal.Message)
 	}
 	return nil, nil
+}
+
+func forbidden(b *v1alpha1.ServiceBinding, path *field.Path, msg string) error {
+	return apierrors.NewInvalid(v1alpha1.GroupVersion.WithKind("ServiceBinding").GroupKind(), b.Name,
+		field.ErrorList{field.Forbidden(path, msg)})
 }
 
 // ValidateUpdate admits every update: the target cannot change (CEL), and a binding admitted
