@@ -43,7 +43,9 @@ func TestWebhookRefusesReservedBindingTargets(t *testing.T) {
 			Spec: v1alpha1.ServiceBindingSpec{InstanceRef: v1alpha1.InstanceReference{Name: "db", Namespace: "apps"},
 				Role: role, Database: database}})
 	}
-	bind := func(namespace, name, database string) error { return bindAs(v1alpha1.RoleReadWrite, namespace, name, database) }
+	bind := func(namespace, name, database string) error {
+		return bindAs(v1alpha1.RoleReadWrite, namespace, name, database)
+	}
 	err := bind("apps", "sys", fakeengine.ReservedDatabase)
 	if err == nil || !strings.Contains(err.Error(), `spec.database: Forbidden: database "system" is reserved`) {
 		t.Errorf("a binding on the reserved database: %v", err)
@@ -55,7 +57,7 @@ func TestWebhookRefusesReservedBindingTargets(t *testing.T) {
 	}
 	// The policy: orders may administer its own databases and read and write the shared one; other
 	// namespaces (listed or not: the webhook answers for listed ones only) are left to the controller.
-	for _, c := range []struct {
+	for _, k := range []struct {
 		role                      v1alpha1.BindingRole
 		namespace, name, database string
 		want                      string // "" admits
@@ -66,9 +68,9 @@ func TestWebhookRefusesReservedBindingTargets(t *testing.T) {
 		{v1alpha1.RoleReadOnly, "orders", "owners", "app", `spec.database: Forbidden: database "app" of ServiceInstance apps/db is not shared`},
 		{v1alpha1.RoleAdmin, "orders", "lookalike", "orders-ledger", `spec.database: Forbidden: database "orders-ledger"`},
 	} {
-		err := bindAs(c.role, c.namespace, c.name, c.database)
-		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
-			t.Errorf("%s binding from %s on %q: %v, want %q", c.role, c.namespace, c.database, err, c.want)
+		err := bindAs(k.role, k.namespace, k.name, k.database)
+		if k.want == "" && err != nil || k.want != "" && (err == nil || !strings.Contains(err.Error(), k.want)) {
+			t.Errorf("%s binding from %s on %q: %v, want %q", k.role, k.namespace, k.database, err, k.want)
 		}
 	}
 	for _, vhost := range []string{".", "..", "a/../b", "a//b"} {
