@@ -45,6 +45,9 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, s *scope) (ctrl.Result
 		return ctrl.Result{}, nil
 	}
 	setCond(metav1.ConditionFalse, ReasonDeletionNotBlocked, "")
+	if _, err := r.markNamespace(ctx, s); err != nil {
+		return ctrl.Result{}, err
+	}
 	st.Phase = v1alpha1.PhaseDeleting
 	meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse,
 		Reason: ReasonDeleting, Message: "the instance is being deleted", ObservedGeneration: s.inst.Generation})

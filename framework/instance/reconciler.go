@@ -78,6 +78,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 
 	for _, p := range []phase{
 		r.ensureFinalizer,
+		r.markNamespace,
 		r.resolveVersion,
 		r.applyPlan,
 		r.validate,

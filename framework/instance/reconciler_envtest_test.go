@@ -248,6 +248,20 @@ func TestProtectedInstanceStays(t *testing.T) {
 		t.Fatal(err)
 	}
 	testenv.Eventually(t, wait, func() error { return get(t, c, &appsv1.StatefulSet{}, ns, "db") })
+	// Its namespace is labelled for the webhook that refuses the namespace's deletion.
+	protectedLabel := func(want string) func() error {
+		return func() error {
+			n := &corev1.Namespace{}
+			if err := c.Get(ctx, client.ObjectKey{Name: ns}, n); err != nil {
+				return err
+			}
+			if got := n.Labels[names.ProtectedLabel]; got != want {
+				return testenv.Errorf("namespace label %s=%q, want %q", names.ProtectedLabel, got, want)
+			}
+			return nil
+		}
+	}
+	testenv.Eventually(t, wait, protectedLabel("true"))
 	_ = get(t, c, si, ns, "db")
 	if err := c.Delete(ctx, si); err != nil {
 		t.Fatal(err)
@@ -280,6 +294,7 @@ func TestProtectedInstanceStays(t *testing.T) {
 		}
 		return nil
 	})
+	testenv.Eventually(t, wait, protectedLabel(""))
 }
 
 func TestUnknownVersionIsAConditionAndRecoversWhenTheCatalogChanges(t *testing.T) {

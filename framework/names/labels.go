@@ -11,6 +11,10 @@ const (
 	VersionLabel   = "app.kubernetes.io/version"
 	EngineLabel    = "datafleet.dev/engine"
 
+	// ProtectedLabel is "true" on a namespace while it holds a ServiceInstance with deletion
+	// protection: the webhook that refuses deleting such a namespace selects on it, failing closed.
+	ProtectedLabel = "datafleet.dev/protected-instances"
+
 	// ManagedBy is the value of ManagedByLabel on everything Datafleet creates.
 	ManagedBy = "datafleet"
 )

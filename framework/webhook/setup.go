@@ -4,6 +4,7 @@
 package webhook
 
 import (
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 
@@ -13,8 +14,9 @@ import (
 
 // Where the validators are served; the chart's ValidatingWebhookConfiguration points at them.
 const (
-	InstancePath = "/validate-serviceinstance"
-	BindingPath  = "/validate-servicebinding"
+	InstancePath  = "/validate-serviceinstance"
+	BindingPath   = "/validate-servicebinding"
+	NamespacePath = "/validate-namespace"
 )
 
 // Setup registers the validators with the manager's webhook server.
@@ -30,8 +32,15 @@ func Setup(mgr ctrl.Manager, engines []engine.Engine) error {
 	if err != nil {
 		return err
 	}
-	return ctrl.NewWebhookManagedBy(mgr, &v1alpha1.ServiceBinding{}).
+	err = ctrl.NewWebhookManagedBy(mgr, &v1alpha1.ServiceBinding{}).
 		WithValidator(&BindingValidator{Client: mgr.GetClient(), Engines: byName}).
 		WithValidatorCustomPath(BindingPath).
+		Complete()
+	if err != nil {
+		return err
+	}
+	return ctrl.NewWebhookManagedBy(mgr, &corev1.Namespace{}).
+		WithValidator(&NamespaceValidator{Client: mgr.GetClient()}).
+		WithValidatorCustomPath(NamespacePath).
 		Complete()
 }

@@ -17,12 +17,14 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/catalog"
+	"github.com/datafleet-dev/datafleet/framework/names"
 	"github.com/datafleet-dev/datafleet/framework/webhook"
 	"github.com/datafleet-dev/datafleet/test/testenv"
 )
@@ -206,10 +208,12 @@ func TestWebhookAndItsCertificate(t *testing.T) {
 		}
 	}
 	// Each webhook calls the path the manager serves its kind's validator on.
-	paths := map[string]string{"serviceinstances": webhook.InstancePath, "servicebindings": webhook.BindingPath}
-	if len(vwc.Webhooks) != len(paths) {
-		t.Errorf("%d webhooks, want one for each of %v", len(vwc.Webhooks), paths)
+	paths := map[string]string{"serviceinstances": webhook.InstancePath, "servicebindings": webhook.BindingPath,
+		"namespaces": webhook.NamespacePath}
+	if len(vwc.Webhooks) != len(paths)+1 {
+		t.Errorf("%d webhooks, want one for each of %v and a second for namespaces", len(vwc.Webhooks), paths)
 	}
+	protectedHooks := 0
 	for _, w := range vwc.Webhooks {
 		svc := w.ClientConfig.Service
 		if svc == nil || svc.Name != "datafleet-webhook" || svc.Namespace != "datafleet-system" || len(w.Rules) != 1 ||
@@ -217,12 +221,21 @@ func TestWebhookAndItsCertificate(t *testing.T) {
 			t.Errorf("webhook %s calls %+v for %+v", w.Name, svc, w.Rules)
 		}
 		// Instances wait for the webhook (the catalog decides what may run); bindings do not: the
-		// controller checks their targets again.
+		// controller checks their targets again. Namespace deletions wait for it only where the
+		// operator labelled the namespace as holding a protected instance.
 		want := map[string]admissionregistrationv1.FailurePolicyType{"serviceinstances": admissionregistrationv1.Fail,
-			"servicebindings": admissionregistrationv1.Ignore}[w.Rules[0].Resources[0]]
+			"servicebindings": admissionregistrationv1.Ignore, "namespaces": admissionregistrationv1.Ignore}[w.Rules[0].Resources[0]]
+		if sel := w.ObjectSelector; sel != nil && len(sel.MatchExpressions) == 1 && sel.MatchExpressions[0].Key == names.ProtectedLabel &&
+			sel.MatchExpressions[0].Operator == metav1.LabelSelectorOpIn {
+			want = admissionregistrationv1.Fail
+			protectedHooks++
+		}
 		if *w.FailurePolicy != want {
 			t.Errorf("webhook %s: failurePolicy %s, want %s by default", w.Name, *w.FailurePolicy, want)
 		}
+	}
+	if protectedHooks != 1 {
+		t.Errorf("%d namespace webhooks select the namespaces labelled %s, want 1", protectedHooks, names.ProtectedLabel)
 	}
 	if len(byKind(objs, "Certificate")) != 0 || d.Spec.Template.Spec.Volumes[0].EmptyDir == nil {
 		t.Error("without cert-manager the certificate must go to an emptyDir, with no Certificate object")

@@ -79,6 +79,22 @@ func testPostgresSingleInstance(t *testing.T) {
 		t.Errorf("after the expansion the row reads %q", got)
 	}
 
+	// With deletion protection on, the namespace cannot be deleted (it would take the volume).
+	patchInstance(t, inst, func(s *v1alpha1.ServiceInstanceSpec) { s.DeletionProtection = true })
+	testenv.Eventually(t, time.Minute, func() error {
+		err := env.c.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+		return expect(err != nil && strings.Contains(err.Error(), "deletion protection (orders)"), "the namespace's deletion is refused", fmt.Sprint(err))
+	})
+	var nsObj corev1.Namespace
+	if err := env.c.Get(ctx, client.ObjectKey{Name: ns}, &nsObj); err != nil || !nsObj.DeletionTimestamp.IsZero() {
+		t.Fatalf("the namespace is being deleted: %v %v", nsObj.DeletionTimestamp, err)
+	}
+	if got := psql(t, ns, "orders-0", "SELECT what FROM orders WHERE id = 1"); got != "kept" {
+		t.Errorf("after the refused namespace deletion the row reads %q", got)
+	}
+	t.Logf("POSTGRES: deleting the namespace of a protected instance was refused")
+	patchInstance(t, inst, func(s *v1alpha1.ServiceInstanceSpec) { s.DeletionProtection = false })
+
 	// deletionPolicy Delete removes the instance with its volume.
 	if err := env.c.Delete(ctx, inst); err != nil {
 		t.Fatal(err)
