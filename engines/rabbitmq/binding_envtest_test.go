@@ -470,7 +470,7 @@ func TestBindings(t *testing.T) {
 		h.channel(s)
 		// Admin: never on a shared vhost; on one named after the namespace, when its maxRole says so.
 		onShared := h.create("other", "admin-shared", v1alpha1.RoleAdmin, "orders")
-		h.condition(onShared, binding.ReasonRoleNotAllowed, `vhost "orders" is shared`)
+		h.condition(onShared, binding.ReasonRoleNotAllowed, `bindings from namespace "other" may have readWrite at most`)
 		onOwn := h.create("other", "admin-own", v1alpha1.RoleAdmin, "other_jobs")
 		h.condition(onOwn, binding.ReasonRoleNotAllowed, `bindings from namespace "other" may have readWrite at most`)
 		policy(&v1alpha1.BindingPolicy{SharedTargets: []string{"orders"},
