@@ -50,6 +50,9 @@ test: ## Run every test tier: unit, controllers on a real API server, engines ag
 	hack/host-packages.sh $(TEST_PACKAGES)
 	assets="$(ENVTEST_ASSETS)"; \
 	KUBEBUILDER_ASSETS="$$assets" CONTROLLER_GEN="$(CONTROLLER_GEN)" HELM="$(HELM)" MINIO_BIN="$(MINIO)" FERRETDB_BIN="$(FERRETDB)" go test -count=1 ./...
+	@# The agent again, against PostgreSQL 17 (the host has 15; 17 comes from the project's image).
+	pg17="$$(hack/postgres-bin.sh 17)"; \
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" MINIO_BIN="$(MINIO)" POSTGRES_BIN_DIR="$$pg17" go test -count=1 ./engines/postgres/agent/
 	$(MAKE) --no-print-directory vet
 	$(MAKE) --no-print-directory e2e
 
