@@ -227,7 +227,7 @@ func (e *Engine) Load(ctx context.Context, r io.Reader) (string, error) {
 		}
 		defer c.Close(cctx)
 		for _, d := range restored {
-			_, _ = c.Exec(cctx, "DROP DATABASE IF EXISTS "+ident(sideName("dfrestore_", d.Name))+" WITH (FORCE)")
+			_, _ = c.Exec(cctx, "DROP DATABASE IF EXISTS "+ident(sideName(restorePrefix, d.Name))+" WITH (FORCE)")
 		}
 	}()
 	var summary string
@@ -302,7 +302,7 @@ func (e *Engine) checkCounts(ctx context.Context, restored []databaseInfo, want 
 	}
 	var tables, rows int64
 	for _, d := range restored {
-		conn, err := e.Connect(ctx, sideName("dfrestore_", d.Name))
+		conn, err := e.Connect(ctx, sideName(restorePrefix, d.Name))
 		if err != nil {
 			return "", err
 		}
@@ -324,6 +324,13 @@ func (e *Engine) checkCounts(ctx context.Context, restored []databaseInfo, want 
 	}
 	return fmt.Sprintf("restored %d databases, %d tables, %d rows, each table's rows counted as in the dump", len(restored), tables, rows), nil
 }
+
+// A restore's side databases: the restored copy of each database, and the copy it replaced until
+// that is dropped. No binding may name a database so (ReservedPrefixes).
+const (
+	restorePrefix  = "dfrestore_"
+	replacedPrefix = "dfreplaced_"
+)
 
 // sideName is a deterministic name for a database's restore or replaced copy.
 func sideName(prefix, database string) string {
@@ -421,7 +428,7 @@ func cutIdent(s string) (ident, rest string, ok bool) {
 // restoreSide restores one database's pg_dump archive into its side database, created afresh as
 // the original was (owner, encoding, locale, access), in the passes of restoreArchive.
 func (e *Engine) restoreSide(ctx context.Context, conn *pgx.Conn, d databaseInfo, r io.Reader) error {
-	side := sideName("dfrestore_", d.Name)
+	side := sideName(restorePrefix, d.Name)
 	owner := d.Owner
 	if owner == "" || operatorRole(owner) && owner != Superuser {
 		owner = Superuser
@@ -494,7 +501,7 @@ func grantACL(ctx context.Context, conn *pgx.Conn, database string, acl []string
 // left out and named, without its value, rather than failing the restore of the data. Settings
 // of operator roles are not the backup's to restore.
 func applySettings(ctx context.Context, conn *pgx.Conn, d databaseInfo) (applied int, unknown []string, err error) {
-	side := ident(sideName("dfrestore_", d.Name))
+	side := ident(sideName(restorePrefix, d.Name))
 	for _, s := range d.Settings {
 		target := "ALTER DATABASE " + side
 		if s.Role != "" {
@@ -609,7 +616,7 @@ func cutIdentUntil(s string, sep byte) (string, string, bool) {
 // are refused, its sessions ended, and it is renamed aside and dropped. Renaming needs the
 // database to have no sessions, so a client reconnecting in between is ended again.
 func swapIn(ctx context.Context, conn *pgx.Conn, d databaseInfo) error {
-	side, replaced := sideName("dfrestore_", d.Name), sideName("dfreplaced_", d.Name)
+	side, replaced := sideName(restorePrefix, d.Name), sideName(replacedPrefix, d.Name)
 	var exists bool
 	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", d.Name).Scan(&exists); err != nil {
 		return err

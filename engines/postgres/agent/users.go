@@ -84,7 +84,7 @@ func literal(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + 
 // (ReservedPrefixes), which a restore drops and renames.
 var (
 	ReservedDatabases = []string{"postgres", "template0", "template1"}
-	ReservedPrefixes  = []string{"dfrestore_", "dfreplaced_"}
+	ReservedPrefixes  = []string{restorePrefix, replacedPrefix}
 )
 
 // CheckDatabase refuses a database no binding may be granted, saying why.
