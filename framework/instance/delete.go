@@ -16,6 +16,7 @@ import (
 	"github.com/datafleet-dev/datafleet/framework/apply"
 	"github.com/datafleet-dev/datafleet/framework/binding"
 	"github.com/datafleet-dev/datafleet/framework/engine"
+	"github.com/datafleet-dev/datafleet/framework/secrets"
 )
 
 // reconcileDelete runs when the instance has a deletion timestamp: it honours deletion protection,
@@ -71,6 +72,14 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, s *scope) (ctrl.Result
 	}
 	if remaining > 0 {
 		return ctrl.Result{RequeueAfter: r.deletionRequeue()}, nil
+	}
+	// Retained volumes keep their data, and the data keeps the credentials it was made with (an
+	// administrator, a cookie, a keyfile): the generated Secrets stay for the instance created
+	// again over the volumes, which adopts them, instead of being locked out of its own data.
+	if s.inst.Spec.DeletionPolicy != v1alpha1.DeletionPolicyDelete {
+		if err := secrets.OrphanGenerated(ctx, r.Client, s.inst.Namespace, r.selector(s), s.inst.UID); err != nil {
+			return ctrl.Result{}, describeErr("keeping the generated Secrets", err)
+		}
 	}
 
 	if err := apply.RemoveFinalizer(ctx, r.Client, s.inst, Finalizer); err != nil {

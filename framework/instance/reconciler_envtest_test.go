@@ -14,6 +14,7 @@ import (
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/instance"
 	"github.com/datafleet-dev/datafleet/framework/names"
+	"github.com/datafleet-dev/datafleet/framework/secrets"
 	"github.com/datafleet-dev/datafleet/test/testenv"
 )
 
@@ -196,7 +197,14 @@ func TestDeleteRunsFinalizerAndRemovesChildren(t *testing.T) {
 			if err := c.Create(ctx, pvc); err != nil {
 				t.Fatal(err)
 			}
+			// And an engine's Supervise would generate its administrator's password.
 			_ = get(t, c, si, ns, "db")
+			owner := *metav1.NewControllerRef(si, v1alpha1.GroupVersion.WithKind("ServiceInstance"))
+			owner.Controller = nil
+			generated := client.ObjectKey{Namespace: ns, Name: "db-admin"}
+			if err := secrets.EnsureGenerated(ctx, c, generated, names.InstanceLabels("fake", "db"), owner, "password"); err != nil {
+				t.Fatal(err)
+			}
 			if err := c.Delete(ctx, si); err != nil {
 				t.Fatal(err)
 			}
@@ -225,6 +233,15 @@ func TestDeleteRunsFinalizerAndRemovesChildren(t *testing.T) {
 				if err != nil || !got.DeletionTimestamp.IsZero() {
 					t.Errorf("deletionPolicy Retain lost the data volume: %v %v", err, got.DeletionTimestamp)
 				}
+			}
+			// The generated Secret goes with the instance (the garbage collector follows its owner
+			// reference), unless the volumes stay: then it stays too, for the data's credentials.
+			secret := &corev1.Secret{}
+			if err := c.Get(ctx, generated, secret); err != nil {
+				t.Fatal(err)
+			}
+			if owned := len(secret.OwnerReferences) > 0; owned != (policy == v1alpha1.DeletionPolicyDelete) {
+				t.Errorf("deletionPolicy %s: the generated Secret's owner references are %v", policy, secret.OwnerReferences)
 			}
 		})
 	}

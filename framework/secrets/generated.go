@@ -6,6 +6,10 @@ package secrets
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
+	"slices"
+	"strings"
+	"unicode"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -39,10 +43,23 @@ func token(n int) string {
 func Password() string { return token(32) }
 
 // EnsureGenerated creates the Secret with a fresh token for each key if it does not exist. An
-// existing Secret is left alone, even if keys are missing: its values may be in use.
+// existing Secret keeps its values, which may be in use: one kept from a deleted instance whose
+// volumes were retained (OrphanGenerated) holds the credentials of the data on them, and the new
+// instance adopts it (owner reference) so that it goes with the instance from then on. A Secret
+// whose key is missing, empty or holds a control character (which would end a line of a
+// configuration file) is refused with an error naming it: nothing valid can be in use there.
 func EnsureGenerated(ctx context.Context, c client.Client, key types.NamespacedName, labels map[string]string,
 	owner metav1.OwnerReference, keys ...string) error {
-	err := c.Get(ctx, key, &corev1.Secret{})
+	existing := &corev1.Secret{}
+	err := c.Get(ctx, key, existing)
+	if err == nil {
+		for _, k := range keys {
+			if v := existing.Data[k]; len(v) == 0 || strings.IndexFunc(string(v), unicode.IsControl) >= 0 {
+				return fmt.Errorf("Secret %s: key %q is missing, empty or holds a control character: set it to a valid value or delete the Secret", key, k)
+			}
+		}
+		return adopt(ctx, c, existing, owner)
+	}
 	if !apierrors.IsNotFound(err) {
 		return err
 	}
@@ -56,4 +73,38 @@ func EnsureGenerated(ctx context.Context, c client.Client, key types.NamespacedN
 		s.Data[k] = []byte(token(32))
 	}
 	return client.IgnoreAlreadyExists(c.Create(ctx, s))
+}
+
+// adopt adds owner to the Secret's owner references when it is not there.
+func adopt(ctx context.Context, c client.Client, s *corev1.Secret, owner metav1.OwnerReference) error {
+	if slices.ContainsFunc(s.OwnerReferences, func(r metav1.OwnerReference) bool { return r.UID == owner.UID }) {
+		return nil
+	}
+	patch := client.MergeFromWithOptions(s.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	s.OwnerReferences = append(s.OwnerReferences, owner)
+	return c.Patch(ctx, s, patch)
+}
+
+// OrphanGenerated removes the owner reference to owner (by UID) from the Secrets in namespace
+// that match selector, so that the garbage collector keeps them after the owner is gone: a
+// deleted instance whose volumes are retained keeps the credentials of the data on them, for
+// the instance that is created again over them (EnsureGenerated adopts them back).
+func OrphanGenerated(ctx context.Context, c client.Client, namespace string, selector map[string]string, owner types.UID) error {
+	list := &corev1.SecretList{}
+	if err := c.List(ctx, list, client.InNamespace(namespace), client.MatchingLabels(selector)); err != nil {
+		return err
+	}
+	for i := range list.Items {
+		s := &list.Items[i]
+		refs := slices.DeleteFunc(slices.Clone(s.OwnerReferences), func(r metav1.OwnerReference) bool { return r.UID == owner })
+		if len(refs) == len(s.OwnerReferences) {
+			continue
+		}
+		patch := client.MergeFromWithOptions(s.DeepCopy(), client.MergeFromWithOptimisticLock{})
+		s.OwnerReferences = refs
+		if err := c.Patch(ctx, s, patch); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -43,7 +43,7 @@ func testRabbitMQCluster(t *testing.T) {
 	ns := testNamespace(t, "rabbitmq")
 	// A single 3.10 node alongside, to run the older release's configuration once in a pod.
 	legacy := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "legacy", Namespace: ns},
-		Spec: v1alpha1.ServiceInstanceSpec{Engine: "rabbitmq", Version: "3.10", DeletionPolicy: v1alpha1.DeletionPolicyDelete}}
+		Spec: v1alpha1.ServiceInstanceSpec{Engine: "rabbitmq", Version: "3.10", DeletionPolicy: v1alpha1.DeletionPolicyRetain}}
 	createInstance(t, legacy)
 	inst := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "events", Namespace: ns},
 		Spec: v1alpha1.ServiceInstanceSpec{Engine: "rabbitmq", Replicas: ptr(int32(3)),
@@ -61,10 +61,25 @@ func testRabbitMQCluster(t *testing.T) {
 	if got := consumeAll(t, amqpURL(t, legacy), "legacy"); len(got) != 10 {
 		t.Fatalf("RabbitMQ 3.10: consumed %d of 10 messages", len(got))
 	}
+	t.Logf("RABBITMQ: a 3.10 node ran beside and served a quorum queue")
+	// Deleted with deletionPolicy Retain and created again, it comes back over its volume with its
+	// messages, and the operator is not locked out: the generated administrator stayed.
+	publishConfirmed(t, amqpURL(t, legacy), "legacy", 5, amqp.Table{"x-queue-type": "quorum"})
 	if err := env.c.Delete(ctx, legacy); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("RABBITMQ: a 3.10 node ran beside and served a quorum queue")
+	waitGone(t, "the retained instance is deleted", legacy)
+	legacy = &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "legacy", Namespace: ns}, Spec: legacy.Spec}
+	createInstance(t, legacy)
+	waitInstanceReady(t, legacy)
+	if got := consumeAll(t, amqpURL(t, legacy), "legacy"); len(got) != 5 {
+		t.Fatalf("re-created over its retained volume, the 3.10 node has %d of the 5 messages", len(got))
+	}
+	patchInstance(t, legacy, func(s *v1alpha1.ServiceInstanceSpec) { s.DeletionPolicy = v1alpha1.DeletionPolicyDelete })
+	if err := env.c.Delete(ctx, legacy); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("RABBITMQ: re-created over its retained volume, the 3.10 node was Ready with its 5 messages")
 
 	url := amqpURL(t, inst)
 	checkAMQPS(t, inst)
