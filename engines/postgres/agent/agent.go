@@ -55,10 +55,13 @@ type Config struct {
 // Superuser is the role initdb creates; it logs in only through the Unix socket inside the pod.
 const Superuser = "postgres"
 
-// pgHBA allows the superuser through the pod-local socket and password (SCRAM) logins over TCP.
+// pgHBA allows the superuser and a restore's Restorer through the pod-local socket, no other role
+// there (binding users have no business in the pod), and password (SCRAM) logins over TCP.
 // The operator owns this file: it is rewritten on every start.
 const pgHBA = `# Written by the Datafleet agent on every start; changes here are lost.
-local all all trust
+local all ` + Superuser + ` trust
+local all ` + Restorer + ` trust
+local all all reject
 host all all 0.0.0.0/0 scram-sha-256
 host all all ::/0 scram-sha-256
 host replication ` + ReplicationUser + ` 0.0.0.0/0 scram-sha-256

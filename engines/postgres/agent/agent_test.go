@@ -17,7 +17,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
+	"github.com/datafleet-dev/datafleet/framework/names"
 	"github.com/datafleet-dev/datafleet/test/testenv"
 )
 
@@ -206,6 +208,27 @@ func TestTCPLoginNeedsAPassword(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "password") {
 		t.Errorf("want a password failure, got %v", err)
+	}
+}
+
+// Through the pod-local socket only the superuser and a restore's Restorer log in (without a
+// password); a binding's user, whose password works over TCP, is refused there.
+func TestSocketLoginIsTheOperatorsOnly(t *testing.T) {
+	e := &Engine{Config: newConfig(t)}
+	start(t, e)
+	user := names.UserStem("apps", "orders") + "_0"
+	ensure(t, e, user, "u-secret", v1alpha1.RoleReadWrite, "app")
+	mustLogin(t, e, user, "u-secret", "app")
+	cfg, err := pgx.ParseConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Host, cfg.Port, cfg.User, cfg.Password, cfg.Database = e.Config.SocketDir, uint16(e.Config.Port), user, "u-secret", "app"
+	if c, err := pgx.ConnectConfig(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "pg_hba.conf rejects connection") {
+		if c != nil {
+			c.Close(context.Background())
+		}
+		t.Fatalf("a binding's user through the socket: %v", err)
 	}
 }
 
