@@ -3,8 +3,9 @@
 # tests (POSTGRES_BIN_DIR). The host has Debian bookworm's PostgreSQL 15 only; other majors come
 # from the project's own image (hack/images.sh postgres-MAJOR, Debian trixie), whose binaries need
 # trixie's C library: they are extracted once and patched (patchelf) to load the image's dynamic
-# loader and libraries instead of the host's. Cached under $DATAFLEET_CACHE/postgres-bin, keyed by
-# the image.
+# loader and libraries instead of the host's. Kept under /var/tmp/datafleet-postgres-bin (the tests
+# run postgres as the postgres user, who cannot enter root's home, where $DATAFLEET_CACHE usually
+# is), keyed by the image; extracting again takes seconds.
 #   hack/postgres-bin.sh MAJOR
 set -euo pipefail
 
@@ -16,11 +17,12 @@ major="${1:?usage: hack/postgres-bin.sh MAJOR}"
 "$ROOT/hack/images.sh" "postgres-${major}" >/dev/null
 image="$(ls -t "${CACHE}/images/postgres-${major}"-*.tar 2>/dev/null | head -n1)"
 [ -s "$image" ] || { echo "postgres-bin: hack/images.sh built no postgres-${major} image" >&2; exit 1; }
-dir="${CACHE}/postgres-bin/$(basename "$image" .tar)"
+top="${POSTGRES_BIN_ROOT:-/var/tmp/datafleet-postgres-bin}"
+dir="${top}/$(basename "$image" .tar)"
 bin="${dir}/root/usr/lib/postgresql/${major}/bin"
 
 if [ ! -f "${dir}/done" ]; then
-  rm -rf "${CACHE}/postgres-bin/postgres-${major}-"* # an older image's
+  rm -rf "${top}/postgres-${major}-"* # an older image's
   work="$(mktemp -d)"
   trap 'rm -rf "$work"' EXIT
   tar -C "$work" -xf "$image"
@@ -36,7 +38,7 @@ if [ ! -f "${dir}/done" ]; then
     patchelf --force-rpath --set-rpath "$rpath" "$f"
     [ "${f%.so}" = "$f" ] && patchelf --set-interpreter "${lib}/ld-linux-x86-64.so.2" "$f"
   done
-  chmod 755 "$dir" "${dir}/root"
+  chmod 755 "$top" "$dir" "${dir}/root"
   "${bin}/postgres" --version >&2
   touch "${dir}/done"
 fi
