@@ -25,22 +25,23 @@ func Setup(mgr ctrl.Manager, engines []engine.Engine) error {
 	for _, e := range engines {
 		byName[e.Name()] = e
 	}
+	reader := liveOnMiss{cache: mgr.GetClient(), live: mgr.GetAPIReader()}
 	err := ctrl.NewWebhookManagedBy(mgr, &v1alpha1.ServiceInstance{}).
-		WithValidator(&InstanceValidator{Client: mgr.GetClient(), Clock: clock.RealClock{}, Engines: byName}).
+		WithValidator(&InstanceValidator{Client: reader, Clock: clock.RealClock{}, Engines: byName}).
 		WithValidatorCustomPath(InstancePath).
 		Complete()
 	if err != nil {
 		return err
 	}
 	err = ctrl.NewWebhookManagedBy(mgr, &v1alpha1.ServiceBinding{}).
-		WithValidator(&BindingValidator{Client: mgr.GetClient(), Engines: byName}).
+		WithValidator(&BindingValidator{Client: reader, Engines: byName}).
 		WithValidatorCustomPath(BindingPath).
 		Complete()
 	if err != nil {
 		return err
 	}
 	return ctrl.NewWebhookManagedBy(mgr, &corev1.Namespace{}).
-		WithValidator(&NamespaceValidator{Client: mgr.GetClient()}).
+		WithValidator(&NamespaceValidator{Client: reader}).
 		WithValidatorCustomPath(NamespacePath).
 		Complete()
 }

@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -37,6 +38,12 @@ const opNamespace = "datafleet-system"
 // given), with the operator's own certificate, behind a ValidatingWebhookConfiguration the real
 // API server calls, as the chart installs it.
 func startWebhook(t *testing.T, env *testenv.Env, engines ...engine.Engine) *webhook.Certs {
+	t.Helper()
+	return startWebhookWithCache(t, env, cache.Options{}, engines...)
+}
+
+// startWebhookWithCache is startWebhook with the manager's cache configured by opts.
+func startWebhookWithCache(t *testing.T, env *testenv.Env, opts cache.Options, engines ...engine.Engine) *webhook.Certs {
 	t.Helper()
 	ctx := context.Background()
 	port := testenv.FreePort(t)
@@ -73,7 +80,7 @@ func startWebhook(t *testing.T, env *testenv.Env, engines ...engine.Engine) *web
 	}
 	skip := true
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
-		Scheme: operator.NewScheme(), Metrics: metricsserver.Options{BindAddress: "0"},
+		Scheme: operator.NewScheme(), Metrics: metricsserver.Options{BindAddress: "0"}, Cache: opts,
 		Controller:    config.Controller{SkipNameValidation: &skip},
 		WebhookServer: crwebhook.NewServer(crwebhook.Options{Port: port, CertDir: c.Dir}),
 	})
