@@ -5,10 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
+
 	"net/url"
 	"slices"
-	"strconv"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -64,16 +63,16 @@ func (e Engine) EnsureUser(ctx context.Context, in engine.UsersInput, user, pass
 	if err != nil {
 		return err
 	}
-	return onPrimary(ctx, in.Client, in.Instance, func(s *Server) error {
+	return e.onPrimary(ctx, in.Client, in.Instance, func(s *Server) error {
 		return s.EnsureUser(ctx, engine.BindingDatabase(in.Binding), user, password, roles)
 	})
 }
 
 // DropUsers implements engine.UserManager on the primary. Users own nothing in MongoDB: the
 // database and its documents stay.
-func (Engine) DropUsers(ctx context.Context, in engine.UsersInput, keep []string) error {
+func (e Engine) DropUsers(ctx context.Context, in engine.UsersInput, keep []string) error {
 	db := engine.BindingDatabase(in.Binding)
-	return onPrimary(ctx, in.Client, in.Instance, func(s *Server) error {
+	return e.onPrimary(ctx, in.Client, in.Instance, func(s *Server) error {
 		users, err := s.Users(ctx, db)
 		if err != nil {
 			return err
@@ -90,7 +89,7 @@ func (Engine) DropUsers(ctx context.Context, in engine.UsersInput, keep []string
 }
 
 // onPrimary logs in to the pod labelled primary as the operator's administrator.
-func onPrimary(ctx context.Context, c client.Reader, inst *v1alpha1.ServiceInstance, fn func(*Server) error) error {
+func (e Engine) onPrimary(ctx context.Context, c client.Reader, inst *v1alpha1.ServiceInstance, fn func(*Server) error) error {
 	sel := names.InstanceLabels(Name, inst.Name)
 	sel[workload.RoleLabel] = RolePrimary
 	p, err := workload.ReadyPod(ctx, c, inst.Namespace, sel)
@@ -104,7 +103,7 @@ func onPrimary(ctx context.Context, c client.Reader, inst *v1alpha1.ServiceInsta
 	if err != nil {
 		return err
 	}
-	return withAdmin(ctx, net.JoinHostPort(p.Status.PodIP, strconv.Itoa(Port)), password, fn)
+	return withAdmin(ctx, e.serverAddress(p), password, fn)
 }
 
 // withAdmin connects to one server (no discovery) as the administrator, probes it and runs fn.

@@ -10,7 +10,9 @@ package mongodb
 
 import (
 	"maps"
+	"net"
 	"slices"
+	"strconv"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -72,6 +74,16 @@ type Engine struct {
 	// agentAt is a pod's agent's address; nil means at the pod's IP. Tests point it at agents
 	// of their own, since no mongod runs here.
 	agentAt func(*corev1.Pod) string
+	// serverAt is a pod's server's address; nil means the pod's IP and Port. Tests point it at a
+	// FerretDB of their own.
+	serverAt func(*corev1.Pod) string
+}
+
+func (e Engine) serverAddress(p *corev1.Pod) string {
+	if e.serverAt != nil {
+		return e.serverAt(p)
+	}
+	return net.JoinHostPort(p.Status.PodIP, strconv.Itoa(Port))
 }
 
 func (e Engine) agentAddress(p *corev1.Pod) string {

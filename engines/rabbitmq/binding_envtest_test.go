@@ -15,8 +15,6 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -122,39 +120,13 @@ func (h *bindingHarness) create(ns, name string, role v1alpha1.BindingRole, vhos
 // bound waits for the binding to be Ready at its generation and returns its Secret.
 func (h *bindingHarness) bound(b *v1alpha1.ServiceBinding, also func(*v1alpha1.ServiceBinding) error) *corev1.Secret {
 	h.t.Helper()
-	secret := &corev1.Secret{}
-	testenv.Eventually(h.t, 2*time.Minute, func() error {
-		c := h.env.Client
-		if err := c.Get(context.Background(), client.ObjectKeyFromObject(b), b); err != nil {
-			return err
-		}
-		ready := meta.FindStatusCondition(b.Status.Conditions, v1alpha1.ConditionReady)
-		if ready == nil || ready.Status != metav1.ConditionTrue || ready.ObservedGeneration != b.Generation || b.Status.Binding == nil {
-			return testenv.Errorf("binding status %+v", b.Status)
-		}
-		if also != nil {
-			if err := also(b); err != nil {
-				return err
-			}
-		}
-		return c.Get(context.Background(), types.NamespacedName{Namespace: b.Namespace, Name: b.Status.Binding.Name}, secret)
-	})
-	return secret
+	return enginetest.WaitBound(h.t, h.env.Client, b, also)
 }
 
 // condition waits for the binding's Ready condition to have the reason.
 func (h *bindingHarness) condition(b *v1alpha1.ServiceBinding, reason, message string) {
 	h.t.Helper()
-	testenv.Eventually(h.t, time.Minute, func() error {
-		if err := h.env.Client.Get(context.Background(), client.ObjectKeyFromObject(b), b); err != nil {
-			return err
-		}
-		ready := meta.FindStatusCondition(b.Status.Conditions, v1alpha1.ConditionReady)
-		if ready == nil || ready.Status != metav1.ConditionFalse || ready.Reason != reason || !strings.Contains(ready.Message, message) {
-			return testenv.Errorf("Ready %+v", ready)
-		}
-		return nil
-	})
+	enginetest.WaitRefused(h.t, h.env.Client, b, reason, message)
 }
 
 // dial connects to the local node as the Secret says (its host is the Service's name, which only
@@ -284,7 +256,7 @@ func TestBindings(t *testing.T) {
 		if err := c.Delete(ctx, b); err != nil {
 			t.Fatal(err)
 		}
-		waitGone(t, c, b)
+		enginetest.WaitGone(t, c, b)
 	})
 
 	t.Run("readWrite publishes and consumes, readOnly consumes and is refused publishing", func(t *testing.T) {
@@ -356,7 +328,7 @@ func TestBindings(t *testing.T) {
 		if err := c.Delete(ctx, b); err != nil {
 			t.Fatal(err)
 		}
-		waitGone(t, c, b)
+		enginetest.WaitGone(t, c, b)
 	})
 
 	t.Run("a Secret edited to name the administrator or another binding's user reaches neither", func(t *testing.T) {
@@ -404,12 +376,12 @@ func TestBindings(t *testing.T) {
 		if err := c.Delete(ctx, b); err != nil {
 			t.Fatal(err)
 		}
-		waitGone(t, c, b)
+		enginetest.WaitGone(t, c, b)
 	})
 
 	t.Run("rotation keeps the previous credentials for the overlap, then only the new ones work", func(t *testing.T) {
 		old := rwSecret.DeepCopy()
-		updateBinding(t, c, rw, func(s *v1alpha1.ServiceBindingSpec) {
+		enginetest.UpdateBinding(t, c, rw, func(s *v1alpha1.ServiceBindingSpec) {
 			s.Rotation = &v1alpha1.CredentialRotation{Generation: 1, Overlap: &metav1.Duration{Duration: 20 * time.Second}}
 		})
 		fresh := h.bound(rw, func(b *v1alpha1.ServiceBinding) error {
@@ -449,8 +421,8 @@ func TestBindings(t *testing.T) {
 		if err := c.Delete(ctx, ro); err != nil {
 			t.Fatal(err)
 		}
-		waitGone(t, c, ro)
-		waitGone(t, c, roSecret)
+		enginetest.WaitGone(t, c, ro)
+		enginetest.WaitGone(t, c, roSecret)
 		if err := h.refused(roSecret); err != nil {
 			t.Fatal(err)
 		}
@@ -487,7 +459,7 @@ func TestBindings(t *testing.T) {
 		h.condition(onOwn, binding.ReasonRoleNotAllowed, `may have readOnly at most`)
 		h.condition(b, binding.ReasonTargetNotShared, "")
 		for _, secret := range []*corev1.Secret{s, own} {
-			waitGone(t, c, secret)
+			enginetest.WaitGone(t, c, secret)
 			testenv.Eventually(t, time.Minute, func() error { return h.refused(secret) })
 		}
 		policy(nil)
@@ -502,7 +474,7 @@ func TestBindings(t *testing.T) {
 			if err := c.Delete(ctx, x); err != nil {
 				t.Fatal(err)
 			}
-			waitGone(t, c, x)
+			enginetest.WaitGone(t, c, x)
 		}
 	})
 
@@ -551,7 +523,7 @@ func TestBindings(t *testing.T) {
 		}
 		for i, b := range made {
 			if i%2 == 0 {
-				waitGone(t, c, b)
+				enginetest.WaitGone(t, c, b)
 			} else {
 				h.bound(b, nil)
 			}
@@ -569,7 +541,7 @@ func TestBindings(t *testing.T) {
 		if err := c.Delete(ctx, h.inst); err != nil {
 			t.Fatal(err)
 		}
-		waitGone(t, c, h.inst)
+		enginetest.WaitGone(t, c, h.inst)
 		list := &v1alpha1.ServiceBindingList{}
 		if err := c.List(ctx, list); err != nil || len(list.Items) != 0 {
 			t.Fatalf("bindings left: %v %d", err, len(list.Items))
@@ -596,27 +568,4 @@ func sorted(s []string) []string {
 	s = slices.Clone(s)
 	sort.Strings(s)
 	return s
-}
-
-// updateBinding changes the binding's spec, retrying on conflicts with the operator's writes.
-func updateBinding(t *testing.T, c client.Client, b *v1alpha1.ServiceBinding, change func(*v1alpha1.ServiceBindingSpec)) {
-	t.Helper()
-	testenv.Eventually(t, time.Minute, func() error {
-		if err := c.Get(context.Background(), client.ObjectKeyFromObject(b), b); err != nil {
-			return err
-		}
-		change(&b.Spec)
-		return c.Update(context.Background(), b)
-	})
-}
-
-func waitGone(t *testing.T, c client.Client, o client.Object) {
-	t.Helper()
-	testenv.Eventually(t, 2*time.Minute, func() error {
-		err := c.Get(context.Background(), client.ObjectKeyFromObject(o), o)
-		if apierrors.IsNotFound(err) {
-			return nil
-		}
-		return testenv.Errorf("%s %s still exists (%v)", o.GetObjectKind().GroupVersionKind().Kind, o.GetName(), err)
-	})
 }

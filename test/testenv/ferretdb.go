@@ -41,8 +41,14 @@ func FerretDBBinary(tb testing.TB) string {
 // with telemetry off: test traffic stays on this machine.
 func StartFerretDB(tb testing.TB) *FerretDB {
 	tb.Helper()
+	return StartFerretDBAs(tb, "root", "datafleet-test-secret")
+}
+
+// StartFerretDBAs is StartFerretDB with the administrator the caller names (an instance's own).
+func StartFerretDBAs(tb testing.TB, user, password string) *FerretDB {
+	tb.Helper()
 	dir := tb.TempDir()
-	f := &FerretDB{Addr: fmt.Sprintf("127.0.0.1:%d", FreePort(tb)), User: "root", Password: "datafleet-test-secret"}
+	f := &FerretDB{Addr: fmt.Sprintf("127.0.0.1:%d", FreePort(tb)), User: user, Password: password}
 	cmd := exec.Command(FerretDBBinary(tb), "--handler=sqlite", "--sqlite-url=file:"+dir+"/", "--state-dir="+dir,
 		"--listen-addr="+f.Addr, "--debug-addr=-", "--telemetry=disable", "--test-enable-new-auth",
 		"--setup-database=admin", "--setup-username="+f.User, "--setup-password="+f.Password, "--log-level=warn")
