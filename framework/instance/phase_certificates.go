@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/certs"
@@ -38,6 +41,20 @@ func (r *Reconciler) certificates(ctx context.Context, s *scope) (bool, error) {
 		DNSNames: certs.DNSNames(inst.Namespace, domain, srv.TLSNames(inst)...),
 		Labels:   names.InstanceLabels(r.Engine.Name(), inst.Name), Owner: r.ownerRef(inst), Now: now,
 	})
+	if apierrors.IsAlreadyExists(err) {
+		named := func(name string) metav1.ObjectMeta { return metav1.ObjectMeta{Namespace: inst.Namespace, Name: name} }
+		if foreign, err := r.foreignObject(ctx, &corev1.Secret{ObjectMeta: named(certs.CAName(inst.Name))},
+			&corev1.ConfigMap{ObjectMeta: named(certs.CAName(inst.Name))}, &corev1.Secret{ObjectMeta: named(certs.ServerSecretName(inst.Name))}); err != nil || foreign != "" {
+			if err != nil {
+				return false, describeErr("certificates", err)
+			}
+			// Nothing watches an unlabelled object: look again now and then for it to go.
+			s.fail(ReasonForeignObject, foreign+" exists but was not created by Datafleet (it lacks the label "+
+				names.ManagedByLabel+"="+names.ManagedBy+"), so the operator neither uses nor replaces it: delete it, and the instance gets its own")
+			s.requeue(foreignRecheck)
+			return true, nil
+		}
+	}
 	if apierrors.IsAlreadyExists(err) || apierrors.IsConflict(err) {
 		// Our cache had not seen our own last write yet: look again shortly.
 		s.requeue(time.Second)
@@ -50,4 +67,34 @@ func (r *Reconciler) certificates(ctx context.Context, s *scope) (bool, error) {
 	s.tlsChecked = true
 	s.tls = &v1alpha1.InstanceTLSStatus{CAConfigMap: certs.CAName(inst.Name), ServerCertificateNotAfter: &metav1.Time{Time: res.NotAfter}}
 	return false, nil
+}
+
+// foreignRecheck is how often an instance held up by a foreign object looks for it to be gone.
+const foreignRecheck = 30 * time.Second
+
+// foreignObject names the first of objs (named, otherwise empty) that exists without Datafleet's
+// label. The manager's cache holds only labelled objects, so to the operator such an object is
+// absent, yet creating it fails with AlreadyExists however often it is tried. Without an
+// APIReader (tests that give none) nothing is foreign.
+func (r *Reconciler) foreignObject(ctx context.Context, objs ...client.Object) (string, error) {
+	if r.APIReader == nil {
+		return "", nil
+	}
+	for _, o := range objs {
+		err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(o), o)
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		if o.GetLabels()[names.ManagedByLabel] != names.ManagedBy {
+			gvk, err := apiutil.GVKForObject(o, r.Scheme)
+			if err != nil {
+				return "", err
+			}
+			return fmt.Sprintf("%s %s/%s", gvk.Kind, o.GetNamespace(), o.GetName()), nil
+		}
+	}
+	return "", nil
 }

@@ -15,6 +15,7 @@ const (
 	ReasonDeletionProtected  = "DeletionProtected"
 	ReasonDeletionNotBlocked = "NotBlocked"
 	ReasonTLSNotSupported    = "TLSNotSupported"
+	ReasonForeignObject      = "ForeignObject"
 )
 
 // Finalizer holds an instance until its children are cleaned up and deletion protection allows it.

@@ -34,10 +34,13 @@ type Reconciler struct {
 	// AgentImage is passed to the engine's Render (see engine.RenderInput).
 	AgentImage string
 	Client     client.Client
-	Scheme     *runtime.Scheme
-	Engine     engine.Engine
-	Recorder   events.EventRecorder
-	Clock      clock.PassiveClock
+	// APIReader reads past the cache, which holds only what Datafleet labelled: it tells an
+	// object someone else created under a child's name from the cache lagging behind.
+	APIReader client.Reader
+	Scheme    *runtime.Scheme
+	Engine    engine.Engine
+	Recorder  events.EventRecorder
+	Clock     clock.PassiveClock
 	// ClusterDomain is the Services' DNS suffix in server certificates (certs.DefaultClusterDomain if empty).
 	ClusterDomain string
 	// DeletionRequeue is how soon to look again while children are still going away.

@@ -104,6 +104,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, engines []engine.Engine, opts 
 		r := &instance.Reconciler{
 			AgentImage: opts.AgentImage,
 			Client:     mgr.GetClient(),
+			APIReader:  mgr.GetAPIReader(),
 			Scheme:     mgr.GetScheme(),
 			Engine:     e,
 			Recorder:   mgr.GetEventRecorder(instance.ControllerName(e.Name())),

@@ -168,6 +168,9 @@ func (e *Engine) ensureUser(ctx context.Context, user, verifier string, role v1a
 // database cannot reach this one.
 func (e *Engine) ensureDatabase(ctx context.Context, conn *pgx.Conn, database string) error {
 	owner, writer, reader := DatabaseRole(database, v1alpha1.RoleAdmin), DatabaseRole(database, v1alpha1.RoleReadWrite), DatabaseRole(database, v1alpha1.RoleReadOnly)
+	if err := checkGroupsFree(ctx, conn, database, owner); err != nil {
+		return err
+	}
 	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		for _, g := range []string{owner, writer, reader} {
 			if _, err := tx.Exec(ctx, fmt.Sprintf(`DO $$BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = %s) THEN CREATE ROLE %s NOLOGIN; END IF; END$$`,
@@ -219,6 +222,26 @@ func (e *Engine) ensureDatabase(ctx context.Context, conn *pgx.Conn, database st
 		}
 		return nil
 	})
+}
+
+// checkGroupsFree refuses groups that already serve another database. Their names hold 24
+// characters and 32 bits of a hash of the database's name, so two names can share them (a
+// birthday search finds such a pair in a second, and one namespace's own names can be made to
+// share another's). The groups serve the database their owner group owns first; the binding of the
+// other is refused, without naming the database it collides with (the message reaches the binding).
+// A restore's side databases, owned by the same group, are the same database's.
+func checkGroupsFree(ctx context.Context, conn *pgx.Conn, database, owner string) error {
+	var taken bool
+	err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_database d JOIN pg_catalog.pg_roles r ON r.oid = d.datdba
+		WHERE r.rolname = $1 AND d.datname <> $2 AND NOT pg_catalog.starts_with(d.datname::pg_catalog.text, $3)
+		AND NOT pg_catalog.starts_with(d.datname::pg_catalog.text, $4))`, owner, database, restorePrefix, replacedPrefix).Scan(&taken)
+	if err != nil {
+		return err
+	}
+	if taken {
+		return fmt.Errorf("database %q cannot be created: its groups (%s and the others) already serve another database whose name shares their first 24 characters and hash; name it differently", database, owner)
+	}
+	return nil
 }
 
 // dropUsers drops the binding's login roles (named stem_<n>) not in keep: their sessions are

@@ -239,3 +239,43 @@ func TestPasswordVerifiersStayOutOfTheLog(t *testing.T) {
 		return nil
 	})
 }
+
+// Group names hold 24 characters of the database's name and 32 bits of its hash; these two names,
+// found by a birthday search, give the same groups. Namespace shared-prefix-for-groups owns the
+// first, namespace shared may bind the second (it starts with "shared_"). The groups serve the
+// database that has them first: the second binding is refused, and nobody reaches the first
+// database's rows through it.
+func TestCollidingGroupNamesAreRefused(t *testing.T) {
+	const victim, attacker = "shared-prefix-for-groups_41004", "shared_prefix_for_groups_99923"
+	if DatabaseRole(victim, v1alpha1.RoleAdmin) != DatabaseRole(attacker, v1alpha1.RoleAdmin) {
+		t.Fatalf("the names no longer collide (%s, %s): find two that do", DatabaseRole(victim, v1alpha1.RoleAdmin), DatabaseRole(attacker, v1alpha1.RoleAdmin))
+	}
+	e := &Engine{Config: newConfig(t)}
+	start(t, e)
+	ctx := context.Background()
+	owner := names.UserStem("shared-prefix-for-groups", "app") + "_0"
+	ensure(t, e, owner, "o-secret", v1alpha1.RoleReadWrite, victim)
+	if _, err := mustLogin(t, e, owner, "o-secret", victim).Exec(ctx, "CREATE TABLE secrets AS SELECT 'the victim''s row' AS what"); err != nil {
+		t.Fatal(err)
+	}
+	thief := names.UserStem("shared", "thief") + "_0"
+	for _, role := range v1alpha1.BindingRoles() {
+		err := e.Act(ctx, ActionEnsureUser, url.Values{ParamUser: {thief}, ParamVerifier: {Verifier(thief, "t-secret")},
+			ParamRole: {string(role)}, ParamDatabase: {attacker}})
+		if err == nil || !strings.Contains(err.Error(), "already serve another database") {
+			t.Errorf("a %s binding on %s, whose groups are %s's: %v", role, attacker, victim, err)
+		}
+	}
+	if got := query(t, e, "SELECT count(*)::text FROM pg_roles WHERE rolname = '"+thief+"'"); got != "0" {
+		t.Errorf("the colliding binding's user exists")
+	}
+	if got := query(t, e, "SELECT count(*)::text FROM pg_database WHERE datname = '"+attacker+"'"); got != "0" {
+		t.Errorf("the colliding database was created")
+	}
+	if c, err := login(e, thief, "t-secret", victim); err == nil {
+		var what string
+		err = c.QueryRow(ctx, "SELECT what FROM secrets").Scan(&what)
+		c.Close(ctx)
+		t.Errorf("the colliding binding's user logs in to %s (reading: %q, %v)", victim, what, err)
+	}
+}
