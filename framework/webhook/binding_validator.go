@@ -4,7 +4,6 @@ import (
 	"context"
 	"strings"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -53,8 +52,7 @@ func (v *BindingValidator) ValidateCreate(ctx context.Context, b *v1alpha1.Servi
 }
 
 func forbidden(b *v1alpha1.ServiceBinding, path *field.Path, msg string) error {
-	return apierrors.NewInvalid(v1alpha1.GroupVersion.WithKind("ServiceBinding").GroupKind(), b.Name,
-		field.ErrorList{field.Forbidden(path, msg)})
+	return invalid("ServiceBinding", b.Name, field.ErrorList{field.Forbidden(path, msg)})
 }
 
 // ValidateUpdate admits every update: the target cannot change (CEL), and a binding admitted

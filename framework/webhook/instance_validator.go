@@ -56,7 +56,7 @@ func (v *InstanceValidator) ValidateCreate(ctx context.Context, inst *v1alpha1.S
 	if err != nil {
 		return nil, err
 	}
-	return nil, invalid(inst, append(errs, planErrs...))
+	return nil, invalid("ServiceInstance", inst.Name, append(errs, planErrs...))
 }
 
 // withCatalog runs check with the instance's engine's catalog, or refuses an engine without one.
@@ -130,7 +130,7 @@ func (v *InstanceValidator) ValidateUpdate(ctx context.Context, old, inst *v1alp
 		}
 		errs = append(errs, planErrs...)
 	}
-	return nil, invalid(inst, errs)
+	return nil, invalid("ServiceInstance", inst.Name, errs)
 }
 
 // ValidateDelete allows every deletion: deletionProtection is the instance's own guard.
@@ -209,9 +209,10 @@ func versionError(requested string, err error) *field.Error {
 	return field.InternalError(versionPath, err)
 }
 
-func invalid(inst *v1alpha1.ServiceInstance, errs field.ErrorList) error {
+// invalid is the API server's Invalid error for the kind's object, nil without errors.
+func invalid(kind, name string, errs field.ErrorList) error {
 	if len(errs) == 0 {
 		return nil
 	}
-	return apierrors.NewInvalid(v1alpha1.GroupVersion.WithKind("ServiceInstance").GroupKind(), inst.Name, errs)
+	return apierrors.NewInvalid(v1alpha1.GroupVersion.WithKind(kind).GroupKind(), name, errs)
 }

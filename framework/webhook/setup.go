@@ -17,6 +17,7 @@ const (
 	InstancePath  = "/validate-serviceinstance"
 	BindingPath   = "/validate-servicebinding"
 	NamespacePath = "/validate-namespace"
+	PlanPath      = "/validate-backupplan"
 )
 
 // Setup registers the validators with the manager's webhook server.
@@ -40,8 +41,15 @@ func Setup(mgr ctrl.Manager, engines []engine.Engine) error {
 	if err != nil {
 		return err
 	}
-	return ctrl.NewWebhookManagedBy(mgr, &corev1.Namespace{}).
+	err = ctrl.NewWebhookManagedBy(mgr, &corev1.Namespace{}).
 		WithValidator(&NamespaceValidator{Client: reader}).
 		WithValidatorCustomPath(NamespacePath).
+		Complete()
+	if err != nil {
+		return err
+	}
+	return ctrl.NewWebhookManagedBy(mgr, &v1alpha1.BackupPlan{}).
+		WithValidator(&PlanValidator{Clock: clock.RealClock{}}).
+		WithValidatorCustomPath(PlanPath).
 		Complete()
 }

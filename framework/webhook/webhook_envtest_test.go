@@ -67,7 +67,8 @@ func startWebhookWithCache(t *testing.T, env *testenv.Env, opts cache.Options, e
 		Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"namespaces"}},
 	}}
 	vwc := &admissionregistrationv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "datafleet"},
-		Webhooks: []admissionregistrationv1.ValidatingWebhook{hook("serviceinstances", webhook.InstancePath), hook("servicebindings", webhook.BindingPath), namespaces}}
+		Webhooks: []admissionregistrationv1.ValidatingWebhook{hook("serviceinstances", webhook.InstancePath), hook("servicebindings", webhook.BindingPath),
+			hook("backupplans", webhook.PlanPath), namespaces}}
 	for _, o := range []client.Object{&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: opNamespace}}, vwc} {
 		if err := env.Client.Create(ctx, o); err != nil {
 			t.Fatal(err)
@@ -299,5 +300,50 @@ func TestWebhookRunsTheEnginesChecks(t *testing.T) {
 	si.Spec.Parameters["mode"] = "c"
 	if err := c.Update(ctx, si); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec.parameters[mode]") {
 		t.Errorf("a bad parameter on update: %v", err)
+	}
+}
+
+// A BackupPlan whose schedule never fires (a day the month does not have) or whose time zone is
+// unknown is refused at admission, naming the field; the CRD's CEL only counts the fields. A plan
+// admitted before keeps taking updates that leave its schedule alone.
+func TestWebhookRefusesSchedulesThatNeverFire(t *testing.T) {
+	env := testenv.Start(t)
+	startWebhook(t, env)
+	ctx, c := context.Background(), env.Client
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "apps"}}); err != nil {
+		t.Fatal(err)
+	}
+	plan := func(name, schedule, zone, drill string) *v1alpha1.BackupPlan {
+		p := &v1alpha1.BackupPlan{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "apps"},
+			Spec: v1alpha1.BackupPlanSpec{InstanceRef: v1alpha1.LocalObjectReference{Name: "db"}, Schedule: schedule, TimeZone: zone}}
+		if drill != "" {
+			p.Spec.Drill = &v1alpha1.BackupDrill{Schedule: drill}
+		}
+		return p
+	}
+	for _, k := range []struct {
+		plan *v1alpha1.BackupPlan
+		want string
+	}{
+		{plan("feb30", "0 0 30 2 *", "", ""), `spec.schedule: Invalid value: "0 0 30 2 *": schedule "0 0 30 2 *" never fires`},
+		{plan("apr31", "0 3 31 4 *", "Europe/Paris", ""), `spec.schedule: Invalid value: "0 3 31 4 *"`},
+		{plan("mars", "0 3 * * *", "Mars/Olympus", ""), `spec.timeZone: Invalid value: "Mars/Olympus": not an IANA time zone`},
+		{plan("drill", "0 3 * * *", "", "0 4 31 11 *"), `spec.drill.schedule: Invalid value: "0 4 31 11 *"`},
+	} {
+		if err := c.Create(ctx, k.plan); err == nil || !strings.Contains(err.Error(), k.want) {
+			t.Errorf("plan %s: %v, want %q", k.plan.Name, err, k.want)
+		}
+	}
+	ok := plan("nightly", "0 3 29 2 *", "Europe/Paris", "0 4 * * 0")
+	if err := c.Create(ctx, ok); err != nil {
+		t.Fatalf("29 February, in Paris: %v", err)
+	}
+	ok.Spec.Suspend = true
+	if err := c.Update(ctx, ok); err != nil {
+		t.Fatal(err)
+	}
+	ok.Spec.Schedule = "0 3 30 2 *"
+	if err := c.Update(ctx, ok); err == nil || !strings.Contains(err.Error(), "never fires") {
+		t.Errorf("changing the schedule to 30 February: %v", err)
 	}
 }

@@ -209,7 +209,7 @@ func TestWebhookAndItsCertificate(t *testing.T) {
 	}
 	// Each webhook calls the path the manager serves its kind's validator on.
 	paths := map[string]string{"serviceinstances": webhook.InstancePath, "servicebindings": webhook.BindingPath,
-		"namespaces": webhook.NamespacePath}
+		"backupplans": webhook.PlanPath, "namespaces": webhook.NamespacePath}
 	if len(vwc.Webhooks) != len(paths)+1 {
 		t.Errorf("%d webhooks, want one for each of %v and a second for namespaces", len(vwc.Webhooks), paths)
 	}
@@ -220,11 +220,11 @@ func TestWebhookAndItsCertificate(t *testing.T) {
 			len(w.Rules[0].Resources) != 1 || *svc.Path != paths[w.Rules[0].Resources[0]] {
 			t.Errorf("webhook %s calls %+v for %+v", w.Name, svc, w.Rules)
 		}
-		// Instances wait for the webhook (the catalog decides what may run); bindings do not: the
-		// controller checks their targets again. Namespace deletions wait for it only where the
+		// Instances wait for the webhook (the catalog decides what may run); bindings and plans do
+		// not: their controllers check targets and schedules again. Namespace deletions wait for it only where the
 		// operator labelled the namespace as holding a protected instance.
 		want := map[string]admissionregistrationv1.FailurePolicyType{"serviceinstances": admissionregistrationv1.Fail,
-			"servicebindings": admissionregistrationv1.Ignore, "namespaces": admissionregistrationv1.Ignore}[w.Rules[0].Resources[0]]
+			"servicebindings": admissionregistrationv1.Ignore, "backupplans": admissionregistrationv1.Ignore, "namespaces": admissionregistrationv1.Ignore}[w.Rules[0].Resources[0]]
 		if sel := w.ObjectSelector; sel != nil && len(sel.MatchExpressions) == 1 && sel.MatchExpressions[0].Key == names.ProtectedLabel &&
 			sel.MatchExpressions[0].Operator == metav1.LabelSelectorOpIn {
 			want = admissionregistrationv1.Fail

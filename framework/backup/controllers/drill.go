@@ -9,6 +9,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/framework/backup/schedule"
 	"github.com/datafleet-dev/datafleet/framework/names"
 )
 
@@ -27,7 +28,7 @@ func (r *PlanReconciler) drill(ctx context.Context, p *v1alpha1.BackupPlan, back
 	if d := p.Status.LastDrill; d != nil && d.Result == DrillRunning {
 		return r.followDrill(ctx, p, now)
 	}
-	s, err := parseSchedule(p.Spec.Drill.Schedule, p.Spec.TimeZone)
+	s, err := schedule.Parse(p.Spec.Drill.Schedule, p.Spec.TimeZone, now)
 	if err != nil {
 		setReady(&p.Status.Conditions, p.Generation, false, ReasonInvalidSchedule, "drill: "+err.Error())
 		return 0, nil
@@ -36,7 +37,7 @@ func (r *PlanReconciler) drill(ctx context.Context, p *v1alpha1.BackupPlan, back
 	if p.Status.LastDrillScheduleTime != nil {
 		last = p.Status.LastDrillScheduleTime.Time
 	}
-	slot, next := s.due(last, now)
+	slot, next := s.Due(last, now)
 	if slot.IsZero() || p.Status.LastSuccessfulBackup == "" {
 		return next.Sub(now) + time.Second, nil
 	}

@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/framework/backup/schedule"
 	"github.com/datafleet-dev/datafleet/framework/names"
 )
 
@@ -92,7 +93,7 @@ func (r *PlanReconciler) reconcile(ctx context.Context, p *v1alpha1.BackupPlan, 
 	if newest != nil {
 		p.Status.LastSuccessfulBackup = newest.Name
 	}
-	s, err := parseSchedule(p.Spec.Schedule, p.Spec.TimeZone)
+	s, err := schedule.Parse(p.Spec.Schedule, p.Spec.TimeZone, now)
 	if err != nil {
 		setReady(&p.Status.Conditions, p.Generation, false, ReasonInvalidSchedule, err.Error())
 		return nil
@@ -101,7 +102,7 @@ func (r *PlanReconciler) reconcile(ctx context.Context, p *v1alpha1.BackupPlan, 
 	if p.Status.LastScheduleTime != nil {
 		last = p.Status.LastScheduleTime.Time
 	}
-	slot, next := s.due(last, now)
+	slot, next := s.Due(last, now)
 	*requeue = next.Sub(now) + time.Second
 	if p.Spec.Suspend {
 		setReady(&p.Status.Conditions, p.Generation, true, ReasonSuspended, "suspended: no backups are scheduled; retention still prunes")

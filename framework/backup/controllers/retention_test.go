@@ -65,25 +65,3 @@ func TestPrune(t *testing.T) {
 		})
 	}
 }
-
-func TestScheduleDue(t *testing.T) {
-	s, err := parseSchedule("30 3 * * *", "Europe/Paris")
-	if err != nil {
-		t.Fatal(err)
-	}
-	last := time.Date(2026, 11, 19, 2, 30, 0, 0, time.UTC) // 03:30 in Paris
-	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
-	slot, next := s.due(last, now)
-	if want := time.Date(2026, 11, 21, 2, 30, 0, 0, time.UTC); !slot.Equal(want) {
-		t.Fatalf("due slot %v, want the latest missed one %v", slot, want)
-	}
-	if want := time.Date(2026, 11, 22, 2, 30, 0, 0, time.UTC); !next.Equal(want) {
-		t.Fatalf("next %v, want %v", next, want)
-	}
-	if slot, _ := s.due(now, now); !slot.IsZero() {
-		t.Fatalf("nothing is due right after a run, got %v", slot)
-	}
-	if _, err := parseSchedule("* * * * *", "Mars/Olympus"); err == nil {
-		t.Fatal("an unknown time zone was accepted")
-	}
-}
