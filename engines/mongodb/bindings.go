@@ -8,6 +8,7 @@ import (
 
 	"net/url"
 	"slices"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -103,6 +104,9 @@ func (e Engine) onPrimary(ctx context.Context, c client.Reader, inst *v1alpha1.S
 	if err != nil {
 		return err
 	}
+	// A server that accepts and never answers holds this reconcile a minute, no longer.
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
 	return withAdmin(ctx, e.serverAddress(p), password, fn)
 }
 

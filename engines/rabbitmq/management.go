@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/datafleet-dev/datafleet/framework/bounded"
 )
 
 // management is a client of one node's management API, as the operator's administrator. Only the
@@ -25,6 +27,11 @@ func nodeManagement(ip string, password string) management {
 }
 
 var managementClient = &http.Client{Timeout: 5 * time.Second}
+
+// maxAnswer bounds what the operator reads of one management API answer: listings ask for the
+// names alone (columns=name), about 64 bytes a user or vhost, so 32 MiB is half a million of them.
+// A larger answer fails that call, named, and never the operator's memory.
+const maxAnswer = 32 << 20
 
 // do sends a request, with body as JSON unless nil, and returns the status (0 if there was no
 // answer) and the answer (at most 8 MiB: a listing of every user or queue).
@@ -42,8 +49,11 @@ func (m management) do(ctx context.Context, method, path string, body any) (int,
 		return 0, nil, err
 	}
 	defer resp.Body.Close()
-	answer, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
-	return resp.StatusCode, answer, err
+	answer, err := bounded.ReadAll(resp.Body, maxAnswer)
+	if err != nil {
+		return resp.StatusCode, nil, fmt.Errorf("%s %s: the answer: %w", method, path, err)
+	}
+	return resp.StatusCode, answer, nil
 }
 
 // request makes one request as the administrator with client, a JSON body when rd is not nil.

@@ -14,12 +14,17 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/datafleet-dev/datafleet/framework/bounded"
 )
 
 // Port is where the agent serves its endpoints in an engine's pod.
 const Port = 8000
 
 var client = &http.Client{Timeout: 2 * time.Second}
+
+// maxStatus bounds an agent's status answer.
+const maxStatus = 64 << 10
 
 // actionClient waits longer: an action may move data.
 var actionClient = &http.Client{Timeout: 5 * time.Minute}
@@ -139,8 +144,13 @@ func StatusAt(ctx context.Context, addr string) (*Status, error) {
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("status of %s: %s", addr, resp.Status)
 	}
+	// A status is a few hundred bytes; whatever answers at a pod's address is read no further.
+	body, err := bounded.ReadAll(resp.Body, maxStatus)
+	if err != nil {
+		return nil, fmt.Errorf("status of %s: %w", addr, err)
+	}
 	var st Status
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+	if err := json.Unmarshal(body, &st); err != nil {
 		return nil, fmt.Errorf("status of %s: %w", addr, err)
 	}
 	return &st, nil

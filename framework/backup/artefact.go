@@ -94,6 +94,9 @@ func Write(ctx context.Context, s *store.Store, dir string, m Manifest, key []by
 	if err != nil {
 		return m, err
 	}
+	if len(b) > MaxManifestSize {
+		return m, fmt.Errorf("the manifest would have %d bytes, more than the %d a restore reads", len(b), MaxManifestSize)
+	}
 	if err := s.Bucket.WriteAll(ctx, s.Key(dir, ManifestName), b, &blob.WriterOptions{ContentType: "application/json"}); err != nil {
 		return m, fmt.Errorf("writing the manifest: %w", err)
 	}
@@ -155,11 +158,15 @@ func writeData(ctx context.Context, b *blob.Bucket, key string, secret []byte, d
 	return stored.n, hex.EncodeToString(stored.h.Sum(nil)), produced.n, nil
 }
 
+// MaxManifestSize bounds a manifest read: a manifest is a few KiB (the source instance's spec
+// is the largest part), and a store that sends more must not fill the reader's memory.
+const MaxManifestSize = 1 << 20
+
 // ReadManifest reads dir/manifest.json. A missing manifest means the backup is not complete.
 func ReadManifest(ctx context.Context, s *store.Store, dir string) (Manifest, error) {
 	var m Manifest
 	key := s.Key(dir, ManifestName)
-	b, err := s.Bucket.ReadAll(ctx, key)
+	b, err := s.ReadLimited(ctx, key, MaxManifestSize)
 	if gcerrors.Code(err) == gcerrors.NotFound {
 		return m, fmt.Errorf("%w: no manifest at %s", ErrIncomplete, key)
 	}

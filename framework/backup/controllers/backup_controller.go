@@ -179,6 +179,8 @@ func (r *BackupReconciler) start(ctx context.Context, b *v1alpha1.Backup, inst *
 
 // complete reads the manifest the Job wrote: only a manifest makes a backup complete.
 func (r *BackupReconciler) complete(ctx context.Context, b *v1alpha1.Backup, bs *v1alpha1.BackupStore, run run) error {
+	ctx, cancel := context.WithTimeout(ctx, storeCallTimeout)
+	defer cancel()
 	st, _, err := openStore(ctx, r.APIReader, bs)
 	if err != nil {
 		return err
@@ -261,6 +263,8 @@ func (r *BackupReconciler) deleteArtefact(ctx context.Context, b *v1alpha1.Backu
 		}
 		return err
 	}
+	ctx, cancel := context.WithTimeout(ctx, storeCallTimeout)
+	defer cancel()
 	st, reason, err := openStore(ctx, r.APIReader, bs)
 	if reason == ReasonCredentialsMissing && err != nil {
 		return &storeGoneError{err}
@@ -282,6 +286,9 @@ func (r *BackupReconciler) deleteArtefact(ctx context.Context, b *v1alpha1.Backu
 		}
 		if obj.Key != keys[0] {
 			keys = append(keys, obj.Key)
+		}
+		if len(keys) > maxBackupObjects {
+			return fmt.Errorf("%s lists more than %d objects, which no backup writes: delete them in the store", st.Key(Dir(b)), maxBackupObjects)
 		}
 	}
 	for _, k := range keys {

@@ -56,6 +56,15 @@ const (
 
 // openStore opens a BackupStore with its credentials Secret, read from the API server: the cache
 // holds only Secrets the operator labelled.
+// storeCallTimeout bounds what the operator itself does with a store (a probe, a manifest read,
+// deleting a backup's objects): a store that answers slowly, or never, holds one reconcile that
+// long and no more. The data itself moves in Jobs, with their own deadlines.
+const storeCallTimeout = 30 * time.Second
+
+// maxBackupObjects is how many objects a backup's directory may list when it is deleted: a
+// backup writes three, and a store that lists without end must not fill the operator's memory.
+const maxBackupObjects = 1000
+
 func openStore(ctx context.Context, r client.Reader, bs *v1alpha1.BackupStore) (*store.Store, string, error) {
 	var creds map[string][]byte
 	if ref := bs.Spec.CredentialsSecretRef; ref != nil {

@@ -253,6 +253,8 @@ func (r *RestoreReconciler) checkUpgrade(ctx context.Context, spec v1alpha1.Serv
 // sourceSpec is the backed-up instance's spec from the manifest, which outlives the instance.
 func (r *RestoreReconciler) sourceSpec(ctx context.Context, b *v1alpha1.Backup, bs *v1alpha1.BackupStore) (v1alpha1.ServiceInstanceSpec, error) {
 	var spec v1alpha1.ServiceInstanceSpec
+	ctx, cancel := context.WithTimeout(ctx, storeCallTimeout)
+	defer cancel()
 	st, _, err := openStore(ctx, r.APIReader, bs)
 	if err != nil {
 		return spec, err

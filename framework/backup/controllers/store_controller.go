@@ -56,7 +56,7 @@ func (r *StoreReconciler) probe(ctx context.Context, bs *v1alpha1.BackupStore) (
 	if !sharedScheme(bs.Spec.URL) {
 		return false, ReasonNotShareable, "file:// and mem:// stores are seen by one process only, and backups run in Jobs of their own: use an object store (s3://, gs://, azblob://)"
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, storeCallTimeout)
 	defer cancel()
 	st, reason, err := openStore(ctx, r.APIReader, bs)
 	if err != nil {

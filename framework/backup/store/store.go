@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"path"
 	"strconv"
@@ -27,6 +26,8 @@ import (
 	"gocloud.dev/blob/s3blob"
 	"gocloud.dev/gcp"
 	"golang.org/x/oauth2/google"
+
+	"github.com/datafleet-dev/datafleet/framework/bounded"
 )
 
 // Keys of a BackupStore's credentials Secret.
@@ -152,12 +153,7 @@ func (s *Store) Probe(ctx context.Context) error {
 	if err := s.Bucket.WriteAll(ctx, key, want, nil); err != nil {
 		return fmt.Errorf("write: %w", err)
 	}
-	r, err := s.Bucket.NewReader(ctx, key, nil)
-	if err != nil {
-		return fmt.Errorf("read: %w", err)
-	}
-	got, err := io.ReadAll(r)
-	r.Close()
+	got, err := s.ReadLimited(ctx, key, int64(len(want)))
 	if err != nil {
 		return fmt.Errorf("read: %w", err)
 	}
@@ -168,6 +164,28 @@ func (s *Store) Probe(ctx context.Context) error {
 		return fmt.Errorf("delete: %w", err)
 	}
 	return nil
+}
+
+// ErrTooLarge is what ReadLimited reports for an object larger than its limit.
+var ErrTooLarge = bounded.ErrTooLarge
+
+// ReadLimited reads the object at key, of at most max bytes: one that says it is larger, or
+// turns out to be (a store that streams without end), is refused after max+1 bytes, so what a
+// store sends cannot fill the reader's memory.
+func (s *Store) ReadLimited(ctx context.Context, key string, max int64) ([]byte, error) {
+	r, err := s.Bucket.NewReader(ctx, key, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	if n := r.Size(); n > max {
+		return nil, fmt.Errorf("%w: %s has %d bytes, at most %d are read", ErrTooLarge, key, n, max)
+	}
+	b, err := bounded.ReadAll(r, max)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	return b, nil
 }
 
 // Redact drops a URL's user info, which could hold a secret, for messages.
