@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -10,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -230,7 +230,12 @@ func (e *Engine) Load(ctx context.Context, r io.Reader) (string, error) {
 			_, _ = c.Exec(cctx, "DROP DATABASE IF EXISTS "+ident(sideName(restorePrefix, d.Name))+" WITH (FORCE)")
 		}
 	}()
+	settable, err := userSettings(ctx, conn)
+	if err != nil {
+		return "", err
+	}
 	var summary string
+	var globals *globalsPlan
 	err = a.Each(func(name string, part io.Reader) error {
 		switch {
 		case name == partDatabases:
@@ -242,7 +247,11 @@ func (e *Engine) Load(ctx context.Context, r io.Reader) (string, error) {
 				infos[d.Name] = d
 			}
 		case name == partGlobals:
-			return e.loadGlobals(ctx, part)
+			var err error
+			if globals, err = readGlobals(part, settable); err != nil {
+				return err
+			}
+			return globals.createRoles(ctx, conn)
 		case strings.HasPrefix(name, partDatabase):
 			d, ok := infos[strings.TrimPrefix(name, partDatabase)]
 			if !ok {
@@ -269,12 +278,21 @@ func (e *Engine) Load(ctx context.Context, r io.Reader) (string, error) {
 	if summary == "" {
 		return "", fmt.Errorf("the archive has no %s to check the restore against", partSummary)
 	}
-	// Settings go on last, before any swap: one like default_transaction_read_only would have
-	// stopped pg_restore, and a failure here still leaves every original database as it was.
+	// Roles' attributes, passwords and memberships, then settings, go on once the data is
+	// checked, before any swap: a setting like default_transaction_read_only would have stopped
+	// pg_restore, and a failure here still leaves every original database as it was.
+	if globals != nil {
+		if err := globals.apply(ctx, conn); err != nil {
+			return "", err
+		}
+		if len(globals.skipped) > 0 {
+			summary += "; left out of the roles: " + strings.Join(slices.Compact(globals.skipped), ", ")
+		}
+	}
 	var applied int
 	var unknown []string
 	for _, d := range restored {
-		n, u, err := applySettings(ctx, conn, d)
+		n, u, err := applySettings(ctx, conn, d, settable)
 		if err != nil {
 			return "", err
 		}
@@ -284,7 +302,7 @@ func (e *Engine) Load(ctx context.Context, r io.Reader) (string, error) {
 		summary += fmt.Sprintf("; %d database settings", applied)
 	}
 	if len(unknown) > 0 {
-		summary += "; left out, as this server has no such setting or role: " + strings.Join(unknown, ", ")
+		summary += "; left out, as this server has no such setting or role, or not every user may set it: " + strings.Join(unknown, ", ")
 	}
 	for len(restored) > 0 {
 		if err := swapIn(ctx, conn, restored[0]); err != nil {
@@ -343,61 +361,6 @@ func sideName(prefix, database string) string {
 // bindings of the restored instance create their own).
 func operatorRole(role string) bool {
 	return role == Superuser || role == ReplicationUser || role == Restorer || strings.HasPrefix(role, names.UserPrefix)
-}
-
-// loadGlobals applies pg_dumpall's roles and memberships except those of operator roles, through
-// psql so that its meta-commands work. A role that exists already is altered to match.
-func (e *Engine) loadGlobals(ctx context.Context, r io.Reader) error {
-	var script bytes.Buffer
-	// The roles' password verifiers stay out of the server's log.
-	for _, sql := range unlogged {
-		script.WriteString(sql + ";\n")
-	}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 16<<20)
-	for sc.Scan() {
-		if role, ok := globalsRole(sc.Text()); ok && operatorRole(role) {
-			continue
-		}
-		script.Write(sc.Bytes())
-		script.WriteByte('\n')
-	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("%s: %w", partGlobals, err)
-	}
-	cmd := e.command(ctx, "psql", "--no-psqlrc", "--quiet", "--set", "ON_ERROR_STOP=0", "--dbname", e.connString("postgres"), "--file", "-")
-	cmd.Stdin = &script
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("restoring roles: %w: %s", err, toolErrors(out))
-	}
-	// CREATE ROLE of an existing role fails and the ALTER ROLE after it applies: expected.
-	for _, line := range strings.Split(string(out), "\n") {
-		if strings.Contains(line, "ERROR:") && !strings.Contains(line, "already exists") {
-			return fmt.Errorf("restoring roles: %s", toolErrors([]byte(line)))
-		}
-	}
-	return nil
-}
-
-// globalsRole is the role a line of pg_dumpall --globals-only is about: the role created,
-// altered or commented on, or the member a role is granted to.
-func globalsRole(line string) (string, bool) {
-	for _, prefix := range []string{"CREATE ROLE ", "ALTER ROLE ", "COMMENT ON ROLE "} {
-		if rest, ok := strings.CutPrefix(line, prefix); ok {
-			role, _, ok := cutIdent(rest)
-			return role, ok
-		}
-	}
-	if rest, ok := strings.CutPrefix(line, "GRANT "); ok {
-		if _, rest, ok := cutIdent(rest); ok {
-			if rest, ok := strings.CutPrefix(rest, " TO "); ok {
-				role, _, ok := cutIdent(rest)
-				return role, ok
-			}
-		}
-	}
-	return "", false
 }
 
 // cutIdent reads one SQL identifier, quoted or not, from the start of s.
@@ -497,15 +460,16 @@ func grantACL(ctx context.Context, conn *pgx.Conn, database string, acl []string
 }
 
 // applySettings gives a restored side database its settings and its roles' settings in it. A
-// setting this server does not know (a restore onto a newer major version that removed it) is
-// left out and named, without its value, rather than failing the restore of the data. Settings
-// of operator roles are not the backup's to restore.
-func applySettings(ctx context.Context, conn *pgx.Conn, d databaseInfo) (applied int, unknown []string, err error) {
+// setting this server does not know (a restore onto a newer major version that removed it), or
+// that not every user may set (settable: session_preload_libraries loads code into every
+// session, the agent's included), is left out and named, without its value, rather than failing
+// the restore of the data. Settings of operator roles are not the backup's to restore.
+func applySettings(ctx context.Context, conn *pgx.Conn, d databaseInfo, settable map[string]bool) (applied int, unknown []string, err error) {
 	side := ident(sideName(restorePrefix, d.Name))
 	for _, s := range d.Settings {
 		target := "ALTER DATABASE " + side
 		if s.Role != "" {
-			if operatorRole(s.Role) {
+			if !restorable(s.Role) {
 				continue
 			}
 			target = "ALTER ROLE " + ident(s.Role) + " IN DATABASE " + side
@@ -513,6 +477,14 @@ func applySettings(ctx context.Context, conn *pgx.Conn, d databaseInfo) (applied
 		sql, ok := setSQL(target, s.Setting)
 		if !ok {
 			return applied, unknown, fmt.Errorf("database %s has an unreadable setting", d.Name)
+		}
+		name, _, _ := strings.Cut(s.Setting, "=")
+		if !settable[strings.ToLower(name)] {
+			if s.Role != "" {
+				name += " of role " + s.Role
+			}
+			unknown = append(unknown, name+" in database "+d.Name)
+			continue
 		}
 		if _, err := conn.Exec(ctx, sql); err != nil {
 			var pe *pgconn.PgError
