@@ -350,8 +350,9 @@ func (s statement) refuse() error {
 	return fmt.Errorf("a %q statement is not one a restore applies to roles", strings.Join(words, " "))
 }
 
-// lexSQL splits text into tokens. String constants are standard (” doubles a quote); E” and
-// dollar quoting, which pg_dumpall does not write for roles, are refused.
+// lexSQL splits text into tokens. String constants are standard (a doubled quote stands for one
+// quote); escape strings (E-prefixed) and dollar quoting, which pg_dumpall does not write for
+// roles, are refused.
 func lexSQL(text string) ([]token, error) {
 	var toks []token
 	atLineStart := true
