@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -126,6 +127,7 @@ func (e Engine) Load(ctx context.Context, t engine.BackupTarget, r io.Reader) (s
 		return out
 	}
 	defs.Users, defs.Permissions, defs.TopicPermissions = keep(defs.Users, "name"), keep(defs.Permissions, "user"), keep(defs.TopicPermissions, "user")
+	lowered := restorableTags(defs.Users)
 	for key, v := range map[string]any{"users": defs.Users, "permissions": defs.Permissions, "topic_permissions": defs.TopicPermissions} {
 		b, _ := json.Marshal(v)
 		all[key] = b
@@ -137,7 +139,37 @@ func (e Engine) Load(ctx context.Context, t engine.BackupTarget, r io.Reader) (s
 	if _, err := m.send(ctx, http.MethodPost, "/api/definitions", all, false); err != nil {
 		return "", fmt.Errorf("importing the definitions: %w", err)
 	}
-	return checkImported(ctx, m, defs)
+	summary, err := checkImported(ctx, m, defs)
+	if err == nil && len(lowered) > 0 {
+		summary += "; tags a binding cannot have were left out: " + strings.Join(lowered, ", ")
+	}
+	return summary, err
+}
+
+// bindingTags are the management tags a binding's user can have (an admin binding's): a restored
+// user keeps no other. An archive is data from a store: a forged user tagged administrator would
+// manage the whole broker, the operator's own user included.
+var bindingTags = []string{"management", "policymaker"}
+
+// restorableTags narrows each user's tags to bindingTags, in place, and names what it took away.
+func restorableTags(users []map[string]any) []string {
+	var lowered []string
+	for _, u := range users {
+		var tags tagList
+		raw, _ := json.Marshal(u["tags"])
+		if err := tags.UnmarshalJSON(raw); err != nil {
+			tags = nil // neither a list nor a string: no tag is kept
+		}
+		kept := slices.DeleteFunc(slices.Clone(tags), func(t string) bool { return !slices.Contains(bindingTags, t) })
+		name, _ := u["name"].(string)
+		for _, t := range tags {
+			if !slices.Contains(kept, t) {
+				lowered = append(lowered, t+" of "+name)
+			}
+		}
+		u["tags"] = strings.Join(kept, ",")
+	}
+	return lowered
 }
 
 // checkImported looks up every imported object in a fresh export.

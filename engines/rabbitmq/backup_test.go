@@ -1,7 +1,9 @@
 package rabbitmq
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/backup"
+	"github.com/datafleet-dev/datafleet/framework/backup/archive"
 	"github.com/datafleet-dev/datafleet/framework/backup/store"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/names"
@@ -163,6 +166,39 @@ func TestDefinitionsBackupAndRestore(t *testing.T) {
 		}
 	})
 
+	t.Run("a forged administrator is restored without its tag", func(t *testing.T) {
+		rc, err := backup.Open(ctx, s, "apps/events/b1", man, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		full, _ := io.ReadAll(rc)
+		rc.Close()
+		// What whoever can write to the store could put there: a user of its own, tagged
+		// administrator, with a password it knows.
+		hash, _ := passwordHash("chosen")
+		forged := rewriteDefinitions(t, full, func(defs map[string]any) {
+			defs["users"] = append(defs["users"].([]any), map[string]any{"name": "intruder", "password_hash": hash,
+				"hashing_algorithm": hashAlgorithm, "tags": []string{"administrator", "management"}})
+		})
+		e, target := backupTarget(dst)
+		summary, err := e.Load(ctx, target, bytes.NewReader(forged))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var users []struct{ Name string }
+		intruder := management{base: dst.management().base, user: "intruder", password: "chosen"}
+		code, err := intruder.get(ctx, "/api/users", &users)
+		if code != http.StatusForbidden && code != http.StatusUnauthorized {
+			t.Fatalf("the restored user lists the broker's users: %d %v %v", code, users, err)
+		}
+		if !strings.Contains(summary, "tags a binding cannot have were left out: administrator of intruder") {
+			t.Errorf("the summary does not say what was left out: %s", summary)
+		}
+		if err := login(dst, AdminUser, testPassword, "/"); err != nil {
+			t.Fatalf("the administrator cannot log in after the restore: %v", err)
+		}
+	})
+
 	t.Run("a cut archive imports nothing", func(t *testing.T) {
 		mustSend(t, dst.management(), http.MethodDelete, "/api/users/app-user", nil)
 		rc, err := backup.Open(ctx, s, "apps/events/b1", man, nil)
@@ -179,4 +215,30 @@ func TestDefinitionsBackupAndRestore(t *testing.T) {
 			t.Fatal("a cut archive's users were imported")
 		}
 	})
+}
+
+// rewriteDefinitions copies a definitions archive with its definitions changed by change.
+func rewriteDefinitions(t *testing.T, in []byte, change func(map[string]any)) []byte {
+	t.Helper()
+	var out bytes.Buffer
+	w := archive.NewWriter(&out)
+	err := archive.NewReader(bytes.NewReader(in)).Each(func(name string, part io.Reader) error {
+		var defs map[string]any
+		if err := json.NewDecoder(part).Decode(&defs); err != nil {
+			return err
+		}
+		change(defs)
+		pw, err := w.Create(name)
+		if err != nil {
+			return err
+		}
+		return json.NewEncoder(pw).Encode(defs)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
 }
