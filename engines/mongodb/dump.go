@@ -182,6 +182,9 @@ func Load(ctx context.Context, c *mongo.Client, r io.Reader) (summary string, er
 		switch {
 		case !ok:
 			return fmt.Errorf("unexpected part %q", name)
+		case slices.Contains(systemDatabases, db) || strings.HasPrefix(rest, "system."):
+			// No dump writes these: a forged part would replace the server's own collections.
+			return fmt.Errorf("the archive has a part %q of MongoDB's own data, which no dump writes: it is refused", name)
 		case strings.HasSuffix(rest, indexesSuffix):
 			side := c.Database(db).Collection(strings.TrimSuffix(rest, indexesSuffix) + sideSuffix)
 			if err := side.Drop(ctx); err != nil {
@@ -218,10 +221,80 @@ func Load(ctx context.Context, c *mongo.Client, r io.Reader) (summary string, er
 			return "", err
 		}
 	}
+	users, left := restorableUsers(users)
 	if err := loadUsers(ctx, c, users); err != nil {
 		return "", fmt.Errorf("the documents were restored, the users were not: %w", err)
 	}
-	return fmt.Sprintf("restored %d collections, %d documents, each collection's documents counted as in the dump, and %d users", len(sides), docs, len(users)), nil
+	summary = fmt.Sprintf("restored %d collections, %d documents, each collection's documents counted as in the dump, and %d users", len(sides), docs, len(users))
+	if len(left) > 0 {
+		summary += "; left out of the users: " + strings.Join(left, ", ")
+	}
+	return summary, nil
+}
+
+// bindingRoles are the roles a binding's user has, on its own database (RolesFor): a restored
+// user keeps no other.
+var bindingRoles = []string{"read", "readWrite", "dbOwner"}
+
+// restorableUsers keeps the dumped users a restore may create, each with the roles a binding
+// could have given it, and names what it left out. The users part is data from a store, which
+// whoever can write to the store can forge: a user of admin (root, userAdminAnyDatabase) would
+// own the replica set and the operator's administrator with it, and an _id that is not the
+// user's own would overwrite another user (FerretDB keeps its users in a collection written by
+// _id). The operator's own users are left out without a word, as the dump leaves them out.
+func restorableUsers(users []bson.Raw) (kept []bson.Raw, left []string) {
+	for _, u := range users {
+		db, _ := u.Lookup("db").StringValueOK()
+		user, _ := u.Lookup("user").StringValueOK()
+		id, _ := u.Lookup("_id").StringValueOK()
+		switch {
+		case operatorUser(db, user):
+			continue
+		case db == "" || user == "" || id != db+"."+user:
+			left = append(left, fmt.Sprintf("a user whose id %q is not its own", id))
+			continue
+		case slices.Contains(systemDatabases, db):
+			left = append(left, user+" of "+db)
+			continue
+		}
+		var doc bson.D
+		if err := bson.Unmarshal(u, &doc); err != nil {
+			left = append(left, fmt.Sprintf("%s of %s (unreadable)", user, db))
+			continue
+		}
+		for i, e := range doc {
+			if e.Key != "roles" {
+				continue
+			}
+			roles, _ := e.Value.(bson.A)
+			var keep bson.A
+			for _, r := range roles {
+				var role, rdb string
+				rd, _ := r.(bson.D)
+				for _, f := range rd {
+					switch f.Key {
+					case "role":
+						role, _ = f.Value.(string)
+					case "db":
+						rdb, _ = f.Value.(string)
+					}
+				}
+				if rdb == db && slices.Contains(bindingRoles, role) {
+					keep = append(keep, r)
+				} else {
+					left = append(left, fmt.Sprintf("role %s@%s of %s", role, rdb, user))
+				}
+			}
+			doc[i].Value = keep
+		}
+		b, err := bson.Marshal(doc)
+		if err != nil {
+			left = append(left, fmt.Sprintf("%s of %s (unreadable)", user, db))
+			continue
+		}
+		kept = append(kept, b)
+	}
+	return kept, left
 }
 
 // tempUsers is where MongoDB's restore takes users from (as mongorestore does).

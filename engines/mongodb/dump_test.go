@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/datafleet-dev/datafleet/framework/backup/archive"
 	"github.com/datafleet-dev/datafleet/test/testenv"
 )
 
@@ -174,8 +176,9 @@ func TestUsersRoundTripOnFerretDB(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The source's setup user (root) and reporting; not the administrator, not the binding user.
-	if !strings.HasSuffix(summary, "and 2 users") {
+	// Reporting; not the administrator, not the binding user, not the source's setup user (root,
+	// a user of admin), which is named.
+	if !strings.HasSuffix(summary, "and 1 users; left out of the users: root of admin") {
 		t.Errorf("summary %q", summary)
 	}
 	for _, c := range []struct {
@@ -194,6 +197,107 @@ func TestUsersRoundTripOnFerretDB(t *testing.T) {
 	}
 	if n, err := dst.Database("admin").Collection(tempUsers).CountDocuments(ctx, bson.D{}); err != nil || n != 0 {
 		t.Errorf("the temporary users collection was left with %d documents (%v)", n, err)
+	}
+}
+
+// A users part forged in the store: a user of admin with root, a user whose _id is the operator's
+// administrator's (FerretDB writes users by _id), roles beyond the user's own database, and a
+// part that would replace admin's own collections. The administrator keeps its password, the
+// intruders do not log in, the roles are narrowed to the user's database; the part is refused.
+func TestForgedUsersAreNotRestored(t *testing.T) {
+	ctx := context.Background()
+	from, to := testenv.StartFerretDB(t), testenv.StartFerretDB(t)
+	src, dst := connect(t, from.URI()), connect(t, to.URI())
+	for _, c := range []*mongo.Client{src, dst} {
+		for _, u := range []struct{ db, user, password string }{{"app", "reporting", "reporting-secret"}, {"admin", AdminUser, "target-admin-secret"}} {
+			if err := c.Database(u.db).RunCommand(ctx, bson.D{{Key: "createUser", Value: u.user}, {Key: "pwd", Value: u.password},
+				{Key: "roles", Value: bson.A{}}}).Err(); err != nil && c == src {
+				t.Fatal(err)
+			}
+		}
+	}
+	var dump bytes.Buffer
+	if err := Dump(ctx, src, &dump); err != nil {
+		t.Fatal(err)
+	}
+	forge := func(extra func(reporting bson.Raw) []any, parts map[string][]byte) []byte {
+		var out bytes.Buffer
+		w := archive.NewWriter(&out)
+		err := archive.NewReader(bytes.NewReader(dump.Bytes())).Each(func(name string, part io.Reader) error {
+			b, _ := io.ReadAll(part)
+			if name == usersPart {
+				var reporting bson.Raw
+				_ = eachDocument(bytes.NewReader(b), func(d bson.Raw) error {
+					if u, _ := d.Lookup("user").StringValueOK(); u == "reporting" {
+						reporting = slices.Clone(d)
+					}
+					return nil
+				})
+				for _, d := range extra(reporting) {
+					raw, err := bson.Marshal(d)
+					if err != nil {
+						return err
+					}
+					b = append(b, raw...)
+				}
+			}
+			pw, _ := w.Create(name)
+			_, err := pw.Write(b)
+			return err
+		})
+		for name, b := range parts {
+			pw, _ := w.Create(name)
+			_, _ = pw.Write(b)
+		}
+		if err != nil || w.Close() != nil {
+			t.Fatal(err)
+		}
+		return out.Bytes()
+	}
+	as := func(reporting bson.Raw, id, user, db string, roles bson.A) bson.D {
+		return bson.D{{Key: "_id", Value: id}, {Key: "user", Value: user}, {Key: "db", Value: db},
+			{Key: "credentials", Value: reporting.Lookup("credentials")}, {Key: "roles", Value: roles}}
+	}
+	forged := forge(func(r bson.Raw) []any {
+		return []any{
+			as(r, "admin.intruder", "intruder", "admin", bson.A{bson.D{{Key: "role", Value: "root"}, {Key: "db", Value: "admin"}}}),
+			as(r, "admin."+AdminUser, "takeover", "app", bson.A{}),
+			as(r, "app.wide", "wide", "app", bson.A{bson.D{{Key: "role", Value: "readWrite"}, {Key: "db", Value: "app"}},
+				bson.D{{Key: "role", Value: "readWrite"}, {Key: "db", Value: "billing"}}, bson.D{{Key: "role", Value: "root"}, {Key: "db", Value: "admin"}}}),
+		}
+	}, nil)
+	summary, err := Load(ctx, dst, bytes.NewReader(forged))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		db, user, password string
+		ok                 bool
+	}{
+		{"admin", AdminUser, "target-admin-secret", true},
+		{"admin", "intruder", "reporting-secret", false},
+		{"app", "takeover", "reporting-secret", false},
+		{"app", "wide", "reporting-secret", true},
+	} {
+		if err := loginTo(ctx, t, to.Addr, c.db, c.user, c.password); (err == nil) != c.ok {
+			t.Errorf("logging in as %s.%s after the forged restore: %v, want success %v", c.db, c.user, err, c.ok)
+		}
+	}
+	var wide bson.Raw
+	if wide, err = dst.Database("admin").Collection(usersCollection).FindOne(ctx, bson.D{{Key: "_id", Value: "app.wide"}}).Raw(); err != nil {
+		t.Fatal(err)
+	}
+	if roles := wide.Lookup("roles").String(); strings.Contains(roles, "billing") || strings.Contains(roles, "root") {
+		t.Errorf("wide's roles reach beyond its database: %s", roles)
+	}
+	for _, want := range []string{"intruder of admin", `a user whose id "admin.` + AdminUser + `" is not its own`, "role readWrite@billing of wide", "role root@admin of wide"} {
+		if !strings.Contains(summary, want) {
+			t.Errorf("the summary does not name %q: %s", want, summary)
+		}
+	}
+	withSystemPart := forge(func(bson.Raw) []any { return nil }, map[string][]byte{"admin/system.users" + docsSuffix: nil})
+	if _, err := Load(ctx, dst, bytes.NewReader(withSystemPart)); err == nil || !strings.Contains(err.Error(), "of MongoDB's own data") {
+		t.Errorf("a part for admin.system.users: %v", err)
 	}
 }
 
