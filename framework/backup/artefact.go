@@ -5,6 +5,7 @@ package backup
 import (
 	"compress/gzip"
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -20,8 +21,9 @@ import (
 	"github.com/datafleet-dev/datafleet/framework/backup/store"
 )
 
-// FormatVersion is the artefact layout this code writes and reads.
-const FormatVersion = 1
+// FormatVersion is the artefact layout this code writes. Version 2 added the manifest's MAC;
+// version 1 manifests are still read (from stores without a key: see Authenticate).
+const FormatVersion = 2
 
 // Object names inside a backup's directory.
 const (
@@ -52,6 +54,9 @@ type Manifest struct {
 	Completed time.Time `json:"completed"`
 	// Source is the backed-up instance's spec (JSON), from which a restore creates a new instance.
 	Source json.RawMessage `json:"source,omitempty"`
+	// MAC authenticates every other field with the store's key (HMAC-SHA256 with a key derived
+	// from it), when the store has one: see Authenticate.
+	MAC string `json:"mac,omitempty"`
 }
 
 // Encryption says how the data object is encrypted.
@@ -90,6 +95,11 @@ func Write(ctx context.Context, s *store.Store, dir string, m Manifest, key []by
 		return m, err
 	}
 	m.Size, m.SHA256, m.RawSize, m.Completed = size, sum, raw, time.Now().UTC()
+	if key != nil {
+		if m.MAC, err = manifestMAC(m, key); err != nil {
+			return m, err
+		}
+	}
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return m, err
@@ -176,8 +186,12 @@ func ReadManifest(ctx context.Context, s *store.Store, dir string) (Manifest, er
 	if err := json.Unmarshal(b, &m); err != nil {
 		return m, fmt.Errorf("the manifest at %s is not valid: %w", key, err)
 	}
-	if m.Format != FormatVersion {
-		return m, fmt.Errorf("the manifest has format %d; this operator reads format %d", m.Format, FormatVersion)
+	if m.Data != dataName && m.Data != dataName+encSuffix {
+		// Any other name could point outside the backup's directory (../another/data.gz).
+		return m, fmt.Errorf("the manifest at %s names its data %q, which is not an object a backup writes", key, m.Data)
+	}
+	if m.Format != 1 && m.Format != FormatVersion {
+		return m, fmt.Errorf("the manifest has format %d; this operator reads formats 1 and %d", m.Format, FormatVersion)
 	}
 	return m, nil
 }
@@ -191,7 +205,7 @@ var (
 // Verify reads the whole data object and checks its size and checksum against the manifest, and
 // that key is the one it was encrypted with: before a restore touches any data.
 func Verify(ctx context.Context, s *store.Store, dir string, m Manifest, key []byte) error {
-	if err := checkKey(m, key); err != nil {
+	if err := Authenticate(m, key); err != nil {
 		return err
 	}
 	r, err := s.Bucket.NewReader(ctx, s.Key(dir, m.Data), nil)
@@ -211,26 +225,60 @@ func Verify(ctx context.Context, s *store.Store, dir string, m Manifest, key []b
 	return nil
 }
 
-// checkKey refuses a key that cannot decrypt the backup. A key given for a backup that is not
-// encrypted is ignored: the store may have been given a key after the backup was written.
-func checkKey(m Manifest, key []byte) error {
+// ErrUnauthenticated means a store with a key holds a backup that the key did not write: not
+// encrypted, or its manifest not authenticated by it. Whoever can write to the store could have
+// put it there.
+var ErrUnauthenticated = errors.New("the backup is not authenticated by the store's key")
+
+// Authenticate checks a manifest against the store's key before anything of the backup is used:
+// in a store with a key, the backup must be encrypted with that key and its manifest carry a
+// valid MAC (so neither its spec, its checksums nor the name of its data can have been changed,
+// and an unencrypted backup cannot stand in for an encrypted one). A store without a key has
+// nothing to authenticate with: an encrypted backup there is refused for want of the key, an
+// unencrypted one is what the store holds (protect such stores with the provider's access
+// control, or give them a key).
+func Authenticate(m Manifest, key []byte) error {
 	switch {
-	case m.Encryption == nil:
+	case key == nil && m.Encryption == nil:
 		return nil
 	case key == nil:
 		return fmt.Errorf("%w: the backup is encrypted (%s, key id %s) and no key was given", ErrWrongKey, m.Encryption.Algorithm, m.Encryption.KeyID)
+	case m.Encryption == nil:
+		return fmt.Errorf("%w: it is not encrypted, and this store encrypts every backup it holds", ErrUnauthenticated)
 	case m.Encryption.Algorithm != EncryptionAlgorithm:
 		return fmt.Errorf("the backup is encrypted with %s, which this operator cannot read", m.Encryption.Algorithm)
 	case KeyID(key) != m.Encryption.KeyID:
 		return fmt.Errorf("%w: its id is %s, the backup's is %s", ErrWrongKey, KeyID(key), m.Encryption.KeyID)
+	case m.MAC == "":
+		return fmt.Errorf("%w: its manifest has no MAC (format %d)", ErrUnauthenticated, m.Format)
+	}
+	want, err := manifestMAC(m, key)
+	if err != nil {
+		return err
+	}
+	if !hmac.Equal([]byte(want), []byte(m.MAC)) {
+		return fmt.Errorf("%w: its manifest's MAC does not match", ErrUnauthenticated)
 	}
 	return nil
+}
+
+// manifestMAC is the MAC of every field of m but the MAC, as JSON (encoding/json writes a
+// struct's fields in order and compacts raw messages, so the same manifest gives the same bytes).
+func manifestMAC(m Manifest, key []byte) (string, error) {
+	m.MAC = ""
+	b, err := json.Marshal(m)
+	if err != nil {
+		return "", err
+	}
+	mac := hmac.New(sha256.New, manifestKey(key))
+	mac.Write(b)
+	return hex.EncodeToString(mac.Sum(nil)), nil
 }
 
 // Open streams the dump back: decrypted and decompressed. Call Verify first. The returned reader
 // fails, rather than ending early, if the data no longer matches the manifest at its end.
 func Open(ctx context.Context, s *store.Store, dir string, m Manifest, key []byte) (io.ReadCloser, error) {
-	if err := checkKey(m, key); err != nil {
+	if err := Authenticate(m, key); err != nil {
 		return nil, err
 	}
 	br, err := s.Bucket.NewReader(ctx, s.Key(dir, m.Data), nil)

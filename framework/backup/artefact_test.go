@@ -3,10 +3,12 @@ package backup_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"gocloud.dev/blob"
@@ -97,6 +99,66 @@ func flipByte(t *testing.T, b *blob.Bucket, key string, at int) {
 	}
 }
 
+// In a store with a key, a manifest changed in the store (its spec, its checksum), or one without
+// a MAC (format 1), or without encryption, is refused before any data is read. In any store, a
+// manifest whose data is not the backup's own object (../another/data.gz) is refused.
+func TestKeyedStoresAuthenticateManifests(t *testing.T) {
+	ctx := context.Background()
+	key := []byte("0123456789abcdef0123456789abcdef")
+	s := stores(t)["file"]
+	for _, dir := range []string{"ns/inst/a", "ns/inst/b"} {
+		if _, err := backup.Write(ctx, s, dir, backup.Manifest{Engine: "postgres", Source: []byte(`{"replicas":1}`)}, key, dumpOf(randomBytes(1000))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := restore(s, "ns/inst/a", key); err != nil {
+		t.Fatalf("an untouched backup: %v", err)
+	}
+	for name, change := range map[string]func(m map[string]any){
+		"its spec": func(m map[string]any) {
+			m["source"] = map[string]any{"replicas": 5, "parameters": map[string]any{"x": "y"}}
+		},
+		"its checksum":      func(m map[string]any) { m["sha256"] = strings.Repeat("0", 64) },
+		"no MAC (format 1)": func(m map[string]any) { delete(m, "mac"); m["format"] = 1 },
+		"not encrypted":     func(m map[string]any) { delete(m, "encryption") },
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := "ns/inst/a-" + strings.ReplaceAll(name, " ", "-")
+			b, _ := s.Bucket.ReadAll(ctx, s.Key("ns/inst/a", backup.ManifestName))
+			var m map[string]any
+			if err := json.Unmarshal(b, &m); err != nil {
+				t.Fatal(err)
+			}
+			change(m)
+			b, _ = json.Marshal(m)
+			data, _ := s.Bucket.ReadAll(ctx, s.Key("ns/inst/a", "data.gz.enc"))
+			for k, v := range map[string][]byte{backup.ManifestName: b, "data.gz.enc": data} {
+				if err := s.Bucket.WriteAll(ctx, s.Key(dir, k), v, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			mf, err := backup.ReadManifest(ctx, s, dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := backup.Authenticate(mf, key); !errors.Is(err, backup.ErrUnauthenticated) {
+				t.Errorf("a manifest with %s changed: %v, want ErrUnauthenticated", name, err)
+			}
+			if _, err := restore(s, dir, key); !errors.Is(err, backup.ErrUnauthenticated) {
+				t.Errorf("restoring it: %v, want ErrUnauthenticated", err)
+			}
+		})
+	}
+	b, _ := s.Bucket.ReadAll(ctx, s.Key("ns/inst/a", backup.ManifestName))
+	b = bytes.Replace(b, []byte(`"data.gz.enc"`), []byte(`"../b/data.gz.enc"`), 1)
+	if err := s.Bucket.WriteAll(ctx, s.Key("ns/inst/elsewhere", backup.ManifestName), b, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := backup.ReadManifest(ctx, s, "ns/inst/elsewhere"); err == nil || !strings.Contains(err.Error(), "not an object a backup writes") {
+		t.Errorf("a manifest naming another backup's data: %v", err)
+	}
+}
+
 func TestArtefacts(t *testing.T) {
 	ctx := context.Background()
 	key := []byte("0123456789abcdef0123456789abcdef")
@@ -126,9 +188,10 @@ func TestArtefacts(t *testing.T) {
 				}
 
 				if !encrypted {
-					// A store given a key later still restores its older, unencrypted backups.
-					if got, err := restore(s, dir, key); err != nil || !bytes.Equal(got, data) {
-						t.Fatalf("an unencrypted backup with a key given: %d bytes, %v", len(got), err)
+					// In a store with a key, an unencrypted backup is not the key's: whoever can
+					// write to the store could have put it there (a downgrade).
+					if _, err := restore(s, dir, key); !errors.Is(err, backup.ErrUnauthenticated) {
+						t.Fatalf("an unencrypted backup with a key given: %v, want ErrUnauthenticated", err)
 					}
 				}
 				if encrypted {

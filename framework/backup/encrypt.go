@@ -42,6 +42,13 @@ func KeyID(secret []byte) string {
 	return hex.EncodeToString(m.Sum(nil)[:8])
 }
 
+// manifestKey is the key manifests are authenticated with, derived apart from the objects' keys.
+func manifestKey(secret []byte) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte("datafleet manifest mac\x00"))
+	return m.Sum(nil)
+}
+
 func objectKey(secret, salt []byte) []byte {
 	m := hmac.New(sha256.New, secret)
 	m.Write([]byte("datafleet backup key\x00"))

@@ -186,7 +186,7 @@ func (r *BackupReconciler) complete(ctx context.Context, b *v1alpha1.Backup, bs 
 		return err
 	}
 	defer st.Close()
-	m, err := backup.ReadManifest(ctx, st, Dir(b))
+	m, err := readManifest(ctx, r.APIReader, st, bs, Dir(b))
 	if errors.Is(err, backup.ErrIncomplete) {
 		_, err = run.fail(job.ReasonIncomplete, err.Error())
 		return err

@@ -18,6 +18,7 @@ import (
 	"gocloud.dev/gcerrors"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/framework/backup"
 	"github.com/datafleet-dev/datafleet/framework/backup/job"
 	"github.com/datafleet-dev/datafleet/framework/backup/store"
 )
@@ -82,6 +83,37 @@ func openStore(ctx context.Context, r client.Reader, bs *v1alpha1.BackupStore) (
 		return nil, "OpenFailed", err
 	}
 	return st, "", nil
+}
+
+// storeKey reads the store's encryption key, nil when it has none: the operator authenticates
+// a manifest with it (backup.Authenticate) before it believes anything the manifest says.
+func storeKey(ctx context.Context, r client.Reader, bs *v1alpha1.BackupStore) ([]byte, error) {
+	e := bs.Spec.Encryption
+	if e == nil {
+		return nil, nil
+	}
+	s := &corev1.Secret{}
+	if err := r.Get(ctx, client.ObjectKey{Namespace: bs.Namespace, Name: e.KeySecretRef.Name}, s); err != nil {
+		return nil, fmt.Errorf("the encryption key Secret %q: %w", e.KeySecretRef.Name, err)
+	}
+	key := s.Data[e.KeySecretRef.Key]
+	if len(key) == 0 {
+		return nil, fmt.Errorf("the encryption key Secret %q has no key %q", e.KeySecretRef.Name, e.KeySecretRef.Key)
+	}
+	return key, nil
+}
+
+// readManifest reads a backup's manifest and authenticates it with the store's key.
+func readManifest(ctx context.Context, r client.Reader, st *store.Store, bs *v1alpha1.BackupStore, dir string) (backup.Manifest, error) {
+	m, err := backup.ReadManifest(ctx, st, dir)
+	if err != nil {
+		return m, err
+	}
+	key, err := storeKey(ctx, r, bs)
+	if err != nil {
+		return m, err
+	}
+	return m, backup.Authenticate(m, key)
 }
 
 // sharedScheme reports whether a store URL's objects can be seen by other pods: file:// and

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -200,6 +201,9 @@ func (r *RestoreReconciler) target(ctx context.Context, rs *v1alpha1.Restore, b 
 		return nil, ReasonInstanceGone, fmt.Sprintf("instance %q, which this Restore created, was deleted before the restore finished", ni.Name), nil
 	}
 	spec, err := r.sourceSpec(ctx, b, bs)
+	if errors.Is(err, backup.ErrUnauthenticated) || errors.Is(err, backup.ErrWrongKey) {
+		return nil, job.AuthReason(err), err.Error(), nil
+	}
 	if err != nil {
 		return nil, ReasonManifestUnreadable, err.Error(), nil
 	}
@@ -260,7 +264,7 @@ func (r *RestoreReconciler) sourceSpec(ctx context.Context, b *v1alpha1.Backup, 
 		return spec, err
 	}
 	defer st.Close()
-	m, err := backup.ReadManifest(ctx, st, Dir(b))
+	m, err := readManifest(ctx, r.APIReader, st, bs, Dir(b))
 	if err != nil {
 		return spec, err
 	}

@@ -139,6 +139,7 @@ const (
 	ReasonIncomplete       = "BackupIncomplete"
 	ReasonChecksumMismatch = "ChecksumMismatch"
 	ReasonWrongKey         = "WrongEncryptionKey"
+	ReasonUnauthenticated  = "Unauthenticated"
 	ReasonVersionDowngrade = "VersionDowngrade"
 	ReasonEngineMismatch   = "EngineMismatch"
 	ReasonInvalid          = "InvalidJob"

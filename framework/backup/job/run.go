@@ -105,6 +105,10 @@ func load(ctx context.Context, p Params, s *store.Store, b engine.Backuper, t en
 	if err != nil {
 		return fail(ReasonStoreUnreachable, err)
 	}
+	// Nothing of the manifest is believed before it is authenticated.
+	if err := backup.Authenticate(m, p.Key); err != nil {
+		return fail(AuthReason(err), err)
+	}
 	if r, err := Compatible(m.Engine, m.EngineVersion, p.Engine, p.Version); err != nil {
 		return fail(r, err)
 	}
@@ -112,8 +116,8 @@ func load(ctx context.Context, p Params, s *store.Store, b engine.Backuper, t en
 		switch {
 		case errors.Is(err, backup.ErrCorrupt):
 			return fail(ReasonChecksumMismatch, err)
-		case errors.Is(err, backup.ErrWrongKey):
-			return fail(ReasonWrongKey, err)
+		case errors.Is(err, backup.ErrWrongKey), errors.Is(err, backup.ErrUnauthenticated):
+			return fail(AuthReason(err), err)
 		}
 		return fail(ReasonStoreUnreachable, err)
 	}
@@ -130,6 +134,17 @@ func load(ctx context.Context, p Params, s *store.Store, b engine.Backuper, t en
 		return fail(ReasonLoadFailed, err)
 	}
 	return Result{Reason: ReasonCompleted, Message: summary}, nil
+}
+
+// AuthReason is the reason for an error of backup.Authenticate.
+func AuthReason(err error) string {
+	switch {
+	case errors.Is(err, backup.ErrWrongKey):
+		return ReasonWrongKey
+	case errors.Is(err, backup.ErrUnauthenticated):
+		return ReasonUnauthenticated
+	}
+	return ReasonLoadFailed
 }
 
 // Compatible refuses a backup of another engine, or from a newer version than the target runs.
