@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path"
 	"strings"
 	_ "time/tzdata" // BackupPlan time zones: the image has no zoneinfo
 
@@ -19,6 +20,7 @@ import (
 
 	"github.com/datafleet-dev/datafleet/framework/agent"
 	"github.com/datafleet-dev/datafleet/framework/backup/job"
+	"github.com/datafleet-dev/datafleet/framework/backup/store"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/operator"
 	"github.com/datafleet-dev/datafleet/framework/webhook"
@@ -33,6 +35,8 @@ type options struct {
 	leaderElectionNamespace string
 	agentImage              string
 	webhook                 webhookOptions
+	stores                  store.Policy
+	storeEndpoints          string
 }
 
 // webhookOptions: the validating webhook runs when configuration names the chart's
@@ -86,6 +90,10 @@ func run(args []string) error {
 	fs.StringVar(&o.webhook.service, "webhook-service", "", "name of the webhook's Service in the manager's namespace ($POD_NAMESPACE)")
 	fs.IntVar(&o.webhook.port, "webhook-port", 9443, "port the webhook server listens on")
 	fs.StringVar(&o.webhook.certDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "directory of the webhook's tls.crt and tls.key")
+	fs.BoolVar(&o.stores.AllowAmbientCredentials, "store-allow-ambient-credentials", false,
+		"let BackupStores without a credentials Secret (and azblob://) use the operator's own cloud identity")
+	fs.StringVar(&o.storeEndpoints, "store-allowed-endpoints", "",
+		"comma-separated host:port patterns (path.Match) of the custom endpoints BackupStore URLs may name; none when empty")
 	fs.BoolVar(&o.webhook.selfSigned, "webhook-self-signed", true,
 		"issue the webhook's certificate from the operator's own CA and inject it into the configuration (false: cert-manager provides both)")
 	zapOpts := zap.Options{}
@@ -98,6 +106,14 @@ func run(args []string) error {
 	}
 	if o.maxConcurrentReconciles < 1 {
 		return fmt.Errorf("--max-concurrent-reconciles must be at least 1, got %d", o.maxConcurrentReconciles)
+	}
+	for _, e := range strings.Split(o.storeEndpoints, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			if _, err := path.Match(e, ""); err != nil {
+				return fmt.Errorf("--store-allowed-endpoints: %q: %w", e, err)
+			}
+			o.stores.Endpoints = append(o.stores.Endpoints, e)
+		}
 	}
 	var wanted []string
 	if o.engines != "" {
@@ -150,6 +166,7 @@ func run(args []string) error {
 		MaxConcurrentReconciles: o.maxConcurrentReconciles,
 		Known:                   registry.Names(),
 		AgentImage:              o.agentImage,
+		StorePolicy:             o.stores,
 	}); err != nil {
 		return err
 	}
@@ -158,7 +175,7 @@ func run(args []string) error {
 	}
 	ready := healthz.Ping
 	if o.webhook.configuration != "" {
-		if err := webhook.Setup(mgr, engines); err != nil {
+		if err := webhook.Setup(mgr, engines, o.stores); err != nil {
 			return err
 		}
 		if certs != nil {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/backup/controllers"
+	"github.com/datafleet-dev/datafleet/framework/backup/store"
 	"github.com/datafleet-dev/datafleet/framework/binding"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/instance"
@@ -88,6 +89,8 @@ type Options struct {
 	AgentImage string
 	// StoreProbeEvery is how often BackupStores are probed (default 10 minutes).
 	StoreProbeEvery time.Duration
+	// StorePolicy says which BackupStores the operator may use: ambient credentials, endpoints.
+	StorePolicy store.Policy
 }
 
 // Setup registers the field indexes, one controller per engine, the binding controller and the
@@ -142,11 +145,11 @@ func setupBackups(mgr ctrl.Manager, engines []engine.Engine, opts Options) error
 	for _, r := range []interface {
 		SetupWithManager(ctrl.Manager, controller.Options) error
 	}{
-		&controllers.StoreReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Every: opts.StoreProbeEvery},
+		&controllers.StoreReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Every: opts.StoreProbeEvery, Policy: opts.StorePolicy},
 		&controllers.BackupReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Engines: byName, Image: opts.AgentImage,
-			Recorder: mgr.GetEventRecorder("backup")},
+			Recorder: mgr.GetEventRecorder("backup"), Policy: opts.StorePolicy},
 		&controllers.RestoreReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Engines: byName, Image: opts.AgentImage,
-			Recorder: mgr.GetEventRecorder("restore")},
+			Recorder: mgr.GetEventRecorder("restore"), Policy: opts.StorePolicy},
 		&controllers.PlanReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("backupplan")},
 	} {
 		if err := r.SetupWithManager(mgr, copts); err != nil {

@@ -9,6 +9,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/framework/backup/store"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 )
 
@@ -18,10 +19,12 @@ const (
 	BindingPath   = "/validate-servicebinding"
 	NamespacePath = "/validate-namespace"
 	PlanPath      = "/validate-backupplan"
+	StorePath     = "/validate-backupstore"
 )
 
-// Setup registers the validators with the manager's webhook server.
-func Setup(mgr ctrl.Manager, engines []engine.Engine) error {
+// Setup registers the validators with the manager's webhook server; stores is the platform's
+// BackupStore policy.
+func Setup(mgr ctrl.Manager, engines []engine.Engine, stores store.Policy) error {
 	byName := map[string]engine.Engine{}
 	for _, e := range engines {
 		byName[e.Name()] = e
@@ -48,8 +51,15 @@ func Setup(mgr ctrl.Manager, engines []engine.Engine) error {
 	if err != nil {
 		return err
 	}
-	return ctrl.NewWebhookManagedBy(mgr, &v1alpha1.BackupPlan{}).
+	err = ctrl.NewWebhookManagedBy(mgr, &v1alpha1.BackupPlan{}).
 		WithValidator(&PlanValidator{Clock: clock.RealClock{}}).
 		WithValidatorCustomPath(PlanPath).
+		Complete()
+	if err != nil {
+		return err
+	}
+	return ctrl.NewWebhookManagedBy(mgr, &v1alpha1.BackupStore{}).
+		WithValidator(&StoreValidator{Policy: stores}).
+		WithValidatorCustomPath(StorePath).
 		Complete()
 }

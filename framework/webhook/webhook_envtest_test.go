@@ -24,6 +24,7 @@ import (
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/framework/backup/store"
 	"github.com/datafleet-dev/datafleet/framework/certs"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/engine/fakeengine"
@@ -33,6 +34,10 @@ import (
 )
 
 const opNamespace = "datafleet-system"
+
+// storePolicy is the platform's BackupStore policy the tests' webhook runs with: no ambient
+// credentials, MinIO in any namespace.
+var storePolicy = store.Policy{Endpoints: []string{"minio.*.svc:9000"}}
 
 // startWebhook serves the manager's webhook for the engines (the fake engine when none are
 // given), with the operator's own certificate, behind a ValidatingWebhookConfiguration the real
@@ -68,7 +73,7 @@ func startWebhookWithCache(t *testing.T, env *testenv.Env, opts cache.Options, e
 	}}
 	vwc := &admissionregistrationv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "datafleet"},
 		Webhooks: []admissionregistrationv1.ValidatingWebhook{hook("serviceinstances", webhook.InstancePath), hook("servicebindings", webhook.BindingPath),
-			hook("backupplans", webhook.PlanPath), namespaces}}
+			hook("backupplans", webhook.PlanPath), hook("backupstores", webhook.StorePath), namespaces}}
 	for _, o := range []client.Object{&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: opNamespace}}, vwc} {
 		if err := env.Client.Create(ctx, o); err != nil {
 			t.Fatal(err)
@@ -91,7 +96,7 @@ func startWebhookWithCache(t *testing.T, env *testenv.Env, opts cache.Options, e
 	if len(engines) == 0 {
 		engines = []engine.Engine{fakeengine.New()}
 	}
-	if err := webhook.Setup(mgr, engines); err != nil {
+	if err := webhook.Setup(mgr, engines, storePolicy); err != nil {
 		t.Fatal(err)
 	}
 	mctx, cancel := context.WithCancel(ctx)
@@ -345,5 +350,33 @@ func TestWebhookRefusesSchedulesThatNeverFire(t *testing.T) {
 	ok.Spec.Schedule = "0 3 30 2 *"
 	if err := c.Update(ctx, ok); err == nil || !strings.Contains(err.Error(), "never fires") {
 		t.Errorf("changing the schedule to 30 February: %v", err)
+	}
+}
+
+// A BackupStore the platform's policy does not allow is refused at admission, naming the setting:
+// one without credentials (the operator's own cloud identity), one whose endpoint is not on the
+// list. One within the policy is admitted.
+func TestWebhookRefusesStoresThePolicyDoesNotAllow(t *testing.T) {
+	env := testenv.Start(t)
+	startWebhook(t, env)
+	ctx, c := context.Background(), env.Client
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "apps"}}); err != nil {
+		t.Fatal(err)
+	}
+	creds := &v1alpha1.LocalObjectReference{Name: "s3"}
+	for _, k := range []struct {
+		name, url string
+		creds     *v1alpha1.LocalObjectReference
+		want      string // "" admits
+	}{
+		{"ambient", "s3://bucket?region=eu-west-1", nil, "spec.url: Forbidden: s3:// stores without a credentials Secret use the operator's own cloud identity"},
+		{"inside", "s3://bucket?endpoint=http://kube-apiserver.kube-system.svc:443", creds, "backupStores.allowedEndpoints"},
+		{"minio", "s3://bucket?endpoint=http://minio.apps.svc:9000&use_path_style=true", creds, ""},
+	} {
+		err := c.Create(ctx, &v1alpha1.BackupStore{ObjectMeta: metav1.ObjectMeta{Name: k.name, Namespace: "apps"},
+			Spec: v1alpha1.BackupStoreSpec{URL: k.url, CredentialsSecretRef: k.creds}})
+		if k.want == "" && err != nil || k.want != "" && (err == nil || !strings.Contains(err.Error(), k.want)) {
+			t.Errorf("store %s: %v, want %q", k.name, err, k.want)
+		}
 	}
 }

@@ -187,6 +187,19 @@ func TestValuesReachTheManager(t *testing.T) {
 	if !strings.HasSuffix(c.Image, ":abc") {
 		t.Errorf("image %s does not use the tag value", c.Image)
 	}
+	// The store policy: strict by default, as the values say.
+	if !slices.Contains(c.Args, "--store-allow-ambient-credentials=false") || slices.ContainsFunc(c.Args, func(a string) bool {
+		return strings.HasPrefix(a, "--store-allowed-endpoints")
+	}) {
+		t.Errorf("by default the store policy allows something: %v", c.Args)
+	}
+	d = convert[appsv1.Deployment](t, byKind(render(t, "backupStores.allowAmbientCredentials=true",
+		"backupStores.allowedEndpoints={minio.*.svc:9000,s3.corp.example:443}"), "Deployment")[0])
+	for _, want := range []string{"--store-allow-ambient-credentials=true", "--store-allowed-endpoints=minio.*.svc:9000,s3.corp.example:443"} {
+		if !slices.Contains(d.Spec.Template.Spec.Containers[0].Args, want) {
+			t.Errorf("args %v lack %s", d.Spec.Template.Spec.Containers[0].Args, want)
+		}
+	}
 }
 
 func TestBadValuesFailClearly(t *testing.T) {
@@ -209,7 +222,7 @@ func TestWebhookAndItsCertificate(t *testing.T) {
 	}
 	// Each webhook calls the path the manager serves its kind's validator on.
 	paths := map[string]string{"serviceinstances": webhook.InstancePath, "servicebindings": webhook.BindingPath,
-		"backupplans": webhook.PlanPath, "namespaces": webhook.NamespacePath}
+		"backupplans": webhook.PlanPath, "backupstores": webhook.StorePath, "namespaces": webhook.NamespacePath}
 	if len(vwc.Webhooks) != len(paths)+1 {
 		t.Errorf("%d webhooks, want one for each of %v and a second for namespaces", len(vwc.Webhooks), paths)
 	}
@@ -224,7 +237,8 @@ func TestWebhookAndItsCertificate(t *testing.T) {
 		// not: their controllers check targets and schedules again. Namespace deletions wait for it only where the
 		// operator labelled the namespace as holding a protected instance.
 		want := map[string]admissionregistrationv1.FailurePolicyType{"serviceinstances": admissionregistrationv1.Fail,
-			"servicebindings": admissionregistrationv1.Ignore, "backupplans": admissionregistrationv1.Ignore, "namespaces": admissionregistrationv1.Ignore}[w.Rules[0].Resources[0]]
+			"servicebindings": admissionregistrationv1.Ignore, "backupplans": admissionregistrationv1.Ignore, "backupstores": admissionregistrationv1.Ignore,
+			"namespaces": admissionregistrationv1.Ignore}[w.Rules[0].Resources[0]]
 		if sel := w.ObjectSelector; sel != nil && len(sel.MatchExpressions) == 1 && sel.MatchExpressions[0].Key == names.ProtectedLabel &&
 			sel.MatchExpressions[0].Operator == metav1.LabelSelectorOpIn {
 			want = admissionregistrationv1.Fail

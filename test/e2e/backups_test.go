@@ -68,6 +68,12 @@ func testBackups(t *testing.T) {
 	if err := env.c.Create(ctx, store); err != nil {
 		t.Fatal(err)
 	}
+	// A store that would send the operator's requests elsewhere in the cluster is refused.
+	inside := &v1alpha1.BackupStore{ObjectMeta: metav1.ObjectMeta{Name: "inside", Namespace: ns}, Spec: v1alpha1.BackupStoreSpec{
+		URL: "s3://x?endpoint=https://kubernetes.default.svc&use_path_style=true&region=us-east-1", CredentialsSecretRef: store.Spec.CredentialsSecretRef}}
+	if err := env.c.Create(ctx, inside); err == nil || !strings.Contains(err.Error(), "backupStores.allowedEndpoints") {
+		t.Fatalf("a store naming the API server as its endpoint: %v", err)
+	}
 	testenv.Eventually(t, waitTimeout, func() error {
 		if err := env.c.Get(ctx, client.ObjectKeyFromObject(store), store); err != nil {
 			return err

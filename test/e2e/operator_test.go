@@ -84,7 +84,9 @@ func testInstall(t *testing.T) {
 	upgradeCRDs(t)
 	env.runHelm(t, "upgrade", "--install", releaseName, filepath.Join(env.root, "charts", "datafleet"),
 		"--namespace", releaseNamespace, "--wait", "--timeout", "3m",
-		"--set", "image.repository="+repo, "--set", "image.tag="+tag, "--set", "image.pullPolicy=Never")
+		"--set", "image.repository="+repo, "--set", "image.tag="+tag, "--set", "image.pullPolicy=Never",
+		// The backup tests' stores are MinIO in their own namespaces.
+		"--set", "backupStores.allowedEndpoints={minio.*.svc:9000}")
 
 	testenv.Eventually(t, waitTimeout, func() error {
 		ctx := context.Background()

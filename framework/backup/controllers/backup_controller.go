@@ -26,6 +26,7 @@ import (
 	"github.com/datafleet-dev/datafleet/framework/apply"
 	"github.com/datafleet-dev/datafleet/framework/backup"
 	"github.com/datafleet-dev/datafleet/framework/backup/job"
+	"github.com/datafleet-dev/datafleet/framework/backup/store"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/names"
 )
@@ -42,7 +43,9 @@ const BackupFinalizer = "datafleet.dev/backup"
 type BackupReconciler struct {
 	Client    client.Client
 	APIReader client.Reader
-	Engines   map[string]engine.Engine
+	// Policy is the platform's say over which stores may be used (store.Policy).
+	Policy  store.Policy
+	Engines map[string]engine.Engine
 	// Image is the operator's own image, which the Jobs run.
 	Image    string
 	Recorder events.EventRecorder
@@ -181,7 +184,7 @@ func (r *BackupReconciler) start(ctx context.Context, b *v1alpha1.Backup, inst *
 func (r *BackupReconciler) complete(ctx context.Context, b *v1alpha1.Backup, bs *v1alpha1.BackupStore, run run) error {
 	ctx, cancel := context.WithTimeout(ctx, storeCallTimeout)
 	defer cancel()
-	st, _, err := openStore(ctx, r.APIReader, bs)
+	st, _, err := openStore(ctx, r.APIReader, bs, r.Policy)
 	if err != nil {
 		return err
 	}
@@ -265,8 +268,10 @@ func (r *BackupReconciler) deleteArtefact(ctx context.Context, b *v1alpha1.Backu
 	}
 	ctx, cancel := context.WithTimeout(ctx, storeCallTimeout)
 	defer cancel()
-	st, reason, err := openStore(ctx, r.APIReader, bs)
-	if reason == ReasonCredentialsMissing && err != nil {
+	st, reason, err := openStore(ctx, r.APIReader, bs, r.Policy)
+	if (reason == ReasonCredentialsMissing || reason == ReasonStoreNotAllowed) && err != nil {
+		// The operator cannot reach the objects (nor, for a store the policy refuses, may it):
+		// the Backup goes, its objects stay, with a warning.
 		return &storeGoneError{err}
 	}
 	if err != nil {

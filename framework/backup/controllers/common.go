@@ -66,7 +66,14 @@ const storeCallTimeout = 30 * time.Second
 // backup writes three, and a store that lists without end must not fill the operator's memory.
 const maxBackupObjects = 1000
 
-func openStore(ctx context.Context, r client.Reader, bs *v1alpha1.BackupStore) (*store.Store, string, error) {
+// ReasonStoreNotAllowed: the platform's store policy refuses the store (store.Policy).
+const ReasonStoreNotAllowed = "StoreNotAllowed"
+
+// openStore opens a BackupStore for the operator's own calls, if the platform's policy allows it.
+func openStore(ctx context.Context, r client.Reader, bs *v1alpha1.BackupStore, policy store.Policy) (*store.Store, string, error) {
+	if err := policy.Check(bs.Spec.URL, bs.Spec.CredentialsSecretRef != nil); err != nil {
+		return nil, ReasonStoreNotAllowed, err
+	}
 	var creds map[string][]byte
 	if ref := bs.Spec.CredentialsSecretRef; ref != nil {
 		s := &corev1.Secret{}

@@ -20,6 +20,7 @@ import (
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/backup"
 	"github.com/datafleet-dev/datafleet/framework/backup/job"
+	"github.com/datafleet-dev/datafleet/framework/backup/store"
 	"github.com/datafleet-dev/datafleet/framework/catalog"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/names"
@@ -51,9 +52,11 @@ const (
 type RestoreReconciler struct {
 	Client    client.Client
 	APIReader client.Reader
-	Engines   map[string]engine.Engine
-	Image     string
-	Recorder  events.EventRecorder
+	// Policy is the platform's say over which stores may be used (store.Policy).
+	Policy   store.Policy
+	Engines  map[string]engine.Engine
+	Image    string
+	Recorder events.EventRecorder
 }
 
 func restoreJobName(rs *v1alpha1.Restore) string {
@@ -259,7 +262,7 @@ func (r *RestoreReconciler) sourceSpec(ctx context.Context, b *v1alpha1.Backup, 
 	var spec v1alpha1.ServiceInstanceSpec
 	ctx, cancel := context.WithTimeout(ctx, storeCallTimeout)
 	defer cancel()
-	st, _, err := openStore(ctx, r.APIReader, bs)
+	st, _, err := openStore(ctx, r.APIReader, bs, r.Policy)
 	if err != nil {
 		return spec, err
 	}

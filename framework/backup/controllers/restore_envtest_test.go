@@ -70,7 +70,7 @@ func startWithStore(t *testing.T, ns string, cat *v1alpha1.VersionCatalog) (clie
 	t.Helper()
 	env := testenv.Start(t)
 	m := testenv.StartMinIO(t)
-	mgr, err := env.ManagerWith([]engine.Engine{fakeengine.New()}, operator.Options{MaxConcurrentReconciles: 2})
+	mgr, err := env.ManagerWith([]engine.Engine{fakeengine.New()}, operator.Options{MaxConcurrentReconciles: 2, StorePolicy: localMinIO})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/framework/backup/store"
 )
 
 // +kubebuilder:rbac:groups=datafleet.dev,resources=backupstores,verbs=get;list;watch
@@ -21,6 +22,8 @@ import (
 type StoreReconciler struct {
 	Client    client.Client
 	APIReader client.Reader
+	// Policy is the platform's say over which stores may be used (store.Policy).
+	Policy store.Policy
 	// Every is how often a Ready store is probed again.
 	Every time.Duration
 }
@@ -58,7 +61,7 @@ func (r *StoreReconciler) probe(ctx context.Context, bs *v1alpha1.BackupStore) (
 	}
 	ctx, cancel := context.WithTimeout(ctx, storeCallTimeout)
 	defer cancel()
-	st, reason, err := openStore(ctx, r.APIReader, bs)
+	st, reason, err := openStore(ctx, r.APIReader, bs, r.Policy)
 	if err != nil {
 		return false, reason, err.Error()
 	}

@@ -13,17 +13,21 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/framework/backup/store"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/engine/fakeengine"
 	"github.com/datafleet-dev/datafleet/framework/operator"
 	"github.com/datafleet-dev/datafleet/test/testenv"
 )
 
+// localMinIO is the platform's store policy in these tests: MinIO on loopback, with credentials.
+var localMinIO = store.Policy{Endpoints: []string{"127.0.0.1:*"}}
+
 // The store controller on a real API server probes a real MinIO: Ready with the right key, and a
 // reason that says what is wrong otherwise. A steady store's reconciles write nothing.
 func TestStoreConditions(t *testing.T) {
 	env := testenv.Start(t)
-	mgr, err := env.ManagerWith([]engine.Engine{fakeengine.New()}, operator.Options{MaxConcurrentReconciles: 2, StoreProbeEvery: time.Second})
+	mgr, err := env.ManagerWith([]engine.Engine{fakeengine.New()}, operator.Options{MaxConcurrentReconciles: 2, StoreProbeEvery: time.Second, StorePolicy: localMinIO})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,6 +55,8 @@ func TestStoreConditions(t *testing.T) {
 		{"wrong-key", m.URL(), "bad", "ProbeFailed", "write"},
 		{"no-secret", m.URL(), "missing", "CredentialsNotFound", `"missing" does not exist`},
 		{"local", "file:///var/backups", "", "NotShareable", "Jobs of their own"},
+		{"ambient", "s3://bucket?region=us-east-1", "", "StoreNotAllowed", "the operator's own cloud identity"},
+		{"elsewhere", strings.Replace(m.URL(), "127.0.0.1", "localhost", 1), "good", "StoreNotAllowed", "endpoint localhost:"},
 	} {
 		bs := &v1alpha1.BackupStore{ObjectMeta: metav1.ObjectMeta{Name: s.name, Namespace: ns}, Spec: v1alpha1.BackupStoreSpec{URL: s.url}}
 		if s.secret != "" {
