@@ -27,6 +27,11 @@ type BackupSpec struct {
 	// hold keeps this backup from ever being pruned by a BackupPlan's retention.
 	// +optional
 	Hold bool `json:"hold,omitempty"`
+	// timeout bounds the backup's Job, from its start: past it the Job is stopped and the backup
+	// fails with DeadlineExceeded, whatever it was waiting for. 6h when omitted; a BackupPlan's
+	// backups end before the plan's next slot.
+	// +optional
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
 }
 
 // BackupStatus is what the operator observed.

@@ -44,6 +44,11 @@ type RestoreSpec struct {
 	BackupRef LocalObjectReference `json:"backupRef"`
 	// target of the restore.
 	Target RestoreTarget `json:"target"`
+	// timeout bounds the restore's Job, from its start: past it the Job is stopped and the
+	// restore fails with DeadlineExceeded. 12h when omitted. A stopped restore leaves the
+	// existing data as it was (it replaces nothing until everything is loaded and checked).
+	// +optional
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
 }
 
 // RestoreStatus is what the operator observed.

@@ -168,7 +168,7 @@ func (r *BackupReconciler) start(ctx context.Context, b *v1alpha1.Backup, inst *
 	j := job.Build(job.Input{
 		Name: backupJobName(b), Namespace: b.Namespace, Mode: job.ModeDump, Component: job.ComponentBackup, Owner: b.Name,
 		Image: r.Image, Engine: inst.Spec.Engine, Instance: inst, Version: inst.Status.Version, Store: bs,
-		Dir: Dir(b), Backup: b.Name, EngineEnv: e.BackupEnv(inst),
+		Dir: Dir(b), Backup: b.Name, EngineEnv: e.BackupEnv(inst), Deadline: timeoutOr(b.Spec.Timeout, DefaultBackupTimeout),
 	})
 	if err := controllerutil.SetControllerReference(b, j, r.Client.Scheme()); err != nil {
 		return err

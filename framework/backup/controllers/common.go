@@ -57,6 +57,20 @@ const (
 
 // openStore opens a BackupStore with its credentials Secret, read from the API server: the cache
 // holds only Secrets the operator labelled.
+// Timeouts of backup and restore Jobs when their spec gives none (spec.timeout).
+const (
+	DefaultBackupTimeout  = 6 * time.Hour
+	DefaultRestoreTimeout = 12 * time.Hour
+)
+
+// timeoutOr is d's duration, or def when d is nil.
+func timeoutOr(d *metav1.Duration, def time.Duration) time.Duration {
+	if d == nil || d.Duration <= 0 {
+		return def
+	}
+	return d.Duration
+}
+
 // storeCallTimeout bounds what the operator itself does with a store (a probe, a manifest read,
 // deleting a backup's objects): a store that answers slowly, or never, holds one reconcile that
 // long and no more. The data itself moves in Jobs, with their own deadlines.
@@ -175,6 +189,11 @@ func jobState(ctx context.Context, c client.Reader, j *batchv1.Job) (done bool, 
 		case batchv1.JobFailed:
 			failed = true
 			res = job.Result{Reason: failedReason, Message: cond.Message}
+			if cond.Reason == batchv1.JobReasonDeadlineExceeded {
+				// Killed at its deadline without a word of its own (a pod that stopped itself
+				// first says why below).
+				res = job.Result{Reason: job.ReasonDeadlineExceeded, Message: "the Job ran past its deadline and was stopped: " + cond.Message}
+			}
 		}
 	}
 	if !complete && !failed {

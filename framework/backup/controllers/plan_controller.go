@@ -109,7 +109,7 @@ func (r *PlanReconciler) reconcile(ctx context.Context, p *v1alpha1.BackupPlan, 
 	} else {
 		setReady(&p.Status.Conditions, p.Generation, true, ReasonScheduled, fmt.Sprintf("backups on %q (%s)", p.Spec.Schedule, zoneName(p)))
 		if !slot.IsZero() {
-			if err := r.schedule(ctx, p, backups, slot); err != nil {
+			if err := r.schedule(ctx, p, backups, slot, next); err != nil {
 				return err
 			}
 		}
@@ -142,10 +142,16 @@ func findBackup(backups []v1alpha1.Backup, name string) *v1alpha1.Backup {
 	return nil
 }
 
+// slotTimeout is a plan's backup's timeout: done (or stopped) before the next slot, which would
+// otherwise be skipped behind it, and never longer than a lone backup's. At least a minute.
+func slotTimeout(slot, next time.Time) time.Duration {
+	return max(min(next.Sub(slot)-time.Minute, DefaultBackupTimeout), time.Minute)
+}
+
 // schedule creates the slot's Backup, unless one of the plan's has not finished: two dumps of one
 // instance at once only slow each other down (a CronJob's Forbid), and Backups waiting for an
 // instance that is down must not pile up, one per slot.
-func (r *PlanReconciler) schedule(ctx context.Context, p *v1alpha1.BackupPlan, backups []v1alpha1.Backup, slot time.Time) error {
+func (r *PlanReconciler) schedule(ctx context.Context, p *v1alpha1.BackupPlan, backups []v1alpha1.Backup, slot, next time.Time) error {
 	t := metav1.NewTime(slot)
 	for _, b := range backups {
 		if finishedPhase(b.Status.Phase) || !b.DeletionTimestamp.IsZero() {
@@ -160,7 +166,8 @@ func (r *PlanReconciler) schedule(ctx context.Context, p *v1alpha1.BackupPlan, b
 	}
 	b := &v1alpha1.Backup{
 		ObjectMeta: metav1.ObjectMeta{Name: backupName(p.Name, slot), Namespace: p.Namespace, Labels: map[string]string{PlanLabel: p.Name}},
-		Spec:       v1alpha1.BackupSpec{InstanceRef: p.Spec.InstanceRef, StoreRef: p.Spec.StoreRef},
+		Spec: v1alpha1.BackupSpec{InstanceRef: p.Spec.InstanceRef, StoreRef: p.Spec.StoreRef,
+			Timeout: &metav1.Duration{Duration: slotTimeout(slot, next)}},
 	}
 	if err := r.Client.Create(ctx, b); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err

@@ -282,7 +282,7 @@ func (r *RestoreReconciler) start(ctx context.Context, rs *v1alpha1.Restore, b *
 	j := job.Build(job.Input{
 		Name: restoreJobName(rs), Namespace: rs.Namespace, Mode: job.ModeLoad, Component: job.ComponentRestore, Owner: rs.Name,
 		Image: r.Image, Engine: target.Spec.Engine, Instance: target, Version: target.Status.Version, Store: bs,
-		Dir: Dir(b), Backup: b.Name, EngineEnv: e.BackupEnv(target),
+		Dir: Dir(b), Backup: b.Name, EngineEnv: e.BackupEnv(target), Deadline: timeoutOr(rs.Spec.Timeout, DefaultRestoreTimeout),
 	})
 	if err := controllerutil.SetControllerReference(rs, j, r.Client.Scheme()); err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -61,6 +62,8 @@ type Input struct {
 	Backup string
 	// EngineEnv is the engine's BackupEnv.
 	EngineEnv []corev1.EnvVar
+	// Deadline bounds the Job (activeDeadlineSeconds); 0: none.
+	Deadline time.Duration
 }
 
 // instanceJSON is what the Job learns of the instance.
@@ -81,6 +84,11 @@ func Build(in Input) *batchv1.Job {
 	}
 	args := []string{"backup", in.Mode, "--engine", in.Engine, "--store-url", in.Store.Spec.URL,
 		"--store-prefix", in.Store.Spec.Prefix, "--dir", in.Dir, "--version", in.Version, "--backup", in.Backup}
+	var deadline *int64
+	if in.Deadline > 0 {
+		args = append(args, "--deadline", in.Deadline.String())
+		deadline = ptr.To(int64(in.Deadline.Seconds()))
+	}
 	env := []corev1.EnvVar{{Name: EnvInstance, Value: instanceJSON(in.Instance)}}
 	if e := in.Store.Spec.Encryption; e != nil {
 		env = append(env, workload.SecretEnv(EnvKey, e.KeySecretRef.Name, e.KeySecretRef.Key))
@@ -93,7 +101,8 @@ func Build(in Input) *batchv1.Job {
 	return &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{Name: in.Name, Namespace: in.Namespace, Labels: labels},
 		Spec: batchv1.JobSpec{
-			BackoffLimit: ptr.To[int32](0),
+			BackoffLimit:          ptr.To[int32](0),
+			ActiveDeadlineSeconds: deadline,
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
 				Spec: corev1.PodSpec{
@@ -140,6 +149,7 @@ const (
 	ReasonChecksumMismatch = "ChecksumMismatch"
 	ReasonWrongKey         = "WrongEncryptionKey"
 	ReasonUnauthenticated  = "Unauthenticated"
+	ReasonDeadlineExceeded = "DeadlineExceeded"
 	ReasonVersionDowngrade = "VersionDowngrade"
 	ReasonEngineMismatch   = "EngineMismatch"
 	ReasonInvalid          = "InvalidJob"

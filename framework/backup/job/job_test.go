@@ -3,11 +3,15 @@ package job_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -34,7 +38,8 @@ func TestBuildGolden(t *testing.T) {
 	}}
 	j := job.Build(job.Input{Name: "nightly-backup", Namespace: "shop", Mode: job.ModeDump, Component: job.ComponentBackup, Owner: "nightly",
 		Image: "datafleet/operator:dev", Engine: "postgres", Instance: inst, Version: "17", Store: bs, Dir: "shop/orders/nightly-0123abcd",
-		Backup: "nightly", EngineEnv: []corev1.EnvVar{workload.SecretEnv("DATAFLEET_POSTGRES_TOKEN", "orders-replication", "password")}})
+		Backup: "nightly", EngineEnv: []corev1.EnvVar{workload.SecretEnv("DATAFLEET_POSTGRES_TOKEN", "orders-replication", "password")},
+		Deadline: 6 * time.Hour})
 	enginetest.GoldenObjects(t, []client.Object{j}, "testdata/dump-job.golden.yaml")
 }
 
@@ -69,6 +74,39 @@ func (f fileEngine) Load(_ context.Context, _ engine.BackupTarget, r io.Reader) 
 		return "", err
 	}
 	return fmt.Sprintf("%d bytes", len(data)), os.WriteFile(f.path, data, 0o600)
+}
+
+// stuckEngine's dump never ends by itself, as a pg_dump waiting on a lock would not.
+type stuckEngine struct{ fileEngine }
+
+func (stuckEngine) Dump(ctx context.Context, _ engine.BackupTarget, w io.Writer) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// A Job with a deadline stops itself before it and says why (DeadlineExceeded), and leaves
+// nothing in the store that looks like a backup; the Job carries the deadline for the kubelet.
+func TestAStuckDumpStopsAtItsDeadline(t *testing.T) {
+	ctx := context.Background()
+	p := job.Params{Mode: job.ModeDump, StoreURL: "file://" + t.TempDir(), Engine: "postgres", Version: "17", Dir: "shop/orders/b1",
+		Backup: "b1", Deadline: 3 * time.Second, Instance: &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "orders", Namespace: "shop"}}}
+	res, err := job.Run(ctx, p, stuckEngine{}, os.Getenv)
+	if err == nil || res.Reason != job.ReasonDeadlineExceeded || !strings.Contains(res.Message, "stopped after 3s, the backup's timeout") {
+		t.Fatalf("a stuck dump: %+v, %v", res, err)
+	}
+	s, err := store.Open(ctx, p.StoreURL, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := backup.ReadManifest(ctx, s, p.Dir); !errors.Is(err, backup.ErrIncomplete) {
+		t.Errorf("after the stopped dump: %v, want no manifest", err)
+	}
+	j := job.Build(job.Input{Name: "b1-backup", Namespace: "shop", Mode: job.ModeDump, Component: job.ComponentBackup, Owner: "b1",
+		Image: "x", Engine: "postgres", Instance: p.Instance, Version: "17", Store: &v1alpha1.BackupStore{}, Dir: p.Dir, Backup: "b1", Deadline: 90 * time.Minute})
+	if d := j.Spec.ActiveDeadlineSeconds; d == nil || *d != 5400 || !slices.Contains(j.Spec.Template.Spec.Containers[0].Args, "1h30m0s") {
+		t.Errorf("the Job's deadline: %v, args %v", d, j.Spec.Template.Spec.Containers[0].Args)
+	}
 }
 
 // The Job's load refuses, before it touches anything, a backup from a newer version, of another

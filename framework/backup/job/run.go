@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/backup"
@@ -25,6 +26,9 @@ type Params struct {
 	Instance                                                  *v1alpha1.ServiceInstance
 	Key                                                       []byte
 	Credentials                                               map[string][]byte
+	// Deadline is the Job's activeDeadlineSeconds: the process stops itself a little before, so
+	// that it reports DeadlineExceeded rather than being killed without a word.
+	Deadline time.Duration
 }
 
 // ParseArgs reads "dump|load --flags" and the environment.
@@ -41,6 +45,7 @@ func ParseArgs(args []string, getenv func(string) string) (Params, error) {
 	fs.StringVar(&p.Dir, "dir", "", "the backup's directory under the prefix")
 	fs.StringVar(&p.Version, "version", "", "the instance's engine version")
 	fs.StringVar(&p.Backup, "backup", "", "the Backup's name, for the manifest")
+	fs.DurationVar(&p.Deadline, "deadline", 0, "the Job's deadline (activeDeadlineSeconds); 0: none")
 	if err := fs.Parse(args[1:]); err != nil {
 		return p, err
 	}
@@ -66,8 +71,19 @@ func ParseArgs(args []string, getenv func(string) string) (Params, error) {
 	return p, nil
 }
 
-// Run carries out a dump or a load and returns its Result; the error is nil only on success.
+// Run carries out a dump or a load and returns its Result; the error is nil only on success. With
+// a Deadline it stops itself a little before it and says so (DeadlineExceeded).
 func Run(ctx context.Context, p Params, b engine.Backuper, getenv func(string) string) (Result, error) {
+	rctx, cancel := withDeadline(ctx, p.Deadline)
+	defer cancel()
+	res, err := run(rctx, p, b, getenv)
+	if err != nil && errors.Is(rctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
+		return fail(ReasonDeadlineExceeded, fmt.Errorf("stopped after %s, the %s's timeout (%s: %s)", p.Deadline, componentOf(p.Mode), res.Reason, res.Message))
+	}
+	return res, err
+}
+
+func run(ctx context.Context, p Params, b engine.Backuper, getenv func(string) string) (Result, error) {
 	s, err := store.Open(ctx, p.StoreURL, p.StorePrefix, p.Credentials)
 	if err != nil {
 		return fail(ReasonStoreUnreachable, err)
@@ -145,6 +161,22 @@ func AuthReason(err error) string {
 		return ReasonUnauthenticated
 	}
 	return ReasonLoadFailed
+}
+
+// withDeadline gives the run its deadline's worth, less a margin in which to report (a tenth of
+// it, at most 30 s): the kubelet kills the pod at the deadline itself.
+func withDeadline(ctx context.Context, deadline time.Duration) (context.Context, context.CancelFunc) {
+	if deadline <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, deadline-min(deadline/10, 30*time.Second))
+}
+
+func componentOf(mode string) string {
+	if mode == ModeLoad {
+		return "restore"
+	}
+	return "backup"
 }
 
 // Compatible refuses a backup of another engine, or from a newer version than the target runs.
