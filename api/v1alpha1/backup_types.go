@@ -49,6 +49,10 @@ type BackupStatus struct {
 	// location of the backup's manifest in the store.
 	// +optional
 	Location string `json:"location,omitempty"`
+	// store is the BackupStore the backup is written to, recorded when its Job starts: restores
+	// and deletion use it from then on, whatever the instance (or its absence) says later.
+	// +optional
+	Store string `json:"store,omitempty"`
 	// sizeBytes of the stored artefact.
 	// +optional
 	SizeBytes int64 `json:"sizeBytes,omitempty"`

@@ -118,11 +118,11 @@ func (r *BackupReconciler) progress(ctx context.Context, b *v1alpha1.Backup) (ti
 	if !ok {
 		return run.fail(ReasonNotSupported, fmt.Sprintf("engine %s has no backups", e.Name()))
 	}
-	bs, reason, msg := readyStore(ctx, r.Client, b.Namespace, storeOf(b.Spec.StoreRef, inst))
+	bs, reason, msg := readyStore(ctx, r.Client, b.Namespace, backupStore(b, inst))
 	if bs == nil && st.Phase == v1alpha1.BackupRunning {
 		// A running Job decides; the store's probe failing meanwhile changes nothing yet.
 		bs = &v1alpha1.BackupStore{}
-		if err := r.Client.Get(ctx, client.ObjectKey{Namespace: b.Namespace, Name: storeOf(b.Spec.StoreRef, inst)}, bs); err != nil {
+		if err := r.Client.Get(ctx, client.ObjectKey{Namespace: b.Namespace, Name: backupStore(b, inst)}, bs); err != nil {
 			return run.pending(reason, msg)
 		}
 	}
@@ -176,7 +176,7 @@ func (r *BackupReconciler) start(ctx context.Context, b *v1alpha1.Backup, inst *
 	if err := r.Client.Create(ctx, j); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
 	}
-	b.Status.EngineVersion, b.Status.Location = inst.Status.Version, location(bs, Dir(b))
+	b.Status.EngineVersion, b.Status.Location, b.Status.Store = inst.Status.Version, location(bs, Dir(b)), bs.Name
 	return nil
 }
 
@@ -258,7 +258,7 @@ func (r *BackupReconciler) restoresReading(ctx context.Context, b *v1alpha1.Back
 func (r *BackupReconciler) deleteArtefact(ctx context.Context, b *v1alpha1.Backup) error {
 	inst := &v1alpha1.ServiceInstance{}
 	_ = r.Client.Get(ctx, client.ObjectKey{Namespace: b.Namespace, Name: b.Spec.InstanceRef.Name}, inst)
-	name := storeOf(b.Spec.StoreRef, inst)
+	name := backupStore(b, inst)
 	bs := &v1alpha1.BackupStore{}
 	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: b.Namespace, Name: name}, bs); err != nil {
 		if apierrors.IsNotFound(err) {

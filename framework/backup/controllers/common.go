@@ -225,6 +225,16 @@ func instanceReady(inst *v1alpha1.ServiceInstance) bool {
 
 func now() *metav1.Time { t := metav1.NewTime(time.Now().Truncate(time.Second)); return &t }
 
+// backupStore is the store a Backup was written to (status.store, from its Job's start), else
+// the one it names or its instance's default: a Backup outlives its instance and its instance's
+// settings (review M4).
+func backupStore(b *v1alpha1.Backup, inst *v1alpha1.ServiceInstance) string {
+	if b.Status.Store != "" {
+		return b.Status.Store
+	}
+	return storeOf(b.Spec.StoreRef, inst)
+}
+
 // storeOf is the store a Backup or plan names, else the instance's default.
 func storeOf(ref *v1alpha1.LocalObjectReference, inst *v1alpha1.ServiceInstance) string {
 	if ref != nil {

@@ -109,7 +109,7 @@ func (r *RestoreReconciler) progress(ctx context.Context, rs *v1alpha1.Restore) 
 	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: b.Namespace, Name: b.Spec.InstanceRef.Name}, source); err != nil && !apierrors.IsNotFound(err) {
 		return 0, err
 	}
-	bs, reason, msg := readyStore(ctx, r.Client, b.Namespace, storeOf(b.Spec.StoreRef, source))
+	bs, reason, msg := readyStore(ctx, r.Client, b.Namespace, backupStore(b, source))
 	if bs == nil {
 		return run.pending(reason, msg)
 	}

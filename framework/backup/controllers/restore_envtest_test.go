@@ -115,9 +115,17 @@ func restoreUntil(t *testing.T, c client.Client, b *v1alpha1.Backup, name, versi
 // whose status says it completed, as the backup Job and controller would leave them.
 func completedBackup(t *testing.T, c client.Client, m *testenv.MinIO, ns string, spec v1alpha1.ServiceInstanceSpec) *v1alpha1.Backup {
 	t.Helper()
+	return completedBackupNamed(t, c, m, ns, "b", spec, &v1alpha1.LocalObjectReference{Name: "minio"})
+}
+
+// completedBackupNamed is completedBackup with the Backup's name and spec.storeRef given; its
+// status records the store it was written to (minio), as the backup controller does.
+func completedBackupNamed(t *testing.T, c client.Client, m *testenv.MinIO, ns, name string, spec v1alpha1.ServiceInstanceSpec,
+	storeRef *v1alpha1.LocalObjectReference) *v1alpha1.Backup {
+	t.Helper()
 	ctx := context.Background()
-	b := &v1alpha1.Backup{ObjectMeta: metav1.ObjectMeta{Name: "b", Namespace: ns},
-		Spec: v1alpha1.BackupSpec{InstanceRef: v1alpha1.LocalObjectReference{Name: "gone"}, StoreRef: &v1alpha1.LocalObjectReference{Name: "minio"}}}
+	b := &v1alpha1.Backup{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: v1alpha1.BackupSpec{InstanceRef: v1alpha1.LocalObjectReference{Name: "gone"}, StoreRef: storeRef}}
 	if err := c.Create(ctx, b); err != nil {
 		t.Fatal(err)
 	}
@@ -141,12 +149,45 @@ func completedBackup(t *testing.T, c client.Client, m *testenv.MinIO, ns string,
 		}
 		now := metav1.Now()
 		b.Status = v1alpha1.BackupStatus{Phase: v1alpha1.BackupCompleted, StartTime: &now, CompletionTime: &now, EngineVersion: spec.Version,
-			SizeBytes: man.Size, SHA256: man.SHA256, Location: controllers.Dir(b)}
+			SizeBytes: man.Size, SHA256: man.SHA256, Location: controllers.Dir(b), Store: "minio"}
 		return c.Status().Update(ctx, b)
 	}); err != nil {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// A Backup that named no store (it used its instance's default) is restored and deleted, objects
+// included, after its instance is gone: the store it was written to is in its status. Before,
+// the restore waited for ever (NoStore) and the deletion left the objects in the bucket.
+func TestABackupOutlivesItsInstance(t *testing.T) {
+	ctx, ns := context.Background(), "outlived"
+	c, m := startWithStore(t, ns, &v1alpha1.VersionCatalog{ObjectMeta: metav1.ObjectMeta{Name: fakeengine.Name}, Spec: v1alpha1.VersionCatalogSpec{Engine: fakeengine.Name,
+		Versions: []v1alpha1.CatalogVersion{{Version: "1", Image: "fake:1", Default: true}}}})
+	b := completedBackupNamed(t, c, m, ns, "by-default", v1alpha1.ServiceInstanceSpec{Engine: fakeengine.Name, Version: "1"}, nil)
+	// The fake engine has no backups: the restore stops there, after its store was found and the
+	// instance created from the manifest.
+	restoreUntil(t, c, b, "back", "", controllers.ReasonEngineNotEnabled)
+	s, err := store.Open(ctx, m.URL(), "", m.Credentials())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := c.Delete(ctx, &v1alpha1.Restore{ObjectMeta: metav1.ObjectMeta{Name: "back", Namespace: ns}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Delete(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, time.Minute, func() error {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(b), b); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("the Backup is still there (%v): %+v", err, b.Status.Conditions)
+		}
+		if ok, err := s.Bucket.Exists(ctx, s.Key(controllers.Dir(b), backup.ManifestName)); ok || err != nil {
+			return fmt.Errorf("the backup's manifest is still in the store (%v)", err)
+		}
+		return nil
+	})
 }
 
 // A Backup deleted while a Restore still needs it (a plan pruned it, or someone deleted it, in
