@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
@@ -19,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	amqp "github.com/rabbitmq/amqp091-go"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -155,6 +157,52 @@ func testBackups(t *testing.T) {
 
 	checkRabbitMQBackup(t, mq)
 	checkPlan(t, s3c, plan, seen)
+	checkNoCredentialLeaks(t, ns, map[string]string{"the store's secret key": minioPassword, "the encryption key": base64.StdEncoding.EncodeToString(key)})
+}
+
+// checkNoCredentialLeaks looks for each secret in everything the backups left readable without
+// the Secrets: the Jobs (arguments, environment), events, the backup objects' statuses, and the
+// logs of the Jobs' pods and of the operator.
+func checkNoCredentialLeaks(t *testing.T, ns string, secrets map[string]string) {
+	t.Helper()
+	ctx := context.Background()
+	var places []string
+	var text strings.Builder
+	for _, l := range []client.ObjectList{&batchv1.JobList{}, &corev1.EventList{}, &v1alpha1.BackupList{}, &v1alpha1.RestoreList{},
+		&v1alpha1.BackupStoreList{}, &v1alpha1.BackupPlanList{}} {
+		if err := env.c.List(ctx, l, client.InNamespace(ns)); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(l)
+		text.Write(b)
+		places = append(places, fmt.Sprintf("%T", l))
+	}
+	logsOf := func(namespace string, match func(corev1.Pod) bool) {
+		var pods corev1.PodList
+		if err := env.c.List(ctx, &pods, client.InNamespace(namespace)); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range pods.Items {
+			if !match(p) {
+				continue
+			}
+			for _, c := range p.Spec.Containers {
+				logs, err := env.cs.CoreV1().Pods(namespace).GetLogs(p.Name, &corev1.PodLogOptions{Container: c.Name}).DoRaw(ctx)
+				if err == nil {
+					text.Write(logs)
+					places = append(places, "logs of "+p.Name)
+				}
+			}
+		}
+	}
+	logsOf(ns, func(p corev1.Pod) bool { return p.Labels["batch.kubernetes.io/job-name"] != "" })
+	logsOf(releaseNamespace, func(corev1.Pod) bool { return true })
+	for what, secret := range secrets {
+		if strings.Contains(text.String(), secret) {
+			t.Errorf("%s appears in one of: %s", what, strings.Join(places, ", "))
+		}
+	}
+	t.Logf("BACKUPS: no credential in %d places: the Jobs, events, statuses, and the Jobs' and the operator's logs", len(places))
 }
 
 // deployMinIO runs MinIO in the namespace and creates the bucket; it returns a client that
