@@ -136,6 +136,9 @@ func (e Engine) Load(ctx context.Context, t engine.BackupTarget, r io.Reader) (s
 	delete(all, "global_parameters")
 
 	m := e.backupManagement(t)
+	// The import and the export that checks it take as long as the definitions need (a 5 s
+	// timeout failed large ones half done); the Job's deadline bounds them.
+	m.client = http.DefaultClient
 	if _, err := m.send(ctx, http.MethodPost, "/api/definitions", all, false); err != nil {
 		return "", fmt.Errorf("importing the definitions: %w", err)
 	}

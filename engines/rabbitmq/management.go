@@ -20,6 +20,9 @@ import (
 type management struct {
 	base           string // http://host:port
 	user, password string
+	// client sends the requests; nil: managementClient (5 s). A restore's definitions import
+	// takes as long as the definitions need, bounded by its Job's deadline.
+	client *http.Client
 }
 
 func nodeManagement(ip string, password string) management {
@@ -44,7 +47,11 @@ func (m management) do(ctx context.Context, method, path string, body any) (int,
 		}
 		rd = bytes.NewReader(b)
 	}
-	resp, err := m.request(ctx, managementClient, method, path, rd)
+	client := m.client
+	if client == nil {
+		client = managementClient
+	}
+	resp, err := m.request(ctx, client, method, path, rd)
 	if err != nil {
 		return 0, nil, err
 	}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
@@ -82,6 +83,8 @@ type Engine struct {
 	// usersMu runs one binding action at a time: two bindings of a new database would otherwise
 	// race to create its groups.
 	usersMu sync.Mutex
+	// restoring counts the restores running (Load), during which binding actions are refused.
+	restoring atomic.Int32
 }
 
 var (

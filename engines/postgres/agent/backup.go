@@ -202,6 +202,8 @@ func (e *Engine) dumpPart(ctx context.Context, a *archive.Writer, part, tool str
 // has been read and restored are the side databases renamed over the originals. A failure
 // anywhere before that leaves the existing data as it was.
 func (e *Engine) Load(ctx context.Context, r io.Reader) (string, error) {
+	e.restoring.Add(1)
+	defer e.restoring.Add(-1)
 	e.usersMu.Lock()
 	defer e.usersMu.Unlock()
 	conn, err := e.primaryConn(ctx)

@@ -49,9 +49,17 @@ func (e *Engine) ActionToken() (string, error) {
 	return string(b), nil
 }
 
+// ErrBusy is Act's answer while a restore holds the users (it may take hours): at once, so that
+// the operator's binding worker moves on to other instances and comes back later, rather than
+// waiting here (review M7).
+var ErrBusy = errors.New("a restore is running on this instance: binding users are managed again once it has finished")
+
 // Act implements fwagent.Actor. Binding users are managed through the superuser's Unix socket on
-// the primary, one action at a time.
+// the primary, one action at a time; while a restore runs, not at all (ErrBusy).
 func (e *Engine) Act(ctx context.Context, action string, p url.Values) error {
+	if e.restoring.Load() > 0 {
+		return ErrBusy
+	}
 	e.usersMu.Lock()
 	defer e.usersMu.Unlock()
 	switch action {

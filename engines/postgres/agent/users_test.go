@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -277,5 +278,48 @@ func TestCollidingGroupNamesAreRefused(t *testing.T) {
 		err = c.QueryRow(ctx, "SELECT what FROM secrets").Scan(&what)
 		c.Close(ctx)
 		t.Errorf("the colliding binding's user logs in to %s (reading: %q, %v)", victim, what, err)
+	}
+}
+
+// While a restore runs (here: one whose archive has not arrived yet), binding actions are
+// refused at once with ErrBusy instead of waiting for it, so the operator's binding workers move
+// on to other instances (review M7); once it has ended they run again.
+func TestBindingActionsAreRefusedAtOnceDuringARestore(t *testing.T) {
+	e := &Engine{Config: newConfig(t)}
+	start(t, e)
+	ctx := context.Background()
+	pr, pw := io.Pipe()
+	loaded := make(chan error, 1)
+	go func() {
+		_, err := e.Load(ctx, pr)
+		loaded <- err
+	}()
+	user := names.UserStem("apps", "orders") + "_0"
+	act := func() error {
+		done := make(chan error, 1)
+		go func() {
+			done <- e.Act(ctx, ActionEnsureUser, url.Values{ParamUser: {user}, ParamVerifier: {Verifier(user, "secret")},
+				ParamRole: {string(v1alpha1.RoleReadWrite)}, ParamDatabase: {"app"}})
+		}()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(30 * time.Second):
+			t.Fatal("a binding action waited for the restore")
+			return nil
+		}
+	}
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if err := act(); !errors.Is(err, ErrBusy) {
+			return fmt.Errorf("during the restore: %v, want ErrBusy", err)
+		}
+		return nil
+	})
+	pw.CloseWithError(errors.New("the archive stopped"))
+	if err := <-loaded; err == nil {
+		t.Fatal("a restore of a cut archive succeeded")
+	}
+	if err := act(); err != nil {
+		t.Fatalf("after the restore: %v", err)
 	}
 }
