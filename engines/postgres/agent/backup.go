@@ -211,6 +211,11 @@ func (e *Engine) Load(ctx context.Context, r io.Reader) (string, error) {
 		return "", err
 	}
 	defer conn.Close(context.Background())
+	// A restore interrupted in its swap (the agent killed, the pod deleted) is finished or undone
+	// before another begins.
+	if err := recoverSwaps(ctx, conn); err != nil {
+		return "", err
+	}
 
 	a := archive.NewReader(r)
 	infos := map[string]databaseInfo{}
@@ -584,52 +589,6 @@ func cutIdentUntil(s string, sep byte) (string, string, bool) {
 		return "", s, false
 	}
 	return s[:i], s[i:], true
-}
-
-// swapIn renames a restored side database over the original: new connections to the original
-// are refused, its sessions ended, and it is renamed aside and dropped. Renaming needs the
-// database to have no sessions, so a client reconnecting in between is ended again.
-func swapIn(ctx context.Context, conn *pgx.Conn, d databaseInfo) error {
-	side, replaced := sideName(restorePrefix, d.Name), sideName(replacedPrefix, d.Name)
-	var exists bool
-	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", d.Name).Scan(&exists); err != nil {
-		return err
-	}
-	if exists {
-		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+ident(replaced)+" WITH (FORCE)"); err != nil {
-			return err
-		}
-		if _, err := conn.Exec(ctx, "ALTER DATABASE "+ident(d.Name)+" WITH ALLOW_CONNECTIONS false"); err != nil {
-			return err
-		}
-		var err error
-		for attempt := 0; attempt < 20; attempt++ {
-			if _, err = conn.Exec(ctx, "SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity WHERE datname = $1 AND pid <> pg_catalog.pg_backend_pid()", d.Name); err != nil {
-				break
-			}
-			if _, err = conn.Exec(ctx, "ALTER DATABASE "+ident(d.Name)+" RENAME TO "+ident(replaced)); err == nil || !inUse(err) {
-				break
-			}
-			time.Sleep(250 * time.Millisecond)
-		}
-		if err != nil {
-			_, _ = conn.Exec(context.WithoutCancel(ctx), "ALTER DATABASE "+ident(d.Name)+" WITH ALLOW_CONNECTIONS true")
-			return fmt.Errorf("replacing database %s: %w", d.Name, err)
-		}
-	}
-	if _, err := conn.Exec(ctx, "ALTER DATABASE "+ident(side)+" RENAME TO "+ident(d.Name)); err != nil {
-		if exists {
-			_, _ = conn.Exec(context.WithoutCancel(ctx), "ALTER DATABASE "+ident(replaced)+" RENAME TO "+ident(d.Name))
-			_, _ = conn.Exec(context.WithoutCancel(ctx), "ALTER DATABASE "+ident(d.Name)+" WITH ALLOW_CONNECTIONS true")
-		}
-		return fmt.Errorf("replacing database %s: %w", d.Name, err)
-	}
-	if exists {
-		if _, err := conn.Exec(ctx, "DROP DATABASE "+ident(replaced)+" WITH (FORCE)"); err != nil {
-			return fmt.Errorf("dropping the replaced copy of database %s: %w", d.Name, err)
-		}
-	}
-	return nil
 }
 
 // inUse reports PostgreSQL's "database is being accessed by other users".

@@ -236,6 +236,7 @@ func (e *Engine) Control(ctx context.Context) error {
 		return ctx.Err()
 	}
 	go e.ensureReplicationUser(ctx)
+	go e.recoverSwapsOnPrimary(ctx)
 	return e.Config.Lease.Keep(ctx, e)
 }
 
