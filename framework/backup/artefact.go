@@ -25,6 +25,9 @@ import (
 // version 1 manifests are still read (from stores without a key: see Authenticate).
 const FormatVersion = 2
 
+// DataObjects are the names a backup's data object can have, in its directory.
+var DataObjects = []string{dataName, dataName + encSuffix}
+
 // Object names inside a backup's directory.
 const (
 	ManifestName = "manifest.json"

@@ -301,7 +301,14 @@ func (r *BackupReconciler) deleteArtefact(ctx context.Context, b *v1alpha1.Backu
 			return err
 		}
 	}
-	return nil
+	// A Job killed in the middle of its upload left the parts uploaded so far, billed until
+	// aborted.
+	var data []string
+	for _, name := range backup.DataObjects {
+		data = append(data, st.Key(Dir(b), name))
+	}
+	_, err = st.AbortUploads(ctx, data...)
+	return err
 }
 
 // SetupWithManager registers the controller: Backups, their Jobs, and the Restores that read

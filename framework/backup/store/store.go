@@ -45,6 +45,9 @@ const (
 type Store struct {
 	Bucket *blob.Bucket
 	prefix string
+	// bucketName is the provider's name of the bucket (the URL's host), for calls gocloud.dev
+	// does not make (AbortUploads).
+	bucketName string
 }
 
 // Close releases the bucket's connections.
@@ -81,7 +84,7 @@ func Open(ctx context.Context, rawURL, prefix string, creds map[string][]byte) (
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", Redact(rawURL), err)
 	}
-	return &Store{Bucket: b, prefix: strings.Trim(prefix, "/")}, nil
+	return &Store{Bucket: b, prefix: strings.Trim(prefix, "/"), bucketName: u.Host}, nil
 }
 
 // openS3 is s3blob's URL opener with the Secret's static key in place of the ambient
