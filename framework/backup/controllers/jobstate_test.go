@@ -42,7 +42,7 @@ func TestAJobPastItsDeadlineFailsWithDeadlineExceeded(t *testing.T) {
 	for _, k := range []struct {
 		slot, next string
 		want       time.Duration
-	}{{"03:00", "04:00", 59 * time.Minute}, {"03:00", "03:01", time.Minute}, {"03:00", "03:00", time.Minute}} {
+	}{{"03:00", "04:00", 59 * time.Minute}, {"03:00", "03:01", minSlotTimeout}, {"03:00", "03:05", minSlotTimeout}, {"03:00", "03:00", 0}} {
 		slot, _ := time.Parse("15:04", k.slot)
 		next, _ := time.Parse("15:04", k.next)
 		if next.Equal(slot) {

@@ -143,10 +143,14 @@ func findBackup(backups []v1alpha1.Backup, name string) *v1alpha1.Backup {
 }
 
 // slotTimeout is a plan's backup's timeout: done (or stopped) before the next slot, which would
-// otherwise be skipped behind it, and never longer than a lone backup's. At least a minute.
+// otherwise be skipped behind it, and never longer than a lone backup's. At least ten minutes: a
+// Job's deadline counts from its creation, pod scheduling and image pull included, and a plan
+// every minute or five would otherwise stop sound backups (it skips slots while one runs).
 func slotTimeout(slot, next time.Time) time.Duration {
-	return max(min(next.Sub(slot)-time.Minute, DefaultBackupTimeout), time.Minute)
+	return max(min(next.Sub(slot)-time.Minute, DefaultBackupTimeout), minSlotTimeout)
 }
+
+const minSlotTimeout = 10 * time.Minute
 
 // schedule creates the slot's Backup, unless one of the plan's has not finished: two dumps of one
 // instance at once only slow each other down (a CronJob's Forbid), and Backups waiting for an
