@@ -55,8 +55,6 @@ const (
 	DrillLabel = "datafleet.dev/drill-of"
 )
 
-// openStore opens a BackupStore with its credentials Secret, read from the API server: the cache
-// holds only Secrets the operator labelled.
 // Timeouts of backup and restore Jobs when their spec gives none (spec.timeout).
 const (
 	DefaultBackupTimeout  = 6 * time.Hour
@@ -83,7 +81,9 @@ const maxBackupObjects = 1000
 // ReasonStoreNotAllowed: the platform's store policy refuses the store (store.Policy).
 const ReasonStoreNotAllowed = "StoreNotAllowed"
 
-// openStore opens a BackupStore for the operator's own calls, if the platform's policy allows it.
+// openStore opens a BackupStore for the operator's own calls, if the platform's policy allows it,
+// with its credentials Secret read from the API server: the cache holds only Secrets the operator
+// labelled.
 func openStore(ctx context.Context, r client.Reader, bs *v1alpha1.BackupStore, policy store.Policy) (*store.Store, string, error) {
 	if err := policy.Check(bs.Spec.URL, bs.Spec.CredentialsSecretRef != nil); err != nil {
 		return nil, ReasonStoreNotAllowed, err
