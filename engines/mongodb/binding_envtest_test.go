@@ -17,7 +17,6 @@ import (
 	"github.com/datafleet-dev/datafleet/framework/engine/enginetest"
 	"github.com/datafleet-dev/datafleet/framework/names"
 	"github.com/datafleet-dev/datafleet/framework/operator"
-	"github.com/datafleet-dev/datafleet/framework/secrets"
 	"github.com/datafleet-dev/datafleet/framework/workload"
 	"github.com/datafleet-dev/datafleet/test/testenv"
 )
@@ -29,9 +28,7 @@ import (
 type servingEngine struct{ Engine }
 
 func (servingEngine) Supervise(ctx context.Context, in engine.SuperviseInput) (engine.SuperviseResult, error) {
-	key := types.NamespacedName{Namespace: in.Instance.Namespace, Name: SecretName(in.Instance)}
-	err := secrets.EnsureGenerated(ctx, in.Client, key, names.InstanceLabels(Name, in.Instance.Name), in.Owner, KeyfileKey, PasswordKey)
-	return engine.SuperviseResult{Observation: in.Generic}, err
+	return enginetest.SuperviseServing(ctx, in, Name, SecretName(in.Instance), KeyfileKey, PasswordKey)
 }
 
 // Bindings on FerretDB, driven by the operator's binding controller on a real API server, with

@@ -16,7 +16,6 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -27,7 +26,6 @@ import (
 	"github.com/datafleet-dev/datafleet/framework/engine/enginetest"
 	"github.com/datafleet-dev/datafleet/framework/names"
 	"github.com/datafleet-dev/datafleet/framework/operator"
-	"github.com/datafleet-dev/datafleet/framework/secrets"
 	"github.com/datafleet-dev/datafleet/framework/workload"
 	"github.com/datafleet-dev/datafleet/test/testenv"
 )
@@ -38,9 +36,7 @@ import (
 type servingEngine struct{ Engine }
 
 func (servingEngine) Supervise(ctx context.Context, in engine.SuperviseInput) (engine.SuperviseResult, error) {
-	key := types.NamespacedName{Namespace: in.Instance.Namespace, Name: SecretName(in.Instance)}
-	err := secrets.EnsureGenerated(ctx, in.Client, key, names.InstanceLabels(Name, in.Instance.Name), in.Owner, CookieKey, PasswordKey)
-	return engine.SuperviseResult{Observation: in.Generic}, err
+	return enginetest.SuperviseServing(ctx, in, Name, SecretName(in.Instance), CookieKey, PasswordKey)
 }
 
 // bindingHarness is one local node, a real API server, and the operator's controllers on it,

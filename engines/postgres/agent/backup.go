@@ -373,20 +373,11 @@ func operatorRole(role string) bool {
 // cutIdent reads one SQL identifier, quoted or not, from the start of s.
 func cutIdent(s string) (ident, rest string, ok bool) {
 	if strings.HasPrefix(s, `"`) {
-		var b strings.Builder
-		for i := 1; i < len(s); i++ {
-			if s[i] != '"' {
-				b.WriteByte(s[i])
-				continue
-			}
-			if i+1 < len(s) && s[i+1] == '"' {
-				b.WriteByte('"')
-				i++
-				continue
-			}
-			return b.String(), s[i+1:], true
+		id, n, ok := unquote(s, '"')
+		if !ok {
+			return "", s, false
 		}
-		return "", s, false
+		return id, s[n:], true
 	}
 	end := strings.IndexFunc(s, func(r rune) bool { return r == ' ' || r == ';' || r == ',' })
 	if end <= 0 {

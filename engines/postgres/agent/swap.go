@@ -83,11 +83,9 @@ func swapSteps(d databaseInfo) []swapStep {
 }
 
 // swapIn runs the swap's steps; on a failure it undoes what it did (recoverSwaps with the side
-// database given up), so the original stays as it was.
+// database given up), so the original stays as it was. The journal exists: Load ran recoverSwaps,
+// which makes it, before anything was restored.
 func swapIn(ctx context.Context, conn *pgx.Conn, d databaseInfo) error {
-	if err := ensureSwapJournal(ctx, conn); err != nil {
-		return err
-	}
 	for _, step := range swapSteps(d) {
 		if err := step(ctx, conn); err != nil {
 			if rerr := recoverSwap(context.WithoutCancel(ctx), conn, d.Name, false); rerr != nil {

@@ -137,11 +137,10 @@ func readManifest(ctx context.Context, r client.Reader, st *store.Store, bs *v1a
 	return m, backup.Authenticate(m, key)
 }
 
-// sharedScheme reports whether a store URL's objects can be seen by other pods: file:// and
-// mem:// live in one process's filesystem or memory.
+// sharedScheme reports whether a store URL's objects can be seen by other pods (store.Shareable).
 func sharedScheme(rawURL string) bool {
 	u, err := url.Parse(rawURL)
-	return err == nil && u.Scheme != "file" && u.Scheme != "mem"
+	return err == nil && store.Shareable(u.Scheme)
 }
 
 // setCondition sets the Ready condition on a status's conditions.

@@ -174,9 +174,9 @@ func withDeadline(ctx context.Context, deadline time.Duration) (context.Context,
 
 func componentOf(mode string) string {
 	if mode == ModeLoad {
-		return "restore"
+		return ComponentRestore
 	}
-	return "backup"
+	return ComponentBackup
 }
 
 // Compatible refuses a backup of another engine, or from a newer version than the target runs.

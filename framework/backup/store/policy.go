@@ -38,8 +38,8 @@ func (p Policy) Check(rawURL string, hasCredentials bool) error {
 	if u.User != nil {
 		return fmt.Errorf("the store url carries user information: credentials go in the credentials Secret")
 	}
-	if (!hasCredentials || u.Scheme == "azblob") && !p.AllowAmbientCredentials && sharedScheme(u.Scheme) {
-		return fmt.Errorf("%s stores without a credentials Secret use the operator's own cloud identity, which this platform does not lend (the operator's setting backupStores.allowAmbientCredentials)", schemeName(u.Scheme))
+	if (!hasCredentials || u.Scheme == "azblob") && !p.AllowAmbientCredentials && Shareable(u.Scheme) {
+		return fmt.Errorf("%s:// stores without a credentials Secret use the operator's own cloud identity, which this platform does not lend (the operator's setting backupStores.allowAmbientCredentials)", u.Scheme)
 	}
 	q := u.Query()
 	for _, param := range endpointParams {
@@ -86,8 +86,7 @@ func endpointHostPort(v string) (string, error) {
 	return strings.ToLower(e.Hostname()) + ":" + port, nil
 }
 
-// sharedScheme reports whether a store scheme is a provider's (file:// and mem:// are local and
-// refused elsewhere for being unshareable, not for their credentials).
-func sharedScheme(scheme string) bool { return scheme != "file" && scheme != "mem" }
-
-func schemeName(scheme string) string { return scheme + "://" }
+// Shareable reports whether a store scheme's objects can be seen by other pods: file:// and
+// mem:// live in one process's filesystem or memory (the store controller refuses them as
+// NotShareable; the policy has nothing to say about their credentials).
+func Shareable(scheme string) bool { return scheme != "file" && scheme != "mem" }
