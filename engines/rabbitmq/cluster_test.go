@@ -34,17 +34,19 @@ const testPassword = "operator-secret"
 // localNode is one node started by the agent.
 type localNode struct {
 	name              string
+	password          string // the administrator's, in the node's Secret
 	amqp, mgmt, agent int
 	stop              context.CancelFunc
-	done              chan error
+	done              chan struct{} // closed when the agent has returned, with err
+	err               error
 }
 
 func (n *localNode) management() management {
-	return management{base: "http://127.0.0.1:" + strconv.Itoa(n.mgmt), user: AdminUser, password: testPassword}
+	return management{base: "http://127.0.0.1:" + strconv.Itoa(n.mgmt), user: AdminUser, password: n.password}
 }
 
 func (n *localNode) url() string {
-	return fmt.Sprintf("amqp://%s:%s@127.0.0.1:%d/", AdminUser, testPassword, n.amqp)
+	return fmt.Sprintf("amqp://%s:%s@127.0.0.1:%d/", AdminUser, n.password, n.amqp)
 }
 
 // halt stops the node as the kubelet would (SIGTERM to the agent) and waits for it.
@@ -63,10 +65,12 @@ type localCluster struct {
 	dir    string
 	epmd   int
 	cookie string
-	cred   *syscall.Credential
-	peers  []string
-	ports  [][3]int
-	nodes  []*localNode
+	// password is the administrator's password the next node started gets in its Secret.
+	password string
+	cred     *syscall.Credential
+	peers    []string
+	ports    [][3]int
+	nodes    []*localNode
 	// tlsDir, when set, holds the nodes' certificate files (the mounted Secret's part), and
 	// amqps is the TLS listener's port.
 	tlsDir string
@@ -87,7 +91,7 @@ func newLocalCluster(t *testing.T, size int) *localCluster {
 		t.Fatal(err)
 	}
 	c := &localCluster{t: t, dir: dir, epmd: testenv.FreePort(t), cookie: "test-cookie-" + strconv.Itoa(os.Getpid()),
-		cred: testenv.ServerUser(t, "rabbitmq", "rabbitmq-server")}
+		password: testPassword, cred: testenv.ServerUser(t, "rabbitmq", "rabbitmq-server")}
 	// One epmd for all nodes, as on a host; rabbitmq-server would start one that outlives the test.
 	epmd := exec.Command("epmd", "-port", strconv.Itoa(c.epmd), "-address", "127.0.0.1")
 	if c.cred != nil {
@@ -121,7 +125,7 @@ func newLocalCluster(t *testing.T, size int) *localCluster {
 func (c *localCluster) start(i int, extraConf string) *localNode {
 	t := c.t
 	t.Helper()
-	n := &localNode{name: c.peers[i], amqp: c.ports[i][0], mgmt: c.ports[i][1], agent: testenv.FreePort(t)}
+	n := &localNode{name: c.peers[i], password: c.password, amqp: c.ports[i][0], mgmt: c.ports[i][1], agent: testenv.FreePort(t)}
 	base := filepath.Join(c.dir, strconv.Itoa(i))
 	cfgDir, secretDir := filepath.Join(base, "config"), filepath.Join(base, "secret")
 	for _, d := range []string{cfgDir, secretDir} {
@@ -142,7 +146,7 @@ func (c *localCluster) start(i int, extraConf string) *localNode {
 		filepath.Join(cfgDir, rmqagent.PeersFile):       peers.String(),
 		filepath.Join(cfgDir, rmqagent.PluginsFile):     "[rabbitmq_management].\n",
 		filepath.Join(secretDir, rmqagent.CookieFile):   c.cookie,
-		filepath.Join(secretDir, rmqagent.PasswordFile): testPassword,
+		filepath.Join(secretDir, rmqagent.PasswordFile): c.password,
 	}
 	for p, data := range files {
 		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
@@ -156,8 +160,9 @@ func (c *localCluster) start(i int, extraConf string) *localNode {
 		Credential: c.cred,
 	}}
 	ctx, cancel := context.WithCancel(context.Background())
-	n.stop, n.done = cancel, make(chan error, 1)
-	go func() { n.done <- fwagent.Run(ctx, e, "127.0.0.1:"+strconv.Itoa(n.agent)) }()
+	// done is closed rather than sent on: a halted node is waited for again by the cleanup.
+	n.stop, n.done = cancel, make(chan struct{})
+	go func() { n.err = fwagent.Run(ctx, e, "127.0.0.1:"+strconv.Itoa(n.agent)); close(n.done) }()
 	c.nodes = append(c.nodes, n)
 	return n
 }
@@ -168,8 +173,8 @@ func waitReady(t *testing.T, nodes ...*localNode) {
 	for _, n := range nodes {
 		testenv.Eventually(t, 3*time.Minute, func() error {
 			select {
-			case err := <-n.done:
-				t.Fatalf("%s stopped: %v", n.name, err)
+			case <-n.done:
+				t.Fatalf("%s stopped: %v", n.name, n.err)
 			default:
 			}
 			st, err := agentStatus(n.agent)

@@ -121,8 +121,12 @@ func (r *Reconciler) deleteChildren(ctx context.Context, s *scope) (int, error) 
 		}
 	}
 	// Data volumes are created by the StatefulSet controller, not owned by the instance: they are
-	// found by label, and only removed when the policy says so. A deleted PVC stays until no pod
+	// found by label, and only removed when the policy says so, their reclaim policy set to match
+	// it first (a policy switched just before the deletion). A deleted PVC stays until no pod
 	// uses it (pvc-protection); the deletion is requested, so there is no need to wait for it.
+	if err := r.followDeletionPolicy(ctx, s); err != nil {
+		return 0, err
+	}
 	if s.inst.Spec.DeletionPolicy == v1alpha1.DeletionPolicyDelete {
 		gvk := corev1.SchemeGroupVersion.WithKind("PersistentVolumeClaim")
 		pvcs, err := apply.List(ctx, r.Client, r.Scheme, gvk, s.inst.Namespace, r.selector(s), "")

@@ -41,8 +41,9 @@ func testRabbitMQCluster(t *testing.T) {
 	ensureCatalog(t, "rabbitmq", v1alpha1.CatalogVersion{Version: "4.0", Image: env.images["rabbitmq-4.0"], Default: true},
 		v1alpha1.CatalogVersion{Version: "3.10", Image: env.images["rabbitmq-3.10"]})
 	ns := testNamespace(t, "rabbitmq")
-	// A single 3.10 node alongside, to run the older release's configuration once in a pod.
-	legacy := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "legacy", Namespace: ns},
+	// A single 3.10 node alongside, to run the older release's configuration once in a pod, in a
+	// namespace of its own that is deleted and created again.
+	legacy := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "legacy", Namespace: testNamespace(t, "rabbitmq-legacy")},
 		Spec: v1alpha1.ServiceInstanceSpec{Engine: "rabbitmq", Version: "3.10", DeletionPolicy: v1alpha1.DeletionPolicyRetain}}
 	createInstance(t, legacy)
 	inst := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "events", Namespace: ns},
@@ -69,17 +70,14 @@ func testRabbitMQCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitGone(t, "the retained instance is deleted", legacy)
-	legacy = &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "legacy", Namespace: ns}, Spec: legacy.Spec}
+	legacy = &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "legacy", Namespace: legacy.Namespace}, Spec: legacy.Spec}
 	createInstance(t, legacy)
 	waitInstanceReady(t, legacy)
 	if got := consumeAll(t, amqpURL(t, legacy), "legacy"); len(got) != 5 {
 		t.Fatalf("re-created over its retained volume, the 3.10 node has %d of the 5 messages", len(got))
 	}
-	patchInstance(t, legacy, func(s *v1alpha1.ServiceInstanceSpec) { s.DeletionPolicy = v1alpha1.DeletionPolicyDelete })
-	if err := env.c.Delete(ctx, legacy); err != nil {
-		t.Fatal(err)
-	}
 	t.Logf("RABBITMQ: re-created over its retained volume, the 3.10 node was Ready with its 5 messages")
+	retainThroughNamespaceDeletion(t, legacy)
 
 	url := amqpURL(t, inst)
 	checkAMQPS(t, inst)

@@ -61,6 +61,8 @@ type Engine struct {
 	admin *mongo.Client // as the administrator, to this member
 	// adminPassword is the password admin logged in with.
 	adminPassword string
+	// verified is the password the administrator was seen to log in with (ensureAdmin).
+	verified string
 	// removed are members the operator asked to remove while the members file still lists them.
 	removed map[string]bool
 }
@@ -162,13 +164,17 @@ type hello struct {
 }
 
 // Status implements fwagent.Engine from `hello`, which needs no login: the primary accepts
-// writes, a secondary serves reads and replicates.
+// writes once the operator's administrator logs in with the Secret's password (ensureAdmin), a
+// secondary serves reads and replicates.
 func (e *Engine) Status(ctx context.Context) fwagent.Status {
 	h, err := e.hello(ctx)
 	switch {
 	case err != nil:
 		return fwagent.Status{Detail: "the server does not answer yet: " + err.Error()}
 	case h.IsWritablePrimary:
+		if password, err := e.password(); err != nil || !e.adminVerified(password) {
+			return fwagent.Status{Detail: "the administrator does not log in with the Secret's password yet", Role: mongodb.RolePrimary}
+		}
 		return fwagent.Status{Ready: true, Role: mongodb.RolePrimary}
 	case h.Secondary:
 		return fwagent.Status{Ready: true, Role: mongodb.RoleReplica}

@@ -78,19 +78,7 @@ func login(t *testing.T, cfg Config, password string) *mongo.Client {
 func TestAgentRunsFerretDB(t *testing.T) {
 	cfg := ferretConfig(t)
 	m := startMember(t, cfg)
-	ready := func() {
-		testenv.Eventually(t, 60*time.Second, func() error {
-			st, err := fwagent.StatusAt(context.Background(), m.addr)
-			if err != nil {
-				return err
-			}
-			if !st.Ready || st.Role != mongodb.RolePrimary {
-				return fmt.Errorf("status %+v, want ready primary", *st)
-			}
-			return nil
-		})
-	}
-	ready()
+	waitPrimary(t, m)
 	ctx := context.Background()
 	c := login(t, cfg, "agent-test-secret")
 	if _, err := c.Database("app").Collection("notes").InsertOne(ctx, bson.D{{Key: "note", Value: "kept"}}); err != nil {
@@ -107,9 +95,52 @@ func TestAgentRunsFerretDB(t *testing.T) {
 
 	m.stop()
 	m = startMember(t, cfg)
-	ready()
+	waitPrimary(t, m)
 	n, err := login(t, cfg, "agent-test-secret").Database("app").Collection("notes").CountDocuments(ctx, bson.D{{Key: "note", Value: "kept"}})
 	if err != nil || n != 1 {
 		t.Fatalf("after a restart: %d documents, %v; want the one written before", n, err)
 	}
+}
+
+// A member started over a data directory that outlived its Secret (a retained volume re-bound
+// after a namespace deletion: the Secret is generated again) lets the operator in with the new
+// password, keeps its documents, and is not reported ready before that; the old password no
+// longer logs in.
+func TestAMemberOverDataThatOutlivedItsSecretLetsTheOperatorIn(t *testing.T) {
+	cfg := ferretConfig(t)
+	m := startMember(t, cfg)
+	waitPrimary(t, m)
+	ctx := context.Background()
+	if _, err := login(t, cfg, "agent-test-secret").Database("app").Collection("notes").InsertOne(ctx, bson.D{{Key: "note", Value: "kept"}}); err != nil {
+		t.Fatal(err)
+	}
+	m.stop()
+
+	if err := os.WriteFile(filepath.Join(cfg.SecretDir, mongodb.PasswordKey), []byte("a-new-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m = startMember(t, cfg)
+	waitPrimary(t, m)
+	n, err := login(t, cfg, "a-new-secret").Database("app").Collection("notes").CountDocuments(ctx, bson.D{{Key: "note", Value: "kept"}})
+	if err != nil || n != 1 {
+		t.Fatalf("with the Secret's new password on a ready member: %d documents, %v; want the one written before", n, err)
+	}
+	if err := login(t, cfg, "agent-test-secret").Database("admin").RunCommand(ctx, bson.D{{Key: "connectionStatus", Value: 1}}).Err(); err == nil {
+		t.Error("the old password still logs in")
+	}
+}
+
+// waitPrimary waits for the agent to report its member a ready primary.
+func waitPrimary(t *testing.T, m *member) {
+	t.Helper()
+	testenv.Eventually(t, 60*time.Second, func() error {
+		st, err := fwagent.StatusAt(context.Background(), m.addr)
+		if err != nil {
+			return err
+		}
+		if !st.Ready || st.Role != mongodb.RolePrimary {
+			return fmt.Errorf("status %+v, want ready primary", *st)
+		}
+		return nil
+	})
 }

@@ -26,12 +26,8 @@ var TendInterval = 2 * time.Second
 // member that lost its volume does not start a second set beside the one its peers still run.
 const freshMarker = ".datafleet-fresh"
 
-// Control implements fwagent.Controller. FerretDB has no replica set to tend.
+// Control implements fwagent.Controller.
 func (e *Engine) Control(ctx context.Context) error {
-	if e.ferret() {
-		<-ctx.Done()
-		return nil
-	}
 	t := time.NewTicker(TendInterval)
 	defer t.Stop()
 	for {
@@ -74,7 +70,11 @@ func (e *Engine) fresh() bool {
 
 // tend is one look at the replica set: initiate it (first member, fresh, no peer in a set), then
 // on the primary create the administrator and move the membership one step toward the wanted one.
+// FerretDB has no replica set: there is only the administrator to see to.
 func (e *Engine) tend(ctx context.Context) error {
+	if e.ferret() {
+		return e.ensureAdmin(ctx, true)
+	}
 	h, err := e.hello(ctx)
 	if err != nil {
 		return err
@@ -86,9 +86,9 @@ func (e *Engine) tend(ctx context.Context) error {
 		_ = os.Remove(filepath.Join(e.Config.DataDir, freshMarker))
 	}
 	if !h.IsWritablePrimary {
-		return nil
+		return e.ensureAdmin(ctx, false)
 	}
-	if err := e.ensureAdmin(ctx); err != nil {
+	if err := e.ensureAdmin(ctx, true); err != nil {
 		return err
 	}
 	want, err := e.wantedMembers()
@@ -169,47 +169,6 @@ func helloAt(ctx context.Context, host string) (hello, error) {
 	defer func() { _ = c.Disconnect(context.Background()) }()
 	err = c.Database("admin").RunCommand(ctx, bson.D{{Key: "hello", Value: 1}}).Decode(&h)
 	return h, err
-}
-
-// MongoDB's error codes the agent tells apart.
-const (
-	codeUnauthorized         = 13
-	codeAuthenticationFailed = 18
-)
-
-// ensureAdmin creates the operator's administrator through the localhost exception when it
-// cannot log in because no user exists yet.
-func (e *Engine) ensureAdmin(ctx context.Context) error {
-	admin, err := e.adminClient()
-	if err != nil {
-		return err
-	}
-	err = admin.Database("admin").RunCommand(ctx, bson.D{{Key: "connectionStatus", Value: 1}}).Err()
-	if err == nil {
-		return nil
-	}
-	local, lerr := e.localClient()
-	if lerr != nil {
-		return lerr
-	}
-	password, perr := e.password()
-	if perr != nil {
-		return perr
-	}
-	cerr := local.Database("admin").RunCommand(ctx, bson.D{{Key: "createUser", Value: e.Config.User}, {Key: "pwd", Value: password},
-		{Key: "roles", Value: bson.A{bson.D{{Key: "role", Value: "root"}, {Key: "db", Value: "admin"}}}},
-		{Key: "mechanisms", Value: bson.A{"SCRAM-SHA-256"}}}).Err()
-	var ce mongo.CommandError
-	if errors.As(cerr, &ce) && (ce.Code == codeUnauthorized || ce.Code == codeAuthenticationFailed) {
-		// Users exist, so the exception is closed, and ours does not log in: its password in the
-		// Secret is not the one the set has. Nothing the agent may do about that.
-		return fmt.Errorf("the administrator %q cannot log in and users exist already: %w", e.Config.User, err)
-	}
-	if cerr != nil {
-		return fmt.Errorf("creating the administrator %q: %w", e.Config.User, cerr)
-	}
-	log.FromContext(ctx).Info("created the operator's administrator", "user", e.Config.User)
-	return nil
 }
 
 // reconfigure reads the set's configuration on this member (the primary) and, when step says so,

@@ -1,7 +1,7 @@
 // Package agent is the RabbitMQ side of the instance agent: it gives the node its Erlang cookie and
 // a configuration file assembled from the instance's ConfigMap and Secret, runs rabbitmq-server,
-// reports the node ready once it accepts AMQP connections, and makes a renewed TLS certificate
-// take effect without a restart.
+// reports the node ready once it accepts AMQP connections and the operator's administrator logs in
+// with the Secret's password, and makes a renewed TLS certificate take effect without a restart.
 package agent
 
 import (
@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -58,12 +59,15 @@ type Config struct {
 // Engine is the RabbitMQ agent.
 type Engine struct {
 	Config Config
+	// adminChecked is set once the administrator logs in with the Secret's password (Control).
+	adminChecked atomic.Bool
 }
 
 var (
-	_ fwagent.Engine   = (*Engine)(nil)
-	_ fwagent.Reloader = (*Engine)(nil)
-	_ fwagent.Actor    = (*Engine)(nil)
+	_ fwagent.Engine     = (*Engine)(nil)
+	_ fwagent.Reloader   = (*Engine)(nil)
+	_ fwagent.Actor      = (*Engine)(nil)
+	_ fwagent.Controller = (*Engine)(nil)
 )
 
 // Bootstrap writes the cookie and the configuration file. Both are rewritten at every start: the
@@ -167,8 +171,20 @@ func (e *Engine) Command() *exec.Cmd {
 func (e *Engine) StopSignal() os.Signal { return syscall.SIGTERM }
 
 // Status implements fwagent.Engine: the node is ready once its AMQP listeners accept
-// connections, which RabbitMQ opens at the end of its boot, after it has joined its cluster.
+// connections, which RabbitMQ opens at the end of its boot, after it has joined its cluster, and
+// the operator's administrator logs in with the Secret's password (Control).
 func (e *Engine) Status(ctx context.Context) fwagent.Status {
+	if detail := e.accepting(ctx); detail != "" {
+		return fwagent.Status{Detail: detail}
+	}
+	if !e.adminChecked.Load() {
+		return fwagent.Status{Detail: "checking the administrator's password"}
+	}
+	return fwagent.Status{Ready: true}
+}
+
+// accepting says why the node's listeners do not accept connections yet, "" when they do.
+func (e *Engine) accepting(ctx context.Context) string {
 	d := net.Dialer{Timeout: 2 * time.Second}
 	for _, port := range []int{e.Config.AMQPPort, e.Config.AMQPSPort} {
 		if port == 0 {
@@ -176,11 +192,11 @@ func (e *Engine) Status(ctx context.Context) fwagent.Status {
 		}
 		conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 		if err != nil {
-			return fwagent.Status{Detail: fmt.Sprintf("the node does not accept connections on port %d yet", port)}
+			return fmt.Sprintf("the node does not accept connections on port %d yet", port)
 		}
 		conn.Close()
 	}
-	return fwagent.Status{Ready: true}
+	return ""
 }
 
 // ReloadFiles implements fwagent.Reloader: the TLS files. Every other setting is read at start
