@@ -28,9 +28,37 @@ const (
 	saltSize  = 16
 )
 
-// MinKeyBytes is the least a key Secret's value may hold (it is not a password: it should be
-// random, for example `openssl rand -base64 32`).
+// MinKeyBytes is the least a key Secret's value may hold to decrypt with: backups taken before
+// StrongKeyBytes was required stay readable.
 const MinKeyBytes = 16
+
+// StrongKeyBytes is the least a key Secret's value must hold to encrypt a new backup with (it is
+// not a password: it should be random, for example `openssl rand -base64 32`, 44 bytes).
+const StrongKeyBytes = 32
+
+// strongKeyDistinct is the least number of distinct byte values a key must have: a repeated
+// pattern or a word padded to length has few. Random bytes or their base64 have about 30 in 32.
+const strongKeyDistinct = 16
+
+// CheckKey says why a key is too weak to encrypt new backups with, nil when it is not. KeyID is a
+// fast HMAC of the key, an offline oracle for a guessable one: only a key with no guessable
+// structure makes it harmless.
+func CheckKey(secret []byte) error {
+	if len(secret) < StrongKeyBytes {
+		return fmt.Errorf("the encryption key has %d bytes; new backups need at least %d random bytes (openssl rand -base64 32)", len(secret), StrongKeyBytes)
+	}
+	var seen [256]bool
+	distinct := 0
+	for _, b := range secret {
+		if !seen[b] {
+			seen[b], distinct = true, distinct+1
+		}
+	}
+	if distinct < strongKeyDistinct {
+		return fmt.Errorf("the encryption key has only %d distinct bytes, a pattern rather than random bytes; new backups need a random key (openssl rand -base64 32)", distinct)
+	}
+	return nil
+}
 
 // ErrWrongKey means the key is not the one the backup was encrypted with.
 var ErrWrongKey = errors.New("the encryption key is not the one this backup was encrypted with")
@@ -92,6 +120,9 @@ type encryptWriter struct {
 }
 
 func newEncryptWriter(w io.Writer, secret []byte) (*encryptWriter, error) {
+	if err := CheckKey(secret); err != nil {
+		return nil, err
+	}
 	head := make([]byte, saltSize+4)
 	if _, err := rand.Read(head); err != nil {
 		return nil, err

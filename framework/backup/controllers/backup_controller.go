@@ -130,6 +130,12 @@ func (r *BackupReconciler) progress(ctx context.Context, b *v1alpha1.Backup) (ti
 		return run.pending(reason, msg)
 	}
 	res, d, err := run.step(ctx, r.Client, b.Namespace, backupJobName(b), func() (time.Duration, error) {
+		switch reason, msg := r.keyProblem(ctx, bs); reason {
+		case ReasonKeyMissing:
+			return run.pending(reason, msg)
+		case ReasonWeakKey:
+			return run.fail(reason, msg)
+		}
 		if !instanceReady(inst) {
 			return run.pending(ReasonInstanceNotReady, fmt.Sprintf("instance %q is not ready", inst.Name))
 		}
@@ -143,6 +149,23 @@ func (r *BackupReconciler) progress(ctx context.Context, b *v1alpha1.Backup) (ti
 		return d, err
 	}
 	return 0, r.complete(ctx, b, bs, run)
+}
+
+// keyProblem says why a keyed store's key cannot encrypt a new backup (missing, or weak:
+// backup.CheckKey), "" when it can or the store has none. A weak key fails the Backup before a Job
+// is made; backups taken with it before stay restorable.
+func (r *BackupReconciler) keyProblem(ctx context.Context, bs *v1alpha1.BackupStore) (reason, msg string) {
+	key, err := storeKey(ctx, r.APIReader, bs)
+	if err != nil {
+		return ReasonKeyMissing, err.Error()
+	}
+	if key == nil {
+		return "", ""
+	}
+	if err := backup.CheckKey(key); err != nil {
+		return ReasonWeakKey, fmt.Sprintf("BackupStore %q: %v; backups taken with it before stay restorable with it", bs.Name, err)
+	}
+	return "", ""
 }
 
 // readyStore returns the named BackupStore if its probe succeeded, else why not.

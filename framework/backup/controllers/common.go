@@ -36,6 +36,10 @@ const (
 	ReasonJobLost            = "JobLost"
 	ReasonDeleteFailed       = "DeleteFailed"
 	ReasonCredentialsMissing = "CredentialsNotFound"
+	// ReasonKeyMissing: the store's encryption key Secret or key does not exist (yet).
+	ReasonKeyMissing = "EncryptionKeyNotFound"
+	// ReasonWeakKey: the store's encryption key is too weak to encrypt a new backup with.
+	ReasonWeakKey = "WeakKey"
 	// ReasonRestoreInProgress: a deleted Backup waits for the Restores that still read it.
 	ReasonRestoreInProgress = "RestoreInProgress"
 )

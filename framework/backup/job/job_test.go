@@ -125,7 +125,7 @@ func TestRunChecksBeforeLoading(t *testing.T) {
 			}
 			e := fileEngine{data}
 			p := params
-			p.Engine, p.Version, p.Dir, p.Backup, p.Key = "postgres", "17.2", "shop/orders/b1", "b1", []byte("0123456789abcdef0123")
+			p.Engine, p.Version, p.Dir, p.Backup, p.Key = "postgres", "17.2", "shop/orders/b1", "b1", []byte("0123456789abcdef0123456789abcdef")
 			p.Instance = &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "orders", Namespace: "shop"}}
 			p.Mode = job.ModeDump
 			if res, err := job.Run(ctx, p, e, os.Getenv); err != nil {
