@@ -29,13 +29,7 @@ const (
 	docsSuffix    = ".bson"
 	usersPart     = "users"
 	countsPart    = "counts"
-	// sideSuffix names the collection a restore fills before it replaces the original.
-	// (FerretDB refuses renames to names with dots or dashes.)
-	sideSuffix = "_datafleet_restore"
-	// replacedSuffix names an original moved aside while it is replaced, where the server cannot
-	// drop the target of a rename.
-	replacedSuffix = "_datafleet_replaced"
-	loadBatch      = 1000
+	loadBatch     = 1000
 )
 
 // systemDatabases are MongoDB's own; they are not dumped.
@@ -49,6 +43,10 @@ func Dump(ctx context.Context, c *mongo.Client, w io.Writer) error {
 		return fmt.Errorf("listing databases: %w", err)
 	}
 	slices.Sort(dbs)
+	restores, err := restoreCollections(ctx, c)
+	if err != nil {
+		return err
+	}
 	counts := map[string]int64{}
 	for _, db := range dbs {
 		if slices.Contains(systemDatabases, db) {
@@ -59,7 +57,7 @@ func Dump(ctx context.Context, c *mongo.Client, w io.Writer) error {
 			return fmt.Errorf("listing the collections of %s: %w", db, err)
 		}
 		for _, spec := range specs {
-			if strings.HasPrefix(spec.Name, "system.") || strings.HasSuffix(spec.Name, sideSuffix) || strings.HasSuffix(spec.Name, replacedSuffix) {
+			if strings.HasPrefix(spec.Name, "system.") || restores[db+"."+spec.Name] {
 				continue
 			}
 			n, err := dumpCollection(ctx, c.Database(db).Collection(spec.Name), a)
@@ -153,16 +151,21 @@ func dumpUsers(ctx context.Context, c *mongo.Client, a *archive.Writer) error {
 }
 
 // Load restores a dump into the server. Each collection is filled as a side collection next to
-// the original and only once the whole dump was read and every side collection holds the number
-// of documents the dump counted are the originals replaced (renameCollection with dropTarget);
-// any failure before that drops the side collections and leaves the data as it was. It returns a
-// summary of what it verified.
+// the original (named and journaled by this restore: swap.go) and only once the whole dump was
+// read and every side collection holds the number of documents the dump counted are the
+// originals replaced; any failure before that drops the side collections and leaves the data as
+// it was, and a restore stopped anywhere is finished by the next one. It returns a summary of
+// what it verified.
 func Load(ctx context.Context, c *mongo.Client, r io.Reader) (summary string, err error) {
-	var sides []*mongo.Collection
+	if err := recoverSwaps(ctx, c); err != nil {
+		return "", err
+	}
+	token := restoreToken()
+	var started []swap
 	defer func() {
 		if err != nil {
-			for _, s := range sides {
-				_ = s.Drop(context.WithoutCancel(ctx))
+			for _, s := range started {
+				_ = undo(context.WithoutCancel(ctx), c, s)
 			}
 		}
 	}()
@@ -186,28 +189,32 @@ func Load(ctx context.Context, c *mongo.Client, r io.Reader) (summary string, er
 			// No dump writes these: a forged part would replace the server's own collections.
 			return fmt.Errorf("the archive has a part %q of MongoDB's own data, which no dump writes: it is refused", name)
 		case strings.HasSuffix(rest, indexesSuffix):
-			side := c.Database(db).Collection(strings.TrimSuffix(rest, indexesSuffix) + sideSuffix)
-			if err := side.Drop(ctx); err != nil {
+			s := newSwap(db, strings.TrimSuffix(rest, indexesSuffix), token)
+			if err := journalSwap(ctx, c, s); err != nil {
 				return err
 			}
-			sides = append(sides, side)
-			return createIndexes(ctx, side, part)
+			started = append(started, s)
+			return createIndexes(ctx, c.Database(db).Collection(s.Side), part)
 		case strings.HasSuffix(rest, docsSuffix):
-			side := c.Database(db).Collection(strings.TrimSuffix(rest, docsSuffix) + sideSuffix)
-			return insertAll(ctx, side, part)
+			// A dump writes a collection's indexes first: the documents go only where they began.
+			s := newSwap(db, strings.TrimSuffix(rest, docsSuffix), token)
+			if !slices.Contains(started, s) {
+				return fmt.Errorf("the archive's part %q comes before the collection's indexes, which no dump writes: it is refused", name)
+			}
+			return insertAll(ctx, c.Database(db).Collection(s.Side), part)
 		}
 		return fmt.Errorf("unexpected part %q", name)
 	})
 	if err != nil {
 		return "", err
 	}
-	if len(counts) != len(sides) {
-		return "", fmt.Errorf("the dump counts %d collections but holds %d", len(counts), len(sides))
+	if len(counts) != len(started) {
+		return "", fmt.Errorf("the dump counts %d collections but holds %d", len(counts), len(started))
 	}
 	var docs int64
-	for _, side := range sides {
-		key := side.Database().Name() + "/" + strings.TrimSuffix(side.Name(), sideSuffix)
-		n, err := side.CountDocuments(ctx, bson.D{})
+	for _, s := range started {
+		key := s.DB + "/" + s.Coll
+		n, err := c.Database(s.DB).Collection(s.Side).CountDocuments(ctx, bson.D{})
 		if err != nil {
 			return "", err
 		}
@@ -216,16 +223,18 @@ func Load(ctx context.Context, c *mongo.Client, r io.Reader) (summary string, er
 		}
 		docs += n
 	}
-	for _, side := range sides {
-		if err := replace(ctx, c, side); err != nil {
+	for len(started) > 0 {
+		if err := replace(ctx, c, started[0]); err != nil {
 			return "", err
 		}
+		// Replaced: a later failure undoes only the collections not replaced yet.
+		started = started[1:]
 	}
 	users, left := restorableUsers(users)
 	if err := loadUsers(ctx, c, users); err != nil {
 		return "", fmt.Errorf("the documents were restored, the users were not: %w", err)
 	}
-	summary = fmt.Sprintf("restored %d collections, %d documents, each collection's documents counted as in the dump, and %d users", len(sides), docs, len(users))
+	summary = fmt.Sprintf("restored %d collections, %d documents, each collection's documents counted as in the dump, and %d users", len(counts), docs, len(users))
 	if len(left) > 0 {
 		summary += "; left out of the users: " + strings.Join(left, ", ")
 	}
@@ -342,47 +351,6 @@ func loadUsers(ctx context.Context, c *mongo.Client, users []bson.Raw) error {
 		}
 	}
 	return nil
-}
-
-// codeNotImplemented is what FerretDB answers renameCollection's dropTarget with.
-const codeNotImplemented = 238
-
-// replace renames the side collection over the original: in one step where the server can drop
-// the target as it renames (MongoDB), else the original is first moved aside and dropped after.
-func replace(ctx context.Context, c *mongo.Client, side *mongo.Collection) error {
-	db, coll := side.Database().Name(), strings.TrimSuffix(side.Name(), sideSuffix)
-	rename := func(from, to string, dropTarget bool) error {
-		cmd := bson.D{{Key: "renameCollection", Value: db + "." + from}, {Key: "to", Value: db + "." + to}}
-		if dropTarget {
-			cmd = append(cmd, bson.E{Key: "dropTarget", Value: true})
-		}
-		return c.Database("admin").RunCommand(ctx, cmd).Err()
-	}
-	err := rename(side.Name(), coll, true)
-	var ce mongo.CommandError
-	if !errors.As(err, &ce) || ce.Code != codeNotImplemented {
-		if err != nil {
-			return fmt.Errorf("replacing %s.%s: %w", db, coll, err)
-		}
-		return nil
-	}
-	old := coll + replacedSuffix
-	names, err := c.Database(db).ListCollectionNames(ctx, bson.D{{Key: "name", Value: coll}})
-	if err != nil {
-		return err
-	}
-	if len(names) > 0 {
-		if err := c.Database(db).Collection(old).Drop(ctx); err != nil {
-			return err
-		}
-		if err := rename(coll, old, false); err != nil {
-			return fmt.Errorf("moving %s.%s aside: %w", db, coll, err)
-		}
-	}
-	if err := rename(side.Name(), coll, false); err != nil {
-		return fmt.Errorf("replacing %s.%s (the original is in %s): %w", db, coll, old, err)
-	}
-	return c.Database(db).Collection(old).Drop(ctx)
 }
 
 // createIndexes recreates the dumped indexes (all but _id's, which every collection has).
