@@ -15,6 +15,7 @@ import (
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/backup/archive"
+	"github.com/datafleet-dev/datafleet/framework/bounded"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/names"
 	"github.com/datafleet-dev/datafleet/framework/workload"
@@ -29,8 +30,10 @@ const (
 	partDefinitions = "definitions.json"
 	// envPassword carries the operator administrator's password into the backup Job.
 	envPassword = "DATAFLEET_RABBITMQ_PASSWORD"
-	// maxDefinitions bounds what a load holds in memory: definitions are metadata.
-	maxDefinitions = 256 << 20
+	// maxDefinitions bounds the definitions a backup takes and a restore holds: metadata, about
+	// 250 bytes a queue, so a quarter of a million queues. A restore holds them about twice (the
+	// lists, raw, and the import's body) plus their identities, within the Job's 256 MiB.
+	maxDefinitions = 64 << 20
 )
 
 // BackupEnv implements engine.Backuper.
@@ -64,22 +67,38 @@ func (e Engine) Dump(ctx context.Context, t engine.BackupTarget, w io.Writer) er
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(pw, resp.Body); err != nil {
+	// A backup no restore could hold is refused now, not found out at the restore.
+	if _, err := io.Copy(pw, bounded.Reader(resp.Body, maxDefinitions)); err != nil {
 		return fmt.Errorf("reading the definitions: %w", err)
 	}
 	return a.Close()
 }
 
-// definitions is the part of an export a load filters and checks; everything else in the export
-// is imported as it is.
-type definitions struct {
-	Users            []map[string]any `json:"users"`
-	Vhosts           []map[string]any `json:"vhosts"`
-	Permissions      []map[string]any `json:"permissions"`
-	TopicPermissions []map[string]any `json:"topic_permissions"`
-	Queues           []map[string]any `json:"queues"`
-	Exchanges        []map[string]any `json:"exchanges"`
-	Bindings         []map[string]any `json:"bindings"`
+// object is what identifies an object of an export: its identifying fields, all strings in
+// RabbitMQ's definitions. The rest (arguments, hashes) is never decoded for a check, so checking
+// holds a fraction of the definitions' size.
+type object struct {
+	Name            string `json:"name"`
+	Vhost           string `json:"vhost"`
+	Type            string `json:"type"`
+	User            string `json:"user"`
+	Configure       string `json:"configure"`
+	Write           string `json:"write"`
+	Read            string `json:"read"`
+	Source          string `json:"source"`
+	Destination     string `json:"destination"`
+	DestinationType string `json:"destination_type"`
+	RoutingKey      string `json:"routing_key"`
+}
+
+// objects are the lists of an export a load checks after the import.
+type objects struct {
+	Users       []object `json:"users"`
+	Vhosts      []object `json:"vhosts"`
+	Permissions []object `json:"permissions"`
+	Exchanges   []object `json:"exchanges"`
+	Queues      []object `json:"queues"`
+	Bindings    []object `json:"bindings"`
 }
 
 // operatorUser reports users a restore leaves alone: the operator's administrator (its password
@@ -91,49 +110,41 @@ func operatorUser(name string) bool {
 
 // Load implements engine.Backuper: the definitions are imported once the whole archive is read,
 // without the operator's users, and then every imported user, vhost, permission, exchange, queue
-// and binding is looked up. An import adds and updates; it deletes nothing.
+// and binding is looked up. An import adds and updates; it deletes nothing. The definitions are
+// held once, as raw JSON per list; only the users and permissions (a restore filters them) and
+// the identities to check are decoded.
 func (e Engine) Load(ctx context.Context, t engine.BackupTarget, r io.Reader) (string, error) {
-	a := archive.NewReader(r)
-	var raw []byte
-	err := a.Each(func(name string, part io.Reader) error {
-		if name != partDefinitions {
-			return fmt.Errorf("the archive has an unknown part %q", name)
-		}
-		var err error
-		raw, err = io.ReadAll(io.LimitReader(part, maxDefinitions))
-		return err
-	})
+	all, err := readDefinitions(r)
 	if err != nil {
 		return "", err
 	}
-	if raw == nil {
-		return "", fmt.Errorf("the archive has no %s", partDefinitions)
-	}
-	all := map[string]json.RawMessage{}
-	if err := json.Unmarshal(raw, &all); err != nil {
-		return "", fmt.Errorf("%s: %w", partDefinitions, err)
-	}
-	var defs definitions
-	if err := json.Unmarshal(raw, &defs); err != nil {
-		return "", fmt.Errorf("%s: %w", partDefinitions, err)
+	var users, permissions, topicPermissions []map[string]any
+	for key, list := range map[string]*[]map[string]any{"users": &users, "permissions": &permissions, "topic_permissions": &topicPermissions} {
+		if err := decodeList(all, key, list); err != nil {
+			return "", err
+		}
 	}
 	keep := func(list []map[string]any, key string) []map[string]any {
-		out := list[:0:0]
-		for _, item := range list {
-			if name, _ := item[key].(string); !operatorUser(name) {
-				out = append(out, item)
-			}
-		}
-		return out
+		return slices.DeleteFunc(list, func(item map[string]any) bool {
+			name, _ := item[key].(string)
+			return operatorUser(name)
+		})
 	}
-	defs.Users, defs.Permissions, defs.TopicPermissions = keep(defs.Users, "name"), keep(defs.Permissions, "user"), keep(defs.TopicPermissions, "user")
-	lowered := restorableTags(defs.Users)
-	for key, v := range map[string]any{"users": defs.Users, "permissions": defs.Permissions, "topic_permissions": defs.TopicPermissions} {
+	users, permissions, topicPermissions = keep(users, "name"), keep(permissions, "user"), keep(topicPermissions, "user")
+	lowered := restorableTags(users)
+	for key, v := range map[string]any{"users": users, "permissions": permissions, "topic_permissions": topicPermissions} {
 		b, _ := json.Marshal(v)
 		all[key] = b
 	}
 	// The cluster's name is the target's own.
 	delete(all, "global_parameters")
+	var want objects
+	for key, list := range map[string]*[]object{"users": &want.Users, "vhosts": &want.Vhosts, "permissions": &want.Permissions,
+		"exchanges": &want.Exchanges, "queues": &want.Queues, "bindings": &want.Bindings} {
+		if err := decodeList(all, key, list); err != nil {
+			return "", err
+		}
+	}
 
 	m := e.backupManagement(t)
 	// The import and the export that checks it take as long as the definitions need (a 5 s
@@ -142,11 +153,46 @@ func (e Engine) Load(ctx context.Context, t engine.BackupTarget, r io.Reader) (s
 	if _, err := m.send(ctx, http.MethodPost, "/api/definitions", all, false); err != nil {
 		return "", fmt.Errorf("importing the definitions: %w", err)
 	}
-	summary, err := checkImported(ctx, m, defs)
+	clear(all)
+	summary, err := checkImported(ctx, m, want)
 	if err == nil && len(lowered) > 0 {
 		summary += "; tags a binding cannot have were left out: " + strings.Join(lowered, ", ")
 	}
 	return summary, err
+}
+
+// readDefinitions reads the archive's definitions into their top-level lists, raw, refusing more
+// than maxDefinitions.
+func readDefinitions(r io.Reader) (map[string]json.RawMessage, error) {
+	var all map[string]json.RawMessage
+	err := archive.NewReader(r).Each(func(name string, part io.Reader) error {
+		if name != partDefinitions {
+			return fmt.Errorf("the archive has an unknown part %q", name)
+		}
+		if err := json.NewDecoder(bounded.Reader(part, maxDefinitions)).Decode(&all); err != nil {
+			return fmt.Errorf("%s: %w", partDefinitions, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if all == nil {
+		return nil, fmt.Errorf("the archive has no %s", partDefinitions)
+	}
+	return all, nil
+}
+
+// decodeList decodes the definitions' list key (absent: empty) into list.
+func decodeList[T any](all map[string]json.RawMessage, key string, list *[]T) error {
+	raw, ok := all[key]
+	if !ok {
+		return nil
+	}
+	if err := json.Unmarshal(raw, list); err != nil {
+		return fmt.Errorf("%s: %s: %w", partDefinitions, key, err)
+	}
+	return nil
 }
 
 // bindingTags are the management tags a binding's user can have (an admin binding's): a restored
@@ -175,42 +221,41 @@ func restorableTags(users []map[string]any) []string {
 	return lowered
 }
 
-// checkImported looks up every imported object in a fresh export.
-func checkImported(ctx context.Context, m management, want definitions) (string, error) {
-	var got definitions
-	if _, err := m.get(ctx, "/api/definitions", &got); err != nil {
+// checkImported looks up every imported object in a fresh export, decoded as it is read.
+func checkImported(ctx context.Context, m management, want objects) (string, error) {
+	var got objects
+	if err := m.decode(ctx, "/api/definitions", &got, maxDefinitions); err != nil {
 		return "", err
 	}
 	for _, c := range []struct {
-		what       string
-		want, got  []map[string]any
-		identifies []string
+		what      string
+		want, got []object
+		identity  func(object) string
 	}{
-		{"user", want.Users, got.Users, []string{"name"}},
-		{"vhost", want.Vhosts, got.Vhosts, []string{"name"}},
-		{"permission", want.Permissions, got.Permissions, []string{"user", "vhost", "configure", "write", "read"}},
-		{"exchange", want.Exchanges, got.Exchanges, []string{"vhost", "name", "type"}},
-		{"queue", want.Queues, got.Queues, []string{"vhost", "name"}},
-		{"binding", want.Bindings, got.Bindings, []string{"vhost", "source", "destination", "destination_type", "routing_key"}},
+		{"user", want.Users, got.Users, func(o object) string { return fmt.Sprintf("(name=%s)", o.Name) }},
+		{"vhost", want.Vhosts, got.Vhosts, func(o object) string { return fmt.Sprintf("(name=%s)", o.Name) }},
+		{"permission", want.Permissions, got.Permissions, func(o object) string {
+			return fmt.Sprintf("(user=%s vhost=%s configure=%s write=%s read=%s)", o.User, o.Vhost, o.Configure, o.Write, o.Read)
+		}},
+		{"exchange", want.Exchanges, got.Exchanges, func(o object) string {
+			return fmt.Sprintf("(vhost=%s name=%s type=%s)", o.Vhost, o.Name, o.Type)
+		}},
+		{"queue", want.Queues, got.Queues, func(o object) string { return fmt.Sprintf("(vhost=%s name=%s)", o.Vhost, o.Name) }},
+		{"binding", want.Bindings, got.Bindings, func(o object) string {
+			return fmt.Sprintf("(vhost=%s source=%s destination=%s destination_type=%s routing_key=%s)",
+				o.Vhost, o.Source, o.Destination, o.DestinationType, o.RoutingKey)
+		}},
 	} {
-		present := map[string]bool{}
-		for _, item := range c.got {
-			present[identity(item, c.identifies)] = true
+		present := make(map[string]bool, len(c.got))
+		for _, o := range c.got {
+			present[c.identity(o)] = true
 		}
-		for _, item := range c.want {
-			if id := identity(item, c.identifies); !present[id] {
+		for _, o := range c.want {
+			if id := c.identity(o); !present[id] {
 				return "", fmt.Errorf("after the import, %s %s is missing", c.what, id)
 			}
 		}
 	}
 	return fmt.Sprintf("restored %d users, %d vhosts, %d permissions, %d exchanges, %d queues, %d bindings; each found after the import",
 		len(want.Users), len(want.Vhosts), len(want.Permissions), len(want.Exchanges), len(want.Queues), len(want.Bindings)), nil
-}
-
-func identity(item map[string]any, keys []string) string {
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%s=%v", k, item[k])
-	}
-	return "(" + strings.Join(parts, " ") + ")"
 }

@@ -37,7 +37,7 @@ var managementClient = &http.Client{Timeout: 5 * time.Second}
 const maxAnswer = 32 << 20
 
 // do sends a request, with body as JSON unless nil, and returns the status (0 if there was no
-// answer) and the answer (at most 8 MiB: a listing of every user or queue).
+// answer) and the answer (at most maxAnswer).
 func (m management) do(ctx context.Context, method, path string, body any) (int, []byte, error) {
 	var rd io.Reader
 	if body != nil {
@@ -92,6 +92,28 @@ func (m management) get(ctx context.Context, path string, out any) (int, error) 
 		return code, failed(http.MethodGet, path, code, body)
 	}
 	return code, json.Unmarshal(body, out)
+}
+
+// decode decodes the JSON answer to GET path into out as it is read, refusing more than max
+// bytes: for answers too large to hold twice (a definitions export).
+func (m management) decode(ctx context.Context, path string, out any, max int64) error {
+	client := m.client
+	if client == nil {
+		client = managementClient
+	}
+	resp, err := m.request(ctx, client, http.MethodGet, path, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		answer, _ := bounded.ReadAll(resp.Body, 4<<10)
+		return failed(http.MethodGet, path, resp.StatusCode, answer)
+	}
+	if err := json.NewDecoder(bounded.Reader(resp.Body, max)).Decode(out); err != nil {
+		return fmt.Errorf("GET %s: %w", path, err)
+	}
+	return nil
 }
 
 // send makes a request with a JSON body (nil: none) and returns the status. Statuses other than

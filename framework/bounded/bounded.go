@@ -23,3 +23,20 @@ func ReadAll(r io.Reader, max int64) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// Reader reads r and fails with ErrTooLarge once more than max bytes came, for a reader that
+// decodes as it goes (json.Decoder) and holds less than it reads.
+func Reader(r io.Reader, max int64) io.Reader { return &reader{r: io.LimitReader(r, max+1), max: max} }
+
+type reader struct {
+	r         io.Reader
+	max, read int64
+}
+
+func (l *reader) Read(p []byte) (int, error) {
+	n, err := l.r.Read(p)
+	if l.read += int64(n); l.read > l.max {
+		return n, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, l.max)
+	}
+	return n, err
+}
