@@ -20,7 +20,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	amqp "github.com/rabbitmq/amqp091-go"
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -50,6 +49,7 @@ func testBackups(t *testing.T) {
 	ensureCatalog(t, "postgres", v1alpha1.CatalogVersion{Version: "17", Image: env.images["postgres-17"], Default: true})
 	ensureCatalog(t, "rabbitmq", v1alpha1.CatalogVersion{Version: "4.0", Image: env.images["rabbitmq-4.0"], Default: true})
 	ns := testNamespace(t, "backups")
+	jobs := recordJobs(t, ns)
 	s3c := deployMinIO(t, ns)
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
@@ -157,18 +157,20 @@ func testBackups(t *testing.T) {
 
 	checkRabbitMQBackup(t, mq)
 	checkPlan(t, s3c, plan, seen)
-	checkNoCredentialLeaks(t, ns, map[string]string{"the store's secret key": minioPassword, "the encryption key": base64.StdEncoding.EncodeToString(key)})
+	checkNoCredentialLeaks(t, ns, jobs, map[string]string{"the store's secret key": minioPassword, "the encryption key": base64.StdEncoding.EncodeToString(key)})
 }
 
-// checkNoCredentialLeaks looks for each secret in everything the backups left readable without
-// the Secrets: the Jobs (arguments, environment), events, the backup objects' statuses, and the
-// logs of the Jobs' pods and of the operator.
-func checkNoCredentialLeaks(t *testing.T, ns string, secrets map[string]string) {
+// checkNoCredentialLeaks looks for each secret in everything the backups made readable without
+// the Secrets: the Jobs (arguments, environment) and their pods' logs as recorded while they
+// lived, events, the backup objects' statuses, and the operator's logs.
+func checkNoCredentialLeaks(t *testing.T, ns string, jobs *jobRecorder, secrets map[string]string) {
 	t.Helper()
 	ctx := context.Background()
-	var places []string
 	var text strings.Builder
-	for _, l := range []client.ObjectList{&batchv1.JobList{}, &corev1.EventList{}, &v1alpha1.BackupList{}, &v1alpha1.RestoreList{},
+	recorded, where := jobs.seen()
+	text.WriteString(recorded)
+	places := []string{where}
+	for _, l := range []client.ObjectList{&corev1.EventList{}, &v1alpha1.BackupList{}, &v1alpha1.RestoreList{},
 		&v1alpha1.BackupStoreList{}, &v1alpha1.BackupPlanList{}} {
 		if err := env.c.List(ctx, l, client.InNamespace(ns)); err != nil {
 			t.Fatal(err)
@@ -177,32 +179,30 @@ func checkNoCredentialLeaks(t *testing.T, ns string, secrets map[string]string) 
 		text.Write(b)
 		places = append(places, fmt.Sprintf("%T", l))
 	}
-	logsOf := func(namespace string, match func(corev1.Pod) bool) {
-		var pods corev1.PodList
-		if err := env.c.List(ctx, &pods, client.InNamespace(namespace)); err != nil {
-			t.Fatal(err)
-		}
-		for _, p := range pods.Items {
-			if !match(p) {
-				continue
-			}
-			for _, c := range p.Spec.Containers {
-				logs, err := env.cs.CoreV1().Pods(namespace).GetLogs(p.Name, &corev1.PodLogOptions{Container: c.Name}).DoRaw(ctx)
-				if err == nil {
-					text.Write(logs)
-					places = append(places, "logs of "+p.Name)
-				}
+	var operator corev1.PodList
+	if err := env.c.List(ctx, &operator, client.InNamespace(releaseNamespace)); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range operator.Items {
+		for _, c := range p.Spec.Containers {
+			logs, err := env.cs.CoreV1().Pods(releaseNamespace).GetLogs(p.Name, &corev1.PodLogOptions{Container: c.Name}).DoRaw(ctx)
+			if err == nil {
+				text.Write(logs)
+				places = append(places, "logs of "+p.Name)
 			}
 		}
 	}
-	logsOf(ns, func(p corev1.Pod) bool { return p.Labels["batch.kubernetes.io/job-name"] != "" })
-	logsOf(releaseNamespace, func(corev1.Pod) bool { return true })
+	// A control, so that a search that finds nothing because it looked nowhere fails: the
+	// arguments every backup Job carries must be there.
+	if seen := `"--dir","` + ns + `/`; !strings.Contains(text.String(), seen) {
+		t.Errorf("the search for credentials saw no Job's arguments (%q) in: %s", seen, strings.Join(places, ", "))
+	}
 	for what, secret := range secrets {
 		if strings.Contains(text.String(), secret) {
 			t.Errorf("%s appears in one of: %s", what, strings.Join(places, ", "))
 		}
 	}
-	t.Logf("BACKUPS: no credential in %d places: the Jobs, events, statuses, and the Jobs' and the operator's logs", len(places))
+	t.Logf("BACKUPS: no credential in: %s", strings.Join(places, ", "))
 }
 
 // deployMinIO runs MinIO in the namespace and creates the bucket; it returns a client that
