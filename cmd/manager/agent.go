@@ -116,6 +116,8 @@ func leaseKeeper(lease, name string) (*primary.Keeper, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A backstop under the keeper's own deadlines: no request to the API server outlives a renewal.
+	cfg.Timeout = primary.CallTimeout
 	scheme := runtime.NewScheme()
 	if err := coordinationv1.AddToScheme(scheme); err != nil {
 		return nil, err

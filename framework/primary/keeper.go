@@ -3,6 +3,7 @@ package primary
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -25,6 +26,12 @@ type Member interface {
 
 // Keeper is one agent's side of the protocol: it renews the lease while its member is primary,
 // promotes its member when the operator names it, and says when the member must stop.
+//
+// Every call it makes (to the API server, to its member) has a deadline of CallTimeout, and the
+// fence does not depend on any call returning: a watchdog compares the clock with the last
+// successful renewal and fences a primary FenceAfter after it, whatever is still in flight (a
+// black-holed connection, a DNS lookup, a member that does not answer). A promotion runs beside
+// the renewals, so a slow one does not let the lease lapse.
 type Keeper struct {
 	Client   client.Client
 	Key      types.NamespacedName
@@ -34,10 +41,21 @@ type Keeper struct {
 	// Now is the clock; time.Now if nil.
 	Now func() time.Time
 
+	mu         sync.Mutex
 	lastRenew  time.Time
 	wasPrimary bool
+	promoting  bool
 	seenHolder *string
 }
+
+// CallTimeout bounds each call of the keeper: a renewal that takes longer has failed.
+const CallTimeout = RenewInterval
+
+// watchdogTick is how often the watchdog looks at the clock: the fence comes at most this late.
+const watchdogTick = 100 * time.Millisecond
+
+// promoteTimeout bounds a promotion (pg_promote waits up to 60 s itself).
+const promoteTimeout = 90 * time.Second
 
 // Stop is returned by Keep when the member's engine must stop. Immediate stops drop connections at
 // once (fencing); the others are a clean shutdown (step down), after which Release hands the lease
@@ -61,6 +79,8 @@ func (k *Keeper) now() time.Time {
 
 // Get reads the lease.
 func (k *Keeper) Get(ctx context.Context) (*coordinationv1.Lease, State, error) {
+	ctx, cancel := context.WithTimeout(ctx, CallTimeout)
+	defer cancel()
 	l := &coordinationv1.Lease{}
 	if err := k.Client.Get(ctx, k.Key, l); err != nil {
 		return nil, State{}, err
@@ -74,9 +94,20 @@ func (k *Keeper) Renew(ctx context.Context, l *coordinationv1.Lease, at time.Tim
 	if ptr.Deref(l.Spec.HolderIdentity, "") != k.Identity {
 		return fmt.Errorf("%s does not hold the lease", k.Identity)
 	}
+	ctx, cancel := context.WithTimeout(ctx, CallTimeout)
+	defer cancel()
 	l = l.DeepCopy()
 	l.Spec.RenewTime = &metav1.MicroTime{Time: at}
 	return k.Client.Update(ctx, l)
+}
+
+// renewed records a successful renewal made at at.
+func (k *Keeper) renewed(at time.Time) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if at.After(k.lastRenew) {
+		k.lastRenew = at
+	}
 }
 
 // Claim is called before the engine starts: it reports whether this agent holds the lease, and
@@ -94,7 +125,7 @@ func (k *Keeper) Claim(ctx context.Context) (holder string, err error) {
 	if err := k.Renew(ctx, l, at); err != nil {
 		return "", fmt.Errorf("renewing the primary lease before starting as primary: %w", err)
 	}
-	k.lastRenew = at
+	k.renewed(at)
 	return s.Holder, nil
 }
 
@@ -108,6 +139,8 @@ func (k *Keeper) MarkBootstrapped(ctx context.Context) error {
 		l.Annotations = map[string]string{}
 	}
 	l.Annotations[BootstrappedAnnotation] = "true"
+	ctx, cancel := context.WithTimeout(ctx, CallTimeout)
+	defer cancel()
 	return k.Client.Update(ctx, l)
 }
 
@@ -120,90 +153,147 @@ func (k *Keeper) Release(ctx context.Context) error {
 	}
 	l.Spec.HolderIdentity = nil
 	l.Spec.RenewTime = nil
+	ctx, cancel := context.WithTimeout(ctx, CallTimeout)
+	defer cancel()
 	return k.Client.Update(ctx, l)
 }
 
 // Keep runs until ctx ends or the member must stop (a *Stop error):
-//   - holder and primary: renew; stop at once when renewing has failed for FenceAfter; stop
-//     cleanly when asked to step down;
+//   - holder and primary: renew; stop cleanly when asked to step down;
 //   - holder and replica: the operator elected this member: renew (which proves the election is
-//     current), then promote;
+//     current), then promote, renewing on while the promotion runs;
 //   - not the holder but primary: another member was elected: stop at once;
-//   - not the holder, replica: when the holder changes, reconnect to the new primary.
+//   - not the holder, replica: when the holder changes, reconnect to the new primary;
+//   - and whatever the loop is doing: a primary whose last renewal is FenceAfter old stops at once.
 func (k *Keeper) Keep(ctx context.Context, m Member) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // ends a step still in flight, and a promotion
+	logger := log.FromContext(ctx).WithValues("lease", k.Key.String(), "identity", k.Identity)
+	stops := make(chan *Stop, 1)
+	go k.loop(ctx, m, stops)
+	wd := time.NewTicker(watchdogTick)
+	defer wd.Stop()
+	for {
+		var stop *Stop
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case stop = <-stops:
+		case <-wd.C:
+			stop = k.watchdog()
+		}
+		if stop != nil {
+			logger.Info("stopping the engine", "reason", stop.Reason, "fence", stop.Fence)
+			return stop
+		}
+	}
+}
+
+// loop runs a step every tick until one says stop.
+func (k *Keeper) loop(ctx context.Context, m Member, stops chan<- *Stop) {
 	tick := k.Tick
 	if tick == 0 {
 		tick = time.Second
 	}
-	logger := log.FromContext(ctx).WithValues("lease", k.Key.String(), "identity", k.Identity)
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	for {
 		if stop := k.step(ctx, m); stop != nil {
-			logger.Info("stopping the engine", "reason", stop.Reason, "fence", stop.Fence)
-			return stop
+			stops <- stop
+			return
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return
 		case <-t.C:
 		}
 	}
 }
 
+// watchdog fences a primary whose last renewal is more than FenceAfter old, by the clock alone.
+func (k *Keeper) watchdog() *Stop {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if since := k.now().Sub(k.lastRenew); k.wasPrimary && since > FenceAfter {
+		return &Stop{Fence: true, Reason: fmt.Sprintf("the primary lease was last renewed %s ago (at most %s)", since.Round(time.Millisecond), FenceAfter)}
+	}
+	return nil
+}
+
 func (k *Keeper) step(ctx context.Context, m Member) *Stop {
 	logger := log.FromContext(ctx)
-	primary, roleErr := m.IsPrimary(ctx)
+	roleCtx, cancel := context.WithTimeout(ctx, CallTimeout)
+	primary, roleErr := m.IsPrimary(roleCtx)
+	cancel()
+	k.mu.Lock()
 	if roleErr == nil {
 		k.wasPrimary = primary
 	} else {
 		// Unknown role: assume what was last seen, which errs towards fencing a primary.
 		primary = k.wasPrimary
 	}
+	lastRenew, promoting := k.lastRenew, k.promoting
+	k.mu.Unlock()
 	started := k.now()
 	l, s, err := k.Get(ctx)
 	if err != nil {
-		return k.renewFailed(ctx, primary, started, err, "reading the primary lease")
+		logger.Error(err, "reading the primary lease")
+		return nil // the watchdog fences when this lasts
 	}
 	if s.Holder != k.Identity {
 		if primary {
 			return &Stop{Fence: true, Reason: fmt.Sprintf("the primary lease is held by %q, not by this member", s.Holder)}
 		}
-		if k.seenHolder != nil && *k.seenHolder != s.Holder && s.Holder != "" {
-			if err := m.Follow(ctx); err != nil {
+		k.mu.Lock()
+		changed := k.seenHolder != nil && *k.seenHolder != s.Holder && s.Holder != ""
+		k.seenHolder = ptr.To(s.Holder)
+		k.mu.Unlock()
+		if changed {
+			followCtx, cancel := context.WithTimeout(ctx, CallTimeout)
+			if err := m.Follow(followCtx); err != nil {
 				logger.Error(err, "reconnecting to the new primary")
 			}
+			cancel()
 		}
-		k.seenHolder = ptr.To(s.Holder)
 		return nil
 	}
+	k.mu.Lock()
 	k.seenHolder = ptr.To(s.Holder)
+	k.mu.Unlock()
 	if primary && s.StepDown {
 		return &Stop{Reason: fmt.Sprintf("asked to step down in favour of %q", s.StepDownTo)}
 	}
-	if !primary || started.Sub(k.lastRenew) >= RenewInterval {
+	if !primary || started.Sub(lastRenew) >= RenewInterval {
 		if err := k.Renew(ctx, l, started); err != nil {
-			return k.renewFailed(ctx, primary, started, err, "renewing the primary lease")
+			logger.Error(err, "renewing the primary lease")
+			return nil // the watchdog fences when this lasts
 		}
-		k.lastRenew = started
+		k.renewed(started)
 	}
-	if !primary && roleErr == nil {
-		logger.Info("elected primary: promoting")
-		if err := m.Promote(ctx); err != nil {
-			logger.Error(err, "promoting")
-			return nil
-		}
-		k.wasPrimary = true
+	if !primary && roleErr == nil && !promoting {
+		k.promote(ctx, m)
 	}
 	return nil
 }
 
-// renewFailed fences a primary whose last successful renewal is more than FenceAfter old, and
-// otherwise only logs: the next tick tries again.
-func (k *Keeper) renewFailed(ctx context.Context, primary bool, now time.Time, err error, what string) *Stop {
-	if primary && now.Sub(k.lastRenew) > FenceAfter {
-		return &Stop{Fence: true, Reason: fmt.Sprintf("could not renew the primary lease for %s: %v", FenceAfter, err)}
-	}
-	log.FromContext(ctx).Error(err, what)
-	return nil
+// promote promotes the member beside the loop, which goes on renewing the lease meanwhile.
+func (k *Keeper) promote(ctx context.Context, m Member) {
+	k.mu.Lock()
+	k.promoting = true
+	k.mu.Unlock()
+	logger := log.FromContext(ctx)
+	logger.Info("elected primary: promoting")
+	go func() {
+		ctx, cancel := context.WithTimeout(ctx, promoteTimeout)
+		defer cancel()
+		err := m.Promote(ctx)
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		k.promoting = false
+		if err != nil {
+			logger.Error(err, "promoting")
+			return
+		}
+		k.wasPrimary = true
+	}()
 }

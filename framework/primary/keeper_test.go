@@ -1,0 +1,221 @@
+package primary_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/datafleet-dev/datafleet/framework/primary"
+	"github.com/datafleet-dev/datafleet/test/testenv"
+)
+
+// The keeper against a real API server. What hangs is a wrapper around the real client that stops
+// answering and ignores its context (the worst a black-holed connection does), and the member is
+// a stand-in for the database (the PostgreSQL agent's own member is tested in engines/postgres).
+
+var env *testenv.Env
+
+func TestMain(m *testing.M) {
+	var err error
+	if env, err = testenv.New(); err != nil {
+		fmt.Fprintln(os.Stderr, "FAIL:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	env.Stop()
+	os.Exit(code)
+}
+
+// hangingClient answers through the real client until hang is set, then never again.
+type hangingClient struct {
+	client.Client
+	hang atomic.Bool
+}
+
+func (h *hangingClient) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if h.hang.Load() {
+		select {} // ignores ctx: a call the deadline does not end
+	}
+	return h.Client.Get(ctx, key, obj, opts...)
+}
+
+func (h *hangingClient) Update(ctx context.Context, obj client.Object, opts ...client.UpdateOption) error {
+	if h.hang.Load() {
+		select {}
+	}
+	return h.Client.Update(ctx, obj, opts...)
+}
+
+// member stands in for the database.
+type member struct {
+	primary   atomic.Bool
+	hang      atomic.Bool   // IsPrimary never answers
+	promoting time.Duration // how long Promote takes
+}
+
+func (m *member) IsPrimary(context.Context) (bool, error) {
+	if m.hang.Load() {
+		select {}
+	}
+	return m.primary.Load(), nil
+}
+
+func (m *member) Promote(ctx context.Context) error {
+	select {
+	case <-time.After(m.promoting):
+		m.primary.Store(true)
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (m *member) Follow(context.Context) error { return nil }
+
+// keep creates a lease held by holder, and runs a keeper for identity on it until it stops; the
+// channel gets its error and the time it returned.
+func keep(t *testing.T, holder, identity string, m *member) (*primary.Keeper, *hangingClient, <-chan stopped) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "keeper-"}}
+	if err := env.Client.Create(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	key := types.NamespacedName{Namespace: ns.Name, Name: "db-primary"}
+	if _, err := primary.Ensure(ctx, env.Client, key, nil, nil, holder, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	hc := &hangingClient{Client: env.Client}
+	k := &primary.Keeper{Client: hc, Key: key, Identity: identity}
+	if _, err := k.Claim(ctx); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan stopped, 1)
+	go func() {
+		err := k.Keep(ctx, m)
+		done <- stopped{err, time.Now()}
+	}()
+	return k, hc, done
+}
+
+type stopped struct {
+	err error
+	at  time.Time
+}
+
+// lastRenewal reads the lease's renewTime from the API server.
+func lastRenewal(t *testing.T, k *primary.Keeper) time.Time {
+	t.Helper()
+	l := &coordinationv1.Lease{}
+	if err := env.Client.Get(context.Background(), k.Key, l); err != nil {
+		t.Fatal(err)
+	}
+	return primary.Read(l).RenewTime
+}
+
+// checkFenced waits for the keeper to fence and checks the bound: no earlier than FenceAfter after
+// the last renewal the API server has, and well before LeaseDuration, when the operator may
+// name another primary.
+func checkFenced(t *testing.T, k *primary.Keeper, done <-chan stopped) {
+	t.Helper()
+	var s stopped
+	select {
+	case s = <-done:
+	case <-time.After(2 * primary.LeaseDuration):
+		t.Fatalf("the keeper did not stop within %s", 2*primary.LeaseDuration)
+	}
+	var stop *primary.Stop
+	if !errors.As(s.err, &stop) || !stop.Fence {
+		t.Fatalf("the keeper returned %v, want a fence", s.err)
+	}
+	after := s.at.Sub(lastRenewal(t, k))
+	if after < primary.FenceAfter || after > primary.LeaseDuration-time.Second {
+		t.Errorf("fenced %s after the last renewal, want between %s and %s", after, primary.FenceAfter, primary.LeaseDuration-time.Second)
+	}
+	t.Logf("fenced %s after the last renewal: %s", after.Round(time.Millisecond), stop.Reason)
+}
+
+// A primary whose API server stops answering (and whose calls ignore their deadline) fences by
+// the clock, FenceAfter after its last renewal, before the lease can expire.
+func TestAPrimaryWhoseAPIServerHangsFencesInTime(t *testing.T) {
+	m := &member{}
+	m.primary.Store(true)
+	k, hc, done := keep(t, "db-0", "db-0", m)
+	time.Sleep(3 * primary.RenewInterval)
+	hc.hang.Store(true)
+	checkFenced(t, k, done)
+}
+
+// A primary whose database stops answering the keeper fences the same way: the renewals stop
+// with the loop, and the clock does the rest.
+func TestAPrimaryWhoseMemberHangsFencesInTime(t *testing.T) {
+	m := &member{}
+	m.primary.Store(true)
+	k, _, done := keep(t, "db-0", "db-0", m)
+	time.Sleep(3 * primary.RenewInterval)
+	m.hang.Store(true)
+	checkFenced(t, k, done)
+}
+
+// A promotion slower than FenceAfter does not let the lease lapse: the keeper renews while it
+// runs, and the new primary is not fenced when it is done.
+func TestASlowPromotionKeepsTheLease(t *testing.T) {
+	m := &member{promoting: primary.FenceAfter + 2*time.Second}
+	k, _, done := keep(t, "db-1", "db-1", m)
+	deadline := time.Now().Add(m.promoting + 3*time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case s := <-done:
+			t.Fatalf("the keeper stopped: %v", s.err)
+		case <-time.After(500 * time.Millisecond):
+		}
+		if age := time.Since(lastRenewal(t, k)); age > primary.RenewInterval+1500*time.Millisecond {
+			t.Fatalf("primary %v: the lease was last renewed %s ago", m.primary.Load(), age)
+		}
+	}
+	if !m.primary.Load() {
+		t.Fatal("the member was not promoted")
+	}
+}
+
+// A primary that sees the lease name another holder fences at once.
+func TestAPrimaryThatLostTheLeaseFences(t *testing.T) {
+	m := &member{}
+	m.primary.Store(true)
+	k, _, done := keep(t, "db-0", "db-0", m)
+	time.Sleep(primary.RenewInterval)
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error { // the keeper renews meanwhile
+		l := &coordinationv1.Lease{}
+		if err := env.Client.Get(context.Background(), k.Key, l); err != nil {
+			return err
+		}
+		l.Spec.HolderIdentity = ptr.To("db-1")
+		return env.Client.Update(context.Background(), l)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	changed := time.Now()
+	select {
+	case s := <-done:
+		var stop *primary.Stop
+		if !errors.As(s.err, &stop) || !stop.Fence {
+			t.Fatalf("the keeper returned %v, want a fence", s.err)
+		}
+		t.Logf("fenced %s after the lease named another holder", s.at.Sub(changed).Round(time.Millisecond))
+	case <-time.After(primary.FenceAfter):
+		t.Fatal("the keeper did not fence after the lease named another holder")
+	}
+}
