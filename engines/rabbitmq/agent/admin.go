@@ -80,8 +80,10 @@ func (e *Engine) ensureAdmin(ctx context.Context) error {
 }
 
 // ctl runs rabbitmqctl against this node with stdin on its standard input, and returns its output.
+// Not with --longnames (RABBITMQ_USE_LONGNAME says it): RabbitMQ 4.0's rabbitmqctl given both
+// --longnames and a password on its standard input waits for ever.
 func (e *Engine) ctl(ctx context.Context, stdin string, args ...string) (string, error) {
-	cmd := e.command(ctx, "rabbitmqctl", append([]string{"--longnames"}, args...)...)
+	cmd := e.tool(ctx, "rabbitmqctl", args...)
 	cmd.Stdin = strings.NewReader(stdin)
 	out, err := cmd.CombinedOutput()
 	if err != nil {

@@ -162,6 +162,20 @@ func (e *Engine) command(ctx context.Context, name string, args ...string) *exec
 	return cmd
 }
 
+// tool is a RabbitMQ CLI tool run against this node. The script starts an Erlang VM of its own,
+// which outlives a killed script and holds its output open: the tool gets its own process group,
+// killed whole when ctx ends, and its output is given up a few seconds after that.
+func (e *Engine) tool(ctx context.Context, name string, args ...string) *exec.Cmd {
+	cmd := e.command(ctx, name, args...)
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Setpgid = true
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	return cmd
+}
+
 // Command implements fwagent.Engine.
 func (e *Engine) Command() *exec.Cmd {
 	return e.command(context.Background(), "rabbitmq-server")
@@ -214,7 +228,7 @@ func (e *Engine) ReloadFiles() []string {
 func (e *Engine) Reload(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	out, err := e.command(ctx, "rabbitmqctl", "--longnames", "eval", "ssl:clear_pem_cache().").CombinedOutput()
+	out, err := e.tool(ctx, "rabbitmqctl", "--longnames", "eval", "ssl:clear_pem_cache().").CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("clearing the certificate cache: %w: %s", err, strings.TrimSpace(string(out)))
 	}
@@ -249,9 +263,9 @@ func (e *Engine) Act(ctx context.Context, action string, params url.Values) erro
 	var cmd *exec.Cmd
 	switch action {
 	case ActionShrink:
-		cmd = e.command(ctx, "rabbitmq-queues", "shrink", node, "--errors-only")
+		cmd = e.tool(ctx, "rabbitmq-queues", "shrink", node, "--errors-only")
 	case ActionForget:
-		cmd = e.command(ctx, "rabbitmqctl", "forget_cluster_node", node)
+		cmd = e.tool(ctx, "rabbitmqctl", "forget_cluster_node", node)
 	default:
 		return fmt.Errorf("no action %q (have: %s, %s)", action, ActionShrink, ActionForget)
 	}
