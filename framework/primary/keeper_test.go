@@ -148,26 +148,23 @@ func checkFenced(t *testing.T, k *primary.Keeper, done <-chan stopped) {
 	t.Logf("fenced %s after the last renewal: %s", after.Round(time.Millisecond), stop.Reason)
 }
 
-// A primary whose API server stops answering (and whose calls ignore their deadline) fences by
-// the clock, FenceAfter after its last renewal, before the lease can expire.
-func TestAPrimaryWhoseAPIServerHangsFencesInTime(t *testing.T) {
-	m := &member{}
-	m.primary.Store(true)
-	k, hc, done := keep(t, "db-0", "db-0", m)
-	time.Sleep(3 * primary.RenewInterval)
-	hc.hang.Store(true)
-	checkFenced(t, k, done)
-}
-
-// A primary whose database stops answering the keeper fences the same way: the renewals stop
-// with the loop, and the clock does the rest.
-func TestAPrimaryWhoseMemberHangsFencesInTime(t *testing.T) {
-	m := &member{}
-	m.primary.Store(true)
-	k, _, done := keep(t, "db-0", "db-0", m)
-	time.Sleep(3 * primary.RenewInterval)
-	m.hang.Store(true)
-	checkFenced(t, k, done)
+// A primary fences by the clock, FenceAfter after its last renewal and before the lease can
+// expire, when its API server stops answering (and its calls ignore their deadline), and the same
+// when its database stops answering the keeper: the renewals stop with the loop.
+func TestAPrimaryFencesInTimeWhateverHangs(t *testing.T) {
+	for name, hang := range map[string]func(*hangingClient, *member){
+		"the API server": func(hc *hangingClient, _ *member) { hc.hang.Store(true) },
+		"the database":   func(_ *hangingClient, m *member) { m.hang.Store(true) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			m := &member{}
+			m.primary.Store(true)
+			k, hc, done := keep(t, "db-0", "db-0", m)
+			time.Sleep(3 * primary.RenewInterval)
+			hang(hc, m)
+			checkFenced(t, k, done)
+		})
+	}
 }
 
 // A promotion slower than FenceAfter does not let the lease lapse: the keeper renews while it
