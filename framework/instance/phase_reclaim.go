@@ -2,6 +2,7 @@ package instance
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
@@ -56,7 +57,9 @@ func (r *Reconciler) followDeletionPolicy(ctx context.Context, s *scope) error {
 		if pvc.Annotations[VolumeRetainedAnnotation] == want {
 			continue
 		}
-		if err := r.setReclaimPolicy(ctx, s, pvc, retain); err != nil {
+		if err := r.setReclaimPolicy(ctx, s, pvc, retain); errors.Is(err, errForeignVolume) {
+			continue // not the instance's to keep or give back; the claim is left as it is
+		} else if err != nil {
 			return describeErr(fmt.Sprintf("setting the reclaim policy of volume %s", pvc.Spec.VolumeName), err)
 		}
 		patch := client.MergeFrom(pvc.DeepCopy())
@@ -75,6 +78,9 @@ func (r *Reconciler) followDeletionPolicy(ctx context.Context, s *scope) error {
 	return nil
 }
 
+// errForeignVolume: the volume a claim names is bound to another claim.
+var errForeignVolume = errors.New("the volume is bound to another claim")
+
 // setReclaimPolicy sets the claim's volume to Retain (recording the policy it had, and labelling
 // it with the instance it belongs to) or gives it back the recorded one. Volumes are read past
 // the cache (the operator watches none) and only when bound to this very claim.
@@ -90,7 +96,7 @@ func (r *Reconciler) setReclaimPolicy(ctx context.Context, s *scope, pvc *corev1
 		return err
 	}
 	if ref := pv.Spec.ClaimRef; ref == nil || ref.UID != pvc.UID || ref.Namespace != pvc.Namespace || ref.Name != pvc.Name {
-		return fmt.Errorf("volume %s is not bound to claim %s", pv.Name, pvc.Name)
+		return errForeignVolume
 	}
 	patch := client.MergeFromWithOptions(pv.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	was, recorded := pv.Annotations[ReclaimPolicyWasAnnotation]
