@@ -18,6 +18,7 @@ import (
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/names"
 	"github.com/datafleet-dev/datafleet/framework/params"
+	"github.com/datafleet-dev/datafleet/framework/primary"
 	"github.com/datafleet-dev/datafleet/framework/workload"
 )
 
@@ -25,12 +26,16 @@ import (
 const Name = "postgres"
 
 // Engine is the PostgreSQL engine.
-type Engine struct{}
+type Engine struct {
+	// leases remembers when each primary lease's renewal was first seen (primary.Observer), so
+	// that no lease expires before its holder fenced, whatever the clocks say.
+	leases *primary.Observer
+}
 
 var _ engine.Engine = Engine{}
 
 // New returns the PostgreSQL engine.
-func New() Engine { return Engine{} }
+func New() Engine { return Engine{leases: primary.NewObserver()} }
 
 // Name implements engine.Engine.
 func (Engine) Name() string { return Name }

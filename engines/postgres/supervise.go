@@ -72,7 +72,8 @@ func (e Engine) Supervise(ctx context.Context, in engine.SuperviseInput) (engine
 	if err := in.Client.List(ctx, podList, client.InNamespace(inst.Namespace), client.MatchingLabels(labels)); err != nil {
 		return engine.SuperviseResult{}, err
 	}
-	s := &supervision{in: in, lease: lease, state: primary.Read(lease), pods: podList.Items, members: probe(ctx, podList.Items), sts: sts}
+	s := &supervision{in: in, lease: lease, leases: e.leases, key: key(LeaseName(inst)), pods: podList.Items, members: probe(ctx, podList.Items), sts: sts}
+	s.read(lease)
 	// A rolling update goes before a switchover that spec.primary asks for: its own switchovers
 	// would otherwise be undone, and the requested one follows once every pod is updated.
 	for _, step := range []func(context.Context) (bool, error){s.elect, s.label, s.roll, s.switchover} {
@@ -91,10 +92,17 @@ type supervision struct {
 	in      engine.SuperviseInput
 	lease   *coordinationv1.Lease
 	state   primary.State
+	leases  *primary.Observer
+	key     types.NamespacedName
 	pods    []corev1.Pod
 	members []member // one per pod, pointing into pods
 	sts     string
 	engine.NotReady
+}
+
+// read takes the lease as it is now, its expiry as this operator observed it.
+func (s *supervision) read(l *coordinationv1.Lease) {
+	s.lease, s.state = l, s.leases.Observe(s.key, primary.Read(l), s.in.Now)
 }
 
 // servingPrimary is the lease holder if its agent reports a ready primary, else nil.
@@ -148,7 +156,7 @@ func (s *supervision) elect(ctx context.Context) (bool, error) {
 		return false, fmt.Errorf("assigning the primary lease to %s: %w", winner, err)
 	}
 	log.FromContext(ctx).Info("elected a new primary", "primary", winner, "previous", s.state.Holder)
-	s.lease, s.state = assigned, primary.Read(assigned)
+	s.read(assigned)
 	s.Wait("Failover", fmt.Sprintf("%s was elected primary and is being promoted", winner), time.Second)
 	return true, nil
 }
