@@ -47,11 +47,7 @@ func (m management) do(ctx context.Context, method, path string, body any) (int,
 		}
 		rd = bytes.NewReader(b)
 	}
-	client := m.client
-	if client == nil {
-		client = managementClient
-	}
-	resp, err := m.request(ctx, client, method, path, rd)
+	resp, err := m.request(ctx, m.httpClient(), method, path, rd)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -61,6 +57,14 @@ func (m management) do(ctx context.Context, method, path string, body any) (int,
 		return resp.StatusCode, nil, fmt.Errorf("%s %s: the answer: %w", method, path, err)
 	}
 	return resp.StatusCode, answer, nil
+}
+
+// httpClient is m's own client, else the management API's default with its short timeout.
+func (m management) httpClient() *http.Client {
+	if m.client != nil {
+		return m.client
+	}
+	return managementClient
 }
 
 // request makes one request as the administrator with client, a JSON body when rd is not nil.
@@ -97,11 +101,7 @@ func (m management) get(ctx context.Context, path string, out any) (int, error) 
 // decode decodes the JSON answer to GET path into out as it is read, refusing more than max
 // bytes: for answers too large to hold twice (a definitions export).
 func (m management) decode(ctx context.Context, path string, out any, max int64) error {
-	client := m.client
-	if client == nil {
-		client = managementClient
-	}
-	resp, err := m.request(ctx, client, http.MethodGet, path, nil)
+	resp, err := m.request(ctx, m.httpClient(), http.MethodGet, path, nil)
 	if err != nil {
 		return err
 	}

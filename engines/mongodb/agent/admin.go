@@ -9,7 +9,6 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
@@ -97,8 +96,7 @@ func (e *Engine) createAdmin(ctx context.Context, password string) (created bool
 
 // changeAdminPassword logs in with the old password and sets the new one.
 func (e *Engine) changeAdminPassword(ctx context.Context, old, password string) error {
-	c, err := mongo.Connect(options.Client().ApplyURI(e.localURI()).SetAuth(options.Credential{
-		AuthSource: "admin", Username: e.Config.User, Password: old, AuthMechanism: "SCRAM-SHA-256"}))
+	c, err := mongo.Connect(e.adminOptions(old))
 	if err != nil {
 		return err
 	}

@@ -227,14 +227,18 @@ func (e *Engine) adminClient() (*mongo.Client, error) {
 	if e.admin != nil {
 		_ = e.admin.Disconnect(context.Background())
 	}
-	opts := options.Client().ApplyURI(e.localURI()).SetAuth(options.Credential{
-		AuthSource: "admin", Username: e.Config.User, Password: password, AuthMechanism: "SCRAM-SHA-256"})
-	c, err := mongo.Connect(opts)
+	c, err := mongo.Connect(e.adminOptions(password))
 	if err != nil {
 		return nil, err
 	}
 	e.admin, e.adminPassword = c, password
 	return c, nil
+}
+
+// adminOptions connect to this member as the administrator with password.
+func (e *Engine) adminOptions(password string) *options.ClientOptions {
+	return options.Client().ApplyURI(e.localURI()).SetAuth(options.Credential{
+		AuthSource: "admin", Username: e.Config.User, Password: password, AuthMechanism: "SCRAM-SHA-256"})
 }
 
 // ActionToken implements fwagent.Actor: the administrator's password, which only the operator
