@@ -49,14 +49,17 @@ func runAgent(args []string) error {
 		fs.StringVar(&c.TLSDir, "tls-dir", "", "directory of the server certificate and key (tls.crt, tls.key); empty: no TLS")
 		fs.StringVar(&c.ReplicationPasswordFile, "replication-password-file", "", "file holding the replication user's password")
 		build = func() (fwagent.Engine, error) {
-			if *lease != "" {
-				k, err := leaseKeeper(*lease, c.Name)
-				if err != nil {
-					return nil, err
-				}
-				c.Lease = k
+			if *lease == "" {
+				return &pgagent.Engine{Config: c}, nil
 			}
-			return &pgagent.Engine{Config: c}, nil
+			k, err := leaseKeeper(*lease, c.Name)
+			if err != nil {
+				return nil, err
+			}
+			c.Lease = k
+			e := &pgagent.Engine{Config: c}
+			k.Peers = e // the members confirm each other through their agents (failsafe)
+			return e, nil
 		}
 	case "rabbitmq":
 		c := rmqagent.Config{User: rabbitmq.AdminUser}

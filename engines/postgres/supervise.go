@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -72,6 +73,14 @@ func (e Engine) Supervise(ctx context.Context, in engine.SuperviseInput) (engine
 	if err := in.Client.List(ctx, podList, client.InNamespace(inst.Namespace), client.MatchingLabels(labels)); err != nil {
 		return engine.SuperviseResult{}, err
 	}
+	// The holder asks the members at these addresses to confirm it when it cannot renew.
+	addresses := map[string]string{}
+	for _, p := range podList.Items {
+		addresses[p.Name] = p.Status.PodIP
+	}
+	if lease, err = primary.SetMembers(ctx, in.Client, lease, addresses); err != nil {
+		return engine.SuperviseResult{}, fmt.Errorf("primary lease: recording the members: %w", err)
+	}
 	s := &supervision{in: in, lease: lease, leases: e.leases, key: key(LeaseName(inst)), pods: podList.Items, members: probe(ctx, podList.Items), sts: sts}
 	s.read(lease)
 	// A rolling update goes before a switchover that spec.primary asks for: its own switchovers
@@ -134,7 +143,12 @@ func (s *supervision) elect(ctx context.Context) (bool, error) {
 		return false, nil
 	}
 	var cands []primary.Candidate
+	var unconfirmed []string
 	for _, m := range s.members {
+		if !s.state.Electable(m.pod.Name) {
+			unconfirmed = append(unconfirmed, m.pod.Name)
+			continue
+		}
 		c := primary.Candidate{Name: m.pod.Name}
 		if st := m.status; st != nil && st.Role == RoleReplica && st.Position != nil && m.pod.DeletionTimestamp.IsZero() {
 			c.Healthy, c.Position = true, *st.Position
@@ -148,7 +162,12 @@ func (s *supervision) elect(ctx context.Context) (bool, error) {
 	}
 	winner, err := primary.Elect(cands, preferred, s.quorum())
 	if err != nil {
-		s.Wait("NoPrimary", "electing a new primary: "+err.Error(), 2*time.Second)
+		msg := "electing a new primary: " + err.Error()
+		if len(unconfirmed) > 0 {
+			msg += fmt.Sprintf("; %s may serve on while its members confirm it, and %s are not among them",
+				s.state.Holder, strings.Join(unconfirmed, ", "))
+		}
+		s.Wait("NoPrimary", msg, 2*time.Second)
 		return true, nil
 	}
 	assigned, err := primary.Assign(ctx, s.in.Client, s.lease, winner, s.in.Now)

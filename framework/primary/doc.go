@@ -8,6 +8,8 @@
 //     An agent that has not renewed for FenceAfter, or that sees another holder, stops its engine
 //     at once (fencing). FenceAfter is shorter than LeaseDuration, so the old primary has stopped
 //     before the operator may name a new holder.
+//   - A primary that cannot renew because the API server is away for every member goes on while
+//     every other member confirms it directly (failsafe.go); one that is alone cut off fences.
 //   - A planned switchover asks the holder to step down (an annotation); it stops its engine
 //     cleanly, so the replicas receive everything, and releases the lease; the operator then
 //     elects, preferring the requested pod.

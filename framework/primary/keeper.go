@@ -3,6 +3,9 @@ package primary
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,6 +35,9 @@ type Member interface {
 // successful renewal and fences a primary FenceAfter after it, whatever is still in flight (a
 // black-holed connection, a DNS lookup, a member that does not answer). A promotion runs beside
 // the renewals, so a slow one does not let the lease lapse.
+//
+// With Peers, a primary that cannot renew goes on serving while every other member confirms it
+// directly (failsafe.go): an outage of the API server alone is not an outage of the databases.
 type Keeper struct {
 	Client   client.Client
 	Key      types.NamespacedName
@@ -40,12 +46,17 @@ type Keeper struct {
 	Tick time.Duration
 	// Now is the clock; time.Now if nil.
 	Now func() time.Time
+	// Peers reaches the other members without the API server; nil: no failsafe, a primary that
+	// cannot renew fences FenceAfter after its last renewal.
+	Peers Peers
 
 	mu         sync.Mutex
+	born       time.Time // when this keeper was first used: what an earlier process vouched for is unknown
 	lastRenew  time.Time
 	wasPrimary bool
 	promoting  bool
 	seenHolder *string
+	failsafe
 }
 
 // CallTimeout bounds each call of the keeper: a renewal that takes longer has failed.
@@ -77,19 +88,38 @@ func (k *Keeper) now() time.Time {
 	return time.Now()
 }
 
+func (k *Keeper) tick() time.Duration {
+	if k.Tick == 0 {
+		return time.Second
+	}
+	return k.Tick
+}
+
+// start records when the keeper was first used.
+func (k *Keeper) start() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.born.IsZero() {
+		k.born = k.now()
+	}
+}
+
 // Get reads the lease.
 func (k *Keeper) Get(ctx context.Context) (*coordinationv1.Lease, State, error) {
 	ctx, cancel := context.WithTimeout(ctx, CallTimeout)
 	defer cancel()
 	l := &coordinationv1.Lease{}
+	started := k.now()
 	if err := k.Client.Get(ctx, k.Key, l); err != nil {
 		return nil, State{}, err
 	}
+	k.read(started)
 	return l, Read(l), nil
 }
 
 // Renew records that the holder is alive. It fails unless this agent holds the lease, and the
-// update carries the lease's resourceVersion, so it never overwrites another holder.
+// update carries the lease's resourceVersion, so it never overwrites another holder. With Peers,
+// the same update names the members this holder will ask to confirm it (ConfirmersAnnotation).
 func (k *Keeper) Renew(ctx context.Context, l *coordinationv1.Lease, at time.Time) error {
 	if ptr.Deref(l.Spec.HolderIdentity, "") != k.Identity {
 		return fmt.Errorf("%s does not hold the lease", k.Identity)
@@ -98,15 +128,27 @@ func (k *Keeper) Renew(ctx context.Context, l *coordinationv1.Lease, at time.Tim
 	defer cancel()
 	l = l.DeepCopy()
 	l.Spec.RenewTime = &metav1.MicroTime{Time: at}
-	return k.Client.Update(ctx, l)
+	peers := k.confirmers(Read(l).Members)
+	if k.Peers != nil {
+		if l.Annotations == nil {
+			l.Annotations = map[string]string{}
+		}
+		l.Annotations[ConfirmersAnnotation] = strings.Join(slices.Sorted(maps.Keys(peers)), ",")
+	}
+	if err := k.Client.Update(ctx, l); err != nil {
+		return err
+	}
+	k.renewed(at, peers)
+	return nil
 }
 
-// renewed records a successful renewal made at at.
-func (k *Keeper) renewed(at time.Time) {
+// renewed records a successful renewal made at at, naming peers as the confirmers.
+func (k *Keeper) renewed(at time.Time, peers map[string]string) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if at.After(k.lastRenew) {
 		k.lastRenew = at
+		k.peers = peers
 	}
 }
 
@@ -114,6 +156,7 @@ func (k *Keeper) renewed(at time.Time) {
 // renews it if so, so that the engine starts as primary only with a lease that is current and its
 // own (an expired lease the operator is reassigning cannot be renewed: the update would conflict).
 func (k *Keeper) Claim(ctx context.Context) (holder string, err error) {
+	k.start()
 	l, s, err := k.Get(ctx)
 	if err != nil {
 		return "", err
@@ -121,11 +164,21 @@ func (k *Keeper) Claim(ctx context.Context) (holder string, err error) {
 	if s.Holder != k.Identity {
 		return s.Holder, nil
 	}
-	at := k.now()
-	if err := k.Renew(ctx, l, at); err != nil {
+	if newlyElected(l) {
+		// Elected while this process did not run: an earlier one may have vouched for the last
+		// holder moments ago.
+		if err := k.waitForVouchesToLapse(ctx); err != nil {
+			return "", err
+		}
+		if l, s, err = k.Get(ctx); err != nil {
+			return "", err
+		} else if s.Holder != k.Identity {
+			return s.Holder, nil
+		}
+	}
+	if err := k.Renew(ctx, l, k.now()); err != nil {
 		return "", fmt.Errorf("renewing the primary lease before starting as primary: %w", err)
 	}
-	k.renewed(at)
 	return s.Holder, nil
 }
 
@@ -166,11 +219,15 @@ func (k *Keeper) Release(ctx context.Context) error {
 //   - not the holder, replica: when the holder changes, reconnect to the new primary;
 //   - and whatever the loop is doing: a primary whose last renewal is FenceAfter old stops at once.
 func (k *Keeper) Keep(ctx context.Context, m Member) error {
+	k.start()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // ends a step still in flight, and a promotion
 	logger := log.FromContext(ctx).WithValues("lease", k.Key.String(), "identity", k.Identity)
 	stops := make(chan *Stop, 1)
 	go k.loop(ctx, m, stops)
+	if k.Peers != nil {
+		go k.askPeers(ctx)
+	}
 	wd := time.NewTicker(watchdogTick)
 	defer wd.Stop()
 	for {
@@ -191,11 +248,7 @@ func (k *Keeper) Keep(ctx context.Context, m Member) error {
 
 // loop runs a step every tick until one says stop.
 func (k *Keeper) loop(ctx context.Context, m Member, stops chan<- *Stop) {
-	tick := k.Tick
-	if tick == 0 {
-		tick = time.Second
-	}
-	t := time.NewTicker(tick)
+	t := time.NewTicker(k.tick())
 	defer t.Stop()
 	for {
 		if stop := k.step(ctx, m); stop != nil {
@@ -210,12 +263,19 @@ func (k *Keeper) loop(ctx context.Context, m Member, stops chan<- *Stop) {
 	}
 }
 
-// watchdog fences a primary whose last renewal is more than FenceAfter old, by the clock alone.
+// watchdog fences a primary whose last renewal, and last confirmation by every other member,
+// are more than FenceAfter old, by the clock alone.
 func (k *Keeper) watchdog() *Stop {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if since := k.now().Sub(k.lastRenew); k.wasPrimary && since > FenceAfter {
-		return &Stop{Fence: true, Reason: fmt.Sprintf("the primary lease was last renewed %s ago (at most %s)", since.Round(time.Millisecond), FenceAfter)}
+	now := k.now()
+	if since := now.Sub(k.lastRenew); k.wasPrimary && since > FenceAfter && now.Sub(k.lastConfirmed) > FenceAfter {
+		confirmed := "never confirmed it"
+		if !k.lastConfirmed.IsZero() {
+			confirmed = "last confirmed it " + now.Sub(k.lastConfirmed).Round(time.Millisecond).String() + " ago"
+		}
+		return &Stop{Fence: true, Reason: fmt.Sprintf("the primary lease was last renewed %s ago and the other members %s (at most %s)",
+			since.Round(time.Millisecond), confirmed, FenceAfter)}
 	}
 	return nil
 }
@@ -268,9 +328,8 @@ func (k *Keeper) step(ctx context.Context, m Member) *Stop {
 			logger.Error(err, "renewing the primary lease")
 			return nil // the watchdog fences when this lasts
 		}
-		k.renewed(started)
 	}
-	if !primary && roleErr == nil && !promoting {
+	if !primary && roleErr == nil && !promoting && k.vouchesLapsed(ctx) {
 		k.promote(ctx, m)
 	}
 	return nil

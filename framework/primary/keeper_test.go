@@ -38,31 +38,45 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// hangingClient answers through the real client until hang is set, then never again.
+// hangingClient answers through the real client until hang is set, then never again; while down is
+// set, its calls fail at their deadline (an API server that is away, with a client that keeps
+// its deadlines).
 type hangingClient struct {
 	client.Client
-	hang atomic.Bool
+	hang, down atomic.Bool
+}
+
+func (h *hangingClient) wait(ctx context.Context) error {
+	if h.hang.Load() {
+		select {} // ignores ctx: a call the deadline does not end
+	}
+	if h.down.Load() {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return nil
 }
 
 func (h *hangingClient) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
-	if h.hang.Load() {
-		select {} // ignores ctx: a call the deadline does not end
+	if err := h.wait(ctx); err != nil {
+		return err
 	}
 	return h.Client.Get(ctx, key, obj, opts...)
 }
 
 func (h *hangingClient) Update(ctx context.Context, obj client.Object, opts ...client.UpdateOption) error {
-	if h.hang.Load() {
-		select {}
+	if err := h.wait(ctx); err != nil {
+		return err
 	}
 	return h.Client.Update(ctx, obj, opts...)
 }
 
 // member stands in for the database.
 type member struct {
-	primary   atomic.Bool
-	hang      atomic.Bool   // IsPrimary never answers
-	promoting time.Duration // how long Promote takes
+	primary    atomic.Bool
+	hang       atomic.Bool   // IsPrimary never answers
+	promoting  time.Duration // how long Promote takes
+	promotedAt atomic.Int64  // when Promote returned (Unix nanoseconds)
 }
 
 func (m *member) IsPrimary(context.Context) (bool, error) {
@@ -76,6 +90,7 @@ func (m *member) Promote(ctx context.Context) error {
 	select {
 	case <-time.After(m.promoting):
 		m.primary.Store(true)
+		m.promotedAt.Store(time.Now().UnixNano())
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()

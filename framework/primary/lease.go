@@ -2,6 +2,9 @@ package primary
 
 import (
 	"context"
+	"slices"
+	"sort"
+	"strings"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -29,6 +32,14 @@ const (
 	// BootstrappedAnnotation records that the first primary created the instance's data, so that
 	// a holder which lost its volume never starts an empty database in its place.
 	BootstrappedAnnotation = "datafleet.dev/bootstrapped"
+	// MembersAnnotation lists the instance's members and their pod IPs ("name=ip,…", sorted),
+	// written by the operator: whom a holder asks to confirm it when it cannot reach the API
+	// server (failsafe.go).
+	MembersAnnotation = "datafleet.dev/members"
+	// ConfirmersAnnotation lists the members the holder will ask (names, sorted), written by the
+	// holder with each renewal. The operator elects none but these while the holder may still be
+	// serving on their confirmation.
+	ConfirmersAnnotation = "datafleet.dev/confirmers"
 )
 
 // State is what a lease says.
@@ -43,6 +54,12 @@ type State struct {
 	StepDownTo string
 	// Bootstrapped is set once the instance's data was created.
 	Bootstrapped bool
+	// Members are the instance's members and their pod IPs, as the operator last wrote them.
+	Members map[string]string
+	// Confirmers are the members the holder asks to confirm it; ConfirmersKnown is false when the
+	// holder never said (an agent without failsafe, which fences by the clock alone).
+	Confirmers      []string
+	ConfirmersKnown bool
 }
 
 // Read returns the state of a lease.
@@ -57,7 +74,60 @@ func Read(l *coordinationv1.Lease) State {
 	}
 	s.StepDownTo, s.StepDown = l.Annotations[StepDownAnnotation]
 	_, s.Bootstrapped = l.Annotations[BootstrappedAnnotation]
+	s.Members = parseMembers(l.Annotations[MembersAnnotation])
+	var confirmers string
+	if confirmers, s.ConfirmersKnown = l.Annotations[ConfirmersAnnotation]; confirmers != "" {
+		s.Confirmers = strings.Split(confirmers, ",")
+	}
 	return s
+}
+
+// Electable says whether the operator may name member the new holder. While the last holder may
+// still serve because its confirmers vouch for it (failsafe), only they may: each of them waits
+// until what it vouched for has lapsed before it promotes, and a member the holder never asked
+// could not know.
+func (s State) Electable(member string) bool {
+	return s.Holder == "" || !s.ConfirmersKnown || slices.Contains(s.Confirmers, member)
+}
+
+// formatMembers writes a MembersAnnotation value.
+func formatMembers(members map[string]string) string {
+	parts := make([]string, 0, len(members))
+	for name, ip := range members {
+		parts = append(parts, name+"="+ip)
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ",")
+}
+
+func parseMembers(v string) map[string]string {
+	if v == "" {
+		return nil
+	}
+	m := map[string]string{}
+	for _, part := range strings.Split(v, ",") {
+		name, ip, _ := strings.Cut(part, "=")
+		m[name] = ip
+	}
+	return m
+}
+
+// SetMembers records the instance's members and their pod IPs (empty for a pod that has none
+// yet) on the lease and returns it; nothing is written when they are unchanged.
+func SetMembers(ctx context.Context, c client.Client, l *coordinationv1.Lease, members map[string]string) (*coordinationv1.Lease, error) {
+	v := formatMembers(members)
+	if l.Annotations[MembersAnnotation] == v {
+		return l, nil
+	}
+	l = l.DeepCopy()
+	if l.Annotations == nil {
+		l.Annotations = map[string]string{}
+	}
+	l.Annotations[MembersAnnotation] = v
+	if err := c.Update(ctx, l); err != nil {
+		return nil, err
+	}
+	return l, nil
 }
 
 // Vacant is true when nobody may be primary under this lease: it has no holder, or the holder

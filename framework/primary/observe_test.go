@@ -1,6 +1,7 @@
 package primary
 
 import (
+	"reflect"
 	"testing"
 	"time"
 
@@ -42,7 +43,7 @@ func TestAnObservedLeaseDoesNotExpireBeforeItsHolderFenced(t *testing.T) {
 		t.Errorf("in sync: expires at %s, want %s", s.ExpiresAt(), t0.Add(LeaseDuration))
 	}
 	var none *Observer
-	if s := none.Observe(key, behind, t0); s != behind {
+	if s := none.Observe(key, behind, t0); !reflect.DeepEqual(s, behind) {
 		t.Error("a nil Observer changed the state")
 	}
 }

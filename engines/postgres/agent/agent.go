@@ -92,6 +92,7 @@ var (
 	_ fwagent.Controller = (*Engine)(nil)
 	_ fwagent.Reloader   = (*Engine)(nil)
 	_ primary.Member     = (*Engine)(nil)
+	_ primary.Peers      = (*Engine)(nil)
 )
 
 func (e *Engine) bin(name string) string {

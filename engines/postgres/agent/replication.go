@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -281,6 +282,16 @@ func (e *Engine) Promote(ctx context.Context) error {
 		}
 	}()
 	return nil
+}
+
+// Ask implements primary.Peers: the agent at ip answers through its Keeper.Confirm, behind the
+// action token the members share.
+func (e *Engine) Ask(ctx context.Context, ip, holder string) error {
+	token, err := e.ActionToken()
+	if err != nil {
+		return err
+	}
+	return fwagent.Act(ctx, ip, token, primary.ActionConfirm, url.Values{primary.ParamHolder: {holder}})
 }
 
 // Follow implements primary.Member: it stops the WAL receiver, which postgres restarts at once

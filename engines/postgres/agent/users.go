@@ -16,6 +16,7 @@ import (
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
 	"github.com/datafleet-dev/datafleet/framework/names"
+	"github.com/datafleet-dev/datafleet/framework/primary"
 )
 
 var _ fwagent.Actor = (*Engine)(nil)
@@ -57,6 +58,12 @@ var ErrBusy = errors.New("a restore is running on this instance: binding users a
 // Act implements fwagent.Actor. Binding users are managed through the superuser's Unix socket on
 // the primary, one action at a time; while a restore runs, not at all (ErrBusy).
 func (e *Engine) Act(ctx context.Context, action string, p url.Values) error {
+	if action == primary.ActionConfirm { // answered at once, whatever else runs
+		if e.Config.Lease == nil {
+			return errors.New("a standalone primary confirms no other")
+		}
+		return e.Config.Lease.Confirm(p.Get(primary.ParamHolder))
+	}
 	if e.restoring.Load() > 0 {
 		return ErrBusy
 	}
