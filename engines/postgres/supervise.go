@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -36,10 +37,14 @@ var (
 )
 
 // Watches implements engine.Watcher: pods (readiness, deletion) and the primary lease, whose
-// renewals every few seconds are filtered out: only a new holder or a request matters.
-func (Engine) Watches() []engine.Watch {
-	leaseChanged := predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
-		o, n := primary.Read(e.ObjectOld.(*coordinationv1.Lease)), primary.Read(e.ObjectNew.(*coordinationv1.Lease))
+// renewals every few seconds are filtered out: only a new holder or a request matters. Each
+// renewal is still observed as it arrives, so that the lease's observed expiry (primary.Observer)
+// counts from when it was made rather than from the next reconcile.
+func (e Engine) Watches() []engine.Watch {
+	leaseChanged := predicate.Funcs{UpdateFunc: func(ev event.UpdateEvent) bool {
+		l := ev.ObjectNew.(*coordinationv1.Lease)
+		o, n := primary.Read(ev.ObjectOld.(*coordinationv1.Lease)), primary.Read(l)
+		e.leases.Observe(types.NamespacedName{Namespace: l.Namespace, Name: l.Name}, n, time.Now())
 		return o.Holder != n.Holder || o.StepDown != n.StepDown || o.StepDownTo != n.StepDownTo || o.Bootstrapped != n.Bootstrapped
 	}}
 	return []engine.Watch{{Type: &corev1.Pod{}}, {Type: &coordinationv1.Lease{}, Predicates: []predicate.Predicate{leaseChanged}}}
@@ -226,12 +231,20 @@ func (s *supervision) switchover(ctx context.Context) (bool, error) {
 	return s.stepDown(ctx, target, fmt.Sprintf("switching over to %s as spec.primary asks", target))
 }
 
-// stepDown asks the holder to step down in favour of target once both are healthy.
+// stepDown asks the holder to step down in favour of target once both are healthy and target
+// streams from the holder: a clean shutdown hands its last WAL only to connected replicas, and a
+// target that is not connected would be promoted without it (once seen in the chaos step: a
+// switchover back to spec.primary right after a failover, to a replica still reconnecting; two
+// members then went on separate histories under the same timeline ID).
 func (s *supervision) stepDown(ctx context.Context, target, why string) (bool, error) {
 	cur, next := s.member(s.state.Holder), s.member(target)
 	if cur == nil || cur.status == nil || cur.status.Role != RolePrimary || next == nil || next.status == nil ||
 		next.status.Role != RoleReplica || !next.status.Ready {
 		s.Wait("Switchover", why+": waiting for both pods to be healthy", 2*time.Second)
+		return true, nil
+	}
+	if !slices.ContainsFunc(cur.status.Replicas, func(r fwagent.ReplicaStatus) bool { return r.Name == target && r.State == "streaming" }) {
+		s.Wait("Switchover", fmt.Sprintf("%s: waiting for %s to stream from %s", why, target, s.state.Holder), 2*time.Second)
 		return true, nil
 	}
 	if err := primary.RequestStepDown(ctx, s.in.Client, s.lease, target); err != nil {

@@ -1,13 +1,17 @@
 package postgres
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
@@ -53,5 +57,58 @@ func TestReadyWaitsForEveryMembersAgent(t *testing.T) {
 		if obs.Ready || obs.Reason != "MemberNotReady" || !strings.HasPrefix(obs.Message, unready+"'s agent") {
 			t.Errorf("%s is not serving: Ready %v, %s: %s", unready, obs.Ready, obs.Reason, obs.Message)
 		}
+	}
+}
+
+// The operator sees each renewal of the lease as it arrives (the watch), though it reconciles
+// only at the lease's expiry: a holder that stops renewing is replaced 10 s after its last
+// renewal, not 8 s after the operator's next look (once measured in e2e: 23 s to a new primary).
+func TestRenewalsAreObservedAsTheyArrive(t *testing.T) {
+	e := New()
+	lease := func(renew time.Time) *coordinationv1.Lease {
+		return &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "ledger-primary", Namespace: "apps"},
+			Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To("ledger-0"), LeaseDurationSeconds: ptr.To(int32(10)),
+				RenewTime: &metav1.MicroTime{Time: renew}}}
+	}
+	renewed := time.Now()
+	old, cur := lease(renewed.Add(-primary.RenewInterval)), lease(renewed)
+	var leaseWatch engine.Watch
+	for _, w := range e.Watches() {
+		if _, ok := w.Type.(*coordinationv1.Lease); ok {
+			leaseWatch = w
+		}
+	}
+	for _, p := range leaseWatch.Predicates {
+		if p.Update(event.UpdateEvent{ObjectOld: old, ObjectNew: cur}) {
+			t.Fatal("a renewal started a reconcile")
+		}
+	}
+	at := renewed.Add(primary.LeaseDuration + 500*time.Millisecond)
+	key := types.NamespacedName{Namespace: "apps", Name: "ledger-primary"}
+	if s := e.leases.Observe(key, primary.Read(cur), at); !s.Vacant(at) {
+		t.Errorf("the lease renewed at %s is not vacant at %s, its last renewal plus %s: it expires at %s",
+			renewed.Format(time.StampMilli), at.Format(time.StampMilli), primary.LeaseDuration, s.ExpiresAt().Format(time.StampMilli))
+	}
+}
+
+// A switchover waits until its target streams from the primary: the primary's clean shutdown
+// hands its last WAL only to connected replicas.
+func TestASwitchoverWaitsForItsTargetToStream(t *testing.T) {
+	inst := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "ledger", Namespace: "apps"},
+		Spec: v1alpha1.ServiceInstanceSpec{Engine: Name, Version: "15", Replicas: ptr.To(int32(2)), Primary: "ledger-1"}}
+	pods := []corev1.Pod{{ObjectMeta: metav1.ObjectMeta{Name: "ledger-0"}}, {ObjectMeta: metav1.ObjectMeta{Name: "ledger-1"}}}
+	pos := &primary.Position{History: 2, Offset: 100}
+	s := &supervision{in: engine.SuperviseInput{Instance: inst, Now: time.Now()},
+		state: primary.State{Holder: "ledger-0", RenewTime: time.Now()}, pods: pods,
+		members: []member{
+			{pod: &pods[0], status: &fwagent.Status{Ready: true, Role: RolePrimary, Position: pos,
+				Replicas: []fwagent.ReplicaStatus{{Name: "ledger-1", State: "catchup"}}}},
+			{pod: &pods[1], status: &fwagent.Status{Ready: true, Role: RoleReplica, Position: pos}}}}
+	// No client: asking for the step-down would fail the test.
+	if done, err := s.switchover(context.Background()); err != nil || !done {
+		t.Fatalf("switchover: %v, %v", done, err)
+	}
+	if !strings.Contains(s.NotReady.Message, "waiting for ledger-1 to stream from ledger-0") {
+		t.Errorf("the switchover does not wait for its target to stream: %s: %s", s.NotReady.Reason, s.NotReady.Message)
 	}
 }

@@ -62,13 +62,15 @@ type failsafe struct {
 	confirming bool
 }
 
-// confirmers are the members this holder would ask: every member but itself.
+// confirmers are the members this holder would ask: every member but itself. Nil when the
+// operator has not listed the members (an operator without failsafe): then the holder has no
+// failsafe, and names no confirmers, so that the operator may elect any member.
 func (k *Keeper) confirmers(members map[string]string) map[string]string {
+	if members == nil {
+		return nil
+	}
 	peers := maps.Clone(members)
 	delete(peers, k.Identity)
-	if peers == nil {
-		peers = map[string]string{}
-	}
 	return peers
 }
 
@@ -120,7 +122,7 @@ func (k *Keeper) askPeers(ctx context.Context) {
 		}
 		k.mu.Lock()
 		asked := k.now()
-		due := k.wasPrimary && asked.Sub(k.lastRenew) >= RenewInterval+k.tick()
+		due := k.wasPrimary && k.peers != nil && asked.Sub(k.lastRenew) >= RenewInterval+k.tick()
 		peers, was := k.peers, k.confirming
 		k.mu.Unlock()
 		if !due {

@@ -59,7 +59,10 @@ type replicaSet struct {
 	stops   map[string]chan stopped
 }
 
-func startReplicaSet(t *testing.T) *replicaSet {
+func startReplicaSet(t *testing.T) *replicaSet { return startMembers(t, true) }
+
+// startMembers starts the replica set; listed says whether the operator lists the members.
+func startMembers(t *testing.T, listed bool) *replicaSet {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -74,8 +77,10 @@ func startReplicaSet(t *testing.T) *replicaSet {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := primary.SetMembers(ctx, env.Client, l, map[string]string{"db-0": "db-0", "db-1": "db-1", "db-2": "db-2"}); err != nil {
-		t.Fatal(err)
+	if listed {
+		if _, err := primary.SetMembers(ctx, env.Client, l, map[string]string{"db-0": "db-0", "db-1": "db-1", "db-2": "db-2"}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, name := range []string{"db-0", "db-1", "db-2"} {
 		m := &member{}
@@ -97,6 +102,12 @@ func startReplicaSet(t *testing.T) *replicaSet {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		l := rs.lease(t)
+		if !listed && time.Since(primary.Read(l).RenewTime) < time.Second {
+			if c, named := l.Annotations[primary.ConfirmersAnnotation]; named {
+				t.Fatalf("the members are not listed, yet the holder named confirmers %q", c)
+			}
+			break
+		}
 		if l.Annotations[primary.ConfirmersAnnotation] == "db-1,db-2" {
 			break
 		}
@@ -222,4 +233,16 @@ func TestAnElectedMemberPromotesAfterTheOldPrimaryFenced(t *testing.T) {
 		t.Fatalf("db-1 was promoted at %s, before db-0 fenced at %s", promotedAt.Format(time.StampMilli), fencedAt.Format(time.StampMilli))
 	}
 	t.Logf("db-0 fenced, then db-1 was promoted %s later", promotedAt.Sub(fencedAt).Round(time.Millisecond))
+}
+
+// Without the members listed on the lease (an operator without failsafe), the holder names no
+// confirmers, so the operator may elect any member, and it has no failsafe: it fences.
+func TestWithoutListedMembersThereIsNoFailsafe(t *testing.T) {
+	t.Parallel()
+	rs := startMembers(t, false)
+	rs.apiServerDown("db-0", "db-1", "db-2")
+	rs.fenced(t, "db-0", 2*primary.LeaseDuration)
+	if l := rs.lease(t); !primary.Read(l).Electable("db-3") {
+		t.Errorf("a member the holder did not name is not electable: %v", l.Annotations)
+	}
 }

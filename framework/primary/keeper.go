@@ -23,8 +23,11 @@ type Member interface {
 	IsPrimary(ctx context.Context) (bool, error)
 	// Promote turns a replica into the primary and returns once it accepts writes.
 	Promote(ctx context.Context) error
-	// Follow makes a replica reconnect to the current primary at once, after the primary changed.
-	Follow(ctx context.Context) error
+	// Follow keeps a replica following the current primary: called on every tick of a replica,
+	// with changed set when the lease names another holder than before (then it reconnects at
+	// once); otherwise it reconnects only a replication connection that has not streamed for a
+	// while (one that hangs on a frozen former primary).
+	Follow(ctx context.Context, changed bool) error
 }
 
 // Keeper is one agent's side of the protocol: it renews the lease while its member is primary,
@@ -129,11 +132,14 @@ func (k *Keeper) Renew(ctx context.Context, l *coordinationv1.Lease, at time.Tim
 	l = l.DeepCopy()
 	l.Spec.RenewTime = &metav1.MicroTime{Time: at}
 	peers := k.confirmers(Read(l).Members)
-	if k.Peers != nil {
+	switch {
+	case k.Peers != nil && peers != nil:
 		if l.Annotations == nil {
 			l.Annotations = map[string]string{}
 		}
 		l.Annotations[ConfirmersAnnotation] = strings.Join(slices.Sorted(maps.Keys(peers)), ",")
+	default: // no failsafe: the operator may elect any member
+		delete(l.Annotations, ConfirmersAnnotation)
 	}
 	if err := k.Client.Update(ctx, l); err != nil {
 		return err
@@ -308,10 +314,10 @@ func (k *Keeper) step(ctx context.Context, m Member) *Stop {
 		changed := k.seenHolder != nil && *k.seenHolder != s.Holder && s.Holder != ""
 		k.seenHolder = ptr.To(s.Holder)
 		k.mu.Unlock()
-		if changed {
+		if !primary && roleErr == nil && s.Holder != "" {
 			followCtx, cancel := context.WithTimeout(ctx, CallTimeout)
-			if err := m.Follow(followCtx); err != nil {
-				logger.Error(err, "reconnecting to the new primary")
+			if err := m.Follow(followCtx, changed); err != nil {
+				logger.Error(err, "following the primary")
 			}
 			cancel()
 		}

@@ -97,7 +97,7 @@ func (m *member) Promote(ctx context.Context) error {
 	}
 }
 
-func (m *member) Follow(context.Context) error { return nil }
+func (m *member) Follow(context.Context, bool) error { return nil }
 
 // keep creates a lease held by holder, and runs a keeper for identity on it until it stops; the
 // channel gets its error and the time it returned.

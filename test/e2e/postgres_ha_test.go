@@ -161,6 +161,8 @@ func testPostgresHighAvailability(t *testing.T) {
 	w.checkNoneLost(t, rw)
 	waitPodReplaced(t, victim)
 	waitMembers(t, inst, "ledger-0", "streaming (synchronous)")
+
+	testPostgresChaos(t, inst, rw)
 }
 
 // writer inserts rows through the Service in the background and records the longest stretch in

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
 	"github.com/datafleet-dev/datafleet/framework/primary"
@@ -85,6 +86,10 @@ type Engine struct {
 	usersMu sync.Mutex
 	// restoring counts the restores running (Load), during which binding actions are refused.
 	restoring atomic.Int32
+	// followMu guards what Follow remembers: the WAL receiver last seen not streaming, and since.
+	followMu     sync.Mutex
+	stalledPID   int
+	stalledSince time.Time
 }
 
 var (

@@ -294,16 +294,45 @@ func (e *Engine) Ask(ctx context.Context, ip, holder string) error {
 	return fwagent.Act(ctx, ip, token, primary.ActionConfirm, url.Values{primary.ParamHolder: {holder}})
 }
 
-// Follow implements primary.Member: it stops the WAL receiver, which postgres restarts at once
-// against primary_conninfo, so the replica stops waiting on a connection to the old primary.
-func (e *Engine) Follow(ctx context.Context) error {
+// Follow implements primary.Member: it stops the WAL receiver, which postgres restarts within
+// wal_retrieve_retry_interval against primary_conninfo, when the primary changed (so the replica
+// stops waiting on a connection to the old one), or when the same receiver has not been streaming
+// for stalledAfter. The receiver ignores connect_timeout while it connects: to a frozen former
+// primary (whose kernel still accepts the connection) through a Service not yet moved, it waited
+// 80 s in the chaos step, and under synchronous replication the new primary could commit nothing
+// meanwhile.
+func (e *Engine) Follow(ctx context.Context, changed bool) error {
 	var pid int
-	err := e.queryRow(ctx, "SELECT coalesce((SELECT pid FROM pg_catalog.pg_stat_wal_receiver), 0)", &pid)
+	var status string
+	err := e.queryRow(ctx, walReceiver, &pid, &status)
 	if err != nil || pid == 0 {
 		return err
 	}
-	return syscall.Kill(pid, syscall.SIGTERM)
+	e.followMu.Lock()
+	defer e.followMu.Unlock()
+	now := time.Now()
+	switch {
+	case status == "streaming":
+		e.stalledPID = 0
+	case pid != e.stalledPID: // first seen not streaming
+		e.stalledPID, e.stalledSince = pid, now
+	case now.Sub(e.stalledSince) >= stalledAfter:
+		log.FromContext(ctx).Info("restarting the WAL receiver", "status", status, "for", now.Sub(e.stalledSince).Round(time.Second))
+		return syscall.Kill(pid, syscall.SIGTERM)
+	}
+	if changed {
+		return syscall.Kill(pid, syscall.SIGTERM)
+	}
+	return nil
 }
+
+// walReceiver selects the WAL receiver's pid and status. pg_stat_wal_receiver shows no row until
+// the receiver has connected, pg_stat_activity does.
+const walReceiver = "SELECT coalesce((SELECT pid FROM pg_catalog.pg_stat_activity WHERE backend_type = 'walreceiver' LIMIT 1), 0), " +
+	"coalesce((SELECT status FROM pg_catalog.pg_stat_wal_receiver), '')"
+
+// stalledAfter is how long a WAL receiver may go without streaming before Follow restarts it.
+const stalledAfter = 5 * time.Second
 
 // ensureReplicationUser creates the replication user on the primary (and sets its password from
 // the Secret), retrying until it succeeds. Replicas get it through replication.

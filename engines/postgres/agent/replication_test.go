@@ -1,11 +1,14 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -285,4 +288,90 @@ func TestDataThatCannotBeRewoundIsKeptAsideAndRecloned(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(m.e.Config.DataDir+divergedSuffix, "PG_VERSION")); err != nil {
 		t.Errorf("the data that could not be rewound was not kept: %v", err)
 	}
+}
+
+// A replica whose primary is frozen (its kernel still accepts connections, nothing answers)
+// does not wait on it for ever: the WAL receiver ignores connect_timeout while connecting, so
+// Follow restarts one that has not streamed for stalledAfter, and the replica tries again (in a
+// pod, through a Service that by then leads to the new primary). Before, a receiver hung 80 s on
+// a frozen former primary in the chaos step, and the new primary could commit nothing meanwhile.
+func TestAReplicaDoesNotHangOnAFrozenPrimary(t *testing.T) {
+	rs := newReplicaSet(t, 2, "")
+	rs.start("pg-0")
+	rs.waitRole("pg-0", "primary")
+	rs.start("pg-1")
+	rs.waitRole("pg-1", "replica")
+	receiver := func() (int, string) {
+		conn, err := dbaConnect(context.Background(), rs.members["pg-1"].e, "postgres")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(context.Background())
+		var pid int
+		var status string
+		if err := conn.QueryRow(context.Background(), walReceiver).Scan(&pid, &status); err != nil {
+			t.Fatal(err)
+		}
+		return pid, status
+	}
+	testenv.Eventually(t, time.Minute, func() error {
+		if _, status := receiver(); status != "streaming" {
+			return fmt.Errorf("pg-1's WAL receiver is %q", status)
+		}
+		return nil
+	})
+	frozen := postgresProcesses(t, rs.members["pg-0"].e)
+	for _, pid := range frozen {
+		_ = syscall.Kill(pid, syscall.SIGSTOP)
+	}
+	t.Cleanup(func() {
+		for _, pid := range frozen {
+			_ = syscall.Kill(pid, syscall.SIGCONT)
+		}
+	})
+	// wal_receiver_timeout ends the streaming receiver; the next one connects to the frozen
+	// primary and hangs there until Follow restarts it.
+	var stuck int
+	testenv.Eventually(t, time.Minute, func() error {
+		pid, status := receiver()
+		if pid == 0 || status == "streaming" {
+			return fmt.Errorf("pg-1's WAL receiver: pid %d, %q", pid, status)
+		}
+		stuck = pid
+		return nil
+	})
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if pid, status := receiver(); pid == stuck {
+			return fmt.Errorf("pg-1's WAL receiver %d is still %q", pid, status)
+		}
+		return nil
+	})
+}
+
+// postgresProcesses are the postmaster of an agent's postgres and its children.
+func postgresProcesses(t *testing.T, e *Engine) []int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(e.Config.DataDir, "postmaster.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	postmaster, err := strconv.Atoi(strings.SplitN(string(b), "\n", 2)[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	pids := []int{postmaster}
+	procs, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, p := range procs {
+		stat, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so read after the last ')'.
+		fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+		if len(fields) > 1 && fields[1] == strconv.Itoa(postmaster) {
+			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }
