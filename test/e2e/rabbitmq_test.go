@@ -92,6 +92,7 @@ func testRabbitMQCluster(t *testing.T) {
 	}
 
 	rollNodes(t, inst, url)
+	partitionNode(t, inst, url)
 
 	patchInstance(t, inst, func(s *v1alpha1.ServiceInstanceSpec) { s.Replicas = ptr(int32(1)) })
 	waitInstance(t, inst, time.Minute, "the scale-down is refused", func() (bool, string) {
@@ -366,6 +367,63 @@ func (p *publisher) stop() (confirmed []string, failures int) {
 	return p.confirmed, p.failures
 }
 
+// published is what a publisher did, checked against its queue.
+type published struct {
+	confirmed, lost []string
+	received        map[string]bool
+	failures        int
+}
+
+// stopAndConsume stops the publisher and takes every message from its queue: lost are the
+// confirmed messages that were not there.
+func (p *publisher) stopAndConsume(t *testing.T, url, queue string) published {
+	t.Helper()
+	var r published
+	r.confirmed, r.failures = p.stop()
+	r.received = consumeAll(t, url, queue)
+	for _, id := range r.confirmed {
+		if !r.received[id] {
+			r.lost = append(r.lost, id)
+		}
+	}
+	return r
+}
+
+// partitionNode cuts events-2 off from the other two nodes while a client publishes confirmed
+// messages to a quorum queue: the minority node pauses (pause_minority) and its pod goes unready,
+// the instance is not Ready meanwhile, the majority goes on; once the partition heals, the node
+// resumes by itself and every confirmed message is there.
+func partitionNode(t *testing.T, inst *v1alpha1.ServiceInstance, url string) {
+	t.Helper()
+	ns := inst.Namespace
+	publishConfirmed(t, url, "partition", 0, nil) // declares the queue
+	p := startPublisher(url, "partition")
+	heal := cutFromPods(t, getPod(t, ns, "events-2"), getPod(t, ns, "events-0"), getPod(t, ns, "events-1"))
+	cutAt := time.Now()
+	waitInstance(t, inst, 3*time.Minute, "events-2 paused: its pod unready, the instance not Ready", func() (bool, string) {
+		pod := getPod(t, ns, "events-2")
+		podReady := false
+		for _, c := range pod.Status.Conditions {
+			podReady = podReady || (c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue)
+		}
+		return !podReady && inst.Status.Phase != v1alpha1.PhaseReady, fmt.Sprintf("events-2 ready %v, phase %s", podReady, inst.Status.Phase)
+	})
+	paused := time.Since(cutAt).Round(time.Second)
+	time.Sleep(5 * time.Second) // the majority goes on meanwhile
+	heal()
+	healedAt := time.Now()
+	waitInstanceReady(t, inst)
+	waitNodesRunning(t, inst, 3)
+	resumed := time.Since(healedAt).Round(time.Second)
+	time.Sleep(2 * time.Second)
+	r := p.stopAndConsume(t, url, "partition")
+	if len(r.lost) > 0 {
+		t.Fatalf("%d of %d confirmed messages lost across the partition: %v", len(r.lost), len(r.confirmed), r.lost)
+	}
+	t.Logf("RABBITMQ: partition: events-2 paused %s after it was cut off from the others, the cluster was Ready again %s after the partition healed; %d messages confirmed meanwhile, none lost (%d publisher reconnects)",
+		paused, resumed, len(r.confirmed), r.failures)
+}
+
 // rollNodes changes a parameter, which rolls every node, and watches the pods meanwhile: they
 // must be replaced one at a time, highest ordinal first, and every message confirmed to the
 // publisher must be in the queue afterwards.
@@ -411,18 +469,11 @@ func rollNodes(t *testing.T, inst *v1alpha1.ServiceInstance, url string) {
 	})
 	took := time.Since(started).Round(time.Second)
 	time.Sleep(2 * time.Second)
-	confirmed, failures := p.stop()
-	got := consumeAll(t, url, "rolling")
-	var lost []string
-	for _, id := range confirmed {
-		if !got[id] {
-			lost = append(lost, id)
-		}
-	}
+	r := p.stopAndConsume(t, url, "rolling")
 	t.Logf("RABBITMQ ROLL: nodes replaced in the order %v in %s, at most %d not ready at once; %d messages confirmed, %d received, %d lost, %d publisher reconnects",
-		order, took, maxDown, len(confirmed), len(got), len(lost), failures)
-	if len(lost) > 0 {
-		t.Errorf("%d confirmed messages lost during the roll: %v", len(lost), lost[:min(len(lost), 20)])
+		order, took, maxDown, len(r.confirmed), len(r.received), len(r.lost), r.failures)
+	if len(r.lost) > 0 {
+		t.Errorf("%d confirmed messages lost during the roll: %v", len(r.lost), r.lost[:min(len(r.lost), 20)])
 	}
 	if !slices.Equal(order, []string{"events-2", "events-1", "events-0"}) {
 		t.Errorf("nodes were replaced in the order %v, want events-2, events-1, events-0", order)
@@ -430,7 +481,7 @@ func rollNodes(t *testing.T, inst *v1alpha1.ServiceInstance, url string) {
 	if maxDown > 1 {
 		t.Errorf("%d nodes were down at once during the roll, want one at a time", maxDown)
 	}
-	if len(confirmed) < 50 {
-		t.Errorf("only %d messages were confirmed during the roll: the publisher was mostly failing", len(confirmed))
+	if len(r.confirmed) < 50 {
+		t.Errorf("only %d messages were confirmed during the roll: the publisher was mostly failing", len(r.confirmed))
 	}
 }
