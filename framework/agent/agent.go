@@ -334,7 +334,13 @@ func act(a Actor, w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	log.FromContext(r.Context()).Info("action requested", "action", action)
+	logger := log.FromContext(r.Context())
+	if action == primary.ActionConfirm {
+		// Asked every second by a primary that cannot renew its lease; the asking keeper logs
+		// when its round's outcome changes, so each request is logged only at debug level.
+		logger = logger.V(1)
+	}
+	logger.Info("action requested", "action", action)
 	if err := a.Act(r.Context(), action, r.Form); err != nil {
 		http.Error(w, err.Error(), http.StatusConflict)
 		return

@@ -57,6 +57,7 @@ func testPostgresChaos(t *testing.T, inst *v1alpha1.ServiceInstance, rw string) 
 		}{
 			{"API server stopped for 20 s", apiServerOutage},
 			{"primary cut off from the API server", primaryCutOffFromAPIServer},
+			{"primary cut off from its replicas for 20 s", primaryCutOffFromReplicas},
 			{"primary's processes frozen for 15 s", primaryFrozen},
 			{"operator killed during a failover", operatorKilledDuringFailover},
 		} {
@@ -152,6 +153,31 @@ func primaryCutOffFromAPIServer(t *testing.T, inst *v1alpha1.ServiceInstance, w 
 	cutAt := time.Now()
 	waitFailover(t, inst, w, old, cutAt)
 	return writeStraightTo(old.Status.PodIP)
+}
+
+// primaryCutOffFromReplicas drops the primary pod's traffic to and from the other members for
+// 20 s. It still renews its lease, so it stays primary (no failover: the lease, not the
+// replicas, decides who is primary); with a synchronous replica its commits wait until the
+// partition heals, without one they go on. Then the replicas reconnect and catch up.
+func primaryCutOffFromReplicas(t *testing.T, inst *v1alpha1.ServiceInstance, w *writer) string {
+	primary := getPod(t, inst.Namespace, inst.Status.CurrentPrimary)
+	started := psql(t, inst.Namespace, primary.Name, "SELECT pg_postmaster_start_time()")
+	var replicas []*corev1.Pod
+	for _, m := range inst.Status.Members {
+		if m.Name != primary.Name {
+			replicas = append(replicas, getPod(t, inst.Namespace, m.Name))
+		}
+	}
+	heal := cutFromPods(t, primary, replicas...)
+	time.Sleep(20 * time.Second)
+	heal()
+	testenv.Eventually(t, time.Minute, func() error {
+		return expect(w.succeededSince(time.Now().Add(-time.Second)), "rows are committed again", "none since the partition healed")
+	})
+	if got := psql(t, inst.Namespace, primary.Name, "SELECT pg_postmaster_start_time()"); got != started {
+		t.Errorf("%s's postmaster restarted (%s, was %s): a primary that keeps its lease must not be replaced", primary.Name, got, started)
+	}
+	return "was not replaced (renews its lease, by design)"
 }
 
 // primaryFrozen stops every process of the primary's pod (agent and postgres) for longer than
@@ -271,6 +297,20 @@ func podPIDs(t *testing.T, pod *corev1.Pod) []int {
 	return pids
 }
 
+// sandboxPID is the pod's pause process, which holds its network namespace for as long as the
+// pod lives: any other process of the pod (a probe's, postgres once fenced) may be gone before
+// the rules are added or removed.
+func sandboxPID(t *testing.T, pod *corev1.Pod) int {
+	t.Helper()
+	for _, pid := range podPIDs(t, pod) {
+		if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err == nil && strings.TrimSpace(string(comm)) == "pause" {
+			return pid
+		}
+	}
+	t.Fatalf("no pause process of pod %s found on this machine: the chaos step needs the local cluster (make e2e)", pod.Name)
+	return 0
+}
+
 func signal(t *testing.T, pids []int, sig syscall.Signal) {
 	t.Helper()
 	for _, pid := range pids {
@@ -312,7 +352,7 @@ func cutFromPods(t *testing.T, pod *corev1.Pod, others ...*corev1.Pod) func() {
 // long as the pod (its containers may restart meanwhile); the returned func deletes them.
 func dropPackets(t *testing.T, pod *corev1.Pod, rules [][]string) func() {
 	t.Helper()
-	netns := fmt.Sprintf("--net=/proc/%d/ns/net", podPIDs(t, pod)[0])
+	netns := "--net=/proc/" + strconv.Itoa(sandboxPID(t, pod)) + "/ns/net"
 	iptables := func(op string, rule []string) error {
 		out, err := exec.Command("nsenter", append([]string{netns, "iptables", op}, rule...)...).CombinedOutput()
 		if err != nil {

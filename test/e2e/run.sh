@@ -20,4 +20,4 @@ if [ -z "${E2E_KUBECONFIG:-}" ]; then
 fi
 export E2E_KUBECONFIG HELM E2E_IMAGES="${E2E_IMAGES:-${CACHE}/images/refs.env}"
 cd "$ROOT"
-go test -tags e2e -count=1 -timeout 30m -v ./test/e2e/
+go test -tags e2e -count=1 -timeout 50m -v ./test/e2e/
