@@ -124,11 +124,11 @@ func (k *Keeper) askPeers(ctx context.Context) {
 		asked := k.now()
 		due := k.wasPrimary && k.peers != nil && asked.Sub(k.lastRenew) >= RenewInterval+k.tick()
 		peers, was := k.peers, k.confirming
+		if !due {
+			k.confirming = false
+		}
 		k.mu.Unlock()
 		if !due {
-			k.mu.Lock()
-			k.confirming = false
-			k.mu.Unlock()
 			continue
 		}
 		err := k.ask(ctx, peers)
@@ -180,20 +180,21 @@ func (k *Keeper) ask(ctx context.Context, peers map[string]string) error {
 // vouchesLapsed reports whether an elected member may promote: FenceAfter and fenceMargin after it
 // last confirmed another (and after its start, for what an earlier process did).
 func (k *Keeper) vouchesLapsed(ctx context.Context) bool {
-	if k.Peers == nil {
-		return true
-	}
-	k.mu.Lock()
 	wait := k.vouchesLapseIn()
-	k.mu.Unlock()
 	if wait > 0 {
 		log.FromContext(ctx).Info("elected primary: promoting once what this member confirmed of the last holder has lapsed", "in", wait.Round(time.Millisecond))
 	}
 	return wait <= 0
 }
 
-// vouchesLapseIn is how long until what this member vouched for has lapsed (callers hold mu).
+// vouchesLapseIn is how long until what this member vouched for has lapsed; without Peers it
+// vouches for nobody, and nothing is to lapse.
 func (k *Keeper) vouchesLapseIn() time.Duration {
+	if k.Peers == nil {
+		return 0
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
 	last := k.lastVouched
 	if k.born.After(last) {
 		last = k.born
@@ -203,12 +204,7 @@ func (k *Keeper) vouchesLapseIn() time.Duration {
 
 // waitForVouchesToLapse waits as vouchesLapsed says, for Claim.
 func (k *Keeper) waitForVouchesToLapse(ctx context.Context) error {
-	if k.Peers == nil {
-		return nil
-	}
-	k.mu.Lock()
 	wait := k.vouchesLapseIn()
-	k.mu.Unlock()
 	if wait <= 0 {
 		return nil
 	}
