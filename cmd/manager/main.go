@@ -10,6 +10,7 @@ import (
 	"strings"
 	_ "time/tzdata" // BackupPlan time zones: the image has no zoneinfo
 
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -22,6 +23,7 @@ import (
 	"github.com/datafleet-dev/datafleet/framework/backup/job"
 	"github.com/datafleet-dev/datafleet/framework/backup/store"
 	"github.com/datafleet-dev/datafleet/framework/engine"
+	"github.com/datafleet-dev/datafleet/framework/netpol"
 	"github.com/datafleet-dev/datafleet/framework/operator"
 	"github.com/datafleet-dev/datafleet/framework/webhook"
 )
@@ -37,6 +39,7 @@ type options struct {
 	webhook                 webhookOptions
 	stores                  store.Policy
 	storeEndpoints          string
+	operatorPodLabels       string
 }
 
 // webhookOptions: the validating webhook runs when configuration names the chart's
@@ -96,6 +99,8 @@ func run(args []string) error {
 		"comma-separated host:port patterns (path.Match) of the custom endpoints BackupStore URLs may name; none when empty")
 	fs.BoolVar(&o.webhook.selfSigned, "webhook-self-signed", true,
 		"issue the webhook's certificate from the operator's own CA and inject it into the configuration (false: cert-manager provides both)")
+	fs.StringVar(&o.operatorPodLabels, "network-policy-operator-labels", "",
+		"labels of the operator's pods (k=v,...), in $POD_NAMESPACE: every instance gets a NetworkPolicy admitting them; empty: no NetworkPolicies")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -114,6 +119,10 @@ func run(args []string) error {
 			}
 			o.stores.Endpoints = append(o.stores.Endpoints, e)
 		}
+	}
+	netpolOperator, err := networkPolicyOperator(o.operatorPodLabels, os.Getenv("POD_NAMESPACE"))
+	if err != nil {
+		return err
 	}
 	var wanted []string
 	if o.engines != "" {
@@ -167,6 +176,7 @@ func run(args []string) error {
 		Known:                   registry.Names(),
 		AgentImage:              o.agentImage,
 		StorePolicy:             o.stores,
+		NetworkPolicy:           netpolOperator,
 	}); err != nil {
 		return err
 	}
@@ -209,4 +219,20 @@ func webhookCerts(cfg *rest.Config, o webhookOptions) (*webhook.Certs, error) {
 		return nil, err
 	}
 	return &webhook.Certs{Client: c, Namespace: ns, Service: o.service, Configuration: o.configuration, Dir: o.certDir}, nil
+}
+
+// networkPolicyOperator describes the operator's pods to the instances' NetworkPolicies, or
+// returns nil when the flag is empty (policies off).
+func networkPolicyOperator(podLabels, namespace string) (*netpol.Operator, error) {
+	if podLabels == "" {
+		return nil, nil
+	}
+	l, err := labels.ConvertSelectorToLabelsMap(podLabels)
+	if err != nil {
+		return nil, fmt.Errorf("--network-policy-operator-labels: %w", err)
+	}
+	if namespace == "" {
+		return nil, errors.New("--network-policy-operator-labels needs $POD_NAMESPACE, the operator's namespace")
+	}
+	return &netpol.Operator{Namespace: namespace, Labels: l}, nil
 }

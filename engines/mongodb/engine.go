@@ -106,6 +106,12 @@ func (Engine) ChildTypes() []client.Object {
 	return []client.Object{&corev1.ConfigMap{}, &corev1.Service{}, &policyv1.PodDisruptionBudget{}, &appsv1.StatefulSet{}}
 }
 
+// Ports implements engine.Engine. The operator manages bindings' users, and backup Jobs dump and
+// restore, through mongod itself.
+func (Engine) Ports() engine.Ports {
+	return engine.Ports{Clients: []string{"mongodb"}, Operator: []string{"mongodb"}}
+}
+
 // parameters are mongod options (their configuration-file names) users may set, with their
 // types. mongod reads its configuration at start only, so every change rolls the members.
 var parameters = func() params.Spec {

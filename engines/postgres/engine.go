@@ -46,6 +46,9 @@ func (Engine) ChildTypes() []client.Object {
 		&rbacv1.RoleBinding{}, &policyv1.PodDisruptionBudget{}, &appsv1.StatefulSet{}}
 }
 
+// Ports implements engine.Engine. The operator and the backup Jobs go through the agent only.
+func (Engine) Ports() engine.Ports { return engine.Ports{Clients: []string{"postgres"}} }
+
 // Parameters users may set, with their types. The list is deliberately short: every entry is a
 // setting we have reasoned about; more are added as users ask.
 var parameters = params.Spec{

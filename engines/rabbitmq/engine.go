@@ -43,6 +43,12 @@ func (Engine) ChildTypes() []client.Object {
 	return []client.Object{&corev1.ConfigMap{}, &corev1.Service{}, &policyv1.PodDisruptionBudget{}, &appsv1.StatefulSet{}}
 }
 
+// Ports implements engine.Engine. The management API is a client port: bindings' users carry the
+// management tag. The operator manages users and definitions, and backup Jobs export them, through it.
+func (Engine) Ports() engine.Ports {
+	return engine.Ports{Clients: []string{"amqp", "amqps", "management", "management-tls"}, Operator: []string{"management", "management-tls"}}
+}
+
 // parameters are rabbitmq.conf keys users may set, with their types. RabbitMQ reads its
 // configuration only when a node starts, so every change rolls the nodes one at a time.
 var parameters = func() params.Spec {

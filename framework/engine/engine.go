@@ -33,6 +33,9 @@ type Engine interface {
 	// same input, same output, no API calls. The framework sets namespace, standard labels and the
 	// controller owner reference on every object, so Render need not.
 	Render(in RenderInput) ([]client.Object, error)
+
+	// Ports says who may reach which of the pods' named container ports (see Ports).
+	Ports() Ports
 }
 
 // RenderInput is everything Render may use.

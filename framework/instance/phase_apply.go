@@ -36,7 +36,7 @@ func (r *Reconciler) pruneChildren(ctx context.Context, s *scope) (bool, error) 
 		}
 		want[childKey{gvk, o.GetName()}] = true
 	}
-	for _, t := range r.Engine.ChildTypes() {
+	for _, t := range r.childTypes() {
 		gvk, err := apply.GVKFor(r.Scheme, t)
 		if err != nil {
 			return false, err

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -12,6 +14,7 @@ import (
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/names"
+	"github.com/datafleet-dev/datafleet/framework/netpol"
 )
 
 // render asks the engine for the children and stamps what every child must carry.
@@ -21,6 +24,9 @@ func (r *Reconciler) render(_ context.Context, s *scope) (bool, error) {
 		s.fail(ReasonRenderFailed, fmt.Sprintf("the %s engine could not render this instance: %v", r.Engine.Name(), err))
 		return true, nil
 	}
+	if r.NetworkPolicy != nil {
+		objs = append(objs, netpol.Render(netpol.Input{Engine: r.Engine.Name(), Instance: s.inst, Ports: r.Engine.Ports(), Operator: *r.NetworkPolicy}))
+	}
 	for _, o := range objs {
 		if err := Decorate(r.Scheme, r.Engine.Name(), s.inst, s.release.Version, o); err != nil {
 			return false, err
@@ -28,6 +34,18 @@ func (r *Reconciler) render(_ context.Context, s *scope) (bool, error) {
 	}
 	s.children = objs
 	return false, nil
+}
+
+// childTypes are the kinds the engine renders and those the framework adds to them.
+func (r *Reconciler) childTypes() []client.Object {
+	return slices.Concat(r.Engine.ChildTypes(), FrameworkChildTypes())
+}
+
+// FrameworkChildTypes are the kinds the framework renders for every instance besides the engine's
+// children. They are watched, cached and pruned whether or not they are rendered, so that turning
+// one off removes what was rendered before.
+func FrameworkChildTypes() []client.Object {
+	return []client.Object{&networkingv1.NetworkPolicy{}}
 }
 
 // Decorate sets namespace, the standard labels and the controller owner reference. Doing it here

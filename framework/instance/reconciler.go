@@ -16,6 +16,7 @@ import (
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/apply"
 	"github.com/datafleet-dev/datafleet/framework/engine"
+	"github.com/datafleet-dev/datafleet/framework/netpol"
 )
 
 // +kubebuilder:rbac:groups=datafleet.dev,resources=serviceinstances,verbs=get;list;watch;update;patch
@@ -28,6 +29,7 @@ import (
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;delete
 // +kubebuilder:rbac:groups=apps,resources=statefulsets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconciler reconciles the ServiceInstances of one engine.
@@ -46,6 +48,9 @@ type Reconciler struct {
 	ClusterDomain string
 	// DeletionRequeue is how soon to look again while children are still going away.
 	DeletionRequeue time.Duration
+	// NetworkPolicy, when set, gives every instance a NetworkPolicy admitting the operator's pods
+	// it describes (framework/netpol); nil renders none, and removes those rendered before.
+	NetworkPolicy *netpol.Operator
 }
 
 // phase is one step of a reconcile. It returns done=true to stop the steps after it (the reason

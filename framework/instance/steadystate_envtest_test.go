@@ -28,7 +28,7 @@ func TestSteadyStateReconcileWritesNothing(t *testing.T) {
 
 	before := mgr.Writes.Count()
 	r := &instance.Reconciler{Client: mgr.Manager.GetClient(), Scheme: mgr.Manager.GetScheme(), Engine: fakeengine.New(),
-		Recorder: mgr.Manager.GetEventRecorder("steady-state-test")}
+		Recorder: mgr.Manager.GetEventRecorder("steady-state-test"), NetworkPolicy: &operatorPods}
 	req := ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: "db"}}
 	for range 5 {
 		if _, err := r.Reconcile(ctx, req); err != nil {

@@ -17,6 +17,8 @@ import (
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/engine/fakeengine"
+	"github.com/datafleet-dev/datafleet/framework/netpol"
+	"github.com/datafleet-dev/datafleet/framework/operator"
 	"github.com/datafleet-dev/datafleet/test/testenv"
 )
 
@@ -29,6 +31,9 @@ var (
 
 const wait = 30 * time.Second
 
+// operatorPods is who the instances' NetworkPolicies admit as the operator.
+var operatorPods = netpol.Operator{Namespace: "datafleet-system", Labels: map[string]string{"app.kubernetes.io/name": "datafleet"}}
+
 func TestMain(m *testing.M) {
 	var err error
 	if env, err = testenv.New(); err != nil {
@@ -36,7 +41,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	if err = createCatalog(env.Client); err == nil {
-		mgr, err = env.Manager([]engine.Engine{fakeengine.New()}, 4)
+		mgr, err = env.ManagerWith([]engine.Engine{fakeengine.New()}, operator.Options{MaxConcurrentReconciles: 4, NetworkPolicy: &operatorPods})
 	}
 	if err != nil {
 		env.Stop()

@@ -6,6 +6,7 @@ package operator
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -26,6 +27,7 @@ import (
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/instance"
 	"github.com/datafleet-dev/datafleet/framework/names"
+	"github.com/datafleet-dev/datafleet/framework/netpol"
 )
 
 // NewScheme returns a scheme with the Kubernetes built-in kinds and Datafleet's.
@@ -55,7 +57,7 @@ func CacheOptions(engines []engine.Engine) cache.Options {
 		&batchv1.Job{}:                  {Label: sel},
 	}
 	for _, e := range engines {
-		types := e.ChildTypes()
+		types := slices.Concat(e.ChildTypes(), instance.FrameworkChildTypes())
 		if w, ok := e.(engine.Watcher); ok {
 			for _, watch := range w.Watches() {
 				types = append(types, watch.Type)
@@ -91,6 +93,8 @@ type Options struct {
 	StoreProbeEvery time.Duration
 	// StorePolicy says which BackupStores the operator may use: ambient credentials, endpoints.
 	StorePolicy store.Policy
+	// NetworkPolicy describes the operator's pods to every instance's NetworkPolicy; nil renders none.
+	NetworkPolicy *netpol.Operator
 }
 
 // Setup registers the field indexes, one controller per engine, the binding controller and the
@@ -105,12 +109,13 @@ func Setup(ctx context.Context, mgr ctrl.Manager, engines []engine.Engine, opts 
 	enabled := make([]string, 0, len(engines))
 	for _, e := range engines {
 		r := &instance.Reconciler{
-			AgentImage: opts.AgentImage,
-			Client:     mgr.GetClient(),
-			APIReader:  mgr.GetAPIReader(),
-			Scheme:     mgr.GetScheme(),
-			Engine:     e,
-			Recorder:   mgr.GetEventRecorder(instance.ControllerName(e.Name())),
+			AgentImage:    opts.AgentImage,
+			Client:        mgr.GetClient(),
+			APIReader:     mgr.GetAPIReader(),
+			Scheme:        mgr.GetScheme(),
+			Engine:        e,
+			Recorder:      mgr.GetEventRecorder(instance.ControllerName(e.Name())),
+			NetworkPolicy: opts.NetworkPolicy,
 		}
 		if err := r.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles}); err != nil {
 			return fmt.Errorf("setting up the %s controller: %w", e.Name(), err)

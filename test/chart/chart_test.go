@@ -19,6 +19,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
@@ -305,4 +306,49 @@ func TestCatalogsShipForTheBuiltImages(t *testing.T) {
 		!strings.Contains(err.Error(), "webhook.failurePolicy must be Fail or Ignore") {
 		t.Errorf("a bad failurePolicy: %v", err)
 	}
+}
+
+// The instances' NetworkPolicies admit the operator by the labels the chart passes: they must be
+// the Deployment's pod labels, or every policy locks the operator out of every instance.
+func TestNetworkPoliciesAdmitTheOperatorsPods(t *testing.T) {
+	d := convert[appsv1.Deployment](t, byKind(render(t), "Deployment")[0])
+	c := d.Spec.Template.Spec.Containers[0]
+	i := slices.IndexFunc(c.Args, func(a string) bool { return strings.HasPrefix(a, "--network-policy-operator-labels=") })
+	if i < 0 {
+		t.Fatalf("NetworkPolicies are on by default, but the manager is not told its pods' labels: %v", c.Args)
+	}
+	want, err := labels.ConvertSelectorToLabelsMap(strings.TrimPrefix(c.Args[i], "--network-policy-operator-labels="))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !labels.SelectorFromSet(want).Matches(labels.Set(d.Spec.Template.Labels)) || len(want) < 2 {
+		t.Errorf("the policies would admit pods labelled %v; the operator's are %v", want, d.Spec.Template.Labels)
+	}
+	if !slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool {
+		return e.Name == "POD_NAMESPACE" && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.namespace"
+	}) {
+		t.Error("the manager needs POD_NAMESPACE, the namespace the policies admit the operator from")
+	}
+	if !ruleGrants(t, render(t), "networking.k8s.io", "networkpolicies", "create", "delete", "watch") {
+		t.Error("the manager may not create, delete and watch NetworkPolicies")
+	}
+
+	d = convert[appsv1.Deployment](t, byKind(render(t, "networkPolicy.enabled=false"), "Deployment")[0])
+	if slices.ContainsFunc(d.Spec.Template.Spec.Containers[0].Args, func(a string) bool { return strings.HasPrefix(a, "--network-policy") }) {
+		t.Errorf("networkPolicy.enabled=false still renders policies: %v", d.Spec.Template.Spec.Containers[0].Args)
+	}
+}
+
+// ruleGrants says whether one ClusterRole rule grants every verb on the resource.
+func ruleGrants(t *testing.T, objs []*unstructured.Unstructured, group, resource string, verbs ...string) bool {
+	for _, u := range byKind(objs, "ClusterRole") {
+		for _, r := range convert[rbacv1.ClusterRole](t, u).Rules {
+			if slices.Contains(r.APIGroups, group) && slices.Contains(r.Resources, resource) && !slices.ContainsFunc(verbs, func(v string) bool {
+				return !slices.Contains(r.Verbs, v)
+			}) {
+				return true
+			}
+		}
+	}
+	return false
 }

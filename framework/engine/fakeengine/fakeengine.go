@@ -45,6 +45,9 @@ func (Engine) ChildTypes() []client.Object {
 	return []client.Object{&corev1.ConfigMap{}, &corev1.Service{}, &appsv1.StatefulSet{}}
 }
 
+// Ports implements engine.Engine.
+func (Engine) Ports() engine.Ports { return engine.Ports{Clients: []string{"fake"}} }
+
 // Validate implements engine.Engine with a typed allow-list, as real engines do.
 func (Engine) Validate(inst *v1alpha1.ServiceInstance, _ catalog.Release) field.ErrorList {
 	return allowed.Validate(inst.Spec.Parameters, field.NewPath("spec", "parameters"))
