@@ -40,6 +40,7 @@ type options struct {
 	stores                  store.Policy
 	storeEndpoints          string
 	operatorPodLabels       string
+	metricsSecure           bool
 }
 
 // webhookOptions: the validating webhook runs when configuration names the chart's
@@ -83,6 +84,8 @@ func run(args []string) error {
 		"comma-separated engines to run, each with its own controller (default: all compiled in: %s)", describeEngines(registry.Names())))
 	fs.IntVar(&o.maxConcurrentReconciles, "max-concurrent-reconciles", 4, "workers per engine controller")
 	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint (0 disables it)")
+	fs.BoolVar(&o.metricsSecure, "metrics-secure", true,
+		"serve metrics over HTTPS to bearer tokens the API server authorises to GET /metrics (false: plain HTTP, no authentication)")
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "address of the /healthz and /readyz endpoints")
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "elect a leader, so that only one replica of the manager reconciles")
 	fs.StringVar(&o.leaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election Lease (default: the manager's own)")
@@ -160,7 +163,7 @@ func run(args []string) error {
 		WebhookServer:           crwebhook.NewServer(crwebhook.Options{Port: o.webhook.port, CertDir: o.webhook.certDir}),
 		Scheme:                  operator.NewScheme(),
 		Cache:                   operator.CacheOptions(engines),
-		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddr},
+		Metrics:                 metricsOptions(o),
 		HealthProbeBindAddress:  o.probeAddr,
 		LeaderElection:          o.leaderElect,
 		LeaderElectionID:        leaderElectionID,
@@ -235,4 +238,14 @@ func networkPolicyOperator(podLabels, namespace string) (*netpol.Operator, error
 		return nil, errors.New("--network-policy-operator-labels needs $POD_NAMESPACE, the operator's namespace")
 	}
 	return &netpol.Operator{Namespace: namespace, Labels: l}, nil
+}
+
+// metricsOptions serves metrics over HTTPS (a self-signed certificate controller-runtime makes)
+// behind the API server's authentication and authorisation, unless told not to.
+func metricsOptions(o options) metricsserver.Options {
+	m := metricsserver.Options{BindAddress: o.metricsAddr}
+	if o.metricsSecure {
+		m.SecureServing, m.FilterProvider = true, operator.MetricsAuth
+	}
+	return m
 }

@@ -19,7 +19,8 @@ import (
 	"github.com/datafleet-dev/datafleet/framework/names"
 )
 
-// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=validatingwebhookconfigurations,verbs=get;patch
+// RBAC: the chart grants get and patch on its own ValidatingWebhookConfiguration by name
+// (templates/rbac.yaml), not through a marker: a marker cannot name the release's configuration.
 
 // Certs is the webhook's own certificate authority, used when cert-manager is not: a CA and a
 // serving certificate for the webhook Service in Secrets of the operator's namespace, the

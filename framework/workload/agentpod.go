@@ -27,7 +27,9 @@ type AgentPod struct {
 	Image      string // the engine's image
 	AgentImage string // the operator's image
 	// UID the engine's user has in its image (and in the official one).
-	UID            int64
+	UID int64
+	// ServiceAccount is the pod's own account, when its agent needs the API server; empty: the
+	// namespace's default, with no token mounted.
 	ServiceAccount string
 	Args           []string
 	Ports          []corev1.ContainerPort
@@ -46,7 +48,11 @@ func (a AgentPod) Spec() corev1.PodSpec {
 		return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: path}}}
 	}
 	return corev1.PodSpec{
-		ServiceAccountName:            a.ServiceAccount,
+		ServiceAccountName: a.ServiceAccount,
+		// Only an engine that gives its pods an account of their own talks to the API server;
+		// the namespace's default account's token is of no use to the others, and of use to an
+		// attacker inside the pod.
+		AutomountServiceAccountToken:  ptr.To(a.ServiceAccount != ""),
 		SecurityContext:               RestrictedPod(a.UID),
 		Affinity:                      affinity,
 		TopologySpreadConstraints:     spread,

@@ -138,6 +138,9 @@ func TestRBACIsLeastPrivilege(t *testing.T) {
 				t.Errorf("wildcard in rule %+v", r)
 			}
 		}
+		if slices.Contains(r.Resources, "validatingwebhookconfigurations") && !slices.Equal(r.ResourceNames, []string{"datafleet"}) {
+			t.Errorf("the manager may touch webhook configurations other than its own: %+v", r)
+		}
 		if slices.Contains(r.Resources, "secrets") && slices.Contains(r.APIGroups, "") && len(r.ResourceNames) == 0 {
 			// Secrets are needed (bindings, credentials); escalation paths are not.
 			for _, bad := range []string{"escalate", "bind", "impersonate"} {
@@ -351,4 +354,31 @@ func ruleGrants(t *testing.T, objs []*unstructured.Unstructured, group, resource
 		}
 	}
 	return false
+}
+
+// Metrics are served over HTTPS behind the API server's authentication and authorisation by
+// default: the manager may ask for token and access reviews, and scrapers get a role to bind.
+func TestMetricsAreAuthenticated(t *testing.T) {
+	objs := render(t)
+	d := convert[appsv1.Deployment](t, byKind(objs, "Deployment")[0])
+	if !slices.Contains(d.Spec.Template.Spec.Containers[0].Args, "--metrics-secure=true") {
+		t.Errorf("metrics are not secured by default: %v", d.Spec.Template.Spec.Containers[0].Args)
+	}
+	if !ruleGrants(t, objs, "authentication.k8s.io", "tokenreviews", "create") || !ruleGrants(t, objs, "authorization.k8s.io", "subjectaccessreviews", "create") {
+		t.Error("the manager may not review the scrapers' tokens and access")
+	}
+	reader := false
+	for _, u := range byKind(objs, "ClusterRole") {
+		if u.GetName() == "datafleet-metrics-reader" {
+			r := convert[rbacv1.ClusterRole](t, u).Rules
+			reader = len(r) == 1 && slices.Equal(r[0].NonResourceURLs, []string{"/metrics"}) && slices.Equal(r[0].Verbs, []string{"get"})
+		}
+	}
+	if !reader {
+		t.Error("no datafleet-metrics-reader ClusterRole granting GET /metrics and nothing else")
+	}
+	d = convert[appsv1.Deployment](t, byKind(render(t, "metrics.secure=false"), "Deployment")[0])
+	if !slices.Contains(d.Spec.Template.Spec.Containers[0].Args, "--metrics-secure=false") {
+		t.Errorf("metrics.secure=false does not reach the manager: %v", d.Spec.Template.Spec.Containers[0].Args)
+	}
 }

@@ -45,7 +45,7 @@ SYSCTLS=(net.ipv4.ip_forward net.bridge.bridge-nf-call-iptables net.bridge.bridg
   net.ipv4.conf.all.route_localnet vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops
   kernel.keys.root_maxkeys kernel.keys.root_maxbytes)
 # Start order; `down` stops them in reverse (kube-apiserver before etcd, or it hangs).
-COMPONENTS=(etcd kube-apiserver containerd coredns kube-controller-manager kube-scheduler kubelet kube-proxy localpath)
+COMPONENTS=(etcd kube-apiserver containerd coredns kube-controller-manager kube-scheduler kubelet kube-proxy localpath netpol)
 
 log() { echo "cluster: $*" >&2; }
 die() { echo "cluster: error: $*" >&2; exit 1; }
@@ -68,6 +68,8 @@ build_binaries() {
   # Built from this checkout on every up: it is small and must match the repository.
   LOCALPATH="${CACHE}/bin/datafleet-localpath"
   ( cd "$ROOT" && go build -o "$LOCALPATH" ./test/cluster/localpath )
+  NETPOL="${CACHE}/bin/datafleet-netpol"
+  ( cd "$ROOT" && go build -o "$NETPOL" ./test/cluster/netpol )
   PAUSE_TAR="$(build_pause)"
 }
 
@@ -163,6 +165,7 @@ gen_certs() {
   cert kube-proxy "system:kube-proxy"
   cert coredns "datafleet:coredns"
   cert localpath "datafleet:localpath"
+  cert netpol "datafleet:netpol"
   touch "$d/.done"
 }
 
@@ -206,7 +209,7 @@ EOF
 
 write_configs() {
   local api="https://127.0.0.1:${API_PORT}"
-  for n in admin node controller-manager scheduler kube-proxy coredns localpath; do kubeconfig "$n" "$api"; done
+  for n in admin node controller-manager scheduler kube-proxy coredns localpath netpol; do kubeconfig "$n" "$api"; done
   mv "${CLUSTER_DIR}/admin.kubeconfig" "$KUBECONFIG_PATH"
   mkdir -p "${CLUSTER_DIR}/cni" "${CLUSTER_DIR}/pod-logs" "${CLUSTER_DIR}/volumes" "$RUN_DIR/containerd"
   : > "${CLUSTER_DIR}/resolv.conf" # pods get only cluster DNS: there is no upstream to forward to
@@ -367,6 +370,20 @@ metadata: {name: "datafleet:localpath"}
 roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "datafleet:localpath"}
 subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: "datafleet:localpath"}]
 ---
+# The NetworkPolicy enforcer (test/cluster/netpol) reads what the policies select.
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: "datafleet:netpol"}
+rules:
+- {apiGroups: [""], resources: [pods, namespaces], verbs: [list, watch]}
+- {apiGroups: [networking.k8s.io], resources: [networkpolicies], verbs: [list, watch]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "datafleet:netpol"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "datafleet:netpol"}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: "datafleet:netpol"}]
+---
 apiVersion: v1
 kind: Service
 metadata:
@@ -483,6 +500,7 @@ up() {
   start kube-proxy "$ASSETS/kube-proxy" --config "${CLUSTER_DIR}/kube-proxy.yaml"
   start localpath "$LOCALPATH" --kubeconfig "${CLUSTER_DIR}/localpath.kubeconfig" \
     --node "$NODE_NAME" --dir "${CLUSTER_DIR}/volumes"
+  start netpol "$NETPOL" --kubeconfig "${CLUSTER_DIR}/netpol.kubeconfig"
 
   wait_for "node ${NODE_NAME} Ready" 240 kubectl_ wait --for=condition=Ready "node/${NODE_NAME}" --timeout=1s
   apply_addons
@@ -528,13 +546,13 @@ remove_cgroups() {
   done
 }
 
-# Deletes every chain named KUBE-* or CNI-* (and the rules jumping to them) from every table.
+# Deletes every chain named KUBE-*, CNI-* or DATAFLEET-* (and the rules jumping to them) from every table.
 remove_iptables() {
   local t
   for t in iptables ip6tables; do
     command -v "$t-save" >/dev/null || continue
-    if "$t-save" 2>/dev/null | grep -qE 'KUBE-|CNI-'; then
-      "$t-save" | grep -vE 'KUBE-|CNI-' | "$t-restore"
+    if "$t-save" 2>/dev/null | grep -qE 'KUBE-|CNI-|DATAFLEET-'; then
+      "$t-save" | grep -vE 'KUBE-|CNI-|DATAFLEET-' | "$t-restore"
     fi
   done
 }
@@ -557,6 +575,7 @@ restore_host_state() {
 down() {
   need_root
   log "tearing down"
+  stop netpol
   stop localpath
   stop kube-proxy
   stop kubelet
@@ -592,7 +611,7 @@ verify_clean() {
   local t
   for t in iptables ip6tables; do
     command -v "$t-save" >/dev/null || continue
-    if "$t-save" 2>/dev/null | grep -qE 'KUBE-|CNI-'; then bad+=("$t chains left: $("$t-save" | grep -oE '^:(KUBE|CNI)-[^ ]+' | tr '\n' ' ')"); fi
+    if "$t-save" 2>/dev/null | grep -qE 'KUBE-|CNI-|DATAFLEET-'; then bad+=("$t chains left: $("$t-save" | grep -oE '^:(KUBE|CNI|DATAFLEET)-[^ ]+' | tr '\n' ' ')"); fi
   done
   [ -z "$(ls -d /sys/fs/cgroup/*/kubepods 2>/dev/null)" ] || bad+=("cgroups left: $(ls -d /sys/fs/cgroup/*/kubepods)")
   [ ! -e "$RUN_DIR" ] || bad+=("$RUN_DIR still exists")

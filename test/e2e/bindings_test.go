@@ -82,6 +82,9 @@ func testBindings(t *testing.T) {
 	}
 	t.Logf("BINDINGS: pods wrote and read through readWrite bindings, read through readOnly ones and were refused writes")
 
+	checkNetworkPolicies(t, ns, db, mq)
+	t.Logf("NETPOL: the instances' namespace reached their client ports, an unrelated namespace nothing, and no application pod an agent")
+
 	// Rotation of the PostgreSQL binding, from the host through the Service's ClusterIP.
 	addr := serviceAddress(t, ns, "db", 5432)
 	old := secrets["db-app"]

@@ -114,6 +114,7 @@ func testInstall(t *testing.T) {
 		err := env.c.Create(context.Background(), probe, client.DryRunAll)
 		return expect(apierrors.IsInvalid(err), "the API server reaches the webhook through its Service", fmt.Sprintf("dry-run create: %v", err))
 	})
+	checkMetricsAuth(t)
 }
 
 // upgradeCRDs applies the chart's CRDs, as docs/install.md tells users to before an upgrade: Helm

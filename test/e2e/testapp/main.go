@@ -9,6 +9,8 @@
 //	testapp binding write NAME TEXT  with the binding $SERVICE_BINDING_ROOT/NAME (PostgreSQL or
 //	                            RabbitMQ), store TEXT (a row, a message) and print what is stored
 //	testapp binding read NAME   print what is stored
+//	testapp dial -for D ADDR...  open a TCP connection to each host:port, retrying for up to D,
+//	                            and print "open ADDR" or "closed ADDR: why" for each (exit 0)
 package main
 
 import (
@@ -19,6 +21,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"sync"
 	"time"
 )
 
@@ -60,6 +63,8 @@ func main() {
 		err = write(os.Args[2], os.Args[3])
 	case "binding":
 		err = bindingCommand(os.Args[2:])
+	case "dial":
+		err = dialCommand(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
@@ -117,5 +122,43 @@ func write(file, text string) error {
 		return err
 	}
 	fmt.Printf("wrote %s: %s\n", file, b)
+	return nil
+}
+
+// dialCommand tries every address at once: a NetworkPolicy drops what it refuses, so a closed
+// port costs the whole retry time, and the answers should not add up.
+func dialCommand(args []string) error {
+	if len(args) < 3 || args[0] != "-for" {
+		return fmt.Errorf("usage: dial -for DURATION ADDR...")
+	}
+	retry, err := time.ParseDuration(args[1])
+	if err != nil {
+		return err
+	}
+	addrs := args[2:]
+	results := make([]string, len(addrs))
+	var wg sync.WaitGroup
+	for i, addr := range addrs {
+		wg.Go(func() {
+			deadline := time.Now().Add(retry)
+			for {
+				c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+				if err == nil {
+					c.Close()
+					results[i] = "open " + addr
+					return
+				}
+				if time.Now().After(deadline) {
+					results[i] = fmt.Sprintf("closed %s: %v", addr, err)
+					return
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+		})
+	}
+	wg.Wait()
+	for _, r := range results {
+		fmt.Println(r)
+	}
 	return nil
 }
