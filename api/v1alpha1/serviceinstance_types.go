@@ -56,10 +56,16 @@ type StorageSpec struct {
 }
 
 // TLSSpec turns on TLS for client connections.
+// +kubebuilder:validation:XValidation:rule="!has(self.required) || !self.required || (has(self.enabled) && self.enabled)",message="tls.required needs tls.enabled: the instance must serve TLS before it can refuse everything else"
 type TLSSpec struct {
 	// enabled serves client connections over TLS with operator-issued certificates.
 	// +optional
 	Enabled bool `json:"enabled,omitempty"`
+	// required refuses every connection that is not TLS, replication included, which then
+	// verifies the primary's certificate (PostgreSQL). On an existing instance, set it once the
+	// instance is Ready with enabled: replicas verify a certificate the primary must already serve.
+	// +optional
+	Required bool `json:"required,omitempty"`
 }
 
 // InstanceBackupSpec holds backup defaults for an instance.

@@ -47,6 +47,7 @@ func runAgent(args []string) error {
 		lease := fs.String("lease", "", "the instance's primary Lease in the pod's namespace; empty runs a standalone primary")
 		fs.StringVar(&c.Source, "source", "", `libpq host and port of the current primary, for example "host=orders port=5432"`)
 		fs.StringVar(&c.TLSDir, "tls-dir", "", "directory of the server certificate and key (tls.crt, tls.key); empty: no TLS")
+		fs.BoolVar(&c.TLSRequired, "tls-required", false, "refuse connections in clear, replication included, which verifies the primary against --tls-dir's ca.crt")
 		fs.StringVar(&c.ReplicationPasswordFile, "replication-password-file", "", "file holding the replication user's password")
 		build = func() (fwagent.Engine, error) {
 			if *lease == "" {

@@ -27,7 +27,7 @@ func TestGolden(t *testing.T) {
 	inst := enginetest.Instance(Name, "orders", 1)
 	inst.Spec.Parameters = map[string]string{"max_connections": "200", "work_mem": "8MB"}
 	inst.Spec.Storage = &v1alpha1.StorageSpec{Size: resource.MustParse("5Gi")}
-	inst.Spec.TLS = &v1alpha1.TLSSpec{Enabled: true}
+	inst.Spec.TLS = &v1alpha1.TLSSpec{Enabled: true, Required: true}
 	enginetest.Golden(t, New(), engine.RenderInput{Instance: inst, Release: release, AgentImage: "datafleet.local/datafleet-operator:test"},
 		"testdata/orders.golden.yaml")
 }

@@ -179,6 +179,9 @@ func podSpec(in engine.RenderInput, configName, accountName string) corev1.PodSp
 		// The agent copies the certificate and key out of this volume (see the agent's Reload), so
 		// a renewed certificate reaches postgres without a restart.
 		args = append(args, "--tls-dir="+tlsMount)
+		if inst.Spec.TLS.Required {
+			args = append(args, "--tls-required")
+		}
 		mounts = append(mounts, corev1.VolumeMount{Name: "tls", MountPath: tlsMount, ReadOnly: true})
 		volumes = append(volumes, workload.SecretVolume("tls", certs.ServerSecretName(inst.Name)))
 	}

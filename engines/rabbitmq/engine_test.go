@@ -44,6 +44,7 @@ func TestValidateNamesTheField(t *testing.T) {
 		"heartbeat": "often", "vm_memory_high_watermark.relative": "NaN", "hipe_compile": "true",
 		"channel_max": "2047",
 	}
+	inst.Spec.TLS = &v1alpha1.TLSSpec{Enabled: true, Required: true}
 	enginetest.ExpectErrors(t, New().Validate(inst, release),
 		`spec.parameters[default_pass]: Forbidden: default_pass is set by the operator: the operator's own administrator`,
 		`spec.parameters[heartbeat]: Invalid value: "often": must be an integer`,
@@ -52,6 +53,7 @@ func TestValidateNamesTheField(t *testing.T) {
 		`spec.parameters[ssl_options.verify]: Forbidden: ssl_options.verify is set by the operator: use spec.tls`,
 		`spec.parameters[vm_memory_high_watermark.relative]: Invalid value: "NaN": must be a non-negative decimal number`,
 		`spec.replicas: Invalid value: 4: must be odd`,
+		`spec.tls.required: Forbidden: not offered for RabbitMQ instances yet`,
 	)
 }
 

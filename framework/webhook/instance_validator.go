@@ -123,6 +123,9 @@ func (v *InstanceValidator) ValidateUpdate(ctx context.Context, old, inst *v1alp
 			}
 		}
 	}
+	if e := checkTLSRequired(old, inst); e != nil {
+		errs = append(errs, e)
+	}
 	if inst.Spec.Plan != old.Spec.Plan || !sameSizes(old, inst) {
 		planErrs, err := v.checkPlan(ctx, inst)
 		if err != nil {
@@ -131,6 +134,23 @@ func (v *InstanceValidator) ValidateUpdate(ctx context.Context, old, inst *v1alp
 		errs = append(errs, planErrs...)
 	}
 	return nil, invalid("ServiceInstance", inst.Name, errs)
+}
+
+// checkTLSRequired refuses tls.required on an existing instance that does not serve TLS on every
+// pod yet: its replicas would restart verifying a certificate the primary does not serve, and the
+// roll would wait for them forever.
+func checkTLSRequired(old, inst *v1alpha1.ServiceInstance) *field.Error {
+	required := func(si *v1alpha1.ServiceInstance) bool { return si.Spec.TLS != nil && si.Spec.TLS.Required }
+	if !required(inst) || required(old) {
+		return nil
+	}
+	served := old.Spec.TLS != nil && old.Spec.TLS.Enabled && old.Status.TLS != nil &&
+		old.Status.Phase == v1alpha1.PhaseReady && old.Status.ObservedGeneration == old.Generation
+	if served {
+		return nil
+	}
+	return field.Forbidden(field.NewPath("spec", "tls", "required"), "turn on spec.tls.enabled first and set required once the "+
+		"instance is Ready with it: replicas then verify the primary's certificate, which every pod must already serve")
 }
 
 // ValidateDelete allows every deletion: deletionProtection is the instance's own guard.

@@ -380,3 +380,55 @@ func TestWebhookRefusesStoresThePolicyDoesNotAllow(t *testing.T) {
 		}
 	}
 }
+
+// tls.required needs tls.enabled (the CRD's CEL), and on an existing instance it waits until the
+// instance is Ready with TLS (the webhook): replicas would otherwise restart verifying a
+// certificate the primary does not serve yet.
+func TestWebhookTurnsTLSRequiredOnOnlyOverTLS(t *testing.T) {
+	env := testenv.Start(t)
+	startWebhook(t, env)
+	ctx, c := context.Background(), env.Client
+	cat := &v1alpha1.VersionCatalog{ObjectMeta: metav1.ObjectMeta{Name: fakeengine.Name}, Spec: v1alpha1.VersionCatalogSpec{Engine: fakeengine.Name,
+		Versions: []v1alpha1.CatalogVersion{{Version: "1", Image: "fake:1", Default: true}}}}
+	if err := c.Create(ctx, cat); err != nil {
+		t.Fatal(err)
+	}
+	si := func(name string, tls v1alpha1.TLSSpec) *v1alpha1.ServiceInstance {
+		return &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Namespace: opNamespace, Name: name},
+			Spec: v1alpha1.ServiceInstanceSpec{Engine: fakeengine.Name, TLS: &tls}}
+	}
+	if err := c.Create(ctx, si("clear", v1alpha1.TLSSpec{Required: true})); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "tls.required needs tls.enabled") {
+		t.Errorf("required without enabled: %v", err)
+	}
+	if err := c.Create(ctx, si("new", v1alpha1.TLSSpec{Enabled: true, Required: true})); err != nil {
+		t.Errorf("a new instance with TLS enabled and required: %v", err)
+	}
+	db := si("db", v1alpha1.TLSSpec{Enabled: true})
+	if err := c.Create(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	require := func() error {
+		cur := &v1alpha1.ServiceInstance{}
+		if err := c.Get(ctx, client.ObjectKeyFromObject(db), cur); err != nil {
+			t.Fatal(err)
+		}
+		cur.Spec.TLS.Required = true
+		return c.Update(ctx, cur)
+	}
+	if err := require(); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec.tls.required: Forbidden: turn on spec.tls.enabled first") {
+		t.Errorf("required before the instance serves TLS: %v", err)
+	}
+	// The reconciler (not running here) reports the instance Ready with its certificate.
+	cur := &v1alpha1.ServiceInstance{}
+	if err := c.Get(ctx, client.ObjectKeyFromObject(db), cur); err != nil {
+		t.Fatal(err)
+	}
+	cur.Status = v1alpha1.ServiceInstanceStatus{Phase: v1alpha1.PhaseReady, ObservedGeneration: cur.Generation,
+		TLS: &v1alpha1.InstanceTLSStatus{CAConfigMap: "db-ca"}}
+	if err := c.Status().Update(ctx, cur); err != nil {
+		t.Fatal(err)
+	}
+	if err := require(); err != nil {
+		t.Errorf("required once the instance is Ready with TLS: %v", err)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -68,6 +69,27 @@ func checkTLS(t *testing.T, inst *v1alpha1.ServiceInstance, addr string) {
 	if _, err := dial(other.CertPEM); err == nil {
 		t.Error("a client trusting another CA connected")
 	}
+}
+
+// checkTLSRequired: with spec.tls.required a login in clear is refused, and the primary's
+// replication connections are all TLS (the replicas verified its certificate to open them).
+func checkTLSRequired(t *testing.T, inst *v1alpha1.ServiceInstance, addr string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	clear := strings.Replace(connString(addr), "sslmode=prefer", "sslmode=disable", 1)
+	if c, err := pgx.Connect(ctx, clear); err == nil {
+		c.Close(ctx)
+		t.Error("a login in clear was accepted with tls.required")
+	} else if !strings.Contains(err.Error(), "no encryption") {
+		t.Errorf("a login in clear: want a refusal for no encryption, got %v", err)
+	}
+	testenv.Eventually(t, time.Minute, func() error {
+		got := psql(t, inst.Namespace, inst.Status.CurrentPrimary,
+			"SELECT count(*) FILTER (WHERE s.ssl) || '/' || count(*) FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid)")
+		return expect(got == "2/2", "both replicas stream over TLS", got)
+	})
+	t.Logf("TLS REQUIRED: a login in clear was refused; both replicas stream over TLS, verifying the primary")
 }
 
 // checkReload changes a parameter PostgreSQL applies with a reload: every member serves the new

@@ -141,6 +141,11 @@ func testPostgresHighAvailability(t *testing.T) {
 		t.Errorf("status.image %s, want %s", inst.Status.Image, rebuilt)
 	}
 
+	// TLS required (#23): one more roll; replicas now verify the primary's certificate, and
+	// everything after (the hard kill, the chaos step) runs with it.
+	rollPods(t, inst, rw, "tls.required", 260000, func(s *v1alpha1.ServiceInstanceSpec) { s.TLS.Required = true })
+	checkTLSRequired(t, inst, rw)
+
 	// Hard kill: the primary's pod is deleted with no grace period, so its agent cannot stop
 	// postgres cleanly nor release the lease; the operator elects when the lease expires.
 	waitMembers(t, inst, "ledger-0", "streaming (synchronous)")
@@ -235,7 +240,9 @@ func (w *writer) stop() string {
 }
 
 func connString(addr string) string {
-	return fmt.Sprintf("postgres://app:%s@%s/postgres?connect_timeout=2&sslmode=disable", e2ePassword, addr)
+	// prefer: TLS when the server offers it (the HA instance requires it after a while), unverified
+	// (checkTLS verifies); in clear otherwise.
+	return fmt.Sprintf("postgres://app:%s@%s/postgres?connect_timeout=2&sslmode=prefer", e2ePassword, addr)
 }
 
 func insert(ctx context.Context, addr string, id int, what string) error {

@@ -45,8 +45,11 @@ type Config struct {
 	// stream from it, and a former primary rewinds against it.
 	Source string
 	// TLSDir holds the server certificate and key (tls.crt, tls.key: a mounted kubernetes.io/tls
-	// Secret). Empty serves plain TCP only.
+	// Secret, with the instance's CA as ca.crt). Empty serves plain TCP only.
 	TLSDir string
+	// TLSRequired refuses every TCP connection that is not TLS, replication included, and
+	// replicates with the primary's certificate verified against ca.crt (sslmode=verify-full).
+	TLSRequired bool
 	// ReplicationPasswordFile holds the password of the replication user.
 	ReplicationPasswordFile string
 	// Credential runs PostgreSQL's processes as another user. Only tests set it: they run as root,
@@ -58,17 +61,24 @@ type Config struct {
 const Superuser = "postgres"
 
 // pgHBA allows the superuser and a restore's Restorer through the pod-local socket, no other role
-// there (binding users have no business in the pod), and password (SCRAM) logins over TCP.
+// there (binding users have no business in the pod), and password (SCRAM) logins over TCP: over
+// TLS only when tlsRequired ("hostssl"; a connection in clear matches no line and is refused).
 // The operator owns this file: it is rewritten on every start.
-const pgHBA = `# Written by the Datafleet agent on every start; changes here are lost.
+func pgHBA(tlsRequired bool) string {
+	host := "host"
+	if tlsRequired {
+		host = "hostssl"
+	}
+	return `# Written by the Datafleet agent on every start; changes here are lost.
 local all ` + Superuser + ` trust
 local all ` + Restorer + ` trust
 local all all reject
-host all all 0.0.0.0/0 scram-sha-256
-host all all ::/0 scram-sha-256
-host replication ` + ReplicationUser + ` 0.0.0.0/0 scram-sha-256
-host replication ` + ReplicationUser + ` ::/0 scram-sha-256
+` + host + ` all all 0.0.0.0/0 scram-sha-256
+` + host + ` all all ::/0 scram-sha-256
+` + host + ` replication ` + ReplicationUser + ` 0.0.0.0/0 scram-sha-256
+` + host + ` replication ` + ReplicationUser + ` ::/0 scram-sha-256
 `
+}
 
 const (
 	includeMarker      = "# datafleet: instance parameters"
@@ -109,6 +119,10 @@ func (e *Engine) bin(name string) string {
 
 func (e *Engine) command(ctx context.Context, name string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, e.bin(name), args...)
+	// libpq (a replica's WAL receiver, pg_basebackup, pg_rewind) reads a client certificate from
+	// $HOME/.postgresql when the server asks for TLS: HOME is the agent's own directory, where
+	// there is none, so an inherited HOME can neither lend one nor fail the connection.
+	cmd.Env = append(os.Environ(), "HOME="+e.Config.SocketDir)
 	if e.Config.Credential != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: e.Config.Credential}
 	}
@@ -152,7 +166,7 @@ func (e *Engine) Bootstrap(ctx context.Context) error {
 		return err
 	}
 	// pg_basebackup and pg_rewind copy the primary's configuration files: write ours after them.
-	if err := e.writeFile(filepath.Join(c.DataDir, "pg_hba.conf"), []byte(pgHBA)); err != nil {
+	if err := e.writeFile(filepath.Join(c.DataDir, "pg_hba.conf"), []byte(pgHBA(c.TLSRequired))); err != nil {
 		return err
 	}
 	if err := e.writeFile(filepath.Join(c.DataDir, agentConf), []byte(e.agentSettings())); err != nil {

@@ -8,10 +8,12 @@ import (
 	"path/filepath"
 )
 
-// Files of a kubernetes.io/tls Secret, as mounted in the pod.
+// Files of a kubernetes.io/tls Secret, as mounted in the pod; the operator's also holds the
+// instance's CA (framework/certs.CAKey).
 const (
 	tlsCertFile = "tls.crt"
 	tlsKeyFile  = "tls.key"
+	tlsCAFile   = "ca.crt"
 )
 
 // ReloadFiles are the parameters file and, with TLS, the mounted certificate and key: a change to

@@ -72,9 +72,15 @@ func SynchronousStandbyNames(n int, members []string) string {
 }
 
 // sourceConnString reaches the current primary as the replication user.
+// With TLS required it verifies the primary's certificate against the instance's CA and the
+// Service name in Source, so a replica streams from nothing that only claims to be the primary.
 func (e *Engine) sourceConnString() string {
-	return fmt.Sprintf("%s user=%s passfile=%s application_name=%s dbname=postgres connect_timeout=5 target_session_attrs=read-write",
+	conn := fmt.Sprintf("%s user=%s passfile=%s application_name=%s dbname=postgres connect_timeout=5 target_session_attrs=read-write",
 		e.Config.Source, ReplicationUser, e.passFile(), e.Config.Name)
+	if e.Config.TLSRequired {
+		conn += " sslmode=verify-full sslrootcert=" + filepath.Join(e.Config.TLSDir, tlsCAFile)
+	}
+	return conn
 }
 
 // agentSettings are the settings the agent owns, included after the instance's parameters.
