@@ -281,15 +281,22 @@ func TestWebhookCertificateIsKept(t *testing.T) {
 // The engine's own checks (its parameter allow-list) run at admission: a bad parameter is refused
 // by the API server, on create and on update, and an unrelated update of an instance is not held
 // up by them.
-func TestWebhookRunsTheEnginesChecks(t *testing.T) {
+// fakeEngineWebhook starts an API server with the webhook and a catalog for the fake engine, and
+// returns a client of it.
+func fakeEngineWebhook(t *testing.T) client.Client {
+	t.Helper()
 	env := testenv.Start(t)
 	startWebhook(t, env)
-	ctx, c := context.Background(), env.Client
 	cat := &v1alpha1.VersionCatalog{ObjectMeta: metav1.ObjectMeta{Name: fakeengine.Name}, Spec: v1alpha1.VersionCatalogSpec{Engine: fakeengine.Name,
 		Versions: []v1alpha1.CatalogVersion{{Version: "1", Image: "fake:1", Default: true}}}}
-	if err := c.Create(ctx, cat); err != nil {
+	if err := env.Client.Create(context.Background(), cat); err != nil {
 		t.Fatal(err)
 	}
+	return env.Client
+}
+
+func TestWebhookRunsTheEnginesChecks(t *testing.T) {
+	ctx, c := context.Background(), fakeEngineWebhook(t)
 	si := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Namespace: opNamespace, Name: "db"},
 		Spec: v1alpha1.ServiceInstanceSpec{Engine: fakeengine.Name, Parameters: map[string]string{"port": "1", "max_connections": "lots"}}}
 	err := c.Create(ctx, si)
@@ -385,14 +392,7 @@ func TestWebhookRefusesStoresThePolicyDoesNotAllow(t *testing.T) {
 // instance is Ready with TLS (the webhook): replicas would otherwise restart verifying a
 // certificate the primary does not serve yet.
 func TestWebhookTurnsTLSRequiredOnOnlyOverTLS(t *testing.T) {
-	env := testenv.Start(t)
-	startWebhook(t, env)
-	ctx, c := context.Background(), env.Client
-	cat := &v1alpha1.VersionCatalog{ObjectMeta: metav1.ObjectMeta{Name: fakeengine.Name}, Spec: v1alpha1.VersionCatalogSpec{Engine: fakeengine.Name,
-		Versions: []v1alpha1.CatalogVersion{{Version: "1", Image: "fake:1", Default: true}}}}
-	if err := c.Create(ctx, cat); err != nil {
-		t.Fatal(err)
-	}
+	ctx, c := context.Background(), fakeEngineWebhook(t)
 	si := func(name string, tls v1alpha1.TLSSpec) *v1alpha1.ServiceInstance {
 		return &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Namespace: opNamespace, Name: name},
 			Spec: v1alpha1.ServiceInstanceSpec{Engine: fakeengine.Name, TLS: &tls}}
