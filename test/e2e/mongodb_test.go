@@ -37,6 +37,7 @@ func testMongoDB(t *testing.T) {
 	if err := env.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "docs-0"}, pod); err != nil || pod.Labels["datafleet.dev/role"] != "primary" {
 		t.Errorf("docs-0 role label %q (%v), want primary: the client Service selects it", pod.Labels["datafleet.dev/role"], err)
 	}
+	checkAPIToken(t, pod, false)
 	t.Logf("MONGODB: docs is Ready on %s, primary %s", docs.Status.Version, docs.Status.CurrentPrimary)
 
 	secret := waitBound(t, createBinding(t, ns, "docs-app", "docs", v1alpha1.RoleReadWrite, "notes"), nil)
