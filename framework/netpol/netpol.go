@@ -17,10 +17,8 @@ import (
 	"github.com/datafleet-dev/datafleet/framework/backup/job"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/names"
+	"github.com/datafleet-dev/datafleet/framework/workload"
 )
-
-// AgentPort is the name of the agent's container port (framework/workload.AgentPod).
-const AgentPort = "agent"
 
 // namespaceLabel is set by the API server on every namespace to its name.
 const namespaceLabel = "kubernetes.io/metadata.name"
@@ -66,7 +64,7 @@ func Render(in Input) *networkingv1.NetworkPolicy {
 					Values: []string{job.ComponentBackup, job.ComponentRestore}}},
 			}},
 		},
-		Ports: tcp(append([]string{AgentPort}, in.Ports.Operator...)...),
+		Ports: tcp(append([]string{workload.AgentPortName}, in.Ports.Operator...)...),
 	})
 	return &networkingv1.NetworkPolicy{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy"},

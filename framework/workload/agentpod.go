@@ -18,6 +18,10 @@ import (
 // AgentMount is where the instance agent's binary lives in an engine's pod.
 const AgentMount = "/datafleet/bin"
 
+// AgentPortName names the agent's container port: the probes and the instance's NetworkPolicy
+// (framework/netpol) refer to it by this name.
+const AgentPortName = "agent"
+
 // AgentPod describes an engine pod whose PID 1 is the instance agent ("manager agent <engine>"),
 // copied from the operator image by an init container so that the engine's image (ours or the
 // official one) needs no entrypoint of its own.
@@ -71,7 +75,7 @@ func (a AgentPod) Spec() corev1.PodSpec {
 			Command: []string{AgentMount + "/manager", "agent", a.Engine},
 			Args:    a.Args,
 			Env:     []corev1.EnvVar{fieldEnv("POD_NAME", "metadata.name"), fieldEnv("POD_NAMESPACE", "metadata.namespace")},
-			Ports:   append(a.Ports, corev1.ContainerPort{Name: "agent", ContainerPort: fwagent.Port, Protocol: corev1.ProtocolTCP}),
+			Ports:   append(a.Ports, corev1.ContainerPort{Name: AgentPortName, ContainerPort: fwagent.Port, Protocol: corev1.ProtocolTCP}),
 			// Initialisation and crash recovery may take a while: the startup probe holds the others off.
 			StartupProbe:    agentProbe(fwagent.PathHealth, 120),
 			LivenessProbe:   agentProbe(fwagent.PathHealth, 6),
@@ -86,7 +90,7 @@ func (a AgentPod) Spec() corev1.PodSpec {
 
 func agentProbe(path string, failures int32) *corev1.Probe {
 	return &corev1.Probe{
-		ProbeHandler:     corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: intstr.FromString("agent")}},
+		ProbeHandler:     corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: intstr.FromString(AgentPortName)}},
 		PeriodSeconds:    5,
 		TimeoutSeconds:   4,
 		FailureThreshold: failures,
