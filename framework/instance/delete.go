@@ -106,7 +106,7 @@ func (r *Reconciler) deleteBindings(ctx context.Context, s *scope) (int, error) 
 // deleteChildren deletes what is left and returns how many children still exist.
 func (r *Reconciler) deleteChildren(ctx context.Context, s *scope) (int, error) {
 	remaining := 0
-	for _, t := range r.childTypes() {
+	for _, t := range ChildTypes(r.Engine) {
 		gvk, err := apply.GVKFor(r.Scheme, t)
 		if err != nil {
 			return 0, err

@@ -36,7 +36,7 @@ func (r *Reconciler) pruneChildren(ctx context.Context, s *scope) (bool, error) 
 		}
 		want[childKey{gvk, o.GetName()}] = true
 	}
-	for _, t := range r.childTypes() {
+	for _, t := range ChildTypes(r.Engine) {
 		gvk, err := apply.GVKFor(r.Scheme, t)
 		if err != nil {
 			return false, err

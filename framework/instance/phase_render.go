@@ -36,16 +36,12 @@ func (r *Reconciler) render(_ context.Context, s *scope) (bool, error) {
 	return false, nil
 }
 
-// childTypes are the kinds the engine renders and those the framework adds to them.
-func (r *Reconciler) childTypes() []client.Object {
-	return slices.Concat(r.Engine.ChildTypes(), FrameworkChildTypes())
-}
-
-// FrameworkChildTypes are the kinds the framework renders for every instance besides the engine's
-// children. They are watched, cached and pruned whether or not they are rendered, so that turning
-// one off removes what was rendered before.
-func FrameworkChildTypes() []client.Object {
-	return []client.Object{&networkingv1.NetworkPolicy{}}
+// ChildTypes are the kinds of an engine's instances' children: those the engine renders and those
+// the framework adds for every instance (the NetworkPolicy). The framework's are watched, cached
+// and pruned whether or not they are rendered, so that turning one off removes what was rendered
+// before.
+func ChildTypes(e engine.Engine) []client.Object {
+	return slices.Concat(e.ChildTypes(), []client.Object{&networkingv1.NetworkPolicy{}})
 }
 
 // Decorate sets namespace, the standard labels and the controller owner reference. Doing it here

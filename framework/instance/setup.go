@@ -45,7 +45,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options)
 		Named(ControllerName(name)).
 		WithOptions(opts).
 		For(&v1alpha1.ServiceInstance{}, builder.WithPredicates(ofEngine))
-	for _, t := range r.childTypes() {
+	for _, t := range ChildTypes(r.Engine) {
 		b = b.Owns(t, builder.WithPredicates(labelled))
 	}
 	if w, ok := r.Engine.(engine.Watcher); ok {

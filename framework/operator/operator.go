@@ -6,7 +6,6 @@ package operator
 import (
 	"context"
 	"fmt"
-	"slices"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -57,7 +56,7 @@ func CacheOptions(engines []engine.Engine) cache.Options {
 		&batchv1.Job{}:                  {Label: sel},
 	}
 	for _, e := range engines {
-		types := slices.Concat(e.ChildTypes(), instance.FrameworkChildTypes())
+		types := instance.ChildTypes(e)
 		if w, ok := e.(engine.Watcher); ok {
 			for _, watch := range w.Watches() {
 				types = append(types, watch.Type)
