@@ -31,7 +31,9 @@ func runAgent(args []string) error {
 		return errors.New("agent: name the engine, for example: manager agent postgres --help")
 	}
 	fs := flag.NewFlagSet("agent "+args[0], flag.ContinueOnError)
-	addr := fs.String("http-address", ":8000", "address of the agent's /healthz, /readyz and /status endpoints")
+	var listen fwagent.Listen
+	fs.StringVar(&listen.Addr, "http-address", ":8000", "address of the agent's HTTPS endpoints (/healthz, /readyz, /status, /action, /stream)")
+	fs.StringVar(&listen.TLSDir, fwagent.FlagTLSDir, "", "directory of the agents' certificate, key and the instance's CA (tls.crt, tls.key, ca.crt)")
 	// Each engine registers its flags and says how to build its agent from them once parsed.
 	var build func() (fwagent.Engine, error)
 	switch args[0] {
@@ -58,6 +60,7 @@ func runAgent(args []string) error {
 				return nil, err
 			}
 			c.Lease = k
+			c.Peers = fwagent.PeerDialer(listen.TLSDir)
 			e := &pgagent.Engine{Config: c}
 			k.Peers = e // the members confirm each other through their agents (failsafe)
 			return e, nil
@@ -106,7 +109,7 @@ func runAgent(args []string) error {
 	defer stop()
 	logger := zap.New()
 	ctrl.SetLogger(logger)
-	return fwagent.Run(log.IntoContext(ctx, logger), e, *addr)
+	return fwagent.Run(log.IntoContext(ctx, logger), e, listen)
 }
 
 // leaseKeeper talks to the API server with the pod's service account, which may read and update

@@ -12,6 +12,8 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
@@ -125,4 +127,12 @@ func withAdmin(ctx context.Context, addr, password string, fn func(*Server) erro
 		return fmt.Errorf("%s: %w", addr, err)
 	}
 	return fn(s)
+}
+
+func adminPassword(ctx context.Context, c client.Reader, inst *v1alpha1.ServiceInstance) (string, error) {
+	secret := &corev1.Secret{}
+	if err := c.Get(ctx, types.NamespacedName{Namespace: inst.Namespace, Name: SecretName(inst)}, secret); err != nil {
+		return "", err
+	}
+	return string(secret.Data[PasswordKey]), nil
 }

@@ -22,7 +22,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
-	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
 	"github.com/datafleet-dev/datafleet/framework/catalog"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/params"
@@ -84,13 +83,6 @@ func (e Engine) serverAddress(p *corev1.Pod) string {
 		return e.serverAt(p)
 	}
 	return net.JoinHostPort(p.Status.PodIP, strconv.Itoa(Port))
-}
-
-func (e Engine) agentAddress(p *corev1.Pod) string {
-	if e.agentAt != nil {
-		return e.agentAt(p)
-	}
-	return fwagent.Address(p.Status.PodIP)
 }
 
 var _ engine.Engine = Engine{}

@@ -52,7 +52,10 @@ func (e Engine) Supervise(ctx context.Context, in engine.SuperviseInput) (engine
 	sort.Slice(pods.Items, func(i, j int) bool {
 		return workload.Ordinal(pods.Items[i].Name) < workload.Ordinal(pods.Items[j].Name)
 	})
-	s := &supervision{in: in, pods: pods.Items, statuses: fwagent.ProbeWith(ctx, pods.Items, e.agentAddress), agentAt: e.agentAddress}
+	if e.agentAt != nil {
+		in.Agents.Address = e.agentAt
+	}
+	s := &supervision{in: in, pods: pods.Items, statuses: fwagent.Probe(ctx, in.Agents, pods.Items)}
 	if err := s.label(ctx); err != nil {
 		return engine.SuperviseResult{}, err
 	}
@@ -67,7 +70,6 @@ type supervision struct {
 	pods     []corev1.Pod
 	statuses []*fwagent.Status
 	primary  *corev1.Pod
-	agentAt  func(*corev1.Pod) string
 	engine.NotReady
 }
 
@@ -128,34 +130,22 @@ func (s *supervision) roll(ctx context.Context) error {
 	}
 	victim := byName[RollOrder(outdated, s.primary.Name)[0]]
 	if victim.Name == s.primary.Name && len(s.pods) > 1 {
-		if err := s.act(ctx, s.primary, ActionStepDown, nil); err != nil {
+		// An agent from before mutual TLS cannot be asked; mongod steps down by itself when its
+		// pod is stopped (a shorter handover, once per pod, during the operator's upgrade).
+		switch err := s.in.Agents.Pod(s.primary).Act(ctx, ActionStepDown, nil); {
+		case err == nil:
+			s.Wait("RollingUpdate", fmt.Sprintf("the primary %s is stepping down before it is updated", victim.Name), 2*time.Second)
+			return nil
+		case !errors.Is(err, fwagent.ErrPredatesTLS):
 			s.Wait("RollingUpdate", fmt.Sprintf("asking the primary %s to step down: %v", victim.Name, err), 5*time.Second)
 			return nil
 		}
-		s.Wait("RollingUpdate", fmt.Sprintf("the primary %s is stepping down before it is updated", victim.Name), 2*time.Second)
-		return nil
 	}
 	if err := workload.Replace(ctx, s.in.Client, victim); err != nil {
 		return err
 	}
 	s.Wait("RollingUpdate", fmt.Sprintf("replacing %s (%d pods to update)", victim.Name, len(ro.Outdated)), 2*time.Second)
 	return nil
-}
-
-func (s *supervision) act(ctx context.Context, p *corev1.Pod, action string, params url.Values) error {
-	password, err := adminPassword(ctx, s.in.Client, s.in.Instance)
-	if err != nil {
-		return err
-	}
-	return fwagent.ActAt(ctx, s.agentAt(p), password, action, params)
-}
-
-func adminPassword(ctx context.Context, c client.Reader, inst *v1alpha1.ServiceInstance) (string, error) {
-	secret := &corev1.Secret{}
-	if err := c.Get(ctx, types.NamespacedName{Namespace: inst.Namespace, Name: SecretName(inst)}, secret); err != nil {
-		return "", err
-	}
-	return string(secret.Data[PasswordKey]), nil
 }
 
 // result turns what the supervisor saw into the instance's observation.
@@ -207,10 +197,6 @@ func (e Engine) DrainMember(ctx context.Context, in engine.SuperviseInput, pod s
 	if p == nil {
 		return errors.New("no ready primary to remove the member")
 	}
-	password, err := adminPassword(ctx, in.Client, inst)
-	if err != nil {
-		return err
-	}
-	return fwagent.ActAt(ctx, e.agentAddress(p), password, ActionRemoveMember,
+	return in.Agents.Pod(p).Act(ctx, ActionRemoveMember,
 		url.Values{ParamHost: {MemberHost(inst, workload.Ordinal(pod))}})
 }

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"sync"
 	"syscall"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
+	"github.com/datafleet-dev/datafleet/framework/certs"
 	"github.com/datafleet-dev/datafleet/framework/engine/enginetest"
 	"github.com/datafleet-dev/datafleet/framework/names"
 	"github.com/datafleet-dev/datafleet/framework/workload"
@@ -34,9 +36,8 @@ import (
 // each member's role as `hello` would report it, and an election when the primary steps down.
 // The agents' HTTP side in front of it is the real one (fwagent.Handler).
 type electedSet struct {
-	mu       sync.Mutex
-	roles    map[string]string
-	password string
+	mu    sync.Mutex
+	roles map[string]string
 }
 
 func (s *electedSet) role(pod string) string {
@@ -66,12 +67,6 @@ func (m member) Status(context.Context) fwagent.Status {
 	return fwagent.Status{Ready: role != "", Role: role}
 }
 
-func (m member) ActionToken() (string, error) {
-	m.set.mu.Lock()
-	defer m.set.mu.Unlock()
-	return m.set.password, nil
-}
-
 // Act steps down as replSetStepDown would: the lowest-ordinal other member is elected.
 func (m member) Act(_ context.Context, action string, _ url.Values) error {
 	if action != ActionStepDown {
@@ -99,11 +94,11 @@ func (m member) Act(_ context.Context, action string, _ url.Values) error {
 // stepped down and another member took over.
 func TestRolesAndRollingUpdateFollowTheAgents(t *testing.T) {
 	set := &electedSet{roles: map[string]string{"catalog-0": RolePrimary, "catalog-1": RoleReplica, "catalog-2": RoleReplica}}
-	addrs := map[string]string{}
+	addrs, servers := map[string]string{}, []*httptest.Server{}
 	for pod := range set.roles {
-		srv := httptest.NewServer(fwagent.Handler(member{set: set, pod: pod}))
+		srv := httptest.NewUnstartedServer(fwagent.Handler(member{set: set, pod: pod}))
 		t.Cleanup(srv.Close)
-		addrs[pod] = srv.Listener.Addr().String()
+		addrs[pod], servers = srv.Listener.Addr().String(), append(servers, srv)
 	}
 	e := Engine{agentAt: func(p *corev1.Pod) string { return addrs[p.Name] }}
 	inst := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "catalog", Namespace: "apps"},
@@ -115,13 +110,25 @@ func TestRolesAndRollingUpdateFollowTheAgents(t *testing.T) {
 		return nil
 	})
 	ctx := context.Background()
-	password, err := adminPassword(ctx, c, inst)
+	// The agents serve with the certificate the operator issued the instance, as the pods mount it.
+	agentTLS := &corev1.Secret{}
+	if err := c.Get(ctx, types.NamespacedName{Namespace: "apps", Name: certs.AgentSecretName("catalog")}, agentTLS); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for name, b := range agentTLS.Data {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	serverTLS, err := fwagent.ServerTLS(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	set.mu.Lock()
-	set.password = password
-	set.mu.Unlock()
+	for _, srv := range servers {
+		srv.TLS = serverTLS
+		srv.StartTLS()
+	}
 
 	// The StatefulSet controller's part: pods of a revision, running and ready.
 	createPod := func(name, revision string) {
@@ -129,7 +136,8 @@ func TestRolesAndRollingUpdateFollowTheAgents(t *testing.T) {
 		labels := names.InstanceLabels(Name, "catalog")
 		labels[appsv1.ControllerRevisionHashLabelKey] = revision
 		enginetest.RunningPod(t, c, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "apps", Labels: labels},
-			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: Name, Image: release.Image}}}})
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: Name, Image: release.Image}},
+				Volumes: []corev1.Volume{workload.SecretVolume(fwagent.TLSVolume, certs.AgentSecretName("catalog"))}}})
 	}
 	// poke changes a pod, as a readiness change would: an election alone sends no event.
 	poke := func() {

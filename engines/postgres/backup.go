@@ -10,54 +10,67 @@ import (
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
+	"github.com/datafleet-dev/datafleet/framework/certs"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/workload"
 )
 
 var _ engine.Backuper = Engine{}
 
-// envToken carries the agents' action token (the replication password) into the backup Job.
-const envToken = "DATAFLEET_POSTGRES_TOKEN"
+// The backup Job reaches the agents with their own certificate, which its environment carries
+// from the instance's agent Secret (certs.AgentSecretName).
+const (
+	envAgentCert = "DATAFLEET_AGENT_TLS_CRT"
+	envAgentKey  = "DATAFLEET_AGENT_TLS_KEY"
+	envAgentCA   = "DATAFLEET_AGENT_TLS_CA"
+)
 
 // BackupEnv implements engine.Backuper.
 func (Engine) BackupEnv(inst *v1alpha1.ServiceInstance) []corev1.EnvVar {
-	return []corev1.EnvVar{workload.SecretEnv(envToken, ReplicationSecretName(inst), passwordKey)}
+	secret := certs.AgentSecretName(inst.Name)
+	return []corev1.EnvVar{workload.SecretEnv(envAgentCert, secret, certs.CertKey),
+		workload.SecretEnv(envAgentKey, secret, certs.KeyKey), workload.SecretEnv(envAgentCA, secret, certs.CAKey)}
 }
 
 // Dump implements engine.Backuper: the primary's agent runs pg_dumpall and pg_dump next to the
 // data and streams the archive.
 func (Engine) Dump(ctx context.Context, t engine.BackupTarget, w io.Writer) error {
-	addr, err := primaryAgent(ctx, t.Instance)
+	agent, err := primaryAgent(ctx, t)
 	if err != nil {
 		return err
 	}
-	return fwagent.Dump(ctx, addr, t.Getenv(envToken), w)
+	return agent.Dump(ctx, w)
 }
 
 // Load implements engine.Backuper through the primary's agent (see the agent's Load).
 func (Engine) Load(ctx context.Context, t engine.BackupTarget, r io.Reader) (string, error) {
-	addr, err := primaryAgent(ctx, t.Instance)
+	agent, err := primaryAgent(ctx, t)
 	if err != nil {
 		return "", err
 	}
-	return fwagent.Load(ctx, addr, t.Getenv(envToken), r)
+	return agent.Load(ctx, r)
 }
 
 // primaryAgent finds the member whose agent reports a ready primary, by asking each one: the Job
 // runs without API access, and the primary may have moved since the Job was made.
-func primaryAgent(ctx context.Context, inst *v1alpha1.ServiceInstance) (string, error) {
+func primaryAgent(ctx context.Context, t engine.BackupTarget) (fwagent.Conn, error) {
+	cfg, err := fwagent.ClientTLSFromPEM([]byte(t.Getenv(envAgentCert)), []byte(t.Getenv(envAgentKey)), []byte(t.Getenv(envAgentCA)))
+	if err != nil {
+		return fwagent.Conn{}, fmt.Errorf("the Job's agent certificate: %w", err)
+	}
+	agents := fwagent.NewDialer(cfg)
 	var seen []string
-	for i := 0; i < int(inst.DesiredReplicas()); i++ {
-		addr := fwagent.Address(workload.MemberHost(inst, i))
-		st, err := fwagent.StatusAt(ctx, addr)
+	for i := 0; i < int(t.Instance.DesiredReplicas()); i++ {
+		agent := agents.At(fwagent.Address(workload.MemberHost(t.Instance, i)))
+		st, err := agent.Status(ctx)
 		switch {
 		case err != nil:
 			seen = append(seen, err.Error())
 		case st.Role == RolePrimary && st.Ready:
-			return addr, nil
+			return agent, nil
 		default:
-			seen = append(seen, fmt.Sprintf("%s: %s %s", addr, st.Role, st.Detail))
+			seen = append(seen, fmt.Sprintf("%s: %s %s", agent.Addr, st.Role, st.Detail))
 		}
 	}
-	return "", fmt.Errorf("no member is a ready primary (%s)", strings.Join(seen, "; "))
+	return fwagent.Conn{}, fmt.Errorf("no member is a ready primary (%s)", strings.Join(seen, "; "))
 }

@@ -86,7 +86,7 @@ func (e Engine) Supervise(ctx context.Context, in engine.SuperviseInput) (engine
 	if lease, err = primary.SetMembers(ctx, in.Client, lease, addresses); err != nil {
 		return engine.SuperviseResult{}, fmt.Errorf("primary lease: recording the members: %w", err)
 	}
-	s := &supervision{in: in, lease: lease, leases: e.leases, key: key(LeaseName(inst)), pods: podList.Items, members: probe(ctx, podList.Items), sts: sts}
+	s := &supervision{in: in, lease: lease, leases: e.leases, key: key(LeaseName(inst)), pods: podList.Items, members: probe(ctx, in.Agents, podList.Items), sts: sts}
 	s.read(lease)
 	// A rolling update goes before a switchover that spec.primary asks for: its own switchovers
 	// would otherwise be undone, and the requested one follows once every pod is updated.
@@ -365,8 +365,8 @@ func memberStatus(m member, replicas []fwagent.ReplicaStatus) v1alpha1.Member {
 }
 
 // probe asks every pod's agent for its status.
-func probe(ctx context.Context, pods []corev1.Pod) []member {
-	statuses := fwagent.Probe(ctx, pods)
+func probe(ctx context.Context, agents fwagent.Dialer, pods []corev1.Pod) []member {
+	statuses := fwagent.Probe(ctx, agents, pods)
 	members := make([]member, len(pods))
 	for i := range pods {
 		members[i] = member{pod: &pods[i], status: statuses[i]}

@@ -7,12 +7,8 @@ import (
 	"fmt"
 	"net/url"
 
-	corev1 "k8s.io/api/core/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	pgagent "github.com/datafleet-dev/datafleet/engines/postgres/agent"
-	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/names"
 	"github.com/datafleet-dev/datafleet/framework/workload"
@@ -70,18 +66,14 @@ func (Engine) DropUsers(ctx context.Context, in engine.UsersInput, keep []string
 	return actOnPrimary(ctx, in, pgagent.ActionDropUsers, url.Values{pgagent.ParamStem: {in.Stem}, pgagent.ParamKeep: keep})
 }
 
-// actOnPrimary asks the agent of the pod labelled primary; the token is the replication password.
+// actOnPrimary asks the agent of the pod labelled primary.
 func actOnPrimary(ctx context.Context, in engine.UsersInput, action string, params url.Values) error {
 	inst := in.Instance
-	secret := &corev1.Secret{}
-	if err := in.Client.Get(ctx, client.ObjectKey{Namespace: inst.Namespace, Name: ReplicationSecretName(inst)}, secret); err != nil {
-		return err
-	}
 	sel := names.InstanceLabels(Name, inst.Name)
 	sel[RoleLabel] = RolePrimary
 	p, err := workload.ReadyPod(ctx, in.Client, inst.Namespace, sel)
 	if err != nil || p == nil {
 		return cmp.Or(err, errors.New("no ready primary"))
 	}
-	return fwagent.Act(ctx, p.Status.PodIP, string(secret.Data[passwordKey]), action, params)
+	return in.Agents.Pod(p).Act(ctx, action, params)
 }

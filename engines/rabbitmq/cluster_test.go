@@ -4,10 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +20,7 @@ import (
 
 	rmqagent "github.com/datafleet-dev/datafleet/engines/rabbitmq/agent"
 	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
+	"github.com/datafleet-dev/datafleet/framework/agent/agenttest"
 	"github.com/datafleet-dev/datafleet/framework/certs"
 	"github.com/datafleet-dev/datafleet/test/testenv"
 )
@@ -36,9 +35,11 @@ type localNode struct {
 	name              string
 	password          string // the administrator's, in the node's Secret
 	amqp, mgmt, agent int
-	stop              context.CancelFunc
-	done              chan struct{} // closed when the agent has returned, with err
-	err               error
+	// agentAPI reaches the node's agent as the operator does.
+	agentAPI fwagent.Conn
+	stop     context.CancelFunc
+	done     chan struct{} // closed when the agent has returned, with err
+	err      error
 }
 
 func (n *localNode) management() management {
@@ -75,6 +76,8 @@ type localCluster struct {
 	// amqps is the TLS listener's port.
 	tlsDir string
 	amqps  int
+	// agents is the agents' certificate (as the pods mount it) and the operator's client of them.
+	agents *agenttest.Instance
 }
 
 func newLocalCluster(t *testing.T, size int) *localCluster {
@@ -91,7 +94,7 @@ func newLocalCluster(t *testing.T, size int) *localCluster {
 		t.Fatal(err)
 	}
 	c := &localCluster{t: t, dir: dir, epmd: testenv.FreePort(t), cookie: "test-cookie-" + strconv.Itoa(os.Getpid()),
-		password: testPassword, cred: testenv.ServerUser(t, "rabbitmq", "rabbitmq-server")}
+		password: testPassword, cred: testenv.ServerUser(t, "rabbitmq", "rabbitmq-server"), agents: agenttest.New(t)}
 	// One epmd for all nodes, as on a host; rabbitmq-server would start one that outlives the test.
 	epmd := exec.Command("epmd", "-port", strconv.Itoa(c.epmd), "-address", "127.0.0.1")
 	if c.cred != nil {
@@ -162,7 +165,9 @@ func (c *localCluster) start(i int, extraConf string) *localNode {
 	ctx, cancel := context.WithCancel(context.Background())
 	// done is closed rather than sent on: a halted node is waited for again by the cleanup.
 	n.stop, n.done = cancel, make(chan struct{})
-	go func() { n.err = fwagent.Run(ctx, e, "127.0.0.1:"+strconv.Itoa(n.agent)); close(n.done) }()
+	addr := "127.0.0.1:" + strconv.Itoa(n.agent)
+	n.agentAPI = c.agents.At(addr)
+	go func() { n.err = fwagent.Run(ctx, e, c.agents.Listen(addr)); close(n.done) }()
 	c.nodes = append(c.nodes, n)
 	return n
 }
@@ -177,7 +182,7 @@ func waitReady(t *testing.T, nodes ...*localNode) {
 				t.Fatalf("%s stopped: %v", n.name, n.err)
 			default:
 			}
-			st, err := agentStatus(n.agent)
+			st, err := n.agentAPI.Status(context.Background())
 			if err != nil {
 				return err
 			}
@@ -187,17 +192,6 @@ func waitReady(t *testing.T, nodes ...*localNode) {
 			return nil
 		})
 	}
-}
-
-// agentStatus reads the agent's /status endpoint, as the kubelet's probes and the operator do.
-func agentStatus(port int) (fwagent.Status, error) {
-	var st fwagent.Status
-	resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(port) + fwagent.PathStatus)
-	if err != nil {
-		return st, err
-	}
-	defer resp.Body.Close()
-	return st, json.NewDecoder(resp.Body).Decode(&st)
 }
 
 // Three nodes started at the same moment form one cluster through the classic peer list; a

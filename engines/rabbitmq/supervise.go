@@ -17,7 +17,6 @@ import (
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	rmqagent "github.com/datafleet-dev/datafleet/engines/rabbitmq/agent"
-	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/names"
 	"github.com/datafleet-dev/datafleet/framework/secrets"
@@ -86,16 +85,12 @@ func (Engine) DrainMember(ctx context.Context, in engine.SuperviseInput, pod str
 	if err := in.Client.List(ctx, pods, client.InNamespace(inst.Namespace), client.MatchingLabels(names.InstanceLabels(Name, inst.Name))); err != nil {
 		return err
 	}
-	token, err := adminPassword(ctx, in.Client, inst)
-	if err != nil {
-		return err
-	}
 	p := stayingNode(pods.Items, int(inst.DesiredReplicas()))
 	if p == nil {
 		return fmt.Errorf("no node that stays is ready to drain %s", pod)
 	}
 	node := url.Values{"node": {NodeName(inst, workload.Ordinal(pod))}}
-	return fwagent.Act(ctx, p.Status.PodIP, token, rmqagent.ActionShrink, node)
+	return in.Agents.Pod(p).Act(ctx, rmqagent.ActionShrink, node)
 }
 
 // stayingNode is a ready pod among the first stay ordinals, whose agent acts on nodes that
@@ -135,7 +130,7 @@ func (s *supervision) forgetDeparted(ctx context.Context, live *appsv1.StatefulS
 		if p == nil {
 			continue
 		}
-		if err := fwagent.Act(ctx, p.Status.PodIP, s.password, rmqagent.ActionForget, url.Values{"node": {name}}); err != nil {
+		if err := s.in.Agents.Pod(p).Act(ctx, rmqagent.ActionForget, url.Values{"node": {name}}); err != nil {
 			s.Wait("ScalingDown", fmt.Sprintf("removing %s from the cluster: %v", name, err), 5*time.Second)
 			return nil
 		}

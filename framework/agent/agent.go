@@ -1,14 +1,15 @@
 // Package agent is the engine-independent part of the in-pod instance agent: the manager binary
 // run as PID 1 of an engine's container ("manager agent <engine>"). It prepares the data directory
 // through the engine, starts and supervises the engine's process, forwards stop signals to it, and
-// answers health, readiness and role over HTTP. The container ends when the engine's process ends,
-// so the kubelet's restart policy is the supervisor of last resort.
+// answers health, readiness and role over HTTPS (mutual TLS for all but the probes, see tls.go).
+// The container ends when the engine's process ends, so the kubelet's restart policy is the
+// supervisor of last resort.
 package agent
 
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/subtle"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -89,12 +91,11 @@ type Reloader interface {
 
 // Actor is implemented by engines whose agent carries out operations the operator asks for, such
 // as draining a member before it is removed: the operator runs no engine tools itself and needs
-// no exec into pods. Requests are POSTs to PathAction+name carrying ActionToken as a bearer token
-// (a credential the operator and the pod share through a Secret), so nobody else on the pod
-// network can trigger them. Act must be idempotent: the operator repeats a request it did not see
-// answered.
+// no exec into pods. Requests are POSTs to PathAction+name over mutual TLS, from a client whose
+// certificate the instance's CA signed (tls.go), so nobody else on the pod network can trigger
+// them and no password travels. Act must be idempotent: the operator repeats a request it did not
+// see answered.
 type Actor interface {
-	ActionToken() (string, error)
 	Act(ctx context.Context, action string, params url.Values) error
 }
 
@@ -103,7 +104,7 @@ type Actor interface {
 // instance's data to w and returns nil only if it is complete; Load reads what Dump wrote and
 // applies it, without changing the existing data unless all of it could be read, and returns a
 // one-line summary of what it checked. Both are
-// served at PathDump and PathLoad behind the Actor's token and streamed: the agent holds no more
+// served at PathDump and PathLoad to the same clients as actions, and streamed: the agent holds no more
 // than a buffer of either.
 type Streamer interface {
 	Dump(ctx context.Context, w io.Writer) error
@@ -148,10 +149,24 @@ func digestFiles(paths []string) string {
 	return string(h.Sum(nil))
 }
 
-// Run bootstraps the engine, runs its process and serves HTTP on addr until the process ends,
-// the engine's control loop ends, or ctx is cancelled (then it stops the process with the engine's
+// Listen is where the agent serves: HTTPS on Addr with the certificate, key and CA in TLSDir
+// (see tls.go).
+type Listen struct {
+	Addr   string
+	TLSDir string
+}
+
+// Run bootstraps the engine, runs its process and serves HTTPS until the process ends, the
+// engine's control loop ends, or ctx is cancelled (then it stops the process with the engine's
 // stop signal and waits for it).
-func Run(ctx context.Context, e Engine, addr string) error {
+func Run(ctx context.Context, e Engine, l Listen) error {
+	if l.TLSDir == "" {
+		return errors.New("agent: no TLS directory (--" + FlagTLSDir + "): the agent serves only over mutual TLS")
+	}
+	tlsConfig, err := serverTLS(l.TLSDir)
+	if err != nil {
+		return err
+	}
 	// Taken before Bootstrap reads the files, so that a change while it runs is not missed.
 	var applied string
 	reloader, reloads := e.(Reloader)
@@ -161,7 +176,7 @@ func Run(ctx context.Context, e Engine, addr string) error {
 	if err := e.Bootstrap(ctx); err != nil {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := net.Listen("tcp", l.Addr)
 	if err != nil {
 		return err
 	}
@@ -178,8 +193,8 @@ func Run(ctx context.Context, e Engine, addr string) error {
 		exited.Store(true)
 		done <- err
 	}()
-	srv := &http.Server{Handler: handler(e, &exited), ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
+	srv := &http.Server{Handler: handler(e, &exited), ReadHeaderTimeout: 5 * time.Second, TLSConfig: tlsConfig}
+	go func() { _ = srv.ServeTLS(ln, "", "") }()
 	defer srv.Close()
 
 	ctl, _ := e.(Controller)
@@ -241,8 +256,33 @@ const (
 const trailerResult = "Datafleet-Result"
 
 // Handler serves e's status, probes and actions as Run does, for an engine whose process the
-// caller runs (tests stand in for a server that cannot run on the machine).
+// caller runs (tests stand in for a server that cannot run on the machine); serve it with
+// ServerTLS.
 func Handler(e Engine) http.Handler { return handler(e, &atomic.Bool{}) }
+
+// ServerTLS is the listener configuration Run uses, for a caller that serves Handler itself.
+func ServerTLS(dir string) (*tls.Config, error) { return serverTLS(dir) }
+
+// probeTTL is how long /readyz reuses a status. The probe needs no certificate, so whoever can
+// reach the port may ask it as often as they like; the engine is asked at most once per probeTTL
+// (a PostgreSQL status opens a session).
+const probeTTL = time.Second
+
+// cachedStatus asks the engine at most once per probeTTL, one caller at a time.
+type cachedStatus struct {
+	mu   sync.Mutex
+	at   time.Time
+	last Status
+}
+
+func (c *cachedStatus) get(ask func() Status) Status {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.at.IsZero() || time.Since(c.at) >= probeTTL {
+		c.last, c.at = ask(), time.Now()
+	}
+	return c.last
+}
 
 func handler(e Engine, exited *atomic.Bool) http.Handler {
 	mux := http.NewServeMux()
@@ -258,46 +298,40 @@ func handler(e Engine, exited *atomic.Bool) http.Handler {
 		defer cancel()
 		return e.Status(ctx)
 	}
+	probed := &cachedStatus{}
 	mux.HandleFunc(PathReady, func(w http.ResponseWriter, r *http.Request) {
-		if s := status(r); !s.Ready {
+		if s := probed.get(func() Status { return status(r) }); !s.Ready {
 			http.Error(w, s.Detail, http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ok")
 	})
-	mux.HandleFunc(PathStatus, func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle(PathStatus, authorized(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(status(r))
-	})
+	}))
 	if actor, ok := e.(Actor); ok {
-		mux.HandleFunc("POST "+PathAction+"{action}", func(w http.ResponseWriter, r *http.Request) { act(actor, w, r) })
+		mux.Handle("POST "+PathAction+"{action}", authorized(func(w http.ResponseWriter, r *http.Request) { act(actor, w, r) }))
 		if s, ok := e.(Streamer); ok {
-			mux.HandleFunc("POST "+PathDump, func(w http.ResponseWriter, r *http.Request) { dump(actor, s, w, r) })
-			mux.HandleFunc("POST "+PathLoad, func(w http.ResponseWriter, r *http.Request) { load(actor, s, w, r) })
+			mux.Handle("POST "+PathDump, authorized(func(w http.ResponseWriter, r *http.Request) { dump(s, w, r) }))
+			mux.Handle("POST "+PathLoad, authorized(func(w http.ResponseWriter, r *http.Request) { load(s, w, r) }))
 		}
 	}
 	return mux
 }
 
-// authorized checks the request's bearer token against the Actor's, and answers if it is not.
-func authorized(a Actor, w http.ResponseWriter, r *http.Request) bool {
-	token, err := a.ActionToken()
-	if err != nil {
-		http.Error(w, "no action token: "+err.Error(), http.StatusServiceUnavailable)
-		return false
-	}
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
-		http.Error(w, "unauthorized", http.StatusUnauthorized)
-		return false
-	}
-	return true
+// authorized serves only clients whose verified certificate names one of ClientNames.
+func authorized(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !isClient(clientIdentity(r)) {
+			http.Error(w, "a client certificate of this instance is required", http.StatusUnauthorized)
+			return
+		}
+		h(w, r)
+	})
 }
 
-func dump(a Actor, s Streamer, w http.ResponseWriter, r *http.Request) {
-	if !authorized(a, w, r) {
-		return
-	}
+func dump(s Streamer, w http.ResponseWriter, r *http.Request) {
 	log.FromContext(r.Context()).Info("dump requested")
 	w.Header().Set("Trailer", trailerResult)
 	w.Header().Set("Content-Type", "application/octet-stream")
@@ -310,10 +344,7 @@ func dump(a Actor, s Streamer, w http.ResponseWriter, r *http.Request) {
 	w.Header().Set(trailerResult, result)
 }
 
-func load(a Actor, s Streamer, w http.ResponseWriter, r *http.Request) {
-	if !authorized(a, w, r) {
-		return
-	}
+func load(s Streamer, w http.ResponseWriter, r *http.Request) {
 	log.FromContext(r.Context()).Info("load requested")
 	summary, err := s.Load(r.Context(), r.Body)
 	if err != nil {
@@ -326,9 +357,6 @@ func load(a Actor, s Streamer, w http.ResponseWriter, r *http.Request) {
 }
 
 func act(a Actor, w http.ResponseWriter, r *http.Request) {
-	if !authorized(a, w, r) {
-		return
-	}
 	action := r.PathValue("action")
 	if err := r.ParseForm(); err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)

@@ -2,12 +2,15 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,22 +24,75 @@ import (
 // Port is where the agent serves its endpoints in an engine's pod.
 const Port = 8000
 
-var client = &http.Client{Timeout: 2 * time.Second}
-
 // maxStatus bounds an agent's status answer.
 const maxStatus = 64 << 10
 
-// actionClient waits longer: an action may move data.
-var actionClient = &http.Client{Timeout: 5 * time.Minute}
+// Timeouts of the agent's clients: a status is quick, an action may move data, a dump or load
+// takes as long as the data needs (the caller's context bounds it).
+const (
+	statusTimeout = 2 * time.Second
+	actionTimeout = 5 * time.Minute
+)
 
-// Act asks the agent at ip to carry out an action (see Actor) and returns its error, if any.
-func Act(ctx context.Context, ip, token, action string, params url.Values) error {
-	return ActAt(ctx, Address(ip), token, action, params)
+// ErrPredatesTLS is returned for an action asked of an agent that predates mutual TLS: it would
+// need a password sent in clear. Its pod is replaced by the rolling update that the operator's
+// upgrade started; until then the operator only reads its status.
+var ErrPredatesTLS = errors.New("the agent predates mutual TLS (its pod runs an older pod template and is replaced by the rolling update)")
+
+// Dialer reaches the agents of one instance with a client certificate its CA signed.
+type Dialer struct {
+	config func() (*tls.Config, error)
+	// Address overrides where a pod's agent listens (tests run agents on loopback).
+	Address func(*corev1.Pod) string
 }
 
-// ActAt is Act with the agent's address (host:port).
-func ActAt(ctx context.Context, addr, token, action string, params url.Values) error {
-	resp, err := post(ctx, actionClient, addr, token, PathAction+url.PathEscape(action),
+// NewDialer presents and verifies with cfg (see ClientTLS).
+func NewDialer(cfg *tls.Config) Dialer {
+	return Dialer{config: func() (*tls.Config, error) { return cfg, nil }}
+}
+
+// Pod is the agent of pod p. A pod whose spec has no TLSVolume was made from a pod template that
+// predates mutual TLS: its status is read over plain HTTP (nothing secret is sent), and actions
+// fail with ErrPredatesTLS.
+func (d Dialer) Pod(p *corev1.Pod) Conn {
+	addr := Address(p.Status.PodIP)
+	if d.Address != nil {
+		addr = d.Address(p)
+	}
+	legacy := !slices.ContainsFunc(p.Spec.Volumes, func(v corev1.Volume) bool { return v.Name == TLSVolume })
+	return Conn{Addr: addr, dialer: d, legacy: legacy}
+}
+
+// At is the agent at addr (host:port).
+func (d Dialer) At(addr string) Conn { return Conn{Addr: addr, dialer: d} }
+
+// Conn is one agent.
+type Conn struct {
+	Addr   string
+	dialer Dialer
+	legacy bool
+}
+
+func (c Conn) client(timeout time.Duration) (*http.Client, string, error) {
+	if c.legacy {
+		return &http.Client{Timeout: timeout}, "http://", nil
+	}
+	if c.dialer.config == nil {
+		return nil, "", fmt.Errorf("agent at %s: no client certificate for its instance yet", c.Addr)
+	}
+	cfg, err := c.dialer.config()
+	if err != nil {
+		return nil, "", err
+	}
+	// No connection is kept: an operator reaches thousands of agents, each now and then.
+	tr := &http.Transport{TLSClientConfig: cfg, DisableKeepAlives: true, TLSHandshakeTimeout: 5 * time.Second,
+		DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext}
+	return &http.Client{Transport: tr, Timeout: timeout}, "https://", nil
+}
+
+// Act asks the agent to carry out an action (see Actor) and returns its error, if any.
+func (c Conn) Act(ctx context.Context, action string, params url.Values) error {
+	resp, err := c.post(ctx, actionTimeout, PathAction+url.PathEscape(action),
 		"application/x-www-form-urlencoded", io.NopCloser(strings.NewReader(params.Encode())))
 	if err != nil {
 		return err
@@ -44,35 +100,30 @@ func ActAt(ctx context.Context, addr, token, action string, params url.Values) e
 	return resp.Body.Close()
 }
 
-// streamClient has no overall timeout: a dump or load takes as long as the data needs; the
-// caller's context bounds it.
-var streamClient = &http.Client{}
-
-// Dump streams the dump of the agent at addr (host:port) into w and returns nil only if the
-// agent reported it complete.
-func Dump(ctx context.Context, addr, token string, w io.Writer) error {
-	resp, err := post(ctx, streamClient, addr, token, PathDump, "application/octet-stream", http.NoBody)
+// Dump streams the agent's dump into w and returns nil only if the agent reported it complete.
+func (c Conn) Dump(ctx context.Context, w io.Writer) error {
+	resp, err := c.post(ctx, 0, PathDump, "application/octet-stream", http.NoBody)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
 	if _, err := io.Copy(w, resp.Body); err != nil {
-		return fmt.Errorf("dump from %s: %w", addr, err)
+		return fmt.Errorf("dump from %s: %w", c.Addr, err)
 	}
 	switch result := resp.Trailer.Get(trailerResult); result {
 	case "ok":
 		return nil
 	case "":
-		return fmt.Errorf("dump from %s: the stream ended without a result: the agent stopped", addr)
+		return fmt.Errorf("dump from %s: the stream ended without a result: the agent stopped", c.Addr)
 	default:
-		return fmt.Errorf("dump from %s: %s", addr, result)
+		return fmt.Errorf("dump from %s: %s", c.Addr, result)
 	}
 }
 
-// Load streams r to the agent at addr (host:port), which applies it, and returns the agent's
-// summary of what it checked.
-func Load(ctx context.Context, addr, token string, r io.Reader) (string, error) {
-	resp, err := post(ctx, streamClient, addr, token, PathLoad, "application/octet-stream", io.NopCloser(r))
+// Load streams r to the agent, which applies it, and returns the agent's summary of what it
+// checked.
+func (c Conn) Load(ctx context.Context, r io.Reader) (string, error) {
+	resp, err := c.post(ctx, 0, PathLoad, "application/octet-stream", io.NopCloser(r))
 	if err != nil {
 		return "", err
 	}
@@ -81,14 +132,19 @@ func Load(ctx context.Context, addr, token string, r io.Reader) (string, error) 
 	return strings.TrimSpace(string(summary)), err
 }
 
-// post sends an authorised request to the agent at addr; a status other than 200 is an error
-// with the agent's answer.
-func post(ctx context.Context, client *http.Client, addr, token, path, contentType string, body io.ReadCloser) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+path, body)
+// post sends a request to the agent; a status other than 200 is an error with the agent's answer.
+func (c Conn) post(ctx context.Context, timeout time.Duration, path, contentType string, body io.ReadCloser) (*http.Response, error) {
+	if c.legacy {
+		return nil, fmt.Errorf("%s on %s: %w", path, c.Addr, ErrPredatesTLS)
+	}
+	client, scheme, err := c.client(timeout)
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, scheme+c.Addr+path, body)
+	if err != nil {
+		return nil, err
+	}
 	req.Header.Set("Content-Type", contentType)
 	resp, err := client.Do(req)
 	if err != nil {
@@ -97,9 +153,39 @@ func post(ctx context.Context, client *http.Client, addr, token, path, contentTy
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		resp.Body.Close()
-		return nil, fmt.Errorf("%s on %s: %s: %s", path, addr, resp.Status, strings.TrimSpace(string(msg)))
+		return nil, fmt.Errorf("%s on %s: %s: %s", path, c.Addr, resp.Status, strings.TrimSpace(string(msg)))
 	}
 	return resp, nil
+}
+
+// Status asks the agent for its status.
+func (c Conn) Status(ctx context.Context) (*Status, error) {
+	client, scheme, err := c.client(statusTimeout)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+c.Addr+PathStatus, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("status of %s: %s", c.Addr, resp.Status)
+	}
+	// A status is a few hundred bytes; whatever answers at a pod's address is read no further.
+	body, err := bounded.ReadAll(resp.Body, maxStatus)
+	if err != nil {
+		return nil, fmt.Errorf("status of %s: %w", c.Addr, err)
+	}
+	var st Status
+	if err := json.Unmarshal(body, &st); err != nil {
+		return nil, fmt.Errorf("status of %s: %w", c.Addr, err)
+	}
+	return &st, nil
 }
 
 // Address is the agent's host:port in a pod.
@@ -107,12 +193,7 @@ func Address(ip string) string { return net.JoinHostPort(ip, strconv.Itoa(Port))
 
 // Probe asks the agent of every running pod for its status, concurrently. An entry is nil when
 // the pod is not running or its agent did not answer.
-func Probe(ctx context.Context, pods []corev1.Pod) []*Status {
-	return ProbeWith(ctx, pods, func(p *corev1.Pod) string { return Address(p.Status.PodIP) })
-}
-
-// ProbeWith is Probe with the agents' addresses (host:port) given by address.
-func ProbeWith(ctx context.Context, pods []corev1.Pod, address func(*corev1.Pod) string) []*Status {
+func Probe(ctx context.Context, d Dialer, pods []corev1.Pod) []*Status {
 	out := make([]*Status, len(pods))
 	var wg sync.WaitGroup
 	for i := range pods {
@@ -122,36 +203,9 @@ func ProbeWith(ctx context.Context, pods []corev1.Pod, address func(*corev1.Pod)
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			out[i], _ = StatusAt(ctx, address(&pods[i]))
+			out[i], _ = d.Pod(&pods[i]).Status(ctx)
 		}(i)
 	}
 	wg.Wait()
 	return out
-}
-
-// StatusAt asks the agent at addr (host:port) for its status.
-func StatusAt(ctx context.Context, addr string) (*Status, error) {
-	url := "http://" + addr + PathStatus
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("status of %s: %s", addr, resp.Status)
-	}
-	// A status is a few hundred bytes; whatever answers at a pod's address is read no further.
-	body, err := bounded.ReadAll(resp.Body, maxStatus)
-	if err != nil {
-		return nil, fmt.Errorf("status of %s: %w", addr, err)
-	}
-	var st Status
-	if err := json.Unmarshal(body, &st); err != nil {
-		return nil, fmt.Errorf("status of %s: %w", addr, err)
-	}
-	return &st, nil
 }

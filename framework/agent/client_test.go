@@ -24,7 +24,7 @@ func TestAStatusIsReadNoFurtherThanAStatusCanBe(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	_, err := StatusAt(context.Background(), strings.TrimPrefix(srv.URL, "http://"))
+	_, err := Conn{Addr: strings.TrimPrefix(srv.URL, "http://"), legacy: true}.Status(context.Background())
 	if !errors.Is(err, bounded.ErrTooLarge) {
 		t.Fatalf("an endless status: %v, want ErrTooLarge", err)
 	}

@@ -21,8 +21,10 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
 	"github.com/datafleet-dev/datafleet/framework/apply"
 	"github.com/datafleet-dev/datafleet/framework/catalog"
 	"github.com/datafleet-dev/datafleet/framework/certs"
@@ -101,6 +103,17 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 type target struct {
 	inst  *v1alpha1.ServiceInstance
 	users engine.UserManager
+	// agents reaches the instance's agents; without the instance's CA (not made yet, or
+	// unreadable) it reaches none, and the engine's call says so.
+	agents fwagent.Dialer
+}
+
+func (r *Reconciler) newTarget(ctx context.Context, inst *v1alpha1.ServiceInstance, users engine.UserManager) *target {
+	agents, err := certs.AgentDialer(ctx, r.Client, inst.Namespace, inst.Name, r.now())
+	if err != nil {
+		log.FromContext(ctx).V(1).Info("no client certificate for the instance's agents yet", "reason", err.Error())
+	}
+	return &target{inst: inst, users: users, agents: agents}
 }
 
 // resolve finds the instance and its engine's UserManager and checks the binding against them.
@@ -127,7 +140,7 @@ func (r *Reconciler) resolve(ctx context.Context, s *scope) (*target, error) {
 			if !exists {
 				return nil, nil
 			}
-			return &target{inst: inst, users: users}, nil // what the binding had is revoked
+			return r.newTarget(ctx, inst, users), nil // what the binding had is revoked
 		}
 	}
 	if !exists {
@@ -144,7 +157,7 @@ func (r *Reconciler) resolve(ctx context.Context, s *scope) (*target, error) {
 		s.notReady(ReasonBindingsNotSupported, "the %s engine does not support bindings", inst.Spec.Engine)
 		return nil, nil
 	}
-	t := &target{inst: inst, users: users}
+	t := r.newTarget(ctx, inst, users)
 	if !slices.Contains(users.Roles(), b.Spec.Role) {
 		s.notReady(ReasonRoleNotSupported, "the %s engine does not support role %q; it supports %v", inst.Spec.Engine, b.Spec.Role, users.Roles())
 		return t, nil
@@ -320,7 +333,7 @@ func (r *Reconciler) revoke(ctx context.Context, s *scope, t *target, secret *co
 func (r *Reconciler) usersInput(t *target, b *v1alpha1.ServiceBinding) engine.UsersInput {
 	return engine.UsersInput{Instance: t.inst, Client: r.Client, Binding: b,
 		Release: catalog.Release{Version: t.inst.Status.Version, Image: t.inst.Status.Image},
-		Stem:    names.UserStem(b.Namespace, b.Name)}
+		Stem:    names.UserStem(b.Namespace, b.Name), Agents: t.agents}
 }
 
 // writeStatus writes the status this reconcile computed, if it differs.

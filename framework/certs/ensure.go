@@ -70,7 +70,8 @@ func Ensure(ctx context.Context, c client.Client, r Request) (Result, error) {
 	if err := publish(ctx, c, r, ca); err != nil {
 		return Result{}, fmt.Errorf("publishing the CA: %w", err)
 	}
-	res, err := ensureServer(ctx, c, r, ca)
+	res, err := ensureLeaf(ctx, c, r, ca, ServerSecretName(r.Instance), r.DNSNames,
+		func() ([]byte, []byte, error) { return ca.Issue(r.DNSNames, r.Now) })
 	if err != nil {
 		return Result{}, fmt.Errorf("server certificate: %w", err)
 	}
@@ -119,19 +120,22 @@ func publish(ctx context.Context, c client.Client, r Request, ca *Authority) err
 	return c.Update(ctx, cm)
 }
 
-func ensureServer(ctx context.Context, c client.Client, r Request, ca *Authority) (Result, error) {
+// ensureLeaf keeps the kubernetes.io/tls Secret name holding a certificate for dnsNames from ca,
+// with ca's certificate beside it, issuing a new one with issue when it is due.
+func ensureLeaf(ctx context.Context, c client.Client, r Request, ca *Authority, name string, dnsNames []string,
+	issue func() (certPEM, keyPEM []byte, err error)) (Result, error) {
 	s := &corev1.Secret{}
-	err := c.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: ServerSecretName(r.Instance)}, s)
+	err := c.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: name}, s)
 	if err != nil && !apierrors.IsNotFound(err) {
 		return Result{}, err
 	}
 	exists := err == nil
 	if exists && bytes.Equal(s.Data[CAKey], ca.CertPEM) {
-		if why, notAfter := ca.Renewal(s.Data[CertKey], r.DNSNames, r.Now); why == "" {
+		if why, notAfter := ca.Renewal(s.Data[CertKey], dnsNames, r.Now); why == "" {
 			return resultFor(notAfter), nil
 		}
 	}
-	certPEM, keyPEM, err := ca.Issue(r.DNSNames, r.Now)
+	certPEM, keyPEM, err := issue()
 	if err != nil {
 		return Result{}, err
 	}
@@ -141,7 +145,7 @@ func ensureServer(ctx context.Context, c client.Client, r Request, ca *Authority
 		s.Data = data
 		err = c.Update(ctx, s)
 	} else {
-		err = c.Create(ctx, &corev1.Secret{ObjectMeta: r.meta(ServerSecretName(r.Instance)), Type: corev1.SecretTypeTLS, Data: data})
+		err = c.Create(ctx, &corev1.Secret{ObjectMeta: r.meta(name), Type: corev1.SecretTypeTLS, Data: data})
 	}
 	if err != nil {
 		return Result{}, err

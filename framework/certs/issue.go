@@ -16,6 +16,8 @@ import (
 	"math/big"
 	"slices"
 	"time"
+
+	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
 )
 
 // Lifetimes. The CA lives long because every client trusts it; server certificates are short and
@@ -85,18 +87,44 @@ func ParseAuthority(certPEM, keyPEM []byte) (*Authority, error) {
 
 // Issue returns a new server certificate for dnsNames and its key, both PEM.
 func (a *Authority) Issue(dnsNames []string, now time.Time) (certPEM, keyPEM []byte, err error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, err
-	}
-	tmpl := &x509.Certificate{
+	return a.issue(&x509.Certificate{
 		Subject:     pkix.Name{CommonName: dnsNames[0], Organization: []string{"Datafleet"}},
 		DNSNames:    dnsNames,
 		NotBefore:   now.Add(-backdate),
 		NotAfter:    now.Add(ServerValidity),
-		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	})
+}
+
+// IssueAgent returns the agents' certificate and key (PEM): it serves the agent API under
+// agent.ServerName and is presented by the agents and backup Jobs as clients (see framework/agent).
+func (a *Authority) IssueAgent(now time.Time) (certPEM, keyPEM []byte, err error) {
+	return a.issue(&x509.Certificate{
+		Subject:     pkix.Name{CommonName: fwagent.AgentIdentity, Organization: []string{"Datafleet"}},
+		DNSNames:    []string{fwagent.ServerName},
+		NotBefore:   now.Add(-backdate),
+		NotAfter:    now.Add(ServerValidity),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	})
+}
+
+// IssueClient returns a client certificate named commonName, valid for validity, and its key.
+func (a *Authority) IssueClient(commonName string, validity time.Duration, now time.Time) (certPEM, keyPEM []byte, err error) {
+	return a.issue(&x509.Certificate{
+		Subject:     pkix.Name{CommonName: commonName, Organization: []string{"Datafleet"}},
+		NotBefore:   now.Add(-backdate),
+		NotAfter:    now.Add(validity),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	})
+}
+
+// issue signs tmpl for a new key.
+func (a *Authority) issue(tmpl *x509.Certificate) (certPEM, keyPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
 	}
+	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
 	if certPEM, err = sign(tmpl, a.Cert, key.Public(), a.key); err != nil {
 		return nil, nil, err
 	}

@@ -4,6 +4,7 @@ package engine
 
 import (
 	"context"
+	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -110,6 +111,8 @@ type SuperviseInput struct {
 	// Generic is the framework's own observation from the rendered workloads' status.
 	Generic Observation
 	Now     time.Time
+	// Agents reaches the instance's agents with the operator's client certificate.
+	Agents fwagent.Dialer
 }
 
 // SuperviseResult is what the supervisor learned, and when it wants to look again (zero: only

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
 	"net"
 	"net/url"
 	"strconv"
@@ -59,6 +60,8 @@ type UsersInput struct {
 	// Stem starts the name of every user of this binding; derived from the binding's namespace and
 	// name, so it is the same after a restart and distinct between bindings.
 	Stem string
+	// Agents reaches the instance's agents with the operator's client certificate.
+	Agents fwagent.Dialer
 }
 
 // Connection is where a binding's application connects.

@@ -17,11 +17,21 @@ import (
 	"github.com/datafleet-dev/datafleet/framework/names"
 )
 
-// certificates issues the instance's CA and server certificate before Render mounts them, and
-// comes back when the certificate is due for renewal. Turning TLS off keeps the CA, so turning it
-// on again keeps the clients' trust.
+// certificates issues every instance a CA and its agents a certificate (the agent API is mutual
+// TLS, framework/agent), and, when spec.tls.enabled, a server certificate, before Render mounts
+// them; it comes back when one is due for renewal. Turning TLS off keeps the CA, so turning it on
+// again keeps the clients' trust.
 func (r *Reconciler) certificates(ctx context.Context, s *scope) (bool, error) {
 	inst := s.inst
+	now := r.now()
+	req := certs.Request{Namespace: inst.Namespace, Instance: inst.Name,
+		Labels: names.InstanceLabels(r.Engine.Name(), inst.Name), Owner: r.ownerRef(inst), Now: now}
+	agentRes, agents, err := certs.EnsureAgent(ctx, r.Client, req)
+	if stop, err := r.certificateError(ctx, s, err); stop || err != nil {
+		return stop, err
+	}
+	s.agents = agents
+	s.requeue(agentRes.RenewAt.Sub(now))
 	if inst.Spec.TLS == nil || !inst.Spec.TLS.Enabled {
 		s.tls, s.tlsChecked = nil, true
 		return false, nil
@@ -35,16 +45,26 @@ func (r *Reconciler) certificates(ctx context.Context, s *scope) (bool, error) {
 	if domain == "" {
 		domain = certs.DefaultClusterDomain
 	}
-	now := r.now()
-	res, err := certs.Ensure(ctx, r.Client, certs.Request{
-		Namespace: inst.Namespace, Instance: inst.Name,
-		DNSNames: certs.DNSNames(inst.Namespace, domain, srv.TLSNames(inst)...),
-		Labels:   names.InstanceLabels(r.Engine.Name(), inst.Name), Owner: r.ownerRef(inst), Now: now,
-	})
+	req.DNSNames = certs.DNSNames(inst.Namespace, domain, srv.TLSNames(inst)...)
+	res, err := certs.Ensure(ctx, r.Client, req)
+	if stop, err := r.certificateError(ctx, s, err); stop || err != nil {
+		return stop, err
+	}
+	s.requeue(res.RenewAt.Sub(now))
+	s.tlsChecked = true
+	s.tls = &v1alpha1.InstanceTLSStatus{CAConfigMap: certs.CAName(inst.Name), ServerCertificateNotAfter: &metav1.Time{Time: res.NotAfter}}
+	return false, nil
+}
+
+// certificateError sorts out a failed certificates.Ensure: a foreign object in the way fails the
+// instance until it goes, our own lagging cache is looked at again shortly.
+func (r *Reconciler) certificateError(ctx context.Context, s *scope, err error) (bool, error) {
+	inst := s.inst
 	if apierrors.IsAlreadyExists(err) {
 		named := func(name string) metav1.ObjectMeta { return metav1.ObjectMeta{Namespace: inst.Namespace, Name: name} }
 		if foreign, err := r.foreignObject(ctx, &corev1.Secret{ObjectMeta: named(certs.CAName(inst.Name))},
-			&corev1.ConfigMap{ObjectMeta: named(certs.CAName(inst.Name))}, &corev1.Secret{ObjectMeta: named(certs.ServerSecretName(inst.Name))}); err != nil || foreign != "" {
+			&corev1.ConfigMap{ObjectMeta: named(certs.CAName(inst.Name))}, &corev1.Secret{ObjectMeta: named(certs.ServerSecretName(inst.Name))},
+			&corev1.Secret{ObjectMeta: named(certs.AgentSecretName(inst.Name))}); err != nil || foreign != "" {
 			if err != nil {
 				return false, describeErr("certificates", err)
 			}
@@ -63,9 +83,6 @@ func (r *Reconciler) certificates(ctx context.Context, s *scope) (bool, error) {
 	if err != nil {
 		return false, describeErr("certificates", err)
 	}
-	s.requeue(res.RenewAt.Sub(now))
-	s.tlsChecked = true
-	s.tls = &v1alpha1.InstanceTLSStatus{CAConfigMap: certs.CAName(inst.Name), ServerCertificateNotAfter: &metav1.Time{Time: res.NotAfter}}
 	return false, nil
 }
 

@@ -18,7 +18,7 @@ func (r *Reconciler) observe(ctx context.Context, s *scope) (bool, error) {
 	}
 	if sv, ok := r.Engine.(engine.Supervisor); ok {
 		res, err := sv.Supervise(ctx, engine.SuperviseInput{Instance: s.inst, Release: s.release, Client: r.Client,
-			Children: s.children, Owner: r.ownerRef(s.inst), Generic: obs, Now: r.now()})
+			Children: s.children, Owner: r.ownerRef(s.inst), Generic: obs, Now: r.now(), Agents: s.agents})
 		if err != nil {
 			return false, describeErr("supervising instance", err)
 		}

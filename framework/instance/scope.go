@@ -1,6 +1,7 @@
 package instance
 
 import (
+	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -37,6 +38,8 @@ type scope struct {
 	// tls is the instance's TLS status once the certificates phase ran (tlsChecked); nil when off.
 	tls        *v1alpha1.InstanceTLSStatus
 	tlsChecked bool
+	// agents reaches the instance's agents as the operator, once the certificates phase ran.
+	agents fwagent.Dialer
 	// storage is the StorageResized condition (without its type) once expandVolumes looked.
 	storage *metav1.Condition
 }

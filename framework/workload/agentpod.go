@@ -12,11 +12,16 @@ import (
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
+	"github.com/datafleet-dev/datafleet/framework/certs"
 	"github.com/datafleet-dev/datafleet/framework/names"
 )
 
-// AgentMount is where the instance agent's binary lives in an engine's pod.
-const AgentMount = "/datafleet/bin"
+// AgentMount is where the instance agent's binary lives in an engine's pod; AgentTLSMount holds
+// the agents' certificate (certs.AgentSecretName), with which the agent API is mutual TLS.
+const (
+	AgentMount    = "/datafleet/bin"
+	AgentTLSMount = "/datafleet/agent-tls"
+)
 
 // AgentPortName names the agent's container port: the probes and the instance's NetworkPolicy
 // (framework/netpol) refer to it by this name.
@@ -73,7 +78,7 @@ func (a AgentPod) Spec() corev1.PodSpec {
 			Name:    a.Engine,
 			Image:   a.Image,
 			Command: []string{AgentMount + "/manager", "agent", a.Engine},
-			Args:    a.Args,
+			Args:    append([]string{"--" + fwagent.FlagTLSDir + "=" + AgentTLSMount}, a.Args...),
 			Env:     []corev1.EnvVar{fieldEnv("POD_NAME", "metadata.name"), fieldEnv("POD_NAMESPACE", "metadata.namespace")},
 			Ports:   append(a.Ports, corev1.ContainerPort{Name: AgentPortName, ContainerPort: fwagent.Port, Protocol: corev1.ProtocolTCP}),
 			// Initialisation and crash recovery may take a while: the startup probe holds the others off.
@@ -82,15 +87,18 @@ func (a AgentPod) Spec() corev1.PodSpec {
 			ReadinessProbe:  agentProbe(fwagent.PathReady, 3),
 			Resources:       a.Instance.Spec.Resources,
 			SecurityContext: restricted,
-			VolumeMounts:    append(a.Mounts, corev1.VolumeMount{Name: "agent", MountPath: AgentMount, ReadOnly: true}),
+			VolumeMounts: append(a.Mounts, corev1.VolumeMount{Name: "agent", MountPath: AgentMount, ReadOnly: true},
+				corev1.VolumeMount{Name: fwagent.TLSVolume, MountPath: AgentTLSMount, ReadOnly: true}),
 		}},
-		Volumes: append(a.Volumes, EmptyDir("agent")),
+		Volumes: append(a.Volumes, EmptyDir("agent"), SecretVolume(fwagent.TLSVolume, certs.AgentSecretName(a.Instance.Name))),
 	}
 }
 
 func agentProbe(path string, failures int32) *corev1.Probe {
 	return &corev1.Probe{
-		ProbeHandler:     corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: intstr.FromString(AgentPortName)}},
+		// The kubelet verifies no certificate and presents none: the probes' paths need none.
+		ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: intstr.FromString(AgentPortName),
+			Scheme: corev1.URISchemeHTTPS}},
 		PeriodSeconds:    5,
 		TimeoutSeconds:   4,
 		FailureThreshold: failures,

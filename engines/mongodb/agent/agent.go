@@ -241,10 +241,6 @@ func (e *Engine) adminOptions(password string) *options.ClientOptions {
 		AuthSource: "admin", Username: e.Config.User, Password: password, AuthMechanism: "SCRAM-SHA-256"})
 }
 
-// ActionToken implements fwagent.Actor: the administrator's password, which only the operator
-// and the pods know.
-func (e *Engine) ActionToken() (string, error) { return e.password() }
-
 // Act implements fwagent.Actor.
 func (e *Engine) Act(ctx context.Context, action string, params url.Values) error {
 	if e.ferret() {

@@ -14,24 +14,26 @@ import (
 
 	"github.com/datafleet-dev/datafleet/engines/mongodb"
 	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
+	"github.com/datafleet-dev/datafleet/framework/agent/agenttest"
 	"github.com/datafleet-dev/datafleet/test/testenv"
 )
 
 // member runs the agent with FerretDB (no mongod can run on these machines) until the test ends
 // or stop is called.
 type member struct {
-	addr string // the agent's HTTP address
+	addr string // the agent's address
+	tls  *agenttest.Instance
 	stop func()
 }
 
 func startMember(t *testing.T, cfg Config) *member {
 	t.Helper()
-	m := &member{addr: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))}
+	m := &member{addr: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), tls: agenttest.New(t)}
 	ctx, cancel := context.WithCancel(context.Background())
 	ended := make(chan struct{})
 	go func() {
 		defer close(ended)
-		_ = fwagent.Run(ctx, &Engine{Config: cfg}, m.addr)
+		_ = fwagent.Run(ctx, &Engine{Config: cfg}, m.tls.Listen(m.addr))
 	}()
 	m.stop = func() {
 		cancel()
@@ -134,7 +136,7 @@ func TestAMemberOverDataThatOutlivedItsSecretLetsTheOperatorIn(t *testing.T) {
 func waitPrimary(t *testing.T, m *member) {
 	t.Helper()
 	testenv.Eventually(t, 60*time.Second, func() error {
-		st, err := fwagent.StatusAt(context.Background(), m.addr)
+		st, err := m.tls.At(m.addr).Status(context.Background())
 		if err != nil {
 			return err
 		}

@@ -40,6 +40,8 @@ type Config struct {
 	Name string
 	// Lease decides whether this member is the primary. Nil runs a standalone primary.
 	Lease *primary.Keeper
+	// Peers reaches the other members' agents (fwagent.PeerDialer), for the lease's failsafe.
+	Peers fwagent.Dialer
 	// Source is the libpq connection string fragment (host and port, for example
 	// "host=orders port=5432") that reaches the current primary: replicas clone from it and
 	// stream from it, and a former primary rewinds against it.

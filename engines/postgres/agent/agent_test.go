@@ -2,11 +2,9 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -19,6 +17,7 @@ import (
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
+	"github.com/datafleet-dev/datafleet/framework/agent/agenttest"
 	"github.com/datafleet-dev/datafleet/framework/names"
 	"github.com/datafleet-dev/datafleet/test/testenv"
 )
@@ -61,13 +60,18 @@ type running struct {
 	addr   string
 	cancel context.CancelFunc
 	done   chan error
+	// tls is the agent's instance: its certificate, and the operator's client of it.
+	tls *agenttest.Instance
 }
+
+// agent is the running agent, reached as the operator reaches it.
+func (r *running) agent() fwagent.Conn { return r.tls.At(r.addr) }
 
 func start(t testing.TB, e *Engine) *running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{addr: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), cancel: cancel, done: make(chan error, 1)}
-	go func() { r.done <- fwagent.Run(ctx, e, r.addr) }()
+	r := &running{addr: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), cancel: cancel, done: make(chan error, 1), tls: agenttest.New(t)}
+	go func() { r.done <- fwagent.Run(ctx, e, r.tls.Listen(r.addr)) }()
 	t.Cleanup(func() { r.stop(t) })
 	testenv.Eventually(t, time.Minute, func() error {
 		select {
@@ -76,13 +80,12 @@ func start(t testing.TB, e *Engine) *running {
 			t.Fatalf("the agent ended: %v", err)
 		default:
 		}
-		resp, err := http.Get("http://" + r.addr + fwagent.PathReady)
+		st, err := r.agent().Status(context.Background())
 		if err != nil {
 			return err
 		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("readyz: %s", resp.Status)
+		if !st.Ready {
+			return fmt.Errorf("not ready: %s", st.Detail)
 		}
 		return nil
 	})
@@ -101,16 +104,11 @@ func (r *running) stop(t testing.TB) {
 
 func (r *running) status(t *testing.T) fwagent.Status {
 	t.Helper()
-	resp, err := http.Get("http://" + r.addr + fwagent.PathStatus)
+	s, err := r.agent().Status(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	var s fwagent.Status
-	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return *s
 }
 
 // connect opens a superuser connection to database postgres; the caller closes it.
@@ -252,10 +250,8 @@ func TestAgentEndsWhenPostgresDies(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("the agent kept running after postgres died")
 	}
-	resp, err := http.Get("http://" + r.addr + fwagent.PathHealth)
-	if err == nil {
-		resp.Body.Close()
-		t.Errorf("the agent should stop serving once postgres is gone, got %s", resp.Status)
+	if _, err := r.agent().Status(context.Background()); err == nil {
+		t.Errorf("the agent should stop serving once postgres is gone")
 	} else if !errors.Is(err, syscall.ECONNREFUSED) && !strings.Contains(err.Error(), "refused") {
 		t.Logf("health after exit: %v", err)
 	}

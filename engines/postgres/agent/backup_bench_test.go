@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
 	"github.com/datafleet-dev/datafleet/framework/backup"
 	"github.com/datafleet-dev/datafleet/framework/backup/store"
 )
@@ -28,7 +27,7 @@ func BenchmarkBackup(b *testing.B) {
 	if v := os.Getenv("DATAFLEET_BENCH_MB"); v != "" {
 		large, _ = strconv.Atoi(v)
 	}
-	e, r := startWithToken(b)
+	e, r := startWithReplication(b)
 	ctx := context.Background()
 	sizes := map[string]int64{}
 	for _, mb := range []int{128, large} {
@@ -54,7 +53,7 @@ func BenchmarkBackup(b *testing.B) {
 			peak := watchMemory()
 			for i := 0; i < b.N; i++ {
 				m, err := backup.Write(ctx, s, fmt.Sprintf("b%d-%d", mb, i), backup.Manifest{Engine: "postgres"}, nil,
-					func(ctx context.Context, w io.Writer) error { return fwagent.Dump(ctx, r.addr, testToken, w) })
+					func(ctx context.Context, w io.Writer) error { return r.agent().Dump(ctx, w) })
 				if err != nil {
 					b.Fatal(err)
 				}

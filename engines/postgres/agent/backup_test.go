@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
-	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
+	"github.com/datafleet-dev/datafleet/framework/agent/agenttest"
 	"github.com/datafleet-dev/datafleet/framework/backup"
 	"github.com/datafleet-dev/datafleet/framework/backup/archive"
 	"github.com/datafleet-dev/datafleet/framework/backup/store"
@@ -19,14 +19,14 @@ import (
 	"github.com/datafleet-dev/datafleet/test/testenv"
 )
 
-const testToken = "action-token-for-tests"
+const testReplicationPassword = "replication-password-for-tests"
 
-// startWithToken runs an agent whose action token (the replication password) is known.
-func startWithToken(t testing.TB) (*Engine, *running) {
+// startWithReplication runs an agent whose replication user has a known password.
+func startWithReplication(t testing.TB) (*Engine, *running) {
 	t.Helper()
 	c := newConfig(t)
 	c.ReplicationPasswordFile = filepath.Join(t.TempDir(), "replication-password")
-	if err := os.WriteFile(c.ReplicationPasswordFile, []byte(testToken), 0o600); err != nil {
+	if err := os.WriteFile(c.ReplicationPasswordFile, []byte(testReplicationPassword), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	e := &Engine{Config: c}
@@ -38,7 +38,7 @@ func startWithToken(t testing.TB) (*Engine, *running) {
 // keep their current passwords; a cut archive changes nothing.
 func TestDumpAndLoad(t *testing.T) {
 	ctx := context.Background()
-	src, srcAgent := startWithToken(t)
+	src, srcAgent := startWithReplication(t)
 	writer, reader := names.UserStem("apps", "orders")+"_0", names.UserStem("apps", "report")+"_0"
 	ensure(t, src, writer, "w-secret", v1alpha1.RoleReadWrite, "app")
 	ensure(t, src, reader, "r-secret", v1alpha1.RoleReadOnly, "app")
@@ -74,14 +74,14 @@ func TestDumpAndLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	dump := func(ctx context.Context, w io.Writer) error { return fwagent.Dump(ctx, srcAgent.addr, testToken, w) }
+	dump := func(ctx context.Context, w io.Writer) error { return srcAgent.agent().Dump(ctx, w) }
 	man, err := backup.Write(ctx, s, "apps/orders/b1", backup.Manifest{Engine: "postgres"}, nil, dump)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("dump: %d bytes from pg_dump, %d stored", man.RawSize, man.Size)
-	if err := fwagent.Dump(ctx, srcAgent.addr, "wrong-token", io.Discard); err == nil || !strings.Contains(err.Error(), "401") {
-		t.Fatalf("a dump with a wrong token: %v", err)
+	if err := agenttest.New(t).At(srcAgent.addr).Dump(ctx, io.Discard); err == nil {
+		t.Fatal("a dump was given to another instance's operator certificate")
 	}
 
 	restore := func(e *Engine, r *running) error {
@@ -93,7 +93,7 @@ func TestDumpAndLoad(t *testing.T) {
 			return err
 		}
 		defer rc.Close()
-		summary, err := fwagent.Load(ctx, r.addr, testToken, rc)
+		summary, err := r.agent().Load(ctx, rc)
 		t.Logf("load: %s", summary)
 		return err
 	}
@@ -152,7 +152,7 @@ func TestDumpAndLoad(t *testing.T) {
 	})
 
 	t.Run("into a new server", func(t *testing.T) {
-		dst, dstAgent := startWithToken(t)
+		dst, dstAgent := startWithReplication(t)
 		if err := restore(dst, dstAgent); err != nil {
 			t.Fatal(err)
 		}
@@ -173,7 +173,7 @@ func TestDumpAndLoad(t *testing.T) {
 				}
 				return b
 			})
-			summary, err := fwagent.Load(ctx, dstAgent.addr, testToken, bytes.NewReader(doctored))
+			summary, err := dstAgent.agent().Load(ctx, bytes.NewReader(doctored))
 			if err != nil || !strings.Contains(summary, "not every user may set it: no_such_parameter in database app") || strings.Contains(summary, "secret-value") {
 				t.Fatalf("a load with an unknown setting: %q, %v", summary, err)
 			}
@@ -184,7 +184,7 @@ func TestDumpAndLoad(t *testing.T) {
 			execSQLIn(t, dst, "app", "DELETE FROM orders WHERE id > 100")
 			full := bytes.NewBuffer(readAll(t, s, man))
 			for _, cut := range []int{full.Len() / 2, full.Len() - 1} {
-				if _, err := fwagent.Load(ctx, dstAgent.addr, testToken, bytes.NewReader(full.Bytes()[:cut])); err == nil {
+				if _, err := dstAgent.agent().Load(ctx, bytes.NewReader(full.Bytes()[:cut])); err == nil {
 					t.Fatalf("a load cut at %d of %d bytes succeeded", cut, full.Len())
 				}
 				if got := queryIn(t, dst, "app", "SELECT count(*)::text FROM orders"); got != "100" {
@@ -202,7 +202,7 @@ func TestDumpAndLoad(t *testing.T) {
 				}
 				return b
 			})
-			_, err := fwagent.Load(ctx, dstAgent.addr, testToken, bytes.NewReader(doctored))
+			_, err := dstAgent.agent().Load(ctx, bytes.NewReader(doctored))
 			if err == nil || !strings.Contains(err.Error(), "has 5000 rows in public.orders; the dump had 5001") {
 				t.Fatalf("a load whose counts differ: %v", err)
 			}

@@ -11,7 +11,6 @@ import (
 	"testing"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
-	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
 	"github.com/datafleet-dev/datafleet/framework/names"
 )
 
@@ -95,13 +94,13 @@ CREATE TABLESPACE fast OWNER postgres LOCATION '/mnt/fast';
 // setting that would load one into the agent's own sessions.
 func TestAForgedArchiveCannotHandOutPrivileges(t *testing.T) {
 	ctx := context.Background()
-	src, srcAgent := startWithToken(t)
+	src, srcAgent := startWithReplication(t)
 	ensure(t, src, names.UserStem("apps", "orders")+"_0", "w-secret", v1alpha1.RoleReadWrite, "app")
 	var dump bytes.Buffer
-	if err := fwagent.Dump(ctx, srcAgent.addr, testToken, &dump); err != nil {
+	if err := srcAgent.agent().Dump(ctx, &dump); err != nil {
 		t.Fatal(err)
 	}
-	dst, dstAgent := startWithToken(t)
+	dst, dstAgent := startWithReplication(t)
 
 	pwned := fmt.Sprintf("/tmp/datafleet-forged-%d", os.Getpid())
 	_ = os.Remove(pwned)
@@ -111,7 +110,7 @@ func TestAForgedArchiveCannotHandOutPrivileges(t *testing.T) {
 		}
 		return b
 	})
-	if _, err := fwagent.Load(ctx, dstAgent.addr, testToken, bytes.NewReader(withShell)); err == nil || !strings.Contains(err.Error(), `meta-command \! is not allowed`) {
+	if _, err := dstAgent.agent().Load(ctx, bytes.NewReader(withShell)); err == nil || !strings.Contains(err.Error(), `meta-command \! is not allowed`) {
 		t.Errorf("an archive with a shell command: %v", err)
 	}
 	if _, err := os.Stat(pwned); err == nil {
@@ -146,7 +145,7 @@ ALTER ROLE evil SET session_preload_libraries TO 'evil';
 		}
 		return b
 	})
-	summary, err := fwagent.Load(ctx, dstAgent.addr, testToken, bytes.NewReader(forged))
+	summary, err := dstAgent.agent().Load(ctx, bytes.NewReader(forged))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -290,14 +290,10 @@ func (e *Engine) Promote(ctx context.Context) error {
 	return nil
 }
 
-// Ask implements primary.Peers: the agent at ip answers through its Keeper.Confirm, behind the
-// action token the members share.
+// Ask implements primary.Peers: the agent at ip answers through its Keeper.Confirm; the members
+// reach each other with the agents' certificate.
 func (e *Engine) Ask(ctx context.Context, ip, holder string) error {
-	token, err := e.ActionToken()
-	if err != nil {
-		return err
-	}
-	return fwagent.Act(ctx, ip, token, primary.ActionConfirm, url.Values{primary.ParamHolder: {holder}})
+	return e.Config.Peers.At(fwagent.Address(ip)).Act(ctx, primary.ActionConfirm, url.Values{primary.ParamHolder: {holder}})
 }
 
 // Follow implements primary.Member: it stops the WAL receiver, which postgres restarts within

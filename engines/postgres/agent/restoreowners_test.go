@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
-	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
 	"github.com/datafleet-dev/datafleet/framework/names"
 )
 
@@ -17,7 +16,7 @@ import (
 // column. Restoring the backup loads those rows and runs the function, never as a superuser.
 func TestRestoreRunsNoTenantCodeAsSuperuser(t *testing.T) {
 	ctx := context.Background()
-	src, srcAgent := startWithToken(t)
+	src, srcAgent := startWithReplication(t)
 	writer := names.UserStem("apps", "orders") + "_0"
 	ensure(t, src, writer, "w-secret", v1alpha1.RoleReadWrite, "app")
 	group := DatabaseRole("app", v1alpha1.RoleReadWrite)
@@ -54,17 +53,17 @@ func TestRestoreRunsNoTenantCodeAsSuperuser(t *testing.T) {
 		t.Fatalf("the function did not run as the tenant when the rows were inserted")
 	}
 	var dump bytes.Buffer
-	if err := fwagent.Dump(ctx, srcAgent.addr, testToken, &dump); err != nil {
+	if err := srcAgent.agent().Dump(ctx, &dump); err != nil {
 		t.Fatal(err)
 	}
 
 	for name, target := range map[string]func(t *testing.T) (*Engine, *running){
 		"in place":     func(*testing.T) (*Engine, *running) { return src, srcAgent },
-		"a new server": func(t *testing.T) (*Engine, *running) { return startWithToken(t) },
+		"a new server": func(t *testing.T) (*Engine, *running) { return startWithReplication(t) },
 	} {
 		t.Run(name, func(t *testing.T) {
 			e, r := target(t)
-			summary, err := fwagent.Load(ctx, r.addr, testToken, bytes.NewReader(dump.Bytes()))
+			summary, err := r.agent().Load(ctx, bytes.NewReader(dump.Bytes()))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"slices"
 	"strings"
 
@@ -36,19 +35,6 @@ const (
 	ParamStem     = "stem"
 	ParamKeep     = "keep"
 )
-
-// ActionToken implements fwagent.Actor: the replication password. Whoever holds it can already
-// copy every row through replication, so it grants nothing more.
-func (e *Engine) ActionToken() (string, error) {
-	b, err := os.ReadFile(e.Config.ReplicationPasswordFile)
-	if err != nil {
-		return "", err
-	}
-	if len(b) == 0 {
-		return "", errors.New("the replication password is empty")
-	}
-	return string(b), nil
-}
 
 // ErrBusy is Act's answer while a restore holds the users (it may take hours): at once, so that
 // the operator's binding worker moves on to other instances and comes back later, rather than

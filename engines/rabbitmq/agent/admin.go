@@ -58,7 +58,7 @@ func (e *Engine) AfterStop(context.Context) {}
 func (e *Engine) ensureAdmin(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	password, err := e.ActionToken()
+	password, err := e.adminPassword()
 	if err != nil {
 		return fmt.Errorf("reading the administrator's password: %w", err)
 	}

@@ -245,9 +245,9 @@ const (
 	ActionForget = "forget"
 )
 
-// ActionToken implements fwagent.Actor: the operator's administrator password, which only the
-// operator and the pod know.
-func (e *Engine) ActionToken() (string, error) {
+// adminPassword is the operator's administrator password, which only the operator and the pod
+// know.
+func (e *Engine) adminPassword() (string, error) {
 	b, err := os.ReadFile(filepath.Join(e.Config.SecretDir, PasswordFile))
 	return strings.TrimSpace(string(b)), err
 }
