@@ -2,13 +2,12 @@ package rabbitmq
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -16,6 +15,7 @@ import (
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/backup/archive"
 	"github.com/datafleet-dev/datafleet/framework/bounded"
+	"github.com/datafleet-dev/datafleet/framework/certs"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/names"
 	"github.com/datafleet-dev/datafleet/framework/workload"
@@ -28,8 +28,10 @@ var _ engine.Backuper = Engine{}
 // messages are in flight by nature, and RabbitMQ has no consistent way to export them.
 const (
 	partDefinitions = "definitions.json"
-	// envPassword carries the operator administrator's password into the backup Job.
+	// envPassword carries the operator administrator's password into the backup Job, and envCA
+	// the instance's CA, with which it verifies the management API when TLS is required.
 	envPassword = "DATAFLEET_RABBITMQ_PASSWORD"
+	envCA       = "DATAFLEET_RABBITMQ_CA"
 	// maxDefinitions bounds the definitions a backup takes and a restore holds: metadata, about
 	// 250 bytes a queue, so a quarter of a million queues. A restore holds them about twice (the
 	// lists, raw, and the import's body) plus their identities, within the Job's 256 MiB.
@@ -38,22 +40,39 @@ const (
 
 // BackupEnv implements engine.Backuper.
 func (Engine) BackupEnv(inst *v1alpha1.ServiceInstance) []corev1.EnvVar {
-	return []corev1.EnvVar{workload.SecretEnv(envPassword, SecretName(inst), PasswordKey)}
+	env := []corev1.EnvVar{workload.SecretEnv(envPassword, SecretName(inst), PasswordKey)}
+	if tlsRequired(inst) {
+		env = append(env, workload.SecretEnv(envCA, certs.ServerSecretName(inst.Name), certs.CAKey))
+	}
+	return env
 }
 
-// backupManagement is the management API behind the client Service, as the administrator.
-func (e Engine) backupManagement(t engine.BackupTarget) management {
+// backupManagement is the management API behind the client Service, as the administrator; over
+// TLS when the Job carries the instance's CA.
+func (e Engine) backupManagement(t engine.BackupTarget) (management, error) {
 	if e.management != nil {
-		return e.management(nil, t.Getenv(envPassword))
+		return e.management(nil, t.Getenv(envPassword)), nil
 	}
 	host := fmt.Sprintf("%s.%s.svc", serviceName(t.Instance), t.Instance.Namespace)
-	return management{base: "http://" + net.JoinHostPort(host, strconv.Itoa(managementPort)), user: AdminUser, password: t.Getenv(envPassword)}
+	var tlsConfig *tls.Config
+	if ca := t.Getenv(envCA); ca != "" {
+		var err error
+		if tlsConfig, err = verifyingTLS([]byte(ca), host); err != nil {
+			return management{}, err
+		}
+	}
+	return managementAt(host, t.Getenv(envPassword), tlsConfig), nil
 }
 
 // Dump implements engine.Backuper: the definitions export, as one archive part.
 func (e Engine) Dump(ctx context.Context, t engine.BackupTarget, w io.Writer) error {
+	m, err := e.backupManagement(t)
+	if err != nil {
+		return err
+	}
 	// No client timeout: the export takes as long as the definitions need; ctx bounds it.
-	resp, err := e.backupManagement(t).request(ctx, http.DefaultClient, http.MethodGet, "/api/definitions", nil)
+	m.unbounded = true
+	resp, err := m.request(ctx, http.MethodGet, "/api/definitions", nil)
 	if err != nil {
 		return err
 	}
@@ -146,10 +165,13 @@ func (e Engine) Load(ctx context.Context, t engine.BackupTarget, r io.Reader) (s
 		}
 	}
 
-	m := e.backupManagement(t)
+	m, err := e.backupManagement(t)
+	if err != nil {
+		return "", err
+	}
 	// The import and the export that checks it take as long as the definitions need (a 5 s
 	// timeout failed large ones half done); the Job's deadline bounds them.
-	m.client = http.DefaultClient
+	m.unbounded = true
 	if _, err := m.send(ctx, http.MethodPost, "/api/definitions", all, false); err != nil {
 		return "", fmt.Errorf("importing the definitions: %w", err)
 	}

@@ -18,10 +18,12 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	rmqagent "github.com/datafleet-dev/datafleet/engines/rabbitmq/agent"
 	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
 	"github.com/datafleet-dev/datafleet/framework/agent/agenttest"
 	"github.com/datafleet-dev/datafleet/framework/certs"
+	"github.com/datafleet-dev/datafleet/framework/engine/enginetest"
 	"github.com/datafleet-dev/datafleet/test/testenv"
 )
 
@@ -76,6 +78,10 @@ type localCluster struct {
 	// amqps is the TLS listener's port.
 	tlsDir string
 	amqps  int
+	// conf, when set, is the nodes' whole rabbitmq.conf (a rendered one); plainOff says it opens
+	// no plain AMQP listener, so readiness waits for AMQPS alone.
+	conf     string
+	plainOff bool
 	// agents is the agents' certificate (as the pods mount it) and the operator's client of them.
 	agents *agenttest.Instance
 }
@@ -140,6 +146,13 @@ func (c *localCluster) start(i int, extraConf string) *localNode {
 		"cluster_formation.peer_discovery_backend = classic_config\ncluster_formation.discovery_retry_limit = 60\n"+
 		"cluster_formation.discovery_retry_interval = 1000\nlog.console = true\nlog.console.level = warning\nlog.file = false\n%s",
 		n.amqp, n.mgmt, extraConf)
+	if c.conf != "" {
+		conf = c.conf
+	}
+	amqpPort := n.amqp
+	if c.plainOff {
+		amqpPort = 0
+	}
 	var peers strings.Builder
 	for j, p := range c.peers {
 		fmt.Fprintf(&peers, "cluster_formation.classic_config.nodes.%d = %s\n", j+1, p)
@@ -158,7 +171,7 @@ func (c *localCluster) start(i int, extraConf string) *localNode {
 	}
 	e := &rmqagent.Engine{Config: rmqagent.Config{
 		NodeName: n.name, User: AdminUser, ConfigDir: cfgDir, SecretDir: secretDir,
-		DataDir: filepath.Join(base, "data"), RunDir: filepath.Join(base, "run"), AMQPPort: n.amqp, AMQPSPort: c.amqps, TLSDir: c.tlsDir,
+		DataDir: filepath.Join(base, "data"), RunDir: filepath.Join(base, "run"), AMQPPort: amqpPort, AMQPSPort: c.amqps, TLSDir: c.tlsDir,
 		Env:        []string{"ERL_EPMD_PORT=" + strconv.Itoa(c.epmd), "RABBITMQ_DIST_PORT=" + strconv.Itoa(c.ports[i][2])},
 		Credential: c.cred,
 	}}
@@ -170,6 +183,28 @@ func (c *localCluster) start(i int, extraConf string) *localNode {
 	go func() { n.err = fwagent.Run(ctx, e, c.agents.Listen(addr)); close(n.done) }()
 	c.nodes = append(c.nodes, n)
 	return n
+}
+
+// writeServerCert issues a server certificate for dnsNames from ca into c.tlsDir (the mounted
+// Secret's files), which it makes the nodes' TLS directory, and returns it.
+func (c *localCluster) writeServerCert(ca *certs.Authority, dnsNames []string, now time.Time) *x509.Certificate {
+	t := c.t
+	t.Helper()
+	c.tlsDir = filepath.Join(c.dir, "tls")
+	if err := os.MkdirAll(c.tlsDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	certPEM, keyPEM, err := ca.Issue(dnsNames, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string][]byte{certs.CertKey: certPEM, certs.KeyKey: keyPEM, certs.CAKey: ca.CertPEM} {
+		if err := os.WriteFile(filepath.Join(c.tlsDir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	leaf, _ := certs.ParseCertificate(certPEM)
+	return leaf
 }
 
 // waitReady waits for the agent to report the node ready.
@@ -325,23 +360,9 @@ func TestRenewedCertificateIsServedWithoutRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := newLocalCluster(t, 1)
-	c.tlsDir = filepath.Join(c.dir, "tls")
-	if err := os.MkdirAll(c.tlsDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	const host = "events.default.svc"
 	writeCert := func() *x509.Certificate {
-		certPEM, keyPEM, err := ca.Issue(certs.DNSNames("default", "cluster.local", "events"), now)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for name, b := range map[string][]byte{certs.CertKey: certPEM, certs.KeyKey: keyPEM, certs.CAKey: ca.CertPEM} {
-			if err := os.WriteFile(filepath.Join(c.tlsDir, name), b, 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		leaf, _ := certs.ParseCertificate(certPEM)
-		return leaf
+		return c.writeServerCert(ca, certs.DNSNames("default", "cluster.local", "events"), now)
 	}
 	first := writeCert()
 	amqps := testenv.FreePort(t)
@@ -396,4 +417,69 @@ func osPID(t *testing.T, n *localNode) string {
 		t.Fatalf("nodes: %v %v", err, nodes)
 	}
 	return nodes[0].PID
+}
+
+// spec.tls.required on a real node, with the configuration Render writes: RabbitMQ itself lists
+// no plain listener (AMQP or the management API's HTTP), AMQPS serves, and the operator's
+// management client reaches the API over TLS, verified against the instance's CA (and refuses a
+// server it cannot verify).
+func TestTLSRequiredLeavesNoPlainListener(t *testing.T) {
+	now := time.Now()
+	ca, err := certs.NewAuthority("test CA", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newLocalCluster(t, 1)
+	inst := enginetest.Instance(Name, "events", 1)
+	inst.Spec.TLS = &v1alpha1.TLSSpec{Enabled: true, Required: true}
+	c.writeServerCert(ca, certs.DNSNames("default", "cluster.local", Engine{}.TLSNames(inst)...), now)
+	// The rendered configuration, with this machine's free ports and the certificate's directory,
+	// for a release before 3.13 like the one installed here (default_queue_type is unknown to it).
+	c.amqps = testenv.FreePort(t)
+	mgmtTLS := c.ports[0][1]
+	c.conf = strings.NewReplacer("= "+strconv.Itoa(amqpsPort)+"\n", "= "+strconv.Itoa(c.amqps)+"\n",
+		"= "+strconv.Itoa(managementTLSPort)+"\n", "= "+strconv.Itoa(mgmtTLS)+"\n", tlsMount, c.tlsDir).Replace(config(inst, release310))
+	c.plainOff = true
+	n := c.start(0, "")
+	waitReady(t, n)
+
+	verified, err := verifyingTLS(ca.CertPEM, serviceName(inst)+".default.svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := management{base: "https://127.0.0.1:" + strconv.Itoa(mgmtTLS), user: AdminUser, password: testPassword, tls: verified}
+	var overview struct {
+		Listeners []struct {
+			Protocol string `json:"protocol"`
+			Port     int    `json:"port"`
+		} `json:"listeners"`
+	}
+	if _, err := m.get(context.Background(), "/api/overview", &overview); err != nil {
+		t.Fatalf("the management API over TLS: %v", err)
+	}
+	var protocols []string
+	for _, l := range overview.Listeners {
+		protocols = append(protocols, l.Protocol)
+	}
+	slices.Sort(protocols)
+	if want := []string{"amqp/ssl", "clustering", "https"}; !slices.Equal(slices.Compact(protocols), want) {
+		t.Errorf("the node listens for %v, want %v: a plain listener is open", protocols, want)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca.CertPEM)
+	conn, err := amqp.DialTLS(fmt.Sprintf("amqps://%s:%s@127.0.0.1:%d/", AdminUser, testPassword, c.amqps),
+		&tls.Config{RootCAs: pool, ServerName: serviceName(inst) + ".default.svc", MinVersion: tls.VersionTLS12})
+	if err != nil {
+		t.Fatalf("AMQPS: %v", err)
+	}
+	conn.Close()
+
+	other, err := certs.NewAuthority("another CA", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.tls, _ = verifyingTLS(other.CertPEM, serviceName(inst)+".default.svc")
+	if _, err := m.get(context.Background(), "/api/overview", &overview); err == nil {
+		t.Error("the management client trusted a certificate of another CA")
+	}
 }

@@ -93,12 +93,6 @@ func (Engine) Validate(inst *v1alpha1.ServiceInstance, _ catalog.Release) field.
 		errs = append(errs, field.Forbidden(field.NewPath("spec"), "synchronousReplicas and primary are for engines with a primary; "+
 			"every RabbitMQ node serves clients, and quorum queues replicate to a majority"))
 	}
-	if inst.Spec.TLS != nil && inst.Spec.TLS.Required {
-		// Needs the plain listeners closed and the operator and backup Jobs on the management API's
-		// TLS port (issue #23): refused until it is done, rather than half-kept.
-		errs = append(errs, field.Forbidden(field.NewPath("spec", "tls", "required"), "not offered for RabbitMQ instances yet: "+
-			"with tls.enabled both the TLS listeners (5671, 15671) and the plain ones serve"))
-	}
 	return errs
 }
 

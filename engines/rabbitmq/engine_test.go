@@ -37,6 +37,14 @@ func TestGolden(t *testing.T) {
 		"testdata/events.golden.yaml")
 }
 
+// spec.tls.required: no plain listener in the configuration, the pod or the Service.
+func TestGoldenTLSRequired(t *testing.T) {
+	inst := enginetest.Instance(Name, "events", 1)
+	inst.Spec.TLS = &v1alpha1.TLSSpec{Enabled: true, Required: true}
+	enginetest.Golden(t, New(), engine.RenderInput{Instance: inst, Release: release, AgentImage: agentImage},
+		"testdata/events-tls-required.golden.yaml")
+}
+
 func TestValidateNamesTheField(t *testing.T) {
 	inst := enginetest.Instance(Name, "events", 4)
 	inst.Spec.Parameters = map[string]string{
@@ -53,7 +61,6 @@ func TestValidateNamesTheField(t *testing.T) {
 		`spec.parameters[ssl_options.verify]: Forbidden: ssl_options.verify is set by the operator: use spec.tls`,
 		`spec.parameters[vm_memory_high_watermark.relative]: Invalid value: "NaN": must be a non-negative decimal number`,
 		`spec.replicas: Invalid value: 4: must be odd`,
-		`spec.tls.required: Forbidden: not offered for RabbitMQ instances yet`,
 	)
 }
 

@@ -3,7 +3,10 @@ package rabbitmq
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -12,24 +15,62 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/bounded"
+	"github.com/datafleet-dev/datafleet/framework/certs"
 )
 
 // management is a client of one node's management API, as the operator's administrator. Only the
 // few calls the operator makes; the API is reachable on the pod network only.
 type management struct {
-	base           string // http://host:port
+	base           string // http(s)://host:port
 	user, password string
-	// client sends the requests; nil: managementClient (5 s). A restore's definitions import
-	// takes as long as the definitions need, bounded by its Job's deadline.
-	client *http.Client
+	// tls verifies the API's certificate when base is https.
+	tls *tls.Config
+	// unbounded requests take as long as their context allows (a definitions export or import,
+	// bounded by its Job's deadline); otherwise managementTimeout.
+	unbounded bool
 }
 
-func nodeManagement(ip string, password string) management {
-	return management{base: "http://" + net.JoinHostPort(ip, strconv.Itoa(managementPort)), user: AdminUser, password: password}
+// managementAt is the management API at host, over TLS (verified with tlsConfig) when tlsConfig
+// is set, else in clear.
+func managementAt(host, password string, tlsConfig *tls.Config) management {
+	if tlsConfig != nil {
+		return management{base: "https://" + net.JoinHostPort(host, strconv.Itoa(managementTLSPort)), user: AdminUser, password: password, tls: tlsConfig}
+	}
+	return management{base: "http://" + net.JoinHostPort(host, strconv.Itoa(managementPort)), user: AdminUser, password: password}
 }
 
-var managementClient = &http.Client{Timeout: 5 * time.Second}
+// managementTLS is how the operator verifies the management API of an instance with
+// spec.tls.required, whose nodes serve it over TLS only: against the instance's CA, as the client
+// Service's name, which every node's certificate carries (the operator dials pod IPs). Nil when
+// TLS is not required: the plain listener serves.
+func managementTLS(ctx context.Context, c client.Reader, inst *v1alpha1.ServiceInstance) (*tls.Config, error) {
+	if !tlsRequired(inst) {
+		return nil, nil
+	}
+	ca := &corev1.Secret{}
+	if err := c.Get(ctx, types.NamespacedName{Namespace: inst.Namespace, Name: certs.CAName(inst.Name)}, ca); err != nil {
+		return nil, fmt.Errorf("the instance's CA: %w", err)
+	}
+	return verifyingTLS(ca.Data[certs.CAKey], serviceName(inst)+"."+inst.Namespace+".svc")
+}
+
+func verifyingTLS(caPEM []byte, serverName string) (*tls.Config, error) {
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, errors.New("the instance's CA holds no certificate")
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool, ServerName: serverName}, nil
+}
+
+const managementTimeout = 5 * time.Second
+
+var managementClient = &http.Client{Timeout: managementTimeout}
 
 // maxAnswer bounds what the operator reads of one management API answer: listings ask for the
 // names alone (columns=name), about 64 bytes a user or vhost, so 32 MiB is half a million of them.
@@ -47,7 +88,7 @@ func (m management) do(ctx context.Context, method, path string, body any) (int,
 		}
 		rd = bytes.NewReader(b)
 	}
-	resp, err := m.request(ctx, m.httpClient(), method, path, rd)
+	resp, err := m.request(ctx, method, path, rd)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -59,16 +100,24 @@ func (m management) do(ctx context.Context, method, path string, body any) (int,
 	return resp.StatusCode, answer, nil
 }
 
-// httpClient is m's own client, else the management API's default with its short timeout.
+// httpClient sends m's requests: with the short timeout unless unbounded, over m.tls if set.
 func (m management) httpClient() *http.Client {
-	if m.client != nil {
-		return m.client
+	timeout := managementTimeout
+	if m.unbounded {
+		timeout = 0
 	}
-	return managementClient
+	if m.tls == nil {
+		if m.unbounded {
+			return http.DefaultClient
+		}
+		return managementClient
+	}
+	return &http.Client{Timeout: timeout, Transport: &http.Transport{TLSClientConfig: m.tls, DisableKeepAlives: true,
+		TLSHandshakeTimeout: managementTimeout}}
 }
 
-// request makes one request as the administrator with client, a JSON body when rd is not nil.
-func (m management) request(ctx context.Context, client *http.Client, method, path string, rd io.Reader) (*http.Response, error) {
+// request makes one request as the administrator, a JSON body when rd is not nil.
+func (m management) request(ctx context.Context, method, path string, rd io.Reader) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, method, m.base+path, rd)
 	if err != nil {
 		return nil, err
@@ -77,7 +126,7 @@ func (m management) request(ctx context.Context, client *http.Client, method, pa
 	if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	return client.Do(req)
+	return m.httpClient().Do(req)
 }
 
 // failed is the error of an unexpected status, with the answer, which says why.
@@ -101,7 +150,7 @@ func (m management) get(ctx context.Context, path string, out any) (int, error) 
 // decode decodes the JSON answer to GET path into out as it is read, refusing more than max
 // bytes: for answers too large to hold twice (a definitions export).
 func (m management) decode(ctx context.Context, path string, out any, max int64) error {
-	resp, err := m.request(ctx, m.httpClient(), http.MethodGet, path, nil)
+	resp, err := m.request(ctx, http.MethodGet, path, nil)
 	if err != nil {
 		return err
 	}

@@ -67,7 +67,11 @@ func (Engine) Render(in engine.RenderInput) ([]client.Object, error) {
 	}
 	inst := in.Instance
 	cfg := configMap(inst, in.Release)
-	headless := workload.HeadlessService(Name, inst, workload.ServicePort("amqp", amqpPort),
+	clients := workload.ServicePort("amqp", amqpPort)
+	if tlsRequired(inst) {
+		clients = workload.ServicePort("amqps", amqpsPort)
+	}
+	headless := workload.HeadlessService(Name, inst, clients,
 		workload.ServicePort("epmd", epmdPort), workload.ServicePort("cluster", distributionPort))
 	objs := []client.Object{cfg, clientService(inst), headless}
 	if pdb := workload.DisruptionBudget(inst.Name, inst.DesiredReplicas(), names.InstanceLabels(Name, inst.Name)); pdb != nil {
@@ -87,6 +91,12 @@ func (Engine) TLSNames(inst *v1alpha1.ServiceInstance) []string {
 
 func tlsEnabled(inst *v1alpha1.ServiceInstance) bool {
 	return inst.Spec.TLS != nil && inst.Spec.TLS.Enabled
+}
+
+// tlsRequired closes the plain listeners (AMQP and the management API's HTTP): clients, the
+// operator and backup Jobs reach the node over TLS only.
+func tlsRequired(inst *v1alpha1.ServiceInstance) bool {
+	return tlsEnabled(inst) && inst.Spec.TLS.Required
 }
 
 func serviceName(inst *v1alpha1.ServiceInstance) string {
@@ -148,6 +158,12 @@ func config(inst *v1alpha1.ServiceInstance, rel catalog.Release) string {
 		settings["ssl_options.verify"] = "verify_none"
 		settings["ssl_options.fail_if_no_peer_cert"] = "false"
 	}
+	if tlsRequired(inst) {
+		// The management plugin starts its HTTP listener only when it is configured.
+		delete(settings, "listeners.tcp.default")
+		delete(settings, "management.tcp.port")
+		settings["listeners.tcp"] = "none"
+	}
 	var b strings.Builder
 	for _, k := range slices.Sorted(maps.Keys(settings)) {
 		fmt.Fprintf(&b, "%s = %s\n", k, settings[k])
@@ -178,7 +194,10 @@ func configMap(inst *v1alpha1.ServiceInstance, rel catalog.Release) *corev1.Conf
 // clientService is what applications connect to. The management API is on it too: a ClusterIP
 // Service is reachable only from inside the cluster.
 func clientService(inst *v1alpha1.ServiceInstance) *corev1.Service {
-	ports := []corev1.ServicePort{workload.ServicePort("amqp", amqpPort), workload.ServicePort("management", managementPort)}
+	var ports []corev1.ServicePort
+	if !tlsRequired(inst) {
+		ports = append(ports, workload.ServicePort("amqp", amqpPort), workload.ServicePort("management", managementPort))
+	}
 	if tlsEnabled(inst) {
 		ports = append(ports, workload.ServicePort("amqps", amqpsPort), workload.ServicePort("management-tls", managementTLSPort))
 	}
@@ -196,6 +215,9 @@ func podAnnotations(inst *v1alpha1.ServiceInstance) map[string]string {
 	d := parameters.RestartDigest(inst.Spec.Parameters)
 	if tlsEnabled(inst) {
 		d += "+tls" // the listeners change
+	}
+	if tlsRequired(inst) {
+		d += "+required"
 	}
 	if d == "" {
 		return nil
@@ -225,10 +247,16 @@ func podSpec(in engine.RenderInput, configName string) corev1.PodSpec {
 		workload.EmptyDir("run"), workload.EmptyDir("tmp"),
 	}
 	ports := []corev1.ContainerPort{
-		{Name: "amqp", ContainerPort: amqpPort, Protocol: corev1.ProtocolTCP},
-		{Name: "management", ContainerPort: managementPort, Protocol: corev1.ProtocolTCP},
 		{Name: "epmd", ContainerPort: epmdPort, Protocol: corev1.ProtocolTCP},
 		{Name: "cluster", ContainerPort: distributionPort, Protocol: corev1.ProtocolTCP},
+	}
+	if !tlsRequired(inst) {
+		ports = append([]corev1.ContainerPort{
+			{Name: "amqp", ContainerPort: amqpPort, Protocol: corev1.ProtocolTCP},
+			{Name: "management", ContainerPort: managementPort, Protocol: corev1.ProtocolTCP},
+		}, ports...)
+	} else {
+		args = append(args, "--amqp-port=0") // readiness waits for AMQPS alone
 	}
 	if tlsEnabled(inst) {
 		// RabbitMQ reads the files itself; the agent clears Erlang's certificate cache when the

@@ -58,8 +58,12 @@ func (e Engine) Supervise(ctx context.Context, in engine.SuperviseInput) (engine
 	sort.Slice(pods.Items, func(i, j int) bool {
 		return workload.Ordinal(pods.Items[i].Name) < workload.Ordinal(pods.Items[j].Name)
 	})
+	mgmtTLS, err := managementTLS(ctx, in.Client, inst)
+	if err != nil {
+		return engine.SuperviseResult{}, err
+	}
 	s := &supervision{in: in, pods: pods.Items, password: password,
-		management: func(p *corev1.Pod) management { return nodeManagement(p.Status.PodIP, password) }}
+		management: func(p *corev1.Pod) management { return managementAt(p.Status.PodIP, password, mgmtTLS) }}
 	live := &appsv1.StatefulSet{}
 	if err := in.Client.Get(ctx, types.NamespacedName{Namespace: inst.Namespace, Name: names.Child(inst.Name, "", names.MaxStatefulSet)}, live); err != nil {
 		if !apierrors.IsNotFound(err) {

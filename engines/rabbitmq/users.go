@@ -182,7 +182,11 @@ func (e Engine) usersManagement(ctx context.Context, in engine.UsersInput) (mana
 	if e.management != nil {
 		return e.management(p, password), nil
 	}
-	return nodeManagement(p.Status.PodIP, password), nil
+	mgmtTLS, err := managementTLS(ctx, in.Client, inst)
+	if err != nil {
+		return management{}, err
+	}
+	return managementAt(p.Status.PodIP, password, mgmtTLS), nil
 }
 
 // tagList reads a user's tags, which the management API gives as a list (a comma-separated string

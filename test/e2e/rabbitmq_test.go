@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	neturl "net/url"
 	"slices"
@@ -28,6 +29,7 @@ import (
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/engines/rabbitmq"
 	"github.com/datafleet-dev/datafleet/framework/instance"
+	"github.com/datafleet-dev/datafleet/framework/names"
 	"github.com/datafleet-dev/datafleet/test/testenv"
 )
 
@@ -132,6 +134,38 @@ func testRabbitMQCluster(t *testing.T) {
 		t.Errorf("consumed %d of 100 messages after draining two nodes", len(got))
 	}
 	t.Logf("RABBITMQ: drained 5 -> 3: nodes %v, 100 of 100 messages kept", clusterNodes(t, inst))
+
+	checkRabbitMQTLSRequired(t, inst)
+}
+
+// checkRabbitMQTLSRequired sets spec.tls.required: the nodes roll, and the operator keeps
+// managing the cluster through the management API over TLS only (the members' states come from
+// it); AMQPS serves, and no node answers in clear on the AMQP or the management HTTP port.
+func checkRabbitMQTLSRequired(t *testing.T, inst *v1alpha1.ServiceInstance) {
+	t.Helper()
+	patchInstance(t, inst, func(s *v1alpha1.ServiceInstanceSpec) { s.TLS.Required = true })
+	waitInstance(t, inst, waitTimeout, "Ready with tls.required", func() (bool, string) {
+		return inst.Status.Phase == v1alpha1.PhaseReady && inst.Status.ObservedGeneration == inst.Generation,
+			fmt.Sprintf("phase %s, observed generation %d of %d", inst.Status.Phase, inst.Status.ObservedGeneration, inst.Generation)
+	})
+	waitNodesRunning(t, inst, 3)
+	checkAMQPS(t, inst)
+	var pods corev1.PodList
+	if err := env.c.List(context.Background(), &pods, client.InNamespace(inst.Namespace), client.MatchingLabels(names.InstanceLabels("rabbitmq", inst.Name))); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pods.Items {
+		for _, port := range []string{"5672", "15672"} {
+			conn, err := net.DialTimeout("tcp", net.JoinHostPort(p.Status.PodIP, port), 5*time.Second)
+			if err == nil {
+				conn.Close()
+				t.Errorf("%s answers in clear on %s with tls.required", p.Name, port)
+			} else if !strings.Contains(err.Error(), "refused") {
+				t.Errorf("%s:%s: want the connection refused (no listener), got %v", p.Name, port, err)
+			}
+		}
+	}
+	t.Logf("RABBITMQ: with tls.required the %d nodes rolled, the operator saw them running through the management API over TLS, AMQPS served, ports 5672 and 15672 refused connections", len(pods.Items))
 }
 
 // clusterNodes asks the management API, through the client Service, for the cluster's nodes.

@@ -38,7 +38,7 @@ func TestBuildGolden(t *testing.T) {
 	}}
 	j := job.Build(job.Input{Name: "nightly-backup", Namespace: "shop", Mode: job.ModeDump, Component: job.ComponentBackup, Owner: "nightly",
 		Image: "datafleet/operator:dev", Engine: "postgres", Instance: inst, Version: "17", Store: bs, Dir: "shop/orders/nightly-0123abcd",
-		Backup: "nightly", EngineEnv: []corev1.EnvVar{workload.SecretEnv("DATAFLEET_POSTGRES_TOKEN", "orders-replication", "password")},
+		Backup: "nightly", EngineEnv: []corev1.EnvVar{workload.SecretEnv("DATAFLEET_AGENT_TLS_KEY", "orders-agent-tls", "tls.key")},
 		Deadline: 6 * time.Hour})
 	enginetest.GoldenObjects(t, []client.Object{j}, "testdata/dump-job.golden.yaml")
 }
