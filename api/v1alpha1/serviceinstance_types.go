@@ -233,6 +233,18 @@ type InstanceTLSStatus struct {
 	// replaces it 30 days before.
 	// +optional
 	ServerCertificateNotAfter *metav1.Time `json:"serverCertificateNotAfter,omitempty"`
+	// caNotAfter is when the CA that signs expires; it is rotated a year before.
+	// +optional
+	CANotAfter *metav1.Time `json:"caNotAfter,omitempty"`
+	// caRotation is the step of a CA rotation in progress: TrustingNew (clients are given both
+	// CAs; certificates still come from the old one) or ServingNew (certificates come from the
+	// new one; both are still trusted). Empty when none is. The annotation datafleet.dev/rotate-ca
+	// asks for one.
+	// +optional
+	CARotation string `json:"caRotation,omitempty"`
+	// caRotationNextStep is when the rotation in progress moves on.
+	// +optional
+	CARotationNextStep *metav1.Time `json:"caRotationNextStep,omitempty"`
 }
 
 // ServiceInstanceStatus is what the operator observed.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"time"
 	_ "time/tzdata" // BackupPlan time zones: the image has no zoneinfo
 
 	"k8s.io/apimachinery/pkg/labels"
@@ -23,6 +24,7 @@ import (
 	"github.com/datafleet-dev/datafleet/framework/backup/job"
 	"github.com/datafleet-dev/datafleet/framework/backup/store"
 	"github.com/datafleet-dev/datafleet/framework/engine"
+	"github.com/datafleet-dev/datafleet/framework/instance"
 	"github.com/datafleet-dev/datafleet/framework/netpol"
 	"github.com/datafleet-dev/datafleet/framework/operator"
 	"github.com/datafleet-dev/datafleet/framework/webhook"
@@ -31,6 +33,7 @@ import (
 type options struct {
 	engines                 string
 	maxConcurrentReconciles int
+	caOverlap               time.Duration
 	metricsAddr             string
 	probeAddr               string
 	leaderElect             bool
@@ -104,6 +107,8 @@ func run(args []string) error {
 		"issue the webhook's certificate from the operator's own CA and inject it into the configuration (false: cert-manager provides both)")
 	fs.StringVar(&o.operatorPodLabels, "network-policy-operator-labels", "",
 		"labels of the operator's pods (k=v,...), in $POD_NAMESPACE: every instance gets a NetworkPolicy admitting them; empty: no NetworkPolicies")
+	fs.DurationVar(&o.caOverlap, "ca-rotation-overlap", instance.DefaultCAOverlap,
+		"how long a rotation of an instance's CA has clients trust both CAs: half before the new one signs, half after")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -180,6 +185,7 @@ func run(args []string) error {
 		AgentImage:              o.agentImage,
 		StorePolicy:             o.stores,
 		NetworkPolicy:           netpolOperator,
+		CAOverlap:               o.caOverlap,
 	}); err != nil {
 		return err
 	}

@@ -15,8 +15,6 @@ import (
 	"strings"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
@@ -53,11 +51,12 @@ func managementTLS(ctx context.Context, c client.Reader, inst *v1alpha1.ServiceI
 	if !tlsRequired(inst) {
 		return nil, nil
 	}
-	ca := &corev1.Secret{}
-	if err := c.Get(ctx, types.NamespacedName{Namespace: inst.Namespace, Name: certs.CAName(inst.Name)}, ca); err != nil {
-		return nil, fmt.Errorf("the instance's CA: %w", err)
+	// The bundle: during a CA rotation a node may still serve a certificate of the other CA.
+	trust, err := certs.ReadTrust(ctx, c, inst.Namespace, inst.Name)
+	if err != nil {
+		return nil, err
 	}
-	return verifyingTLS(ca.Data[certs.CAKey], serviceName(inst)+"."+inst.Namespace+".svc")
+	return verifyingTLS(trust.Bundle, serviceName(inst)+"."+inst.Namespace+".svc")
 }
 
 func verifyingTLS(caPEM []byte, serverName string) (*tls.Config, error) {

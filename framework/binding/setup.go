@@ -4,6 +4,7 @@ import (
 	"context"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
@@ -11,6 +12,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/framework/certs"
+	"github.com/datafleet-dev/datafleet/framework/names"
 )
 
 // InstanceIndex is the field index of ServiceBindings by the instance they refer to
@@ -36,7 +39,18 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options)
 		For(&v1alpha1.ServiceBinding{}).
 		Owns(&corev1.Secret{}).
 		Watches(&v1alpha1.ServiceInstance{}, handler.EnqueueRequestsFromMapFunc(r.bindingsOf)).
+		// The published CA goes into every binding's Secret (ca.crt): a CA rotation changes it.
+		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.bindingsOfCA)).
 		Complete(r)
+}
+
+// bindingsOfCA are the bindings of the instance whose published CA cm is.
+func (r *Reconciler) bindingsOfCA(ctx context.Context, cm client.Object) []reconcile.Request {
+	inst := cm.GetLabels()[names.InstanceLabel]
+	if inst == "" || cm.GetName() != certs.CAName(inst) {
+		return nil
+	}
+	return r.bindingsOf(ctx, &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Namespace: cm.GetNamespace(), Name: inst}})
 }
 
 func (r *Reconciler) bindingsOf(ctx context.Context, o client.Object) []reconcile.Request {

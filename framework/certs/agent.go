@@ -1,6 +1,7 @@
 package certs
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -8,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
@@ -21,20 +21,17 @@ func AgentSecretName(instance string) string {
 	return names.Child(instance, "agent-tls", names.MaxDNSLabel)
 }
 
-// EnsureAgent keeps every instance's CA (whether or not it serves clients over TLS) and the
-// agents' certificate, renewed like the server's, and returns the operator's Dialer for the
-// instance's agents. r.DNSNames is not used.
-func EnsureAgent(ctx context.Context, c client.Client, r Request) (Result, fwagent.Dialer, error) {
-	ca, err := ensureAuthority(ctx, c, r)
-	if err != nil {
-		return Result{}, fwagent.Dialer{}, fmt.Errorf("CA: %w", err)
-	}
-	res, err := ensureLeaf(ctx, c, r, ca, AgentSecretName(r.Instance), []string{fwagent.ServerName},
-		func() ([]byte, []byte, error) { return ca.IssueAgent(r.Now) })
+// EnsureAgent keeps the agents' certificate from the instance's CA (every instance has one,
+// whether or not it serves clients over TLS), renewed like the server's and reissued through a
+// CA rotation, and returns the operator's Dialer for the instance's agents. r.DNSNames is not
+// used.
+func EnsureAgent(ctx context.Context, c client.Client, r Request, t *Trust) (Result, fwagent.Dialer, error) {
+	res, err := ensureLeaf(ctx, c, r, t, AgentSecretName(r.Instance), []string{fwagent.ServerName},
+		func() ([]byte, []byte, error) { return t.CA.IssueAgent(r.Now) })
 	if err != nil {
 		return Result{}, fwagent.Dialer{}, fmt.Errorf("agent certificate: %w", err)
 	}
-	d, err := OperatorDialer(ca, r.Now)
+	d, err := OperatorDialer(t, r.Now)
 	return res, d, err
 }
 
@@ -42,15 +39,11 @@ func EnsureAgent(ctx context.Context, c client.Client, r Request) (Result, fwage
 // callers outside the instance's reconcile (bindings). An instance whose CA is not made yet has
 // no agents to reach.
 func AgentDialer(ctx context.Context, c client.Reader, namespace, instance string, now time.Time) (fwagent.Dialer, error) {
-	s := &corev1.Secret{}
-	if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: CAName(instance)}, s); err != nil {
-		return fwagent.Dialer{}, fmt.Errorf("the instance's CA: %w", err)
-	}
-	ca, err := ParseAuthority(s.Data[CAKey], s.Data[caKey])
+	t, err := ReadTrust(ctx, c, namespace, instance)
 	if err != nil {
-		return fwagent.Dialer{}, fmt.Errorf("the instance's CA: %w", err)
+		return fwagent.Dialer{}, err
 	}
-	return OperatorDialer(ca, now)
+	return OperatorDialer(t, now)
 }
 
 // The operator's client certificates are issued in memory, one per instance CA, and never
@@ -71,10 +64,11 @@ var operatorCerts = struct {
 	byCA map[[sha256.Size]byte]operatorCert
 }{byCA: map[[sha256.Size]byte]operatorCert{}}
 
-// OperatorDialer presents the operator's client certificate from ca (issued once per CA and
-// reused until it nears its end) and trusts only ca.
-func OperatorDialer(ca *Authority, now time.Time) (fwagent.Dialer, error) {
-	key := sha256.Sum256(ca.CertPEM)
+// OperatorDialer presents the operator's client certificate from t's CA (issued once per CA and
+// bundle, and reused until it nears its end) and trusts t's bundle only.
+func OperatorDialer(t *Trust, now time.Time) (fwagent.Dialer, error) {
+	ca := t.CA
+	key := sha256.Sum256(append(bytes.Clone(ca.CertPEM), t.Bundle...))
 	operatorCerts.Lock()
 	defer operatorCerts.Unlock()
 	if oc, ok := operatorCerts.byCA[key]; ok && now.Before(oc.renewAt) {
@@ -84,7 +78,7 @@ func OperatorDialer(ca *Authority, now time.Time) (fwagent.Dialer, error) {
 	if err != nil {
 		return fwagent.Dialer{}, err
 	}
-	cfg, err := fwagent.ClientTLSFromPEM(certPEM, keyPEM, ca.CertPEM)
+	cfg, err := fwagent.ClientTLSFromPEM(certPEM, keyPEM, t.Bundle)
 	if err != nil {
 		return fwagent.Dialer{}, err
 	}

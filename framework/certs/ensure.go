@@ -50,6 +50,10 @@ type Request struct {
 	Labels map[string]string
 	Owner  metav1.OwnerReference
 	Now    time.Time
+	// Overlap is how long a CA rotation trusts both CAs (see EnsureTrust); zero never rotates.
+	Overlap time.Duration
+	// RotateCA is the owner's AnnotationRotateCA: a value the CA has not seen starts a rotation.
+	RotateCA string
 }
 
 // Result says what the server certificate is good for.
@@ -59,19 +63,25 @@ type Result struct {
 	RenewAt time.Time
 }
 
-// Ensure creates the instance's CA once, publishes its certificate, and issues the server
-// certificate, replacing it when it nears expiry or its names change. Every write is
-// create-if-absent or guarded by resourceVersion; a settled instance costs reads only.
+// Ensure keeps the instance's CA (EnsureTrust) and its server certificate (EnsureServer).
 func Ensure(ctx context.Context, c client.Client, r Request) (Result, error) {
-	ca, err := ensureAuthority(ctx, c, r)
+	t, err := EnsureTrust(ctx, c, r)
 	if err != nil {
 		return Result{}, fmt.Errorf("CA: %w", err)
 	}
-	if err := publish(ctx, c, r, ca); err != nil {
+	return EnsureServer(ctx, c, r, t)
+}
+
+// EnsureServer publishes what clients must trust (the ConfigMap) and issues the server
+// certificate, replacing it when it nears expiry, its names change, or the CA or the bundle
+// changes. Every write is create-if-absent or guarded by resourceVersion; a settled instance
+// costs reads only.
+func EnsureServer(ctx context.Context, c client.Client, r Request, t *Trust) (Result, error) {
+	if err := publish(ctx, c, r, t); err != nil {
 		return Result{}, fmt.Errorf("publishing the CA: %w", err)
 	}
-	res, err := ensureLeaf(ctx, c, r, ca, ServerSecretName(r.Instance), r.DNSNames,
-		func() ([]byte, []byte, error) { return ca.Issue(r.DNSNames, r.Now) })
+	res, err := ensureLeaf(ctx, c, r, t, ServerSecretName(r.Instance), r.DNSNames,
+		func() ([]byte, []byte, error) { return t.CA.Issue(r.DNSNames, r.Now) })
 	if err != nil {
 		return Result{}, fmt.Errorf("server certificate: %w", err)
 	}
@@ -82,47 +92,25 @@ func (r Request) meta(name string) metav1.ObjectMeta {
 	return metav1.ObjectMeta{Name: name, Namespace: r.Namespace, Labels: r.Labels, OwnerReferences: []metav1.OwnerReference{r.Owner}}
 }
 
-func ensureAuthority(ctx context.Context, c client.Client, r Request) (*Authority, error) {
-	s := &corev1.Secret{}
-	err := c.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: CAName(r.Instance)}, s)
-	if err == nil {
-		return ParseAuthority(s.Data[CAKey], s.Data[caKey])
-	}
-	if !apierrors.IsNotFound(err) {
-		return nil, err
-	}
-	ca, err := NewAuthority(r.Namespace+"/"+r.Instance+" CA", r.Now)
-	if err != nil {
-		return nil, err
-	}
-	s = &corev1.Secret{ObjectMeta: r.meta(CAName(r.Instance)), Type: corev1.SecretTypeOpaque,
-		Data: map[string][]byte{CAKey: ca.CertPEM, caKey: ca.KeyPEM}}
-	if err := c.Create(ctx, s); err != nil {
-		// Another reconcile (or a cache that lagged) created it first: that one is the CA.
-		return nil, err
-	}
-	return ca, nil
-}
-
-func publish(ctx context.Context, c client.Client, r Request, ca *Authority) error {
+func publish(ctx context.Context, c client.Client, r Request, t *Trust) error {
 	cm := &corev1.ConfigMap{}
 	err := c.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: CAName(r.Instance)}, cm)
 	switch {
 	case apierrors.IsNotFound(err):
-		cm = &corev1.ConfigMap{ObjectMeta: r.meta(CAName(r.Instance)), Data: map[string]string{CAKey: string(ca.CertPEM)}}
+		cm = &corev1.ConfigMap{ObjectMeta: r.meta(CAName(r.Instance)), Data: map[string]string{CAKey: string(t.Bundle)}}
 		return c.Create(ctx, cm)
 	case err != nil:
 		return err
-	case cm.Data[CAKey] == string(ca.CertPEM):
+	case cm.Data[CAKey] == string(t.Bundle):
 		return nil
 	}
-	cm.Data = map[string]string{CAKey: string(ca.CertPEM)}
+	cm.Data = map[string]string{CAKey: string(t.Bundle)}
 	return c.Update(ctx, cm)
 }
 
-// ensureLeaf keeps the kubernetes.io/tls Secret name holding a certificate for dnsNames from ca,
-// with ca's certificate beside it, issuing a new one with issue when it is due.
-func ensureLeaf(ctx context.Context, c client.Client, r Request, ca *Authority, name string, dnsNames []string,
+// ensureLeaf keeps the kubernetes.io/tls Secret name holding a certificate for dnsNames from t's
+// CA, with t's bundle beside it, issuing a new one with issue when it is due.
+func ensureLeaf(ctx context.Context, c client.Client, r Request, t *Trust, name string, dnsNames []string,
 	issue func() (certPEM, keyPEM []byte, err error)) (Result, error) {
 	s := &corev1.Secret{}
 	err := c.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: name}, s)
@@ -130,8 +118,8 @@ func ensureLeaf(ctx context.Context, c client.Client, r Request, ca *Authority, 
 		return Result{}, err
 	}
 	exists := err == nil
-	if exists && bytes.Equal(s.Data[CAKey], ca.CertPEM) {
-		if why, notAfter := ca.Renewal(s.Data[CertKey], dnsNames, r.Now); why == "" {
+	if exists && bytes.Equal(s.Data[CAKey], t.Bundle) {
+		if why, notAfter := t.CA.Renewal(s.Data[CertKey], dnsNames, r.Now); why == "" {
 			return resultFor(notAfter), nil
 		}
 	}
@@ -139,7 +127,7 @@ func ensureLeaf(ctx context.Context, c client.Client, r Request, ca *Authority, 
 	if err != nil {
 		return Result{}, err
 	}
-	data := map[string][]byte{CertKey: certPEM, KeyKey: keyPEM, CAKey: ca.CertPEM}
+	data := map[string][]byte{CertKey: certPEM, KeyKey: keyPEM, CAKey: t.Bundle}
 	if exists {
 		// Guarded by the resourceVersion read above: a concurrent renewal makes this one conflict.
 		s.Data = data

@@ -25,8 +25,16 @@ func (r *Reconciler) certificates(ctx context.Context, s *scope) (bool, error) {
 	inst := s.inst
 	now := r.now()
 	req := certs.Request{Namespace: inst.Namespace, Instance: inst.Name,
-		Labels: names.InstanceLabels(r.Engine.Name(), inst.Name), Owner: r.ownerRef(inst), Now: now}
-	agentRes, agents, err := certs.EnsureAgent(ctx, r.Client, req)
+		Labels: names.InstanceLabels(r.Engine.Name(), inst.Name), Owner: r.ownerRef(inst), Now: now,
+		Overlap: r.caOverlap(), RotateCA: inst.Annotations[certs.AnnotationRotateCA]}
+	trust, err := certs.EnsureTrust(ctx, r.Client, req)
+	if stop, err := r.certificateError(ctx, s, err); stop || err != nil {
+		return stop, err
+	}
+	if trust.Rotation != "" {
+		s.requeue(trust.NextStep.Sub(now))
+	}
+	agentRes, agents, err := certs.EnsureAgent(ctx, r.Client, req, trust)
 	if stop, err := r.certificateError(ctx, s, err); stop || err != nil {
 		return stop, err
 	}
@@ -46,14 +54,28 @@ func (r *Reconciler) certificates(ctx context.Context, s *scope) (bool, error) {
 		domain = certs.DefaultClusterDomain
 	}
 	req.DNSNames = certs.DNSNames(inst.Namespace, domain, srv.TLSNames(inst)...)
-	res, err := certs.Ensure(ctx, r.Client, req)
+	res, err := certs.EnsureServer(ctx, r.Client, req, trust)
 	if stop, err := r.certificateError(ctx, s, err); stop || err != nil {
 		return stop, err
 	}
 	s.requeue(res.RenewAt.Sub(now))
 	s.tlsChecked = true
-	s.tls = &v1alpha1.InstanceTLSStatus{CAConfigMap: certs.CAName(inst.Name), ServerCertificateNotAfter: &metav1.Time{Time: res.NotAfter}}
+	s.tls = &v1alpha1.InstanceTLSStatus{CAConfigMap: certs.CAName(inst.Name), ServerCertificateNotAfter: &metav1.Time{Time: res.NotAfter},
+		CANotAfter: &metav1.Time{Time: trust.CA.Cert.NotAfter}, CARotation: trust.Rotation}
+	if trust.Rotation != "" {
+		s.tls.CARotationNextStep = &metav1.Time{Time: trust.NextStep}
+	}
 	return false, nil
+}
+
+// DefaultCAOverlap is how long a CA rotation trusts both CAs unless the operator is told otherwise.
+const DefaultCAOverlap = 14 * 24 * time.Hour
+
+func (r *Reconciler) caOverlap() time.Duration {
+	if r.CAOverlap > 0 {
+		return r.CAOverlap
+	}
+	return DefaultCAOverlap
 }
 
 // certificateError sorts out a failed certificates.Ensure: a foreign object in the way fails the

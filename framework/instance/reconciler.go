@@ -44,6 +44,8 @@ type Reconciler struct {
 	Engine    engine.Engine
 	Recorder  events.EventRecorder
 	Clock     clock.PassiveClock
+	// CAOverlap is how long a CA rotation trusts both CAs (DefaultCAOverlap if zero).
+	CAOverlap time.Duration
 	// ClusterDomain is the Services' DNS suffix in server certificates (certs.DefaultClusterDomain if empty).
 	ClusterDomain string
 	// DeletionRequeue is how soon to look again while children are still going away.

@@ -94,6 +94,8 @@ type Options struct {
 	StorePolicy store.Policy
 	// NetworkPolicy describes the operator's pods to every instance's NetworkPolicy; nil renders none.
 	NetworkPolicy *netpol.Operator
+	// CAOverlap is how long a CA rotation trusts both CAs (instance.DefaultCAOverlap if zero).
+	CAOverlap time.Duration
 }
 
 // Setup registers the field indexes, one controller per engine, the binding controller and the
@@ -115,6 +117,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, engines []engine.Engine, opts 
 			Engine:        e,
 			Recorder:      mgr.GetEventRecorder(instance.ControllerName(e.Name())),
 			NetworkPolicy: opts.NetworkPolicy,
+			CAOverlap:     opts.CAOverlap,
 		}
 		if err := r.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles}); err != nil {
 			return fmt.Errorf("setting up the %s controller: %w", e.Name(), err)

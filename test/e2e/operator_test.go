@@ -86,7 +86,9 @@ func testInstall(t *testing.T) {
 		"--namespace", releaseNamespace, "--wait", "--timeout", "3m",
 		"--set", "image.repository="+repo, "--set", "image.tag="+tag, "--set", "image.pullPolicy=Never",
 		// The backup tests' stores are MinIO in their own namespaces.
-		"--set", "backupStores.allowedEndpoints={minio.*.svc:9000}")
+		"--set", "backupStores.allowedEndpoints={minio.*.svc:9000}",
+		// A CA rotation's two steps take two minutes each here (checkCARotation), fourteen days by default.
+		"--set", "tls.caRotationOverlap=4m")
 
 	testenv.Eventually(t, waitTimeout, func() error {
 		ctx := context.Background()

@@ -145,6 +145,7 @@ func testPostgresHighAvailability(t *testing.T) {
 	// everything after (the hard kill, the chaos step) runs with it.
 	rollPods(t, inst, rw, "tls.required", 260000, func(s *v1alpha1.ServiceInstanceSpec) { s.TLS.Required = true })
 	checkTLSRequired(t, inst, rw)
+	checkCARotation(t, inst, rw)
 
 	// Hard kill: the primary's pod is deleted with no grace period, so its agent cannot stop
 	// postgres cleanly nor release the lease; the operator elects when the lease expires.

@@ -42,7 +42,7 @@ func New(t testing.TB) *Instance {
 			t.Fatal(err)
 		}
 	}
-	op, err := certs.OperatorDialer(ca, now)
+	op, err := certs.OperatorDialer(&certs.Trust{CA: ca, Bundle: ca.CertPEM}, now)
 	if err != nil {
 		t.Fatal(err)
 	}
