@@ -249,6 +249,28 @@ func TestBindings(t *testing.T) {
 		if string(s.Data["port"]) != "5671" || !strings.HasPrefix(string(s.Data["uri"]), "amqps://") || !strings.HasSuffix(string(s.Data["uri"]), "@secure.apps.svc:5671/%2F") {
 			t.Errorf("port %s, uri %s", s.Data["port"], s.Data["uri"])
 		}
+		// A CA rotation asked for: the binding's Secret hands out both CAs, as published.
+		inst := &v1alpha1.ServiceInstance{}
+		if err := c.Get(ctx, client.ObjectKey{Namespace: "apps", Name: "secure"}, inst); err != nil {
+			t.Fatal(err)
+		}
+		patched := inst.DeepCopy()
+		patched.Annotations = map[string]string{certs.AnnotationRotateCA: "1"}
+		if err := c.Patch(ctx, patched, client.MergeFrom(inst)); err != nil {
+			t.Fatal(err)
+		}
+		testenv.Eventually(t, time.Minute, func() error {
+			if err := c.Get(ctx, client.ObjectKeyFromObject(s), s); err != nil {
+				return err
+			}
+			if err := c.Get(ctx, client.ObjectKey{Namespace: "apps", Name: certs.CAName("secure")}, &ca); err != nil {
+				return err
+			}
+			if n := strings.Count(string(s.Data["ca.crt"]), "BEGIN CERTIFICATE"); n != 2 || string(s.Data["ca.crt"]) != ca.Data[certs.CAKey] {
+				return testenv.Errorf("the binding's ca.crt holds %d CAs (want both, as published)", n)
+			}
+			return nil
+		})
 		if err := c.Delete(ctx, b); err != nil {
 			t.Fatal(err)
 		}
