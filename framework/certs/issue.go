@@ -1,6 +1,8 @@
-// Package certs is the operator's own small certificate authority: one CA per instance, and a
-// server certificate for the instance's Service names signed by it, renewed well before it
-// expires. Clients trust the instance's CA, which the operator publishes in a ConfigMap.
+// Package certs is the operator's own small certificate authority: one CA per instance, which
+// signs a server certificate for the instance's Service names, the agents' certificate for the
+// agent API's mutual TLS and the operator's own client certificate; certificates are renewed well
+// before they expire and the CA is rotated a year before it does (rotation.go). Clients trust the
+// instance's CA, which the operator publishes in a ConfigMap.
 package certs
 
 import (

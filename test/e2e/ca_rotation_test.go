@@ -58,7 +58,8 @@ func checkCARotation(t *testing.T, inst *v1alpha1.ServiceInstance, addr string) 
 	var held *pgx.Conn
 	testenv.Eventually(t, time.Minute, func() (err error) { held, err = dial(secret, before); return err })
 	defer held.Close(ctx)
-	w := startWriter(ctx, addr, 400000)
+	// Ids of its own: the chaos step's writers start at 400000, ten thousand each.
+	w := startWriter(ctx, addr, 1000000)
 
 	annotateInstance(t, inst, certs.AnnotationRotateCA, strconv.FormatInt(time.Now().Unix(), 10))
 	started := time.Now()

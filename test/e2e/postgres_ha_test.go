@@ -178,6 +178,8 @@ type writer struct {
 	wg      sync.WaitGroup
 	firstID int
 	mu      sync.Mutex
+	// next is the id after the last one tried.
+	next    int
 	ok, bad int
 	longest time.Duration
 	lastOK  time.Time
@@ -197,7 +199,10 @@ func (w *writer) succeededElsewhere(ip string, t time.Time) bool {
 func (w *writer) checkNoneLost(t *testing.T, addr string) {
 	t.Helper()
 	var n int
-	queryEventually(t, addr, fmt.Sprintf("SELECT count(*) FROM ledger WHERE id >= %d AND id < %d", w.firstID, w.firstID+10000), &n)
+	w.mu.Lock()
+	next := w.next
+	w.mu.Unlock()
+	queryEventually(t, addr, fmt.Sprintf("SELECT count(*) FROM ledger WHERE id >= %d AND id < %d", w.firstID, next), &n)
 	if n < w.ok {
 		t.Fatalf("%d inserts were confirmed but only %d rows are there: confirmed writes were lost", w.ok, n)
 	}
@@ -215,6 +220,7 @@ func startWriter(ctx context.Context, addr string, firstID int) *writer {
 				return // stopped mid-insert: neither a success nor a failure
 			}
 			w.mu.Lock()
+			w.next = id + 1
 			if err != nil {
 				w.bad++
 			} else {
