@@ -9,7 +9,6 @@ package agent
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -103,9 +102,8 @@ type Actor interface {
 // the engine's own tools, next to the data. Dump writes everything needed to rebuild the
 // instance's data to w and returns nil only if it is complete; Load reads what Dump wrote and
 // applies it, without changing the existing data unless all of it could be read, and returns a
-// one-line summary of what it checked. Both are
-// served at PathDump and PathLoad to the same clients as actions, and streamed: the agent holds no more
-// than a buffer of either.
+// one-line summary of what it checked. Both are served at PathDump and PathLoad to the same
+// clients as actions, and streamed: the agent holds no more than a buffer of either.
 type Streamer interface {
 	Dump(ctx context.Context, w io.Writer) error
 	Load(ctx context.Context, r io.Reader) (string, error)
@@ -163,7 +161,7 @@ func Run(ctx context.Context, e Engine, l Listen) error {
 	if l.TLSDir == "" {
 		return errors.New("agent: no TLS directory (--" + FlagTLSDir + "): the agent serves only over mutual TLS")
 	}
-	tlsConfig, err := serverTLS(l.TLSDir)
+	tlsConfig, err := ServerTLS(l.TLSDir)
 	if err != nil {
 		return err
 	}
@@ -257,11 +255,8 @@ const trailerResult = "Datafleet-Result"
 
 // Handler serves e's status, probes and actions as Run does, for an engine whose process the
 // caller runs (tests stand in for a server that cannot run on the machine); serve it with
-// ServerTLS.
+// ServerTLS, the listener configuration Run uses.
 func Handler(e Engine) http.Handler { return handler(e, &atomic.Bool{}) }
-
-// ServerTLS is the listener configuration Run uses, for a caller that serves Handler itself.
-func ServerTLS(dir string) (*tls.Config, error) { return serverTLS(dir) }
 
 // probeTTL is how long /readyz reuses a status. The probe needs no certificate, so whoever can
 // reach the port may ask it as often as they like; the engine is asked at most once per probeTTL

@@ -96,10 +96,10 @@ func keyPair(certPEM, keyPEM, caPEM []byte) (*tls.Certificate, *x509.CertPool, e
 	return &cert, pool, nil
 }
 
-// serverTLS is the agent's listener configuration: its certificate from dir, client certificates
+// ServerTLS is the agent's listener configuration: its certificate from dir, client certificates
 // verified against dir's CA when given (the kubelet's probes give none; the handlers that need
 // one check it, see authorized).
-func serverTLS(dir string) (*tls.Config, error) {
+func ServerTLS(dir string) (*tls.Config, error) {
 	d := &tlsDir{dir: dir}
 	if _, _, err := d.load(); err != nil {
 		return nil, err
