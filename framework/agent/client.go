@@ -46,7 +46,7 @@ type Dialer struct {
 	Address func(*corev1.Pod) string
 }
 
-// NewDialer presents and verifies with cfg (see ClientTLS).
+// NewDialer presents and verifies with cfg (see ClientTLSFromPEM).
 func NewDialer(cfg *tls.Config) Dialer {
 	return Dialer{config: func() (*tls.Config, error) { return cfg, nil }}
 }

@@ -127,24 +127,22 @@ func clientIdentity(r *http.Request) string {
 	return r.TLS.VerifiedChains[0][0].Subject.CommonName
 }
 
-// ClientTLS is the configuration to reach the agents of the instance whose CA is caPEM, presenting
-// cert: the agent is verified against that CA and ServerName.
-func ClientTLS(cert tls.Certificate, caPEM []byte) (*tls.Config, error) {
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(caPEM) {
-		return nil, errors.New("agent TLS: the CA holds no certificate")
-	}
+// clientConfig reaches the agents of the instance whose CAs are pool, presenting cert: the
+// agent is verified against pool and ServerName.
+func clientConfig(cert *tls.Certificate, pool *x509.CertPool) *tls.Config {
 	return &tls.Config{MinVersion: tls.VersionTLS13, ServerName: ServerName, RootCAs: pool,
-		Certificates: []tls.Certificate{cert}}, nil
+		Certificates: []tls.Certificate{*cert}}
 }
 
-// ClientTLSFromPEM is ClientTLS with the key pair in PEM (a backup Job's environment).
+// ClientTLSFromPEM is the configuration to reach the agents of the instance whose CAs are caPEM,
+// presenting the key pair certPEM, keyPEM (the operator's, or a backup Job's from its
+// environment).
 func ClientTLSFromPEM(certPEM, keyPEM, caPEM []byte) (*tls.Config, error) {
-	cert, _, err := keyPair(certPEM, keyPEM, caPEM)
+	cert, pool, err := keyPair(certPEM, keyPEM, caPEM)
 	if err != nil {
 		return nil, fmt.Errorf("agent TLS: %w", err)
 	}
-	return ClientTLS(*cert, caPEM)
+	return clientConfig(cert, pool), nil
 }
 
 // PeerDialer reaches the agents of the pod's own instance with the agents' certificate in dir,
@@ -156,8 +154,7 @@ func PeerDialer(dir string) Dialer {
 		if err != nil {
 			return nil, err
 		}
-		return &tls.Config{MinVersion: tls.VersionTLS13, ServerName: ServerName, RootCAs: pool,
-			Certificates: []tls.Certificate{*cert}}, nil
+		return clientConfig(cert, pool), nil
 	}}
 }
 

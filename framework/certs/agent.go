@@ -1,7 +1,6 @@
 package certs
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -68,7 +67,8 @@ var operatorCerts = struct {
 // bundle, and reused until it nears its end) and trusts t's bundle only.
 func OperatorDialer(t *Trust, now time.Time) (fwagent.Dialer, error) {
 	ca := t.CA
-	key := sha256.Sum256(append(bytes.Clone(ca.CertPEM), t.Bundle...))
+	// The bundle starts with the signing CA, so it names both what is trusted and who signs.
+	key := sha256.Sum256(t.Bundle)
 	operatorCerts.Lock()
 	defer operatorCerts.Unlock()
 	if oc, ok := operatorCerts.byCA[key]; ok && now.Before(oc.renewAt) {

@@ -42,8 +42,8 @@ const (
 // Trust is an instance's CA as it stands: the one that signs, and what clients must trust.
 type Trust struct {
 	CA *Authority
-	// Bundle is every CA certificate clients trust now (PEM): the signing CA, and during a
-	// rotation the other one.
+	// Bundle is every CA certificate clients trust now (PEM): the signing CA first, and during a
+	// rotation the other one after it.
 	Bundle []byte
 	// Rotation is "", RotationTrustingNew or RotationServingNew; NextStep is when it moves on.
 	Rotation string

@@ -4,8 +4,6 @@ package e2e
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/pem"
 	"fmt"
 	"net/url"
@@ -39,21 +37,9 @@ func checkCARotation(t *testing.T, inst *v1alpha1.ServiceInstance, addr string) 
 	}
 	// The application: verified against the binding's ca.crt, for the Service's name.
 	dial := func(s *corev1.Secret, caPEM []byte) (*pgx.Conn, error) {
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(caPEM) {
-			t.Fatal("ca.crt is not PEM")
-		}
 		u := url.URL{Scheme: "postgres", User: url.UserPassword(string(s.Data["username"]), string(s.Data["password"])), Host: addr,
 			Path: "/" + string(s.Data["database"]), RawQuery: "sslmode=verify-full"}
-		cfg, err := pgx.ParseConfig(u.String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.TLSConfig = &tls.Config{RootCAs: pool, ServerName: inst.Name + "." + inst.Namespace + ".svc", MinVersion: tls.VersionTLS12}
-		cfg.Fallbacks = nil
-		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		return pgx.ConnectConfig(ctx, cfg)
+		return connectVerified(t, u.String(), caPEM, inst.Name+"."+inst.Namespace+".svc")
 	}
 	var held *pgx.Conn
 	testenv.Eventually(t, time.Minute, func() (err error) { held, err = dial(secret, before); return err })

@@ -36,24 +36,13 @@ func checkTLS(t *testing.T, inst *v1alpha1.ServiceInstance, addr string) {
 	}
 	host := fmt.Sprintf("%s.%s.svc", inst.Name, inst.Namespace)
 	dial := func(caPEM []byte) (bool, error) {
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(caPEM) {
-			t.Fatal("the CA is not PEM")
-		}
-		cfg, err := pgx.ParseConfig(connString(addr))
-		if err != nil {
-			t.Fatal(err)
-		}
-		// The host reaches the Service by its ClusterIP; the certificate is checked for its name.
-		cfg.TLSConfig = &tls.Config{RootCAs: pool, ServerName: host, MinVersion: tls.VersionTLS12}
-		cfg.Fallbacks = nil
-		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		conn, err := pgx.ConnectConfig(ctx, cfg)
+		conn, err := connectVerified(t, connString(addr), caPEM, host)
 		if err != nil {
 			return false, err
 		}
 		defer conn.Close(context.Background())
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
 		var ssl bool
 		err = conn.QueryRow(ctx, "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").Scan(&ssl)
 		return ssl, err
@@ -69,6 +58,26 @@ func checkTLS(t *testing.T, inst *v1alpha1.ServiceInstance, addr string) {
 	if _, err := dial(other.CertPEM); err == nil {
 		t.Error("a client trusting another CA connected")
 	}
+}
+
+// connectVerified connects with conn (host: the Service's ClusterIP, which the host reaches) over
+// TLS, verifying the server's certificate against caPEM for the Service's name, as
+// sslmode=verify-full does.
+func connectVerified(t *testing.T, conn string, caPEM []byte, name string) (*pgx.Conn, error) {
+	t.Helper()
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		t.Fatal("the CA is not PEM")
+	}
+	cfg, err := pgx.ParseConfig(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.TLSConfig = &tls.Config{RootCAs: pool, ServerName: name, MinVersion: tls.VersionTLS12}
+	cfg.Fallbacks = nil
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return pgx.ConnectConfig(ctx, cfg)
 }
 
 // checkTLSRequired: with spec.tls.required a login in clear is refused, and the primary's
