@@ -2,6 +2,7 @@ package primary
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -26,7 +27,8 @@ type Member interface {
 	// Follow keeps a replica following the current primary: called on every tick of a replica,
 	// with changed set when the lease names another holder than before (then it reconnects at
 	// once); otherwise it reconnects only a replication connection that has not streamed for a
-	// while (one that hangs on a frozen former primary).
+	// while (one that hangs on a frozen former primary). It returns a *Stop when the replica
+	// cannot follow without a restart (its data must be rewound first).
 	Follow(ctx context.Context, changed bool) error
 }
 
@@ -316,10 +318,15 @@ func (k *Keeper) step(ctx context.Context, m Member) *Stop {
 		k.mu.Unlock()
 		if !primary && roleErr == nil && s.Holder != "" {
 			followCtx, cancel := context.WithTimeout(ctx, CallTimeout)
-			if err := m.Follow(followCtx, changed); err != nil {
+			err := m.Follow(followCtx, changed)
+			cancel()
+			var stop *Stop
+			if errors.As(err, &stop) {
+				return stop
+			}
+			if err != nil {
 				logger.Error(err, "following the primary")
 			}
-			cancel()
 		}
 		return nil
 	}

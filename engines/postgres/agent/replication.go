@@ -302,7 +302,8 @@ func (e *Engine) Ask(ctx context.Context, ip, holder string) error {
 // for stalledAfter. The receiver ignores connect_timeout while it connects: to a frozen former
 // primary (whose kernel still accepts the connection) through a Service not yet moved, it waited
 // 80 s in the chaos step, and under synchronous replication the new primary could commit nothing
-// meanwhile.
+// meanwhile. A stalled replica whose data diverged from the primary's (see divergence.go) is
+// stopped instead, so that it is rewound before it starts again.
 func (e *Engine) Follow(ctx context.Context, changed bool) error {
 	var pid int
 	var status string
@@ -319,6 +320,14 @@ func (e *Engine) Follow(ctx context.Context, changed bool) error {
 	case pid != e.stalledPID: // first seen not streaming
 		e.stalledPID, e.stalledSince = pid, now
 	case now.Sub(e.stalledSince) >= stalledAfter:
+		// A receiver that cannot stream may be refused by this member's own startup process.
+		why, err := e.divergence(ctx)
+		if err != nil {
+			log.FromContext(ctx).Info("could not compare this member's timeline with the primary's", "reason", err.Error())
+		}
+		if why != "" {
+			return &primary.Stop{Reason: why + ": stopping to rewind this member before it starts again"}
+		}
 		log.FromContext(ctx).Info("restarting the WAL receiver", "status", status, "for", now.Sub(e.stalledSince).Round(time.Second))
 		return syscall.Kill(pid, syscall.SIGTERM)
 	}
