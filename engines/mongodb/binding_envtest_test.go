@@ -27,8 +27,8 @@ import (
 // and Secrets are the engine's and the framework's own, against a real FerretDB.
 type servingEngine struct{ Engine }
 
-func (servingEngine) Supervise(ctx context.Context, in engine.SuperviseInput) (engine.SuperviseResult, error) {
-	return enginetest.SuperviseServing(ctx, in, Name, SecretName(in.Instance), KeyfileKey, PasswordKey)
+func (servingEngine) Supervise(ctx context.Context, s *engine.Supervision) error {
+	return enginetest.SuperviseServing(ctx, s, Name, SecretName(s.Instance), KeyfileKey, PasswordKey)
 }
 
 // Bindings on FerretDB, driven by the operator's binding controller on a real API server, with

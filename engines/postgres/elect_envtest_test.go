@@ -56,7 +56,7 @@ func TestElectionKeepsToTheHoldersConfirmers(t *testing.T) {
 		if err := env.Client.Update(ctx, l); err != nil {
 			t.Fatal(err)
 		}
-		s := &supervision{in: engine.SuperviseInput{Client: env.Client, Instance: inst, Now: time.Now()}, key: key, pods: pods,
+		s := &supervision{Supervision: &engine.Supervision{SuperviseInput: engine.SuperviseInput{Client: env.Client, Instance: inst, Now: time.Now()}, Pods: pods}, key: key,
 			members: []member{{pod: &pods[0]},
 				{pod: &pods[1], status: &fwagent.Status{Ready: true, Role: RoleReplica, Position: &primary.Position{History: 1, Offset: 100}}},
 				{pod: &pods[2], status: &fwagent.Status{Ready: true, Role: RoleReplica, Position: &primary.Position{History: 1, Offset: 200}}}}}

@@ -8,12 +8,10 @@ import (
 	"strings"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -60,63 +58,58 @@ type member struct {
 // primary lease exist; a vacant lease gets a new holder (failover); pods are labelled with the
 // role their agent reports, which is what the Services select; then at most one step of a
 // switchover or a rolling replacement of outdated pods.
-func (e Engine) Supervise(ctx context.Context, in engine.SuperviseInput) (engine.SuperviseResult, error) {
-	inst := in.Instance
+func (e Engine) Supervise(ctx context.Context, sup *engine.Supervision) error {
+	inst := sup.Instance
 	labels := names.InstanceLabels(Name, inst.Name)
 	key := func(name string) types.NamespacedName {
 		return types.NamespacedName{Namespace: inst.Namespace, Name: name}
 	}
-	if err := secrets.EnsureGenerated(ctx, in.Client, key(ReplicationSecretName(inst)), labels, in.Owner, passwordKey); err != nil {
-		return engine.SuperviseResult{}, fmt.Errorf("replication secret: %w", err)
+	if err := secrets.EnsureGenerated(ctx, sup.Client, key(ReplicationSecretName(inst)), labels, sup.Owner, passwordKey); err != nil {
+		return fmt.Errorf("replication secret: %w", err)
 	}
 	sts := names.Child(inst.Name, "", names.MaxStatefulSet)
-	lease, err := primary.Ensure(ctx, in.Client, key(LeaseName(inst)), labels, &in.Owner, sts+"-0", in.Now)
+	lease, err := primary.Ensure(ctx, sup.Client, key(LeaseName(inst)), labels, &sup.Owner, sts+"-0", sup.Now)
 	if err != nil {
-		return engine.SuperviseResult{}, fmt.Errorf("primary lease: %w", err)
-	}
-	podList := &corev1.PodList{}
-	if err := in.Client.List(ctx, podList, client.InNamespace(inst.Namespace), client.MatchingLabels(labels)); err != nil {
-		return engine.SuperviseResult{}, err
+		return fmt.Errorf("primary lease: %w", err)
 	}
 	// The holder asks the members at these addresses to confirm it when it cannot renew.
 	addresses := map[string]string{}
-	for _, p := range podList.Items {
+	for _, p := range sup.Pods {
 		addresses[p.Name] = p.Status.PodIP
 	}
-	if lease, err = primary.SetMembers(ctx, in.Client, lease, addresses); err != nil {
-		return engine.SuperviseResult{}, fmt.Errorf("primary lease: recording the members: %w", err)
+	if lease, err = primary.SetMembers(ctx, sup.Client, lease, addresses); err != nil {
+		return fmt.Errorf("primary lease: recording the members: %w", err)
 	}
-	s := &supervision{in: in, lease: lease, leases: e.leases, key: key(LeaseName(inst)), pods: podList.Items, members: probe(ctx, in.Agents, podList.Items), sts: sts}
+	s := &supervision{Supervision: sup, leases: e.leases, key: key(LeaseName(inst)), members: probe(ctx, sup.Agents, sup.Pods), sts: sts}
 	s.read(lease)
 	// A rolling update goes before a switchover that spec.primary asks for: its own switchovers
 	// would otherwise be undone, and the requested one follows once every pod is updated.
 	for _, step := range []func(context.Context) (bool, error){s.elect, s.label, s.roll, s.switchover} {
 		done, err := step(ctx)
 		if err != nil {
-			return engine.SuperviseResult{}, err
+			return err
 		}
 		if done {
 			break
 		}
 	}
-	return s.result(), nil
+	s.report()
+	return nil
 }
 
 type supervision struct {
-	in      engine.SuperviseInput
+	*engine.Supervision
 	lease   *coordinationv1.Lease
 	state   primary.State
 	leases  *primary.Observer
 	key     types.NamespacedName
-	pods    []corev1.Pod
-	members []member // one per pod, pointing into pods
+	members []member // one per pod, pointing into Pods
 	sts     string
-	engine.NotReady
 }
 
 // read takes the lease as it is now, its expiry as this operator observed it.
 func (s *supervision) read(l *coordinationv1.Lease) {
-	s.lease, s.state = l, s.leases.Observe(s.key, primary.Read(l), s.in.Now)
+	s.lease, s.state = l, s.leases.Observe(s.key, primary.Read(l), s.Now)
 }
 
 // servingPrimary is the lease holder if its agent reports a ready primary, else nil.
@@ -140,7 +133,7 @@ func (s *supervision) member(name string) *member {
 // stopped renewing) and the instance was bootstrapped: the first primary is named when the lease
 // is created.
 func (s *supervision) elect(ctx context.Context) (bool, error) {
-	if !s.state.Vacant(s.in.Now) {
+	if !s.state.Vacant(s.Now) {
 		return false, nil
 	}
 	if !s.state.Bootstrapped {
@@ -161,7 +154,7 @@ func (s *supervision) elect(ctx context.Context) (bool, error) {
 		cands = append(cands, c)
 	}
 	// A primary that stepped down named its successor (a rolling update's or spec.primary's choice).
-	preferred := s.in.Instance.Spec.Primary
+	preferred := s.Instance.Spec.Primary
 	if s.state.StepDown {
 		preferred = s.state.StepDownTo
 	}
@@ -175,7 +168,7 @@ func (s *supervision) elect(ctx context.Context) (bool, error) {
 		s.Wait("NoPrimary", msg, 2*time.Second)
 		return true, nil
 	}
-	assigned, err := primary.Assign(ctx, s.in.Client, s.lease, winner, s.in.Now)
+	assigned, err := primary.Assign(ctx, s.Client, s.lease, winner, s.Now)
 	if err != nil {
 		return false, fmt.Errorf("assigning the primary lease to %s: %w", winner, err)
 	}
@@ -189,11 +182,11 @@ func (s *supervision) elect(ctx context.Context) (bool, error) {
 // with n of r replicas confirming each commit, any r-n+1 of them include one that has every
 // committed write.
 func (s *supervision) quorum() int {
-	n := int(ptr.Deref(s.in.Instance.Spec.SynchronousReplicas, 0))
+	n := int(ptr.Deref(s.Instance.Spec.SynchronousReplicas, 0))
 	if n == 0 {
 		return 1
 	}
-	return int(s.in.Instance.DesiredReplicas()) - 1 - n + 1
+	return int(s.Instance.DesiredReplicas()) - 1 - n + 1
 }
 
 // label puts the role each agent reports on its pod: the read-write Service selects the lease
@@ -209,7 +202,7 @@ func (s *supervision) label(ctx context.Context) (bool, error) {
 				want = RoleReplica
 			}
 		}
-		if err := workload.SetRole(ctx, s.in.Client, m.pod, want); err != nil {
+		if err := workload.SetRole(ctx, s.Client, m.pod, want); err != nil {
 			return false, err
 		}
 	}
@@ -224,7 +217,7 @@ func (s *supervision) label(ctx context.Context) (bool, error) {
 
 // switchover asks the primary to step down when spec.primary names a healthy replica.
 func (s *supervision) switchover(ctx context.Context) (bool, error) {
-	target := s.in.Instance.Spec.Primary
+	target := s.Instance.Spec.Primary
 	if target == "" || target == s.state.Holder {
 		return false, nil
 	}
@@ -247,7 +240,7 @@ func (s *supervision) stepDown(ctx context.Context, target, why string) (bool, e
 		s.Wait("Switchover", fmt.Sprintf("%s: waiting for %s to stream from %s", why, target, s.state.Holder), 2*time.Second)
 		return true, nil
 	}
-	if err := primary.RequestStepDown(ctx, s.in.Client, s.lease, target); err != nil {
+	if err := primary.RequestStepDown(ctx, s.Client, s.lease, target); err != nil {
 		return false, fmt.Errorf("asking %s to step down: %w", s.state.Holder, err)
 	}
 	s.Wait("Switchover", why, time.Second)
@@ -258,52 +251,36 @@ func (s *supervision) stepDown(ctx context.Context, target, why string) (bool, e
 // ready: replicas first (highest ordinal first), then a switchover to an updated replica, then
 // the former primary.
 func (s *supervision) roll(ctx context.Context) (bool, error) {
-	live := &appsv1.StatefulSet{}
-	if err := s.in.Client.Get(ctx, types.NamespacedName{Namespace: s.in.Instance.Namespace, Name: s.sts}, live); err != nil {
-		return false, client.IgnoreNotFound(err)
-	}
-	ro := workload.RolloutOf(live, s.pods)
-	if len(ro.Outdated) == 0 {
-		return false, nil
-	}
-	if !ro.AllReady || s.state.Vacant(s.in.Now) {
-		s.Wait("RollingUpdate", fmt.Sprintf("%d pods to update; waiting for every pod to be ready", len(ro.Outdated)), 2*time.Second)
-		return true, nil
-	}
-	victim := ro.Outdated[0]
-	for _, p := range ro.Outdated {
-		if p.Name != s.state.Holder {
-			victim = p // replicas first
-			break
-		}
-	}
-	if victim.Name == s.state.Holder && len(s.members) > 1 {
-		for _, m := range s.members {
-			if m.pod.Name != s.state.Holder && !isOutdated(m.pod, ro) {
-				return s.stepDown(ctx, m.pod.Name, "rolling update: switching over before updating the primary")
+	return s.Roll(ctx, engine.Roll{
+		Held: s.state.Vacant(s.Now),
+		Next: func(outdated []*corev1.Pod) *corev1.Pod {
+			for _, p := range outdated {
+				if p.Name != s.state.Holder {
+					return p // replicas first
+				}
 			}
-		}
-	}
-	if err := workload.Replace(ctx, s.in.Client, victim); err != nil {
-		return false, err
-	}
-	s.Wait("RollingUpdate", fmt.Sprintf("replacing %s (%d pods to update)", victim.Name, len(ro.Outdated)), 2*time.Second)
-	return true, nil
+			return outdated[0]
+		},
+		Before: func(ctx context.Context, victim *corev1.Pod, outdated []*corev1.Pod) (bool, error) {
+			if victim.Name != s.state.Holder || len(s.members) <= 1 {
+				return true, nil
+			}
+			for _, m := range s.members {
+				if m.pod.Name != s.state.Holder && !slices.Contains(outdated, m.pod) {
+					_, err := s.stepDown(ctx, m.pod.Name, "rolling update: switching over before updating the primary")
+					return false, err
+				}
+			}
+			return true, nil
+		},
+	})
 }
 
-func isOutdated(p *corev1.Pod, ro workload.Rollout) bool {
-	for _, o := range ro.Outdated {
-		if o.Name == p.Name {
-			return true
-		}
-	}
-	return false
-}
-
-// result turns what the supervisor saw into the instance's observation.
-func (s *supervision) result() engine.SuperviseResult {
-	inst := s.in.Instance
-	obs := s.in.Generic
+// report completes the observation with the members, the primary and the endpoints, and looks
+// again just after the lease would expire.
+func (s *supervision) report() {
+	inst := s.Instance
+	obs := &s.Observation
 	var replicas []fwagent.ReplicaStatus
 	if m := s.servingPrimary(); m != nil {
 		obs.CurrentPrimary = s.state.Holder
@@ -324,21 +301,15 @@ func (s *supervision) result() engine.SuperviseResult {
 	for i, m := range s.members {
 		statuses[i] = m.status
 	}
-	if why := workload.UnreadyMember(s.pods, statuses, inst.DesiredReplicas()); why != "" {
-		s.Wait("MemberNotReady", why, 2*time.Second)
+	s.WaitForMembers(statuses)
+	if obs.CurrentPrimary == "" {
+		s.Unready("NoPrimary", "no pod is serving as primary yet")
 	}
-	switch {
-	case s.Reason != "":
-		obs.Ready, obs.Reason, obs.Message = false, s.Reason, s.Message
-	case obs.Ready && obs.CurrentPrimary == "":
-		obs.Ready, obs.Reason, obs.Message = false, "NoPrimary", "no pod is serving as primary yet"
-	}
-	requeue := s.Requeue
-	if requeue == 0 && !s.state.Vacant(s.in.Now) {
+	s.Poll = time.Second
+	if !s.state.Vacant(s.Now) {
 		// A lease that expires sends no event: look again just after it would.
-		requeue = s.state.ExpiresAt().Sub(s.in.Now) + 500*time.Millisecond
+		s.Poll = max(s.state.ExpiresAt().Sub(s.Now)+500*time.Millisecond, time.Second)
 	}
-	return engine.SuperviseResult{Observation: obs, RequeueAfter: max(requeue, time.Second)}
 }
 
 func memberStatus(m member, replicas []fwagent.ReplicaStatus) v1alpha1.Member {

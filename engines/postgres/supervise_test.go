@@ -33,15 +33,16 @@ func TestReadyWaitsForEveryMembersAgent(t *testing.T) {
 	supervised := func(statuses ...*fwagent.Status) engine.Observation {
 		now := time.Now()
 		s := &supervision{
-			in: engine.SuperviseInput{Instance: inst, Now: now,
-				Generic: engine.Observation{Ready: true, Replicas: 3, ReadyReplicas: 3}},
+			Supervision: &engine.Supervision{SuperviseInput: engine.SuperviseInput{Instance: inst, Now: now},
+				Observation: engine.Observation{Ready: true, Replicas: 3, ReadyReplicas: 3}, Pods: pods[:len(statuses)]},
 			state: primary.State{Holder: "ledger-0", RenewTime: now},
-			pods:  pods[:len(statuses)],
 		}
 		for i := range statuses {
 			s.members = append(s.members, member{pod: &pods[i], status: statuses[i]})
 		}
-		return s.result().Observation
+		s.report()
+		obs, _ := s.Result()
+		return obs
 	}
 	primaryUp := &fwagent.Status{Ready: true, Role: RolePrimary, Position: pos}
 	replicaUp := &fwagent.Status{Ready: true, Role: RoleReplica, Position: pos}
@@ -98,8 +99,8 @@ func TestASwitchoverWaitsForItsTargetToStream(t *testing.T) {
 		Spec: v1alpha1.ServiceInstanceSpec{Engine: Name, Version: "15", Replicas: ptr.To(int32(2)), Primary: "ledger-1"}}
 	pods := []corev1.Pod{{ObjectMeta: metav1.ObjectMeta{Name: "ledger-0"}}, {ObjectMeta: metav1.ObjectMeta{Name: "ledger-1"}}}
 	pos := &primary.Position{History: 2, Offset: 100}
-	s := &supervision{in: engine.SuperviseInput{Instance: inst, Now: time.Now()},
-		state: primary.State{Holder: "ledger-0", RenewTime: time.Now()}, pods: pods,
+	s := &supervision{Supervision: &engine.Supervision{SuperviseInput: engine.SuperviseInput{Instance: inst, Now: time.Now()}, Pods: pods},
+		state: primary.State{Holder: "ledger-0", RenewTime: time.Now()},
 		members: []member{
 			{pod: &pods[0], status: &fwagent.Status{Ready: true, Role: RolePrimary, Position: pos,
 				Replicas: []fwagent.ReplicaStatus{{Name: "ledger-1", State: "catchup"}}}},

@@ -35,8 +35,8 @@ import (
 // serving once its StatefulSet is ready; users and Secrets are the engine's and framework's own.
 type servingEngine struct{ Engine }
 
-func (servingEngine) Supervise(ctx context.Context, in engine.SuperviseInput) (engine.SuperviseResult, error) {
-	return enginetest.SuperviseServing(ctx, in, Name, SecretName(in.Instance), CookieKey, PasswordKey)
+func (servingEngine) Supervise(ctx context.Context, s *engine.Supervision) error {
+	return enginetest.SuperviseServing(ctx, s, Name, SecretName(s.Instance), CookieKey, PasswordKey)
 }
 
 // bindingHarness is one local node, a real API server, and the operator's controllers on it,

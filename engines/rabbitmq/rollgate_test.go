@@ -81,10 +81,11 @@ func checkRollGate(t *testing.T, nodes []*localNode) {
 			p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
 			pods = append(pods, *p)
 		}
-		s := &supervision{in: engine.SuperviseInput{Instance: inst, Client: env.Client}, pods: pods,
+		s := &supervision{Supervision: &engine.Supervision{SuperviseInput: engine.SuperviseInput{Instance: inst, Client: env.Client},
+			Pods: pods, Workload: live},
 			cluster:    map[string]clusterNode{},
 			management: func(p *corev1.Pod) management { return nodes[workload.Ordinal(p.Name)].management() }}
-		if err := s.roll(ctx, live); err != nil {
+		if _, err := s.roll(ctx); err != nil {
 			t.Fatal(err)
 		}
 		return s, &pods[outdated]

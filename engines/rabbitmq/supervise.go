@@ -4,13 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net/url"
-	"sort"
 	"strings"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -40,44 +37,31 @@ var _ engine.Supervisor = Engine{}
 // password exist; the cluster is asked which nodes it has; nodes a drained scale-down removed are
 // forgotten; then at most one pod of a rolling update is replaced, and only when every node runs
 // and the node is not quorum-critical.
-func (e Engine) Supervise(ctx context.Context, in engine.SuperviseInput) (engine.SuperviseResult, error) {
-	inst := in.Instance
-	labels := names.InstanceLabels(Name, inst.Name)
+func (e Engine) Supervise(ctx context.Context, sup *engine.Supervision) error {
+	inst := sup.Instance
 	key := types.NamespacedName{Namespace: inst.Namespace, Name: SecretName(inst)}
-	if err := secrets.EnsureGenerated(ctx, in.Client, key, labels, in.Owner, CookieKey, PasswordKey); err != nil {
-		return engine.SuperviseResult{}, fmt.Errorf("cookie secret: %w", err)
+	if err := secrets.EnsureGenerated(ctx, sup.Client, key, names.InstanceLabels(Name, inst.Name), sup.Owner, CookieKey, PasswordKey); err != nil {
+		return fmt.Errorf("cookie secret: %w", err)
 	}
-	password, err := adminPassword(ctx, in.Client, inst)
+	password, err := adminPassword(ctx, sup.Client, inst)
 	if err != nil {
-		return engine.SuperviseResult{}, fmt.Errorf("cookie secret: %w", err)
+		return fmt.Errorf("cookie secret: %w", err)
 	}
-	pods := &corev1.PodList{}
-	if err := in.Client.List(ctx, pods, client.InNamespace(inst.Namespace), client.MatchingLabels(labels)); err != nil {
-		return engine.SuperviseResult{}, err
-	}
-	sort.Slice(pods.Items, func(i, j int) bool {
-		return workload.Ordinal(pods.Items[i].Name) < workload.Ordinal(pods.Items[j].Name)
-	})
-	mgmtTLS, err := managementTLS(ctx, in.Client, inst)
+	mgmtTLS, err := managementTLS(ctx, sup.Client, inst)
 	if err != nil {
-		return engine.SuperviseResult{}, err
+		return err
 	}
-	s := &supervision{in: in, pods: pods.Items, password: password,
+	s := &supervision{Supervision: sup,
 		management: func(p *corev1.Pod) management { return managementAt(p.Status.PodIP, password, mgmtTLS) }}
-	live := &appsv1.StatefulSet{}
-	if err := in.Client.Get(ctx, types.NamespacedName{Namespace: inst.Namespace, Name: names.Child(inst.Name, "", names.MaxStatefulSet)}, live); err != nil {
-		if !apierrors.IsNotFound(err) {
-			return engine.SuperviseResult{}, err
-		}
-		live = nil
-	}
 	s.observeCluster(ctx)
-	for _, step := range []func(context.Context, *appsv1.StatefulSet) error{s.forgetDeparted, s.roll} {
-		if err := step(ctx, live); err != nil {
-			return engine.SuperviseResult{}, err
-		}
+	if err := s.forgetDeparted(ctx); err != nil {
+		return err
 	}
-	return s.result(), nil
+	if _, err := s.roll(ctx); err != nil {
+		return err
+	}
+	s.report()
+	return nil
 }
 
 // DrainMember implements engine.ScaleDownGuard: a node that stays removes the leaving node's
@@ -116,8 +100,8 @@ func adminPassword(ctx context.Context, c client.Reader, inst *v1alpha1.ServiceI
 
 // forgetDeparted removes from the cluster the stopped nodes a drained scale-down took away (their
 // ordinals are beyond the StatefulSet's replicas), asking a running node's agent.
-func (s *supervision) forgetDeparted(ctx context.Context, live *appsv1.StatefulSet) error {
-	inst := s.in.Instance
+func (s *supervision) forgetDeparted(ctx context.Context) error {
+	inst, live := s.Instance, s.Workload
 	if live == nil || inst.Spec.ScaleDown != v1alpha1.ScaleDownDrain {
 		return nil
 	}
@@ -130,11 +114,11 @@ func (s *supervision) forgetDeparted(ctx context.Context, live *appsv1.StatefulS
 		if n.Running || ord < int(*live.Spec.Replicas) {
 			continue
 		}
-		p := stayingNode(s.pods, int(*live.Spec.Replicas))
+		p := stayingNode(s.Pods, int(*live.Spec.Replicas))
 		if p == nil {
 			continue
 		}
-		if err := s.in.Agents.Pod(p).Act(ctx, rmqagent.ActionForget, url.Values{"node": {name}}); err != nil {
+		if err := s.Agents.Pod(p).Act(ctx, rmqagent.ActionForget, url.Values{"node": {name}}); err != nil {
 			s.Wait("ScalingDown", fmt.Sprintf("removing %s from the cluster: %v", name, err), 5*time.Second)
 			return nil
 		}
@@ -155,25 +139,22 @@ func nodeOrdinal(inst *v1alpha1.ServiceInstance, node string) int {
 }
 
 type supervision struct {
-	in       engine.SuperviseInput
-	pods     []corev1.Pod
-	password string
+	*engine.Supervision
 	// management reaches a pod's node's management API.
 	management func(*corev1.Pod) management
 	// cluster is the cluster's nodes by name, as a ready node sees them (nil: no node answered).
 	cluster map[string]clusterNode
 	// missing are the desired nodes that are not running in the cluster.
 	missing []string
-	engine.NotReady
 }
 
 // observeCluster asks the first ready node for the cluster's nodes and finds the desired nodes
 // that do not run in it.
 func (s *supervision) observeCluster(ctx context.Context) {
-	inst := s.in.Instance
+	inst := s.Instance
 	var failed string
-	for i := range s.pods {
-		p := &s.pods[i]
+	for i := range s.Pods {
+		p := &s.Pods[i]
 		if !workload.PodReady(p) || p.Status.PodIP == "" {
 			continue
 		}
@@ -207,40 +188,30 @@ func (s *supervision) observeCluster(ctx context.Context) {
 // roll replaces pods that run an outdated revision, highest ordinal first, one at a time: only
 // when every pod is ready, every node runs in the cluster, and the cluster says stopping the
 // node leaves every quorum queue with a majority of its members online.
-func (s *supervision) roll(ctx context.Context, live *appsv1.StatefulSet) error {
-	if live == nil {
-		return nil
-	}
-	ro := workload.RolloutOf(live, s.pods)
-	if len(ro.Outdated) == 0 {
-		return nil
-	}
-	if !ro.AllReady || s.cluster == nil || len(s.missing) > 0 {
-		s.Wait("RollingUpdate", fmt.Sprintf("%d pods to update; waiting for every node to run in the cluster", len(ro.Outdated)), 2*time.Second)
-		return nil
-	}
-	victim := ro.Outdated[0]
-	why, err := s.management(victim).quorumCritical(ctx)
-	switch {
-	case err != nil:
-		s.Wait("RollingUpdate", fmt.Sprintf("asking %s whether it is quorum-critical: %v", victim.Name, err), 5*time.Second)
-		return nil
-	case why != "":
-		s.Wait("RollingUpdate", fmt.Sprintf("%d pods to update; %s is quorum-critical: %s", len(ro.Outdated), victim.Name, why), 5*time.Second)
-		return nil
-	}
-	if err := workload.Replace(ctx, s.in.Client, victim); err != nil {
-		return err
-	}
-	s.Wait("RollingUpdate", fmt.Sprintf("replacing %s (%d pods to update)", victim.Name, len(ro.Outdated)), 2*time.Second)
-	return nil
+func (s *supervision) roll(ctx context.Context) (bool, error) {
+	return s.Roll(ctx, engine.Roll{
+		Held:    s.cluster == nil || len(s.missing) > 0,
+		Waiting: "every node to run in the cluster",
+		Before: func(ctx context.Context, victim *corev1.Pod, outdated []*corev1.Pod) (bool, error) {
+			why, err := s.management(victim).quorumCritical(ctx)
+			switch {
+			case err != nil:
+				s.Wait("RollingUpdate", fmt.Sprintf("asking %s whether it is quorum-critical: %v", victim.Name, err), 5*time.Second)
+				return false, nil
+			case why != "":
+				s.Wait("RollingUpdate", fmt.Sprintf("%d pods to update; %s is quorum-critical: %s", len(outdated), victim.Name, why), 5*time.Second)
+				return false, nil
+			}
+			return true, nil
+		},
+	})
 }
 
-// result turns what the supervisor saw into the instance's observation.
-func (s *supervision) result() engine.SuperviseResult {
-	inst := s.in.Instance
-	obs := s.in.Generic
-	for _, p := range s.pods {
+// report completes the observation with the nodes and endpoints.
+func (s *supervision) report() {
+	inst := s.Instance
+	obs := &s.Observation
+	for _, p := range s.Pods {
 		m := v1alpha1.Member{Name: p.Name, Role: "node", State: "not in the cluster"}
 		switch n, ok := s.cluster[NodeName(inst, workload.Ordinal(p.Name))]; {
 		case s.cluster == nil:
@@ -258,15 +229,8 @@ func (s *supervision) result() engine.SuperviseResult {
 		obs.Endpoints = append(obs.Endpoints, v1alpha1.Endpoint{Name: "amqps", Host: host, Port: amqpsPort},
 			v1alpha1.Endpoint{Name: "management-tls", Host: host, Port: managementTLSPort})
 	}
-	switch {
-	case s.Reason != "":
-		obs.Ready, obs.Reason, obs.Message = false, s.Reason, s.Message
-	case obs.Ready && s.cluster == nil:
-		obs.Ready, obs.Reason, obs.Message = false, "ManagementUnavailable", "no node answered on the management API"
+	if s.cluster == nil {
+		s.Unready("ManagementUnavailable", "no node answered on the management API")
 	}
-	requeue := s.Requeue
-	if requeue == 0 {
-		requeue = settledPoll
-	}
-	return engine.SuperviseResult{Observation: obs, RequeueAfter: requeue}
+	s.Poll = settledPoll
 }

@@ -4,10 +4,7 @@ package engine
 
 import (
 	"context"
-	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
-	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -66,62 +63,6 @@ type Observation struct {
 	Members []v1alpha1.Member
 }
 
-// ObserveInput is what an Observer may use. Reader reads from the manager's cache.
-type ObserveInput struct {
-	Instance *v1alpha1.ServiceInstance
-	Release  catalog.Release
-	Reader   client.Reader
-	// Generic is the framework's own observation from the rendered workloads' status.
-	Generic Observation
-}
-
-// Observer is implemented by engines that know more about readiness than the workloads'
-// ready replicas (the current primary, replication state, cluster membership).
-type Observer interface {
-	Observe(ctx context.Context, in ObserveInput) (Observation, error)
-}
-
-// Finalizer is implemented by engines that must act before an instance's children are removed
-// (for example to stop replication cleanly). It must be idempotent: it runs again after a restart.
-type Finalizer interface {
-	Finalize(ctx context.Context, inst *v1alpha1.ServiceInstance, c client.Client) error
-}
-
-// Supervisor is implemented by engines that act on a running instance beyond applying its
-// children: electing a primary, labelling pods by role, restarting pods one at a time in an order
-// only the engine knows. Supervise runs after the children are applied, in place of Observe. It
-// may write, must be idempotent (a restart can interrupt it anywhere), and must write nothing
-// once the instance is settled.
-type Supervisor interface {
-	Supervise(ctx context.Context, in SuperviseInput) (SuperviseResult, error)
-}
-
-// SuperviseInput is what a Supervisor may use.
-type SuperviseInput struct {
-	Instance *v1alpha1.ServiceInstance
-	Release  catalog.Release
-	// Client reads from the manager's cache and writes to the API server.
-	Client client.Client
-	// Children as rendered and applied.
-	Children []client.Object
-	// Owner is the owner reference for objects the engine creates outside Render (a lease, a
-	// generated Secret), so they go when the instance goes. It is not a controller reference, so
-	// pruning never removes them.
-	Owner metav1.OwnerReference
-	// Generic is the framework's own observation from the rendered workloads' status.
-	Generic Observation
-	Now     time.Time
-	// Agents reaches the instance's agents with the operator's client certificate.
-	Agents fwagent.Dialer
-}
-
-// SuperviseResult is what the supervisor learned, and when it wants to look again (zero: only
-// when something it watches changes).
-type SuperviseResult struct {
-	Observation  Observation
-	RequeueAfter time.Duration
-}
-
 // TLSServer is implemented by engines that serve clients over TLS when spec.tls.enabled. Before
 // Render, the framework issues the instance a CA and a server certificate (framework/certs) in
 // the Secret certs.ServerSecretName, which Render mounts and the engine serves.
@@ -164,21 +105,4 @@ type MemberDrainer interface {
 type ScaleDownGuard interface {
 	MemberDrainer
 	ScaleDownRisk() string
-}
-
-// NotReady gathers, while a Supervisor runs, why the instance is not ready (the first reason
-// given wins: it is the earliest step's) and when to look again (the soonest time wins).
-type NotReady struct {
-	Reason, Message string
-	Requeue         time.Duration
-}
-
-// Wait records a reason to wait and a time to look again.
-func (n *NotReady) Wait(reason, message string, after time.Duration) {
-	if n.Reason == "" {
-		n.Reason, n.Message = reason, message
-	}
-	if n.Requeue == 0 || after < n.Requeue {
-		n.Requeue = after
-	}
 }

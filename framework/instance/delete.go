@@ -15,7 +15,6 @@ import (
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/apply"
 	"github.com/datafleet-dev/datafleet/framework/binding"
-	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/secrets"
 )
 
@@ -58,12 +57,6 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, s *scope) (ctrl.Result
 			Reason: ReasonDeleting, ObservedGeneration: s.inst.Generation,
 			Message: fmt.Sprintf("the instance is being deleted; waiting for its %d binding(s) to drop their users", n)})
 		return ctrl.Result{RequeueAfter: r.deletionRequeue()}, err
-	}
-
-	if f, ok := r.Engine.(engine.Finalizer); ok {
-		if err := f.Finalize(ctx, s.inst, r.Client); err != nil {
-			return ctrl.Result{}, describeErr("engine clean-up", err)
-		}
 	}
 
 	remaining, err := r.deleteChildren(ctx, s)

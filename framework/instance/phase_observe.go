@@ -3,35 +3,67 @@ package instance
 import (
 	"context"
 	"fmt"
+	"sort"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/datafleet-dev/datafleet/framework/engine"
+	"github.com/datafleet-dev/datafleet/framework/names"
+	"github.com/datafleet-dev/datafleet/framework/workload"
 )
 
-// observe reads the rendered workloads' status from the cache and lets the engine refine it.
+// observe reads the rendered workloads' status from the cache and lets a Supervisor refine it.
 func (r *Reconciler) observe(ctx context.Context, s *scope) (bool, error) {
 	obs, err := r.observeWorkloads(ctx, s)
 	if err != nil {
 		return false, err
 	}
 	if sv, ok := r.Engine.(engine.Supervisor); ok {
-		res, err := sv.Supervise(ctx, engine.SuperviseInput{Instance: s.inst, Release: s.release, Client: r.Client,
-			Children: s.children, Owner: r.ownerRef(s.inst), Generic: obs, Now: r.now(), Agents: s.agents})
+		sup, err := r.supervision(ctx, s, obs)
 		if err != nil {
+			return false, err
+		}
+		if err := sv.Supervise(ctx, sup); err != nil {
 			return false, describeErr("supervising instance", err)
 		}
-		obs = res.Observation
-		s.requeue(res.RequeueAfter)
-	} else if o, ok := r.Engine.(engine.Observer); ok {
-		obs, err = o.Observe(ctx, engine.ObserveInput{Instance: s.inst, Release: s.release, Reader: r.Client, Generic: obs})
-		if err != nil {
-			return false, describeErr("observing instance", err)
-		}
+		var after time.Duration
+		obs, after = sup.Result()
+		s.requeue(after)
 	}
 	s.observation = &obs
 	return false, nil
+}
+
+// supervision prepares a Supervisor's pass: the instance's pods by ordinal and its live
+// StatefulSet, both from the cache.
+func (r *Reconciler) supervision(ctx context.Context, s *scope, generic engine.Observation) (*engine.Supervision, error) {
+	sup := &engine.Supervision{SuperviseInput: engine.SuperviseInput{Instance: s.inst, Release: s.release, Client: r.Client,
+		Children: s.children, Owner: r.ownerRef(s.inst), Generic: generic, Now: r.now(), Agents: s.agents}, Observation: generic}
+	pods := &corev1.PodList{}
+	if err := r.Client.List(ctx, pods, client.InNamespace(s.inst.Namespace), client.MatchingLabels(names.InstanceLabels(r.Engine.Name(), s.inst.Name))); err != nil {
+		return nil, err
+	}
+	sort.Slice(pods.Items, func(i, j int) bool {
+		return workload.Ordinal(pods.Items[i].Name) < workload.Ordinal(pods.Items[j].Name)
+	})
+	sup.Pods = pods.Items
+	for _, o := range s.children {
+		if want, ok := o.(*appsv1.StatefulSet); ok {
+			live := &appsv1.StatefulSet{}
+			if err := r.Client.Get(ctx, client.ObjectKeyFromObject(want), live); err != nil {
+				if ignoreGone(err) != nil {
+					return nil, err
+				}
+				break
+			}
+			sup.Workload = live
+			break
+		}
+	}
+	return sup, nil
 }
 
 // observeWorkloads is the generic observation: every rendered StatefulSet has rolled out its

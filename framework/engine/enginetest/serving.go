@@ -14,8 +14,7 @@ import (
 // pod (a local RabbitMQ node, a FerretDB the test starts): it ensures the instance's generated
 // Secret, as the engine's own supervisor would first, and reports the instance serving once its
 // StatefulSet is ready (the framework's own observation).
-func SuperviseServing(ctx context.Context, in engine.SuperviseInput, engineName, secretName string, keys ...string) (engine.SuperviseResult, error) {
-	key := types.NamespacedName{Namespace: in.Instance.Namespace, Name: secretName}
-	err := secrets.EnsureGenerated(ctx, in.Client, key, names.InstanceLabels(engineName, in.Instance.Name), in.Owner, keys...)
-	return engine.SuperviseResult{Observation: in.Generic}, err
+func SuperviseServing(ctx context.Context, s *engine.Supervision, engineName, secretName string, keys ...string) error {
+	key := types.NamespacedName{Namespace: s.Instance.Namespace, Name: secretName}
+	return secrets.EnsureGenerated(ctx, s.Client, key, names.InstanceLabels(engineName, s.Instance.Name), s.Owner, keys...)
 }
