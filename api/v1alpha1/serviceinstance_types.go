@@ -350,3 +350,9 @@ func (in *ServiceInstance) DesiredReplicas() int32 {
 	}
 	return *in.Spec.Replicas
 }
+
+// TLSEnabled is spec.tls.enabled: the instance serves TLS with a certificate of its own CA.
+func (in *ServiceInstance) TLSEnabled() bool { return in.Spec.TLS != nil && in.Spec.TLS.Enabled }
+
+// TLSRequired is spec.tls.required on an instance that serves TLS: it serves nothing in clear.
+func (in *ServiceInstance) TLSRequired() bool { return in.TLSEnabled() && in.Spec.TLS.Required }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/engine"
+	"github.com/datafleet-dev/datafleet/framework/names"
 	"github.com/datafleet-dev/datafleet/framework/workload"
 )
 
@@ -29,7 +30,7 @@ func (Engine) BackupEnv(inst *v1alpha1.ServiceInstance) []corev1.EnvVar {
 
 // primaryAddress is the client Service, which selects the primary.
 func primaryAddress(inst *v1alpha1.ServiceInstance) string {
-	return net.JoinHostPort(serviceName(inst)+"."+inst.Namespace+".svc", strconv.Itoa(Port))
+	return net.JoinHostPort(names.ServiceHost(serviceName(inst), inst.Namespace), strconv.Itoa(Port))
 }
 
 // Dump implements engine.Backuper: the Job reads the primary through the driver (see Dump).

@@ -144,7 +144,7 @@ func (Engine) Validate(inst *v1alpha1.ServiceInstance, rel catalog.Release) fiel
 		errs = append(errs, field.Forbidden(spec, "synchronousReplicas and primary are not for MongoDB: the replica set elects its own primary, "+
 			"and applications ask for acknowledgement from a majority with their write concern"))
 	}
-	if inst.Spec.TLS != nil && inst.Spec.TLS.Enabled {
+	if inst.TLSEnabled() {
 		errs = append(errs, field.Forbidden(spec.Child("tls"), "TLS is not offered for MongoDB instances yet"))
 	}
 	if ServerOf(rel) == ServerFerretDB {

@@ -1,7 +1,6 @@
 package mongodb
 
 import (
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -48,8 +47,8 @@ func ReplicaSetName(inst *v1alpha1.ServiceInstance) string { return inst.Name }
 // client Service, which selects the primary; a headless Service for the members' stable names; a
 // PodDisruptionBudget; and the StatefulSet.
 func (Engine) Render(in engine.RenderInput) ([]client.Object, error) {
-	if in.AgentImage == "" {
-		return nil, errors.New("the operator was started without an agent image (--agent-image), which mongodb pods need")
+	if err := in.CheckAgentImage(Name); err != nil {
+		return nil, err
 	}
 	inst := in.Instance
 	cfg, err := configMap(inst)

@@ -145,7 +145,7 @@ func (s *supervision) report() {
 	if s.primary != nil {
 		obs.CurrentPrimary = s.primary.Name
 	}
-	obs.Endpoints = []v1alpha1.Endpoint{{Name: "mongodb", Host: serviceName(inst) + "." + inst.Namespace + ".svc", Port: Port}}
+	obs.Endpoints = []v1alpha1.Endpoint{{Name: "mongodb", Host: names.ServiceHost(serviceName(inst), inst.Namespace), Port: Port}}
 	s.WaitForMembers(s.statuses)
 	if obs.CurrentPrimary == "" {
 		s.Unready("NoPrimary", "no member is primary yet")

@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"errors"
 	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	pgagent "github.com/datafleet-dev/datafleet/engines/postgres/agent"
-	"github.com/datafleet-dev/datafleet/framework/certs"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/names"
 	"github.com/datafleet-dev/datafleet/framework/params"
@@ -30,7 +28,6 @@ const (
 	socketDir   = "/var/run/postgresql"
 	paramsFile  = "parameters.conf"
 	secretMount = "/etc/datafleet/replication"
-	tlsMount    = "/etc/datafleet/tls"
 	passwordKey = "password"
 
 	defaultStorage = "1Gi"
@@ -41,8 +38,8 @@ const (
 // agent's ServiceAccount with a Role on the primary lease only; a PodDisruptionBudget; and the
 // StatefulSet.
 func (Engine) Render(in engine.RenderInput) ([]client.Object, error) {
-	if in.AgentImage == "" {
-		return nil, errors.New("the operator was started without an agent image (--agent-image), which postgres pods need")
+	if err := in.CheckAgentImage(Name); err != nil {
+		return nil, err
 	}
 	inst := in.Instance
 	cfg := configMap(inst)
@@ -61,10 +58,6 @@ var _ engine.TLSServer = Engine{}
 // their stable names.
 func (Engine) TLSNames(inst *v1alpha1.ServiceInstance) []string {
 	return []string{serviceName(inst, ""), serviceName(inst, "ro"), "*." + workload.HeadlessName(inst)}
-}
-
-func tlsEnabled(inst *v1alpha1.ServiceInstance) bool {
-	return inst.Spec.TLS != nil && inst.Spec.TLS.Enabled
 }
 
 // Role label values; the operator sets RoleLabel on each pod from what its agent reports.
@@ -175,15 +168,15 @@ func podSpec(in engine.RenderInput, configName, accountName string) corev1.PodSp
 		workload.SecretVolume("replication", ReplicationSecretName(inst)),
 		workload.EmptyDir("run"), workload.EmptyDir("tmp"),
 	}
-	if tlsEnabled(inst) {
+	if inst.TLSEnabled() {
 		// The agent copies the certificate and key out of this volume (see the agent's Reload), so
 		// a renewed certificate reaches postgres without a restart.
-		args = append(args, "--tls-dir="+tlsMount)
-		if inst.Spec.TLS.Required {
+		arg, mount, volume := workload.ServerTLS(inst)
+		args = append(args, arg)
+		if inst.TLSRequired() {
 			args = append(args, "--tls-required")
 		}
-		mounts = append(mounts, corev1.VolumeMount{Name: "tls", MountPath: tlsMount, ReadOnly: true})
-		volumes = append(volumes, workload.SecretVolume("tls", certs.ServerSecretName(inst.Name)))
+		mounts, volumes = append(mounts, mount), append(volumes, volume)
 	}
 	return workload.AgentPod{
 		Engine: Name, Instance: inst, Image: in.Release.Image, AgentImage: in.AgentImage, UID: postgresUID,

@@ -294,8 +294,8 @@ func (s *supervision) report() {
 	})
 	ns := inst.Namespace
 	obs.Endpoints = []v1alpha1.Endpoint{
-		{Name: "read-write", Host: serviceName(inst, "") + "." + ns + ".svc", Port: port},
-		{Name: "read-only", Host: serviceName(inst, "ro") + "." + ns + ".svc", Port: port},
+		{Name: "read-write", Host: names.ServiceHost(serviceName(inst, ""), ns), Port: port},
+		{Name: "read-only", Host: names.ServiceHost(serviceName(inst, "ro"), ns), Port: port},
 	}
 	statuses := make([]*fwagent.Status, len(s.members))
 	for i, m := range s.members {

@@ -40,7 +40,7 @@ func (Engine) CheckTarget(b *v1alpha1.ServiceBinding) error {
 func (Engine) Connection(in engine.UsersInput, user, password string) engine.Connection {
 	inst := in.Instance
 	query := ""
-	if tlsEnabled(inst) {
+	if inst.TLSEnabled() {
 		query = "sslmode=require"
 	}
 	return engine.NewConnection("postgresql", serviceName(inst, ""), inst.Namespace, port, user, password, "database", engine.BindingDatabase(in.Binding), query)

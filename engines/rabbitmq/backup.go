@@ -41,7 +41,7 @@ const (
 // BackupEnv implements engine.Backuper.
 func (Engine) BackupEnv(inst *v1alpha1.ServiceInstance) []corev1.EnvVar {
 	env := []corev1.EnvVar{workload.SecretEnv(envPassword, SecretName(inst), PasswordKey)}
-	if tlsRequired(inst) {
+	if inst.TLSRequired() {
 		env = append(env, workload.SecretEnv(envCA, certs.ServerSecretName(inst.Name), certs.CAKey))
 	}
 	return env
@@ -53,7 +53,7 @@ func (e Engine) backupManagement(t engine.BackupTarget) (management, error) {
 	if e.management != nil {
 		return e.management(nil, t.Getenv(envPassword)), nil
 	}
-	host := fmt.Sprintf("%s.%s.svc", serviceName(t.Instance), t.Instance.Namespace)
+	host := names.ServiceHost(serviceName(t.Instance), t.Instance.Namespace)
 	var tlsConfig *tls.Config
 	if ca := t.Getenv(envCA); ca != "" {
 		var err error

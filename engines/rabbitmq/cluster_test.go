@@ -24,6 +24,7 @@ import (
 	"github.com/datafleet-dev/datafleet/framework/agent/agenttest"
 	"github.com/datafleet-dev/datafleet/framework/certs"
 	"github.com/datafleet-dev/datafleet/framework/engine/enginetest"
+	"github.com/datafleet-dev/datafleet/framework/workload"
 	"github.com/datafleet-dev/datafleet/test/testenv"
 )
 
@@ -438,7 +439,7 @@ func TestTLSRequiredLeavesNoPlainListener(t *testing.T) {
 	c.amqps = testenv.FreePort(t)
 	mgmtTLS := c.ports[0][1]
 	c.conf = strings.NewReplacer("= "+strconv.Itoa(amqpsPort)+"\n", "= "+strconv.Itoa(c.amqps)+"\n",
-		"= "+strconv.Itoa(managementTLSPort)+"\n", "= "+strconv.Itoa(mgmtTLS)+"\n", tlsMount, c.tlsDir).Replace(config(inst, release310))
+		"= "+strconv.Itoa(managementTLSPort)+"\n", "= "+strconv.Itoa(mgmtTLS)+"\n", workload.ServerTLSMount, c.tlsDir).Replace(config(inst, release310))
 	c.plainOff = true
 	n := c.start(0, "")
 	waitReady(t, n)

@@ -20,6 +20,7 @@ import (
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/bounded"
 	"github.com/datafleet-dev/datafleet/framework/certs"
+	"github.com/datafleet-dev/datafleet/framework/names"
 )
 
 // management is a client of one node's management API, as the operator's administrator. Only the
@@ -48,7 +49,7 @@ func managementAt(host, password string, tlsConfig *tls.Config) management {
 // Service's name, which every node's certificate carries (the operator dials pod IPs). Nil when
 // TLS is not required: the plain listener serves.
 func managementTLS(ctx context.Context, c client.Reader, inst *v1alpha1.ServiceInstance) (*tls.Config, error) {
-	if !tlsRequired(inst) {
+	if !inst.TLSRequired() {
 		return nil, nil
 	}
 	// The bundle: during a CA rotation a node may still serve a certificate of the other CA.
@@ -56,7 +57,7 @@ func managementTLS(ctx context.Context, c client.Reader, inst *v1alpha1.ServiceI
 	if err != nil {
 		return nil, err
 	}
-	return verifyingTLS(trust.Bundle, serviceName(inst)+"."+inst.Namespace+".svc")
+	return verifyingTLS(trust.Bundle, names.ServiceHost(serviceName(inst), inst.Namespace))
 }
 
 func verifyingTLS(caPEM []byte, serverName string) (*tls.Config, error) {

@@ -1,7 +1,6 @@
 package rabbitmq
 
 import (
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -33,7 +32,6 @@ const (
 	dataMount   = "/var/lib/rabbitmq"
 	configMount = "/etc/datafleet"
 	secretMount = "/etc/datafleet/secret"
-	tlsMount    = "/etc/datafleet/tls"
 	runMount    = "/var/run/rabbitmq"
 
 	// ConfigMap keys. The peer list is apart from the rest so that adding a node does not change
@@ -62,13 +60,13 @@ func SecretName(inst *v1alpha1.ServiceInstance) string {
 // plugins; the client Service (AMQP and, inside the cluster only, the management API); a headless
 // Service for the nodes' stable names; a PodDisruptionBudget; and the StatefulSet.
 func (Engine) Render(in engine.RenderInput) ([]client.Object, error) {
-	if in.AgentImage == "" {
-		return nil, errors.New("the operator was started without an agent image (--agent-image), which rabbitmq pods need")
+	if err := in.CheckAgentImage(Name); err != nil {
+		return nil, err
 	}
 	inst := in.Instance
 	cfg := configMap(inst, in.Release)
 	clients := workload.ServicePort("amqp", amqpPort)
-	if tlsRequired(inst) {
+	if inst.TLSRequired() {
 		clients = workload.ServicePort("amqps", amqpsPort)
 	}
 	headless := workload.HeadlessService(Name, inst, clients,
@@ -87,16 +85,6 @@ var _ engine.TLSServer = Engine{}
 // TLSNames implements engine.TLSServer: the client Service and the nodes by their stable names.
 func (Engine) TLSNames(inst *v1alpha1.ServiceInstance) []string {
 	return []string{serviceName(inst), "*." + workload.HeadlessName(inst)}
-}
-
-func tlsEnabled(inst *v1alpha1.ServiceInstance) bool {
-	return inst.Spec.TLS != nil && inst.Spec.TLS.Enabled
-}
-
-// tlsRequired closes the plain listeners (AMQP and the management API's HTTP): clients, the
-// operator and backup Jobs reach the node over TLS only.
-func tlsRequired(inst *v1alpha1.ServiceInstance) bool {
-	return tlsEnabled(inst) && inst.Spec.TLS.Required
 }
 
 func serviceName(inst *v1alpha1.ServiceInstance) string {
@@ -146,20 +134,22 @@ func config(inst *v1alpha1.ServiceInstance, rel catalog.Release) string {
 	for k, v := range inst.Spec.Parameters {
 		settings[k] = v
 	}
-	if tlsEnabled(inst) {
+	if inst.TLSEnabled() {
 		settings["listeners.ssl.default"] = strconv.Itoa(amqpsPort)
 		settings["management.ssl.port"] = strconv.Itoa(managementTLSPort)
 		for _, prefix := range []string{"ssl_options.", "management.ssl."} {
-			settings[prefix+"cacertfile"] = tlsMount + "/" + certs.CAKey
-			settings[prefix+"certfile"] = tlsMount + "/" + corev1.TLSCertKey
-			settings[prefix+"keyfile"] = tlsMount + "/" + corev1.TLSPrivateKeyKey
+			settings[prefix+"cacertfile"] = workload.ServerTLSMount + "/" + certs.CAKey
+			settings[prefix+"certfile"] = workload.ServerTLSMount + "/" + corev1.TLSCertKey
+			settings[prefix+"keyfile"] = workload.ServerTLSMount + "/" + corev1.TLSPrivateKeyKey
 		}
 		// Clients authenticate with a user and password; the certificate proves the server.
 		settings["ssl_options.verify"] = "verify_none"
 		settings["ssl_options.fail_if_no_peer_cert"] = "false"
 	}
-	if tlsRequired(inst) {
-		// The management plugin starts its HTTP listener only when it is configured.
+	if inst.TLSRequired() {
+		// The plain listeners close (AMQP and the management API's HTTP): clients, the operator
+		// and backup Jobs reach the node over TLS only. The management plugin starts its HTTP
+		// listener only when it is configured.
 		delete(settings, "listeners.tcp.default")
 		delete(settings, "management.tcp.port")
 		settings["listeners.tcp"] = "none"
@@ -195,10 +185,10 @@ func configMap(inst *v1alpha1.ServiceInstance, rel catalog.Release) *corev1.Conf
 // Service is reachable only from inside the cluster.
 func clientService(inst *v1alpha1.ServiceInstance) *corev1.Service {
 	var ports []corev1.ServicePort
-	if !tlsRequired(inst) {
+	if !inst.TLSRequired() {
 		ports = append(ports, workload.ServicePort("amqp", amqpPort), workload.ServicePort("management", managementPort))
 	}
-	if tlsEnabled(inst) {
+	if inst.TLSEnabled() {
 		ports = append(ports, workload.ServicePort("amqps", amqpsPort), workload.ServicePort("management-tls", managementTLSPort))
 	}
 	return &corev1.Service{
@@ -213,10 +203,10 @@ const ConfigAnnotation = "datafleet.dev/configuration"
 
 func podAnnotations(inst *v1alpha1.ServiceInstance) map[string]string {
 	d := parameters.RestartDigest(inst.Spec.Parameters)
-	if tlsEnabled(inst) {
+	if inst.TLSEnabled() {
 		d += "+tls" // the listeners change
 	}
-	if tlsRequired(inst) {
+	if inst.TLSRequired() {
 		d += "+required"
 	}
 	if d == "" {
@@ -250,7 +240,7 @@ func podSpec(in engine.RenderInput, configName string) corev1.PodSpec {
 		{Name: "epmd", ContainerPort: epmdPort, Protocol: corev1.ProtocolTCP},
 		{Name: "cluster", ContainerPort: distributionPort, Protocol: corev1.ProtocolTCP},
 	}
-	if !tlsRequired(inst) {
+	if !inst.TLSRequired() {
 		ports = append([]corev1.ContainerPort{
 			{Name: "amqp", ContainerPort: amqpPort, Protocol: corev1.ProtocolTCP},
 			{Name: "management", ContainerPort: managementPort, Protocol: corev1.ProtocolTCP},
@@ -258,12 +248,12 @@ func podSpec(in engine.RenderInput, configName string) corev1.PodSpec {
 	} else {
 		args = append(args, "--amqp-port=0") // readiness waits for AMQPS alone
 	}
-	if tlsEnabled(inst) {
+	if inst.TLSEnabled() {
 		// RabbitMQ reads the files itself; the agent clears Erlang's certificate cache when the
 		// Secret changes, so a renewed certificate is served without a restart.
-		args = append(args, "--tls-dir="+tlsMount, fmt.Sprintf("--amqps-port=%d", amqpsPort))
-		mounts = append(mounts, corev1.VolumeMount{Name: "tls", MountPath: tlsMount, ReadOnly: true})
-		volumes = append(volumes, workload.SecretVolume("tls", certs.ServerSecretName(inst.Name)))
+		arg, mount, volume := workload.ServerTLS(inst)
+		args = append(args, arg, fmt.Sprintf("--amqps-port=%d", amqpsPort))
+		mounts, volumes = append(mounts, mount), append(volumes, volume)
 		ports = append(ports, corev1.ContainerPort{Name: "amqps", ContainerPort: amqpsPort, Protocol: corev1.ProtocolTCP},
 			corev1.ContainerPort{Name: "management-tls", ContainerPort: managementTLSPort, Protocol: corev1.ProtocolTCP})
 	}

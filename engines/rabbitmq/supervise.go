@@ -223,9 +223,9 @@ func (s *supervision) report() {
 		}
 		obs.Members = append(obs.Members, m)
 	}
-	host := serviceName(inst) + "." + inst.Namespace + ".svc"
+	host := names.ServiceHost(serviceName(inst), inst.Namespace)
 	obs.Endpoints = []v1alpha1.Endpoint{{Name: "amqp", Host: host, Port: amqpPort}, {Name: "management", Host: host, Port: managementPort}}
-	if tlsEnabled(inst) {
+	if inst.TLSEnabled() {
 		obs.Endpoints = append(obs.Endpoints, v1alpha1.Endpoint{Name: "amqps", Host: host, Port: amqpsPort},
 			v1alpha1.Endpoint{Name: "management-tls", Host: host, Port: managementTLSPort})
 	}

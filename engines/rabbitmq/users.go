@@ -59,7 +59,7 @@ func bindingVhost(b *v1alpha1.ServiceBinding) string { return engine.BindingTarg
 func (Engine) Connection(in engine.UsersInput, user, password string) engine.Connection {
 	inst := in.Instance
 	scheme, port := "amqp", int32(amqpPort)
-	if tlsEnabled(inst) {
+	if inst.TLSEnabled() {
 		scheme, port = "amqps", amqpsPort
 	}
 	return engine.NewConnection(scheme, serviceName(inst), inst.Namespace, port, user, password, "vhost", bindingVhost(in.Binding), "")

@@ -202,7 +202,7 @@ func (r *Reconciler) bind(ctx context.Context, s *scope) error {
 		return nil
 	}
 	var caPEM []byte
-	if t.inst.Spec.TLS != nil && t.inst.Spec.TLS.Enabled {
+	if t.inst.TLSEnabled() {
 		cm := &corev1.ConfigMap{}
 		if err := r.Client.Get(ctx, client.ObjectKey{Namespace: t.inst.Namespace, Name: certs.CAName(t.inst.Name)}, cm); err != nil {
 			if !apierrors.IsNotFound(err) {

@@ -4,6 +4,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -43,6 +44,15 @@ type RenderInput struct {
 	// AgentImage is the operator's own image. Engines whose pods run the instance agent copy the
 	// manager binary from it with an init container, so engine images need no entrypoint.
 	AgentImage string
+}
+
+// CheckAgentImage fails the Render of an engine whose pods run the agent when the operator was
+// started without an agent image.
+func (in RenderInput) CheckAgentImage(engineName string) error {
+	if in.AgentImage == "" {
+		return fmt.Errorf("the operator was started without an agent image (--agent-image), which %s pods need", engineName)
+	}
+	return nil
 }
 
 // Observation is what the framework learns about a running instance.

@@ -78,7 +78,7 @@ type Connection struct {
 // user: the URI is scheme://user:password@host:port/target?query, with the target (a database,
 // a vhost) escaped as one path segment, and the target is also the Secret's key targetKey.
 func NewConnection(scheme, service, namespace string, port int32, user, password, targetKey, target, query string) Connection {
-	host := service + "." + namespace + ".svc"
+	host := names.ServiceHost(service, namespace)
 	u := url.URL{Scheme: scheme, User: url.UserPassword(user, password), Host: net.JoinHostPort(host, strconv.Itoa(int(port))),
 		Path: "/" + target, RawPath: "/" + url.PathEscape(target), RawQuery: query}
 	return Connection{Host: host, Port: port, URI: u.String(), Extra: map[string]string{targetKey: target}}

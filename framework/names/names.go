@@ -40,3 +40,7 @@ func Fit(name string, max int) string {
 	prefix := strings.TrimRight(name[:keep], "-.")
 	return prefix + "-" + h
 }
+
+// ServiceHost is a Service's name in the cluster's DNS, as clients inside the cluster reach it
+// (and as an instance's server certificate names it).
+func ServiceHost(service, namespace string) string { return service + "." + namespace + ".svc" }

@@ -122,6 +122,17 @@ func SecretVolume(name, secret string) corev1.Volume {
 		SecretName: secret, DefaultMode: ptr.To[int32](0o440)}}}
 }
 
+// ServerTLSMount is where an agent pod mounts the instance's server certificate.
+const ServerTLSMount = "/etc/datafleet/tls"
+
+// ServerTLS gives an agent pod of an instance with spec.tls.enabled its server certificate
+// (certs.ServerSecretName, which the framework issues before Render): the agent's flag naming
+// the directory, the mount and the volume.
+func ServerTLS(inst *v1alpha1.ServiceInstance) (string, corev1.VolumeMount, corev1.Volume) {
+	return "--tls-dir=" + ServerTLSMount, corev1.VolumeMount{Name: "tls", MountPath: ServerTLSMount, ReadOnly: true},
+		SecretVolume("tls", certs.ServerSecretName(inst.Name))
+}
+
 // StatefulSet runs an instance's pods under stable names, replaced by the engine's supervisor
 // (OnDelete) and started in parallel. Its claims outlive it: the instance's deletionPolicy
 // decides about them.

@@ -62,7 +62,7 @@ func (*Users) CheckTarget(b *v1alpha1.ServiceBinding) error {
 
 // Connection implements engine.UserManager.
 func (*Users) Connection(in engine.UsersInput, user, password string) engine.Connection {
-	return engine.Connection{Host: in.Instance.Name + "." + in.Instance.Namespace + ".svc", Port: 1234,
+	return engine.Connection{Host: names.ServiceHost(in.Instance.Name, in.Instance.Namespace), Port: 1234,
 		URI: "fake://" + user + ":" + password + "@" + in.Instance.Name, Extra: map[string]string{"database": "app"}}
 }
 
