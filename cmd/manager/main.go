@@ -74,11 +74,7 @@ func run(args []string) error {
 		// The backup and restore Jobs: no API access, the result in the termination message.
 		ctx, cancel := agent.SignalContext()
 		defer cancel()
-		byName := map[string]engine.Engine{}
-		for _, e := range compiledEngines() {
-			byName[e.Name()] = e
-		}
-		return job.Main(ctx, args[1:], byName)
+		return job.Main(ctx, args[1:], engine.ByName(compiledEngines()))
 	}
 	registry := engine.NewRegistry(compiledEngines()...)
 	fs := flag.NewFlagSet("manager", flag.ContinueOnError)

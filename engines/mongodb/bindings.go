@@ -3,7 +3,6 @@ package mongodb
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 
 	"net/url"
@@ -12,13 +11,13 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/names"
+	"github.com/datafleet-dev/datafleet/framework/secrets"
 	"github.com/datafleet-dev/datafleet/framework/workload"
 )
 
@@ -93,14 +92,9 @@ func (e Engine) DropUsers(ctx context.Context, in engine.UsersInput, keep []stri
 
 // onPrimary logs in to the pod labelled primary as the operator's administrator.
 func (e Engine) onPrimary(ctx context.Context, c client.Reader, inst *v1alpha1.ServiceInstance, fn func(*Server) error) error {
-	sel := names.InstanceLabels(Name, inst.Name)
-	sel[workload.RoleLabel] = RolePrimary
-	p, err := workload.ReadyPod(ctx, c, inst.Namespace, sel)
+	p, err := workload.ReadyMember(ctx, c, Name, inst, RolePrimary)
 	if err != nil {
 		return err
-	}
-	if p == nil {
-		return errors.New("no ready primary")
 	}
 	password, err := adminPassword(ctx, c, inst)
 	if err != nil {
@@ -129,10 +123,7 @@ func withAdmin(ctx context.Context, addr, password string, fn func(*Server) erro
 	return fn(s)
 }
 
+// adminPassword is the operator's administrator password, from the instance's generated Secret.
 func adminPassword(ctx context.Context, c client.Reader, inst *v1alpha1.ServiceInstance) (string, error) {
-	secret := &corev1.Secret{}
-	if err := c.Get(ctx, types.NamespacedName{Namespace: inst.Namespace, Name: SecretName(inst)}, secret); err != nil {
-		return "", err
-	}
-	return string(secret.Data[PasswordKey]), nil
+	return secrets.Value(ctx, c, types.NamespacedName{Namespace: inst.Namespace, Name: SecretName(inst)}, PasswordKey)
 }

@@ -159,14 +159,9 @@ var _ engine.MemberDrainer = Engine{}
 // replica set's configuration before its pod stops, so the set keeps a majority of its voters.
 func (e Engine) DrainMember(ctx context.Context, in engine.SuperviseInput, pod string) error {
 	inst := in.Instance
-	sel := names.InstanceLabels(Name, inst.Name)
-	sel[workload.RoleLabel] = RolePrimary
-	p, err := workload.ReadyPod(ctx, in.Client, inst.Namespace, sel)
+	p, err := workload.ReadyMember(ctx, in.Client, Name, inst, RolePrimary)
 	if err != nil {
-		return err
-	}
-	if p == nil {
-		return errors.New("no ready primary to remove the member")
+		return fmt.Errorf("removing the member: %w", err)
 	}
 	return in.Agents.Pod(p).Act(ctx, ActionRemoveMember,
 		url.Values{ParamHost: {MemberHost(inst, workload.Ordinal(pod))}})

@@ -1,16 +1,13 @@
 package postgres
 
 import (
-	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"net/url"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	pgagent "github.com/datafleet-dev/datafleet/engines/postgres/agent"
 	"github.com/datafleet-dev/datafleet/framework/engine"
-	"github.com/datafleet-dev/datafleet/framework/names"
 	"github.com/datafleet-dev/datafleet/framework/workload"
 )
 
@@ -68,12 +65,9 @@ func (Engine) DropUsers(ctx context.Context, in engine.UsersInput, keep []string
 
 // actOnPrimary asks the agent of the pod labelled primary.
 func actOnPrimary(ctx context.Context, in engine.UsersInput, action string, params url.Values) error {
-	inst := in.Instance
-	sel := names.InstanceLabels(Name, inst.Name)
-	sel[RoleLabel] = RolePrimary
-	p, err := workload.ReadyPod(ctx, in.Client, inst.Namespace, sel)
-	if err != nil || p == nil {
-		return cmp.Or(err, errors.New("no ready primary"))
+	p, err := workload.ReadyMember(ctx, in.Client, Name, in.Instance, RolePrimary)
+	if err != nil {
+		return err
 	}
 	return in.Agents.Pod(p).Act(ctx, action, params)
 }

@@ -92,10 +92,9 @@ func stayingNode(pods []corev1.Pod, stay int) *corev1.Pod {
 	return nil
 }
 
+// adminPassword is the operator's administrator password, from the instance's generated Secret.
 func adminPassword(ctx context.Context, c client.Reader, inst *v1alpha1.ServiceInstance) (string, error) {
-	secret := &corev1.Secret{}
-	err := c.Get(ctx, types.NamespacedName{Namespace: inst.Namespace, Name: SecretName(inst)}, secret)
-	return string(secret.Data[PasswordKey]), err
+	return secrets.Value(ctx, c, types.NamespacedName{Namespace: inst.Namespace, Name: SecretName(inst)}, PasswordKey)
 }
 
 // forgetDeparted removes from the cluster the stopped nodes a drained scale-down took away (their

@@ -368,7 +368,7 @@ func (r *Reconciler) writeStatus(ctx context.Context, s *scope, reconcileErr err
 	}
 	before := b.DeepCopy()
 	b.Status = *st
-	return client.IgnoreNotFound(r.Client.Status().Patch(ctx, b, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})))
+	return client.IgnoreNotFound(apply.PatchStatus(ctx, r.Client, before, b))
 }
 
 func (r *Reconciler) event(b *v1alpha1.ServiceBinding, kind, reason, action, format string, args ...any) {

@@ -25,6 +25,16 @@ func NewRegistry(engines ...Engine) *Registry {
 	return r
 }
 
+// ByName indexes engines by name, for the controllers that serve every engine (bindings, backups,
+// the webhook).
+func ByName(engines []Engine) map[string]Engine {
+	m := make(map[string]Engine, len(engines))
+	for _, e := range engines {
+		m[e.Name()] = e
+	}
+	return m
+}
+
 // Names returns the registered engine names, sorted.
 func (r *Registry) Names() []string {
 	names := make([]string, 0, len(r.engines))

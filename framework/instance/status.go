@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/framework/apply"
 	"github.com/datafleet-dev/datafleet/framework/catalog"
 )
 
@@ -118,7 +119,7 @@ func (r *Reconciler) writeStatus(ctx context.Context, orig *v1alpha1.ServiceInst
 	}
 	patched := s.inst.DeepCopy()
 	patched.Status = next
-	if err := r.Client.Status().Patch(ctx, patched, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+	if err := apply.PatchStatus(ctx, r.Client, orig, patched); err != nil {
 		return describeErr("writing status", client.IgnoreNotFound(err))
 	}
 	if next.Phase != orig.Status.Phase {

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/framework/apply"
 )
 
 // UnclaimedReconciler reports instances whose engine no controller of this manager runs, so a
@@ -48,7 +49,7 @@ func (r *UnclaimedReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	}
 	orig := inst.DeepCopy()
 	inst.Status = *next
-	return ctrl.Result{}, client.IgnoreNotFound(r.Client.Status().Patch(ctx, inst, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})))
+	return ctrl.Result{}, client.IgnoreNotFound(apply.PatchStatus(ctx, r.Client, orig, inst))
 }
 
 // SetupWithManager registers the controller.

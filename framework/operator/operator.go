@@ -124,11 +124,8 @@ func Setup(ctx context.Context, mgr ctrl.Manager, engines []engine.Engine, opts 
 		}
 		enabled = append(enabled, e.Name())
 	}
-	br := &binding.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(), Engines: map[string]engine.Engine{},
+	br := &binding.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(), Engines: engine.ByName(engines),
 		Recorder: mgr.GetEventRecorder(binding.ControllerName)}
-	for _, e := range engines {
-		br.Engines[e.Name()] = e
-	}
 	if err := br.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles}); err != nil {
 		return fmt.Errorf("setting up the binding controller: %w", err)
 	}
@@ -144,10 +141,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, engines []engine.Engine, opts 
 
 // setupBackups registers the backup kinds' controllers, which serve every engine.
 func setupBackups(mgr ctrl.Manager, engines []engine.Engine, opts Options) error {
-	byName := map[string]engine.Engine{}
-	for _, e := range engines {
-		byName[e.Name()] = e
-	}
+	byName := engine.ByName(engines)
 	copts := controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles}
 	for _, r := range []interface {
 		SetupWithManager(ctrl.Manager, controller.Options) error

@@ -108,3 +108,12 @@ func OrphanGenerated(ctx context.Context, c client.Client, namespace string, sel
 	}
 	return nil
 }
+
+// Value reads one key of a Secret, such as a generated administrator password.
+func Value(ctx context.Context, c client.Reader, key types.NamespacedName, dataKey string) (string, error) {
+	secret := &corev1.Secret{}
+	if err := c.Get(ctx, key, secret); err != nil {
+		return "", err
+	}
+	return string(secret.Data[dataKey]), nil
+}

@@ -25,10 +25,7 @@ const (
 // Setup registers the validators with the manager's webhook server; stores is the platform's
 // BackupStore policy.
 func Setup(mgr ctrl.Manager, engines []engine.Engine, stores store.Policy) error {
-	byName := map[string]engine.Engine{}
-	for _, e := range engines {
-		byName[e.Name()] = e
-	}
+	byName := engine.ByName(engines)
 	reader := liveOnMiss{cache: mgr.GetClient(), live: mgr.GetAPIReader()}
 	err := ctrl.NewWebhookManagedBy(mgr, &v1alpha1.ServiceInstance{}).
 		WithValidator(&InstanceValidator{Client: reader, Clock: clock.RealClock{}, Engines: byName}).

@@ -18,6 +18,7 @@ import (
 	"gocloud.dev/gcerrors"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/framework/apply"
 	"github.com/datafleet-dev/datafleet/framework/backup"
 	"github.com/datafleet-dev/datafleet/framework/backup/job"
 	"github.com/datafleet-dev/datafleet/framework/backup/store"
@@ -169,7 +170,7 @@ func writeStatus(ctx context.Context, c client.Client, before, obj client.Object
 	if !changed {
 		return nil
 	}
-	return client.IgnoreNotFound(c.Status().Patch(ctx, obj, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})))
+	return client.IgnoreNotFound(apply.PatchStatus(ctx, c, before, obj))
 }
 
 func statusChanged(a, b any) bool { return !equality.Semantic.DeepEqual(a, b) }
