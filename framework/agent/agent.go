@@ -12,12 +12,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
-	"os/exec"
 	"os/signal"
 	"strings"
 	"sync"
@@ -29,85 +26,6 @@ import (
 
 	"github.com/datafleet-dev/datafleet/framework/primary"
 )
-
-// Status is what the engine reports about its running process.
-type Status struct {
-	// Ready is true when the engine serves clients in its role.
-	Ready bool `json:"ready"`
-	// Role is the engine's role, for example "primary" or "replica".
-	Role string `json:"role,omitempty"`
-	// Detail explains a not-ready status.
-	Detail string `json:"detail,omitempty"`
-	// Position is how far this member has written (primary) or received (replica), for engines
-	// that elect a primary.
-	Position *primary.Position `json:"position,omitempty"`
-	// Replicas connected to a primary, as the primary sees them.
-	Replicas []ReplicaStatus `json:"replicas,omitempty"`
-}
-
-// ReplicaStatus is one replica connected to a primary.
-type ReplicaStatus struct {
-	Name string `json:"name"`
-	// State is the engine's word for the connection, for example "streaming".
-	State string `json:"state"`
-	// Synchronous is true when commits wait for this replica.
-	Synchronous bool `json:"synchronous,omitempty"`
-}
-
-// Engine is what an engine's agent implements.
-type Engine interface {
-	// Bootstrap prepares the data directory and configuration before the process starts. It runs
-	// on every container start and must be idempotent.
-	Bootstrap(ctx context.Context) error
-	// Command is the engine's server process.
-	Command() *exec.Cmd
-	// StopSignal is sent to the process when the container is asked to stop.
-	StopSignal() os.Signal
-	// Status asks the running process how it is.
-	Status(ctx context.Context) Status
-}
-
-// Controller is implemented by engines whose agent runs a control loop beside the process (for
-// example the primary lease). When Control returns, the agent stops the process (at once with
-// ImmediateStopSignal if the error has an `Immediate() bool` method that says so, cleanly
-// otherwise) and ends with that error, so the kubelet restarts the container.
-type Controller interface {
-	Control(ctx context.Context) error
-	// ImmediateStopSignal stops the process without waiting for clients (fencing).
-	ImmediateStopSignal() os.Signal
-	// AfterStop runs once the process has stopped because it was asked to (a stop signal to the
-	// container or Control returning), not when it crashed: for example to release a lease.
-	AfterStop(ctx context.Context)
-}
-
-// Reloader is implemented by engines that apply changed files (parameters, certificates) without
-// a restart. Kubernetes updates mounted ConfigMaps and Secrets in place; the agent polls the
-// files' contents every ReloadInterval and calls Reload after any of them changed.
-type Reloader interface {
-	ReloadFiles() []string
-	Reload(ctx context.Context) error
-}
-
-// Actor is implemented by engines whose agent carries out operations the operator asks for, such
-// as draining a member before it is removed: the operator runs no engine tools itself and needs
-// no exec into pods. Requests are POSTs to PathAction+name over mutual TLS, from a client whose
-// certificate the instance's CA signed (tls.go), so nobody else on the pod network can trigger
-// them and no password travels. Act must be idempotent: the operator repeats a request it did not
-// see answered.
-type Actor interface {
-	Act(ctx context.Context, action string, params url.Values) error
-}
-
-// Streamer is implemented by Actors whose agent backs up and restores the instance's data with
-// the engine's own tools, next to the data. Dump writes everything needed to rebuild the
-// instance's data to w and returns nil only if it is complete; Load reads what Dump wrote and
-// applies it, without changing the existing data unless all of it could be read, and returns a
-// one-line summary of what it checked. Both are served at PathDump and PathLoad to the same
-// clients as actions, and streamed: the agent holds no more than a buffer of either.
-type Streamer interface {
-	Dump(ctx context.Context, w io.Writer) error
-	Load(ctx context.Context, r io.Reader) (string, error)
-}
 
 // ReloadInterval is how often a Reloader's files are compared with what was last applied.
 var ReloadInterval = 2 * time.Second
