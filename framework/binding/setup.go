@@ -16,13 +16,9 @@ import (
 	"github.com/datafleet-dev/datafleet/framework/names"
 )
 
-// InstanceIndex is the field index of ServiceBindings by the instance they refer to
-// ("<namespace>/<name>"), across namespaces.
-const InstanceIndex = "spec.instanceRef"
-
-// IndexInstance registers InstanceIndex; call it once per manager.
+// IndexInstance registers names.BindingsByInstance; call it once per manager.
 func IndexInstance(ctx context.Context, mgr ctrl.Manager) error {
-	return mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.ServiceBinding{}, InstanceIndex, func(o client.Object) []string {
+	return mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.ServiceBinding{}, names.BindingsByInstance, func(o client.Object) []string {
 		return []string{InstanceKey(o.(*v1alpha1.ServiceBinding)).String()}
 	})
 }
@@ -56,7 +52,7 @@ func (r *Reconciler) bindingsOfCA(ctx context.Context, cm client.Object) []recon
 func (r *Reconciler) bindingsOf(ctx context.Context, o client.Object) []reconcile.Request {
 	list := &v1alpha1.ServiceBindingList{}
 	key := client.ObjectKeyFromObject(o).String()
-	if err := r.Client.List(ctx, list, client.MatchingFields{InstanceIndex: key}); err != nil {
+	if err := r.Client.List(ctx, list, client.MatchingFields{names.BindingsByInstance: key}); err != nil {
 		ctrl.LoggerFrom(ctx).Error(err, "listing the bindings of an instance", "instance", key)
 		return nil
 	}

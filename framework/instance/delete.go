@@ -14,7 +14,7 @@ import (
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/apply"
-	"github.com/datafleet-dev/datafleet/framework/binding"
+	"github.com/datafleet-dev/datafleet/framework/names"
 	"github.com/datafleet-dev/datafleet/framework/secrets"
 )
 
@@ -86,7 +86,7 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, s *scope) (ctrl.Result
 // are left. They go first, while the instance still runs: each drops its users and its Secret.
 func (r *Reconciler) deleteBindings(ctx context.Context, s *scope) (int, error) {
 	list := &v1alpha1.ServiceBindingList{}
-	if err := r.Client.List(ctx, list, client.MatchingFields{binding.InstanceIndex: client.ObjectKeyFromObject(s.inst).String()}); err != nil {
+	if err := r.Client.List(ctx, list, client.MatchingFields{names.BindingsByInstance: client.ObjectKeyFromObject(s.inst).String()}); err != nil {
 		return 0, describeErr("listing the instance's bindings", err)
 	}
 	objs := make([]client.Object, len(list.Items))

@@ -39,3 +39,8 @@ func Standard(engine, instance, version string) map[string]string {
 	}
 	return l
 }
+
+// BindingsByInstance is the field index of ServiceBindings by the instance they refer to
+// ("<namespace>/<name>"), across namespaces: the binding controller registers it, the instance
+// controller finds an instance's bindings with it before deletion.
+const BindingsByInstance = "spec.instanceRef"

@@ -85,3 +85,27 @@ func TestFrameworkImportsNoEngine(t *testing.T) {
 		}
 	}
 }
+
+// Imports the engine contract's layering forbids beyond "framework imports no engine": the
+// instance controller does not reach into the binding controller (they share names only through
+// framework/names).
+func TestLayering(t *testing.T) {
+	const mod = "github.com/datafleet-dev/datafleet/"
+	for pkg, forbidden := range map[string][]string{
+		"framework/instance": {"framework/binding"},
+	} {
+		cmd := exec.Command("go", "list", "-f", `{{join .Imports "\n"}}`, "./"+pkg)
+		cmd.Dir = testenv.RepoRoot()
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("go list %s: %v", pkg, err)
+		}
+		for _, imp := range strings.Fields(string(out)) {
+			for _, f := range forbidden {
+				if imp == mod+f {
+					t.Errorf("%s imports %s", pkg, f)
+				}
+			}
+		}
+	}
+}
