@@ -1,0 +1,60 @@
+package controllers
+
+import (
+	"context"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/framework/apply"
+)
+
+// setCondition sets the Ready condition on a status's conditions.
+func setReady(conds *[]metav1.Condition, gen int64, ok bool, reason, message string) {
+	status := metav1.ConditionFalse
+	if ok {
+		status = metav1.ConditionTrue
+	}
+	meta.SetStatusCondition(conds, metav1.Condition{Type: v1alpha1.ConditionReady, Status: status, Reason: reason,
+		Message: truncate(message, 2048), ObservedGeneration: gen})
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-3] + "..."
+}
+
+// writeStatus patches obj's status from before, once, and only if it changed.
+func writeStatus(ctx context.Context, c client.Client, before, obj client.Object, changed bool) error {
+	if !changed {
+		return nil
+	}
+	return client.IgnoreNotFound(apply.PatchStatus(ctx, c, before, obj))
+}
+
+func statusChanged(a, b any) bool { return !equality.Semantic.DeepEqual(a, b) }
+
+// instanceReady reports whether the instance's Ready condition is True for its current spec.
+func instanceReady(inst *v1alpha1.ServiceInstance) bool {
+	c := meta.FindStatusCondition(inst.Status.Conditions, v1alpha1.ConditionReady)
+	return c != nil && c.Status == metav1.ConditionTrue && inst.Status.Version != ""
+}
+
+func now() *metav1.Time { t := metav1.NewTime(time.Now().Truncate(time.Second)); return &t }
+
+func findReady(conds []metav1.Condition) *metav1.Condition {
+	return meta.FindStatusCondition(conds, v1alpha1.ConditionReady)
+}
+
+func conditionMessage(conds []metav1.Condition) string {
+	if c := findReady(conds); c != nil {
+		return c.Reason + ": " + c.Message
+	}
+	return ""
+}
