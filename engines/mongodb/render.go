@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/names"
 	"github.com/datafleet-dev/datafleet/framework/workload"
@@ -155,18 +156,18 @@ func podAnnotations(inst *v1alpha1.ServiceInstance) map[string]string {
 
 func podSpec(in engine.RenderInput, configName string) corev1.PodSpec {
 	inst := in.Instance
-	args := []string{
-		"--server=" + ServerOf(in.Release),
-		"--config-dir=" + configMount,
-		"--secret-dir=" + secretMount,
-		"--data-dir=" + dataMount,
-		"--run-dir=" + runMount,
-		"--replica-set=" + ReplicaSetName(inst),
-		"--host=$(POD_NAME)." + workload.HeadlessName(inst) + ".$(POD_NAMESPACE).svc:" + strconv.Itoa(Port),
+	args := AgentArgs{
+		Server:     ServerOf(in.Release),
+		ConfigDir:  configMount,
+		SecretDir:  secretMount,
+		DataDir:    dataMount,
+		RunDir:     runMount,
+		ReplicaSet: ReplicaSetName(inst),
+		Host:       "$(POD_NAME)." + workload.HeadlessName(inst) + ".$(POD_NAMESPACE).svc:" + strconv.Itoa(Port),
 	}
 	return workload.AgentPod{
 		Engine: Name, Instance: inst, Image: in.Release.Image, AgentImage: in.AgentImage, UID: mongodbUID,
-		Args: args,
+		Args: fwagent.Flags(args),
 		Mounts: []corev1.VolumeMount{
 			{Name: "data", MountPath: dataMount},
 			{Name: "config", MountPath: configMount, ReadOnly: true},

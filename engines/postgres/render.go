@@ -12,6 +12,7 @@ import (
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	pgagent "github.com/datafleet-dev/datafleet/engines/postgres/agent"
+	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/names"
 	"github.com/datafleet-dev/datafleet/framework/params"
@@ -148,13 +149,13 @@ func podAnnotations(inst *v1alpha1.ServiceInstance) map[string]string {
 
 func podSpec(in engine.RenderInput, configName, accountName string) corev1.PodSpec {
 	inst := in.Instance
-	args := []string{
-		"--data-dir=" + dataMount + "/pgdata",
-		"--socket-dir=" + socketDir,
-		"--parameters-file=" + configMount + "/" + paramsFile,
-		"--lease=" + LeaseName(inst),
-		fmt.Sprintf("--source=host=%s.%s.svc port=%d", serviceName(inst, ""), inst.Namespace, port),
-		"--replication-password-file=" + secretMount + "/" + passwordKey,
+	args := pgagent.Args{
+		DataDir:                 dataMount + "/pgdata",
+		SocketDir:               socketDir,
+		ParametersFile:          configMount + "/" + paramsFile,
+		Lease:                   LeaseName(inst),
+		Source:                  fmt.Sprintf("host=%s port=%d", names.ServiceHost(serviceName(inst, ""), inst.Namespace), port),
+		ReplicationPasswordFile: secretMount + "/" + passwordKey,
 	}
 	mounts := []corev1.VolumeMount{
 		{Name: "data", MountPath: dataMount},
@@ -171,16 +172,13 @@ func podSpec(in engine.RenderInput, configName, accountName string) corev1.PodSp
 	if inst.TLSEnabled() {
 		// The agent copies the certificate and key out of this volume (see the agent's Reload), so
 		// a renewed certificate reaches postgres without a restart.
-		arg, mount, volume := workload.ServerTLS(inst)
-		args = append(args, arg)
-		if inst.TLSRequired() {
-			args = append(args, "--tls-required")
-		}
+		mount, volume := workload.ServerTLS(inst)
+		args.TLSDir, args.TLSRequired = workload.ServerTLSMount, inst.TLSRequired()
 		mounts, volumes = append(mounts, mount), append(volumes, volume)
 	}
 	return workload.AgentPod{
 		Engine: Name, Instance: inst, Image: in.Release.Image, AgentImage: in.AgentImage, UID: postgresUID,
-		ServiceAccount: accountName, Args: args, Mounts: mounts, Volumes: volumes,
+		ServiceAccount: accountName, Args: fwagent.Flags(args), Mounts: mounts, Volumes: volumes,
 		Ports: []corev1.ContainerPort{{Name: "postgres", ContainerPort: port, Protocol: corev1.ProtocolTCP}},
 		// A fast shutdown (the agent's stop signal) finishes well within this.
 		GracePeriod: 60,

@@ -9,9 +9,12 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	rmqagent "github.com/datafleet-dev/datafleet/engines/rabbitmq/agent"
+	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
 	"github.com/datafleet-dev/datafleet/framework/catalog"
 	"github.com/datafleet-dev/datafleet/framework/certs"
 	"github.com/datafleet-dev/datafleet/framework/engine"
@@ -44,8 +47,9 @@ const (
 	CookieKey   = "cookie"
 	PasswordKey = "password"
 
-	// AdminUser is the operator's own administrator, which it uses for the management API.
-	AdminUser = "datafleet-operator"
+	// AdminUser is the operator's own administrator, which it uses for the management API; the
+	// agent creates it.
+	AdminUser = rmqagent.AdminUser
 
 	defaultStorage = "1Gi"
 )
@@ -217,12 +221,12 @@ func podAnnotations(inst *v1alpha1.ServiceInstance) map[string]string {
 
 func podSpec(in engine.RenderInput, configName string) corev1.PodSpec {
 	inst := in.Instance
-	args := []string{
-		"--node-name=rabbit@$(POD_NAME)." + workload.HeadlessName(inst) + ".$(POD_NAMESPACE)",
-		"--config-dir=" + configMount,
-		"--secret-dir=" + secretMount,
-		"--data-dir=" + dataMount,
-		"--run-dir=" + runMount,
+	args := rmqagent.Args{
+		NodeName:  "rabbit@$(POD_NAME)." + workload.HeadlessName(inst) + ".$(POD_NAMESPACE)",
+		ConfigDir: configMount,
+		SecretDir: secretMount,
+		DataDir:   dataMount,
+		RunDir:    runMount,
 	}
 	mounts := []corev1.VolumeMount{
 		{Name: "data", MountPath: dataMount},
@@ -246,20 +250,20 @@ func podSpec(in engine.RenderInput, configName string) corev1.PodSpec {
 			{Name: "management", ContainerPort: managementPort, Protocol: corev1.ProtocolTCP},
 		}, ports...)
 	} else {
-		args = append(args, "--amqp-port=0") // readiness waits for AMQPS alone
+		args.AMQPPort = ptr.To(0) // readiness waits for AMQPS alone
 	}
 	if inst.TLSEnabled() {
 		// RabbitMQ reads the files itself; the agent clears Erlang's certificate cache when the
 		// Secret changes, so a renewed certificate is served without a restart.
-		arg, mount, volume := workload.ServerTLS(inst)
-		args = append(args, arg, fmt.Sprintf("--amqps-port=%d", amqpsPort))
+		mount, volume := workload.ServerTLS(inst)
+		args.TLSDir, args.AMQPSPort = workload.ServerTLSMount, amqpsPort
 		mounts, volumes = append(mounts, mount), append(volumes, volume)
 		ports = append(ports, corev1.ContainerPort{Name: "amqps", ContainerPort: amqpsPort, Protocol: corev1.ProtocolTCP},
 			corev1.ContainerPort{Name: "management-tls", ContainerPort: managementTLSPort, Protocol: corev1.ProtocolTCP})
 	}
 	return workload.AgentPod{
 		Engine: Name, Instance: inst, Image: in.Release.Image, AgentImage: in.AgentImage, UID: rabbitmqUID,
-		Args: args, Ports: ports, Mounts: mounts, Volumes: volumes,
+		Args: fwagent.Flags(args), Ports: ports, Mounts: mounts, Volumes: volumes,
 		// A node hands its queues' leadership over before it stops.
 		GracePeriod: 120,
 	}.Spec()

@@ -5,7 +5,26 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
 )
+
+// Plugin is one engine as a manager binary compiles it in, registered once: its controller side
+// (Engine) and its agent side ("manager agent <name>": the argument struct that the Engine's
+// Render fills and the agent parses, and how to build the agent from it).
+type Plugin struct {
+	Engine Engine
+	Agent  fwagent.Plugin
+}
+
+// Engines are the plugins' controller sides.
+func Engines(plugins []Plugin) []Engine {
+	out := make([]Engine, len(plugins))
+	for i, p := range plugins {
+		out[i] = p.Engine
+	}
+	return out
+}
 
 // Registry holds the engines compiled into a manager, by name.
 type Registry struct {

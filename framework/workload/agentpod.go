@@ -126,10 +126,10 @@ func SecretVolume(name, secret string) corev1.Volume {
 const ServerTLSMount = "/etc/datafleet/tls"
 
 // ServerTLS gives an agent pod of an instance with spec.tls.enabled its server certificate
-// (certs.ServerSecretName, which the framework issues before Render): the agent's flag naming
-// the directory, the mount and the volume.
-func ServerTLS(inst *v1alpha1.ServiceInstance) (string, corev1.VolumeMount, corev1.Volume) {
-	return "--tls-dir=" + ServerTLSMount, corev1.VolumeMount{Name: "tls", MountPath: ServerTLSMount, ReadOnly: true},
+// (certs.ServerSecretName, which the framework issues before Render), at ServerTLSMount: the
+// mount and the volume.
+func ServerTLS(inst *v1alpha1.ServiceInstance) (corev1.VolumeMount, corev1.Volume) {
+	return corev1.VolumeMount{Name: "tls", MountPath: ServerTLSMount, ReadOnly: true},
 		SecretVolume("tls", certs.ServerSecretName(inst.Name))
 }
 
