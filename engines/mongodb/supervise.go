@@ -18,13 +18,6 @@ import (
 	"github.com/datafleet-dev/datafleet/framework/workload"
 )
 
-var _ engine.Watcher = Engine{}
-
-// Watches implements engine.Watcher: the pods, whose readiness tells when a member's role changed.
-func (Engine) Watches() []engine.Watch {
-	return []engine.Watch{{Type: &corev1.Pod{}}}
-}
-
 // settledPoll is how often a settled instance is looked at again: an election sends no event
 // when both pods stay ready.
 const settledPoll = 30 * time.Second

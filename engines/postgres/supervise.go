@@ -34,7 +34,7 @@ var (
 	_ engine.Watcher    = Engine{}
 )
 
-// Watches implements engine.Watcher: pods (readiness, deletion) and the primary lease, whose
+// Watches implements engine.Watcher: the primary lease (the framework watches the pods), whose
 // renewals every few seconds are filtered out: only a new holder or a request matters. Each
 // renewal is still observed as it arrives, so that the lease's observed expiry (primary.Observer)
 // counts from when it was made rather than from the next reconcile.
@@ -45,7 +45,7 @@ func (e Engine) Watches() []engine.Watch {
 		e.leases.Observe(types.NamespacedName{Namespace: l.Namespace, Name: l.Name}, n, time.Now())
 		return o.Holder != n.Holder || o.StepDown != n.StepDown || o.StepDownTo != n.StepDownTo || o.Bootstrapped != n.Bootstrapped
 	}}
-	return []engine.Watch{{Type: &corev1.Pod{}}, {Type: &coordinationv1.Lease{}, Predicates: []predicate.Predicate{leaseChanged}}}
+	return []engine.Watch{{Type: &coordinationv1.Lease{}, Predicates: []predicate.Predicate{leaseChanged}}}
 }
 
 // member is one pod and what its agent said.

@@ -20,13 +20,6 @@ import (
 	"github.com/datafleet-dev/datafleet/framework/workload"
 )
 
-var _ engine.Watcher = Engine{}
-
-// Watches implements engine.Watcher: the pods, whose readiness tells when a node (re)joined.
-func (Engine) Watches() []engine.Watch {
-	return []engine.Watch{{Type: &corev1.Pod{}}}
-}
-
 // settledPoll is how often a settled cluster is looked at again: a node that leaves the cluster
 // while its pod stays ready sends no event.
 const settledPoll = time.Minute

@@ -3,6 +3,7 @@ package instance
 import (
 	"context"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -48,16 +49,28 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options)
 	for _, t := range ChildTypes(r.Engine) {
 		b = b.Owns(t, builder.WithPredicates(labelled))
 	}
-	if w, ok := r.Engine.(engine.Watcher); ok {
-		for _, watch := range w.Watches() {
-			b = b.Watches(watch.Type, handler.EnqueueRequestsFromMapFunc(instanceOfLabels),
-				builder.WithPredicates(append([]predicate.Predicate{labelled}, watch.Predicates...)...))
-		}
+	for _, watch := range watches(r.Engine) {
+		b = b.Watches(watch.Type, handler.EnqueueRequestsFromMapFunc(instanceOfLabels),
+			builder.WithPredicates(append([]predicate.Predicate{labelled}, watch.Predicates...)...))
 	}
 	b = b.Watches(&v1alpha1.VersionCatalog{}, handler.EnqueueRequestsFromMapFunc(r.instancesOfCatalog),
 		builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool { return o.GetName() == name })))
 	b = b.Watches(&v1alpha1.ServicePlan{}, handler.EnqueueRequestsFromMapFunc(r.instancesOfPlan))
 	return b.Complete(r)
+}
+
+// watches are the objects besides its children whose changes reconcile an instance: a
+// Supervisor's pods (their readiness and roles are what it acts on), and what the engine's
+// Watcher adds.
+func watches(e engine.Engine) []engine.Watch {
+	var out []engine.Watch
+	if _, ok := e.(engine.Supervisor); ok {
+		out = append(out, engine.Watch{Type: &corev1.Pod{}})
+	}
+	if w, ok := e.(engine.Watcher); ok {
+		out = append(out, w.Watches()...)
+	}
+	return out
 }
 
 // instancesOfPlan maps a ServicePlan to the engine's instances on it (a plan that moved to
