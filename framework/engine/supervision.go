@@ -21,9 +21,9 @@ import (
 // only the engine knows. Supervise runs after the children are applied, with a Supervision the
 // framework prepared (the pods, the live workload, the generic observation); the engine runs its
 // own steps on it, completes its Observation and records why the instance is not ready yet; the
-// framework folds that into the status. It may write, must be
-// idempotent (a restart can interrupt it anywhere), and must write nothing once the instance is
-// settled. An error ends the pass; what it recorded before is not used.
+// framework folds that into the status. It may write, must be idempotent (a restart can
+// interrupt it anywhere), and must write nothing once the instance is settled. An error ends the
+// pass; what it recorded before is not used.
 type Supervisor interface {
 	Supervise(ctx context.Context, s *Supervision) error
 }
@@ -40,9 +40,7 @@ type SuperviseInput struct {
 	// generated Secret), so they go when the instance goes. It is not a controller reference, so
 	// pruning never removes them.
 	Owner metav1.OwnerReference
-	// Generic is the framework's own observation from the rendered workloads' status.
-	Generic Observation
-	Now     time.Time
+	Now   time.Time
 	// Agents reaches the instance's agents with the operator's client certificate.
 	Agents fwagent.Dialer
 }
@@ -54,7 +52,8 @@ type Supervision struct {
 	Pods []corev1.Pod
 	// Workload is the live StatefulSet the engine rendered, nil until it exists.
 	Workload *appsv1.StatefulSet
-	// Observation starts as Generic; the engine adds its members, endpoints, current primary.
+	// Observation starts as the framework's own, from the rendered workloads' status; the engine
+	// adds its members, endpoints, current primary.
 	Observation Observation
 	// Poll is when to look again once nothing is pending (zero: only when something watched
 	// changes), for what sends no event: an election inside the engine, a node leaving its cluster.

@@ -11,18 +11,17 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/datafleet-dev/datafleet/framework/engine"
-	"github.com/datafleet-dev/datafleet/framework/names"
 	"github.com/datafleet-dev/datafleet/framework/workload"
 )
 
 // observe reads the rendered workloads' status from the cache and lets a Supervisor refine it.
 func (r *Reconciler) observe(ctx context.Context, s *scope) (bool, error) {
-	obs, err := r.observeWorkloads(ctx, s)
+	obs, live, err := r.observeWorkloads(ctx, s)
 	if err != nil {
 		return false, err
 	}
 	if sv, ok := r.Engine.(engine.Supervisor); ok {
-		sup, err := r.supervision(ctx, s, obs)
+		sup, err := r.supervision(ctx, s, obs, live)
 		if err != nil {
 			return false, err
 		}
@@ -37,48 +36,42 @@ func (r *Reconciler) observe(ctx context.Context, s *scope) (bool, error) {
 	return false, nil
 }
 
-// supervision prepares a Supervisor's pass: the instance's pods by ordinal and its live
-// StatefulSet, both from the cache.
-func (r *Reconciler) supervision(ctx context.Context, s *scope, generic engine.Observation) (*engine.Supervision, error) {
-	sup := &engine.Supervision{SuperviseInput: engine.SuperviseInput{Instance: s.inst, Release: s.release, Client: r.Client,
-		Children: s.children, Owner: r.ownerRef(s.inst), Generic: generic, Now: r.now(), Agents: s.agents}, Observation: generic}
+// supervision prepares a Supervisor's pass: the instance's pods by ordinal, from the cache, and
+// its live StatefulSet as observeWorkloads read it.
+func (r *Reconciler) supervision(ctx context.Context, s *scope, generic engine.Observation, live *appsv1.StatefulSet) (*engine.Supervision, error) {
 	pods := &corev1.PodList{}
-	if err := r.Client.List(ctx, pods, client.InNamespace(s.inst.Namespace), client.MatchingLabels(names.InstanceLabels(r.Engine.Name(), s.inst.Name))); err != nil {
+	if err := r.Client.List(ctx, pods, client.InNamespace(s.inst.Namespace), r.selector(s)); err != nil {
 		return nil, err
 	}
 	sort.Slice(pods.Items, func(i, j int) bool {
 		return workload.Ordinal(pods.Items[i].Name) < workload.Ordinal(pods.Items[j].Name)
 	})
-	sup.Pods = pods.Items
-	for _, o := range s.children {
-		if want, ok := o.(*appsv1.StatefulSet); ok {
-			live := &appsv1.StatefulSet{}
-			if err := r.Client.Get(ctx, client.ObjectKeyFromObject(want), live); err != nil {
-				if ignoreGone(err) != nil {
-					return nil, err
-				}
-				break
-			}
-			sup.Workload = live
-			break
-		}
-	}
-	return sup, nil
+	return &engine.Supervision{SuperviseInput: engine.SuperviseInput{Instance: s.inst, Release: s.release, Client: r.Client,
+		Children: s.children, Owner: r.ownerRef(s.inst), Now: r.now(), Agents: s.agents},
+		Pods: pods.Items, Workload: live, Observation: generic}, nil
 }
 
 // observeWorkloads is the generic observation: every rendered StatefulSet has rolled out its
-// current revision and all its replicas are ready.
-func (r *Reconciler) observeWorkloads(ctx context.Context, s *scope) (engine.Observation, error) {
+// current revision and all its replicas are ready. It also returns the first rendered
+// StatefulSet as it is live (nil while it is being created), which a Supervisor rolls.
+func (r *Reconciler) observeWorkloads(ctx context.Context, s *scope) (engine.Observation, *appsv1.StatefulSet, error) {
 	obs := engine.Observation{Ready: true}
+	var first *appsv1.StatefulSet
+	workloads := 0
 	for _, o := range s.children {
 		want, ok := o.(*appsv1.StatefulSet)
 		if !ok {
 			continue
 		}
+		workloads++
 		live := &appsv1.StatefulSet{}
-		if err := r.Client.Get(ctx, client.ObjectKeyFromObject(want), live); err != nil {
+		err := r.Client.Get(ctx, client.ObjectKeyFromObject(want), live)
+		if err == nil && workloads == 1 {
+			first = live
+		}
+		if err != nil {
 			if ignoreGone(err) != nil {
-				return obs, err
+				return obs, nil, err
 			}
 			obs.Ready = false
 			obs.Reason, obs.Message = ReasonProvisioning, fmt.Sprintf("StatefulSet %s is being created", want.Name)
@@ -104,5 +97,5 @@ func (r *Reconciler) observeWorkloads(ctx context.Context, s *scope) (engine.Obs
 				want.Name, live.Status.ReadyReplicas, replicas)
 		}
 	}
-	return obs, nil
+	return obs, first, nil
 }
