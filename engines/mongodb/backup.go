@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	mongoagent "github.com/datafleet-dev/datafleet/engines/mongodb/agent"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/names"
 	"github.com/datafleet-dev/datafleet/framework/workload"
@@ -25,12 +26,12 @@ const defaultTimeout = 10 * time.Second
 
 // BackupEnv implements engine.Backuper.
 func (Engine) BackupEnv(inst *v1alpha1.ServiceInstance) []corev1.EnvVar {
-	return []corev1.EnvVar{workload.SecretEnv(envPassword, SecretName(inst), PasswordKey)}
+	return []corev1.EnvVar{workload.SecretEnv(envPassword, SecretName(inst), mongoagent.PasswordKey)}
 }
 
 // primaryAddress is the client Service, which selects the primary.
 func primaryAddress(inst *v1alpha1.ServiceInstance) string {
-	return net.JoinHostPort(names.ServiceHost(serviceName(inst), inst.Namespace), strconv.Itoa(Port))
+	return net.JoinHostPort(names.ServiceHost(serviceName(inst), inst.Namespace), strconv.Itoa(mongoagent.Port))
 }
 
 // Dump implements engine.Backuper: the Job reads the primary through the driver (see Dump).

@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	mongoagent "github.com/datafleet-dev/datafleet/engines/mongodb/agent"
 	"github.com/datafleet-dev/datafleet/framework/binding"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/engine/enginetest"
@@ -28,7 +29,7 @@ import (
 type servingEngine struct{ Engine }
 
 func (servingEngine) Supervise(ctx context.Context, s *engine.Supervision) error {
-	return enginetest.SuperviseServing(ctx, s, Name, SecretName(s.Instance), KeyfileKey, PasswordKey)
+	return enginetest.SuperviseServing(ctx, s, Name, SecretName(s.Instance), mongoagent.KeyfileKey, mongoagent.PasswordKey)
 }
 
 // Bindings on FerretDB, driven by the operator's binding controller on a real API server, with
@@ -66,11 +67,11 @@ func TestBindingsOnFerretDBReachNoMoreThanGranted(t *testing.T) {
 	testenv.Eventually(t, time.Minute, func() error {
 		return c.Get(ctx, types.NamespacedName{Namespace: "apps", Name: SecretName(inst)}, adminSecret)
 	})
-	adminPassword := string(adminSecret.Data[PasswordKey])
-	server = testenv.StartFerretDBAs(t, AdminUser, adminPassword)
+	adminPassword := string(adminSecret.Data[mongoagent.PasswordKey])
+	server = testenv.StartFerretDBAs(t, mongoagent.AdminUser, adminPassword)
 	enginetest.MarkReady(t, c, client.ObjectKeyFromObject(inst))
 	labels := names.InstanceLabels(Name, inst.Name)
-	labels[workload.RoleLabel] = RolePrimary
+	labels[workload.RoleLabel] = mongoagent.RolePrimary
 	enginetest.RunningPod(t, c, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: workload.PodName(inst, 0), Namespace: "apps", Labels: labels},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: Name, Image: ferretdb.Image}}}})
 
@@ -116,7 +117,7 @@ func TestBindingsOnFerretDBReachNoMoreThanGranted(t *testing.T) {
 			enginetest.WaitRefused(t, c, b, binding.ReasonReservedTarget, `database "`+db+`" is reserved`)
 		}
 		mgr.WaitQuiet(t, time.Minute)
-		if got := users("admin"); !slices.Equal(got, []string{AdminUser}) {
+		if got := users("admin"); !slices.Equal(got, []string{mongoagent.AdminUser}) {
 			t.Errorf("users defined in admin: %q, want the operator's administrator alone", got)
 		}
 		for _, db := range []string{"local", "config"} {
@@ -167,7 +168,7 @@ func TestBindingsOnFerretDBReachNoMoreThanGranted(t *testing.T) {
 
 	t.Run("a Secret edited to name the administrator or another binding's user reaches neither", func(t *testing.T) {
 		want := string(appSecret.Data["username"])
-		for _, target := range []string{AdminUser, string(reportSecret.Data["username"])} {
+		for _, target := range []string{mongoagent.AdminUser, string(reportSecret.Data["username"])} {
 			s := &corev1.Secret{}
 			if err := c.Get(ctx, client.ObjectKeyFromObject(appSecret), s); err != nil {
 				t.Fatal(err)
@@ -186,10 +187,10 @@ func TestBindingsOnFerretDBReachNoMoreThanGranted(t *testing.T) {
 				return nil
 			})
 			mgr.WaitQuiet(t, time.Minute)
-			if err := loginTo(ctx, t, server.Addr, "admin", AdminUser, adminPassword); err != nil {
+			if err := loginTo(ctx, t, server.Addr, "admin", mongoagent.AdminUser, adminPassword); err != nil {
 				t.Fatalf("after editing the Secret to %s, the administrator cannot log in with its password: %v", target, err)
 			}
-			if err := loginTo(ctx, t, server.Addr, "admin", AdminUser, "chosen-by-the-tenant"); err == nil {
+			if err := loginTo(ctx, t, server.Addr, "admin", mongoagent.AdminUser, "chosen-by-the-tenant"); err == nil {
 				t.Fatalf("after editing the Secret to %s, the administrator logs in with the tenant's password", target)
 			}
 			for _, sec := range []*corev1.Secret{reportSecret, s} {

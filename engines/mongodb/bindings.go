@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	mongoagent "github.com/datafleet-dev/datafleet/engines/mongodb/agent"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/names"
 	"github.com/datafleet-dev/datafleet/framework/secrets"
@@ -50,10 +51,10 @@ func (Engine) CheckTarget(b *v1alpha1.ServiceBinding) error {
 func (Engine) Connection(in engine.UsersInput, user, password string) engine.Connection {
 	inst, db := in.Instance, engine.BindingDatabase(in.Binding)
 	q := url.Values{"authSource": {db}}
-	if ServerOf(in.Release) == ServerMongod {
+	if ServerOf(in.Release) == mongoagent.ServerMongod {
 		q.Set("replicaSet", ReplicaSetName(inst))
 	}
-	return engine.NewConnection("mongodb", serviceName(inst), inst.Namespace, Port, user, password, "database", db, q.Encode())
+	return engine.NewConnection("mongodb", serviceName(inst), inst.Namespace, mongoagent.Port, user, password, "database", db, q.Encode())
 }
 
 // EnsureUser implements engine.UserManager on the primary.
@@ -92,7 +93,7 @@ func (e Engine) DropUsers(ctx context.Context, in engine.UsersInput, keep []stri
 
 // onPrimary logs in to the pod labelled primary as the operator's administrator.
 func (e Engine) onPrimary(ctx context.Context, c client.Reader, inst *v1alpha1.ServiceInstance, fn func(*Server) error) error {
-	p, err := workload.ReadyMember(ctx, c, Name, inst, RolePrimary)
+	p, err := workload.ReadyMember(ctx, c, Name, inst, mongoagent.RolePrimary)
 	if err != nil {
 		return err
 	}
@@ -110,7 +111,7 @@ func (e Engine) onPrimary(ctx context.Context, c client.Reader, inst *v1alpha1.S
 func withAdmin(ctx context.Context, addr, password string, fn func(*Server) error) error {
 	opts := options.Client().ApplyURI("mongodb://" + addr + "/?directConnection=true").
 		SetServerSelectionTimeout(defaultTimeout).SetConnectTimeout(defaultTimeout).
-		SetAuth(options.Credential{AuthSource: "admin", Username: AdminUser, Password: password, AuthMechanism: "SCRAM-SHA-256"})
+		SetAuth(options.Credential{AuthSource: "admin", Username: mongoagent.AdminUser, Password: password, AuthMechanism: "SCRAM-SHA-256"})
 	c, err := mongo.Connect(opts)
 	if err != nil {
 		return err
@@ -125,5 +126,5 @@ func withAdmin(ctx context.Context, addr, password string, fn func(*Server) erro
 
 // adminPassword is the operator's administrator password, from the instance's generated Secret.
 func adminPassword(ctx context.Context, c client.Reader, inst *v1alpha1.ServiceInstance) (string, error) {
-	return secrets.Value(ctx, c, types.NamespacedName{Namespace: inst.Namespace, Name: SecretName(inst)}, PasswordKey)
+	return secrets.Value(ctx, c, types.NamespacedName{Namespace: inst.Namespace, Name: SecretName(inst)}, mongoagent.PasswordKey)
 }

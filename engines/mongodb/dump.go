@@ -14,6 +14,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	mongoagent "github.com/datafleet-dev/datafleet/engines/mongodb/agent"
 	"github.com/datafleet-dev/datafleet/framework/backup/archive"
 	"github.com/datafleet-dev/datafleet/framework/names"
 )
@@ -124,7 +125,7 @@ const usersCollection = "system.users"
 // administrator (the target has its own, with its own password) and binding users, which their
 // bindings create with their own passwords, as for PostgreSQL.
 func operatorUser(db, user string) bool {
-	return db == "admin" && user == AdminUser || strings.HasPrefix(user, names.UserPrefix)
+	return db == "admin" && user == mongoagent.AdminUser || strings.HasPrefix(user, names.UserPrefix)
 }
 
 func dumpUsers(ctx context.Context, c *mongo.Client, a *archive.Writer) error {

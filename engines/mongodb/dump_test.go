@@ -14,6 +14,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	mongoagent "github.com/datafleet-dev/datafleet/engines/mongodb/agent"
 	"github.com/datafleet-dev/datafleet/framework/backup/archive"
 	"github.com/datafleet-dev/datafleet/test/testenv"
 )
@@ -162,7 +163,7 @@ func TestUsersRoundTripOnFerretDB(t *testing.T) {
 	const bindingUser = "sb_orders_0123456789abcdef_0"
 	create(src, "app", "reporting", "reporting-secret")
 	create(src, "app", bindingUser, "binding-secret")
-	create(src, "admin", AdminUser, "source-admin-secret")
+	create(src, "admin", mongoagent.AdminUser, "source-admin-secret")
 	if _, err := src.Database("app").Collection("notes").InsertOne(ctx, bson.D{{Key: "note", Value: "hello"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +171,7 @@ func TestUsersRoundTripOnFerretDB(t *testing.T) {
 	if err := Dump(ctx, src, &dump); err != nil {
 		t.Fatal(err)
 	}
-	create(dst, "admin", AdminUser, "target-admin-secret")
+	create(dst, "admin", mongoagent.AdminUser, "target-admin-secret")
 	create(dst, "app", "kept", "kept-secret")
 	summary, err := Load(ctx, dst, bytes.NewReader(dump.Bytes()))
 	if err != nil {
@@ -187,8 +188,8 @@ func TestUsersRoundTripOnFerretDB(t *testing.T) {
 	}{
 		{"app", "reporting", "reporting-secret", true},
 		{"app", "kept", "kept-secret", true},
-		{"admin", AdminUser, "target-admin-secret", true},
-		{"admin", AdminUser, "source-admin-secret", false},
+		{"admin", mongoagent.AdminUser, "target-admin-secret", true},
+		{"admin", mongoagent.AdminUser, "source-admin-secret", false},
 		{"app", bindingUser, "binding-secret", false},
 	} {
 		if err := loginTo(ctx, t, to.Addr, c.db, c.user, c.password); (err == nil) != c.ok {
@@ -209,7 +210,7 @@ func TestForgedUsersAreNotRestored(t *testing.T) {
 	from, to := testenv.StartFerretDB(t), testenv.StartFerretDB(t)
 	src, dst := connect(t, from.URI()), connect(t, to.URI())
 	for _, c := range []*mongo.Client{src, dst} {
-		for _, u := range []struct{ db, user, password string }{{"app", "reporting", "reporting-secret"}, {"admin", AdminUser, "target-admin-secret"}} {
+		for _, u := range []struct{ db, user, password string }{{"app", "reporting", "reporting-secret"}, {"admin", mongoagent.AdminUser, "target-admin-secret"}} {
 			if err := c.Database(u.db).RunCommand(ctx, bson.D{{Key: "createUser", Value: u.user}, {Key: "pwd", Value: u.password},
 				{Key: "roles", Value: bson.A{}}}).Err(); err != nil && c == src {
 				t.Fatal(err)
@@ -261,7 +262,7 @@ func TestForgedUsersAreNotRestored(t *testing.T) {
 	forged := forge(func(r bson.Raw) []any {
 		return []any{
 			as(r, "admin.intruder", "intruder", "admin", bson.A{bson.D{{Key: "role", Value: "root"}, {Key: "db", Value: "admin"}}}),
-			as(r, "admin."+AdminUser, "takeover", "app", bson.A{}),
+			as(r, "admin."+mongoagent.AdminUser, "takeover", "app", bson.A{}),
 			as(r, "app.wide", "wide", "app", bson.A{bson.D{{Key: "role", Value: "readWrite"}, {Key: "db", Value: "app"}},
 				bson.D{{Key: "role", Value: "readWrite"}, {Key: "db", Value: "billing"}}, bson.D{{Key: "role", Value: "root"}, {Key: "db", Value: "admin"}}}),
 		}
@@ -274,7 +275,7 @@ func TestForgedUsersAreNotRestored(t *testing.T) {
 		db, user, password string
 		ok                 bool
 	}{
-		{"admin", AdminUser, "target-admin-secret", true},
+		{"admin", mongoagent.AdminUser, "target-admin-secret", true},
 		{"admin", "intruder", "reporting-secret", false},
 		{"app", "takeover", "reporting-secret", false},
 		{"app", "wide", "reporting-secret", true},
@@ -290,7 +291,7 @@ func TestForgedUsersAreNotRestored(t *testing.T) {
 	if roles := wide.Lookup("roles").String(); strings.Contains(roles, "billing") || strings.Contains(roles, "root") {
 		t.Errorf("wide's roles reach beyond its database: %s", roles)
 	}
-	for _, want := range []string{"intruder of admin", `a user whose id "admin.` + AdminUser + `" is not its own`, "role readWrite@billing of wide", "role root@admin of wide"} {
+	for _, want := range []string{"intruder of admin", `a user whose id "admin.` + mongoagent.AdminUser + `" is not its own`, "role readWrite@billing of wide", "role root@admin of wide"} {
 		if !strings.Contains(summary, want) {
 			t.Errorf("the summary does not name %q: %s", want, summary)
 		}

@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	mongoagent "github.com/datafleet-dev/datafleet/engines/mongodb/agent"
 	"github.com/datafleet-dev/datafleet/framework/catalog"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/params"
@@ -30,50 +31,23 @@ import (
 // Name is the value of spec.engine this engine serves.
 const Name = "mongodb"
 
-// The servers the agent runs.
-const (
-	ServerMongod   = "mongod"
-	ServerFerretDB = "ferretdb"
-	// FerretDBPrefix starts the catalog versions that run FerretDB.
-	FerretDBPrefix = "ferretdb-"
-)
+// FerretDBPrefix starts the catalog versions that run FerretDB.
+const FerretDBPrefix = "ferretdb-"
 
 // ServerOf is the server a release runs.
 func ServerOf(rel catalog.Release) string {
 	if strings.HasPrefix(rel.Version, FerretDBPrefix) {
-		return ServerFerretDB
+		return mongoagent.ServerFerretDB
 	}
-	return ServerMongod
+	return mongoagent.ServerMongod
 }
-
-// Names shared by the engine's Render and the agent.
-const (
-	ConfigFile  = "mongod.conf" // ConfigMap key: mongod's configuration
-	MembersFile = "members"     // ConfigMap key: the wanted members' hosts, one per line
-	KeyfileKey  = "keyfile"     // Secret key: the replica set's shared key
-	PasswordKey = "password"    // Secret key: the operator's administrator's password
-
-	// AdminUser is the operator's own administrator (root on admin).
-	AdminUser = "datafleet-operator"
-
-	RolePrimary = "primary"
-	RoleReplica = "replica"
-
-	// Actions the operator asks a member's agent for (fwagent.Actor).
-	ActionStepDown     = "step-down"
-	ActionRemoveMember = "remove-member"
-	ParamHost          = "host"
-)
-
-// KeyfilePath is where the agent puts its private copy of the keyfile.
-func KeyfilePath(runDir string) string { return runDir + "/keyfile" }
 
 // Engine is the MongoDB engine.
 type Engine struct {
 	// agentAt is a pod's agent's address; nil means at the pod's IP. Tests point it at agents
 	// of their own, since no mongod runs here.
 	agentAt func(*corev1.Pod) string
-	// serverAt is a pod's server's address; nil means the pod's IP and Port. Tests point it at a
+	// serverAt is a pod's server's address; nil means the pod's IP and the server's port. Tests point it at a
 	// FerretDB of their own.
 	serverAt func(*corev1.Pod) string
 }
@@ -82,7 +56,7 @@ func (e Engine) serverAddress(p *corev1.Pod) string {
 	if e.serverAt != nil {
 		return e.serverAt(p)
 	}
-	return net.JoinHostPort(p.Status.PodIP, strconv.Itoa(Port))
+	return net.JoinHostPort(p.Status.PodIP, strconv.Itoa(mongoagent.Port))
 }
 
 var _ engine.Engine = Engine{}
@@ -147,7 +121,7 @@ func (Engine) Validate(inst *v1alpha1.ServiceInstance, rel catalog.Release) fiel
 	if inst.TLSEnabled() {
 		errs = append(errs, field.Forbidden(spec.Child("tls"), "TLS is not offered for MongoDB instances yet"))
 	}
-	if ServerOf(rel) == ServerFerretDB {
+	if ServerOf(rel) == mongoagent.ServerFerretDB {
 		if n := inst.DesiredReplicas(); n != 1 {
 			errs = append(errs, field.Invalid(spec.Child("replicas"), n,
 				"version "+rel.Version+" runs FerretDB, which has no replica sets: it runs exactly 1 member"))

@@ -7,6 +7,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	mongoagent "github.com/datafleet-dev/datafleet/engines/mongodb/agent"
 	"github.com/datafleet-dev/datafleet/framework/catalog"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/engine/enginetest"
@@ -115,5 +116,5 @@ func TestReservedDatabases(t *testing.T) {
 }
 
 func TestForeignUsersRefused(t *testing.T) {
-	enginetest.CheckForeignUsers(t, Engine{}, AdminUser)
+	enginetest.CheckForeignUsers(t, Engine{}, mongoagent.AdminUser)
 }

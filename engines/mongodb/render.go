@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	mongoagent "github.com/datafleet-dev/datafleet/engines/mongodb/agent"
 	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/names"
@@ -56,7 +57,7 @@ func (Engine) Render(in engine.RenderInput) ([]client.Object, error) {
 	if err != nil {
 		return nil, err
 	}
-	headless := workload.HeadlessService(Name, inst, workload.ServicePort("mongodb", Port))
+	headless := workload.HeadlessService(Name, inst, workload.ServicePort("mongodb", mongoagent.Port))
 	objs := []client.Object{cfg, clientService(inst), headless}
 	if pdb := workload.DisruptionBudget(inst.Name, inst.DesiredReplicas(), names.InstanceLabels(Name, inst.Name)); pdb != nil {
 		objs = append(objs, pdb)
@@ -70,11 +71,11 @@ func (Engine) Render(in engine.RenderInput) ([]client.Object, error) {
 // Numbers and booleans are written as such; mongod's parser does not take a quoted number.
 func config(inst *v1alpha1.ServiceInstance) (string, error) {
 	settings := map[string]string{
-		"net.port":                strconv.Itoa(Port),
+		"net.port":                strconv.Itoa(mongoagent.Port),
 		"net.bindIpAll":           "true",
 		"replication.replSetName": ReplicaSetName(inst),
 		"security.authorization":  "enabled",
-		"security.keyFile":        KeyfilePath(runMount),
+		"security.keyFile":        mongoagent.KeyfilePath(runMount),
 		"storage.dbPath":          dataMount,
 	}
 	maps.Copy(settings, inst.Spec.Parameters)
@@ -128,7 +129,7 @@ func configMap(inst *v1alpha1.ServiceInstance) (*corev1.ConfigMap, error) {
 	}
 	return &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Name: names.Child(inst.Name, "config", names.MaxDNSLabel)},
-		Data:       map[string]string{ConfigFile: conf, MembersFile: members(inst)},
+		Data:       map[string]string{mongoagent.ConfigFile: conf, mongoagent.MembersFile: members(inst)},
 	}, nil
 }
 
@@ -136,10 +137,10 @@ func configMap(inst *v1alpha1.ServiceInstance) (*corev1.ConfigMap, error) {
 // clients that cannot discover the set (a driver given only this host) still reach the primary.
 func clientService(inst *v1alpha1.ServiceInstance) *corev1.Service {
 	sel := names.InstanceLabels(Name, inst.Name)
-	sel[workload.RoleLabel] = RolePrimary
+	sel[workload.RoleLabel] = mongoagent.RolePrimary
 	return &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: serviceName(inst)},
-		Spec:       corev1.ServiceSpec{Selector: sel, Ports: []corev1.ServicePort{workload.ServicePort("mongodb", Port)}},
+		Spec:       corev1.ServiceSpec{Selector: sel, Ports: []corev1.ServicePort{workload.ServicePort("mongodb", mongoagent.Port)}},
 	}
 }
 
@@ -156,14 +157,14 @@ func podAnnotations(inst *v1alpha1.ServiceInstance) map[string]string {
 
 func podSpec(in engine.RenderInput, configName string) corev1.PodSpec {
 	inst := in.Instance
-	args := AgentArgs{
+	args := mongoagent.Args{
 		Server:     ServerOf(in.Release),
 		ConfigDir:  configMount,
 		SecretDir:  secretMount,
 		DataDir:    dataMount,
 		RunDir:     runMount,
 		ReplicaSet: ReplicaSetName(inst),
-		Host:       "$(POD_NAME)." + workload.HeadlessName(inst) + ".$(POD_NAMESPACE).svc:" + strconv.Itoa(Port),
+		Host:       "$(POD_NAME)." + workload.HeadlessName(inst) + ".$(POD_NAMESPACE).svc:" + strconv.Itoa(mongoagent.Port),
 	}
 	return workload.AgentPod{
 		Engine: Name, Instance: inst, Image: in.Release.Image, AgentImage: in.AgentImage, UID: mongodbUID,
@@ -180,7 +181,7 @@ func podSpec(in engine.RenderInput, configName string) corev1.PodSpec {
 			workload.SecretVolume("secret", SecretName(inst)),
 			workload.EmptyDir("run"), workload.EmptyDir("tmp"),
 		},
-		Ports: []corev1.ContainerPort{{Name: "mongodb", ContainerPort: Port, Protocol: corev1.ProtocolTCP}},
+		Ports: []corev1.ContainerPort{{Name: "mongodb", ContainerPort: mongoagent.Port, Protocol: corev1.ProtocolTCP}},
 		// A primary steps down (waiting for a secondary to catch up) before it stops.
 		GracePeriod: 60,
 	}.Spec()

@@ -1,130 +1,22 @@
-// This file holds the replica-set configuration the agent computes: pure functions, so that what
-// is sent to replSetInitiate and replSetReconfig is decided (and tested) without a server.
+// This file holds what the operator decides about the replica set: its members' addresses and the
+// order a rolling restart replaces them in. The configuration itself is the agent's
+// (engines/mongodb/agent/replconfig.go).
 package mongodb
 
 import (
 	"cmp"
 	"fmt"
 	"slices"
-	"strconv"
-	"strings"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	mongoagent "github.com/datafleet-dev/datafleet/engines/mongodb/agent"
 	"github.com/datafleet-dev/datafleet/framework/workload"
 )
-
-// Port is mongod's port in the pods.
-const Port = 27017
-
-// MaxVoting is MongoDB's limit of voting members in a replica set; members beyond it join with
-// no vote and no priority.
-const MaxVoting = 7
-
-// Member is one member of a replica-set configuration (the fields replSetReconfig takes that the
-// operator decides; the others keep MongoDB's defaults).
-type Member struct {
-	ID       int     `bson:"_id"`
-	Host     string  `bson:"host"`
-	Priority float64 `bson:"priority"`
-	Votes    int     `bson:"votes"`
-}
-
-// Config is a replica-set configuration.
-type Config struct {
-	Name    string   `bson:"_id"`
-	Version int      `bson:"version"`
-	Members []Member `bson:"members"`
-}
 
 // MemberHost is the address of pod ordinal i of an instance, through its headless Service: stable
 // across pod restarts, which is what a replica-set configuration needs.
 func MemberHost(inst *v1alpha1.ServiceInstance, i int) string {
-	return fmt.Sprintf("%s:%d", workload.MemberHost(inst, i), Port)
-}
-
-// Initial is the configuration the first member initiates the set with: itself alone. The others
-// are added one at a time by Next, as MongoDB's safe reconfiguration requires.
-func Initial(name, host string) Config {
-	return Config{Name: name, Version: 1, Members: []Member{{ID: 0, Host: host, Priority: 1, Votes: 1}}}
-}
-
-// Next is the next configuration on the way from cur to the members in want: one member removed
-// (the highest ordinal first) or else one added (the lowest first), never both, because a
-// reconfiguration may change at most one voting member. ok is false when cur already has exactly
-// want. Members keep their _id; a new member takes the lowest _id free. Votes go to the first
-// MaxVoting members by ordinal.
-func Next(cur Config, want []string) (next Config, ok bool) {
-	next = Config{Name: cur.Name, Version: cur.Version + 1, Members: slices.Clone(cur.Members)}
-	wanted := map[string]bool{}
-	for _, h := range want {
-		wanted[h] = true
-	}
-	// Remove the member not wanted with the highest ordinal.
-	var gone []Member
-	for _, m := range next.Members {
-		if !wanted[m.Host] {
-			gone = append(gone, m)
-		}
-	}
-	if len(gone) > 0 {
-		last := slices.MaxFunc(gone, func(a, b Member) int { return cmp.Compare(ordinal(a.Host), ordinal(b.Host)) })
-		next.Members = slices.DeleteFunc(next.Members, func(m Member) bool { return m.Host == last.Host })
-		return withVotes(next), true
-	}
-	have := map[string]bool{}
-	for _, m := range next.Members {
-		have[m.Host] = true
-	}
-	var missing []string
-	for _, h := range want {
-		if !have[h] {
-			missing = append(missing, h)
-		}
-	}
-	if len(missing) == 0 {
-		if v := withVotes(next); !slices.Equal(v.Members, cur.Members) {
-			return v, true
-		}
-		return cur, false
-	}
-	host := slices.MinFunc(missing, func(a, b string) int { return cmp.Compare(ordinal(a), ordinal(b)) })
-	next.Members = append(next.Members, Member{ID: freeID(next.Members), Host: host})
-	return withVotes(next), true
-}
-
-// withVotes gives a vote and priority 1 to the first MaxVoting members by ordinal, none to the rest.
-func withVotes(c Config) Config {
-	slices.SortFunc(c.Members, func(a, b Member) int { return cmp.Compare(ordinal(a.Host), ordinal(b.Host)) })
-	for i := range c.Members {
-		if i < MaxVoting {
-			c.Members[i].Votes, c.Members[i].Priority = 1, 1
-		} else {
-			c.Members[i].Votes, c.Members[i].Priority = 0, 0
-		}
-	}
-	return c
-}
-
-func freeID(ms []Member) int {
-	for id := 0; ; id++ {
-		if !slices.ContainsFunc(ms, func(m Member) bool { return m.ID == id }) {
-			return id
-		}
-	}
-}
-
-// ordinal is the pod ordinal in a member host "<instance>-<i>.<service>...:port" (-1 if none).
-func ordinal(host string) int {
-	pod, _, _ := strings.Cut(host, ".")
-	i := strings.LastIndex(pod, "-")
-	if i < 0 {
-		return -1
-	}
-	n, err := strconv.Atoi(pod[i+1:])
-	if err != nil {
-		return -1
-	}
-	return n
+	return fmt.Sprintf("%s:%d", workload.MemberHost(inst, i), mongoagent.Port)
 }
 
 // RollOrder is the order a rolling restart replaces the pods in: the secondaries first, highest
@@ -138,7 +30,7 @@ func RollOrder(pods []string, primary string) []string {
 		case b == primary:
 			return -1
 		}
-		return cmp.Compare(ordinal(b), ordinal(a))
+		return cmp.Compare(workload.Ordinal(b), workload.Ordinal(a))
 	})
 	return out
 }

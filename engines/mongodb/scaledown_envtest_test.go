@@ -14,6 +14,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	mongoagent "github.com/datafleet-dev/datafleet/engines/mongodb/agent"
 	"github.com/datafleet-dev/datafleet/framework/engine/enginetest"
 	"github.com/datafleet-dev/datafleet/framework/instance"
 	"github.com/datafleet-dev/datafleet/test/testenv"
@@ -37,7 +38,7 @@ func TestMembersLeaveTheSetBeforeTheirPodsGo(t *testing.T) {
 	key := types.NamespacedName{Namespace: "apps", Name: "catalog"}
 	var secret corev1.Secret
 	if err := c.Get(ctx, types.NamespacedName{Namespace: "apps", Name: "catalog-mongodb"}, &secret); err != nil ||
-		len(secret.Data[KeyfileKey]) < 32 || len(secret.Data[PasswordKey]) < 32 {
+		len(secret.Data[mongoagent.KeyfileKey]) < 32 || len(secret.Data[mongoagent.PasswordKey]) < 32 {
 		t.Fatalf("the keyfile and password Secret: %v", err)
 	}
 	var sts appsv1.StatefulSet
@@ -51,8 +52,8 @@ func TestMembersLeaveTheSetBeforeTheirPodsGo(t *testing.T) {
 			if err := c.Get(ctx, types.NamespacedName{Namespace: "apps", Name: "catalog-config"}, &cm); err != nil {
 				return err
 			}
-			if got := strings.Count(cm.Data[MembersFile], "\n"); got != int(n) {
-				return testenv.Errorf("%d wanted members, want %d:\n%s", got, n, cm.Data[MembersFile])
+			if got := strings.Count(cm.Data[mongoagent.MembersFile], "\n"); got != int(n) {
+				return testenv.Errorf("%d wanted members, want %d:\n%s", got, n, cm.Data[mongoagent.MembersFile])
 			}
 			return nil
 		}

@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	mongoagent "github.com/datafleet-dev/datafleet/engines/mongodb/agent"
 	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/names"
@@ -31,7 +32,7 @@ var _ engine.Supervisor = Engine{}
 func (e Engine) Supervise(ctx context.Context, sup *engine.Supervision) error {
 	inst := sup.Instance
 	key := types.NamespacedName{Namespace: inst.Namespace, Name: SecretName(inst)}
-	if err := secrets.EnsureGenerated(ctx, sup.Client, key, names.InstanceLabels(Name, inst.Name), sup.Owner, KeyfileKey, PasswordKey); err != nil {
+	if err := secrets.EnsureGenerated(ctx, sup.Client, key, names.InstanceLabels(Name, inst.Name), sup.Owner, mongoagent.KeyfileKey, mongoagent.PasswordKey); err != nil {
 		return fmt.Errorf("keyfile secret: %w", err)
 	}
 	if e.agentAt != nil {
@@ -67,7 +68,7 @@ func (s *supervision) role(i int) string {
 func (s *supervision) label(ctx context.Context) error {
 	primaries := 0
 	for i := range s.Pods {
-		if s.role(i) == RolePrimary {
+		if s.role(i) == mongoagent.RolePrimary {
 			primaries++
 			s.primary = &s.Pods[i]
 		}
@@ -78,7 +79,7 @@ func (s *supervision) label(ctx context.Context) error {
 	}
 	for i := range s.Pods {
 		role := s.role(i)
-		if role == RolePrimary && primaries > 1 {
+		if role == mongoagent.RolePrimary && primaries > 1 {
 			role = ""
 		}
 		if err := workload.SetRole(ctx, s.Client, &s.Pods[i], role); err != nil {
@@ -108,7 +109,7 @@ func (s *supervision) roll(ctx context.Context) (bool, error) {
 			}
 			// An agent from before mutual TLS cannot be asked; mongod steps down by itself when
 			// its pod is stopped (a shorter handover, once per pod, during the operator's upgrade).
-			switch err := s.Agents.Pod(s.primary).Act(ctx, ActionStepDown, nil); {
+			switch err := s.Agents.Pod(s.primary).Act(ctx, mongoagent.ActionStepDown, nil); {
 			case err == nil:
 				s.Wait("RollingUpdate", fmt.Sprintf("the primary %s is stepping down before it is updated", victim.Name), 2*time.Second)
 				return false, nil
@@ -138,7 +139,7 @@ func (s *supervision) report() {
 	if s.primary != nil {
 		obs.CurrentPrimary = s.primary.Name
 	}
-	obs.Endpoints = []v1alpha1.Endpoint{{Name: "mongodb", Host: names.ServiceHost(serviceName(inst), inst.Namespace), Port: Port}}
+	obs.Endpoints = []v1alpha1.Endpoint{{Name: "mongodb", Host: names.ServiceHost(serviceName(inst), inst.Namespace), Port: mongoagent.Port}}
 	s.WaitForMembers(s.statuses)
 	if obs.CurrentPrimary == "" {
 		s.Unready("NoPrimary", "no member is primary yet")
@@ -152,10 +153,10 @@ var _ engine.MemberDrainer = Engine{}
 // replica set's configuration before its pod stops, so the set keeps a majority of its voters.
 func (e Engine) DrainMember(ctx context.Context, in engine.SuperviseInput, pod string) error {
 	inst := in.Instance
-	p, err := workload.ReadyMember(ctx, in.Client, Name, inst, RolePrimary)
+	p, err := workload.ReadyMember(ctx, in.Client, Name, inst, mongoagent.RolePrimary)
 	if err != nil {
 		return fmt.Errorf("removing the member: %w", err)
 	}
-	return in.Agents.Pod(p).Act(ctx, ActionRemoveMember,
-		url.Values{ParamHost: {MemberHost(inst, workload.Ordinal(pod))}})
+	return in.Agents.Pod(p).Act(ctx, mongoagent.ActionRemoveMember,
+		url.Values{mongoagent.ParamHost: {MemberHost(inst, workload.Ordinal(pod))}})
 }

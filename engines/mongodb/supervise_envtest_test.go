@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	mongoagent "github.com/datafleet-dev/datafleet/engines/mongodb/agent"
 	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
 	"github.com/datafleet-dev/datafleet/framework/certs"
 	"github.com/datafleet-dev/datafleet/framework/engine/enginetest"
@@ -69,12 +70,12 @@ func (m member) Status(context.Context) fwagent.Status {
 
 // Act steps down as replSetStepDown would: the lowest-ordinal other member is elected.
 func (m member) Act(_ context.Context, action string, _ url.Values) error {
-	if action != ActionStepDown {
+	if action != mongoagent.ActionStepDown {
 		return fmt.Errorf("no action %q here", action)
 	}
 	m.set.mu.Lock()
 	defer m.set.mu.Unlock()
-	if m.set.roles[m.pod] != RolePrimary {
+	if m.set.roles[m.pod] != mongoagent.RolePrimary {
 		return nil
 	}
 	others := []string{}
@@ -84,7 +85,7 @@ func (m member) Act(_ context.Context, action string, _ url.Values) error {
 		}
 	}
 	slices.Sort(others)
-	m.set.roles[m.pod], m.set.roles[others[0]] = RoleReplica, RolePrimary
+	m.set.roles[m.pod], m.set.roles[others[0]] = mongoagent.RoleReplica, mongoagent.RolePrimary
 	return nil
 }
 
@@ -93,7 +94,7 @@ func (m member) Act(_ context.Context, action string, _ url.Values) error {
 // rolling update replaces the secondaries highest ordinal first, then the primary, only after it
 // stepped down and another member took over.
 func TestRolesAndRollingUpdateFollowTheAgents(t *testing.T) {
-	set := &electedSet{roles: map[string]string{"catalog-0": RolePrimary, "catalog-1": RoleReplica, "catalog-2": RoleReplica}}
+	set := &electedSet{roles: map[string]string{"catalog-0": mongoagent.RolePrimary, "catalog-1": mongoagent.RoleReplica, "catalog-2": mongoagent.RoleReplica}}
 	addrs, servers := map[string]string{}, []*httptest.Server{}
 	for pod := range set.roles {
 		srv := httptest.NewUnstartedServer(fwagent.Handler(member{set: set, pod: pod}))
@@ -177,27 +178,27 @@ func TestRolesAndRollingUpdateFollowTheAgents(t *testing.T) {
 	for _, pod := range []string{"catalog-0", "catalog-1", "catalog-2"} {
 		createPod(pod, "rev")
 	}
-	testenv.Eventually(t, time.Minute, labelled(map[string]string{"catalog-0": RolePrimary, "catalog-1": RoleReplica, "catalog-2": RoleReplica}, "Ready"))
+	testenv.Eventually(t, time.Minute, labelled(map[string]string{"catalog-0": mongoagent.RolePrimary, "catalog-1": mongoagent.RoleReplica, "catalog-2": mongoagent.RoleReplica}, "Ready"))
 	if inst.Status.CurrentPrimary != "catalog-0" {
 		t.Errorf("currentPrimary %q", inst.Status.CurrentPrimary)
 	}
 
 	// Two members claim primary for a moment after an election: nobody is labelled.
-	set.set("catalog-1", RolePrimary)
+	set.set("catalog-1", mongoagent.RolePrimary)
 	poke()
-	testenv.Eventually(t, time.Minute, labelled(map[string]string{"catalog-0": "", "catalog-1": "", "catalog-2": RoleReplica}, "TwoPrimaries"))
-	set.set("catalog-1", RoleReplica)
+	testenv.Eventually(t, time.Minute, labelled(map[string]string{"catalog-0": "", "catalog-1": "", "catalog-2": mongoagent.RoleReplica}, "TwoPrimaries"))
+	set.set("catalog-1", mongoagent.RoleReplica)
 	poke()
-	testenv.Eventually(t, time.Minute, labelled(map[string]string{"catalog-0": RolePrimary, "catalog-1": RoleReplica}, "Ready"))
+	testenv.Eventually(t, time.Minute, labelled(map[string]string{"catalog-0": mongoagent.RolePrimary, "catalog-1": mongoagent.RoleReplica}, "Ready"))
 
 	// A member whose mongod stopped serving while its pod (and so the StatefulSet) still counts
 	// it ready: the instance is not Ready until its agent says so again.
 	set.set("catalog-2", "")
 	poke()
-	testenv.Eventually(t, time.Minute, labelled(map[string]string{"catalog-0": RolePrimary, "catalog-2": ""}, "MemberNotReady"))
-	set.set("catalog-2", RoleReplica)
+	testenv.Eventually(t, time.Minute, labelled(map[string]string{"catalog-0": mongoagent.RolePrimary, "catalog-2": ""}, "MemberNotReady"))
+	set.set("catalog-2", mongoagent.RoleReplica)
 	poke()
-	testenv.Eventually(t, time.Minute, labelled(map[string]string{"catalog-0": RolePrimary, "catalog-2": RoleReplica}, "Ready"))
+	testenv.Eventually(t, time.Minute, labelled(map[string]string{"catalog-0": mongoagent.RolePrimary, "catalog-2": mongoagent.RoleReplica}, "Ready"))
 
 	// A new revision: the StatefulSet controller re-creates each pod the supervisor deletes.
 	sts := &appsv1.StatefulSet{}
@@ -230,7 +231,7 @@ func TestRolesAndRollingUpdateFollowTheAgents(t *testing.T) {
 	if want := []string{"catalog-2", "catalog-1", "catalog-0"}; !slices.Equal(order, want) {
 		t.Errorf("pods replaced in the order %v, want %v", order, want)
 	}
-	if roleWhenReplaced["catalog-0"] != RoleReplica {
+	if roleWhenReplaced["catalog-0"] != mongoagent.RoleReplica {
 		t.Errorf("catalog-0 was replaced as %q: the primary must step down first", roleWhenReplaced["catalog-0"])
 	}
 	testenv.Eventually(t, time.Minute, func() error { // the rollout is done
@@ -240,5 +241,5 @@ func TestRolesAndRollingUpdateFollowTheAgents(t *testing.T) {
 		sts.Status.CurrentRevision = "rev2"
 		return c.Status().Update(ctx, sts)
 	})
-	testenv.Eventually(t, time.Minute, labelled(map[string]string{"catalog-0": RoleReplica, "catalog-1": RolePrimary, "catalog-2": RoleReplica}, "Ready"))
+	testenv.Eventually(t, time.Minute, labelled(map[string]string{"catalog-0": mongoagent.RoleReplica, "catalog-1": mongoagent.RolePrimary, "catalog-2": mongoagent.RoleReplica}, "Ready"))
 }

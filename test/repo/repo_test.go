@@ -93,6 +93,10 @@ func TestLayering(t *testing.T) {
 	const mod = "github.com/datafleet-dev/datafleet/"
 	for pkg, forbidden := range map[string][]string{
 		"framework/instance": {"framework/binding"},
+		// An engine's controller imports its agent for the names they share, never the reverse.
+		"engines/mongodb/agent":  {"engines/mongodb"},
+		"engines/postgres/agent": {"engines/postgres"},
+		"engines/rabbitmq/agent": {"engines/rabbitmq"},
 	} {
 		cmd := exec.Command("go", "list", "-f", `{{join .Imports "\n"}}`, "./"+pkg)
 		cmd.Dir = testenv.RepoRoot()

@@ -2,7 +2,7 @@
 // (mongod, or FerretDB in the local image), reports the member's role from `hello`, and, for
 // mongod, keeps the replica set as the operator wants it: the first member initiates it, the
 // primary creates the operator's administrator and adds or removes one member at a time (see
-// mongodb.Next), and it steps down or removes a member when the operator asks.
+// nextReplSet), and it steps down or removes a member when the operator asks.
 package agent
 
 import (
@@ -23,25 +23,24 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	"github.com/datafleet-dev/datafleet/engines/mongodb"
 	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
 )
 
 // Config is where the member's files are and which server it runs.
 type Config struct {
-	// Server is mongodb.ServerMongod or mongodb.ServerFerretDB.
+	// Server is ServerMongod or ServerFerretDB.
 	Server string
 	// BinDir holds the server's binary; "" finds it on $PATH (and FerretDB also at /ferretdb).
 	BinDir string
-	// ConfigDir holds mongodb.ConfigFile and mongodb.MembersFile (the ConfigMap).
+	// ConfigDir holds ConfigFile and MembersFile (the ConfigMap).
 	ConfigDir string
-	// SecretDir holds mongodb.KeyfileKey and mongodb.PasswordKey (the generated Secret).
+	// SecretDir holds KeyfileKey and PasswordKey (the generated Secret).
 	SecretDir string
 	DataDir   string
 	// RunDir is private and writable: the keyfile copy mongod insists on owning alone.
 	RunDir string
 	Port   int
-	// Host is this member's address in the replica set (mongodb.MemberHost).
+	// Host is this member's address in the replica set (the engine's MemberHost).
 	Host string
 	// ReplicaSet is the set's name (mongod's replication.replSetName).
 	ReplicaSet string
@@ -76,7 +75,7 @@ var (
 // ErrNoHost is returned when a mongod member is started without its replica-set address.
 var ErrNoHost = errors.New("mongodb agent: mongod members need their replica-set address (--host)")
 
-func (e *Engine) ferret() bool { return e.Config.Server == mongodb.ServerFerretDB }
+func (e *Engine) ferret() bool { return e.Config.Server == ServerFerretDB }
 
 // Bootstrap implements fwagent.Engine. mongod refuses a keyfile others may read, and a Secret
 // volume cannot give one file to one user only: the agent copies it at every start.
@@ -99,15 +98,15 @@ func (e *Engine) Bootstrap(context.Context) error {
 	if err := e.markFresh(); err != nil {
 		return err
 	}
-	key, err := os.ReadFile(filepath.Join(c.SecretDir, mongodb.KeyfileKey))
+	key, err := os.ReadFile(filepath.Join(c.SecretDir, KeyfileKey))
 	if err != nil {
 		return fmt.Errorf("reading the keyfile: %w", err)
 	}
-	return fwagent.WriteFileOwned(mongodb.KeyfilePath(c.RunDir), key, 0o400, c.Credential)
+	return fwagent.WriteFileOwned(KeyfilePath(c.RunDir), key, 0o400, c.Credential)
 }
 
 func (e *Engine) password() (string, error) {
-	b, err := os.ReadFile(filepath.Join(e.Config.SecretDir, mongodb.PasswordKey))
+	b, err := os.ReadFile(filepath.Join(e.Config.SecretDir, PasswordKey))
 	if err != nil {
 		return "", fmt.Errorf("reading the administrator's password: %w", err)
 	}
@@ -128,7 +127,7 @@ func (e *Engine) Command() *exec.Cmd {
 		cmd.Env = append(os.Environ(), "FERRETDB_SETUP_DATABASE=admin", "FERRETDB_SETUP_USERNAME="+c.User,
 			"FERRETDB_SETUP_PASSWORD="+password)
 	} else {
-		cmd = exec.Command(e.binary("mongod"), "--config", filepath.Join(c.ConfigDir, mongodb.ConfigFile))
+		cmd = exec.Command(e.binary("mongod"), "--config", filepath.Join(c.ConfigDir, ConfigFile))
 		cmd.Env = os.Environ()
 	}
 	cmd.Env = append(cmd.Env, c.Env...)
@@ -173,11 +172,11 @@ func (e *Engine) Status(ctx context.Context) fwagent.Status {
 		return fwagent.Status{Detail: "the server does not answer yet: " + err.Error()}
 	case h.IsWritablePrimary:
 		if password, err := e.password(); err != nil || !e.adminVerified(password) {
-			return fwagent.Status{Detail: "the administrator does not log in with the Secret's password yet", Role: mongodb.RolePrimary}
+			return fwagent.Status{Detail: "the administrator does not log in with the Secret's password yet", Role: RolePrimary}
 		}
-		return fwagent.Status{Ready: true, Role: mongodb.RolePrimary}
+		return fwagent.Status{Ready: true, Role: RolePrimary}
 	case h.Secondary:
-		return fwagent.Status{Ready: true, Role: mongodb.RoleReplica}
+		return fwagent.Status{Ready: true, Role: RoleReplica}
 	case h.SetName == "":
 		return fwagent.Status{Detail: "not a member of the replica set yet"}
 	}
@@ -247,10 +246,10 @@ func (e *Engine) Act(ctx context.Context, action string, params url.Values) erro
 		return fmt.Errorf("%s: FerretDB has no replica sets", action)
 	}
 	switch action {
-	case mongodb.ActionStepDown:
+	case ActionStepDown:
 		return e.stepDown(ctx)
-	case mongodb.ActionRemoveMember:
-		return e.removeMember(ctx, params.Get(mongodb.ParamHost))
+	case ActionRemoveMember:
+		return e.removeMember(ctx, params.Get(ParamHost))
 	}
-	return fmt.Errorf("no action %q (have: %s, %s)", action, mongodb.ActionStepDown, mongodb.ActionRemoveMember)
+	return fmt.Errorf("no action %q (have: %s, %s)", action, ActionStepDown, ActionRemoveMember)
 }

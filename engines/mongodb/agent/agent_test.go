@@ -12,7 +12,6 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	"github.com/datafleet-dev/datafleet/engines/mongodb"
 	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
 	"github.com/datafleet-dev/datafleet/framework/agent/agenttest"
 	"github.com/datafleet-dev/datafleet/test/testenv"
@@ -54,12 +53,12 @@ func ferretConfig(t *testing.T) Config {
 		t.Fatal(err)
 	}
 	secret := t.TempDir()
-	if err := os.WriteFile(filepath.Join(secret, mongodb.PasswordKey), []byte("agent-test-secret\n"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(secret, PasswordKey), []byte("agent-test-secret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return Config{Server: mongodb.ServerFerretDB, BinDir: bin, SecretDir: secret, ConfigDir: t.TempDir(),
+	return Config{Server: ServerFerretDB, BinDir: bin, SecretDir: secret, ConfigDir: t.TempDir(),
 		DataDir: filepath.Join(t.TempDir(), "db"), RunDir: filepath.Join(t.TempDir(), "run"), Port: testenv.FreePort(t),
-		User: mongodb.AdminUser}
+		User: AdminUser}
 }
 
 func login(t *testing.T, cfg Config, password string) *mongo.Client {
@@ -90,7 +89,7 @@ func TestAgentRunsFerretDB(t *testing.T) {
 	if err := login(t, cfg, "not-the-secret").Database("admin").RunCommand(ctx, bson.D{{Key: "connectionStatus", Value: 1}}).Decode(&wrong); err == nil {
 		t.Error("a wrong password logged in")
 	}
-	err := (&Engine{Config: cfg}).Act(ctx, mongodb.ActionStepDown, nil)
+	err := (&Engine{Config: cfg}).Act(ctx, ActionStepDown, nil)
 	if err == nil || err.Error() != "step-down: FerretDB has no replica sets" {
 		t.Errorf("step-down on FerretDB: got %v, want a refusal", err)
 	}
@@ -118,7 +117,7 @@ func TestAMemberOverDataThatOutlivedItsSecretLetsTheOperatorIn(t *testing.T) {
 	}
 	m.stop()
 
-	if err := os.WriteFile(filepath.Join(cfg.SecretDir, mongodb.PasswordKey), []byte("a-new-secret\n"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(cfg.SecretDir, PasswordKey), []byte("a-new-secret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	m = startMember(t, cfg)
@@ -140,7 +139,7 @@ func waitPrimary(t *testing.T, m *member) {
 		if err != nil {
 			return err
 		}
-		if !st.Ready || st.Role != mongodb.RolePrimary {
+		if !st.Ready || st.Role != RolePrimary {
 			return fmt.Errorf("status %+v, want ready primary", *st)
 		}
 		return nil

@@ -1,15 +1,14 @@
 package agent
 
 import (
-	"github.com/datafleet-dev/datafleet/engines/mongodb"
 	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
 )
 
 // Plugin is the agent as the manager binary runs it: "manager agent mongodb [flags]".
-func Plugin() fwagent.Plugin { return fwagent.NewPlugin(mongodb.DefaultAgentArgs, New) }
+func Plugin() fwagent.Plugin { return fwagent.NewPlugin(DefaultArgs, New) }
 
 // New builds the agent from its arguments.
-func New(a mongodb.AgentArgs, _ fwagent.Listen) (fwagent.Engine, error) {
+func New(a Args, _ fwagent.Listen) (fwagent.Engine, error) {
 	return &Engine{Config: Config{Server: a.Server, ConfigDir: a.ConfigDir, SecretDir: a.SecretDir, DataDir: a.DataDir,
-		RunDir: a.RunDir, ReplicaSet: a.ReplicaSet, Host: a.Host, Port: a.Port, User: mongodb.AdminUser}}, nil
+		RunDir: a.RunDir, ReplicaSet: a.ReplicaSet, Host: a.Host, Port: a.Port, User: AdminUser}}, nil
 }

@@ -14,8 +14,6 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"sigs.k8s.io/controller-runtime/pkg/log"
-
-	"github.com/datafleet-dev/datafleet/engines/mongodb"
 )
 
 // TendInterval is how often a mongod member looks at its replica set.
@@ -95,7 +93,7 @@ func (e *Engine) tend(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return e.reconfigure(ctx, func(cur mongodb.Config) (mongodb.Config, bool) { return mongodb.Next(cur, want) })
+	return e.reconfigure(ctx, func(cur replSetConfig) (replSetConfig, bool) { return nextReplSet(cur, want) })
 }
 
 // wantedMembers is the ConfigMap's list of members, less those the operator asked to remove
@@ -118,7 +116,7 @@ func (e *Engine) wantedMembers() ([]string, error) {
 }
 
 func (e *Engine) listedMembers() ([]string, error) {
-	b, err := os.ReadFile(filepath.Join(e.Config.ConfigDir, mongodb.MembersFile))
+	b, err := os.ReadFile(filepath.Join(e.Config.ConfigDir, MembersFile))
 	if err != nil {
 		return nil, fmt.Errorf("reading the wanted members: %w", err)
 	}
@@ -148,7 +146,7 @@ func (e *Engine) initiate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cfg := mongodb.Initial(c.ReplicaSet, c.Host)
+	cfg := initialReplSet(c.ReplicaSet, c.Host)
 	// The localhost exception: no user exists yet, and the agent is on the member's own host.
 	if err := local.Database("admin").RunCommand(ctx, bson.D{{Key: "replSetInitiate", Value: cfg}}).Err(); err != nil {
 		return fmt.Errorf("replSetInitiate: %w", err)
@@ -173,7 +171,7 @@ func helloAt(ctx context.Context, host string) (hello, error) {
 
 // reconfigure reads the set's configuration on this member (the primary) and, when step says so,
 // sends the next one. Fields the operator does not decide (settings, protocol version) are kept.
-func (e *Engine) reconfigure(ctx context.Context, step func(mongodb.Config) (mongodb.Config, bool)) error {
+func (e *Engine) reconfigure(ctx context.Context, step func(replSetConfig) (replSetConfig, bool)) error {
 	admin, err := e.adminClient()
 	if err != nil {
 		return err
@@ -188,7 +186,7 @@ func (e *Engine) reconfigure(ctx context.Context, step func(mongodb.Config) (mon
 	if err != nil {
 		return err
 	}
-	var cur mongodb.Config
+	var cur replSetConfig
 	if err := bson.Unmarshal(raw, &cur); err != nil {
 		return fmt.Errorf("reading the replica-set configuration: %w", err)
 	}
@@ -211,7 +209,7 @@ func (e *Engine) reconfigure(ctx context.Context, step func(mongodb.Config) (mon
 	return nil
 }
 
-func hostsOf(c mongodb.Config) []string {
+func hostsOf(c replSetConfig) []string {
 	out := make([]string, len(c.Members))
 	for i, m := range c.Members {
 		out[i] = m.Host
@@ -219,7 +217,7 @@ func hostsOf(c mongodb.Config) []string {
 	return out
 }
 
-func addedHosts(cur, next mongodb.Config) []string {
+func addedHosts(cur, next replSetConfig) []string {
 	var out []string
 	for _, h := range hostsOf(next) {
 		if !slices.Contains(hostsOf(cur), h) {
@@ -253,7 +251,7 @@ func (e *Engine) stepDown(ctx context.Context) error {
 // after would leave a set of two with one member gone, which has no majority to reconfigure with.
 func (e *Engine) removeMember(ctx context.Context, host string) error {
 	if host == "" || host == e.Config.Host {
-		return fmt.Errorf("%s: %q is not another member", mongodb.ActionRemoveMember, host)
+		return fmt.Errorf("%s: %q is not another member", ActionRemoveMember, host)
 	}
 	h, err := e.hello(ctx)
 	if err != nil {
@@ -268,11 +266,11 @@ func (e *Engine) removeMember(ctx context.Context, host string) error {
 	}
 	e.removed[host] = true
 	e.mu.Unlock()
-	err = e.reconfigure(ctx, func(cur mongodb.Config) (mongodb.Config, bool) {
+	err = e.reconfigure(ctx, func(cur replSetConfig) (replSetConfig, bool) {
 		if !slices.Contains(hostsOf(cur), host) {
 			return cur, false
 		}
-		return mongodb.Next(cur, slices.DeleteFunc(hostsOf(cur), func(h string) bool { return h == host }))
+		return nextReplSet(cur, slices.DeleteFunc(hostsOf(cur), func(h string) bool { return h == host }))
 	})
 	if err != nil {
 		return err

@@ -6,8 +6,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/datafleet-dev/datafleet/engines/mongodb"
 )
 
 // A member the operator asked to remove is not wanted while the mounted members file still lists
@@ -16,7 +14,7 @@ func TestRemovedMembersStayRemovedUntilTheFileCatchesUp(t *testing.T) {
 	e := &Engine{Config: Config{ConfigDir: t.TempDir()}}
 	write := func(hosts ...string) {
 		t.Helper()
-		if err := os.WriteFile(filepath.Join(e.Config.ConfigDir, mongodb.MembersFile), []byte(strings.Join(hosts, "\n")+"\n"), 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(e.Config.ConfigDir, MembersFile), []byte(strings.Join(hosts, "\n")+"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}

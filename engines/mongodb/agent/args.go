@@ -1,10 +1,8 @@
-package mongodb
+package agent
 
-// AgentArgs are the agent's arguments: Render fills what a pod needs and renders them with
-// fwagent.Flags; the agent (engines/mongodb/agent) parses them over DefaultAgentArgs with
-// fwagent.BindFlags. They live here, not in the agent's package, because the agent imports this
-// one (the replica set's configuration is shared).
-type AgentArgs struct {
+// Args are the agent's arguments: Render (engines/mongodb) fills what a pod needs and renders them
+// with fwagent.Flags; the agent parses them over DefaultArgs with fwagent.BindFlags.
+type Args struct {
 	Server     string `flag:"server" usage:"the server to run: mongod, or ferretdb (the local image)"`
 	ConfigDir  string `flag:"config-dir" usage:"directory of mongod.conf and the wanted members"`
 	SecretDir  string `flag:"secret-dir" usage:"directory of the keyfile and the administrator's password"`
@@ -15,8 +13,8 @@ type AgentArgs struct {
 	Port       int    `flag:"port" usage:"the server's port"`
 }
 
-// DefaultAgentArgs are what a flag the pod does not give means.
-func DefaultAgentArgs() AgentArgs {
-	return AgentArgs{Server: ServerMongod, ConfigDir: "/etc/datafleet", SecretDir: "/etc/datafleet/secret",
+// DefaultArgs are what a flag the pod does not give means.
+func DefaultArgs() Args {
+	return Args{Server: ServerMongod, ConfigDir: "/etc/datafleet", SecretDir: "/etc/datafleet/secret",
 		DataDir: "/data/db", RunDir: "/var/run/mongodb", Port: Port}
 }
