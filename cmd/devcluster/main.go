@@ -25,7 +25,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
-	"github.com/datafleet-dev/datafleet/framework/operator"
+	"github.com/datafleet-dev/datafleet/framework/engine"
 )
 
 func main() {
@@ -70,7 +70,7 @@ func run(args []string) error {
 	if err := os.WriteFile(path, kubeconfig, 0o600); err != nil {
 		return err
 	}
-	c, err := client.New(user.Config(), client.Options{Scheme: operator.NewScheme()})
+	c, err := client.New(user.Config(), client.Options{Scheme: engine.NewScheme()})
 	if err != nil {
 		return err
 	}

@@ -13,10 +13,9 @@ import (
 	"os"
 	"time"
 
+	"github.com/datafleet-dev/datafleet/framework/engine"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-
-	"github.com/datafleet-dev/datafleet/framework/operator"
 )
 
 const usage = `usage: kubectl datafleet versions [--engine ENGINE] [--kubeconfig FILE] [--context NAME]
@@ -38,7 +37,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return errors.New("unknown or missing command")
 	}
 	fs := flag.NewFlagSet("versions", flag.ContinueOnError)
-	engine := fs.String("engine", "", "only this engine")
+	engineName := fs.String("engine", "", "only this engine")
 	kubeconfig := fs.String("kubeconfig", "", "kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
 	kctx := fs.String("context", "", "kubeconfig context")
 	if err := fs.Parse(args[1:]); err != nil {
@@ -50,11 +49,11 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	c, err := client.New(cfg, client.Options{Scheme: operator.NewScheme()})
+	c, err := client.New(cfg, client.Options{Scheme: engine.NewScheme()})
 	if err != nil {
 		return err
 	}
-	rows, err := Versions(ctx, c, *engine, time.Now())
+	rows, err := Versions(ctx, c, *engineName, time.Now())
 	if err != nil {
 		return err
 	}

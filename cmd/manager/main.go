@@ -162,7 +162,7 @@ func run(args []string) error {
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		WebhookServer:           crwebhook.NewServer(crwebhook.Options{Port: o.webhook.port, CertDir: o.webhook.certDir}),
-		Scheme:                  operator.NewScheme(),
+		Scheme:                  engine.NewScheme(),
 		Cache:                   operator.CacheOptions(engines),
 		Metrics:                 metricsOptions(o),
 		HealthProbeBindAddress:  o.probeAddr,
@@ -219,7 +219,7 @@ func webhookCerts(cfg *rest.Config, o webhookOptions) (*webhook.Certs, error) {
 	if ns == "" || o.service == "" {
 		return nil, errors.New("a self-signed webhook certificate needs --webhook-service and $POD_NAMESPACE")
 	}
-	c, err := client.New(cfg, client.Options{Scheme: operator.NewScheme()})
+	c, err := client.New(cfg, client.Options{Scheme: engine.NewScheme()})
 	if err != nil {
 		return nil, err
 	}

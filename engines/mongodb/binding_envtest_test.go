@@ -16,6 +16,7 @@ import (
 	"github.com/datafleet-dev/datafleet/framework/binding"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/engine/enginetest"
+	"github.com/datafleet-dev/datafleet/framework/engine/enginetest/managertest"
 	"github.com/datafleet-dev/datafleet/framework/names"
 	"github.com/datafleet-dev/datafleet/framework/operator"
 	"github.com/datafleet-dev/datafleet/framework/workload"
@@ -44,7 +45,7 @@ func TestBindingsOnFerretDBReachNoMoreThanGranted(t *testing.T) {
 	ctx, c := context.Background(), env.Client
 	var server *testenv.FerretDB
 	e := servingEngine{Engine{serverAt: func(*corev1.Pod) string { return server.Addr }}}
-	mgr, err := env.ManagerWith([]engine.Engine{e}, operator.Options{MaxConcurrentReconciles: 4, AgentImage: enginetest.AgentImage})
+	mgr, err := env.ManagerWith([]engine.Engine{e}, operator.Options{MaxConcurrentReconciles: 4, AgentImage: managertest.AgentImage})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,10 +70,10 @@ func TestBindingsOnFerretDBReachNoMoreThanGranted(t *testing.T) {
 	})
 	adminPassword := string(adminSecret.Data[mongoagent.PasswordKey])
 	server = testenv.StartFerretDBAs(t, mongoagent.AdminUser, adminPassword)
-	enginetest.MarkReady(t, c, client.ObjectKeyFromObject(inst))
+	managertest.MarkReady(t, c, client.ObjectKeyFromObject(inst))
 	labels := names.InstanceLabels(Name, inst.Name)
 	labels[workload.RoleLabel] = mongoagent.RolePrimary
-	enginetest.RunningPod(t, c, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: workload.PodName(inst, 0), Namespace: "apps", Labels: labels},
+	managertest.RunningPod(t, c, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: workload.PodName(inst, 0), Namespace: "apps", Labels: labels},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: Name, Image: ferretdb.Image}}}})
 
 	bind := func(ns, name string, role v1alpha1.BindingRole, database string) *v1alpha1.ServiceBinding {
@@ -104,7 +105,7 @@ func TestBindingsOnFerretDBReachNoMoreThanGranted(t *testing.T) {
 
 	app := bind("apps", "orders", v1alpha1.RoleReadWrite, "app")
 	report := bind("apps", "report", v1alpha1.RoleReadOnly, "app")
-	appSecret, reportSecret := enginetest.WaitBound(t, c, app, nil), enginetest.WaitBound(t, c, report, nil)
+	appSecret, reportSecret := managertest.WaitBound(t, c, app, nil), managertest.WaitBound(t, c, report, nil)
 	for _, s := range []*corev1.Secret{appSecret, reportSecret} {
 		if err := logsIn(s); err != nil {
 			t.Fatalf("%s cannot log in: %v", s.Data["username"], err)
@@ -114,7 +115,7 @@ func TestBindingsOnFerretDBReachNoMoreThanGranted(t *testing.T) {
 	t.Run("MongoDB's own databases are refused, and nobody is created in them", func(t *testing.T) {
 		for _, db := range ReservedDatabases {
 			b := bind("apps", "sys-"+db, v1alpha1.RoleAdmin, db)
-			enginetest.WaitRefused(t, c, b, binding.ReasonReservedTarget, `database "`+db+`" is reserved`)
+			managertest.WaitRefused(t, c, b, binding.ReasonReservedTarget, `database "`+db+`" is reserved`)
 		}
 		mgr.WaitQuiet(t, time.Minute)
 		if got := users("admin"); !slices.Equal(got, []string{mongoagent.AdminUser}) {
@@ -129,32 +130,32 @@ func TestBindingsOnFerretDBReachNoMoreThanGranted(t *testing.T) {
 
 	t.Run("another namespace gets only the role and the databases the policy grants", func(t *testing.T) {
 		policy := func(p *v1alpha1.BindingPolicy) {
-			enginetest.UpdateSpec(t, c, inst, func(s *v1alpha1.ServiceInstanceSpec) { s.BindingPolicy = p })
+			managertest.UpdateSpec(t, c, inst, func(s *v1alpha1.ServiceInstanceSpec) { s.BindingPolicy = p })
 		}
 		onApp := bind("other", "reader", v1alpha1.RoleReadOnly, "app")
-		enginetest.WaitRefused(t, c, onApp, binding.ReasonNamespaceNotAllowed, `does not allow bindings from namespace "other"`)
+		managertest.WaitRefused(t, c, onApp, binding.ReasonNamespaceNotAllowed, `does not allow bindings from namespace "other"`)
 		policy(&v1alpha1.BindingPolicy{Namespaces: []v1alpha1.NamespaceBindingPolicy{{Namespace: "other", MaxRole: v1alpha1.RoleReadWrite}}})
-		enginetest.WaitRefused(t, c, onApp, binding.ReasonTargetNotShared, `database "app" of ServiceInstance apps/docs is not shared`)
+		managertest.WaitRefused(t, c, onApp, binding.ReasonTargetNotShared, `database "app" of ServiceInstance apps/docs is not shared`)
 		adminOwn := bind("other", "owner", v1alpha1.RoleAdmin, "other_ledger")
-		enginetest.WaitRefused(t, c, adminOwn, binding.ReasonRoleNotAllowed, `bindings from namespace "other" may have readWrite at most`)
-		own := enginetest.WaitBound(t, c, bind("other", "writer", v1alpha1.RoleReadWrite, "other_ledger"), nil)
+		managertest.WaitRefused(t, c, adminOwn, binding.ReasonRoleNotAllowed, `bindings from namespace "other" may have readWrite at most`)
+		own := managertest.WaitBound(t, c, bind("other", "writer", v1alpha1.RoleReadWrite, "other_ledger"), nil)
 		if err := logsIn(own); err != nil {
 			t.Fatalf("a binding on the namespace's own database cannot log in: %v", err)
 		}
 		policy(&v1alpha1.BindingPolicy{SharedTargets: []string{"app"},
 			Namespaces: []v1alpha1.NamespaceBindingPolicy{{Namespace: "other", MaxRole: v1alpha1.RoleAdmin}}})
-		shared := enginetest.WaitBound(t, c, onApp, nil)
+		shared := managertest.WaitBound(t, c, onApp, nil)
 		if err := logsIn(shared); err != nil {
 			t.Fatalf("a readOnly binding on the shared database cannot log in: %v", err)
 		}
 		adminShared := bind("other", "takeover", v1alpha1.RoleAdmin, "app")
-		enginetest.WaitRefused(t, c, adminShared, binding.ReasonRoleNotAllowed, `database "app" is shared`)
-		enginetest.WaitBound(t, c, adminOwn, nil)
+		managertest.WaitRefused(t, c, adminShared, binding.ReasonRoleNotAllowed, `database "app" is shared`)
+		managertest.WaitBound(t, c, adminOwn, nil)
 
 		// Lowered, the policy takes back what it no longer grants: the users go from the server.
 		policy(nil)
-		enginetest.WaitRefused(t, c, onApp, binding.ReasonNamespaceNotAllowed, "")
-		enginetest.WaitRefused(t, c, adminOwn, binding.ReasonNamespaceNotAllowed, "")
+		managertest.WaitRefused(t, c, onApp, binding.ReasonNamespaceNotAllowed, "")
+		managertest.WaitRefused(t, c, adminOwn, binding.ReasonNamespaceNotAllowed, "")
 		testenv.Eventually(t, time.Minute, func() error {
 			if got, want := users("app"), []string{string(appSecret.Data["username"]), string(reportSecret.Data["username"])}; !slices.Equal(got, sorted(want)) {
 				return testenv.Errorf("users of app %q, want the apps namespace's %q", got, want)

@@ -15,7 +15,7 @@ import (
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	mongoagent "github.com/datafleet-dev/datafleet/engines/mongodb/agent"
-	"github.com/datafleet-dev/datafleet/framework/engine/enginetest"
+	"github.com/datafleet-dev/datafleet/framework/engine/enginetest/managertest"
 	"github.com/datafleet-dev/datafleet/framework/instance"
 	"github.com/datafleet-dev/datafleet/test/testenv"
 )
@@ -28,7 +28,7 @@ import (
 func TestMembersLeaveTheSetBeforeTheirPodsGo(t *testing.T) {
 	inst := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "catalog", Namespace: "apps"},
 		Spec: v1alpha1.ServiceInstanceSpec{Engine: Name, Version: release.Version, Replicas: ptr.To[int32](3)}}
-	c := enginetest.Settled(t, New(), release, inst, func(inst *v1alpha1.ServiceInstance) error {
+	c := managertest.Settled(t, New(), release, inst, func(inst *v1alpha1.ServiceInstance) error {
 		if inst.Status.ObservedGeneration != inst.Generation || meta.IsStatusConditionTrue(inst.Status.Conditions, v1alpha1.ConditionReady) {
 			return testenv.Errorf("status %+v", inst.Status)
 		}
@@ -59,7 +59,7 @@ func TestMembersLeaveTheSetBeforeTheirPodsGo(t *testing.T) {
 		}
 	}
 
-	enginetest.UpdateSpec(t, c, inst, func(s *v1alpha1.ServiceInstanceSpec) { s.Replicas = ptr.To[int32](5) })
+	managertest.UpdateSpec(t, c, inst, func(s *v1alpha1.ServiceInstanceSpec) { s.Replicas = ptr.To[int32](5) })
 	testenv.Eventually(t, time.Minute, wanted(5))
 	testenv.Eventually(t, time.Minute, func() error {
 		if err := c.Get(ctx, key, &sts); err != nil || *sts.Spec.Replicas != 5 {
@@ -71,7 +71,7 @@ func TestMembersLeaveTheSetBeforeTheirPodsGo(t *testing.T) {
 		t.Error("adding members changed the pod template: the running members would restart")
 	}
 
-	enginetest.UpdateSpec(t, c, inst, func(s *v1alpha1.ServiceInstanceSpec) { s.Replicas = ptr.To[int32](3) })
+	managertest.UpdateSpec(t, c, inst, func(s *v1alpha1.ServiceInstanceSpec) { s.Replicas = ptr.To[int32](3) })
 	testenv.Eventually(t, time.Minute, wanted(3))
 	testenv.Eventually(t, time.Minute, func() error {
 		if err := c.Get(ctx, key, inst); err != nil {

@@ -27,7 +27,7 @@ import (
 	mongoagent "github.com/datafleet-dev/datafleet/engines/mongodb/agent"
 	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
 	"github.com/datafleet-dev/datafleet/framework/certs"
-	"github.com/datafleet-dev/datafleet/framework/engine/enginetest"
+	"github.com/datafleet-dev/datafleet/framework/engine/enginetest/managertest"
 	"github.com/datafleet-dev/datafleet/framework/names"
 	"github.com/datafleet-dev/datafleet/framework/workload"
 	"github.com/datafleet-dev/datafleet/test/testenv"
@@ -104,7 +104,7 @@ func TestRolesAndRollingUpdateFollowTheAgents(t *testing.T) {
 	e := Engine{agentAt: func(p *corev1.Pod) string { return addrs[p.Name] }}
 	inst := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "catalog", Namespace: "apps"},
 		Spec: v1alpha1.ServiceInstanceSpec{Engine: Name, Version: release.Version, Replicas: ptr.To[int32](3)}}
-	c := enginetest.Settled(t, e, release, inst, func(inst *v1alpha1.ServiceInstance) error {
+	c := managertest.Settled(t, e, release, inst, func(inst *v1alpha1.ServiceInstance) error {
 		if ready := meta.FindStatusCondition(inst.Status.Conditions, v1alpha1.ConditionReady); ready == nil || ready.Reason != "NoPrimary" {
 			return testenv.Errorf("Ready %+v", ready)
 		}
@@ -136,7 +136,7 @@ func TestRolesAndRollingUpdateFollowTheAgents(t *testing.T) {
 		t.Helper()
 		labels := names.InstanceLabels(Name, "catalog")
 		labels[appsv1.ControllerRevisionHashLabelKey] = revision
-		enginetest.RunningPod(t, c, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "apps", Labels: labels},
+		managertest.RunningPod(t, c, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "apps", Labels: labels},
 			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: Name, Image: release.Image}},
 				Volumes: []corev1.Volume{workload.SecretVolume(fwagent.TLSVolume, certs.AgentSecretName("catalog"))}}})
 	}

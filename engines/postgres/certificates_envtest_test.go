@@ -14,7 +14,7 @@ import (
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/engine"
-	"github.com/datafleet-dev/datafleet/framework/engine/enginetest"
+	"github.com/datafleet-dev/datafleet/framework/engine/enginetest/managertest"
 	"github.com/datafleet-dev/datafleet/framework/instance"
 	"github.com/datafleet-dev/datafleet/framework/operator"
 	"github.com/datafleet-dev/datafleet/test/testenv"
@@ -26,7 +26,7 @@ import (
 // with AlreadyExists every second, for ever, with nothing said.
 func TestAForeignCASecretIsReportedAndNeverUsed(t *testing.T) {
 	env := testenv.Start(t)
-	mgr, err := env.ManagerWith([]engine.Engine{New()}, operator.Options{MaxConcurrentReconciles: 2, AgentImage: enginetest.AgentImage})
+	mgr, err := env.ManagerWith([]engine.Engine{New()}, operator.Options{MaxConcurrentReconciles: 2, AgentImage: managertest.AgentImage})
 	if err != nil {
 		t.Fatal(err)
 	}

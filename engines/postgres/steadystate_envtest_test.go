@@ -13,7 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
-	"github.com/datafleet-dev/datafleet/framework/engine/enginetest"
+	"github.com/datafleet-dev/datafleet/framework/engine/enginetest/managertest"
 	"github.com/datafleet-dev/datafleet/test/testenv"
 )
 
@@ -25,7 +25,7 @@ func TestSettledInstanceReconcilesWithoutWrites(t *testing.T) {
 	inst := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "orders", Namespace: "apps"},
 		Spec: v1alpha1.ServiceInstanceSpec{Engine: Name, Version: "15", Parameters: map[string]string{"work_mem": "8MB"},
 			TLS: &v1alpha1.TLSSpec{Enabled: true}}}
-	c := enginetest.Settled(t, New(), release, inst, func(inst *v1alpha1.ServiceInstance) error {
+	c := managertest.Settled(t, New(), release, inst, func(inst *v1alpha1.ServiceInstance) error {
 		ready := meta.FindStatusCondition(inst.Status.Conditions, v1alpha1.ConditionReady)
 		if inst.Status.ReadyReplicas != 1 || ready == nil || !strings.Contains(ready.Message, "waiting for orders-0") {
 			return testenv.Errorf("status %+v", inst.Status)

@@ -24,6 +24,7 @@ import (
 	"github.com/datafleet-dev/datafleet/framework/certs"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/engine/enginetest"
+	"github.com/datafleet-dev/datafleet/framework/engine/enginetest/managertest"
 	"github.com/datafleet-dev/datafleet/framework/names"
 	"github.com/datafleet-dev/datafleet/framework/operator"
 	"github.com/datafleet-dev/datafleet/framework/workload"
@@ -80,8 +81,8 @@ func (h *bindingHarness) serve(inst *v1alpha1.ServiceInstance) *v1alpha1.Service
 	if err := c.Create(ctx, inst); err != nil {
 		t.Fatal(err)
 	}
-	enginetest.MarkReady(t, c, client.ObjectKeyFromObject(inst))
-	enginetest.RunningPod(t, c, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: workload.PodName(inst, 0), Namespace: inst.Namespace, Labels: names.InstanceLabels(Name, inst.Name)},
+	managertest.MarkReady(t, c, client.ObjectKeyFromObject(inst))
+	managertest.RunningPod(t, c, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: workload.PodName(inst, 0), Namespace: inst.Namespace, Labels: names.InstanceLabels(Name, inst.Name)},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: Name, Image: "rabbitmq"}}}})
 	testenv.Eventually(t, time.Minute, func() error {
 		if err := c.Get(ctx, client.ObjectKeyFromObject(inst), inst); err != nil {
@@ -96,7 +97,7 @@ func (h *bindingHarness) serve(inst *v1alpha1.ServiceInstance) *v1alpha1.Service
 }
 
 func (h *bindingHarness) startOperator() {
-	mgr, err := h.env.ManagerWith([]engine.Engine{h.e}, operator.Options{MaxConcurrentReconciles: 4, AgentImage: enginetest.AgentImage})
+	mgr, err := h.env.ManagerWith([]engine.Engine{h.e}, operator.Options{MaxConcurrentReconciles: 4, AgentImage: managertest.AgentImage})
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -116,13 +117,13 @@ func (h *bindingHarness) create(ns, name string, role v1alpha1.BindingRole, vhos
 // bound waits for the binding to be Ready at its generation and returns its Secret.
 func (h *bindingHarness) bound(b *v1alpha1.ServiceBinding, also func(*v1alpha1.ServiceBinding) error) *corev1.Secret {
 	h.t.Helper()
-	return enginetest.WaitBound(h.t, h.env.Client, b, also)
+	return managertest.WaitBound(h.t, h.env.Client, b, also)
 }
 
 // condition waits for the binding's Ready condition to have the reason.
 func (h *bindingHarness) condition(b *v1alpha1.ServiceBinding, reason, message string) {
 	h.t.Helper()
-	enginetest.WaitRefused(h.t, h.env.Client, b, reason, message)
+	managertest.WaitRefused(h.t, h.env.Client, b, reason, message)
 }
 
 // dial connects to the local node as the Secret says (its host is the Service's name, which only
@@ -274,7 +275,7 @@ func TestBindings(t *testing.T) {
 		if err := c.Delete(ctx, b); err != nil {
 			t.Fatal(err)
 		}
-		enginetest.WaitGone(t, c, b)
+		managertest.WaitGone(t, c, b)
 	})
 
 	t.Run("readWrite publishes and consumes, readOnly consumes and is refused publishing", func(t *testing.T) {
@@ -346,7 +347,7 @@ func TestBindings(t *testing.T) {
 		if err := c.Delete(ctx, b); err != nil {
 			t.Fatal(err)
 		}
-		enginetest.WaitGone(t, c, b)
+		managertest.WaitGone(t, c, b)
 	})
 
 	t.Run("a Secret edited to name the administrator or another binding's user reaches neither", func(t *testing.T) {
@@ -394,12 +395,12 @@ func TestBindings(t *testing.T) {
 		if err := c.Delete(ctx, b); err != nil {
 			t.Fatal(err)
 		}
-		enginetest.WaitGone(t, c, b)
+		managertest.WaitGone(t, c, b)
 	})
 
 	t.Run("rotation keeps the previous credentials for the overlap, then only the new ones work", func(t *testing.T) {
 		old := rwSecret.DeepCopy()
-		enginetest.UpdateBinding(t, c, rw, func(s *v1alpha1.ServiceBindingSpec) {
+		managertest.UpdateBinding(t, c, rw, func(s *v1alpha1.ServiceBindingSpec) {
 			s.Rotation = &v1alpha1.CredentialRotation{Generation: 1, Overlap: &metav1.Duration{Duration: 20 * time.Second}}
 		})
 		fresh := h.bound(rw, func(b *v1alpha1.ServiceBinding) error {
@@ -439,8 +440,8 @@ func TestBindings(t *testing.T) {
 		if err := c.Delete(ctx, ro); err != nil {
 			t.Fatal(err)
 		}
-		enginetest.WaitGone(t, c, ro)
-		enginetest.WaitGone(t, c, roSecret)
+		managertest.WaitGone(t, c, ro)
+		managertest.WaitGone(t, c, roSecret)
 		if err := h.refused(roSecret); err != nil {
 			t.Fatal(err)
 		}
@@ -450,7 +451,7 @@ func TestBindings(t *testing.T) {
 		b := h.create("other", "reader", v1alpha1.RoleReadOnly, "orders")
 		h.condition(b, binding.ReasonNamespaceNotAllowed, `does not allow bindings from namespace "other"`)
 		policy := func(p *v1alpha1.BindingPolicy) {
-			enginetest.UpdateSpec(t, c, h.inst, func(s *v1alpha1.ServiceInstanceSpec) { s.BindingPolicy = p })
+			managertest.UpdateSpec(t, c, h.inst, func(s *v1alpha1.ServiceInstanceSpec) { s.BindingPolicy = p })
 		}
 		// Allowed, the namespace still does not reach the instance's own vhosts unless shared.
 		policy(&v1alpha1.BindingPolicy{AllowedNamespaces: []string{"other"}})
@@ -477,7 +478,7 @@ func TestBindings(t *testing.T) {
 		h.condition(onOwn, binding.ReasonRoleNotAllowed, `may have readOnly at most`)
 		h.condition(b, binding.ReasonTargetNotShared, "")
 		for _, secret := range []*corev1.Secret{s, own} {
-			enginetest.WaitGone(t, c, secret)
+			managertest.WaitGone(t, c, secret)
 			testenv.Eventually(t, time.Minute, func() error { return h.refused(secret) })
 		}
 		policy(nil)
@@ -492,7 +493,7 @@ func TestBindings(t *testing.T) {
 			if err := c.Delete(ctx, x); err != nil {
 				t.Fatal(err)
 			}
-			enginetest.WaitGone(t, c, x)
+			managertest.WaitGone(t, c, x)
 		}
 	})
 
@@ -541,7 +542,7 @@ func TestBindings(t *testing.T) {
 		}
 		for i, b := range made {
 			if i%2 == 0 {
-				enginetest.WaitGone(t, c, b)
+				managertest.WaitGone(t, c, b)
 			} else {
 				h.bound(b, nil)
 			}
@@ -559,7 +560,7 @@ func TestBindings(t *testing.T) {
 		if err := c.Delete(ctx, h.inst); err != nil {
 			t.Fatal(err)
 		}
-		enginetest.WaitGone(t, c, h.inst)
+		managertest.WaitGone(t, c, h.inst)
 		list := &v1alpha1.ServiceBindingList{}
 		if err := c.List(ctx, list); err != nil || len(list.Items) != 0 {
 			t.Fatalf("bindings left: %v %d", err, len(list.Items))

@@ -14,7 +14,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
-	"github.com/datafleet-dev/datafleet/framework/engine/enginetest"
+	"github.com/datafleet-dev/datafleet/framework/engine/enginetest/managertest"
 	"github.com/datafleet-dev/datafleet/framework/instance"
 	"github.com/datafleet-dev/datafleet/test/testenv"
 )
@@ -26,7 +26,7 @@ func TestScaleDownIsRefusedAndScaleUpAddsPeers(t *testing.T) {
 	inst := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "events", Namespace: "apps"},
 		Spec: v1alpha1.ServiceInstanceSpec{Engine: Name, Version: release.Version, Replicas: ptr.To[int32](3)}}
 	// No node answers in envtest, so the instance settles not Ready.
-	c := enginetest.Settled(t, New(), release, inst, func(inst *v1alpha1.ServiceInstance) error {
+	c := managertest.Settled(t, New(), release, inst, func(inst *v1alpha1.ServiceInstance) error {
 		if ready := meta.FindStatusCondition(inst.Status.Conditions, v1alpha1.ConditionReady); ready == nil || ready.Reason != "ManagementUnavailable" {
 			return testenv.Errorf("status %+v", inst.Status)
 		}
@@ -45,7 +45,7 @@ func TestScaleDownIsRefusedAndScaleUpAddsPeers(t *testing.T) {
 	}
 	template := sts.Spec.Template
 
-	enginetest.UpdateSpec(t, c, inst, func(s *v1alpha1.ServiceInstanceSpec) { s.Replicas = ptr.To[int32](1) })
+	managertest.UpdateSpec(t, c, inst, func(s *v1alpha1.ServiceInstanceSpec) { s.Replicas = ptr.To[int32](1) })
 	testenv.Eventually(t, time.Minute, func() error {
 		if err := c.Get(ctx, key, inst); err != nil {
 			return err
@@ -62,7 +62,7 @@ func TestScaleDownIsRefusedAndScaleUpAddsPeers(t *testing.T) {
 		t.Fatalf("the StatefulSet was scaled down: %v %d", err, *sts.Spec.Replicas)
 	}
 
-	enginetest.UpdateSpec(t, c, inst, func(s *v1alpha1.ServiceInstanceSpec) { s.Replicas = ptr.To[int32](5) })
+	managertest.UpdateSpec(t, c, inst, func(s *v1alpha1.ServiceInstanceSpec) { s.Replicas = ptr.To[int32](5) })
 	testenv.Eventually(t, time.Minute, func() error {
 		if err := c.Get(ctx, key, &sts); err != nil {
 			return err
@@ -82,7 +82,7 @@ func TestScaleDownIsRefusedAndScaleUpAddsPeers(t *testing.T) {
 
 	// With the opt-in, the StatefulSet keeps its pods until each leaving node is drained, which
 	// needs its agent: with no pods here, nothing is removed.
-	enginetest.UpdateSpec(t, c, inst, func(s *v1alpha1.ServiceInstanceSpec) {
+	managertest.UpdateSpec(t, c, inst, func(s *v1alpha1.ServiceInstanceSpec) {
 		s.Replicas, s.ScaleDown = ptr.To[int32](3), v1alpha1.ScaleDownDrain
 	})
 	testenv.Eventually(t, time.Minute, func() error {

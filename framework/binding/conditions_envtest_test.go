@@ -16,7 +16,7 @@ import (
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/binding"
 	"github.com/datafleet-dev/datafleet/framework/engine"
-	"github.com/datafleet-dev/datafleet/framework/engine/enginetest"
+	"github.com/datafleet-dev/datafleet/framework/engine/enginetest/managertest"
 	"github.com/datafleet-dev/datafleet/framework/engine/fakeengine"
 	"github.com/datafleet-dev/datafleet/test/testenv"
 )
@@ -82,7 +82,7 @@ func TestConditions(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect(early, metav1.ConditionFalse, binding.ReasonInstanceNotReady, "the binding is made once it is Ready")
-	enginetest.MarkReady(t, c, client.ObjectKeyFromObject(inst))
+	managertest.MarkReady(t, c, client.ObjectKeyFromObject(inst))
 	expect(early, metav1.ConditionTrue, binding.ReasonBound, "can connect with the Secret early")
 
 	expect(bind("admin", "db", v1alpha1.RoleAdmin, nil), metav1.ConditionFalse, binding.ReasonRoleNotSupported,

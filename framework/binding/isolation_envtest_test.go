@@ -14,7 +14,7 @@ import (
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/binding"
 	"github.com/datafleet-dev/datafleet/framework/engine"
-	"github.com/datafleet-dev/datafleet/framework/engine/enginetest"
+	"github.com/datafleet-dev/datafleet/framework/engine/enginetest/managertest"
 	"github.com/datafleet-dev/datafleet/framework/engine/fakeengine"
 	"github.com/datafleet-dev/datafleet/framework/names"
 	"github.com/datafleet-dev/datafleet/test/testenv"
@@ -49,7 +49,7 @@ func TestTenantWritesReachNoOtherUser(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	enginetest.MarkReady(t, c, client.ObjectKeyFromObject(inst))
+	managertest.MarkReady(t, c, client.ObjectKeyFromObject(inst))
 	bind := func(name, database string) *v1alpha1.ServiceBinding {
 		t.Helper()
 		b := &v1alpha1.ServiceBinding{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "apps"},

@@ -3,17 +3,12 @@ package instance
 import (
 	"context"
 	"fmt"
-	"maps"
 	"slices"
 
 	networkingv1 "k8s.io/api/networking/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
-	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/engine"
-	"github.com/datafleet-dev/datafleet/framework/names"
 	"github.com/datafleet-dev/datafleet/framework/netpol"
 )
 
@@ -28,7 +23,7 @@ func (r *Reconciler) render(_ context.Context, s *scope) (bool, error) {
 		objs = append(objs, netpol.Render(netpol.Input{Engine: r.Engine.Name(), Instance: s.inst, Ports: r.Engine.Ports(), Operator: *r.NetworkPolicy}))
 	}
 	for _, o := range objs {
-		if err := Decorate(r.Scheme, r.Engine.Name(), s.inst, s.release.Version, o); err != nil {
+		if err := engine.Decorate(r.Scheme, r.Engine.Name(), s.inst, s.release.Version, o); err != nil {
 			return false, err
 		}
 	}
@@ -42,16 +37,4 @@ func (r *Reconciler) render(_ context.Context, s *scope) (bool, error) {
 // before.
 func ChildTypes(e engine.Engine) []client.Object {
 	return slices.Concat(e.ChildTypes(), []client.Object{&networkingv1.NetworkPolicy{}})
-}
-
-// Decorate sets namespace, the standard labels and the controller owner reference. Doing it here
-// rather than in each engine keeps engines thin and makes it impossible for one to forget.
-func Decorate(scheme *runtime.Scheme, engineName string, inst *v1alpha1.ServiceInstance, version string, o client.Object) error {
-	o.SetNamespace(inst.Namespace)
-	l := names.Standard(engineName, inst.Name, version)
-	maps.Copy(l, o.GetLabels()) // the engine's own labels (component, ...) are kept
-	maps.Copy(l, names.InstanceLabels(engineName, inst.Name))
-	o.SetLabels(l)
-	o.SetOwnerReferences(nil)
-	return controllerutil.SetControllerReference(inst, o, scheme)
 }

@@ -12,14 +12,11 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 
-	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/backup/controllers"
 	"github.com/datafleet-dev/datafleet/framework/backup/store"
 	"github.com/datafleet-dev/datafleet/framework/binding"
@@ -28,18 +25,6 @@ import (
 	"github.com/datafleet-dev/datafleet/framework/names"
 	"github.com/datafleet-dev/datafleet/framework/netpol"
 )
-
-// NewScheme returns a scheme with the Kubernetes built-in kinds and Datafleet's.
-func NewScheme() *runtime.Scheme {
-	s := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(s); err != nil {
-		panic(err)
-	}
-	if err := v1alpha1.AddToScheme(s); err != nil {
-		panic(err)
-	}
-	return s
-}
 
 // CacheOptions restricts the cache of every child kind (and Pods and PVCs, which the StatefulSet
 // controller makes for us) to objects labelled as managed by Datafleet, so memory grows with the

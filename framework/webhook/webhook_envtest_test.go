@@ -28,7 +28,6 @@ import (
 	"github.com/datafleet-dev/datafleet/framework/certs"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/engine/fakeengine"
-	"github.com/datafleet-dev/datafleet/framework/operator"
 	"github.com/datafleet-dev/datafleet/framework/webhook"
 	"github.com/datafleet-dev/datafleet/test/testenv"
 )
@@ -86,7 +85,7 @@ func startWebhookWithCache(t *testing.T, env *testenv.Env, opts cache.Options, e
 	}
 	skip := true
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
-		Scheme: operator.NewScheme(), Metrics: metricsserver.Options{BindAddress: "0"}, Cache: opts,
+		Scheme: engine.NewScheme(), Metrics: metricsserver.Options{BindAddress: "0"}, Cache: opts,
 		Controller:    config.Controller{SkipNameValidation: &skip},
 		WebhookServer: crwebhook.NewServer(crwebhook.Options{Port: port, CertDir: c.Dir}),
 	})

@@ -29,7 +29,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
-	"github.com/datafleet-dev/datafleet/framework/operator"
+	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/test/testenv"
 )
 
@@ -79,7 +79,7 @@ func newCluster() (*cluster, error) {
 		return nil, fmt.Errorf("E2E_KUBECONFIG: %w (%s)", err, how)
 	}
 	cfg.QPS, cfg.Burst = 100, 200
-	c, err := client.New(cfg, client.Options{Scheme: operator.NewScheme()})
+	c, err := client.New(cfg, client.Options{Scheme: engine.NewScheme()})
 	if err != nil {
 		return nil, err
 	}

@@ -93,6 +93,8 @@ func TestLayering(t *testing.T) {
 	const mod = "github.com/datafleet-dev/datafleet/"
 	for pkg, forbidden := range map[string][]string{
 		"framework/instance": {"framework/binding"},
+		// An engine's pure tests (rendering, goldens, conformance) need none of the operator's wiring.
+		"framework/engine/enginetest": {"framework/operator", "framework/instance", "test/testenv"},
 		// An engine's controller imports its agent for the names they share, never the reverse.
 		"engines/mongodb/agent":  {"engines/mongodb"},
 		"engines/postgres/agent": {"engines/postgres"},

@@ -82,7 +82,7 @@ func New() (*Env, error) {
 	// The test's own client must not be the bottleneck of what it measures.
 	direct := rest.CopyConfig(cfg)
 	direct.QPS, direct.Burst = 2000, 4000
-	c, err := client.New(direct, client.Options{Scheme: operator.NewScheme()})
+	c, err := client.New(direct, client.Options{Scheme: engine.NewScheme()})
 	if err != nil {
 		_ = env.Stop()
 		return nil, err
@@ -140,7 +140,7 @@ func (e *Env) ManagerWith(engines []engine.Engine, opts operator.Options) (*Mana
 	cfg.Wrap(wc.wrap)
 	skip := true
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:  operator.NewScheme(),
+		Scheme:  engine.NewScheme(),
 		Cache:   operator.CacheOptions(engines),
 		Metrics: metricsserver.Options{BindAddress: "0"},
 		// Several managers may start in one test binary; names are unique within each.

@@ -27,9 +27,7 @@ import (
 	"github.com/datafleet-dev/datafleet/framework/apply"
 	"github.com/datafleet-dev/datafleet/framework/catalog"
 	"github.com/datafleet-dev/datafleet/framework/engine"
-	"github.com/datafleet-dev/datafleet/framework/instance"
 	"github.com/datafleet-dev/datafleet/framework/names"
-	"github.com/datafleet-dev/datafleet/framework/operator"
 )
 
 // Suite describes the engine under test.
@@ -58,7 +56,7 @@ var clusterScoped = map[string]bool{
 // Run runs the conformance suite.
 func Run(t *testing.T, s Suite) {
 	t.Helper()
-	scheme := operator.NewScheme()
+	scheme := engine.NewScheme()
 	if s.Release.Image == "" {
 		s.Release = catalog.Release{Version: "1", Image: "example.invalid/engine:1"}
 	}
@@ -189,7 +187,7 @@ func checkNames(t *testing.T, scheme *runtime.Scheme, objs []client.Object) {
 
 func checkDecorated(t *testing.T, scheme *runtime.Scheme, s Suite, inst *v1alpha1.ServiceInstance, objs []client.Object) {
 	for _, o := range objs {
-		if err := instance.Decorate(scheme, s.Engine.Name(), inst, s.Release.Version, o); err != nil {
+		if err := engine.Decorate(scheme, s.Engine.Name(), inst, s.Release.Version, o); err != nil {
 			t.Fatalf("decorating %s: %v", o.GetName(), err)
 		}
 		ref := metav1.GetControllerOf(o)

@@ -12,7 +12,6 @@ import (
 
 	"github.com/datafleet-dev/datafleet/framework/apply"
 	"github.com/datafleet-dev/datafleet/framework/engine"
-	"github.com/datafleet-dev/datafleet/framework/operator"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files with the current rendering")
@@ -31,7 +30,7 @@ func Golden(t *testing.T, e engine.Engine, in engine.RenderInput, path string) {
 // GoldenObjects compares objects' YAML with the golden file at path (-update rewrites it).
 func GoldenObjects(t *testing.T, objs []client.Object, path string) {
 	t.Helper()
-	scheme := operator.NewScheme()
+	scheme := engine.NewScheme()
 	var buf bytes.Buffer
 	for _, o := range objs {
 		u, err := apply.ToUnstructured(scheme, o)

@@ -1,4 +1,8 @@
-package enginetest
+// Package managertest runs an engine inside the operator's manager on a real API server (envtest),
+// for the tests that need the framework's reconcilers around the engine: Settled, and the waits
+// on instances and bindings. An engine's pure tests need only enginetest, which imports none of the
+// operator's wiring.
+package managertest
 
 import (
 	"context"

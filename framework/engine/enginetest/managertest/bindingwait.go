@@ -1,4 +1,4 @@
-package enginetest
+package managertest
 
 import (
 	"context"
