@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
+	"github.com/datafleet-dev/datafleet/framework/agent/agentruntime"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 )
 
@@ -49,11 +50,11 @@ func runAgent(args []string) error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := fwagent.SignalContext()
+	ctx, stop := agentruntime.SignalContext()
 	defer stop()
 	logger := zap.New()
 	ctrl.SetLogger(logger)
-	return fwagent.Run(log.IntoContext(ctx, logger), e, listen)
+	return agentruntime.Run(log.IntoContext(ctx, logger), e, listen)
 }
 
 // installAgent is "manager install-agent DEST": the init container of an engine pod copies the

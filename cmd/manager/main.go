@@ -20,7 +20,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
-	"github.com/datafleet-dev/datafleet/framework/agent"
+	"github.com/datafleet-dev/datafleet/framework/agent/agentruntime"
 	"github.com/datafleet-dev/datafleet/framework/backup/job"
 	"github.com/datafleet-dev/datafleet/framework/backup/store"
 	"github.com/datafleet-dev/datafleet/framework/engine"
@@ -72,7 +72,7 @@ func run(args []string) error {
 	}
 	if len(args) > 0 && args[0] == "backup" {
 		// The backup and restore Jobs: no API access, the result in the termination message.
-		ctx, cancel := agent.SignalContext()
+		ctx, cancel := agentruntime.SignalContext()
 		defer cancel()
 		return job.Main(ctx, args[1:], engine.ByName(compiledEngines()))
 	}

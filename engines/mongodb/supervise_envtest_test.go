@@ -26,6 +26,7 @@ import (
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	mongoagent "github.com/datafleet-dev/datafleet/engines/mongodb/agent"
 	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
+	"github.com/datafleet-dev/datafleet/framework/agent/agentruntime"
 	"github.com/datafleet-dev/datafleet/framework/certs"
 	"github.com/datafleet-dev/datafleet/framework/engine/enginetest/managertest"
 	"github.com/datafleet-dev/datafleet/framework/names"
@@ -35,7 +36,7 @@ import (
 
 // electedSet stands in for a replica set's mongod processes, which cannot run on these machines:
 // each member's role as `hello` would report it, and an election when the primary steps down.
-// The agents' HTTP side in front of it is the real one (fwagent.Handler).
+// The agents' HTTP side in front of it is the real one (agentruntime.Handler).
 type electedSet struct {
 	mu    sync.Mutex
 	roles map[string]string
@@ -97,7 +98,7 @@ func TestRolesAndRollingUpdateFollowTheAgents(t *testing.T) {
 	set := &electedSet{roles: map[string]string{"catalog-0": mongoagent.RolePrimary, "catalog-1": mongoagent.RoleReplica, "catalog-2": mongoagent.RoleReplica}}
 	addrs, servers := map[string]string{}, []*httptest.Server{}
 	for pod := range set.roles {
-		srv := httptest.NewUnstartedServer(fwagent.Handler(member{set: set, pod: pod}))
+		srv := httptest.NewUnstartedServer(agentruntime.Handler(member{set: set, pod: pod}))
 		t.Cleanup(srv.Close)
 		addrs[pod], servers = srv.Listener.Addr().String(), append(servers, srv)
 	}
@@ -122,7 +123,7 @@ func TestRolesAndRollingUpdateFollowTheAgents(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	serverTLS, err := fwagent.ServerTLS(dir)
+	serverTLS, err := agentruntime.ServerTLS(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	rmqagent "github.com/datafleet-dev/datafleet/engines/rabbitmq/agent"
 	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
+	"github.com/datafleet-dev/datafleet/framework/agent/agentruntime"
 	"github.com/datafleet-dev/datafleet/framework/agent/agenttest"
 	"github.com/datafleet-dev/datafleet/framework/certs"
 	"github.com/datafleet-dev/datafleet/framework/engine/enginetest"
@@ -181,7 +182,7 @@ func (c *localCluster) start(i int, extraConf string) *localNode {
 	n.stop, n.done = cancel, make(chan struct{})
 	addr := "127.0.0.1:" + strconv.Itoa(n.agent)
 	n.agentAPI = c.agents.At(addr)
-	go func() { n.err = fwagent.Run(ctx, e, c.agents.Listen(addr)); close(n.done) }()
+	go func() { n.err = agentruntime.Run(ctx, e, c.agents.Listen(addr)); close(n.done) }()
 	c.nodes = append(c.nodes, n)
 	return n
 }
@@ -353,8 +354,8 @@ func consume(t *testing.T, n *localNode, queue string, want int) int {
 // A renewed certificate is served to new AMQPS connections after the agent's reload; the node
 // does not restart and a connection opened before carries on.
 func TestRenewedCertificateIsServedWithoutRestart(t *testing.T) {
-	defer func(d time.Duration) { fwagent.ReloadInterval = d }(fwagent.ReloadInterval)
-	fwagent.ReloadInterval = 200 * time.Millisecond
+	defer func(d time.Duration) { agentruntime.ReloadInterval = d }(agentruntime.ReloadInterval)
+	agentruntime.ReloadInterval = 200 * time.Millisecond
 	now := time.Now()
 	ca, err := certs.NewAuthority("test CA", now)
 	if err != nil {

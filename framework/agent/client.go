@@ -46,6 +46,10 @@ type Dialer struct {
 	Address func(*corev1.Pod) string
 }
 
+// DialerFunc presents and verifies with what config returns at each connection (a configuration
+// read again when its files change, as agentruntime.PeerDialer does).
+func DialerFunc(config func() (*tls.Config, error)) Dialer { return Dialer{config: config} }
+
 // NewDialer presents and verifies with cfg (see ClientTLSFromPEM).
 func NewDialer(cfg *tls.Config) Dialer {
 	return Dialer{config: func() (*tls.Config, error) { return cfg, nil }}
@@ -110,7 +114,7 @@ func (c Conn) Dump(ctx context.Context, w io.Writer) error {
 	if _, err := io.Copy(w, resp.Body); err != nil {
 		return fmt.Errorf("dump from %s: %w", c.Addr, err)
 	}
-	switch result := resp.Trailer.Get(trailerResult); result {
+	switch result := resp.Trailer.Get(TrailerResult); result {
 	case "ok":
 		return nil
 	case "":

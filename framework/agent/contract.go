@@ -2,7 +2,7 @@ package agent
 
 // The agent-side engine contract: what an engine's agent implements (Engine), the capabilities
 // it opts into (Controller, Reloader, Actor, Streamer), and what it reports (Status). The runtime
-// that drives them is agent.go.
+// that drives them is framework/agent/agentruntime.
 
 import (
 	"context"

@@ -92,9 +92,13 @@ func TestFrameworkImportsNoEngine(t *testing.T) {
 func TestLayering(t *testing.T) {
 	const mod = "github.com/datafleet-dev/datafleet/"
 	for pkg, forbidden := range map[string][]string{
-		"framework/instance": {"framework/binding"},
+		"framework/instance": {"framework/binding", "framework/agent/agentruntime"},
 		// An engine's pure tests (rendering, goldens, conformance) need none of the operator's wiring.
 		"framework/engine/enginetest": {"framework/operator", "framework/instance", "test/testenv"},
+		// The operator's side reaches agents through their contract, never their in-pod runtime.
+		"framework/workload": {"framework/agent/agentruntime"},
+		"framework/certs":    {"framework/agent/agentruntime"},
+		"framework/engine":   {"framework/agent/agentruntime"},
 		// An engine's controller imports its agent for the names they share, never the reverse.
 		"engines/mongodb/agent":  {"engines/mongodb"},
 		"engines/postgres/agent": {"engines/postgres"},

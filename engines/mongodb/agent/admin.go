@@ -11,7 +11,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
-	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
+	"github.com/datafleet-dev/datafleet/framework/agent/agentruntime"
 )
 
 // The administrator's users live in the data, its password in the instance's Secret. A member
@@ -112,7 +112,7 @@ func (e *Engine) changeAdminPassword(ctx context.Context, old, password string) 
 func (e *Engine) remember(password string) error {
 	path := filepath.Join(e.Config.DataDir, adminRecord)
 	if old, err := os.ReadFile(path); err != nil || string(old) != password {
-		if err := fwagent.WriteFileOwned(path, []byte(password), 0o600, e.Config.Credential); err != nil {
+		if err := agentruntime.WriteFileOwned(path, []byte(password), 0o600, e.Config.Credential); err != nil {
 			return fmt.Errorf("recording the administrator's password: %w", err)
 		}
 	}

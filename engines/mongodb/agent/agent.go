@@ -24,6 +24,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
+	"github.com/datafleet-dev/datafleet/framework/agent/agentruntime"
 )
 
 // Config is where the member's files are and which server it runs.
@@ -82,7 +83,7 @@ func (e *Engine) ferret() bool { return e.Config.Server == ServerFerretDB }
 func (e *Engine) Bootstrap(context.Context) error {
 	c := e.Config
 	for _, d := range []string{c.RunDir, c.DataDir} {
-		if err := fwagent.MkdirOwned(d, c.Credential); err != nil {
+		if err := agentruntime.MkdirOwned(d, c.Credential); err != nil {
 			return err
 		}
 	}
@@ -102,7 +103,7 @@ func (e *Engine) Bootstrap(context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reading the keyfile: %w", err)
 	}
-	return fwagent.WriteFileOwned(KeyfilePath(c.RunDir), key, 0o400, c.Credential)
+	return agentruntime.WriteFileOwned(KeyfilePath(c.RunDir), key, 0o400, c.Credential)
 }
 
 func (e *Engine) password() (string, error) {

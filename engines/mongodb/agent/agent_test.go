@@ -12,7 +12,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
+	"github.com/datafleet-dev/datafleet/framework/agent/agentruntime"
 	"github.com/datafleet-dev/datafleet/framework/agent/agenttest"
 	"github.com/datafleet-dev/datafleet/test/testenv"
 )
@@ -32,7 +32,7 @@ func startMember(t *testing.T, cfg Config) *member {
 	ended := make(chan struct{})
 	go func() {
 		defer close(ended)
-		_ = fwagent.Run(ctx, &Engine{Config: cfg}, m.tls.Listen(m.addr))
+		_ = agentruntime.Run(ctx, &Engine{Config: cfg}, m.tls.Listen(m.addr))
 	}()
 	m.stop = func() {
 		cancel()

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
+	"github.com/datafleet-dev/datafleet/framework/agent/agentruntime"
 	"github.com/datafleet-dev/datafleet/framework/primary"
 )
 
@@ -40,7 +41,7 @@ type Config struct {
 	Name string
 	// Lease decides whether this member is the primary. Nil runs a standalone primary.
 	Lease *primary.Keeper
-	// Peers reaches the other members' agents (fwagent.PeerDialer), for the lease's failsafe.
+	// Peers reaches the other members' agents (agentruntime.PeerDialer), for the lease's failsafe.
 	Peers fwagent.Dialer
 	// Source is the libpq connection string fragment (host and port, for example
 	// "host=orders port=5432") that reaches the current primary: replicas clone from it and
@@ -242,10 +243,10 @@ func (e *Engine) Command() *exec.Cmd {
 // StopSignal asks for a fast shutdown: open transactions are rolled back, the data is consistent.
 func (e *Engine) StopSignal() os.Signal { return syscall.SIGINT }
 
-func (e *Engine) mkdir(dir string) error { return fwagent.MkdirOwned(dir, e.Config.Credential) }
+func (e *Engine) mkdir(dir string) error { return agentruntime.MkdirOwned(dir, e.Config.Credential) }
 
 func (e *Engine) writeFile(path string, b []byte) error {
-	return fwagent.WriteFileOwned(path, b, 0o600, e.Config.Credential)
+	return agentruntime.WriteFileOwned(path, b, 0o600, e.Config.Credential)
 }
 
-func (e *Engine) chown(path string) error { return fwagent.Chown(path, e.Config.Credential) }
+func (e *Engine) chown(path string) error { return agentruntime.Chown(path, e.Config.Credential) }

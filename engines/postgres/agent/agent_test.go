@@ -17,6 +17,7 @@ import (
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
+	"github.com/datafleet-dev/datafleet/framework/agent/agentruntime"
 	"github.com/datafleet-dev/datafleet/framework/agent/agenttest"
 	"github.com/datafleet-dev/datafleet/framework/names"
 	"github.com/datafleet-dev/datafleet/test/testenv"
@@ -71,7 +72,7 @@ func start(t testing.TB, e *Engine) *running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{addr: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), cancel: cancel, done: make(chan error, 1), tls: agenttest.New(t)}
-	go func() { r.done <- fwagent.Run(ctx, e, r.tls.Listen(r.addr)) }()
+	go func() { r.done <- agentruntime.Run(ctx, e, r.tls.Listen(r.addr)) }()
 	t.Cleanup(func() { r.stop(t) })
 	testenv.Eventually(t, time.Minute, func() error {
 		select {

@@ -4,6 +4,7 @@ import (
 	"os"
 
 	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
+	"github.com/datafleet-dev/datafleet/framework/agent/agentruntime"
 	"github.com/datafleet-dev/datafleet/framework/primary"
 )
 
@@ -47,7 +48,7 @@ func New(a Args, l fwagent.Listen) (fwagent.Engine, error) {
 		return nil, err
 	}
 	c.Lease = k
-	c.Peers = fwagent.PeerDialer(l.TLSDir)
+	c.Peers = agentruntime.PeerDialer(l.TLSDir)
 	e := &Engine{Config: c}
 	k.Peers = e
 	return e, nil

@@ -12,7 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
+	"github.com/datafleet-dev/datafleet/framework/agent/agentruntime"
 	"github.com/datafleet-dev/datafleet/framework/certs"
 	"github.com/datafleet-dev/datafleet/test/testenv"
 )
@@ -20,8 +20,8 @@ import (
 // A changed parameters file and a renewed certificate reach a running postgres by a reload: the
 // server does not restart, open connections carry on, new ones see the new values.
 func TestReloadAppliesParametersAndCertificatesWithoutRestart(t *testing.T) {
-	defer func(d time.Duration) { fwagent.ReloadInterval = d }(fwagent.ReloadInterval)
-	fwagent.ReloadInterval = 100 * time.Millisecond
+	defer func(d time.Duration) { agentruntime.ReloadInterval = d }(agentruntime.ReloadInterval)
+	agentruntime.ReloadInterval = 100 * time.Millisecond
 
 	now := time.Now()
 	ca, err := certs.NewAuthority("test CA", now)

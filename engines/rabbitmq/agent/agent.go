@@ -20,6 +20,7 @@ import (
 	"time"
 
 	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
+	"github.com/datafleet-dev/datafleet/framework/agent/agentruntime"
 )
 
 // Names of the files the agent reads, as the engine's Render mounts them.
@@ -75,7 +76,7 @@ var (
 func (e *Engine) Bootstrap(context.Context) error {
 	c := e.Config
 	for _, d := range []string{c.RunDir, filepath.Join(c.RunDir, "log"), c.DataDir} {
-		if err := fwagent.MkdirOwned(d, c.Credential); err != nil {
+		if err := agentruntime.MkdirOwned(d, c.Credential); err != nil {
 			return err
 		}
 	}
@@ -84,14 +85,14 @@ func (e *Engine) Bootstrap(context.Context) error {
 		return fmt.Errorf("reading the Erlang cookie: %w", err)
 	}
 	// Erlang refuses a cookie file others may read.
-	if err := fwagent.WriteFileOwned(filepath.Join(c.RunDir, ".erlang.cookie"), cookie, 0o400, c.Credential); err != nil {
+	if err := agentruntime.WriteFileOwned(filepath.Join(c.RunDir, ".erlang.cookie"), cookie, 0o400, c.Credential); err != nil {
 		return err
 	}
 	conf, err := e.assemble()
 	if err != nil {
 		return err
 	}
-	return fwagent.WriteFileOwned(e.configPath(), []byte(conf), 0o600, c.Credential)
+	return agentruntime.WriteFileOwned(e.configPath(), []byte(conf), 0o600, c.Credential)
 }
 
 // assemble is the ConfigMap's settings and peer list, and the administrator the operator uses

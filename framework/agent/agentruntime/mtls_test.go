@@ -1,4 +1,4 @@
-package agent_test
+package agentruntime_test
 
 import (
 	"bytes"
@@ -19,6 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
+	"github.com/datafleet-dev/datafleet/framework/agent/agentruntime"
 	"github.com/datafleet-dev/datafleet/framework/agent/agenttest"
 	"github.com/datafleet-dev/datafleet/framework/certs"
 )
@@ -61,11 +62,11 @@ func (e *engine) actions() []string {
 // serve runs the agent's handler behind its real listener configuration.
 func serve(t *testing.T, e fwagent.Engine, dir string) string {
 	t.Helper()
-	cfg, err := fwagent.ServerTLS(dir)
+	cfg, err := agentruntime.ServerTLS(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewUnstartedServer(fwagent.Handler(e))
+	srv := httptest.NewUnstartedServer(agentruntime.Handler(e))
 	srv.TLS = cfg
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
@@ -185,7 +186,7 @@ func TestTheOperatorRefusesWhatIsNotTheInstancesAgent(t *testing.T) {
 // reads its status in clear but sends it no action (which would need a password).
 func TestAPodFromBeforeMutualTLSIsOnlyRead(t *testing.T) {
 	e := &engine{}
-	srv := httptest.NewServer(fwagent.Handler(e))
+	srv := httptest.NewServer(agentruntime.Handler(e))
 	defer srv.Close()
 	d := agenttest.New(t).Operator
 	d.Address = func(*corev1.Pod) string { return strings.TrimPrefix(srv.URL, "http://") }

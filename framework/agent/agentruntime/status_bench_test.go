@@ -1,4 +1,4 @@
-package agent_test
+package agentruntime_test
 
 import (
 	"context"
@@ -11,13 +11,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
+	"github.com/datafleet-dev/datafleet/framework/agent/agentruntime"
 	"github.com/datafleet-dev/datafleet/framework/agent/agenttest"
 )
 
 // What mutual TLS costs the operator per status read (a new connection each time, as the
 // operator reads thousands of agents now and then): compare
 //
-//	go test -run '^$' -bench BenchmarkStatus -benchmem ./framework/agent/
+//	go test -run '^$' -bench BenchmarkStatus -benchmem ./framework/agent/agentruntime/
 //
 // the ratio of mtls to clear is the cost per probe of a supervised pod.
 func BenchmarkStatus(b *testing.B) {
@@ -27,11 +28,11 @@ func BenchmarkStatus(b *testing.B) {
 		_ = json.NewEncoder(w).Encode((&engine{}).Status(r.Context()))
 	}))
 	b.Cleanup(clear.Close)
-	cfg, err := fwagent.ServerTLS(inst.Dir)
+	cfg, err := agentruntime.ServerTLS(inst.Dir)
 	if err != nil {
 		b.Fatal(err)
 	}
-	secured := httptest.NewUnstartedServer(fwagent.Handler(&engine{}))
+	secured := httptest.NewUnstartedServer(agentruntime.Handler(&engine{}))
 	secured.TLS = cfg
 	secured.StartTLS()
 	b.Cleanup(secured.Close)

@@ -1,0 +1,154 @@
+// Package agentruntime is the engine-independent runtime of the in-pod instance agent: the manager
+// binary run as PID 1 of an engine's container ("manager agent <engine>"). It prepares the data
+// directory through the engine, starts and supervises the engine's process, forwards stop signals
+// to it, and answers health, readiness and role over HTTPS (mutual TLS for all but the probes, see
+// tls.go). The container ends when the engine's process ends, so the kubelet's restart policy is
+// the supervisor of last resort. What an engine implements, and what the operator reads, is
+// framework/agent: the operator's side never imports this package.
+package agentruntime
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/datafleet-dev/datafleet/framework/agent"
+)
+
+// ReloadInterval is how often an agent.Reloader's files are compared with what was last applied.
+var ReloadInterval = 2 * time.Second
+
+// watchFiles calls Reload whenever the files' contents differ from the last applied ones; a
+// failed reload is tried again at the next tick.
+func watchFiles(ctx context.Context, r agent.Reloader, applied string) {
+	t := time.NewTicker(ReloadInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		d := digestFiles(r.ReloadFiles())
+		if d == applied {
+			continue
+		}
+		if err := r.Reload(ctx); err != nil {
+			log.FromContext(ctx).Error(err, "reload failed; trying again")
+			continue
+		}
+		log.FromContext(ctx).Info("configuration files changed: reloaded")
+		applied = d
+	}
+}
+
+// digestFiles hashes the files' contents; a missing or unreadable file counts as empty.
+func digestFiles(paths []string) string {
+	h := sha256.New()
+	for _, p := range paths {
+		b, _ := os.ReadFile(p)
+		fmt.Fprintf(h, "%s\x00%d\x00", p, len(b))
+		h.Write(b)
+	}
+	return string(h.Sum(nil))
+}
+
+// Run bootstraps the engine, runs its process and serves HTTPS until the process ends, the
+// engine's control loop ends, or ctx is cancelled (then it stops the process with the engine's
+// stop signal and waits for it).
+func Run(ctx context.Context, e agent.Engine, l agent.Listen) error {
+	if l.TLSDir == "" {
+		return errors.New("agent: no TLS directory (--" + agent.FlagTLSDir + "): the agent serves only over mutual TLS")
+	}
+	tlsConfig, err := ServerTLS(l.TLSDir)
+	if err != nil {
+		return err
+	}
+	// Taken before Bootstrap reads the files, so that a change while it runs is not missed.
+	var applied string
+	reloader, reloads := e.(agent.Reloader)
+	if reloads {
+		applied = digestFiles(reloader.ReloadFiles())
+	}
+	if err := e.Bootstrap(ctx); err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	ln, err := net.Listen("tcp", l.Addr)
+	if err != nil {
+		return err
+	}
+	cmd := e.Command()
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if err := cmd.Start(); err != nil {
+		ln.Close()
+		return fmt.Errorf("starting %s: %w", cmd.Path, err)
+	}
+	var exited atomic.Bool
+	done := make(chan error, 1)
+	go func() {
+		err := cmd.Wait()
+		exited.Store(true)
+		done <- err
+	}()
+	srv := &http.Server{Handler: handler(e, &exited), ReadHeaderTimeout: 5 * time.Second, TLSConfig: tlsConfig}
+	go func() { _ = srv.ServeTLS(ln, "", "") }()
+	defer srv.Close()
+
+	ctl, _ := e.(agent.Controller)
+	controlCtx, stopControl := context.WithCancel(ctx)
+	defer stopControl()
+	if reloads {
+		go watchFiles(controlCtx, reloader, applied)
+	}
+	controlled := make(chan error, 1)
+	if ctl != nil {
+		go func() { controlled <- ctl.Control(controlCtx) }()
+	}
+	// afterStop gets its own context: the agent's may already be cancelled by the stop signal.
+	afterStop := func() {
+		if ctl != nil {
+			actx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			ctl.AfterStop(actx)
+		}
+	}
+
+	select {
+	case err := <-done:
+		if err == nil {
+			return errors.New("the engine's process exited")
+		}
+		return fmt.Errorf("the engine's process exited: %w", err)
+	case <-ctx.Done():
+		_ = cmd.Process.Signal(e.StopSignal())
+		err := <-done
+		stopControl()
+		afterStop()
+		return err
+	case cause := <-controlled:
+		sig := e.StopSignal()
+		var imm interface{ Immediate() bool }
+		if errors.As(cause, &imm) && imm.Immediate() {
+			sig = ctl.ImmediateStopSignal()
+		}
+		_ = cmd.Process.Signal(sig)
+		<-done
+		afterStop()
+		return fmt.Errorf("stopped by the agent's control loop: %w", cause)
+	}
+}
+
+// SignalContext is cancelled by SIGTERM or SIGINT, which the kubelet sends to PID 1 to stop a container.
+func SignalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+}
