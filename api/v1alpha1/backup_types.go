@@ -16,6 +16,21 @@ const (
 	BackupFailed    BackupPhase = "Failed"
 )
 
+// RunStatus is the part of a Backup's and a Restore's status that its Job drives: both go
+// Pending → Running → Completed or Failed the same way.
+type RunStatus struct {
+	// +optional
+	Phase BackupPhase `json:"phase,omitempty"`
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// +optional
+	StartTime *metav1.Time `json:"startTime,omitempty"`
+	// +optional
+	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
+}
+
 // BackupSpec asks for one backup of an instance. Immutable once created.
 // +kubebuilder:validation:XValidation:rule="self == oldSelf",message="a Backup's spec is immutable: create a new Backup instead"
 type BackupSpec struct {
@@ -36,16 +51,7 @@ type BackupSpec struct {
 
 // BackupStatus is what the operator observed.
 type BackupStatus struct {
-	// +optional
-	Phase BackupPhase `json:"phase,omitempty"`
-	// +optional
-	// +listType=map
-	// +listMapKey=type
-	Conditions []metav1.Condition `json:"conditions,omitempty"`
-	// +optional
-	StartTime *metav1.Time `json:"startTime,omitempty"`
-	// +optional
-	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
+	RunStatus `json:",inline"`
 	// location of the backup's manifest in the store.
 	// +optional
 	Location string `json:"location,omitempty"`

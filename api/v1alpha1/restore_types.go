@@ -53,16 +53,7 @@ type RestoreSpec struct {
 
 // RestoreStatus is what the operator observed.
 type RestoreStatus struct {
-	// +optional
-	Phase BackupPhase `json:"phase,omitempty"`
-	// +optional
-	// +listType=map
-	// +listMapKey=type
-	Conditions []metav1.Condition `json:"conditions,omitempty"`
-	// +optional
-	StartTime *metav1.Time `json:"startTime,omitempty"`
-	// +optional
-	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
+	RunStatus `json:",inline"`
 	// instanceName is the instance the backup is restored into.
 	// +optional
 	InstanceName string `json:"instanceName,omitempty"`

@@ -15,6 +15,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
@@ -49,6 +50,8 @@ type BackupReconciler struct {
 	// Image is the operator's own image, which the Jobs run.
 	Image    string
 	Recorder events.EventRecorder
+	// Clock stamps the run's start and completion; nil is the wall clock.
+	Clock clock.PassiveClock
 }
 
 // Dir is a Backup's directory in its store, under the store's prefix. The UID keeps a new Backup
@@ -99,7 +102,7 @@ func (r *BackupReconciler) event(b *v1alpha1.Backup, phase v1alpha1.BackupPhase)
 // result. A finished Backup does not change.
 func (r *BackupReconciler) progress(ctx context.Context, b *v1alpha1.Backup) (time.Duration, error) {
 	st := &b.Status
-	run := run{phase: &st.Phase, start: &st.StartTime, completion: &st.CompletionTime, conds: &st.Conditions, gen: b.Generation, retry: 30 * time.Second}
+	run := run{st: &st.RunStatus, gen: b.Generation, retry: 30 * time.Second, clock: r.Clock}
 	if done, err := run.finished(ctx, r.Client, b.Namespace, backupJobName(b)); done || err != nil {
 		return 0, err
 	}

@@ -8,6 +8,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -43,8 +44,9 @@ const (
 type PlanReconciler struct {
 	Client   client.Client
 	Recorder events.EventRecorder
-	// Now is the clock; tests leave it nil.
-	Now func() time.Time
+	// Clock decides which slots are due and which Backups are past their age; nil is the wall
+	// clock.
+	Clock clock.PassiveClock
 }
 
 // backupName is a plan's Backup for one slot: deterministic, so a restart never makes two.
@@ -61,10 +63,7 @@ func (r *PlanReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	if !p.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil // its Backups stay: they are the data
 	}
-	now := time.Now()
-	if r.Now != nil {
-		now = r.Now()
-	}
+	now := now(r.Clock)
 	before := p.DeepCopy()
 	p.Status.ObservedGeneration = p.Generation
 	list := &v1alpha1.BackupList{}

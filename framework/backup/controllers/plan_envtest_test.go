@@ -2,12 +2,16 @@ package controllers_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	clocktesting "k8s.io/utils/clock/testing"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
@@ -54,5 +58,62 @@ func TestAPlanThatNeverFiresHoldsNoWorker(t *testing.T) {
 			}
 			return nil
 		})
+	}
+}
+
+// Retention by age reads the reconciler's clock, not the wall clock: on a real API server, the
+// same four Backups lose the two older than maxAge at one time, and the third a day later, while
+// the newest is always kept.
+func TestRetentionByAgeFollowsTheInjectedClock(t *testing.T) {
+	env := testenv.Start(t)
+	ctx, c := context.Background(), env.Client
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "aged"}}); err != nil {
+		t.Fatal(err)
+	}
+	p := &v1alpha1.BackupPlan{ObjectMeta: metav1.ObjectMeta{Name: "nightly", Namespace: "aged"},
+		Spec: v1alpha1.BackupPlanSpec{InstanceRef: v1alpha1.LocalObjectReference{Name: "db"}, Schedule: "0 3 * * *", Suspend: true,
+			Retention: &v1alpha1.BackupRetention{MaxAge: &metav1.Duration{Duration: 24 * time.Hour}}}}
+	if err := c.Create(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2030, 1, 10, 3, 0, 0, 0, time.UTC) // far from the wall clock on purpose
+	for name, age := range map[string]time.Duration{"b1": 72 * time.Hour, "b2": 48 * time.Hour, "b3": time.Hour, "b4": 0} {
+		b := &v1alpha1.Backup{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "aged", Labels: map[string]string{controllers.PlanLabel: p.Name}},
+			Spec: v1alpha1.BackupSpec{InstanceRef: v1alpha1.LocalObjectReference{Name: "db"}}}
+		if err := c.Create(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		done := metav1.NewTime(t0.Add(-age))
+		b.Status.Phase, b.Status.StartTime, b.Status.CompletionTime = v1alpha1.BackupCompleted, &done, &done
+		if err := c.Status().Update(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clock := clocktesting.NewFakePassiveClock(t0)
+	r := &controllers.PlanReconciler{Client: c, Recorder: events.NewFakeRecorder(100), Clock: clock}
+	left := func() []string {
+		t.Helper()
+		if _, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(p)}); err != nil {
+			t.Fatal(err)
+		}
+		list := &v1alpha1.BackupList{}
+		if err := c.List(ctx, list, client.InNamespace("aged")); err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, b := range list.Items {
+			if b.DeletionTimestamp.IsZero() {
+				out = append(out, b.Name)
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	if got := left(); !slices.Equal(got, []string{"b3", "b4"}) {
+		t.Errorf("at t0 the plan kept %v, want [b3 b4]", got)
+	}
+	clock.SetTime(t0.Add(48 * time.Hour))
+	if got := left(); !slices.Equal(got, []string{"b4"}) {
+		t.Errorf("two days later the plan kept %v, want [b4] (the newest, whatever its age)", got)
 	}
 }

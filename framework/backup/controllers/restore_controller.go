@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -57,6 +58,8 @@ type RestoreReconciler struct {
 	Engines  map[string]engine.Engine
 	Image    string
 	Recorder events.EventRecorder
+	// Clock stamps the run's start and completion; nil is the wall clock.
+	Clock clock.PassiveClock
 }
 
 func restoreJobName(rs *v1alpha1.Restore) string {
@@ -87,7 +90,7 @@ func (r *RestoreReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 
 func (r *RestoreReconciler) progress(ctx context.Context, rs *v1alpha1.Restore) (time.Duration, error) {
 	st := &rs.Status
-	run := run{phase: &st.Phase, start: &st.StartTime, completion: &st.CompletionTime, conds: &st.Conditions, gen: rs.Generation, retry: 15 * time.Second}
+	run := run{st: &st.RunStatus, gen: rs.Generation, retry: 15 * time.Second, clock: r.Clock}
 	if done, err := run.finished(ctx, r.Client, rs.Namespace, restoreJobName(rs)); done || err != nil {
 		return 0, err
 	}
@@ -114,15 +117,12 @@ func (r *RestoreReconciler) progress(ctx context.Context, rs *v1alpha1.Restore) 
 		return run.pending(reason, msg)
 	}
 
-	target, reason, msg, err := r.target(ctx, rs, b, bs)
+	target, out, err := r.target(ctx, rs, b, bs)
 	switch {
 	case err != nil:
 		return 0, err
-	case reason == ReasonConfirmationMismatch || reason == ReasonTargetExists || reason == ReasonManifestUnreadable || reason == ReasonInstanceGone ||
-		reason == ReasonTargetRefused || reason == ReasonNoUpgradePath:
-		return run.fail(reason, msg)
-	case reason != "":
-		return run.pending(reason, msg)
+	case out != nil:
+		return run.stop(out)
 	}
 	st.InstanceName = target.Name
 	e, ok := r.Engines[target.Spec.Engine].(engine.Backuper)
@@ -169,50 +169,50 @@ func engineOf(source, target *v1alpha1.ServiceInstance) string {
 
 // target is the instance to restore into: the source itself (in place, confirmed by name), or a
 // new instance created from the manifest's copy of the source's spec.
-func (r *RestoreReconciler) target(ctx context.Context, rs *v1alpha1.Restore, b *v1alpha1.Backup, bs *v1alpha1.BackupStore) (*v1alpha1.ServiceInstance, string, string, error) {
+func (r *RestoreReconciler) target(ctx context.Context, rs *v1alpha1.Restore, b *v1alpha1.Backup, bs *v1alpha1.BackupStore) (*v1alpha1.ServiceInstance, *outcome, error) {
 	inst := &v1alpha1.ServiceInstance{}
 	if ip := rs.Spec.Target.InPlace; ip != nil {
 		if ip.Confirm != b.Spec.InstanceRef.Name {
-			return nil, ReasonConfirmationMismatch, fmt.Sprintf("spec.target.inPlace.confirm is %q: it must be %q, the name of the instance whose data this restore overwrites", ip.Confirm, b.Spec.InstanceRef.Name), nil
+			return nil, refused(ReasonConfirmationMismatch, fmt.Sprintf("spec.target.inPlace.confirm is %q: it must be %q, the name of the instance whose data this restore overwrites", ip.Confirm, b.Spec.InstanceRef.Name)), nil
 		}
 		if err := r.Client.Get(ctx, client.ObjectKey{Namespace: rs.Namespace, Name: b.Spec.InstanceRef.Name}, inst); err != nil {
 			if apierrors.IsNotFound(err) {
-				return nil, ReasonInstanceNotFound, fmt.Sprintf("instance %q does not exist", b.Spec.InstanceRef.Name), nil
+				return nil, waiting(ReasonInstanceNotFound, fmt.Sprintf("instance %q does not exist", b.Spec.InstanceRef.Name)), nil
 			}
-			return nil, "", "", err
+			return nil, nil, err
 		}
-		return inst, "", "", nil
+		return inst, nil, nil
 	}
 	ni := rs.Spec.Target.NewInstance
 	err := r.Client.Get(ctx, client.ObjectKey{Namespace: rs.Namespace, Name: ni.Name}, inst)
 	if err == nil {
 		if inst.Annotations[RestoredByAnnotation] != rs.Name {
-			return nil, ReasonTargetExists, fmt.Sprintf("instance %q exists already and was not created by this Restore: choose a new name, or restore in place", ni.Name), nil
+			return nil, refused(ReasonTargetExists, fmt.Sprintf("instance %q exists already and was not created by this Restore: choose a new name, or restore in place", ni.Name)), nil
 		}
-		return inst, "", "", nil
+		return inst, nil, nil
 	}
 	if !apierrors.IsNotFound(err) {
-		return nil, "", "", err
+		return nil, nil, err
 	}
 	if rs.Status.InstanceName != "" {
 		// The cache may not have the instance this Restore just created: ask the API server.
 		if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: rs.Namespace, Name: ni.Name}, inst); err == nil {
-			return nil, ReasonCreatingInstance, fmt.Sprintf("created instance %q", ni.Name), nil
+			return nil, waiting(ReasonCreatingInstance, fmt.Sprintf("created instance %q", ni.Name)), nil
 		} else if !apierrors.IsNotFound(err) {
-			return nil, "", "", err
+			return nil, nil, err
 		}
-		return nil, ReasonInstanceGone, fmt.Sprintf("instance %q, which this Restore created, was deleted before the restore finished", ni.Name), nil
+		return nil, refused(ReasonInstanceGone, fmt.Sprintf("instance %q, which this Restore created, was deleted before the restore finished", ni.Name)), nil
 	}
 	spec, err := r.sourceSpec(ctx, b, bs)
 	if errors.Is(err, backup.ErrUnauthenticated) || errors.Is(err, backup.ErrWrongKey) {
-		return nil, job.AuthReason(err), err.Error(), nil
+		return nil, waiting(job.AuthReason(err), err.Error()), nil
 	}
 	if err != nil {
-		return nil, ReasonManifestUnreadable, err.Error(), nil
+		return nil, refused(ReasonManifestUnreadable, err.Error()), nil
 	}
 	if ni.Version != "" && ni.Version != spec.Version {
-		if reason, msg, err := r.checkUpgrade(ctx, spec, ni.Version); reason != "" || err != nil {
-			return nil, reason, msg, err
+		if out, err := r.checkUpgrade(ctx, spec, ni.Version); out != nil || err != nil {
+			return nil, out, err
 		}
 		spec.Version = ni.Version
 	}
@@ -233,28 +233,28 @@ func (r *RestoreReconciler) target(ctx context.Context, rs *v1alpha1.Restore, b 
 	if err := r.Client.Create(ctx, inst); apierrors.IsInvalid(err) || apierrors.IsForbidden(err) {
 		// The webhook or a schema refused the new instance (a version past its sundown, a plan
 		// that went): retrying cannot help.
-		return nil, ReasonTargetRefused, err.Error(), nil
+		return nil, refused(ReasonTargetRefused, err.Error()), nil
 	} else if err != nil && !apierrors.IsAlreadyExists(err) {
-		return nil, "", "", err
+		return nil, nil, err
 	}
 	rs.Status.InstanceName = ni.Name
-	return nil, ReasonCreatingInstance, fmt.Sprintf("created instance %q from the backup's copy of %q's spec", ni.Name, b.Spec.InstanceRef.Name), nil
+	return nil, waiting(ReasonCreatingInstance, fmt.Sprintf("created instance %q from the backup's copy of %q's spec", ni.Name, b.Spec.InstanceRef.Name)), nil
 }
 
 // checkUpgrade refuses a new instance on a version the backed-up one has no upgrade path to.
-func (r *RestoreReconciler) checkUpgrade(ctx context.Context, spec v1alpha1.ServiceInstanceSpec, to string) (string, string, error) {
+func (r *RestoreReconciler) checkUpgrade(ctx context.Context, spec v1alpha1.ServiceInstanceSpec, to string) (*outcome, error) {
 	if spec.Version == "" {
-		return "", "", nil
+		return nil, nil
 	}
 	cat := &v1alpha1.VersionCatalog{}
 	if err := r.Client.Get(ctx, client.ObjectKey{Name: spec.Engine}, cat); err != nil {
 		// Without a catalog the instance cannot be created either; its creation says so.
-		return "", "", client.IgnoreNotFound(err)
+		return nil, client.IgnoreNotFound(err)
 	}
 	if err := catalog.CheckBlueGreen(cat, spec.Version, to); err != nil {
-		return ReasonNoUpgradePath, err.Error(), nil
+		return refused(ReasonNoUpgradePath, err.Error()), nil
 	}
-	return "", "", nil
+	return nil, nil
 }
 
 // sourceSpec is the backed-up instance's spec from the manifest, which outlives the instance.

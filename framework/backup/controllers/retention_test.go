@@ -17,7 +17,7 @@ var t0 = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
 func bk(name string, phase v1alpha1.BackupPhase, minutesAgo int, hold bool) v1alpha1.Backup {
 	t := metav1.NewTime(t0.Add(-time.Duration(minutesAgo) * time.Minute))
 	return v1alpha1.Backup{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: v1alpha1.BackupSpec{Hold: hold},
-		Status: v1alpha1.BackupStatus{Phase: phase, StartTime: &t, CompletionTime: &t}}
+		Status: v1alpha1.BackupStatus{RunStatus: v1alpha1.RunStatus{Phase: phase, StartTime: &t, CompletionTime: &t}}}
 }
 
 func TestPrune(t *testing.T) {
@@ -52,7 +52,7 @@ func TestPrune(t *testing.T) {
 		}, count(2), []string{"a"}},
 		{"a failed backup goes once a newer one completed", []v1alpha1.Backup{
 			bk("f-old", v1alpha1.BackupFailed, 3, false), bk("ok", v1alpha1.BackupCompleted, 2, false), bk("f-new", v1alpha1.BackupFailed, 1, false),
-			{ObjectMeta: metav1.ObjectMeta{Name: "running"}, Status: v1alpha1.BackupStatus{Phase: v1alpha1.BackupRunning}},
+			{ObjectMeta: metav1.ObjectMeta{Name: "running"}, Status: v1alpha1.BackupStatus{RunStatus: v1alpha1.RunStatus{Phase: v1alpha1.BackupRunning}}},
 		}, count(5), []string{"f-old"}},
 		{"no retention prunes only superseded failures", six, nil, nil},
 	} {

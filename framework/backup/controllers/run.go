@@ -6,56 +6,63 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/backup/job"
 )
 
-// run is the part of a Backup's or a Restore's status that its Job drives: both go Pending →
-// Running → Completed or Failed the same way.
+// run drives the status of a Backup or a Restore from its Job (v1alpha1.RunStatus).
 type run struct {
-	phase             *v1alpha1.BackupPhase
-	start, completion **metav1.Time
-	conds             *[]metav1.Condition
-	gen               int64
+	st  *v1alpha1.RunStatus
+	gen int64
 	// retry is when a pending run looks again.
 	retry time.Duration
+	clock clock.PassiveClock
 }
 
 func (r run) pending(reason, msg string) (time.Duration, error) {
-	setReady(r.conds, r.gen, false, reason, msg)
+	setReady(&r.st.Conditions, r.gen, false, reason, msg)
 	return r.retry, nil
 }
 
 func (r run) fail(reason, msg string) (time.Duration, error) {
-	*r.phase, *r.completion = v1alpha1.BackupFailed, now()
-	setReady(r.conds, r.gen, false, reason, msg)
+	r.st.Phase, r.st.CompletionTime = v1alpha1.BackupFailed, stamp(r.clock)
+	setReady(&r.st.Conditions, r.gen, false, reason, msg)
 	return 0, nil
 }
 
+// stop reports why the run cannot go on now: a run that waits looks again later, a refused one
+// failed.
+func (r run) stop(o *outcome) (time.Duration, error) {
+	if o.final {
+		return r.fail(o.reason, o.message)
+	}
+	return r.pending(o.reason, o.message)
+}
+
 func (r run) running(msg string) {
-	*r.phase, *r.start = v1alpha1.BackupRunning, now()
-	setReady(r.conds, r.gen, false, ReasonRunning, msg)
+	r.st.Phase, r.st.StartTime = v1alpha1.BackupRunning, stamp(r.clock)
+	setReady(&r.st.Conditions, r.gen, false, ReasonRunning, msg)
 }
 
 func (r run) succeed(msg string) {
-	*r.phase, *r.completion = v1alpha1.BackupCompleted, now()
-	setReady(r.conds, r.gen, true, job.ReasonCompleted, msg)
+	r.st.Phase, r.st.CompletionTime = v1alpha1.BackupCompleted, stamp(r.clock)
+	setReady(&r.st.Conditions, r.gen, true, job.ReasonCompleted, msg)
 }
 
 // finished reports a run that is over. A completed run's Job is deleted only then, once its
 // result is in status: a Job gone before that would read as lost. A failed run keeps its Job,
 // whose log explains; it goes with its owner.
 func (r run) finished(ctx context.Context, c client.Client, ns, jobName string) (bool, error) {
-	switch *r.phase {
+	switch r.st.Phase {
 	case v1alpha1.BackupCompleted:
 		return true, deleteJob(ctx, c, ns, jobName)
 	case v1alpha1.BackupFailed:
 		return true, nil
 	case "":
-		*r.phase = v1alpha1.BackupPending
+		r.st.Phase = v1alpha1.BackupPending
 	}
 	return false, nil
 }
@@ -66,7 +73,7 @@ func (r run) step(ctx context.Context, c client.Client, ns, jobName string, star
 	j := &batchv1.Job{}
 	err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: jobName}, j)
 	switch {
-	case apierrors.IsNotFound(err) && *r.phase == v1alpha1.BackupRunning:
+	case apierrors.IsNotFound(err) && r.st.Phase == v1alpha1.BackupRunning:
 		d, err := r.fail(ReasonJobLost, "the Job was deleted before it finished")
 		return nil, d, err
 	case apierrors.IsNotFound(err):

@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -45,8 +44,6 @@ func instanceReady(inst *v1alpha1.ServiceInstance) bool {
 	c := meta.FindStatusCondition(inst.Status.Conditions, v1alpha1.ConditionReady)
 	return c != nil && c.Status == metav1.ConditionTrue && inst.Status.Version != ""
 }
-
-func now() *metav1.Time { t := metav1.NewTime(time.Now().Truncate(time.Second)); return &t }
 
 func findReady(conds []metav1.Condition) *metav1.Condition {
 	return meta.FindStatusCondition(conds, v1alpha1.ConditionReady)
