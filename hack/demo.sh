@@ -33,6 +33,15 @@ for vc in $("$KUBECTL" get versioncatalogs -o name 2>/dev/null); do
 done
 "$HELM" upgrade --install datafleet "$ROOT/charts/datafleet" --namespace "$NAMESPACE" --create-namespace \
   --wait --timeout 5m "${set_image[@]}"
+# A ready pod is not yet a reachable webhook: the Service's route to it is programmed a moment
+# later (the e2e waits the same way). A server-side dry run of the samples shows the webhook answers.
+for attempt in $(seq 60); do
+  if out="$("$KUBECTL" apply --dry-run=server -f "$ROOT/docs/samples/" 2>&1)"; then break; fi
+  if [ "$attempt" = 60 ] || ! grep -q 'failed calling webhook' <<<"$out"; then
+    echo "$out" >&2; echo "demo: the samples were refused (above)" >&2; exit 1
+  fi
+  sleep 2
+done
 "$KUBECTL" apply -f "$ROOT/docs/samples/"
 cat <<MSG
 
