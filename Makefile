@@ -42,8 +42,9 @@ envtest-assets: ## Build (once) and cache kube-apiserver, etcd and kubectl; prin
 vet: ## go vet.
 	go vet ./...
 
-# Debian packages the engine integration tests run (real PostgreSQL and RabbitMQ servers).
-TEST_PACKAGES = postgresql-15 rabbitmq-server
+# Debian packages the engine integration tests run (real PostgreSQL and RabbitMQ servers, and the
+# Redis server of the reference engine, engines/reference).
+TEST_PACKAGES = postgresql-15 rabbitmq-server redis-server
 
 .PHONY: test
 test: ## Run every test tier: unit, controllers on a real API server, engines against real servers, chart, end-to-end.

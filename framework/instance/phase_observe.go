@@ -31,6 +31,11 @@ func (r *Reconciler) observe(ctx context.Context, s *scope) (bool, error) {
 		var after time.Duration
 		obs, after = sup.Result()
 		s.requeue(after)
+		// Last, so that an engine's own reason comes first; a pod's creation is an event, so no
+		// requeue is needed to see it.
+		if pod := workload.MissingMember(s.inst, sup.Pods); obs.Ready && pod != "" {
+			obs.Ready, obs.Reason, obs.Message = false, "MemberNotReady", pod+" is not in the operator's cache yet"
+		}
 	}
 	s.observation = &obs
 	return false, nil

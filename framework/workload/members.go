@@ -5,6 +5,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/agent"
 )
 
@@ -24,6 +25,24 @@ func UnreadyMember(pods []corev1.Pod, statuses []*agent.Status, replicas int32) 
 			return pods[i].Name + "'s agent does not answer"
 		case !st.Ready:
 			return fmt.Sprintf("%s's agent reports its engine not ready: %s", pods[i].Name, st.Detail)
+		}
+	}
+	return ""
+}
+
+// MissingMember names the first pod the instance wants that is not among pods ("" when none is
+// missing). The StatefulSet's readyReplicas and the pods come from two caches: an instance is
+// not ready while a member's pod has not reached the operator's.
+func MissingMember(inst *v1alpha1.ServiceInstance, pods []corev1.Pod) string {
+	present := make([]bool, inst.DesiredReplicas())
+	for i := range pods {
+		if o := Ordinal(pods[i].Name); o >= 0 && o < len(present) {
+			present[o] = true
+		}
+	}
+	for o, ok := range present {
+		if !ok {
+			return PodName(inst, o)
 		}
 	}
 	return ""

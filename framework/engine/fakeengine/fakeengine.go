@@ -1,7 +1,8 @@
 // Package fakeengine is an engine used only by tests. It renders a ConfigMap, a Service and a
 // StatefulSet like a real engine would, but runs nothing: it proves the framework needs no real
 // engine. In tests without a StatefulSet controller, the test plays that controller's part by
-// writing the StatefulSet's status (MarkReady).
+// writing the StatefulSet's status (MarkReady). It is the framework's test double, not an example:
+// a new engine copies engines/reference, the documented reference engine with an agent.
 package fakeengine
 
 import (
