@@ -21,6 +21,9 @@ REGISTRY="datafleet.local"
 #   alias: recipe names an image above, which gets ref as a second name in the cluster.
 IMAGES=(
   "operator|go|${REGISTRY}/datafleet-operator:KEY|./cmd/manager"
+  # The same build under another name: a "new operator release" for the e2e's operator upgrade,
+  # whose pod templates would all change if the agent followed the operator's image.
+  "operator-upgrade|alias|${REGISTRY}/datafleet-operator-upgrade:1|operator"
   "testapp|go|${REGISTRY}/datafleet-testapp:KEY|./test/e2e/testapp"
   "postgres-15|debian|${REGISTRY}/postgres:15|bookworm postgres 999 postgresql-15"
   # The same image under another tag: a "patch release" for the e2e's image-change rolling update.

@@ -46,4 +46,7 @@ const (
 	ConditionStorageResized = "StorageResized"
 	// ConditionDeletionBlocked is True while deletion protection holds a deleted instance.
 	ConditionDeletionBlocked = "DeletionBlocked"
+	// ConditionRestartPending is True while a change that restarts the pods waits for their next
+	// restart (status.pendingRestarts); absent otherwise.
+	ConditionRestartPending = "RestartPending"
 )

@@ -255,7 +255,7 @@ type ServiceInstanceStatus struct {
 	// observedGeneration is the generation whose spec was last applied in full.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// conditions: Ready, Progressing, Degraded, VersionSupported, DeletionBlocked.
+	// conditions: Ready, Progressing, Degraded, VersionSupported, DeletionBlocked, RestartPending.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -288,6 +288,21 @@ type ServiceInstanceStatus struct {
 	// +listType=map
 	// +listMapKey=name
 	Members []Member `json:"members,omitempty"`
+	// pendingRestarts are changes the operator holds back because applying them restarts the
+	// pods and the instance's spec did not ask for them (an operator upgrade's new agent). They
+	// are applied with the pods' next restart for a reason of the spec's own.
+	// +optional
+	// +listType=map
+	// +listMapKey=reason
+	PendingRestarts []PendingRestart `json:"pendingRestarts,omitempty"`
+}
+
+// PendingRestart is one change waiting for the instance's pods to restart.
+type PendingRestart struct {
+	// reason is what kind of change it is: AgentUpgrade.
+	Reason string `json:"reason"`
+	// message says what changes, from what to what.
+	Message string `json:"message"`
 }
 
 // Member is one pod of an instance as the operator last saw it.
@@ -317,6 +332,7 @@ type Member struct {
 // +kubebuilder:printcolumn:name="Primary",type=string,JSONPath=`.status.currentPrimary`
 // +kubebuilder:printcolumn:name="Replicas",type=string,JSONPath=`.status.replicas`,priority=1
 // +kubebuilder:printcolumn:name="Image",type=string,JSONPath=`.status.image`,priority=1
+// +kubebuilder:printcolumn:name="Pending",type=string,JSONPath=`.status.pendingRestarts[*].reason`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="!has(self.spec.synchronousReplicas) || self.spec.synchronousReplicas < (has(self.spec.replicas) ? self.spec.replicas : 1)",message="spec.synchronousReplicas must be less than spec.replicas: the primary does not count, and writes would wait forever"
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 52",message="ServiceInstance names are at most 52 characters, so that the names of its pods and services fit Kubernetes limits"

@@ -95,6 +95,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 		r.validate,
 		r.certificates,
 		r.render,
+		r.pinAgent,
 		r.guardScaleDown,
 		r.expandVolumes,
 		r.applyChildren,

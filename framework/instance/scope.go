@@ -42,6 +42,9 @@ type scope struct {
 	agents fwagent.Dialer
 	// storage is the StorageResized condition (without its type) once expandVolumes looked.
 	storage *metav1.Condition
+	// pending are the restarts held back (phase_pinagent.go), once pinAgent looked (pendingChecked).
+	pending        []v1alpha1.PendingRestart
+	pendingChecked bool
 }
 
 // requeue asks for a reconcile within d (the soonest of all requests wins; d <= 0 is ignored).

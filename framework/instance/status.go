@@ -39,6 +39,14 @@ func computeStatus(prev v1alpha1.ServiceInstanceStatus, inst *v1alpha1.ServiceIn
 	if s.tlsChecked {
 		st.TLS = s.tls
 	}
+	if s.pendingChecked {
+		st.PendingRestarts = s.pending
+		if len(s.pending) > 0 {
+			set(v1alpha1.ConditionRestartPending, metav1.ConditionTrue, s.pending[0].Reason, s.pending[0].Message)
+		} else {
+			meta.RemoveStatusCondition(&st.Conditions, v1alpha1.ConditionRestartPending)
+		}
+	}
 	if s.release.Image != "" {
 		st.Version, st.Image = s.release.Version, s.release.Image
 	}

@@ -67,7 +67,7 @@ func (a AgentPod) Spec() corev1.PodSpec {
 		TopologySpreadConstraints:     spread,
 		TerminationGracePeriodSeconds: ptr.To(a.GracePeriod),
 		InitContainers: []corev1.Container{{
-			Name:            "agent",
+			Name:            AgentInitContainer,
 			Image:           a.AgentImage,
 			ImagePullPolicy: corev1.PullIfNotPresent,
 			Command:         []string{"/manager", "install-agent", AgentMount + "/manager"},
@@ -92,6 +92,19 @@ func (a AgentPod) Spec() corev1.PodSpec {
 		}},
 		Volumes: append(a.Volumes, EmptyDir("agent"), SecretVolume(fwagent.TLSVolume, certs.AgentSecretName(a.Instance.Name))),
 	}
+}
+
+// AgentInitContainer names the init container that copies the agent from the operator's image.
+const AgentInitContainer = "agent"
+
+// AgentInit is the pod's AgentInitContainer, nil if it has none.
+func AgentInit(spec *corev1.PodSpec) *corev1.Container {
+	for i := range spec.InitContainers {
+		if spec.InitContainers[i].Name == AgentInitContainer {
+			return &spec.InitContainers[i]
+		}
+	}
+	return nil
 }
 
 func agentProbe(path string, failures int32) *corev1.Probe {
