@@ -195,6 +195,13 @@ type ServiceInstanceSpec struct {
 	// +optional
 	DeletionProtection bool `json:"deletionProtection,omitempty"`
 
+	// maintenanceWindow is when the operator may restart the pods for a change this spec did not
+	// ask for (status.pendingRestarts: a new operator's agent). Omitted, the platform's default
+	// window applies (the chart's maintenanceWindow); with neither, such changes wait for the
+	// next restart the spec asks for.
+	// +optional
+	MaintenanceWindow *MaintenanceWindow `json:"maintenanceWindow,omitempty"`
+
 	// synchronousReplicas is how many replicas must confirm each commit before it returns, for
 	// engines with a primary (postgres). 0, the default, replicates asynchronously. With 1 or
 	// more, a committed write survives losing the primary; writes wait while fewer replicas run.
@@ -295,6 +302,28 @@ type ServiceInstanceStatus struct {
 	// +listType=map
 	// +listMapKey=reason
 	PendingRestarts []PendingRestart `json:"pendingRestarts,omitempty"`
+}
+
+// MaintenanceWindow is a weekly window: it opens at startTime on each of days, in timeZone, and
+// stays open for duration.
+// +kubebuilder:validation:XValidation:rule="duration(self.duration) >= duration('30m') && duration(self.duration) <= duration('24h')",message="duration must be between 30m and 24h"
+type MaintenanceWindow struct {
+	// days the window opens on; empty: every day.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=7
+	// +kubebuilder:validation:items:Enum=Mon;Tue;Wed;Thu;Fri;Sat;Sun
+	Days []string `json:"days,omitempty"`
+	// startTime is when the window opens, HH:MM on a 24-hour clock.
+	// +kubebuilder:validation:Pattern=`^([01][0-9]|2[0-3]):[0-5][0-9]$`
+	StartTime string `json:"startTime"`
+	// duration the window stays open, from 30m to 24h.
+	// +kubebuilder:validation:Type=string
+	Duration metav1.Duration `json:"duration"`
+	// timeZone is an IANA time zone such as Europe/Berlin; omitted, UTC.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	TimeZone string `json:"timeZone,omitempty"`
 }
 
 // PendingRestart is one change waiting for the instance's pods to restart.

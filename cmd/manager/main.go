@@ -2,6 +2,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,7 +10,7 @@ import (
 	"path"
 	"strings"
 	"time"
-	_ "time/tzdata" // BackupPlan time zones: the image has no zoneinfo
+	_ "time/tzdata" // BackupPlan and maintenance window time zones: the image has no zoneinfo
 
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/rest"
@@ -20,11 +21,13 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
+	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/agent/agentruntime"
 	"github.com/datafleet-dev/datafleet/framework/backup/job"
 	"github.com/datafleet-dev/datafleet/framework/backup/store"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/instance"
+	"github.com/datafleet-dev/datafleet/framework/maintenance"
 	"github.com/datafleet-dev/datafleet/framework/netpol"
 	"github.com/datafleet-dev/datafleet/framework/operator"
 	"github.com/datafleet-dev/datafleet/framework/webhook"
@@ -34,6 +37,7 @@ type options struct {
 	engines                 string
 	maxConcurrentReconciles int
 	caOverlap               time.Duration
+	maintenanceWindow       string
 	metricsAddr             string
 	probeAddr               string
 	leaderElect             bool
@@ -103,6 +107,8 @@ func run(args []string) error {
 		"issue the webhook's certificate from the operator's own CA and inject it into the configuration (false: cert-manager provides both)")
 	fs.StringVar(&o.operatorPodLabels, "network-policy-operator-labels", "",
 		"labels of the operator's pods (k=v,...), in $POD_NAMESPACE: every instance gets a NetworkPolicy admitting them; empty: no NetworkPolicies")
+	fs.StringVar(&o.maintenanceWindow, "maintenance-window", "",
+		`the default maintenance window, as spec.maintenanceWindow in JSON ({"days":["Sat"],"startTime":"02:00","duration":"2h","timeZone":"UTC"}); empty: none`)
 	fs.DurationVar(&o.caOverlap, "ca-rotation-overlap", instance.DefaultCAOverlap,
 		"how long a rotation of an instance's CA has clients trust both CAs: half before the new one signs, half after")
 	zapOpts := zap.Options{}
@@ -127,6 +133,10 @@ func run(args []string) error {
 	netpolOperator, err := networkPolicyOperator(o.operatorPodLabels, os.Getenv("POD_NAMESPACE"))
 	if err != nil {
 		return err
+	}
+	window, err := maintenanceWindow(o.maintenanceWindow)
+	if err != nil {
+		return fmt.Errorf("--maintenance-window: %w", err)
 	}
 	var wanted []string
 	if o.engines != "" {
@@ -182,6 +192,7 @@ func run(args []string) error {
 		StorePolicy:             o.stores,
 		NetworkPolicy:           netpolOperator,
 		CAOverlap:               o.caOverlap,
+		MaintenanceWindow:       window,
 	}); err != nil {
 		return err
 	}
@@ -250,4 +261,22 @@ func metricsOptions(o options) metricsserver.Options {
 		m.SecureServing, m.FilterProvider = true, operator.MetricsAuth
 	}
 	return m
+}
+
+// maintenanceWindow reads --maintenance-window: the schema of spec.maintenanceWindow, in JSON,
+// checked as the webhook checks an instance's (nil when empty).
+func maintenanceWindow(flagValue string) (*v1alpha1.MaintenanceWindow, error) {
+	if strings.TrimSpace(flagValue) == "" {
+		return nil, nil
+	}
+	var w v1alpha1.MaintenanceWindow
+	dec := json.NewDecoder(strings.NewReader(flagValue))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&w); err != nil {
+		return nil, err
+	}
+	if _, err := maintenance.Parse(w); err != nil {
+		return nil, err
+	}
+	return &w, nil
 }

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestUnknownEngineIsAClearError(t *testing.T) {
@@ -47,5 +48,21 @@ func TestInstallAgentCopiesTheBinary(t *testing.T) {
 	}
 	if st, _ := os.Stat(dst); st.Mode().Perm()&0o111 == 0 {
 		t.Errorf("the copy is not executable: %v", st.Mode())
+	}
+}
+
+// The chart's default maintenance window reaches the manager as JSON; a bad one stops it at start.
+func TestMaintenanceWindowFlag(t *testing.T) {
+	w, err := maintenanceWindow(`{"days":["Sat","Sun"],"duration":"2h","startTime":"02:00"}`)
+	if err != nil || w == nil || w.Duration.Duration != 2*time.Hour || w.StartTime != "02:00" || len(w.Days) != 2 {
+		t.Fatalf("window %+v, %v", w, err)
+	}
+	if w, err := maintenanceWindow(""); w != nil || err != nil {
+		t.Fatalf("empty: %+v, %v", w, err)
+	}
+	for _, bad := range []string{`{"startTime":"02:00","duration":"2h","timeZone":"Mars/Olympus"}`, `{"start":"02:00"}`, `{"startTime":"02:00","duration":"1m"}`} {
+		if _, err := maintenanceWindow(bad); err == nil {
+			t.Errorf("%s was accepted", bad)
+		}
 	}
 }

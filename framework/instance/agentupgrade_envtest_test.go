@@ -10,6 +10,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/clock"
+	clocktesting "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
@@ -56,57 +58,14 @@ func agentImage(t *testing.T, c client.Client, ns, name string) (string, *appsv1
 // agent its pods run, untouched, and the instance lists the new agent as a pending restart. The
 // next restart the instance's own spec asks for brings the new agent along, and the pending
 // restart is gone.
-//
-// It has an API server of its own: the package's manager would refuse the instances of an engine
-// it does not know (one operator per cluster).
 func TestOperatorUpgradeKeepsThePodsAgentUntilTheirNextRestart(t *testing.T) {
-	api := testenv.Start(t)
-	ctx, c, ns := context.Background(), api.Client, "apps"
-	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Create(ctx, &v1alpha1.VersionCatalog{ObjectMeta: metav1.ObjectMeta{Name: agentPodsName},
-		Spec: v1alpha1.VersionCatalogSpec{Engine: agentPodsName, Versions: []v1alpha1.CatalogVersion{{Version: "1", Image: "engine:1", Default: true}}}}); err != nil {
-		t.Fatal(err)
-	}
-	start := func(image string) *testenv.Manager {
-		m, err := api.ManagerWith([]engine.Engine{agentPods{}}, operator.Options{MaxConcurrentReconciles: 2, AgentImage: image})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return m
-	}
-	before := start("operator:1")
-	inst := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ledger"},
-		Spec: v1alpha1.ServiceInstanceSpec{Engine: agentPodsName, Parameters: map[string]string{"mode": "a"}}}
-	if err := c.Create(ctx, inst); err != nil {
-		t.Fatal(err)
-	}
-	markReady(t, c, ns, "ledger")
-	waitPhase(t, c, ns, "ledger", v1alpha1.PhaseReady)
-	image, sts := agentImage(t, c, ns, "ledger")
-	if image != "operator:1" {
-		t.Fatalf("agent image %q, want operator:1", image)
-	}
-	before.Stop()
-
-	after := start("operator:2")
+	u := upgrade(t, nil)
+	c, ns := u.c, u.ns
+	after := u.start(t, "operator:2", nil)
 	defer after.Stop()
-	si := &v1alpha1.ServiceInstance{}
-	testenv.Eventually(t, wait, func() error {
-		if err := get(t, c, si, ns, "ledger"); err != nil {
-			return err
-		}
-		p := si.Status.PendingRestarts
-		if len(p) != 1 || p[0].Reason != instance.ReasonAgentUpgrade || !strings.Contains(p[0].Message, "operator:1") || !strings.Contains(p[0].Message, "operator:2") {
-			return fmt.Errorf("pending restarts %+v", p)
-		}
-		if cond := condition(si, v1alpha1.ConditionRestartPending); cond.Status != metav1.ConditionTrue || cond.Reason != instance.ReasonAgentUpgrade {
-			return fmt.Errorf("RestartPending %+v", cond)
-		}
-		return nil
-	})
+	si := u.waitPending(t, "with the next restart the spec asks for (no maintenance window is set)")
 	after.WaitQuiet(t, time.Minute)
+	sts := u.sts
 	if image, now := agentImage(t, c, ns, "ledger"); image != "operator:1" || now.ResourceVersion != sts.ResourceVersion {
 		t.Fatalf("the upgrade changed the StatefulSet (agent image %q, resourceVersion %s → %s)", image, sts.ResourceVersion, now.ResourceVersion)
 	}
@@ -116,15 +75,111 @@ func TestOperatorUpgradeKeepsThePodsAgentUntilTheirNextRestart(t *testing.T) {
 
 	// The instance's own change restarts the pods: the new agent comes with it.
 	si.Spec.Parameters["mode"] = "b"
-	if err := c.Update(ctx, si); err != nil {
+	if err := c.Update(context.Background(), si); err != nil {
 		t.Fatal(err)
 	}
+	u.waitApplied(t, "b")
+}
+
+// With a maintenance window, the new agent waits for it: outside it nothing changes and the
+// instance says when it opens; inside it the pods get the new agent (and restart, one at a time,
+// as the supervisor rolls any template change).
+func TestOperatorUpgradeAppliesThePendingAgentInTheMaintenanceWindow(t *testing.T) {
+	window := &v1alpha1.MaintenanceWindow{Days: []string{"Sat"}, StartTime: "23:00", Duration: metav1.Duration{Duration: 2 * time.Hour}}
+	u := upgrade(t, window)
+	wednesday := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	outside := u.start(t, "operator:2", clocktesting.NewFakePassiveClock(wednesday))
+	u.waitPending(t, "with the next restart the spec asks for, or in the instance's maintenance window at 2026-12-05T23:00:00Z")
+	outside.WaitQuiet(t, time.Minute)
+	if image, now := agentImage(t, u.c, u.ns, "ledger"); image != "operator:1" || now.ResourceVersion != u.sts.ResourceVersion {
+		t.Fatalf("outside the window the StatefulSet changed (agent image %q)", image)
+	}
+	outside.Stop()
+
+	saturdayNight := time.Date(2026, 12, 5, 23, 30, 0, 0, time.UTC)
+	inside := u.start(t, "operator:2", clocktesting.NewFakePassiveClock(saturdayNight))
+	defer inside.Stop()
+	u.waitApplied(t, "a")
+}
+
+// upgraded is an instance created by the operator at operator:1 and Ready, on an API server of its
+// own: the package's manager would refuse the instances of an engine it does not know (one
+// operator per cluster).
+type upgraded struct {
+	api *testenv.Env
+	c   client.Client
+	ns  string
+	sts *appsv1.StatefulSet
+}
+
+func upgrade(t *testing.T, window *v1alpha1.MaintenanceWindow) *upgraded {
+	t.Helper()
+	api := testenv.Start(t)
+	u := &upgraded{api: api, c: api.Client, ns: "apps"}
+	ctx := context.Background()
+	if err := u.c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: u.ns}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := u.c.Create(ctx, &v1alpha1.VersionCatalog{ObjectMeta: metav1.ObjectMeta{Name: agentPodsName},
+		Spec: v1alpha1.VersionCatalogSpec{Engine: agentPodsName, Versions: []v1alpha1.CatalogVersion{{Version: "1", Image: "engine:1", Default: true}}}}); err != nil {
+		t.Fatal(err)
+	}
+	before := u.start(t, "operator:1", nil)
+	defer before.Stop()
+	inst := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Namespace: u.ns, Name: "ledger"},
+		Spec: v1alpha1.ServiceInstanceSpec{Engine: agentPodsName, Parameters: map[string]string{"mode": "a"}, MaintenanceWindow: window}}
+	if err := u.c.Create(ctx, inst); err != nil {
+		t.Fatal(err)
+	}
+	markReady(t, u.c, u.ns, "ledger")
+	waitPhase(t, u.c, u.ns, "ledger", v1alpha1.PhaseReady)
+	var image string
+	if image, u.sts = agentImage(t, u.c, u.ns, "ledger"); image != "operator:1" {
+		t.Fatalf("agent image %q, want operator:1", image)
+	}
+	return u
+}
+
+// start runs the operator at image, with clk as the instance controller's clock (nil: the real one).
+func (u *upgraded) start(t *testing.T, image string, clk clock.PassiveClock) *testenv.Manager {
+	t.Helper()
+	m, err := u.api.ManagerWith([]engine.Engine{agentPods{}}, operator.Options{MaxConcurrentReconciles: 2, AgentImage: image, Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// waitPending waits for the instance to list the new agent as pending, saying when it comes.
+func (u *upgraded) waitPending(t *testing.T, when string) *v1alpha1.ServiceInstance {
+	t.Helper()
+	si := &v1alpha1.ServiceInstance{}
 	testenv.Eventually(t, wait, func() error {
-		image, sts := agentImage(t, c, ns, "ledger")
-		if image != "operator:2" || sts.Spec.Template.Annotations["example.com/mode"] != "b" {
+		if err := get(t, u.c, si, u.ns, "ledger"); err != nil {
+			return err
+		}
+		p := si.Status.PendingRestarts
+		if len(p) != 1 || p[0].Reason != instance.ReasonAgentUpgrade || !strings.Contains(p[0].Message, "from operator:1; the agent from operator:2 comes "+when) {
+			return fmt.Errorf("pending restarts %+v", p)
+		}
+		if cond := condition(si, v1alpha1.ConditionRestartPending); cond.Status != metav1.ConditionTrue || cond.Reason != instance.ReasonAgentUpgrade {
+			return fmt.Errorf("RestartPending %+v", cond)
+		}
+		return nil
+	})
+	return si
+}
+
+// waitApplied waits for the pods' template to carry the new agent (and mode), and nothing pending.
+func (u *upgraded) waitApplied(t *testing.T, mode string) {
+	t.Helper()
+	si := &v1alpha1.ServiceInstance{}
+	testenv.Eventually(t, wait, func() error {
+		image, sts := agentImage(t, u.c, u.ns, "ledger")
+		if image != "operator:2" || sts.Spec.Template.Annotations["example.com/mode"] != mode {
 			return fmt.Errorf("agent image %q, annotations %v", image, sts.Spec.Template.Annotations)
 		}
-		if err := get(t, c, si, ns, "ledger"); err != nil {
+		if err := get(t, u.c, si, u.ns, "ledger"); err != nil {
 			return err
 		}
 		if len(si.Status.PendingRestarts) != 0 || condition(si, v1alpha1.ConditionRestartPending).Type != "" {

@@ -3,11 +3,17 @@ package instance
 import (
 	"context"
 	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/datafleet-dev/datafleet/framework/maintenance"
 )
 
-// validate lets the engine check what only it understands (parameters, topology).
+// validate lets the engine check what only it understands (parameters, topology), after the
+// framework's own checks the schema cannot make (the maintenance window's time zone).
 func (r *Reconciler) validate(_ context.Context, s *scope) (bool, error) {
-	errs := r.Engine.Validate(s.inst, s.release)
+	errs := append(maintenance.Validate(s.inst.Spec.MaintenanceWindow, field.NewPath("spec", "maintenanceWindow")),
+		r.Engine.Validate(s.inst, s.release)...)
 	if len(errs) == 0 {
 		return false, nil
 	}

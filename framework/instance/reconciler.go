@@ -53,6 +53,8 @@ type Reconciler struct {
 	// NetworkPolicy, when set, gives every instance a NetworkPolicy admitting the operator's pods
 	// it describes (framework/netpol); nil renders none, and removes those rendered before.
 	NetworkPolicy *netpol.Operator
+	// MaintenanceWindow is the platform's default window for instances that set none; nil: none.
+	MaintenanceWindow *v1alpha1.MaintenanceWindow
 }
 
 // phase is one step of a reconcile. It returns done=true to stop the steps after it (the reason

@@ -12,11 +12,13 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 
+	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/backup/controllers"
 	"github.com/datafleet-dev/datafleet/framework/backup/store"
 	"github.com/datafleet-dev/datafleet/framework/binding"
@@ -81,6 +83,10 @@ type Options struct {
 	NetworkPolicy *netpol.Operator
 	// CAOverlap is how long a CA rotation trusts both CAs (instance.DefaultCAOverlap if zero).
 	CAOverlap time.Duration
+	// MaintenanceWindow is the platform's default window for instances that set none; nil: none.
+	MaintenanceWindow *v1alpha1.MaintenanceWindow
+	// Clock is the instance controllers' clock (the real one if nil): tests move it.
+	Clock clock.PassiveClock
 }
 
 // Setup registers the field indexes, one controller per engine, the binding controller and the
@@ -103,6 +109,9 @@ func Setup(ctx context.Context, mgr ctrl.Manager, engines []engine.Engine, opts 
 			Recorder:      mgr.GetEventRecorder(instance.ControllerName(e.Name())),
 			NetworkPolicy: opts.NetworkPolicy,
 			CAOverlap:     opts.CAOverlap,
+			Clock:         opts.Clock,
+
+			MaintenanceWindow: opts.MaintenanceWindow,
 		}
 		if err := r.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles}); err != nil {
 			return fmt.Errorf("setting up the %s controller: %w", e.Name(), err)

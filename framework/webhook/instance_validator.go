@@ -17,6 +17,7 @@ import (
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/catalog"
 	"github.com/datafleet-dev/datafleet/framework/engine"
+	"github.com/datafleet-dev/datafleet/framework/maintenance"
 	"github.com/datafleet-dev/datafleet/framework/plan"
 )
 
@@ -74,11 +75,12 @@ func (v *InstanceValidator) withCatalog(ctx context.Context, inst *v1alpha1.Serv
 
 // engineErrors runs the engine's own checks, when this manager runs the engine.
 func (v *InstanceValidator) engineErrors(inst *v1alpha1.ServiceInstance, rel catalog.Release) field.ErrorList {
+	errs := maintenance.Validate(inst.Spec.MaintenanceWindow, field.NewPath("spec", "maintenanceWindow"))
 	e, ok := v.Engines[inst.Spec.Engine]
 	if !ok {
-		return nil
+		return errs
 	}
-	return e.Validate(inst, rel)
+	return append(errs, e.Validate(inst, rel)...)
 }
 
 // ValidateUpdate refuses a version change the catalog has no in-place path for, a plan change the

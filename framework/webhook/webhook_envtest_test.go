@@ -304,7 +304,18 @@ func TestWebhookRunsTheEnginesChecks(t *testing.T) {
 			t.Errorf("bad parameters: the refusal %v does not say %s", err, want)
 		}
 	}
+	// The maintenance window: its duration by the CRD's CEL, its time zone by the webhook.
 	si.Spec.Parameters = map[string]string{"max_connections": "100"}
+	si.Spec.MaintenanceWindow = &v1alpha1.MaintenanceWindow{StartTime: "02:00", Duration: metav1.Duration{Duration: 5 * time.Minute}}
+	if err := c.Create(ctx, si); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "duration must be between 30m and 24h") {
+		t.Errorf("a 5m maintenance window: %v", err)
+	}
+	si.Spec.MaintenanceWindow = &v1alpha1.MaintenanceWindow{StartTime: "02:00", Duration: metav1.Duration{Duration: time.Hour}, TimeZone: "Mars/Olympus"}
+	if err := c.Create(ctx, si); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), `spec.maintenanceWindow: Invalid value`) ||
+		!strings.Contains(err.Error(), `timeZone "Mars/Olympus"`) {
+		t.Errorf("a maintenance window in an unknown time zone: %v", err)
+	}
+	si.Spec.MaintenanceWindow.TimeZone = "Europe/Berlin"
 	if err := c.Create(ctx, si); err != nil {
 		t.Fatal(err)
 	}

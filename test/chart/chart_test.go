@@ -197,6 +197,15 @@ func TestValuesReachTheManager(t *testing.T) {
 	}) {
 		t.Errorf("by default the store policy allows something: %v", c.Args)
 	}
+	// The default maintenance window: none unless set, and then what the manager reads as JSON.
+	if slices.ContainsFunc(c.Args, func(a string) bool { return strings.HasPrefix(a, "--maintenance-window") }) {
+		t.Errorf("a maintenance window by default: %v", c.Args)
+	}
+	d = convert[appsv1.Deployment](t, byKind(render(t, "maintenanceWindow.days={Sat,Sun}", "maintenanceWindow.startTime=02:00",
+		"maintenanceWindow.duration=2h"), "Deployment")[0])
+	if want := `--maintenance-window={"days":["Sat","Sun"],"duration":"2h","startTime":"02:00"}`; !slices.Contains(d.Spec.Template.Spec.Containers[0].Args, want) {
+		t.Errorf("args %v lack %s", d.Spec.Template.Spec.Containers[0].Args, want)
+	}
 	d = convert[appsv1.Deployment](t, byKind(render(t, "backupStores.allowAmbientCredentials=true",
 		"backupStores.allowedEndpoints={minio.*.svc:9000,s3.corp.example:443}"), "Deployment")[0])
 	for _, want := range []string{"--store-allow-ambient-credentials=true", "--store-allowed-endpoints=minio.*.svc:9000,s3.corp.example:443"} {
