@@ -49,4 +49,7 @@ const (
 	// ConditionRestartPending is True while a change that restarts the pods waits for their next
 	// restart (status.pendingRestarts); absent otherwise.
 	ConditionRestartPending = "RestartPending"
+	// ConditionPaused is True while spec.paused stops the operator from changing an instance;
+	// absent otherwise.
+	ConditionPaused = "Paused"
 )

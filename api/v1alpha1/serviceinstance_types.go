@@ -195,6 +195,13 @@ type ServiceInstanceSpec struct {
 	// +optional
 	DeletionProtection bool `json:"deletionProtection,omitempty"`
 
+	// paused, when true, stops the operator from changing anything of the instance (its children,
+	// its pods, its generated Secrets, the users and roles inside the engine) until it is false
+	// again, for debugging by hand; the condition Paused says so. Spec changes made meanwhile are
+	// applied when it is lifted. Deleting a paused instance still deletes it.
+	// +optional
+	Paused bool `json:"paused,omitempty"`
+
 	// maintenanceWindow is when the operator may restart the pods for a change this spec did not
 	// ask for (status.pendingRestarts: a new operator's agent). Omitted, the platform's default
 	// window applies (the chart's maintenanceWindow); with neither, such changes wait for the
@@ -262,7 +269,8 @@ type ServiceInstanceStatus struct {
 	// observedGeneration is the generation whose spec was last applied in full.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// conditions: Ready, Progressing, Degraded, VersionSupported, DeletionBlocked, RestartPending.
+	// conditions: Ready, Progressing, Degraded, VersionSupported, DeletionBlocked, RestartPending,
+	// Paused.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -362,6 +370,7 @@ type Member struct {
 // +kubebuilder:printcolumn:name="Replicas",type=string,JSONPath=`.status.replicas`,priority=1
 // +kubebuilder:printcolumn:name="Image",type=string,JSONPath=`.status.image`,priority=1
 // +kubebuilder:printcolumn:name="Pending",type=string,JSONPath=`.status.pendingRestarts[*].reason`
+// +kubebuilder:printcolumn:name="Paused",type=boolean,JSONPath=`.spec.paused`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="!has(self.spec.synchronousReplicas) || self.spec.synchronousReplicas < (has(self.spec.replicas) ? self.spec.replicas : 1)",message="spec.synchronousReplicas must be less than spec.replicas: the primary does not count, and writes would wait forever"
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 52",message="ServiceInstance names are at most 52 characters, so that the names of its pods and services fit Kubernetes limits"

@@ -16,6 +16,7 @@ const (
 	ReasonDeletionNotBlocked = "NotBlocked"
 	ReasonTLSNotSupported    = "TLSNotSupported"
 	ReasonForeignObject      = "ForeignObject"
+	ReasonPaused             = "Paused"
 )
 
 // Finalizer holds an instance until its children are cleaned up and deletion protection allows it.

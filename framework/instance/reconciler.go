@@ -91,6 +91,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 
 	for _, p := range []phase{
 		r.ensureFinalizer,
+		r.pause,
 		r.markNamespace,
 		r.resolveVersion,
 		r.applyPlan,

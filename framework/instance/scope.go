@@ -35,6 +35,8 @@ type scope struct {
 	// gone and there is nothing left to write.
 	deleting *v1alpha1.ServiceInstanceStatus
 	deleted  bool
+	// paused is true when spec.paused stopped the reconcile after the finalizer.
+	paused bool
 	// tls is the instance's TLS status once the certificates phase ran (tlsChecked); nil when off.
 	tls        *v1alpha1.InstanceTLSStatus
 	tlsChecked bool
