@@ -2,6 +2,7 @@
 // fleet views for platform teams.
 //
 //	kubectl datafleet versions [--engine E]   instances by engine and version, with days to sundown
+//	kubectl datafleet rollout status          restarts the operator holds back, and paused instances
 package main
 
 import (
@@ -19,9 +20,13 @@ import (
 )
 
 const usage = `usage: kubectl datafleet versions [--engine ENGINE] [--kubeconfig FILE] [--context NAME]
+       kubectl datafleet rollout status [--kubeconfig FILE] [--context NAME]
 
-versions   lists every ServiceInstance by engine and version, with its support state and the days
-           left before its version's sundown (from the engine's VersionCatalog)
+versions         lists every ServiceInstance by engine and version, with its support state and the
+                 days left before its version's sundown (from the engine's VersionCatalog)
+rollout status   lists the instances whose restart the operator holds back (a new agent waiting
+                 for the spec, a maintenance window or the fleet's pace: the message says which)
+                 and the paused ones
 `
 
 func main() {
@@ -32,15 +37,21 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, out io.Writer) error {
-	if len(args) == 0 || args[0] != "versions" {
+	var command string
+	switch {
+	case len(args) >= 1 && args[0] == "versions":
+		command, args = "versions", args[1:]
+	case len(args) >= 2 && args[0] == "rollout" && args[1] == "status":
+		command, args = "rollout status", args[2:]
+	default:
 		fmt.Fprint(os.Stderr, usage)
 		return errors.New("unknown or missing command")
 	}
-	fs := flag.NewFlagSet("versions", flag.ContinueOnError)
-	engineName := fs.String("engine", "", "only this engine")
+	fs := flag.NewFlagSet(command, flag.ContinueOnError)
+	engineName := fs.String("engine", "", "only this engine (versions)")
 	kubeconfig := fs.String("kubeconfig", "", "kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
 	kctx := fs.String("context", "", "kubeconfig context")
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
@@ -52,6 +63,13 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	c, err := client.New(cfg, client.Options{Scheme: engine.NewScheme()})
 	if err != nil {
 		return err
+	}
+	if command == "rollout status" {
+		rows, sum, err := Rollout(ctx, c)
+		if err != nil {
+			return err
+		}
+		return PrintRollout(out, rows, sum)
 	}
 	rows, err := Versions(ctx, c, *engineName, time.Now())
 	if err != nil {

@@ -30,6 +30,7 @@ import (
 	"github.com/datafleet-dev/datafleet/framework/maintenance"
 	"github.com/datafleet-dev/datafleet/framework/netpol"
 	"github.com/datafleet-dev/datafleet/framework/operator"
+	"github.com/datafleet-dev/datafleet/framework/rollout"
 	"github.com/datafleet-dev/datafleet/framework/webhook"
 )
 
@@ -38,6 +39,7 @@ type options struct {
 	maxConcurrentReconciles int
 	caOverlap               time.Duration
 	maintenanceWindow       string
+	rollout                 rollout.Policy
 	metricsAddr             string
 	probeAddr               string
 	leaderElect             bool
@@ -109,6 +111,11 @@ func run(args []string) error {
 		"labels of the operator's pods (k=v,...), in $POD_NAMESPACE: every instance gets a NetworkPolicy admitting them; empty: no NetworkPolicies")
 	fs.StringVar(&o.maintenanceWindow, "maintenance-window", "",
 		`the default maintenance window, as spec.maintenanceWindow in JSON ({"days":["Sat"],"startTime":"02:00","duration":"2h","timeZone":"UTC"}); empty: none`)
+	fs.IntVar(&o.rollout.Canaries, "rollout-canaries", 1,
+		"instances that take an operator-made restart (a new agent) one at a time before the others")
+	fs.IntVar(&o.rollout.MaxConcurrent, "rollout-max-concurrent", 5, "instances taking an operator-made restart at once, after the canaries")
+	fs.DurationVar(&o.rollout.ReadyTimeout, "rollout-ready-timeout", 15*time.Minute,
+		"an instance not Ready again this long after its operator-made restart began stops the others from starting (0: no limit)")
 	fs.DurationVar(&o.caOverlap, "ca-rotation-overlap", instance.DefaultCAOverlap,
 		"how long a rotation of an instance's CA has clients trust both CAs: half before the new one signs, half after")
 	zapOpts := zap.Options{}
@@ -121,6 +128,10 @@ func run(args []string) error {
 	}
 	if o.maxConcurrentReconciles < 1 {
 		return fmt.Errorf("--max-concurrent-reconciles must be at least 1, got %d", o.maxConcurrentReconciles)
+	}
+	if o.rollout.MaxConcurrent < 1 || o.rollout.Canaries < 0 || o.rollout.ReadyTimeout < 0 {
+		return fmt.Errorf("--rollout-max-concurrent must be at least 1 and --rollout-canaries and --rollout-ready-timeout not negative, got %d, %d, %s",
+			o.rollout.MaxConcurrent, o.rollout.Canaries, o.rollout.ReadyTimeout)
 	}
 	for _, e := range strings.Split(o.storeEndpoints, ",") {
 		if e = strings.TrimSpace(e); e != "" {
@@ -193,6 +204,7 @@ func run(args []string) error {
 		NetworkPolicy:           netpolOperator,
 		CAOverlap:               o.caOverlap,
 		MaintenanceWindow:       window,
+		Rollout:                 &o.rollout,
 	}); err != nil {
 		return err
 	}

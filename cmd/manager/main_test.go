@@ -21,6 +21,10 @@ func TestWorkersMustBePositive(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "--max-concurrent-reconciles must be at least 1") {
 		t.Fatalf("err = %v", err)
 	}
+	err = run([]string{"--rollout-max-concurrent=0"})
+	if err == nil || !strings.Contains(err.Error(), "--rollout-max-concurrent must be at least 1") {
+		t.Fatalf("err = %v", err)
+	}
 }
 
 func TestAgentNeedsAKnownEngine(t *testing.T) {

@@ -23,6 +23,9 @@ import (
 // Delete), and only then releases the finalizer. Each step is idempotent, so a restart halfway
 // simply runs it again.
 func (r *Reconciler) reconcileDelete(ctx context.Context, s *scope) (ctrl.Result, error) {
+	if r.Rollout != nil {
+		r.Rollout.Forget(client.ObjectKeyFromObject(s.inst)) // it will not come back Ready
+	}
 	if !controllerutil.ContainsFinalizer(s.inst, Finalizer) {
 		s.deleted = true
 		return ctrl.Result{}, nil

@@ -37,6 +37,19 @@ func (r *Reconciler) observe(ctx context.Context, s *scope) (bool, error) {
 			obs.Ready, obs.Reason, obs.Message = false, "MemberNotReady", pod+" is not in the operator's cache yet"
 		}
 	}
+	if r.Rollout != nil {
+		// A restart the rollout admitted is over once the pods run what was applied and serve; the
+		// cache may still hold the StatefulSet from before this reconcile applied it.
+		applied := false
+		for _, o := range s.children {
+			if want, ok := o.(*appsv1.StatefulSet); ok && live != nil && want.Name == live.Name {
+				if applied, err = sameTemplate(live, want); err != nil {
+					return false, err
+				}
+			}
+		}
+		r.Rollout.Observe(client.ObjectKeyFromObject(s.inst), obs.Ready && applied)
+	}
 	s.observation = &obs
 	return false, nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/datafleet-dev/datafleet/framework/apply"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/netpol"
+	"github.com/datafleet-dev/datafleet/framework/rollout"
 )
 
 // +kubebuilder:rbac:groups=datafleet.dev,resources=serviceinstances,verbs=get;list;watch;update;patch
@@ -55,6 +56,9 @@ type Reconciler struct {
 	NetworkPolicy *netpol.Operator
 	// MaintenanceWindow is the platform's default window for instances that set none; nil: none.
 	MaintenanceWindow *v1alpha1.MaintenanceWindow
+	// Rollout paces operator-made restarts across the fleet (shared by every engine's
+	// reconciler); nil: every instance restarts as soon as its window opens.
+	Rollout *rollout.Gate
 }
 
 // phase is one step of a reconcile. It returns done=true to stop the steps after it (the reason
@@ -98,7 +102,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 		r.validate,
 		r.certificates,
 		r.render,
-		r.pinAgent,
+		r.holdRestarts,
 		r.guardScaleDown,
 		r.expandVolumes,
 		r.applyChildren,

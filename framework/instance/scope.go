@@ -44,7 +44,7 @@ type scope struct {
 	agents fwagent.Dialer
 	// storage is the StorageResized condition (without its type) once expandVolumes looked.
 	storage *metav1.Condition
-	// pending are the restarts held back (phase_pinagent.go), once pinAgent looked (pendingChecked).
+	// pending are the restarts held back (phase_holdrestarts.go), once holdRestarts looked (pendingChecked).
 	pending        []v1alpha1.PendingRestart
 	pendingChecked bool
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/datafleet-dev/datafleet/framework/instance"
 	"github.com/datafleet-dev/datafleet/framework/names"
 	"github.com/datafleet-dev/datafleet/framework/netpol"
+	"github.com/datafleet-dev/datafleet/framework/rollout"
 )
 
 // CacheOptions restricts the cache of every child kind (and Pods and PVCs, which the StatefulSet
@@ -87,6 +88,8 @@ type Options struct {
 	MaintenanceWindow *v1alpha1.MaintenanceWindow
 	// Clock is the instance controllers' clock (the real one if nil): tests move it.
 	Clock clock.PassiveClock
+	// Rollout paces operator-made restarts across every engine's instances; nil: unpaced.
+	Rollout *rollout.Policy
 }
 
 // Setup registers the field indexes, one controller per engine, the binding controller and the
@@ -99,6 +102,10 @@ func Setup(ctx context.Context, mgr ctrl.Manager, engines []engine.Engine, opts 
 		return err
 	}
 	enabled := make([]string, 0, len(engines))
+	var gate *rollout.Gate
+	if opts.Rollout != nil {
+		gate = rollout.NewGate(*opts.Rollout)
+	}
 	for _, e := range engines {
 		r := &instance.Reconciler{
 			AgentImage:    opts.AgentImage,
@@ -112,6 +119,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, engines []engine.Engine, opts 
 			Clock:         opts.Clock,
 
 			MaintenanceWindow: opts.MaintenanceWindow,
+			Rollout:           gate,
 		}
 		if err := r.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles}); err != nil {
 			return fmt.Errorf("setting up the %s controller: %w", e.Name(), err)

@@ -197,6 +197,11 @@ func TestValuesReachTheManager(t *testing.T) {
 	}) {
 		t.Errorf("by default the store policy allows something: %v", c.Args)
 	}
+	for _, want := range []string{"--rollout-canaries=1", "--rollout-max-concurrent=5", "--rollout-ready-timeout=15m"} {
+		if !slices.Contains(c.Args, want) {
+			t.Errorf("args %v lack %s", c.Args, want)
+		}
+	}
 	// The default maintenance window: none unless set, and then what the manager reads as JSON.
 	if slices.ContainsFunc(c.Args, func(a string) bool { return strings.HasPrefix(a, "--maintenance-window") }) {
 		t.Errorf("a maintenance window by default: %v", c.Args)

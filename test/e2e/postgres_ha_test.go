@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -110,21 +111,37 @@ func testPostgresHighAvailability(t *testing.T) {
 	if queryEventually(t, rw, "SELECT count(*) FROM ledger WHERE id < 100", &n); n != 100 {
 		t.Fatalf("after the rolling update %d of the first 100 rows are left", n)
 	}
-	// A patch release: the platform team points version 15 at a new image in the catalog; the
-	// instance's spec does not change, its pods roll onto the image the same way.
+	// A patch release: the platform team points version 15 at a new image in the catalog. The
+	// instance's spec did not ask for it, so its pods keep their image and it lists the patch as a
+	// pending restart (#25); once its maintenance window opens, the pods roll onto the image the
+	// same way as for a spec change.
 	rebuilt := env.images["postgres-15-rebuild"]
-	rollPodsAfter(t, inst, rw, "catalog image", 250000, func() {
-		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			cat := &v1alpha1.VersionCatalog{}
-			if err := env.c.Get(ctx, client.ObjectKey{Name: "postgres"}, cat); err != nil {
-				return err
-			}
-			cat.Spec.Versions[0].Image = rebuilt
-			return env.c.Update(ctx, cat)
-		})
-		if err != nil {
-			t.Fatal(err)
+	held := map[string]string{}
+	for _, p := range []string{"ledger-0", "ledger-1", "ledger-2"} {
+		held[p] = podUID(t, ns, p)
+	}
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cat := &v1alpha1.VersionCatalog{}
+		if err := env.c.Get(ctx, client.ObjectKey{Name: "postgres"}, cat); err != nil {
+			return err
 		}
+		cat.Spec.Versions[0].Image = rebuilt
+		return env.c.Update(ctx, cat)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitInstance(t, inst, waitTimeout, "the catalog's new image is a pending restart", func() (bool, string) {
+		p := inst.Status.PendingRestarts
+		return len(p) == 1 && p[0].Reason == "ImagePatch" && strings.Contains(p[0].Message, rebuilt), fmt.Sprintf("pending %+v", p)
+	})
+	for p, uid := range held {
+		if podUID(t, ns, p) != uid {
+			t.Fatalf("%s was replaced while the catalog's image was a pending restart", p)
+		}
+	}
+	rollPods(t, inst, rw, "catalog image in the maintenance window", 250000, func(s *v1alpha1.ServiceInstanceSpec) {
+		s.MaintenanceWindow = &v1alpha1.MaintenanceWindow{StartTime: "00:00", Duration: metav1.Duration{Duration: 24 * time.Hour}}
 	})
 	for _, p := range []string{"ledger-0", "ledger-1", "ledger-2"} {
 		var pod corev1.Pod

@@ -19,6 +19,7 @@ import (
 	"github.com/datafleet-dev/datafleet/framework/engine/fakeengine"
 	"github.com/datafleet-dev/datafleet/framework/instance"
 	"github.com/datafleet-dev/datafleet/framework/operator"
+	"github.com/datafleet-dev/datafleet/framework/rollout"
 	"github.com/datafleet-dev/datafleet/framework/workload"
 	"github.com/datafleet-dev/datafleet/test/testenv"
 )
@@ -102,6 +103,102 @@ func TestOperatorUpgradeAppliesThePendingAgentInTheMaintenanceWindow(t *testing.
 	u.waitApplied(t, "a")
 }
 
+// A catalog edit of the image of the instance's version (a patch release) is held like a new agent:
+// the pods keep their image until a restart the spec asks for, which brings it along.
+func TestCatalogImagePatchWaitsForTheNextRestart(t *testing.T) {
+	u := upgrade(t, nil)
+	m := u.start(t, "operator:1", nil)
+	defer m.Stop()
+	ctx := context.Background()
+	cat := &v1alpha1.VersionCatalog{}
+	if err := u.c.Get(ctx, client.ObjectKey{Name: agentPodsName}, cat); err != nil {
+		t.Fatal(err)
+	}
+	cat.Spec.Versions[0].Image = "engine:1-patch1"
+	if err := u.c.Update(ctx, cat); err != nil {
+		t.Fatal(err)
+	}
+	si := &v1alpha1.ServiceInstance{}
+	testenv.Eventually(t, wait, func() error {
+		if err := get(t, u.c, si, u.ns, "ledger"); err != nil {
+			return err
+		}
+		p := si.Status.PendingRestarts
+		if len(p) != 1 || p[0].Reason != instance.ReasonImagePatch ||
+			p[0].Message != "the pods of ledger run engine:1; the catalog's engine:1-patch1 for version 1 comes with the next restart the spec asks for (no maintenance window is set)" {
+			return fmt.Errorf("pending %+v", p)
+		}
+		return nil
+	})
+	m.WaitQuiet(t, time.Minute)
+	sts := &appsv1.StatefulSet{}
+	if err := get(t, u.c, sts, u.ns, "ledger"); err != nil || sts.ResourceVersion != u.sts.ResourceVersion {
+		t.Fatalf("the catalog edit changed the StatefulSet (%v)", err)
+	}
+	si.Spec.Parameters["mode"] = "b"
+	if err := u.c.Update(ctx, si); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, wait, func() error {
+		if err := get(t, u.c, sts, u.ns, "ledger"); err != nil {
+			return err
+		}
+		if image := sts.Spec.Template.Spec.Containers[0].Image; image != "engine:1-patch1" {
+			return fmt.Errorf("engine image %s", image)
+		}
+		if err := get(t, u.c, si, u.ns, "ledger"); err != nil || len(si.Status.PendingRestarts) != 0 {
+			return fmt.Errorf("pending %+v (%v)", si.Status.PendingRestarts, err)
+		}
+		return nil
+	})
+}
+
+// In a window open to all, the fleet takes the new agent in waves: one canary first, then at most
+// two at once, each wave after the one before is Ready again; meanwhile the others say why they
+// wait.
+func TestOperatorUpgradeRestartsTheFleetInWaves(t *testing.T) {
+	always := &v1alpha1.MaintenanceWindow{StartTime: "00:00", Duration: metav1.Duration{Duration: 24 * time.Hour}}
+	fleet := []string{"a", "b", "c", "d"}
+	u := upgrade(t, always, fleet...)
+	m := u.startWith(t, operator.Options{AgentImage: "operator:2", Rollout: &rollout.Policy{Canaries: 1, MaxConcurrent: 2, Poll: time.Second}})
+	defer m.Stop()
+
+	wave := func(want int, reason string) []string {
+		t.Helper()
+		var done, waiting []string
+		testenv.Eventually(t, wait, func() error {
+			if done, waiting = u.upgradedNow(t, "operator:2", fleet...); len(done) != want {
+				return fmt.Errorf("%d upgraded (%v), want %d", len(done), done, want)
+			}
+			for _, n := range waiting {
+				si := &v1alpha1.ServiceInstance{}
+				if err := get(t, u.c, si, u.ns, n); err != nil {
+					return err
+				}
+				if p := si.Status.PendingRestarts; len(p) != 1 || !strings.Contains(p[0].Message, reason) {
+					return fmt.Errorf("%s: pending %+v", n, p)
+				}
+			}
+			return nil
+		})
+		m.WaitQuiet(t, time.Minute)
+		if again, _ := u.upgradedNow(t, "operator:2", fleet...); len(again) != want {
+			t.Fatalf("the wave grew while the one before was restarting: %v, want %d", again, want)
+		}
+		return done
+	}
+	canary := wave(1, "once the fleet's rollout admits them (paced: 1 canaries restart one at a time first)")
+	markReady(t, u.c, u.ns, canary[0])
+	second := wave(3, "(paced: at most 2 instances restart at once)")
+	for _, n := range second {
+		if n != canary[0] {
+			markReady(t, u.c, u.ns, n)
+			break
+		}
+	}
+	wave(4, "")
+}
+
 // upgraded is an instance created by the operator at operator:1 and Ready, on an API server of its
 // own: the package's manager would refuse the instances of an engine it does not know (one
 // operator per cluster).
@@ -112,7 +209,7 @@ type upgraded struct {
 	sts *appsv1.StatefulSet
 }
 
-func upgrade(t *testing.T, window *v1alpha1.MaintenanceWindow) *upgraded {
+func upgrade(t *testing.T, window *v1alpha1.MaintenanceWindow, names ...string) *upgraded {
 	t.Helper()
 	api := testenv.Start(t)
 	u := &upgraded{api: api, c: api.Client, ns: "apps"}
@@ -126,15 +223,22 @@ func upgrade(t *testing.T, window *v1alpha1.MaintenanceWindow) *upgraded {
 	}
 	before := u.start(t, "operator:1", nil)
 	defer before.Stop()
-	inst := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Namespace: u.ns, Name: "ledger"},
-		Spec: v1alpha1.ServiceInstanceSpec{Engine: agentPodsName, Parameters: map[string]string{"mode": "a"}, MaintenanceWindow: window}}
-	if err := u.c.Create(ctx, inst); err != nil {
-		t.Fatal(err)
+	if len(names) == 0 {
+		names = []string{"ledger"}
 	}
-	markReady(t, u.c, u.ns, "ledger")
-	waitPhase(t, u.c, u.ns, "ledger", v1alpha1.PhaseReady)
+	for _, name := range names {
+		inst := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Namespace: u.ns, Name: name},
+			Spec: v1alpha1.ServiceInstanceSpec{Engine: agentPodsName, Parameters: map[string]string{"mode": "a"}, MaintenanceWindow: window}}
+		if err := u.c.Create(ctx, inst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range names {
+		markReady(t, u.c, u.ns, name)
+		waitPhase(t, u.c, u.ns, name, v1alpha1.PhaseReady)
+	}
 	var image string
-	if image, u.sts = agentImage(t, u.c, u.ns, "ledger"); image != "operator:1" {
+	if image, u.sts = agentImage(t, u.c, u.ns, names[0]); image != "operator:1" {
 		t.Fatalf("agent image %q, want operator:1", image)
 	}
 	return u
@@ -143,11 +247,30 @@ func upgrade(t *testing.T, window *v1alpha1.MaintenanceWindow) *upgraded {
 // start runs the operator at image, with clk as the instance controller's clock (nil: the real one).
 func (u *upgraded) start(t *testing.T, image string, clk clock.PassiveClock) *testenv.Manager {
 	t.Helper()
-	m, err := u.api.ManagerWith([]engine.Engine{agentPods{}}, operator.Options{MaxConcurrentReconciles: 2, AgentImage: image, Clock: clk})
+	return u.startWith(t, operator.Options{AgentImage: image, Clock: clk})
+}
+
+func (u *upgraded) startWith(t *testing.T, opts operator.Options) *testenv.Manager {
+	t.Helper()
+	opts.MaxConcurrentReconciles = 2
+	m, err := u.api.ManagerWith([]engine.Engine{agentPods{}}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return m
+}
+
+// upgradedNow lists the instances whose pods' template carries agent image, and the others.
+func (u *upgraded) upgradedNow(t *testing.T, image string, names ...string) (done, waiting []string) {
+	t.Helper()
+	for _, n := range names {
+		if got, _ := agentImage(t, u.c, u.ns, n); got == image {
+			done = append(done, n)
+		} else {
+			waiting = append(waiting, n)
+		}
+	}
+	return done, waiting
 }
 
 // waitPending waits for the instance to list the new agent as pending, saying when it comes.

@@ -1,0 +1,172 @@
+package instance
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/framework/apply"
+	"github.com/datafleet-dev/datafleet/framework/maintenance"
+	"github.com/datafleet-dev/datafleet/framework/names"
+	"github.com/datafleet-dev/datafleet/framework/workload"
+)
+
+// The restarts the operator holds back: changes to the pods nobody asked for in the instance's spec.
+const (
+	// ReasonAgentUpgrade: a new operator's agent (the init container takes the operator's image).
+	ReasonAgentUpgrade = "AgentUpgrade"
+	// ReasonImagePatch: the catalog changed the image of the instance's version (a patch release).
+	ReasonImagePatch = "ImagePatch"
+)
+
+// holdRestarts keeps the pods as they run across changes the instance's spec did not ask for. A
+// new operator release is a new agent image in every StatefulSet's pod template, and a catalog
+// edit a new image for every instance on that version: applied at once, the whole fleet (or every
+// instance of a version) would restart together, unasked. Instead, a rendered StatefulSet whose
+// pod template differs from the live one only by such images keeps the live ones, and the
+// instance lists them in status.pendingRestarts. When the template differs in anything else (the
+// instance's own spec changed), the pods restart anyway and take the new images along. Inside the
+// instance's maintenance window (or the platform's) they are applied, once the fleet's rollout
+// admits the instance: the pods restart one at a time, as for any template change.
+func (r *Reconciler) holdRestarts(ctx context.Context, s *scope) (bool, error) {
+	s.pending, s.pendingChecked = nil, true
+	pins := map[int]*appsv1.StatefulSet{}
+	var held []v1alpha1.PendingRestart
+	for i, o := range s.children {
+		sts, ok := o.(*appsv1.StatefulSet)
+		if !ok {
+			continue
+		}
+		pinned, changes, err := r.pinned(ctx, sts)
+		if err != nil {
+			return false, err
+		}
+		if pinned == nil {
+			continue
+		}
+		pins[i] = pinned
+		for _, c := range changes { // one entry per reason: the first StatefulSet's says it
+			if !slices.ContainsFunc(held, func(h v1alpha1.PendingRestart) bool { return h.Reason == c.Reason }) {
+				held = append(held, c)
+			}
+		}
+	}
+	if len(pins) == 0 {
+		return false, nil
+	}
+	window, when := r.window(s)
+	next := time.Duration(0)
+	if window != nil {
+		next = window.Next(r.now()).Sub(r.now())
+	}
+	if window != nil && window.Open(r.now()) {
+		if r.Rollout == nil {
+			return false, nil // applied now
+		}
+		ok, why := r.Rollout.Admit(client.ObjectKeyFromObject(s.inst), r.now())
+		if ok {
+			return false, nil
+		}
+		when, next = "in this maintenance window, once the fleet's rollout admits them ("+why+")", r.Rollout.Poll()
+	}
+	for i, p := range pins {
+		s.children[i] = p
+	}
+	for _, h := range held {
+		h.Message += " " + when
+		s.pending = append(s.pending, h)
+	}
+	s.requeue(next)
+	return false, nil
+}
+
+// pinned is sts with the images its live pods run, when images nobody asked for are the only
+// difference in the pod template (nil otherwise), and what it holds back. A container's image is
+// held only while the instance's version is the one the live StatefulSet was made for: a new
+// spec.version brings its image with it.
+func (r *Reconciler) pinned(ctx context.Context, sts *appsv1.StatefulSet) (*appsv1.StatefulSet, []v1alpha1.PendingRestart, error) {
+	live := &appsv1.StatefulSet{}
+	if err := r.Client.Get(ctx, client.ObjectKeyFromObject(sts), live); apierrors.IsNotFound(err) {
+		return nil, nil, nil
+	} else if err != nil {
+		return nil, nil, err
+	}
+	pinned := sts.DeepCopy()
+	var held []v1alpha1.PendingRestart
+	if want, running := workload.AgentInit(&pinned.Spec.Template.Spec), workload.AgentInit(&live.Spec.Template.Spec); want != nil && running != nil && want.Image != running.Image {
+		held = append(held, v1alpha1.PendingRestart{Reason: ReasonAgentUpgrade,
+			Message: fmt.Sprintf("the pods of %s run the agent from %s; the agent from %s comes", sts.Name, running.Image, want.Image)})
+		want.Image = running.Image
+	}
+	if version := sts.Labels[names.VersionLabel]; version != "" && live.Labels[names.VersionLabel] == version {
+		for i := range pinned.Spec.Template.Spec.Containers {
+			want := &pinned.Spec.Template.Spec.Containers[i]
+			running := container(live.Spec.Template.Spec.Containers, want.Name)
+			if running == nil || running.Image == want.Image {
+				continue
+			}
+			if len(held) == 0 || held[len(held)-1].Reason != ReasonImagePatch {
+				held = append(held, v1alpha1.PendingRestart{Reason: ReasonImagePatch,
+					Message: fmt.Sprintf("the pods of %s run %s; the catalog's %s for version %s comes", sts.Name, running.Image, want.Image, version)})
+			}
+			want.Image = running.Image
+		}
+	}
+	if len(held) == 0 {
+		return nil, nil, nil
+	}
+	same, err := sameTemplate(live, pinned)
+	if err != nil || !same {
+		return nil, nil, err
+	}
+	return pinned, held, nil
+}
+
+func container(cs []corev1.Container, name string) *corev1.Container {
+	for i := range cs {
+		if cs[i].Name == name {
+			return &cs[i]
+		}
+	}
+	return nil
+}
+
+// window is the instance's maintenance window, else the platform's (nil when neither), and when a
+// pending restart happens, in words. A window the reconciler cannot parse was refused by validate
+// already.
+func (r *Reconciler) window(s *scope) (*maintenance.Window, string) {
+	w, whose := s.inst.Spec.MaintenanceWindow, "the instance's"
+	if w == nil {
+		w, whose = r.MaintenanceWindow, "the platform's"
+	}
+	if w == nil {
+		return nil, "with the next restart the spec asks for (no maintenance window is set)"
+	}
+	p, err := maintenance.Parse(*w)
+	if err != nil {
+		return nil, fmt.Sprintf("with the next restart the spec asks for (%s maintenance window is invalid: %v)", whose, err)
+	}
+	return p, fmt.Sprintf("with the next restart the spec asks for, or in %s maintenance window at %s", whose, p.Next(r.now()).UTC().Format(time.RFC3339))
+}
+
+// sameTemplate reports whether the live pod template already holds every field of want's, as
+// apply.Contains decides whether to write at all.
+func sameTemplate(live, want *appsv1.StatefulSet) (bool, error) {
+	l, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&live.Spec.Template)
+	if err != nil {
+		return false, err
+	}
+	w, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&want.Spec.Template)
+	if err != nil {
+		return false, err
+	}
+	return apply.Contains(l, w), nil
+}
