@@ -20,6 +20,9 @@ else
   "$ROOT/hack/images.sh" >/dev/null
   ref="$(grep '^operator=' "${CACHE}/images/refs.env" | cut -d= -f2)"
   set_image+=(--set "image.repository=${ref%:*}" --set "image.tag=${ref##*:}" --set image.pullPolicy=Never)
+  # A developer's cluster is always in its maintenance window, so that a rebuilt agent reaches the
+  # demo's pods (one instance at a time) instead of waiting as a pending restart (docs/upgrades.md).
+  set_image+=(--set maintenanceWindow.startTime=00:00 --set maintenanceWindow.duration=24h)
 fi
 KUBECTL="$("$ROOT/hack/k8s-binaries.sh" kubectl | tail -n1)/kubectl"
 
