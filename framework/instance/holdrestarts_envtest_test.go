@@ -101,6 +101,14 @@ func TestOperatorUpgradeAppliesThePendingAgentInTheMaintenanceWindow(t *testing.
 	inside := u.start(t, "operator:2", clocktesting.NewFakePassiveClock(saturdayNight))
 	defer inside.Stop()
 	u.waitApplied(t, "a")
+	// The pods roll for a restart the platform scheduled: the instance is Updating, not Degraded,
+	// until they are Ready again.
+	inside.WaitQuiet(t, time.Minute)
+	if si := waitPhase(t, u.c, u.ns, "ledger", v1alpha1.PhaseUpdating); condition(si, v1alpha1.ConditionDegraded).Status == metav1.ConditionTrue {
+		t.Fatalf("Degraded while the held restart rolls: %+v", si.Status.Conditions)
+	}
+	markReady(t, u.c, u.ns, "ledger")
+	waitPhase(t, u.c, u.ns, "ledger", v1alpha1.PhaseReady)
 }
 
 // A catalog edit of the image of the instance's version (a patch release) is held like a new agent:

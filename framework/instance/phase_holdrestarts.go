@@ -68,11 +68,14 @@ func (r *Reconciler) holdRestarts(ctx context.Context, s *scope) (bool, error) {
 		next = window.Next(r.now()).Sub(r.now())
 	}
 	if window != nil && window.Open(r.now()) {
-		if r.Rollout == nil {
-			return false, nil // applied now
+		ok, why := true, ""
+		if r.Rollout != nil {
+			ok, why = r.Rollout.Admit(client.ObjectKeyFromObject(s.inst), r.now())
 		}
-		ok, why := r.Rollout.Admit(client.ObjectKeyFromObject(s.inst), r.now())
-		if ok {
+		if ok { // applied now
+			for _, h := range held {
+				s.releasing += h.Reason + " "
+			}
 			return false, nil
 		}
 		when, next = "in this maintenance window, once the fleet's rollout admits them ("+why+")", r.Rollout.Poll()

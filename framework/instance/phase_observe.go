@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -36,6 +37,10 @@ func (r *Reconciler) observe(ctx context.Context, s *scope) (bool, error) {
 		if pod := workload.MissingMember(s.inst, sup.Pods); obs.Ready && pod != "" {
 			obs.Ready, obs.Reason, obs.Message = false, "MemberNotReady", pod+" is not in the operator's cache yet"
 		}
+	}
+	if s.releasing != "" && obs.Ready {
+		// The cache may not show yet the template this reconcile applied: the pods are about to roll.
+		obs.Ready, obs.Reason, obs.Message = false, "RollingUpdate", "restarting the pods for "+strings.TrimSpace(s.releasing)+" in the maintenance window"
 	}
 	if r.Rollout != nil {
 		// A restart the rollout admitted is over once the pods run what was applied and serve; the

@@ -47,6 +47,9 @@ type scope struct {
 	// pending are the restarts held back (phase_holdrestarts.go), once holdRestarts looked (pendingChecked).
 	pending        []v1alpha1.PendingRestart
 	pendingChecked bool
+	// releasing names the held restarts this reconcile lets through (a window, the rollout): the
+	// pods are about to roll, which is an update, not a degradation.
+	releasing string
 }
 
 // requeue asks for a reconcile within d (the soonest of all requests wins; d <= 0 is ignored).

@@ -74,7 +74,8 @@ func computeStatus(prev v1alpha1.ServiceInstanceStatus, inst *v1alpha1.ServiceIn
 		st.Replicas, st.ReadyReplicas = obs.Replicas, obs.ReadyReplicas
 		st.CurrentPrimary, st.Endpoints, st.Members = obs.CurrentPrimary, obs.Endpoints, obs.Members
 		wasUp := prev.Phase == v1alpha1.PhaseReady || prev.Phase == v1alpha1.PhaseUpdating || prev.Phase == v1alpha1.PhaseDegraded
-		specChanged := s.applied && prev.ObservedGeneration != 0 && prev.ObservedGeneration < gen
+		// A restart released from hold (a maintenance window) is an update the platform scheduled.
+		specChanged := s.applied && prev.ObservedGeneration != 0 && prev.ObservedGeneration < gen || s.releasing != ""
 		switch {
 		case obs.Ready:
 			st.Phase = v1alpha1.PhaseReady
