@@ -31,7 +31,7 @@ func (Engine) BackupEnv(inst *v1alpha1.ServiceInstance) []corev1.EnvVar {
 
 // primaryAddress is the client Service, which selects the primary.
 func primaryAddress(inst *v1alpha1.ServiceInstance) string {
-	return net.JoinHostPort(names.ServiceHost(serviceName(inst), inst.Namespace), strconv.Itoa(mongoagent.Port))
+	return net.JoinHostPort(names.ServiceHost(workload.ServiceName(inst), inst.Namespace), strconv.Itoa(mongoagent.Port))
 }
 
 // Dump implements engine.Backuper: the Job reads the primary through the driver (see Dump).

@@ -54,7 +54,7 @@ func (Engine) Connection(in engine.UsersInput, user, password string) engine.Con
 	if ServerOf(in.Release) == mongoagent.ServerMongod {
 		q.Set("replicaSet", ReplicaSetName(inst))
 	}
-	return engine.NewConnection("mongodb", serviceName(inst), inst.Namespace, mongoagent.Port, user, password, "database", db, q.Encode())
+	return engine.NewConnection("mongodb", workload.ServiceName(inst), inst.Namespace, mongoagent.Port, user, password, "database", db, q.Encode())
 }
 
 // EnsureUser implements engine.UserManager on the primary.

@@ -38,10 +38,6 @@ func SecretName(inst *v1alpha1.ServiceInstance) string {
 	return names.Child(inst.Name, "mongodb", names.MaxDNSLabel)
 }
 
-func serviceName(inst *v1alpha1.ServiceInstance) string {
-	return names.Child(inst.Name, "", names.MaxDNSLabel)
-}
-
 // ReplicaSetName is the replica set's name: the instance's.
 func ReplicaSetName(inst *v1alpha1.ServiceInstance) string { return inst.Name }
 
@@ -139,7 +135,7 @@ func clientService(inst *v1alpha1.ServiceInstance) *corev1.Service {
 	sel := names.InstanceLabels(Name, inst.Name)
 	sel[workload.RoleLabel] = mongoagent.RolePrimary
 	return &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: serviceName(inst)},
+		ObjectMeta: metav1.ObjectMeta{Name: workload.ServiceName(inst)},
 		Spec:       corev1.ServiceSpec{Selector: sel, Ports: []corev1.ServicePort{workload.ServicePort("mongodb", mongoagent.Port)}},
 	}
 }

@@ -139,7 +139,7 @@ func (s *supervision) report() {
 	if s.primary != nil {
 		obs.CurrentPrimary = s.primary.Name
 	}
-	obs.Endpoints = []v1alpha1.Endpoint{{Name: "mongodb", Host: names.ServiceHost(serviceName(inst), inst.Namespace), Port: mongoagent.Port}}
+	obs.Endpoints = []v1alpha1.Endpoint{{Name: "mongodb", Host: names.ServiceHost(workload.ServiceName(inst), inst.Namespace), Port: mongoagent.Port}}
 	s.WaitForMembers(s.statuses)
 	if obs.CurrentPrimary == "" {
 		s.Unready("NoPrimary", "no member is primary yet")

@@ -53,7 +53,7 @@ func (e Engine) backupManagement(t engine.BackupTarget) (management, error) {
 	if e.management != nil {
 		return e.management(nil, t.Getenv(envPassword)), nil
 	}
-	host := names.ServiceHost(serviceName(t.Instance), t.Instance.Namespace)
+	host := names.ServiceHost(workload.ServiceName(t.Instance), t.Instance.Namespace)
 	var tlsConfig *tls.Config
 	if ca := t.Getenv(envCA); ca != "" {
 		var err error

@@ -445,7 +445,7 @@ func TestTLSRequiredLeavesNoPlainListener(t *testing.T) {
 	n := c.start(0, "")
 	waitReady(t, n)
 
-	verified, err := verifyingTLS(ca.CertPEM, serviceName(inst)+".default.svc")
+	verified, err := verifyingTLS(ca.CertPEM, workload.ServiceName(inst)+".default.svc")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -470,7 +470,7 @@ func TestTLSRequiredLeavesNoPlainListener(t *testing.T) {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(ca.CertPEM)
 	conn, err := amqp.DialTLS(fmt.Sprintf("amqps://%s:%s@127.0.0.1:%d/", AdminUser, testPassword, c.amqps),
-		&tls.Config{RootCAs: pool, ServerName: serviceName(inst) + ".default.svc", MinVersion: tls.VersionTLS12})
+		&tls.Config{RootCAs: pool, ServerName: workload.ServiceName(inst) + ".default.svc", MinVersion: tls.VersionTLS12})
 	if err != nil {
 		t.Fatalf("AMQPS: %v", err)
 	}
@@ -480,7 +480,7 @@ func TestTLSRequiredLeavesNoPlainListener(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.tls, _ = verifyingTLS(other.CertPEM, serviceName(inst)+".default.svc")
+	m.tls, _ = verifyingTLS(other.CertPEM, workload.ServiceName(inst)+".default.svc")
 	if _, err := m.get(context.Background(), "/api/overview", &overview); err == nil {
 		t.Error("the management client trusted a certificate of another CA")
 	}

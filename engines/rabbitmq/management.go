@@ -21,6 +21,7 @@ import (
 	"github.com/datafleet-dev/datafleet/framework/bounded"
 	"github.com/datafleet-dev/datafleet/framework/certs"
 	"github.com/datafleet-dev/datafleet/framework/names"
+	"github.com/datafleet-dev/datafleet/framework/workload"
 )
 
 // management is a client of one node's management API, as the operator's administrator. Only the
@@ -57,7 +58,7 @@ func managementTLS(ctx context.Context, c client.Reader, inst *v1alpha1.ServiceI
 	if err != nil {
 		return nil, err
 	}
-	return verifyingTLS(trust.Bundle, names.ServiceHost(serviceName(inst), inst.Namespace))
+	return verifyingTLS(trust.Bundle, names.ServiceHost(workload.ServiceName(inst), inst.Namespace))
 }
 
 func verifyingTLS(caPEM []byte, serverName string) (*tls.Config, error) {

@@ -88,11 +88,7 @@ var _ engine.TLSServer = Engine{}
 
 // TLSNames implements engine.TLSServer: the client Service and the nodes by their stable names.
 func (Engine) TLSNames(inst *v1alpha1.ServiceInstance) []string {
-	return []string{serviceName(inst), "*." + workload.HeadlessName(inst)}
-}
-
-func serviceName(inst *v1alpha1.ServiceInstance) string {
-	return names.Child(inst.Name, "", names.MaxDNSLabel)
+	return []string{workload.ServiceName(inst), "*." + workload.HeadlessName(inst)}
 }
 
 // NodeName is the Erlang node name of the instance's pod with this ordinal.
@@ -196,7 +192,7 @@ func clientService(inst *v1alpha1.ServiceInstance) *corev1.Service {
 		ports = append(ports, workload.ServicePort("amqps", amqpsPort), workload.ServicePort("management-tls", managementTLSPort))
 	}
 	return &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: serviceName(inst)},
+		ObjectMeta: metav1.ObjectMeta{Name: workload.ServiceName(inst)},
 		Spec:       corev1.ServiceSpec{Selector: names.InstanceLabels(Name, inst.Name), Ports: ports},
 	}
 }

@@ -215,7 +215,7 @@ func (s *supervision) report() {
 		}
 		obs.Members = append(obs.Members, m)
 	}
-	host := names.ServiceHost(serviceName(inst), inst.Namespace)
+	host := names.ServiceHost(workload.ServiceName(inst), inst.Namespace)
 	obs.Endpoints = []v1alpha1.Endpoint{{Name: "amqp", Host: host, Port: amqpPort}, {Name: "management", Host: host, Port: managementPort}}
 	if inst.TLSEnabled() {
 		obs.Endpoints = append(obs.Endpoints, v1alpha1.Endpoint{Name: "amqps", Host: host, Port: amqpsPort},

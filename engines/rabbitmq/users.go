@@ -62,7 +62,7 @@ func (Engine) Connection(in engine.UsersInput, user, password string) engine.Con
 	if inst.TLSEnabled() {
 		scheme, port = "amqps", amqpsPort
 	}
-	return engine.NewConnection(scheme, serviceName(inst), inst.Namespace, port, user, password, "vhost", bindingVhost(in.Binding), "")
+	return engine.NewConnection(scheme, workload.ServiceName(inst), inst.Namespace, port, user, password, "vhost", bindingVhost(in.Binding), "")
 }
 
 // permissions are a user's configure, write and read patterns on a vhost.

@@ -39,10 +39,6 @@ func SecretName(inst *v1alpha1.ServiceInstance) string {
 	return names.Child(inst.Name, "redis", names.MaxDNSLabel)
 }
 
-func serviceName(inst *v1alpha1.ServiceInstance) string {
-	return names.Child(inst.Name, "", names.MaxDNSLabel)
-}
-
 // Render implements engine.Engine: the ConfigMap of the tenant's settings, the client Service, the
 // headless Service that names the pod, and the StatefulSet. The framework sets namespace, labels
 // and the owner reference on each; Render needs no client and makes no call.
@@ -57,7 +53,7 @@ func (Engine) Render(in engine.RenderInput) ([]client.Object, error) {
 	}
 	port := workload.ServicePort("redis", refagent.Port)
 	clients := &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: serviceName(inst)},
+		ObjectMeta: metav1.ObjectMeta{Name: workload.ServiceName(inst)},
 		Spec:       corev1.ServiceSpec{Selector: names.InstanceLabels(Name, inst.Name), Ports: []corev1.ServicePort{port}},
 	}
 	headless := workload.HeadlessService(Name, inst, port)

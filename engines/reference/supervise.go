@@ -13,6 +13,7 @@ import (
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/names"
 	"github.com/datafleet-dev/datafleet/framework/secrets"
+	"github.com/datafleet-dev/datafleet/framework/workload"
 )
 
 // settledPoll is how often a settled instance is looked at again: a server that stops answering
@@ -42,7 +43,7 @@ func (Engine) Supervise(ctx context.Context, s *engine.Supervision) error {
 		}
 		s.Observation.Members = append(s.Observation.Members, m)
 	}
-	s.Observation.Endpoints = []v1alpha1.Endpoint{{Name: "redis", Host: names.ServiceHost(serviceName(inst), inst.Namespace), Port: refagent.Port}}
+	s.Observation.Endpoints = []v1alpha1.Endpoint{{Name: "redis", Host: names.ServiceHost(workload.ServiceName(inst), inst.Namespace), Port: refagent.Port}}
 	s.Poll = settledPoll
 	return nil
 }

@@ -210,6 +210,11 @@ func HeadlessName(inst *v1alpha1.ServiceInstance) string {
 	return names.Child(inst.Name, "pods", names.MaxDNSLabel)
 }
 
+// ServiceName is the name of the Service clients connect to: the instance's own.
+func ServiceName(inst *v1alpha1.ServiceInstance) string {
+	return names.Child(inst.Name, "", names.MaxDNSLabel)
+}
+
 // ServicePort is a TCP port named after the container port it targets.
 func ServicePort(name string, port int32) corev1.ServicePort {
 	return corev1.ServicePort{Name: name, Port: port, TargetPort: intstr.FromString(name), Protocol: corev1.ProtocolTCP}

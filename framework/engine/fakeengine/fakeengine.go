@@ -18,6 +18,7 @@ import (
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/names"
 	"github.com/datafleet-dev/datafleet/framework/params"
+	"github.com/datafleet-dev/datafleet/framework/workload"
 )
 
 // Name is the engine name the fake engine serves.
@@ -64,7 +65,7 @@ func (Engine) Render(in engine.RenderInput) ([]client.Object, error) {
 		Data:       map[string]string{"fake.conf": params.Lines(inst.Spec.Parameters)},
 	}
 	svc := &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: names.Child(inst.Name, "", names.MaxDNSLabel)},
+		ObjectMeta: metav1.ObjectMeta{Name: workload.ServiceName(inst)},
 		Spec: corev1.ServiceSpec{
 			Selector: sel,
 			Ports:    []corev1.ServicePort{{Name: "fake", Port: 5555, TargetPort: intstr.FromString("fake"), Protocol: corev1.ProtocolTCP}},
