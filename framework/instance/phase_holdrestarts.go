@@ -74,7 +74,7 @@ func (r *Reconciler) holdRestarts(ctx context.Context, s *scope) (bool, error) {
 		}
 		if ok { // applied now
 			for _, h := range held {
-				s.releasing += h.Reason + " "
+				s.releasing = append(s.releasing, h.Reason)
 			}
 			return false, nil
 		}
@@ -102,16 +102,22 @@ func (r *Reconciler) pinned(ctx context.Context, sts *appsv1.StatefulSet) (*apps
 	} else if err != nil {
 		return nil, nil, err
 	}
-	pinned := sts.DeepCopy()
+	// Copied only once an image differs: this runs on every reconcile of every instance.
+	var pinned *appsv1.StatefulSet
+	pin := func() *corev1.PodSpec {
+		if pinned == nil {
+			pinned = sts.DeepCopy()
+		}
+		return &pinned.Spec.Template.Spec
+	}
 	var held []v1alpha1.PendingRestart
-	if want, running := workload.AgentInit(&pinned.Spec.Template.Spec), workload.AgentInit(&live.Spec.Template.Spec); want != nil && running != nil && want.Image != running.Image {
+	if want, running := workload.AgentInit(&sts.Spec.Template.Spec), workload.AgentInit(&live.Spec.Template.Spec); want != nil && running != nil && want.Image != running.Image {
 		held = append(held, v1alpha1.PendingRestart{Reason: ReasonAgentUpgrade,
 			Message: fmt.Sprintf("the pods of %s run the agent from %s; the agent from %s comes", sts.Name, running.Image, want.Image)})
-		want.Image = running.Image
+		workload.AgentInit(pin()).Image = running.Image
 	}
 	if version := sts.Labels[names.VersionLabel]; version != "" && live.Labels[names.VersionLabel] == version {
-		for i := range pinned.Spec.Template.Spec.Containers {
-			want := &pinned.Spec.Template.Spec.Containers[i]
+		for i, want := range sts.Spec.Template.Spec.Containers {
 			running := container(live.Spec.Template.Spec.Containers, want.Name)
 			if running == nil || running.Image == want.Image {
 				continue
@@ -120,10 +126,10 @@ func (r *Reconciler) pinned(ctx context.Context, sts *appsv1.StatefulSet) (*apps
 				held = append(held, v1alpha1.PendingRestart{Reason: ReasonImagePatch,
 					Message: fmt.Sprintf("the pods of %s run %s; the catalog's %s for version %s comes", sts.Name, running.Image, want.Image, version)})
 			}
-			want.Image = running.Image
+			pin().Containers[i].Image = running.Image
 		}
 	}
-	if len(held) == 0 {
+	if pinned == nil {
 		return nil, nil, nil
 	}
 	same, err := sameTemplate(live, pinned)

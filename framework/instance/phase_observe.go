@@ -38,11 +38,11 @@ func (r *Reconciler) observe(ctx context.Context, s *scope) (bool, error) {
 			obs.Ready, obs.Reason, obs.Message = false, "MemberNotReady", pod+" is not in the operator's cache yet"
 		}
 	}
-	if s.releasing != "" && obs.Ready {
+	if len(s.releasing) > 0 && obs.Ready {
 		// The cache may not show yet the template this reconcile applied: the pods are about to roll.
-		obs.Ready, obs.Reason, obs.Message = false, "RollingUpdate", "restarting the pods for "+strings.TrimSpace(s.releasing)+" in the maintenance window"
+		obs.Ready, obs.Reason, obs.Message = false, "RollingUpdate", "restarting the pods for "+strings.Join(s.releasing, ", ")+" in the maintenance window"
 	}
-	if r.Rollout != nil {
+	if key := client.ObjectKeyFromObject(s.inst); r.Rollout != nil && r.Rollout.Admitted(key) {
 		// A restart the rollout admitted is over once the pods run what was applied and serve; the
 		// cache may still hold the StatefulSet from before this reconcile applied it.
 		applied := false
@@ -53,7 +53,7 @@ func (r *Reconciler) observe(ctx context.Context, s *scope) (bool, error) {
 				}
 			}
 		}
-		r.Rollout.Observe(client.ObjectKeyFromObject(s.inst), obs.Ready && applied)
+		r.Rollout.Observe(key, obs.Ready && applied)
 	}
 	s.observation = &obs
 	return false, nil

@@ -49,7 +49,7 @@ type scope struct {
 	pendingChecked bool
 	// releasing names the held restarts this reconcile lets through (a window, the rollout): the
 	// pods are about to roll, which is an update, not a degradation.
-	releasing string
+	releasing []string
 }
 
 // requeue asks for a reconcile within d (the soonest of all requests wins; d <= 0 is ignored).

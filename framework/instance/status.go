@@ -75,7 +75,7 @@ func computeStatus(prev v1alpha1.ServiceInstanceStatus, inst *v1alpha1.ServiceIn
 		st.CurrentPrimary, st.Endpoints, st.Members = obs.CurrentPrimary, obs.Endpoints, obs.Members
 		wasUp := prev.Phase == v1alpha1.PhaseReady || prev.Phase == v1alpha1.PhaseUpdating || prev.Phase == v1alpha1.PhaseDegraded
 		// A restart released from hold (a maintenance window) is an update the platform scheduled.
-		specChanged := s.applied && prev.ObservedGeneration != 0 && prev.ObservedGeneration < gen || s.releasing != ""
+		specChanged := s.applied && prev.ObservedGeneration != 0 && prev.ObservedGeneration < gen || len(s.releasing) > 0
 		switch {
 		case obs.Ready:
 			st.Phase = v1alpha1.PhaseReady

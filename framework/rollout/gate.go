@@ -94,6 +94,15 @@ func (g *Gate) stalled(now time.Time) string {
 	return fmt.Sprintf("paused: %s is not Ready again %s after its restart began", oldest, g.policy.ReadyTimeout)
 }
 
+// Admitted reports whether the instance is restarting by the gate's leave, so that callers do
+// the work of observing it only then.
+func (g *Gate) Admitted(key types.NamespacedName) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	_, ok := g.restarts[key]
+	return ok
+}
+
 // Observe tells the gate how an instance it admitted is doing: Ready again (its pods rolled and
 // serve) completes its restart; an instance it did not admit is ignored.
 func (g *Gate) Observe(key types.NamespacedName, ready bool) {

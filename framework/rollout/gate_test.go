@@ -24,7 +24,13 @@ func TestCanariesThenWavesThenAPauseOnAStall(t *testing.T) {
 	admit("a", t0, true, "") // reconciles repeat
 	g.Observe(key("a"), false)
 	admit("b", t0, false, "canaries")
+	if !g.Admitted(key("a")) || g.Admitted(key("b")) {
+		t.Fatal("Admitted: a restarts, b waits")
+	}
 	g.Observe(key("a"), true) // the canary is Ready again: the waves begin, two at a time
+	if g.Admitted(key("a")) {
+		t.Fatal("a is still admitted once Ready again")
+	}
 	admit("b", t0, true, "")
 	admit("c", t0, true, "")
 	admit("d", t0, false, "paced: at most 2 instances restart at once")
