@@ -2,17 +2,11 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 
-	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-
-	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
 	"github.com/datafleet-dev/datafleet/framework/agent/agentruntime"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 )
@@ -35,26 +29,7 @@ func runAgent(args []string) error {
 	if plugin == nil {
 		return fmt.Errorf("agent: no agent for engine %q (have: %s)", args[0], strings.Join(have, ", "))
 	}
-	fs := flag.NewFlagSet("agent "+args[0], flag.ContinueOnError)
-	var listen fwagent.Listen
-	fwagent.BindListen(fs, &listen)
-	engineArgs := plugin.Agent.Args()
-	fwagent.BindFlags(fs, engineArgs)
-	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return err
-	}
-	e, err := plugin.Agent.New(engineArgs, listen)
-	if err != nil {
-		return err
-	}
-	ctx, stop := agentruntime.SignalContext()
-	defer stop()
-	logger := zap.New()
-	ctrl.SetLogger(logger)
-	return agentruntime.Run(log.IntoContext(ctx, logger), e, listen)
+	return agentruntime.Main(args[0], plugin.Agent, args[1:])
 }
 
 // installAgent is "manager install-agent DEST": the init container of an engine pod copies the

@@ -22,6 +22,7 @@ import (
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
 	"github.com/datafleet-dev/datafleet/framework/agent/agentruntime"
 	"github.com/datafleet-dev/datafleet/framework/backup/job"
 	"github.com/datafleet-dev/datafleet/framework/backup/store"
@@ -72,6 +73,9 @@ func main() {
 func run(args []string) error {
 	if len(args) > 0 && args[0] == "agent" {
 		return runAgent(args[1:])
+	}
+	if len(args) > 0 && args[0] == fwagent.VersionCommand {
+		return agentruntime.PrintVersion(os.Stdout)
 	}
 	if len(args) > 0 && args[0] == "install-agent" {
 		return installAgent(args[1:])

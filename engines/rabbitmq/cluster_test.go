@@ -44,6 +44,8 @@ type localNode struct {
 	stop     context.CancelFunc
 	done     chan struct{} // closed when the agent has returned, with err
 	err      error
+	// process is the agent's process when the cluster runs agents in processes (localCluster.bin).
+	process *agenttest.Process
 }
 
 func (n *localNode) management() management {
@@ -86,6 +88,9 @@ type localCluster struct {
 	plainOff bool
 	// agents is the agents' certificate (as the pods mount it) and the operator's client of them.
 	agents *agenttest.Instance
+	// bin, when set, is an agent binary (agenttest.Build) the nodes' agents run in processes of
+	// their own, as the rabbitmq user, instead of in the test's process.
+	bin string
 }
 
 func newLocalCluster(t *testing.T, size int) *localCluster {
@@ -177,13 +182,27 @@ func (c *localCluster) start(i int, extraConf string) *localNode {
 		Env:        []string{"ERL_EPMD_PORT=" + strconv.Itoa(c.epmd), "RABBITMQ_DIST_PORT=" + strconv.Itoa(c.ports[i][2])},
 		Credential: c.cred,
 	}}
+	addr := "127.0.0.1:" + strconv.Itoa(n.agent)
+	n.agentAPI = c.agents.At(addr)
+	c.nodes = append(c.nodes, n)
+	if c.bin != "" {
+		if c.cred != nil { // the agent runs as rabbitmq and makes its directories itself
+			if err := os.Chown(base, int(c.cred.Uid), int(c.cred.Gid)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cfg := e.Config
+		n.process = c.agents.StartProcess(t, agenttest.Command{Bin: c.bin, Engine: "rabbitmq", Addr: addr, Owner: c.cred, Env: cfg.Env,
+			Args: fwagent.Flags(rmqagent.Args{NodeName: cfg.NodeName, ConfigDir: cfg.ConfigDir, SecretDir: cfg.SecretDir, DataDir: cfg.DataDir,
+				RunDir: cfg.RunDir, AMQPPort: &amqpPort, TLSDir: cfg.TLSDir, AMQPSPort: cfg.AMQPSPort})})
+		n.stop, n.done = func() { _ = n.process.Stop() }, make(chan struct{})
+		go func() { <-n.process.Done(); n.err = n.process.Err(); close(n.done) }()
+		return n
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	// done is closed rather than sent on: a halted node is waited for again by the cleanup.
 	n.stop, n.done = cancel, make(chan struct{})
-	addr := "127.0.0.1:" + strconv.Itoa(n.agent)
-	n.agentAPI = c.agents.At(addr)
 	go func() { n.err = agentruntime.Run(ctx, e, c.agents.Listen(addr)); close(n.done) }()
-	c.nodes = append(c.nodes, n)
 	return n
 }
 

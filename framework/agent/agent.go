@@ -13,6 +13,9 @@ const (
 	PathAction = "/action/" // followed by the action's name (Actor)
 	PathDump   = "/stream/dump"
 	PathLoad   = "/stream/load"
+	// PathAgent is the agent itself: GET says which binary runs (Info), PUT replaces it with the
+	// operator's binary while the engine's process keeps running (agentruntime/upgrade.go).
+	PathAgent = "/agent"
 )
 
 // TrailerResult ends a dump's response: "ok" after a complete dump, else the error. A dump's

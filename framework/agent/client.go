@@ -90,7 +90,7 @@ func (c Conn) client(timeout time.Duration) (*http.Client, string, error) {
 	}
 	// No connection is kept: an operator reaches thousands of agents, each now and then.
 	tr := &http.Transport{TLSClientConfig: cfg, DisableKeepAlives: true, TLSHandshakeTimeout: 5 * time.Second,
-		DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext}
+		DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext, ExpectContinueTimeout: 5 * time.Second}
 	return &http.Client{Transport: tr, Timeout: timeout}, "https://", nil
 }
 
@@ -190,6 +190,74 @@ func (c Conn) Status(ctx context.Context) (*Status, error) {
 		return nil, fmt.Errorf("status of %s: %w", c.Addr, err)
 	}
 	return &st, nil
+}
+
+// Agent asks the agent which binary runs.
+func (c Conn) Agent(ctx context.Context) (*Info, error) {
+	client, scheme, err := c.client(statusTimeout)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+c.Addr+PathAgent, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		// An agent older than in-place upgrades: it can only be replaced with its pod.
+		return &Info{}, nil
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s of %s: %s", PathAgent, c.Addr, resp.Status)
+	}
+	body, err := bounded.ReadAll(resp.Body, maxStatus)
+	if err != nil {
+		return nil, fmt.Errorf("%s of %s: %w", PathAgent, c.Addr, err)
+	}
+	var info Info
+	if err := json.Unmarshal(body, &info); err != nil {
+		return nil, fmt.Errorf("%s of %s: %w", PathAgent, c.Addr, err)
+	}
+	return &info, nil
+}
+
+// upgradeTimeout bounds sending a new agent binary (about 100 MB) to one pod.
+const upgradeTimeout = 5 * time.Minute
+
+// Upgrade sends the agent a new binary of size bytes whose sha256 is digest. It returns once the
+// agent verified and ran it and is handing over to it: asking Agent shows when the new one serves.
+func (c Conn) Upgrade(ctx context.Context, bin io.Reader, size int64, digest string) error {
+	if c.legacy {
+		return fmt.Errorf("%s on %s: %w", PathAgent, c.Addr, ErrPredatesTLS)
+	}
+	client, scheme, err := c.client(upgradeTimeout)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, scheme+c.Addr+PathAgent, io.NopCloser(bin))
+	if err != nil {
+		return err
+	}
+	req.ContentLength = size
+	req.Header.Set("Content-Type", "application/octet-stream")
+	req.Header.Set(HeaderDigest, digest)
+	// The agent answers a refusal (not the operator, a binary it runs already) before the body:
+	// the binary is not sent for nothing, and the refusal is read, not cut off mid-upload.
+	req.Header.Set("Expect", "100-continue")
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s on %s: %s: %s", PathAgent, c.Addr, resp.Status, strings.TrimSpace(string(msg)))
+	}
+	return nil
 }
 
 // Address is the agent's host:port in a pod.

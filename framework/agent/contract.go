@@ -1,7 +1,7 @@
 package agent
 
 // The agent-side engine contract: what an engine's agent implements (Engine), the capabilities
-// it opts into (Controller, Reloader, Actor, Streamer), and what it reports (Status). The runtime
+// it opts into (Controller, Reloader, Adopter, Actor, Streamer), and what it reports (Status). The runtime
 // that drives them is framework/agent/agentruntime.
 
 import (
@@ -70,6 +70,22 @@ type Controller interface {
 type Reloader interface {
 	ReloadFiles() []string
 	Reload(ctx context.Context) error
+}
+
+// Adopter is implemented by engines whose agent can be replaced while the engine's process runs:
+// an operator upgrade brings a new agent binary, which takes over the running process instead of
+// restarting it (agentruntime/upgrade.go). The old agent stops its control loop, asks Handover
+// for what the loop knew, and executes the new binary in its place (the same PID, so the engine's
+// process stays its child); the new agent calls Adopt instead of Bootstrap and Command.
+type Adopter interface {
+	// AgentDir is a directory the agent may write, on the pod's own disk, outside the engine's
+	// data (backups and clones do not carry it): where a new agent binary is kept.
+	AgentDir() string
+	// Handover is the control loop's state, taken after Control returned, for the next agent.
+	Handover() ([]byte, error)
+	// Adopt prepares the agent for a process that already runs with the configuration Bootstrap
+	// wrote, without touching the data, from what the previous agent's Handover returned.
+	Adopt(ctx context.Context, state []byte) error
 }
 
 // Actor is implemented by engines whose agent carries out operations the operator asks for, such

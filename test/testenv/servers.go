@@ -1,6 +1,8 @@
 package testenv
 
 import (
+	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -118,4 +120,17 @@ func ServerUser(tb testing.TB, name, pkg string, dirs ...string) *syscall.Creden
 		}
 	}
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+}
+
+// ProcessStart is when process pid started, in clock ticks since boot (/proc/PID/stat, field
+// 22): a process restarted under the same PID differs.
+func ProcessStart(tb testing.TB, pid int) string {
+	tb.Helper()
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		tb.Fatalf("process %d: %v", pid, err)
+	}
+	// The command name (field 2) is in parentheses and may hold spaces: count after it.
+	fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	return fields[19]
 }

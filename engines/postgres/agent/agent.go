@@ -109,6 +109,7 @@ var (
 	_ fwagent.Engine     = (*Engine)(nil)
 	_ fwagent.Controller = (*Engine)(nil)
 	_ fwagent.Reloader   = (*Engine)(nil)
+	_ fwagent.Adopter    = (*Engine)(nil)
 	_ primary.Member     = (*Engine)(nil)
 	_ primary.Peers      = (*Engine)(nil)
 )
@@ -185,6 +186,38 @@ func (e *Engine) Bootstrap(ctx context.Context) error {
 		}
 	}
 	return e.setStandby(!primary)
+}
+
+// AgentDir implements fwagent.Adopter: the socket directory, the pod's own scratch space.
+func (e *Engine) AgentDir() string { return e.Config.SocketDir }
+
+// Handover implements fwagent.Adopter: the primary lease's clocks, so that the next agent fences
+// by them (primary.Keeper.Handover).
+func (e *Engine) Handover() ([]byte, error) {
+	if e.Config.Lease == nil {
+		return nil, nil
+	}
+	return e.Config.Lease.Handover()
+}
+
+// Adopt implements fwagent.Adopter: postgres runs with the files Bootstrap wrote, so only what
+// the agent itself reads is rewritten (the replication password file, from the Secret), and the
+// lease's keeper resumes where the previous agent's stopped. Bootstrap's other steps decide how
+// postgres starts, which it did.
+func (e *Engine) Adopt(_ context.Context, state []byte) error {
+	if err := e.mkdir(e.Config.SocketDir); err != nil {
+		return err
+	}
+	if err := e.writePassFile(); err != nil {
+		return err
+	}
+	if e.Config.Lease == nil {
+		return nil
+	}
+	if len(state) == 0 {
+		return errors.New("the previous agent handed over no state of the primary lease")
+	}
+	return e.Config.Lease.Resume(state)
 }
 
 func (e *Engine) initdb(ctx context.Context) error {

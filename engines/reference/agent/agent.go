@@ -34,7 +34,10 @@ type Engine struct {
 	Args Args
 }
 
-var _ fwagent.Engine = (*Engine)(nil)
+var (
+	_ fwagent.Engine  = (*Engine)(nil)
+	_ fwagent.Adopter = (*Engine)(nil)
+)
 
 // statusTimeout bounds one Status: the runtime asks often, and a server that hangs must read as
 // not ready, not block the agent.
@@ -85,6 +88,19 @@ func (e *Engine) password() (string, error) {
 		return p, nil
 	}
 	return "", fmt.Errorf("the password file %s is empty", filepath.Join(e.Args.SecretDir, PasswordKey))
+}
+
+// AgentDir implements fwagent.Adopter: the run directory, the pod's own scratch space.
+func (e *Engine) AgentDir() string { return e.Args.RunDir }
+
+// Handover implements fwagent.Adopter: this agent has no control loop, so nothing to hand over.
+func (e *Engine) Handover() ([]byte, error) { return nil, nil }
+
+// Adopt implements fwagent.Adopter: the agent keeps nothing in memory that Bootstrap computed (the
+// password is read at each Status), so a running server needs only its configuration in place.
+func (e *Engine) Adopt(context.Context, []byte) error {
+	_, err := os.Stat(e.configPath())
+	return err
 }
 
 // Command implements fwagent.Engine: the server in the foreground, found on $PATH (Debian's and

@@ -19,7 +19,7 @@ import (
 // Handler serves e's status, probes and actions as Run does, for an engine whose process the
 // caller runs (tests stand in for a server that cannot run on the machine); serve it with
 // ServerTLS, the listener configuration Run uses.
-func Handler(e agent.Engine) http.Handler { return handler(e, &atomic.Bool{}) }
+func Handler(e agent.Engine) http.Handler { return handler(e, &atomic.Bool{}, newUpgrader(e)) }
 
 // probeTTL is how long /readyz reuses a status. The probe needs no certificate, so whoever can
 // reach the port may ask it as often as they like; the engine is asked at most once per probeTTL
@@ -42,7 +42,7 @@ func (c *cachedStatus) get(ask func() agent.Status) agent.Status {
 	return c.last
 }
 
-func handler(e agent.Engine, exited *atomic.Bool) http.Handler {
+func handler(e agent.Engine, exited *atomic.Bool, up *upgrader) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc(agent.PathHealth, func(w http.ResponseWriter, _ *http.Request) {
 		if exited.Load() {
@@ -68,11 +68,13 @@ func handler(e agent.Engine, exited *atomic.Bool) http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(status(r))
 	}))
+	mux.Handle("GET "+agent.PathAgent, authorized(up.get))
+	mux.Handle("PUT "+agent.PathAgent, authorized(up.put))
 	if actor, ok := e.(agent.Actor); ok {
-		mux.Handle("POST "+agent.PathAction+"{action}", authorized(func(w http.ResponseWriter, r *http.Request) { act(actor, w, r) }))
+		mux.Handle("POST "+agent.PathAction+"{action}", authorized(up.hold(func(w http.ResponseWriter, r *http.Request) { act(actor, w, r) })))
 		if s, ok := e.(agent.Streamer); ok {
-			mux.Handle("POST "+agent.PathDump, authorized(func(w http.ResponseWriter, r *http.Request) { dump(s, w, r) }))
-			mux.Handle("POST "+agent.PathLoad, authorized(func(w http.ResponseWriter, r *http.Request) { load(s, w, r) }))
+			mux.Handle("POST "+agent.PathDump, authorized(up.hold(func(w http.ResponseWriter, r *http.Request) { dump(s, w, r) })))
+			mux.Handle("POST "+agent.PathLoad, authorized(up.hold(func(w http.ResponseWriter, r *http.Request) { load(s, w, r) })))
 		}
 	}
 	return mux

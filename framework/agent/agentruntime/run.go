@@ -29,14 +29,14 @@ import (
 var ReloadInterval = 2 * time.Second
 
 // watchFiles calls Reload whenever the files' contents differ from the last applied ones; a
-// failed reload is tried again at the next tick.
-func watchFiles(ctx context.Context, r agent.Reloader, applied string) {
+// failed reload is tried again at the next tick. It returns the digest last applied.
+func watchFiles(ctx context.Context, r agent.Reloader, applied string) string {
 	t := time.NewTicker(ReloadInterval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return applied
 		case <-t.C:
 		}
 		d := digestFiles(r.ReloadFiles())
@@ -65,7 +65,8 @@ func digestFiles(paths []string) string {
 
 // Run bootstraps the engine, runs its process and serves HTTPS until the process ends, the
 // engine's control loop ends, or ctx is cancelled (then it stops the process with the engine's
-// stop signal and waits for it).
+// stop signal and waits for it). An agent started by a previous one's handover (upgrade.go)
+// adopts the running process instead.
 func Run(ctx context.Context, e agent.Engine, l agent.Listen) error {
 	if l.TLSDir == "" {
 		return errors.New("agent: no TLS directory (--" + agent.FlagTLSDir + "): the agent serves only over mutual TLS")
@@ -74,41 +75,63 @@ func Run(ctx context.Context, e agent.Engine, l agent.Listen) error {
 	if err != nil {
 		return err
 	}
-	// Taken before Bootstrap reads the files, so that a change while it runs is not missed.
+	logger := log.FromContext(ctx)
+	up := newUpgrader(e)
+	previous, err := takeHandover()
+	if err != nil {
+		return err
+	}
 	var applied string
 	reloader, reloads := e.(agent.Reloader)
-	if reloads {
-		applied = digestFiles(reloader.ReloadFiles())
-	}
-	if err := e.Bootstrap(ctx); err != nil {
-		return fmt.Errorf("bootstrap: %w", err)
+	var proc *os.Process
+	if previous != nil {
+		if proc, applied, err = adoptProcess(ctx, up, previous, e.StopSignal()); err != nil {
+			return err
+		}
+	} else {
+		// Taken before Bootstrap reads the files, so that a change while it runs is not missed.
+		if reloads {
+			applied = digestFiles(reloader.ReloadFiles())
+		}
+		if err := e.Bootstrap(ctx); err != nil {
+			return fmt.Errorf("bootstrap: %w", err)
+		}
 	}
 	ln, err := net.Listen("tcp", l.Addr)
 	if err != nil {
 		return err
 	}
-	cmd := e.Command()
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-	if err := cmd.Start(); err != nil {
-		ln.Close()
-		return fmt.Errorf("starting %s: %w", cmd.Path, err)
+	if proc == nil {
+		cmd := e.Command()
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		if err := cmd.Start(); err != nil {
+			ln.Close()
+			return fmt.Errorf("starting %s: %w", cmd.Path, err)
+		}
+		proc = cmd.Process
 	}
 	var exited atomic.Bool
 	done := make(chan error, 1)
 	go func() {
-		err := cmd.Wait()
+		// Waited for as a process, not through exec.Cmd: an adopted process has none, and the
+		// output goes to the container's own stdout and stderr, with nothing to copy.
+		st, err := proc.Wait()
 		exited.Store(true)
+		if err == nil && !st.Success() {
+			err = errors.New(st.String())
+		}
 		done <- err
 	}()
-	srv := &http.Server{Handler: handler(e, &exited), ReadHeaderTimeout: 5 * time.Second, TLSConfig: tlsConfig}
+	srv := &http.Server{Handler: handler(e, &exited, up), ReadHeaderTimeout: 5 * time.Second, TLSConfig: tlsConfig}
 	go func() { _ = srv.ServeTLS(ln, "", "") }()
 	defer srv.Close()
 
 	ctl, _ := e.(agent.Controller)
 	controlCtx, stopControl := context.WithCancel(ctx)
 	defer stopControl()
+	watched := make(chan string, 1)
 	if reloads {
-		go watchFiles(controlCtx, reloader, applied)
+		go func() { watched <- watchFiles(controlCtx, reloader, applied) }()
 	}
 	controlled := make(chan error, 1)
 	if ctl != nil {
@@ -130,7 +153,7 @@ func Run(ctx context.Context, e agent.Engine, l agent.Listen) error {
 		}
 		return fmt.Errorf("the engine's process exited: %w", err)
 	case <-ctx.Done():
-		_ = cmd.Process.Signal(e.StopSignal())
+		_ = proc.Signal(e.StopSignal())
 		err := <-done
 		stopControl()
 		afterStop()
@@ -141,11 +164,53 @@ func Run(ctx context.Context, e agent.Engine, l agent.Listen) error {
 		if errors.As(cause, &imm) && imm.Immediate() {
 			sig = ctl.ImmediateStopSignal()
 		}
-		_ = cmd.Process.Signal(sig)
+		_ = proc.Signal(sig)
 		<-done
 		afterStop()
 		return fmt.Errorf("stopped by the agent's control loop: %w", cause)
+	case path := <-up.next:
+		// The control loop stops first, so that what it hands over is final; the reload loop
+		// too, so that the new agent knows what the process applied.
+		stopControl()
+		if ctl != nil {
+			<-controlled
+		}
+		next := handover{PID: proc.Pid}
+		if reloads {
+			next.Applied = []byte(<-watched)
+		}
+		if next.State, err = up.adopter.Handover(); err != nil {
+			return fmt.Errorf("%w: %w", errHandover, err)
+		}
+		// The upgrade's answer goes out; an action that came meanwhile waits on busy and
+		// is cut off by the exec (the operator repeats it: actions are idempotent).
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = srv.Shutdown(sctx)
+		cancel()
+		logger.Info("handing over to the new agent", "binary", path, "pid", proc.Pid)
+		err := handOver(path, next)
+		return fmt.Errorf("%w: %w", errHandover, err)
 	}
+}
+
+// adoptProcess takes over the process a previous agent handed over.
+func adoptProcess(ctx context.Context, up *upgrader, h *handover, stop os.Signal) (*os.Process, string, error) {
+	if up.adopter == nil {
+		return nil, "", fmt.Errorf("%w: this engine's agent cannot adopt a running process", errHandover)
+	}
+	proc, err := adopt(h.PID)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := up.adopter.Adopt(ctx, h.State); err != nil {
+		// Stopped cleanly rather than killed with the container when this process ends.
+		_ = proc.Signal(stop)
+		_, _ = proc.Wait()
+		return nil, "", fmt.Errorf("adopting the engine's process %d: %w", h.PID, err)
+	}
+	info, _ := up.info()
+	log.FromContext(ctx).Info("took over the running engine from the previous agent", "pid", h.PID, "version", info.Version, "digest", info.Digest)
+	return proc, string(h.Applied), nil
 }
 
 // SignalContext is cancelled by SIGTERM or SIGINT, which the kubelet sends to PID 1 to stop a container.

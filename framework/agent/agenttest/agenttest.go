@@ -4,12 +4,18 @@
 package agenttest
 
 import (
+	"context"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
+	"github.com/datafleet-dev/datafleet/framework/agent/agentruntime"
 	"github.com/datafleet-dev/datafleet/framework/certs"
 )
 
@@ -36,7 +42,7 @@ func New(t testing.TB) *Instance {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
+	dir := sharedDir(t, "agenttest-tls-")
 	for name, b := range map[string][]byte{certs.CertKey: certPEM, certs.KeyKey: keyPEM, certs.CAKey: ca.CertPEM} {
 		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
 			t.Fatal(err)
@@ -56,3 +62,207 @@ func (i *Instance) Listen(addr string) fwagent.Listen {
 
 // At is the agent at addr, reached as the operator.
 func (i *Instance) At(addr string) fwagent.Conn { return i.Operator.At(addr) }
+
+// sharedDir is a temporary directory other users may read: an agent process may run as the
+// engine's user (StartProcess), and t.TempDir's parent is root's alone.
+func sharedDir(t testing.TB, prefix string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// AgentBin is the agents' main package for tests: "agentbin <engine> [flags]".
+const AgentBin = "github.com/datafleet-dev/datafleet/test/agentbin"
+
+// Build compiles the agent main package pkg (AgentBin) with fwagent.Version set to version, and returns the binary's path: two
+// builds with different versions are two binaries, as two operator releases are.
+func Build(t testing.TB, pkg, version string) string {
+	t.Helper()
+	out := filepath.Join(sharedDir(t, "agenttest-bin-"), "agent-"+version)
+	cmd := exec.Command("go", "build", "-o", out, "-ldflags", "-X github.com/datafleet-dev/datafleet/framework/agent.Version="+version, pkg)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+	}
+	return out
+}
+
+// Process is an agent running in a process of its own, as PID 1 of a pod runs it.
+type Process struct {
+	Cmd *exec.Cmd
+	// Conn reaches it as the operator does.
+	Conn fwagent.Conn
+	// peer reaches it as another member's agent does.
+	peer   fwagent.Conn
+	exited chan struct{}
+	err    error
+}
+
+// Command is how StartProcess runs an agent binary.
+type Command struct {
+	// Bin is the binary (Build), Engine its engine, Addr where it serves.
+	Bin, Engine, Addr string
+	// Args are the engine's flags (fwagent.Flags).
+	Args []string
+	// Owner runs the process as the engine's user; nil as the test's.
+	Owner *syscall.Credential
+	// Env is added to the test's environment.
+	Env []string
+}
+
+// StartProcess runs "Bin Engine --http-address=Addr --agent-tls-dir=… Args…" with this
+// instance's certificate; the test's end stops it as the kubelet would.
+func (i *Instance) StartProcess(t testing.TB, c Command) *Process {
+	t.Helper()
+	cmd := exec.Command(c.Bin, append([]string{c.Engine, "--http-address=" + c.Addr, "--" + fwagent.FlagTLSDir + "=" + i.Dir}, c.Args...)...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.Env = append(os.Environ(), c.Env...)
+	if c.Owner != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.Owner}
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &Process{Cmd: cmd, Conn: i.At(c.Addr), peer: agentruntime.PeerDialer(i.Dir).At(c.Addr), exited: make(chan struct{})}
+	go func() { p.err = cmd.Wait(); close(p.exited) }()
+	t.Cleanup(func() {
+		if err := p.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	return p
+}
+
+// Done is closed when the process has ended; Err says how.
+func (p *Process) Done() <-chan struct{} { return p.exited }
+
+// Err is how the process ended, once Done is closed.
+func (p *Process) Err() error { return p.err }
+
+// Exited reports whether the process ended, and how.
+func (p *Process) Exited() (bool, error) {
+	select {
+	case <-p.exited:
+		return true, p.err
+	default:
+		return false, nil
+	}
+}
+
+// Stop sends the kubelet's stop signal and waits a minute for the process to end.
+func (p *Process) Stop() error {
+	if done, _ := p.Exited(); done {
+		return nil
+	}
+	_ = p.Cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+		return nil
+	case <-time.After(time.Minute):
+		_ = p.Cmd.Process.Kill()
+		return fmt.Errorf("the agent (pid %d) did not stop within a minute of SIGTERM", p.Cmd.Process.Pid)
+	}
+}
+
+// WaitFor waits up to a minute until the agent serves, ready, as the binary whose version and
+// digest are given.
+func (p *Process) WaitFor(t testing.TB, version, digest string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	var last error
+	for time.Now().Before(deadline) {
+		if done, err := p.Exited(); done {
+			t.Fatalf("the agent's process ended: %v", err)
+		}
+		if last = p.serves(version, digest); last == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("the agent does not serve as %s (%s) within a minute: %v", version, digest, last)
+}
+
+func (p *Process) serves(version, digest string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	info, err := p.Conn.Agent(ctx)
+	if err != nil {
+		return err
+	}
+	if info.Version != version || info.Digest != digest || !info.Replaceable {
+		return fmt.Errorf("the agent reports %+v", info)
+	}
+	st, err := p.Conn.Status(ctx)
+	if err != nil {
+		return err
+	}
+	if !st.Ready {
+		return fmt.Errorf("not ready: %s", st.Detail)
+	}
+	return nil
+}
+
+// Upgrade replaces the running agent with the binary next (built as version) as the operator
+// does, and waits until the new one serves. First it checks that the agent refuses a binary
+// whose digest is not the announced one, and a binary from a peer agent (whose certificate
+// every pod of the instance holds), and runs on. The agent keeps its PID: it executed the new
+// binary in its own place.
+func (p *Process) Upgrade(t testing.TB, next, version string) {
+	t.Helper()
+	digest, err := fwagent.Digest(next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(c fwagent.Conn, digest string) error {
+		f, err := os.Open(next)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		fi, err := f.Stat()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Upgrade(context.Background(), f, fi.Size(), digest)
+	}
+	other := strings.Repeat("0f", 32)
+	if err := send(p.Conn, other); err == nil || !strings.Contains(err.Error(), "not "+other) {
+		t.Fatalf("a binary under another digest: err = %v, want a digest mismatch", err)
+	}
+	if err := send(p.peer, digest); err == nil || !strings.Contains(err.Error(), "403") {
+		t.Fatalf("a binary from a peer agent: err = %v, want 403 Forbidden", err)
+	}
+	if err := send(p.Conn, digest); err != nil {
+		t.Fatal(err)
+	}
+	// The first status the new agent answers is ready: the pod never leaves its Service's
+	// endpoints for an upgrade (what the old agent knew, it handed over).
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if done, err := p.Exited(); done {
+			t.Fatalf("the agent's process ended during the upgrade: %v", err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		info, err := p.Conn.Agent(ctx)
+		if err == nil && info.Digest == digest {
+			st, err := p.Conn.Status(ctx)
+			cancel()
+			if err != nil || !st.Ready {
+				t.Fatalf("the new agent's first status: %+v, %v; want ready", st, err)
+			}
+			break
+		}
+		cancel()
+		if time.Now().After(deadline) {
+			t.Fatalf("the new agent does not serve within a minute: %+v, %v", info, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	p.WaitFor(t, version, digest)
+}

@@ -1,0 +1,41 @@
+// Command agentbin runs an engine's agent in a process of its own, as a pod runs
+// "manager agent <engine>": the in-place upgrade tests (engines/*/agent/upgrade_test.go) replace
+// it with another build of itself (agenttest.Build). It also has the reference engine, which no
+// manager compiles in, and links faster than the manager.
+//
+//	agentbin <engine> [flags]
+//	agentbin version
+package main
+
+import (
+	"fmt"
+	"os"
+
+	mongoagent "github.com/datafleet-dev/datafleet/engines/mongodb/agent"
+	pgagent "github.com/datafleet-dev/datafleet/engines/postgres/agent"
+	rmqagent "github.com/datafleet-dev/datafleet/engines/rabbitmq/agent"
+	refagent "github.com/datafleet-dev/datafleet/engines/reference/agent"
+	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
+	"github.com/datafleet-dev/datafleet/framework/agent/agentruntime"
+)
+
+var plugins = map[string]func() fwagent.Plugin{
+	"mongodb": mongoagent.Plugin, "postgres": pgagent.Plugin, "rabbitmq": rmqagent.Plugin, "reference": refagent.Plugin,
+}
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "agentbin:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	if len(args) > 0 && args[0] == fwagent.VersionCommand {
+		return agentruntime.PrintVersion(os.Stdout)
+	}
+	if len(args) == 0 || plugins[args[0]] == nil {
+		return fmt.Errorf("usage: agentbin {mongodb|postgres|rabbitmq|reference} [flags], or agentbin %s", fwagent.VersionCommand)
+	}
+	return agentruntime.Main(args[0], plugins[args[0]](), args[1:])
+}
