@@ -200,6 +200,11 @@ func run(args []string) error {
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
+	// The agents are upgraded in place to this very binary (framework/instance/phase_agents.go).
+	release, err := fwagent.SelfRelease()
+	if err != nil {
+		return fmt.Errorf("reading the operator's own binary, which the agents are upgraded to: %w", err)
+	}
 	if err := operator.Setup(ctx, mgr, engines, operator.Options{
 		MaxConcurrentReconciles: o.maxConcurrentReconciles,
 		Known:                   registry.Names(),
@@ -209,6 +214,7 @@ func run(args []string) error {
 		CAOverlap:               o.caOverlap,
 		MaintenanceWindow:       window,
 		Rollout:                 &o.rollout,
+		Agent:                   release,
 	}); err != nil {
 		return err
 	}

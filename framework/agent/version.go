@@ -54,3 +54,28 @@ func Self() (Info, error) {
 	d, err := Digest(exe)
 	return Info{Version: Version, Digest: d}, err
 }
+
+// Release is the operator's own binary, to which the operator upgrades the agents in place.
+type Release struct {
+	// Path of the binary, read for each upgrade.
+	Path string
+	Size int64
+	Info Info
+}
+
+// SelfRelease is the running binary as a Release.
+func SelfRelease() (*Release, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	fi, err := os.Stat(exe)
+	if err != nil {
+		return nil, err
+	}
+	info, err := Self()
+	if err != nil {
+		return nil, err
+	}
+	return &Release{Path: exe, Size: fi.Size(), Info: info}, nil
+}

@@ -39,6 +39,7 @@ func (r *Reconciler) certificates(ctx context.Context, s *scope) (bool, error) {
 		return stop, err
 	}
 	s.agents = agents
+	s.agents.Address = r.AgentAddress
 	s.requeue(agentRes.RenewAt.Sub(now))
 	if inst.Spec.TLS == nil || !inst.Spec.TLS.Enabled {
 		s.tls, s.tlsChecked = nil, true

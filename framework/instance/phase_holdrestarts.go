@@ -45,7 +45,7 @@ func (r *Reconciler) holdRestarts(ctx context.Context, s *scope) (bool, error) {
 		if !ok {
 			continue
 		}
-		pinned, changes, err := r.pinned(ctx, sts)
+		pinned, changes, err := r.pinned(ctx, sts, s.agentsStuck, s.agentsLooked)
 		if err != nil {
 			return false, err
 		}
@@ -60,6 +60,12 @@ func (r *Reconciler) holdRestarts(ctx context.Context, s *scope) (bool, error) {
 		}
 	}
 	if len(pins) == 0 {
+		return false, nil
+	}
+	if len(held) == 0 { // an agent image alone, and every agent was upgraded in place
+		for i, p := range pins {
+			s.children[i] = p
+		}
 		return false, nil
 	}
 	window, when := r.window(s)
@@ -94,8 +100,10 @@ func (r *Reconciler) holdRestarts(ctx context.Context, s *scope) (bool, error) {
 // pinned is sts with the images its live pods run, when images nobody asked for are the only
 // difference in the pod template (nil otherwise), and what it holds back. A container's image is
 // held only while the instance's version is the one the live StatefulSet was made for: a new
-// spec.version brings its image with it.
-func (r *Reconciler) pinned(ctx context.Context, sts *appsv1.StatefulSet) (*appsv1.StatefulSet, []v1alpha1.PendingRestart, error) {
+// spec.version brings its image with it. A new agent image is pinned too, but is a pending restart
+// only for the pods whose agents cannot be upgraded in place (stuck, when upgradeAgents looked):
+// the others run the operator's agent already, and need no restart for it.
+func (r *Reconciler) pinned(ctx context.Context, sts *appsv1.StatefulSet, stuck []string, looked bool) (*appsv1.StatefulSet, []v1alpha1.PendingRestart, error) {
 	live := &appsv1.StatefulSet{}
 	if err := r.Client.Get(ctx, client.ObjectKeyFromObject(sts), live); apierrors.IsNotFound(err) {
 		return nil, nil, nil
@@ -112,8 +120,14 @@ func (r *Reconciler) pinned(ctx context.Context, sts *appsv1.StatefulSet) (*apps
 	}
 	var held []v1alpha1.PendingRestart
 	if want, running := workload.AgentInit(&sts.Spec.Template.Spec), workload.AgentInit(&live.Spec.Template.Spec); want != nil && running != nil && want.Image != running.Image {
-		held = append(held, v1alpha1.PendingRestart{Reason: ReasonAgentUpgrade,
-			Message: fmt.Sprintf("the pods of %s run the agent from %s; the agent from %s comes", sts.Name, running.Image, want.Image)})
+		switch {
+		case !looked:
+			held = append(held, v1alpha1.PendingRestart{Reason: ReasonAgentUpgrade,
+				Message: fmt.Sprintf("the pods of %s run the agent from %s; the agent from %s comes", sts.Name, running.Image, want.Image)})
+		case len(stuck) > 0:
+			held = append(held, v1alpha1.PendingRestart{Reason: ReasonAgentUpgrade,
+				Message: fmt.Sprintf("the agents of %s predate in-place upgrades; the agent from %s comes", stuckAgents(stuck), want.Image)})
+		}
 		workload.AgentInit(pin()).Image = running.Image
 	}
 	if version := sts.Labels[names.VersionLabel]; version != "" && live.Labels[names.VersionLabel] == version {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -14,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
 	"github.com/datafleet-dev/datafleet/framework/apply"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/netpol"
@@ -56,6 +58,11 @@ type Reconciler struct {
 	NetworkPolicy *netpol.Operator
 	// MaintenanceWindow is the platform's default window for instances that set none; nil: none.
 	MaintenanceWindow *v1alpha1.MaintenanceWindow
+	// Agent is the operator's own binary, to which every pod's agent is upgraded in place
+	// (phase_agents.go); nil: agents are replaced only with their pods.
+	Agent *fwagent.Release
+	// AgentAddress, when set, is where a pod's agent listens (tests run agents on loopback).
+	AgentAddress func(*corev1.Pod) string
 	// Rollout paces operator-made restarts across the fleet (shared by every engine's
 	// reconciler); nil: every instance restarts as soon as its window opens.
 	Rollout *rollout.Gate
@@ -102,6 +109,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 		r.validate,
 		r.certificates,
 		r.render,
+		r.upgradeAgents,
 		r.holdRestarts,
 		r.guardScaleDown,
 		r.expandVolumes,

@@ -1,8 +1,9 @@
 package instance
 
 import (
-	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
 	"time"
+
+	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -47,6 +48,10 @@ type scope struct {
 	// pending are the restarts held back (phase_holdrestarts.go), once holdRestarts looked (pendingChecked).
 	pending        []v1alpha1.PendingRestart
 	pendingChecked bool
+	// agentsStuck are the pods whose agents cannot be upgraded in place, once upgradeAgents
+	// looked (agentsLooked: the operator knows its own binary).
+	agentsStuck  []string
+	agentsLooked bool
 	// releasing names the held restarts this reconcile lets through (a window, the rollout): the
 	// pods are about to roll, which is an update, not a degradation.
 	releasing []string

@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
 	"github.com/datafleet-dev/datafleet/framework/backup/controllers"
 	"github.com/datafleet-dev/datafleet/framework/backup/store"
 	"github.com/datafleet-dev/datafleet/framework/binding"
@@ -90,6 +91,11 @@ type Options struct {
 	Clock clock.PassiveClock
 	// Rollout paces operator-made restarts across every engine's instances; nil: unpaced.
 	Rollout *rollout.Policy
+	// Agent is the operator's own binary, to which the agents are upgraded in place; nil:
+	// agents are replaced only with their pods.
+	Agent *fwagent.Release
+	// AgentAddress, when set, is where a pod's agent listens (tests run agents on loopback).
+	AgentAddress func(*corev1.Pod) string
 }
 
 // Setup registers the field indexes, one controller per engine, the binding controller and the
@@ -120,6 +126,8 @@ func Setup(ctx context.Context, mgr ctrl.Manager, engines []engine.Engine, opts 
 
 			MaintenanceWindow: opts.MaintenanceWindow,
 			Rollout:           gate,
+			Agent:             opts.Agent,
+			AgentAddress:      opts.AgentAddress,
 		}
 		if err := r.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles}); err != nil {
 			return fmt.Errorf("setting up the %s controller: %w", e.Name(), err)

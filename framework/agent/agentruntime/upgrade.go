@@ -41,7 +41,8 @@ const maxBinary = 512 << 20
 // versionTimeout bounds the trial run of a received binary.
 const versionTimeout = 30 * time.Second
 
-// binaryPrefix names the binaries an agent received, in the engine's AgentDir.
+// binaryPrefix names the directories of the binaries an agent received, in the engine's
+// AgentDir. A binary keeps the running one's file name, so the process keeps its name (comm).
 const binaryPrefix = "datafleet-agent-"
 
 // handover is what the old agent passes to the new one.
@@ -159,13 +160,18 @@ func (u *upgrader) put(w http.ResponseWriter, r *http.Request) {
 
 // receive writes the binary to the engine's AgentDir, checks its digest and runs it once.
 func (u *upgrader) receive(ctx context.Context, body io.Reader, want string) (string, error) {
-	dir := u.adopter.AgentDir()
+	self, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	base := u.adopter.AgentDir()
+	dir := filepath.Join(base, binaryPrefix+want[:16])
+	removeOldBinaries(base, dir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
 	}
-	path := filepath.Join(dir, binaryPrefix+want[:16])
-	removeOldBinaries(dir, path)
-	f, err := os.CreateTemp(dir, binaryPrefix+"*.tmp")
+	path := filepath.Join(dir, filepath.Base(self))
+	f, err := os.CreateTemp(dir, ".upload-*")
 	if err != nil {
 		return "", err
 	}
@@ -202,14 +208,14 @@ func (u *upgrader) receive(ctx context.Context, body io.Reader, want string) (st
 	return path, os.Rename(tmp, path)
 }
 
-// removeOldBinaries deletes what earlier upgrades left in dir, except the running binary (which
-// Linux would keep anyway) and keep.
-func removeOldBinaries(dir, keep string) {
+// removeOldBinaries deletes what earlier upgrades left in base, except the running binary's
+// directory (Linux would keep the file anyway) and keep, where an upload may be under way.
+func removeOldBinaries(base, keep string) {
 	self, _ := os.Executable()
-	old, _ := filepath.Glob(filepath.Join(dir, binaryPrefix+"*"))
-	for _, p := range old {
-		if p != keep && p != self && !strings.HasSuffix(p, ".tmp") { // a .tmp is another upload's
-			_ = os.Remove(p)
+	old, _ := filepath.Glob(filepath.Join(base, binaryPrefix+"*"))
+	for _, d := range old {
+		if d != keep && d != filepath.Dir(self) {
+			_ = os.RemoveAll(d)
 		}
 	}
 }

@@ -212,7 +212,7 @@ func (p *Process) serves(version, digest string) error {
 // does, and waits until the new one serves. First it checks that the agent refuses a binary
 // whose digest is not the announced one, and a binary from a peer agent (whose certificate
 // every pod of the instance holds), and runs on. The agent keeps its PID: it executed the new
-// binary in its own place.
+// binary in its own place, under its old name.
 func (p *Process) Upgrade(t testing.TB, next, version string) {
 	t.Helper()
 	digest, err := fwagent.Digest(next)
@@ -231,6 +231,14 @@ func (p *Process) Upgrade(t testing.TB, next, version string) {
 		}
 		return c.Upgrade(context.Background(), f, fi.Size(), digest)
 	}
+	comm := func() string {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p.Cmd.Process.Pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	name := comm()
 	other := strings.Repeat("0f", 32)
 	if err := send(p.Conn, other); err == nil || !strings.Contains(err.Error(), "not "+other) {
 		t.Fatalf("a binary under another digest: err = %v, want a digest mismatch", err)
@@ -265,4 +273,7 @@ func (p *Process) Upgrade(t testing.TB, next, version string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	p.WaitFor(t, version, digest)
+	if now := comm(); now != name {
+		t.Fatalf("the agent's process is named %q after the upgrade, %q before: ps and the e2e find it by name", now, name)
+	}
 }
