@@ -17,13 +17,14 @@ CONTAINERD_SOCK="/run/datafleet-cluster/containerd/containerd.sock"
 REGISTRY="datafleet.local"
 
 # name | kind | ref (":KEY" is replaced by the content key) | recipe
-#   kind debian: recipe is "SUITE USER_NAME UID PACKAGES..."; go: recipe is the main package;
+#   kind debian: recipe is "SUITE USER_NAME UID PACKAGES..."; go: recipe is the main package, and
+#   optionally the build's version (framework/agent.Version);
 #   alias: recipe names an image above, which gets ref as a second name in the cluster.
 IMAGES=(
   "operator|go|${REGISTRY}/datafleet-operator:KEY|./cmd/manager"
-  # The same build under another name: a "new operator release" for the e2e's operator upgrade,
-  # whose pod templates would all change if the agent followed the operator's image.
-  "operator-upgrade|alias|${REGISTRY}/datafleet-operator-upgrade:1|operator"
+  # The same source as another version, so another binary: a "new operator release" for the
+  # e2e's operator upgrade, which upgrades every agent in place (only the link step differs).
+  "operator-next|go|${REGISTRY}/datafleet-operator-next:KEY|./cmd/manager next"
   "testapp|go|${REGISTRY}/datafleet-testapp:KEY|./test/e2e/testapp"
   "postgres-15|debian|${REGISTRY}/postgres:15|bookworm postgres 999 postgresql-15"
   # The same image under another tag: a "patch release" for the e2e's image-change rolling update.
@@ -111,8 +112,10 @@ build_binary_image() {
 }
 
 go_binary() {
-  local pkg="$1" out="$2"
-  ( cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$out" "$pkg" )
+  local pkg="$1" version="$2" out="$3" ldflags="-s -w"
+  [ -z "$version" ] || ldflags+=" -X github.com/datafleet-dev/datafleet/framework/agent.Version=$version"
+  mkdir -p "$(dirname "$out")"
+  ( cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$out" "$pkg" )
 }
 
 import_image() {
@@ -140,7 +143,7 @@ main() {
   for spec in "${IMAGES[@]}"; do
     IFS='|' read -r name kind ref recipe <<<"$spec"
     if [ ${#want[@]} -gt 0 ] && [[ " ${want[*]} " != *" $name "* ]]; then continue; fi
-    local key tar
+    local key tar bin
     if [ "$kind" = alias ]; then
       local src; src="$(printf '%s\n' "${refs[@]}" | grep "^${recipe}=" | cut -d= -f2)"
       [ -n "$src" ] || { log "$name: build $recipe with it"; exit 1; }
@@ -150,8 +153,10 @@ main() {
     fi
     case "$kind" in
       go)
-        go_binary "$recipe" "$bins/${recipe##*/}"
-        key="$(key_of go "$spec" "$(sha256sum < "$bins/${recipe##*/}")")" ;;
+        local pkg version; read -r pkg version <<<"$recipe"
+        bin="$bins/$name/${pkg##*/}"
+        go_binary "$pkg" "$version" "$bin"
+        key="$(key_of go "$spec" "$(sha256sum < "$bin")")" ;;
       minio)
         # The image has no libc: a static build.
         local minio; minio="$(CGO_ENABLED=0 "$ROOT/hack/go-tool.sh" github.com/minio/minio "$MINIO_VERSION")"
@@ -170,7 +175,7 @@ main() {
       log "building $name ($ref)"
       rm -f "${OUT}/${name}"-*.tar # an older key of the same image
       case "$kind" in
-        go) build_binary_image "$name" "$ref" "$tar" "$bins/${recipe##*/}" ;;
+        go) build_binary_image "$name" "$ref" "$tar" "$bin" ;;
         minio) build_binary_image "$name" "$ref" "$tar" "$bins/minio" --cmd server --cmd /data ;;
         ferretdb) build_binary_image "$name" "$ref" "$tar" "$bins/ferretdb" ;;
         # shellcheck disable=SC2086

@@ -20,15 +20,18 @@ import (
 	"github.com/datafleet-dev/datafleet/test/testenv"
 )
 
-// testOperatorUpgrade: a new operator image restarts no database process. The "new release" is
-// this build under another image name (hack/images.sh: operator-upgrade), which is what changes
-// every pod template when the agent follows the operator's image; an upgrade from the previous
-// release's build is issue #25's next step. Every instance's agent and server processes keep
-// their PID and start time, and the instances list the new agent as a pending restart.
+// testOperatorUpgrade: a new operator release restarts no database process and upgrades every
+// agent in place. The "new release" is this source built as version "next" (hack/images.sh:
+// operator-next): another binary and another image, which changes every pod template's agent
+// image. Every instance's agent and server processes keep their PID, start time and name, the
+// agents report the new version (the pods' annotations, written from the agents' answers), and
+// nothing is pending. An upgrade from the previous release's own build is not here: releases
+// before this one have no in-place upgrade to be upgraded by (docs/upgrades.md).
 func testOperatorUpgrade(t *testing.T) {
 	ns := testNamespace(t, "upgrade")
 	insts := []*v1alpha1.ServiceInstance{
-		{ObjectMeta: metav1.ObjectMeta{Name: "ledger", Namespace: ns}, Spec: v1alpha1.ServiceInstanceSpec{Engine: "postgres", Version: "15"}},
+		// A primary and a replica: the primary's agent hands its lease over to the new agent.
+		{ObjectMeta: metav1.ObjectMeta{Name: "ledger", Namespace: ns}, Spec: v1alpha1.ServiceInstanceSpec{Engine: "postgres", Version: "15", Replicas: ptr[int32](2)}},
 		{ObjectMeta: metav1.ObjectMeta{Name: "queue", Namespace: ns}, Spec: v1alpha1.ServiceInstanceSpec{Engine: "rabbitmq", Version: "3.10"}},
 		{ObjectMeta: metav1.ObjectMeta{Name: "docs", Namespace: ns}, Spec: v1alpha1.ServiceInstanceSpec{Engine: "mongodb", Version: "ferretdb-1.24"}},
 	}
@@ -36,16 +39,17 @@ func testOperatorUpgrade(t *testing.T) {
 		inst.Spec.DeletionPolicy = v1alpha1.DeletionPolicyDelete
 		createInstance(t, inst)
 	}
-	before := map[string]string{}
+	before, primary := map[string]string{}, map[string]string{}
 	for _, inst := range insts {
 		waitInstanceReady(t, inst)
-		pod := getPod(t, ns, inst.Name+"-0")
-		before[pod.Name] = serverProcesses(t, pod)
-		t.Logf("UPGRADE: before, %s runs %s", pod.Name, before[pod.Name])
+		primary[inst.Name] = inst.Status.CurrentPrimary
+		for _, pod := range instancePods(inst) {
+			before[pod] = serverProcesses(t, getPod(t, ns, pod))
+			t.Logf("UPGRADE: before, %s runs %s", pod, before[pod])
+		}
 	}
 
-	_, oldTag := env.image("operator")
-	repo, tag := env.image("operator-upgrade")
+	repo, tag := env.image("operator-next")
 	env.runHelm(t, "upgrade", releaseName, filepath.Join(env.root, "charts", "datafleet"), "--namespace", releaseNamespace,
 		"--reuse-values", "--wait", "--timeout", "3m", "--set", "image.repository="+repo, "--set", "image.tag="+tag)
 	testenv.Eventually(t, waitTimeout, func() error {
@@ -57,20 +61,41 @@ func testOperatorUpgrade(t *testing.T) {
 		return expect(image == repo+":"+tag && d.Status.UpdatedReplicas == 1 && d.Status.AvailableReplicas == 1 && d.Status.Replicas == 1,
 			"the upgraded manager is the only one running", fmt.Sprintf("image %s, status %+v", image, d.Status))
 	})
-	// The new operator reconciled each instance (it says what it holds back) and left the pods as
-	// they were.
+	// The new operator upgraded each pod's agent in place: the agent says so, nothing is pending,
+	// and the pods' processes are those from before.
 	for _, inst := range insts {
-		waitInstance(t, inst, waitTimeout, "the new agent is a pending restart", func() (bool, string) {
-			p := inst.Status.PendingRestarts
-			return len(p) == 1 && p[0].Reason == "AgentUpgrade" && strings.Contains(p[0].Message, oldTag) && inst.Status.Phase == v1alpha1.PhaseReady,
-				fmt.Sprintf("phase %s, pending %+v", inst.Status.Phase, p)
-		})
-		pod := getPod(t, ns, inst.Name+"-0")
-		if now := serverProcesses(t, pod); now != before[pod.Name] {
-			t.Errorf("%s restarted with the operator upgrade: %s before, %s after", pod.Name, before[pod.Name], now)
+		for _, name := range instancePods(inst) {
+			var pod *corev1.Pod
+			testenv.Eventually(t, waitTimeout, func() error {
+				pod = getPod(t, ns, name)
+				v := pod.Annotations["datafleet.dev/agent-version"]
+				return expect(v == "next", "the agent reports the new operator's version", fmt.Sprintf("%s: annotations %v", name, pod.Annotations))
+			})
+			if now := serverProcesses(t, pod); now != before[name] {
+				t.Errorf("%s restarted with the operator upgrade: %s before, %s after", name, before[name], now)
+			}
+			t.Logf("UPGRADE: after, %s still runs %s, its agent now %s (%s)", name, before[name],
+				pod.Annotations["datafleet.dev/agent-version"], pod.Annotations["datafleet.dev/agent-digest"])
 		}
-		t.Logf("UPGRADE: after, %s still runs %s; pending: %s", pod.Name, before[pod.Name], inst.Status.PendingRestarts[0].Message)
+		waitInstance(t, inst, waitTimeout, "Ready with nothing pending, on the same primary", func() (bool, string) {
+			p := inst.Status.PendingRestarts
+			return len(p) == 0 && inst.Status.Phase == v1alpha1.PhaseReady && inst.Status.CurrentPrimary == primary[inst.Name],
+				fmt.Sprintf("phase %s, primary %q (was %q), pending %+v", inst.Status.Phase, inst.Status.CurrentPrimary, primary[inst.Name], p)
+		})
 	}
+}
+
+// instancePods names the instance's pods.
+func instancePods(inst *v1alpha1.ServiceInstance) []string {
+	var pods []string
+	n := int32(1)
+	if inst.Spec.Replicas != nil {
+		n = *inst.Spec.Replicas
+	}
+	for i := range n {
+		pods = append(pods, fmt.Sprintf("%s-%d", inst.Name, i))
+	}
+	return pods
 }
 
 // serverProcesses describes the pod's agent (PID 1 of its container) and the server it started,

@@ -51,9 +51,22 @@ func Start(tb testing.TB) *Env {
 	return e
 }
 
+// StartWithCRDs is Start with the CRDs in dir instead of the chart's (another release's).
+func StartWithCRDs(tb testing.TB, dir string) *Env {
+	tb.Helper()
+	e, err := newEnv(dir)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(e.Stop)
+	return e
+}
+
 // New starts kube-apiserver and etcd from KUBEBUILDER_ASSETS with the CRDs installed. A missing
 // binary is an error that says how to get it. Call Stop when done.
-func New() (*Env, error) {
+func New() (*Env, error) { return newEnv(filepath.Join(RepoRoot(), "charts", "datafleet", "crds")) }
+
+func newEnv(crds string) (*Env, error) {
 	assets := os.Getenv("KUBEBUILDER_ASSETS")
 	if assets == "" {
 		return nil, fmt.Errorf("KUBEBUILDER_ASSETS is not set: run `make test` (it builds kube-apiserver and etcd from Go modules once and caches them), " +
@@ -66,7 +79,7 @@ func New() (*Env, error) {
 	}
 	ctrl.SetLogger(zap.New(zap.WriteTo(logSink()), zap.UseDevMode(true)))
 	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join(RepoRoot(), "charts", "datafleet", "crds")},
+		CRDDirectoryPaths:     []string{crds},
 		ErrorIfCRDPathMissing: true,
 	}
 	// The default service range holds ~250 ClusterIPs, too few for the scale benchmark; use one

@@ -8,7 +8,9 @@
 // An engine that needs more opts in with the interfaces in framework/agent/contract.go: a
 // Controller for a control loop beside the server (engines/postgres: the primary lease), a
 // Reloader to apply changed files without a restart (engines/postgres), an Actor for operations
-// the operator asks for (engines/mongodb: step down), a Streamer for backups (all three).
+// the operator asks for (engines/mongodb: step down), a Streamer for backups (all three). Every
+// engine should be an Adopter (this one is: AgentDir, Handover, Adopt below), so that an operator
+// upgrade replaces its agent without restarting its server (upgrade_test.go shows how to prove it).
 package agent
 
 import (
