@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
 	"github.com/datafleet-dev/datafleet/framework/agent/agenttest"
 	"github.com/datafleet-dev/datafleet/test/testenv"
 )
@@ -17,17 +16,12 @@ import (
 // before are all there, and the node reads ready from the new agent's first status (it was
 // handed over that the administrator's password was checked).
 func TestAnUpgradeReplacesTheAgentWhileTheNodeRuns(t *testing.T) {
-	oldBin := agenttest.Build(t, agenttest.AgentBin, "old")
-	newBin := agenttest.Build(t, agenttest.AgentBin, "new")
-	oldDigest, err := fwagent.Digest(oldBin)
-	if err != nil {
-		t.Fatal(err)
-	}
+	old, next := agenttest.Releases(t)
 	c := newLocalCluster(t, 1)
-	c.bin = oldBin
+	c.bin = old.Path
 	n := c.start(0, "")
 	waitReady(t, n)
-	n.process.WaitFor(t, "old", oldDigest)
+	n.process.WaitFor(t, old)
 	publish(t, n, "orders", 200)
 	// The management API reports os_pid once its statistics have been collected.
 	var pid string
@@ -43,7 +37,7 @@ func TestAnUpgradeReplacesTheAgentWhileTheNodeRuns(t *testing.T) {
 	}
 	started := testenv.ProcessStart(t, beam)
 
-	n.process.Upgrade(t, newBin, "new")
+	n.process.Upgrade(t, next)
 	if p := osPID(t, n); p != pid || testenv.ProcessStart(t, beam) != started {
 		t.Fatalf("the node's VM changed across the upgrade: pid %s, was %s started %s", p, pid, started)
 	}

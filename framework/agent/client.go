@@ -164,63 +164,55 @@ func (c Conn) post(ctx context.Context, timeout time.Duration, path, contentType
 
 // Status asks the agent for its status.
 func (c Conn) Status(ctx context.Context) (*Status, error) {
-	client, scheme, err := c.client(statusTimeout)
-	if err != nil {
-		return nil, err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+c.Addr+PathStatus, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("status of %s: %s", c.Addr, resp.Status)
-	}
-	// A status is a few hundred bytes; whatever answers at a pod's address is read no further.
-	body, err := bounded.ReadAll(resp.Body, maxStatus)
-	if err != nil {
-		return nil, fmt.Errorf("status of %s: %w", c.Addr, err)
-	}
 	var st Status
-	if err := json.Unmarshal(body, &st); err != nil {
-		return nil, fmt.Errorf("status of %s: %w", c.Addr, err)
+	if found, err := c.getJSON(ctx, PathStatus, &st); err != nil {
+		return nil, err
+	} else if !found {
+		return nil, fmt.Errorf("status of %s: %s", c.Addr, http.StatusText(http.StatusNotFound))
 	}
 	return &st, nil
 }
 
-// Agent asks the agent which binary runs.
-func (c Conn) Agent(ctx context.Context) (*Info, error) {
+// getJSON decodes the agent's answer to GET path into out; found is false when the agent has no
+// such endpoint (404). An answer is a few hundred bytes: whatever answers at a pod's address is
+// read no further than maxStatus.
+func (c Conn) getJSON(ctx context.Context, path string, out any) (found bool, err error) {
 	client, scheme, err := c.client(statusTimeout)
 	if err != nil {
-		return nil, err
+		return false, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+c.Addr+PathAgent, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+c.Addr+path, nil)
 	if err != nil {
-		return nil, err
+		return false, err
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, err
+		return false, err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusNotFound {
-		// An agent older than in-place upgrades: it can only be replaced with its pod.
-		return &Info{}, nil
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s of %s: %s", PathAgent, c.Addr, resp.Status)
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusNotFound:
+		return false, nil
+	default:
+		return false, fmt.Errorf("%s of %s: %s", path, c.Addr, resp.Status)
 	}
 	body, err := bounded.ReadAll(resp.Body, maxStatus)
 	if err != nil {
-		return nil, fmt.Errorf("%s of %s: %w", PathAgent, c.Addr, err)
+		return false, fmt.Errorf("%s of %s: %w", path, c.Addr, err)
 	}
+	if err := json.Unmarshal(body, out); err != nil {
+		return false, fmt.Errorf("%s of %s: %w", path, c.Addr, err)
+	}
+	return true, nil
+}
+
+// Agent asks the agent which binary runs. An agent older than in-place upgrades has no such
+// endpoint: it says nothing (an empty Info), and can only be replaced with its pod.
+func (c Conn) Agent(ctx context.Context) (*Info, error) {
 	var info Info
-	if err := json.Unmarshal(body, &info); err != nil {
-		return nil, fmt.Errorf("%s of %s: %w", PathAgent, c.Addr, err)
+	if _, err := c.getJSON(ctx, PathAgent, &info); err != nil {
+		return nil, err
 	}
 	return &info, nil
 }

@@ -37,8 +37,7 @@ func TestOperatorUpgradeUpgradesTheAgentsInPlace(t *testing.T) {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatal("no redis-server on $PATH: run `make test` (it installs it), or apt-get install redis-server")
 	}
-	oldBin := agenttest.Build(t, agenttest.AgentBin, "old")
-	newBin := agenttest.Build(t, agenttest.AgentBin, "new")
+	old, next := agenttest.Releases(t)
 	u := upgrade(t, nil)
 	ctx, c := context.Background(), u.c
 
@@ -53,18 +52,15 @@ func TestOperatorUpgradeUpgradesTheAgentsInPlace(t *testing.T) {
 	if err := c.Status().Update(ctx, pod); err != nil {
 		t.Fatal(err)
 	}
-	agent, addr := startReferenceAgent(t, u, oldBin)
+	agent, addr := startReferenceAgent(t, u, old.Path)
 	server := childOf(t, agent.Cmd.Process.Pid)
 	started := testenv.ProcessStart(t, server)
 
-	release := func(bin string) *fwagent.Release {
-		digest, err := fwagent.Digest(bin)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fi, _ := os.Stat(bin)
-		return &fwagent.Release{Path: bin, Size: fi.Size(), Info: fwagent.Info{Version: "new", Digest: digest}}
-	}(newBin)
+	fi, err := os.Stat(next.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := &fwagent.Release{Path: next.Path, Size: fi.Size(), Info: fwagent.Info{Version: next.Version, Digest: next.Digest}}
 	opts := operator.Options{AgentImage: "operator:2", Agent: release, AgentAddress: func(*corev1.Pod) string { return addr }}
 	m := u.startWith(t, opts)
 	defer m.Stop()

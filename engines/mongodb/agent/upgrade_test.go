@@ -24,19 +24,14 @@ import (
 // handed over that the administrator logs in with the Secret's password (as a digest: the
 // password never enters the new process's environment).
 func TestAnUpgradeReplacesTheAgentWhileFerretDBRuns(t *testing.T) {
-	oldBin := agenttest.Build(t, agenttest.AgentBin, "old")
-	newBin := agenttest.Build(t, agenttest.AgentBin, "new")
-	oldDigest, err := fwagent.Digest(oldBin)
-	if err != nil {
-		t.Fatal(err)
-	}
+	old, next := agenttest.Releases(t)
 	cfg := ferretConfig(t)
 	args := fwagent.Flags(Args{Server: ServerFerretDB, ConfigDir: cfg.ConfigDir, SecretDir: cfg.SecretDir, DataDir: cfg.DataDir,
 		RunDir: cfg.RunDir, Port: cfg.Port})
-	agent := agenttest.New(t).StartProcess(t, agenttest.Command{Bin: oldBin, Engine: "mongodb",
+	agent := agenttest.New(t).StartProcess(t, agenttest.Command{Bin: old.Path, Engine: "mongodb",
 		Addr: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), Args: args,
 		Env: []string{"PATH=" + cfg.BinDir + string(os.PathListSeparator) + os.Getenv("PATH")}})
-	agent.WaitFor(t, "old", oldDigest)
+	agent.WaitFor(t, old)
 	ctx := context.Background()
 	c := login(t, cfg, "agent-test-secret")
 	if _, err := c.Database("app").Collection("notes").InsertOne(ctx, bson.D{{Key: "note", Value: "kept"}}); err != nil {
@@ -45,7 +40,7 @@ func TestAnUpgradeReplacesTheAgentWhileFerretDBRuns(t *testing.T) {
 	pid := serverPID(t, cfg.Port)
 	started := testenv.ProcessStart(t, pid)
 
-	agent.Upgrade(t, newBin, "new")
+	agent.Upgrade(t, next)
 	if st, err := agent.Conn.Status(ctx); err != nil || st.Role != RolePrimary {
 		t.Fatalf("after the upgrade: %+v, %v; want the primary", st, err)
 	}

@@ -24,12 +24,7 @@ import (
 // adopted: its stop signal stops postgres cleanly. The primary lease's part of the handover (its
 // clocks) is proven in framework/primary.
 func TestAnUpgradeReplacesTheAgentWhilePostgresRuns(t *testing.T) {
-	oldBin := agenttest.Build(t, agenttest.AgentBin, "old")
-	newBin := agenttest.Build(t, agenttest.AgentBin, "new")
-	oldDigest, err := fwagent.Digest(oldBin)
-	if err != nil {
-		t.Fatal(err)
-	}
+	old, next := agenttest.Releases(t)
 	c := newConfig(t)
 	if c.Credential == nil {
 		t.Fatal("this test runs the agent as the postgres user, so it must run as root (make test does)")
@@ -40,9 +35,9 @@ func TestAnUpgradeReplacesTheAgentWhilePostgresRuns(t *testing.T) {
 	e := &Engine{Config: c}
 	args := fwagent.Flags(Args{BinDir: c.BinDir, DataDir: c.DataDir, SocketDir: c.SocketDir, ListenAddresses: c.ListenAddresses,
 		Port: c.Port, ParametersFile: c.ParametersFile, Name: "ledger-0"})
-	agent := agenttest.New(t).StartProcess(t, agenttest.Command{Bin: oldBin, Engine: "postgres",
+	agent := agenttest.New(t).StartProcess(t, agenttest.Command{Bin: old.Path, Engine: "postgres",
 		Addr: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), Args: args, Owner: c.Credential})
-	agent.WaitFor(t, "old", oldDigest)
+	agent.WaitFor(t, old)
 
 	ctx := context.Background()
 	session := connect(t, e)
@@ -53,7 +48,7 @@ func TestAnUpgradeReplacesTheAgentWhilePostgresRuns(t *testing.T) {
 	postmaster := postmasterPID(t, c.DataDir)
 	started := testenv.ProcessStart(t, postmaster)
 
-	agent.Upgrade(t, newBin, "new")
+	agent.Upgrade(t, next)
 	if p := postmasterPID(t, c.DataDir); p != postmaster || testenv.ProcessStart(t, p) != started {
 		t.Fatalf("the postmaster changed across the upgrade: pid %d, was %d started %s", p, postmaster, started)
 	}

@@ -33,24 +33,19 @@ func serverPID(t *testing.T, a Args, password string) int {
 
 func TestAnUpgradeReplacesTheAgentWhileTheServerRuns(t *testing.T) {
 	requireRedis(t)
-	oldBin := agenttest.Build(t, agenttest.AgentBin, "old")
-	newBin := agenttest.Build(t, agenttest.AgentBin, "new")
-	oldDigest, err := fwagent.Digest(oldBin)
-	if err != nil {
-		t.Fatal(err)
-	}
+	old, next := agenttest.Releases(t)
 	const password = "s3cret-generated"
 	a := pod(t, password)
-	agent := agenttest.New(t).StartProcess(t, agenttest.Command{Bin: oldBin, Engine: "reference",
+	agent := agenttest.New(t).StartProcess(t, agenttest.Command{Bin: old.Path, Engine: "reference",
 		Addr: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), Args: fwagent.Flags(a)})
-	agent.WaitFor(t, "old", oldDigest)
+	agent.WaitFor(t, old)
 	if got := do(t, a, []string{"AUTH", password}, []string{"SET", "order:1", "paid"}); got[1] != "+OK" {
 		t.Fatalf("SET = %q", got)
 	}
 	pid := serverPID(t, a, password)
 	started := testenv.ProcessStart(t, pid)
 
-	agent.Upgrade(t, newBin, "new")
+	agent.Upgrade(t, next)
 	if p := serverPID(t, a, password); p != pid || testenv.ProcessStart(t, p) != started {
 		t.Fatalf("the server's process changed across the upgrade: pid %d started %s, was pid %d started %s", p, testenv.ProcessStart(t, p), pid, started)
 	}

@@ -145,6 +145,18 @@ func Run(ctx context.Context, e agent.Engine, l agent.Listen) error {
 			ctl.AfterStop(actx)
 		}
 	}
+	// stoppedByControl stops the process as the control loop's end asks (at once if it says so).
+	stoppedByControl := func(cause error) error {
+		sig := e.StopSignal()
+		var imm interface{ Immediate() bool }
+		if errors.As(cause, &imm) && imm.Immediate() {
+			sig = ctl.ImmediateStopSignal()
+		}
+		_ = proc.Signal(sig)
+		<-done
+		afterStop()
+		return fmt.Errorf("stopped by the agent's control loop: %w", cause)
+	}
 
 	select {
 	case err := <-done:
@@ -159,21 +171,16 @@ func Run(ctx context.Context, e agent.Engine, l agent.Listen) error {
 		afterStop()
 		return err
 	case cause := <-controlled:
-		sig := e.StopSignal()
-		var imm interface{ Immediate() bool }
-		if errors.As(cause, &imm) && imm.Immediate() {
-			sig = ctl.ImmediateStopSignal()
-		}
-		_ = proc.Signal(sig)
-		<-done
-		afterStop()
-		return fmt.Errorf("stopped by the agent's control loop: %w", cause)
+		return stoppedByControl(cause)
 	case path := <-up.next:
 		// The control loop stops first, so that what it hands over is final; the reload loop
-		// too, so that the new agent knows what the process applied.
+		// too, so that the new agent knows what the process applied. A loop that ended on its
+		// own meanwhile (a primary fencing) is obeyed, not handed over.
 		stopControl()
 		if ctl != nil {
-			<-controlled
+			if cause := <-controlled; cause != nil && !errors.Is(cause, context.Canceled) {
+				return stoppedByControl(cause)
+			}
 		}
 		next := handover{PID: proc.Pid}
 		if reloads {

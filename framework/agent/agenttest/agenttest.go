@@ -93,6 +93,24 @@ func Build(t testing.TB, pkg, version string) string {
 	return out
 }
 
+// Binary is an agent build.
+type Binary struct{ Path, Version, Digest string }
+
+// Releases builds AgentBin twice, as versions "old" and "new": an agent, and the release that
+// replaces it in place.
+func Releases(t testing.TB) (old, next Binary) {
+	t.Helper()
+	build := func(version string) Binary {
+		path := Build(t, AgentBin, version)
+		digest, err := fwagent.Digest(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return Binary{Path: path, Version: version, Digest: digest}
+	}
+	return build("old"), build("new")
+}
+
 // Process is an agent running in a process of its own, as PID 1 of a pod runs it.
 type Process struct {
 	Cmd *exec.Cmd
@@ -170,9 +188,13 @@ func (p *Process) Stop() error {
 	}
 }
 
-// WaitFor waits up to a minute until the agent serves, ready, as the binary whose version and
-// digest are given.
-func (p *Process) WaitFor(t testing.TB, version, digest string) {
+// WaitFor waits up to a minute until the agent serves, ready, as b.
+func (p *Process) WaitFor(t testing.TB, b Binary) {
+	t.Helper()
+	p.waitFor(t, b.Version, b.Digest)
+}
+
+func (p *Process) waitFor(t testing.TB, version, digest string) {
 	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	var last error
@@ -208,19 +230,16 @@ func (p *Process) serves(version, digest string) error {
 	return nil
 }
 
-// Upgrade replaces the running agent with the binary next (built as version) as the operator
-// does, and waits until the new one serves. First it checks that the agent refuses a binary
+// Upgrade replaces the running agent with next as the operator does, and waits until the new
+// one serves. First it checks that the agent refuses a binary
 // whose digest is not the announced one, and a binary from a peer agent (whose certificate
 // every pod of the instance holds), and runs on. The agent keeps its PID: it executed the new
 // binary in its own place, under its old name.
-func (p *Process) Upgrade(t testing.TB, next, version string) {
+func (p *Process) Upgrade(t testing.TB, next Binary) {
 	t.Helper()
-	digest, err := fwagent.Digest(next)
-	if err != nil {
-		t.Fatal(err)
-	}
+	digest := next.Digest
 	send := func(c fwagent.Conn, digest string) error {
-		f, err := os.Open(next)
+		f, err := os.Open(next.Path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -272,7 +291,7 @@ func (p *Process) Upgrade(t testing.TB, next, version string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	p.WaitFor(t, version, digest)
+	p.WaitFor(t, next)
 	if now := comm(); now != name {
 		t.Fatalf("the agent's process is named %q after the upgrade, %q before: ps and the e2e find it by name", now, name)
 	}
