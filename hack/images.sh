@@ -17,14 +17,14 @@ CONTAINERD_SOCK="/run/datafleet-cluster/containerd/containerd.sock"
 REGISTRY="datafleet.local"
 
 # name | kind | ref (":KEY" is replaced by the content key) | recipe
-#   kind debian: recipe is "SUITE USER_NAME UID PACKAGES..."; go: recipe is the main package, and
-#   optionally the build's version (framework/agent.Version);
+#   kind debian: recipe is "SUITE USER_NAME UID PACKAGES..."; go: recipe is the main package,
+#   built as version `git describe` (framework/agent.Version); release: the main package built
+#   from the commit in hack/previous-release, as that version;
 #   alias: recipe names an image above, which gets ref as a second name in the cluster.
 IMAGES=(
   "operator|go|${REGISTRY}/datafleet-operator:KEY|./cmd/manager"
-  # The same source as another version, so another binary: a "new operator release" for the
-  # e2e's operator upgrade, which upgrades every agent in place (only the link step differs).
-  "operator-next|go|${REGISTRY}/datafleet-operator-next:KEY|./cmd/manager next"
+  # The previous release's operator, which the e2e's operator upgrade starts from.
+  "operator-previous|release|${REGISTRY}/datafleet-operator-previous:PREVIOUS|./cmd/manager"
   "testapp|go|${REGISTRY}/datafleet-testapp:KEY|./test/e2e/testapp"
   "postgres-15|debian|${REGISTRY}/postgres:15|bookworm postgres 999 postgresql-15"
   # The same image under another tag: a "patch release" for the e2e's image-change rolling update.
@@ -111,11 +111,28 @@ build_binary_image() {
   rm -rf "$dir"
 }
 
+# go_binary builds pkg in the source tree src as version.
 go_binary() {
-  local pkg="$1" version="$2" out="$3" ldflags="-s -w"
-  [ -z "$version" ] || ldflags+=" -X github.com/datafleet-dev/datafleet/framework/agent.Version=$version"
+  local src="$1" pkg="$2" version="$3" out="$4"
   mkdir -p "$(dirname "$out")"
-  ( cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$out" "$pkg" )
+  ( cd "$src" && CGO_ENABLED=0 go build -trimpath \
+      -ldflags "-s -w -X github.com/datafleet-dev/datafleet/framework/agent.Version=$version" -o "$out" "$pkg" )
+}
+
+# version is what this checkout's builds call themselves.
+version() { git -C "$ROOT" describe --always --dirty --abbrev=12 2>/dev/null || echo dev; }
+
+previous_release() { grep -v '^#' "$ROOT/hack/previous-release"; }
+
+# release_binary builds pkg as the previous release's commit had it, from this repository's history.
+release_binary() {
+  local pkg="$1" out="$2" commit src
+  commit="$(previous_release)"
+  src="$(mktemp -d)"
+  git -C "$ROOT" archive "$commit" | tar -x -C "$src" || {
+    log "the previous release $commit is not in this clone's history (hack/previous-release): clone the whole repository"; return 1; }
+  go_binary "$src" "$pkg" "${commit:0:12}" "$out"
+  rm -rf "$src"
 }
 
 import_image() {
@@ -153,10 +170,16 @@ main() {
     fi
     case "$kind" in
       go)
-        local pkg version; read -r pkg version <<<"$recipe"
-        bin="$bins/$name/${pkg##*/}"
-        go_binary "$pkg" "$version" "$bin"
+        bin="$bins/$name/${recipe##*/}"
+        go_binary "$ROOT" "$recipe" "$(version)" "$bin"
         key="$(key_of go "$spec" "$(sha256sum < "$bin")")" ;;
+      release)
+        # The commit fixes the binary: built only when missing; tagged with its version.
+        bin="$bins/$name/${recipe##*/}"
+        local commit; commit="$(previous_release)"
+        key="$(key_of go "$spec" "$commit")"
+        ref="${ref/:PREVIOUS/:${commit:0:12}}"
+        [ -s "${OUT}/${name}-${key}.tar" ] || release_binary "$recipe" "$bin" ;;
       minio)
         # The image has no libc: a static build.
         local minio; minio="$(CGO_ENABLED=0 "$ROOT/hack/go-tool.sh" github.com/minio/minio "$MINIO_VERSION")"
@@ -175,7 +198,7 @@ main() {
       log "building $name ($ref)"
       rm -f "${OUT}/${name}"-*.tar # an older key of the same image
       case "$kind" in
-        go) build_binary_image "$name" "$ref" "$tar" "$bin" ;;
+        go|release) build_binary_image "$name" "$ref" "$tar" "$bin" ;;
         minio) build_binary_image "$name" "$ref" "$tar" "$bins/minio" --cmd server --cmd /data ;;
         ferretdb) build_binary_image "$name" "$ref" "$tar" "$bins/ferretdb" ;;
         # shellcheck disable=SC2086

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -20,15 +21,15 @@ import (
 	"github.com/datafleet-dev/datafleet/test/testenv"
 )
 
-// testOperatorUpgrade: a new operator release restarts no database process and upgrades every
-// agent in place. The "new release" is this source built as version "next" (hack/images.sh:
-// operator-next): another binary and another image, which changes every pod template's agent
-// image. Every instance's agent and server processes keep their PID, start time and name, the
-// agents report the new version (the pods' annotations, written from the agents' answers), and
-// nothing is pending. An upgrade from the previous release's own build is not here: releases
-// before this one have no in-place upgrade to be upgraded by (docs/upgrades.md).
+// testOperatorUpgrade: an operator upgrade from the previous release restarts no database process
+// and upgrades every agent in place. The operator goes back to the previous release's build
+// (hack/images.sh builds it from the commit in hack/previous-release), instances of every engine
+// are created under it, and the chart is upgraded to this build: every agent and server process
+// keeps its PID, start time and name, every agent reports this build's version (the pods'
+// annotations, written from the agents' answers), the primary stays, and nothing is pending.
 func testOperatorUpgrade(t *testing.T) {
 	ns := testNamespace(t, "upgrade")
+	helmUpgrade(t, "operator-previous")
 	insts := []*v1alpha1.ServiceInstance{
 		// A primary and a replica: the primary's agent hands its lease over to the new agent.
 		{ObjectMeta: metav1.ObjectMeta{Name: "ledger", Namespace: ns}, Spec: v1alpha1.ServiceInstanceSpec{Engine: "postgres", Version: "15", Replicas: ptr[int32](2)}},
@@ -49,18 +50,8 @@ func testOperatorUpgrade(t *testing.T) {
 		}
 	}
 
-	repo, tag := env.image("operator-next")
-	env.runHelm(t, "upgrade", releaseName, filepath.Join(env.root, "charts", "datafleet"), "--namespace", releaseNamespace,
-		"--reuse-values", "--wait", "--timeout", "3m", "--set", "image.repository="+repo, "--set", "image.tag="+tag)
-	testenv.Eventually(t, waitTimeout, func() error {
-		var d appsv1.Deployment
-		if err := env.c.Get(context.Background(), client.ObjectKey{Namespace: releaseNamespace, Name: releaseName}, &d); err != nil {
-			return err
-		}
-		image := d.Spec.Template.Spec.Containers[0].Image
-		return expect(image == repo+":"+tag && d.Status.UpdatedReplicas == 1 && d.Status.AvailableReplicas == 1 && d.Status.Replicas == 1,
-			"the upgraded manager is the only one running", fmt.Sprintf("image %s, status %+v", image, d.Status))
-	})
+	helmUpgrade(t, "operator")
+	version := gitVersion(t)
 	// The new operator upgraded each pod's agent in place: the agent says so, nothing is pending,
 	// and the pods' processes are those from before.
 	for _, inst := range insts {
@@ -69,7 +60,7 @@ func testOperatorUpgrade(t *testing.T) {
 			testenv.Eventually(t, waitTimeout, func() error {
 				pod = getPod(t, ns, name)
 				v := pod.Annotations["datafleet.dev/agent-version"]
-				return expect(v == "next", "the agent reports the new operator's version", fmt.Sprintf("%s: annotations %v", name, pod.Annotations))
+				return expect(v == version, "the agent reports this build's version "+version, fmt.Sprintf("%s: annotations %v", name, pod.Annotations))
 			})
 			if now := serverProcesses(t, pod); now != before[name] {
 				t.Errorf("%s restarted with the operator upgrade: %s before, %s after", name, before[name], now)
@@ -83,6 +74,36 @@ func testOperatorUpgrade(t *testing.T) {
 				fmt.Sprintf("phase %s, primary %q (was %q), pending %+v", inst.Status.Phase, inst.Status.CurrentPrimary, primary[inst.Name], p)
 		})
 	}
+}
+
+// helmUpgrade upgrades the chart to the image hack/images.sh built as name, and waits until the
+// new manager is the only one running.
+func helmUpgrade(t *testing.T, name string) {
+	t.Helper()
+	repo, tag := env.image(name)
+	env.runHelm(t, "upgrade", releaseName, filepath.Join(env.root, "charts", "datafleet"), "--namespace", releaseNamespace,
+		"--reuse-values", "--wait", "--timeout", "3m", "--set", "image.repository="+repo, "--set", "image.tag="+tag)
+	testenv.Eventually(t, waitTimeout, func() error {
+		var d appsv1.Deployment
+		if err := env.c.Get(context.Background(), client.ObjectKey{Namespace: releaseNamespace, Name: releaseName}, &d); err != nil {
+			return err
+		}
+		image := d.Spec.Template.Spec.Containers[0].Image
+		return expect(image == repo+":"+tag && d.Status.UpdatedReplicas == 1 && d.Status.AvailableReplicas == 1 && d.Status.Replicas == 1,
+			"the upgraded manager is the only one running", fmt.Sprintf("image %s, status %+v", image, d.Status))
+	})
+}
+
+// gitVersion is the version hack/images.sh gave this checkout's build.
+func gitVersion(t *testing.T) string {
+	t.Helper()
+	cmd := exec.Command("git", "describe", "--always", "--dirty", "--abbrev=12")
+	cmd.Dir = env.root
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("git describe: %v", err)
+	}
+	return strings.TrimSpace(string(out))
 }
 
 // instancePods names the instance's pods.

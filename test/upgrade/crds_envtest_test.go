@@ -28,10 +28,22 @@ import (
 	"github.com/datafleet-dev/datafleet/test/testenv"
 )
 
-// previousRelease is the commit whose CRDs and samples stand for the release before this one:
-// main as CI last passed it before this test was written. Move it forward with each release
-// (docs/upgrades.md, "Upgrading the API").
-const previousRelease = "cab3b70de731527267478844c9855a9dc6d5e44d"
+// previousRelease is the commit whose CRDs and samples stand for the release before this one
+// (hack/previous-release, which the e2e's operator upgrade starts from too).
+func previousRelease(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "hack", "previous-release"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			return line
+		}
+	}
+	t.Fatal("hack/previous-release names no commit")
+	return ""
+}
 
 // objectsOfThePreviousRelease are what a platform team and its tenants created under the previous
 // release besides its samples: a store, a backup, a plan, a restore and a service plan.
@@ -99,7 +111,7 @@ spec:
 // the CRDs still store only v1alpha1, so no storage migration is due.
 func TestObjectsOfThePreviousReleaseSurviveTheCRDUpgrade(t *testing.T) {
 	old := t.TempDir()
-	for _, name := range gitLines(t, "ls-tree", "--name-only", previousRelease, "charts/datafleet/crds/") {
+	for _, name := range gitLines(t, "ls-tree", "--name-only", previousRelease(t), "charts/datafleet/crds/") {
 		if err := os.WriteFile(filepath.Join(old, filepath.Base(name)), []byte(gitShow(t, name)), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -242,7 +254,7 @@ func describe(o *unstructured.Unstructured) string {
 
 func gitShow(t *testing.T, path string) string {
 	t.Helper()
-	return strings.Join(gitLines(t, "show", previousRelease+":"+path), "\n")
+	return strings.Join(gitLines(t, "show", previousRelease(t)+":"+path), "\n")
 }
 
 func gitLines(t *testing.T, args ...string) []string {
