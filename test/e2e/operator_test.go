@@ -52,6 +52,7 @@ func TestOperator(t *testing.T) {
 		{"the webhook refuses sundown versions and forbidden plan moves, warns before a sundown, and postgres 15 upgrades to 17 blue/green with every row", testUpgrades},
 		{"a mongodb instance (the local FerretDB image) becomes Ready, serves a binding that rotates, keeps its documents across a pod replacement and restores a backup into a new instance", testMongoDB},
 		{"a new operator release restarts no database process: instances of every engine made by the previous release keep their servers, and their agents are upgraded in place", testOperatorUpgrade},
+		{"a catalog image patch restarts six instances in waves (a canary, then at most two at once) and not a paused one", testRolloutWaves},
 		{"uninstall leaves no operator object behind", testUninstall},
 	} {
 		if !t.Run(step.name, step.fn) {

@@ -3,19 +3,15 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/test/testenv"
@@ -29,7 +25,7 @@ import (
 // annotations, written from the agents' answers), the primary stays, and nothing is pending.
 func testOperatorUpgrade(t *testing.T) {
 	ns := testNamespace(t, "upgrade")
-	helmUpgrade(t, "operator-previous")
+	helmUpgrade(t, operatorImage("operator-previous")...)
 	insts := []*v1alpha1.ServiceInstance{
 		// A primary and a replica: the primary's agent hands its lease over to the new agent.
 		{ObjectMeta: metav1.ObjectMeta{Name: "ledger", Namespace: ns}, Spec: v1alpha1.ServiceInstanceSpec{Engine: "postgres", Version: "15", Replicas: ptr[int32](2)}},
@@ -50,7 +46,7 @@ func testOperatorUpgrade(t *testing.T) {
 		}
 	}
 
-	helmUpgrade(t, "operator")
+	helmUpgrade(t, operatorImage("operator")...)
 	version := gitVersion(t)
 	// The new operator upgraded each pod's agent in place: the agent says so, nothing is pending,
 	// and the pods' processes are those from before.
@@ -74,24 +70,6 @@ func testOperatorUpgrade(t *testing.T) {
 				fmt.Sprintf("phase %s, primary %q (was %q), pending %+v", inst.Status.Phase, inst.Status.CurrentPrimary, primary[inst.Name], p)
 		})
 	}
-}
-
-// helmUpgrade upgrades the chart to the image hack/images.sh built as name, and waits until the
-// new manager is the only one running.
-func helmUpgrade(t *testing.T, name string) {
-	t.Helper()
-	repo, tag := env.image(name)
-	env.runHelm(t, "upgrade", releaseName, filepath.Join(env.root, "charts", "datafleet"), "--namespace", releaseNamespace,
-		"--reuse-values", "--wait", "--timeout", "3m", "--set", "image.repository="+repo, "--set", "image.tag="+tag)
-	testenv.Eventually(t, waitTimeout, func() error {
-		var d appsv1.Deployment
-		if err := env.c.Get(context.Background(), client.ObjectKey{Namespace: releaseNamespace, Name: releaseName}, &d); err != nil {
-			return err
-		}
-		image := d.Spec.Template.Spec.Containers[0].Image
-		return expect(image == repo+":"+tag && d.Status.UpdatedReplicas == 1 && d.Status.AvailableReplicas == 1 && d.Status.Replicas == 1,
-			"the upgraded manager is the only one running", fmt.Sprintf("image %s, status %+v", image, d.Status))
-	})
 }
 
 // gitVersion is the version hack/images.sh gave this checkout's build.

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -134,6 +135,29 @@ func (e *cluster) runHelm(t *testing.T, args ...string) string {
 		t.Fatalf("helm %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return string(out)
+}
+
+// helmUpgrade upgrades the chart with the values it has and sets ("--set", "key=value", ...), and
+// waits until the new manager is the only one running.
+func helmUpgrade(t *testing.T, sets ...string) {
+	t.Helper()
+	env.runHelm(t, append([]string{"upgrade", releaseName, filepath.Join(env.root, "charts", "datafleet"), "--namespace", releaseNamespace,
+		"--reuse-values", "--wait", "--timeout", "3m"}, sets...)...)
+	testenv.Eventually(t, waitTimeout, func() error {
+		var d appsv1.Deployment
+		if err := env.c.Get(context.Background(), client.ObjectKey{Namespace: releaseNamespace, Name: releaseName}, &d); err != nil {
+			return err
+		}
+		s := d.Status
+		return expect(s.ObservedGeneration == d.Generation && s.UpdatedReplicas == 1 && s.AvailableReplicas == 1 && s.Replicas == 1,
+			"the upgraded manager is the only one running", fmt.Sprintf("generation %d, status %+v", d.Generation, s))
+	})
+}
+
+// operatorImage sets the chart's image to the one hack/images.sh built as name.
+func operatorImage(name string) []string {
+	repo, tag := env.image(name)
+	return []string{"--set", "image.repository=" + repo, "--set", "image.tag=" + tag}
 }
 
 // expect is the result of a testenv.Eventually condition: nil when ok, else what is awaited and why not yet.

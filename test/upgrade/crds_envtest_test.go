@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -27,23 +26,6 @@ import (
 
 	"github.com/datafleet-dev/datafleet/test/testenv"
 )
-
-// previousRelease is the commit whose CRDs and samples stand for the release before this one
-// (hack/previous-release, which the e2e's operator upgrade starts from too).
-func previousRelease(t *testing.T) string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "hack", "previous-release"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
-			return line
-		}
-	}
-	t.Fatal("hack/previous-release names no commit")
-	return ""
-}
 
 // objectsOfThePreviousRelease are what a platform team and its tenants created under the previous
 // release besides its samples: a store, a backup, a plan, a restore and a service plan.
@@ -111,8 +93,8 @@ spec:
 // the CRDs still store only v1alpha1, so no storage migration is due.
 func TestObjectsOfThePreviousReleaseSurviveTheCRDUpgrade(t *testing.T) {
 	old := t.TempDir()
-	for _, name := range gitLines(t, "ls-tree", "--name-only", previousRelease(t), "charts/datafleet/crds/") {
-		if err := os.WriteFile(filepath.Join(old, filepath.Base(name)), []byte(gitShow(t, name)), 0o644); err != nil {
+	for name, b := range testenv.PreviousReleaseFiles(t, "charts/datafleet/crds") {
+		if err := os.WriteFile(filepath.Join(old, filepath.Base(name)), b, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -126,8 +108,8 @@ func TestObjectsOfThePreviousReleaseSurviveTheCRDUpgrade(t *testing.T) {
 		t.Fatal(err)
 	}
 	var objs []*unstructured.Unstructured
-	for _, sample := range []string{"docs/samples/instances.yaml", "docs/samples/bindings.yaml"} {
-		objs = append(objs, decode(t, gitShow(t, sample))...)
+	for _, sample := range testenv.PreviousReleaseFiles(t, "docs/samples") {
+		objs = append(objs, decode(t, string(sample))...)
 	}
 	objs = append(objs, decode(t, objectsOfThePreviousRelease)...)
 	stored := map[string]*unstructured.Unstructured{}
@@ -250,21 +232,4 @@ func describe(o *unstructured.Unstructured) string {
 		return o.GetKind() + " " + o.GetName()
 	}
 	return o.GetKind() + " " + o.GetNamespace() + "/" + o.GetName()
-}
-
-func gitShow(t *testing.T, path string) string {
-	t.Helper()
-	return strings.Join(gitLines(t, "show", previousRelease(t)+":"+path), "\n")
-}
-
-func gitLines(t *testing.T, args ...string) []string {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = testenv.RepoRoot()
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("git %s (the previous release's files come from this repository's history: a clone with it, not a shallow one): %v",
-			strings.Join(args, " "), err)
-	}
-	return strings.Split(strings.TrimRight(string(out), "\n"), "\n")
 }
