@@ -51,7 +51,7 @@ func TestOperator(t *testing.T) {
 		{"backups to MinIO restore postgres and rabbitmq into new and the same instances, refuse a corrupted artefact, and plans keep their retention and pass drills", testBackups},
 		{"the webhook refuses sundown versions and forbidden plan moves, warns before a sundown, and postgres 15 upgrades to 17 blue/green with every row", testUpgrades},
 		{"a mongodb instance (the local FerretDB image) becomes Ready, serves a binding that rotates, keeps its documents across a pod replacement and restores a backup into a new instance", testMongoDB},
-		{"a new operator release restarts no database process: instances of every engine made by the previous release keep their servers, and their agents are upgraded in place", testOperatorUpgrade},
+		{"an operator rollback and upgrade across one release restart no database process: every engine's agents are replaced in place, and the previous release's objects survive this release's CRDs", testOperatorUpgrade},
 		{"a catalog image patch restarts six instances in waves (a canary, then at most two at once) and not a paused one", testRolloutWaves},
 		{"uninstall leaves no operator object behind", testUninstall},
 	} {
@@ -130,11 +130,19 @@ func upgradeCRDs(t *testing.T) {
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no CRDs in the chart: %v", err)
 	}
+	crds := map[string][]byte{}
 	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
+		if crds[f], err = os.ReadFile(f); err != nil {
 			t.Fatal(err)
 		}
+	}
+	applyCRDs(t, crds)
+}
+
+// applyCRDs applies CRDs by file name, as `kubectl apply --server-side` does.
+func applyCRDs(t *testing.T, crds map[string][]byte) {
+	t.Helper()
+	for f, b := range crds {
 		u := &unstructured.Unstructured{}
 		if err := yaml.Unmarshal(b, &u.Object); err != nil {
 			t.Fatalf("%s: %v", f, err)

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/api/equality"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -17,18 +19,38 @@ import (
 	"github.com/datafleet-dev/datafleet/test/testenv"
 )
 
-// testOperatorUpgrade: an operator upgrade from the previous release restarts no database process
-// and upgrades every agent in place. The operator goes back to the previous release's build
-// (hack/images.sh builds it from the commit in hack/previous-release), instances of every engine
-// are created under it, and the chart is upgraded to this build: every agent and server process
-// keeps its PID, start time and name, every agent reports this build's version (the pods'
-// annotations, written from the agents' answers), the primary stays, and nothing is pending.
+// testOperatorUpgrade: operator upgrades restart no database process and upgrade every agent in
+// place, across one release in both directions. An instance made by this build is taken back to
+// the previous release (hack/images.sh builds its operator from the commit in
+// hack/previous-release; its CRDs come from the same commit): the older operator drives the newer
+// agents and replaces them with its own. Instances of the other engines are made by the previous
+// release; then its CRDs and its operator are upgraded to this build's. Every agent and server
+// process keeps its PID, start time and name throughout, every agent reports the version of the
+// operator that runs (the pods' annotations, written from the agents' answers), the primary
+// stays, the instances' specs are as they were written, and nothing is pending.
 func testOperatorUpgrade(t *testing.T) {
 	ns := testNamespace(t, "upgrade")
+	// A primary and a replica: the primary's agent hands its lease over to each new agent.
+	ledger := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "ledger", Namespace: ns},
+		Spec: v1alpha1.ServiceInstanceSpec{Engine: "postgres", Version: "15", Replicas: ptr[int32](2), DeletionPolicy: v1alpha1.DeletionPolicyDelete}}
+	createInstance(t, ledger)
+	waitInstanceReady(t, ledger)
+	before, primary := map[string]string{}, map[string]string{}
+	record := func(inst *v1alpha1.ServiceInstance) {
+		primary[inst.Name] = inst.Status.CurrentPrimary
+		for _, pod := range instancePods(inst) {
+			before[pod] = serverProcesses(t, getPod(t, ns, pod))
+			t.Logf("UPGRADE: %s runs %s", pod, before[pod])
+		}
+	}
+	record(ledger)
+
+	applyCRDs(t, testenv.PreviousReleaseFiles(t, "charts/datafleet/crds"))
 	helmUpgrade(t, operatorImage("operator-previous")...)
+	previous := testenv.PreviousRelease(t)[:12]
+	checkAgents(t, ledger, previous, before, primary)
+
 	insts := []*v1alpha1.ServiceInstance{
-		// A primary and a replica: the primary's agent hands its lease over to the new agent.
-		{ObjectMeta: metav1.ObjectMeta{Name: "ledger", Namespace: ns}, Spec: v1alpha1.ServiceInstanceSpec{Engine: "postgres", Version: "15", Replicas: ptr[int32](2)}},
 		{ObjectMeta: metav1.ObjectMeta{Name: "queue", Namespace: ns}, Spec: v1alpha1.ServiceInstanceSpec{Engine: "rabbitmq", Version: "3.10"}},
 		{ObjectMeta: metav1.ObjectMeta{Name: "docs", Namespace: ns}, Spec: v1alpha1.ServiceInstanceSpec{Engine: "mongodb", Version: "ferretdb-1.24"}},
 	}
@@ -36,40 +58,50 @@ func testOperatorUpgrade(t *testing.T) {
 		inst.Spec.DeletionPolicy = v1alpha1.DeletionPolicyDelete
 		createInstance(t, inst)
 	}
-	before, primary := map[string]string{}, map[string]string{}
 	for _, inst := range insts {
 		waitInstanceReady(t, inst)
-		primary[inst.Name] = inst.Status.CurrentPrimary
-		for _, pod := range instancePods(inst) {
-			before[pod] = serverProcesses(t, getPod(t, ns, pod))
-			t.Logf("UPGRADE: before, %s runs %s", pod, before[pod])
-		}
+		record(inst)
+	}
+	insts = append(insts, ledger)
+	specs := map[string]v1alpha1.ServiceInstanceSpec{}
+	for _, inst := range insts {
+		specs[inst.Name] = *inst.Spec.DeepCopy()
 	}
 
+	upgradeCRDs(t)
 	helmUpgrade(t, operatorImage("operator")...)
 	version := gitVersion(t)
-	// The new operator upgraded each pod's agent in place: the agent says so, nothing is pending,
-	// and the pods' processes are those from before.
 	for _, inst := range insts {
-		for _, name := range instancePods(inst) {
-			var pod *corev1.Pod
-			testenv.Eventually(t, waitTimeout, func() error {
-				pod = getPod(t, ns, name)
-				v := pod.Annotations["datafleet.dev/agent-version"]
-				return expect(v == version, "the agent reports this build's version "+version, fmt.Sprintf("%s: annotations %v", name, pod.Annotations))
-			})
-			if now := serverProcesses(t, pod); now != before[name] {
-				t.Errorf("%s restarted with the operator upgrade: %s before, %s after", name, before[name], now)
-			}
-			t.Logf("UPGRADE: after, %s still runs %s, its agent now %s (%s)", name, before[name],
-				pod.Annotations["datafleet.dev/agent-version"], pod.Annotations["datafleet.dev/agent-digest"])
+		checkAgents(t, inst, version, before, primary)
+		if !equality.Semantic.DeepEqual(inst.Spec, specs[inst.Name]) {
+			t.Errorf("%s: the spec changed with the upgrade:\nbefore %+v\nafter  %+v", inst.Name, specs[inst.Name], inst.Spec)
 		}
-		waitInstance(t, inst, waitTimeout, "Ready with nothing pending, on the same primary", func() (bool, string) {
-			p := inst.Status.PendingRestarts
-			return len(p) == 0 && inst.Status.Phase == v1alpha1.PhaseReady && inst.Status.CurrentPrimary == primary[inst.Name],
-				fmt.Sprintf("phase %s, primary %q (was %q), pending %+v", inst.Status.Phase, inst.Status.CurrentPrimary, primary[inst.Name], p)
-		})
 	}
+}
+
+// checkAgents waits until every agent of inst reports version, and checks that its pods'
+// processes are those of before, that the primary is, and that the instance is Ready with
+// nothing pending.
+func checkAgents(t *testing.T, inst *v1alpha1.ServiceInstance, version string, before, primary map[string]string) {
+	t.Helper()
+	for _, name := range instancePods(inst) {
+		var pod *corev1.Pod
+		testenv.Eventually(t, waitTimeout, func() error {
+			pod = getPod(t, inst.Namespace, name)
+			v := pod.Annotations["datafleet.dev/agent-version"]
+			return expect(v == version, "the agent reports version "+version, fmt.Sprintf("%s: annotations %v", name, pod.Annotations))
+		})
+		if now := serverProcesses(t, pod); now != before[name] {
+			t.Errorf("%s restarted with the operator's change: %s before, %s after", name, before[name], now)
+		}
+		t.Logf("UPGRADE: %s still runs %s, its agent now %s (%s)", name, before[name],
+			pod.Annotations["datafleet.dev/agent-version"], pod.Annotations["datafleet.dev/agent-digest"])
+	}
+	waitInstance(t, inst, waitTimeout, "Ready with nothing pending, on the same primary", func() (bool, string) {
+		p := inst.Status.PendingRestarts
+		return len(p) == 0 && inst.Status.Phase == v1alpha1.PhaseReady && inst.Status.CurrentPrimary == primary[inst.Name],
+			fmt.Sprintf("phase %s, primary %q (was %q), pending %+v", inst.Status.Phase, inst.Status.CurrentPrimary, primary[inst.Name], p)
+	})
 }
 
 // gitVersion is the version hack/images.sh gave this checkout's build.
