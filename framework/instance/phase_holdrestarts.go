@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -25,6 +26,10 @@ const (
 	ReasonAgentUpgrade = "AgentUpgrade"
 	// ReasonImagePatch: the catalog changed the image of the instance's version (a patch release).
 	ReasonImagePatch = "ImagePatch"
+	// ReasonAgentUpgradeFailed: the operator's agent did not survive taking over in a pod
+	// (phase_agents.go). It is held, but never released: this operator's agent does not reach
+	// those pods, in place or by a restart; the next operator release tries again.
+	ReasonAgentUpgradeFailed = "AgentUpgradeFailed"
 )
 
 // holdRestarts keeps the pods as they run across changes the instance's spec did not ask for. A
@@ -45,7 +50,7 @@ func (r *Reconciler) holdRestarts(ctx context.Context, s *scope) (bool, error) {
 		if !ok {
 			continue
 		}
-		pinned, changes, err := r.pinned(ctx, sts, s.agentsStuck, s.agentsLooked)
+		pinned, changes, err := r.pinned(ctx, sts, s)
 		if err != nil {
 			return false, err
 		}
@@ -73,14 +78,24 @@ func (r *Reconciler) holdRestarts(ctx context.Context, s *scope) (bool, error) {
 	if window != nil {
 		next = window.Next(r.now()).Sub(r.now())
 	}
-	if window != nil && window.Open(r.now()) {
+	failed := slices.IndexFunc(held, func(h v1alpha1.PendingRestart) bool { return h.Reason == ReasonAgentUpgradeFailed })
+	if failed >= 0 { // listed as it is, never released
+		s.pending = append(s.pending, held[failed])
+		held = slices.Delete(held, failed, failed+1)
+	}
+	if window != nil && window.Open(r.now()) && len(held) > 0 {
 		ok, why := true, ""
 		if r.Rollout != nil {
 			ok, why = r.Rollout.Admit(client.ObjectKeyFromObject(s.inst), r.now())
 		}
-		if ok { // applied now
+		if ok { // applied now, but for an agent that did not survive
 			for _, h := range held {
 				s.releasing = append(s.releasing, h.Reason)
+			}
+			if failed >= 0 {
+				for i, p := range pins {
+					s.children[i] = keepAgent(s.children[i].(*appsv1.StatefulSet), p)
+				}
 			}
 			return false, nil
 		}
@@ -93,17 +108,31 @@ func (r *Reconciler) holdRestarts(ctx context.Context, s *scope) (bool, error) {
 		h.Message += " " + when
 		s.pending = append(s.pending, h)
 	}
-	s.requeue(next)
+	if len(held) > 0 {
+		s.requeue(next)
+	}
 	return false, nil
+}
+
+// keepAgent is sts with the agent image of pinned.
+func keepAgent(sts, pinned *appsv1.StatefulSet) *appsv1.StatefulSet {
+	want, keep := workload.AgentInit(&sts.Spec.Template.Spec), workload.AgentInit(&pinned.Spec.Template.Spec)
+	if want == nil || keep == nil || want.Image == keep.Image {
+		return sts
+	}
+	sts = sts.DeepCopy()
+	workload.AgentInit(&sts.Spec.Template.Spec).Image = keep.Image
+	return sts
 }
 
 // pinned is sts with the images its live pods run, when images nobody asked for are the only
 // difference in the pod template (nil otherwise), and what it holds back. A container's image is
 // held only while the instance's version is the one the live StatefulSet was made for: a new
 // spec.version brings its image with it. A new agent image is pinned too, but is a pending restart
-// only for the pods whose agents cannot be upgraded in place (stuck, when upgradeAgents looked):
-// the others run the operator's agent already, and need no restart for it.
-func (r *Reconciler) pinned(ctx context.Context, sts *appsv1.StatefulSet, stuck []string, looked bool) (*appsv1.StatefulSet, []v1alpha1.PendingRestart, error) {
+// only for the pods whose agents cannot be upgraded in place (s.agentsStuck, once upgradeAgents
+// looked): the others run the operator's agent already, and need no restart for it. Pods whose
+// new agent did not survive taking over (s.agentsFailed) are listed, not to be released.
+func (r *Reconciler) pinned(ctx context.Context, sts *appsv1.StatefulSet, s *scope) (*appsv1.StatefulSet, []v1alpha1.PendingRestart, error) {
 	live := &appsv1.StatefulSet{}
 	if err := r.Client.Get(ctx, client.ObjectKeyFromObject(sts), live); apierrors.IsNotFound(err) {
 		return nil, nil, nil
@@ -121,12 +150,17 @@ func (r *Reconciler) pinned(ctx context.Context, sts *appsv1.StatefulSet, stuck 
 	var held []v1alpha1.PendingRestart
 	if want, running := workload.AgentInit(&sts.Spec.Template.Spec), workload.AgentInit(&live.Spec.Template.Spec); want != nil && running != nil && want.Image != running.Image {
 		switch {
-		case !looked:
+		case !s.agentsLooked:
 			held = append(held, v1alpha1.PendingRestart{Reason: ReasonAgentUpgrade,
 				Message: fmt.Sprintf("the pods of %s run the agent from %s; the agent from %s comes", sts.Name, running.Image, want.Image)})
-		case len(stuck) > 0:
+		case len(s.agentsStuck) > 0:
 			held = append(held, v1alpha1.PendingRestart{Reason: ReasonAgentUpgrade,
-				Message: fmt.Sprintf("the agents of %s predate in-place upgrades; the agent from %s comes", stuckAgents(stuck), want.Image)})
+				Message: fmt.Sprintf("the agents of %s predate in-place upgrades; the agent from %s comes", strings.Join(s.agentsStuck, ", "), want.Image)})
+		}
+		if len(s.agentsFailed) > 0 {
+			held = append(held, v1alpha1.PendingRestart{Reason: ReasonAgentUpgradeFailed,
+				Message: fmt.Sprintf("the agent from %s did not survive taking over on %s: it is not applied to them, in place or by a restart; the next operator release tries again",
+					want.Image, strings.Join(s.agentsFailed, ", "))})
 		}
 		workload.AgentInit(pin()).Image = running.Image
 	}

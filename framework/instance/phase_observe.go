@@ -53,7 +53,8 @@ func (r *Reconciler) observe(ctx context.Context, s *scope) (bool, error) {
 				}
 			}
 		}
-		r.Rollout.Observe(key, obs.Ready && applied)
+		// An in-place agent upgrade is done once every agent runs the operator's binary.
+		r.Rollout.Observe(key, obs.Ready && applied && s.agentsBehind == 0)
 	}
 	s.observation = &obs
 	return false, nil

@@ -48,9 +48,13 @@ type scope struct {
 	// pending are the restarts held back (phase_holdrestarts.go), once holdRestarts looked (pendingChecked).
 	pending        []v1alpha1.PendingRestart
 	pendingChecked bool
-	// agentsStuck are the pods whose agents cannot be upgraded in place, once upgradeAgents
-	// looked (agentsLooked: the operator knows its own binary).
+	// agentsStuck are the pods whose agents predate in-place upgrades, agentsFailed those whose
+	// new agent did not survive taking over, and agentsBehind counts the pods not on the
+	// operator's agent yet, once upgradeAgents looked (agentsLooked: the operator knows its own
+	// binary).
 	agentsStuck  []string
+	agentsFailed []string
+	agentsBehind int
 	agentsLooked bool
 	// releasing names the held restarts this reconcile lets through (a window, the rollout): the
 	// pods are about to roll, which is an update, not a degradation.

@@ -19,6 +19,10 @@ import (
 	"github.com/datafleet-dev/datafleet/framework/agent/agentruntime"
 )
 
+// broken, when set at link time (agenttest.BuildBroken), makes the agent fail at once: a release
+// whose agent passes the trial run (version) and dies when it takes over.
+var broken string
+
 var plugins = map[string]func() fwagent.Plugin{
 	"mongodb": mongoagent.Plugin, "postgres": pgagent.Plugin, "rabbitmq": rmqagent.Plugin, "reference": refagent.Plugin,
 }
@@ -33,6 +37,9 @@ func main() {
 func run(args []string) error {
 	if len(args) > 0 && args[0] == fwagent.VersionCommand {
 		return agentruntime.PrintVersion(os.Stdout)
+	}
+	if broken != "" {
+		return fmt.Errorf("built broken (%s): the agent does not run", broken)
 	}
 	if len(args) == 0 || plugins[args[0]] == nil {
 		return fmt.Errorf("usage: agentbin {mongodb|postgres|rabbitmq|reference} [flags], or agentbin %s", fwagent.VersionCommand)

@@ -23,7 +23,7 @@ import (
 // place, across one release in both directions. An instance made by this build is taken back to
 // the previous release (hack/images.sh builds its operator from the commit in
 // hack/previous-release; its CRDs come from the same commit): the older operator drives the newer
-// agents and replaces them with its own. Instances of the other engines are made by the previous
+// agents and replaces them with its own. Instances of every engine are made by the previous
 // release; then its CRDs and its operator are upgraded to this build's. Every agent and server
 // process keeps its PID, start time and name throughout, every agent reports the version of the
 // operator that runs (the pods' annotations, written from the agents' answers), the primary
@@ -51,6 +51,7 @@ func testOperatorUpgrade(t *testing.T) {
 	checkAgents(t, ledger, previous, before, primary)
 
 	insts := []*v1alpha1.ServiceInstance{
+		{ObjectMeta: metav1.ObjectMeta{Name: "journal", Namespace: ns}, Spec: v1alpha1.ServiceInstanceSpec{Engine: "postgres", Version: "15"}},
 		{ObjectMeta: metav1.ObjectMeta{Name: "queue", Namespace: ns}, Spec: v1alpha1.ServiceInstanceSpec{Engine: "rabbitmq", Version: "3.10"}},
 		{ObjectMeta: metav1.ObjectMeta{Name: "docs", Namespace: ns}, Spec: v1alpha1.ServiceInstanceSpec{Engine: "mongodb", Version: "ferretdb-1.24"}},
 	}

@@ -81,12 +81,31 @@ func sharedDir(t testing.TB, prefix string) string {
 // AgentBin is the agents' main package for tests: "agentbin <engine> [flags]".
 const AgentBin = "github.com/datafleet-dev/datafleet/test/agentbin"
 
-// Build compiles the agent main package pkg (AgentBin) with fwagent.Version set to version, and returns the binary's path: two
-// builds with different versions are two binaries, as two operator releases are.
+// Build compiles the agent main package pkg (AgentBin) with fwagent.Version set to version, and
+// returns the binary's path: two builds with different versions are two binaries, as two operator
+// releases are.
 func Build(t testing.TB, pkg, version string) string {
 	t.Helper()
+	return build(t, pkg, version, "")
+}
+
+// BuildBroken is AgentBin built as version, whose agent fails as soon as it starts while its
+// version command works: a release that passes an agent's trial run and dies taking over.
+func BuildBroken(t testing.TB, version string) Binary {
+	t.Helper()
+	path := build(t, AgentBin, version, "-X main.broken="+version)
+	digest, err := fwagent.Digest(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Binary{Path: path, Version: version, Digest: digest}
+}
+
+func build(t testing.TB, pkg, version, ldflags string) string {
+	t.Helper()
 	out := filepath.Join(sharedDir(t, "agenttest-bin-"), "agent-"+version)
-	cmd := exec.Command("go", "build", "-o", out, "-ldflags", "-X github.com/datafleet-dev/datafleet/framework/agent.Version="+version, pkg)
+	cmd := exec.Command("go", "build", "-o", out, "-ldflags",
+		strings.TrimSpace("-X github.com/datafleet-dev/datafleet/framework/agent.Version="+version+" "+ldflags), pkg)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
 	}
