@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -56,12 +55,7 @@ func TestAnUpgradeReplacesTheAgentWhileFerretDBRuns(t *testing.T) {
 		t.Fatal("the new agent's environment holds the administrator's password")
 	}
 
-	if err := agent.Stop(); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Kill(pid, 0); err == nil {
-		t.Fatalf("FerretDB (pid %d) still runs after its agent stopped", pid)
-	}
+	agent.StopsItsServer(t, pid)
 }
 
 // serverPID is the process listening on port, found through /proc/net/tcp and the owners of its

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -63,12 +62,7 @@ func TestAnUpgradeReplacesTheAgentWhilePostgresRuns(t *testing.T) {
 		t.Fatalf("max_connections = %s after the upgrade, want the parameters file's 20", got)
 	}
 
-	if err := agent.Stop(); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Kill(postmaster, 0); err == nil {
-		t.Fatalf("the postmaster (pid %d) still runs after its agent stopped", postmaster)
-	}
+	agent.StopsItsServer(t, postmaster)
 	if _, err := pgx.Connect(ctx, fmt.Sprintf("host=%s port=%d user=%s", c.SocketDir, c.Port, Superuser)); err == nil {
 		t.Fatal("postgres still accepts connections after its agent stopped")
 	}

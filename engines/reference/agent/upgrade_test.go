@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 
 	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
@@ -55,10 +54,5 @@ func TestAnUpgradeReplacesTheAgentWhileTheServerRuns(t *testing.T) {
 
 	// The new agent supervises the adopted server as its own: the kubelet's stop signal stops
 	// the server cleanly, and the agent ends with it.
-	if err := agent.Stop(); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Kill(pid, 0); err == nil {
-		t.Fatalf("the server (pid %d) still runs after its agent stopped", pid)
-	}
+	agent.StopsItsServer(t, pid)
 }

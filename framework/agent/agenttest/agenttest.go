@@ -315,3 +315,16 @@ func (p *Process) Upgrade(t testing.TB, next Binary) {
 		t.Fatalf("the agent's process is named %q after the upgrade, %q before: ps and the e2e find it by name", now, name)
 	}
 }
+
+// StopsItsServer sends the kubelet's stop signal and checks that the agent ends and takes the
+// engine's process (server, a PID) with it: an agent that adopted a running server supervises it
+// as if it had started it.
+func (p *Process) StopsItsServer(t testing.TB, server int) {
+	t.Helper()
+	if err := p.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(server, 0); err == nil {
+		t.Fatalf("the engine's process %d still runs after its agent stopped", server)
+	}
+}
