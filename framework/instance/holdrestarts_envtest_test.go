@@ -136,6 +136,9 @@ func TestCatalogImagePatchWaitsForTheNextRestart(t *testing.T) {
 			p[0].Message != "the pods of ledger run engine:1; the catalog's engine:1-patch1 for version 1 comes with the next restart the spec asks for (no maintenance window is set)" {
 			return fmt.Errorf("pending %+v", p)
 		}
+		if si.Status.Image != "engine:1" {
+			return fmt.Errorf("status.image %s while the pods run engine:1", si.Status.Image)
+		}
 		return nil
 	})
 	m.WaitQuiet(t, time.Minute)
@@ -154,8 +157,8 @@ func TestCatalogImagePatchWaitsForTheNextRestart(t *testing.T) {
 		if image := sts.Spec.Template.Spec.Containers[0].Image; image != "engine:1-patch1" {
 			return fmt.Errorf("engine image %s", image)
 		}
-		if err := get(t, u.c, si, u.ns, "ledger"); err != nil || len(si.Status.PendingRestarts) != 0 {
-			return fmt.Errorf("pending %+v (%v)", si.Status.PendingRestarts, err)
+		if err := get(t, u.c, si, u.ns, "ledger"); err != nil || len(si.Status.PendingRestarts) != 0 || si.Status.Image != "engine:1-patch1" {
+			return fmt.Errorf("pending %+v, status.image %s (%v)", si.Status.PendingRestarts, si.Status.Image, err)
 		}
 		return nil
 	})

@@ -42,7 +42,7 @@ const (
 // instance's maintenance window (or the platform's) they are applied, once the fleet's rollout
 // admits the instance: the pods restart one at a time, as for any template change.
 func (r *Reconciler) holdRestarts(ctx context.Context, s *scope) (bool, error) {
-	s.pending, s.pendingChecked = nil, true
+	s.pending, s.pendingChecked, s.runningImage = nil, true, ""
 	pins := map[int]*appsv1.StatefulSet{}
 	var held []v1alpha1.PendingRestart
 	for i, o := range s.children {
@@ -89,6 +89,7 @@ func (r *Reconciler) holdRestarts(ctx context.Context, s *scope) (bool, error) {
 			ok, why = r.Rollout.Admit(client.ObjectKeyFromObject(s.inst), r.now())
 		}
 		if ok { // applied now, but for an agent that did not survive
+			s.runningImage = ""
 			for _, h := range held {
 				s.releasing = append(s.releasing, h.Reason)
 			}
@@ -148,6 +149,7 @@ func (r *Reconciler) pinned(ctx context.Context, sts *appsv1.StatefulSet, s *sco
 		return &pinned.Spec.Template.Spec
 	}
 	var held []v1alpha1.PendingRestart
+	engineImage := ""
 	if want, running := workload.AgentInit(&sts.Spec.Template.Spec), workload.AgentInit(&live.Spec.Template.Spec); want != nil && running != nil && want.Image != running.Image {
 		switch {
 		case !s.agentsLooked:
@@ -174,6 +176,9 @@ func (r *Reconciler) pinned(ctx context.Context, sts *appsv1.StatefulSet, s *sco
 				held = append(held, v1alpha1.PendingRestart{Reason: ReasonImagePatch,
 					Message: fmt.Sprintf("the pods of %s run %s; the catalog's %s for version %s comes", sts.Name, running.Image, want.Image, version)})
 			}
+			if want.Image == s.release.Image {
+				engineImage = running.Image
+			}
 			pin().Containers[i].Image = running.Image
 		}
 	}
@@ -183,6 +188,9 @@ func (r *Reconciler) pinned(ctx context.Context, sts *appsv1.StatefulSet, s *sco
 	same, err := sameTemplate(live, pinned)
 	if err != nil || !same {
 		return nil, nil, err
+	}
+	if engineImage != "" {
+		s.runningImage = engineImage // status.image says what runs while the catalog's is held back
 	}
 	return pinned, held, nil
 }

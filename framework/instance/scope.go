@@ -56,6 +56,9 @@ type scope struct {
 	agentsFailed []string
 	agentsBehind int
 	agentsLooked bool
+	// runningImage is the engine image the pods keep while the catalog's is held back ("" when
+	// none is): what status.image reports.
+	runningImage string
 	// releasing names the held restarts this reconcile lets through (a window, the rollout): the
 	// pods are about to roll, which is an update, not a degradation.
 	releasing []string

@@ -58,6 +58,9 @@ func computeStatus(prev v1alpha1.ServiceInstanceStatus, inst *v1alpha1.ServiceIn
 	}
 	if s.release.Image != "" {
 		st.Version, st.Image = s.release.Version, s.release.Image
+		if s.runningImage != "" {
+			st.Image = s.runningImage
+		}
 	}
 
 	switch {
