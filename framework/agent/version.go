@@ -69,13 +69,18 @@ func SelfRelease() (*Release, error) {
 	if err != nil {
 		return nil, err
 	}
-	fi, err := os.Stat(exe)
+	return ReleaseOf(exe, Version)
+}
+
+// ReleaseOf is the binary at path, built as version, as a Release.
+func ReleaseOf(path, version string) (*Release, error) {
+	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, err
 	}
-	info, err := Self()
+	d, err := Digest(path)
 	if err != nil {
 		return nil, err
 	}
-	return &Release{Path: exe, Size: fi.Size(), Info: info}, nil
+	return &Release{Path: path, Size: fi.Size(), Info: Info{Version: version, Digest: d}}, nil
 }

@@ -18,7 +18,6 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
-	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
 	"github.com/datafleet-dev/datafleet/framework/agent/agenttest"
 	"github.com/datafleet-dev/datafleet/framework/certs"
 	"github.com/datafleet-dev/datafleet/framework/instance"
@@ -45,11 +44,11 @@ func TestOperatorUpgradeUpgradesTheAgentsInPlace(t *testing.T) {
 	pod := agentPod(t, u, "containerd://first")
 	ref := newReferenceAgent(t, u)
 	agent := ref.start(t, old.Path)
-	server := childOf(t, agent.Cmd.Process.Pid)
+	server := testenv.ChildOf(t, agent.Cmd.Process.Pid)
 	started := testenv.ProcessStart(t, server)
 
 	// Paced by a rollout as the chart's (canaries first): an in-place upgrade goes through it.
-	opts := operator.Options{AgentImage: "operator:2", Agent: release(t, next), AgentAddress: ref.address,
+	opts := operator.Options{AgentImage: "operator:2", Agent: next.Release(t), AgentAddress: ref.address,
 		Rollout: &rollout.Policy{Canaries: 1, MaxConcurrent: 1, ReadyTimeout: time.Minute}}
 	own := opts.Agent
 	m := u.startWith(t, opts)
@@ -75,7 +74,7 @@ func TestOperatorUpgradeUpgradesTheAgentsInPlace(t *testing.T) {
 	if done, err := agent.Exited(); done {
 		t.Fatalf("the agent's process ended: %v", err)
 	}
-	if now := childOf(t, agent.Cmd.Process.Pid); now != server || testenv.ProcessStart(t, now) != started {
+	if now := testenv.ChildOf(t, agent.Cmd.Process.Pid); now != server || testenv.ProcessStart(t, now) != started {
 		t.Fatalf("the server restarted: pid %d, was %d", now, server)
 	}
 
@@ -101,16 +100,16 @@ func TestANewAgentThatDoesNotSurviveIsNotSentAgain(t *testing.T) {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatal("no redis-server on $PATH: run `make test` (it installs it), or apt-get install redis-server")
 	}
-	old := agenttest.Build(t, agenttest.AgentBin, "old")
+	old := agenttest.Build(t, "old")
 	broken := agenttest.BuildBroken(t, "broken")
 	u := upgrade(t, nil)
 	ctx, c := context.Background(), u.c
 	pod := agentPod(t, u, "containerd://first")
 	ref := newReferenceAgent(t, u)
-	first := ref.start(t, old)
-	server := childOf(t, first.Cmd.Process.Pid)
+	first := ref.start(t, old.Path)
+	server := testenv.ChildOf(t, first.Cmd.Process.Pid)
 
-	m := u.startWith(t, operator.Options{AgentImage: "operator:2", Agent: release(t, broken), AgentAddress: ref.address})
+	m := u.startWith(t, operator.Options{AgentImage: "operator:2", Agent: broken.Release(t), AgentAddress: ref.address})
 	defer m.Stop()
 	select {
 	case <-first.Done():
@@ -133,7 +132,7 @@ func TestANewAgentThatDoesNotSurviveIsNotSentAgain(t *testing.T) {
 		pod.Status.ContainerStatuses[0].ContainerID = "containerd://second"
 		return c.Status().Update(ctx, pod)
 	})
-	second := ref.start(t, old)
+	second := ref.start(t, old.Path)
 
 	si := &v1alpha1.ServiceInstance{}
 	testenv.Eventually(t, time.Minute, func() error {
@@ -160,16 +159,6 @@ func TestANewAgentThatDoesNotSurviveIsNotSentAgain(t *testing.T) {
 	if image, sts := agentImage(t, c, u.ns, "ledger"); image != "operator:1" || sts.ResourceVersion != u.sts.ResourceVersion {
 		t.Fatalf("the StatefulSet changed (agent image %q)", image)
 	}
-}
-
-// release is b as the operator's own binary.
-func release(t *testing.T, b agenttest.Binary) *fwagent.Release {
-	t.Helper()
-	fi, err := os.Stat(b.Path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &fwagent.Release{Path: b.Path, Size: fi.Size(), Info: fwagent.Info{Version: b.Version, Digest: b.Digest}}
 }
 
 // agentPod is the instance's pod as the StatefulSet controller makes it from the live template,
@@ -237,38 +226,10 @@ func (a *referenceAgent) start(t *testing.T, bin string) *agenttest.Process {
 		if done, err := p.Exited(); done {
 			t.Fatalf("the agent ended: %v", err)
 		}
-		if len(children(p.Cmd.Process.Pid)) != 1 {
+		if len(testenv.Children(p.Cmd.Process.Pid)) != 1 {
 			return fmt.Errorf("the agent has not started its server yet")
 		}
 		return nil
 	})
 	return p
-}
-
-// children are the processes whose parent is pid.
-func children(pid int) []int {
-	var out []int
-	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
-	for _, s := range stats {
-		b, err := os.ReadFile(s)
-		if err != nil {
-			continue
-		}
-		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
-			child, _ := strconv.Atoi(strings.Split(s, "/")[2])
-			out = append(out, child)
-		}
-	}
-	return out
-}
-
-// childOf is pid's only child.
-func childOf(t *testing.T, pid int) int {
-	t.Helper()
-	c := children(pid)
-	if len(c) != 1 {
-		t.Fatalf("process %d has children %v, want one (the server)", pid, c)
-	}
-	return c[0]
 }

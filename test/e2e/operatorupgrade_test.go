@@ -3,11 +3,12 @@
 package e2e
 
 import (
+	"errors"
 	"fmt"
-	"os"
-	"os/exec"
+	"io/fs"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -108,13 +109,7 @@ func checkAgents(t *testing.T, inst *v1alpha1.ServiceInstance, version string, b
 // gitVersion is the version hack/images.sh gave this checkout's build.
 func gitVersion(t *testing.T) string {
 	t.Helper()
-	cmd := exec.Command("git", "describe", "--always", "--dirty", "--abbrev=12")
-	cmd.Dir = env.root
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("git describe: %v", err)
-	}
-	return strings.TrimSpace(string(out))
+	return strings.TrimSpace(string(testenv.Git(t, "describe", "--always", "--dirty", "--abbrev=12")))
 }
 
 // instancePods names the instance's pods.
@@ -135,24 +130,19 @@ func instancePods(inst *v1alpha1.ServiceInstance) []string {
 // after means no process restarted.
 func serverProcesses(t *testing.T, pod *corev1.Pod) string {
 	t.Helper()
-	type proc struct{ comm, ppid, start string }
-	procs := map[string]proc{}
+	procs := map[string]testenv.Proc{}
 	for _, pid := range podPIDs(t, pod) {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
+		p, err := testenv.ReadProc(pid)
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH) {
 			continue // gone since it was listed
+		} else if err != nil {
+			t.Fatal(err)
 		}
-		s := string(b)
-		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-		fields := strings.Fields(s[end+1:]) // state, ppid, ..., starttime (the 20th)
-		if open < 0 || end < open || len(fields) < 20 {
-			t.Fatalf("/proc/%d/stat: %q", pid, s)
-		}
-		procs[strconv.Itoa(pid)] = proc{comm: s[open+1 : end], ppid: fields[1], start: fields[19]}
+		procs[strconv.Itoa(pid)] = p
 	}
 	var agent string
 	for pid, p := range procs {
-		if p.comm == "manager" && procs[p.ppid].comm != "manager" {
+		if p.Comm == "manager" && procs[p.PPID].Comm != "manager" {
 			agent = pid
 		}
 	}
@@ -163,13 +153,13 @@ func serverProcesses(t *testing.T, pod *corev1.Pod) string {
 	// spawns and ends (Erlang's inet_gethost) are reparented to the agent as PID 1 later on.
 	server, first := "", int64(0)
 	for pid, p := range procs {
-		start, _ := strconv.ParseInt(p.start, 10, 64)
-		if p.ppid == agent && (server == "" || start < first) {
+		start, _ := strconv.ParseInt(p.Start, 10, 64)
+		if p.PPID == agent && (server == "" || start < first) {
 			server, first = pid, start
 		}
 	}
 	if server == "" {
 		t.Fatalf("the agent of pod %s runs no server: %+v", pod.Name, procs)
 	}
-	return fmt.Sprintf("agent pid %s since %s, %s pid %s since %s", agent, procs[agent].start, procs[server].comm, server, procs[server].start)
+	return fmt.Sprintf("agent pid %s since %s, %s pid %s since %s", agent, procs[agent].Start, procs[server].Comm, server, procs[server].Start)
 }

@@ -122,15 +122,61 @@ func ServerUser(tb testing.TB, name, pkg string, dirs ...string) *syscall.Creden
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
 }
 
-// ProcessStart is when process pid started, in clock ticks since boot (/proc/PID/stat, field
-// 22): a process restarted under the same PID differs.
+// Proc is what /proc/PID/stat says of a process.
+type Proc struct {
+	Comm, PPID string
+	// Start is when it started, in clock ticks since boot (field 22): a process restarted under
+	// the same PID differs.
+	Start string
+}
+
+// ReadProc reads /proc/PID/stat. The command name (field 2) is in parentheses and may hold
+// spaces, so the other fields are counted after it.
+func ReadProc(pid int) (Proc, error) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return Proc{}, err
+	}
+	open, end := bytes.IndexByte(stat, '('), bytes.LastIndexByte(stat, ')')
+	if open < 0 || end < open {
+		return Proc{}, fmt.Errorf("/proc/%d/stat: %q", pid, stat)
+	}
+	fields := strings.Fields(string(stat[end+1:])) // state, ppid, ..., starttime (the 20th)
+	if len(fields) < 20 {
+		return Proc{}, fmt.Errorf("/proc/%d/stat: %q", pid, stat)
+	}
+	return Proc{Comm: string(stat[open+1 : end]), PPID: fields[1], Start: fields[19]}, nil
+}
+
+// ProcessStart is when process pid started (Proc.Start).
 func ProcessStart(tb testing.TB, pid int) string {
 	tb.Helper()
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	p, err := ReadProc(pid)
 	if err != nil {
 		tb.Fatalf("process %d: %v", pid, err)
 	}
-	// The command name (field 2) is in parentheses and may hold spaces: count after it.
-	fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
-	return fields[19]
+	return p.Start
+}
+
+// Children are the processes whose parent is pid.
+func Children(pid int) []int {
+	var out []int
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, d := range dirs {
+		child, _ := strconv.Atoi(filepath.Base(d))
+		if p, err := ReadProc(child); err == nil && p.PPID == strconv.Itoa(pid) {
+			out = append(out, child)
+		}
+	}
+	return out
+}
+
+// ChildOf is pid's only child: the server its agent runs.
+func ChildOf(tb testing.TB, pid int) int {
+	tb.Helper()
+	c := Children(pid)
+	if len(c) != 1 {
+		tb.Fatalf("process %d has children %v, want one (the server)", pid, c)
+	}
+	return c[0]
 }

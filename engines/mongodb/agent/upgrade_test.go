@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -36,14 +34,14 @@ func TestAnUpgradeReplacesTheAgentWhileFerretDBRuns(t *testing.T) {
 	if _, err := c.Database("app").Collection("notes").InsertOne(ctx, bson.D{{Key: "note", Value: "kept"}}); err != nil {
 		t.Fatal(err)
 	}
-	pid := serverPID(t, cfg.Port)
+	pid := testenv.ChildOf(t, agent.Cmd.Process.Pid) // FerretDB does not report its PID
 	started := testenv.ProcessStart(t, pid)
 
 	agent.Upgrade(t, next)
 	if st, err := agent.Conn.Status(ctx); err != nil || st.Role != RolePrimary {
 		t.Fatalf("after the upgrade: %+v, %v; want the primary", st, err)
 	}
-	if p := serverPID(t, cfg.Port); p != pid || testenv.ProcessStart(t, p) != started {
+	if p := testenv.ChildOf(t, agent.Cmd.Process.Pid); p != pid || testenv.ProcessStart(t, p) != started {
 		t.Fatalf("FerretDB's process changed across the upgrade: pid %d, was %d started %s", p, pid, started)
 	}
 	if n, err := c.Database("app").Collection("notes").CountDocuments(ctx, bson.D{{Key: "note", Value: "kept"}}); err != nil || n != 1 {
@@ -56,32 +54,4 @@ func TestAnUpgradeReplacesTheAgentWhileFerretDBRuns(t *testing.T) {
 	}
 
 	agent.StopsItsServer(t, pid)
-}
-
-// serverPID is the process listening on port, found through /proc/net/tcp and the owners of its
-// socket inode: FerretDB does not report its PID.
-func serverPID(t *testing.T, port int) int {
-	t.Helper()
-	inode := ""
-	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
-		b, _ := os.ReadFile(table)
-		for _, line := range strings.Split(string(b), "\n")[1:] {
-			f := strings.Fields(line)
-			if len(f) > 9 && f[3] == "0A" && strings.HasSuffix(f[1], fmt.Sprintf(":%04X", port)) { // 0A: LISTEN
-				inode = f[9]
-			}
-		}
-	}
-	if inode == "" {
-		t.Fatalf("nothing listens on port %d", port)
-	}
-	procs, _ := filepath.Glob("/proc/[0-9]*/fd/*")
-	for _, fd := range procs {
-		if target, err := os.Readlink(fd); err == nil && target == "socket:["+inode+"]" {
-			pid, _ := strconv.Atoi(strings.Split(fd, "/")[2])
-			return pid
-		}
-	}
-	t.Fatalf("no process holds the socket listening on port %d", port)
-	return 0
 }

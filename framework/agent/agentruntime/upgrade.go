@@ -166,7 +166,7 @@ func (u *upgrader) receive(ctx context.Context, body io.Reader, want string) (st
 	}
 	base := u.adopter.AgentDir()
 	dir := filepath.Join(base, binaryPrefix+want[:16])
-	removeOldBinaries(base, dir)
+	removeOldBinaries(base, dir, self)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
 	}
@@ -208,10 +208,9 @@ func (u *upgrader) receive(ctx context.Context, body io.Reader, want string) (st
 	return path, os.Rename(tmp, path)
 }
 
-// removeOldBinaries deletes what earlier upgrades left in base, except the running binary's
-// directory (Linux would keep the file anyway) and keep, where an upload may be under way.
-func removeOldBinaries(base, keep string) {
-	self, _ := os.Executable()
+// removeOldBinaries deletes what earlier upgrades left in base, except the directory of the
+// running binary self (Linux would keep the file anyway) and keep, where an upload may be under way.
+func removeOldBinaries(base, keep, self string) {
 	old, _ := filepath.Glob(filepath.Join(base, binaryPrefix+"*"))
 	for _, d := range old {
 		if d != keep && d != filepath.Dir(self) {

@@ -81,53 +81,53 @@ func sharedDir(t testing.TB, prefix string) string {
 // AgentBin is the agents' main package for tests: "agentbin <engine> [flags]".
 const AgentBin = "github.com/datafleet-dev/datafleet/test/agentbin"
 
-// Build compiles the agent main package pkg (AgentBin) with fwagent.Version set to version, and
-// returns the binary's path: two builds with different versions are two binaries, as two operator
-// releases are.
-func Build(t testing.TB, pkg, version string) string {
+// Binary is a build of AgentBin.
+type Binary struct{ Path, Version, Digest string }
+
+// Build compiles AgentBin with fwagent.Version set to version: two builds with different
+// versions are two binaries, as two operator releases are.
+func Build(t testing.TB, version string) Binary {
 	t.Helper()
-	return build(t, pkg, version, "")
+	return build(t, version, "")
 }
 
 // BuildBroken is AgentBin built as version, whose agent fails as soon as it starts while its
 // version command works: a release that passes an agent's trial run and dies taking over.
 func BuildBroken(t testing.TB, version string) Binary {
 	t.Helper()
-	path := build(t, AgentBin, version, "-X main.broken="+version)
-	digest, err := fwagent.Digest(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return Binary{Path: path, Version: version, Digest: digest}
+	return build(t, version, "-X main.broken="+version)
 }
-
-func build(t testing.TB, pkg, version, ldflags string) string {
-	t.Helper()
-	out := filepath.Join(sharedDir(t, "agenttest-bin-"), "agent-"+version)
-	cmd := exec.Command("go", "build", "-o", out, "-ldflags",
-		strings.TrimSpace("-X github.com/datafleet-dev/datafleet/framework/agent.Version="+version+" "+ldflags), pkg)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
-	}
-	return out
-}
-
-// Binary is an agent build.
-type Binary struct{ Path, Version, Digest string }
 
 // Releases builds AgentBin twice, as versions "old" and "new": an agent, and the release that
 // replaces it in place.
 func Releases(t testing.TB) (old, next Binary) {
 	t.Helper()
-	build := func(version string) Binary {
-		path := Build(t, AgentBin, version)
-		digest, err := fwagent.Digest(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return Binary{Path: path, Version: version, Digest: digest}
+	return Build(t, "old"), Build(t, "new")
+}
+
+func build(t testing.TB, version, ldflags string) Binary {
+	t.Helper()
+	out := filepath.Join(sharedDir(t, "agenttest-bin-"), "agent-"+version)
+	cmd := exec.Command("go", "build", "-o", out, "-ldflags",
+		strings.TrimSpace("-X github.com/datafleet-dev/datafleet/framework/agent.Version="+version+" "+ldflags), AgentBin)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", AgentBin, err, b)
 	}
-	return build("old"), build("new")
+	digest, err := fwagent.Digest(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Binary{Path: out, Version: version, Digest: digest}
+}
+
+// Release is b as the operator's own binary (operator.Options.Agent).
+func (b Binary) Release(t testing.TB) *fwagent.Release {
+	t.Helper()
+	r, err := fwagent.ReleaseOf(b.Path, b.Version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 // Process is an agent running in a process of its own, as PID 1 of a pod runs it.
@@ -210,23 +210,18 @@ func (p *Process) Stop() error {
 // WaitFor waits up to a minute until the agent serves, ready, as b.
 func (p *Process) WaitFor(t testing.TB, b Binary) {
 	t.Helper()
-	p.waitFor(t, b.Version, b.Digest)
-}
-
-func (p *Process) waitFor(t testing.TB, version, digest string) {
-	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	var last error
 	for time.Now().Before(deadline) {
 		if done, err := p.Exited(); done {
 			t.Fatalf("the agent's process ended: %v", err)
 		}
-		if last = p.serves(version, digest); last == nil {
+		if last = p.serves(b.Version, b.Digest); last == nil {
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("the agent does not serve as %s (%s) within a minute: %v", version, digest, last)
+	t.Fatalf("the agent does not serve as %s (%s) within a minute: %v", b.Version, b.Digest, last)
 }
 
 func (p *Process) serves(version, digest string) error {
@@ -256,18 +251,14 @@ func (p *Process) serves(version, digest string) error {
 // binary in its own place, under its old name.
 func (p *Process) Upgrade(t testing.TB, next Binary) {
 	t.Helper()
-	digest := next.Digest
+	digest, size := next.Digest, next.Release(t).Size
 	send := func(c fwagent.Conn, digest string) error {
 		f, err := os.Open(next.Path)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer f.Close()
-		fi, err := f.Stat()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c.Upgrade(context.Background(), f, fi.Size(), digest)
+		return c.Upgrade(context.Background(), f, size, digest)
 	}
 	comm := func() string {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p.Cmd.Process.Pid))
