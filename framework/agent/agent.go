@@ -23,8 +23,9 @@ const (
 const TrailerResult = "Datafleet-Result"
 
 // Listen is where the agent serves: HTTPS on Addr with the certificate, key and CA in TLSDir
-// (see agentruntime/tls.go).
+// (see agentruntime/tls.go), and its metrics on MetricsAddr (metrics.go).
 type Listen struct {
-	Addr   string
-	TLSDir string
+	Addr        string
+	MetricsAddr string
+	TLSDir      string
 }

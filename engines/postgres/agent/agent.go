@@ -63,7 +63,7 @@ type Config struct {
 // Superuser is the role initdb creates; it logs in only through the Unix socket inside the pod.
 const Superuser = "postgres"
 
-// pgHBA allows the superuser and a restore's Restorer through the pod-local socket, no other role
+// pgHBA allows the superuser, a restore's Restorer and the metrics' Monitor through the pod-local socket, no other role
 // there (binding users have no business in the pod), and password (SCRAM) logins over TCP: over
 // TLS only when tlsRequired ("hostssl"; a connection in clear matches no line and is refused).
 // The operator owns this file: it is rewritten on every start.
@@ -75,6 +75,7 @@ func pgHBA(tlsRequired bool) string {
 	return `# Written by the Datafleet agent on every start; changes here are lost.
 local all ` + Superuser + ` trust
 local all ` + Restorer + ` trust
+local all ` + Monitor + ` trust
 local all all reject
 ` + host + ` all all 0.0.0.0/0 scram-sha-256
 ` + host + ` all all ::/0 scram-sha-256
@@ -110,6 +111,7 @@ var (
 	_ fwagent.Controller = (*Engine)(nil)
 	_ fwagent.Reloader   = (*Engine)(nil)
 	_ fwagent.Adopter    = (*Engine)(nil)
+	_ fwagent.Exporter   = (*Engine)(nil)
 	_ primary.Member     = (*Engine)(nil)
 	_ primary.Peers      = (*Engine)(nil)
 )

@@ -59,6 +59,8 @@ func newConfig(t testing.TB) Config {
 // running is an agent started in the background.
 type running struct {
 	addr   string
+	// metrics is the agent's metrics endpoint, which answers scrapeToken.
+	metrics string
 	cancel context.CancelFunc
 	done   chan error
 	// tls is the agent's instance: its certificate, and the operator's client of it.
@@ -72,7 +74,11 @@ func start(t testing.TB, e *Engine) *running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{addr: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), cancel: cancel, done: make(chan error, 1), tls: agenttest.New(t)}
-	go func() { r.done <- agentruntime.Run(ctx, e, r.tls.Listen(r.addr)) }()
+	listen := r.tls.Listen(r.addr)
+	r.metrics = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	listen.MetricsAddr = r.metrics
+	r.tls.ScrapeToken(t, scrapeToken)
+	go func() { r.done <- agentruntime.Run(ctx, e, listen) }()
 	t.Cleanup(func() { r.stop(t) })
 	testenv.Eventually(t, time.Minute, func() error {
 		select {

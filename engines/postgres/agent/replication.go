@@ -236,8 +236,10 @@ func (e *Engine) reclone(ctx context.Context, why string) error {
 	return e.clone(ctx)
 }
 
-// Control runs the primary lease (see package primary); a standalone agent just waits.
+// Control runs the primary lease (see package primary); a standalone agent just waits. Either way
+// the primary keeps the roles the agent relies on.
 func (e *Engine) Control(ctx context.Context) error {
+	go e.ensureMonitor(ctx)
 	if e.Config.Lease == nil {
 		<-ctx.Done()
 		return ctx.Err()
@@ -351,13 +353,19 @@ func (e *Engine) ensureReplicationUser(ctx context.Context) {
 	if e.Config.ReplicationPasswordFile == "" {
 		return
 	}
+	onPrimary(ctx, "creating the replication user", e.createReplicationUser)
+}
+
+// onPrimary runs f until it succeeds or ctx ends, every 2 s; f returns errNotPrimary while this
+// member is a replica, which is not logged.
+func onPrimary(ctx context.Context, what string, f func(context.Context) error) {
 	for {
-		err := e.createReplicationUser(ctx)
+		err := f(ctx)
 		if err == nil {
 			return
 		}
 		if !errors.Is(err, errNotPrimary) {
-			log.FromContext(ctx).Error(err, "creating the replication user")
+			log.FromContext(ctx).Error(err, what)
 		}
 		select {
 		case <-ctx.Done():

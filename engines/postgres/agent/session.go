@@ -38,11 +38,16 @@ var laterSettings = map[string]string{
 
 // Connect opens a superuser connection through the Unix socket with the sessionSettings.
 func (e *Engine) Connect(ctx context.Context, database string) (*pgx.Conn, error) {
+	return e.connectAs(ctx, Superuser, database)
+}
+
+// connectAs is Connect for another role that logs in through the socket.
+func (e *Engine) connectAs(ctx context.Context, user, database string) (*pgx.Conn, error) {
 	cfg, err := pgx.ParseConfig("")
 	if err != nil {
 		return nil, err
 	}
-	cfg.Host, cfg.Port, cfg.User, cfg.Database = e.Config.SocketDir, uint16(e.Config.Port), Superuser, database
+	cfg.Host, cfg.Port, cfg.User, cfg.Database = e.Config.SocketDir, uint16(e.Config.Port), user, database
 	cfg.RuntimeParams = maps.Clone(sessionSettings)
 	cfg.AfterConnect = setLaterSettings
 	return pgx.ConnectConfig(ctx, cfg)

@@ -101,6 +101,17 @@ func Run(ctx context.Context, e agent.Engine, l agent.Listen) error {
 	if err != nil {
 		return err
 	}
+	if l.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", l.MetricsAddr)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		// Closed with the process on a handover (sockets are close-on-exec), like ln.
+		msrv := &http.Server{Handler: metricsHandler(e, l.TLSDir, up), ReadHeaderTimeout: 5 * time.Second, TLSConfig: tlsConfig}
+		go func() { _ = msrv.ServeTLS(mln, "", "") }()
+		defer msrv.Close()
+	}
 	if proc == nil {
 		cmd := e.Command()
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr

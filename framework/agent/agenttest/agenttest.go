@@ -5,7 +5,14 @@ package agenttest
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +24,7 @@ import (
 	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
 	"github.com/datafleet-dev/datafleet/framework/agent/agentruntime"
 	"github.com/datafleet-dev/datafleet/framework/certs"
+	"github.com/datafleet-dev/datafleet/test/promtest"
 )
 
 // Instance is one instance's agent credentials.
@@ -318,4 +326,44 @@ func (p *Process) StopsItsServer(t testing.TB, server int) {
 	if err := syscall.Kill(server, 0); err == nil {
 		t.Fatalf("the engine's process %d still runs after its agent stopped", server)
 	}
+}
+
+// ScrapeToken gives the instance's agents token's sha256 as the scrape token, as the operator
+// writes it into the agents' Secret.
+func (i *Instance) ScrapeToken(t testing.TB, token string) {
+	t.Helper()
+	sum := sha256.Sum256([]byte(token))
+	if err := os.WriteFile(filepath.Join(i.Dir, fwagent.MetricsTokenKey), []byte(hex.EncodeToString(sum[:])), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ErrScrapeRefused is Scrape's error when the agent answered but not with metrics.
+var ErrScrapeRefused = errors.New("scrape refused")
+
+// Scrape reads the metrics of the instance's agent whose metrics endpoint is at addr, presenting
+// token as a scraper does and verifying the agent's certificate against the instance's CA.
+func (i *Instance) Scrape(ctx context.Context, addr, token string) (promtest.Families, error) {
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(i.CA.CertPEM)
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: pool, ServerName: fwagent.ServerName}}}
+	defer hc.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+addr+fwagent.PathMetrics, nil)
+	if err != nil {
+		return nil, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		return nil, fmt.Errorf("%w: %s: %s", ErrScrapeRefused, resp.Status, strings.TrimSpace(string(b)))
+	}
+	return promtest.Parse(resp.Body)
 }

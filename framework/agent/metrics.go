@@ -1,0 +1,29 @@
+package agent
+
+import (
+	"context"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// The agent's metrics endpoint: Prometheus's text format at PathMetrics on its own port, over TLS
+// with the agent's certificate, to a scraper that presents the fleet's scrape token as a bearer
+// token. The agent never holds the token itself, only its sha256 (hex), which the operator writes
+// as MetricsTokenKey into the agents' TLS Secret: a tenant who reads that Secret learns nothing
+// that scrapes another instance. docs/observability.md lists every metric.
+const (
+	PathMetrics     = "/metrics"
+	MetricsPort     = 9187 // the port PostgreSQL exporters use by convention
+	MetricsTokenKey = "metrics-token.sha256"
+	// FlagMetricsAddress turns the endpoint on; the pods' renderer gives it, so that agents run
+	// side by side on one machine (tests) do not compete for the port.
+	FlagMetricsAddress = "metrics-address"
+)
+
+// Exporter is implemented by engines whose agent exports the engine's own figures beside the
+// ones every agent exports (agentruntime/metrics.go). Export sends const metrics on ch (see
+// prometheus.MustNewConstMetric); it is called once per scrape with a deadline, and a figure the
+// engine cannot read is left out, never invented.
+type Exporter interface {
+	Export(ctx context.Context, ch chan<- prometheus.Metric)
+}
