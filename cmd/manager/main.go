@@ -2,6 +2,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -51,6 +52,9 @@ type options struct {
 	storeEndpoints          string
 	operatorPodLabels       string
 	metricsSecure           bool
+	scraper                 netpol.Scraper
+	scraperLabels           string
+	scrapeTokenSecret       string
 }
 
 // webhookOptions: the validating webhook runs when configuration names the chart's
@@ -113,6 +117,12 @@ func run(args []string) error {
 		"issue the webhook's certificate from the operator's own CA and inject it into the configuration (false: cert-manager provides both)")
 	fs.StringVar(&o.operatorPodLabels, "network-policy-operator-labels", "",
 		"labels of the operator's pods (k=v,...), in $POD_NAMESPACE: every instance gets a NetworkPolicy admitting them; empty: no NetworkPolicies")
+	fs.StringVar(&o.scraper.Namespace, "network-policy-scraper-namespace", "",
+		"namespace of the Prometheus that scrapes the agents' metrics: the instances' NetworkPolicies admit it on the metrics port; empty: nobody")
+	fs.StringVar(&o.scraperLabels, "network-policy-scraper-labels", "",
+		"labels (k=v,...) of the scraper's pods in --network-policy-scraper-namespace; empty: every pod of that namespace")
+	fs.StringVar(&o.scrapeTokenSecret, "metrics-scrape-token-secret", "",
+		"Secret in $POD_NAMESPACE holding the token (key \"token\") the agents' metrics answer, created with a random one if absent; empty: the agents answer no scrape")
 	fs.StringVar(&o.maintenanceWindow, "maintenance-window", "",
 		`the default maintenance window, as spec.maintenanceWindow in JSON ({"days":["Sat"],"startTime":"02:00","duration":"2h","timeZone":"UTC"}); empty: none`)
 	fs.IntVar(&o.rollout.Canaries, "rollout-canaries", 1,
@@ -148,6 +158,12 @@ func run(args []string) error {
 	netpolOperator, err := networkPolicyOperator(o.operatorPodLabels, os.Getenv("POD_NAMESPACE"))
 	if err != nil {
 		return err
+	}
+	if o.scraper.Namespace != "" && netpolOperator != nil {
+		if o.scraper.Labels, err = labels.ConvertSelectorToLabelsMap(o.scraperLabels); err != nil {
+			return fmt.Errorf("--network-policy-scraper-labels: %w", err)
+		}
+		netpolOperator.Scraper = &o.scraper
 	}
 	window, err := maintenanceWindow(o.maintenanceWindow)
 	if err != nil {
@@ -185,6 +201,12 @@ func run(args []string) error {
 			return err
 		}
 	}
+	var scrapeTokenHash string
+	if o.scrapeTokenSecret != "" {
+		if scrapeTokenHash, err = scrapeToken(ctx, cfg, o.scrapeTokenSecret); err != nil {
+			return err
+		}
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		WebhookServer:           crwebhook.NewServer(crwebhook.Options{Port: o.webhook.port, CertDir: o.webhook.certDir}),
 		Scheme:                  engine.NewScheme(),
@@ -215,6 +237,7 @@ func run(args []string) error {
 		MaintenanceWindow:       window,
 		Rollout:                 &o.rollout,
 		Agent:                   release,
+		MetricsTokenHash:        scrapeTokenHash,
 	}); err != nil {
 		return err
 	}
@@ -257,6 +280,22 @@ func webhookCerts(cfg *rest.Config, o webhookOptions) (*webhook.Certs, error) {
 		return nil, err
 	}
 	return &webhook.Certs{Client: c, Namespace: ns, Service: o.service, Configuration: o.configuration, Dir: o.certDir}, nil
+}
+
+// scrapeToken is the hash of the scrape token in the Secret name of the operator's namespace
+// (operator.ScrapeToken), read with a client of its own before the manager starts.
+func scrapeToken(ctx context.Context, cfg *rest.Config, name string) (string, error) {
+	ns := os.Getenv("POD_NAMESPACE")
+	if ns == "" {
+		return "", errors.New("--metrics-scrape-token-secret needs $POD_NAMESPACE, the operator's namespace")
+	}
+	c, err := client.New(cfg, client.Options{Scheme: engine.NewScheme()})
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return operator.ScrapeToken(ctx, c, ns, name)
 }
 
 // networkPolicyOperator describes the operator's pods to the instances' NetworkPolicies, or

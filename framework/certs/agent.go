@@ -22,10 +22,15 @@ func AgentSecretName(instance string) string {
 
 // EnsureAgent keeps the agents' certificate from the instance's CA (every instance has one,
 // whether or not it serves clients over TLS), renewed like the server's and reissued through a
-// CA rotation, and returns the operator's Dialer for the instance's agents. r.DNSNames is not
+// CA rotation, with the scrape token's hash beside it (r.MetricsTokenHash), and returns the
+// operator's Dialer for the instance's agents. r.DNSNames is not
 // used.
 func EnsureAgent(ctx context.Context, c client.Client, r Request, t *Trust) (Result, fwagent.Dialer, error) {
-	res, err := ensureLeaf(ctx, c, r, t, AgentSecretName(r.Instance), []string{fwagent.ServerName},
+	var extra map[string][]byte
+	if r.MetricsTokenHash != "" {
+		extra = map[string][]byte{fwagent.MetricsTokenKey: []byte(r.MetricsTokenHash)}
+	}
+	res, err := ensureLeaf(ctx, c, r, t, AgentSecretName(r.Instance), []string{fwagent.ServerName}, extra,
 		func() ([]byte, []byte, error) { return t.CA.IssueAgent(r.Now) })
 	if err != nil {
 		return Result{}, fwagent.Dialer{}, fmt.Errorf("agent certificate: %w", err)

@@ -89,4 +89,23 @@ func TestEnsureAgentIssuesTheAgentsCertificate(t *testing.T) {
 	if _, err := renewed.Verify(x509.VerifyOptions{Roots: pool, DNSName: fwagent.ServerName, CurrentTime: req.Now}); err != nil {
 		t.Errorf("the renewed certificate: %v", err)
 	}
+
+	// The scrape token's hash goes beside the certificate, which stays; a new token replaces it,
+	// and none takes it away. Settled, nothing is written.
+	cert := string(secret.Data[certs.CertKey])
+	for i, hash := range []string{"c0ffee", "c0ffee", "decaf", ""} {
+		rv := secret.ResourceVersion
+		req.MetricsTokenHash = hash
+		ensure()
+		get()
+		if got, ok := secret.Data[fwagent.MetricsTokenKey]; string(got) != hash || ok != (hash != "") {
+			t.Errorf("the scrape token's hash %q, want %q", got, hash)
+		}
+		if string(secret.Data[certs.CertKey]) != cert {
+			t.Error("the certificate changed with the scrape token")
+		}
+		if written := secret.ResourceVersion != rv; written != (i != 1) {
+			t.Errorf("step %d (hash %q): written %v", i, hash, written)
+		}
+	}
 }

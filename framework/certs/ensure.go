@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -54,6 +55,9 @@ type Request struct {
 	Overlap time.Duration
 	// RotateCA is the owner's AnnotationRotateCA: a value the CA has not seen starts a rotation.
 	RotateCA string
+	// MetricsTokenHash is the sha256 (hex) of the fleet's scrape token, written beside the agents'
+	// certificate (fwagent.MetricsTokenKey); empty: the agents answer no scrape.
+	MetricsTokenHash string
 }
 
 // Result says what the server certificate is good for.
@@ -80,7 +84,7 @@ func EnsureServer(ctx context.Context, c client.Client, r Request, t *Trust) (Re
 	if err := publish(ctx, c, r, t); err != nil {
 		return Result{}, fmt.Errorf("publishing the CA: %w", err)
 	}
-	res, err := ensureLeaf(ctx, c, r, t, ServerSecretName(r.Instance), r.DNSNames,
+	res, err := ensureLeaf(ctx, c, r, t, ServerSecretName(r.Instance), r.DNSNames, nil,
 		func() ([]byte, []byte, error) { return t.CA.Issue(r.DNSNames, r.Now) })
 	if err != nil {
 		return Result{}, fmt.Errorf("server certificate: %w", err)
@@ -109,8 +113,8 @@ func publish(ctx context.Context, c client.Client, r Request, t *Trust) error {
 }
 
 // ensureLeaf keeps the kubernetes.io/tls Secret name holding a certificate for dnsNames from t's
-// CA, with t's bundle beside it, issuing a new one with issue when it is due.
-func ensureLeaf(ctx context.Context, c client.Client, r Request, t *Trust, name string, dnsNames []string,
+// CA, with t's bundle and extra beside it, issuing a new one with issue when it is due.
+func ensureLeaf(ctx context.Context, c client.Client, r Request, t *Trust, name string, dnsNames []string, extra map[string][]byte,
 	issue func() (certPEM, keyPEM []byte, err error)) (Result, error) {
 	s := &corev1.Secret{}
 	err := c.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: name}, s)
@@ -120,14 +124,18 @@ func ensureLeaf(ctx context.Context, c client.Client, r Request, t *Trust, name 
 	exists := err == nil
 	if exists && bytes.Equal(s.Data[CAKey], t.Bundle) {
 		if why, notAfter := t.CA.Renewal(s.Data[CertKey], dnsNames, r.Now); why == "" {
-			return resultFor(notAfter), nil
+			if hasExactly(s.Data, extra) {
+				return resultFor(notAfter), nil
+			}
+			s.Data = withExtra(map[string][]byte{CertKey: s.Data[CertKey], KeyKey: s.Data[KeyKey], CAKey: s.Data[CAKey]}, extra)
+			return resultFor(notAfter), c.Update(ctx, s)
 		}
 	}
 	certPEM, keyPEM, err := issue()
 	if err != nil {
 		return Result{}, err
 	}
-	data := map[string][]byte{CertKey: certPEM, KeyKey: keyPEM, CAKey: t.Bundle}
+	data := withExtra(map[string][]byte{CertKey: certPEM, KeyKey: keyPEM, CAKey: t.Bundle}, extra)
 	if exists {
 		// Guarded by the resourceVersion read above: a concurrent renewal makes this one conflict.
 		s.Data = data
@@ -140,6 +148,25 @@ func ensureLeaf(ctx context.Context, c client.Client, r Request, t *Trust, name 
 	}
 	cert, _ := ParseCertificate(certPEM)
 	return resultFor(cert.NotAfter), nil
+}
+
+// hasExactly reports whether data holds extra's keys and values and no other key beside the
+// certificate's.
+func hasExactly(data, extra map[string][]byte) bool {
+	if len(data) != 3+len(extra) {
+		return false
+	}
+	for k, v := range extra {
+		if got, ok := data[k]; !ok || !bytes.Equal(got, v) {
+			return false
+		}
+	}
+	return true
+}
+
+func withExtra(data, extra map[string][]byte) map[string][]byte {
+	maps.Copy(data, extra)
+	return data
 }
 
 func resultFor(notAfter time.Time) Result {

@@ -26,7 +26,7 @@ func (r *Reconciler) certificates(ctx context.Context, s *scope) (bool, error) {
 	now := r.now()
 	req := certs.Request{Namespace: inst.Namespace, Instance: inst.Name,
 		Labels: names.InstanceLabels(r.Engine.Name(), inst.Name), Owner: r.ownerRef(inst), Now: now,
-		Overlap: r.caOverlap(), RotateCA: inst.Annotations[certs.AnnotationRotateCA]}
+		Overlap: r.caOverlap(), RotateCA: inst.Annotations[certs.AnnotationRotateCA], MetricsTokenHash: r.MetricsTokenHash}
 	trust, err := certs.EnsureTrust(ctx, r.Client, req)
 	if stop, err := r.certificateError(ctx, s, err); stop || err != nil {
 		return stop, err

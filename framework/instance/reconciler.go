@@ -63,6 +63,9 @@ type Reconciler struct {
 	Agent *fwagent.Release
 	// AgentAddress, when set, is where a pod's agent listens (tests run agents on loopback).
 	AgentAddress func(*corev1.Pod) string
+	// MetricsTokenHash is the sha256 (hex) of the scrape token, given to every instance's agents
+	// beside their certificate; empty: the agents answer no scrape.
+	MetricsTokenHash string
 	// Rollout paces operator-made restarts across the fleet (shared by every engine's
 	// reconciler); nil: every instance restarts as soon as its window opens.
 	Rollout *rollout.Gate

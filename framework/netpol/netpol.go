@@ -1,7 +1,8 @@
 // Package netpol renders the NetworkPolicy every instance gets: its pods admit their peers on
 // every port, applications of the namespaces that may bind on the engine's client ports, and the
 // operator and the instance's backup and restore Jobs on the agent's port and the engine's
-// operator ports. Nothing else reaches them. docs/architecture.md, "network and identities".
+// operator ports, and the platform's metrics scraper on the agents' metrics port. Nothing else
+// reaches them. docs/architecture.md, "network and identities".
 package netpol
 
 import (
@@ -23,8 +24,19 @@ import (
 // namespaceLabel is set by the API server on every namespace to its name.
 const namespaceLabel = "kubernetes.io/metadata.name"
 
-// Operator says which pods are the operator's: the namespace it runs in and its pods' labels.
+// Operator says which pods are the operator's: the namespace it runs in and its pods' labels;
+// and which scrape the agents' metrics, if any.
 type Operator struct {
+	Namespace string
+	Labels    map[string]string
+	// Scraper, when set, is admitted on the agents' metrics port (which answers only the scrape
+	// token, fwagent.MetricsTokenKey): a Prometheus in its own namespace.
+	Scraper *Scraper
+}
+
+// Scraper is the pods that scrape the agents: those of Namespace with Labels (all of them when
+// Labels is empty).
+type Scraper struct {
 	Namespace string
 	Labels    map[string]string
 }
@@ -66,6 +78,15 @@ func Render(in Input) *networkingv1.NetworkPolicy {
 		},
 		Ports: tcp(append([]string{workload.AgentPortName}, in.Ports.Operator...)...),
 	})
+	if sc := in.Operator.Scraper; sc != nil {
+		ingress = append(ingress, networkingv1.NetworkPolicyIngressRule{
+			From: []networkingv1.NetworkPolicyPeer{{
+				NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{namespaceLabel: sc.Namespace}},
+				PodSelector:       &metav1.LabelSelector{MatchLabels: sc.Labels},
+			}},
+			Ports: tcp(workload.MetricsPortName),
+		})
+	}
 	return &networkingv1.NetworkPolicy{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy"},
 		ObjectMeta: metav1.ObjectMeta{Name: inst.Name},

@@ -17,6 +17,10 @@ import (
 var operator = netpol.Operator{Namespace: "datafleet-system", Labels: map[string]string{
 	"app.kubernetes.io/name": "datafleet", "app.kubernetes.io/instance": "datafleet", "app.kubernetes.io/component": "manager"}}
 
+// scraped is the operator with a Prometheus in namespace monitoring scraping the agents.
+var scraped = netpol.Operator{Namespace: operator.Namespace, Labels: operator.Labels,
+	Scraper: &netpol.Scraper{Namespace: "monitoring", Labels: map[string]string{"app.kubernetes.io/name": "prometheus"}}}
+
 func TestRenderGolden(t *testing.T) {
 	orders := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "orders", Namespace: "shop"},
 		Spec: v1alpha1.ServiceInstanceSpec{Engine: "postgres", Version: "17", BindingPolicy: &v1alpha1.BindingPolicy{
@@ -26,7 +30,7 @@ func TestRenderGolden(t *testing.T) {
 		Spec: v1alpha1.ServiceInstanceSpec{Engine: "rabbitmq", Version: "4.0", BindingPolicy: &v1alpha1.BindingPolicy{AllowedNamespaces: []string{"*"}}}}
 	enginetest.GoldenObjects(t, []client.Object{
 		netpol.Render(netpol.Input{Engine: "postgres", Instance: orders, Ports: engine.Ports{Clients: []string{"postgres"}}, Operator: operator}),
-		netpol.Render(netpol.Input{Engine: "rabbitmq", Instance: events, Operator: operator,
+		netpol.Render(netpol.Input{Engine: "rabbitmq", Instance: events, Operator: scraped,
 			Ports: engine.Ports{Clients: []string{"amqp", "management"}, Operator: []string{"management"}}}),
 	}, "testdata/policies.golden.yaml")
 }

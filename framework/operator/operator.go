@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
@@ -24,6 +25,7 @@ import (
 	"github.com/datafleet-dev/datafleet/framework/backup/store"
 	"github.com/datafleet-dev/datafleet/framework/binding"
 	"github.com/datafleet-dev/datafleet/framework/engine"
+	"github.com/datafleet-dev/datafleet/framework/fleet"
 	"github.com/datafleet-dev/datafleet/framework/instance"
 	"github.com/datafleet-dev/datafleet/framework/names"
 	"github.com/datafleet-dev/datafleet/framework/netpol"
@@ -96,10 +98,13 @@ type Options struct {
 	Agent *fwagent.Release
 	// AgentAddress, when set, is where a pod's agent listens (tests run agents on loopback).
 	AgentAddress func(*corev1.Pod) string
+	// MetricsTokenHash is the sha256 (hex) of the scrape token (ScrapeToken) the agents' metrics
+	// answer; empty: they answer no scrape.
+	MetricsTokenHash string
 }
 
-// Setup registers the field indexes, one controller per engine, the binding controller and the
-// unclaimed-engine controller.
+// Setup registers the field indexes, one controller per engine, the binding controller, the
+// unclaimed-engine controller and the fleet's metrics.
 func Setup(ctx context.Context, mgr ctrl.Manager, engines []engine.Engine, opts Options) error {
 	if err := instance.IndexEngine(ctx, mgr); err != nil {
 		return err
@@ -128,6 +133,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, engines []engine.Engine, opts 
 			Rollout:           gate,
 			Agent:             opts.Agent,
 			AgentAddress:      opts.AgentAddress,
+			MetricsTokenHash:  opts.MetricsTokenHash,
 		}
 		if err := r.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles}); err != nil {
 			return fmt.Errorf("setting up the %s controller: %w", e.Name(), err)
@@ -140,6 +146,16 @@ func Setup(ctx context.Context, mgr ctrl.Manager, engines []engine.Engine, opts 
 		return fmt.Errorf("setting up the binding controller: %w", err)
 	}
 	if err := setupBackups(mgr, engines, opts); err != nil {
+		return err
+	}
+	// The leader alone serves the fleet's figures (a RunnableFunc waits for the lease), so that
+	// the replicas of one operator do not report every instance twice.
+	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		unregister := fleet.Register(mgr.GetClient())
+		<-ctx.Done()
+		unregister()
+		return nil
+	})); err != nil {
 		return err
 	}
 	known := opts.Known

@@ -78,9 +78,10 @@ func (a AgentPod) Spec() corev1.PodSpec {
 			Name:    a.Engine,
 			Image:   a.Image,
 			Command: []string{AgentMount + "/manager", "agent", a.Engine},
-			Args:    append([]string{"--" + fwagent.FlagTLSDir + "=" + AgentTLSMount}, a.Args...),
+			Args:    append([]string{"--" + fwagent.FlagTLSDir + "=" + AgentTLSMount, metricsFlag}, a.Args...),
 			Env:     []corev1.EnvVar{fieldEnv("POD_NAME", "metadata.name"), fieldEnv("POD_NAMESPACE", "metadata.namespace")},
-			Ports:   append(a.Ports, corev1.ContainerPort{Name: AgentPortName, ContainerPort: fwagent.Port, Protocol: corev1.ProtocolTCP}),
+			Ports: append(a.Ports, corev1.ContainerPort{Name: AgentPortName, ContainerPort: fwagent.Port, Protocol: corev1.ProtocolTCP},
+				metricsPort),
 			// Initialisation and crash recovery may take a while: the startup probe holds the others off.
 			StartupProbe:    agentProbe(fwagent.PathHealth, 120),
 			LivenessProbe:   agentProbe(fwagent.PathHealth, 6),
@@ -165,7 +166,7 @@ func StatefulSet(engineName string, inst *v1alpha1.ServiceInstance, headless str
 				WhenScaled:  appsv1.RetainPersistentVolumeClaimRetentionPolicyType,
 			},
 			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: annotations},
+				ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: withMetricsAnnotations(annotations)},
 				Spec:       pod,
 			},
 			VolumeClaimTemplates: claims,

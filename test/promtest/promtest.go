@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -79,4 +80,17 @@ func value(m *dto.Metric) float64 {
 		return float64(m.GetSummary().GetSampleCount())
 	}
 	return 0
+}
+
+// Gather collects g's families, as a scrape of its endpoint would.
+func Gather(g prometheus.Gatherer) (Families, error) {
+	fams, err := g.Gather()
+	if err != nil {
+		return nil, err
+	}
+	out := Families{}
+	for _, f := range fams {
+		out[f.GetName()] = f
+	}
+	return out, nil
 }
