@@ -58,11 +58,11 @@ func newConfig(t testing.TB) Config {
 
 // running is an agent started in the background.
 type running struct {
-	addr   string
+	addr string
 	// metrics is the agent's metrics endpoint, which answers scrapeToken.
 	metrics string
-	cancel context.CancelFunc
-	done   chan error
+	cancel  context.CancelFunc
+	done    chan error
 	// tls is the agent's instance: its certificate, and the operator's client of it.
 	tls *agenttest.Instance
 }

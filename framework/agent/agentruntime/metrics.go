@@ -36,7 +36,9 @@ var (
 
 // MetricsHandler serves the agent's metrics as Run does (on Listen.MetricsAddr, with ServerTLS) to
 // a request that carries the scrape token whose sha256 is in tlsDir (agent.MetricsTokenKey).
-func MetricsHandler(e agent.Engine, tlsDir string) http.Handler { return metricsHandler(e, tlsDir, newUpgrader(e)) }
+func MetricsHandler(e agent.Engine, tlsDir string) http.Handler {
+	return metricsHandler(e, tlsDir, newUpgrader(e))
+}
 
 func metricsHandler(e agent.Engine, tlsDir string, up *upgrader) http.Handler {
 	mux := http.NewServeMux()
