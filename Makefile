@@ -13,6 +13,11 @@ HELM = $(shell hack/go-tool.sh helm.sh/helm/v3/cmd/helm $(HELM_VERSION))
 # A real S3 server for the backup tests; the module proxy serves MinIO only as pseudo-versions.
 MINIO_VERSION ?= v0.0.0-20260212201848-7aac2a2c5b7c
 MINIO = $(shell hack/go-tool.sh github.com/minio/minio $(MINIO_VERSION))
+# Prometheus and promtool, built from Prometheus's Go module (its v0.3xx.y tags are Prometheus 3.xx.y):
+# promtool checks and unit-tests the alert rules, Prometheus scrapes the local cluster in e2e.
+PROMETHEUS_VERSION ?= v0.316.0
+PROMTOOL = $(shell hack/go-tool.sh github.com/prometheus/prometheus/cmd/promtool $(PROMETHEUS_VERSION))
+PROMETHEUS = $(shell hack/go-tool.sh github.com/prometheus/prometheus/cmd/prometheus $(PROMETHEUS_VERSION))
 # A MongoDB wire-protocol server for the mongodb engine's tests (no mongod can be installed here).
 FERRETDB = $(shell hack/ferretdb.sh)
 # kube-apiserver and etcd built from Go modules, cached outside the repository (see hack/k8s-binaries.sh).
@@ -27,12 +32,17 @@ generate: ## Regenerate deepcopy code, CRDs and RBAC from the API types.
 	$(CONTROLLER_GEN) object paths=./api/...
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=charts/datafleet/crds
 	$(CONTROLLER_GEN) rbac:roleName=datafleet-manager paths=./framework/... paths=./engines/... paths=./cmd/... output:rbac:artifacts:config=charts/datafleet/files
+	go run ./cmd/dashboards charts/datafleet/files/dashboards
 
 .PHONY: verify-generated
 verify-generated: generate ## Fail when generated files differ from what is committed.
 	@if [ -n "$$(git status --porcelain -- api charts)" ]; then \
 	  git --no-pager diff -- api charts; git status --porcelain -- api charts; \
 	  echo "generated files are stale: run 'make generate' and commit the result"; exit 1; fi
+
+.PHONY: prometheus-version
+prometheus-version: ## Print the Prometheus module version the tests build promtool and Prometheus from.
+	@echo $(PROMETHEUS_VERSION)
 
 .PHONY: envtest-assets
 envtest-assets: ## Build (once) and cache kube-apiserver, etcd and kubectl; print their directory.
@@ -50,7 +60,8 @@ TEST_PACKAGES = postgresql-15 rabbitmq-server redis-server
 test: ## Run every test tier: unit, controllers on a real API server, engines against real servers, chart, end-to-end.
 	hack/host-packages.sh $(TEST_PACKAGES)
 	assets="$(ENVTEST_ASSETS)"; \
-	KUBEBUILDER_ASSETS="$$assets" CONTROLLER_GEN="$(CONTROLLER_GEN)" HELM="$(HELM)" MINIO_BIN="$(MINIO)" FERRETDB_BIN="$(FERRETDB)" go test -count=1 ./...
+	KUBEBUILDER_ASSETS="$$assets" CONTROLLER_GEN="$(CONTROLLER_GEN)" HELM="$(HELM)" MINIO_BIN="$(MINIO)" FERRETDB_BIN="$(FERRETDB)" \
+	  PROMTOOL="$(PROMTOOL)" go test -count=1 ./...
 	@# The agent again, against PostgreSQL 17 (the host has 15; 17 comes from the project's image).
 	pg17="$$(hack/postgres-bin.sh 17)"; \
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" MINIO_BIN="$(MINIO)" POSTGRES_BIN_DIR="$$pg17" go test -count=1 ./engines/postgres/agent/
@@ -59,7 +70,7 @@ test: ## Run every test tier: unit, controllers on a real API server, engines ag
 
 .PHONY: e2e
 e2e: ## End-to-end suite: brings the local cluster up if needed (and down after), builds images, installs the chart.
-	HELM="$(HELM)" test/e2e/run.sh
+	HELM="$(HELM)" PROMETHEUS_BIN="$(PROMETHEUS)" test/e2e/run.sh
 
 .PHONY: cluster-up
 cluster-up: ## Start the local single-node cluster (idempotent); prints its kubeconfig path.

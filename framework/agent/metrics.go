@@ -27,3 +27,10 @@ const (
 type Exporter interface {
 	Export(ctx context.Context, ch chan<- prometheus.Metric)
 }
+
+// DataVolume is implemented by engines whose agent knows where the engine keeps its data: the
+// metrics report how full the filesystem holding it is (datafleet_member_volume_*), the figure
+// behind the "storage almost full" alert.
+type DataVolume interface {
+	DataDir() string
+}

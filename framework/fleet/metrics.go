@@ -23,7 +23,9 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 	return prometheus.NewDesc("datafleet_"+name, help, labels, nil)
 }
 
-var instanceLabels = []string{"namespace", "instance", "engine"}
+// Label names: "instance" is Prometheus's own (the scraped target), so the objects are named by
+// their kind.
+var instanceLabels = []string{"namespace", "serviceinstance", "engine"}
 
 func withInstance(labels ...string) []string {
 	return append(append([]string(nil), instanceLabels...), labels...)
@@ -31,7 +33,7 @@ func withInstance(labels ...string) []string {
 
 var (
 	instanceInfo = desc("instance_info", "Every instance, with its version, plan and phase (always 1): count by engine, version, plan or phase.",
-		withInstance("version", "plan", "phase")...)
+		withInstance("version", "serviceplan", "phase")...)
 	instanceReady         = desc("instance_ready", "1 while the instance's Ready condition is True, else 0.", instanceLabels...)
 	instanceReplicas      = desc("instance_replicas", "Pods the instance should run.", instanceLabels...)
 	instanceReadyReplicas = desc("instance_ready_replicas", "Pods of the instance that are ready.", instanceLabels...)

@@ -72,18 +72,18 @@ func TestTheFleetsFiguresAreTheObjects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id := []string{"namespace=shop", "instance=orders", "engine=postgres"}
+	id := []string{"namespace=shop", "serviceinstance=orders", "engine=postgres"}
 	with := func(labels ...string) []string { return append(append([]string(nil), id...), labels...) }
-	planID := []string{"namespace=shop", "plan=nightly", "instance=orders"}
+	planID := []string{"namespace=shop", "backupplan=nightly", "serviceinstance=orders"}
 	for _, want := range []struct {
 		name   string
 		labels []string
 		value  float64
 	}{
-		{"datafleet_instance_info", with("version=15", "plan=small", "phase=Ready"), 1},
-		{"datafleet_instance_info", []string{"namespace=shop", "instance=events", "engine=rabbitmq", "version=4.0", "plan=", "phase="}, 1},
+		{"datafleet_instance_info", with("version=15", "serviceplan=small", "phase=Ready"), 1},
+		{"datafleet_instance_info", []string{"namespace=shop", "serviceinstance=events", "engine=rabbitmq", "version=4.0", "serviceplan=", "phase="}, 1},
 		{"datafleet_instance_ready", id, 1},
-		{"datafleet_instance_ready", []string{"namespace=shop", "instance=events", "engine=rabbitmq"}, 0},
+		{"datafleet_instance_ready", []string{"namespace=shop", "serviceinstance=events", "engine=rabbitmq"}, 0},
 		{"datafleet_instance_replicas", id, 3},
 		{"datafleet_instance_ready_replicas", id, 2},
 		{"datafleet_instance_primary", with("pod=orders-1"), 1},

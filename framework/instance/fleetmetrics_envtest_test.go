@@ -19,7 +19,7 @@ func TestTheOperatorServesTheFleetsFigures(t *testing.T) {
 	if err := c.Create(ctx, newInstance(ns, "metered")); err != nil {
 		t.Fatal(err)
 	}
-	id := []string{"namespace=" + ns, "instance=metered", "engine=" + fakeengine.Name}
+	id := []string{"namespace=" + ns, "serviceinstance=metered", "engine=" + fakeengine.Name}
 	ready := func(want float64) {
 		t.Helper()
 		testenv.Eventually(t, wait, func() error {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -394,5 +395,62 @@ func TestMetricsAreAuthenticated(t *testing.T) {
 	d = convert[appsv1.Deployment](t, byKind(render(t, "metrics.secure=false"), "Deployment")[0])
 	if !slices.Contains(d.Spec.Template.Spec.Containers[0].Args, "--metrics-secure=false") {
 		t.Errorf("metrics.secure=false does not reach the manager: %v", d.Spec.Template.Spec.Containers[0].Args)
+	}
+}
+
+// Monitoring is off by default. On, the PodMonitor scrapes the agents with the scrape token the
+// manager keeps, the PrometheusRule carries the tested rule file as it is, and each generated
+// dashboard becomes a ConfigMap for Grafana's sidecar; the scraper's namespace reaches the manager.
+func TestMonitoringObjects(t *testing.T) {
+	for _, kind := range []string{"PodMonitor", "ServiceMonitor", "PrometheusRule"} {
+		if len(byKind(render(t), kind)) != 0 {
+			t.Errorf("a %s is rendered by default", kind)
+		}
+	}
+	objs := render(t, "monitoring.podMonitor.enabled=true", "monitoring.prometheusRule.enabled=true", "monitoring.dashboards.enabled=true",
+		"metrics.agents.scraper.namespace=monitoring", "monitoring.labels.release=kps")
+	d := convert[appsv1.Deployment](t, byKind(objs, "Deployment")[0])
+	args := d.Spec.Template.Spec.Containers[0].Args
+	var secret string
+	for _, a := range args {
+		if v, ok := strings.CutPrefix(a, "--metrics-scrape-token-secret="); ok {
+			secret = v
+		}
+	}
+	if secret == "" || !slices.Contains(args, "--network-policy-scraper-namespace=monitoring") {
+		t.Fatalf("the manager keeps no scrape token or admits no scraper: %v", args)
+	}
+	pm := byKind(objs, "PodMonitor")
+	if len(pm) != 1 {
+		t.Fatalf("%d PodMonitors", len(pm))
+	}
+	ep, _, _ := unstructured.NestedSlice(pm[0].Object, "spec", "podMetricsEndpoints")
+	if name, _, _ := unstructured.NestedString(ep[0].(map[string]any), "authorization", "credentials", "name"); name != secret {
+		t.Errorf("the PodMonitor presents the token of Secret %q, the manager keeps it in %q", name, secret)
+	}
+	if pm[0].GetLabels()["release"] != "kps" || len(byKind(objs, "ServiceMonitor")) != 1 {
+		t.Errorf("monitoring.labels missing, or no ServiceMonitor for the operator")
+	}
+	rule := byKind(objs, "PrometheusRule")
+	b, err := os.ReadFile(filepath.Join(chartDir(), "files", "prometheus", "alerts.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var file map[string]any
+	if err := yaml.Unmarshal(b, &file); err != nil {
+		t.Fatal(err)
+	}
+	if len(rule) != 1 || !reflect.DeepEqual(rule[0].Object["spec"], file) {
+		t.Errorf("the PrometheusRule's spec is not the rule file")
+	}
+	dashboards, _ := filepath.Glob(filepath.Join(chartDir(), "files", "dashboards", "*.json"))
+	n := 0
+	for _, cm := range byKind(objs, "ConfigMap") {
+		if cm.GetLabels()["grafana_dashboard"] == "1" {
+			n++
+		}
+	}
+	if n != len(dashboards) || n < 2 {
+		t.Errorf("%d dashboard ConfigMaps for %d dashboards", n, len(dashboards))
 	}
 }

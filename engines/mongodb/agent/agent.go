@@ -68,10 +68,14 @@ type Engine struct {
 }
 
 var (
+	_ fwagent.DataVolume = (*Engine)(nil)
 	_ fwagent.Engine     = (*Engine)(nil)
 	_ fwagent.Controller = (*Engine)(nil)
 	_ fwagent.Actor      = (*Engine)(nil)
 )
+
+// DataDir implements fwagent.DataVolume.
+func (e *Engine) DataDir() string { return e.Config.DataDir }
 
 // ErrNoHost is returned when a mongod member is started without its replica-set address.
 var ErrNoHost = errors.New("mongodb agent: mongod members need their replica-set address (--host)")

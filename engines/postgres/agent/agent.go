@@ -107,6 +107,7 @@ type Engine struct {
 }
 
 var (
+	_ fwagent.DataVolume = (*Engine)(nil)
 	_ fwagent.Engine     = (*Engine)(nil)
 	_ fwagent.Controller = (*Engine)(nil)
 	_ fwagent.Reloader   = (*Engine)(nil)
@@ -115,6 +116,9 @@ var (
 	_ primary.Member     = (*Engine)(nil)
 	_ primary.Peers      = (*Engine)(nil)
 )
+
+// DataDir implements fwagent.DataVolume.
+func (e *Engine) DataDir() string { return e.Config.DataDir }
 
 func (e *Engine) bin(name string) string {
 	if e.Config.BinDir == "" {

@@ -112,6 +112,8 @@ func TestTheAgentExportsPostgreSQLsFigures(t *testing.T) {
 		{"datafleet_postgres_checkpoints_total", []string{"kind=requested"}},
 		{"datafleet_postgres_wal_generated_bytes_total", nil},
 		{"datafleet_member_role", []string{"role=primary"}},
+		{"datafleet_member_volume_size_bytes", nil},
+		{"datafleet_member_volume_available_bytes", nil},
 	} {
 		if _, ok := m.Value(f.name, f.labels...); !ok {
 			t.Errorf("no %s%v; served:\n%s", f.name, f.labels, m)

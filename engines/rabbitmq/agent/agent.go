@@ -65,11 +65,15 @@ type Engine struct {
 }
 
 var (
+	_ fwagent.DataVolume = (*Engine)(nil)
 	_ fwagent.Engine     = (*Engine)(nil)
 	_ fwagent.Reloader   = (*Engine)(nil)
 	_ fwagent.Actor      = (*Engine)(nil)
 	_ fwagent.Controller = (*Engine)(nil)
 )
+
+// DataDir implements fwagent.DataVolume.
+func (e *Engine) DataDir() string { return e.Config.DataDir }
 
 // Bootstrap writes the cookie and the configuration file. Both are rewritten at every start: the
 // Secret and the ConfigMap are the truth.

@@ -37,9 +37,13 @@ type Engine struct {
 }
 
 var (
-	_ fwagent.Engine  = (*Engine)(nil)
-	_ fwagent.Adopter = (*Engine)(nil)
+	_ fwagent.DataVolume = (*Engine)(nil)
+	_ fwagent.Engine     = (*Engine)(nil)
+	_ fwagent.Adopter    = (*Engine)(nil)
 )
+
+// DataDir implements fwagent.DataVolume.
+func (e *Engine) DataDir() string { return e.Args.DataDir }
 
 // statusTimeout bounds one Status: the runtime asks often, and a server that hangs must read as
 // not ready, not block the agent.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,6 +30,10 @@ var (
 		[]string{"version", "digest"}, nil)
 	descReady = prometheus.NewDesc("datafleet_member_ready",
 		"1 when the engine serves clients in its role (what the pod's readiness probe says), else 0.", nil, nil)
+	descVolumeSize = prometheus.NewDesc("datafleet_member_volume_size_bytes",
+		"Size of the filesystem holding the engine's data (the instance's volume).", nil, nil)
+	descVolumeAvailable = prometheus.NewDesc("datafleet_member_volume_available_bytes",
+		"Space left to the engine on the filesystem holding its data.", nil, nil)
 	descRole = prometheus.NewDesc("datafleet_member_role",
 		"The member's role as its engine reports it, for example primary or replica (always 1; absent while the engine cannot say).",
 		[]string{"role"}, nil)
@@ -103,6 +108,13 @@ func (c *memberCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descReady, prometheus.GaugeValue, ready)
 	if st.Role != "" {
 		ch <- prometheus.MustNewConstMetric(descRole, prometheus.GaugeValue, 1, st.Role)
+	}
+	if v, ok := c.e.(agent.DataVolume); ok {
+		var fs syscall.Statfs_t
+		if err := syscall.Statfs(v.DataDir(), &fs); err == nil {
+			ch <- prometheus.MustNewConstMetric(descVolumeSize, prometheus.GaugeValue, float64(fs.Blocks)*float64(fs.Bsize))
+			ch <- prometheus.MustNewConstMetric(descVolumeAvailable, prometheus.GaugeValue, float64(fs.Bavail)*float64(fs.Bsize))
+		}
 	}
 	if x, ok := c.e.(agent.Exporter); ok {
 		x.Export(c.ctx, ch)

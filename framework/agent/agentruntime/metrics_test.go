@@ -15,8 +15,13 @@ import (
 	"github.com/datafleet-dev/datafleet/framework/agent/agenttest"
 )
 
-// exporting is an engine with a figure of its own.
-type exporting struct{ engine }
+// exporting is an engine with a figure of its own, keeping its data in dir.
+type exporting struct {
+	engine
+	dir string
+}
+
+func (e *exporting) DataDir() string { return e.dir }
 
 var descConnections = prometheus.NewDesc("test_connections", "Connections.", []string{"state"}, nil)
 
@@ -43,7 +48,7 @@ func serveMetrics(t *testing.T, e fwagent.Engine, dir string) string {
 // figures (readiness, role, the binary, the agent's own process) and the engine's.
 func TestTheMetricsNeedTheScrapeToken(t *testing.T) {
 	inst := agenttest.New(t)
-	addr := serveMetrics(t, &exporting{}, inst.Dir)
+	addr := serveMetrics(t, &exporting{dir: t.TempDir()}, inst.Dir)
 	ctx := context.Background()
 
 	if _, err := inst.Scrape(ctx, addr, "the-token"); !errors.Is(err, agenttest.ErrScrapeRefused) {
@@ -78,6 +83,10 @@ func TestTheMetricsNeedTheScrapeToken(t *testing.T) {
 		if v, ok := m.Value(want.name, want.labels...); !ok || v != want.value {
 			t.Errorf("%s%v = %v (present: %v), want %v; served:\n%s", want.name, want.labels, v, ok, want.value, m)
 		}
+	}
+	size, _ := m.Value("datafleet_member_volume_size_bytes")
+	if avail, ok := m.Value("datafleet_member_volume_available_bytes"); !ok || avail <= 0 || avail > size {
+		t.Errorf("volume: %v available of %v; served:\n%s", avail, size, m)
 	}
 	if len(m.Series("datafleet_agent_info")) != 1 || len(m.Series("datafleet_agent_process_resident_memory_bytes")) != 1 {
 		t.Errorf("no agent info or process figures; served:\n%s", m)
