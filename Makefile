@@ -13,11 +13,11 @@ HELM = $(shell hack/go-tool.sh helm.sh/helm/v3/cmd/helm $(HELM_VERSION))
 # A real S3 server for the backup tests; the module proxy serves MinIO only as pseudo-versions.
 MINIO_VERSION ?= v0.0.0-20260212201848-7aac2a2c5b7c
 MINIO = $(shell hack/go-tool.sh github.com/minio/minio $(MINIO_VERSION))
-# Prometheus and promtool, built from Prometheus's Go module (its v0.3xx.y tags are Prometheus 3.xx.y):
-# promtool checks and unit-tests the alert rules, Prometheus scrapes the local cluster in e2e.
+# Prometheus's Go module (its v0.3xx.y tags are Prometheus 3.xx.y): promtool checks and unit-tests the
+# alert rules; hack/images.sh builds Prometheus's image from it, which scrapes the local cluster in e2e.
 PROMETHEUS_VERSION ?= v0.316.0
+export PROMETHEUS_VERSION
 PROMTOOL = $(shell hack/go-tool.sh github.com/prometheus/prometheus/cmd/promtool $(PROMETHEUS_VERSION))
-PROMETHEUS = $(shell hack/go-tool.sh github.com/prometheus/prometheus/cmd/prometheus $(PROMETHEUS_VERSION))
 # A MongoDB wire-protocol server for the mongodb engine's tests (no mongod can be installed here).
 FERRETDB = $(shell hack/ferretdb.sh)
 # kube-apiserver and etcd built from Go modules, cached outside the repository (see hack/k8s-binaries.sh).
@@ -70,7 +70,7 @@ test: ## Run every test tier: unit, controllers on a real API server, engines ag
 
 .PHONY: e2e
 e2e: ## End-to-end suite: brings the local cluster up if needed (and down after), builds images, installs the chart.
-	HELM="$(HELM)" PROMETHEUS_BIN="$(PROMETHEUS)" test/e2e/run.sh
+	HELM="$(HELM)" test/e2e/run.sh
 
 .PHONY: cluster-up
 cluster-up: ## Start the local single-node cluster (idempotent); prints its kubeconfig path.

@@ -13,6 +13,7 @@ CACHE="${DATAFLEET_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/datafleet}"
 OUT="${CACHE}/images"
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 MINIO_VERSION="${MINIO_VERSION:-v0.0.0-20260212201848-7aac2a2c5b7c}"
+PROMETHEUS_VERSION="${PROMETHEUS_VERSION:-v0.316.0}"
 CONTAINERD_SOCK="/run/datafleet-cluster/containerd/containerd.sock"
 REGISTRY="datafleet.local"
 
@@ -35,6 +36,8 @@ IMAGES=(
   # MongoDB's wire protocol for the local cluster: no mongod can be installed here (docs/engines/mongodb.md).
   "ferretdb-1.24|ferretdb|${REGISTRY}/ferretdb:1.24.0|v1.24.0"
   "minio|minio|${REGISTRY}/minio:${MINIO_VERSION}|"
+  # The e2e's Prometheus, which scrapes the agents and the operator (test/e2e/observability_test.go).
+  "prometheus|prometheus|${REGISTRY}/prometheus:${PROMETHEUS_VERSION}|"
 )
 
 log() { echo "images: $*" >&2; }
@@ -185,6 +188,10 @@ main() {
         local minio; minio="$(CGO_ENABLED=0 "$ROOT/hack/go-tool.sh" github.com/minio/minio "$MINIO_VERSION")"
         cp "$minio" "$bins/minio"
         key="$(key_of go "$spec" "$(sha256sum < "$bins/minio")")" ;;
+      prometheus)
+        local prom; prom="$(CGO_ENABLED=0 "$ROOT/hack/go-tool.sh" github.com/prometheus/prometheus/cmd/prometheus "$PROMETHEUS_VERSION")"
+        cp "$prom" "$bins/prometheus"
+        key="$(key_of go "$spec" "$(sha256sum < "$bins/prometheus")")" ;;
       ferretdb)
         # The image has no libc either; the agent runs /ferretdb.
         local ferret; ferret="$(CGO_ENABLED=0 "$ROOT/hack/ferretdb.sh" "$recipe")"
@@ -201,6 +208,7 @@ main() {
         go|release) build_binary_image "$name" "$ref" "$tar" "$bin" ;;
         minio) build_binary_image "$name" "$ref" "$tar" "$bins/minio" --cmd server --cmd /data ;;
         ferretdb) build_binary_image "$name" "$ref" "$tar" "$bins/ferretdb" ;;
+        prometheus) build_binary_image "$name" "$ref" "$tar" "$bins/prometheus" ;;
         # shellcheck disable=SC2086
         debian) build_debian "$name" "$ref" "$tar" $recipe ;;
       esac

@@ -15,9 +15,13 @@ const (
 	PathMetrics     = "/metrics"
 	MetricsPort     = 9187 // the port PostgreSQL exporters use by convention
 	MetricsTokenKey = "metrics-token.sha256"
-	// FlagMetricsAddress turns the endpoint on; the pods' renderer gives it, so that agents run
-	// side by side on one machine (tests) do not compete for the port.
+	// FlagMetricsAddress turns the endpoint on, and EnvMetricsAddress when the flag is not given:
+	// pods set the variable, not the flag, because an agent replaced in place by an older release
+	// (an operator rollback) keeps the container's arguments, and an older agent refuses a flag it
+	// does not know, while it ignores a variable. Off by default, so that agents run side by side
+	// on one machine (tests) do not compete for the port.
 	FlagMetricsAddress = "metrics-address"
+	EnvMetricsAddress  = "DATAFLEET_METRICS_ADDRESS"
 )
 
 // Exporter is implemented by engines whose agent exports the engine's own figures beside the

@@ -78,8 +78,8 @@ func (a AgentPod) Spec() corev1.PodSpec {
 			Name:    a.Engine,
 			Image:   a.Image,
 			Command: []string{AgentMount + "/manager", "agent", a.Engine},
-			Args:    append([]string{"--" + fwagent.FlagTLSDir + "=" + AgentTLSMount, metricsFlag}, a.Args...),
-			Env:     []corev1.EnvVar{fieldEnv("POD_NAME", "metadata.name"), fieldEnv("POD_NAMESPACE", "metadata.namespace")},
+			Args:    append([]string{"--" + fwagent.FlagTLSDir + "=" + AgentTLSMount}, a.Args...),
+			Env:     []corev1.EnvVar{fieldEnv("POD_NAME", "metadata.name"), fieldEnv("POD_NAMESPACE", "metadata.namespace"), metricsEnv},
 			Ports: append(a.Ports, corev1.ContainerPort{Name: AgentPortName, ContainerPort: fwagent.Port, Protocol: corev1.ProtocolTCP},
 				metricsPort),
 			// Initialisation and crash recovery may take a while: the startup probe holds the others off.

@@ -15,7 +15,8 @@ import (
 const MetricsPortName = "metrics"
 
 var (
-	metricsFlag = "--" + fwagent.FlagMetricsAddress + "=:" + strconv.Itoa(fwagent.MetricsPort)
+	// The endpoint is turned on by a variable, which an older agent ignores (fwagent.EnvMetricsAddress).
+	metricsEnv  = corev1.EnvVar{Name: fwagent.EnvMetricsAddress, Value: ":" + strconv.Itoa(fwagent.MetricsPort)}
 	metricsPort = corev1.ContainerPort{Name: MetricsPortName, ContainerPort: fwagent.MetricsPort, Protocol: corev1.ProtocolTCP}
 	// metricsAnnotations are the Prometheus-style annotations for scrapers configured by them
 	// (kubernetes_sd_configs with role pod) rather than by a PodMonitor.
@@ -39,7 +40,7 @@ func withMetricsAnnotations(annotations map[string]string) map[string]string {
 // ServesMetrics reports whether pods of template serve the agent's metrics.
 func ServesMetrics(template *corev1.PodTemplateSpec) bool {
 	return slices.ContainsFunc(template.Spec.Containers, func(c corev1.Container) bool {
-		return slices.Contains(c.Args, metricsFlag)
+		return slices.Contains(c.Env, metricsEnv)
 	})
 }
 
@@ -49,10 +50,10 @@ func ServesMetrics(template *corev1.PodTemplateSpec) bool {
 func WithoutMetrics(template *corev1.PodTemplateSpec) {
 	for i := range template.Spec.Containers {
 		c := &template.Spec.Containers[i]
-		if !slices.Contains(c.Args, metricsFlag) {
+		if !slices.Contains(c.Env, metricsEnv) {
 			continue
 		}
-		c.Args = slices.DeleteFunc(slices.Clone(c.Args), func(a string) bool { return a == metricsFlag })
+		c.Env = slices.DeleteFunc(slices.Clone(c.Env), func(e corev1.EnvVar) bool { return e == metricsEnv })
 		c.Ports = slices.DeleteFunc(slices.Clone(c.Ports), func(p corev1.ContainerPort) bool { return p.Name == MetricsPortName })
 	}
 	for k := range metricsAnnotations {

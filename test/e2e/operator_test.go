@@ -51,6 +51,7 @@ func TestOperator(t *testing.T) {
 		{"backups to MinIO restore postgres and rabbitmq into new and the same instances, refuse a corrupted artefact, and plans keep their retention and pass drills", testBackups},
 		{"the webhook refuses sundown versions and forbidden plan moves, warns before a sundown, and postgres 15 upgrades to 17 blue/green with every row", testUpgrades},
 		{"a mongodb instance (the local FerretDB image) becomes Ready, serves a binding that rotates, keeps its documents across a pod replacement and restores a backup into a new instance", testMongoDB},
+		{"a real Prometheus scrapes every engine's agents and the operator: every documented metric, a replica's lag, the alert rules and every dashboard panel", testObservability},
 		{"an operator rollback and upgrade across one release restart no database process: every engine's agents are replaced in place, and the previous release's objects survive this release's CRDs", testOperatorUpgrade},
 		{"a catalog image patch restarts six instances in waves (a canary, then at most two at once) and not a paused one", testRolloutWaves},
 		{"uninstall leaves no operator object behind", testUninstall},
@@ -90,7 +91,9 @@ func testInstall(t *testing.T) {
 		// The backup tests' stores are MinIO in their own namespaces.
 		"--set", "backupStores.allowedEndpoints={minio.*.svc:9000}",
 		// A CA rotation's two steps take two minutes each here (checkCARotation), fourteen days by default.
-		"--set", "tls.caRotationOverlap=4m")
+		"--set", "tls.caRotationOverlap=4m",
+		// The e2e's Prometheus (testObservability), which the instances' NetworkPolicies admit.
+		"--set", "metrics.agents.scraper.namespace="+monitoringNamespace, "--set", "metrics.agents.scraper.labels.app="+scraperLabels["app"])
 
 	testenv.Eventually(t, waitTimeout, func() error {
 		ctx := context.Background()
