@@ -29,14 +29,13 @@ func ownLeaseBySA(cfg *rest.Config, namespace, serviceAccount string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	sa, err := cs.CoreV1().ServiceAccounts(namespace).Get(ctx, serviceAccount, metav1.GetOptions{})
+	owner, err := managerOwner(ctx, cs, namespace, serviceAccount)
 	if err != nil {
-		return fmt.Errorf("reading the manager's ServiceAccount: %w", err)
+		return err
 	}
-	owner := metav1.OwnerReference{APIVersion: "v1", Kind: "ServiceAccount", Name: sa.Name, UID: sa.UID}
 	leases := cs.CoordinationV1().Leases(namespace)
 	lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: leaderElectionID, Namespace: namespace,
-		OwnerReferences: []metav1.OwnerReference{owner}}}
+		OwnerReferences: []metav1.OwnerReference{*owner}}}
 	_, err = leases.Create(ctx, lease, metav1.CreateOptions{})
 	if !apierrors.IsAlreadyExists(err) {
 		return err
@@ -46,11 +45,21 @@ func ownLeaseBySA(cfg *rest.Config, namespace, serviceAccount string) error {
 		return err
 	}
 	for _, o := range existing.OwnerReferences {
-		if o.UID == sa.UID {
+		if o.UID == owner.UID {
 			return nil
 		}
 	}
-	patch := fmt.Sprintf(`{"metadata":{"ownerReferences":[{"apiVersion":"v1","kind":"ServiceAccount","name":%q,"uid":%q}]}}`, sa.Name, sa.UID)
+	patch := fmt.Sprintf(`{"metadata":{"ownerReferences":[{"apiVersion":"v1","kind":"ServiceAccount","name":%q,"uid":%q}]}}`, owner.Name, owner.UID)
 	_, err = leases.Patch(ctx, leaderElectionID, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
 	return err
+}
+
+// managerOwner is an owner reference to the manager's ServiceAccount, which the chart owns: what it
+// owns goes with the chart.
+func managerOwner(ctx context.Context, cs kubernetes.Interface, namespace, serviceAccount string) (*metav1.OwnerReference, error) {
+	sa, err := cs.CoreV1().ServiceAccounts(namespace).Get(ctx, serviceAccount, metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("reading the manager's ServiceAccount: %w", err)
+	}
+	return &metav1.OwnerReference{APIVersion: "v1", Kind: "ServiceAccount", Name: sa.Name, UID: sa.UID}, nil
 }

@@ -13,7 +13,9 @@ import (
 	"time"
 	_ "time/tzdata" // BackupPlan and maintenance window time zones: the image has no zoneinfo
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -295,7 +297,17 @@ func scrapeToken(ctx context.Context, cfg *rest.Config, name string) (string, er
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	return operator.ScrapeToken(ctx, c, ns, name)
+	var owner *metav1.OwnerReference
+	if sa := os.Getenv("SERVICE_ACCOUNT_NAME"); sa != "" { // from the chart: the Secret goes with it
+		cs, err := kubernetes.NewForConfig(cfg)
+		if err != nil {
+			return "", err
+		}
+		if owner, err = managerOwner(ctx, cs, ns, sa); err != nil {
+			return "", err
+		}
+	}
+	return operator.ScrapeToken(ctx, c, ns, name, owner)
 }
 
 // networkPolicyOperator describes the operator's pods to the instances' NetworkPolicies, or

@@ -47,7 +47,7 @@ var (
 		"When the instance's server certificate or CA ends (Unix time; for instances with spec.tls).", withInstance("certificate")...)
 	bindings = desc("instance_bindings", "ServiceBindings of the instance, by whether they are Ready.", withInstance("ready")...)
 
-	planLabels   = []string{"namespace", "plan", "instance"}
+	planLabels   = []string{"namespace", "backupplan", "serviceinstance"}
 	planInterval = desc("backupplan_interval_seconds",
 		"Time between two backups the plan's schedule asks for (the next two slots): a backup older than twice this is late.", planLabels...)
 	planLastSuccess = desc("backupplan_last_success_timestamp_seconds",

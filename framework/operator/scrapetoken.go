@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -24,8 +25,9 @@ const ScrapeTokenKey = "token"
 // namespace (the operator's), which it creates with a random token when there is none. Every
 // instance's agents get the hash only (certs.Request.MetricsTokenHash). Deleting the Secret and
 // restarting the operator rotates the token: each instance's agent Secret is rewritten in place,
-// and no pod restarts.
-func ScrapeToken(ctx context.Context, c client.Client, namespace, name string) (string, error) {
+// and no pod restarts. owner, when given (the manager's ServiceAccount, which the chart owns), owns
+// the Secret, so that uninstalling the chart removes it.
+func ScrapeToken(ctx context.Context, c client.Client, namespace, name string, owner *metav1.OwnerReference) (string, error) {
 	s := &corev1.Secret{}
 	err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, s)
 	if apierrors.IsNotFound(err) {
@@ -37,6 +39,10 @@ func ScrapeToken(ctx context.Context, c client.Client, namespace, name string) (
 		if err = c.Create(ctx, s); apierrors.IsAlreadyExists(err) { // another replica made it first
 			err = c.Get(ctx, client.ObjectKeyFromObject(s), s)
 		}
+	}
+	if err == nil && owner != nil && !slices.ContainsFunc(s.OwnerReferences, func(o metav1.OwnerReference) bool { return o.UID == owner.UID }) {
+		s.OwnerReferences = append(s.OwnerReferences, *owner)
+		err = c.Update(ctx, s)
 	}
 	if err != nil {
 		return "", fmt.Errorf("the scrape token's Secret %s/%s: %w", namespace, name, err)

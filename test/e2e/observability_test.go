@@ -46,18 +46,22 @@ func testObservability(t *testing.T) {
 	ctx := context.Background()
 	ns := testNamespace(t, "metrics")
 	minioStore(t, ns)
-	// A sundown on the version the PostgreSQL instance runs, for the figure and its panel.
+	// The PostgreSQL instance runs a version with a sundown ahead, for that figure and its panel:
+	// the shipped catalog's, or the default one given a sundown for the step.
 	pgCatalog := &v1alpha1.VersionCatalog{}
 	if err := env.c.Get(ctx, client.ObjectKey{Name: "postgres"}, pgCatalog); err != nil {
 		t.Fatal(err)
 	}
 	versions := slices.Clone(pgCatalog.Spec.Versions)
-	i := slices.IndexFunc(versions, func(v v1alpha1.CatalogVersion) bool { return v.Default })
-	versions[i].Sundown = &metav1.Time{Time: time.Now().Add(400 * 24 * time.Hour).Truncate(time.Second)}
-	ensureCatalog(t, "postgres", versions...)
+	i := slices.IndexFunc(versions, func(v v1alpha1.CatalogVersion) bool { return v.Sundown != nil && v.Sundown.After(time.Now()) })
+	if i < 0 {
+		i = slices.IndexFunc(versions, func(v v1alpha1.CatalogVersion) bool { return v.Default })
+		versions[i].Sundown = &metav1.Time{Time: time.Now().Add(400 * 24 * time.Hour).Truncate(time.Second)}
+		ensureCatalog(t, "postgres", versions...)
+	}
 
 	pg := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "pg", Namespace: ns}, Spec: v1alpha1.ServiceInstanceSpec{
-		Engine: "postgres", Replicas: ptr(int32(2)), TLS: &v1alpha1.TLSSpec{Enabled: true}, DeletionPolicy: v1alpha1.DeletionPolicyDelete,
+		Engine: "postgres", Version: versions[i].Version, Replicas: ptr(int32(2)), TLS: &v1alpha1.TLSSpec{Enabled: true}, DeletionPolicy: v1alpha1.DeletionPolicyDelete,
 		Backup: &v1alpha1.InstanceBackupSpec{StoreRef: &v1alpha1.LocalObjectReference{Name: "minio"}}}}
 	mq := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "mq", Namespace: ns}, Spec: v1alpha1.ServiceInstanceSpec{
 		Engine: "rabbitmq", Storage: &v1alpha1.StorageSpec{Size: resource.MustParse("1Gi")}, DeletionPolicy: v1alpha1.DeletionPolicyDelete}}
@@ -92,13 +96,9 @@ func testObservability(t *testing.T) {
 	// Every figure docs/observability.md lists, for every engine where it applies.
 	instances := map[string]string{"postgres": "pg", "rabbitmq": "mq", "mongodb": "docs"}
 	for _, name := range documentedMetrics(t) {
-		name := name
-		engines := []string{"postgres"}
-		switch {
-		case strings.HasPrefix(name, "datafleet_member_") || strings.HasPrefix(name, "datafleet_agent_"):
-			engines = []string{"postgres", "rabbitmq", "mongodb"}
-		case name == "datafleet_instance_pending_restart":
-			continue // needs a held restart: framework/instance's envtest and the rollout step show it
+		engines, why := metricEngines(name)
+		if why != "" {
+			t.Logf("OBSERVABILITY: %s is not checked here: %s", name, why)
 		}
 		for _, e := range engines {
 			sel := fmt.Sprintf(`%s{namespace=%q,serviceinstance=%q}`, name, ns, instances[e])
@@ -140,6 +140,26 @@ func testObservability(t *testing.T) {
 	// Every panel of every dashboard returns data (with its variables set to this namespace).
 	checkDashboards(t, prom, ns)
 	reportExporterCost(t, prom, ns)
+}
+
+// metricEngines says on which of the step's instances a documented metric must be found, and why
+// it is not checked where it is not.
+func metricEngines(name string) ([]string, string) {
+	all := []string{"postgres", "rabbitmq", "mongodb"}
+	switch {
+	case name == "datafleet_instance_pending_restart":
+		return nil, "it needs a held restart (framework/instance's envtest shows it)"
+	case name == "datafleet_mongodb_up":
+		return []string{"mongodb"}, ""
+	case name == "datafleet_member_role":
+		return []string{"postgres", "mongodb"}, "RabbitMQ's nodes have no role"
+	case strings.HasPrefix(name, "datafleet_mongodb_"):
+		return nil, "FerretDB, the local cluster's MongoDB, does not answer it (docs/observability.md)"
+	case strings.HasPrefix(name, "datafleet_member_"), strings.HasPrefix(name, "datafleet_agent_"),
+		slices.Contains([]string{"datafleet_instance_info", "datafleet_instance_ready", "datafleet_instance_replicas", "datafleet_instance_ready_replicas"}, name):
+		return all, ""
+	}
+	return []string{"postgres"}, "" // the PostgreSQL instance has everything else: a replica, TLS, a sundown, a binding, a plan
 }
 
 // documentedMetrics are the metric names in docs/observability.md's tables (a family ending in _*
@@ -399,6 +419,7 @@ scrape_configs:
   kubernetes_sd_configs: [{role: endpoints, namespaces: {names: [` + releaseNamespace + `]}}]
   relabel_configs:
   - {source_labels: [__meta_kubernetes_service_name], regex: ` + releaseName + `-metrics, action: keep}
+  - {source_labels: [__meta_kubernetes_endpoint_port_name], regex: https-metrics, action: keep}
 `
 	sa := "prometheus"
 	objs := []client.Object{
@@ -421,12 +442,12 @@ scrape_configs:
 				SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
 			Containers: []corev1.Container{{
 				Name: "prometheus", Image: env.images["prometheus"], ImagePullPolicy: corev1.PullNever,
-				Args: []string{"--config.file=/etc/prometheus/config/prometheus.yml", "--storage.tsdb.path=/prometheus",
+				Args: []string{"--config.file=/etc/prometheus/config/prometheus.yml", "--storage.tsdb.path=/data",
 					"--web.listen-address=:9090", "--storage.tsdb.retention.time=1h"},
 				Ports:          []corev1.ContainerPort{{ContainerPort: 9090}},
 				ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/-/ready", Port: intstr.FromInt32(9090)}}},
 				VolumeMounts: []corev1.VolumeMount{{Name: "config", MountPath: "/etc/prometheus/config"}, {Name: "token", MountPath: "/etc/prometheus/token"},
-					{Name: "data", MountPath: "/prometheus"}},
+					{Name: "data", MountPath: "/data"}},
 				SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: ptr(false), ReadOnlyRootFilesystem: ptr(true),
 					Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}},
 			}},

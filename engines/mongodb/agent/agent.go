@@ -69,6 +69,7 @@ type Engine struct {
 
 var (
 	_ fwagent.DataVolume = (*Engine)(nil)
+	_ fwagent.Exporter   = (*Engine)(nil)
 	_ fwagent.Engine     = (*Engine)(nil)
 	_ fwagent.Controller = (*Engine)(nil)
 	_ fwagent.Actor      = (*Engine)(nil)

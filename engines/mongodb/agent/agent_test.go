@@ -20,19 +20,26 @@ import (
 // member runs the agent with FerretDB (no mongod can run on these machines) until the test ends
 // or stop is called.
 type member struct {
-	addr string // the agent's address
-	tls  *agenttest.Instance
-	stop func()
+	addr    string // the agent's address
+	metrics string // its metrics endpoint, which answers scrapeToken
+	tls     *agenttest.Instance
+	stop    func()
 }
+
+// scrapeToken is the scrape token the test agents answer (agenttest.Instance.ScrapeToken).
+const scrapeToken = "the fleet's scrape token"
 
 func startMember(t *testing.T, cfg Config) *member {
 	t.Helper()
-	m := &member{addr: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), tls: agenttest.New(t)}
+	m := &member{addr: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), metrics: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), tls: agenttest.New(t)}
+	m.tls.ScrapeToken(t, scrapeToken)
+	listen := m.tls.Listen(m.addr)
+	listen.MetricsAddr = m.metrics
 	ctx, cancel := context.WithCancel(context.Background())
 	ended := make(chan struct{})
 	go func() {
 		defer close(ended)
-		_ = agentruntime.Run(ctx, &Engine{Config: cfg}, m.tls.Listen(m.addr))
+		_ = agentruntime.Run(ctx, &Engine{Config: cfg}, listen)
 	}()
 	m.stop = func() {
 		cancel()

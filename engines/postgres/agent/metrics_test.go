@@ -144,3 +144,29 @@ func TestTheAgentExportsPostgreSQLsFigures(t *testing.T) {
 	p.r.waitMetric(t, "0", zero, "datafleet_postgres_replication_lag_bytes", "replica=pg-1")
 	r.r.waitMetric(t, "0", zero, "datafleet_postgres_replay_lag_bytes")
 }
+
+// BenchmarkScrape is the exporter's cost: one scrape of a standalone PostgreSQL agent (its own
+// figures and PostgreSQL's, over TLS with the token), measured by the scraper; the agent's side is
+// in the same process, so allocations count both.
+func BenchmarkScrape(b *testing.B) {
+	e := &Engine{Config: newConfig(b)}
+	r := start(b, e)
+	ctx := context.Background()
+	testenv.Eventually(b, time.Minute, func() error {
+		m, err := r.tls.Scrape(ctx, r.metrics, scrapeToken)
+		if err != nil {
+			return err
+		}
+		if v, _ := m.Value("datafleet_postgres_up"); v != 1 {
+			return fmt.Errorf("datafleet_postgres_up %v", v)
+		}
+		return nil
+	})
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if _, err := r.tls.Scrape(ctx, r.metrics, scrapeToken); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
