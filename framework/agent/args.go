@@ -3,7 +3,6 @@ package agent
 import (
 	"flag"
 	"fmt"
-	"os"
 	"reflect"
 	"strconv"
 )
@@ -113,7 +112,7 @@ func NewPlugin[A any](defaults func() A, build func(A, Listen) (Engine, error)) 
 // BindListen registers the flags every agent takes: where it serves, and its certificate.
 func BindListen(fs *flag.FlagSet, l *Listen) {
 	fs.StringVar(&l.Addr, "http-address", ":8000", "address of the agent's HTTPS endpoints (/healthz, /readyz, /status, /action, /stream)")
-	fs.StringVar(&l.MetricsAddr, FlagMetricsAddress, os.Getenv(EnvMetricsAddress),
-		"address of the agent's Prometheus endpoint ("+PathMetrics+", HTTPS with the scrape token), default $"+EnvMetricsAddress+"; none when empty")
+	fs.StringVar(&l.MetricsAddr, FlagMetricsAddress, DefaultMetricsAddress(),
+		"address of the agent's Prometheus endpoint ("+PathMetrics+", HTTPS with the scrape token), default $"+EnvMetricsAddress+" if set; none when empty")
 	fs.StringVar(&l.TLSDir, FlagTLSDir, "", "directory of the agents' certificate, key and the instance's CA (tls.crt, tls.key, ca.crt)")
 }

@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"fmt"
+	"os"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -15,11 +17,11 @@ const (
 	PathMetrics     = "/metrics"
 	MetricsPort     = 9187 // the port PostgreSQL exporters use by convention
 	MetricsTokenKey = "metrics-token.sha256"
-	// FlagMetricsAddress turns the endpoint on, and EnvMetricsAddress when the flag is not given:
-	// pods set the variable, not the flag, because an agent replaced in place by an older release
-	// (an operator rollback) keeps the container's arguments, and an older agent refuses a flag it
-	// does not know, while it ignores a variable. Off by default, so that agents run side by side
-	// on one machine (tests) do not compete for the port.
+	// FlagMetricsAddress says where the endpoint listens, else EnvMetricsAddress when it is set
+	// (empty: no endpoint), else MetricsPort on every address. On by default and set by nothing
+	// in the pod template: an agent upgraded in place brings it to a running pod, a pod template
+	// unchanged restarts nothing, and an agent rolled back in place to a release without it simply
+	// has none. Tests that run agents side by side on one machine turn it off or move it.
 	FlagMetricsAddress = "metrics-address"
 	EnvMetricsAddress  = "DATAFLEET_METRICS_ADDRESS"
 )
@@ -37,4 +39,13 @@ type Exporter interface {
 // behind the "storage almost full" alert.
 type DataVolume interface {
 	DataDir() string
+}
+
+// DefaultMetricsAddress is where the metrics endpoint listens when no flag says (see
+// FlagMetricsAddress).
+func DefaultMetricsAddress() string {
+	if v, ok := os.LookupEnv(EnvMetricsAddress); ok {
+		return v
+	}
+	return fmt.Sprintf(":%d", MetricsPort)
 }

@@ -82,51 +82,6 @@ func TestOperatorUpgradeKeepsThePodsAgentUntilTheirNextRestart(t *testing.T) {
 	u.waitApplied(t, "b")
 }
 
-// An operator upgrade that brings the agents' metrics endpoint restarts no pod either: a
-// StatefulSet made by an operator without it keeps its pods' template, the instance lists the
-// endpoint as a pending restart, and the next restart the spec asks for brings it along.
-func TestOperatorUpgradeHoldsTheMetricsEndpointUntilTheNextRestart(t *testing.T) {
-	u := upgrade(t, nil)
-	ctx := context.Background()
-	old := u.sts.DeepCopy() // as the operator before the endpoint rendered it
-	workload.WithoutMetrics(&old.Spec.Template)
-	if err := u.c.Update(ctx, old); err != nil {
-		t.Fatal(err)
-	}
-	after := u.start(t, "operator:1", nil)
-	defer after.Stop()
-	si := &v1alpha1.ServiceInstance{}
-	testenv.Eventually(t, wait, func() error {
-		if err := get(t, u.c, si, u.ns, "ledger"); err != nil {
-			return err
-		}
-		p := si.Status.PendingRestarts
-		if len(p) != 1 || p[0].Reason != instance.ReasonPodFeature ||
-			p[0].Message != "the pods of ledger serve metrics (port 9187) once they restart with the next restart the spec asks for (no maintenance window is set)" {
-			return fmt.Errorf("pending %+v", p)
-		}
-		return nil
-	})
-	after.WaitQuiet(t, time.Minute)
-	sts := &appsv1.StatefulSet{}
-	if err := get(t, u.c, sts, u.ns, "ledger"); err != nil || sts.ResourceVersion != old.ResourceVersion || workload.ServesMetrics(&sts.Spec.Template) {
-		t.Fatalf("the upgrade changed the StatefulSet (%v)", err)
-	}
-	si.Spec.Parameters["mode"] = "b"
-	if err := u.c.Update(ctx, si); err != nil {
-		t.Fatal(err)
-	}
-	testenv.Eventually(t, wait, func() error {
-		if err := get(t, u.c, sts, u.ns, "ledger"); err != nil || !workload.ServesMetrics(&sts.Spec.Template) {
-			return fmt.Errorf("no metrics endpoint after the restart the spec asked for (%v)", err)
-		}
-		if err := get(t, u.c, si, u.ns, "ledger"); err != nil || len(si.Status.PendingRestarts) != 0 {
-			return fmt.Errorf("pending %+v (%v)", si.Status.PendingRestarts, err)
-		}
-		return nil
-	})
-}
-
 // With a maintenance window, the new agent waits for it: outside it nothing changes and the
 // instance says when it opens; inside it the pods get the new agent (and restart, one at a time,
 // as the supervisor rolls any template change).

@@ -14,7 +14,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
-	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
 	"github.com/datafleet-dev/datafleet/framework/apply"
 	"github.com/datafleet-dev/datafleet/framework/maintenance"
 	"github.com/datafleet-dev/datafleet/framework/names"
@@ -31,9 +30,6 @@ const (
 	// (phase_agents.go). It is held, but never released: this operator's agent does not reach
 	// those pods, in place or by a restart; the next operator release tries again.
 	ReasonAgentUpgradeFailed = "AgentUpgradeFailed"
-	// ReasonPodFeature: a new operator gives the pods something the running ones lack (the
-	// agent's metrics endpoint, workload.ServesMetrics), which only a restart brings.
-	ReasonPodFeature = "PodFeature"
 )
 
 // holdRestarts keeps the pods as they run across changes the instance's spec did not ask for. A
@@ -146,11 +142,11 @@ func (r *Reconciler) pinned(ctx context.Context, sts *appsv1.StatefulSet, s *sco
 	}
 	// Copied only once an image differs: this runs on every reconcile of every instance.
 	var pinned *appsv1.StatefulSet
-	pin := func() *corev1.PodTemplateSpec {
+	pin := func() *corev1.PodSpec {
 		if pinned == nil {
 			pinned = sts.DeepCopy()
 		}
-		return &pinned.Spec.Template
+		return &pinned.Spec.Template.Spec
 	}
 	var held []v1alpha1.PendingRestart
 	engineImage := ""
@@ -168,7 +164,7 @@ func (r *Reconciler) pinned(ctx context.Context, sts *appsv1.StatefulSet, s *sco
 				Message: fmt.Sprintf("the agent from %s did not survive taking over on %s: it is not applied to them, in place or by a restart; the next operator release tries again",
 					want.Image, strings.Join(s.agentsFailed, ", "))})
 		}
-		workload.AgentInit(&pin().Spec).Image = running.Image
+		workload.AgentInit(pin()).Image = running.Image
 	}
 	if version := sts.Labels[names.VersionLabel]; version != "" && live.Labels[names.VersionLabel] == version {
 		for i, want := range sts.Spec.Template.Spec.Containers {
@@ -183,13 +179,8 @@ func (r *Reconciler) pinned(ctx context.Context, sts *appsv1.StatefulSet, s *sco
 			if want.Image == s.release.Image {
 				engineImage = running.Image
 			}
-			pin().Spec.Containers[i].Image = running.Image
+			pin().Containers[i].Image = running.Image
 		}
-	}
-	if workload.ServesMetrics(&sts.Spec.Template) && !workload.ServesMetrics(&live.Spec.Template) {
-		held = append(held, v1alpha1.PendingRestart{Reason: ReasonPodFeature,
-			Message: fmt.Sprintf("the pods of %s serve metrics (port %d) once they restart", sts.Name, fwagent.MetricsPort)})
-		workload.WithoutMetrics(pin())
 	}
 	if pinned == nil {
 		return nil, nil, nil

@@ -15,6 +15,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
 	"github.com/datafleet-dev/datafleet/framework/backup/job"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/names"
@@ -84,7 +85,8 @@ func Render(in Input) *networkingv1.NetworkPolicy {
 				NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{namespaceLabel: sc.Namespace}},
 				PodSelector:       &metav1.LabelSelector{MatchLabels: sc.Labels},
 			}},
-			Ports: tcp(workload.MetricsPortName),
+			// By number: the pods declare no metrics port (fwagent.FlagMetricsAddress).
+			Ports: []networkingv1.NetworkPolicyPort{{Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To(intstr.FromInt32(fwagent.MetricsPort))}},
 		})
 	}
 	return &networkingv1.NetworkPolicy{

@@ -79,9 +79,8 @@ func (a AgentPod) Spec() corev1.PodSpec {
 			Image:   a.Image,
 			Command: []string{AgentMount + "/manager", "agent", a.Engine},
 			Args:    append([]string{"--" + fwagent.FlagTLSDir + "=" + AgentTLSMount}, a.Args...),
-			Env:     []corev1.EnvVar{fieldEnv("POD_NAME", "metadata.name"), fieldEnv("POD_NAMESPACE", "metadata.namespace"), metricsEnv},
-			Ports: append(a.Ports, corev1.ContainerPort{Name: AgentPortName, ContainerPort: fwagent.Port, Protocol: corev1.ProtocolTCP},
-				metricsPort),
+			Env:     []corev1.EnvVar{fieldEnv("POD_NAME", "metadata.name"), fieldEnv("POD_NAMESPACE", "metadata.namespace")},
+			Ports:   append(a.Ports, corev1.ContainerPort{Name: AgentPortName, ContainerPort: fwagent.Port, Protocol: corev1.ProtocolTCP}),
 			// Initialisation and crash recovery may take a while: the startup probe holds the others off.
 			StartupProbe:    agentProbe(fwagent.PathHealth, 120),
 			LivenessProbe:   agentProbe(fwagent.PathHealth, 6),
@@ -166,7 +165,7 @@ func StatefulSet(engineName string, inst *v1alpha1.ServiceInstance, headless str
 				WhenScaled:  appsv1.RetainPersistentVolumeClaimRetentionPolicyType,
 			},
 			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: withMetricsAnnotations(annotations)},
+				ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: annotations},
 				Spec:       pod,
 			},
 			VolumeClaimTemplates: claims,

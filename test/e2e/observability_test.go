@@ -199,7 +199,8 @@ func instanceNow(t *testing.T, inst *v1alpha1.ServiceInstance) *v1alpha1.Service
 }
 
 // checkAgentRefusesScrapes asks an agent's metrics endpoint from the host (which the policies do
-// not filter) without the token and over plain HTTP: neither gets metrics.
+// not filter): it answers HTTPS, and refuses a request without the token (401); over plain HTTP
+// nothing gets metrics either.
 func checkAgentRefusesScrapes(t *testing.T, ns, podName string) {
 	t.Helper()
 	pod := &corev1.Pod{}
@@ -211,12 +212,18 @@ func checkAgentRefusesScrapes(t *testing.T, ns, podName string) {
 	for _, u := range []string{"https://" + addr + "/metrics", "http://" + addr + "/metrics"} {
 		resp, err := hc.Get(u)
 		if err != nil {
+			if strings.HasPrefix(u, "https:") {
+				t.Fatalf("%s/%s serves no metrics endpoint: %v", ns, podName, err)
+			}
 			continue
 		}
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		resp.Body.Close()
 		if resp.StatusCode == http.StatusOK || strings.Contains(string(body), "datafleet_") {
 			t.Fatalf("%s answered without the scrape token: %s %q", u, resp.Status, body)
+		}
+		if strings.HasPrefix(u, "https:") && resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("%s: %s, want 401 without the scrape token", u, resp.Status)
 		}
 	}
 }
@@ -406,8 +413,8 @@ scrape_configs:
   tls_config: {insecure_skip_verify: true}
   kubernetes_sd_configs: [{role: pod}]
   relabel_configs:
-  - {source_labels: [__meta_kubernetes_pod_annotation_prometheus_io_scrape, __meta_kubernetes_pod_label_datafleet_dev_engine], regex: "true;.+", action: keep}
-  - {source_labels: [__meta_kubernetes_pod_container_port_name], regex: metrics, action: keep}
+  - {source_labels: [__meta_kubernetes_pod_label_datafleet_dev_engine, __meta_kubernetes_pod_container_port_name], regex: ".+;agent", action: keep}
+  - {source_labels: [__meta_kubernetes_pod_ip], regex: "(.+)", replacement: "$1:9187", target_label: __address__}
   - {source_labels: [__meta_kubernetes_namespace], target_label: namespace}
   - {source_labels: [__meta_kubernetes_pod_name], target_label: pod}
   - {source_labels: [__meta_kubernetes_pod_label_app_kubernetes_io_instance], target_label: serviceinstance}

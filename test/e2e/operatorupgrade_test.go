@@ -3,9 +3,14 @@
 package e2e
 
 import (
+	"archive/tar"
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -28,7 +33,8 @@ import (
 // release; then its CRDs and its operator are upgraded to this build's. Every agent and server
 // process keeps its PID, start time and name throughout, every agent reports the version of the
 // operator that runs (the pods' annotations, written from the agents' answers), the primary
-// stays, the instances' specs are as they were written, and nothing is pending.
+// stays, the instances' specs are as they were written, nothing is pending, and the pods the
+// previous release made serve this release's metrics endpoint.
 func testOperatorUpgrade(t *testing.T) {
 	ns := testNamespace(t, "upgrade")
 	// A primary and a replica: the primary's agent hands its lease over to each new agent.
@@ -46,8 +52,10 @@ func testOperatorUpgrade(t *testing.T) {
 	}
 	record(ledger)
 
+	// A rollback, as `helm rollback` makes it: the previous release's chart (its manager refuses
+	// flags it does not know) with its image.
 	applyCRDs(t, testenv.PreviousReleaseFiles(t, "charts/datafleet/crds"))
-	helmUpgrade(t, operatorImage("operator-previous")...)
+	helmUpgradeChart(t, previousChart(t), operatorImage("operator-previous")...)
 	previous := testenv.PreviousRelease(t)[:12]
 	checkAgents(t, ledger, previous, before, primary)
 
@@ -75,6 +83,11 @@ func testOperatorUpgrade(t *testing.T) {
 	version := gitVersion(t)
 	for _, inst := range insts {
 		checkAgents(t, inst, version, before, primary)
+		// The agent replaced in place brings this release's metrics endpoint to the running pods
+		// the previous release made, whose template declares none.
+		for _, pod := range instancePods(inst) {
+			checkAgentRefusesScrapes(t, ns, pod)
+		}
 		if !equality.Semantic.DeepEqual(inst.Spec, specs[inst.Name]) {
 			t.Errorf("%s: the spec changed with the upgrade:\nbefore %+v\nafter  %+v", inst.Name, specs[inst.Name], inst.Spec)
 		}
@@ -104,6 +117,36 @@ func checkAgents(t *testing.T, inst *v1alpha1.ServiceInstance, version string, b
 		return len(p) == 0 && inst.Status.Phase == v1alpha1.PhaseReady && inst.Status.CurrentPrimary == primary[inst.Name],
 			fmt.Sprintf("phase %s, primary %q (was %q), pending %+v", inst.Status.Phase, inst.Status.CurrentPrimary, primary[inst.Name], p)
 	})
+}
+
+// previousChart extracts the previous release's chart from its commit into a temporary directory.
+func previousChart(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	tr := tar.NewReader(bytes.NewReader(testenv.Git(t, "archive", testenv.PreviousRelease(t), "charts/datafleet")))
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, filepath.Clean(h.Name))
+		switch h.Typeflag {
+		case tar.TypeDir:
+			err = os.MkdirAll(path, 0o755)
+		case tar.TypeReg:
+			var b []byte
+			if b, err = io.ReadAll(tr); err == nil {
+				err = os.WriteFile(path, b, 0o644)
+			}
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return filepath.Join(dir, "charts", "datafleet")
 }
 
 // gitVersion is the version hack/images.sh gave this checkout's build.

@@ -141,7 +141,13 @@ func (e *cluster) runHelm(t *testing.T, args ...string) string {
 // waits until the new manager is the only one running.
 func helmUpgrade(t *testing.T, sets ...string) {
 	t.Helper()
-	env.runHelm(t, append([]string{"upgrade", releaseName, filepath.Join(env.root, "charts", "datafleet"), "--namespace", releaseNamespace,
+	helmUpgradeChart(t, filepath.Join(env.root, "charts", "datafleet"), sets...)
+}
+
+// helmUpgradeChart is helmUpgrade to the chart in dir.
+func helmUpgradeChart(t *testing.T, dir string, sets ...string) {
+	t.Helper()
+	env.runHelm(t, append([]string{"upgrade", releaseName, dir, "--namespace", releaseNamespace,
 		"--reuse-values", "--wait", "--timeout", "3m"}, sets...)...)
 	testenv.Eventually(t, waitTimeout, func() error {
 		var d appsv1.Deployment

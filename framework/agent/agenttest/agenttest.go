@@ -162,12 +162,14 @@ type Command struct {
 }
 
 // StartProcess runs "Bin Engine --http-address=Addr --agent-tls-dir=… Args…" with this
-// instance's certificate; the test's end stops it as the kubelet would.
+// instance's certificate and no metrics endpoint; the test's end stops it as the kubelet would.
 func (i *Instance) StartProcess(t testing.TB, c Command) *Process {
 	t.Helper()
 	cmd := exec.Command(c.Bin, append([]string{c.Engine, "--http-address=" + c.Addr, "--" + fwagent.FlagTLSDir + "=" + i.Dir}, c.Args...)...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	cmd.Env = append(os.Environ(), c.Env...)
+	// No metrics endpoint unless c.Env asks for one: agents run side by side here, and the
+	// default port would be taken by the first.
+	cmd.Env = append(append(os.Environ(), fwagent.EnvMetricsAddress+"="), c.Env...)
 	if c.Owner != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.Owner}
 	}
