@@ -63,8 +63,6 @@ var (
 // Collector computes the fleet's figures from Reader (the manager's cache) on every scrape.
 type Collector struct {
 	Reader client.Reader
-	// Now is the clock for schedules (time.Now if nil).
-	Now func() time.Time
 }
 
 // Describe sends nothing: the collector is unchecked, its series come and go with the objects.
@@ -160,9 +158,6 @@ func (c *Collector) collectBindings(sbs *v1alpha1.ServiceBindingList, engines ma
 
 func (c *Collector) collectPlans(plans *v1alpha1.BackupPlanList, backups *v1alpha1.BackupList, gauge func(*prometheus.Desc, float64, ...string)) {
 	now := time.Now()
-	if c.Now != nil {
-		now = c.Now()
-	}
 	byName := map[[2]string]*v1alpha1.Backup{}
 	for i := range backups.Items {
 		b := &backups.Items[i]

@@ -3,11 +3,8 @@
 package e2e
 
 import (
-	"archive/tar"
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -119,30 +116,16 @@ func checkAgents(t *testing.T, inst *v1alpha1.ServiceInstance, version string, b
 	})
 }
 
-// previousChart extracts the previous release's chart from its commit into a temporary directory.
+// previousChart writes the previous release's chart, from its commit, into a temporary directory.
 func previousChart(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	tr := tar.NewReader(bytes.NewReader(testenv.Git(t, "archive", testenv.PreviousRelease(t), "charts/datafleet")))
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
+	for name, b := range testenv.PreviousReleaseFiles(t, "charts/datafleet") {
+		path := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		path := filepath.Join(dir, filepath.Clean(h.Name))
-		switch h.Typeflag {
-		case tar.TypeDir:
-			err = os.MkdirAll(path, 0o755)
-		case tar.TypeReg:
-			var b []byte
-			if b, err = io.ReadAll(tr); err == nil {
-				err = os.WriteFile(path, b, 0o644)
-			}
-		}
-		if err != nil {
+		if err := os.WriteFile(path, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -37,13 +37,13 @@ func Git(tb testing.TB, args ...string) []byte {
 	return out
 }
 
-// PreviousReleaseFiles are the files under dir (a directory of the repository) as the previous
-// release had them, by path.
+// PreviousReleaseFiles are the files under dir (a directory of the repository), in its
+// subdirectories too, as the previous release had them, by path.
 func PreviousReleaseFiles(tb testing.TB, dir string) map[string][]byte {
 	tb.Helper()
 	commit := PreviousRelease(tb)
 	files := map[string][]byte{}
-	for _, name := range strings.Fields(string(Git(tb, "ls-tree", "--name-only", commit, dir+"/"))) {
+	for _, name := range strings.Fields(string(Git(tb, "ls-tree", "-r", "--name-only", commit, dir+"/"))) {
 		files[name] = Git(tb, "show", commit+":"+name)
 	}
 	return files
