@@ -89,6 +89,10 @@ type ServiceBindingStatus struct {
 	// credentialGeneration is the rotation generation whose credentials the Secret holds.
 	// +optional
 	CredentialGeneration int64 `json:"credentialGeneration,omitempty"`
+	// credentialsIssued is when the Secret's current credentials were first reported ready: the
+	// binding's first, or its last rotation. The age of a binding's password is measured from it.
+	// +optional
+	CredentialsIssued *metav1.Time `json:"credentialsIssued,omitempty"`
 	// previousCredentialsExpire is when the credentials replaced by the last rotation stop
 	// working; unset once they are revoked.
 	// +optional

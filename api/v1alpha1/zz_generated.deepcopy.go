@@ -1001,6 +1001,10 @@ func (in *ServiceBindingStatus) DeepCopyInto(out *ServiceBindingStatus) {
 		*out = new(BindingSecretReference)
 		**out = **in
 	}
+	if in.CredentialsIssued != nil {
+		in, out := &in.CredentialsIssued, &out.CredentialsIssued
+		*out = (*in).DeepCopy()
+	}
 	if in.PreviousCredentialsExpire != nil {
 		in, out := &in.PreviousCredentialsExpire, &out.PreviousCredentialsExpire
 		*out = (*in).DeepCopy()

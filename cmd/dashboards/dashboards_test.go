@@ -32,7 +32,7 @@ func TestTheChartsDashboardsAreGenerated(t *testing.T) {
 
 // Panels do not overlap and stay within the grid's 24 columns, and every panel queries something.
 func TestPanelsAreLaidOut(t *testing.T) {
-	for _, d := range []dashboard{fleet(), postgres()} {
+	for _, d := range all() {
 		var taken [][2]int
 		for _, p := range d.Panels {
 			if p.GridPos.X+p.GridPos.W > 24 {

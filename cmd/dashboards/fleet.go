@@ -18,13 +18,17 @@ func fleet() dashboard {
 	b.add("timeseries", "Instances by phase", "", "none", 12, 8, q(`count by (phase) (datafleet_instance_info)`, "{{phase}}"))
 	b.add("table", "Readiness", "1: Ready.", "none", 12, 8, q(`datafleet_instance_ready`, ""))
 	b.add("table", "Instances by plan", "", "none", 12, 8, q(`count by (engine, serviceplan) (datafleet_instance_info)`, ""))
+	b.add("table", "Members", "Every pod with its role and state, as the operator last saw it.", "none", 24, 8,
+		q(`datafleet_instance_member`, ""))
 
 	b.row("Lifecycle")
 	b.add("table", "Days to sundown", "Days until an instance's version leaves its catalog (negative: it has left).", "d", 12, 8,
 		q(`(datafleet_instance_version_sundown_timestamp_seconds - time()) / 86400`, ""))
 	b.add("table", "Certificates: days left", "Days until each instance's server certificate or CA ends.", "d", 12, 8,
 		q(`(datafleet_instance_certificate_expiry_timestamp_seconds - time()) / 86400`, ""))
-	b.add("timeseries", "Pending restarts by reason", "", "none", 24, 8,
+	b.add("table", "Bindings: password age", "Days since each binding's credentials were issued (its first, or its last rotation).", "d", 12, 8,
+		q(`(time() - datafleet_binding_credentials_issued_timestamp_seconds) / 86400`, ""))
+	b.add("timeseries", "Pending restarts by reason", "", "none", 12, 8,
 		q(`count by (reason) (datafleet_instance_pending_restart) or on () vector(0)`, "{{reason}}"))
 
 	b.row("Backups")

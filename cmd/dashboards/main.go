@@ -22,10 +22,13 @@ func main() {
 	}
 }
 
+// all are the dashboards the chart ships: the fleet's and one per engine.
+func all() []dashboard { return []dashboard{fleet(), postgres(), rabbitmq(), mongodb()} }
+
 // Files are the dashboards by file name.
 func Files() map[string][]byte {
 	out := map[string][]byte{}
-	for _, d := range []dashboard{fleet(), postgres()} {
+	for _, d := range all() {
 		b, err := json.MarshalIndent(d, "", "  ")
 		if err != nil {
 			panic(err) // the model has no type that fails to marshal

@@ -400,12 +400,21 @@ func TestBindings(t *testing.T) {
 
 	t.Run("rotation keeps the previous credentials for the overlap, then only the new ones work", func(t *testing.T) {
 		old := rwSecret.DeepCopy()
+		before := &v1alpha1.ServiceBinding{}
+		if err := c.Get(ctx, client.ObjectKeyFromObject(rw), before); err != nil || before.Status.CredentialsIssued == nil {
+			t.Fatalf("a ready binding says nothing of when its credentials were issued: %v %+v", err, before.Status)
+		}
+		rotateAt := time.Now().Truncate(time.Second)
 		managertest.UpdateBinding(t, c, rw, func(s *v1alpha1.ServiceBindingSpec) {
 			s.Rotation = &v1alpha1.CredentialRotation{Generation: 1, Overlap: &metav1.Duration{Duration: 20 * time.Second}}
 		})
 		fresh := h.bound(rw, func(b *v1alpha1.ServiceBinding) error {
 			if b.Status.CredentialGeneration != 1 || b.Status.PreviousCredentialsExpire == nil {
 				return testenv.Errorf("status %+v", b.Status)
+			}
+			// The password's age starts again with the rotation.
+			if issued := b.Status.CredentialsIssued; issued == nil || issued.Before(&metav1.Time{Time: rotateAt}) {
+				return testenv.Errorf("credentials issued %v, before the rotation at %s (first issued %s)", issued, rotateAt, before.Status.CredentialsIssued)
 			}
 			return nil
 		})

@@ -26,6 +26,7 @@ import (
 	"github.com/datafleet-dev/datafleet/framework/certs"
 	"github.com/datafleet-dev/datafleet/framework/engine/enginetest"
 	"github.com/datafleet-dev/datafleet/framework/workload"
+	"github.com/datafleet-dev/datafleet/test/promtest"
 	"github.com/datafleet-dev/datafleet/test/testenv"
 )
 
@@ -34,11 +35,16 @@ import (
 
 const testPassword = "operator-secret"
 
+// scrapeToken is the token the nodes' agents serve their metrics to.
+const scrapeToken = "test-scrape-token"
+
 // localNode is one node started by the agent.
 type localNode struct {
 	name              string
 	password          string // the administrator's, in the node's Secret
 	amqp, mgmt, agent int
+	// metrics is the agent's metrics endpoint, which answers scrapeToken.
+	metrics string
 	// agentAPI reaches the node's agent as the operator does.
 	agentAPI fwagent.Conn
 	stop     context.CancelFunc
@@ -76,7 +82,7 @@ type localCluster struct {
 	password string
 	cred     *syscall.Credential
 	peers    []string
-	ports    [][3]int
+	ports    [][4]int
 	nodes    []*localNode
 	// tlsDir, when set, holds the nodes' certificate files (the mounted Secret's part), and
 	// amqps is the TLS listener's port.
@@ -108,6 +114,7 @@ func newLocalCluster(t *testing.T, size int) *localCluster {
 	}
 	c := &localCluster{t: t, dir: dir, epmd: testenv.FreePort(t), cookie: "test-cookie-" + strconv.Itoa(os.Getpid()),
 		password: testPassword, cred: testenv.ServerUser(t, "rabbitmq", "rabbitmq-server"), agents: agenttest.New(t)}
+	c.agents.ScrapeToken(t, scrapeToken)
 	// One epmd for all nodes, as on a host; rabbitmq-server would start one that outlives the test.
 	epmd := exec.Command("epmd", "-port", strconv.Itoa(c.epmd), "-address", "127.0.0.1")
 	if c.cred != nil {
@@ -132,7 +139,7 @@ func newLocalCluster(t *testing.T, size int) *localCluster {
 	})
 	for i := range size {
 		c.peers = append(c.peers, fmt.Sprintf("n%d@127.0.0.1", i))
-		c.ports = append(c.ports, [3]int{testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)})
+		c.ports = append(c.ports, [4]int{testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)})
 	}
 	return c
 }
@@ -141,7 +148,8 @@ func newLocalCluster(t *testing.T, size int) *localCluster {
 func (c *localCluster) start(i int, extraConf string) *localNode {
 	t := c.t
 	t.Helper()
-	n := &localNode{name: c.peers[i], password: c.password, amqp: c.ports[i][0], mgmt: c.ports[i][1], agent: testenv.FreePort(t)}
+	n := &localNode{name: c.peers[i], password: c.password, amqp: c.ports[i][0], mgmt: c.ports[i][1], agent: testenv.FreePort(t),
+		metrics: "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))}
 	base := filepath.Join(c.dir, strconv.Itoa(i))
 	cfgDir, secretDir := filepath.Join(base, "config"), filepath.Join(base, "secret")
 	for _, d := range []string{cfgDir, secretDir} {
@@ -150,9 +158,10 @@ func (c *localCluster) start(i int, extraConf string) *localNode {
 		}
 	}
 	conf := fmt.Sprintf("listeners.tcp.default = %d\nmanagement.tcp.port = %d\nmanagement.tcp.ip = 127.0.0.1\n"+
+		"prometheus.tcp.ip = 127.0.0.1\nprometheus.tcp.port = %d\n"+
 		"cluster_formation.peer_discovery_backend = classic_config\ncluster_formation.discovery_retry_limit = 60\n"+
 		"cluster_formation.discovery_retry_interval = 1000\nlog.console = true\nlog.console.level = warning\nlog.file = false\n%s",
-		n.amqp, n.mgmt, extraConf)
+		n.amqp, n.mgmt, c.ports[i][3], extraConf)
 	if c.conf != "" {
 		conf = c.conf
 	}
@@ -167,7 +176,7 @@ func (c *localCluster) start(i int, extraConf string) *localNode {
 	files := map[string]string{
 		filepath.Join(cfgDir, rmqagent.ConfigFile):      conf,
 		filepath.Join(cfgDir, rmqagent.PeersFile):       peers.String(),
-		filepath.Join(cfgDir, rmqagent.PluginsFile):     "[rabbitmq_management].\n",
+		filepath.Join(cfgDir, rmqagent.PluginsFile):     plugins,
 		filepath.Join(secretDir, rmqagent.CookieFile):   c.cookie,
 		filepath.Join(secretDir, rmqagent.PasswordFile): c.password,
 	}
@@ -192,7 +201,8 @@ func (c *localCluster) start(i int, extraConf string) *localNode {
 			}
 		}
 		cfg := e.Config
-		n.process = c.agents.StartProcess(t, agenttest.Command{Bin: c.bin, Engine: "rabbitmq", Addr: addr, Owner: c.cred, Env: cfg.Env,
+		env := append(slices.Clone(cfg.Env), fwagent.EnvMetricsAddress+"="+n.metrics)
+		n.process = c.agents.StartProcess(t, agenttest.Command{Bin: c.bin, Engine: "rabbitmq", Addr: addr, Owner: c.cred, Env: env,
 			Args: fwagent.Flags(rmqagent.Args{NodeName: cfg.NodeName, ConfigDir: cfg.ConfigDir, SecretDir: cfg.SecretDir, DataDir: cfg.DataDir,
 				RunDir: cfg.RunDir, AMQPPort: &amqpPort, TLSDir: cfg.TLSDir, AMQPSPort: cfg.AMQPSPort})})
 		n.stop, n.done = func() { _ = n.process.Stop() }, make(chan struct{})
@@ -202,7 +212,9 @@ func (c *localCluster) start(i int, extraConf string) *localNode {
 	ctx, cancel := context.WithCancel(context.Background())
 	// done is closed rather than sent on: a halted node is waited for again by the cleanup.
 	n.stop, n.done = cancel, make(chan struct{})
-	go func() { n.err = agentruntime.Run(ctx, e, c.agents.Listen(addr)); close(n.done) }()
+	listen := c.agents.Listen(addr)
+	listen.MetricsAddr = n.metrics
+	go func() { n.err = agentruntime.Run(ctx, e, listen); close(n.done) }()
 	return n
 }
 
@@ -268,6 +280,34 @@ func TestThreeNodesFormOneClusterAndQuorumQueuesSurviveANode(t *testing.T) {
 
 	const queue, count = "orders", 1000
 	publish(t, nodes[0], queue, count)
+	// The agents serve the broker's figures and the cluster as each node sees it.
+	for _, n := range nodes {
+		scrapeUntil(t, c, n, func(s promtest.Families) error {
+			if err := brokerFigures(s); err != nil {
+				return err
+			}
+			return wantValues(map[string]float64{"datafleet_rabbitmq_up": 1, "datafleet_rabbitmq_quorum_critical": 0,
+				"datafleet_rabbitmq_cluster_nodes": 3}, map[string][]string{"datafleet_rabbitmq_cluster_nodes": {"state=running"}})(s)
+		})
+	}
+	// The queue and its messages count on the node that leads it, once the broker's statistics
+	// have caught up (every 5 s).
+	testenv.Eventually(t, time.Minute, func() error {
+		var queues, ready float64
+		for _, n := range nodes {
+			s, err := c.agents.Scrape(ctx, n.metrics, scrapeToken)
+			if err != nil {
+				return err
+			}
+			q, _ := s.Value("rabbitmq_queues")
+			r, _ := s.Value("rabbitmq_queue_messages_ready")
+			queues, ready = queues+q, ready+r
+		}
+		if queues != 1 || ready != count {
+			return fmt.Errorf("the nodes count %v queues and %v messages ready, want 1 and %d", queues, ready, count)
+		}
+		return nil
+	})
 	// Every member must hold the messages before one goes: a quorum queue confirms on a majority.
 	nodes[2].halt(t)
 	why, err := nodes[0].management().quorumCritical(ctx)
@@ -276,6 +316,10 @@ func TestThreeNodesFormOneClusterAndQuorumQueuesSurviveANode(t *testing.T) {
 	}
 	if !strings.Contains(why, queue) {
 		t.Errorf("with one node down, stopping another must be quorum-critical for %s; the check said %q", queue, why)
+	}
+	for _, n := range nodes[:2] {
+		scrapeUntil(t, c, n, wantValues(map[string]float64{"datafleet_rabbitmq_quorum_critical": 1, "datafleet_rabbitmq_cluster_nodes": 1},
+			map[string][]string{"datafleet_rabbitmq_cluster_nodes": {"state=stopped"}}))
 	}
 	if got := consume(t, nodes[1], queue, count); got != count {
 		t.Fatalf("consumed %d of %d confirmed messages after losing a node", got, count)
@@ -459,7 +503,8 @@ func TestTLSRequiredLeavesNoPlainListener(t *testing.T) {
 	c.amqps = testenv.FreePort(t)
 	mgmtTLS := c.ports[0][1]
 	c.conf = strings.NewReplacer("= "+strconv.Itoa(amqpsPort)+"\n", "= "+strconv.Itoa(c.amqps)+"\n",
-		"= "+strconv.Itoa(managementTLSPort)+"\n", "= "+strconv.Itoa(mgmtTLS)+"\n", workload.ServerTLSMount, c.tlsDir).Replace(config(inst, release310))
+		"= "+strconv.Itoa(managementTLSPort)+"\n", "= "+strconv.Itoa(mgmtTLS)+"\n",
+		"= "+strconv.Itoa(prometheusPort)+"\n", "= "+strconv.Itoa(c.ports[0][3])+"\n", workload.ServerTLSMount, c.tlsDir).Replace(config(inst, release310))
 	c.plainOff = true
 	n := c.start(0, "")
 	waitReady(t, n)
@@ -473,6 +518,7 @@ func TestTLSRequiredLeavesNoPlainListener(t *testing.T) {
 		Listeners []struct {
 			Protocol string `json:"protocol"`
 			Port     int    `json:"port"`
+			IP       string `json:"ip_address"`
 		} `json:"listeners"`
 	}
 	if _, err := m.get(context.Background(), "/api/overview", &overview); err != nil {
@@ -480,10 +526,18 @@ func TestTLSRequiredLeavesNoPlainListener(t *testing.T) {
 	}
 	var protocols []string
 	for _, l := range overview.Listeners {
-		protocols = append(protocols, l.Protocol)
+		if l.Protocol == "http/prometheus" {
+			// The metrics plugin, for the agent, which serves it with TLS. The API names every web
+			// listener's address "::"; the socket's own says where it listens.
+			if got := listening(t, l.Port); !slices.Equal(got, []string{"127.0.0.1"}) {
+				t.Errorf("the metrics plugin listens on %v, want loopback only", got)
+			}
+			continue
+		}
+		protocols = append(protocols, l.Protocol+" on "+l.IP)
 	}
 	slices.Sort(protocols)
-	if want := []string{"amqp/ssl", "clustering", "https"}; !slices.Equal(slices.Compact(protocols), want) {
+	if want := []string{"amqp/ssl on ::", "clustering on ::", "https on ::"}; !slices.Equal(slices.Compact(protocols), want) {
 		t.Errorf("the node listens for %v, want %v: a plain listener is open", protocols, want)
 	}
 	pool := x509.NewCertPool()
@@ -494,6 +548,8 @@ func TestTLSRequiredLeavesNoPlainListener(t *testing.T) {
 		t.Fatalf("AMQPS: %v", err)
 	}
 	conn.Close()
+	// The agent reads the management API over the TLS listener, the only one there is.
+	scrapeUntil(t, c, n, wantValues(map[string]float64{"datafleet_rabbitmq_up": 1, "datafleet_member_exporter_up": 1}, nil))
 
 	other, err := certs.NewAuthority("another CA", now)
 	if err != nil {

@@ -76,6 +76,7 @@ var parameters = func() params.Spec {
 			"log.file":           "nodes log to the console, which the kubelet collects",
 			"default_queue_type": "quorum queues are the default; a client may still declare x-queue-type per queue",
 			"cluster_name":       "the cluster is named after the instance",
+			"prometheus.":        "the metrics plugin listens on loopback; the agent serves its figures with TLS and the scrape token",
 		},
 	}
 	s.Restart = slices.Sorted(maps.Keys(s.Allowed))

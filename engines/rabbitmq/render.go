@@ -27,8 +27,11 @@ const (
 	amqpsPort         = 5671
 	managementPort    = 15672
 	managementTLSPort = 15671
-	epmdPort          = 4369
-	distributionPort  = 25672
+	// prometheusPort is the rabbitmq_prometheus plugin's, on loopback only: the agent relays it
+	// behind TLS and the scrape token (agent/metrics.go), so the pod declares no port for it.
+	prometheusPort   = 15692
+	epmdPort         = 4369
+	distributionPort = 25672
 	// uid of the rabbitmq user in our Debian images and in the official upstream images.
 	rabbitmqUID = 999
 
@@ -134,6 +137,8 @@ func config(inst *v1alpha1.ServiceInstance, rel catalog.Release) string {
 	for k, v := range inst.Spec.Parameters {
 		settings[k] = v
 	}
+	settings["prometheus.tcp.ip"] = "127.0.0.1"
+	settings["prometheus.tcp.port"] = strconv.Itoa(prometheusPort)
 	if inst.TLSEnabled() {
 		settings["listeners.ssl.default"] = strconv.Itoa(amqpsPort)
 		settings["management.ssl.port"] = strconv.Itoa(managementTLSPort)
@@ -170,13 +175,17 @@ func peers(inst *v1alpha1.ServiceInstance) string {
 	return b.String()
 }
 
+// plugins are the plugins every node starts with. A node reads the list at start only, so a change
+// here reaches running nodes with their next restart, never by itself.
+const plugins = "[rabbitmq_management,rabbitmq_prometheus].\n"
+
 func configMap(inst *v1alpha1.ServiceInstance, rel catalog.Release) *corev1.ConfigMap {
 	return &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Name: names.Child(inst.Name, "config", names.MaxDNSLabel)},
 		Data: map[string]string{
 			configKey:  config(inst, rel),
 			peersKey:   peers(inst),
-			pluginsKey: "[rabbitmq_management].\n",
+			pluginsKey: plugins,
 		},
 	}
 }

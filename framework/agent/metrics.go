@@ -49,3 +49,12 @@ func DefaultMetricsAddress() string {
 	}
 	return fmt.Sprintf(":%d", MetricsPort)
 }
+
+// Relayer is implemented by engines whose server exports Prometheus figures of its own (RabbitMQ's
+// rabbitmq_prometheus plugin) on a listener only the pod reaches. RelayURL is that endpoint, plain
+// HTTP on loopback, or "" when the running server has none (started by an operator that did not
+// enable it). The agent serves those figures on its own endpoint beside its own: one target per
+// pod, behind TLS and the scrape token, read under the scrape's deadline and bounded in size.
+type Relayer interface {
+	RelayURL() string
+}

@@ -353,6 +353,11 @@ func (r *Reconciler) writeStatus(ctx context.Context, s *scope, reconcileErr err
 	}
 	if s.ready {
 		st.ObservedGeneration = b.Generation
+		if st.Binding == nil || st.CredentialGeneration != s.creds.generation {
+			// New credentials, ready for the first time. Bindings made ready before the field
+			// existed have none until their next rotation: no write for a settled binding.
+			st.CredentialsIssued = &metav1.Time{Time: r.now()}
+		}
 		st.Binding = &v1alpha1.BindingSecretReference{Name: secretName(b)}
 		st.CredentialGeneration = s.creds.generation
 		st.PreviousCredentialsExpire = nil
@@ -361,7 +366,7 @@ func (r *Reconciler) writeStatus(ctx context.Context, s *scope, reconcileErr err
 		}
 	}
 	if s.revoked {
-		st.Binding, st.CredentialGeneration, st.PreviousCredentialsExpire = nil, 0, nil
+		st.Binding, st.CredentialGeneration, st.PreviousCredentialsExpire, st.CredentialsIssued = nil, 0, nil, nil
 	}
 	if equality.Semantic.DeepEqual(*st, b.Status) {
 		return nil

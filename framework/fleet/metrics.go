@@ -45,7 +45,13 @@ var (
 		"When the instance's version leaves its catalog (Unix time; absent when the catalog sets no sundown).", withInstance("version")...)
 	instanceCertificateExpiry = desc("instance_certificate_expiry_timestamp_seconds",
 		"When the instance's server certificate or CA ends (Unix time; for instances with spec.tls).", withInstance("certificate")...)
+	instanceMember = desc("instance_member", "Every pod of the instance as the operator last saw it (status.members), with its role and state (always 1).",
+		withInstance("pod", "role", "state")...)
 	bindings = desc("instance_bindings", "ServiceBindings of the instance, by whether they are Ready.", withInstance("ready")...)
+	// A binding may be in another namespace than its instance: namespace is the binding's.
+	bindingIssued = desc("binding_credentials_issued_timestamp_seconds",
+		"When the binding's current credentials were first ready (Unix time): its first, or its last rotation (absent for bindings made ready before Datafleet recorded it, until their next rotation).",
+		"namespace", "servicebinding", "serviceinstance", "engine")
 
 	planLabels   = []string{"namespace", "backupplan", "serviceinstance"}
 	planInterval = desc("backupplan_interval_seconds",
@@ -116,6 +122,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		if p := inst.Status.CurrentPrimary; p != "" {
 			gauge(instancePrimary, 1, append(id, p)...)
 		}
+		for _, m := range inst.Status.Members {
+			gauge(instanceMember, 1, append(id, m.Name, m.Role, m.State)...)
+		}
 		for _, r := range inst.Status.PendingRestarts {
 			gauge(instancePendingRestart, 1, append(id, r.Reason)...)
 		}
@@ -148,6 +157,9 @@ func (c *Collector) collectBindings(sbs *v1alpha1.ServiceBindingList, engines ma
 			ready = "true"
 		}
 		counts[key{ns, sb.Spec.InstanceRef.Name, ready}]++
+		if e, ok := engines[[2]string{ns, sb.Spec.InstanceRef.Name}]; ok && sb.Status.CredentialsIssued != nil {
+			gauge(bindingIssued, unix(sb.Status.CredentialsIssued.Time), sb.Namespace, sb.Name, sb.Spec.InstanceRef.Name, e)
+		}
 	}
 	for k, n := range counts {
 		if e, ok := engines[[2]string{k.ns, k.name}]; ok { // a binding of no instance is the binding's problem

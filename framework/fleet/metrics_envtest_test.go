@@ -35,15 +35,25 @@ func TestTheFleetsFiguresAreTheObjects(t *testing.T) {
 	orders.Status = v1alpha1.ServiceInstanceStatus{Phase: v1alpha1.PhaseReady, Version: "15", Replicas: 3, ReadyReplicas: 2, CurrentPrimary: "orders-1",
 		Conditions:      []metav1.Condition{{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: "Ready", LastTransitionTime: metav1.Now()}},
 		PendingRestarts: []v1alpha1.PendingRestart{{Reason: "ImagePatch", Message: "a patch"}},
-		TLS:             &v1alpha1.InstanceTLSStatus{CAConfigMap: "orders-ca", ServerCertificateNotAfter: &metav1.Time{Time: notAfter}}}
+		Members: []v1alpha1.Member{{Name: "orders-0", Role: "replica", State: "streaming"}, {Name: "orders-1", Role: "primary"},
+			{Name: "orders-2", State: "not answering"}},
+		TLS: &v1alpha1.InstanceTLSStatus{CAConfigMap: "orders-ca", ServerCertificateNotAfter: &metav1.Time{Time: notAfter}}}
 	if err := c.Status().Update(ctx, orders); err != nil {
 		t.Fatal(err)
 	}
 	create(t, c, &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "events"},
 		Spec: v1alpha1.ServiceInstanceSpec{Engine: "rabbitmq", Version: "4.0"}})
+	issued := time.Date(2026, 11, 20, 8, 0, 0, 0, time.UTC)
 	for _, b := range []struct{ ns, name string }{{"shop", "app"}, {"apps", "report"}} {
-		create(t, c, &v1alpha1.ServiceBinding{ObjectMeta: metav1.ObjectMeta{Namespace: b.ns, Name: b.name},
-			Spec: v1alpha1.ServiceBindingSpec{InstanceRef: v1alpha1.InstanceReference{Name: "orders", Namespace: "shop"}}})
+		sb := &v1alpha1.ServiceBinding{ObjectMeta: metav1.ObjectMeta{Namespace: b.ns, Name: b.name},
+			Spec: v1alpha1.ServiceBindingSpec{InstanceRef: v1alpha1.InstanceReference{Name: "orders", Namespace: "shop"}}}
+		create(t, c, sb)
+		if b.ns == "apps" {
+			sb.Status.CredentialsIssued = &metav1.Time{Time: issued}
+			if err := c.Status().Update(ctx, sb); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 
 	completed := time.Date(2026, 12, 4, 2, 0, 30, 0, time.UTC)
@@ -91,6 +101,11 @@ func TestTheFleetsFiguresAreTheObjects(t *testing.T) {
 		{"datafleet_instance_version_sundown_timestamp_seconds", with("version=15"), float64(sundown.Unix())},
 		{"datafleet_instance_certificate_expiry_timestamp_seconds", with("certificate=server"), float64(notAfter.Unix())},
 		{"datafleet_instance_bindings", with("ready=false"), 2},
+		{"datafleet_instance_member", with("pod=orders-0", "role=replica", "state=streaming"), 1},
+		{"datafleet_instance_member", with("pod=orders-1", "role=primary", "state="), 1},
+		{"datafleet_instance_member", with("pod=orders-2", "role=", "state=not answering"), 1},
+		{"datafleet_binding_credentials_issued_timestamp_seconds",
+			[]string{"namespace=apps", "servicebinding=report", "serviceinstance=orders", "engine=postgres"}, float64(issued.Unix())},
 		{"datafleet_backupplan_interval_seconds", planID, 86400},
 		{"datafleet_backupplan_suspended", planID, 0},
 		{"datafleet_backupplan_last_success_timestamp_seconds", planID, float64(completed.Unix())},
@@ -103,7 +118,8 @@ func TestTheFleetsFiguresAreTheObjects(t *testing.T) {
 			t.Errorf("%s%v = %v (present: %v), want %v", want.name, want.labels, v, ok, want.value)
 		}
 	}
-	if len(m.Series("datafleet_instance_version_sundown_timestamp_seconds")) != 1 || len(m.Series("datafleet_instance_primary")) != 1 {
+	if len(m.Series("datafleet_instance_version_sundown_timestamp_seconds")) != 1 || len(m.Series("datafleet_instance_primary")) != 1 ||
+		len(m.Series("datafleet_binding_credentials_issued_timestamp_seconds")) != 1 {
 		t.Errorf("figures for what the objects do not say; served:\n%s", m)
 	}
 	if t.Failed() {

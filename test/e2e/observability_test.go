@@ -6,11 +6,13 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -75,6 +77,8 @@ func testObservability(t *testing.T) {
 		waitInstanceReady(t, inst)
 	}
 	waitBound(t, createBinding(t, ns, "app", "pg", v1alpha1.RoleReadWrite, "shop"), nil)
+	// Messages waiting in a queue, for the broker's figures and the RabbitMQ dashboard.
+	publishConfirmed(t, amqpURL(t, mq), "metrics", 10, nil)
 	plan := &v1alpha1.BackupPlan{ObjectMeta: metav1.ObjectMeta{Name: "minutely", Namespace: ns}, Spec: v1alpha1.BackupPlanSpec{
 		InstanceRef: v1alpha1.LocalObjectReference{Name: "pg"}, Schedule: "* * * * *",
 		Retention: &v1alpha1.BackupRetention{Count: ptr[int32](2)}, Drill: &v1alpha1.BackupDrill{Schedule: "*/2 * * * *"}}}
@@ -135,6 +139,9 @@ func testObservability(t *testing.T) {
 		return expect(len(r) == 1 && r[0].v == 0, "the lag falls to 0 once the replica replays", r.String())
 	})
 
+	// kubectl datafleet status shows the same figures to a person.
+	checkStatusCommand(t, ns, pg, replica)
+
 	// The chart's rules load and evaluate in a real Prometheus.
 	checkRulesEvaluate(t, prom)
 	// Every panel of every dashboard returns data (with its variables set to this namespace).
@@ -151,6 +158,10 @@ func metricEngines(name string) ([]string, string) {
 		return nil, "it needs a held restart (framework/instance's envtest shows it)"
 	case name == "datafleet_mongodb_up":
 		return []string{"mongodb"}, ""
+	case name == "datafleet_member_exporter_up", strings.HasPrefix(name, "datafleet_rabbitmq_"):
+		return []string{"rabbitmq"}, "" // the engine whose server exports figures of its own
+	case name == "datafleet_instance_member":
+		return all, ""
 	case name == "datafleet_member_role":
 		return []string{"postgres", "mongodb"}, "RabbitMQ's nodes have no role"
 	case strings.HasPrefix(name, "datafleet_mongodb_"):
@@ -272,8 +283,9 @@ func checkDashboards(t *testing.T, prom *prometheus, ns string) {
 	for _, f := range files {
 		var d struct {
 			Panels []struct {
-				Title   string `json:"title"`
-				Targets []struct {
+				Title       string `json:"title"`
+				Description string `json:"description"`
+				Targets     []struct {
 					Expr string `json:"expr"`
 				} `json:"targets"`
 			} `json:"panels"`
@@ -286,6 +298,10 @@ func checkDashboards(t *testing.T, prom *prometheus, ns string) {
 			t.Fatal(err)
 		}
 		for _, p := range d.Panels {
+			if strings.Contains(p.Description, "(mongod only)") {
+				t.Logf("OBSERVABILITY: %s: panel %q is not checked here: FerretDB, the local cluster's MongoDB, does not report it", filepath.Base(f), p.Title)
+				continue
+			}
 			for _, target := range p.Targets {
 				expr := vars.Replace(target.Expr)
 				testenv.Eventually(t, 2*time.Minute, func() error {
@@ -485,4 +501,45 @@ scrape_configs:
 		return expect(resp.StatusCode == http.StatusOK, "Prometheus is ready", resp.Status)
 	})
 	return p
+}
+
+// checkStatusCommand runs the kubectl plugin, built from this tree, as a platform engineer does:
+// `kubectl datafleet status -n NS` prints each instance with its pods' roles, the PostgreSQL
+// replica's lag and every pod's connections (read from the agents through port-forwards with the
+// scrape token), the last backup's age and the days to the version's sundown.
+func checkStatusCommand(t *testing.T, ns string, pg *v1alpha1.ServiceInstance, replica string) {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "kubectl-datafleet")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/kubectl-datafleet")
+	build.Dir = env.root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the plugin: %v\n%s", err, out)
+	}
+	primary := instanceNow(t, pg).Status.CurrentPrimary
+	testenv.Eventually(t, waitTimeout, func() error {
+		cmd := exec.Command(bin, "status", "-n", ns, "--scrape-token-secret", releaseNamespace+"/"+releaseName+"-scrape-token")
+		cmd.Env = append(os.Environ(), "KUBECONFIG="+os.Getenv("E2E_KUBECONFIG"))
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("kubectl datafleet status: %v\n%s", err, out)
+		}
+		text := string(out)
+		t.Logf("OBSERVABILITY: kubectl datafleet status -n %s:\n%s", ns, text)
+		for _, want := range []*regexp.Regexp{
+			regexp.MustCompile(`(?m)^` + ns + `/pg   postgres \S+   Ready   2/2 ready   primary ` + primary + `$`),
+			regexp.MustCompile(`(?m)^last backup: \d+[smh] ago   days to sundown: \d+ days`),
+			regexp.MustCompile(`(?m)^` + primary + ` +primary +\S.* +- +[1-9]\d*$`),             // connections, no lag
+			regexp.MustCompile(`(?m)^` + replica + ` +replica +.* \d+ B, [\d.e-]+s +[0-9]\d*$`), // its lag, as the primary sees it
+			regexp.MustCompile(`(?m)^mq-0 +node +running +- +\d+$`),
+			regexp.MustCompile(`(?m)^docs-0 +\S+ +`),
+		} {
+			if !want.MatchString(text) {
+				return fmt.Errorf("the output has no line matching %s", want)
+			}
+		}
+		if strings.Contains(text, "no lag or connections") {
+			return errors.New("the plugin could not read the agents' figures")
+		}
+		return nil
+	})
 }

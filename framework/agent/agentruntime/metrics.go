@@ -61,7 +61,11 @@ func metricsHandler(e agent.Engine, tlsDir string, up *upgrader) http.Handler {
 			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "datafleet_agent"}),
 			&memberCollector{ctx: ctx, e: e, up: up},
 		)
-		promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}).ServeHTTP(w, r)
+		relayed, relayUp := relay(ctx, e)
+		if relayUp != nil {
+			reg.MustRegister(relayUp)
+		}
+		promhttp.HandlerFor(prometheus.Gatherers{reg, relayed}, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}).ServeHTTP(w, r)
 	})
 	return mux
 }
