@@ -1,6 +1,9 @@
 package main
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // prometheus is the data source every panel queries: the dashboard's "datasource" variable.
 var prometheus = &datasource{Type: "prometheus", UID: "${datasource}"}
@@ -60,3 +63,16 @@ func (b *board) add(kind, title, description, unit string, w, h int, targets ...
 }
 
 func q(expr, legend string) target { return target{Expr: expr, LegendFormat: legend} }
+
+// engineBoard is a board of one engine's instances: namespace and instance variables listed from
+// upMetric's series, and sel, which puts the engine and both variables where a query says {SEL}
+// ({SEL,more="matchers"} adds to them).
+func engineBoard(engine, title, description, upMetric string) (*board, func(string) string) {
+	b := newBoard(engine, title, description,
+		labelVariable("namespace", "Namespace", upMetric),
+		labelVariable("serviceinstance", "Instance", upMetric+`{namespace=~"$namespace"}`))
+	sel := func(expr string) string {
+		return strings.ReplaceAll(expr, "{SEL", `{engine="`+engine+`",namespace=~"$namespace",serviceinstance=~"$serviceinstance"`)
+	}
+	return b, sel
+}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -40,6 +41,11 @@ func TestPanelsAreLaidOut(t *testing.T) {
 			}
 			if p.Type != "row" && len(p.Targets) == 0 {
 				t.Errorf("%s: %q has no query", d.UID, p.Title)
+			}
+			for _, q := range p.Targets {
+				if strings.Contains(q.Expr, "SEL") {
+					t.Errorf("%s: %q queries %s, with a selector left unexpanded", d.UID, p.Title, q.Expr)
+				}
 			}
 			for y := p.GridPos.Y; y < p.GridPos.Y+p.GridPos.H; y++ {
 				for x := p.GridPos.X; x < p.GridPos.X+p.GridPos.W; x++ {

@@ -1,7 +1,5 @@
 package main
 
-import "strings"
-
 // mongodbOnly marks a panel whose figure only mongod reports: FerretDB, the only server these
 // machines run, does not (docs/observability.md), so the end-to-end check of panels passes over
 // them and says so.
@@ -9,12 +7,7 @@ const mongodbOnly = " (mongod only)"
 
 // mongodb is the MongoDB dashboard: what each member's agent reads through the driver.
 func mongodb() dashboard {
-	b := newBoard("mongodb", "Datafleet: MongoDB", "MongoDB instances as their agents see them (datafleet_mongodb_*); a figure the server does not report is absent.",
-		labelVariable("namespace", "Namespace", `datafleet_mongodb_up`),
-		labelVariable("serviceinstance", "Instance", `datafleet_mongodb_up{namespace=~"$namespace"}`))
-	sel := func(expr string) string {
-		return strings.ReplaceAll(expr, "{SEL}", `{engine="mongodb",namespace=~"$namespace",serviceinstance=~"$serviceinstance"}`)
-	}
+	b, sel := engineBoard("mongodb", "Datafleet: MongoDB", "MongoDB instances as their agents see them (datafleet_mongodb_*); a figure the server does not report is absent.", `datafleet_mongodb_up`)
 	b.row("Members")
 	b.add("stat", "Members ready", "", "none", 6, 4, q(sel(`sum(datafleet_member_ready{SEL})`), ""))
 	b.add("table", "Roles", "Each member's role as the replica set says.", "none", 10, 4, q(sel(`datafleet_member_role{SEL}`), ""))

@@ -1,15 +1,8 @@
 package main
 
-import "strings"
-
 // postgres is the PostgreSQL dashboard: one instance (or several) as its agents see it.
 func postgres() dashboard {
-	b := newBoard("postgres", "Datafleet: PostgreSQL", "PostgreSQL instances as their agents see them (datafleet_postgres_*).",
-		labelVariable("namespace", "Namespace", `datafleet_postgres_up`),
-		labelVariable("serviceinstance", "Instance", `datafleet_postgres_up{namespace=~"$namespace"}`))
-	sel := func(expr string) string {
-		return strings.ReplaceAll(expr, "{SEL}", `{engine="postgres",namespace=~"$namespace",serviceinstance=~"$serviceinstance"}`)
-	}
+	b, sel := engineBoard("postgres", "Datafleet: PostgreSQL", "PostgreSQL instances as their agents see them (datafleet_postgres_*).", `datafleet_postgres_up`)
 	b.row("Members")
 	b.add("stat", "Members ready", "", "none", 6, 4, q(sel(`sum(datafleet_member_ready{SEL})`), ""))
 	b.add("table", "Roles", "Each pod's role as its PostgreSQL says.", "none", 10, 4, q(sel(`datafleet_member_role{SEL}`), ""))

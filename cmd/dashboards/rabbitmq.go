@@ -1,17 +1,10 @@
 package main
 
-import "strings"
-
 // rabbitmq is the RabbitMQ dashboard: the broker's own figures (rabbitmq_prometheus, relayed by
 // each node's agent) and what the agents add (the cluster as each node sees it, quorum-critical
 // nodes).
 func rabbitmq() dashboard {
-	b := newBoard("rabbitmq", "Datafleet: RabbitMQ", "RabbitMQ instances: the broker's own figures (rabbitmq_prometheus) and the agents' (datafleet_rabbitmq_*).",
-		labelVariable("namespace", "Namespace", `datafleet_rabbitmq_up`),
-		labelVariable("serviceinstance", "Instance", `datafleet_rabbitmq_up{namespace=~"$namespace"}`))
-	sel := func(expr string) string {
-		return strings.ReplaceAll(expr, "{SEL}", `{engine="rabbitmq",namespace=~"$namespace",serviceinstance=~"$serviceinstance"}`)
-	}
+	b, sel := engineBoard("rabbitmq", "Datafleet: RabbitMQ", "RabbitMQ instances: the broker's own figures (rabbitmq_prometheus) and the agents' (datafleet_rabbitmq_*).", `datafleet_rabbitmq_up`)
 	b.row("Cluster")
 	b.add("stat", "Nodes ready", "", "none", 6, 4, q(sel(`sum(datafleet_member_ready{SEL})`), ""))
 	b.add("stat", "Nodes stopped", "Nodes of the cluster that do not run, as the nodes that run see it.", "none", 6, 4,

@@ -92,7 +92,7 @@ func applyFigures(s *InstanceStatus, scraped map[string]families) {
 			primary := scraped[s.Primary]
 			if b, ok := primary.sum("datafleet_postgres_replication_lag_bytes", "replica="+p.Name); ok && p.Name != s.Primary {
 				secs, _ := primary.sum("datafleet_postgres_replication_lag_seconds", "replica="+p.Name)
-				p.Figures.Lag = fmt.Sprintf("%s B, %ss", number(b), number(secs))
+				p.Figures.Lag = fmt.Sprintf("%s B, %.3fs", number(b), secs)
 			}
 		case "mongodb":
 			if v, ok := own.sum("datafleet_mongodb_connections", "state=current"); ok {

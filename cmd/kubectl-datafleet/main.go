@@ -17,7 +17,9 @@ import (
 	"time"
 
 	"github.com/datafleet-dev/datafleet/framework/engine"
+	"github.com/go-logr/logr"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -40,6 +42,9 @@ status           per instance (the one named, or every one of the namespace): ph
 `
 
 func main() {
+	// client-go reports a port-forward's closed streams through klog; they are not the user's
+	// concern (a failed scrape is reported in the output).
+	klog.SetLogger(logr.Discard())
 	if err := run(context.Background(), os.Args[1:], os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "kubectl-datafleet:", err)
 		os.Exit(1)

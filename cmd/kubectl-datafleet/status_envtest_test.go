@@ -91,9 +91,9 @@ POD   ROLE   STATE   LAG   CONNECTIONS
 
 shop/orders   postgres 17   Ready   2/2 ready   primary orders-1
 last backup: 3h ago   days to sundown: 45 days   pending restarts: AgentUpgrade
-POD        ROLE      STATE                     LAG             CONNECTIONS
-orders-0   replica   streaming (synchronous)   4096 B, 0.25s   1
-orders-1   primary   -                         -               7
+POD        ROLE      STATE                     LAG              CONNECTIONS
+orders-0   replica   streaming (synchronous)   4096 B, 0.250s   1
+orders-1   primary   -                         -                7
 `
 	if got := out.String(); got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)

@@ -392,6 +392,16 @@ func TestMetricsAreAuthenticated(t *testing.T) {
 	if !reader {
 		t.Error("no datafleet-metrics-reader ClusterRole granting GET /metrics and nothing else")
 	}
+	// The Service carries the annotations Prometheus setups without the operator discover by.
+	annotated := false
+	for _, u := range byKind(objs, "Service") {
+		a := u.GetAnnotations()
+		annotated = annotated || (u.GetName() == "datafleet-metrics" && a["prometheus.io/scrape"] == "true" &&
+			a["prometheus.io/scheme"] == "https" && a["prometheus.io/port"] == "8080")
+	}
+	if !annotated {
+		t.Error("no datafleet-metrics Service annotated prometheus.io/scrape, scheme https, port 8080")
+	}
 	d = convert[appsv1.Deployment](t, byKind(render(t, "metrics.secure=false"), "Deployment")[0])
 	if !slices.Contains(d.Spec.Template.Spec.Containers[0].Args, "--metrics-secure=false") {
 		t.Errorf("metrics.secure=false does not reach the manager: %v", d.Spec.Template.Spec.Containers[0].Args)
