@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
@@ -111,7 +112,10 @@ func testObservability(t *testing.T) {
 			}
 			testenv.Eventually(t, 4*time.Minute, func() error {
 				r := prom.query(t, sel)
-				return expect(len(r) > 0, sel+" is scraped", "no series")
+				// Every figure Datafleet exports is a count, a size, a time or a flag: never
+				// negative, never NaN or infinite.
+				sane := !slices.ContainsFunc(r, func(s sample) bool { return s.v < 0 || math.IsNaN(s.v) || math.IsInf(s.v, 0) })
+				return expect(len(r) > 0 && sane, sel+" is scraped, with sane values", r.String())
 			})
 		}
 	}
