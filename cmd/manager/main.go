@@ -27,6 +27,7 @@ import (
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
 	"github.com/datafleet-dev/datafleet/framework/agent/agentruntime"
+	"github.com/datafleet-dev/datafleet/framework/backup"
 	"github.com/datafleet-dev/datafleet/framework/backup/job"
 	"github.com/datafleet-dev/datafleet/framework/backup/store"
 	"github.com/datafleet-dev/datafleet/framework/engine"
@@ -85,6 +86,12 @@ func run(args []string) error {
 	}
 	if len(args) > 0 && args[0] == "install-agent" {
 		return installAgent(args[1:])
+	}
+	if len(args) > 0 && args[0] == "segments" {
+		// An engine's archiver, in the pod: one segment in or out of the store (continuous archiving).
+		ctx, cancel := agentruntime.SignalContext()
+		defer cancel()
+		return backup.SegmentsMain(ctx, args[1:])
 	}
 	if len(args) > 0 && args[0] == "backup" {
 		// The backup and restore Jobs: no API access, the result in the termination message.

@@ -4,6 +4,7 @@
 // manager compiles in, and links faster than the manager.
 //
 //	agentbin <engine> [flags]
+//	agentbin segments push|fetch --config FILE NAME PATH
 //	agentbin version
 package main
 
@@ -17,6 +18,7 @@ import (
 	refagent "github.com/datafleet-dev/datafleet/engines/reference/agent"
 	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
 	"github.com/datafleet-dev/datafleet/framework/agent/agentruntime"
+	"github.com/datafleet-dev/datafleet/framework/backup"
 )
 
 // broken, when set at link time (agenttest.BuildBroken), makes the agent fail at once: a release
@@ -40,6 +42,11 @@ func run(args []string) error {
 	}
 	if broken != "" {
 		return fmt.Errorf("built broken (%s): the agent does not run", broken)
+	}
+	if len(args) > 0 && args[0] == "segments" { // as the manager's: an engine's archiver
+		ctx, cancel := agentruntime.SignalContext()
+		defer cancel()
+		return backup.SegmentsMain(ctx, args[1:])
 	}
 	if len(args) == 0 || plugins[args[0]] == nil {
 		return fmt.Errorf("usage: agentbin {mongodb|postgres|rabbitmq|reference} [flags], or agentbin %s", fwagent.VersionCommand)

@@ -1,0 +1,140 @@
+package backup
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/datafleet-dev/datafleet/framework/backup/store"
+	"github.com/datafleet-dev/datafleet/framework/bounded"
+)
+
+// The segment archive's command, which an engine's own archiver runs once per segment inside the
+// pod: PostgreSQL's archive_command and restore_command are
+//
+//	manager segments push --config FILE %f %p
+//	manager segments fetch --config FILE %f %p
+//
+// A process per segment, as the engine expects of its commands (barman-cloud-wal-archive and
+// pgBackRest work the same way): its exit status is the answer, and nothing outlives it.
+
+// SegmentConfig is what the command needs to open the archive, a JSON file in the pod beside the
+// mounted Secrets it names.
+type SegmentConfig struct {
+	// URL and Prefix are the BackupStore's; Dir is the instance's archive under the prefix.
+	URL    string `json:"url"`
+	Prefix string `json:"prefix,omitempty"`
+	Dir    string `json:"dir"`
+	// CredentialsDir is the store's credentials Secret, mounted (a file per key); empty: none.
+	CredentialsDir string `json:"credentialsDir,omitempty"`
+	// KeyFile is the encryption key, mounted; empty: segments are not encrypted.
+	KeyFile string `json:"keyFile,omitempty"`
+}
+
+// maxConfigBytes bounds the config file and each credential file read.
+const maxConfigBytes = 1 << 20
+
+// OpenSegmentArchive opens the archive a SegmentConfig file describes.
+func OpenSegmentArchive(ctx context.Context, configFile string) (*SegmentArchive, error) {
+	raw, err := readFileLimited(configFile)
+	if err != nil {
+		return nil, err
+	}
+	var c SegmentConfig
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return nil, fmt.Errorf("%s: %w", configFile, err)
+	}
+	if c.URL == "" || c.Dir == "" {
+		return nil, fmt.Errorf("%s names no store URL or archive directory", configFile)
+	}
+	var creds map[string][]byte
+	if c.CredentialsDir != "" {
+		entries, err := os.ReadDir(c.CredentialsDir)
+		if err != nil {
+			return nil, err
+		}
+		creds = map[string][]byte{}
+		for _, e := range entries {
+			// A mounted Secret's keys are files (links into its ..data); the dot entries are not keys.
+			if key := e.Name(); key[0] != '.' && (e.Type().IsRegular() || e.Type()&os.ModeSymlink != 0) {
+				if creds[key], err = readFileLimited(filepath.Join(c.CredentialsDir, key)); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	var key []byte
+	if c.KeyFile != "" {
+		if key, err = readFileLimited(c.KeyFile); err != nil {
+			return nil, err
+		}
+	}
+	s, err := store.Open(ctx, c.URL, c.Prefix, creds)
+	if err != nil {
+		return nil, err
+	}
+	return &SegmentArchive{Store: s, Dir: c.Dir, Key: key}, nil
+}
+
+func readFileLimited(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := bounded.ReadAll(f, maxConfigBytes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return b, nil
+}
+
+// SegmentsMain runs "segments push|fetch --config FILE NAME PATH". Push archives the file at
+// PATH as segment NAME; fetch writes segment NAME to PATH, complete and verified or not at all.
+// A segment that is not in the archive is an error that says so (a recovery's restore_command
+// asks for segments past the archive's end, and is told no).
+func SegmentsMain(ctx context.Context, args []string) error {
+	if len(args) == 0 || (args[0] != "push" && args[0] != "fetch") {
+		return errors.New("usage: segments push|fetch --config FILE NAME PATH")
+	}
+	verb := args[0]
+	fs := flag.NewFlagSet("segments "+verb, flag.ContinueOnError)
+	config := fs.String("config", "", "the archive's configuration (JSON, see backup.SegmentConfig)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if *config == "" || fs.NArg() != 2 {
+		return fmt.Errorf("usage: segments %s --config FILE NAME PATH", verb)
+	}
+	name, path := fs.Arg(0), fs.Arg(1)
+	a, err := OpenSegmentArchive(ctx, *config)
+	if err != nil {
+		return err
+	}
+	defer a.Store.Close()
+	if verb == "push" {
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		return a.Put(ctx, name, f)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".fetching-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // gone once renamed
+	err = a.Get(ctx, name, tmp)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
