@@ -63,7 +63,7 @@ type Config struct {
 // Superuser is the role initdb creates; it logs in only through the Unix socket inside the pod.
 const Superuser = "postgres"
 
-// pgHBA allows the superuser, a restore's Restorer and the metrics' Monitor through the pod-local socket, no other role
+// pgHBA allows the superuser (and its base backups), a restore's Restorer and the metrics' Monitor through the pod-local socket, no other role
 // there (binding users have no business in the pod), and password (SCRAM) logins over TCP: over
 // TLS only when tlsRequired ("hostssl"; a connection in clear matches no line and is refused).
 // The operator owns this file: it is rewritten on every start.
@@ -74,6 +74,7 @@ func pgHBA(tlsRequired bool) string {
 	}
 	return `# Written by the Datafleet agent on every start; changes here are lost.
 local all ` + Superuser + ` trust
+local replication ` + Superuser + ` trust
 local all ` + Restorer + ` trust
 local all ` + Monitor + ` trust
 local all all reject

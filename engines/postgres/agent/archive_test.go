@@ -27,42 +27,10 @@ import (
 // retries) and leaves the stored one in place.
 func TestArchiveCommandStoresEverySegment(t *testing.T) {
 	ctx := context.Background()
-	m := testenv.StartMinIO(t)
-	bin := agenttest.Build(t, "archive")
-	dir, err := os.MkdirTemp("", "pgarchive-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	credsDir := filepath.Join(dir, "credentials")
-	if err := os.MkdirAll(credsDir, 0o755); err != nil || os.Chmod(dir, 0o755) != nil {
-		t.Fatal(err)
-	}
-	for k, v := range m.Credentials() {
-		if err := os.WriteFile(filepath.Join(credsDir, k), v, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	keyFile, configFile := filepath.Join(dir, "key"), filepath.Join(dir, "archive.json")
-	if err := os.WriteFile(keyFile, []byte("Kx7q-archive-test-key-9f2LmZp0vR8sT3wYbN"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, _ := json.Marshal(backup.SegmentConfig{URL: m.URL(), Prefix: "team-a", Dir: "shop/orders/wal", CredentialsDir: credsDir, KeyFile: keyFile})
-	if err := os.WriteFile(configFile, cfg, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	archive, err := backup.OpenSegmentArchive(ctx, configFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	c := newConfig(t)
-	params := fmt.Sprintf("archive_mode = on\narchive_command = '%s segments push --config %s %%f %%p'\n", bin.Path, configFile)
-	if err := os.WriteFile(c.ParametersFile, []byte(params), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	e := &Engine{Config: c}
-	start(t, e)
+	srv := archivingServer(t)
+	e, archive, configFile, bin := srv.e, srv.archive, srv.configFile, srv.bin
+	c := e.Config
+	var err error
 	execSQL(t, e, "CREATE TABLE public.orders (id int PRIMARY KEY, note text)",
 		"INSERT INTO public.orders SELECT n, 'order ' || n FROM generate_series(1, 1000) AS n")
 	filenode := query(t, e, "SELECT pg_relation_filenode('public.orders')::text")
@@ -141,4 +109,57 @@ func archiverStats(t *testing.T, e *Engine) string {
 func lastLines(b []byte) string {
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 	return strings.Join(lines[max(0, len(lines)-5):], "\n")
+}
+
+// archiving is a PostgreSQL server whose archive_command is the segment archive's push, into an
+// encrypted archive on a real MinIO.
+type archiving struct {
+	e          *Engine
+	archive    *backup.SegmentArchive
+	configFile string
+	bin        agenttest.Binary
+	key        []byte
+}
+
+func archivingServer(t *testing.T) *archiving {
+	t.Helper()
+	ctx := context.Background()
+	m := testenv.StartMinIO(t)
+	bin := agenttest.Build(t, "archive")
+	dir, err := os.MkdirTemp("", "pgarchive-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	credsDir := filepath.Join(dir, "credentials")
+	if err := os.MkdirAll(credsDir, 0o755); err != nil || os.Chmod(dir, 0o755) != nil {
+		t.Fatal(err)
+	}
+	for k, v := range m.Credentials() {
+		if err := os.WriteFile(filepath.Join(credsDir, k), v, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keyFile, configFile := filepath.Join(dir, "key"), filepath.Join(dir, "archive.json")
+	key := []byte("Kx7q-archive-test-key-9f2LmZp0vR8sT3wYbN")
+	if err := os.WriteFile(keyFile, key, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := json.Marshal(backup.SegmentConfig{URL: m.URL(), Prefix: "team-a", Dir: "shop/orders/wal", CredentialsDir: credsDir, KeyFile: keyFile})
+	if err := os.WriteFile(configFile, cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	archive, err := backup.OpenSegmentArchive(ctx, configFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	c := newConfig(t)
+	params := fmt.Sprintf("archive_mode = on\narchive_command = '%s segments push --config %s %%f %%p'\n", bin.Path, configFile)
+	if err := os.WriteFile(c.ParametersFile, []byte(params), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e := &Engine{Config: c}
+	start(t, e)
+	return &archiving{e: e, archive: archive, configFile: configFile, bin: bin, key: key}
 }

@@ -1,0 +1,130 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/datafleet-dev/datafleet/framework/backup"
+	"github.com/datafleet-dev/datafleet/test/testenv"
+)
+
+// A point-in-time recovery from the store alone, with real PostgreSQL and MinIO: a base backup
+// (pg_basebackup's tar, encrypted into the store as any backup), rows committed after it, a
+// recorded time, rows committed after that; then a new data directory unpacked from the store's
+// base backup recovers through the segment archive's fetch to the recorded time. It holds exactly
+// the rows committed before it: the ones after the base backup come from the archived WAL, the
+// ones after the target are not there.
+func TestRecoveryToAPointInTimeFromTheStore(t *testing.T) {
+	ctx := context.Background()
+	srv := archivingServer(t)
+	e := srv.e
+	execSQL(t, e, "CREATE TABLE public.orders (id int PRIMARY KEY)", "INSERT INTO public.orders SELECT generate_series(1, 50)")
+
+	const dir = "shop/orders/base/1"
+	m, err := backup.Write(ctx, srv.archive.Store, dir, backup.Manifest{Engine: "postgres", Namespace: "shop", Instance: "orders", Backup: "base-1"}, srv.key, e.BaseBackup)
+	if err != nil {
+		t.Fatalf("base backup: %v", err)
+	}
+	execSQL(t, e, "INSERT INTO public.orders SELECT generate_series(51, 100)")
+	target := query(t, e, "SELECT now()::text")
+	time.Sleep(1500 * time.Millisecond) // the next commit is later than the target, on any clock resolution
+	execSQL(t, e, "INSERT INTO public.orders SELECT generate_series(101, 150)")
+	execSQL(t, e, "INSERT INTO public.orders VALUES (151)") // the segment switched below is not empty
+	last := query(t, e, "SELECT pg_walfile_name(pg_current_wal_lsn())")
+	query(t, e, "SELECT pg_switch_wal()::text")
+	testenv.Eventually(t, time.Minute, func() error {
+		var b discard
+		return srv.archive.Get(ctx, last, &b)
+	})
+
+	restored := filepath.Join(filepath.Dir(e.Config.DataDir), "restored")
+	if err := backup.Verify(ctx, srv.archive.Store, dir, m, srv.key); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := backup.Open(ctx, srv.archive.Store, dir, m, srv.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = UnpackBaseBackup(rc, restored, e)
+	rc.Close()
+	if err != nil {
+		t.Fatalf("unpacking the base backup: %v", err)
+	}
+	fetch := fmt.Sprintf("%s segments fetch --config %s %%f %%p", srv.bin.Path, srv.configFile)
+	if err := PrepareRecovery(restored, fetch, RecoveryTarget{Time: target}, e); err != nil {
+		t.Fatal(err)
+	}
+	conn := startRecovered(t, e, restored)
+	var count, maxID int
+	if err := conn.QueryRow(ctx, "SELECT count(*), max(id) FROM public.orders").Scan(&count, &maxID); err != nil {
+		t.Fatal(err)
+	}
+	if count != 100 || maxID != 100 {
+		t.Fatalf("recovered to %s: %d rows up to id %d, want the 100 committed before it", target, count, maxID)
+	}
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// startRecovered runs PostgreSQL on a data directory prepared for recovery, on its own socket
+// (no TCP, no archiving of its own), and returns a connection once it has been promoted.
+func startRecovered(t *testing.T, e *Engine, dataDir string) *pgx.Conn {
+	t.Helper()
+	sock := dataDir + ".run"
+	if err := e.mkdir(sock); err != nil {
+		t.Fatal(err)
+	}
+	port := testenv.FreePort(t)
+	cmd := exec.Command(e.bin("postgres"), "-D", dataDir, "-p", strconv.Itoa(port), "-k", sock,
+		"-c", "listen_addresses=", "-c", "archive_mode=off")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if e.Config.Credential != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: e.Config.Credential}
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGINT)
+		select {
+		case <-exited:
+		case <-time.After(time.Minute):
+			_ = cmd.Process.Kill()
+		}
+	})
+	var conn *pgx.Conn
+	testenv.Eventually(t, 2*time.Minute, func() error {
+		select {
+		case err := <-exited:
+			exited <- err
+			t.Fatalf("the recovering server stopped: %v", err)
+		default:
+		}
+		c, err := pgx.Connect(context.Background(), fmt.Sprintf("host=%s port=%d user=%s dbname=postgres", sock, port, Superuser))
+		if err != nil {
+			return err
+		}
+		var inRecovery bool
+		if err := c.QueryRow(context.Background(), "SELECT pg_is_in_recovery()").Scan(&inRecovery); err != nil || inRecovery {
+			c.Close(context.Background())
+			return fmt.Errorf("still recovering (%v)", err)
+		}
+		conn = c
+		return nil
+	})
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
