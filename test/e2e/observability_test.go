@@ -160,6 +160,8 @@ func metricEngines(name string) ([]string, string) {
 	switch {
 	case name == "datafleet_instance_pending_restart":
 		return nil, "it needs a held restart (framework/instance's envtest shows it)"
+	case strings.HasPrefix(name, "datafleet_postgres_archive"):
+		return nil, "continuous archiving is not turned on for instances yet (#27): engines/postgres/agent's archive test reads them"
 	case name == "datafleet_mongodb_up":
 		return []string{"mongodb"}, ""
 	case name == "datafleet_member_exporter_up", strings.HasPrefix(name, "datafleet_rabbitmq_"):

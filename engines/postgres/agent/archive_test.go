@@ -49,6 +49,12 @@ func TestArchiveCommandStoresEverySegment(t *testing.T) {
 	if failed := query(t, e, "SELECT failed_count::text FROM pg_catalog.pg_stat_archiver"); failed != "0" {
 		t.Fatalf("the archiver failed %s times: %s", failed, archiverStats(t, e))
 	}
+	srv.archivingFigures(t, func(archived, failures, backlog float64) error {
+		if archived < float64(len(names)) || failures != 0 || backlog != 0 {
+			return fmt.Errorf("archived %v, failures %v, backlog %v; want %d, 0, 0", archived, failures, backlog, len(names))
+		}
+		return nil
+	})
 
 	// Every archived segment comes back, verified, and holds the table's 1,000 inserts in all.
 	fetched := t.TempDir()
@@ -95,6 +101,13 @@ func TestArchiveCommandStoresEverySegment(t *testing.T) {
 		}
 		return nil
 	})
+	// The agent's figures show it: failures, and the stuck segment waiting.
+	srv.archivingFigures(t, func(_, failures, backlog float64) error {
+		if failures < 1 || backlog < 1 {
+			return fmt.Errorf("failures %v, backlog %v; want both at least 1", failures, backlog)
+		}
+		return nil
+	})
 	var got bytes.Buffer
 	if err := archive.Get(ctx, next, &got); err != nil || !bytes.Equal(got.Bytes(), planted) {
 		t.Fatalf("the stored %s was replaced: %v", next, err)
@@ -115,6 +128,7 @@ func lastLines(b []byte) string {
 // encrypted archive on a real MinIO.
 type archiving struct {
 	e          *Engine
+	agent      *running
 	archive    *backup.SegmentArchive
 	configFile string
 	bin        agenttest.Binary
@@ -160,6 +174,24 @@ func archivingServer(t *testing.T) *archiving {
 		t.Fatal(err)
 	}
 	e := &Engine{Config: c}
-	start(t, e)
-	return &archiving{e: e, archive: archive, configFile: configFile, bin: bin, key: key}
+	r := start(t, e)
+	return &archiving{e: e, agent: r, archive: archive, configFile: configFile, bin: bin, key: key}
+}
+
+// archivingFigures scrapes the agent until check accepts its archiving figures.
+func (a *archiving) archivingFigures(t *testing.T, check func(archived, failures, backlog float64) error) {
+	t.Helper()
+	testenv.Eventually(t, time.Minute, func() error {
+		m, err := a.agent.tls.Scrape(context.Background(), a.agent.metrics, scrapeToken)
+		if err != nil {
+			return err
+		}
+		archived, ok1 := m.Value("datafleet_postgres_archived_segments_total")
+		failures, ok2 := m.Value("datafleet_postgres_archive_failures_total")
+		backlog, ok3 := m.Value("datafleet_postgres_archive_backlog_segments")
+		if _, ok := m.Value("datafleet_postgres_archive_last_success_timestamp_seconds"); !ok || !ok1 || !ok2 || !ok3 {
+			return fmt.Errorf("archiving figures missing:\n%s", m)
+		}
+		return check(archived, failures, backlog)
+	})
 }

@@ -3,6 +3,10 @@ package agent
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,6 +39,11 @@ var (
 	pgReplicationLagSeconds = pgDesc("replication_lag_seconds", "How far each connected replica's replay trails the primary in time, as the primary measures it (primary only; 0 when the replica has caught up).", "replica")
 	pgReplayLagBytes        = pgDesc("replay_lag_bytes", "WAL this replica has received but not replayed yet (replica only).")
 	pgCheckpoints           = pgDesc("checkpoints_total", "Checkpoints since the statistics were reset, by kind (timed, requested).", "kind")
+	// Continuous archiving (primary only, with archive_mode on).
+	pgArchived           = pgDesc("archived_segments_total", "WAL segments archive_command stored since the statistics were reset.")
+	pgArchiveFailures    = pgDesc("archive_failures_total", "Failed archive_command runs since the statistics were reset (a segment is retried until it is stored).")
+	pgArchiveLastSuccess = pgDesc("archive_last_success_timestamp_seconds", "When the last segment was archived (Unix time; absent before the first).")
+	pgArchiveBacklog     = pgDesc("archive_backlog_segments", "Completed WAL segments waiting to be archived: the data a loss of the volume now would lose.")
 )
 
 // Export reads the figures in one session as Monitor, one query per concern; a query that fails
@@ -109,6 +118,7 @@ func (e *Engine) Export(ctx context.Context, ch chan<- prometheus.Metric) {
 	}
 	one(ctx, conn, `SELECT (pg_catalog.pg_current_wal_lsn() OPERATOR(pg_catalog.-) '0/0'::pg_catalog.pg_lsn)::pg_catalog.float8`,
 		func(v float64) { counter(pgWALGenerated, v) })
+	e.exportArchiving(ctx, conn, gauge, counter)
 	each(ctx, conn, `SELECT application_name,
 		  coalesce(pg_catalog.pg_current_wal_lsn() OPERATOR(pg_catalog.-) replay_lsn, pg_catalog.pg_current_wal_lsn() OPERATOR(pg_catalog.-) '0/0'::pg_catalog.pg_lsn)::pg_catalog.float8,
 		  coalesce(EXTRACT(epoch FROM replay_lag), 0)::pg_catalog.float8
@@ -120,6 +130,34 @@ func (e *Engine) Export(ctx context.Context, ch chan<- prometheus.Metric) {
 		gauge(pgReplicationLagSeconds, seconds, name)
 		return err
 	})
+}
+
+// exportArchiving reads pg_stat_archiver and counts the segments waiting for archive_command (the
+// .ready files PostgreSQL leaves in pg_wal/archive_status), when archiving is on.
+func (e *Engine) exportArchiving(ctx context.Context, conn *pgx.Conn, gauge, counter func(*prometheus.Desc, float64, ...string)) {
+	var mode string
+	var archived, failed float64
+	var last *time.Time
+	if err := conn.QueryRow(ctx, `SELECT pg_catalog.current_setting('archive_mode'), archived_count::pg_catalog.float8,
+		failed_count::pg_catalog.float8, last_archived_time FROM pg_catalog.pg_stat_archiver`).Scan(&mode, &archived, &failed, &last); err != nil || mode == "off" {
+		return
+	}
+	counter(pgArchived, archived)
+	counter(pgArchiveFailures, failed)
+	if last != nil {
+		gauge(pgArchiveLastSuccess, float64(last.UnixNano())/1e9)
+	}
+	entries, err := os.ReadDir(filepath.Join(e.Config.DataDir, "pg_wal", "archive_status"))
+	if err != nil {
+		return
+	}
+	ready := 0
+	for _, en := range entries {
+		if strings.HasSuffix(en.Name(), ".ready") {
+			ready++
+		}
+	}
+	gauge(pgArchiveBacklog, float64(ready))
 }
 
 // nonNegative clamps a difference of two positions read at slightly different moments.
