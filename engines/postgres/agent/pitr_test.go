@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -35,6 +36,8 @@ func TestRecoveryToAPointInTimeFromTheStore(t *testing.T) {
 		t.Fatalf("base backup: %v", err)
 	}
 	execSQL(t, e, "INSERT INTO public.orders SELECT generate_series(51, 100)")
+	middle := query(t, e, "SELECT pg_walfile_name(pg_current_wal_lsn())")
+	query(t, e, "SELECT pg_switch_wal()::text") // rows 51-100 in a segment of their own
 	target := query(t, e, "SELECT now()::text")
 	time.Sleep(1500 * time.Millisecond) // the next commit is later than the target, on any clock resolution
 	execSQL(t, e, "INSERT INTO public.orders SELECT generate_series(101, 150)")
@@ -58,6 +61,21 @@ func TestRecoveryToAPointInTimeFromTheStore(t *testing.T) {
 	rc.Close()
 	if err != nil {
 		t.Fatalf("unpacking the base backup: %v", err)
+	}
+	// The archive holds every segment from the base backup's start to the last one; without one
+	// in the middle, the recovery is refused before it starts, naming it.
+	if end, err := CheckWALChain(ctx, srv.archive, restored, WALSegmentSize); err != nil || end < last {
+		t.Fatalf("the WAL chain: ends at %s (%v), want at least %s", end, err, last)
+	}
+	bucket, middleKey := srv.archive.Store.Bucket, srv.archive.Store.Key(srv.archive.Dir, middle+".gz.enc")
+	if err := bucket.Copy(ctx, middleKey+".aside", middleKey, nil); err != nil || bucket.Delete(ctx, middleKey) != nil {
+		t.Fatalf("setting %s aside: %v", middle, err)
+	}
+	if _, err := CheckWALChain(ctx, srv.archive, restored, WALSegmentSize); err == nil || !strings.Contains(err.Error(), "missing WAL segment "+middle) {
+		t.Fatalf("without %s the chain: %v", middle, err)
+	}
+	if err := bucket.Copy(ctx, middleKey, middleKey+".aside", nil); err != nil {
+		t.Fatal(err)
 	}
 	fetch := fmt.Sprintf("%s segments fetch --config %s %%f %%p", srv.bin.Path, srv.configFile)
 	if err := PrepareRecovery(restored, fetch, RecoveryTarget{Time: target}, e); err != nil {
