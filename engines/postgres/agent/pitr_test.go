@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -89,6 +90,34 @@ func TestRecoveryToAPointInTimeFromTheStore(t *testing.T) {
 	if count != 100 || maxID != 100 {
 		t.Fatalf("recovered to %s: %d rows up to id %d, want the 100 committed before it", target, count, maxID)
 	}
+
+	// Promoted, it archives on a new timeline into the same archive (its configuration is the
+	// original's), as a failover's new primary does: its history file and its segments, and
+	// nothing of timeline 1 is overwritten (a conflict would fail its archiver).
+	if _, err := conn.Exec(ctx, "INSERT INTO public.orders VALUES (1000)"); err != nil {
+		t.Fatal(err)
+	}
+	var switched string
+	if err := conn.QueryRow(ctx, "SELECT pg_walfile_name(pg_current_wal_lsn())").Scan(&switched); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "SELECT pg_switch_wal()"); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, time.Minute, func() error {
+		names, err := srv.archive.List(ctx)
+		if err != nil {
+			return err
+		}
+		var failed int
+		if err := conn.QueryRow(ctx, "SELECT failed_count FROM pg_catalog.pg_stat_archiver").Scan(&failed); err != nil || failed != 0 {
+			return fmt.Errorf("the promoted server's archiver failed %d times (%v)", failed, err)
+		}
+		if !strings.HasPrefix(switched, "00000002") || !slices.Contains(names, "00000002.history") || !slices.Contains(names, switched) {
+			return fmt.Errorf("the archive holds %v; want 00000002.history and %s", names, switched)
+		}
+		return nil
+	})
 }
 
 type discard struct{}
@@ -96,7 +125,7 @@ type discard struct{}
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 // startRecovered runs PostgreSQL on a data directory prepared for recovery, on its own socket
-// (no TCP, no archiving of its own), and returns a connection once it has been promoted.
+// (no TCP), and returns a connection once it has been promoted.
 func startRecovered(t *testing.T, e *Engine, dataDir string) *pgx.Conn {
 	t.Helper()
 	sock := dataDir + ".run"
@@ -105,7 +134,7 @@ func startRecovered(t *testing.T, e *Engine, dataDir string) *pgx.Conn {
 	}
 	port := testenv.FreePort(t)
 	cmd := exec.Command(e.bin("postgres"), "-D", dataDir, "-p", strconv.Itoa(port), "-k", sock,
-		"-c", "listen_addresses=", "-c", "archive_mode=off")
+		"-c", "listen_addresses=")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if e.Config.Credential != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: e.Config.Credential}
