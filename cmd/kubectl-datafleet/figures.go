@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
+	"github.com/datafleet-dev/datafleet/framework/bounded"
 	"github.com/datafleet-dev/datafleet/framework/certs"
 	"github.com/datafleet-dev/datafleet/framework/operator"
 )
@@ -215,7 +216,7 @@ func (sc *scraper) pod(ctx context.Context, namespace, name string, tlsConfig *t
 		return nil, fmt.Errorf("the agent answered %s", resp.Status)
 	}
 	parser := expfmt.NewTextParser(model.UTF8Validation)
-	f, err := parser.TextToMetricFamilies(io.LimitReader(resp.Body, 16<<20))
+	f, err := parser.TextToMetricFamilies(bounded.Reader(resp.Body, 16<<20))
 	return families(f), err
 }
 

@@ -13,7 +13,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
-	"github.com/datafleet-dev/datafleet/framework/catalog"
 )
 
 // InstanceStatus is one instance in the status view: what its objects say, and the figures its
@@ -56,9 +55,9 @@ func Status(ctx context.Context, c client.Reader, namespace, name string, now ti
 		}
 		insts = list.Items
 	}
-	cats := &v1alpha1.VersionCatalogList{}
-	if err := c.List(ctx, cats); err != nil {
-		return nil, fmt.Errorf("listing VersionCatalogs: %w", err)
+	cats, err := readCatalogs(ctx, c)
+	if err != nil {
+		return nil, err
 	}
 	backups := &v1alpha1.BackupList{}
 	if err := c.List(ctx, backups, client.InNamespace(namespace)); err != nil {
@@ -81,14 +80,8 @@ func Status(ctx context.Context, c client.Reader, namespace, name string, now ti
 		if t, ok := last[[2]string{si.Namespace, si.Name}]; ok {
 			s.LastBackup = &t
 		}
-		for _, cat := range cats.Items {
-			if cat.Spec.Engine != si.Spec.Engine || s.Version == "" {
-				continue
-			}
-			if rel, err := catalog.Resolve(&cat, s.Version); err == nil && rel.Sundown != nil {
-				days := int(rel.Sundown.Sub(now).Hours() / 24)
-				s.DaysToSundown = &days
-			}
+		if sundown, ok := cats.sundown(si.Spec.Engine, s.Version); ok {
+			s.DaysToSundown = daysUntil(sundown, now)
 		}
 		for _, p := range si.Status.PendingRestarts {
 			s.Pending = append(s.Pending, p.Reason)

@@ -34,13 +34,9 @@ func Versions(ctx context.Context, c client.Reader, engine string, now time.Time
 	if err := c.List(ctx, insts); err != nil {
 		return nil, fmt.Errorf("listing ServiceInstances: %w", err)
 	}
-	cats := &v1alpha1.VersionCatalogList{}
-	if err := c.List(ctx, cats); err != nil {
-		return nil, fmt.Errorf("listing VersionCatalogs: %w", err)
-	}
-	byEngine := map[string]*v1alpha1.VersionCatalog{}
-	for i := range cats.Items {
-		byEngine[cats.Items[i].Name] = &cats.Items[i]
+	cats, err := readCatalogs(ctx, c)
+	if err != nil {
+		return nil, err
 	}
 	var rows []VersionRow
 	for _, si := range insts.Items {
@@ -51,12 +47,9 @@ func Versions(ctx context.Context, c client.Reader, engine string, now time.Time
 		if cond := meta.FindStatusCondition(si.Status.Conditions, v1alpha1.ConditionVersionSupported); cond != nil {
 			r.Support = cond.Reason
 		}
-		if cat := byEngine[si.Spec.Engine]; cat != nil && r.Version != "" {
-			if rel, err := catalog.Resolve(cat, r.Version); err == nil && rel.Sundown != nil {
-				r.Sundown = rel.Sundown.UTC().Format(time.DateOnly)
-				days := int(rel.Sundown.Sub(now).Hours() / 24)
-				r.DaysLeft = &days
-			}
+		if sundown, ok := cats.sundown(si.Spec.Engine, r.Version); ok {
+			r.Sundown = sundown.UTC().Format(time.DateOnly)
+			r.DaysLeft = daysUntil(sundown, now)
 		}
 		rows = append(rows, r)
 	}
@@ -65,6 +58,40 @@ func Versions(ctx context.Context, c client.Reader, engine string, now time.Time
 			cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
 	})
 	return rows, nil
+}
+
+// catalogs are the VersionCatalogs by engine.
+type catalogs map[string]*v1alpha1.VersionCatalog
+
+func readCatalogs(ctx context.Context, c client.Reader) (catalogs, error) {
+	cats := &v1alpha1.VersionCatalogList{}
+	if err := c.List(ctx, cats); err != nil {
+		return nil, fmt.Errorf("listing VersionCatalogs: %w", err)
+	}
+	byEngine := catalogs{}
+	for i := range cats.Items {
+		byEngine[cats.Items[i].Name] = &cats.Items[i]
+	}
+	return byEngine, nil
+}
+
+// sundown is the sundown of engine's version in its catalog; false when it has none.
+func (cs catalogs) sundown(engine, version string) (time.Time, bool) {
+	cat := cs[engine]
+	if cat == nil || version == "" {
+		return time.Time{}, false
+	}
+	rel, err := catalog.Resolve(cat, version)
+	if err != nil || rel.Sundown == nil {
+		return time.Time{}, false
+	}
+	return *rel.Sundown, true
+}
+
+// daysUntil counts whole days from now to t (negative past it).
+func daysUntil(t, now time.Time) *int {
+	days := int(t.Sub(now).Hours() / 24)
+	return &days
 }
 
 // PrintVersions writes the rows as kubectl writes tables.

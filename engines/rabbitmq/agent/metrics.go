@@ -6,9 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -18,6 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
+	"github.com/datafleet-dev/datafleet/framework/bounded"
+	"github.com/datafleet-dev/datafleet/framework/certs"
 )
 
 // The broker's own figures come from its rabbitmq_prometheus plugin, which the engine enables on
@@ -78,7 +78,11 @@ func (e *Engine) Export(ctx context.Context, ch chan<- prometheus.Metric) {
 		Name    string `json:"name"`
 		Running bool   `json:"running"`
 	}
-	if _, err := e.managementGet(ctx, "/api/nodes?columns=name,running", &nodes); err != nil {
+	m, err := e.loopbackManagement()
+	if err == nil {
+		_, err = m.get(ctx, "/api/nodes?columns=name,running", &nodes)
+	}
+	if err != nil {
 		ch <- prometheus.MustNewConstMetric(rabbitUp, prometheus.GaugeValue, 0)
 		return
 	}
@@ -92,7 +96,7 @@ func (e *Engine) Export(ctx context.Context, ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(rabbitClusterNodes, prometheus.GaugeValue, float64(running), "running")
 	ch <- prometheus.MustNewConstMetric(rabbitClusterNodes, prometheus.GaugeValue, float64(len(nodes)-running), "stopped")
 	// 200: the node may stop; 503: it is quorum-critical (the answer names the queues).
-	switch code, err := e.managementGet(ctx, "/api/health/checks/node-is-quorum-critical", nil); {
+	switch code, err := m.get(ctx, "/api/health/checks/node-is-quorum-critical", nil); {
 	case err == nil && code == http.StatusOK:
 		ch <- prometheus.MustNewConstMetric(rabbitQuorumCritical, prometheus.GaugeValue, 0)
 	case err == nil && code == http.StatusServiceUnavailable:
@@ -100,38 +104,49 @@ func (e *Engine) Export(ctx context.Context, ch chan<- prometheus.Metric) {
 	}
 }
 
-// managementGet reads path from this node's management API on loopback, decoding a 200 answer into
-// out (when not nil), and returns the status code. The listener is the one the node was started
-// with: plain HTTP, else HTTPS when TLS is required (verified against the instance's CA).
-func (e *Engine) managementGet(ctx context.Context, path string, out any) (int, error) {
+// loopbackClient is this node's management API on loopback, as the operator's administrator.
+type loopbackClient struct {
+	base, user, password string
+	client               *http.Client
+}
+
+// loopbackManagement reaches the management listener the node was started with: plain HTTP, else
+// HTTPS when TLS is required (verified against the instance's CA). One per scrape: the settings,
+// the password and the certificates are read once for its calls.
+func (e *Engine) loopbackManagement() (*loopbackClient, error) {
 	s := e.startedSettings()
 	scheme, port, cfg := "http", s["management.tcp.port"], (*tls.Config)(nil)
 	if port == "" {
 		scheme, port = "https", s["management.ssl.port"]
 		var err error
 		if cfg, err = e.loopbackTLS(); err != nil {
-			return 0, err
+			return nil, err
 		}
 	}
 	if port == "" {
-		return 0, fmt.Errorf("the node was started without a management listener")
+		return nil, fmt.Errorf("the node was started without a management listener")
 	}
 	password, err := e.adminPassword()
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+net.JoinHostPort("127.0.0.1", port)+path, nil)
+	return &loopbackClient{base: scheme + "://" + net.JoinHostPort("127.0.0.1", port), user: e.Config.User, password: password,
+		client: &http.Client{Transport: &http.Transport{TLSClientConfig: cfg, DisableKeepAlives: true}}}, nil
+}
+
+// get reads path, decoding a 200 answer into out (when not nil), and returns the status code.
+func (m *loopbackClient) get(ctx context.Context, path string, out any) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.base+path, nil)
 	if err != nil {
 		return 0, err
 	}
-	req.SetBasicAuth(e.Config.User, password)
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: cfg, DisableKeepAlives: true}}
-	resp, err := client.Do(req)
+	req.SetBasicAuth(m.user, m.password)
+	resp, err := m.client.Do(req)
 	if err != nil {
 		return 0, err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxManagementAnswer))
+	body, err := bounded.ReadAll(resp.Body, maxManagementAnswer)
 	if err != nil {
 		return resp.StatusCode, err
 	}
@@ -159,11 +174,7 @@ func (e *Engine) loopbackTLS() (*tls.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	block, _ := pem.Decode(certPEM)
-	if block == nil {
-		return nil, fmt.Errorf("no certificate in tls.crt")
-	}
-	leaf, err := x509.ParseCertificate(block.Bytes)
+	leaf, err := certs.ParseCertificate(certPEM)
 	if err != nil || len(leaf.DNSNames) == 0 {
 		return nil, fmt.Errorf("the node's certificate names no host")
 	}

@@ -2,11 +2,11 @@ package agentruntime
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/datafleet-dev/datafleet/framework/agent"
+	"github.com/datafleet-dev/datafleet/framework/bounded"
 )
 
 // maxRelayBytes bounds what the agent reads from the engine's own exporter. RabbitMQ's aggregated
@@ -45,32 +46,12 @@ func relayed(ctx context.Context, rawURL string) ([]*dto.MetricFamily, error) {
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("relay: %s answered %s", u.Redacted(), resp.Status)
 	}
-	body := io.LimitReader(resp.Body, maxRelayBytes+1)
-	counted := &countingReader{r: body}
 	parser := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(counted)
-	if counted.n > maxRelayBytes {
-		return nil, errors.New("relay: the engine's exporter sent more than 16 MiB")
-	}
+	fams, err := parser.TextToMetricFamilies(bounded.Reader(resp.Body, maxRelayBytes))
 	if err != nil {
 		return nil, fmt.Errorf("relay: %w", err)
 	}
-	out := make([]*dto.MetricFamily, 0, len(fams))
-	for _, f := range fams {
-		out = append(out, f)
-	}
-	return out, nil
-}
-
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
+	return slices.Collect(maps.Values(fams)), nil
 }
 
 // relayGatherer adds the relayed families to a scrape (prometheus.Gatherers merges and checks
