@@ -52,4 +52,7 @@ const (
 	// ConditionPaused is True while spec.paused stops the operator from changing an instance;
 	// absent otherwise.
 	ConditionPaused = "Paused"
+	// ConditionContinuousArchiving says whether the primary archives its write-ahead log to the
+	// store (spec.backup.continuous); absent when it is off.
+	ConditionContinuousArchiving = "ContinuousArchiving"
 )

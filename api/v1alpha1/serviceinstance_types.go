@@ -1,6 +1,8 @@
 package v1alpha1
 
 import (
+	"time"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -69,10 +71,38 @@ type TLSSpec struct {
 }
 
 // InstanceBackupSpec holds backup defaults for an instance.
+// +kubebuilder:validation:XValidation:rule="!has(self.continuous) || has(self.storeRef)",message="continuous archiving needs storeRef: the BackupStore the write-ahead log is archived to"
 type InstanceBackupSpec struct {
 	// storeRef names the BackupStore that backups of this instance go to by default.
 	// +optional
 	StoreRef *LocalObjectReference `json:"storeRef,omitempty"`
+	// continuous archives every completed write-ahead log segment of the primary to storeRef
+	// (compressed, encrypted with the store's key, written once), the ground of point-in-time
+	// recovery (PostgreSQL). Turning it on or off restarts the pods (replicas first, then a
+	// switchover), as any spec change that needs one.
+	// +optional
+	Continuous *ContinuousArchiving `json:"continuous,omitempty"`
+}
+
+// ContinuousArchiving are the settings of continuous WAL archiving.
+type ContinuousArchiving struct {
+	// archiveTimeout forces a segment switch when this long passed since the last one with
+	// something written: the most a quiet database can lose (its RPO). Default 60s; from 10s to
+	// 1h (every forced switch archives a whole segment, 16 MiB before compression).
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('10s') && duration(self) <= duration('1h')",message="archiveTimeout must be between 10s and 1h"
+	ArchiveTimeout *metav1.Duration `json:"archiveTimeout,omitempty"`
+}
+
+// DefaultArchiveTimeout is archiveTimeout when unset.
+const DefaultArchiveTimeout = 60 * time.Second
+
+// Timeout is the archive timeout (DefaultArchiveTimeout unless set).
+func (c *ContinuousArchiving) Timeout() time.Duration {
+	if c == nil || c.ArchiveTimeout == nil {
+		return DefaultArchiveTimeout
+	}
+	return c.ArchiveTimeout.Duration
 }
 
 // BindingPolicy says which other namespaces may bind to the instance, with which roles at most
@@ -410,3 +440,11 @@ func (in *ServiceInstance) TLSEnabled() bool { return in.Spec.TLS != nil && in.S
 
 // TLSRequired is spec.tls.required on an instance that serves TLS: it serves nothing in clear.
 func (in *ServiceInstance) TLSRequired() bool { return in.TLSEnabled() && in.Spec.TLS.Required }
+
+// Continuous is the instance's continuous archiving, nil when it is off.
+func (in *ServiceInstance) Continuous() *ContinuousArchiving {
+	if in.Spec.Backup == nil {
+		return nil
+	}
+	return in.Spec.Backup.Continuous
+}

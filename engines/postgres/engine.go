@@ -73,7 +73,11 @@ var parameters = params.Spec{
 		"listen_addresses":          "the pod must listen on its own address",
 		"unix_socket_directories":   "the agent connects through the socket",
 		"ssl":                       "use spec.tls",
-		"archive_command":           "backups are configured with BackupPlan",
+		"archive_mode":              "use spec.backup.continuous",
+		"archive_command":           "use spec.backup.continuous",
+		"archive_library":           "use spec.backup.continuous",
+		"archive_timeout":           "use spec.backup.continuous.archiveTimeout",
+		"restore_command":           "recovery is configured by Restore",
 		"primary_conninfo":          "replication is managed by the operator",
 		"synchronous_standby_names": "use spec.synchronousReplicas",
 		"hot_standby":               "replicas always serve reads",
@@ -82,6 +86,12 @@ var parameters = params.Spec{
 	// PostgreSQL's "postmaster" context; every other allowed parameter is applied by a reload.
 	Restart: []string{"max_connections", "shared_buffers"},
 }
+
+var _ engine.ContinuousArchiver = Engine{}
+
+// ArchivesContinuously implements engine.ContinuousArchiver: the primary's archive_command is the
+// segment archive's push (see the agent's archiving.go).
+func (Engine) ArchivesContinuously() {}
 
 // Validate implements engine.Engine.
 func (Engine) Validate(inst *v1alpha1.ServiceInstance, _ catalog.Release) field.ErrorList {

@@ -3,8 +3,10 @@ package postgres
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
@@ -30,6 +32,21 @@ func TestGolden(t *testing.T) {
 	inst.Spec.TLS = &v1alpha1.TLSSpec{Enabled: true, Required: true}
 	enginetest.Golden(t, New(), engine.RenderInput{Instance: inst, Release: release, AgentImage: "datafleet.local/datafleet-operator:test"},
 		"testdata/orders.golden.yaml")
+}
+
+// An instance with continuous archiving mounts its store's configuration, credentials and key,
+// gives the agent the configuration, and sets archive_timeout in the parameters (a reload).
+func TestGoldenContinuousArchiving(t *testing.T) {
+	inst := enginetest.Instance(Name, "ledger", 2)
+	inst.Spec.Backup = &v1alpha1.InstanceBackupSpec{StoreRef: &v1alpha1.LocalObjectReference{Name: "minio"},
+		Continuous: &v1alpha1.ContinuousArchiving{ArchiveTimeout: &metav1.Duration{Duration: 30 * time.Second}}}
+	store := &v1alpha1.BackupStore{ObjectMeta: metav1.ObjectMeta{Name: "minio", Namespace: inst.Namespace}, Spec: v1alpha1.BackupStoreSpec{
+		URL: "s3://backups?endpoint=http://minio.storage.svc:9000&use_path_style=true&region=us-east-1", Prefix: "team-a",
+		CredentialsSecretRef: &v1alpha1.LocalObjectReference{Name: "store-credentials"},
+		Encryption:           &v1alpha1.BackupEncryption{KeySecretRef: v1alpha1.SecretKeyReference{Name: "backup-key", Key: "key"}},
+	}}
+	enginetest.Golden(t, New(), engine.RenderInput{Instance: inst, Release: release, AgentImage: "datafleet.local/datafleet-operator:test",
+		Archive: engine.NewArchiveInput(inst, store)}, "testdata/ledger-archiving.golden.yaml")
 }
 
 func TestValidateNamesTheField(t *testing.T) {
@@ -86,7 +103,7 @@ func TestSynchronousStandbysAreTheInstancesPods(t *testing.T) {
 	inst := enginetest.Instance(Name, "db", 3)
 	inst.Spec.SynchronousReplicas = ptr.To[int32](1)
 	want := `synchronous_standby_names = 'ANY 1 ("db-0", "db-1", "db-2")'` + "\n"
-	if got := configMap(inst).Data[paramsFile]; !strings.Contains(got, want) {
+	if got := configMap(inst, nil).Data[paramsFile]; !strings.Contains(got, want) {
 		t.Errorf("parameters %q, want the line %q", got, want)
 	}
 }

@@ -43,12 +43,15 @@ func (Engine) Render(in engine.RenderInput) ([]client.Object, error) {
 		return nil, err
 	}
 	inst := in.Instance
-	cfg := configMap(inst)
+	cfg := configMap(inst, in.Archive)
 	headless := workload.HeadlessService(Name, inst, workload.ServicePort("postgres", port))
 	sa, role, binding := agentAccess(inst)
 	objs := []client.Object{cfg, service(inst, RolePrimary, ""), service(inst, RoleReplica, "ro"), headless, sa, role, binding}
 	if pdb := workload.DisruptionBudget(inst.Name, inst.DesiredReplicas(), names.InstanceLabels(Name, inst.Name)); pdb != nil {
 		objs = append(objs, pdb)
+	}
+	if in.Archive != nil {
+		objs = append(objs, workload.ArchiveConfigMap(inst, in.Archive.Store, in.Archive.Dir))
 	}
 	return append(objs, statefulSet(in, cfg.Name, headless.Name, sa.Name)), nil
 }
@@ -78,8 +81,12 @@ func ReplicationSecretName(inst *v1alpha1.ServiceInstance) string {
 	return names.Child(inst.Name, "replication", names.MaxDNSLabel)
 }
 
-func configMap(inst *v1alpha1.ServiceInstance) *corev1.ConfigMap {
+func configMap(inst *v1alpha1.ServiceInstance, archive *engine.ArchiveInput) *corev1.ConfigMap {
 	lines := params.Lines(inst.Spec.Parameters)
+	if archive != nil {
+		// A reload applies it; archive_mode and the command are the agent's (they need a restart).
+		lines += fmt.Sprintf("archive_timeout = '%ds'\n", int(archive.Timeout.Seconds()))
+	}
 	if n := ptr.Deref(inst.Spec.SynchronousReplicas, 0); n > 0 {
 		// Any n of the instance's own pods confirm each commit.
 		pods := make([]string, inst.DesiredReplicas())
@@ -168,6 +175,11 @@ func podSpec(in engine.RenderInput, configName, accountName string) corev1.PodSp
 		workload.ConfigMapVolume("config", configName),
 		workload.SecretVolume("replication", ReplicationSecretName(inst)),
 		workload.EmptyDir("run"), workload.EmptyDir("tmp"),
+	}
+	if a := in.Archive; a != nil {
+		m, v := workload.ArchiveVolumes(inst, a.Store)
+		args.ArchiveConfig = workload.ArchiveConfigFile
+		mounts, volumes = append(mounts, m...), append(volumes, v...)
 	}
 	if inst.TLSEnabled() {
 		// The agent copies the certificate and key out of this volume (see the agent's Reload), so

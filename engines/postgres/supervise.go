@@ -285,6 +285,7 @@ func (s *supervision) report() {
 	if m := s.servingPrimary(); m != nil {
 		obs.CurrentPrimary = s.state.Holder
 		replicas = m.status.Replicas
+		obs.Archive = m.status.Archive
 	}
 	for _, m := range s.members {
 		obs.Members = append(obs.Members, memberStatus(m, replicas))

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"time"
 
 	"github.com/datafleet-dev/datafleet/framework/primary"
 )
@@ -27,6 +28,26 @@ type Status struct {
 	Position *primary.Position `json:"position,omitempty"`
 	// Replicas connected to a primary, as the primary sees them.
 	Replicas []ReplicaStatus `json:"replicas,omitempty"`
+	// Archive is a primary's continuous archiving, when it archives (spec.backup.continuous).
+	Archive *ArchiveStatus `json:"archive,omitempty"`
+}
+
+// ArchiveStatus is how a primary's continuous archiving goes: which segment it stored last,
+// which failed last, and how many completed segments wait.
+type ArchiveStatus struct {
+	// Backlog counts the completed segments not archived yet.
+	Backlog int `json:"backlog"`
+	// LastArchived names the segment stored last, LastFailed the one whose archiving failed last
+	// (empty: none since the server started), each with when.
+	LastArchived     string     `json:"lastArchived,omitempty"`
+	LastArchivedTime *time.Time `json:"lastArchivedTime,omitempty"`
+	LastFailed       string     `json:"lastFailed,omitempty"`
+	LastFailedTime   *time.Time `json:"lastFailedTime,omitempty"`
+}
+
+// Failing reports whether the last attempt to archive failed: a failure since the last success.
+func (a *ArchiveStatus) Failing() bool {
+	return a.LastFailedTime != nil && (a.LastArchivedTime == nil || a.LastFailedTime.After(*a.LastArchivedTime))
 }
 
 // ReplicaStatus is one replica connected to a primary.

@@ -7,7 +7,10 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
+	"strings"
+	"time"
 
 	"github.com/datafleet-dev/datafleet/framework/backup/store"
 	"github.com/datafleet-dev/datafleet/framework/bounded"
@@ -16,11 +19,16 @@ import (
 // The segment archive's command, which an engine's own archiver runs once per segment inside the
 // pod: PostgreSQL's archive_command and restore_command are
 //
-//	manager segments push --config FILE %f %p
-//	manager segments fetch --config FILE %f %p
+//	manager segments push --config FILE [--system ID] %f %p
+//	manager segments fetch --config FILE [--system ID] %f %p
 //
 // A process per segment, as the engine expects of its commands (barman-cloud-wal-archive and
-// pgBackRest work the same way): its exit status is the answer, and nothing outlives it.
+// pgBackRest work the same way): its exit status is the answer, and nothing outlives it, nor
+// outlasts its deadline (--timeout): the engine retries a segment whose command failed.
+//
+// --system puts the segments of one database system (PostgreSQL's system identifier) in a
+// directory of their own under the configured one: an instance made again under an old name
+// starts a new system and must not collide with the old one's segments.
 
 // SegmentConfig is what the command needs to open the archive, a JSON file in the pod beside the
 // mounted Secrets it names.
@@ -34,6 +42,9 @@ type SegmentConfig struct {
 	// KeyFile is the encryption key, mounted; empty: segments are not encrypted.
 	KeyFile string `json:"keyFile,omitempty"`
 }
+
+// DefaultSegmentTimeout bounds one segment's push or fetch: 16 MiB to an object store.
+const DefaultSegmentTimeout = 5 * time.Minute
 
 // maxConfigBytes bounds the config file and each credential file read.
 const maxConfigBytes = 1 << 20
@@ -104,27 +115,37 @@ func SegmentsMain(ctx context.Context, args []string) error {
 	verb := args[0]
 	fs := flag.NewFlagSet("segments "+verb, flag.ContinueOnError)
 	config := fs.String("config", "", "the archive's configuration (JSON, see backup.SegmentConfig)")
+	system := fs.String("system", "", "the database system's identifier (digits): its segments go in a directory of that name")
+	timeout := fs.Duration("timeout", DefaultSegmentTimeout, "the most one segment may take")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
 	if *config == "" || fs.NArg() != 2 {
-		return fmt.Errorf("usage: segments %s --config FILE NAME PATH", verb)
+		return fmt.Errorf("usage: segments %s --config FILE [--system ID] NAME PATH", verb)
 	}
-	name, path := fs.Arg(0), fs.Arg(1)
+	if *system != "" && strings.Trim(*system, "0123456789") != "" {
+		return fmt.Errorf("--system %q: a system identifier is digits", *system)
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	name, file := fs.Arg(0), fs.Arg(1)
 	a, err := OpenSegmentArchive(ctx, *config)
 	if err != nil {
 		return err
 	}
+	if *system != "" {
+		a.Dir = path.Join(a.Dir, *system)
+	}
 	defer a.Store.Close()
 	if verb == "push" {
-		f, err := os.Open(path)
+		f, err := os.Open(file)
 		if err != nil {
 			return err
 		}
 		defer f.Close()
 		return a.Put(ctx, name, f)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".fetching-*")
+	tmp, err := os.CreateTemp(filepath.Dir(file), "."+filepath.Base(file)+".fetching-*")
 	if err != nil {
 		return err
 	}
@@ -136,5 +157,5 @@ func SegmentsMain(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	return os.Rename(tmp.Name(), path)
+	return os.Rename(tmp.Name(), file)
 }

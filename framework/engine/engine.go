@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
 	"github.com/datafleet-dev/datafleet/framework/catalog"
 )
 
@@ -44,6 +45,9 @@ type RenderInput struct {
 	// AgentImage is the operator's own image. Engines whose pods run the instance agent copy the
 	// manager binary from it with an init container, so engine images need no entrypoint.
 	AgentImage string
+	// Archive is where the instance's continuous archive goes, for a ContinuousArchiver with
+	// spec.backup.continuous; nil otherwise.
+	Archive *ArchiveInput
 }
 
 // CheckAgentImage fails the Render of an engine whose pods run the agent when the operator was
@@ -71,6 +75,9 @@ type Observation struct {
 	Endpoints []v1alpha1.Endpoint
 	// Members of the instance, for engines that report them (role and replication state).
 	Members []v1alpha1.Member
+	// Archive is the primary's continuous archiving as its agent reports it, for a
+	// ContinuousArchiver with spec.backup.continuous; nil when no primary reported it.
+	Archive *fwagent.ArchiveStatus
 }
 
 // TLSServer is implemented by engines that serve clients over TLS when spec.tls.enabled. Before

@@ -14,7 +14,7 @@ import (
 
 // render asks the engine for the children and stamps what every child must carry.
 func (r *Reconciler) render(_ context.Context, s *scope) (bool, error) {
-	objs, err := r.Engine.Render(engine.RenderInput{Instance: s.inst.DeepCopy(), Release: s.release, AgentImage: r.AgentImage})
+	objs, err := r.Engine.Render(engine.RenderInput{Instance: s.inst.DeepCopy(), Release: s.release, AgentImage: r.AgentImage, Archive: s.archive})
 	if err != nil {
 		s.fail(ReasonRenderFailed, fmt.Sprintf("the %s engine could not render this instance: %v", r.Engine.Name(), err))
 		return true, nil

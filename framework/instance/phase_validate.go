@@ -4,16 +4,13 @@ import (
 	"context"
 	"strings"
 
-	"k8s.io/apimachinery/pkg/util/validation/field"
-
-	"github.com/datafleet-dev/datafleet/framework/maintenance"
+	"github.com/datafleet-dev/datafleet/framework/engine"
 )
 
-// validate lets the engine check what only it understands (parameters, topology), after the
-// framework's own checks the schema cannot make (the maintenance window's time zone).
+// validate makes the checks the schema cannot (engine.ValidateSpec): the framework's own and the
+// engine's (parameters, topology).
 func (r *Reconciler) validate(_ context.Context, s *scope) (bool, error) {
-	errs := append(maintenance.Validate(s.inst.Spec.MaintenanceWindow, field.NewPath("spec", "maintenanceWindow")),
-		r.Engine.Validate(s.inst, s.release)...)
+	errs := engine.ValidateSpec(r.Engine, s.inst, s.release)
 	if len(errs) == 0 {
 		return false, nil
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
 	"github.com/datafleet-dev/datafleet/framework/apply"
+	"github.com/datafleet-dev/datafleet/framework/backup/store"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/netpol"
 	"github.com/datafleet-dev/datafleet/framework/rollout"
@@ -69,6 +70,9 @@ type Reconciler struct {
 	// Rollout paces operator-made restarts across the fleet (shared by every engine's
 	// reconciler); nil: every instance restarts as soon as its window opens.
 	Rollout *rollout.Gate
+	// StorePolicy is the platform's policy on BackupStores, which a continuous archive's store
+	// must pass as a backup's does.
+	StorePolicy store.Policy
 }
 
 // phase is one step of a reconcile. It returns done=true to stop the steps after it (the reason
@@ -111,6 +115,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 		r.applyPlan,
 		r.validate,
 		r.certificates,
+		r.resolveArchive,
 		r.render,
 		r.upgradeAgents,
 		r.holdRestarts,

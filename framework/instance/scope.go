@@ -22,6 +22,10 @@ type scope struct {
 	// failure is a problem with the spec that only a spec (or catalog) change can fix:
 	// the reconcile stops and the instance is Failed, without retries and backoff.
 	failure *failure
+	// archive is where the instance's continuous archive goes, once resolveArchive found it.
+	archive *engine.ArchiveInput
+	// archiveRefused is the ContinuousArchiving condition when the archive's store cannot be used.
+	archiveRefused *metav1.Condition
 	// children as rendered and decorated, in render order.
 	children []client.Object
 	// applied is true once every child was applied and every stale child pruned.

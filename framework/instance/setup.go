@@ -56,6 +56,9 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options)
 	b = b.Watches(&v1alpha1.VersionCatalog{}, handler.EnqueueRequestsFromMapFunc(r.instancesOfCatalog),
 		builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool { return o.GetName() == name })))
 	b = b.Watches(&v1alpha1.ServicePlan{}, handler.EnqueueRequestsFromMapFunc(r.instancesOfPlan))
+	if _, ok := r.Engine.(engine.ContinuousArchiver); ok {
+		b = b.Watches(&v1alpha1.BackupStore{}, handler.EnqueueRequestsFromMapFunc(r.instancesOfStore))
+	}
 	return b.Complete(r)
 }
 

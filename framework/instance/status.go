@@ -36,6 +36,12 @@ func computeStatus(prev v1alpha1.ServiceInstanceStatus, inst *v1alpha1.ServiceIn
 	if c := storageCondition(s); c != nil {
 		set(c.Type, c.Status, c.Reason, c.Message)
 	}
+	switch c := archivingCondition(s); {
+	case c != nil:
+		set(c.Type, c.Status, c.Reason, c.Message)
+	case inst.Continuous() == nil:
+		meta.RemoveStatusCondition(&st.Conditions, v1alpha1.ConditionContinuousArchiving)
+	}
 	if s.paused {
 		set(v1alpha1.ConditionPaused, metav1.ConditionTrue, ReasonPaused,
 			"spec.paused: the operator changes nothing of this instance until it is false; the status is as last observed")

@@ -134,6 +134,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, engines []engine.Engine, opts 
 			Agent:             opts.Agent,
 			AgentAddress:      opts.AgentAddress,
 			MetricsTokenHash:  opts.MetricsTokenHash,
+			StorePolicy:       opts.StorePolicy,
 		}
 		if err := r.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles}); err != nil {
 			return fmt.Errorf("setting up the %s controller: %w", e.Name(), err)

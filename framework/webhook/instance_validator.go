@@ -75,12 +75,11 @@ func (v *InstanceValidator) withCatalog(ctx context.Context, inst *v1alpha1.Serv
 
 // engineErrors runs the engine's own checks, when this manager runs the engine.
 func (v *InstanceValidator) engineErrors(inst *v1alpha1.ServiceInstance, rel catalog.Release) field.ErrorList {
-	errs := maintenance.Validate(inst.Spec.MaintenanceWindow, field.NewPath("spec", "maintenanceWindow"))
 	e, ok := v.Engines[inst.Spec.Engine]
 	if !ok {
-		return errs
+		return maintenance.Validate(inst.Spec.MaintenanceWindow, field.NewPath("spec", "maintenanceWindow"))
 	}
-	return append(errs, e.Validate(inst, rel)...)
+	return engine.ValidateSpec(e, inst, rel)
 }
 
 // ValidateUpdate refuses a version change the catalog has no in-place path for, a plan change the

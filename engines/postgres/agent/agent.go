@@ -55,6 +55,12 @@ type Config struct {
 	TLSRequired bool
 	// ReplicationPasswordFile holds the password of the replication user.
 	ReplicationPasswordFile string
+	// ArchiveConfig is the segment archive's configuration (framework/backup.SegmentConfig): with
+	// it the primary archives every completed segment there (archiving.go); empty: no archiving.
+	ArchiveConfig string
+	// Manager is the binary archive_command runs ("manager segments push"): the agent's own when
+	// empty. Only tests set it, whose agent is the test binary.
+	Manager string
 	// Credential runs PostgreSQL's processes as another user. Only tests set it: they run as root,
 	// which initdb refuses. In a pod the agent already runs as the postgres user.
 	Credential *syscall.Credential
@@ -180,7 +186,11 @@ func (e *Engine) Bootstrap(ctx context.Context) error {
 	if err := e.writeFile(filepath.Join(c.DataDir, "pg_hba.conf"), []byte(pgHBA(c.TLSRequired))); err != nil {
 		return err
 	}
-	if err := e.writeFile(filepath.Join(c.DataDir, agentConf), []byte(e.agentSettings())); err != nil {
+	settings, err := e.agentSettings()
+	if err != nil {
+		return err
+	}
+	if err := e.writeFile(filepath.Join(c.DataDir, agentConf), []byte(settings)); err != nil {
 		return err
 	}
 	if err := e.ensureIncludes(); err != nil {

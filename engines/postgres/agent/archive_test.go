@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -28,7 +30,7 @@ import (
 func TestArchiveCommandStoresEverySegment(t *testing.T) {
 	ctx := context.Background()
 	srv := archivingServer(t)
-	e, archive, configFile, bin := srv.e, srv.archive, srv.configFile, srv.bin
+	e, archive, bin := srv.e, srv.archive, srv.bin
 	c := e.Config
 	var err error
 	execSQL(t, e, "CREATE TABLE public.orders (id int PRIMARY KEY, note text)",
@@ -55,13 +57,17 @@ func TestArchiveCommandStoresEverySegment(t *testing.T) {
 		}
 		return nil
 	})
+	// The primary's status tells the operator (its ContinuousArchiving condition).
+	if a := e.Status(ctx).Archive; a == nil || a.Failing() || a.LastArchived != last || a.Backlog != 0 {
+		t.Fatalf("the primary's archive status: %+v, want %s archived and nothing failing or waiting", a, last)
+	}
 
 	// Every archived segment comes back, verified, and holds the table's 1,000 inserts in all.
 	fetched := t.TempDir()
 	inserts := 0
 	insert := regexp.MustCompile(`desc: INSERT(\+INIT)? .*rel \d+/\d+/` + filenode + `\b`)
 	for _, name := range names {
-		if out, err := exec.Command(bin.Path, "segments", "fetch", "--config", configFile, name, filepath.Join(fetched, name)).CombinedOutput(); err != nil {
+		if out, err := exec.Command(bin.Path, srv.segments("fetch", name, filepath.Join(fetched, name))...).CombinedOutput(); err != nil {
 			t.Fatalf("segments fetch %s: %v\n%s", name, err, out)
 		}
 		out, err := exec.Command(filepath.Join(c.BinDir, "pg_waldump"), filepath.Join(fetched, name)).CombinedOutput()
@@ -77,7 +83,7 @@ func TestArchiveCommandStoresEverySegment(t *testing.T) {
 	if inserts != 1000 {
 		t.Fatalf("the archived WAL holds %d inserts into public.orders, want 1000 (segments %v)", inserts, names)
 	}
-	if out, err := exec.Command(bin.Path, "segments", "fetch", "--config", configFile, "00000001000000FF000000FF", filepath.Join(fetched, "missing")).CombinedOutput(); err == nil {
+	if out, err := exec.Command(bin.Path, srv.segments("fetch", "00000001000000FF000000FF", filepath.Join(fetched, "missing"))...).CombinedOutput(); err == nil {
 		t.Fatalf("a segment never archived was fetched: %s", out)
 	}
 	if _, err := os.Stat(filepath.Join(fetched, "missing")); !os.IsNotExist(err) {
@@ -101,13 +107,16 @@ func TestArchiveCommandStoresEverySegment(t *testing.T) {
 		}
 		return nil
 	})
-	// The agent's figures show it: failures, and the stuck segment waiting.
+	// The agent's figures show it: failures, and the stuck segment waiting; so does its status.
 	srv.archivingFigures(t, func(_, failures, backlog float64) error {
 		if failures < 1 || backlog < 1 {
 			return fmt.Errorf("failures %v, backlog %v; want both at least 1", failures, backlog)
 		}
 		return nil
 	})
+	if a := e.Status(ctx).Archive; a == nil || !a.Failing() || a.LastFailed != next || a.Backlog < 1 {
+		t.Fatalf("the primary's archive status: %+v, want %s failing and waiting", a, next)
+	}
 	var got bytes.Buffer
 	if err := archive.Get(ctx, next, &got); err != nil || !bytes.Equal(got.Bytes(), planted) {
 		t.Fatalf("the stored %s was replaced: %v", next, err)
@@ -133,6 +142,7 @@ type archiving struct {
 	configFile string
 	bin        agenttest.Binary
 	key        []byte
+	system     uint64
 }
 
 func archivingServer(t *testing.T) *archiving {
@@ -168,14 +178,23 @@ func archivingServer(t *testing.T) *archiving {
 		t.Fatal(err)
 	}
 
+	// The agent's own archiving (Config.ArchiveConfig), as a pod with spec.backup.continuous has.
 	c := newConfig(t)
-	params := fmt.Sprintf("archive_mode = on\narchive_command = '%s segments push --config %s %%f %%p'\n", bin.Path, configFile)
-	if err := os.WriteFile(c.ParametersFile, []byte(params), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	c.ArchiveConfig, c.Manager = configFile, bin.Path
 	e := &Engine{Config: c}
 	r := start(t, e)
-	return &archiving{e: e, agent: r, archive: archive, configFile: configFile, bin: bin, key: key}
+	// Its segments go in its database system's directory.
+	system, err := systemIdentifier(c.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	archive.Dir = path.Join(archive.Dir, strconv.FormatUint(system, 10))
+	return &archiving{e: e, agent: r, archive: archive, configFile: configFile, bin: bin, key: key, system: system}
+}
+
+// segments is the segment command, as archive_command and restore_command run it on this server.
+func (a *archiving) segments(verb string, args ...string) []string {
+	return append([]string{"segments", verb, "--config", a.configFile, "--system", strconv.FormatUint(a.system, 10)}, args...)
 }
 
 // archivingFigures scrapes the agent until check accepts its archiving figures.

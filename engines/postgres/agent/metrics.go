@@ -3,10 +3,6 @@ package agent
 import (
 	"context"
 	"errors"
-	"os"
-	"path/filepath"
-	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
@@ -132,32 +128,18 @@ func (e *Engine) Export(ctx context.Context, ch chan<- prometheus.Metric) {
 	})
 }
 
-// exportArchiving reads pg_stat_archiver and counts the segments waiting for archive_command (the
-// .ready files PostgreSQL leaves in pg_wal/archive_status), when archiving is on.
+// exportArchiving reports the archiver (archiveState), when archiving is on.
 func (e *Engine) exportArchiving(ctx context.Context, conn *pgx.Conn, gauge, counter func(*prometheus.Desc, float64, ...string)) {
-	var mode string
-	var archived, failed float64
-	var last *time.Time
-	if err := conn.QueryRow(ctx, `SELECT pg_catalog.current_setting('archive_mode'), archived_count::pg_catalog.float8,
-		failed_count::pg_catalog.float8, last_archived_time FROM pg_catalog.pg_stat_archiver`).Scan(&mode, &archived, &failed, &last); err != nil || mode == "off" {
+	a, err := e.archiveState(ctx, conn)
+	if err != nil || a == nil {
 		return
 	}
-	counter(pgArchived, archived)
-	counter(pgArchiveFailures, failed)
-	if last != nil {
-		gauge(pgArchiveLastSuccess, float64(last.UnixNano())/1e9)
+	counter(pgArchived, a.archived)
+	counter(pgArchiveFailures, a.failed)
+	if a.LastArchivedTime != nil {
+		gauge(pgArchiveLastSuccess, float64(a.LastArchivedTime.UnixNano())/1e9)
 	}
-	entries, err := os.ReadDir(filepath.Join(e.Config.DataDir, "pg_wal", "archive_status"))
-	if err != nil {
-		return
-	}
-	ready := 0
-	for _, en := range entries {
-		if strings.HasSuffix(en.Name(), ".ready") {
-			ready++
-		}
-	}
-	gauge(pgArchiveBacklog, float64(ready))
+	gauge(pgArchiveBacklog, float64(a.Backlog))
 }
 
 // nonNegative clamps a difference of two positions read at slightly different moments.

@@ -76,7 +76,7 @@ func TestRecoveryToAPointInTimeFromTheStore(t *testing.T) {
 	if err := bucket.Copy(ctx, middleKey, middleKey+".aside", nil); err != nil {
 		t.Fatal(err)
 	}
-	fetch := fmt.Sprintf("%s segments fetch --config %s %%f %%p", srv.bin.Path, srv.configFile)
+	fetch := srv.bin.Path + " " + strings.Join(srv.segments("fetch", "%f", "%p"), " ")
 	if err := PrepareRecovery(restored, fetch, RecoveryTarget{Time: target}, e); err != nil {
 		t.Fatal(err)
 	}

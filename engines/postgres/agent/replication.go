@@ -84,7 +84,7 @@ func (e *Engine) sourceConnString() string {
 }
 
 // agentSettings are the settings the agent owns, included after the instance's parameters.
-func (e *Engine) agentSettings() string {
+func (e *Engine) agentSettings() (string, error) {
 	lines := []string{
 		"# Written by the Datafleet agent on every start; changes here are lost.",
 		"wal_level = 'replica'",
@@ -99,10 +99,18 @@ func (e *Engine) agentSettings() string {
 	}
 	lines = append(lines, e.tlsSettings()...)
 	if e.Config.Source != "" {
-		lines = append(lines, "primary_conninfo = '"+strings.ReplaceAll(e.sourceConnString(), "'", "''")+"'")
+		lines = append(lines, "primary_conninfo = "+quoteSetting(e.sourceConnString()))
 	}
-	return strings.Join(lines, "\n") + "\n"
+	archiving, err := e.archiveSettings()
+	if err != nil {
+		return "", err
+	}
+	lines = append(lines, archiving...)
+	return strings.Join(lines, "\n") + "\n", nil
 }
+
+// quoteSetting quotes a value for postgresql.conf.
+func quoteSetting(v string) string { return "'" + strings.ReplaceAll(v, "'", "''") + "'" }
 
 // setStandby creates or removes standby.signal, which makes postgres start as a replica.
 func (e *Engine) setStandby(standby bool) error {
@@ -454,6 +462,12 @@ func (e *Engine) Status(ctx context.Context) fwagent.Status {
 	})
 	if err != nil {
 		return fwagent.Status{Detail: err.Error()}
+	}
+	if e.Config.ArchiveConfig != "" {
+		// The archiver's state is no reason to be unready: serving goes on while it retries.
+		if a, err := e.archiveState(ctx, conn); err == nil && a != nil {
+			st.Archive = &a.ArchiveStatus
+		}
 	}
 	return st
 }

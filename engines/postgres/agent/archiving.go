@@ -1,0 +1,98 @@
+package agent
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
+)
+
+// Continuous archiving (Config.ArchiveConfig): the primary's archive_command stores each
+// completed segment through the segment archive (framework/backup.SegmentArchive), a process per
+// segment, as PostgreSQL expects of it. archive_mode is "on", not "always": replicas archive
+// nothing, and a promoted replica takes over on its new timeline (the history file first).
+
+// archiveSettings are the archiving settings when the pod has an archive: archive_mode, which
+// only a restart changes (the pod template carries the archive, so turning it on or off is a
+// restart anyway), and the command. archive_timeout is the instance's, in the parameters file,
+// so that changing it is a reload.
+func (e *Engine) archiveSettings() ([]string, error) {
+	if e.Config.ArchiveConfig == "" {
+		return nil, nil
+	}
+	system, err := systemIdentifier(e.Config.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	manager := e.Config.Manager
+	if manager == "" {
+		if manager, err = os.Executable(); err != nil {
+			return nil, fmt.Errorf("the agent's own binary, which archive_command runs: %w", err)
+		}
+	}
+	command := fmt.Sprintf("%s segments push --config %s --system %d %%f %%p", manager, e.Config.ArchiveConfig, system)
+	return []string{"archive_mode = 'on'", "archive_command = " + quoteSetting(command)}, nil
+}
+
+// systemIdentifier is the database system's identifier, the first field of global/pg_control
+// (in the server's byte order): initdb draws it, and every copy of that system (replicas, base
+// backups, a restore from them) keeps it, so it tells one instance's archives apart from those of
+// an instance deleted and made again under the same name.
+func systemIdentifier(dataDir string) (uint64, error) {
+	f, err := os.Open(filepath.Join(dataDir, "global", "pg_control"))
+	if err != nil {
+		return 0, fmt.Errorf("reading the system identifier: %w", err)
+	}
+	defer f.Close()
+	var b [8]byte
+	if _, err := io.ReadFull(f, b[:]); err != nil {
+		return 0, fmt.Errorf("reading the system identifier from pg_control: %w", err)
+	}
+	return binary.NativeEndian.Uint64(b[:]), nil
+}
+
+// archiveState is the archiver as pg_stat_archiver and pg_wal/archive_status see it, with the
+// counters since the statistics were reset; nil when archiving is off.
+type archiveState struct {
+	fwagent.ArchiveStatus
+	archived, failed float64
+}
+
+func (e *Engine) archiveState(ctx context.Context, conn *pgx.Conn) (*archiveState, error) {
+	var mode string
+	var s archiveState
+	var lastArchived, lastFailed *string
+	var lastArchivedTime, lastFailedTime *time.Time
+	if err := conn.QueryRow(ctx, `SELECT pg_catalog.current_setting('archive_mode'), archived_count::pg_catalog.float8,
+		failed_count::pg_catalog.float8, last_archived_wal, last_archived_time, last_failed_wal, last_failed_time
+		FROM pg_catalog.pg_stat_archiver`).Scan(&mode, &s.archived, &s.failed, &lastArchived, &lastArchivedTime, &lastFailed, &lastFailedTime); err != nil {
+		return nil, err
+	}
+	if mode == "off" {
+		return nil, nil
+	}
+	if lastArchived != nil {
+		s.LastArchived, s.LastArchivedTime = *lastArchived, lastArchivedTime
+	}
+	if lastFailed != nil {
+		s.LastFailed, s.LastFailedTime = *lastFailed, lastFailedTime
+	}
+	entries, err := os.ReadDir(filepath.Join(e.Config.DataDir, "pg_wal", "archive_status"))
+	if err != nil {
+		return nil, err
+	}
+	for _, en := range entries {
+		if strings.HasSuffix(en.Name(), ".ready") {
+			s.Backlog++
+		}
+	}
+	return &s, nil
+}
