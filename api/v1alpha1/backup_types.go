@@ -31,6 +31,16 @@ type RunStatus struct {
 	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
 }
 
+// BackupMethod is how a backup takes the data.
+// +kubebuilder:validation:Enum=Logical;Physical
+type BackupMethod string
+
+// Backup methods.
+const (
+	BackupLogical  BackupMethod = "Logical"
+	BackupPhysical BackupMethod = "Physical"
+)
+
 // BackupSpec asks for one backup of an instance. Immutable once created.
 // +kubebuilder:validation:XValidation:rule="self == oldSelf",message="a Backup's spec is immutable: create a new Backup instead"
 type BackupSpec struct {
@@ -39,6 +49,12 @@ type BackupSpec struct {
 	// storeRef names the BackupStore; defaults to the instance's spec.backup.storeRef.
 	// +optional
 	StoreRef *LocalObjectReference `json:"storeRef,omitempty"`
+	// method is how the data is taken: Logical (the default), the engine's own dump, restorable
+	// into any later version; or Physical, a copy of the data files (PostgreSQL's base backup,
+	// from a replica when there is one) onto which a restore replays the continuous archive, so
+	// it needs spec.backup.continuous on the instance.
+	// +optional
+	Method BackupMethod `json:"method,omitempty"`
 	// hold keeps this backup from ever being pruned by a BackupPlan's retention.
 	// +optional
 	Hold bool `json:"hold,omitempty"`

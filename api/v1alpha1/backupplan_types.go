@@ -33,6 +33,9 @@ type BackupPlanSpec struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=64
 	TimeZone string `json:"timeZone,omitempty"`
+	// method of the plan's backups (a Backup's spec.method): Logical, the default, or Physical.
+	// +optional
+	Method BackupMethod `json:"method,omitempty"`
 	// retention of completed backups.
 	// +optional
 	Retention *BackupRetention `json:"retention,omitempty"`

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -35,7 +36,7 @@ func (Engine) BackupEnv(inst *v1alpha1.ServiceInstance) []corev1.EnvVar {
 // Dump implements engine.Backuper: the primary's agent runs pg_dumpall and pg_dump next to the
 // data and streams the archive.
 func (Engine) Dump(ctx context.Context, t engine.BackupTarget, w io.Writer) error {
-	agent, err := primaryAgent(ctx, t)
+	agent, err := memberAgent(ctx, t, RolePrimary)
 	if err != nil {
 		return err
 	}
@@ -44,21 +45,35 @@ func (Engine) Dump(ctx context.Context, t engine.BackupTarget, w io.Writer) erro
 
 // Load implements engine.Backuper through the primary's agent (see the agent's Load).
 func (Engine) Load(ctx context.Context, t engine.BackupTarget, r io.Reader) (string, error) {
-	agent, err := primaryAgent(ctx, t)
+	agent, err := memberAgent(ctx, t, RolePrimary)
 	if err != nil {
 		return "", err
 	}
 	return agent.Load(ctx, r)
 }
 
-// primaryAgent finds the member whose agent reports a ready primary, by asking each one: the Job
-// runs without API access, and the primary may have moved since the Job was made.
-func primaryAgent(ctx context.Context, t engine.BackupTarget) (fwagent.Conn, error) {
+var _ engine.PhysicalBackuper = Engine{}
+
+// BaseBackup implements engine.PhysicalBackuper: a ready replica's agent takes it when there is
+// one, which spares the primary reading every data file; else the primary's.
+func (Engine) BaseBackup(ctx context.Context, t engine.BackupTarget, w io.Writer) (fwagent.BaseBackupInfo, error) {
+	agent, err := memberAgent(ctx, t, RoleReplica, RolePrimary)
+	if err != nil {
+		return fwagent.BaseBackupInfo{}, err
+	}
+	return agent.BaseBackup(ctx, w)
+}
+
+// memberAgent finds a member whose agent reports it ready in the first of roles that any member
+// has, by asking each one: the Job runs without API access, and the roles may have moved since
+// the Job was made.
+func memberAgent(ctx context.Context, t engine.BackupTarget, roles ...string) (fwagent.Conn, error) {
 	cfg, err := fwagent.ClientTLSFromPEM([]byte(t.Getenv(envAgentCert)), []byte(t.Getenv(envAgentKey)), []byte(t.Getenv(envAgentCA)))
 	if err != nil {
 		return fwagent.Conn{}, fmt.Errorf("the Job's agent certificate: %w", err)
 	}
 	agents := fwagent.NewDialer(cfg)
+	ready := map[string]fwagent.Conn{}
 	var seen []string
 	for i := 0; i < int(t.Instance.DesiredReplicas()); i++ {
 		agent := agents.At(fwagent.Address(workload.MemberHost(t.Instance, i)))
@@ -66,11 +81,18 @@ func primaryAgent(ctx context.Context, t engine.BackupTarget) (fwagent.Conn, err
 		switch {
 		case err != nil:
 			seen = append(seen, err.Error())
-		case st.Role == RolePrimary && st.Ready:
-			return agent, nil
+		case st.Ready && slices.Contains(roles, st.Role):
+			if _, found := ready[st.Role]; !found {
+				ready[st.Role] = agent
+			}
 		default:
 			seen = append(seen, fmt.Sprintf("%s: %s %s", agent.Addr, st.Role, st.Detail))
 		}
 	}
-	return fwagent.Conn{}, fmt.Errorf("no member is a ready primary (%s)", strings.Join(seen, "; "))
+	for _, role := range roles {
+		if agent, ok := ready[role]; ok {
+			return agent, nil
+		}
+	}
+	return fwagent.Conn{}, fmt.Errorf("no member is a ready %s (%s)", strings.Join(roles, " or "), strings.Join(seen, "; "))
 }

@@ -13,6 +13,7 @@ const (
 	PathAction = "/action/" // followed by the action's name (Actor)
 	PathDump   = "/stream/dump"
 	PathLoad   = "/stream/load"
+	PathBase   = "/stream/base" // a physical base backup (BaseBackuper)
 	// PathAgent is the agent itself: GET says which binary runs (Info), PUT replaces it with the
 	// operator's binary while the engine's process keeps running (agentruntime/upgrade.go).
 	PathAgent = "/agent"
@@ -21,6 +22,9 @@ const (
 // TrailerResult ends a dump's response: "ok" after a complete dump, else the error. A dump's
 // status code is sent before the dump runs, so only the trailer can say how it ended.
 const TrailerResult = "Datafleet-Result"
+
+// TrailerBaseBackup follows a complete base backup: its BaseBackupInfo as JSON.
+const TrailerBaseBackup = "Datafleet-Base-Backup"
 
 // Listen is where the agent serves: HTTPS on Addr with the certificate, key and CA in TLSDir
 // (see agentruntime/tls.go), and its metrics on MetricsAddr (metrics.go).

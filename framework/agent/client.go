@@ -106,21 +106,41 @@ func (c Conn) Act(ctx context.Context, action string, params url.Values) error {
 
 // Dump streams the agent's dump into w and returns nil only if the agent reported it complete.
 func (c Conn) Dump(ctx context.Context, w io.Writer) error {
-	resp, err := c.post(ctx, 0, PathDump, "application/octet-stream", http.NoBody)
+	_, err := c.stream(ctx, "dump", PathDump, w)
+	return err
+}
+
+// BaseBackup streams the agent's base backup into w and returns where it starts in the log, with
+// a nil error only if the agent reported it complete.
+func (c Conn) BaseBackup(ctx context.Context, w io.Writer) (BaseBackupInfo, error) {
+	var info BaseBackupInfo
+	trailer, err := c.stream(ctx, "base backup", PathBase, w)
 	if err != nil {
-		return err
+		return info, err
+	}
+	if err := json.Unmarshal([]byte(trailer.Get(TrailerBaseBackup)), &info); err != nil || info.StartSegment == "" {
+		return info, fmt.Errorf("base backup from %s: no start in the log reported (%v)", c.Addr, err)
+	}
+	return info, nil
+}
+
+// stream copies what the agent streams at path into w; the trailer says whether it was complete.
+func (c Conn) stream(ctx context.Context, what, path string, w io.Writer) (http.Header, error) {
+	resp, err := c.post(ctx, 0, path, "application/octet-stream", http.NoBody)
+	if err != nil {
+		return nil, err
 	}
 	defer resp.Body.Close()
 	if _, err := io.Copy(w, resp.Body); err != nil {
-		return fmt.Errorf("dump from %s: %w", c.Addr, err)
+		return nil, fmt.Errorf("%s from %s: %w", what, c.Addr, err)
 	}
 	switch result := resp.Trailer.Get(TrailerResult); result {
 	case "ok":
-		return nil
+		return resp.Trailer, nil
 	case "":
-		return fmt.Errorf("dump from %s: the stream ended without a result: the agent stopped", c.Addr)
+		return nil, fmt.Errorf("%s from %s: the stream ended without a result: the agent stopped", what, c.Addr)
 	default:
-		return fmt.Errorf("dump from %s: %s", c.Addr, result)
+		return nil, fmt.Errorf("%s from %s: %s", what, c.Addr, result)
 	}
 }
 

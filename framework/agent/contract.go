@@ -1,7 +1,7 @@
 package agent
 
 // The agent-side engine contract: what an engine's agent implements (Engine), the capabilities
-// it opts into (Controller, Reloader, Adopter, Actor, Streamer), and what it reports (Status). The runtime
+// it opts into (Controller, Reloader, Adopter, Actor, Streamer, BaseBackuper), and what it reports (Status). The runtime
 // that drives them is framework/agent/agentruntime.
 
 import (
@@ -128,4 +128,27 @@ type Actor interface {
 type Streamer interface {
 	Dump(ctx context.Context, w io.Writer) error
 	Load(ctx context.Context, r io.Reader) (string, error)
+}
+
+// BaseBackuper is implemented by Streamers whose engine also takes physical copies of its data
+// (PostgreSQL's base backups), onto which a restore replays the continuous archive. BaseBackup
+// writes the copy to w, returns where in the archived log a restore of it starts, and is served
+// at PathBase.
+type BaseBackuper interface {
+	BaseBackup(ctx context.Context, w io.Writer) (BaseBackupInfo, error)
+}
+
+// BaseBackupInfo is where a base backup stands in its instance's log.
+type BaseBackupInfo struct {
+	// System is the database system's identifier: the directory of its archive.
+	System string `json:"system"`
+	// StartSegment is the first log segment a restore of it replays.
+	StartSegment string `json:"startSegment"`
+	// Started and Completed are the member's clock around the copy: a restore can reach no
+	// earlier point than Completed.
+	Started   time.Time `json:"started"`
+	Completed time.Time `json:"completed"`
+	// Member is the pod it was taken from, and Role that member's role then.
+	Member string `json:"member,omitempty"`
+	Role   string `json:"role,omitempty"`
 }

@@ -18,6 +18,7 @@ import (
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
 
+	"github.com/datafleet-dev/datafleet/framework/agent"
 	"github.com/datafleet-dev/datafleet/framework/backup/store"
 )
 
@@ -57,10 +58,21 @@ type Manifest struct {
 	Completed time.Time `json:"completed"`
 	// Source is the backed-up instance's spec (JSON), from which a restore creates a new instance.
 	Source json.RawMessage `json:"source,omitempty"`
+	// Method is how the data was taken: MethodLogical (the engine's dump; also when empty, as
+	// before methods existed) or MethodPhysical (a base backup, described by Base).
+	Method string `json:"method,omitempty"`
+	// Base is where a physical backup's restore starts replaying the instance's archived log.
+	Base *agent.BaseBackupInfo `json:"base,omitempty"`
 	// MAC authenticates every other field with the store's key (HMAC-SHA256 with a key derived
 	// from it), when the store has one: see Authenticate.
 	MAC string `json:"mac,omitempty"`
 }
+
+// Backup methods (Manifest.Method, Backup.spec.method).
+const (
+	MethodLogical  = "Logical"
+	MethodPhysical = "Physical"
+)
 
 // Encryption says how the data object is encrypted.
 type Encryption struct {

@@ -7,6 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
 )
 
 // Backuper is implemented by engines whose instances can be backed up and restored. Dump and Load
@@ -23,6 +24,16 @@ type Backuper interface {
 	// whole dump was read and applied, and check what it applied against what the dump recorded.
 	// It returns a one-line summary of what it verified, for the Restore's status.
 	Load(ctx context.Context, t BackupTarget, r io.Reader) (string, error)
+}
+
+// PhysicalBackuper is implemented by Backupers that also take physical backups (Backup
+// spec.method Physical) of instances that archive continuously (ContinuousArchiver): a copy of
+// the data files, from a replica when one is ready, onto which a restore replays the archive.
+type PhysicalBackuper interface {
+	Backuper
+	ContinuousArchiver
+	// BaseBackup writes the copy to w and says where in the archived log its restore starts.
+	BaseBackup(ctx context.Context, t BackupTarget, w io.Writer) (fwagent.BaseBackupInfo, error)
 }
 
 // BackupTarget is the instance a backup Job works on.

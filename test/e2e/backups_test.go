@@ -12,6 +12,7 @@ import (
 	"maps"
 	"net/http"
 	"path"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -29,6 +30,7 @@ import (
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/engines/rabbitmq"
+	"github.com/datafleet-dev/datafleet/framework/backup"
 	"github.com/datafleet-dev/datafleet/framework/backup/controllers"
 	"github.com/datafleet-dev/datafleet/test/testenv"
 )
@@ -86,9 +88,12 @@ func testBackups(t *testing.T) {
 	t.Logf("BACKUPS: the store on MinIO is Ready: %s", meta.FindStatusCondition(store.Status.Conditions, "Ready").Message)
 
 	storeRef := &v1alpha1.InstanceBackupSpec{StoreRef: &v1alpha1.LocalObjectReference{Name: "minio"}}
+	// The PostgreSQL instance also archives its WAL continuously (issue #27), every 10 s when quiet.
+	continuous := &v1alpha1.InstanceBackupSpec{StoreRef: storeRef.StoreRef,
+		Continuous: &v1alpha1.ContinuousArchiving{ArchiveTimeout: &metav1.Duration{Duration: 10 * time.Second}}}
 	db := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: ns},
 		Spec: v1alpha1.ServiceInstanceSpec{Engine: "postgres", Storage: &v1alpha1.StorageSpec{Size: resource.MustParse("1Gi")},
-			DeletionPolicy: v1alpha1.DeletionPolicyDelete, Backup: storeRef}}
+			DeletionPolicy: v1alpha1.DeletionPolicyDelete, Backup: continuous}}
 	mq := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "mq", Namespace: ns},
 		Spec: v1alpha1.ServiceInstanceSpec{Engine: "rabbitmq", DeletionPolicy: v1alpha1.DeletionPolicyDelete, Backup: storeRef}}
 	createInstance(t, db)
@@ -112,6 +117,8 @@ func testBackups(t *testing.T) {
 	psql(t, ns, "db-0", "CREATE DATABASE shop")
 	psqlIn(t, ns, "db-0", "shop", "CREATE TABLE orders (id serial PRIMARY KEY, what text); "+
 		"INSERT INTO orders (what) SELECT 'order ' || g FROM generate_series(1, 10000) g; GRANT SELECT ON orders TO analyst")
+	checkContinuousArchiving(t, s3c, db)
+	checkPhysicalBackup(t, s3c, db)
 	b1 := backupOf(t, ns, "db-1", "db")
 	if !b1.Status.Encrypted || b1.Status.SizeBytes == 0 || len(b1.Status.SHA256) != 64 {
 		t.Fatalf("backup status: %+v", b1.Status)
@@ -158,6 +165,61 @@ func testBackups(t *testing.T) {
 	checkRabbitMQBackup(t, mq)
 	checkPlan(t, s3c, plan, seen)
 	checkNoCredentialLeaks(t, ns, jobs, map[string]string{"the store's secret key": minioPassword, "the encryption key": base64.StdEncoding.EncodeToString(key)})
+}
+
+// checkContinuousArchiving waits for the instance's archive in the store to hold the segment the
+// primary was writing (after a switch), and for its ContinuousArchiving condition to say so.
+func checkContinuousArchiving(t *testing.T, s3c *s3.Client, inst *v1alpha1.ServiceInstance) {
+	t.Helper()
+	ctx := context.Background()
+	segment := psql(t, inst.Namespace, inst.Name+"-0", "SELECT pg_walfile_name(pg_current_wal_lsn())")
+	psql(t, inst.Namespace, inst.Name+"-0", "SELECT pg_switch_wal()")
+	system := psql(t, inst.Namespace, inst.Name+"-0", "SELECT system_identifier FROM pg_control_system()")
+	dir := path.Join(storePrefix, "wal", inst.Namespace, inst.Name, system) + "/"
+	testenv.Eventually(t, waitTimeout, func() error {
+		out, err := s3c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(dir)})
+		if err != nil {
+			return err
+		}
+		var keys []string
+		for _, o := range out.Contents {
+			keys = append(keys, strings.TrimPrefix(aws.ToString(o.Key), dir))
+		}
+		if !slices.Contains(keys, segment+".gz.enc") {
+			return fmt.Errorf("%s holds %v, not yet %s.gz.enc", dir, keys, segment)
+		}
+		if err := env.c.Get(ctx, client.ObjectKeyFromObject(inst), inst); err != nil {
+			return err
+		}
+		c := meta.FindStatusCondition(inst.Status.Conditions, v1alpha1.ConditionContinuousArchiving)
+		return expect(c != nil && c.Status == metav1.ConditionTrue, "ContinuousArchiving is True", fmt.Sprintf("%+v", c))
+	})
+	t.Logf("BACKUPS: %s archives its WAL: %s is in %s, encrypted; %s", inst.Name, segment, dir,
+		meta.FindStatusCondition(inst.Status.Conditions, v1alpha1.ConditionContinuousArchiving).Message)
+}
+
+// checkPhysicalBackup takes a physical backup (a base backup) of an archiving instance and reads
+// its manifest in the store: the method, its database system and where its replay starts.
+func checkPhysicalBackup(t *testing.T, s3c *s3.Client, inst *v1alpha1.ServiceInstance) {
+	t.Helper()
+	b := backupWith(t, inst.Namespace, inst.Name+"-base", v1alpha1.BackupSpec{InstanceRef: v1alpha1.LocalObjectReference{Name: inst.Name},
+		Method: v1alpha1.BackupPhysical})
+	out, err := s3c.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(bucket),
+		Key: aws.String(path.Join(storePrefix, controllers.Dir(b), "manifest.json"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Body.Close()
+	var m backup.Manifest
+	if err := json.NewDecoder(io.LimitReader(out.Body, 1<<20)).Decode(&m); err != nil {
+		t.Fatal(err)
+	}
+	system := psql(t, inst.Namespace, inst.Name+"-0", "SELECT system_identifier FROM pg_control_system()")
+	if m.Method != backup.MethodPhysical || m.Base == nil || m.Base.System != system || len(m.Base.StartSegment) != 24 || m.Base.Role != "primary" {
+		t.Fatalf("the physical backup's manifest: method %q, base %+v; want system %s from the primary", m.Method, m.Base, system)
+	}
+	t.Logf("BACKUPS: physical backup %s of %s: %d bytes, from %s (%s), replay starts at %s", b.Name, inst.Name, b.Status.SizeBytes,
+		m.Base.Member, m.Base.Role, m.Base.StartSegment)
 }
 
 // checkNoCredentialLeaks looks for each secret in everything the backups made readable without
@@ -265,8 +327,13 @@ func minioStore(t *testing.T, ns string) {
 
 func backupOf(t *testing.T, ns, name, instance string) *v1alpha1.Backup {
 	t.Helper()
-	b := &v1alpha1.Backup{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-		Spec: v1alpha1.BackupSpec{InstanceRef: v1alpha1.LocalObjectReference{Name: instance}}}
+	return backupWith(t, ns, name, v1alpha1.BackupSpec{InstanceRef: v1alpha1.LocalObjectReference{Name: instance}})
+}
+
+// backupWith creates a Backup of spec and waits for it to complete.
+func backupWith(t *testing.T, ns, name string, spec v1alpha1.BackupSpec) *v1alpha1.Backup {
+	t.Helper()
+	b := &v1alpha1.Backup{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: spec}
 	if err := env.c.Create(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}

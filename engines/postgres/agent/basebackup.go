@@ -8,9 +8,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"time"
 
+	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
 	"github.com/datafleet-dev/datafleet/framework/agent/agentruntime"
 )
 
@@ -18,19 +22,68 @@ import (
 // is pg_basebackup's tar of the data directory without WAL: the segment archive has the WAL, and
 // a recovery replays it from the backup's checkpoint to its target.
 
-// BaseBackup streams a base backup of this member to w: a tar of its data directory, taken with
-// an immediate checkpoint, over the pod-local socket as the superuser (pg_hba's replication line
-// for it). On a replica, PostgreSQL takes it from the replica's files.
-func (e *Engine) BaseBackup(ctx context.Context, w io.Writer) error {
+var _ fwagent.BaseBackuper = (*Engine)(nil)
+
+// BaseBackup implements fwagent.BaseBackuper: it streams a base backup of this member to w, a tar
+// of its data directory taken with an immediate checkpoint, over the pod-local socket as the
+// superuser (pg_hba's replication line for it). On a replica, PostgreSQL takes it from the
+// replica's files. Where a restore's replay starts is read from the backup_label as it streams by.
+func (e *Engine) BaseBackup(ctx context.Context, w io.Writer) (fwagent.BaseBackupInfo, error) {
+	info := fwagent.BaseBackupInfo{Member: e.Config.Name, Started: time.Now().UTC()}
+	system, err := systemIdentifier(e.Config.DataDir)
+	if err != nil {
+		return info, err
+	}
+	info.System = strconv.FormatUint(system, 10)
+	if st := e.Status(ctx); st.Ready {
+		info.Role = st.Role
+	}
 	cmd := e.command(ctx, "pg_basebackup", "--pgdata", "-", "--format", "tar", "--wal-method", "none",
 		"--checkpoint", "fast", "--no-manifest", "--no-password",
 		"--dbname", fmt.Sprintf("host='%s' port=%d user=%s", e.Config.SocketDir, e.Config.Port, Superuser))
+	label := &labelReader{}
+	pr, pw := io.Pipe()
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		label.read(pr)
+	}()
 	var stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = w, &stderr
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("pg_basebackup: %w: %s", err, toolErrors(stderr.Bytes()))
+	cmd.Stdout, cmd.Stderr = io.MultiWriter(w, pw), &stderr
+	err = cmd.Run()
+	pw.Close()
+	<-read
+	if err != nil {
+		return info, fmt.Errorf("pg_basebackup: %w: %s", err, toolErrors(stderr.Bytes()))
 	}
-	return nil
+	if info.StartSegment, err = startSegment(label.label); err != nil {
+		return info, err
+	}
+	info.Completed = time.Now().UTC()
+	return info, nil
+}
+
+// maxLabelBytes bounds the backup_label kept from the stream (a few hundred bytes in practice).
+const maxLabelBytes = 64 << 10
+
+// labelReader picks the backup_label out of a base backup's tar as it streams by, and reads the
+// rest to its end so the stream never waits for it.
+type labelReader struct{ label []byte }
+
+func (l *labelReader) read(r io.Reader) {
+	defer io.Copy(io.Discard, r)
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			return
+		}
+		if path.Clean(h.Name) == "backup_label" && h.Size <= maxLabelBytes {
+			if l.label, err = io.ReadAll(io.LimitReader(tr, maxLabelBytes)); err != nil {
+				return
+			}
+		}
+	}
 }
 
 // UnpackBaseBackup writes the base backup r holds into dataDir, which must not exist, owned as

@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
 	"github.com/datafleet-dev/datafleet/framework/backup"
 	"github.com/datafleet-dev/datafleet/test/testenv"
 )
@@ -32,10 +33,21 @@ func TestRecoveryToAPointInTimeFromTheStore(t *testing.T) {
 	e := srv.e
 	execSQL(t, e, "CREATE TABLE public.orders (id int PRIMARY KEY)", "INSERT INTO public.orders SELECT generate_series(1, 50)")
 
+	// Taken as a backup Job takes it: through the agent's endpoint (mutual TLS), into the store
+	// with its start in the log in the manifest.
 	const dir = "shop/orders/base/1"
-	m, err := backup.Write(ctx, srv.archive.Store, dir, backup.Manifest{Engine: "postgres", Namespace: "shop", Instance: "orders", Backup: "base-1"}, srv.key, e.BaseBackup)
+	var info fwagent.BaseBackupInfo
+	m, err := backup.Write(ctx, srv.archive.Store, dir, backup.Manifest{Engine: "postgres", Namespace: "shop", Instance: "orders", Backup: "base-1",
+		Method: backup.MethodPhysical}, srv.key, func(ctx context.Context, w io.Writer) (err error) {
+		info, err = srv.agent.agent().BaseBackup(ctx, w)
+		return err
+	})
 	if err != nil {
 		t.Fatalf("base backup: %v", err)
+	}
+	if want := strconv.FormatUint(srv.system, 10); info.System != want || info.Role != "primary" || info.Member != e.Config.Name ||
+		info.Completed.Before(info.Started) || info.Started.IsZero() {
+		t.Fatalf("the base backup's info: %+v; want system %s, taken from the primary %s", info, want, e.Config.Name)
 	}
 	execSQL(t, e, "INSERT INTO public.orders SELECT generate_series(51, 100)")
 	middle := query(t, e, "SELECT pg_walfile_name(pg_current_wal_lsn())")
@@ -60,6 +72,10 @@ func TestRecoveryToAPointInTimeFromTheStore(t *testing.T) {
 	rc.Close()
 	if err != nil {
 		t.Fatalf("unpacking the base backup: %v", err)
+	}
+	// The start the agent reported is the one in the backup_label it streamed.
+	if start, err := backupStartSegment(restored); err != nil || start != info.StartSegment {
+		t.Fatalf("the base backup starts at %s (%v); the agent said %s", start, err, info.StartSegment)
 	}
 	// The archive holds every segment from the base backup's start to the last one; without one
 	// in the middle, the recovery is refused before it starts, naming it.

@@ -47,7 +47,12 @@ func backupStartSegment(dataDir string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("the base backup has no backup_label: %w", err)
 	}
-	m := regexp.MustCompile(`START WAL LOCATION: \S+ \(file ([0-9A-F]{24})\)`).FindSubmatch(b)
+	return startSegment(b)
+}
+
+// startSegment reads the segment a backup_label's replay starts from.
+func startSegment(label []byte) (string, error) {
+	m := regexp.MustCompile(`START WAL LOCATION: \S+ \(file ([0-9A-F]{24})\)`).FindSubmatch(label)
 	if m == nil {
 		return "", fmt.Errorf("the base backup's backup_label names no start segment")
 	}

@@ -76,6 +76,9 @@ func handler(e agent.Engine, exited *atomic.Bool, up *upgrader) http.Handler {
 			mux.Handle("POST "+agent.PathDump, authorized(up.hold(func(w http.ResponseWriter, r *http.Request) { dump(s, w, r) })))
 			mux.Handle("POST "+agent.PathLoad, authorized(up.hold(func(w http.ResponseWriter, r *http.Request) { load(s, w, r) })))
 		}
+		if b, ok := e.(agent.BaseBackuper); ok {
+			mux.Handle("POST "+agent.PathBase, authorized(up.hold(func(w http.ResponseWriter, r *http.Request) { baseBackup(b, w, r) })))
+		}
 	}
 	return mux
 }
@@ -92,14 +95,34 @@ func authorized(h http.HandlerFunc) http.Handler {
 }
 
 func dump(s agent.Streamer, w http.ResponseWriter, r *http.Request) {
-	log.FromContext(r.Context()).Info("dump requested")
-	w.Header().Set("Trailer", agent.TrailerResult)
+	streamOut(w, r, "dump", func() (http.Header, error) { return nil, s.Dump(r.Context(), w) })
+}
+
+// baseBackup streams a base backup as dump streams a dump, its BaseBackupInfo in a trailer.
+func baseBackup(b agent.BaseBackuper, w http.ResponseWriter, r *http.Request) {
+	streamOut(w, r, "base backup", func() (http.Header, error) {
+		info, err := b.BaseBackup(r.Context(), w)
+		j, _ := json.Marshal(info)
+		return http.Header{agent.TrailerBaseBackup: {string(j)}}, err
+	})
+}
+
+// streamOut answers 200 at once and streams what write writes; the trailers say how it ended
+// (agent.TrailerResult) and carry what write returns besides, when it succeeded.
+func streamOut(w http.ResponseWriter, r *http.Request, what string, write func() (http.Header, error)) {
+	log.FromContext(r.Context()).Info(what + " requested")
+	w.Header().Set("Trailer", agent.TrailerResult+", "+agent.TrailerBaseBackup)
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.WriteHeader(http.StatusOK)
 	result := "ok"
-	if err := s.Dump(r.Context(), w); err != nil {
-		log.FromContext(r.Context()).Error(err, "dump failed")
+	trailers, err := write()
+	if err != nil {
+		log.FromContext(r.Context()).Error(err, what+" failed")
 		result = strings.Join(strings.Fields(err.Error()), " ") // a header value is one line
+		trailers = nil
+	}
+	for k, v := range trailers {
+		w.Header()[k] = v
 	}
 	w.Header().Set(agent.TrailerResult, result)
 }

@@ -121,6 +121,11 @@ func (r *BackupReconciler) progress(ctx context.Context, b *v1alpha1.Backup) (ti
 	if !ok {
 		return run.fail(ReasonNotSupported, fmt.Sprintf("engine %s has no backups", e.Name()))
 	}
+	if b.Spec.Method == v1alpha1.BackupPhysical {
+		if reason, msg := physicalRefused(e, inst); reason != "" {
+			return run.fail(reason, msg)
+		}
+	}
 	bs, reason, msg := readyStore(ctx, r.Client, b.Namespace, backupStore(b, inst))
 	if bs == nil && st.Phase == v1alpha1.BackupRunning {
 		// A running Job decides; the store's probe failing meanwhile changes nothing yet.
@@ -195,6 +200,7 @@ func (r *BackupReconciler) start(ctx context.Context, b *v1alpha1.Backup, inst *
 		Name: backupJobName(b), Namespace: b.Namespace, Mode: job.ModeDump, Component: job.ComponentBackup, Owner: b.Name,
 		Image: r.Image, Engine: inst.Spec.Engine, Instance: inst, Version: inst.Status.Version, Store: bs,
 		Dir: Dir(b), Backup: b.Name, EngineEnv: e.BackupEnv(inst), Deadline: timeoutOr(b.Spec.Timeout, DefaultBackupTimeout),
+		Method: string(b.Spec.Method),
 	})
 	if err := controllerutil.SetControllerReference(b, j, r.Client.Scheme()); err != nil {
 		return err
@@ -361,4 +367,17 @@ func location(bs *v1alpha1.BackupStore, dir string) string {
 		return path.Join(bs.Spec.Prefix, dir)
 	}
 	return u.Scheme + "://" + path.Join(u.Host+u.Path, bs.Spec.Prefix, dir) + "/"
+}
+
+// physicalRefused says why a physical backup of inst cannot be taken: an engine without them, or
+// an instance that does not archive its log (a base backup without the log after it restores
+// nothing consistent).
+func physicalRefused(e engine.Engine, inst *v1alpha1.ServiceInstance) (reason, message string) {
+	if _, ok := e.(engine.PhysicalBackuper); !ok {
+		return ReasonNotSupported, fmt.Sprintf("engine %s has no physical backups; use method Logical", e.Name())
+	}
+	if inst.Continuous() == nil {
+		return ReasonNotArchiving, fmt.Sprintf("a physical backup is restored by replaying the archived log after it, and instance %q does not archive: set its spec.backup.continuous first", inst.Name)
+	}
+	return "", ""
 }

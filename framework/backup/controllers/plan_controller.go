@@ -169,7 +169,7 @@ func (r *PlanReconciler) schedule(ctx context.Context, p *v1alpha1.BackupPlan, b
 	}
 	b := &v1alpha1.Backup{
 		ObjectMeta: metav1.ObjectMeta{Name: backupName(p.Name, slot), Namespace: p.Namespace, Labels: map[string]string{PlanLabel: p.Name}},
-		Spec: v1alpha1.BackupSpec{InstanceRef: p.Spec.InstanceRef, StoreRef: p.Spec.StoreRef,
+		Spec: v1alpha1.BackupSpec{InstanceRef: p.Spec.InstanceRef, StoreRef: p.Spec.StoreRef, Method: p.Spec.Method,
 			Timeout: &metav1.Duration{Duration: slotTimeout(slot, next)}},
 	}
 	if err := r.Client.Create(ctx, b); err != nil && !apierrors.IsAlreadyExists(err) {

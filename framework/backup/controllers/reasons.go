@@ -19,6 +19,8 @@ const (
 	ReasonWeakKey = "WeakKey"
 	// ReasonRestoreInProgress: a deleted Backup waits for the Restores that still read it.
 	ReasonRestoreInProgress = "RestoreInProgress"
+	// ReasonNotArchiving: a physical backup of an instance without continuous archiving.
+	ReasonNotArchiving = "NotArchiving"
 )
 
 // ReasonStoreNotAllowed: the platform's store policy refuses the store (store.Policy).

@@ -18,6 +18,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/framework/backup"
 	"github.com/datafleet-dev/datafleet/framework/names"
 	"github.com/datafleet-dev/datafleet/framework/workload"
 )
@@ -64,6 +65,8 @@ type Input struct {
 	EngineEnv []corev1.EnvVar
 	// Deadline bounds the Job (activeDeadlineSeconds); 0: none.
 	Deadline time.Duration
+	// Method of a dump: backup.MethodPhysical for a base backup; empty or Logical: the engine's dump.
+	Method string
 }
 
 // instanceJSON is what the Job learns of the instance.
@@ -84,6 +87,9 @@ func Build(in Input) *batchv1.Job {
 	}
 	args := []string{"backup", in.Mode, "--engine", in.Engine, "--store-url", in.Store.Spec.URL,
 		"--store-prefix", in.Store.Spec.Prefix, "--dir", in.Dir, "--version", in.Version, "--backup", in.Backup}
+	if in.Method == backup.MethodPhysical {
+		args = append(args, "--method", in.Method)
+	}
 	var deadline *int64
 	if in.Deadline > 0 {
 		args = append(args, "--deadline", in.Deadline.String())
@@ -153,6 +159,7 @@ const (
 	ReasonVersionDowngrade = "VersionDowngrade"
 	ReasonEngineMismatch   = "EngineMismatch"
 	ReasonInvalid          = "InvalidJob"
+	ReasonPhysical         = "PhysicalBackup"
 )
 
 // ParseResult reads a finished pod's result; a message that is not a Result (the log's tail, when

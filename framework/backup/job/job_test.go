@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
 	"github.com/datafleet-dev/datafleet/framework/backup"
 	"github.com/datafleet-dev/datafleet/framework/backup/archive"
 	"github.com/datafleet-dev/datafleet/framework/backup/job"
@@ -194,6 +195,77 @@ func TestRunChecksBeforeLoading(t *testing.T) {
 			}
 			unchanged("a changed byte")
 		})
+	}
+}
+
+// physicalEngine also takes base backups: the file, and where its "log" starts.
+type physicalEngine struct{ fileEngine }
+
+func (physicalEngine) ArchivesContinuously() {}
+
+func (f physicalEngine) BaseBackup(ctx context.Context, t engine.BackupTarget, w io.Writer) (fwagent.BaseBackupInfo, error) {
+	now := time.Now().UTC()
+	return fwagent.BaseBackupInfo{System: "7", StartSegment: "000000010000000000000004", Started: now, Completed: now, Role: "replica"},
+		f.Dump(ctx, t, w)
+}
+
+// A physical backup's Job records the method and where the engine says its replay starts in the
+// manifest, under the store's key like the rest of it; an engine without base backups is refused
+// by name, and so is a load that claims a method.
+func TestAPhysicalBackupRecordsWhereItStarts(t *testing.T) {
+	ctx := context.Background()
+	data := filepath.Join(t.TempDir(), "data")
+	if err := os.WriteFile(data, []byte("the data files"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	key := []byte("0123456789abcdef0123456789abcdef")
+	p := job.Params{Mode: job.ModeDump, Method: backup.MethodPhysical, StoreURL: "file://" + t.TempDir(), Engine: "postgres", Version: "17",
+		Dir: "shop/orders/b1", Backup: "b1", Key: key, Instance: &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "orders", Namespace: "shop"}}}
+	if res, err := job.Run(ctx, p, fileEngine{data}, os.Getenv); err == nil || res.Reason != job.ReasonInvalid || !strings.Contains(res.Message, "takes no physical backups") {
+		t.Fatalf("a physical backup of an engine without them: %+v %v", res, err)
+	}
+	if res, err := job.Run(ctx, p, physicalEngine{fileEngine{data}}, os.Getenv); err != nil {
+		t.Fatal(res, err)
+	}
+	s, err := store.Open(ctx, p.StoreURL, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	m, err := backup.ReadManifest(ctx, s, p.Dir)
+	if err == nil {
+		err = backup.Authenticate(m, key)
+	}
+	if err != nil || m.Method != backup.MethodPhysical || m.Base == nil || m.Base.StartSegment != "000000010000000000000004" || m.Base.System != "7" {
+		t.Fatalf("the manifest: %+v (base %+v), %v", m, m.Base, err)
+	}
+	// Loaded into a running instance as a dump would be, it is refused and nothing is touched.
+	if err := os.WriteFile(data, []byte("the instance's data now"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	load := p
+	load.Mode, load.Method = job.ModeLoad, ""
+	if res, err := job.Run(ctx, load, physicalEngine{fileEngine{data}}, os.Getenv); err == nil || res.Reason != job.ReasonPhysical {
+		t.Fatalf("loading a physical backup: %+v %v", res, err)
+	}
+	if b, _ := os.ReadFile(data); string(b) != "the instance's data now" {
+		t.Fatalf("the refused load changed the data: %q", b)
+	}
+	j := job.Build(job.Input{Name: "b1-backup", Namespace: "shop", Mode: job.ModeDump, Component: job.ComponentBackup, Owner: "b1",
+		Image: "x", Engine: "postgres", Instance: p.Instance, Version: "17", Store: &v1alpha1.BackupStore{Spec: v1alpha1.BackupStoreSpec{URL: p.StoreURL}}, Dir: p.Dir, Backup: "b1", Method: backup.MethodPhysical})
+	args := j.Spec.Template.Spec.Containers[0].Args
+	parsed, err := job.ParseArgs(args[1:], func(k string) string {
+		if k == job.EnvInstance {
+			return `{"metadata":{"name":"orders","namespace":"shop"}}`
+		}
+		return ""
+	})
+	if err != nil || parsed.Method != backup.MethodPhysical {
+		t.Fatalf("the Job's arguments %v parse to method %q (%v)", args, parsed.Method, err)
+	}
+	if _, err := job.ParseArgs([]string{"load", "--method", "Physical", "--engine", "postgres", "--store-url", "s3://b", "--dir", "d", "--version", "17"},
+		func(string) string { return "" }); err == nil || !strings.Contains(err.Error(), "only a dump") {
+		t.Fatalf("a load with a method: %v", err)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
 	"github.com/datafleet-dev/datafleet/framework/backup"
 	"github.com/datafleet-dev/datafleet/framework/backup/store"
 	"github.com/datafleet-dev/datafleet/framework/catalog"
@@ -23,9 +24,11 @@ const TerminationLog = "/dev/termination-log"
 // Params are a Job's arguments, parsed.
 type Params struct {
 	Mode, Engine, StoreURL, StorePrefix, Dir, Version, Backup string
-	Instance                                                  *v1alpha1.ServiceInstance
-	Key                                                       []byte
-	Credentials                                               map[string][]byte
+	// Method is backup.MethodPhysical for a base backup, else empty (the engine's dump).
+	Method      string
+	Instance    *v1alpha1.ServiceInstance
+	Key         []byte
+	Credentials map[string][]byte
 	// Deadline is the Job's activeDeadlineSeconds: the process stops itself a little before, so
 	// that it reports DeadlineExceeded rather than being killed without a word.
 	Deadline time.Duration
@@ -46,8 +49,12 @@ func ParseArgs(args []string, getenv func(string) string) (Params, error) {
 	fs.StringVar(&p.Version, "version", "", "the instance's engine version")
 	fs.StringVar(&p.Backup, "backup", "", "the Backup's name, for the manifest")
 	fs.DurationVar(&p.Deadline, "deadline", 0, "the Job's deadline (activeDeadlineSeconds); 0: none")
+	fs.StringVar(&p.Method, "method", "", "Physical: a base backup; empty: the engine's dump")
 	if err := fs.Parse(args[1:]); err != nil {
 		return p, err
+	}
+	if p.Method != "" && (p.Method != backup.MethodPhysical || p.Mode != ModeDump) {
+		return p, fmt.Errorf("--method %q: only a dump may be %s", p.Method, backup.MethodPhysical)
 	}
 	if p.Engine == "" || p.StoreURL == "" || p.Dir == "" || p.Version == "" {
 		return p, errors.New("--engine, --store-url, --dir and --version are required")
@@ -103,8 +110,22 @@ func fail(reason string, err error) (Result, error) {
 func dump(ctx context.Context, p Params, s *store.Store, b engine.Backuper, t engine.BackupTarget) (Result, error) {
 	source, _ := json.Marshal(p.Instance.Spec)
 	m := backup.Manifest{Engine: p.Engine, EngineVersion: p.Version, Namespace: p.Instance.Namespace,
-		Instance: p.Instance.Name, Backup: p.Backup, Source: source}
-	m, err := backup.Write(ctx, s, p.Dir, m, p.Key, func(ctx context.Context, w io.Writer) error { return b.Dump(ctx, t, w) })
+		Instance: p.Instance.Name, Backup: p.Backup, Source: source, Method: backup.MethodLogical}
+	take := func(ctx context.Context, w io.Writer) error { return b.Dump(ctx, t, w) }
+	if p.Method == backup.MethodPhysical {
+		pb, ok := b.(engine.PhysicalBackuper)
+		if !ok {
+			return fail(ReasonInvalid, fmt.Errorf("engine %q takes no physical backups", p.Engine))
+		}
+		// Write records the manifest after the data: Base is filled in by then.
+		m.Method, m.Base = backup.MethodPhysical, &fwagent.BaseBackupInfo{}
+		take = func(ctx context.Context, w io.Writer) error {
+			info, err := pb.BaseBackup(ctx, t, w)
+			*m.Base = info
+			return err
+		}
+	}
+	m, err := backup.Write(ctx, s, p.Dir, m, p.Key, take)
 	if err != nil {
 		return fail(ReasonDumpFailed, err)
 	}
@@ -127,6 +148,11 @@ func load(ctx context.Context, p Params, s *store.Store, b engine.Backuper, t en
 	}
 	if r, err := Compatible(m.Engine, m.EngineVersion, p.Engine, p.Version); err != nil {
 		return fail(r, err)
+	}
+	if m.Method == backup.MethodPhysical {
+		// Its restore is a new instance's bootstrap from the store plus the archived log, not a
+		// load into a running one (issue #27, next step).
+		return fail(ReasonPhysical, errors.New("this is a physical backup (a base backup); restoring one into a running instance is not possible, and restoring it into a new instance is not built yet: restore a Logical backup"))
 	}
 	if err := backup.Verify(ctx, s, p.Dir, m, p.Key); err != nil {
 		switch {
