@@ -59,8 +59,17 @@ func OpenSegmentArchive(ctx context.Context, configFile string) (*SegmentArchive
 	if err := json.Unmarshal(raw, &c); err != nil {
 		return nil, fmt.Errorf("%s: %w", configFile, err)
 	}
+	a, err := openSegmentArchive(ctx, c)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", configFile, err)
+	}
+	return a, nil
+}
+
+// openSegmentArchive opens the archive c describes, reading its mounted Secrets.
+func openSegmentArchive(ctx context.Context, c SegmentConfig) (*SegmentArchive, error) {
 	if c.URL == "" || c.Dir == "" {
-		return nil, fmt.Errorf("%s names no store URL or archive directory", configFile)
+		return nil, errors.New("no store URL or archive directory")
 	}
 	var creds map[string][]byte
 	if c.CredentialsDir != "" {
@@ -80,6 +89,7 @@ func OpenSegmentArchive(ctx context.Context, configFile string) (*SegmentArchive
 	}
 	var key []byte
 	if c.KeyFile != "" {
+		var err error
 		if key, err = readFileLimited(c.KeyFile); err != nil {
 			return nil, err
 		}

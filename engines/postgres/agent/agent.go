@@ -58,6 +58,10 @@ type Config struct {
 	// ArchiveConfig is the segment archive's configuration (framework/backup.SegmentConfig): with
 	// it the primary archives every completed segment there (archiving.go); empty: no archiving.
 	ArchiveConfig string
+	// Recovery is a point-in-time restore's configuration (framework/backup.RecoveryConfig): the
+	// first primary builds its data from the physical backup and archive it names instead of
+	// initdb (recovery.go); empty: initdb.
+	Recovery string
 	// Manager is the binary archive_command runs ("manager segments push"): the agent's own when
 	// empty. Only tests set it, whose agent is the test binary.
 	Manager string
@@ -179,6 +183,9 @@ func (e *Engine) Bootstrap(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := e.clearRecovery(); err != nil {
+		return err
+	}
 	if err := e.installCertificate(); err != nil {
 		return err
 	}
@@ -247,6 +254,9 @@ func (e *Engine) initdb(ctx context.Context) error {
 			_ = e.Config.Lease.Release(ctx)
 			return errors.New("this member holds the primary lease but has no data, and the instance was bootstrapped before: released the lease; it will rejoin as a replica")
 		}
+	}
+	if e.Config.Recovery != "" {
+		return e.recoverFromStore(ctx)
 	}
 	out, err := e.command(ctx, "initdb", "--pgdata", e.Config.DataDir, "--username", Superuser,
 		"--auth-local", "trust", "--auth-host", "scram-sha-256", "--encoding", "UTF8", "--locale", "C",

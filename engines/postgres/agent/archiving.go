@@ -32,11 +32,9 @@ func (e *Engine) archiveSettings() ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	manager := e.Config.Manager
-	if manager == "" {
-		if manager, err = os.Executable(); err != nil {
-			return nil, fmt.Errorf("the agent's own binary, which archive_command runs: %w", err)
-		}
+	manager, err := e.manager()
+	if err != nil {
+		return nil, err
 	}
 	command := fmt.Sprintf("%s segments push --config %s --system %d %%f %%p", manager, e.Config.ArchiveConfig, system)
 	return []string{"archive_mode = 'on'", "archive_command = " + quoteSetting(command)}, nil

@@ -24,6 +24,7 @@ type Args struct {
 	TLSDir                  string `flag:"tls-dir" usage:"directory of the server certificate and key (tls.crt, tls.key); empty: no TLS"`
 	TLSRequired             bool   `flag:"tls-required" usage:"refuse connections in clear, replication included, which verifies the primary against --tls-dir's ca.crt"`
 	ArchiveConfig           string `flag:"archive-config" usage:"the segment archive's configuration (JSON): the primary archives its WAL there; empty: no archiving"`
+	RecoveryConfig          string `flag:"recovery-config" usage:"a point-in-time restore's configuration (JSON): the first primary builds its data from that physical backup and archive instead of initdb"`
 }
 
 // DefaultArgs are what a flag the pod does not give means.
@@ -40,7 +41,7 @@ func Plugin() fwagent.Plugin { return fwagent.NewPlugin(DefaultArgs, New) }
 func New(a Args, l fwagent.Listen) (fwagent.Engine, error) {
 	c := Config{BinDir: a.BinDir, DataDir: a.DataDir, SocketDir: a.SocketDir, ListenAddresses: a.ListenAddresses, Port: a.Port,
 		ParametersFile: a.ParametersFile, Name: a.Name, Source: a.Source, TLSDir: a.TLSDir, TLSRequired: a.TLSRequired,
-		ReplicationPasswordFile: a.ReplicationPasswordFile, ArchiveConfig: a.ArchiveConfig}
+		ReplicationPasswordFile: a.ReplicationPasswordFile, ArchiveConfig: a.ArchiveConfig, Recovery: a.RecoveryConfig}
 	if a.Lease == "" {
 		return &Engine{Config: c}, nil
 	}

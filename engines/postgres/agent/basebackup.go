@@ -158,10 +158,9 @@ type RecoveryTarget struct {
 // comes through restoreCommand (the segment archive's fetch), replay stops at target, and the
 // server is promoted there, on a new timeline.
 func PrepareRecovery(dataDir, restoreCommand string, target RecoveryTarget, e *Engine) error {
-	quote := func(v string) string { return "'" + strings.ReplaceAll(v, "'", "''") + "'" }
-	settings := "\n# Point-in-time recovery, written by the Datafleet agent.\nrestore_command = " + quote(restoreCommand) + "\n"
+	settings := "\n" + recoveryMarker + "\nrestore_command = " + quoteSetting(restoreCommand) + "\n"
 	if target.Time != "" {
-		settings += "recovery_target_time = " + quote(target.Time) + "\nrecovery_target_action = 'promote'\n"
+		settings += "recovery_target_time = " + quoteSetting(target.Time) + "\nrecovery_target_action = 'promote'\n"
 	}
 	auto := filepath.Join(dataDir, "postgresql.auto.conf")
 	old, err := os.ReadFile(auto)
