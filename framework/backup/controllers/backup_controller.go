@@ -122,7 +122,7 @@ func (r *BackupReconciler) progress(ctx context.Context, b *v1alpha1.Backup) (ti
 		return run.fail(ReasonNotSupported, fmt.Sprintf("engine %s has no backups", e.Name()))
 	}
 	if b.Spec.Method == v1alpha1.BackupPhysical {
-		if reason, msg := physicalRefused(e, inst); reason != "" {
+		if reason, msg := physicalRefused(e, inst, backupStore(b, inst)); reason != "" {
 			return run.fail(reason, msg)
 		}
 	}
@@ -372,12 +372,16 @@ func location(bs *v1alpha1.BackupStore, dir string) string {
 // physicalRefused says why a physical backup of inst cannot be taken: an engine without them, or
 // an instance that does not archive its log (a base backup without the log after it restores
 // nothing consistent).
-func physicalRefused(e engine.Engine, inst *v1alpha1.ServiceInstance) (reason, message string) {
+func physicalRefused(e engine.Engine, inst *v1alpha1.ServiceInstance, store string) (reason, message string) {
 	if _, ok := e.(engine.PhysicalBackuper); !ok {
 		return ReasonNotSupported, fmt.Sprintf("engine %s has no physical backups; use method Logical", e.Name())
 	}
 	if inst.Continuous() == nil {
 		return ReasonNotArchiving, fmt.Sprintf("a physical backup is restored by replaying the archived log after it, and instance %q does not archive: set its spec.backup.continuous first", inst.Name)
+	}
+	// A base backup and the log that makes it restorable live and go together.
+	if archive := inst.Spec.Backup.StoreRef.Name; store != archive {
+		return ReasonNotArchiving, fmt.Sprintf("instance %q archives its log to the BackupStore %q: a physical backup goes there too, not to %q", inst.Name, archive, store)
 	}
 	return "", ""
 }

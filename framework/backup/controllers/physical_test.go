@@ -31,18 +31,22 @@ func (physicalFake) BaseBackup(context.Context, engine.BackupTarget, io.Writer) 
 	return fwagent.BaseBackupInfo{}, nil
 }
 
-// A physical backup is refused, before any Job, by an engine without base backups and for an
-// instance that does not archive its log, each saying what to do instead.
+// A physical backup is refused, before any Job, by an engine without base backups, for an
+// instance that does not archive its log, and to another store than its archive's, each saying
+// what to do instead.
 func TestPhysicalBackupsNeedAnArchivingInstance(t *testing.T) {
 	inst := enginetest.Instance("fake", "orders", 1)
-	if reason, msg := physicalRefused(fakeengine.New(), inst); reason != ReasonNotSupported || !strings.Contains(msg, "use method Logical") {
+	if reason, msg := physicalRefused(fakeengine.New(), inst, "minio"); reason != ReasonNotSupported || !strings.Contains(msg, "use method Logical") {
 		t.Fatalf("an engine without base backups: %s %s", reason, msg)
 	}
-	if reason, msg := physicalRefused(physicalFake{}, inst); reason != ReasonNotArchiving || !strings.Contains(msg, "set its spec.backup.continuous") {
+	if reason, msg := physicalRefused(physicalFake{}, inst, "minio"); reason != ReasonNotArchiving || !strings.Contains(msg, "set its spec.backup.continuous") {
 		t.Fatalf("an instance that does not archive: %s %s", reason, msg)
 	}
 	inst.Spec.Backup = &v1alpha1.InstanceBackupSpec{StoreRef: &v1alpha1.LocalObjectReference{Name: "minio"}, Continuous: &v1alpha1.ContinuousArchiving{}}
-	if reason, msg := physicalRefused(physicalFake{}, inst); reason != "" {
+	if reason, msg := physicalRefused(physicalFake{}, inst, "minio"); reason != "" {
 		t.Fatalf("an archiving instance: %s %s", reason, msg)
+	}
+	if reason, msg := physicalRefused(physicalFake{}, inst, "elsewhere"); reason != ReasonNotArchiving || !strings.Contains(msg, `a physical backup goes there too, not to "elsewhere"`) {
+		t.Fatalf("a physical backup to another store than the archive's: %s %s", reason, msg)
 	}
 }
