@@ -39,11 +39,17 @@ type InPlaceRestore struct {
 
 // RestoreSpec asks for a backup to be restored. Immutable once created.
 // +kubebuilder:validation:XValidation:rule="self == oldSelf",message="a Restore's spec is immutable: create a new Restore instead"
+// +kubebuilder:validation:XValidation:rule="!has(self.targetTime) || has(self.target.newInstance)",message="targetTime restores a physical backup into a new instance: set target.newInstance"
 type RestoreSpec struct {
 	// backupRef names the Backup to restore, in the Restore's namespace.
 	BackupRef LocalObjectReference `json:"backupRef"`
 	// target of the restore.
 	Target RestoreTarget `json:"target"`
+	// targetTime, for a physical backup (a Backup with method Physical), is the point in time the
+	// new instance is restored to: the backup plus the instance's archived log up to it. Omitted,
+	// the whole archive is replayed. It must be after the backup completed.
+	// +optional
+	TargetTime *metav1.Time `json:"targetTime,omitempty"`
 	// timeout bounds the restore's Job, from its start: past it the Job is stopped and the
 	// restore fails with DeadlineExceeded. 12h when omitted. A stopped restore leaves the
 	// existing data as it was (it replaces nothing until everything is loaded and checked).

@@ -828,6 +828,10 @@ func (in *RestoreSpec) DeepCopyInto(out *RestoreSpec) {
 	*out = *in
 	out.BackupRef = in.BackupRef
 	in.Target.DeepCopyInto(&out.Target)
+	if in.TargetTime != nil {
+		in, out := &in.TargetTime, &out.TargetTime
+		*out = (*in).DeepCopy()
+	}
 	if in.Timeout != nil {
 		in, out := &in.Timeout, &out.Timeout
 		*out = new(v1.Duration)

@@ -181,6 +181,11 @@ func podSpec(in engine.RenderInput, configName, accountName string) corev1.PodSp
 		args.ArchiveConfig = workload.ArchiveConfigFile
 		mounts, volumes = append(mounts, m...), append(volumes, v...)
 	}
+	if workload.Recovers(inst) {
+		m, v := workload.RecoveryVolume(inst)
+		args.RecoveryConfig = workload.RecoveryConfigFile
+		mounts, volumes = append(mounts, m), append(volumes, v)
+	}
 	if inst.TLSEnabled() {
 		// The agent copies the certificate and key out of this volume (see the agent's Reload), so
 		// a renewed certificate reaches postgres without a restart.

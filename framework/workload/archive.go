@@ -63,3 +63,35 @@ func ArchiveVolumes(inst *v1alpha1.ServiceInstance, store *v1alpha1.BackupStore)
 	}
 	return mounts, volumes
 }
+
+// A new instance restored to a point in time from a physical backup (a Restore of one) carries
+// RecoveryAnnotation from its creation, and its pods mount the Secret RecoverySecretName, which the
+// Restore writes before it creates the instance and deletes once the instance is Ready: the
+// recovery's configuration (backup.RecoveryConfig) and copies of the store's credentials and key,
+// flat in one volume. The mount is optional and the annotation never changes, so the pod template
+// stays the same when the Secret goes; the agent reads it only when it has no data yet.
+const (
+	RecoveryAnnotation = "datafleet.dev/recover-from-store"
+	RecoveryMount      = "/datafleet/recovery"
+	RecoveryConfigKey  = "recovery.json"
+	RecoveryKeyKey     = "encryption-key"
+	RecoveryConfigFile = RecoveryMount + "/" + RecoveryConfigKey
+	RecoveryKeyFile    = RecoveryMount + "/" + RecoveryKeyKey
+	recoveryVolumeName = "recovery"
+)
+
+// RecoverySecretName is the Secret of an instance's recovery.
+func RecoverySecretName(inst *v1alpha1.ServiceInstance) string {
+	return names.Child(inst.Name, "recovery", names.MaxDNSLabel)
+}
+
+// Recovers reports whether the instance is created by a restore to a point in time.
+func Recovers(inst *v1alpha1.ServiceInstance) bool { return inst.Annotations[RecoveryAnnotation] != "" }
+
+// RecoveryVolume mounts the instance's recovery Secret, optional (it goes once the instance is
+// Ready), read-only.
+func RecoveryVolume(inst *v1alpha1.ServiceInstance) (corev1.VolumeMount, corev1.Volume) {
+	return corev1.VolumeMount{Name: recoveryVolumeName, MountPath: RecoveryMount, ReadOnly: true},
+		corev1.Volume{Name: recoveryVolumeName, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+			SecretName: RecoverySecretName(inst), DefaultMode: ptr.To[int32](0o440), Optional: ptr.To(true)}}}
+}

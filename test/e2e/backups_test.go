@@ -22,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	amqp "github.com/rabbitmq/amqp091-go"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -118,7 +119,7 @@ func testBackups(t *testing.T) {
 	psqlIn(t, ns, "db-0", "shop", "CREATE TABLE orders (id serial PRIMARY KEY, what text); "+
 		"INSERT INTO orders (what) SELECT 'order ' || g FROM generate_series(1, 10000) g; GRANT SELECT ON orders TO analyst")
 	checkContinuousArchiving(t, s3c, db)
-	checkPhysicalBackup(t, s3c, db)
+	checkPointInTimeRestore(t, s3c, db, checkPhysicalBackup(t, s3c, db))
 	b1 := backupOf(t, ns, "db-1", "db")
 	if !b1.Status.Encrypted || b1.Status.SizeBytes == 0 || len(b1.Status.SHA256) != 64 {
 		t.Fatalf("backup status: %+v", b1.Status)
@@ -200,7 +201,7 @@ func checkContinuousArchiving(t *testing.T, s3c *s3.Client, inst *v1alpha1.Servi
 
 // checkPhysicalBackup takes a physical backup (a base backup) of an archiving instance and reads
 // its manifest in the store: the method, its database system and where its replay starts.
-func checkPhysicalBackup(t *testing.T, s3c *s3.Client, inst *v1alpha1.ServiceInstance) {
+func checkPhysicalBackup(t *testing.T, s3c *s3.Client, inst *v1alpha1.ServiceInstance) *v1alpha1.Backup {
 	t.Helper()
 	b := backupWith(t, inst.Namespace, inst.Name+"-base", v1alpha1.BackupSpec{InstanceRef: v1alpha1.LocalObjectReference{Name: inst.Name},
 		Method: v1alpha1.BackupPhysical})
@@ -220,6 +221,43 @@ func checkPhysicalBackup(t *testing.T, s3c *s3.Client, inst *v1alpha1.ServiceIns
 	}
 	t.Logf("BACKUPS: physical backup %s of %s: %d bytes, from %s (%s), replay starts at %s", b.Name, inst.Name, b.Status.SizeBytes,
 		m.Base.Member, m.Base.Role, m.Base.StartSegment)
+	return b
+}
+
+// checkPointInTimeRestore writes a marker row, takes a time a second after it, writes a second
+// marker, and restores the physical backup with the archived log to that time into a new
+// instance: the first marker is there, the second is not, and the recovery's Secret (copies of
+// the store's credentials and key) is gone once the restore completed.
+func checkPointInTimeRestore(t *testing.T, s3c *s3.Client, inst *v1alpha1.ServiceInstance, base *v1alpha1.Backup) {
+	t.Helper()
+	ns, pod := inst.Namespace, inst.Name+"-0"
+	psql(t, ns, pod, "CREATE TABLE pitr_marker (id int PRIMARY KEY); INSERT INTO pitr_marker VALUES (1)")
+	time.Sleep(1500 * time.Millisecond)
+	// The Restore's time has whole seconds: the second started 0.5 s or more after marker 1.
+	now, err := time.Parse(time.RFC3339Nano, psql(t, ns, pod, `SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := metav1.NewTime(now.Truncate(time.Second))
+	time.Sleep(1500 * time.Millisecond)
+	psql(t, ns, pod, "INSERT INTO pitr_marker VALUES (2)")
+	// Replay stops at the first commit past the target: the archive must hold it.
+	checkContinuousArchiving(t, s3c, inst)
+
+	name := inst.Name + "-pitr"
+	restored := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}
+	t.Cleanup(func() { _ = env.c.Delete(context.Background(), restored) })
+	rs := restoreWith(t, ns, name, v1alpha1.RestoreSpec{BackupRef: v1alpha1.LocalObjectReference{Name: base.Name},
+		Target: v1alpha1.RestoreTarget{NewInstance: &v1alpha1.NewInstanceTarget{Name: name}}, TargetTime: &target}, v1alpha1.BackupCompleted)
+	if got := psql(t, ns, name+"-0", "SELECT string_agg(id::text, ',' ORDER BY id) FROM pitr_marker"); got != "1" {
+		t.Fatalf("restored to %s: pitr_marker holds %q, want only the row committed before it", target.UTC().Format(time.RFC3339), got)
+	}
+	err = env.c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name + "-recovery"}, &corev1.Secret{})
+	if !apierrors.IsNotFound(err) {
+		t.Fatalf("the recovery's Secret after the restore: %v", err)
+	}
+	t.Logf("BACKUPS: point-in-time restore of %s to %s into %s took %s: marker 1 is there, marker 2 is not",
+		base.Name, target.UTC().Format(time.RFC3339), name, rs.Status.CompletionTime.Sub(rs.Status.StartTime.Time))
 }
 
 // checkNoCredentialLeaks looks for each secret in everything the backups made readable without
@@ -351,8 +389,13 @@ func backupWith(t *testing.T, ns, name string, spec v1alpha1.BackupSpec) *v1alph
 
 func restoreOf(t *testing.T, ns, name, backup string, target v1alpha1.RestoreTarget, phase v1alpha1.BackupPhase) *v1alpha1.Restore {
 	t.Helper()
-	rs := &v1alpha1.Restore{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-		Spec: v1alpha1.RestoreSpec{BackupRef: v1alpha1.LocalObjectReference{Name: backup}, Target: target}}
+	return restoreWith(t, ns, name, v1alpha1.RestoreSpec{BackupRef: v1alpha1.LocalObjectReference{Name: backup}, Target: target}, phase)
+}
+
+// restoreWith creates a Restore of spec and waits for it to end in phase.
+func restoreWith(t *testing.T, ns, name string, spec v1alpha1.RestoreSpec, phase v1alpha1.BackupPhase) *v1alpha1.Restore {
+	t.Helper()
+	rs := &v1alpha1.Restore{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: spec}
 	if err := env.c.Create(context.Background(), rs); err != nil {
 		t.Fatal(err)
 	}

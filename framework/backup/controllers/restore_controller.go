@@ -25,6 +25,7 @@ import (
 	"github.com/datafleet-dev/datafleet/framework/catalog"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/names"
+	"github.com/datafleet-dev/datafleet/framework/workload"
 )
 
 // +kubebuilder:rbac:groups=datafleet.dev,resources=restores,verbs=get;list;watch;create;delete
@@ -117,6 +118,10 @@ func (r *RestoreReconciler) progress(ctx context.Context, rs *v1alpha1.Restore) 
 		return run.pending(reason, msg)
 	}
 
+	physical := b.Spec.Method == v1alpha1.BackupPhysical
+	if out := physicalRestoreRefused(rs, b); physical && out != nil {
+		return run.stop(out)
+	}
 	target, out, err := r.target(ctx, rs, b, bs)
 	switch {
 	case err != nil:
@@ -125,6 +130,9 @@ func (r *RestoreReconciler) progress(ctx context.Context, rs *v1alpha1.Restore) 
 		return run.stop(out)
 	}
 	st.InstanceName = target.Name
+	if physical {
+		return r.recovered(ctx, rs, b, target, run)
+	}
 	e, ok := r.Engines[target.Spec.Engine].(engine.Backuper)
 	if !ok {
 		return run.pending(ReasonEngineNotEnabled, fmt.Sprintf("engine %q is not enabled or has no backups", target.Spec.Engine))
@@ -229,6 +237,12 @@ func (r *RestoreReconciler) target(ctx context.Context, rs *v1alpha1.Restore, b 
 		inst.Spec.Replicas, inst.Spec.SynchronousReplicas = ptr.To[int32](1), nil
 		inst.Spec.DeletionPolicy, inst.Spec.DeletionProtection = v1alpha1.DeletionPolicyDelete, false
 		inst.Spec.Backup, inst.Spec.BindingPolicy = nil, nil
+	}
+	if b.Spec.Method == v1alpha1.BackupPhysical {
+		inst.Annotations[workload.RecoveryAnnotation] = b.Name
+		if err := r.writeRecoverySecret(ctx, rs, b, bs, inst); err != nil {
+			return nil, nil, err
+		}
 	}
 	if err := r.Client.Create(ctx, inst); apierrors.IsInvalid(err) || apierrors.IsForbidden(err) {
 		// The webhook or a schema refused the new instance (a version past its sundown, a plan

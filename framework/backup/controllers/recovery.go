@@ -1,0 +1,111 @@
+package controllers
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/framework/backup"
+	"github.com/datafleet-dev/datafleet/framework/engine"
+	"github.com/datafleet-dev/datafleet/framework/names"
+	"github.com/datafleet-dev/datafleet/framework/workload"
+)
+
+// A physical backup is restored to a point in time by the new instance itself: the Restore writes
+// the recovery's Secret (workload.RecoverySecretName) and creates the instance with
+// workload.RecoveryAnnotation; its first primary's agent builds its data from the backup and the
+// source's archived log (the agent's recovery), up to spec.targetTime, and the instance becomes
+// Ready once the server has promoted itself there. No Job: the restore is done when the instance
+// is Ready, and the Secret, which holds copies of the store's credentials and key, goes then.
+
+// Reasons of a physical restore.
+const (
+	ReasonPhysicalInPlace = "PhysicalInPlace"
+	ReasonTargetTooEarly  = "TargetBeforeBackup"
+)
+
+// physicalRestoreRefused says why a Restore of a physical backup cannot be done, before anything is made.
+func physicalRestoreRefused(rs *v1alpha1.Restore, b *v1alpha1.Backup) *outcome {
+	if rs.Spec.Target.InPlace != nil {
+		return refused(ReasonPhysicalInPlace, fmt.Sprintf("Backup %q is physical: it is restored into a new instance (spec.target.newInstance), to a point in time with spec.targetTime; restoring it in place is not supported", b.Name))
+	}
+	if t := rs.Spec.TargetTime; t != nil && b.Status.CompletionTime != nil && t.Before(b.Status.CompletionTime) {
+		return refused(ReasonTargetTooEarly, fmt.Sprintf("spec.targetTime %s is before Backup %q completed (%s): no point before a backup's end can be restored from it; choose an earlier backup",
+			t.UTC().Format(time.RFC3339), b.Name, b.Status.CompletionTime.UTC().Format(time.RFC3339)))
+	}
+	return nil
+}
+
+// writeRecoverySecret writes the Secret the new instance's pods read their recovery from: where
+// the backup and the source's archive are, the target, and copies of the store's credentials and
+// key (read past the cache, which holds only Datafleet's Secrets). It is owned by the Restore.
+func (r *RestoreReconciler) writeRecoverySecret(ctx context.Context, rs *v1alpha1.Restore, b *v1alpha1.Backup, bs *v1alpha1.BackupStore,
+	inst *v1alpha1.ServiceInstance) error {
+	data := map[string][]byte{}
+	if ref := bs.Spec.CredentialsSecretRef; ref != nil {
+		creds := &corev1.Secret{}
+		if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: bs.Namespace, Name: ref.Name}, creds); err != nil {
+			return fmt.Errorf("the store's credentials Secret %q: %w", ref.Name, err)
+		}
+		for k, v := range creds.Data {
+			data[k] = v
+		}
+	}
+	c := backup.RecoveryConfig{Backup: Dir(b),
+		SegmentConfig: backup.SegmentConfig{URL: bs.Spec.URL, Prefix: bs.Spec.Prefix, CredentialsDir: workload.RecoveryMount,
+			Dir: engine.ArchiveDir(&v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Namespace: b.Namespace, Name: b.Spec.InstanceRef.Name}})}}
+	key, err := storeKey(ctx, r.APIReader, bs)
+	if err != nil {
+		return err
+	}
+	if key != nil {
+		data[workload.RecoveryKeyKey], c.KeyFile = key, workload.RecoveryKeyFile
+	}
+	if t := rs.Spec.TargetTime; t != nil {
+		c.TargetTime = t.UTC().Format(time.RFC3339Nano)
+	}
+	data[workload.RecoveryConfigKey], _ = json.Marshal(c)
+	s := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: workload.RecoverySecretName(inst), Namespace: inst.Namespace,
+			Labels: map[string]string{names.ManagedByLabel: names.ManagedBy, names.PartOfLabel: "datafleet"}},
+		Data: data,
+	}
+	if err := controllerutil.SetControllerReference(rs, s, r.Client.Scheme()); err != nil {
+		return err
+	}
+	if err := r.Client.Create(ctx, s); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	return nil
+}
+
+// recovered follows a new instance's recovery: done once it is Ready, when its Secret goes.
+func (r *RestoreReconciler) recovered(ctx context.Context, rs *v1alpha1.Restore, b *v1alpha1.Backup, target *v1alpha1.ServiceInstance, run run) (time.Duration, error) {
+	if rs.Status.StartTime == nil { // once: running stamps the start, from which the restore's time counts
+		run.running(fmt.Sprintf("instance %q recovers from physical backup %q and the archived log to %s", target.Name, b.Name, targetOf(rs)))
+	}
+	if !instanceReady(target) {
+		return run.retry, nil
+	}
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: workload.RecoverySecretName(target), Namespace: target.Namespace}}
+	if err := r.Client.Delete(ctx, s); err != nil && !apierrors.IsNotFound(err) {
+		return 0, err
+	}
+	run.succeed(fmt.Sprintf("instance %q recovered from physical backup %q and the archived log to %s", target.Name, b.Name, targetOf(rs)))
+	return 0, nil
+}
+
+func targetOf(rs *v1alpha1.Restore) string {
+	if t := rs.Spec.TargetTime; t != nil {
+		return t.UTC().Format(time.RFC3339)
+	}
+	return "the end of the archive"
+}
