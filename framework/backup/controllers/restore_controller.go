@@ -10,6 +10,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
@@ -17,6 +18,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/backup"
@@ -310,6 +313,15 @@ func (r *RestoreReconciler) start(ctx context.Context, rs *v1alpha1.Restore, b *
 // SetupWithManager registers the controller: Restores, their Jobs, and the Backups and instances
 // they wait for.
 func (r *RestoreReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options) error {
+	// A new instance's changes reach the Restore that created it at once: its readiness ends a
+	// point-in-time restore, whose time is the instance's recovery (not a polling interval).
+	restoredBy := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+		if name := o.GetAnnotations()[RestoredByAnnotation]; name != "" {
+			return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: name}}}
+		}
+		return nil
+	})
 	return ctrl.NewControllerManagedBy(mgr).Named("restore").WithOptions(opts).
-		For(&v1alpha1.Restore{}).Owns(&batchv1.Job{}).Complete(r)
+		For(&v1alpha1.Restore{}).Owns(&batchv1.Job{}).
+		Watches(&v1alpha1.ServiceInstance{}, restoredBy).Complete(r)
 }
