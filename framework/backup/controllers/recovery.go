@@ -14,6 +14,8 @@ import (
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/backup"
+	"github.com/datafleet-dev/datafleet/framework/backup/job"
+	"github.com/datafleet-dev/datafleet/framework/backup/store"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/names"
 	"github.com/datafleet-dev/datafleet/framework/workload"
@@ -55,8 +57,10 @@ func (r *RestoreReconciler) writeRecoverySecret(ctx context.Context, rs *v1alpha
 		if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: bs.Namespace, Name: ref.Name}, creds); err != nil {
 			return fmt.Errorf("the store's credentials Secret %q: %w", ref.Name, err)
 		}
-		for k, v := range creds.Data {
-			data[k] = v
+		for _, k := range store.CredentialKeys {
+			if v, ok := creds.Data[k]; ok {
+				data[k] = v
+			}
 		}
 	}
 	c := backup.RecoveryConfig{Backup: Dir(b),
@@ -93,7 +97,15 @@ func (r *RestoreReconciler) recovered(ctx context.Context, rs *v1alpha1.Restore,
 		run.running(fmt.Sprintf("instance %q recovers from physical backup %q and the archived log to %s", target.Name, b.Name, targetOf(rs)))
 	}
 	if !instanceReady(target) {
-		return run.retry, nil
+		// A recovery that cannot finish (a target past the archive's end, a store gone) leaves
+		// an instance that never becomes Ready: spec.timeout ends the Restore, the instance stays
+		// for its pods' logs.
+		left := timeoutOr(rs.Spec.Timeout, DefaultRestoreTimeout) - now(run.clock).Sub(rs.Status.StartTime.Time)
+		if left <= 0 {
+			return run.fail(job.ReasonDeadlineExceeded, fmt.Sprintf("instance %q did not recover within %s (spec.timeout): its pods' logs say why (a target past the archive's end stops PostgreSQL's recovery); the instance is kept",
+				target.Name, timeoutOr(rs.Spec.Timeout, DefaultRestoreTimeout)))
+		}
+		return min(run.retry, left), nil
 	}
 	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: workload.RecoverySecretName(target), Namespace: target.Namespace}}
 	if err := r.Client.Delete(ctx, s); err != nil && !apierrors.IsNotFound(err) {

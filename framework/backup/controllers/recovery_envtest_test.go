@@ -50,6 +50,9 @@ func TestARestoreOfAPhysicalBackupRecoversANewInstance(t *testing.T) {
 		if target.InPlace != nil {
 			rs.Spec.TargetTime = nil
 		}
+		if name == "stuck" {
+			rs.Spec.Timeout = &metav1.Duration{Duration: 5 * time.Second}
+		}
 		if err := c.Create(ctx, rs); err != nil {
 			t.Fatal(err)
 		}
@@ -74,6 +77,14 @@ func TestARestoreOfAPhysicalBackupRecoversANewInstance(t *testing.T) {
 		v1alpha1.BackupFailed, controllers.ReasonTargetTooEarly, "is before Backup \"base\" completed")
 	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "too-early"}, &v1alpha1.ServiceInstance{}); !apierrors.IsNotFound(err) {
 		t.Fatalf("a refused restore made an instance: %v", err)
+	}
+
+	// A recovery that never finishes (this instance never becomes Ready) ends at spec.timeout,
+	// and the instance stays for its logs.
+	stuck := restore("stuck", v1alpha1.RestoreTarget{NewInstance: &v1alpha1.NewInstanceTarget{Name: "stuck"}}, time.Now())
+	until(stuck, v1alpha1.BackupFailed, "DeadlineExceeded", `instance "stuck" did not recover within 5s`)
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "stuck"}, &v1alpha1.ServiceInstance{}); err != nil {
+		t.Fatalf("the instance of a restore past its deadline: %v", err)
 	}
 
 	target := time.Now().Truncate(time.Second)

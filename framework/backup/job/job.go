@@ -19,6 +19,7 @@ import (
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/backup"
+	"github.com/datafleet-dev/datafleet/framework/backup/store"
 	"github.com/datafleet-dev/datafleet/framework/names"
 	"github.com/datafleet-dev/datafleet/framework/workload"
 )
@@ -100,9 +101,15 @@ func Build(in Input) *batchv1.Job {
 		env = append(env, workload.SecretEnv(EnvKey, e.KeySecretRef.Name, e.KeySecretRef.Key))
 	}
 	env = append(env, in.EngineEnv...)
-	var envFrom []corev1.EnvFromSource
 	if ref := in.Store.Spec.CredentialsSecretRef; ref != nil {
-		envFrom = []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: ref.Name}}}}
+		// The keys a store reads, each optional, and nothing else: the Secret is the tenant's, and
+		// all of it as the environment (envFrom) would let any variable in, HTTPS_PROXY sending
+		// the Job's store traffic around the platform's allowed endpoints among them.
+		for _, k := range store.CredentialKeys {
+			v := workload.SecretEnv(k, ref.Name, k)
+			v.ValueFrom.SecretKeyRef.Optional = ptr.To(true)
+			env = append(env, v)
+		}
 	}
 	return &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{Name: in.Name, Namespace: in.Namespace, Labels: labels},
@@ -122,7 +129,6 @@ func Build(in Input) *batchv1.Job {
 						Command: []string{"/manager"},
 						Args:    args,
 						Env:     env,
-						EnvFrom: envFrom,
 						// The stream holds a few buffers whatever the data's size: the limit is
 						// the proof, an out-of-memory kill the alarm.
 						Resources: corev1.ResourceRequirements{

@@ -42,6 +42,24 @@ func TestBuildGolden(t *testing.T) {
 		Backup: "nightly", EngineEnv: []corev1.EnvVar{workload.SecretEnv("DATAFLEET_AGENT_TLS_KEY", "orders-agent-tls", "tls.key")},
 		Deadline: 6 * time.Hour})
 	enginetest.GoldenObjects(t, []client.Object{j}, "testdata/dump-job.golden.yaml")
+	// The tenant's credentials Secret reaches the Job as the keys a store reads, never whole: an
+	// HTTPS_PROXY in it must not become the Job's.
+	c := j.Spec.Template.Spec.Containers[0]
+	if len(c.EnvFrom) != 0 {
+		t.Fatalf("the Job takes a Secret whole: %+v", c.EnvFrom)
+	}
+	var fromCreds []string
+	for _, e := range c.Env {
+		if r := e.ValueFrom; r != nil && r.SecretKeyRef != nil && r.SecretKeyRef.Name == "store-credentials" {
+			if e.Name != r.SecretKeyRef.Key || r.SecretKeyRef.Optional == nil || !*r.SecretKeyRef.Optional {
+				t.Errorf("%s from the credentials: %+v", e.Name, r.SecretKeyRef)
+			}
+			fromCreds = append(fromCreds, e.Name)
+		}
+	}
+	if !slices.Equal(fromCreds, store.CredentialKeys) {
+		t.Fatalf("the Job takes %v from the credentials Secret, want %v", fromCreds, store.CredentialKeys)
+	}
 }
 
 // fileEngine is an engine whose data is one file: enough to drive the Job's checks against a real

@@ -67,7 +67,7 @@ func ParseArgs(args []string, getenv func(string) string) (Params, error) {
 		p.Key = []byte(k)
 	}
 	p.Credentials = map[string][]byte{}
-	for _, k := range []string{store.KeyAWSAccessKeyID, store.KeyAWSSecretAccessKey, store.KeyAWSSessionToken, store.KeyGoogleCredentials} {
+	for _, k := range store.CredentialKeys {
 		if v := getenv(k); v != "" {
 			p.Credentials[k] = []byte(v)
 		}

@@ -41,6 +41,10 @@ const (
 	KeyGoogleCredentials = "GOOGLE_APPLICATION_CREDENTIALS_JSON"
 )
 
+// CredentialKeys are every key of a credentials Secret a store reads; whatever else the Secret
+// holds is the tenant's and reaches no process (the backup Job takes these, not the Secret).
+var CredentialKeys = []string{KeyAWSAccessKeyID, KeyAWSSecretAccessKey, KeyAWSSessionToken, KeyGoogleCredentials}
+
 // Store is an opened BackupStore: a bucket and the prefix every key lives under.
 type Store struct {
 	Bucket *blob.Bucket
