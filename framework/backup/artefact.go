@@ -18,6 +18,7 @@ import (
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
 
+	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/agent"
 	"github.com/datafleet-dev/datafleet/framework/backup/store"
 )
@@ -68,10 +69,10 @@ type Manifest struct {
 	MAC string `json:"mac,omitempty"`
 }
 
-// Backup methods (Manifest.Method, Backup.spec.method).
+// Backup methods as manifests record them: a Backup's spec.method.
 const (
-	MethodLogical  = "Logical"
-	MethodPhysical = "Physical"
+	MethodLogical  = string(v1alpha1.BackupLogical)
+	MethodPhysical = string(v1alpha1.BackupPhysical)
 )
 
 // Encryption says how the data object is encrypted.

@@ -36,13 +36,13 @@ type ArchiveInput struct {
 // made again under the same name starts a new database system, which the segment command keeps
 // apart by its system identifier (a subdirectory); a restore in place continues the same one on a
 // new timeline, as PostgreSQL intends.
-func ArchiveDir(inst *v1alpha1.ServiceInstance) string {
-	return "wal/" + inst.Namespace + "/" + inst.Name
+func ArchiveDir(namespace, instance string) string {
+	return "wal/" + namespace + "/" + instance
 }
 
 // NewArchiveInput is the ArchiveInput of an instance with continuous archiving to store.
 func NewArchiveInput(inst *v1alpha1.ServiceInstance, store *v1alpha1.BackupStore) *ArchiveInput {
-	return &ArchiveInput{Store: store, Dir: ArchiveDir(inst), Timeout: inst.Continuous().Timeout()}
+	return &ArchiveInput{Store: store, Dir: ArchiveDir(inst.Namespace, inst.Name), Timeout: inst.Continuous().Timeout()}
 }
 
 // ValidateSpec is every check of an instance's spec beyond its schema that the framework and

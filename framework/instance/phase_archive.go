@@ -3,7 +3,6 @@ package instance
 import (
 	"context"
 	"fmt"
-	"net/url"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -57,7 +56,7 @@ func (r *Reconciler) resolveArchive(ctx context.Context, s *scope) (bool, error)
 	if err := r.StorePolicy.Check(bs.Spec.URL, bs.Spec.CredentialsSecretRef != nil); err != nil {
 		return refuse(ReasonArchiveStoreRefused, fmt.Sprintf("the BackupStore %q of spec.backup.continuous: %s", name, store.Redact(err.Error())))
 	}
-	if u, err := url.Parse(bs.Spec.URL); err != nil || !store.Shareable(u.Scheme) {
+	if !store.ShareableURL(bs.Spec.URL) {
 		return refuse(ReasonArchiveStoreNotShare, fmt.Sprintf("the BackupStore %q is not an object store the pods can reach (s3://, gs:// or azblob://); continuous archiving cannot use it", name))
 	}
 	s.archive = engine.NewArchiveInput(s.inst, bs)

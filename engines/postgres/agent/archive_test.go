@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
 	"github.com/datafleet-dev/datafleet/framework/agent/agenttest"
 	"github.com/datafleet-dev/datafleet/framework/backup"
 	"github.com/datafleet-dev/datafleet/test/testenv"
@@ -190,6 +192,23 @@ func archivingServer(t *testing.T) *archiving {
 	}
 	archive.Dir = path.Join(archive.Dir, strconv.FormatUint(system, 10))
 	return &archiving{e: e, agent: r, archive: archive, configFile: configFile, bin: bin, key: key, system: system}
+}
+
+// baseBackup takes a base backup as a backup Job takes it: through the agent's endpoint (mutual
+// TLS), into the store under dir, with its start in the log in the manifest.
+func (a *archiving) baseBackup(t *testing.T, dir string) backup.Manifest {
+	t.Helper()
+	m := backup.Manifest{Engine: "postgres", Namespace: "shop", Instance: "orders", Backup: path.Base(dir),
+		Method: backup.MethodPhysical, Base: &fwagent.BaseBackupInfo{}}
+	m, err := backup.Write(context.Background(), a.archive.Store, dir, m, a.key, func(ctx context.Context, w io.Writer) error {
+		info, err := a.agent.agent().BaseBackup(ctx, w)
+		*m.Base = info
+		return err
+	})
+	if err != nil {
+		t.Fatalf("base backup: %v", err)
+	}
+	return m
 }
 
 // segments is the segment command, as archive_command and restore_command run it on this server.

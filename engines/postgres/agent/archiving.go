@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -36,8 +37,15 @@ func (e *Engine) archiveSettings() ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	command := fmt.Sprintf("%s segments push --config %s --system %d %%f %%p", manager, e.Config.ArchiveConfig, system)
+	command := segmentCommand(manager, "push", e.Config.ArchiveConfig, strconv.FormatUint(system, 10))
 	return []string{"archive_mode = 'on'", "archive_command = " + quoteSetting(command)}, nil
+}
+
+// segmentCommand is the segment archive's command (framework/backup's "segments push|fetch") as
+// archive_command and restore_command run it: PostgreSQL puts the segment's name for %f and its
+// path for %p.
+func segmentCommand(manager, verb, config, system string) string {
+	return fmt.Sprintf("%s segments %s --config %s --system %s %%f %%p", manager, verb, config, system)
 }
 
 // systemIdentifier is the database system's identifier, the first field of global/pg_control

@@ -290,12 +290,12 @@ func TestSetSQL(t *testing.T) {
 	const target = `ALTER DATABASE "d"`
 	for setting, want := range map[string]string{
 		`search_path="$user", public, "My ""Schema"""`: `ALTER DATABASE "d" SET "search_path" TO '$user', 'public', 'My "Schema"'`,
-		`search_path=""`:                               `ALTER DATABASE "d" SET "search_path" TO ''`,
-		`search_path=`:                                 `ALTER DATABASE "d" SET "search_path" TO ''`,
-		`TimeZone=Europe/Paris`:                        `ALTER DATABASE "d" SET "TimeZone" TO 'Europe/Paris'`,
-		`statement_timeout=5min`:                       `ALTER DATABASE "d" SET "statement_timeout" TO '5min'`,
-		`app.motto=it's a=b, c`:                        `ALTER DATABASE "d" SET "app.motto" TO 'it''s a=b, c'`,
-		`temp_tablespaces=fast,"sl ow"`:                `ALTER DATABASE "d" SET "temp_tablespaces" TO 'fast', 'sl ow'`,
+		`search_path=""`:                `ALTER DATABASE "d" SET "search_path" TO ''`,
+		`search_path=`:                  `ALTER DATABASE "d" SET "search_path" TO ''`,
+		`TimeZone=Europe/Paris`:         `ALTER DATABASE "d" SET "TimeZone" TO 'Europe/Paris'`,
+		`statement_timeout=5min`:        `ALTER DATABASE "d" SET "statement_timeout" TO '5min'`,
+		`app.motto=it's a=b, c`:         `ALTER DATABASE "d" SET "app.motto" TO 'it''s a=b, c'`,
+		`temp_tablespaces=fast,"sl ow"`: `ALTER DATABASE "d" SET "temp_tablespaces" TO 'fast', 'sl ow'`,
 	} {
 		if got, ok := setSQL(target, setting); !ok || got != want {
 			t.Errorf("setSQL(%q) = %q, %v; want %q", setting, got, ok, want)

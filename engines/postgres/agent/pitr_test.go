@@ -16,7 +16,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
 	"github.com/datafleet-dev/datafleet/framework/backup"
 	"github.com/datafleet-dev/datafleet/test/testenv"
 )
@@ -33,18 +32,9 @@ func TestRecoveryToAPointInTimeFromTheStore(t *testing.T) {
 	e := srv.e
 	execSQL(t, e, "CREATE TABLE public.orders (id int PRIMARY KEY)", "INSERT INTO public.orders SELECT generate_series(1, 50)")
 
-	// Taken as a backup Job takes it: through the agent's endpoint (mutual TLS), into the store
-	// with its start in the log in the manifest.
 	const dir = "shop/orders/base/1"
-	var info fwagent.BaseBackupInfo
-	m, err := backup.Write(ctx, srv.archive.Store, dir, backup.Manifest{Engine: "postgres", Namespace: "shop", Instance: "orders", Backup: "base-1",
-		Method: backup.MethodPhysical}, srv.key, func(ctx context.Context, w io.Writer) (err error) {
-		info, err = srv.agent.agent().BaseBackup(ctx, w)
-		return err
-	})
-	if err != nil {
-		t.Fatalf("base backup: %v", err)
-	}
+	m := srv.baseBackup(t, dir)
+	info := *m.Base
 	if want := strconv.FormatUint(srv.system, 10); info.System != want || info.Role != "primary" || info.Member != e.Config.Name ||
 		info.Completed.Before(info.Started) || info.Started.IsZero() {
 		t.Fatalf("the base backup's info: %+v; want system %s, taken from the primary %s", info, want, e.Config.Name)
@@ -92,7 +82,7 @@ func TestRecoveryToAPointInTimeFromTheStore(t *testing.T) {
 	if err := bucket.Copy(ctx, middleKey, middleKey+".aside", nil); err != nil {
 		t.Fatal(err)
 	}
-	fetch := srv.bin.Path + " " + strings.Join(srv.segments("fetch", "%f", "%p"), " ")
+	fetch := segmentCommand(srv.bin.Path, "fetch", srv.configFile, strconv.FormatUint(srv.system, 10))
 	if err := PrepareRecovery(restored, fetch, RecoveryTarget{Time: target}, e); err != nil {
 		t.Fatal(err)
 	}

@@ -57,7 +57,7 @@ func (e *Engine) recoverFromStore(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	fetch := fmt.Sprintf("%s segments fetch --config %s --system %s %%f %%p", manager, e.Config.Recovery, r.Manifest.Base.System)
+	fetch := segmentCommand(manager, "fetch", e.Config.Recovery, r.Manifest.Base.System)
 	target := RecoveryTarget{}
 	if !r.Target.IsZero() {
 		target.Time = r.Target.UTC().Format("2006-01-02 15:04:05.999999-07:00") // PostgreSQL reads no "Z"

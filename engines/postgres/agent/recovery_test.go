@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
 	"github.com/datafleet-dev/datafleet/framework/backup"
 	"github.com/datafleet-dev/datafleet/test/testenv"
 )
@@ -30,16 +29,7 @@ func TestTheAgentRestoresToAPointInTime(t *testing.T) {
 	execSQL(t, e, "CREATE TABLE public.orders (id int PRIMARY KEY)", "INSERT INTO public.orders SELECT generate_series(1, 50)")
 
 	const dir = "shop/orders/base-1"
-	m := backup.Manifest{Engine: "postgres", Namespace: "shop", Instance: "orders", Backup: "base-1",
-		Method: backup.MethodPhysical, Base: &fwagent.BaseBackupInfo{}}
-	if _, err := backup.Write(ctx, srv.archive.Store, dir, m, srv.key, func(ctx context.Context, w io.Writer) error {
-		info, err := srv.agent.agent().BaseBackup(ctx, w)
-		*m.Base = info
-		return err
-	}); err != nil {
-		t.Fatalf("base backup: %v", err)
-	}
-	completed := m.Base.Completed
+	completed := srv.baseBackup(t, dir).Base.Completed
 	execSQL(t, e, "INSERT INTO public.orders SELECT generate_series(51, 100)")
 	middle := query(t, e, "SELECT pg_walfile_name(pg_current_wal_lsn())")
 	query(t, e, "SELECT pg_switch_wal()::text")

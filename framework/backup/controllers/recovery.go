@@ -9,7 +9,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
@@ -51,21 +50,19 @@ func physicalRestoreRefused(rs *v1alpha1.Restore, b *v1alpha1.Backup) *outcome {
 // key (read past the cache, which holds only Datafleet's Secrets). It is owned by the Restore.
 func (r *RestoreReconciler) writeRecoverySecret(ctx context.Context, rs *v1alpha1.Restore, b *v1alpha1.Backup, bs *v1alpha1.BackupStore,
 	inst *v1alpha1.ServiceInstance) error {
+	creds, _, err := storeCredentials(ctx, r.APIReader, bs)
+	if err != nil {
+		return err
+	}
 	data := map[string][]byte{}
-	if ref := bs.Spec.CredentialsSecretRef; ref != nil {
-		creds := &corev1.Secret{}
-		if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: bs.Namespace, Name: ref.Name}, creds); err != nil {
-			return fmt.Errorf("the store's credentials Secret %q: %w", ref.Name, err)
-		}
-		for _, k := range store.CredentialKeys {
-			if v, ok := creds.Data[k]; ok {
-				data[k] = v
-			}
+	for _, k := range store.CredentialKeys {
+		if v, ok := creds[k]; ok {
+			data[k] = v
 		}
 	}
 	c := backup.RecoveryConfig{Backup: Dir(b),
 		SegmentConfig: backup.SegmentConfig{URL: bs.Spec.URL, Prefix: bs.Spec.Prefix, CredentialsDir: workload.RecoveryMount,
-			Dir: engine.ArchiveDir(&v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Namespace: b.Namespace, Name: b.Spec.InstanceRef.Name}})}}
+			Dir: engine.ArchiveDir(b.Namespace, b.Spec.InstanceRef.Name)}}
 	key, err := storeKey(ctx, r.APIReader, bs)
 	if err != nil {
 		return err

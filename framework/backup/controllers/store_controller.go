@@ -56,7 +56,7 @@ func (r *StoreReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl
 }
 
 func (r *StoreReconciler) probe(ctx context.Context, bs *v1alpha1.BackupStore) (bool, string, string) {
-	if !sharedScheme(bs.Spec.URL) {
+	if !store.ShareableURL(bs.Spec.URL) {
 		return false, ReasonNotShareable, "file:// and mem:// stores are seen by one process only, and backups run in Jobs of their own: use an object store (s3://, gs://, azblob://)"
 	}
 	ctx, cancel := context.WithTimeout(ctx, storeCallTimeout)

@@ -3,7 +3,6 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"strings"
 	"time"
 
@@ -34,22 +33,32 @@ func openStore(ctx context.Context, r client.Reader, bs *v1alpha1.BackupStore, p
 	if err := policy.Check(bs.Spec.URL, bs.Spec.CredentialsSecretRef != nil); err != nil {
 		return nil, ReasonStoreNotAllowed, err
 	}
-	var creds map[string][]byte
-	if ref := bs.Spec.CredentialsSecretRef; ref != nil {
-		s := &corev1.Secret{}
-		if err := r.Get(ctx, client.ObjectKey{Namespace: bs.Namespace, Name: ref.Name}, s); err != nil {
-			if apierrors.IsNotFound(err) {
-				return nil, ReasonCredentialsMissing, fmt.Errorf("the credentials Secret %q does not exist", ref.Name)
-			}
-			return nil, "CredentialsUnreadable", err
-		}
-		creds = s.Data
+	creds, reason, err := storeCredentials(ctx, r, bs)
+	if err != nil {
+		return nil, reason, err
 	}
 	st, err := store.Open(ctx, bs.Spec.URL, bs.Spec.Prefix, creds)
 	if err != nil {
 		return nil, "OpenFailed", err
 	}
 	return st, "", nil
+}
+
+// storeCredentials reads the store's credentials Secret, nil when it names none, from r (the API
+// server: the cache holds only Secrets the operator labelled); on an error, its reason.
+func storeCredentials(ctx context.Context, r client.Reader, bs *v1alpha1.BackupStore) (map[string][]byte, string, error) {
+	ref := bs.Spec.CredentialsSecretRef
+	if ref == nil {
+		return nil, "", nil
+	}
+	s := &corev1.Secret{}
+	if err := r.Get(ctx, client.ObjectKey{Namespace: bs.Namespace, Name: ref.Name}, s); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, ReasonCredentialsMissing, fmt.Errorf("the credentials Secret %q does not exist", ref.Name)
+		}
+		return nil, "CredentialsUnreadable", err
+	}
+	return s.Data, "", nil
 }
 
 // storeKey reads the store's encryption key, nil when it has none: the operator authenticates
@@ -81,12 +90,6 @@ func readManifest(ctx context.Context, r client.Reader, st *store.Store, bs *v1a
 		return m, err
 	}
 	return m, backup.Authenticate(m, key)
-}
-
-// sharedScheme reports whether a store URL's objects can be seen by other pods (store.Shareable).
-func sharedScheme(rawURL string) bool {
-	u, err := url.Parse(rawURL)
-	return err == nil && store.Shareable(u.Scheme)
 }
 
 // backupStore is the store a Backup was written to (status.store, from its Job's start), else

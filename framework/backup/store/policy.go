@@ -90,3 +90,9 @@ func endpointHostPort(v string) (string, error) {
 // mem:// live in one process's filesystem or memory (the store controller refuses them as
 // NotShareable; the policy has nothing to say about their credentials).
 func Shareable(scheme string) bool { return scheme != "file" && scheme != "mem" }
+
+// ShareableURL reports whether a store URL's objects can be seen by other pods (Shareable).
+func ShareableURL(rawURL string) bool {
+	u, err := url.Parse(rawURL)
+	return err == nil && Shareable(u.Scheme)
+}
