@@ -25,6 +25,12 @@ import (
 // VersionCatalog (support windows, upgrade paths) and its ServicePlan (limits, transitions).
 // Only what a change touches is checked, so an instance whose version has since passed its sundown
 // still takes every other update (a finalizer, a label, a size).
+//
+// Client reads from the API server, not from a cache: a cached catalog that is one watch event
+// behind is not missing (liveOnMiss would catch that) but wrong, and would admit a version the
+// platform team has just sundowned or refuse one it has just added. Only a create, a version, a
+// parameter or a plan change reads them (the operator's own writes to an instance do not), so the
+// cost is one GET per tenant action.
 type InstanceValidator struct {
 	Client client.Reader
 	Clock  clock.PassiveClock

@@ -28,7 +28,8 @@ func Setup(mgr ctrl.Manager, engines []engine.Engine, stores store.Policy) error
 	byName := engine.ByName(engines)
 	reader := liveOnMiss{cache: mgr.GetClient(), live: mgr.GetAPIReader()}
 	err := ctrl.NewWebhookManagedBy(mgr, &v1alpha1.ServiceInstance{}).
-		WithValidator(&InstanceValidator{Client: reader, Clock: clock.RealClock{}, Engines: byName}).
+		// The catalog and the plan are read from the API server: see InstanceValidator.
+		WithValidator(&InstanceValidator{Client: mgr.GetAPIReader(), Clock: clock.RealClock{}, Engines: byName}).
 		WithValidatorCustomPath(InstancePath).
 		Complete()
 	if err != nil {

@@ -62,3 +62,43 @@ func TestWebhookDoesNotAnswerFromAStaleCache(t *testing.T) {
 		t.Errorf("deleting the namespace of a protected instance the cache has not seen: %v", err)
 	}
 }
+
+// A cache one watch event behind holds the catalog as it was, not nothing: the webhook must decide
+// on the catalog as it is now. Here the manager's cache always holds an older catalog (a transform
+// rewrites every catalog it caches to version 1 only, still supported), while the API server's
+// says that version 1 reached its sundown yesterday and version 2 is the default. A new instance
+// on 2 is admitted and one on 1 refused, as the API server's catalog says. (This was the e2e's
+// flake: the upgrade test sets the catalog and creates an instance on a sundown version 0.2 s
+// later, and the webhook admitted it from its cache.)
+func TestWebhookDecidesOnTheCatalogAsItIsNow(t *testing.T) {
+	env := testenv.Start(t)
+	stale := cache.ByObject{Transform: func(o any) (any, error) {
+		if cat, ok := o.(*v1alpha1.VersionCatalog); ok {
+			cat.Spec.Versions = []v1alpha1.CatalogVersion{{Version: "1", Image: "fake:1", Default: true}}
+		}
+		return o, nil
+	}}
+	startWebhookWithCache(t, env, cache.Options{ByObject: map[client.Object]cache.ByObject{&v1alpha1.VersionCatalog{}: stale}},
+		fakeengine.NewUsers(nil))
+	ctx, c := context.Background(), env.Client
+	for _, o := range []client.Object{
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "apps"}},
+		&v1alpha1.VersionCatalog{ObjectMeta: metav1.ObjectMeta{Name: fakeengine.UsersName}, Spec: v1alpha1.VersionCatalogSpec{Engine: fakeengine.UsersName,
+			Versions: []v1alpha1.CatalogVersion{{Version: "1", Image: "fake:1", Sundown: day(-1)}, {Version: "2", Image: "fake:2", Default: true}}}},
+	} {
+		if err := c.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	instance := func(name, version string) *v1alpha1.ServiceInstance {
+		return &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "apps"},
+			Spec: v1alpha1.ServiceInstanceSpec{Engine: fakeengine.UsersName, Version: version}}
+	}
+	if err := c.Create(ctx, instance("new", "2")); err != nil {
+		t.Errorf("an instance on the catalog's new version, which the cache does not know: %v", err)
+	}
+	err := c.Create(ctx, instance("old", "1"))
+	if err == nil || !strings.Contains(err.Error(), "version 1 reached its sundown") {
+		t.Errorf("an instance on a version the catalog has sundowned, which the cache still offers: want it refused, got %v", err)
+	}
+}
