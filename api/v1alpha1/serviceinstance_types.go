@@ -340,6 +340,22 @@ type ServiceInstanceStatus struct {
 	// +listType=map
 	// +listMapKey=reason
 	PendingRestarts []PendingRestart `json:"pendingRestarts,omitempty"`
+	// recoverableWindow is the span of time a point-in-time restore of this instance can reach,
+	// while spec.backup.continuous archives it and a physical Backup of it is in the archive's
+	// store; absent otherwise.
+	// +optional
+	RecoverableWindow *RecoverableWindow `json:"recoverableWindow,omitempty"`
+}
+
+// RecoverableWindow is the span of time a point-in-time restore can reach.
+type RecoverableWindow struct {
+	// from is the earliest time: when the oldest physical Backup in the archive's store completed.
+	From metav1.Time `json:"from"`
+	// to is the latest time the archive is known to reach: when its newest segment was stored,
+	// as the primary reported it. It is refreshed at most once per archiveTimeout (so that an
+	// instance under load does not write its status with every segment): the archive may reach
+	// up to that much further, and a Restore to a later time waits for it.
+	To metav1.Time `json:"to"`
 }
 
 // MaintenanceWindow is a weekly window: it opens at startTime on each of days, in timeZone, and

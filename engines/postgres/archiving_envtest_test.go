@@ -144,4 +144,40 @@ func TestContinuousArchivingNeedsAUsableStore(t *testing.T) {
 		}
 		return nil
 	})
+	if inst.Status.RecoverableWindow != nil {
+		t.Fatalf("a recoverable window without a physical backup: %+v", inst.Status.RecoverableWindow)
+	}
+
+	// A physical Backup completes (as its Job would have it): the window starts there; a logical
+	// one does not count. (Its end is the primary's last archived segment: no agent answers here.)
+	completed := metav1.NewTime(time.Now().Add(-time.Minute).Truncate(time.Second))
+	for _, b := range []*v1alpha1.Backup{
+		{ObjectMeta: metav1.ObjectMeta{Name: "ledger-dump", Namespace: "apps"}, Spec: v1alpha1.BackupSpec{InstanceRef: v1alpha1.LocalObjectReference{Name: "ledger"}}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "ledger-base", Namespace: "apps"}, Spec: v1alpha1.BackupSpec{InstanceRef: v1alpha1.LocalObjectReference{Name: "ledger"},
+			Method: v1alpha1.BackupPhysical}},
+	} {
+		if err := c.Create(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		at := completed
+		if b.Spec.Method != v1alpha1.BackupPhysical {
+			at = metav1.NewTime(completed.Add(-time.Hour)) // older, but not a base backup
+		}
+		testenv.Eventually(t, time.Minute, func() error {
+			if err := c.Get(ctx, client.ObjectKeyFromObject(b), b); err != nil {
+				return err
+			}
+			b.Status = v1alpha1.BackupStatus{RunStatus: v1alpha1.RunStatus{Phase: v1alpha1.BackupCompleted, StartTime: &at, CompletionTime: &at}, Store: "minio"}
+			return c.Status().Update(ctx, b)
+		})
+	}
+	testenv.Eventually(t, time.Minute, func() error {
+		if err := c.Get(ctx, key, inst); err != nil {
+			return err
+		}
+		if w := inst.Status.RecoverableWindow; w == nil || !w.From.Equal(&completed) || !w.To.Equal(&completed) {
+			return fmt.Errorf("recoverable window %+v, want from and to %s", w, completed)
+		}
+		return nil
+	})
 }

@@ -14,6 +14,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	pgagent "github.com/datafleet-dev/datafleet/engines/postgres/agent"
 	"github.com/datafleet-dev/datafleet/framework/catalog"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/names"
@@ -89,9 +90,9 @@ var parameters = params.Spec{
 
 var _ engine.ContinuousArchiver = Engine{}
 
-// ArchivesContinuously implements engine.ContinuousArchiver: the primary's archive_command is the
-// segment archive's push (see the agent's archiving.go).
-func (Engine) ArchivesContinuously() {}
+// Superseded implements engine.ContinuousArchiver: the primary's archive_command is the segment
+// archive's push (see the agent's archiving.go), and WAL segments order as the agent's Superseded says.
+func (Engine) Superseded(segment, start string) bool { return pgagent.Superseded(segment, start) }
 
 // Validate implements engine.Engine.
 func (Engine) Validate(inst *v1alpha1.ServiceInstance, _ catalog.Release) field.ErrorList {

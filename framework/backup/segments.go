@@ -226,6 +226,20 @@ func (a *SegmentArchive) Get(ctx context.Context, name string, w io.Writer) erro
 	return nil
 }
 
+// Delete removes the segment named name (encrypted or not). A segment that is not there is no
+// error: retention that stopped halfway runs again.
+func (a *SegmentArchive) Delete(ctx context.Context, name string) error {
+	if err := checkSegmentName(name); err != nil {
+		return err
+	}
+	for _, k := range a.keys(name) {
+		if err := a.Store.Bucket.Delete(ctx, k); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
+			return err
+		}
+	}
+	return nil
+}
+
 // List returns the names of the archived segments, sorted. An object that is not a segment
 // (another name under Dir) is left out.
 func (a *SegmentArchive) List(ctx context.Context) ([]string, error) {

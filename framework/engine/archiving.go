@@ -16,9 +16,14 @@ import (
 // each completed segment through the segment archive (framework/backup.SegmentArchive, the
 // command "manager segments push"), and its Supervisor reports the primary's archiver
 // (Observation.Archive), which the framework turns into the condition ContinuousArchiving.
+//
+// Retention removes from the archive what no physical Backup left needs (each base backup records
+// the segment its replay starts at); only the engine knows how its segments' names order.
 type ContinuousArchiver interface {
-	// ArchivesContinuously is the engine's word that it does the above.
-	ArchivesContinuously()
+	// Superseded reports whether the archived segment named segment comes before a base backup
+	// whose replay starts at the segment start, on its timeline or an earlier one: no restore of
+	// that backup replays it. Names that are not segments (history files) are never superseded.
+	Superseded(segment, start string) bool
 }
 
 // ArchiveInput is where an instance's continuous archive goes.

@@ -116,6 +116,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 		r.validate,
 		r.certificates,
 		r.resolveArchive,
+		r.findOldestBase,
 		r.render,
 		r.upgradeAgents,
 		r.holdRestarts,

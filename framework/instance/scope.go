@@ -26,6 +26,11 @@ type scope struct {
 	archive *engine.ArchiveInput
 	// archiveRefused is the ContinuousArchiving condition when the archive's store cannot be used.
 	archiveRefused *metav1.Condition
+	// oldestBase is when the archive's oldest physical Backup completed, once findOldestBase
+	// looked (windowChecked); nil when there is none.
+	oldestBase    *metav1.Time
+	windowChecked bool
+	windowNow     time.Time
 	// children as rendered and decorated, in render order.
 	children []client.Object
 	// applied is true once every child was applied and every stale child pruned.

@@ -58,6 +58,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options)
 	b = b.Watches(&v1alpha1.ServicePlan{}, handler.EnqueueRequestsFromMapFunc(r.instancesOfPlan))
 	if _, ok := r.Engine.(engine.ContinuousArchiver); ok {
 		b = b.Watches(&v1alpha1.BackupStore{}, handler.EnqueueRequestsFromMapFunc(r.instancesOfStore))
+		b = b.Watches(&v1alpha1.Backup{}, handler.EnqueueRequestsFromMapFunc(instanceOfBackup))
 	}
 	return b.Complete(r)
 }

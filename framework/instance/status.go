@@ -3,6 +3,7 @@ package instance
 import (
 	"context"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -41,6 +42,16 @@ func computeStatus(prev v1alpha1.ServiceInstanceStatus, inst *v1alpha1.ServiceIn
 		set(c.Type, c.Status, c.Reason, c.Message)
 	case inst.Continuous() == nil:
 		meta.RemoveStatusCondition(&st.Conditions, v1alpha1.ConditionContinuousArchiving)
+	}
+	switch {
+	case inst.Continuous() == nil || s.archiveRefused != nil:
+		st.RecoverableWindow = nil
+	case s.windowChecked:
+		var archived *time.Time
+		if s.observation != nil && s.observation.Archive != nil {
+			archived = s.observation.Archive.LastArchivedTime
+		}
+		st.RecoverableWindow = recoverableWindow(prev.RecoverableWindow, s.oldestBase, archived, s.archive.Timeout, s.windowNow)
 	}
 	if s.paused {
 		set(v1alpha1.ConditionPaused, metav1.ConditionTrue, ReasonPaused,

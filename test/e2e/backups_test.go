@@ -258,6 +258,14 @@ func checkPointInTimeRestore(t *testing.T, s3c *s3.Client, inst *v1alpha1.Servic
 	}
 	t.Logf("BACKUPS: point-in-time restore of %s to %s into %s took %s: marker 1 is there, marker 2 is not",
 		base.Name, target.UTC().Format(time.RFC3339), name, rs.Status.CompletionTime.Sub(rs.Status.StartTime.Time))
+	// The restore waited, if it had to, for the source's recoverable window to reach the target.
+	src := &v1alpha1.ServiceInstance{}
+	if err := env.c.Get(context.Background(), client.ObjectKeyFromObject(inst), src); err != nil {
+		t.Fatal(err)
+	}
+	if w := src.Status.RecoverableWindow; w == nil || !w.From.Equal(base.Status.CompletionTime) || w.To.Before(&target) {
+		t.Fatalf("%s's recoverable window after the restore to %s: %+v, want from %s (the physical backup's completion)", inst.Name, target, w, base.Status.CompletionTime)
+	}
 }
 
 // checkNoCredentialLeaks looks for each secret in everything the backups made readable without

@@ -35,6 +35,16 @@ func segmentNumber(name string, segSize int64) (timeline, n uint64, ok bool) {
 	return tl, log*segmentsPerLogID(segSize) + seg, true
 }
 
+// Superseded reports whether the WAL segment named segment comes before the segment start on
+// start's timeline or an earlier one: a replay that starts at start never reads it. A segment of a
+// later timeline is kept whatever its position (an in-place restore forks a timeline from an earlier
+// point, whose base backups need it); history files and other names are never superseded. The
+// names' fixed-width hex fields order as their positions do, whatever the segment size.
+func Superseded(segment, start string) bool {
+	s, b := walSegment.FindStringSubmatch(segment), walSegment.FindStringSubmatch(start)
+	return s != nil && b != nil && s[1] <= b[1] && s[2]+s[3] < b[2]+b[3]
+}
+
 func segmentName(timeline, n uint64, segSize int64) string {
 	per := segmentsPerLogID(segSize)
 	return fmt.Sprintf("%08X%08X%08X", timeline, n/per, n%per)

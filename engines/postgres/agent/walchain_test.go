@@ -24,3 +24,30 @@ func TestSegmentNumbersCrossALogID(t *testing.T) {
 		}
 	}
 }
+
+// Retention removes a segment only when it comes before a base backup's start on the same or an
+// earlier timeline; later timelines, history files and partial segments stay.
+func TestSuperseded(t *testing.T) {
+	const start = "000000020000000100000010"
+	for _, c := range []struct {
+		segment string
+		want    bool
+	}{
+		{"00000002000000010000000F", true},
+		{"000000010000000000000FFF", true},  // an earlier log id on an earlier timeline
+		{"0000000100000001000000FF", false}, // after the start, earlier timeline: a restore past the fork may read it
+		{"000000020000000100000010", false}, // the start itself
+		{"000000020000000100000011", false},
+		{"000000030000000000000001", false}, // a later timeline (an in-place restore's fork)
+		{"00000002.history", false},
+		{"00000002000000010000000F.partial", false},
+		{"00000002000000010000000F.00000028.backup", false},
+	} {
+		if got := Superseded(c.segment, start); got != c.want {
+			t.Errorf("Superseded(%s, %s) = %v, want %v", c.segment, start, got, c.want)
+		}
+	}
+	if Superseded("000000010000000000000001", "not a segment") {
+		t.Error("a start that is not a segment superseded a segment")
+	}
+}

@@ -339,7 +339,16 @@ func (r *BackupReconciler) deleteArtefact(ctx context.Context, b *v1alpha1.Backu
 	for _, name := range backup.DataObjects {
 		data = append(data, st.Key(Dir(b), name))
 	}
-	_, err = st.AbortUploads(ctx, data...)
+	if _, err := st.AbortUploads(ctx, data...); err != nil {
+		return err
+	}
+	if b.Spec.Method != v1alpha1.BackupPhysical {
+		return nil
+	}
+	n, err := r.pruneArchive(ctx, b, st, bs)
+	if n > 0 && r.Recorder != nil {
+		r.Recorder.Eventf(b, nil, "Normal", "ArchivePruned", "Delete", "removed %d archived segments of instance %q that no physical backup left replays", n, b.Spec.InstanceRef.Name)
+	}
 	return err
 }
 

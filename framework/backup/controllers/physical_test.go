@@ -19,7 +19,7 @@ import (
 // import): only whether it has them matters here.
 type physicalFake struct{ fakeengine.Engine }
 
-func (physicalFake) ArchivesContinuously()                               {}
+func (physicalFake) Superseded(string, string) bool                      { return false }
 func (physicalFake) BackupEnv(*v1alpha1.ServiceInstance) []corev1.EnvVar { return nil }
 func (physicalFake) Dump(context.Context, engine.BackupTarget, io.Writer) error {
 	return nil

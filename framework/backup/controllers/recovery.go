@@ -29,8 +29,10 @@ import (
 
 // Reasons of a physical restore.
 const (
-	ReasonPhysicalInPlace = "PhysicalInPlace"
-	ReasonTargetTooEarly  = "TargetBeforeBackup"
+	ReasonPhysicalInPlace     = "PhysicalInPlace"
+	ReasonTargetTooEarly      = "TargetBeforeBackup"
+	ReasonTargetOutsideWindow = "TargetOutsideWindow"
+	ReasonWaitingForArchive   = "WaitingForArchive"
 )
 
 // physicalRestoreRefused says why a Restore of a physical backup cannot be done, before anything is made.
@@ -43,6 +45,40 @@ func physicalRestoreRefused(rs *v1alpha1.Restore, b *v1alpha1.Backup) *outcome {
 			t.UTC().Format(time.RFC3339), b.Name, b.Status.CompletionTime.UTC().Format(time.RFC3339)))
 	}
 	return nil
+}
+
+// outsideWindow checks a point-in-time target against the source instance's recoverable window
+// (status.recoverableWindow), before the new instance is made: a target in the future or before the
+// window is refused; one after the window's end waits while the source still archives (its status
+// follows the archive by up to an archive timeout) and is refused once it no longer does (the
+// instance gone or its archiving off: the archive will not grow). Without a window (the source
+// gone, an archive from before windows were kept) only the backup's own end is checked
+// (physicalRestoreRefused). Once the instance exists the check is not made again: the target was
+// inside the window when the restore began.
+func outsideWindow(rs *v1alpha1.Restore, source *v1alpha1.ServiceInstance, now time.Time) *outcome {
+	t := rs.Spec.TargetTime
+	if t == nil {
+		return nil
+	}
+	at := t.UTC().Format(time.RFC3339)
+	if t.After(now) {
+		return refused(ReasonTargetOutsideWindow, fmt.Sprintf("spec.targetTime %s is in the future", at))
+	}
+	w := source.Status.RecoverableWindow
+	if w == nil {
+		return nil
+	}
+	window := fmt.Sprintf("instance %q can be restored from %s to %s (status.recoverableWindow)", source.Name,
+		w.From.UTC().Format(time.RFC3339), w.To.UTC().Format(time.RFC3339))
+	switch {
+	case t.Before(&w.From):
+		return refused(ReasonTargetOutsideWindow, fmt.Sprintf("spec.targetTime %s is before the recoverable window: %s", at, window))
+	case !t.After(w.To.Time):
+		return nil
+	case source.DeletionTimestamp.IsZero() && source.Continuous() != nil:
+		return waiting(ReasonWaitingForArchive, fmt.Sprintf("spec.targetTime %s is past what the archive is known to reach: %s; waiting for it to reach the target", at, window))
+	}
+	return refused(ReasonTargetOutsideWindow, fmt.Sprintf("spec.targetTime %s is after the recoverable window, and the instance no longer archives: %s", at, window))
 }
 
 // writeRecoverySecret writes the Secret the new instance's pods read their recovery from: where

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
 	"github.com/datafleet-dev/datafleet/framework/backup"
 	"github.com/datafleet-dev/datafleet/framework/backup/controllers"
 	"github.com/datafleet-dev/datafleet/framework/backup/store"
@@ -42,7 +44,7 @@ func TestARestoreOfAPhysicalBackupRecoversANewInstance(t *testing.T) {
 		t.Fatal(err)
 	}
 	completed := metav1.NewTime(time.Now().Add(-time.Minute).Truncate(time.Second))
-	writePhysicalManifest(t, c, m, b, completed)
+	writePhysicalManifest(t, c, m, b, completed, nil)
 
 	restore := func(name string, target v1alpha1.RestoreTarget, at time.Time) *v1alpha1.Restore {
 		rs := &v1alpha1.Restore{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: v1alpha1.RestoreSpec{
@@ -60,16 +62,7 @@ func TestARestoreOfAPhysicalBackupRecoversANewInstance(t *testing.T) {
 	}
 	until := func(rs *v1alpha1.Restore, phase v1alpha1.BackupPhase, reason, message string) {
 		t.Helper()
-		testenv.Eventually(t, time.Minute, func() error {
-			if err := c.Get(ctx, client.ObjectKeyFromObject(rs), rs); err != nil {
-				return err
-			}
-			cond := meta.FindStatusCondition(rs.Status.Conditions, "Ready")
-			if rs.Status.Phase != phase || cond == nil || cond.Reason != reason || !strings.Contains(cond.Message, message) {
-				return fmt.Errorf("restore %s: %s %+v, want %s %s", rs.Name, rs.Status.Phase, cond, phase, reason)
-			}
-			return nil
-		})
+		waitRestore(t, c, rs, phase, reason, message)
 	}
 	until(restore("in-place", v1alpha1.RestoreTarget{InPlace: &v1alpha1.InPlaceRestore{Confirm: "gone"}}, time.Time{}),
 		v1alpha1.BackupFailed, controllers.ReasonPhysicalInPlace, "it is restored into a new instance")
@@ -121,9 +114,93 @@ func TestARestoreOfAPhysicalBackupRecoversANewInstance(t *testing.T) {
 	}
 }
 
+// waitRestore waits for a Restore's phase and the reason and message of its Ready condition.
+func waitRestore(t *testing.T, c client.Client, rs *v1alpha1.Restore, phase v1alpha1.BackupPhase, reason, message string) {
+	t.Helper()
+	testenv.Eventually(t, time.Minute, func() error {
+		if err := c.Get(context.Background(), client.ObjectKeyFromObject(rs), rs); err != nil {
+			return err
+		}
+		cond := meta.FindStatusCondition(rs.Status.Conditions, "Ready")
+		if rs.Status.Phase != phase || cond == nil || cond.Reason != reason || !strings.Contains(cond.Message, message) {
+			return fmt.Errorf("restore %s: %s %+v, want %s %s", rs.Name, rs.Status.Phase, cond, phase, reason)
+		}
+		return nil
+	})
+}
+
+// A point-in-time Restore checks its target against the source's recoverable window
+// (status.recoverableWindow) before it makes anything: before the window it is refused; past its
+// end, while the source archives, it waits, and it goes on (the instance is made) once the window
+// reaches the target.
+func TestAPointInTimeRestoreStaysInsideTheRecoverableWindow(t *testing.T) {
+	ctx, ns := context.Background(), "window"
+	cat := &v1alpha1.VersionCatalog{ObjectMeta: metav1.ObjectMeta{Name: fakeengine.Name}, Spec: v1alpha1.VersionCatalogSpec{Engine: fakeengine.Name,
+		Versions: []v1alpha1.CatalogVersion{{Version: "1", Image: "fake:1", Default: true}}}}
+	c, m := startWithStore(t, ns, cat)
+	now := time.Now().Truncate(time.Second)
+	// The fake engine cannot archive (the instance is Failed for it), and its reconciler keeps the
+	// window it does not compute: the test stands in for the engine that would.
+	source := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: ns}, Spec: v1alpha1.ServiceInstanceSpec{
+		Engine: fakeengine.Name, Version: "1", Backup: &v1alpha1.InstanceBackupSpec{StoreRef: &v1alpha1.LocalObjectReference{Name: "minio"},
+			Continuous: &v1alpha1.ContinuousArchiving{}}}}
+	if err := c.Create(ctx, source); err != nil {
+		t.Fatal(err)
+	}
+	window := func(from, to time.Time) {
+		t.Helper()
+		testenv.Eventually(t, time.Minute, func() error {
+			if err := c.Get(ctx, client.ObjectKeyFromObject(source), source); err != nil {
+				return err
+			}
+			w := &v1alpha1.RecoverableWindow{From: metav1.NewTime(from), To: metav1.NewTime(to)}
+			if got := source.Status.RecoverableWindow; got != nil && got.From.Equal(&w.From) && got.To.Equal(&w.To) {
+				return nil
+			}
+			source.Status.RecoverableWindow = w
+			if err := c.Status().Update(ctx, source); err != nil {
+				return err
+			}
+			return fmt.Errorf("written; reading it back")
+		})
+	}
+	window(now.Add(-50*time.Minute), now.Add(-10*time.Minute))
+	b := &v1alpha1.Backup{ObjectMeta: metav1.ObjectMeta{Name: "base", Namespace: ns}, Spec: v1alpha1.BackupSpec{
+		InstanceRef: v1alpha1.LocalObjectReference{Name: "db"}, StoreRef: &v1alpha1.LocalObjectReference{Name: "minio"}, Method: v1alpha1.BackupPhysical}}
+	if err := c.Create(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	writePhysicalManifest(t, c, m, b, metav1.NewTime(now.Add(-time.Hour)), nil)
+	restore := func(name string, at time.Time) *v1alpha1.Restore {
+		rs := &v1alpha1.Restore{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: v1alpha1.RestoreSpec{
+			BackupRef: v1alpha1.LocalObjectReference{Name: b.Name}, Target: v1alpha1.RestoreTarget{NewInstance: &v1alpha1.NewInstanceTarget{Name: name}},
+			TargetTime: &metav1.Time{Time: at}}}
+		if err := c.Create(ctx, rs); err != nil {
+			t.Fatal(err)
+		}
+		return rs
+	}
+	waitRestore(t, c, restore("before", now.Add(-55*time.Minute)), v1alpha1.BackupFailed, controllers.ReasonTargetOutsideWindow,
+		"is before the recoverable window: instance \"db\" can be restored from")
+	waitRestore(t, c, restore("future", now.Add(time.Hour)), v1alpha1.BackupFailed, controllers.ReasonTargetOutsideWindow, "is in the future")
+	later := restore("later", now.Add(-5*time.Minute))
+	waitRestore(t, c, later, v1alpha1.BackupPending, controllers.ReasonWaitingForArchive, "waiting for it to reach the target")
+	for _, name := range []string{"before", "future", "later"} {
+		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &v1alpha1.ServiceInstance{}); !apierrors.IsNotFound(err) {
+			t.Fatalf("restore %s made its instance outside the window: %v", name, err)
+		}
+	}
+	// The archive reaches the target: the restore goes on.
+	window(now.Add(-50*time.Minute), now)
+	testenv.Eventually(t, time.Minute, func() error {
+		return c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "later"}, &v1alpha1.ServiceInstance{})
+	})
+	waitRestore(t, c, later, v1alpha1.BackupRunning, controllers.ReasonRunning, "recovers from physical backup")
+}
+
 // writePhysicalManifest completes b as the backup Job and controller would have for a physical
-// backup that completed at completed.
-func writePhysicalManifest(t *testing.T, c client.Client, m *testenv.MinIO, b *v1alpha1.Backup, completed metav1.Time) {
+// backup that completed at completed, whose replay starts at base (nil: not said).
+func writePhysicalManifest(t *testing.T, c client.Client, m *testenv.MinIO, b *v1alpha1.Backup, completed metav1.Time, base *fwagent.BaseBackupInfo) {
 	t.Helper()
 	ctx := context.Background()
 	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
@@ -143,10 +220,98 @@ func writePhysicalManifest(t *testing.T, c client.Client, m *testenv.MinIO, b *v
 	}
 	defer s.Close()
 	if _, err := backup.Write(ctx, s, controllers.Dir(b), backup.Manifest{Engine: fakeengine.Name, EngineVersion: "1", Namespace: b.Namespace,
-		Instance: "gone", Backup: b.Name, Source: spec, Method: backup.MethodPhysical}, nil, func(_ context.Context, w io.Writer) error {
+		Instance: b.Spec.InstanceRef.Name, Backup: b.Name, Source: spec, Method: backup.MethodPhysical, Base: base}, nil, func(_ context.Context, w io.Writer) error {
 		_, err := w.Write([]byte("base"))
 		return err
 	}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// archivingFake stands in for the postgres engine (framework/ may not import it): the fake engine
+// with an archive whose segments order as PostgreSQL's do on one timeline (the real order is
+// postgres's agent.Superseded, tested there).
+type archivingFake struct{ fakeengine.Engine }
+
+func (archivingFake) Superseded(segment, start string) bool {
+	return len(segment) == 24 && len(start) == 24 && segment < start
+}
+
+// Deleting a physical Backup prunes the instance's archive in the store (real MinIO) down to
+// what the physical Backups left replay: the segments before the oldest remaining base backup's
+// start go, the rest, the history file and another database system's segments stay; deleting
+// the last one removes nothing (the next base backup decides).
+func TestDeletingAPhysicalBackupPrunesTheArchive(t *testing.T) {
+	ctx, ns := context.Background(), "retention"
+	cat := &v1alpha1.VersionCatalog{ObjectMeta: metav1.ObjectMeta{Name: fakeengine.Name}, Spec: v1alpha1.VersionCatalogSpec{Engine: fakeengine.Name,
+		Versions: []v1alpha1.CatalogVersion{{Version: "1", Image: "fake:1", Default: true}}}}
+	c, m := startWithStoreAndEngine(t, ns, cat, archivingFake{fakeengine.New()})
+	s, err := store.Open(ctx, m.URL(), "", m.Credentials())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	archive := func(system string) *backup.SegmentArchive {
+		return &backup.SegmentArchive{Store: s, Dir: "wal/" + ns + "/db/" + system}
+	}
+	segment := func(n int) string { return fmt.Sprintf("0000000100000000%08X", n) }
+	for n := 1; n <= 8; n++ {
+		for _, system := range []string{"7001", "6999"} {
+			if err := archive(system).Put(ctx, segment(n), strings.NewReader(fmt.Sprintf("wal %d", n))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := archive("7001").Put(ctx, "00000002.history", strings.NewReader("1\t0/3000000\tno reason")); err != nil {
+		t.Fatal(err)
+	}
+	physical := func(name string, start int, completed time.Time) *v1alpha1.Backup {
+		b := &v1alpha1.Backup{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: v1alpha1.BackupSpec{
+			InstanceRef: v1alpha1.LocalObjectReference{Name: "db"}, StoreRef: &v1alpha1.LocalObjectReference{Name: "minio"}, Method: v1alpha1.BackupPhysical}}
+		if err := c.Create(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		testenv.Eventually(t, time.Minute, func() error { // deleting it must go through the controller
+			if err := c.Get(ctx, client.ObjectKeyFromObject(b), b); err != nil || !slices.Contains(b.Finalizers, controllers.BackupFinalizer) {
+				return fmt.Errorf("no finalizer yet: %v %v", b.Finalizers, err)
+			}
+			return nil
+		})
+		writePhysicalManifest(t, c, m, b, metav1.NewTime(completed), &fwagent.BaseBackupInfo{System: "7001", StartSegment: segment(start)})
+		return b
+	}
+	now := time.Now().Truncate(time.Second)
+	older, newer := physical("older", 3, now.Add(-2*time.Hour)), physical("newer", 6, now.Add(-time.Hour))
+	contents := func(system string) string {
+		names, err := archive(system).List(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Join(names, " ")
+	}
+	gone := func(b *v1alpha1.Backup) {
+		t.Helper()
+		if err := c.Delete(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		testenv.Eventually(t, time.Minute, func() error {
+			if err := c.Get(ctx, client.ObjectKeyFromObject(b), b); !apierrors.IsNotFound(err) {
+				return fmt.Errorf("Backup %s still there: %v", b.Name, err)
+			}
+			return nil
+		})
+	}
+	all := contents("7001")
+	gone(older)
+	want := "00000001000000000000000" + "6 000000010000000000000007 000000010000000000000008 00000002.history"
+	if got := contents("7001"); got != want {
+		t.Fatalf("the archive after the older base backup went (was %s):\n got %s\nwant %s", all, got, want)
+	}
+	if got := contents("6999"); strings.Count(got, " ")+1 != 8 {
+		t.Fatalf("another database system's segments were pruned: %s", got)
+	}
+	gone(newer)
+	if got := contents("7001"); got != want {
+		t.Fatalf("the last physical backup went and the archive changed: %s", got)
 	}
 }

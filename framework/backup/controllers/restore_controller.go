@@ -125,6 +125,12 @@ func (r *RestoreReconciler) progress(ctx context.Context, rs *v1alpha1.Restore) 
 	if out := physicalRestoreRefused(rs, b); physical && out != nil {
 		return run.stop(out)
 	}
+	if out := outsideWindow(rs, source, now(run.clock)); physical && st.InstanceName == "" && out != nil {
+		if limit := timeoutOr(rs.Spec.Timeout, DefaultRestoreTimeout); !out.final && now(run.clock).Sub(rs.CreationTimestamp.Time) > limit {
+			return run.fail(job.ReasonDeadlineExceeded, fmt.Sprintf("the archive did not reach spec.targetTime within %s (spec.timeout): %s", limit, out.message))
+		}
+		return run.stop(out)
+	}
 	target, out, err := r.target(ctx, rs, b, bs)
 	switch {
 	case err != nil:

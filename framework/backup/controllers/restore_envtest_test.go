@@ -68,9 +68,15 @@ func TestRestoreToAnotherVersionFollowsTheCatalog(t *testing.T) {
 // the catalog and a BackupStore on a real MinIO.
 func startWithStore(t *testing.T, ns string, cat *v1alpha1.VersionCatalog) (client.Client, *testenv.MinIO) {
 	t.Helper()
+	return startWithStoreAndEngine(t, ns, cat, fakeengine.New())
+}
+
+// startWithStoreAndEngine is startWithStore with another engine than the fake one.
+func startWithStoreAndEngine(t *testing.T, ns string, cat *v1alpha1.VersionCatalog, e engine.Engine) (client.Client, *testenv.MinIO) {
+	t.Helper()
 	env := testenv.Start(t)
 	m := testenv.StartMinIO(t)
-	mgr, err := env.ManagerWith([]engine.Engine{fakeengine.New()}, operator.Options{MaxConcurrentReconciles: 2, StorePolicy: localMinIO})
+	mgr, err := env.ManagerWith([]engine.Engine{e}, operator.Options{MaxConcurrentReconciles: 2, StorePolicy: localMinIO})
 	if err != nil {
 		t.Fatal(err)
 	}

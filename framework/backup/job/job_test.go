@@ -219,7 +219,7 @@ func TestRunChecksBeforeLoading(t *testing.T) {
 // physicalEngine also takes base backups: the file, and where its "log" starts.
 type physicalEngine struct{ fileEngine }
 
-func (physicalEngine) ArchivesContinuously() {}
+func (physicalEngine) Superseded(string, string) bool { return false }
 
 func (f physicalEngine) BaseBackup(ctx context.Context, t engine.BackupTarget, w io.Writer) (fwagent.BaseBackupInfo, error) {
 	now := time.Now().UTC()
