@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"regexp"
 	"time"
 )
 
@@ -17,9 +18,14 @@ type RecoveryConfig struct {
 	SegmentConfig
 	// Backup is the physical backup's directory under the store's prefix.
 	Backup string `json:"backup"`
-	// TargetTime is where replay stops (RFC 3339); empty: the end of the archive.
+	// TargetTime is where replay stops (RFC 3339), or TargetLSN (the engine's log position);
+	// neither: the end of the archive.
 	TargetTime string `json:"targetTime,omitempty"`
+	TargetLSN  string `json:"targetLSN,omitempty"`
 }
+
+// lsnPattern is a log position as PostgreSQL prints one (the API's pattern).
+var lsnPattern = regexp.MustCompile(`^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$`)
 
 // Recovery is an opened RecoveryConfig: the backup's authenticated manifest, and the archive of
 // the backup's database system.
@@ -27,7 +33,9 @@ type Recovery struct {
 	Config   RecoveryConfig
 	Manifest Manifest
 	Archive  *SegmentArchive
-	Target   time.Time // zero: the end of the archive
+	Target   time.Time // zero: the end of the archive, or TargetLSN
+	// TargetLSN is the log position replay stops at, checked to be one ("0/3000060").
+	TargetLSN string
 }
 
 // OpenRecovery reads a RecoveryConfig file and the backup's manifest, and refuses what cannot be
@@ -46,6 +54,12 @@ func OpenRecovery(ctx context.Context, configFile string) (*Recovery, error) {
 		return nil, fmt.Errorf("%s names no backup", configFile)
 	}
 	r := &Recovery{Config: c}
+	if c.TargetLSN != "" {
+		if !lsnPattern.MatchString(c.TargetLSN) || c.TargetTime != "" {
+			return nil, fmt.Errorf("the recovery target LSN %q: want one like 0/3000060, and no target time beside it", c.TargetLSN)
+		}
+		r.TargetLSN = c.TargetLSN
+	}
 	if c.TargetTime != "" {
 		if r.Target, err = time.Parse(time.RFC3339Nano, c.TargetTime); err != nil {
 			return nil, fmt.Errorf("the recovery target %q: %w", c.TargetTime, err)

@@ -149,9 +149,9 @@ func (e *Engine) unpackFile(path string, r io.Reader) error {
 }
 
 // RecoveryTarget is where a point-in-time recovery stops: a time (PostgreSQL's timestamptz
-// syntax), or the end of the archive when empty.
+// syntax) or a log position (LSN), or the end of the archive when both are empty.
 type RecoveryTarget struct {
-	Time string
+	Time, LSN string
 }
 
 // PrepareRecovery makes an unpacked base backup recover from the archive when it starts: WAL
@@ -159,8 +159,11 @@ type RecoveryTarget struct {
 // server is promoted there, on a new timeline.
 func PrepareRecovery(dataDir, restoreCommand string, target RecoveryTarget, e *Engine) error {
 	settings := "\n" + recoveryMarker + "\nrestore_command = " + quoteSetting(restoreCommand) + "\n"
-	if target.Time != "" {
+	switch {
+	case target.Time != "":
 		settings += "recovery_target_time = " + quoteSetting(target.Time) + "\nrecovery_target_action = 'promote'\n"
+	case target.LSN != "":
+		settings += "recovery_target_lsn = " + quoteSetting(target.LSN) + "\nrecovery_target_action = 'promote'\n"
 	}
 	auto := filepath.Join(dataDir, "postgresql.auto.conf")
 	old, err := os.ReadFile(auto)

@@ -20,7 +20,7 @@ import (
 // a restored instance is, with real PostgreSQL and MinIO: the physical backup the Job would take,
 // rows before and after a target, and the agent bootstraps from the store to exactly the rows
 // committed before it, promotes, and after a restart carries no recovery settings that a replica
-// cloned from it would inherit. A target before the backup was complete, and an archive with a
+// cloned from it would inherit; to a log position (targetLSN), likewise. A target before the backup was complete, and an archive with a
 // hole, are refused before the server starts, and nothing is left behind to start from.
 func TestTheAgentRestoresToAPointInTime(t *testing.T) {
 	ctx := context.Background()
@@ -31,6 +31,7 @@ func TestTheAgentRestoresToAPointInTime(t *testing.T) {
 	const dir = "shop/orders/base-1"
 	completed := srv.baseBackup(t, dir).Base.Completed
 	execSQL(t, e, "INSERT INTO public.orders SELECT generate_series(51, 100)")
+	lsn := query(t, e, "SELECT pg_current_wal_insert_lsn()::text")
 	middle := query(t, e, "SELECT pg_walfile_name(pg_current_wal_lsn())")
 	query(t, e, "SELECT pg_switch_wal()::text")
 	target := query(t, e, `SELECT to_char(pg_catalog.now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`)
@@ -51,6 +52,9 @@ func TestTheAgentRestoresToAPointInTime(t *testing.T) {
 			t.Fatal(err)
 		}
 		c.Backup, c.TargetTime = dir, target
+		if strings.Contains(target, "/") { // a log position
+			c.TargetTime, c.TargetLSN = "", target
+		}
 		b, _ := json.Marshal(c)
 		f := filepath.Join(filepath.Dir(srv.configFile), fmt.Sprintf("recovery-%d.json", time.Now().UnixNano()))
 		if err := os.WriteFile(f, b, 0o644); err != nil {
@@ -113,5 +117,21 @@ func TestTheAgentRestoresToAPointInTime(t *testing.T) {
 	}
 	if got := query(t, restored, "SELECT count(*) FROM public.orders"); got != "100" {
 		t.Fatalf("after a restart: %s rows", got)
+	}
+	r.stop(t)
+
+	// To a log position instead of a time (targetLSN): the same 100 rows, those inserted before it.
+	c = newConfig(t)
+	c.Recovery, c.Manager = recoveryFile(lsn), srv.bin.Path
+	atLSN := &Engine{Config: c}
+	r = start(t, atLSN)
+	testenv.Eventually(t, 2*time.Minute, func() error {
+		if st := r.status(t); st.Role != "primary" || !st.Ready {
+			return fmt.Errorf("%+v, want a ready primary", st)
+		}
+		return nil
+	})
+	if got := query(t, atLSN, "SELECT count(*) || ' ' || max(id) FROM public.orders"); got != "100 100" {
+		t.Fatalf("restored to log position %s: %s rows and max id, want the 100 inserted before it", lsn, got)
 	}
 }

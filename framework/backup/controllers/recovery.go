@@ -33,7 +33,17 @@ const (
 	ReasonTargetTooEarly      = "TargetBeforeBackup"
 	ReasonTargetOutsideWindow = "TargetOutsideWindow"
 	ReasonWaitingForArchive   = "WaitingForArchive"
+	ReasonNotPointInTime      = "LogicalBackupHasNoTarget"
 )
+
+// logicalTargetRefused refuses a point-in-time target on a logical backup (a dump), which restores
+// to the moment it was taken: ignoring the target would restore other data than was asked for.
+func logicalTargetRefused(rs *v1alpha1.Restore, b *v1alpha1.Backup) *outcome {
+	if rs.Spec.TargetTime == nil && rs.Spec.TargetLSN == "" {
+		return nil
+	}
+	return refused(ReasonNotPointInTime, fmt.Sprintf("Backup %q is logical (a dump): it restores to the moment it was taken; spec.targetTime and spec.targetLSN need a physical backup (spec.method: Physical) of an instance with continuous archiving", b.Name))
+}
 
 // physicalRestoreRefused says why a Restore of a physical backup cannot be done, before anything is made.
 func physicalRestoreRefused(rs *v1alpha1.Restore, b *v1alpha1.Backup) *outcome {
@@ -109,6 +119,7 @@ func (r *RestoreReconciler) writeRecoverySecret(ctx context.Context, rs *v1alpha
 	if t := rs.Spec.TargetTime; t != nil {
 		c.TargetTime = t.UTC().Format(time.RFC3339Nano)
 	}
+	c.TargetLSN = rs.Spec.TargetLSN
 	data[workload.RecoveryConfigKey], _ = json.Marshal(c)
 	s := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: workload.RecoverySecretName(inst), Namespace: inst.Namespace,
@@ -151,6 +162,9 @@ func (r *RestoreReconciler) recovered(ctx context.Context, rs *v1alpha1.Restore,
 func targetOf(rs *v1alpha1.Restore) string {
 	if t := rs.Spec.TargetTime; t != nil {
 		return t.UTC().Format(time.RFC3339)
+	}
+	if rs.Spec.TargetLSN != "" {
+		return "log position " + rs.Spec.TargetLSN
 	}
 	return "the end of the archive"
 }

@@ -315,3 +315,73 @@ func TestDeletingAPhysicalBackupPrunesTheArchive(t *testing.T) {
 		t.Fatalf("the last physical backup went and the archive changed: %s", got)
 	}
 }
+
+// What a Restore's target may be, on a real API server: one of targetTime and targetLSN, a log
+// position as PostgreSQL prints it, into a new instance (the schema); and no target at all for a
+// logical backup (a dump restores to when it was taken), refused by name with nothing made.
+// targetLSN reaches the new instance's recovery configuration.
+func TestARestoreTargetsWhatItsBackupCanReach(t *testing.T) {
+	ctx, ns := context.Background(), "targets"
+	cat := &v1alpha1.VersionCatalog{ObjectMeta: metav1.ObjectMeta{Name: fakeengine.Name}, Spec: v1alpha1.VersionCatalogSpec{Engine: fakeengine.Name,
+		Versions: []v1alpha1.CatalogVersion{{Version: "1", Image: "fake:1", Default: true}}}}
+	c, m := startWithStore(t, ns, cat)
+	at := metav1.NewTime(time.Now().Add(-time.Minute).Truncate(time.Second))
+	newInstance := v1alpha1.RestoreTarget{NewInstance: &v1alpha1.NewInstanceTarget{Name: "copy"}}
+	for _, bad := range []struct {
+		spec v1alpha1.RestoreSpec
+		want string
+	}{
+		{v1alpha1.RestoreSpec{Target: newInstance, TargetTime: &at, TargetLSN: "0/3000060"}, "set targetTime or targetLSN, not both"},
+		{v1alpha1.RestoreSpec{Target: newInstance, TargetLSN: "3000060"}, "spec.targetLSN"},
+		{v1alpha1.RestoreSpec{Target: v1alpha1.RestoreTarget{InPlace: &v1alpha1.InPlaceRestore{Confirm: "db"}}, TargetLSN: "0/3000060"}, "targetLSN restores a physical backup into a new instance"},
+	} {
+		bad.spec.BackupRef = v1alpha1.LocalObjectReference{Name: "any"}
+		err := c.Create(ctx, &v1alpha1.Restore{ObjectMeta: metav1.ObjectMeta{GenerateName: "bad-", Namespace: ns}, Spec: bad.spec})
+		if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%+v: want it refused with %q, got %v", bad.spec, bad.want, err)
+		}
+	}
+
+	dump := &v1alpha1.Backup{ObjectMeta: metav1.ObjectMeta{Name: "dump", Namespace: ns}, Spec: v1alpha1.BackupSpec{
+		InstanceRef: v1alpha1.LocalObjectReference{Name: "db"}, StoreRef: &v1alpha1.LocalObjectReference{Name: "minio"}}}
+	if err := c.Create(ctx, dump); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, time.Minute, func() error {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(dump), dump); err != nil {
+			return err
+		}
+		dump.Status = v1alpha1.BackupStatus{RunStatus: v1alpha1.RunStatus{Phase: v1alpha1.BackupCompleted, StartTime: &at, CompletionTime: &at}, Store: "minio"}
+		return c.Status().Update(ctx, dump)
+	})
+	rs := &v1alpha1.Restore{ObjectMeta: metav1.ObjectMeta{Name: "dump-to-a-time", Namespace: ns}, Spec: v1alpha1.RestoreSpec{
+		BackupRef: v1alpha1.LocalObjectReference{Name: dump.Name}, Target: newInstance, TargetTime: &at}}
+	if err := c.Create(ctx, rs); err != nil {
+		t.Fatal(err)
+	}
+	waitRestore(t, c, rs, v1alpha1.BackupFailed, controllers.ReasonNotPointInTime, `Backup "dump" is logical (a dump): it restores to the moment it was taken`)
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "copy"}, &v1alpha1.ServiceInstance{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("a refused restore made its instance: %v", err)
+	}
+
+	base := &v1alpha1.Backup{ObjectMeta: metav1.ObjectMeta{Name: "base", Namespace: ns}, Spec: v1alpha1.BackupSpec{
+		InstanceRef: v1alpha1.LocalObjectReference{Name: "db"}, StoreRef: &v1alpha1.LocalObjectReference{Name: "minio"}, Method: v1alpha1.BackupPhysical}}
+	if err := c.Create(ctx, base); err != nil {
+		t.Fatal(err)
+	}
+	writePhysicalManifest(t, c, m, base, at, nil)
+	rs = &v1alpha1.Restore{ObjectMeta: metav1.ObjectMeta{Name: "to-a-position", Namespace: ns}, Spec: v1alpha1.RestoreSpec{
+		BackupRef: v1alpha1.LocalObjectReference{Name: base.Name}, Target: newInstance, TargetLSN: "0/3000060"}}
+	if err := c.Create(ctx, rs); err != nil {
+		t.Fatal(err)
+	}
+	waitRestore(t, c, rs, v1alpha1.BackupRunning, controllers.ReasonRunning, "to log position 0/3000060")
+	secret := &corev1.Secret{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "copy-recovery"}, secret); err != nil {
+		t.Fatal(err)
+	}
+	var cfg backup.RecoveryConfig
+	if err := json.Unmarshal(secret.Data[workload.RecoveryConfigKey], &cfg); err != nil || cfg.TargetLSN != "0/3000060" || cfg.TargetTime != "" {
+		t.Fatalf("the recovery's configuration: %+v (%v)", cfg, err)
+	}
+}

@@ -125,6 +125,10 @@ func (r *RestoreReconciler) progress(ctx context.Context, rs *v1alpha1.Restore) 
 	if out := physicalRestoreRefused(rs, b); physical && out != nil {
 		return run.stop(out)
 	}
+	if out := logicalTargetRefused(rs, b); !physical && st.Phase == v1alpha1.BackupPending && out != nil {
+		// (Pending only: a restore an earlier operator already started is not failed under its Job.)
+		return run.stop(out)
+	}
 	if out := outsideWindow(rs, source, now(run.clock)); physical && st.InstanceName == "" && out != nil {
 		if limit := timeoutOr(rs.Spec.Timeout, DefaultRestoreTimeout); !out.final && now(run.clock).Sub(rs.CreationTimestamp.Time) > limit {
 			return run.fail(job.ReasonDeadlineExceeded, fmt.Sprintf("the archive did not reach spec.targetTime within %s (spec.timeout): %s", limit, out.message))
