@@ -119,7 +119,9 @@ func testBackups(t *testing.T) {
 	psqlIn(t, ns, "db-0", "shop", "CREATE TABLE orders (id serial PRIMARY KEY, what text); "+
 		"INSERT INTO orders (what) SELECT 'order ' || g FROM generate_series(1, 10000) g; GRANT SELECT ON orders TO analyst")
 	checkContinuousArchiving(t, s3c, db)
-	checkPointInTimeRestore(t, s3c, db, checkPhysicalBackup(t, s3c, db))
+	base := checkPhysicalBackup(t, s3c, db)
+	checkPointInTimeRestore(t, s3c, db, base)
+	checkArchiveRetention(t, s3c, db, base)
 	b1 := backupOf(t, ns, "db-1", "db")
 	if !b1.Status.Encrypted || b1.Status.SizeBytes == 0 || len(b1.Status.SHA256) != 64 {
 		t.Fatalf("backup status: %+v", b1.Status)
@@ -178,13 +180,9 @@ func checkContinuousArchiving(t *testing.T, s3c *s3.Client, inst *v1alpha1.Servi
 	system := psql(t, inst.Namespace, inst.Name+"-0", "SELECT system_identifier FROM pg_control_system()")
 	dir := path.Join(storePrefix, "wal", inst.Namespace, inst.Name, system) + "/"
 	testenv.Eventually(t, waitTimeout, func() error {
-		out, err := s3c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(dir)})
+		keys, err := storeKeys(s3c, dir)
 		if err != nil {
 			return err
-		}
-		var keys []string
-		for _, o := range out.Contents {
-			keys = append(keys, strings.TrimPrefix(aws.ToString(o.Key), dir))
 		}
 		if !slices.Contains(keys, segment+".gz.enc") {
 			return fmt.Errorf("%s holds %v, not yet %s.gz.enc", dir, keys, segment)
@@ -199,11 +197,85 @@ func checkContinuousArchiving(t *testing.T, s3c *s3.Client, inst *v1alpha1.Servi
 		meta.FindStatusCondition(inst.Status.Conditions, v1alpha1.ConditionContinuousArchiving).Message)
 }
 
+// storeKeys lists the objects under dir in the test's bucket (one page: an e2e archive holds a few
+// dozen), named relative to dir.
+func storeKeys(s3c *s3.Client, dir string) ([]string, error) {
+	out, err := s3c.ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(dir)})
+	if err != nil {
+		return nil, err
+	}
+	var keys []string
+	for _, o := range out.Contents {
+		keys = append(keys, strings.TrimPrefix(aws.ToString(o.Key), dir))
+	}
+	return keys, nil
+}
+
+// checkArchiveRetention takes a second physical backup of an archiving instance and deletes the
+// first: the archive then holds no segment older than the second's start (on its timeline or an
+// earlier one), having held some before, and the recoverable window starts at the second.
+func checkArchiveRetention(t *testing.T, s3c *s3.Client, inst *v1alpha1.ServiceInstance, first *v1alpha1.Backup) {
+	t.Helper()
+	ctx := context.Background()
+	second, m := physicalBackup(t, s3c, inst, inst.Name+"-base-2")
+	dir := path.Join(storePrefix, "wal", inst.Namespace, inst.Name, m.Base.System) + "/"
+	older := func() ([]string, int, error) {
+		keys, err := storeKeys(s3c, dir)
+		var out []string
+		for _, k := range keys {
+			name, _, _ := strings.Cut(k, ".")
+			if len(name) == 24 && name[:8] <= m.Base.StartSegment[:8] && name[8:] < m.Base.StartSegment[8:] {
+				out = append(out, name)
+			}
+		}
+		return out, len(keys), err
+	}
+	before, _, err := older()
+	if err != nil || len(before) == 0 {
+		t.Fatalf("before %s goes the archive should hold segments older than %s's start %s: %v %v", first.Name, second.Name, m.Base.StartSegment, before, err)
+	}
+	if err := env.c.Delete(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, waitTimeout, func() error {
+		if err := env.c.Get(ctx, client.ObjectKeyFromObject(first), first); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("Backup %s still there (%v)", first.Name, err)
+		}
+		left, total, err := older()
+		if err != nil {
+			return err
+		}
+		if len(left) > 0 {
+			return fmt.Errorf("the archive still holds %v, older than %s (%d objects)", left, m.Base.StartSegment, total)
+		}
+		if err := env.c.Get(ctx, client.ObjectKeyFromObject(inst), inst); err != nil {
+			return err
+		}
+		w := inst.Status.RecoverableWindow
+		return expect(w != nil && w.From.Equal(second.Status.CompletionTime), "the window starts at "+second.Name, fmt.Sprintf("%+v", w))
+	})
+	t.Logf("BACKUPS: %s deleted: the %d segments of %s older than %s's start %s are gone from the store; the window starts at %s",
+		first.Name, len(before), inst.Name, second.Name, m.Base.StartSegment, second.Status.CompletionTime.UTC().Format(time.RFC3339))
+}
+
 // checkPhysicalBackup takes a physical backup (a base backup) of an archiving instance and reads
 // its manifest in the store: the method, its database system and where its replay starts.
 func checkPhysicalBackup(t *testing.T, s3c *s3.Client, inst *v1alpha1.ServiceInstance) *v1alpha1.Backup {
 	t.Helper()
-	b := backupWith(t, inst.Namespace, inst.Name+"-base", v1alpha1.BackupSpec{InstanceRef: v1alpha1.LocalObjectReference{Name: inst.Name},
+	b, m := physicalBackup(t, s3c, inst, inst.Name+"-base")
+	system := psql(t, inst.Namespace, inst.Name+"-0", "SELECT system_identifier FROM pg_control_system()")
+	if m.Method != backup.MethodPhysical || m.Base == nil || m.Base.System != system || len(m.Base.StartSegment) != 24 || m.Base.Role != "primary" {
+		t.Fatalf("the physical backup's manifest: method %q, base %+v; want system %s from the primary", m.Method, m.Base, system)
+	}
+	t.Logf("BACKUPS: physical backup %s of %s: %d bytes, from %s (%s), replay starts at %s", b.Name, inst.Name, b.Status.SizeBytes,
+		m.Base.Member, m.Base.Role, m.Base.StartSegment)
+	return b
+}
+
+// physicalBackup takes a physical backup and reads its manifest in the store.
+func physicalBackup(t *testing.T, s3c *s3.Client, inst *v1alpha1.ServiceInstance, name string) (*v1alpha1.Backup, backup.Manifest) {
+	t.Helper()
+	b := backupWith(t, inst.Namespace, name, v1alpha1.BackupSpec{InstanceRef: v1alpha1.LocalObjectReference{Name: inst.Name},
 		Method: v1alpha1.BackupPhysical})
 	out, err := s3c.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(bucket),
 		Key: aws.String(path.Join(storePrefix, controllers.Dir(b), "manifest.json"))})
@@ -215,13 +287,10 @@ func checkPhysicalBackup(t *testing.T, s3c *s3.Client, inst *v1alpha1.ServiceIns
 	if err := json.NewDecoder(io.LimitReader(out.Body, 1<<20)).Decode(&m); err != nil {
 		t.Fatal(err)
 	}
-	system := psql(t, inst.Namespace, inst.Name+"-0", "SELECT system_identifier FROM pg_control_system()")
-	if m.Method != backup.MethodPhysical || m.Base == nil || m.Base.System != system || len(m.Base.StartSegment) != 24 || m.Base.Role != "primary" {
-		t.Fatalf("the physical backup's manifest: method %q, base %+v; want system %s from the primary", m.Method, m.Base, system)
+	if m.Base == nil || len(m.Base.StartSegment) != 24 {
+		t.Fatalf("the physical backup %s's manifest has no base: %+v", name, m)
 	}
-	t.Logf("BACKUPS: physical backup %s of %s: %d bytes, from %s (%s), replay starts at %s", b.Name, inst.Name, b.Status.SizeBytes,
-		m.Base.Member, m.Base.Role, m.Base.StartSegment)
-	return b
+	return b, m
 }
 
 // checkPointInTimeRestore writes a marker row, takes a time a second after it, writes a second
