@@ -10,6 +10,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
@@ -53,9 +54,13 @@ func TestEveryInstanceGetsItsNetworkPolicy(t *testing.T) {
 		return err
 	})
 
-	_ = get(t, c, si, ns, "db")
-	si.Spec.BindingPolicy = &v1alpha1.BindingPolicy{AllowedNamespaces: []string{"zz-billing"}}
-	if err := c.Update(ctx, si); err != nil {
+	// The operator writes the instance too (its status, as the pods come and go): retry on its
+	// conflicts (under a loaded machine this Update met one in every full run of the package).
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		_ = get(t, c, si, ns, "db")
+		si.Spec.BindingPolicy = &v1alpha1.BindingPolicy{AllowedNamespaces: []string{"zz-billing"}}
+		return c.Update(ctx, si)
+	}); err != nil {
 		t.Fatal(err)
 	}
 	testenv.Eventually(t, wait, func() error {
