@@ -36,14 +36,20 @@ func segmentNumber(name string, segSize int64) (timeline, n uint64, ok bool) {
 }
 
 // Superseded reports whether the WAL segment named segment comes before the segment start on
-// start's timeline or an earlier one: a replay that starts at start never reads it. A segment of a
-// later timeline is kept whatever its position (an in-place restore forks a timeline from an earlier
-// point, whose base backups need it); history files and other names are never superseded. The
-// names' fixed-width hex fields order as their positions do, whatever the segment size.
+// start's timeline or an earlier one: a replay that starts at start never reads it. So does a
+// base backup's history file (<segment>.<offset>.backup) or a timeline's last partial segment
+// (<segment>.partial) by the segment they name. A segment of a later timeline is kept whatever its
+// position (an in-place restore forks a timeline from an earlier point, whose base backups need
+// it), and timeline history files (<timeline>.history) are never superseded. The names'
+// fixed-width hex fields order as their positions do, whatever the segment size.
 func Superseded(segment, start string) bool {
-	s, b := walSegment.FindStringSubmatch(segment), walSegment.FindStringSubmatch(start)
+	s, b := archivedSegment.FindStringSubmatch(segment), walSegment.FindStringSubmatch(start)
 	return s != nil && b != nil && s[1] <= b[1] && s[2]+s[3] < b[2]+b[3]
 }
+
+// archivedSegment is a segment's name, or a base backup's history file or a partial segment named
+// after one.
+var archivedSegment = regexp.MustCompile(`^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})(\.[0-9A-F]{8}\.backup|\.partial)?$`)
 
 func segmentName(timeline, n uint64, segSize int64) string {
 	per := segmentsPerLogID(segSize)

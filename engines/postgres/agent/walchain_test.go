@@ -26,7 +26,8 @@ func TestSegmentNumbersCrossALogID(t *testing.T) {
 }
 
 // Retention removes a segment only when it comes before a base backup's start on the same or an
-// earlier timeline; later timelines, history files and partial segments stay.
+// earlier timeline, and a base backup's history file or a partial segment by the segment it names;
+// later timelines and timeline history files stay.
 func TestSuperseded(t *testing.T) {
 	const start = "000000020000000100000010"
 	for _, c := range []struct {
@@ -40,8 +41,12 @@ func TestSuperseded(t *testing.T) {
 		{"000000020000000100000011", false},
 		{"000000030000000000000001", false}, // a later timeline (an in-place restore's fork)
 		{"00000002.history", false},
-		{"00000002000000010000000F.partial", false},
-		{"00000002000000010000000F.00000028.backup", false},
+		{"00000001.history", false},
+		{"00000002000000010000000F.partial", true},
+		{"00000002000000010000000F.00000028.backup", true},
+		{"000000020000000100000010.00000028.backup", false}, // the start's own backup label
+		{"00000002000000010000000F.backup", false},          // not a name PostgreSQL archives
+		{"00000002000000010000000F.partial.gz", false},
 	} {
 		if got := Superseded(c.segment, start); got != c.want {
 			t.Errorf("Superseded(%s, %s) = %v, want %v", c.segment, start, got, c.want)
