@@ -20,8 +20,9 @@ import (
 // a restored instance is, with real PostgreSQL and MinIO: the physical backup the Job would take,
 // rows before and after a target, and the agent bootstraps from the store to exactly the rows
 // committed before it, promotes, and after a restart carries no recovery settings that a replica
-// cloned from it would inherit; to a log position (targetLSN), likewise. A target before the backup was complete, and an archive with a
-// hole, are refused before the server starts, and nothing is left behind to start from.
+// cloned from it would inherit; to a log position (targetLSN), likewise. A target before the
+// backup was complete, and an archive with a hole, are refused before the server starts, and
+// nothing is left behind to start from.
 func TestTheAgentRestoresToAPointInTime(t *testing.T) {
 	ctx := context.Background()
 	srv := archivingServer(t)
