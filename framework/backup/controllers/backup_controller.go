@@ -342,14 +342,32 @@ func (r *BackupReconciler) deleteArtefact(ctx context.Context, b *v1alpha1.Backu
 	if _, err := st.AbortUploads(ctx, data...); err != nil {
 		return err
 	}
-	if b.Spec.Method != v1alpha1.BackupPhysical {
-		return nil
+	if b.Spec.Method == v1alpha1.BackupPhysical {
+		r.pruneAfter(ctx, b, st, bs)
 	}
+	return nil
+}
+
+// pruneTimeout bounds the archive's pruning after a physical Backup goes: a first prune of a long
+// archive deletes thousands of segments, more than the deletion's own store calls may take.
+const pruneTimeout = 2 * time.Minute
+
+// pruneAfter prunes the archive of a physical Backup's instance once its objects are gone, and
+// says what it did in an event. It does not hold the Backup back: what it could not remove (a
+// timeout, a store error) is removed when the next physical Backup of the instance goes, since
+// each prune removes everything the Backups left supersede.
+func (r *BackupReconciler) pruneAfter(ctx context.Context, b *v1alpha1.Backup, st *store.Store, bs *v1alpha1.BackupStore) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pruneTimeout)
+	defer cancel()
 	n, err := r.pruneArchive(ctx, b, st, bs)
-	if n > 0 && r.Recorder != nil {
+	switch {
+	case r.Recorder == nil:
+	case err != nil:
+		r.Recorder.Eventf(b, nil, "Warning", "ArchivePruneIncomplete", "Delete", "removed %d archived segments of instance %q; the rest go when its next physical backup does: %s",
+			n, b.Spec.InstanceRef.Name, store.Redact(err.Error()))
+	case n > 0:
 		r.Recorder.Eventf(b, nil, "Normal", "ArchivePruned", "Delete", "removed %d archived segments of instance %q that no physical backup left replays", n, b.Spec.InstanceRef.Name)
 	}
-	return err
 }
 
 // SetupWithManager registers the controller: Backups, their Jobs, and the Restores that read
