@@ -33,9 +33,7 @@ type Recovery struct {
 	Config   RecoveryConfig
 	Manifest Manifest
 	Archive  *SegmentArchive
-	Target   time.Time // zero: the end of the archive, or TargetLSN
-	// TargetLSN is the log position replay stops at, checked to be one ("0/3000060").
-	TargetLSN string
+	Target   time.Time // zero: the end of the archive, or Config.TargetLSN (checked to be one)
 }
 
 // OpenRecovery reads a RecoveryConfig file and the backup's manifest, and refuses what cannot be
@@ -54,11 +52,8 @@ func OpenRecovery(ctx context.Context, configFile string) (*Recovery, error) {
 		return nil, fmt.Errorf("%s names no backup", configFile)
 	}
 	r := &Recovery{Config: c}
-	if c.TargetLSN != "" {
-		if !lsnPattern.MatchString(c.TargetLSN) || c.TargetTime != "" {
-			return nil, fmt.Errorf("the recovery target LSN %q: want one like 0/3000060, and no target time beside it", c.TargetLSN)
-		}
-		r.TargetLSN = c.TargetLSN
+	if c.TargetLSN != "" && (!lsnPattern.MatchString(c.TargetLSN) || c.TargetTime != "") {
+		return nil, fmt.Errorf("the recovery target LSN %q: want one like 0/3000060, and no target time beside it", c.TargetLSN)
 	}
 	if c.TargetTime != "" {
 		if r.Target, err = time.Parse(time.RFC3339Nano, c.TargetTime); err != nil {

@@ -58,7 +58,7 @@ func (e *Engine) recoverFromStore(ctx context.Context) (err error) {
 		return err
 	}
 	fetch := segmentCommand(manager, "fetch", e.Config.Recovery, r.Manifest.Base.System)
-	target := RecoveryTarget{LSN: r.TargetLSN}
+	target := RecoveryTarget{LSN: r.Config.TargetLSN}
 	if !r.Target.IsZero() {
 		target.Time = r.Target.UTC().Format("2006-01-02 15:04:05.999999-07:00") // PostgreSQL reads no "Z"
 	}

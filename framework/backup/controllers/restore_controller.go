@@ -129,11 +129,14 @@ func (r *RestoreReconciler) progress(ctx context.Context, rs *v1alpha1.Restore) 
 		// (Pending only: a restore an earlier operator already started is not failed under its Job.)
 		return run.stop(out)
 	}
-	if out := outsideWindow(rs, source, now(run.clock)); physical && st.InstanceName == "" && out != nil {
-		if limit := timeoutOr(rs.Spec.Timeout, DefaultRestoreTimeout); !out.final && now(run.clock).Sub(rs.CreationTimestamp.Time) > limit {
-			return run.fail(job.ReasonDeadlineExceeded, fmt.Sprintf("the archive did not reach spec.targetTime within %s (spec.timeout): %s", limit, out.message))
+	if physical && st.InstanceName == "" { // before the instance is made only: see outsideWindow
+		at := now(run.clock)
+		if out := outsideWindow(rs, source, at); out != nil {
+			if limit := timeoutOr(rs.Spec.Timeout, DefaultRestoreTimeout); !out.final && at.Sub(rs.CreationTimestamp.Time) > limit {
+				return run.fail(job.ReasonDeadlineExceeded, fmt.Sprintf("the archive did not reach spec.targetTime within %s (spec.timeout): %s", limit, out.message))
+			}
+			return run.stop(out)
 		}
-		return run.stop(out)
 	}
 	target, out, err := r.target(ctx, rs, b, bs)
 	switch {
