@@ -44,7 +44,9 @@ type BackupPlanSpec struct {
 	Suspend bool `json:"suspend,omitempty"`
 	// drill periodically restores the latest completed backup into a scratch instance, checks
 	// what was restored against what the backup recorded (row counts, definitions), records the
-	// result in status.lastDrill and deletes the scratch instance.
+	// result in status.lastDrill and deletes the scratch instance. A physical plan of an instance
+	// with continuous archiving drills to a point in time between two marker rows the operator
+	// writes, and records the recovery point and time it achieved.
 	// +optional
 	Drill *BackupDrill `json:"drill,omitempty"`
 }
@@ -74,6 +76,21 @@ type DrillStatus struct {
 	// message says what was checked, or why the drill failed.
 	// +optional
 	Message string `json:"message,omitempty"`
+	// targetTime is the point in time a point-in-time drill restored to (a physical plan of an
+	// instance with continuous archiving): the operator wrote one marker on the instance just
+	// before it and one just after, and the drill passes only if the restored instance holds the
+	// first and not the second.
+	// +optional
+	TargetTime *metav1.Time `json:"targetTime,omitempty"`
+	// recoveryPoint is the data-loss window a point-in-time drill achieved (RPO): how long after
+	// the target the instance's archive reached it (status.recoverableWindow.to of the instance,
+	// at the first reading that included it).
+	// +optional
+	RecoveryPoint *metav1.Duration `json:"recoveryPoint,omitempty"`
+	// recoveryTime is the measured restore time (RTO): from the start of the recovery (the
+	// restored instance made) until the instance was ready.
+	// +optional
+	RecoveryTime *metav1.Duration `json:"recoveryTime,omitempty"`
 }
 
 // BackupPlanStatus is what the operator observed.

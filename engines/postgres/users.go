@@ -65,6 +65,11 @@ func (Engine) DropUsers(ctx context.Context, in engine.UsersInput, keep []string
 
 // actOnPrimary asks the agent of the pod labelled primary.
 func actOnPrimary(ctx context.Context, in engine.UsersInput, action string, params url.Values) error {
+	return actOn(ctx, engine.MarkerInput{Instance: in.Instance, Client: in.Client, Agents: in.Agents}, action, params)
+}
+
+// actOn asks the agent of the instance's pod labelled primary.
+func actOn(ctx context.Context, in engine.MarkerInput, action string, params url.Values) error {
 	p, err := workload.ReadyMember(ctx, in.Client, Name, in.Instance, RolePrimary)
 	if err != nil {
 		return err

@@ -64,6 +64,10 @@ var (
 	drillSeconds  = desc("backupplan_drill_duration_seconds",
 		"How long the plan's last finished drill took, from its start to the restored instance checked: the measured restore time.", planLabels...)
 	drillLast = desc("backupplan_drill_last_timestamp_seconds", "When the plan's last drill finished (Unix time).", planLabels...)
+	drillRPO  = desc("backupplan_drill_recovery_point_seconds",
+		"The data-loss window the plan's last point-in-time drill achieved: how long after its target the instance's archive reached it.", planLabels...)
+	drillRTO = desc("backupplan_drill_recovery_time_seconds",
+		"The restore time the plan's last drill measured: from the recovery's start (the restored instance made) until it was ready.", planLabels...)
 )
 
 // Collector computes the fleet's figures from Reader (the manager's cache) on every scrape.
@@ -191,6 +195,12 @@ func (c *Collector) collectPlans(plans *v1alpha1.BackupPlanList, backups *v1alph
 			gauge(drillLast, unix(d.CompletionTime.Time), id...)
 			if d.StartTime != nil {
 				gauge(drillSeconds, d.CompletionTime.Sub(d.StartTime.Time).Seconds(), id...)
+			}
+			if d.RecoveryPoint != nil {
+				gauge(drillRPO, d.RecoveryPoint.Seconds(), id...)
+			}
+			if d.RecoveryTime != nil {
+				gauge(drillRTO, d.RecoveryTime.Seconds(), id...)
 			}
 		}
 	}

@@ -71,7 +71,9 @@ func TestTheFleetsFiguresAreTheObjects(t *testing.T) {
 	drillStart := time.Date(2026, 12, 4, 3, 0, 0, 0, time.UTC)
 	plan.Status.LastSuccessfulBackup = backup.Name
 	plan.Status.LastDrill = &v1alpha1.DrillStatus{Backup: backup.Name, Restore: "drill", Result: "Failed",
-		StartTime: &metav1.Time{Time: drillStart}, CompletionTime: &metav1.Time{Time: drillStart.Add(95 * time.Second)}}
+		StartTime: &metav1.Time{Time: drillStart}, CompletionTime: &metav1.Time{Time: drillStart.Add(95 * time.Second)},
+		TargetTime: &metav1.Time{Time: drillStart.Add(2 * time.Second)}, RecoveryPoint: &metav1.Duration{Duration: 61 * time.Second},
+		RecoveryTime: &metav1.Duration{Duration: 9 * time.Second}}
 	if err := c.Status().Update(ctx, plan); err != nil {
 		t.Fatal(err)
 	}
@@ -112,6 +114,8 @@ func TestTheFleetsFiguresAreTheObjects(t *testing.T) {
 		{"datafleet_backupplan_last_success_size_bytes", planID, 123456},
 		{"datafleet_backupplan_drill_passed", planID, 0},
 		{"datafleet_backupplan_drill_duration_seconds", planID, 95},
+		{"datafleet_backupplan_drill_recovery_point_seconds", planID, 61},
+		{"datafleet_backupplan_drill_recovery_time_seconds", planID, 9},
 		{"datafleet_backupplan_drill_last_timestamp_seconds", planID, float64(drillStart.Add(95 * time.Second).Unix())},
 	} {
 		if v, ok := m.Value(want.name, want.labels...); !ok || v != want.value {

@@ -122,6 +122,8 @@ func testBackups(t *testing.T) {
 	base := checkPhysicalBackup(t, s3c, db)
 	checkPointInTimeRestore(t, s3c, db, base)
 	checkArchiveRetention(t, s3c, db, base)
+	// After the retention's check, whose store this plan's own physical backups would change.
+	pitrPlan := startPointInTimeDrill(t, db)
 	b1 := backupOf(t, ns, "db-1", "db")
 	if !b1.Status.Encrypted || b1.Status.SizeBytes == 0 || len(b1.Status.SHA256) != 64 {
 		t.Fatalf("backup status: %+v", b1.Status)
@@ -167,6 +169,7 @@ func testBackups(t *testing.T) {
 
 	checkRabbitMQBackup(t, mq)
 	checkPlan(t, s3c, plan, seen)
+	checkPointInTimeDrill(t, pitrPlan)
 	checkNoCredentialLeaks(t, ns, jobs, map[string]string{"the store's secret key": minioPassword, "the encryption key": base64.StdEncoding.EncodeToString(key)})
 }
 

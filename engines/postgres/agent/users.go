@@ -41,8 +41,9 @@ const (
 // waiting here (review M7).
 var ErrBusy = errors.New("a restore is running on this instance: binding users are managed again once it has finished")
 
-// Act implements fwagent.Actor. Binding users are managed through the superuser's Unix socket on
-// the primary, one action at a time; while a restore runs, not at all (ErrBusy).
+// Act implements fwagent.Actor. Binding users (and a drill's markers, markers.go) are managed
+// through the superuser's Unix socket on the primary, one action at a time; while a restore runs,
+// not at all (ErrBusy).
 func (e *Engine) Act(ctx context.Context, action string, p url.Values) error {
 	if action == primary.ActionConfirm { // answered at once, whatever else runs
 		if e.Config.Lease == nil {
@@ -60,6 +61,18 @@ func (e *Engine) Act(ctx context.Context, action string, p url.Values) error {
 		return e.ensureUser(ctx, p.Get(ParamUser), p.Get(ParamVerifier), v1alpha1.BindingRole(p.Get(ParamRole)), p.Get(ParamDatabase))
 	case ActionDropUsers:
 		return e.dropUsers(ctx, p.Get(ParamStem), p[ParamKeep])
+	case ActionWriteMarker:
+		before, err := optionalTime(p.Get(ParamBefore))
+		if err != nil {
+			return err
+		}
+		after, err := optionalTime(p.Get(ParamAfter))
+		if err != nil {
+			return err
+		}
+		return e.writeMarker(ctx, p.Get(ParamMarker), before, after)
+	case ActionCheckMarkers:
+		return e.checkMarkers(ctx, p[ParamPresent], p[ParamAbsent])
 	}
 	return fmt.Errorf("unknown action %q", action)
 }

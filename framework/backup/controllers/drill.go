@@ -49,22 +49,54 @@ func (r *PlanReconciler) drill(ctx context.Context, p *v1alpha1.BackupPlan, back
 		return 10 * time.Second, err
 	}
 	t := metav1.NewTime(slot)
-	p.Status.LastDrillScheduleTime = &t
-	rs := &v1alpha1.Restore{
-		ObjectMeta: metav1.ObjectMeta{Name: restore,
-			Namespace: p.Namespace, Labels: map[string]string{DrillLabel: p.Name}},
-		Spec: v1alpha1.RestoreSpec{BackupRef: v1alpha1.LocalObjectReference{Name: p.Status.LastSuccessfulBackup},
-			Target: v1alpha1.RestoreTarget{NewInstance: &v1alpha1.NewInstanceTarget{Name: drillInstance(p)}}},
-	}
-	if err := r.Client.Create(ctx, rs); err != nil && !apierrors.IsAlreadyExists(err) {
+	d := &v1alpha1.DrillStatus{Backup: p.Status.LastSuccessfulBackup, Restore: restore, StartTime: &t, Result: DrillRunning}
+	pit, err := r.pointInTime(ctx, p)
+	if err != nil {
 		return 0, err
 	}
-	p.Status.LastDrill = &v1alpha1.DrillStatus{Backup: p.Status.LastSuccessfulBackup, Restore: rs.Name, StartTime: &t, Result: DrillRunning}
+	if pit != nil {
+		// The Restore is made once the second marker is written (followPointInTime).
+		after, err := r.markBefore(ctx, pit, d, slot, now)
+		if err != nil {
+			return 0, err // the slot stays due: asked again with the controller's backoff
+		}
+		p.Status.LastDrillScheduleTime, p.Status.LastDrill = &t, d
+		if d.Result != DrillRunning {
+			return 0, r.finishDrill(ctx, p, now)
+		}
+		return after, nil
+	}
+	p.Status.LastDrillScheduleTime = &t
+	if err := r.createDrillRestore(ctx, p, d); err != nil {
+		return 0, err
+	}
+	p.Status.LastDrill = d
 	return 15 * time.Second, nil
+}
+
+// createDrillRestore makes the drill's Restore into the scratch instance (to the drill's target,
+// if it has one).
+func (r *PlanReconciler) createDrillRestore(ctx context.Context, p *v1alpha1.BackupPlan, d *v1alpha1.DrillStatus) error {
+	rs := &v1alpha1.Restore{
+		ObjectMeta: metav1.ObjectMeta{Name: d.Restore,
+			Namespace: p.Namespace, Labels: map[string]string{DrillLabel: p.Name}},
+		Spec: v1alpha1.RestoreSpec{BackupRef: v1alpha1.LocalObjectReference{Name: d.Backup},
+			Target: v1alpha1.RestoreTarget{NewInstance: &v1alpha1.NewInstanceTarget{Name: drillInstance(p)}}, TargetTime: d.TargetTime},
+	}
+	if err := r.Client.Create(ctx, rs); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	return nil
 }
 
 func (r *PlanReconciler) followDrill(ctx context.Context, p *v1alpha1.BackupPlan, now time.Time) (time.Duration, error) {
 	d := p.Status.LastDrill
+	if d.TargetTime != nil {
+		if again, err := r.followPointInTime(ctx, p, now); err != nil || again > 0 {
+			return again, err
+		}
+		return 0, r.finishDrill(ctx, p, now)
+	}
 	rs := &v1alpha1.Restore{}
 	err := r.Client.Get(ctx, client.ObjectKey{Namespace: p.Namespace, Name: d.Restore}, rs)
 	switch {
@@ -79,6 +111,13 @@ func (r *PlanReconciler) followDrill(ctx context.Context, p *v1alpha1.BackupPlan
 	default:
 		return 15 * time.Second, nil
 	}
+	return 0, r.finishDrill(ctx, p, now)
+}
+
+// finishDrill records the end of the drill whose result is set, tells of it, and deletes the
+// scratch instance and the Restore.
+func (r *PlanReconciler) finishDrill(ctx context.Context, p *v1alpha1.BackupPlan, now time.Time) error {
+	d := p.Status.LastDrill
 	t := metav1.NewTime(now.Truncate(time.Second))
 	d.CompletionTime = &t
 	if r.Recorder != nil {
@@ -89,14 +128,10 @@ func (r *PlanReconciler) followDrill(ctx context.Context, p *v1alpha1.BackupPlan
 		r.Recorder.Eventf(p, nil, kind, "Drill"+d.Result, "Drill", "restoring backup %s: %s", d.Backup, d.Message)
 	}
 	if _, err := r.deleteScratch(ctx, p, ""); err != nil {
-		return 0, err
+		return err
 	}
-	if rs.Name != "" {
-		if err := r.Client.Delete(ctx, rs); client.IgnoreNotFound(err) != nil {
-			return 0, err
-		}
-	}
-	return 0, nil
+	rs := &v1alpha1.Restore{ObjectMeta: metav1.ObjectMeta{Namespace: p.Namespace, Name: d.Restore}}
+	return client.IgnoreNotFound(r.Client.Delete(ctx, rs))
 }
 
 // deleteScratch deletes the plan's scratch instance, only if a drill made it and not the Restore

@@ -19,6 +19,7 @@ import (
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/backup/schedule"
+	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/names"
 )
 
@@ -44,6 +45,8 @@ const (
 type PlanReconciler struct {
 	Client   client.Client
 	Recorder events.EventRecorder
+	// Engines write and check a point-in-time drill's markers (engine.MarkerWriter).
+	Engines map[string]engine.Engine
 	// Clock decides which slots are due and which Backups are past their age; nil is the wall
 	// clock.
 	Clock clock.PassiveClock
@@ -189,6 +192,9 @@ func (r *PlanReconciler) prune(ctx context.Context, p *v1alpha1.BackupPlan, back
 		}
 	}
 	for _, name := range Prune(live, p.Spec.Retention, now) {
+		if d := p.Status.LastDrill; d != nil && d.Result == DrillRunning && d.Backup == name {
+			continue // a running drill restores it: it goes once the drill has finished
+		}
 		b := findBackup(live, name)
 		if err := r.Client.Delete(ctx, b, client.Preconditions{UID: &b.UID}); client.IgnoreNotFound(err) != nil {
 			return err
