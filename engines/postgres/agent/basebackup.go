@@ -149,9 +149,11 @@ func (e *Engine) unpackFile(path string, r io.Reader) error {
 }
 
 // RecoveryTarget is where a point-in-time recovery stops: a time (PostgreSQL's timestamptz
-// syntax) or a log position (LSN), or the end of the archive when both are empty.
+// syntax) or a log position (LSN), or the end of the archive when both are empty; on Timeline
+// (CheckWALChain's), or PostgreSQL's newest when it is 0.
 type RecoveryTarget struct {
 	Time, LSN string
+	Timeline  uint64
 }
 
 // PrepareRecovery makes an unpacked base backup recover from the archive when it starts: WAL
@@ -164,6 +166,9 @@ func PrepareRecovery(dataDir, restoreCommand string, target RecoveryTarget, e *E
 		settings += "recovery_target_time = " + quoteSetting(target.Time) + "\nrecovery_target_action = 'promote'\n"
 	case target.LSN != "":
 		settings += "recovery_target_lsn = " + quoteSetting(target.LSN) + "\nrecovery_target_action = 'promote'\n"
+	}
+	if target.Timeline != 0 {
+		settings += "recovery_target_timeline = '" + strconv.FormatUint(target.Timeline, 10) + "'\n"
 	}
 	auto := filepath.Join(dataDir, "postgresql.auto.conf")
 	old, err := os.ReadFile(auto)

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"maps"
@@ -117,35 +116,19 @@ func forkedBefore(theirs uint32, history string, mine uint32, replayed uint64) (
 	if theirs == mine {
 		return "", nil
 	}
-	s := bufio.NewScanner(strings.NewReader(history))
-	for s.Scan() {
-		line := strings.TrimSpace(s.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
+	entries, err := parseHistory(uint64(theirs), history)
+	if err != nil {
+		return "", err
+	}
+	for _, h := range entries {
+		if h.timeline != uint64(mine) {
 			continue
 		}
-		fields := strings.Fields(line)
-		if len(fields) < 2 {
-			return "", fmt.Errorf("timeline %d's history: malformed line %q", theirs, line)
-		}
-		parent, err := strconv.ParseUint(fields[0], 10, 32)
-		if err != nil {
-			return "", fmt.Errorf("timeline %d's history: %w", theirs, err)
-		}
-		if uint32(parent) != mine {
-			continue
-		}
-		end, err := parseLSN(fields[1])
-		if err != nil {
-			return "", fmt.Errorf("timeline %d's history: %w", theirs, err)
-		}
-		if replayed > end {
+		if replayed > h.switchLSN {
 			return fmt.Sprintf("the primary's timeline %d forked off timeline %d at %s, before this member's replay position %s",
-				theirs, mine, formatLSN(end), formatLSN(replayed)), nil
+				theirs, mine, formatLSN(h.switchLSN), formatLSN(replayed)), nil
 		}
 		return "", nil
-	}
-	if err := s.Err(); err != nil {
-		return "", err
 	}
 	return fmt.Sprintf("this member's timeline %d is not in the history of the primary's timeline %d", mine, theirs), nil
 }

@@ -54,23 +54,15 @@ func TestRecoveryToAPointInTimeFromTheStore(t *testing.T) {
 	if err := backup.Verify(ctx, srv.archive.Store, dir, m, srv.key); err != nil {
 		t.Fatal(err)
 	}
-	rc, err := backup.Open(ctx, srv.archive.Store, dir, m, srv.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = UnpackBaseBackup(rc, restored, e)
-	rc.Close()
-	if err != nil {
-		t.Fatalf("unpacking the base backup: %v", err)
-	}
+	unpack(t, srv, dir, m, restored)
 	// The start the agent reported is the one in the backup_label it streamed.
 	if start, err := backupStartSegment(restored); err != nil || start != info.StartSegment {
 		t.Fatalf("the base backup starts at %s (%v); the agent said %s", start, err, info.StartSegment)
 	}
 	// The archive holds every segment from the base backup's start to the last one; without one
 	// in the middle, the recovery is refused before it starts, naming it.
-	if end, err := CheckWALChain(ctx, srv.archive, restored, WALSegmentSize); err != nil || end < last {
-		t.Fatalf("the WAL chain: ends at %s (%v), want at least %s", end, err, last)
+	if chain, err := CheckWALChain(ctx, srv.archive, restored, WALSegmentSize); err != nil || chain.Last < last || chain.Timeline != 1 {
+		t.Fatalf("the WAL chain: %+v (%v), want timeline 1 to at least %s", chain, err, last)
 	}
 	bucket, middleKey := srv.archive.Store.Bucket, srv.archive.Store.Key(srv.archive.Dir, middle+".gz.enc")
 	if err := bucket.Copy(ctx, middleKey+".aside", middleKey, nil); err != nil || bucket.Delete(ctx, middleKey) != nil {
@@ -122,6 +114,99 @@ func TestRecoveryToAPointInTimeFromTheStore(t *testing.T) {
 		}
 		return nil
 	})
+	recoverAcrossTimelines(t, srv, conn, dir, m, switched)
+}
+
+// recoverAcrossTimelines goes on from TestRecoveryToAPointInTimeFromTheStore, where timeline 2
+// branched off timeline 1 after row 100 (as a failover's promotion does) while the original server
+// went on on timeline 1 with rows 101-151. The same base backup recovered to the archive's end
+// follows timeline 2 (rows 1-100, 1000 and 1001; none of 101-151), and the chain check names a
+// missing segment of timeline 2; a base backup taken on timeline 1 after the branch recovers along
+// timeline 1, which PostgreSQL's default (the newest timeline) would refuse.
+func recoverAcrossTimelines(t *testing.T, srv *archiving, tl2 *pgx.Conn, dir string, m backup.Manifest, switched string) {
+	ctx := context.Background()
+	e := srv.e
+	if _, err := tl2.Exec(ctx, "INSERT INTO public.orders VALUES (1001)"); err != nil {
+		t.Fatal(err)
+	}
+	var after string
+	if err := tl2.QueryRow(ctx, "SELECT pg_walfile_name(pg_current_wal_lsn())").Scan(&after); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tl2.Exec(ctx, "SELECT pg_switch_wal()"); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, time.Minute, func() error { return srv.archive.Get(ctx, after, io.Discard) })
+
+	again := filepath.Join(filepath.Dir(e.Config.DataDir), "restored-again")
+	unpack(t, srv, dir, m, again)
+	chain, err := CheckWALChain(ctx, srv.archive, again, WALSegmentSize)
+	if err != nil || chain.Timeline != 2 || chain.Last < after {
+		t.Fatalf("the WAL chain across the failover: %+v (%v), want timeline 2 to at least %s", chain, err, after)
+	}
+	bucket, key := srv.archive.Store.Bucket, srv.archive.Store.Key(srv.archive.Dir, switched+".gz.enc")
+	if err := bucket.Copy(ctx, key+".aside", key, nil); err != nil || bucket.Delete(ctx, key) != nil {
+		t.Fatalf("setting %s aside: %v", switched, err)
+	}
+	if _, err := CheckWALChain(ctx, srv.archive, again, WALSegmentSize); err == nil || !strings.Contains(err.Error(), "missing WAL segment "+switched) {
+		t.Fatalf("without timeline 2's %s the chain: %v", switched, err)
+	}
+	if err := bucket.Copy(ctx, key, key+".aside", nil); err != nil {
+		t.Fatal(err)
+	}
+	fetch := segmentCommand(srv.bin.Path, "fetch", srv.configFile, strconv.FormatUint(srv.system, 10))
+	if err := PrepareRecovery(again, fetch, RecoveryTarget{Timeline: chain.Timeline}, e); err != nil {
+		t.Fatal(err)
+	}
+	conn := startRecovered(t, e, again)
+	if got := rowsOf(t, conn); got != "1-100,1000-1001" {
+		t.Fatalf("recovered across the failover: orders holds %s, want 1-100,1000-1001", got)
+	}
+
+	// The original server, still on timeline 1, commits one more row after a second base backup.
+	const dir2 = "shop/orders/base/2"
+	m2 := srv.baseBackup(t, dir2)
+	execSQL(t, e, "INSERT INTO public.orders VALUES (152)")
+	last := query(t, e, "SELECT pg_walfile_name(pg_current_wal_lsn())")
+	query(t, e, "SELECT pg_switch_wal()::text")
+	testenv.Eventually(t, time.Minute, func() error { return srv.archive.Get(ctx, last, io.Discard) })
+	later := filepath.Join(filepath.Dir(e.Config.DataDir), "restored-later")
+	unpack(t, srv, dir2, m2, later)
+	chain, err = CheckWALChain(ctx, srv.archive, later, WALSegmentSize)
+	if err != nil || chain.Timeline != 1 || chain.Last < last {
+		t.Fatalf("the WAL chain of a base backup taken after timeline 2 branched off: %+v (%v), want timeline 1 to at least %s", chain, err, last)
+	}
+	if err := PrepareRecovery(later, fetch, RecoveryTarget{Timeline: chain.Timeline}, e); err != nil {
+		t.Fatal(err)
+	}
+	if got := rowsOf(t, startRecovered(t, e, later)); got != "1-152" {
+		t.Fatalf("recovered along timeline 1: orders holds %s, want 1-152", got)
+	}
+}
+
+// unpack unpacks the base backup at dir of the store into dataDir.
+func unpack(t *testing.T, srv *archiving, dir string, m backup.Manifest, dataDir string) {
+	t.Helper()
+	rc, err := backup.Open(context.Background(), srv.archive.Store, dir, m, srv.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	if err := UnpackBaseBackup(rc, dataDir, srv.e); err != nil {
+		t.Fatalf("unpacking the base backup: %v", err)
+	}
+}
+
+// rowsOf lists the ids of public.orders as runs: "1-100,1000".
+func rowsOf(t *testing.T, conn *pgx.Conn) string {
+	t.Helper()
+	var runs string
+	err := conn.QueryRow(context.Background(), `SELECT string_agg(CASE WHEN lo = hi THEN lo::text ELSE lo || '-' || hi END, ',' ORDER BY lo)
+		FROM (SELECT min(id) AS lo, max(id) AS hi FROM (SELECT id, id - row_number() OVER (ORDER BY id) AS g FROM public.orders) r GROUP BY g) runs`).Scan(&runs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return runs
 }
 
 // startRecovered runs PostgreSQL on a data directory prepared for recovery, on its own socket

@@ -50,7 +50,8 @@ func (e *Engine) recoverFromStore(ctx context.Context) (err error) {
 	if err := e.sameMajorVersion(); err != nil {
 		return err
 	}
-	if _, err := CheckWALChain(ctx, r.Archive, e.Config.DataDir, WALSegmentSize); err != nil {
+	chain, err := CheckWALChain(ctx, r.Archive, e.Config.DataDir, WALSegmentSize)
+	if err != nil {
 		return err
 	}
 	manager, err := e.manager()
@@ -58,7 +59,7 @@ func (e *Engine) recoverFromStore(ctx context.Context) (err error) {
 		return err
 	}
 	fetch := segmentCommand(manager, "fetch", e.Config.Recovery, r.Manifest.Base.System)
-	target := RecoveryTarget{LSN: r.Config.TargetLSN}
+	target := RecoveryTarget{LSN: r.Config.TargetLSN, Timeline: chain.Timeline}
 	if !r.Target.IsZero() {
 		target.Time = r.Target.UTC().Format("2006-01-02 15:04:05.999999-07:00") // PostgreSQL reads no "Z"
 	}

@@ -75,38 +75,136 @@ func startSegment(label []byte) (string, error) {
 	return string(m[1]), nil
 }
 
-// CheckWALChain checks that the archive holds every segment from the one the base backup in
-// dataDir starts with, on its timeline, to the last one archived on it, and returns that last one.
-// (Segments of later timelines, after a failover, are not followed yet.)
-// A hole is an error naming the first missing segment and the ones on either side.
-func CheckWALChain(ctx context.Context, archive *backup.SegmentArchive, dataDir string, segSize int64) (string, error) {
-	start, err := backupStartSegment(dataDir)
+// WALChain is what a recovery of a base backup replays: along the timelines to Timeline, up to
+// the segment Last.
+type WALChain struct {
+	// Timeline is the one the recovery follows (recovery_target_timeline): the newest in the
+	// archive that descends from the base backup's timeline after the backup's start.
+	Timeline uint64
+	// Last is the last segment of the chain in the archive.
+	Last string
+}
+
+// CheckWALChain checks that the archive holds every segment a recovery of the base backup in
+// dataDir replays, and returns the chain. A failover or a restore promotes a server on a new
+// timeline, whose history file (archived with its segments) says at which position of which
+// timeline it branched off. The recovery follows the newest timeline that branched off the base
+// backup's timeline (or one of its descendants) after the backup's start; a timeline that
+// branched before it (a restore in place to an earlier time) does not hold what the backup holds,
+// and PostgreSQL's own choice, the newest timeline of all, would refuse to start. Each segment is
+// read from the newest timeline on that path that had begun by it, as PostgreSQL reads them. A
+// hole is an error naming the first missing segment and the ones on either side.
+func CheckWALChain(ctx context.Context, archive *backup.SegmentArchive, dataDir string, segSize int64) (WALChain, error) {
+	label, err := os.ReadFile(filepath.Join(dataDir, "backup_label"))
 	if err != nil {
-		return "", err
+		return WALChain{}, fmt.Errorf("the base backup has no backup_label: %w", err)
+	}
+	start, err := startSegment(label)
+	if err != nil {
+		return WALChain{}, err
+	}
+	startLSN, err := startLocation(label)
+	if err != nil {
+		return WALChain{}, err
 	}
 	timeline, first, _ := segmentNumber(start, segSize)
 	names, err := archive.List(ctx)
 	if err != nil {
-		return "", err
+		return WALChain{}, err
 	}
-	have := map[uint64]bool{}
+	path, err := followTimelines(ctx, archive, names, timeline, startLSN)
+	if err != nil {
+		return WALChain{}, err
+	}
+	have := map[[2]uint64]bool{}
 	var last uint64
+	found := false
 	for _, name := range names {
-		if tl, n, ok := segmentNumber(name, segSize); ok && tl == timeline && n >= first {
-			have[n] = true
-			last = max(last, n)
+		if tl, n, ok := segmentNumber(name, segSize); ok && n >= first && tl == path.timelineOf(n, segSize) {
+			have[[2]uint64{tl, n}] = true
+			last, found = max(last, n), true
 		}
 	}
-	if !have[first] {
-		return "", fmt.Errorf("the archive does not hold %s, where the base backup's replay starts", start)
+	if !found || !have[[2]uint64{path.timelineOf(first, segSize), first}] {
+		return WALChain{}, fmt.Errorf("the archive does not hold %s, where the base backup's replay starts", start)
 	}
+	name := func(n uint64) string { return segmentName(path.timelineOf(n, segSize), n, segSize) }
 	for n := first; n <= last; n++ {
-		if !have[n] {
-			return "", fmt.Errorf("the archive is missing WAL segment %s (between %s and %s): a recovery would stop there",
-				segmentName(timeline, n, segSize), segmentName(timeline, n-1, segSize), segmentName(timeline, last, segSize))
+		if !have[[2]uint64{path.timelineOf(n, segSize), n}] {
+			return WALChain{}, fmt.Errorf("the archive is missing WAL segment %s (between %s and %s): a recovery would stop there",
+				name(n), name(n-1), name(last))
 		}
 	}
-	return segmentName(timeline, last, segSize), nil
+	return WALChain{Timeline: path[len(path)-1].timeline, Last: name(last)}, nil
+}
+
+// timelinePath is the timelines a recovery follows, oldest first, each with the position it
+// began at (the previous one's switch point; 0 for the first).
+type timelinePath []struct {
+	timeline uint64
+	begin    uint64
+}
+
+// timelineOf is the timeline a recovery reads segment n from: the newest on the path that had
+// begun by n's end (the segment holding a switch point is read from the new timeline, whose copy
+// holds the old one's records up to it).
+func (p timelinePath) timelineOf(n uint64, segSize int64) uint64 {
+	tl := p[0].timeline
+	for _, t := range p[1:] {
+		if t.begin/uint64(segSize) <= n {
+			tl = t.timeline
+		}
+	}
+	return tl
+}
+
+// followTimelines finds the path from the base backup's timeline (which started at startLSN) to
+// the newest timeline in the archive that branched off it, or off one of its descendants, after
+// startLSN. PostgreSQL numbers new timelines one past the newest history file it finds, so the
+// history files of one database system are consecutive.
+func followTimelines(ctx context.Context, archive *backup.SegmentArchive, names []string, base, startLSN uint64) (timelinePath, error) {
+	have := map[string]bool{}
+	for _, n := range names {
+		have[n] = true
+	}
+	path := timelinePath{{timeline: base}}
+	for tl := base + 1; have[fmt.Sprintf("%08X.history", tl)]; tl++ {
+		history, err := readHistory(ctx, archive, tl)
+		if err != nil {
+			return nil, err
+		}
+		// The history lists every ancestor of tl with its switch point, oldest first; tl
+		// descends from the backup if the backup's timeline is among them and ended after
+		// the backup's start.
+		var candidate timelinePath
+		for i, h := range history {
+			if h.timeline == base {
+				if h.switchLSN <= startLSN {
+					break
+				}
+				candidate = timelinePath{{timeline: base}}
+			}
+			if candidate != nil && i+1 < len(history) {
+				candidate = append(candidate, timelinePath{{timeline: history[i+1].timeline, begin: h.switchLSN}}...)
+			}
+			if candidate != nil && i+1 == len(history) {
+				candidate = append(candidate, timelinePath{{timeline: tl, begin: h.switchLSN}}...)
+			}
+		}
+		if candidate != nil {
+			path = candidate
+		}
+	}
+	return path, nil
+}
+
+// startLocation reads the position a backup_label's replay starts from.
+func startLocation(label []byte) (uint64, error) {
+	m := regexp.MustCompile(`START WAL LOCATION: ([0-9A-F]+/[0-9A-F]+) `).FindSubmatch(label)
+	if m == nil {
+		return 0, fmt.Errorf("the base backup's backup_label names no start location")
+	}
+	return parseLSN(string(m[1]))
 }
 
 // WALSegmentSize is every Datafleet instance's wal_segment_size: initdb's default, which the
