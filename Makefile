@@ -97,6 +97,11 @@ bench-backup: ## Backup benchmark: a 1 GiB PostgreSQL database through the backu
 	hack/host-packages.sh $(TEST_PACKAGES)
 	go test -run '^$$' -bench BenchmarkBackup -benchtime 1x -timeout 60m ./engines/postgres/agent/
 
+.PHONY: bench-pitr
+bench-pitr: ## Point-in-time recovery benchmark: restore through the store against pg_basebackup + replay, the archiver's cost, the achieved RPO.
+	hack/host-packages.sh $(TEST_PACKAGES)
+	MINIO_BIN="$(MINIO)" go test -run '^$$' -bench BenchmarkPITR -benchtime 1x -timeout 60m ./engines/postgres/agent/
+
 .PHONY: run
 run: build ## Start a local API server, install the CRDs and samples, and run the manager against it.
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go run ./cmd/devcluster -- bin/manager --metrics-bind-address=127.0.0.1:8080 --health-probe-bind-address=127.0.0.1:8081

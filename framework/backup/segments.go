@@ -144,7 +144,9 @@ func (a *SegmentArchive) Put(ctx context.Context, name string, src io.ReadSeeker
 		}
 		sink = enc
 	}
-	gz := gzip.NewWriter(sink)
+	// The fastest level: the primary compresses every segment it writes, and at the default level
+	// the archiver cost a core for every 20 MB/s of WAL (make bench-pitr, docs/backups.md).
+	gz, _ := gzip.NewWriterLevel(sink, gzip.BestSpeed)
 	_, err = io.WriteString(gz, segmentHeader+name+"\n")
 	if err == nil {
 		var n int64

@@ -151,7 +151,7 @@ func execSQL(t testing.TB, e *Engine, statements ...string) {
 	}
 }
 
-func query(t *testing.T, e *Engine, sql string) string {
+func query(t testing.TB, e *Engine, sql string) string {
 	t.Helper()
 	conn := connect(t, e)
 	defer conn.Close(context.Background())

@@ -147,7 +147,7 @@ type archiving struct {
 	system     uint64
 }
 
-func archivingServer(t *testing.T) *archiving {
+func archivingServer(t testing.TB) *archiving {
 	t.Helper()
 	ctx := context.Background()
 	m := testenv.StartMinIO(t)
@@ -196,7 +196,7 @@ func archivingServer(t *testing.T) *archiving {
 
 // baseBackup takes a base backup as a backup Job takes it: through the agent's endpoint (mutual
 // TLS), into the store under dir, with its start in the log in the manifest.
-func (a *archiving) baseBackup(t *testing.T, dir string) backup.Manifest {
+func (a *archiving) baseBackup(t testing.TB, dir string) backup.Manifest {
 	t.Helper()
 	m := backup.Manifest{Engine: "postgres", Namespace: "shop", Instance: "orders", Backup: path.Base(dir),
 		Method: backup.MethodPhysical, Base: &fwagent.BaseBackupInfo{}}

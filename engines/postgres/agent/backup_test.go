@@ -258,7 +258,7 @@ func rewriteArchive(t *testing.T, in []byte, change func(name string, b []byte) 
 	return out.Bytes()
 }
 
-func execSQLIn(t *testing.T, e *Engine, database string, statements ...string) {
+func execSQLIn(t testing.TB, e *Engine, database string, statements ...string) {
 	t.Helper()
 	conn, err := dbaConnect(context.Background(), e, database)
 	if err != nil {

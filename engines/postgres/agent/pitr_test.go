@@ -185,7 +185,7 @@ func recoverAcrossTimelines(t *testing.T, srv *archiving, tl2 *pgx.Conn, dir str
 }
 
 // unpack unpacks the base backup at dir of the store into dataDir.
-func unpack(t *testing.T, srv *archiving, dir string, m backup.Manifest, dataDir string) {
+func unpack(t testing.TB, srv *archiving, dir string, m backup.Manifest, dataDir string) {
 	t.Helper()
 	rc, err := backup.Open(context.Background(), srv.archive.Store, dir, m, srv.key)
 	if err != nil {
@@ -211,7 +211,7 @@ func rowsOf(t *testing.T, conn *pgx.Conn) string {
 
 // startRecovered runs PostgreSQL on a data directory prepared for recovery, on its own socket
 // (no TCP), and returns a connection once it has been promoted.
-func startRecovered(t *testing.T, e *Engine, dataDir string) *pgx.Conn {
+func startRecovered(t testing.TB, e *Engine, dataDir string) *pgx.Conn {
 	t.Helper()
 	sock := dataDir + ".run"
 	if err := e.mkdir(sock); err != nil {
@@ -238,7 +238,7 @@ func startRecovered(t *testing.T, e *Engine, dataDir string) *pgx.Conn {
 		}
 	})
 	var conn *pgx.Conn
-	testenv.Eventually(t, 2*time.Minute, func() error {
+	testenv.Eventually(t, 10*time.Minute, func() error {
 		select {
 		case err := <-exited:
 			exited <- err

@@ -22,8 +22,9 @@ func drillInstance(p *v1alpha1.BackupPlan) string {
 
 // drill runs the plan's verification drills: on each slot it restores the latest completed backup
 // into the scratch instance (the restore checks what it applied against the dump's own record),
-// then records the outcome and deletes the scratch instance and the Restore. It returns when to
-// look again while a drill runs.
+// or, for a physical plan of an archiving instance, restores it to a time between two markers
+// (drill_point_in_time.go); then it records the outcome and deletes the scratch instance and the
+// Restore. It returns when to look again while a drill runs.
 func (r *PlanReconciler) drill(ctx context.Context, p *v1alpha1.BackupPlan, backups []v1alpha1.Backup, now time.Time) (time.Duration, error) {
 	if d := p.Status.LastDrill; d != nil && d.Result == DrillRunning {
 		return r.followDrill(ctx, p, now)
