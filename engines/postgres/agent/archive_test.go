@@ -211,6 +211,23 @@ func (a *archiving) baseBackup(t testing.TB, dir string) backup.Manifest {
 	return m
 }
 
+// setAside moves the archived (encrypted) segment name out of the archive's sight, and returns
+// what puts it back.
+func (a *archiving) setAside(t testing.TB, name string) (putBack func()) {
+	t.Helper()
+	ctx := context.Background()
+	bucket, key := a.archive.Store.Bucket, a.archive.Store.Key(a.archive.Dir, name+".gz.enc")
+	if err := bucket.Copy(ctx, key+".aside", key, nil); err != nil || bucket.Delete(ctx, key) != nil {
+		t.Fatalf("setting %s aside: %v", name, err)
+	}
+	return func() {
+		t.Helper()
+		if err := bucket.Copy(ctx, key, key+".aside", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // segments is the segment command, as archive_command and restore_command run it on this server.
 func (a *archiving) segments(verb string, args ...string) []string {
 	return append([]string{"segments", verb, "--config", a.configFile, "--system", strconv.FormatUint(a.system, 10)}, args...)

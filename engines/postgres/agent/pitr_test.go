@@ -64,16 +64,11 @@ func TestRecoveryToAPointInTimeFromTheStore(t *testing.T) {
 	if chain, err := CheckWALChain(ctx, srv.archive, restored, WALSegmentSize); err != nil || chain.Last < last || chain.Timeline != 1 {
 		t.Fatalf("the WAL chain: %+v (%v), want timeline 1 to at least %s", chain, err, last)
 	}
-	bucket, middleKey := srv.archive.Store.Bucket, srv.archive.Store.Key(srv.archive.Dir, middle+".gz.enc")
-	if err := bucket.Copy(ctx, middleKey+".aside", middleKey, nil); err != nil || bucket.Delete(ctx, middleKey) != nil {
-		t.Fatalf("setting %s aside: %v", middle, err)
-	}
+	putBack := srv.setAside(t, middle)
 	if _, err := CheckWALChain(ctx, srv.archive, restored, WALSegmentSize); err == nil || !strings.Contains(err.Error(), "missing WAL segment "+middle) {
 		t.Fatalf("without %s the chain: %v", middle, err)
 	}
-	if err := bucket.Copy(ctx, middleKey, middleKey+".aside", nil); err != nil {
-		t.Fatal(err)
-	}
+	putBack()
 	fetch := segmentCommand(srv.bin.Path, "fetch", srv.configFile, strconv.FormatUint(srv.system, 10))
 	if err := PrepareRecovery(restored, fetch, RecoveryTarget{Time: target}, e); err != nil {
 		t.Fatal(err)
@@ -144,16 +139,11 @@ func recoverAcrossTimelines(t *testing.T, srv *archiving, tl2 *pgx.Conn, dir str
 	if err != nil || chain.Timeline != 2 || chain.Last < after {
 		t.Fatalf("the WAL chain across the failover: %+v (%v), want timeline 2 to at least %s", chain, err, after)
 	}
-	bucket, key := srv.archive.Store.Bucket, srv.archive.Store.Key(srv.archive.Dir, switched+".gz.enc")
-	if err := bucket.Copy(ctx, key+".aside", key, nil); err != nil || bucket.Delete(ctx, key) != nil {
-		t.Fatalf("setting %s aside: %v", switched, err)
-	}
+	putBack := srv.setAside(t, switched)
 	if _, err := CheckWALChain(ctx, srv.archive, again, WALSegmentSize); err == nil || !strings.Contains(err.Error(), "missing WAL segment "+switched) {
 		t.Fatalf("without timeline 2's %s the chain: %v", switched, err)
 	}
-	if err := bucket.Copy(ctx, key, key+".aside", nil); err != nil {
-		t.Fatal(err)
-	}
+	putBack()
 	fetch := segmentCommand(srv.bin.Path, "fetch", srv.configFile, strconv.FormatUint(srv.system, 10))
 	if err := PrepareRecovery(again, fetch, RecoveryTarget{Timeline: chain.Timeline}, e); err != nil {
 		t.Fatal(err)

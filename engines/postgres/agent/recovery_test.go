@@ -78,14 +78,9 @@ func TestTheAgentRestoresToAPointInTime(t *testing.T) {
 		}
 	}
 	refused(completed.Add(-time.Hour).Format(time.RFC3339), "is before the backup at "+dir+" was complete")
-	bucket, middleKey := srv.archive.Store.Bucket, srv.archive.Store.Key(srv.archive.Dir, middle+".gz.enc")
-	if err := bucket.Copy(ctx, middleKey+".aside", middleKey, nil); err != nil || bucket.Delete(ctx, middleKey) != nil {
-		t.Fatalf("setting %s aside: %v", middle, err)
-	}
+	putBack := srv.setAside(t, middle)
 	refused(target, "missing WAL segment "+middle)
-	if err := bucket.Copy(ctx, middleKey, middleKey+".aside", nil); err != nil {
-		t.Fatal(err)
-	}
+	putBack()
 
 	// Restored: exactly the rows committed before the target, a primary on a new timeline.
 	c := newConfig(t)
