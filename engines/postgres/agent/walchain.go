@@ -184,11 +184,12 @@ func followTimelines(ctx context.Context, archive *backup.SegmentArchive, names 
 				}
 				candidate = timelinePath{{timeline: base}}
 			}
-			if candidate != nil && i+1 < len(history) {
-				candidate = append(candidate, timelinePath{{timeline: history[i+1].timeline, begin: h.switchLSN}}...)
-			}
-			if candidate != nil && i+1 == len(history) {
-				candidate = append(candidate, timelinePath{{timeline: tl, begin: h.switchLSN}}...)
+			if candidate != nil {
+				next := tl // the timeline that branched off h's at its switch point
+				if i+1 < len(history) {
+					next = history[i+1].timeline
+				}
+				candidate = append(candidate, timelinePath{{timeline: next, begin: h.switchLSN}}...)
 			}
 		}
 		if candidate != nil {
