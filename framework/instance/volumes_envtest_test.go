@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
@@ -115,11 +116,21 @@ func TestStorageGrowsClaimsAndRecreatesTheStatefulSet(t *testing.T) {
 	waitStorage(t, c, ns, "grows", "Resized")
 }
 
+// setCapacity plays the storage provider's part: the claim bound at size. Like a provider it
+// retries on a conflict: the operator annotates a bound claim (its volume's reclaim policy), which
+// may land between this read and write.
 func setCapacity(t *testing.T, c client.Client, pvc *corev1.PersistentVolumeClaim, size string) {
 	t.Helper()
-	pvc.Status.Phase = corev1.ClaimBound
-	pvc.Status.Capacity = corev1.ResourceList{corev1.ResourceStorage: quantity(size)}
-	if err := c.Status().Update(context.Background(), pvc); err != nil {
+	ctx := context.Background()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(pvc), pvc); err != nil {
+			return err
+		}
+		pvc.Status.Phase = corev1.ClaimBound
+		pvc.Status.Capacity = corev1.ResourceList{corev1.ResourceStorage: quantity(size)}
+		return c.Status().Update(ctx, pvc)
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 }
