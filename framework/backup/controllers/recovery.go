@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
@@ -129,10 +130,25 @@ func (r *RestoreReconciler) writeRecoverySecret(ctx context.Context, rs *v1alpha
 	if err := controllerutil.SetControllerReference(rs, s, r.Client.Scheme()); err != nil {
 		return err
 	}
-	if err := r.Client.Create(ctx, s); err != nil && !apierrors.IsAlreadyExists(err) {
+	err = r.Client.Create(ctx, s)
+	if !apierrors.IsAlreadyExists(err) {
 		return err
 	}
-	return nil
+	// A Secret of that name that another Restore wrote (an earlier drill into the same scratch
+	// instance, not yet collected with its Restore) would recover this instance to that Restore's
+	// target: it goes, and this one's is written (CI found a drill restored to the previous drill's
+	// target).
+	old := &corev1.Secret{}
+	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(s), old); err != nil {
+		return err
+	}
+	if metav1.IsControlledBy(old, rs) {
+		return nil
+	}
+	if err := r.Client.Delete(ctx, old, client.Preconditions{UID: &old.UID}); client.IgnoreNotFound(err) != nil {
+		return err
+	}
+	return r.Client.Create(ctx, s)
 }
 
 // recovered follows a new instance's recovery: done once it is Ready, when its Secret goes.

@@ -80,6 +80,16 @@ func TestARestoreOfAPhysicalBackupRecoversANewInstance(t *testing.T) {
 		t.Fatalf("the instance of a restore past its deadline: %v", err)
 	}
 
+	// The recovery Secret of an earlier Restore into an instance of the same name (a drill's
+	// scratch instance), not yet collected: it must not lend this restore its target.
+	isController := true
+	stale := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: workload.RecoverySecretName(&v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "restored"}}),
+		Namespace: ns, OwnerReferences: []metav1.OwnerReference{{APIVersion: v1alpha1.GroupVersion.String(), Kind: "Restore", Name: stuck.Name,
+			UID: stuck.UID, Controller: &isController}}},
+		Data: map[string][]byte{workload.RecoveryConfigKey: []byte(`{"backup":"elsewhere","targetTime":"2000-01-01T00:00:00Z"}`)}}
+	if err := c.Create(ctx, stale); err != nil {
+		t.Fatal(err)
+	}
 	target := time.Now().Truncate(time.Second)
 	rs := restore("to-now", v1alpha1.RestoreTarget{NewInstance: &v1alpha1.NewInstanceTarget{Name: "restored"}}, target)
 	inst := &v1alpha1.ServiceInstance{}
