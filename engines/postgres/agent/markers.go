@@ -34,6 +34,7 @@ const (
 const (
 	markerSchema = "datafleet"
 	markerTable  = "drill_markers"
+	markers      = markerSchema + "." + markerTable
 	// markerKeep bounds the table: a weekly drill writes two rows.
 	markerKeep = "90 days"
 )
@@ -63,10 +64,10 @@ func (e *Engine) writeMarker(ctx context.Context, id string, before, after time.
 			return fmt.Errorf("marker %s: the database's clock has not passed %s yet", id, after.UTC().Format(time.RFC3339Nano))
 		}
 	}
-	if _, err := conn.Exec(ctx, `INSERT INTO datafleet.drill_markers (id) VALUES ($1) ON CONFLICT (id) DO NOTHING`, id); err != nil {
+	if _, err := conn.Exec(ctx, `INSERT INTO `+markers+` (id) VALUES ($1) ON CONFLICT (id) DO NOTHING`, id); err != nil {
 		return err
 	}
-	if _, err := conn.Exec(ctx, `DELETE FROM datafleet.drill_markers WHERE written_at < pg_catalog.clock_timestamp() - interval '`+markerKeep+`'`); err != nil {
+	if _, err := conn.Exec(ctx, `DELETE FROM `+markers+` WHERE written_at < pg_catalog.clock_timestamp() - interval '`+markerKeep+`'`); err != nil {
 		return err
 	}
 	if before.IsZero() {
@@ -80,7 +81,7 @@ func (e *Engine) writeMarker(ctx context.Context, id string, before, after time.
 	if early {
 		return nil
 	}
-	if _, err := conn.Exec(ctx, `DELETE FROM datafleet.drill_markers WHERE id = $1`, id); err != nil {
+	if _, err := conn.Exec(ctx, `DELETE FROM `+markers+` WHERE id = $1`, id); err != nil {
 		return err
 	}
 	return fmt.Errorf("marker %s committed after %s by the database's clock: removed", id, before.UTC().Format(time.RFC3339Nano))
@@ -99,7 +100,7 @@ func (e *Engine) checkMarkers(ctx context.Context, present, absent []string) err
 	case err != nil:
 		return err
 	default:
-		rows, err := conn.Query(ctx, `SELECT id FROM datafleet.drill_markers WHERE id = ANY($1) ORDER BY id`, append(slices.Clone(present), absent...))
+		rows, err := conn.Query(ctx, `SELECT id FROM `+markers+` WHERE id = ANY($1) ORDER BY id`, append(slices.Clone(present), absent...))
 		if err != nil {
 			return err
 		}
@@ -131,7 +132,7 @@ var errNoMarkerTable = errors.New("no marker table")
 func ensureMarkerTable(ctx context.Context, conn *pgx.Conn) error {
 	for _, sql := range []string{
 		`CREATE SCHEMA IF NOT EXISTS ` + markerSchema,
-		`CREATE TABLE IF NOT EXISTS ` + markerSchema + `.` + markerTable +
+		`CREATE TABLE IF NOT EXISTS ` + markers +
 			` (id pg_catalog.text PRIMARY KEY, written_at pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp())`,
 	} {
 		if _, err := conn.Exec(ctx, sql); err != nil {
@@ -156,7 +157,7 @@ func checkMarkerTable(ctx context.Context, conn *pgx.Conn) error {
 	case err != nil:
 		return err
 	case !schemaOwned || !tableOwned:
-		return fmt.Errorf("%s.%s in the maintenance database is not the superuser's: refusing to use it for drill markers", markerSchema, markerTable)
+		return fmt.Errorf("%s in the maintenance database is not the superuser's: refusing to use it for drill markers", markers)
 	}
 	return nil
 }

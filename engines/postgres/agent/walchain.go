@@ -59,20 +59,36 @@ func segmentName(timeline, n uint64, segSize int64) string {
 // backupStartSegment reads the WAL segment a base backup's replay starts from, in the
 // backup_label an unpacked base backup holds.
 func backupStartSegment(dataDir string) (string, error) {
+	label, err := readBackupLabel(dataDir)
+	if err != nil {
+		return "", err
+	}
+	return startSegment(label)
+}
+
+// readBackupLabel reads the backup_label an unpacked base backup holds.
+func readBackupLabel(dataDir string) ([]byte, error) {
 	b, err := os.ReadFile(filepath.Join(dataDir, "backup_label"))
 	if err != nil {
-		return "", fmt.Errorf("the base backup has no backup_label: %w", err)
+		return nil, fmt.Errorf("the base backup has no backup_label: %w", err)
 	}
-	return startSegment(b)
+	return b, nil
 }
 
 // startSegment reads the segment a backup_label's replay starts from.
 func startSegment(label []byte) (string, error) {
-	m := regexp.MustCompile(`START WAL LOCATION: \S+ \(file ([0-9A-F]{24})\)`).FindSubmatch(label)
+	segment, _, err := backupStart(label)
+	return segment, err
+}
+
+// backupStart reads where a backup_label's replay starts: the segment and the log position.
+func backupStart(label []byte) (segment string, lsn uint64, err error) {
+	m := regexp.MustCompile(`START WAL LOCATION: ([0-9A-F]+/[0-9A-F]+) \(file ([0-9A-F]{24})\)`).FindSubmatch(label)
 	if m == nil {
-		return "", fmt.Errorf("the base backup's backup_label names no start segment")
+		return "", 0, fmt.Errorf("the base backup's backup_label names no start segment")
 	}
-	return string(m[1]), nil
+	lsn, err = parseLSN(string(m[1]))
+	return string(m[2]), lsn, err
 }
 
 // WALChain is what a recovery of a base backup replays: along the timelines to Timeline, up to
@@ -95,15 +111,11 @@ type WALChain struct {
 // read from the newest timeline on that path that had begun by it, as PostgreSQL reads them. A
 // hole is an error naming the first missing segment and the ones on either side.
 func CheckWALChain(ctx context.Context, archive *backup.SegmentArchive, dataDir string, segSize int64) (WALChain, error) {
-	label, err := os.ReadFile(filepath.Join(dataDir, "backup_label"))
-	if err != nil {
-		return WALChain{}, fmt.Errorf("the base backup has no backup_label: %w", err)
-	}
-	start, err := startSegment(label)
+	label, err := readBackupLabel(dataDir)
 	if err != nil {
 		return WALChain{}, err
 	}
-	startLSN, err := startLocation(label)
+	start, startLSN, err := backupStart(label)
 	if err != nil {
 		return WALChain{}, err
 	}
@@ -197,15 +209,6 @@ func followTimelines(ctx context.Context, archive *backup.SegmentArchive, names 
 		}
 	}
 	return path, nil
-}
-
-// startLocation reads the position a backup_label's replay starts from.
-func startLocation(label []byte) (uint64, error) {
-	m := regexp.MustCompile(`START WAL LOCATION: ([0-9A-F]+/[0-9A-F]+) `).FindSubmatch(label)
-	if m == nil {
-		return 0, fmt.Errorf("the base backup's backup_label names no start location")
-	}
-	return parseLSN(string(m[1]))
 }
 
 // WALSegmentSize is every Datafleet instance's wal_segment_size: initdb's default, which the
