@@ -266,7 +266,7 @@ func writeLoad(b testing.TB, e *Engine) (took, latency time.Duration, cpu float6
 	wal, _ = strconv.ParseInt(query(b, e, "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '"+before+"')::bigint::text"), 10, 64)
 	if e.Config.ArchiveConfig != "" {
 		query(b, e, "SELECT pg_switch_wal()::text")
-		testWaitArchivedCount(b, e, last)
+		waitArchiverPast(b, e, last)
 	}
 	if commits > 0 {
 		latency = spent / time.Duration(commits)
@@ -274,8 +274,8 @@ func writeLoad(b testing.TB, e *Engine) (took, latency time.Duration, cpu float6
 	return took, latency, archiverCPU(b, e) - cpu0, wal
 }
 
-// testWaitArchivedCount waits for the server's archiver to have archived segment last.
-func testWaitArchivedCount(b testing.TB, e *Engine, last string) {
+// waitArchiverPast waits for the server's archiver to have archived segment last (pg_stat_archiver).
+func waitArchiverPast(b testing.TB, e *Engine, last string) {
 	deadline := time.Now().Add(5 * time.Minute)
 	for query(b, e, "SELECT (coalesce(last_archived_wal, '') >= '"+last+"')::text FROM pg_stat_archiver") != "true" {
 		if time.Now().After(deadline) {
