@@ -43,6 +43,10 @@ type ArchiveStatus struct {
 	LastArchivedTime *time.Time `json:"lastArchivedTime,omitempty"`
 	LastFailed       string     `json:"lastFailed,omitempty"`
 	LastFailedTime   *time.Time `json:"lastFailedTime,omitempty"`
+	// ArchivedThrough is the newest time, by the database's clock, up to which every committed
+	// transaction is in the archive (unset: not known yet). It is at most LastArchivedTime's and
+	// may be well before it: a segment is stored some time after it was complete.
+	ArchivedThrough *time.Time `json:"archivedThrough,omitempty"`
 }
 
 // Failing reports whether the last attempt to archive failed: a failure since the last success.

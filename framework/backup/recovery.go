@@ -22,6 +22,10 @@ type RecoveryConfig struct {
 	// neither: the end of the archive.
 	TargetTime string `json:"targetTime,omitempty"`
 	TargetLSN  string `json:"targetLSN,omitempty"`
+	// TargetArchived says the source's recoverable window reached TargetTime when the restore
+	// began: the archive holds every transaction up to it, so an archive that ends before its
+	// next transaction after the target is the state at the target.
+	TargetArchived bool `json:"targetArchived,omitempty"`
 }
 
 // lsnPattern is a log position as PostgreSQL prints one (the API's pattern).

@@ -49,7 +49,7 @@ func computeStatus(prev v1alpha1.ServiceInstanceStatus, inst *v1alpha1.ServiceIn
 	case s.windowChecked:
 		var archived *time.Time
 		if s.observation != nil && s.observation.Archive != nil {
-			archived = s.observation.Archive.LastArchivedTime
+			archived = s.observation.Archive.ArchivedThrough
 		}
 		st.RecoverableWindow = recoverableWindow(prev.RecoverableWindow, s.oldestBase, archived, s.archive.Timeout, s.windowNow)
 	}

@@ -20,4 +20,17 @@ if [ -z "${E2E_KUBECONFIG:-}" ]; then
 fi
 export E2E_KUBECONFIG HELM E2E_IMAGES="${E2E_IMAGES:-${CACHE}/images/refs.env}"
 cd "$ROOT"
-go test -tags e2e -count=1 -timeout 50m -v ./test/e2e/
+# The whole output is kept in the cache (the newest ten runs): a CI log shows only its end, and a
+# failing test's dump of logs and objects would push its failure message out of it. So on failure
+# the suite ends with each test's messages again, one line each, without the dumps.
+logs="$CACHE/logs"
+mkdir -p "$logs"
+log="$logs/e2e-$(date -u +%Y%m%dT%H%M%SZ).log"
+ls -1t "$logs"/e2e-*.log 2>/dev/null | tail -n +10 | xargs -r rm -f
+rc=0
+go test -tags e2e -count=1 -timeout 60m -v ./test/e2e/ 2>&1 | tee "$log" || rc=$?
+if [ "$rc" != 0 ]; then
+  echo "===== e2e failed: what the tests said, one line each (the whole output: $log)"
+  grep -E '^ +(--- FAIL|[A-Za-z0-9_]+\.go:[0-9]+: .)' "$log" | cut -c1-600 | tail -n 60
+fi
+exit "$rc"

@@ -115,6 +115,8 @@ type Engine struct {
 	followMu     sync.Mutex
 	stalledPID   int
 	stalledSince time.Time
+	// archivedThrough follows how far the archive reaches, by the database's clock.
+	archivedThrough archivedThrough
 }
 
 var (

@@ -125,6 +125,81 @@ func TestArchiveCommandStoresEverySegment(t *testing.T) {
 	}
 }
 
+// The archive status says how far the archive reaches by what it holds, not by when it last
+// stored something (issue #27's recoverable window): with the store out of reach a completed
+// segment waits; a row committed after it, in the segment being written, is not in the archive
+// even once the waiting segment is stored, later than that commit.
+func TestArchiveStatusReachesWhatTheArchiveHolds(t *testing.T) {
+	ctx := context.Background()
+	srv := archivingServer(t)
+	e := srv.e
+	good, err := os.ReadFile(srv.configFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	execSQL(t, e, "CREATE TABLE public.ledger (id int)", "INSERT INTO public.ledger VALUES (1)")
+	first := dbClock(t, e)
+	e.Status(ctx) // the first row's position, sampled
+	// The store out of reach: the segment holding the first row completes and waits.
+	if err := os.WriteFile(srv.configFile, []byte(`{"url": "s3://nowhere"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waiting := query(t, e, "SELECT pg_walfile_name(pg_current_wal_lsn())")
+	query(t, e, "SELECT pg_switch_wal()::text")
+	execSQL(t, e, "INSERT INTO public.ledger VALUES (2)")
+	second := dbClock(t, e)
+	e.Status(ctx)
+	testenv.Eventually(t, time.Minute, func() error {
+		return expectArchiver(archiverStats(t, e), "last_failed_wal="+waiting)
+	})
+	// The store back: the waiting segment is stored (after the second row's commit), the
+	// segment being written is not.
+	if err := os.WriteFile(srv.configFile, good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	query(t, e, "SELECT pg_reload_conf()::text") // wakes the archiver up from its pause after failures
+	var a *fwagent.ArchiveStatus
+	testenv.Eventually(t, 2*time.Minute, func() error {
+		if a = e.Status(ctx).Archive; a == nil || a.LastArchived != waiting {
+			return fmt.Errorf("the archive status %+v, want %s stored", a, waiting)
+		}
+		return nil
+	})
+	if a.LastArchivedTime == nil || !a.LastArchivedTime.After(second) {
+		t.Fatalf("the waiting segment was stored at %v, want after the second row's commit at %v", a.LastArchivedTime, second)
+	}
+	if a.ArchivedThrough == nil || a.ArchivedThrough.Before(first) || !a.ArchivedThrough.Before(second) {
+		t.Fatalf("the archive reaches %v, want from the first row's commit (%v) to before the second's (%v), which only the segment being written holds",
+			a.ArchivedThrough, first, second)
+	}
+	// The second row's segment switched out and stored, with nothing written since: the archive
+	// reaches the second row.
+	query(t, e, "SELECT pg_switch_wal()::text")
+	testenv.Eventually(t, time.Minute, func() error {
+		if a = e.Status(ctx).Archive; a == nil || a.ArchivedThrough == nil || a.ArchivedThrough.Before(second) {
+			return fmt.Errorf("the archive status %+v, want it to reach the second row's commit at %v", a, second)
+		}
+		return nil
+	})
+}
+
+// dbClock is the database's clock, which commits are stamped with.
+func dbClock(t *testing.T, e *Engine) time.Time {
+	t.Helper()
+	at, err := time.Parse(time.RFC3339Nano, query(t, e, `SELECT to_json(clock_timestamp())#>>'{}'`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return at
+}
+
+func expectArchiver(stats, want string) error {
+	if !strings.Contains(stats, want) {
+		return fmt.Errorf("pg_stat_archiver: %s, want %s", stats, want)
+	}
+	return nil
+}
+
 func archiverStats(t *testing.T, e *Engine) string {
 	return query(t, e, `SELECT format('archived=%s failed=%s last_archived_wal=%s last_failed_wal=%s', archived_count, failed_count,
 		last_archived_wal, last_failed_wal) FROM pg_catalog.pg_stat_archiver`)

@@ -75,11 +75,18 @@ type archiveState struct {
 func (e *Engine) archiveState(ctx context.Context, conn *pgx.Conn) (*archiveState, error) {
 	var mode string
 	var s archiveState
-	var lastArchived, lastFailed *string
+	var lastArchived, lastFailed, current, position *string
 	var lastArchivedTime, lastFailedTime *time.Time
+	var now time.Time
+	// The clock is read before the write position (the select list is evaluated in order): see
+	// archivedThrough. A replica has no write position of its own.
 	if err := conn.QueryRow(ctx, `SELECT pg_catalog.current_setting('archive_mode'), archived_count::pg_catalog.float8,
-		failed_count::pg_catalog.float8, last_archived_wal, last_archived_time, last_failed_wal, last_failed_time
-		FROM pg_catalog.pg_stat_archiver`).Scan(&mode, &s.archived, &s.failed, &lastArchived, &lastArchivedTime, &lastFailed, &lastFailedTime); err != nil {
+		failed_count::pg_catalog.float8, last_archived_wal, last_archived_time, last_failed_wal, last_failed_time,
+		pg_catalog.clock_timestamp(),
+		CASE WHEN pg_catalog.pg_is_in_recovery() THEN NULL ELSE pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_lsn()) END,
+		CASE WHEN pg_catalog.pg_is_in_recovery() THEN NULL ELSE pg_catalog.pg_current_wal_lsn()::pg_catalog.text END
+		FROM pg_catalog.pg_stat_archiver`).Scan(&mode, &s.archived, &s.failed, &lastArchived, &lastArchivedTime, &lastFailed, &lastFailedTime,
+		&now, &current, &position); err != nil {
 		return nil, err
 	}
 	if mode == "off" {
@@ -87,6 +94,16 @@ func (e *Engine) archiveState(ctx context.Context, conn *pgx.Conn) (*archiveStat
 	}
 	if lastArchived != nil {
 		s.LastArchived, s.LastArchivedTime = *lastArchived, lastArchivedTime
+	}
+	if current != nil && position != nil {
+		lsn, err := parseLSN(*position)
+		timeline, _, ok := segmentNumber(*current, WALSegmentSize)
+		if err == nil && ok {
+			end := segmentEnd(s.LastArchived, timeline, WALSegmentSize)
+			if through := e.archivedThrough.observe(positionSample{at: now, lsn: lsn}, end); !through.IsZero() {
+				s.ArchivedThrough = &through
+			}
+		}
 	}
 	if lastFailed != nil {
 		s.LastFailed, s.LastFailedTime = *lastFailed, lastFailedTime

@@ -9,6 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/datafleet-dev/datafleet/framework/backup"
 )
@@ -60,8 +63,18 @@ func (e *Engine) recoverFromStore(ctx context.Context) (err error) {
 	}
 	fetch := segmentCommand(manager, "fetch", e.Config.Recovery, r.Manifest.Base.System)
 	target := RecoveryTarget{LSN: r.Config.TargetLSN, Timeline: chain.Timeline}
-	if !r.Target.IsZero() {
-		target.Time = r.Target.UTC().Format("2006-01-02 15:04:05.999999-07:00") // PostgreSQL reads no "Z"
+	stop := r.Target
+	if !stop.IsZero() && r.Config.TargetArchived {
+		if stop, err = e.recoveryStop(ctx, r.Archive, chain, r.Target); err != nil {
+			return err
+		}
+		if stop.IsZero() {
+			log.FromContext(ctx).Info("point-in-time restore: no transaction in the archive ended after the target; replaying the archive to its end, which is the state at the target",
+				"target", r.Target.UTC().Format(time.RFC3339))
+		}
+	}
+	if !stop.IsZero() {
+		target.Time = stop.UTC().Format("2006-01-02 15:04:05.999999-07:00") // PostgreSQL reads no "Z"
 	}
 	return PrepareRecovery(e.Config.DataDir, fetch, target, e)
 }

@@ -22,7 +22,8 @@ import (
 // committed before it, promotes, and after a restart carries no recovery settings that a replica
 // cloned from it would inherit; to a log position (targetLSN), likewise. A target before the
 // backup was complete, and an archive with a hole, are refused before the server starts, and
-// nothing is left behind to start from.
+// nothing is left behind to start from. A target after the archive's last transaction recovers
+// the whole archive.
 func TestTheAgentRestoresToAPointInTime(t *testing.T) {
 	ctx := context.Background()
 	srv := archivingServer(t)
@@ -52,9 +53,11 @@ func TestTheAgentRestoresToAPointInTime(t *testing.T) {
 		if err := json.Unmarshal(raw, &c.SegmentConfig); err != nil {
 			t.Fatal(err)
 		}
-		c.Backup, c.TargetTime = dir, target
+		// Every target here is in the archive when the recovery starts, as the operator says
+		// when the source's recoverable window reaches it.
+		c.Backup, c.TargetTime, c.TargetArchived = dir, target, true
 		if strings.Contains(target, "/") { // a log position
-			c.TargetTime, c.TargetLSN = "", target
+			c.TargetTime, c.TargetLSN, c.TargetArchived = "", target, false
 		}
 		b, _ := json.Marshal(c)
 		f := filepath.Join(filepath.Dir(srv.configFile), fmt.Sprintf("recovery-%d.json", time.Now().UnixNano()))
@@ -129,5 +132,24 @@ func TestTheAgentRestoresToAPointInTime(t *testing.T) {
 	})
 	if got := query(t, atLSN, "SELECT count(*) || ' ' || max(id) FROM public.orders"); got != "100 100" {
 		t.Fatalf("restored to log position %s: %s rows and max id, want the 100 inserted before it", lsn, got)
+	}
+	r.stop(t)
+
+	// To a time after the archive's last transaction (a quiet database since): PostgreSQL alone
+	// would refuse to end a recovery that never passed its target, at every start; the agent
+	// replays the archive to its end instead, which is the state at the target: all 150 rows.
+	quiet := query(t, e, `SELECT to_char(pg_catalog.clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`)
+	c = newConfig(t)
+	c.Recovery, c.Manager = recoveryFile(quiet), srv.bin.Path
+	afterLast := &Engine{Config: c}
+	r = start(t, afterLast)
+	testenv.Eventually(t, 2*time.Minute, func() error {
+		if st := r.status(t); st.Role != "primary" || !st.Ready {
+			return fmt.Errorf("%+v, want a ready primary", st)
+		}
+		return nil
+	})
+	if got := query(t, afterLast, "SELECT count(*) || ' ' || max(id) FROM public.orders"); got != "150 150" {
+		t.Fatalf("restored to %s, after the last transaction: %s rows and max id, want all 150", quiet, got)
 	}
 }

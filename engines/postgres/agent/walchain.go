@@ -99,6 +99,8 @@ type WALChain struct {
 	Timeline uint64
 	// Last is the last segment of the chain in the archive.
 	Last string
+	// Segments are the chain's segments, from the base backup's start to Last.
+	Segments []string
 }
 
 // CheckWALChain checks that the archive holds every segment a recovery of the base backup in
@@ -141,13 +143,15 @@ func CheckWALChain(ctx context.Context, archive *backup.SegmentArchive, dataDir 
 		return WALChain{}, fmt.Errorf("the archive does not hold %s, where the base backup's replay starts", start)
 	}
 	name := func(n uint64) string { return segmentName(path.timelineOf(n, segSize), n, segSize) }
+	chain := WALChain{Timeline: path[len(path)-1].timeline, Last: name(last)}
 	for n := first; n <= last; n++ {
 		if !have[[2]uint64{path.timelineOf(n, segSize), n}] {
 			return WALChain{}, fmt.Errorf("the archive is missing WAL segment %s (between %s and %s): a recovery would stop there",
 				name(n), name(n-1), name(last))
 		}
+		chain.Segments = append(chain.Segments, name(n))
 	}
-	return WALChain{Timeline: path[len(path)-1].timeline, Last: name(last)}, nil
+	return chain, nil
 }
 
 // timelinePath is the timelines a recovery follows, oldest first, each with the position it

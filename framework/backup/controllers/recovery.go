@@ -119,6 +119,13 @@ func (r *RestoreReconciler) writeRecoverySecret(ctx context.Context, rs *v1alpha
 	}
 	if t := rs.Spec.TargetTime; t != nil {
 		c.TargetTime = t.UTC().Format(time.RFC3339Nano)
+		source := &v1alpha1.ServiceInstance{}
+		if err := r.Client.Get(ctx, client.ObjectKey{Namespace: b.Namespace, Name: b.Spec.InstanceRef.Name}, source); client.IgnoreNotFound(err) != nil {
+			return err
+		}
+		// outsideWindow let the restore begin: a target inside the window is in the archive.
+		w := source.Status.RecoverableWindow
+		c.TargetArchived = w != nil && !t.After(w.To.Time) && !t.Before(&w.From)
 	}
 	c.TargetLSN = rs.Spec.TargetLSN
 	data[workload.RecoveryConfigKey], _ = json.Marshal(c)

@@ -108,7 +108,8 @@ func TestARestoreOfAPhysicalBackupRecoversANewInstance(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.Backup != controllers.Dir(b) || cfg.Dir != "wal/"+ns+"/gone" || cfg.URL != m.URL() || cfg.CredentialsDir != workload.RecoveryMount ||
-		cfg.TargetTime != target.UTC().Format(time.RFC3339Nano) {
+		cfg.TargetTime != target.UTC().Format(time.RFC3339Nano) || cfg.TargetArchived {
+		// (The source is gone: nothing says the archive reaches the target.)
 		t.Fatalf("the recovery's configuration: %+v", cfg)
 	}
 	for k, v := range m.Credentials() {
@@ -206,6 +207,16 @@ func TestAPointInTimeRestoreStaysInsideTheRecoverableWindow(t *testing.T) {
 		return c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "later"}, &v1alpha1.ServiceInstance{})
 	})
 	waitRestore(t, c, later, v1alpha1.BackupRunning, controllers.ReasonRunning, "recovers from physical backup")
+	// The recovery is told that the archive reaches its target (so an archive whose last
+	// transaction is before it is the state at the target).
+	secret := &corev1.Secret{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: workload.RecoverySecretName(&v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "later"}})}, secret); err != nil {
+		t.Fatal(err)
+	}
+	var cfg backup.RecoveryConfig
+	if err := json.Unmarshal(secret.Data[workload.RecoveryConfigKey], &cfg); err != nil || !cfg.TargetArchived {
+		t.Fatalf("the recovery's configuration inside the window: %+v (%v), want the target said to be archived", cfg, err)
+	}
 }
 
 // writePhysicalManifest completes b as the backup Job and controller would have for a physical
