@@ -73,7 +73,7 @@ type webhookOptions struct {
 func main() {
 	if err := run(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "manager:", err)
-		os.Exit(1)
+		os.Exit(backup.ExitCode(err))
 	}
 }
 
@@ -91,7 +91,7 @@ func run(args []string) error {
 		// An engine's archiver, in the pod: one segment in or out of the store (continuous archiving).
 		ctx, cancel := agentruntime.SignalContext()
 		defer cancel()
-		return backup.SegmentsMain(ctx, args[1:])
+		return backup.SegmentsMain(ctx, args[1:], segmentOrder(compiledEngines()))
 	}
 	if len(args) > 0 && args[0] == "backup" {
 		// The backup and restore Jobs: no API access, the result in the termination message.

@@ -114,11 +114,17 @@ func readFileLimited(path string) ([]byte, error) {
 	return b, nil
 }
 
+// SegmentOrder names the segment that follows name in an engine's log ("" when name is not one
+// of its segments): what a fetch reads ahead.
+type SegmentOrder func(name string) string
+
 // SegmentsMain runs "segments push|fetch --config FILE NAME PATH". Push archives the file at
 // PATH as segment NAME; fetch writes segment NAME to PATH, complete and verified or not at all.
 // A segment that is not in the archive is an error that says so (a recovery's restore_command
-// asks for segments past the archive's end, and is told no).
-func SegmentsMain(ctx context.Context, args []string) error {
+// asks for segments past the archive's end, and is told no). With --read-ahead N and --spool DIR
+// a fetch also brings the N segments after NAME (by order) into DIR, at the same time, and a
+// later fetch of one of them takes it from there: see readAhead.
+func SegmentsMain(ctx context.Context, args []string, order SegmentOrder) error {
 	if len(args) == 0 || (args[0] != "push" && args[0] != "fetch") {
 		return errors.New("usage: segments push|fetch --config FILE NAME PATH")
 	}
@@ -127,14 +133,19 @@ func SegmentsMain(ctx context.Context, args []string) error {
 	config := fs.String("config", "", "the archive's configuration (JSON, see backup.SegmentConfig)")
 	system := fs.String("system", "", "the database system's identifier (digits): its segments go in a directory of that name")
 	timeout := fs.Duration("timeout", DefaultSegmentTimeout, "the most one segment may take")
+	ahead := fs.Int("read-ahead", 0, "fetch: how many of the following segments to bring into --spool at the same time")
+	spool := fs.String("spool", "", "fetch: the directory segments read ahead wait in")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
 	if *config == "" || fs.NArg() != 2 {
-		return fmt.Errorf("usage: segments %s --config FILE [--system ID] NAME PATH", verb)
+		return fmt.Errorf("usage: segments %s --config FILE [--system ID] [--read-ahead N --spool DIR] NAME PATH", verb)
 	}
 	if *system != "" && strings.Trim(*system, "0123456789") != "" {
 		return fmt.Errorf("--system %q: a system identifier is digits", *system)
+	}
+	if *ahead < 0 || *ahead > maxReadAhead || (*ahead > 0 && (*spool == "" || order == nil)) {
+		return fmt.Errorf("--read-ahead %d: from 0 to %d, with --spool, for an engine whose segments are ordered", *ahead, maxReadAhead)
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
@@ -155,6 +166,40 @@ func SegmentsMain(ctx context.Context, args []string) error {
 		defer f.Close()
 		return a.Put(ctx, name, f)
 	}
+	if *ahead == 0 {
+		err = fetchSegment(ctx, a, name, file)
+	} else {
+		err = readAhead(ctx, a, name, file, *spool, followers(name, *ahead, order))
+	}
+	if err != nil && !IsSegmentMissing(err) {
+		return fetchFailed{err}
+	}
+	return err
+}
+
+// fetchFailed is a fetch that failed for another reason than the segment's absence (the store
+// out of reach, a segment that does not verify). The command exits with 128 for it, which
+// PostgreSQL's recovery takes as an error to stop on (a status above 125) rather than as the
+// archive's end, where it would end the replay and promote short of what the archive holds.
+type fetchFailed struct{ error }
+
+func (f fetchFailed) Unwrap() error { return f.error }
+
+// ExitCode is the command's exit status.
+func (fetchFailed) ExitCode() int { return 128 }
+
+// ExitCode is the exit status a command that failed with err ends with: 1, or the one the error
+// asks for.
+func ExitCode(err error) int {
+	var coded interface{ ExitCode() int }
+	if errors.As(err, &coded) {
+		return coded.ExitCode()
+	}
+	return 1
+}
+
+// fetchSegment writes the segment named name to file, complete and verified or not at all.
+func fetchSegment(ctx context.Context, a *SegmentArchive, name, file string) error {
 	tmp, err := os.CreateTemp(filepath.Dir(file), "."+filepath.Base(file)+".fetching-*")
 	if err != nil {
 		return err
