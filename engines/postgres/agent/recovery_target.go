@@ -1,10 +1,12 @@
 package agent
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -75,6 +77,8 @@ func (e *Engine) lastTransactionEnd(ctx context.Context, archive *backup.Segment
 // segmentTransactionEnd fetches one segment into dir and returns when its newest transaction
 // ended (zero: it has none).
 func (e *Engine) segmentTransactionEnd(ctx context.Context, archive *backup.SegmentArchive, dir, name string) (time.Time, error) {
+	ctx, cancel := context.WithTimeout(ctx, backup.DefaultSegmentTimeout) // as the fetch's own
+	defer cancel()
 	path := filepath.Join(dir, name) // pg_waldump reads the timeline and position from the name
 	defer os.Remove(path)
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
@@ -93,22 +97,38 @@ func (e *Engine) segmentTransactionEnd(ctx context.Context, archive *backup.Segm
 	}
 	cmd := e.command(ctx, "pg_waldump", "--rmgr=Transaction", path)
 	cmd.Env = append(cmd.Env, "TZ=UTC")
-	var stderr bytes.Buffer
+	var stderr bytes.Buffer // pg_waldump stops at its first error: a line
 	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	var exit *exec.ExitError
-	if err != nil && (!errors.As(err, &exit) || !waldumpEnded.Match(stderr.Bytes())) {
-		return time.Time{}, fmt.Errorf("pg_waldump %s: %v: %s", name, err, bytes.TrimSpace(stderr.Bytes()))
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return time.Time{}, err
 	}
+	if err := cmd.Start(); err != nil {
+		return time.Time{}, err
+	}
+	// Read line by line, keeping only the newest time: a segment is the store's (tenant input),
+	// and one full of tiny transactions would print tens of megabytes.
 	var last time.Time
-	for _, m := range transactionEnd.FindAllSubmatch(out, -1) {
+	var parseErr error
+	lines := bufio.NewScanner(out)
+	for lines.Scan() {
+		m := transactionEnd.FindSubmatch(lines.Bytes())
+		if m == nil || parseErr != nil {
+			continue
+		}
 		at, err := time.Parse("2006-01-02 15:04:05.999999999", string(m[1]))
 		if err != nil {
-			return time.Time{}, fmt.Errorf("pg_waldump %s: a transaction's time %q: %w", name, m[1], err)
+			parseErr = fmt.Errorf("pg_waldump %s: a transaction's time %q: %w", name, m[1], err)
 		}
 		if at.After(last) {
 			last = at
 		}
 	}
-	return last, nil
+	_, _ = io.Copy(io.Discard, out) // a line past the scanner's limit: the rest is drained
+	err = cmd.Wait()
+	var exit *exec.ExitError
+	if err != nil && (!errors.As(err, &exit) || !waldumpEnded.Match(stderr.Bytes())) {
+		return time.Time{}, fmt.Errorf("pg_waldump %s: %v: %s", name, err, toolErrors(stderr.Bytes()))
+	}
+	return last, parseErr
 }
