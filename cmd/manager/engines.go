@@ -9,7 +9,6 @@ import (
 	pgagent "github.com/datafleet-dev/datafleet/engines/postgres/agent"
 	"github.com/datafleet-dev/datafleet/engines/rabbitmq"
 	rmqagent "github.com/datafleet-dev/datafleet/engines/rabbitmq/agent"
-	"github.com/datafleet-dev/datafleet/framework/backup"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 )
 
@@ -25,20 +24,6 @@ func compiledPlugins() []engine.Plugin {
 
 // compiledEngines are the controller sides of compiledPlugins.
 func compiledEngines() []engine.Engine { return engine.Engines(compiledPlugins()) }
-
-// segmentOrder orders the segments of every engine that archives: each knows its own names.
-func segmentOrder(engines []engine.Engine) backup.SegmentOrder {
-	return func(name string) string {
-		for _, e := range engines {
-			if a, ok := e.(engine.ContinuousArchiver); ok {
-				if next := a.NextSegment(name); next != "" {
-					return next
-				}
-			}
-		}
-		return ""
-	}
-}
 
 func describeEngines(names []string) string {
 	if len(names) == 0 {

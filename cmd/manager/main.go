@@ -91,7 +91,7 @@ func run(args []string) error {
 		// An engine's archiver, in the pod: one segment in or out of the store (continuous archiving).
 		ctx, cancel := agentruntime.SignalContext()
 		defer cancel()
-		return backup.SegmentsMain(ctx, args[1:], segmentOrder(compiledEngines()))
+		return backup.SegmentsMain(ctx, args[1:])
 	}
 	if len(args) > 0 && args[0] == "backup" {
 		// The backup and restore Jobs: no API access, the result in the termination message.

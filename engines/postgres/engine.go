@@ -94,9 +94,6 @@ var _ engine.ContinuousArchiver = Engine{}
 // archive's push (see the agent's archiving.go), and WAL segments order as the agent's Superseded says.
 func (Engine) Superseded(segment, start string) bool { return pgagent.Superseded(segment, start) }
 
-// NextSegment implements engine.ContinuousArchiver.
-func (Engine) NextSegment(segment string) string { return pgagent.NextSegment(segment) }
-
 // Validate implements engine.Engine.
 func (Engine) Validate(inst *v1alpha1.ServiceInstance, _ catalog.Release) field.ErrorList {
 	errs := parameters.Validate(inst.Spec.Parameters, field.NewPath("spec", "parameters"))

@@ -114,17 +114,11 @@ func readFileLimited(path string) ([]byte, error) {
 	return b, nil
 }
 
-// SegmentOrder names the segment that follows name in an engine's log ("" when name is not one
-// of its segments): what a fetch reads ahead.
-type SegmentOrder func(name string) string
-
 // SegmentsMain runs "segments push|fetch --config FILE NAME PATH". Push archives the file at
 // PATH as segment NAME; fetch writes segment NAME to PATH, complete and verified or not at all.
 // A segment that is not in the archive is an error that says so (a recovery's restore_command
-// asks for segments past the archive's end, and is told no). With --read-ahead N and --spool DIR
-// a fetch also brings the N segments after NAME (by order) into DIR, at the same time, and a
-// later fetch of one of them takes it from there: see readAhead.
-func SegmentsMain(ctx context.Context, args []string, order SegmentOrder) error {
+// asks for segments past the archive's end, and is told no; any other failure is fetchFailed).
+func SegmentsMain(ctx context.Context, args []string) error {
 	if len(args) == 0 || (args[0] != "push" && args[0] != "fetch") {
 		return errors.New("usage: segments push|fetch --config FILE NAME PATH")
 	}
@@ -133,19 +127,14 @@ func SegmentsMain(ctx context.Context, args []string, order SegmentOrder) error 
 	config := fs.String("config", "", "the archive's configuration (JSON, see backup.SegmentConfig)")
 	system := fs.String("system", "", "the database system's identifier (digits): its segments go in a directory of that name")
 	timeout := fs.Duration("timeout", DefaultSegmentTimeout, "the most one segment may take")
-	ahead := fs.Int("read-ahead", 0, "fetch: how many of the following segments to bring into --spool at the same time")
-	spool := fs.String("spool", "", "fetch: the directory segments read ahead wait in")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
 	if *config == "" || fs.NArg() != 2 {
-		return fmt.Errorf("usage: segments %s --config FILE [--system ID] [--read-ahead N --spool DIR] NAME PATH", verb)
+		return fmt.Errorf("usage: segments %s --config FILE [--system ID] NAME PATH", verb)
 	}
 	if *system != "" && strings.Trim(*system, "0123456789") != "" {
 		return fmt.Errorf("--system %q: a system identifier is digits", *system)
-	}
-	if *ahead < 0 || *ahead > maxReadAhead || (*ahead > 0 && (*spool == "" || order == nil)) {
-		return fmt.Errorf("--read-ahead %d: from 0 to %d, with --spool, for an engine whose segments are ordered", *ahead, maxReadAhead)
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
@@ -166,12 +155,7 @@ func SegmentsMain(ctx context.Context, args []string, order SegmentOrder) error 
 		defer f.Close()
 		return a.Put(ctx, name, f)
 	}
-	if *ahead == 0 {
-		err = fetchSegment(ctx, a, name, file)
-	} else {
-		err = readAhead(ctx, a, name, file, *spool, followers(name, *ahead, order))
-	}
-	if err != nil && !IsSegmentMissing(err) {
+	if err = fetchSegment(ctx, a, name, file); err != nil && !IsSegmentMissing(err) {
 		return fetchFailed{err}
 	}
 	return err

@@ -24,9 +24,6 @@ type ContinuousArchiver interface {
 	// whose replay starts at the segment start, on its timeline or an earlier one: no restore of
 	// that backup replays it. Names that are not segments (history files) are never superseded.
 	Superseded(segment, start string) bool
-	// NextSegment names the segment after the one named segment in the log's order, on the same
-	// timeline ("" when segment is not a segment): what a recovery's fetch reads ahead.
-	NextSegment(segment string) string
 }
 
 // ArchiveInput is where an instance's continuous archive goes.

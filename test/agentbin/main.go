@@ -46,7 +46,7 @@ func run(args []string) error {
 	if len(args) > 0 && args[0] == "segments" { // as the manager's: an engine's archiver
 		ctx, cancel := agentruntime.SignalContext()
 		defer cancel()
-		return backup.SegmentsMain(ctx, args[1:], pgagent.NextSegment)
+		return backup.SegmentsMain(ctx, args[1:])
 	}
 	if len(args) == 0 || plugins[args[0]] == nil {
 		return fmt.Errorf("usage: agentbin {mongodb|postgres|rabbitmq|reference} [flags], or agentbin %s", fwagent.VersionCommand)

@@ -48,17 +48,6 @@ func segmentCommand(manager, verb, config, system string) string {
 	return fmt.Sprintf("%s segments %s --config %s --system %s %%f %%p", manager, verb, config, system)
 }
 
-// readAheadSegments is how many segments a recovery's fetch brings beside the one asked for:
-// `make bench-pitr` measured the restore's replay with 0, 4 and 8 (docs/backups.md).
-const readAheadSegments = 8
-
-// readAheadCommand is the recovery's restore_command: the segment archive's fetch, reading ahead
-// into spool.
-func readAheadCommand(manager, config, system, spool string) string {
-	return fmt.Sprintf("%s segments fetch --config %s --system %s --read-ahead %d --spool %s %%f %%p",
-		manager, config, system, readAheadSegments, spool)
-}
-
 // systemIdentifier is the database system's identifier, the first field of global/pg_control
 // (in the server's byte order): initdb draws it, and every copy of that system (replicas, base
 // backups, a restore from them) keeps it, so it tells one instance's archives apart from those of

@@ -69,8 +69,7 @@ func TestRecoveryToAPointInTimeFromTheStore(t *testing.T) {
 		t.Fatalf("without %s the chain: %v", middle, err)
 	}
 	putBack()
-	// The agent's restore_command, reading ahead (across the switch to timeline 2 below too).
-	fetch := readAheadCommand(srv.bin.Path, srv.configFile, strconv.FormatUint(srv.system, 10), restored+".read-ahead")
+	fetch := segmentCommand(srv.bin.Path, "fetch", srv.configFile, strconv.FormatUint(srv.system, 10))
 	if err := PrepareRecovery(restored, fetch, RecoveryTarget{Time: target}, e); err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +144,7 @@ func recoverAcrossTimelines(t *testing.T, srv *archiving, tl2 *pgx.Conn, dir str
 		t.Fatalf("without timeline 2's %s the chain: %v", switched, err)
 	}
 	putBack()
-	fetch := readAheadCommand(srv.bin.Path, srv.configFile, strconv.FormatUint(srv.system, 10), again+".read-ahead")
+	fetch := segmentCommand(srv.bin.Path, "fetch", srv.configFile, strconv.FormatUint(srv.system, 10))
 	if err := PrepareRecovery(again, fetch, RecoveryTarget{Timeline: chain.Timeline}, e); err != nil {
 		t.Fatal(err)
 	}

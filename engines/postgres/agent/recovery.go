@@ -61,10 +61,7 @@ func (e *Engine) recoverFromStore(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	if err := os.RemoveAll(e.readAheadSpool()); err != nil { // an earlier attempt's
-		return err
-	}
-	fetch := readAheadCommand(manager, e.Config.Recovery, r.Manifest.Base.System, e.readAheadSpool())
+	fetch := segmentCommand(manager, "fetch", e.Config.Recovery, r.Manifest.Base.System)
 	target := RecoveryTarget{LSN: r.Config.TargetLSN, Timeline: chain.Timeline}
 	stop := r.Target
 	if !stop.IsZero() && r.Config.TargetArchived {
@@ -108,24 +105,13 @@ func (e *Engine) sameMajorVersion() error {
 // recoveryMarker starts the settings PrepareRecovery appends to postgresql.auto.conf.
 const recoveryMarker = "# Point-in-time recovery, written by the Datafleet agent."
 
-// readAheadSpool is where the recovery's fetch leaves the segments it read ahead: beside the data
-// directory, on its volume (a segment is renamed from there into pg_wal), and not in it, where a
-// base backup would copy it.
-func (e *Engine) readAheadSpool() string {
-	return filepath.Join(filepath.Dir(e.Config.DataDir), "wal-read-ahead")
-}
-
 // clearRecovery removes the recovery's settings once the server left recovery (recovery.signal is
 // gone at promotion): a replica cloned from this server, or this server after a restart, must not
-// inherit a restore_command and a target that would stop its replay there. The segments read
-// ahead and not replayed go with them.
+// inherit a restore_command and a target that would stop its replay there.
 func (e *Engine) clearRecovery() error {
 	dir := e.Config.DataDir
 	if _, err := os.Stat(filepath.Join(dir, "recovery.signal")); err == nil {
 		return nil
-	}
-	if err := os.RemoveAll(e.readAheadSpool()); err != nil {
-		return err
 	}
 	auto := filepath.Join(dir, "postgresql.auto.conf")
 	b, err := os.ReadFile(auto)

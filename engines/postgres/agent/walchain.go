@@ -51,16 +51,6 @@ func Superseded(segment, start string) bool {
 // after one.
 var archivedSegment = regexp.MustCompile(`^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})(\.[0-9A-F]{8}\.backup|\.partial)?$`)
 
-// NextSegment names the WAL segment after the one named segment on its timeline ("" when segment
-// is not a segment's name), at the segment size the agent's servers use.
-func NextSegment(segment string) string {
-	tl, n, ok := segmentNumber(segment, WALSegmentSize)
-	if !ok {
-		return ""
-	}
-	return segmentName(tl, n+1, WALSegmentSize)
-}
-
 func segmentName(timeline, n uint64, segSize int64) string {
 	per := segmentsPerLogID(segSize)
 	return fmt.Sprintf("%08X%08X%08X", timeline, n/per, n%per)

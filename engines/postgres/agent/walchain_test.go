@@ -56,20 +56,3 @@ func TestSuperseded(t *testing.T) {
 		t.Error("a start that is not a segment superseded a segment")
 	}
 }
-
-// A recovery reads ahead along a timeline: the next segment's name, across a log id's end (256
-// segments of 16 MiB), and none after what is not a segment.
-func TestNextSegment(t *testing.T) {
-	for segment, want := range map[string]string{
-		"000000010000000000000001":         "000000010000000000000002",
-		"0000000200000003000000FE":         "0000000200000003000000FF",
-		"0000000200000003000000FF":         "000000020000000400000000",
-		"00000002.history":                 "",
-		"000000020000000300000001.partial": "",
-		"":                                 "",
-	} {
-		if got := NextSegment(segment); got != want {
-			t.Errorf("NextSegment(%q) = %q, want %q", segment, got, want)
-		}
-	}
-}

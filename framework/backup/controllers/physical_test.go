@@ -20,7 +20,6 @@ import (
 type physicalFake struct{ fakeengine.Engine }
 
 func (physicalFake) Superseded(string, string) bool                      { return false }
-func (physicalFake) NextSegment(string) string                           { return "" }
 func (physicalFake) BackupEnv(*v1alpha1.ServiceInstance) []corev1.EnvVar { return nil }
 func (physicalFake) Dump(context.Context, engine.BackupTarget, io.Writer) error {
 	return nil

@@ -258,8 +258,6 @@ func (archivingFake) Superseded(segment, start string) bool {
 	return len(segment) == 24 && len(start) == 24 && segment < start
 }
 
-func (archivingFake) NextSegment(string) string { return "" }
-
 // Deleting a physical Backup prunes the instance's archive in the store (real MinIO) down to
 // what the physical Backups left replay: the segments before the oldest remaining base backup's
 // start go, the rest, the history file and another database system's segments stay; deleting

@@ -220,7 +220,6 @@ func TestRunChecksBeforeLoading(t *testing.T) {
 type physicalEngine struct{ fileEngine }
 
 func (physicalEngine) Superseded(string, string) bool { return false }
-func (physicalEngine) NextSegment(string) string      { return "" }
 
 func (f physicalEngine) BaseBackup(ctx context.Context, t engine.BackupTarget, w io.Writer) (fwagent.BaseBackupInfo, error) {
 	now := time.Now().UTC()
