@@ -75,18 +75,21 @@ type archiveState struct {
 func (e *Engine) archiveState(ctx context.Context, conn *pgx.Conn) (*archiveState, error) {
 	var mode string
 	var s archiveState
-	var lastArchived, lastFailed, current, position *string
+	var lastArchived, lastFailed, snapshot, current, position *string
 	var lastArchivedTime, lastFailedTime *time.Time
-	var now time.Time
-	// The clock is read before the write position (the select list is evaluated in order): see
-	// archivedThrough. A replica has no write position of its own.
+	var quietAt, at time.Time
+	// A sample for archivedThrough, read in this order (a select list is evaluated in order): the
+	// clock, the transactions' snapshot, the clock again, the write position. A replica has no
+	// write position of its own.
 	if err := conn.QueryRow(ctx, `SELECT pg_catalog.current_setting('archive_mode'), archived_count::pg_catalog.float8,
 		failed_count::pg_catalog.float8, last_archived_wal, last_archived_time, last_failed_wal, last_failed_time,
+		pg_catalog.clock_timestamp(),
+		CASE WHEN pg_catalog.pg_is_in_recovery() THEN NULL ELSE pg_catalog.pg_current_snapshot()::pg_catalog.text END,
 		pg_catalog.clock_timestamp(),
 		CASE WHEN pg_catalog.pg_is_in_recovery() THEN NULL ELSE pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_lsn()) END,
 		CASE WHEN pg_catalog.pg_is_in_recovery() THEN NULL ELSE pg_catalog.pg_current_wal_lsn()::pg_catalog.text END
 		FROM pg_catalog.pg_stat_archiver`).Scan(&mode, &s.archived, &s.failed, &lastArchived, &lastArchivedTime, &lastFailed, &lastFailedTime,
-		&now, &current, &position); err != nil {
+		&quietAt, &snapshot, &at, &current, &position); err != nil {
 		return nil, err
 	}
 	if mode == "off" {
@@ -95,12 +98,17 @@ func (e *Engine) archiveState(ctx context.Context, conn *pgx.Conn) (*archiveStat
 	if lastArchived != nil {
 		s.LastArchived, s.LastArchivedTime = *lastArchived, lastArchivedTime
 	}
-	if current != nil && position != nil {
-		lsn, err := parseLSN(*position)
+	if current != nil && position != nil && snapshot != nil {
+		sample := positionSample{quietAt: quietAt, at: at}
+		var err error
+		sample.lsn, err = parseLSN(*position)
 		timeline, _, ok := segmentNumber(*current, WALSegmentSize)
 		if err == nil && ok {
+			sample.xmin, sample.xmax, err = parseSnapshot(*snapshot)
+		}
+		if err == nil && ok {
 			end := segmentEnd(s.LastArchived, timeline, WALSegmentSize)
-			if through := e.archivedThrough.observe(positionSample{at: now, lsn: lsn}, end); !through.IsZero() {
+			if through := e.archivedThrough.observe(sample, end); !through.IsZero() {
 				s.ArchivedThrough = &through
 			}
 		}
