@@ -100,13 +100,22 @@ func parseSnapshot(s string) (xmin, xmax uint64, err error) {
 	return xmin, xmax, nil
 }
 
-// segmentEnd is the position just past the WAL segment named name when it is a segment of the
-// timeline (a history file, a backup's history file, a partial segment or another timeline's
-// segment: 0).
+// segmentEnd is how far the archive holds the timeline's log when name was stored last: past the
+// segment name, or, for a base backup's history file (<segment>.<offset>.backup, stored last after
+// every physical backup), up to the segment it names, which the archiver may store after it (it
+// sorts after it) but every earlier one before. A timeline history file, a partial segment or
+// another timeline's segment say nothing of the timeline: 0.
 func segmentEnd(name string, timeline uint64, segSize int64) uint64 {
-	tl, n, ok := segmentNumber(name, segSize)
+	m := archivedSegment.FindStringSubmatch(name)
+	if m == nil || m[4] == ".partial" {
+		return 0
+	}
+	tl, n, ok := segmentNumber(m[1]+m[2]+m[3], segSize)
 	if !ok || tl != timeline {
 		return 0
+	}
+	if m[4] != "" { // a base backup's history file
+		return n * uint64(segSize)
 	}
 	return (n + 1) * uint64(segSize)
 }

@@ -51,7 +51,10 @@ func TestArchivedThroughFollowsPositionsAndQuiet(t *testing.T) {
 	if got := segmentEnd("000000020000000000000007", 2, seg); got != 8*seg {
 		t.Fatalf("the end of segment 7: %d, want %d", got, 8*seg)
 	}
-	for _, other := range []string{"000000010000000000000007", "00000002.history", "000000020000000000000007.partial", "000000020000000000000002.00000028.backup", ""} {
+	if got := segmentEnd("000000020000000000000007.00000028.backup", 2, seg); got != 7*seg {
+		t.Fatalf("after the backup history file of segment 7: %d, want the segments before it, %d", got, 7*seg)
+	}
+	for _, other := range []string{"000000010000000000000007", "00000002.history", "000000020000000000000007.partial", "000000010000000000000002.00000028.backup", ""} {
 		if got := segmentEnd(other, 2, seg); got != 0 {
 			t.Fatalf("segmentEnd(%q) on timeline 2: %d, want 0", other, got)
 		}
