@@ -118,11 +118,18 @@ func readFileLimited(path string) ([]byte, error) {
 // PATH as segment NAME; fetch writes segment NAME to PATH, complete and verified or not at all.
 // A segment that is not in the archive is an error that says so (a recovery's restore_command
 // asks for segments past the archive's end, and is told no; any other failure is fetchFailed).
-func SegmentsMain(ctx context.Context, args []string) error {
+func SegmentsMain(ctx context.Context, args []string) (err error) {
 	if len(args) == 0 || (args[0] != "push" && args[0] != "fetch") {
 		return errors.New("usage: segments push|fetch --config FILE NAME PATH")
 	}
 	verb := args[0]
+	if verb == "fetch" {
+		defer func() {
+			if err != nil && !IsSegmentMissing(err) {
+				err = fetchFailed{err}
+			}
+		}()
+	}
 	fs := flag.NewFlagSet("segments "+verb, flag.ContinueOnError)
 	config := fs.String("config", "", "the archive's configuration (JSON, see backup.SegmentConfig)")
 	system := fs.String("system", "", "the database system's identifier (digits): its segments go in a directory of that name")
@@ -155,14 +162,11 @@ func SegmentsMain(ctx context.Context, args []string) error {
 		defer f.Close()
 		return a.Put(ctx, name, f)
 	}
-	if err = fetchSegment(ctx, a, name, file); err != nil && !IsSegmentMissing(err) {
-		return fetchFailed{err}
-	}
-	return err
+	return fetchSegment(ctx, a, name, file)
 }
 
 // fetchFailed is a fetch that failed for another reason than the segment's absence (the store
-// out of reach, a segment that does not verify). The command exits with 128 for it, which
+// out of reach, a segment that does not verify, a configuration that cannot be read). The command exits with 128 for it, which
 // PostgreSQL's recovery takes as an error to stop on (a status above 125) rather than as the
 // archive's end, where it would end the replay and promote short of what the archive holds.
 type fetchFailed struct{ error }

@@ -15,8 +15,9 @@ import (
 
 // The segment command's fetch as a recovery runs it, against a real MinIO: a segment in the
 // archive comes back whole; past the archive's end the segment is missing (exit status 1:
-// PostgreSQL's end of the archive), and a store out of reach is another failure (128: PostgreSQL
-// stops the recovery instead of ending it short of what the archive holds).
+// PostgreSQL's end of the archive), and a store out of reach or a configuration that cannot be
+// read is another failure (128: PostgreSQL stops the recovery instead of ending it short of what
+// the archive holds).
 func TestTheSegmentFetchTellsMissingFromFailed(t *testing.T) {
 	ctx := context.Background()
 	m := testenv.StartMinIO(t)
@@ -65,5 +66,8 @@ func TestTheSegmentFetchTellsMissingFromFailed(t *testing.T) {
 	}
 	if err := fetch(config("s3://backups?endpoint=http://127.0.0.1:1&use_path_style=true&region=us-east-1"), segment); err == nil || backup.ExitCode(err) != 128 {
 		t.Fatalf("with the store out of reach: %v (exit status %d), want 128", err, backup.ExitCode(err))
+	}
+	if err := fetch(filepath.Join(dir, "no-such-config.json"), segment); err == nil || backup.ExitCode(err) != 128 {
+		t.Fatalf("without its configuration: %v (exit status %d), want 128", err, backup.ExitCode(err))
 	}
 }

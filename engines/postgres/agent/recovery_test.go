@@ -124,12 +124,7 @@ func TestTheAgentRestoresToAPointInTime(t *testing.T) {
 	c.Recovery, c.Manager = recoveryFile(lsn), srv.bin.Path
 	atLSN := &Engine{Config: c}
 	r = start(t, atLSN)
-	testenv.Eventually(t, 2*time.Minute, func() error {
-		if st := r.status(t); st.Role != "primary" || !st.Ready {
-			return fmt.Errorf("%+v, want a ready primary", st)
-		}
-		return nil
-	})
+	waitPrimary() // (of r, which it reads when called)
 	if got := query(t, atLSN, "SELECT count(*) || ' ' || max(id) FROM public.orders"); got != "100 100" {
 		t.Fatalf("restored to log position %s: %s rows and max id, want the 100 inserted before it", lsn, got)
 	}
@@ -143,12 +138,7 @@ func TestTheAgentRestoresToAPointInTime(t *testing.T) {
 	c.Recovery, c.Manager = recoveryFile(quiet), srv.bin.Path
 	afterLast := &Engine{Config: c}
 	r = start(t, afterLast)
-	testenv.Eventually(t, 2*time.Minute, func() error {
-		if st := r.status(t); st.Role != "primary" || !st.Ready {
-			return fmt.Errorf("%+v, want a ready primary", st)
-		}
-		return nil
-	})
+	waitPrimary()
 	if got := query(t, afterLast, "SELECT count(*) || ' ' || max(id) FROM public.orders"); got != "150 150" {
 		t.Fatalf("restored to %s, after the last transaction: %s rows and max id, want all 150", quiet, got)
 	}
