@@ -26,11 +26,11 @@ cd "$ROOT"
 logs="$CACHE/logs"
 mkdir -p "$logs"
 log="$logs/e2e-$(date -u +%Y%m%dT%H%M%SZ).log"
-ls -1t "$logs"/e2e-*.log 2>/dev/null | tail -n +10 | xargs -r rm -f
+find "$logs" -maxdepth 1 -name 'e2e-*.log' -printf '%T@ %p\n' | sort -rn | tail -n +10 | cut -d' ' -f2- | xargs -r rm -f
 rc=0
 go test -tags e2e -count=1 -timeout 60m -v ./test/e2e/ 2>&1 | tee "$log" || rc=$?
 if [ "$rc" != 0 ]; then
   echo "===== e2e failed: what the tests said, one line each (the whole output: $log)"
-  grep -E '^ +(--- FAIL|[A-Za-z0-9_]+\.go:[0-9]+: .)' "$log" | cut -c1-600 | tail -n 60
+  grep -E '^ +(--- FAIL|[A-Za-z0-9_]+\.go:[0-9]+: .)' "$log" | cut -c1-600 | tail -n 60 || true
 fi
 exit "$rc"
