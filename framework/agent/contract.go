@@ -44,8 +44,9 @@ type ArchiveStatus struct {
 	LastFailed       string     `json:"lastFailed,omitempty"`
 	LastFailedTime   *time.Time `json:"lastFailedTime,omitempty"`
 	// ArchivedThrough is the newest time, by the database's clock, up to which every committed
-	// transaction is in the archive (unset: not known yet). It is at most LastArchivedTime's and
-	// may be well before it: a segment is stored some time after it was complete.
+	// transaction is in the archive (unset: not known yet). It may be well before
+	// LastArchivedTime (a segment is stored some time after it was complete) or after it (a
+	// database that has committed nothing since).
 	ArchivedThrough *time.Time `json:"archivedThrough,omitempty"`
 }
 

@@ -102,9 +102,10 @@ func parseSnapshot(s string) (xmin, xmax uint64, err error) {
 
 // segmentEnd is how far the archive holds the timeline's log when name was stored last: past the
 // segment name, or, for a base backup's history file (<segment>.<offset>.backup, stored last after
-// every physical backup), up to the segment it names, which the archiver may store after it (it
-// sorts after it) but every earlier one before. A timeline history file, a partial segment or
-// another timeline's segment say nothing of the timeline: 0.
+// every physical backup), up to the segment it names but not through it: the history file's name
+// sorts before that segment's, so the archiver may store the segment after it, and every earlier
+// segment before it. A timeline history file, a partial segment or another timeline's segment say
+// nothing of the timeline: 0.
 func segmentEnd(name string, timeline uint64, segSize int64) uint64 {
 	m := archivedSegment.FindStringSubmatch(name)
 	if m == nil || m[4] == ".partial" {
