@@ -84,7 +84,7 @@ func outsideWindow(rs *v1alpha1.Restore, source *v1alpha1.ServiceInstance, now t
 	switch {
 	case t.Before(&w.From):
 		return refused(ReasonTargetOutsideWindow, fmt.Sprintf("spec.targetTime %s is before the recoverable window: %s", at, window))
-	case !t.After(w.To.Time):
+	case insideWindow(t.Time, w):
 		return nil
 	case source.DeletionTimestamp.IsZero() && source.Continuous() != nil:
 		return waiting(ReasonWaitingForArchive, fmt.Sprintf("spec.targetTime %s is past what the archive is known to reach: %s; waiting for it to reach the target", at, window))
@@ -92,11 +92,16 @@ func outsideWindow(rs *v1alpha1.Restore, source *v1alpha1.ServiceInstance, now t
 	return refused(ReasonTargetOutsideWindow, fmt.Sprintf("spec.targetTime %s is after the recoverable window, and the instance no longer archives: %s", at, window))
 }
 
+// insideWindow reports whether the time t is inside the window w (nil: none known).
+func insideWindow(t time.Time, w *v1alpha1.RecoverableWindow) bool {
+	return w != nil && !t.Before(w.From.Time) && !t.After(w.To.Time)
+}
+
 // writeRecoverySecret writes the Secret the new instance's pods read their recovery from: where
 // the backup and the source's archive are, the target, and copies of the store's credentials and
 // key (read past the cache, which holds only Datafleet's Secrets). It is owned by the Restore.
 func (r *RestoreReconciler) writeRecoverySecret(ctx context.Context, rs *v1alpha1.Restore, b *v1alpha1.Backup, bs *v1alpha1.BackupStore,
-	inst *v1alpha1.ServiceInstance) error {
+	inst, source *v1alpha1.ServiceInstance) error {
 	creds, _, err := storeCredentials(ctx, r.APIReader, bs)
 	if err != nil {
 		return err
@@ -119,13 +124,8 @@ func (r *RestoreReconciler) writeRecoverySecret(ctx context.Context, rs *v1alpha
 	}
 	if t := rs.Spec.TargetTime; t != nil {
 		c.TargetTime = t.UTC().Format(time.RFC3339Nano)
-		source := &v1alpha1.ServiceInstance{}
-		if err := r.Client.Get(ctx, client.ObjectKey{Namespace: b.Namespace, Name: b.Spec.InstanceRef.Name}, source); client.IgnoreNotFound(err) != nil {
-			return err
-		}
 		// outsideWindow let the restore begin: a target inside the window is in the archive.
-		w := source.Status.RecoverableWindow
-		c.TargetArchived = w != nil && !t.After(w.To.Time) && !t.Before(&w.From)
+		c.TargetArchived = insideWindow(t.Time, source.Status.RecoverableWindow)
 	}
 	c.TargetLSN = rs.Spec.TargetLSN
 	data[workload.RecoveryConfigKey], _ = json.Marshal(c)

@@ -138,7 +138,7 @@ func (r *RestoreReconciler) progress(ctx context.Context, rs *v1alpha1.Restore) 
 			return run.stop(out)
 		}
 	}
-	target, out, err := r.target(ctx, rs, b, bs)
+	target, out, err := r.target(ctx, rs, b, bs, source)
 	switch {
 	case err != nil:
 		return 0, err
@@ -193,7 +193,8 @@ func engineOf(source, target *v1alpha1.ServiceInstance) string {
 
 // target is the instance to restore into: the source itself (in place, confirmed by name), or a
 // new instance created from the manifest's copy of the source's spec.
-func (r *RestoreReconciler) target(ctx context.Context, rs *v1alpha1.Restore, b *v1alpha1.Backup, bs *v1alpha1.BackupStore) (*v1alpha1.ServiceInstance, *outcome, error) {
+func (r *RestoreReconciler) target(ctx context.Context, rs *v1alpha1.Restore, b *v1alpha1.Backup, bs *v1alpha1.BackupStore,
+	source *v1alpha1.ServiceInstance) (*v1alpha1.ServiceInstance, *outcome, error) {
 	inst := &v1alpha1.ServiceInstance{}
 	if ip := rs.Spec.Target.InPlace; ip != nil {
 		if ip.Confirm != b.Spec.InstanceRef.Name {
@@ -256,7 +257,7 @@ func (r *RestoreReconciler) target(ctx context.Context, rs *v1alpha1.Restore, b 
 	}
 	if b.Spec.Method == v1alpha1.BackupPhysical {
 		inst.Annotations[workload.RecoveryAnnotation] = b.Name
-		if err := r.writeRecoverySecret(ctx, rs, b, bs, inst); err != nil {
+		if err := r.writeRecoverySecret(ctx, rs, b, bs, inst, source); err != nil {
 			return nil, nil, err
 		}
 	}
