@@ -100,13 +100,11 @@ func (e *Engine) archiveState(ctx context.Context, conn *pgx.Conn) (*archiveStat
 	}
 	if current != nil && position != nil && snapshot != nil {
 		sample := positionSample{quietAt: quietAt, at: at}
-		var err error
-		sample.lsn, err = parseLSN(*position)
+		var lsnErr, snapshotErr error
+		sample.lsn, lsnErr = parseLSN(*position)
+		sample.xmin, sample.xmax, snapshotErr = parseSnapshot(*snapshot)
 		timeline, _, ok := segmentNumber(*current, WALSegmentSize)
-		if err == nil && ok {
-			sample.xmin, sample.xmax, err = parseSnapshot(*snapshot)
-		}
-		if err == nil && ok {
+		if ok && lsnErr == nil && snapshotErr == nil {
 			end := segmentEnd(s.LastArchived, timeline, WALSegmentSize)
 			if through := e.archivedThrough.observe(sample, end); !through.IsZero() {
 				s.ArchivedThrough = &through
