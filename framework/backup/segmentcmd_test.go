@@ -22,15 +22,7 @@ func TestTheSegmentFetchTellsMissingFromFailed(t *testing.T) {
 	ctx := context.Background()
 	m := testenv.StartMinIO(t)
 	dir := t.TempDir()
-	creds := filepath.Join(dir, "credentials")
-	if err := os.Mkdir(creds, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range m.Credentials() {
-		if err := os.WriteFile(filepath.Join(creds, k), v, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	creds := m.CredentialsDir(t, dir)
 	config := func(url string) string {
 		b, _ := json.Marshal(backup.SegmentConfig{URL: url, Prefix: "team-a", Dir: "orders/wal", CredentialsDir: creds})
 		f := filepath.Join(dir, fmt.Sprintf("config-%d.json", len(url)))

@@ -36,6 +36,23 @@ func (m *MinIO) Credentials() map[string][]byte {
 	return map[string][]byte{"AWS_ACCESS_KEY_ID": []byte(m.AccessKey), "AWS_SECRET_ACCESS_KEY": []byte(m.SecretKey)}
 }
 
+// CredentialsDir writes Credentials as a mounted Secret shows them, a file per key, into
+// dir/credentials (readable by other users: an engine's archive command runs as the engine's)
+// and returns that directory, for a backup.SegmentConfig's CredentialsDir.
+func (m *MinIO) CredentialsDir(tb testing.TB, dir string) string {
+	tb.Helper()
+	creds := filepath.Join(dir, "credentials")
+	if err := os.MkdirAll(creds, 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	for k, v := range m.Credentials() {
+		if err := os.WriteFile(filepath.Join(creds, k), v, 0o644); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return creds
+}
+
 func minioBinary(tb testing.TB) string {
 	if p := os.Getenv("MINIO_BIN"); p != "" {
 		return p

@@ -249,15 +249,10 @@ func archivingServer(t testing.TB) *archiving {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	credsDir := filepath.Join(dir, "credentials")
-	if err := os.MkdirAll(credsDir, 0o755); err != nil || os.Chmod(dir, 0o755) != nil {
+	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for k, v := range m.Credentials() {
-		if err := os.WriteFile(filepath.Join(credsDir, k), v, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	credsDir := m.CredentialsDir(t, dir)
 	keyFile, configFile := filepath.Join(dir, "key"), filepath.Join(dir, "archive.json")
 	key := []byte("Kx7q-archive-test-key-9f2LmZp0vR8sT3wYbN")
 	if err := os.WriteFile(keyFile, key, 0o644); err != nil {
