@@ -162,7 +162,7 @@ func SegmentsMain(ctx context.Context, args []string) (err error) {
 		defer f.Close()
 		return a.Put(ctx, name, f)
 	}
-	return fetchSegment(ctx, a, name, file)
+	return a.Fetch(ctx, name, file)
 }
 
 // fetchFailed is a fetch that failed for another reason than the segment's absence (the store
@@ -186,8 +186,8 @@ func ExitCode(err error) int {
 	return 1
 }
 
-// fetchSegment writes the segment named name to file, complete and verified or not at all.
-func fetchSegment(ctx context.Context, a *SegmentArchive, name, file string) error {
+// Fetch writes the segment named name to file, complete and verified or not at all.
+func (a *SegmentArchive) Fetch(ctx context.Context, name, file string) error {
 	tmp, err := os.CreateTemp(filepath.Dir(file), "."+filepath.Base(file)+".fetching-*")
 	if err != nil {
 		return err

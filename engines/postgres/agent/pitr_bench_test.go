@@ -62,12 +62,7 @@ func BenchmarkPITR(b *testing.B) {
 		b.Fatal(err)
 	}
 	for _, name := range segments {
-		f, err := os.Create(filepath.Join(local, name))
-		if err == nil {
-			err = srv.archive.Get(ctx, name, f)
-			f.Close()
-		}
-		if err != nil {
+		if err := srv.archive.Fetch(ctx, name, filepath.Join(local, name)); err != nil {
 			b.Fatal(err)
 		}
 	}

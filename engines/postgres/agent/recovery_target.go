@@ -81,14 +81,7 @@ func (e *Engine) segmentTransactionEnd(ctx context.Context, archive *backup.Segm
 	defer cancel()
 	path := filepath.Join(dir, name) // pg_waldump reads the timeline and position from the name
 	defer os.Remove(path)
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return time.Time{}, err
-	}
-	err = archive.Get(ctx, name, f)
-	if closeErr := f.Close(); err == nil {
-		err = closeErr
-	}
+	err := archive.Fetch(ctx, name, path)
 	if err == nil {
 		err = agentruntime.Chown(path, e.Config.Credential)
 	}
