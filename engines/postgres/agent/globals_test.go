@@ -91,7 +91,8 @@ CREATE TABLESPACE fast OWNER postgres LOCATION '/mnt/fast';
 // refuses the archive before anything runs (psql, which the restore used, would have run it as a
 // shell command in the pod); superuser, membership of the superuser or of
 // pg_execute_server_program, and settings that load libraries are left out, as is a database
-// setting that would load one into the agent's own sessions.
+// setting that would load one into the agent's own sessions, and anything of the agent's metrics
+// role (Monitor).
 func TestAForgedArchiveCannotHandOutPrivileges(t *testing.T) {
 	ctx := context.Background()
 	src, srcAgent := startWithReplication(t)
@@ -101,6 +102,9 @@ func TestAForgedArchiveCannotHandOutPrivileges(t *testing.T) {
 		t.Fatal(err)
 	}
 	dst, dstAgent := startWithReplication(t)
+	if err := dst.createMonitor(ctx); err != nil {
+		t.Fatal(err)
+	}
 
 	pwned := fmt.Sprintf("/tmp/datafleet-forged-%d", os.Getpid())
 	_ = os.Remove(pwned)
@@ -130,6 +134,9 @@ GRANT postgres TO evil;
 GRANT pg_execute_server_program TO evil;
 GRANT `+DatabaseRole("app", v1alpha1.RoleAdmin)+` TO evil;
 ALTER ROLE evil SET session_preload_libraries TO 'evil';
+ALTER ROLE `+Monitor+` WITH LOGIN PASSWORD 'chosen';
+ALTER ROLE `+Monitor+` SET search_path TO evil, pg_catalog;
+GRANT `+Monitor+` TO evil;
 `)...)
 		case partDatabases:
 			var dbs []databaseInfo
@@ -156,6 +163,10 @@ ALTER ROLE evil SET session_preload_libraries TO 'evil';
 		"SELECT string_agg(r.rolname, ',' ORDER BY r.rolname) FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = 'evil'": DatabaseRole("app", v1alpha1.RoleAdmin),
 		"SELECT count(*)::text FROM pg_db_role_setting s, unnest(s.setconfig) c WHERE c LIKE 'session_preload_libraries%'":                                                             "0",
 		"SELECT count(*)::text FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase, unnest(s.setconfig) c WHERE d.datname = 'app' AND c = 'work_mem=8MB'":            "1",
+		// The agent's own metrics role keeps what the agent gave it: a password would let it log in
+		// over the network, a search_path would run the archive's functions in the agent's queries.
+		"SELECT count(*)::text FROM pg_authid WHERE rolname = '" + Monitor + "' AND rolpassword IS NOT NULL":                       "0",
+		"SELECT count(*)::text FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole WHERE r.rolname = '" + Monitor + "'": "0",
 	} {
 		if got := query(t, dst, sql); got != want {
 			t.Errorf("%s: %s, want %s", sql, got, want)

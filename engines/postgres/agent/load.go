@@ -185,11 +185,13 @@ func sideName(prefix, database string) string {
 	return prefix + hex.EncodeToString(h[:8])
 }
 
-// operatorRole reports roles a restore must not touch: the superuser, replication user and
-// Restorer the agent relies on, and binding users, whose passwords belong to their bindings' Secrets (the
-// bindings of the restored instance create their own).
+// operatorRole reports roles a restore must not touch: the superuser, replication user,
+// Restorer and Monitor the agent relies on (the agent makes them; an archive giving Monitor a
+// password or settings would let it log in over the network or steer the agent's own queries),
+// and binding users, whose passwords belong to their bindings' Secrets (the bindings of the
+// restored instance create their own).
 func operatorRole(role string) bool {
-	return role == Superuser || role == ReplicationUser || role == Restorer || strings.HasPrefix(role, names.UserPrefix)
+	return role == Superuser || role == ReplicationUser || role == Restorer || role == Monitor || strings.HasPrefix(role, names.UserPrefix)
 }
 
 // restoreSide restores one database's pg_dump archive into its side database, created afresh as
