@@ -34,8 +34,9 @@ func fleet() dashboard {
 	b.row("Backups")
 	b.add("table", "Hours since the last good backup", "Per plan; a plan is late after twice its schedule's interval.", "h", 12, 8,
 		q(`(time() - datafleet_backupplan_last_success_timestamp_seconds) / 3600`, ""))
-	b.add("table", "Last drill", "1: the last restore drill passed; and how long it took.", "none", 12, 8,
-		q(`datafleet_backupplan_drill_passed`, ""), q(`datafleet_backupplan_drill_duration_seconds`, ""))
+	b.add("table", "Last drill", "1: the last restore drill passed; how long it took; for a point-in-time drill, the data-loss window it achieved (recovery point) and its restore time.", "none", 12, 8,
+		q(`datafleet_backupplan_drill_passed`, ""), q(`datafleet_backupplan_drill_duration_seconds`, ""),
+		q(`datafleet_backupplan_drill_recovery_point_seconds`, ""), q(`datafleet_backupplan_drill_recovery_time_seconds`, ""))
 	b.add("timeseries", "Size of the last good backup", "", "bytes", 24, 8,
 		q(`datafleet_backupplan_last_success_size_bytes`, "{{namespace}}/{{backupplan}}"))
 

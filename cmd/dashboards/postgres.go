@@ -33,6 +33,14 @@ func postgres() dashboard {
 	b.add("timeseries", "Transaction ID age", "Transactions since each database was frozen: wraparound comes at about 2 billion.", "none", 12, 8,
 		q(sel(`max by (database) (datafleet_postgres_database_xid_age{SEL})`), "{{database}}"))
 
+	b.row("Continuous archiving")
+	b.add("timeseries", "Segments waiting for the archive", "Completed WAL segments the primary has not stored yet: what losing its volume now would lose.", "none", 8, 8,
+		q(sel(`max by (pod) (datafleet_postgres_archive_backlog_segments{SEL})`), "{{pod}}"))
+	b.add("timeseries", "Since the last archived segment", "A quiet database stores a segment only when it writes; one that writes stores one every archive_timeout.", "s", 8, 8,
+		q(sel(`time() - max by (pod) (datafleet_postgres_archive_last_success_timestamp_seconds{SEL})`), "{{pod}}"))
+	b.add("timeseries", "Archive failures per hour", "A failed segment is retried until it is stored; the primary's log says why.", "none", 8, 8,
+		q(sel(`sum by (pod) (increase(datafleet_postgres_archive_failures_total{SEL}[1h]))`), "{{pod}}"))
+
 	b.row("Storage and agent")
 	b.add("timeseries", "Database sizes", "", "bytes", 8, 8, q(sel(`max by (database) (datafleet_postgres_database_size_bytes{SEL})`), "{{database}}"))
 	b.add("timeseries", "Volume used", "", "percentunit", 8, 8,

@@ -65,7 +65,8 @@ func testObservability(t *testing.T) {
 
 	pg := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "pg", Namespace: ns}, Spec: v1alpha1.ServiceInstanceSpec{
 		Engine: "postgres", Version: versions[i].Version, Replicas: ptr(int32(2)), TLS: &v1alpha1.TLSSpec{Enabled: true}, DeletionPolicy: v1alpha1.DeletionPolicyDelete,
-		Backup: &v1alpha1.InstanceBackupSpec{StoreRef: &v1alpha1.LocalObjectReference{Name: "minio"}}}}
+		Backup: &v1alpha1.InstanceBackupSpec{StoreRef: &v1alpha1.LocalObjectReference{Name: "minio"},
+			Continuous: &v1alpha1.ContinuousArchiving{ArchiveTimeout: &metav1.Duration{Duration: 10 * time.Second}}}}}
 	mq := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "mq", Namespace: ns}, Spec: v1alpha1.ServiceInstanceSpec{
 		Engine: "rabbitmq", Storage: &v1alpha1.StorageSpec{Size: resource.MustParse("1Gi")}, DeletionPolicy: v1alpha1.DeletionPolicyDelete}}
 	docs := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "docs", Namespace: ns},
@@ -80,8 +81,10 @@ func testObservability(t *testing.T) {
 	waitBound(t, createBinding(t, ns, "app", "pg", v1alpha1.RoleReadWrite, "shop"), nil)
 	// Messages waiting in a queue, for the broker's figures and the RabbitMQ dashboard.
 	publishConfirmed(t, amqpURL(t, mq), "metrics", 10, nil)
+	// Physical backups of an archiving instance: the plan's drills restore to a point in time, so
+	// that every drill figure (the recovery point too) and every archive figure is there.
 	plan := &v1alpha1.BackupPlan{ObjectMeta: metav1.ObjectMeta{Name: "minutely", Namespace: ns}, Spec: v1alpha1.BackupPlanSpec{
-		InstanceRef: v1alpha1.LocalObjectReference{Name: "pg"}, Schedule: "* * * * *",
+		InstanceRef: v1alpha1.LocalObjectReference{Name: "pg"}, Schedule: "* * * * *", Method: v1alpha1.BackupPhysical,
 		Retention: &v1alpha1.BackupRetention{Count: ptr[int32](2)}, Drill: &v1alpha1.BackupDrill{Schedule: "*/2 * * * *"}}}
 	if err := env.c.Create(ctx, plan); err != nil {
 		t.Fatal(err)
@@ -110,7 +113,13 @@ func testObservability(t *testing.T) {
 			if strings.HasPrefix(name, "datafleet_backupplan_") {
 				sel = fmt.Sprintf(`%s{namespace=%q,backupplan=%q}`, name, ns, plan.Name)
 			}
-			testenv.Eventually(t, 4*time.Minute, func() error {
+			patience := 4 * time.Minute
+			if strings.HasPrefix(name, "datafleet_backupplan_drill_") {
+				// The first drill waits for the plan's first backup, then for the archive to reach
+				// its target.
+				patience = 8 * time.Minute
+			}
+			testenv.Eventually(t, patience, func() error {
 				r := prom.query(t, sel)
 				// Every figure Datafleet exports is a count, a size, a time or a flag: never
 				// negative, never NaN or infinite.
@@ -119,6 +128,10 @@ func testObservability(t *testing.T) {
 			})
 		}
 	}
+
+	// The figures are in; the plan's backups and drills stop, so that none reads from the replica
+	// paused next.
+	patchPlan(t, plan, func(s *v1alpha1.BackupPlanSpec) { s.Suspend, s.Drill = true, nil })
 
 	// A replica's lag rises while its replay is paused, and falls once it replays again.
 	replica := "pg-1"
@@ -160,8 +173,6 @@ func metricEngines(name string) ([]string, string) {
 	switch {
 	case name == "datafleet_instance_pending_restart":
 		return nil, "it needs a held restart (framework/instance's envtest shows it)"
-	case strings.HasPrefix(name, "datafleet_postgres_archive"):
-		return nil, "continuous archiving is not turned on for instances yet (#27): engines/postgres/agent's archive test reads them"
 	case name == "datafleet_mongodb_up":
 		return []string{"mongodb"}, ""
 	case name == "datafleet_member_exporter_up", strings.HasPrefix(name, "datafleet_rabbitmq_"):
