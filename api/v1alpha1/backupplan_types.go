@@ -83,8 +83,8 @@ type DrillStatus struct {
 	// +optional
 	TargetTime *metav1.Time `json:"targetTime,omitempty"`
 	// recoveryPoint is the data-loss window a point-in-time drill achieved (RPO): how long after
-	// the target the instance's archive reached it (status.recoverableWindow.to of the instance,
-	// at the first reading that included it).
+	// the target the instance's archive was first seen to hold it (the first reading of the
+	// instance's status.recoverableWindow that included it; an upper bound).
 	// +optional
 	RecoveryPoint *metav1.Duration `json:"recoveryPoint,omitempty"`
 	// recoveryTime is the measured restore time (RTO): from the start of the recovery (the

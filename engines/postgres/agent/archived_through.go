@@ -2,6 +2,7 @@ package agent
 
 import (
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -100,23 +101,29 @@ func parseSnapshot(s string) (xmin, xmax uint64, err error) {
 	return xmin, xmax, nil
 }
 
-// segmentEnd is how far the archive holds the timeline's log when name was stored last: past the
-// segment name, or, for a base backup's history file (<segment>.<offset>.backup, stored last after
-// every physical backup), up to the segment it names but not through it: the history file's name
-// sorts before that segment's, so the archiver may store the segment after it, and every earlier
-// segment before it. A timeline history file, a partial segment or another timeline's segment say
-// nothing of the timeline: 0.
-func segmentEnd(name string, timeline uint64, segSize int64) uint64 {
-	m := archivedSegment.FindStringSubmatch(name)
-	if m == nil || m[4] == ".partial" {
-		return 0
+// archivedEnd is how far the archive holds the log, by pg_wal/archive_status as listed after a
+// sample's position was read: every completed segment (those before the one being written at
+// position) that is not waiting (.ready) is stored, and the archiver stores them in order, so the
+// archive holds the log up to the oldest waiting segment, or up to the segment being written. A
+// segment of an earlier timeline that waits holds log a restore replays on the way (before the
+// fork): it counts too. A timeline history file waiting holds the log back entirely: a recovery
+// cannot follow the timeline before it is stored. Base backup history files and partial segments
+// are not replayed: they do not count. The name of the file stored last would not do: a base
+// backup's history file (<segment>.<offset>.backup) is stored after the segment it names and the
+// segments up to the backup's end, and says nothing of how far they reach; and it is forgotten at
+// every restart.
+func archivedEnd(position uint64, ready []string, segSize int64) uint64 {
+	end := position / uint64(segSize) * uint64(segSize)
+	for _, name := range ready {
+		if timelineHistory.MatchString(name) {
+			return 0
+		}
+		if _, n, ok := segmentNumber(name, segSize); ok && n*uint64(segSize) < end {
+			end = n * uint64(segSize)
+		}
 	}
-	tl, n, ok := segmentNumber(m[1]+m[2]+m[3], segSize)
-	if !ok || tl != timeline {
-		return 0
-	}
-	if m[4] != "" { // a base backup's history file
-		return n * uint64(segSize)
-	}
-	return (n + 1) * uint64(segSize)
+	return end
 }
+
+// timelineHistory is a timeline history file's name.
+var timelineHistory = regexp.MustCompile(`^[0-9A-F]{8}\.history$`)

@@ -40,7 +40,7 @@ func TestArchivedThroughFollowsPositionsAndQuiet(t *testing.T) {
 		{"its segment stored: reached by position", quiet(200, 9*seg, 31), 9 * seg, at(200)},
 		{"a transaction running at the reached sample stops the shortcut", busy(210, 10*seg, 40), 10 * seg, at(210)},
 		{"quiet after a busy reached sample: not reached past the end", quiet(220, 10*seg+50, 40), 10 * seg, at(210)},
-		{"a history file stored last says nothing of this timeline", busy(230, 10*seg+70, 41), 0, at(210)},
+		{"a timeline history file waiting: nothing is known", busy(230, 10*seg+70, 41), 0, at(210)},
 		{"a new timeline's positions start again lower: never back", busy(240, 2*seg, 50), 0, at(210)},
 	}
 	for _, s := range steps {
@@ -48,16 +48,27 @@ func TestArchivedThroughFollowsPositionsAndQuiet(t *testing.T) {
 			t.Fatalf("%s: archived through %v, want %v", s.name, got, s.want)
 		}
 	}
-	if got := segmentEnd("000000020000000000000007", 2, seg); got != 8*seg {
-		t.Fatalf("the end of segment 7: %d, want %d", got, 8*seg)
-	}
-	if got := segmentEnd("000000020000000000000007.00000028.backup", 2, seg); got != 7*seg {
-		t.Fatalf("after the backup history file of segment 7: %d, want the segments before it, %d", got, 7*seg)
-	}
-	for _, other := range []string{"000000010000000000000007", "00000002.history", "000000020000000000000007.partial", "000000010000000000000002.00000028.backup", ""} {
-		if got := segmentEnd(other, 2, seg); got != 0 {
-			t.Fatalf("segmentEnd(%q) on timeline 2: %d, want 0", other, got)
+	// Writing segment 9 of timeline 2: segments 1 to 8 are complete.
+	position := uint64(9*seg + 100)
+	for _, c := range []struct {
+		name  string
+		ready []string
+		want  uint64
+	}{
+		{"nothing waits: up to the segment being written", nil, 9 * seg},
+		{"the oldest waiting segment holds it back", []string{"000000020000000000000008", "000000020000000000000007"}, 7 * seg},
+		{"a waiting segment of an earlier timeline too", []string{"000000010000000000000005"}, 5 * seg},
+		{"a base backup's history file and a partial segment are not replayed", []string{"000000020000000000000007.00000028.backup", "000000010000000000000006.partial"}, 9 * seg},
+		{"a timeline history file waiting: nothing is known", []string{"00000002.history"}, 0},
+		// Completed after the position was read: the segment being written then.
+		{"a segment completed since the sample", []string{"000000020000000000000009"}, 9 * seg},
+	} {
+		if got := archivedEnd(position, c.ready, seg); got != c.want {
+			t.Fatalf("%s: archived to %d, want %d", c.name, got, c.want)
 		}
+	}
+	if got := archivedEnd(9*seg, nil, seg); got != 9*seg {
+		t.Fatalf("at the start of segment 9: archived to %d, want %d (the samples on its boundary reached)", got, 9*seg)
 	}
 	if xmin, xmax, err := parseSnapshot("745:748:745,747"); err != nil || xmin != 745 || xmax != 748 {
 		t.Fatalf("parseSnapshot: %d %d %v", xmin, xmax, err)

@@ -75,7 +75,7 @@ type archiveState struct {
 func (e *Engine) archiveState(ctx context.Context, conn *pgx.Conn) (*archiveState, error) {
 	var mode string
 	var s archiveState
-	var lastArchived, lastFailed, snapshot, current, position *string
+	var lastArchived, lastFailed, snapshot, position *string
 	var lastArchivedTime, lastFailedTime *time.Time
 	var quietAt, at time.Time
 	// A sample for archivedThrough, read in this order (a select list is evaluated in order): the
@@ -86,10 +86,9 @@ func (e *Engine) archiveState(ctx context.Context, conn *pgx.Conn) (*archiveStat
 		pg_catalog.clock_timestamp(),
 		CASE WHEN pg_catalog.pg_is_in_recovery() THEN NULL ELSE pg_catalog.pg_current_snapshot()::pg_catalog.text END,
 		pg_catalog.clock_timestamp(),
-		CASE WHEN pg_catalog.pg_is_in_recovery() THEN NULL ELSE pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_lsn()) END,
 		CASE WHEN pg_catalog.pg_is_in_recovery() THEN NULL ELSE pg_catalog.pg_current_wal_lsn()::pg_catalog.text END
 		FROM pg_catalog.pg_stat_archiver`).Scan(&mode, &s.archived, &s.failed, &lastArchived, &lastArchivedTime, &lastFailed, &lastFailedTime,
-		&quietAt, &snapshot, &at, &current, &position); err != nil {
+		&quietAt, &snapshot, &at, &position); err != nil {
 		return nil, err
 	}
 	if mode == "off" {
@@ -98,29 +97,31 @@ func (e *Engine) archiveState(ctx context.Context, conn *pgx.Conn) (*archiveStat
 	if lastArchived != nil {
 		s.LastArchived, s.LastArchivedTime = *lastArchived, lastArchivedTime
 	}
-	if current != nil && position != nil && snapshot != nil {
-		sample := positionSample{quietAt: quietAt, at: at}
-		var lsnErr, snapshotErr error
-		sample.lsn, lsnErr = parseLSN(*position)
-		sample.xmin, sample.xmax, snapshotErr = parseSnapshot(*snapshot)
-		timeline, _, ok := segmentNumber(*current, WALSegmentSize)
-		if ok && lsnErr == nil && snapshotErr == nil {
-			end := segmentEnd(s.LastArchived, timeline, WALSegmentSize)
-			if through := e.archivedThrough.observe(sample, end); !through.IsZero() {
-				s.ArchivedThrough = &through
-			}
-		}
-	}
 	if lastFailed != nil {
 		s.LastFailed, s.LastFailedTime = *lastFailed, lastFailedTime
 	}
+	// Listed after the sample's position was read, so that what it says of the segments before
+	// that position (archivedEnd) holds for the sample.
 	entries, err := os.ReadDir(filepath.Join(e.Config.DataDir, "pg_wal", "archive_status"))
 	if err != nil {
 		return nil, err
 	}
+	var ready []string
 	for _, en := range entries {
-		if strings.HasSuffix(en.Name(), ".ready") {
-			s.Backlog++
+		if name, ok := strings.CutSuffix(en.Name(), ".ready"); ok {
+			ready = append(ready, name)
+		}
+	}
+	s.Backlog = len(ready)
+	if position != nil && snapshot != nil {
+		sample := positionSample{quietAt: quietAt, at: at}
+		var lsnErr, snapshotErr error
+		sample.lsn, lsnErr = parseLSN(*position)
+		sample.xmin, sample.xmax, snapshotErr = parseSnapshot(*snapshot)
+		if lsnErr == nil && snapshotErr == nil {
+			if through := e.archivedThrough.observe(sample, archivedEnd(sample.lsn, ready, WALSegmentSize)); !through.IsZero() {
+				s.ArchivedThrough = &through
+			}
 		}
 	}
 	return &s, nil

@@ -171,14 +171,15 @@ func TestAPointInTimeDrillChecksItsMarkers(t *testing.T) {
 		if at, ok := me.rows["db"][after]; !ok || !at.After(target) {
 			t.Fatalf("the marker after the target: %v %v", at, ok)
 		}
-		// The archive reaches the target 8 s after it (the test stands in for the instance
-		// reconciler's window); a newer backup completes meanwhile.
+		// The archive reaches the target (the test stands in for the instance reconciler's
+		// window), and the drill sees it 10 s after the target: the recovery point, whatever
+		// moment past the target the window's end names; a newer backup completes meanwhile.
 		src.Status.RecoverableWindow = &v1alpha1.RecoverableWindow{From: metav1.NewTime(slot.Add(-time.Hour)), To: metav1.NewTime(target.Add(8 * time.Second))}
 		if err := c.Status().Update(ctx, src); err != nil {
 			t.Fatal(err)
 		}
 		planBackup(t, c, ns, "base-"+slot.Format("0102"), p.Name, target.Add(5*time.Second))
-		if d = reconcile(target.Add(10 * time.Second)); d.RecoveryPoint == nil || d.RecoveryPoint.Duration != 8*time.Second {
+		if d = reconcile(target.Add(10 * time.Second)); d.RecoveryPoint == nil || d.RecoveryPoint.Duration != 10*time.Second {
 			t.Fatalf("the recovery point: %+v", d)
 		}
 		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: d.Backup}, &v1alpha1.Backup{}); err != nil {
@@ -215,7 +216,7 @@ func TestAPointInTimeDrillChecksItsMarkers(t *testing.T) {
 	slot := time.Date(2030, 1, 10, 4, 0, 0, 0, time.UTC)
 	d := drill(slot, false)
 	if d.Result != controllers.DrillPassed || d.RecoveryTime == nil || d.RecoveryTime.Duration != 9*time.Second ||
-		!strings.Contains(d.Message, d.Restore+"-before (written just before) present") || !strings.Contains(d.Message, "recovery point 8s, recovery time 9s") {
+		!strings.Contains(d.Message, d.Restore+"-before (written just before) present") || !strings.Contains(d.Message, "recovery point 10s, recovery time 9s") {
 		t.Fatalf("the drill: %+v, want Passed with its markers and measures", d)
 	}
 	reconcile(slot.Add(time.Hour)) // retention prunes the drill's backup now that the drill is over

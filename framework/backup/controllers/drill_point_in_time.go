@@ -20,7 +20,7 @@ import (
 // it writes a marker on the instance just before a target time and one just after it, restores
 // the plan's newest backup to the target into the scratch instance, and passes only if that
 // instance holds the first marker and not the second. It measures the recovery point (how long
-// after the target the instance's archive reached it) and the recovery time (the scratch
+// after the target the instance's archive was seen to hold it) and the recovery time (the scratch
 // recovery's start, its instance made, to the instance's readiness).
 
 // markerPatience bounds how long a drill keeps asking for a marker to be written or checked
@@ -103,7 +103,9 @@ func (r *PlanReconciler) followPointInTime(ctx context.Context, p *v1alpha1.Back
 		return 0, err
 	}
 	if w := windowOf(source); d.RecoveryPoint == nil && w != nil && !w.To.Time.Before(target) {
-		d.RecoveryPoint = &metav1.Duration{Duration: w.To.Sub(target)}
+		// When the archive was first known to hold the target: not the window's end, a moment
+		// the agent happened to sample, which may be long before the archive held it.
+		d.RecoveryPoint = &metav1.Duration{Duration: now.Sub(target).Truncate(time.Second)}
 	}
 	switch rs.Status.Phase {
 	case v1alpha1.BackupFailed:
