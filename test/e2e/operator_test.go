@@ -43,6 +43,7 @@ func TestOperator(t *testing.T) {
 		{"no other Datafleet operator is installed", testNoOtherOperator},
 		{"install: the operator becomes ready and leads", testInstall},
 		{"the CRDs are served with their validation", testCRDsServed},
+		{"namespace editors and viewers get Datafleet's kinds through Kubernetes' own roles, and servicebinding.io runtimes read bindings", testTenantRoles},
 		{"an instance of an engine that is not enabled gets a clear condition", testEngineNotEnabled},
 		{"a postgres instance becomes Ready and keeps its data when its pod is replaced", testPostgresSingleInstance},
 		{"a 3-pod postgres instance fails over, rejoins, switches over and rolls without losing a row", testPostgresHighAvailability},
