@@ -17,8 +17,8 @@ import (
 // status and metrics scrape) it also samples the primary's write position and its transactions
 // with the database's clock, and the archive holds every transaction committed up to:
 //
-//   - the newest sample whose position the stored segments reach (PostgreSQL stores a timeline's
-//     segments in order): a commit stamped before a sample's time was written before its position;
+//   - the newest sample whose position the stored segments reach (archivedEnd): a commit stamped
+//     before a sample's time was written before its position;
 //   - past it, while no transaction that writes has run since: a sample with no such transaction
 //     running and no transaction id handed out since that reached sample (which had none running
 //     either) has had no commit written after the reached position. A database that is quiet
@@ -51,8 +51,8 @@ type archivedThrough struct {
 }
 
 // observe records a sample and returns the newest time up to which every transaction is in the
-// archive (zero: none known yet), given that the archive holds the current timeline's log up to
-// the position archivedEnd (0: it holds none of this timeline yet).
+// archive (zero: none known yet), given that the archive holds the log up to the position
+// archivedEnd (0: nothing known).
 func (a *archivedThrough) observe(s positionSample, archivedEnd uint64) time.Time {
 	a.mu.Lock()
 	defer a.mu.Unlock()
