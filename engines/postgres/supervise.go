@@ -57,7 +57,8 @@ type member struct {
 // Supervise implements engine.Supervisor. In order: the generated replication password and the
 // primary lease exist; a vacant lease gets a new holder (failover); pods are labelled with the
 // role their agent reports, which is what the Services select; then at most one step of a
-// switchover or a rolling replacement of outdated pods.
+// switchover (away from a primary a scale-down removes, or to spec.primary) or a rolling
+// replacement of outdated pods.
 func (e Engine) Supervise(ctx context.Context, sup *engine.Supervision) error {
 	inst := sup.Instance
 	labels := names.InstanceLabels(Name, inst.Name)
@@ -82,9 +83,10 @@ func (e Engine) Supervise(ctx context.Context, sup *engine.Supervision) error {
 	}
 	s := &supervision{Supervision: sup, leases: e.leases, key: key(LeaseName(inst)), members: probe(ctx, sup.Agents, sup.Pods), sts: sts}
 	s.read(lease)
-	// A rolling update goes before a switchover that spec.primary asks for: its own switchovers
-	// would otherwise be undone, and the requested one follows once every pod is updated.
-	for _, step := range []func(context.Context) (bool, error){s.elect, s.label, s.roll, s.switchover} {
+	// A primary that a scale-down removes moves first; a rolling update goes before a switchover
+	// that spec.primary asks for: its own switchovers would otherwise be undone, and the
+	// requested one follows once every pod is updated.
+	for _, step := range []func(context.Context) (bool, error){s.elect, s.label, s.keepPrimary, s.roll, s.switchover} {
 		done, err := step(ctx)
 		if err != nil {
 			return err

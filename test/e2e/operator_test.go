@@ -47,6 +47,7 @@ func TestOperator(t *testing.T) {
 		{"an instance of an engine that is not enabled gets a clear condition", testEngineNotEnabled},
 		{"a postgres instance becomes Ready and keeps its data when its pod is replaced", testPostgresSingleInstance},
 		{"a 3-pod postgres instance fails over, rejoins, switches over and rolls without losing a row", testPostgresHighAvailability},
+		{"a postgres scale-down that removes the primary's pod switches over first and keeps every write", testPostgresScaleDown},
 		{"a 3-node rabbitmq instance forms one cluster, keeps confirmed messages, rolls one node at a time, refuses a scale-down and drains on request", testRabbitMQCluster},
 		{"bindings give applications their own users and Secrets, rotate with overlap, and are never orphaned", testBindings},
 		{"backups to MinIO restore postgres and rabbitmq into new and the same instances, refuse a corrupted artefact, and plans keep their retention and pass drills", testBackups},
