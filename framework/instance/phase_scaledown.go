@@ -8,6 +8,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -21,6 +22,12 @@ import (
 // ReasonScaleDownRefused: spec.replicas went below the running members of an engine whose
 // members each hold data (engine.ScaleDownGuard), and spec.scaleDown is not Drain.
 const ReasonScaleDownRefused = "ScaleDownRefused"
+
+// DrainedAnnotation marks the volume claims of members a scale-down drained: only those are
+// deleted once their pods are gone, not the volumes a StatefulSet retained before (an earlier
+// scale-down by an operator that kept them, a platform team's own), which an operator upgrade
+// would otherwise delete without being asked.
+const DrainedAnnotation = "datafleet.dev/drained"
 
 // guardScaleDown handles a rendered StatefulSet with fewer replicas than the live one, for
 // engines that drain leaving members (engine.MemberDrainer) or guard against it
@@ -74,12 +81,28 @@ func (r *Reconciler) drainLeaving(ctx context.Context, s *scope, drainer engine.
 			return nil
 		}
 	}
+	claims, err := r.claimsOf(ctx, s, live)
+	if err != nil {
+		return err
+	}
+	for i := range claims {
+		pvc := &claims[i]
+		if workload.Ordinal(pvc.Name) < int(asked) || pvc.Annotations[DrainedAnnotation] == "true" {
+			continue
+		}
+		patch := client.MergeFrom(pvc.DeepCopy())
+		metav1.SetMetaDataAnnotation(&pvc.ObjectMeta, DrainedAnnotation, "true")
+		if err := r.Client.Patch(ctx, pvc, patch); err != nil {
+			return fmt.Errorf("marking %s as a drained member's volume: %w", pvc.Name, err)
+		}
+	}
 	log.FromContext(ctx).Info("leaving members drained: scaling down", "from", have, "to", asked)
 	return nil
 }
 
-// deleteDrainedClaims deletes the volumes of members removed by a drained scale-down once their
-// pods are gone: a member that came back on one would carry the membership it was removed from.
+// deleteDrainedClaims deletes the volumes of members removed by a drained scale-down
+// (DrainedAnnotation) once their pods are gone: a member that came back on one would carry the
+// membership it was removed from, or a stale copy of the data.
 func (r *Reconciler) deleteDrainedClaims(ctx context.Context, s *scope, live *appsv1.StatefulSet, replicas int32) error {
 	claims, err := r.claimsOf(ctx, s, live)
 	if err != nil {
@@ -87,7 +110,7 @@ func (r *Reconciler) deleteDrainedClaims(ctx context.Context, s *scope, live *ap
 	}
 	for _, pvc := range claims {
 		ord := workload.Ordinal(pvc.Name)
-		if ord < int(replicas) {
+		if ord < int(replicas) || pvc.Annotations[DrainedAnnotation] != "true" {
 			continue
 		}
 		pod := fmt.Sprintf("%s-%d", live.Name, ord)

@@ -24,7 +24,7 @@ import (
 // testPostgresScaleDown shrinks a 2-pod instance whose primary is the pod the StatefulSet
 // removes, with a client writing: the operator switches over to the member that stays before
 // the pod goes (the lease is never held by a pod being deleted), every confirmed write is kept,
-// and the departed member's volume goes with it.
+// and the departed member's volume goes with it; a volume retained from before stays.
 func testPostgresScaleDown(t *testing.T) {
 	ctx := context.Background()
 	ensureCatalog(t, "postgres", v1alpha1.CatalogVersion{Version: "15", Image: env.images["postgres-15"], Default: true})
@@ -38,6 +38,18 @@ func testPostgresScaleDown(t *testing.T) {
 	psql(t, ns, "shrink-1", "CREATE ROLE app LOGIN PASSWORD '"+e2ePassword+"'; CREATE TABLE ledger (id int PRIMARY KEY, what text); ALTER TABLE ledger OWNER TO app")
 	rw := serviceAddress(t, ns, "shrink", 5432)
 	queryEventually(t, rw, "SELECT count(*) FROM ledger", new(int))
+
+	// A volume a StatefulSet retained from before (a member this operator did not drain): kept.
+	stay := &corev1.PersistentVolumeClaim{}
+	if err := env.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "data-shrink-0"}, stay); err != nil {
+		t.Fatal(err)
+	}
+	retained := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "data-shrink-5", Namespace: ns, Labels: stay.Labels},
+		Spec: corev1.PersistentVolumeClaimSpec{AccessModes: stay.Spec.AccessModes, StorageClassName: stay.Spec.StorageClassName,
+			Resources: stay.Spec.Resources}}
+	if err := env.c.Create(ctx, retained); err != nil {
+		t.Fatal(err)
+	}
 
 	w := startWriter(ctx, rw, 0)
 	patchInstance(t, inst, func(s *v1alpha1.ServiceInstanceSpec) { s.Replicas, s.Primary = ptr(int32(1)), "" })
@@ -72,5 +84,8 @@ func testPostgresScaleDown(t *testing.T) {
 	report := w.stop()
 	w.checkNoneLost(t, rw)
 	waitGone(t, "the departed member's volume", &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "data-shrink-1", Namespace: ns}})
+	if err := env.c.Get(ctx, client.ObjectKeyFromObject(retained), retained); err != nil || !retained.DeletionTimestamp.IsZero() {
+		t.Fatalf("the volume retained from before the scale-down: %v, deleting %v; want it kept", err, retained.DeletionTimestamp)
+	}
 	t.Logf("SCALE-DOWN: 2 -> 1 with shrink-1 the primary: switched over to shrink-0 before its pod went, every confirmed write kept; %s", report)
 }
