@@ -87,7 +87,8 @@ func (r *Reconciler) drainLeaving(ctx context.Context, s *scope, drainer engine.
 	}
 	for i := range claims {
 		pvc := &claims[i]
-		if workload.Ordinal(pvc.Name) < int(asked) || pvc.Annotations[DrainedAnnotation] == "true" {
+		// Only the members drained here: a claim of a higher ordinal is one retained from before.
+		if ord := workload.Ordinal(pvc.Name); ord < int(asked) || ord >= int(have) || pvc.Annotations[DrainedAnnotation] == "true" {
 			continue
 		}
 		patch := client.MergeFrom(pvc.DeepCopy())
