@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"slices"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -50,13 +49,12 @@ func (s *supervision) keepPrimary(ctx context.Context) (bool, error) {
 	if target := s.Instance.Spec.Primary; target != "" {
 		return s.stepDown(ctx, target, why+" to "+target)
 	}
-	var streaming []fwagent.ReplicaStatus
+	var replicas []fwagent.ReplicaStatus
 	if m := s.servingPrimary(); m != nil {
-		streaming = m.status.Replicas
+		replicas = m.status.Replicas
 	}
 	for ord := range stay {
-		name := workload.PodName(s.Instance, ord)
-		if slices.ContainsFunc(streaming, func(r fwagent.ReplicaStatus) bool { return r.Name == name && r.State == "streaming" }) {
+		if name := workload.PodName(s.Instance, ord); streams(replicas, name) {
 			return s.stepDown(ctx, name, why+" to "+name)
 		}
 	}

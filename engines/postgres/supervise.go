@@ -238,7 +238,7 @@ func (s *supervision) stepDown(ctx context.Context, target, why string) (bool, e
 		s.Wait("Switchover", why+": waiting for both pods to be healthy", 2*time.Second)
 		return true, nil
 	}
-	if !slices.ContainsFunc(cur.status.Replicas, func(r fwagent.ReplicaStatus) bool { return r.Name == target && r.State == "streaming" }) {
+	if !streams(cur.status.Replicas, target) {
 		s.Wait("Switchover", fmt.Sprintf("%s: waiting for %s to stream from %s", why, target, s.state.Holder), 2*time.Second)
 		return true, nil
 	}
@@ -247,6 +247,11 @@ func (s *supervision) stepDown(ctx context.Context, target, why string) (bool, e
 	}
 	s.Wait("Switchover", why, time.Second)
 	return true, nil
+}
+
+// streams reports whether the replica named name streams, among a primary's replicas.
+func streams(replicas []fwagent.ReplicaStatus, name string) bool {
+	return slices.ContainsFunc(replicas, func(r fwagent.ReplicaStatus) bool { return r.Name == name && r.State == "streaming" })
 }
 
 // roll replaces pods that run an outdated revision, one at a time and only when every pod is
