@@ -190,13 +190,22 @@ type ServiceInstanceSpec struct {
 	// +kubebuilder:validation:Enum=Refuse;Drain
 	ScaleDown ScaleDownPolicy `json:"scaleDown,omitempty"`
 
-	// resources of each engine container.
+	// resources of each engine container, and of the init container that copies the agent in (it
+	// runs before the engine, so this costs the node nothing more): with requests equal to limits
+	// for cpu and memory the pods have the Guaranteed QoS class.
 	// +optional
 	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
 
 	// storage of each replica.
 	// +optional
 	Storage *StorageSpec `json:"storage,omitempty"`
+
+	// scheduling places the instance's pods: on which nodes, next to or away from what, and
+	// with which priority. Every pod the instance owns gets it (its engine pods; its backup and
+	// restore Jobs get the node selector, tolerations and priority class). Changing it replaces the
+	// pods one at a time, as a resources change does.
+	// +optional
+	Scheduling *SchedulingSpec `json:"scheduling,omitempty"`
 
 	// parameters is engine configuration, validated by the engine against its allow-list.
 	// Names and values are strings.
@@ -257,6 +266,39 @@ type ServiceInstanceSpec struct {
 	// bindingPolicy says which other namespaces may bind to this instance.
 	// +optional
 	BindingPolicy *BindingPolicy `json:"bindingPolicy,omitempty"`
+}
+
+// SchedulingSpec is where an instance's pods may run. Each field is Kubernetes' own, passed to
+// the pods as written; affinity and topologySpreadConstraints replace the operator's defaults
+// (pods preferably on different nodes, evenly across zones) only in the parts they set.
+type SchedulingSpec struct {
+	// nodeSelector: the pods run only on nodes with all these labels.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=32
+	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+	// tolerations let the pods run on nodes with matching taints (nodes set aside for data).
+	// +optional
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=atomic
+	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
+	// affinity of the pods. Its nodeAffinity and podAffinity are used as written; its
+	// podAntiAffinity, when set, replaces the default (preferably one pod of the instance per node:
+	// set requiredDuringSchedulingIgnoredDuringExecution to make that a rule).
+	// +optional
+	Affinity *corev1.Affinity `json:"affinity,omitempty"`
+	// topologySpreadConstraints replace the default (evenly across zones, when possible). A
+	// constraint without a labelSelector selects the instance's own pods.
+	// +optional
+	// +kubebuilder:validation:MaxItems=8
+	// +listType=atomic
+	TopologySpreadConstraints []corev1.TopologySpreadConstraint `json:"topologySpreadConstraints,omitempty"`
+	// priorityClassName is the pods' PriorityClass, which must exist. The system- classes are
+	// Kubernetes' own (node- and cluster-critical components) and are refused.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
+	// +kubebuilder:validation:XValidation:rule="!self.startsWith('system-')",message="the system- priority classes are for Kubernetes' own components: create a PriorityClass for data pods"
+	PriorityClassName string `json:"priorityClassName,omitempty"`
 }
 
 // Endpoint is one address clients can use.

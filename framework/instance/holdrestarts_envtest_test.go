@@ -9,6 +9,8 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/clock"
 	clocktesting "k8s.io/utils/clock/testing"
@@ -159,6 +161,70 @@ func TestCatalogImagePatchWaitsForTheNextRestart(t *testing.T) {
 		}
 		if err := get(t, u.c, si, u.ns, "ledger"); err != nil || len(si.Status.PendingRestarts) != 0 || si.Status.Image != "engine:1-patch1" {
 			return fmt.Errorf("pending %+v, status.image %s (%v)", si.Status.PendingRestarts, si.Status.Image, err)
+		}
+		return nil
+	})
+}
+
+// A release that renders the agent's init container differently (with the engine container's
+// resources, which releases before spec.scheduling left out) restarts no pod either: the instance
+// lists AgentResources, and the next restart its spec asks for brings the new rendering along.
+func TestOperatorUpgradeHoldsTheInitContainersNewResources(t *testing.T) {
+	u := upgrade(t, nil)
+	ctx, c, ns := context.Background(), u.c, u.ns
+	// What the previous release made of an instance with requests equal to limits: the engine
+	// container has them, the init container nothing.
+	res := corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("500m"), corev1.ResourceMemory: resource.MustParse("256Mi")}
+	si := &v1alpha1.ServiceInstance{}
+	if err := get(t, c, si, ns, "ledger"); err != nil {
+		t.Fatal(err)
+	}
+	si.Spec.Resources = corev1.ResourceRequirements{Requests: res, Limits: res}
+	if err := c.Update(ctx, si); err != nil {
+		t.Fatal(err)
+	}
+	sts := u.sts.DeepCopy()
+	sts.Spec.Template.Spec.Containers[0].Resources = si.Spec.Resources
+	if err := c.Update(ctx, sts); err != nil {
+		t.Fatal(err)
+	}
+	markReady(t, c, ns, "ledger")
+	if err := get(t, c, sts, ns, "ledger"); err != nil {
+		t.Fatal(err)
+	}
+
+	m := u.start(t, "operator:1", nil)
+	defer m.Stop()
+	testenv.Eventually(t, wait, func() error {
+		if err := get(t, c, si, ns, "ledger"); err != nil {
+			return err
+		}
+		p := si.Status.PendingRestarts
+		if len(p) != 1 || p[0].Reason != instance.ReasonAgentResources ||
+			p[0].Message != "the agent's init container in the pods of ledger gets the engine container's resources (the Guaranteed QoS class needs them on every container) with the next restart the spec asks for (no maintenance window is set)" {
+			return fmt.Errorf("pending %+v", p)
+		}
+		return nil
+	})
+	m.WaitQuiet(t, time.Minute)
+	now := &appsv1.StatefulSet{}
+	if err := get(t, c, now, ns, "ledger"); err != nil || now.ResourceVersion != sts.ResourceVersion {
+		t.Fatalf("the new rendering changed the StatefulSet, which would restart its pods (%v)", err)
+	}
+
+	si.Spec.Parameters["mode"] = "b"
+	if err := c.Update(ctx, si); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, wait, func() error {
+		if err := get(t, c, now, ns, "ledger"); err != nil {
+			return err
+		}
+		if init := workload.AgentInit(&now.Spec.Template.Spec); !apiequality.Semantic.DeepEqual(init.Resources, si.Spec.Resources) {
+			return fmt.Errorf("init container resources %+v after the restart the spec asked for", init.Resources)
+		}
+		if err := get(t, c, si, ns, "ledger"); err != nil || len(si.Status.PendingRestarts) != 0 {
+			return fmt.Errorf("pending %+v (%v)", si.Status.PendingRestarts, err)
 		}
 		return nil
 	})

@@ -9,6 +9,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -26,6 +27,10 @@ const (
 	ReasonAgentUpgrade = "AgentUpgrade"
 	// ReasonImagePatch: the catalog changed the image of the instance's version (a patch release).
 	ReasonImagePatch = "ImagePatch"
+	// ReasonAgentResources: the agent's init container takes the engine container's resources (so
+	// that requests equal to limits give the Guaranteed QoS class); releases before that rendered
+	// it without, and their pods keep it so until a restart.
+	ReasonAgentResources = "AgentResources"
 	// ReasonAgentUpgradeFailed: the operator's agent did not survive taking over in a pod
 	// (phase_agents.go). It is held, but never released: this operator's agent does not reach
 	// those pods, in place or by a restart; the next operator release tries again.
@@ -165,6 +170,14 @@ func (r *Reconciler) pinned(ctx context.Context, sts *appsv1.StatefulSet, s *sco
 					want.Image, strings.Join(s.agentsFailed, ", "))})
 		}
 		workload.AgentInit(pin()).Image = running.Image
+	}
+	if want, running := workload.AgentInit(&sts.Spec.Template.Spec), workload.AgentInit(&live.Spec.Template.Spec); want != nil && running != nil &&
+		!apiequality.Semantic.DeepEqual(want.Resources, running.Resources) {
+		// Only the operator's rendering of the init container changed (a spec change of the
+		// resources changes the engine container too, and restarts the pods anyway).
+		held = append(held, v1alpha1.PendingRestart{Reason: ReasonAgentResources,
+			Message: fmt.Sprintf("the agent's init container in the pods of %s gets the engine container's resources (the Guaranteed QoS class needs them on every container)", sts.Name)})
+		workload.AgentInit(pin()).Resources = running.Resources
 	}
 	if version := sts.Labels[names.VersionLabel]; version != "" && live.Labels[names.VersionLabel] == version {
 		for i, want := range sts.Spec.Template.Spec.Containers {

@@ -27,6 +27,7 @@ import (
 // +kubebuilder:rbac:groups=datafleet.dev,resources=serviceinstances/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=datafleet.dev,resources=serviceinstances/finalizers,verbs=update
 // +kubebuilder:rbac:groups=datafleet.dev,resources=versioncatalogs;serviceplans,verbs=get;list;watch
+// +kubebuilder:rbac:groups=scheduling.k8s.io,resources=priorityclasses,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=configmaps;secrets;services;serviceaccounts,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;list;watch;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=persistentvolumes,verbs=get;patch

@@ -6,6 +6,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -379,6 +380,43 @@ func TestInvalidParametersAreReported(t *testing.T) {
 	if cond.Reason != "InvalidSpec" || !strings.Contains(cond.Message, `spec.parameters[port]: Forbidden: port is set by the operator`) {
 		t.Errorf("Ready = %+v", cond)
 	}
+}
+
+// An instance whose PriorityClass does not exist (deleted since the webhook admitted it, or
+// admitted without the webhook) says so, instead of a StatefulSet whose pods fail to be created.
+func TestAMissingPriorityClassIsReported(t *testing.T) {
+	ctx, c, ns := setup(t)
+	si := newInstance(ns, "db")
+	class := "data-" + ns
+	si.Spec.Scheduling = &v1alpha1.SchedulingSpec{PriorityClassName: class}
+	if err := c.Create(ctx, si); err != nil {
+		t.Fatal(err)
+	}
+	got := waitPhase(t, c, ns, "db", v1alpha1.PhaseFailed)
+	if cond := condition(got, v1alpha1.ConditionReady); cond.Reason != "InvalidSpec" ||
+		!strings.Contains(cond.Message, `spec.scheduling.priorityClassName: Not found: "PriorityClass \"`+class+`\"`) {
+		t.Errorf("Ready = %+v", cond)
+	}
+	if err := get(t, c, &appsv1.StatefulSet{}, ns, "db"); !apierrors.IsNotFound(err) {
+		t.Errorf("a StatefulSet was made for pods that cannot be created (%v)", err)
+	}
+	pc := &schedulingv1.PriorityClass{ObjectMeta: metav1.ObjectMeta{Name: class}, Value: 1000}
+	if err := c.Create(ctx, pc); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Delete(ctx, pc) })
+	// The instance looks again (every minute); a spec change makes it look now.
+	got.Spec.Parameters = map[string]string{"max_connections": "10"}
+	if err := c.Update(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, wait, func() error {
+		if err := get(t, c, got, ns, "db"); err != nil {
+			return err
+		}
+		return failIf(got.Status.Phase == v1alpha1.PhaseFailed || get(t, c, &appsv1.StatefulSet{}, ns, "db") != nil,
+			"with the class there the instance is %s (%+v), its StatefulSet not made", got.Status.Phase, condition(got, v1alpha1.ConditionReady))
+	})
 }
 
 // An engine that does not serve TLS says so rather than running without the TLS that was asked for.

@@ -19,6 +19,7 @@ import (
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/maintenance"
 	"github.com/datafleet-dev/datafleet/framework/plan"
+	"github.com/datafleet-dev/datafleet/framework/workload"
 )
 
 // InstanceValidator checks a ServiceInstance against the objects CEL cannot see: its engine's
@@ -63,7 +64,11 @@ func (v *InstanceValidator) ValidateCreate(ctx context.Context, inst *v1alpha1.S
 	if err != nil {
 		return nil, err
 	}
-	return nil, invalid("ServiceInstance", inst.Name, append(errs, planErrs...))
+	errs = append(errs, planErrs...)
+	if errs, err = v.checkPriorityClass(ctx, nil, inst, errs); err != nil {
+		return nil, err
+	}
+	return nil, invalid("ServiceInstance", inst.Name, errs)
 }
 
 // withCatalog runs check with the instance's engine's catalog, or refuses an engine without one.
@@ -140,7 +145,34 @@ func (v *InstanceValidator) ValidateUpdate(ctx context.Context, old, inst *v1alp
 		}
 		errs = append(errs, planErrs...)
 	}
+	errs, err := v.checkPriorityClass(ctx, old, inst, errs)
+	if err != nil {
+		return nil, err
+	}
 	return nil, invalid("ServiceInstance", inst.Name, errs)
+}
+
+// checkPriorityClass adds to errs that the instance's PriorityClass does not exist, when it is new
+// (old is nil on a create) or changed: an instance whose class was deleted since still takes
+// other updates, and says so in its Ready condition.
+func (v *InstanceValidator) checkPriorityClass(ctx context.Context, old, inst *v1alpha1.ServiceInstance, errs field.ErrorList) (field.ErrorList, error) {
+	name := func(si *v1alpha1.ServiceInstance) string {
+		if si == nil || si.Spec.Scheduling == nil {
+			return ""
+		}
+		return si.Spec.Scheduling.PriorityClassName
+	}
+	if old != nil && name(old) == name(inst) {
+		return errs, nil
+	}
+	e, err := workload.MissingPriorityClass(ctx, v.Client, inst)
+	if err != nil {
+		return nil, apierrors.NewInternalError(err)
+	}
+	if e != nil {
+		errs = append(errs, e)
+	}
+	return errs, nil
 }
 
 // checkTLSRequired refuses tls.required on an existing instance that does not serve TLS on every

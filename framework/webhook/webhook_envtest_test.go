@@ -12,6 +12,7 @@ import (
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -322,6 +323,42 @@ func TestWebhookRunsTheEnginesChecks(t *testing.T) {
 	si.Spec.Parameters["mode"] = "c"
 	if err := c.Update(ctx, si); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec.parameters[mode]") {
 		t.Errorf("a bad parameter on update: %v", err)
+	}
+}
+
+// An instance's PriorityClass must exist and must not be one of Kubernetes' own (the CRD's CEL):
+// a data pod that is node-critical would be the last thing evicted under pressure, and could
+// preempt the components the node needs. An instance whose class was deleted since still takes
+// updates that leave it alone.
+func TestWebhookRefusesPriorityClassesThatCannotBeUsed(t *testing.T) {
+	ctx, c := context.Background(), fakeEngineWebhook(t)
+	si := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Namespace: opNamespace, Name: "db"},
+		Spec: v1alpha1.ServiceInstanceSpec{Engine: fakeengine.Name, Scheduling: &v1alpha1.SchedulingSpec{PriorityClassName: "system-node-critical"}}}
+	if err := c.Create(ctx, si); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "the system- priority classes are for Kubernetes' own components") {
+		t.Errorf("system-node-critical: %v", err)
+	}
+	si.Spec.Scheduling.PriorityClassName = "data"
+	if err := c.Create(ctx, si); !apierrors.IsInvalid(err) ||
+		!strings.Contains(err.Error(), `spec.scheduling.priorityClassName: Not found: "PriorityClass \"data\" (the platform team creates the classes data pods may use)"`) {
+		t.Errorf("a class that does not exist: %v", err)
+	}
+	pc := &schedulingv1.PriorityClass{ObjectMeta: metav1.ObjectMeta{Name: "data"}, Value: 1000}
+	if err := c.Create(ctx, pc); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Create(ctx, si); err != nil {
+		t.Fatalf("with the class there: %v", err)
+	}
+	if err := c.Delete(ctx, pc); err != nil {
+		t.Fatal(err)
+	}
+	si.Spec.Parameters = map[string]string{"max_connections": "100"}
+	if err := c.Update(ctx, si); err != nil {
+		t.Errorf("an update that leaves the deleted class alone: %v", err)
+	}
+	si.Spec.Scheduling.PriorityClassName = "data-2"
+	if err := c.Update(ctx, si); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), `PriorityClass \"data-2\"`) {
+		t.Errorf("moving to a class that does not exist: %v", err)
 	}
 }
 

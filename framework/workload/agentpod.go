@@ -48,29 +48,29 @@ type AgentPod struct {
 	GracePeriod int64
 }
 
-// Spec is the pod: restricted security, spread across nodes and zones, the agent's init
+// Spec is the pod: restricted security, placed as the instance asks (Schedule), the agent's init
 // container, and the engine's container with the agent's probes, POD_NAME and POD_NAMESPACE.
 func (a AgentPod) Spec() corev1.PodSpec {
 	restricted := RestrictedContainer()
-	affinity, spread := Spread(names.InstanceLabels(a.Engine, a.Instance.Name))
 	fieldEnv := func(name, path string) corev1.EnvVar {
 		return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: path}}}
 	}
-	return corev1.PodSpec{
+	pod := corev1.PodSpec{
 		ServiceAccountName: a.ServiceAccount,
 		// Only an engine that gives its pods an account of their own talks to the API server;
 		// the namespace's default account's token is of no use to the others, and of use to an
 		// attacker inside the pod.
 		AutomountServiceAccountToken:  ptr.To(a.ServiceAccount != ""),
 		SecurityContext:               RestrictedPod(a.UID),
-		Affinity:                      affinity,
-		TopologySpreadConstraints:     spread,
 		TerminationGracePeriodSeconds: ptr.To(a.GracePeriod),
 		InitContainers: []corev1.Container{{
 			Name:            AgentInitContainer,
 			Image:           a.AgentImage,
 			ImagePullPolicy: corev1.PullIfNotPresent,
 			Command:         []string{"/manager", "install-agent", AgentMount + "/manager"},
+			// The engine's own: an init container without resources would keep the pod out of
+			// the Guaranteed QoS class, and it runs before the engine, so it costs nothing more.
+			Resources:       a.Instance.Spec.Resources,
 			SecurityContext: restricted,
 			VolumeMounts:    []corev1.VolumeMount{{Name: "agent", MountPath: AgentMount}},
 		}},
@@ -92,6 +92,8 @@ func (a AgentPod) Spec() corev1.PodSpec {
 		}},
 		Volumes: append(a.Volumes, EmptyDir("agent"), SecretVolume(fwagent.TLSVolume, certs.AgentSecretName(a.Instance.Name))),
 	}
+	Schedule(&pod, a.Instance.Spec.Scheduling, names.InstanceLabels(a.Engine, a.Instance.Name))
+	return pod
 }
 
 // AgentInitContainer names the init container that copies the agent from the operator's image.

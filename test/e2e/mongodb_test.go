@@ -27,7 +27,8 @@ func testMongoDB(t *testing.T) {
 	ctx := context.Background()
 	ns := testNamespace(t, "mongodb")
 	docs := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "docs", Namespace: ns},
-		Spec: v1alpha1.ServiceInstanceSpec{Engine: "mongodb", Version: "ferretdb-1.24", DeletionPolicy: v1alpha1.DeletionPolicyDelete}}
+		Spec: v1alpha1.ServiceInstanceSpec{Engine: "mongodb", Version: "ferretdb-1.24", DeletionPolicy: v1alpha1.DeletionPolicyDelete,
+			Storage: &v1alpha1.StorageSpec{Size: resource.MustParse("1Gi")}}}
 	createInstance(t, docs)
 	waitInstanceReady(t, docs)
 	if docs.Status.CurrentPrimary != "docs-0" {
@@ -54,22 +55,36 @@ func testMongoDB(t *testing.T) {
 	runBinding(t, ns, "docs-write-2", "docs-app", corev1.PodSucceeded, "write", "docs-app", "second-note")
 	t.Logf("MONGODB: a pod wrote and read documents through its binding")
 
-	// A resources change replaces the pod (the supervisor's rolling update); the documents are on
-	// the volume and stay.
+	// A resources and scheduling change replaces the pod (the supervisor's rolling update); the
+	// documents are on the volume and stay. Requests equal to limits make the pod Guaranteed.
 	before := &corev1.Pod{}
 	if err := env.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "docs-0"}, before); err != nil {
 		t.Fatal(err)
 	}
+	class := "datafleet-e2e-data"
+	dataPriorityClass(t, class, 100000)
+	placement := dataScheduling(class)
 	patchInstance(t, docs, func(s *v1alpha1.ServiceInstanceSpec) {
-		s.Resources.Requests = corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("96Mi")}
+		guaranteed := corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("250m"), corev1.ResourceMemory: resource.MustParse("256Mi")}
+		s.Resources = corev1.ResourceRequirements{Requests: guaranteed, Limits: guaranteed}
+		s.Scheduling = placement
 	})
 	waitPodReplaced(t, before)
 	waitInstanceReady(t, docs)
+	checkPlacement(t, ns, "docs-0", placement, 100000)
 	out = runBinding(t, ns, "docs-read", "docs-app", corev1.PodSucceeded, "read", "docs-app")
 	if !strings.Contains(out, "read: hello-from-docs,second-note") {
 		t.Fatalf("reading after the pod was replaced: %s", out)
 	}
-	t.Logf("MONGODB: a resources change replaced the pod and every document stayed")
+	t.Logf("MONGODB: a resources and scheduling change replaced the pod (Guaranteed, priority class %s) and every document stayed", class)
+
+	// Storage expansion: the volume grows online, the pod is not replaced, the documents stay.
+	expandStorage(t, docs, "2Gi")
+	out = runBinding(t, ns, "docs-read-2", "docs-app", corev1.PodSucceeded, "read", "docs-app")
+	if !strings.Contains(out, "read: hello-from-docs,second-note") {
+		t.Fatalf("reading after the volume grew: %s", out)
+	}
+	t.Logf("MONGODB: the volume grew to 2Gi under the running pod and every document stayed")
 
 	// Rotation: both users log in during the overlap, only the new one after it.
 	addr := serviceAddress(t, ns, "docs", 27017)

@@ -42,6 +42,7 @@ func testPostgresHighAvailability(t *testing.T) {
 			DeletionPolicy:      v1alpha1.DeletionPolicyDelete}}
 	createInstance(t, inst)
 	waitInstanceReady(t, inst)
+	checkDisruptionBudget(t, inst)
 	waitMembers(t, inst, "ledger-0", "streaming (synchronous)")
 
 	psql(t, ns, inst.Status.CurrentPrimary, "CREATE ROLE app LOGIN PASSWORD '"+e2ePassword+"'; CREATE TABLE ledger (id int PRIMARY KEY, what text); ALTER TABLE ledger OWNER TO app")

@@ -10,10 +10,8 @@ import (
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -55,26 +53,7 @@ func testPostgresSingleInstance(t *testing.T) {
 	}
 
 	// Storage expansion: the volume grows online, the pod is not replaced, the data stays.
-	uid := podUID(t, ns, "orders-0")
-	patchInstance(t, inst, func(s *v1alpha1.ServiceInstanceSpec) { s.Storage.Size = resource.MustParse("2Gi") })
-	waitInstance(t, inst, waitTimeout, "the volume has grown to 2Gi", func() (bool, string) {
-		var pvc corev1.PersistentVolumeClaim
-		err := env.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "data-orders-0"}, &pvc)
-		c := meta.FindStatusCondition(inst.Status.Conditions, v1alpha1.ConditionStorageResized)
-		return err == nil && pvc.Status.Capacity.Storage().String() == "2Gi" && c != nil && c.Status == metav1.ConditionTrue &&
-				c.ObservedGeneration == inst.Generation && inst.Status.Phase == v1alpha1.PhaseReady,
-			fmt.Sprintf("capacity %s, StorageResized %+v, phase %s (%v)", pvc.Status.Capacity.Storage(), c, inst.Status.Phase, err)
-	})
-	var sts appsv1.StatefulSet
-	if err := env.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "orders"}, &sts); err != nil {
-		t.Fatal(err)
-	}
-	if got := sts.Spec.VolumeClaimTemplates[0].Spec.Resources.Requests.Storage().String(); got != "2Gi" {
-		t.Errorf("the re-created StatefulSet's claim template asks for %s", got)
-	}
-	if podUID(t, ns, "orders-0") != uid {
-		t.Error("growing the volume replaced the pod")
-	}
+	expandStorage(t, inst, "2Gi")
 	if got := psql(t, ns, "orders-0", "SELECT what FROM orders WHERE id = 1"); got != "kept" {
 		t.Errorf("after the expansion the row reads %q", got)
 	}

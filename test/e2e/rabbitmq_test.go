@@ -58,6 +58,10 @@ func testRabbitMQCluster(t *testing.T) {
 	waitInstanceReady(t, inst)
 	waitNodesRunning(t, inst, 3)
 	t.Logf("RABBITMQ: 3 nodes formed one cluster and the instance was Ready %s after it was created", time.Since(created).Round(time.Second))
+	checkDisruptionBudget(t, inst)
+	// Storage expansion on every node: the volumes grow online, no node restarts.
+	expandStorage(t, inst, "2Gi")
+	t.Logf("RABBITMQ: the disruption budget covers the 3 nodes and allows one disruption; their volumes grew to 2Gi with no node restarted")
 
 	waitNodesRunning(t, legacy, 1)
 	publishConfirmed(t, amqpURL(t, legacy), "legacy", 10, amqp.Table{"x-queue-type": "quorum"})

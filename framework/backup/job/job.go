@@ -111,7 +111,7 @@ func Build(in Input) *batchv1.Job {
 			env = append(env, v)
 		}
 	}
-	return &batchv1.Job{
+	job := &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{Name: in.Name, Namespace: in.Namespace, Labels: labels},
 		Spec: batchv1.JobSpec{
 			BackoffLimit:          ptr.To[int32](0),
@@ -142,6 +142,10 @@ func Build(in Input) *batchv1.Job {
 			},
 		},
 	}
+	// On the nodes, and with the priority, the instance's pods have: nodes set aside for data
+	// (a taint the Job tolerates) are often the only ones its namespace may use.
+	workload.ScheduleJob(&job.Spec.Template.Spec, in.Instance.Spec.Scheduling)
+	return job
 }
 
 // Result is what Run reports through the container's termination message.

@@ -31,7 +31,13 @@ import (
 
 func TestBuildGolden(t *testing.T) {
 	inst := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "orders", Namespace: "shop"},
-		Spec: v1alpha1.ServiceInstanceSpec{Engine: "postgres", Version: "17"}}
+		Spec: v1alpha1.ServiceInstanceSpec{Engine: "postgres", Version: "17",
+			// The Job goes where the instance's pods may (node selector, tolerations) with their
+			// priority; their affinity and spread are about the members' places, and stay theirs.
+			Scheduling: &v1alpha1.SchedulingSpec{NodeSelector: map[string]string{"example.com/pool": "data"},
+				Tolerations:       []corev1.Toleration{{Key: "example.com/data", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}},
+				Affinity:          &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{}},
+				PriorityClassName: "data"}}}
 	bs := &v1alpha1.BackupStore{ObjectMeta: metav1.ObjectMeta{Name: "minio", Namespace: "shop"}, Spec: v1alpha1.BackupStoreSpec{
 		URL: "s3://backups?endpoint=http://minio:9000&use_path_style=true", Prefix: "team-a",
 		CredentialsSecretRef: &v1alpha1.LocalObjectReference{Name: "store-credentials"},
