@@ -13,6 +13,11 @@ HELM = $(shell hack/go-tool.sh helm.sh/helm/v3/cmd/helm $(HELM_VERSION))
 # A real S3 server for the backup tests; the module proxy serves MinIO only as pseudo-versions.
 MINIO_VERSION ?= v0.0.0-20260212201848-7aac2a2c5b7c
 MINIO = $(shell hack/go-tool.sh github.com/minio/minio $(MINIO_VERSION))
+# Emulators of Cloud Storage (fake-gcs-server, a Go module) and Azure Blob Storage (Azurite, an npm
+# package pinned by hack/azurite/package-lock.json) for the gs:// and azblob:// store tests.
+FAKE_GCS_VERSION ?= v1.56.1
+FAKE_GCS = $(shell hack/go-tool.sh github.com/fsouza/fake-gcs-server $(FAKE_GCS_VERSION))
+AZURITE = $(shell hack/azurite.sh)
 # Prometheus's Go module (its v0.3xx.y tags are Prometheus 3.xx.y): promtool checks and unit-tests the
 # alert rules; hack/images.sh builds Prometheus's image from it, which scrapes the local cluster in e2e.
 PROMETHEUS_VERSION ?= v0.316.0
@@ -61,7 +66,7 @@ test: ## Run every test tier: unit, controllers on a real API server, engines ag
 	hack/host-packages.sh $(TEST_PACKAGES)
 	assets="$(ENVTEST_ASSETS)"; \
 	KUBEBUILDER_ASSETS="$$assets" CONTROLLER_GEN="$(CONTROLLER_GEN)" HELM="$(HELM)" MINIO_BIN="$(MINIO)" FERRETDB_BIN="$(FERRETDB)" \
-	  PROMTOOL="$(PROMTOOL)" go test -count=1 ./...
+	  PROMTOOL="$(PROMTOOL)" FAKE_GCS_BIN="$(FAKE_GCS)" AZURITE_BIN="$(AZURITE)" go test -count=1 ./...
 	@# The agent again, against PostgreSQL 17 (the host has 15; 17 comes from the project's image).
 	pg17="$$(hack/postgres-bin.sh 17)"; \
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" MINIO_BIN="$(MINIO)" POSTGRES_BIN_DIR="$$pg17" go test -count=1 ./engines/postgres/agent/

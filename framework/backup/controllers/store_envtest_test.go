@@ -48,12 +48,18 @@ func TestStoreConditions(t *testing.T) {
 	}
 	secret("good", m.SecretKey)
 	secret("bad", "not-the-secret-key")
+	// An empty Secret (its data is nil on the API server) brings no credentials, and does not make
+	// the store use the operator's ambient ones, which the policy withholds.
+	if err := c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "empty", Namespace: ns}}); err != nil {
+		t.Fatal(err)
+	}
 	for _, s := range []struct {
 		name, url, secret, reason, message string
 	}{
 		{"minio", m.URL(), "good", "Reachable", "written, read back and deleted"},
 		{"wrong-key", m.URL(), "bad", "ProbeFailed", "write"},
 		{"no-secret", m.URL(), "missing", "CredentialsNotFound", `"missing" does not exist`},
+		{"empty-secret", "s3://bucket?region=us-east-1", "empty", "OpenFailed", "needs both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"},
 		{"local", "file:///var/backups", "", "NotShareable", "Jobs of their own"},
 		{"ambient", "s3://bucket?region=us-east-1", "", "StoreNotAllowed", "the operator's own cloud identity"},
 		{"elsewhere", strings.Replace(m.URL(), "127.0.0.1", "localhost", 1), "good", "StoreNotAllowed", "endpoint localhost:"},

@@ -58,6 +58,9 @@ func storeCredentials(ctx context.Context, r client.Reader, bs *v1alpha1.BackupS
 		}
 		return nil, "CredentialsUnreadable", err
 	}
+	if s.Data == nil { // named, though empty: never the operator's own identity (store.Open)
+		return map[string][]byte{}, "", nil
+	}
 	return s.Data, "", nil
 }
 

@@ -33,7 +33,10 @@ const (
 // Environment the Job reads besides the store's credentials and the engine's variables.
 const (
 	EnvInstance = "DATAFLEET_INSTANCE" // the instance as JSON: name, namespace, spec
-	EnvKey      = "DATAFLEET_BACKUP_KEY"
+	// EnvCredentialsSecret names the store's credentials Secret, when it has one: with none of its
+	// keys set (an empty Secret) the Job still does not fall back to ambient credentials.
+	EnvCredentialsSecret = "DATAFLEET_STORE_CREDENTIALS_SECRET"
+	EnvKey               = "DATAFLEET_BACKUP_KEY"
 )
 
 // Labels on backup Jobs and their pods. Not the instance's labels: those select its pods.
@@ -102,6 +105,7 @@ func Build(in Input) *batchv1.Job {
 	}
 	env = append(env, in.EngineEnv...)
 	if ref := in.Store.Spec.CredentialsSecretRef; ref != nil {
+		env = append(env, corev1.EnvVar{Name: EnvCredentialsSecret, Value: ref.Name})
 		// The keys a store reads, each optional, and nothing else: the Secret is the tenant's, and
 		// all of it as the environment (envFrom) would let any variable in, HTTPS_PROXY sending
 		// the Job's store traffic around the platform's allowed endpoints among them.

@@ -304,4 +304,20 @@ func TestParseArgs(t *testing.T) {
 	if _, err := job.ParseArgs([]string{"load", "--engine", "postgres"}, func(string) string { return "" }); err == nil {
 		t.Fatal("missing flags were accepted")
 	}
+	// A store that names a Secret with none of the keys (an empty one) opens with no credentials,
+	// never with the pod's ambient ones: store.Open refuses it, naming the keys it needs.
+	delete(env, "AWS_ACCESS_KEY_ID")
+	delete(env, "AWS_SECRET_ACCESS_KEY")
+	for secret, ambient := range map[string]bool{"": true, "store-credentials": false} {
+		env[job.EnvCredentialsSecret] = secret
+		p, err := job.ParseArgs([]string{"load", "--engine", "postgres", "--store-url", "s3://b?region=eu-west-1", "--dir", "d", "--version", "17"},
+			func(k string) string { return env[k] })
+		if err != nil || (p.Credentials == nil) != ambient {
+			t.Fatalf("credentials Secret %q: credentials %v (%v), want ambient %v", secret, p.Credentials, err, ambient)
+		}
+		if _, err := store.Open(context.Background(), p.StoreURL, "", p.Credentials); !ambient &&
+			(err == nil || !strings.Contains(err.Error(), "needs both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")) {
+			t.Errorf("an empty credentials Secret opened the store: %v", err)
+		}
+	}
 }

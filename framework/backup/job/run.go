@@ -72,8 +72,8 @@ func ParseArgs(args []string, getenv func(string) string) (Params, error) {
 			p.Credentials[k] = []byte(v)
 		}
 	}
-	if len(p.Credentials) == 0 {
-		p.Credentials = nil
+	if len(p.Credentials) == 0 && getenv(EnvCredentialsSecret) == "" {
+		p.Credentials = nil // no Secret named: the store's ambient credentials (store.Open)
 	}
 	return p, nil
 }

@@ -15,8 +15,7 @@ import (
 // the operator's requests to any host and port inside the cluster. Both are refused unless the
 // policy allows them. The zero Policy allows neither.
 type Policy struct {
-	// AllowAmbientCredentials lets stores without a credentials Secret (and azblob://, which
-	// always uses the pod's identity) be used.
+	// AllowAmbientCredentials lets stores without a credentials Secret be used.
 	AllowAmbientCredentials bool
 	// Endpoints are the custom endpoints allowed, as host:port patterns (path.Match: `*` is any
 	// run of characters but `/`; for example `minio.*.svc:9000`); the port is the scheme's default
@@ -38,7 +37,7 @@ func (p Policy) Check(rawURL string, hasCredentials bool) error {
 	if u.User != nil {
 		return fmt.Errorf("the store url carries user information: credentials go in the credentials Secret")
 	}
-	if (!hasCredentials || u.Scheme == "azblob") && !p.AllowAmbientCredentials && Shareable(u.Scheme) {
+	if !hasCredentials && !p.AllowAmbientCredentials && Shareable(u.Scheme) {
 		return fmt.Errorf("%s:// stores without a credentials Secret use the operator's own cloud identity, which this platform does not lend (the operator's setting backupStores.allowAmbientCredentials)", u.Scheme)
 	}
 	q := u.Query()

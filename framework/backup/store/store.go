@@ -14,18 +14,21 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	gcaws "gocloud.dev/aws"
 	"gocloud.dev/blob"
-	_ "gocloud.dev/blob/azureblob" // azblob:// with the pod's identity or AZURE_* environment
-	_ "gocloud.dev/blob/fileblob"  // file://
+	"gocloud.dev/blob/azureblob"
+	_ "gocloud.dev/blob/fileblob" // file://
 	"gocloud.dev/blob/gcsblob"
 	_ "gocloud.dev/blob/memblob" // mem:// (tests)
 	"gocloud.dev/blob/s3blob"
 	"gocloud.dev/gcp"
 	"golang.org/x/oauth2/google"
+	"google.golang.org/api/option"
 
 	"github.com/datafleet-dev/datafleet/framework/bounded"
 )
@@ -39,11 +42,17 @@ const (
 	KeyAWSSessionToken    = "AWS_SESSION_TOKEN"
 	// GCS: a service account's JSON key. Without it, Google's application default credentials.
 	KeyGoogleCredentials = "GOOGLE_APPLICATION_CREDENTIALS_JSON"
+	// Azure: a storage account's name with its shared key or a SAS token. Without them, the
+	// operator's own identity (workload identity, a managed identity, AZURE_* environment).
+	KeyAzureAccount  = "AZURE_STORAGE_ACCOUNT"
+	KeyAzureKey      = "AZURE_STORAGE_KEY"
+	KeyAzureSASToken = "AZURE_STORAGE_SAS_TOKEN"
 )
 
 // CredentialKeys are every key of a credentials Secret a store reads; whatever else the Secret
 // holds is the tenant's and reaches no process (the backup Job takes these, not the Secret).
-var CredentialKeys = []string{KeyAWSAccessKeyID, KeyAWSSecretAccessKey, KeyAWSSessionToken, KeyGoogleCredentials}
+var CredentialKeys = []string{KeyAWSAccessKeyID, KeyAWSSecretAccessKey, KeyAWSSessionToken, KeyGoogleCredentials,
+	KeyAzureAccount, KeyAzureKey, KeyAzureSASToken}
 
 // Store is an opened BackupStore: a bucket and the prefix every key lives under.
 type Store struct {
@@ -62,7 +71,10 @@ func (s *Store) Key(parts ...string) string {
 	return strings.TrimPrefix(path.Join(append([]string{s.prefix}, parts...)...), "/")
 }
 
-// Open opens the bucket at rawURL with the credentials Secret's data (nil for none).
+// Open opens the bucket at rawURL with the credentials Secret's data: nil when the store names no
+// Secret (the provider's ambient credentials, which the policy allows or not), never nil when it
+// names one, even an empty one: a named Secret without the keys the provider needs is an error,
+// not a way to borrow the ambient identity the policy withheld.
 func Open(ctx context.Context, rawURL, prefix string, creds map[string][]byte) (*Store, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
@@ -74,11 +86,8 @@ func Open(ctx context.Context, rawURL, prefix string, creds map[string][]byte) (
 		b, err = openS3(ctx, u, creds)
 	case gcsblob.Scheme:
 		b, err = openGCS(ctx, u, creds)
-	case "azblob":
-		if len(creds) > 0 {
-			return nil, errors.New("azblob:// uses the operator pod's Azure identity; a credentials Secret is not supported")
-		}
-		b, err = blob.OpenBucket(ctx, rawURL)
+	case azureblob.Scheme:
+		b, err = openAzure(ctx, u, creds)
 	default:
 		if len(creds) > 0 {
 			return nil, fmt.Errorf("%s:// stores take no credentials Secret", u.Scheme)
@@ -121,30 +130,112 @@ func openS3(ctx context.Context, u *url.URL, creds map[string][]byte) (*blob.Buc
 	switch {
 	case id != "" && secret != "":
 		cfg.Credentials = aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider(id, secret, string(creds[KeyAWSSessionToken])))
-	case len(creds) > 0:
+	case creds != nil:
 		return nil, fmt.Errorf("the credentials Secret needs both %s and %s", KeyAWSAccessKeyID, KeyAWSSecretAccessKey)
 	}
 	return s3blob.OpenBucket(ctx, s3.NewFromConfig(cfg, opts...), u.Host,
 		&s3blob.Options{RequestChecksumCalculation: cfg.RequestChecksumCalculation})
 }
 
+// storageScope is what a Cloud Storage token may do: read and write objects.
+const storageScope = "https://www.googleapis.com/auth/devstorage.read_write"
+
+// openGCS opens a gs:// bucket with the Secret's service account key, or Google's application
+// default credentials without one. The key file is the tenant's: Google's general loader
+// (CredentialsFromJSON) does what the file says, and an "external_account" file makes it read a
+// file or URL of the operator's pod (its own ServiceAccount token) and send it to a token_url of
+// the tenant's choosing, while a service account file's token_uri receives the operator's POST.
+// So the file is read as a service account key and nothing else, and the key signs its own
+// tokens (a self-signed JWT, which Cloud Storage accepts): no token endpoint is ever called.
+// An endpoint parameter (an emulator, or a private endpoint; the policy allows it or not) sends
+// the storage requests there.
 func openGCS(ctx context.Context, u *url.URL, creds map[string][]byte) (*blob.Bucket, error) {
+	endpoint := u.Query().Get("endpoint")
 	key, ok := creds[KeyGoogleCredentials]
 	if !ok {
-		if len(creds) > 0 {
+		if creds != nil {
 			return nil, fmt.Errorf("the credentials Secret needs %s", KeyGoogleCredentials)
+		}
+		if endpoint != "" {
+			return nil, errors.New("a gs:// store with an endpoint needs a credentials Secret")
 		}
 		return blob.OpenBucket(ctx, u.String())
 	}
-	c, err := google.CredentialsFromJSON(ctx, key, "https://www.googleapis.com/auth/devstorage.read_write")
+	ts, err := google.JWTAccessTokenSourceWithScope(key, storageScope)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", KeyGoogleCredentials, err)
+		return nil, fmt.Errorf("%s is not a service account key: %w", KeyGoogleCredentials, err)
 	}
-	hc, err := gcp.NewHTTPClient(gcp.DefaultTransport(), gcp.CredentialsTokenSource(c))
+	hc, err := gcp.NewHTTPClient(gcp.DefaultTransport(), ts)
 	if err != nil {
 		return nil, err
 	}
-	return gcsblob.OpenBucket(ctx, hc, u.Host, nil)
+	opts := &gcsblob.Options{}
+	if endpoint != "" {
+		opts.ClientOptions = []option.ClientOption{option.WithEndpoint(strings.TrimSuffix(endpoint, "/") + "/storage/v1/")}
+	}
+	return gcsblob.OpenBucket(ctx, hc, u.Host, opts)
+}
+
+// openAzure opens an azblob:// container with the Secret's storage account and its shared key or
+// SAS token, or with the operator's own identity without a Secret. The URL may name a domain (an
+// emulator's host:port, or a private endpoint: the policy allows it or not), protocol=http (only
+// with a domain: a SAS token is a bearer credential) and localemu=true (the account in the
+// path, as Azurite serves it); the account is the Secret's, never the URL's.
+func openAzure(ctx context.Context, u *url.URL, creds map[string][]byte) (*blob.Bucket, error) {
+	account := string(creds[KeyAzureAccount])
+	key, sas := string(creds[KeyAzureKey]), string(creds[KeyAzureSASToken])
+	if account == "" && key == "" && sas == "" {
+		if creds != nil {
+			return nil, fmt.Errorf("the credentials Secret needs %s with %s or %s", KeyAzureAccount, KeyAzureKey, KeyAzureSASToken)
+		}
+		return blob.OpenBucket(ctx, u.String())
+	}
+	if account == "" || (key == "") == (sas == "") {
+		return nil, fmt.Errorf("the credentials Secret needs %s with exactly one of %s and %s", KeyAzureAccount, KeyAzureKey, KeyAzureSASToken)
+	}
+	opts := &azureblob.ServiceURLOptions{AccountName: account}
+	for param, values := range u.Query() {
+		v := values[len(values)-1]
+		switch param {
+		case "domain":
+			opts.StorageDomain = v
+		case "protocol":
+			opts.Protocol = v
+		case "localemu":
+			on, err := strconv.ParseBool(v)
+			if err != nil {
+				return nil, fmt.Errorf("invalid value for %q: %w", param, err)
+			}
+			opts.IsLocalEmulator = on
+		default:
+			return nil, fmt.Errorf("azblob:// stores with a credentials Secret take domain, protocol and localemu, not %q", param)
+		}
+	}
+	if opts.Protocol == "http" && opts.StorageDomain == "" {
+		return nil, errors.New("protocol=http is for an emulator or a private endpoint named by domain, not for Azure's own")
+	}
+	svc, err := azureblob.NewServiceURL(opts)
+	if err != nil {
+		return nil, err
+	}
+	containerURL, err := url.JoinPath(string(svc), u.Host)
+	if err != nil {
+		return nil, err
+	}
+	var c *container.Client
+	if key != "" {
+		cred, err := azblob.NewSharedKeyCredential(account, key)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", KeyAzureKey, err)
+		}
+		c, err = container.NewClientWithSharedKeyCredential(containerURL, cred, nil)
+		if err != nil {
+			return nil, err
+		}
+	} else if c, err = container.NewClientWithNoCredential(containerURL+"?"+strings.TrimPrefix(sas, "?"), nil); err != nil {
+		return nil, err
+	}
+	return azureblob.OpenBucket(ctx, c, nil)
 }
 
 // ProbeKey is the object Probe writes under the prefix.
