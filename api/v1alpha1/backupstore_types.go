@@ -17,9 +17,11 @@ type BackupStoreSpec struct {
 	// +kubebuilder:validation:MaxLength=512
 	Prefix string `json:"prefix,omitempty"`
 	// credentialsSecretRef names a Secret with the store's credentials: AWS_ACCESS_KEY_ID and
-	// AWS_SECRET_ACCESS_KEY (and optionally AWS_SESSION_TOKEN) for s3://, or
-	// GOOGLE_APPLICATION_CREDENTIALS_JSON (a service account key) for gs://. Without it the
-	// provider's ambient credentials apply (workload identity).
+	// AWS_SECRET_ACCESS_KEY (and optionally AWS_SESSION_TOKEN) for s3://,
+	// GOOGLE_APPLICATION_CREDENTIALS_JSON (a service account key) for gs://, or
+	// AZURE_STORAGE_ACCOUNT with AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN for azblob://.
+	// Without it the provider's ambient credentials apply (workload identity), where the platform
+	// allows them; with it they never do, even if the Secret lacks the keys.
 	// +optional
 	CredentialsSecretRef *LocalObjectReference `json:"credentialsSecretRef,omitempty"`
 	// encryption encrypts every backup written to this store before it leaves the cluster
