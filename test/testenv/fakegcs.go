@@ -9,9 +9,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 )
@@ -54,18 +52,6 @@ func ServiceAccountKey(tb testing.TB, tokenURI string) []byte {
 	return b
 }
 
-func fakeGCSBinary(tb testing.TB) string {
-	if p := os.Getenv("FAKE_GCS_BIN"); p != "" {
-		return p
-	}
-	p := filepath.Join(cacheDir(), "bin", "fake-gcs-server-"+FakeGCSVersion)
-	if _, err := os.Stat(p); err != nil {
-		tb.Fatalf("no fake-gcs-server at %s: run `make test` (it builds it), or "+
-			"`hack/go-tool.sh github.com/fsouza/fake-gcs-server %s`, or set FAKE_GCS_BIN", p, FakeGCSVersion)
-	}
-	return p
-}
-
 // StartFakeGCS runs fake-gcs-server for the test and creates the bucket "backups". Every address
 // it hands out (upload locations) is its own: nothing is sent to Google.
 func StartFakeGCS(tb testing.TB) *FakeGCS {
@@ -73,7 +59,7 @@ func StartFakeGCS(tb testing.TB) *FakeGCS {
 	port := FreePort(tb)
 	hostport := fmt.Sprintf("127.0.0.1:%d", port)
 	f := &FakeGCS{Endpoint: "http://" + hostport, Bucket: "backups"}
-	cmd := exec.Command(fakeGCSBinary(tb), "-scheme", "http", "-host", "127.0.0.1", "-port", fmt.Sprint(port),
+	cmd := exec.Command(goTool(tb, "FAKE_GCS_BIN", "github.com/fsouza/fake-gcs-server", FakeGCSVersion), "-scheme", "http", "-host", "127.0.0.1", "-port", fmt.Sprint(port),
 		"-backend", "memory", "-public-host", hostport, "-external-url", f.Endpoint, "-log-level", "warn")
 	cmd.Stdout, cmd.Stderr = logSink(), logSink()
 	if err := cmd.Start(); err != nil {

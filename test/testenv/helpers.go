@@ -3,6 +3,9 @@ package testenv
 import (
 	"io"
 	"os"
+	"path"
+	"path/filepath"
+	"testing"
 )
 
 // logSink sends manager logs to stderr only when DATAFLEET_TEST_LOGS is set, so test output
@@ -12,4 +15,19 @@ func logSink() io.Writer {
 		return os.Stderr
 	}
 	return io.Discard
+}
+
+// goTool is the path of a server hack/go-tool.sh builds from module at version: $env when set,
+// else the cache's copy. A missing one fails the test, saying how to get it.
+func goTool(tb testing.TB, env, module, version string) string {
+	tb.Helper()
+	if p := os.Getenv(env); p != "" {
+		return p
+	}
+	name := path.Base(module)
+	p := filepath.Join(cacheDir(), "bin", name+"-"+version)
+	if _, err := os.Stat(p); err != nil {
+		tb.Fatalf("no %s at %s: run `make test` (it builds it), or `hack/go-tool.sh %s %s`, or set %s", name, p, module, version, env)
+	}
+	return p
 }

@@ -53,25 +53,13 @@ func (m *MinIO) CredentialsDir(tb testing.TB, dir string) string {
 	return creds
 }
 
-func minioBinary(tb testing.TB) string {
-	if p := os.Getenv("MINIO_BIN"); p != "" {
-		return p
-	}
-	p := filepath.Join(cacheDir(), "bin", "minio-"+MinIOVersion)
-	if _, err := os.Stat(p); err != nil {
-		tb.Fatalf("no MinIO server at %s: run `make test` (it builds MinIO), or "+
-			"`hack/go-tool.sh github.com/minio/minio %s`, or set MINIO_BIN", p, MinIOVersion)
-	}
-	return p
-}
-
 // StartMinIO runs a MinIO server for the test and creates the bucket "backups".
 func StartMinIO(tb testing.TB) *MinIO {
 	tb.Helper()
 	dir := tb.TempDir()
 	port, console := FreePort(tb), FreePort(tb)
 	m := &MinIO{Endpoint: fmt.Sprintf("http://127.0.0.1:%d", port), AccessKey: "datafleet-test", SecretKey: "datafleet-test-secret", Bucket: "backups"}
-	cmd := exec.Command(minioBinary(tb), "server", "--quiet", "--address", fmt.Sprintf("127.0.0.1:%d", port),
+	cmd := exec.Command(goTool(tb, "MINIO_BIN", "github.com/minio/minio", MinIOVersion), "server", "--quiet", "--address", fmt.Sprintf("127.0.0.1:%d", port),
 		"--console-address", fmt.Sprintf("127.0.0.1:%d", console), dir)
 	cmd.Env = append(os.Environ(), "MINIO_ROOT_USER="+m.AccessKey, "MINIO_ROOT_PASSWORD="+m.SecretKey,
 		"MINIO_BROWSER=off", "MINIO_UPDATE=off")
