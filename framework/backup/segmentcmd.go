@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -73,17 +74,18 @@ func openSegmentArchive(ctx context.Context, c SegmentConfig) (*SegmentArchive, 
 	}
 	var creds map[string][]byte
 	if c.CredentialsDir != "" {
-		entries, err := os.ReadDir(c.CredentialsDir)
-		if err != nil {
-			return nil, err
-		}
+		// The keys a store reads, and nothing else: the directory may hold other files (a
+		// recovery's configuration and key share its volume), which are no credentials. The map
+		// is never nil here: a named Secret without the keys is an error, not ambient credentials.
 		creds = map[string][]byte{}
-		for _, e := range entries {
-			// A mounted Secret's keys are files (links into its ..data); the dot entries are not keys.
-			if key := e.Name(); key[0] != '.' && (e.Type().IsRegular() || e.Type()&os.ModeSymlink != 0) {
-				if creds[key], err = readFileLimited(filepath.Join(c.CredentialsDir, key)); err != nil {
-					return nil, err
-				}
+		for _, key := range store.CredentialKeys {
+			v, err := readFileLimited(filepath.Join(c.CredentialsDir, key))
+			switch {
+			case errors.Is(err, fs.ErrNotExist):
+			case err != nil:
+				return nil, err
+			default:
+				creds[key] = v
 			}
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/datafleet-dev/datafleet/framework/backup"
@@ -61,5 +62,40 @@ func TestTheSegmentFetchTellsMissingFromFailed(t *testing.T) {
 	}
 	if err := fetch(filepath.Join(dir, "no-such-config.json"), segment); err == nil || backup.ExitCode(err) != 128 {
 		t.Fatalf("without its configuration: %v (exit status %d), want 128", err, backup.ExitCode(err))
+	}
+}
+
+// The credentials directory of a recovery is the recovery Secret's volume, which also holds its
+// configuration and key: only the keys a store reads are credentials. With the store's keys there
+// the archive opens; with none (a named Secret that lacks them) it is refused, naming the keys,
+// never opened with the pod's ambient credentials.
+func TestOnlyStoreKeysAreCredentials(t *testing.T) {
+	ctx := context.Background()
+	m := testenv.StartMinIO(t)
+	for name, withKeys := range map[string]bool{"recovery": true, "no-keys": false} {
+		dir := filepath.Join(t.TempDir(), name)
+		creds := filepath.Join(dir, "credentials")
+		if withKeys {
+			creds = m.CredentialsDir(t, dir)
+		} else if err := os.MkdirAll(creds, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(creds, "recovery.json"), []byte(`{"backup":"b"}`), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(backup.SegmentConfig{URL: m.URL(), Prefix: "team-a", Dir: "orders/wal", CredentialsDir: creds})
+		config := filepath.Join(dir, "config.json")
+		if err := os.WriteFile(config, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		a, err := backup.OpenSegmentArchive(ctx, config)
+		if withKeys {
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			a.Store.Close()
+		} else if err == nil || !strings.Contains(err.Error(), "needs both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY") {
+			t.Errorf("%s: %v, want the missing keys named", name, err)
+		}
 	}
 }

@@ -113,8 +113,10 @@ func (r *RestoreReconciler) writeRecoverySecret(ctx context.Context, rs *v1alpha
 		}
 	}
 	c := backup.RecoveryConfig{Backup: Dir(b),
-		SegmentConfig: backup.SegmentConfig{URL: bs.Spec.URL, Prefix: bs.Spec.Prefix, CredentialsDir: workload.RecoveryMount,
-			Dir: engine.ArchiveDir(b.Namespace, b.Spec.InstanceRef.Name)}}
+		SegmentConfig: backup.SegmentConfig{URL: bs.Spec.URL, Prefix: bs.Spec.Prefix, Dir: engine.ArchiveDir(b.Namespace, b.Spec.InstanceRef.Name)}}
+	if bs.Spec.CredentialsSecretRef != nil { // else the pods' ambient credentials, as the store's own
+		c.CredentialsDir = workload.RecoveryMount
+	}
 	key, err := storeKey(ctx, r.APIReader, bs)
 	if err != nil {
 		return err
