@@ -116,7 +116,9 @@ func (r *PlanReconciler) reconcile(ctx context.Context, p *v1alpha1.BackupPlan, 
 			}
 		}
 	}
-	if p.Spec.Drill != nil {
+	// A drill under way is followed to its end even when the plan's drill was removed meanwhile:
+	// otherwise its scratch instance and Restore would be left behind, restoring for nobody.
+	if running := p.Status.LastDrill != nil && p.Status.LastDrill.Result == DrillRunning; p.Spec.Drill != nil || running {
 		d, err := r.drill(ctx, p, backups, now)
 		if err != nil {
 			return err

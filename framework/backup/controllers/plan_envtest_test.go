@@ -117,3 +117,76 @@ func TestRetentionByAgeFollowsTheInjectedClock(t *testing.T) {
 		t.Errorf("two days later the plan kept %v, want [b4] (the newest, whatever its age)", got)
 	}
 }
+
+// A drill under way when the plan's drill is removed (or the plan suspended with it, as a
+// platform team does before maintenance) is followed to its end: its result is recorded and its
+// scratch instance and Restore are deleted, not left restoring for nobody.
+func TestARemovedDrillStillFinishesTheOneUnderWay(t *testing.T) {
+	env := testenv.Start(t)
+	ctx, c, ns := context.Background(), env.Client, "drills"
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		t.Fatal(err)
+	}
+	p := &v1alpha1.BackupPlan{ObjectMeta: metav1.ObjectMeta{Name: "nightly", Namespace: ns},
+		Spec: v1alpha1.BackupPlanSpec{InstanceRef: v1alpha1.LocalObjectReference{Name: "db"}, Schedule: "0 3 * * *", Suspend: true,
+			Drill: &v1alpha1.BackupDrill{Schedule: "* * * * *"}}}
+	if err := c.Create(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	b := &v1alpha1.Backup{ObjectMeta: metav1.ObjectMeta{Name: "b1", Namespace: ns, Labels: map[string]string{controllers.PlanLabel: p.Name}},
+		Spec: v1alpha1.BackupSpec{InstanceRef: v1alpha1.LocalObjectReference{Name: "db"}}}
+	if err := c.Create(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	done := metav1.NewTime(p.CreationTimestamp.Add(time.Second))
+	b.Status.Phase, b.Status.StartTime, b.Status.CompletionTime = v1alpha1.BackupCompleted, &done, &done
+	if err := c.Status().Update(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	clock := clocktesting.NewFakePassiveClock(p.CreationTimestamp.Add(90 * time.Second))
+	r := &controllers.PlanReconciler{Client: c, Recorder: events.NewFakeRecorder(100), Clock: clock}
+	reconcile := func() {
+		t.Helper()
+		if _, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(p)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Get(ctx, client.ObjectKeyFromObject(p), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reconcile()
+	d := p.Status.LastDrill
+	if d == nil || d.Result != controllers.DrillRunning {
+		t.Fatalf("no drill started: %+v", d)
+	}
+	// What the Restore controller would have done meanwhile: the scratch instance, the Restore
+	// completed.
+	scratch := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "nightly-drill", Namespace: ns,
+		Labels: map[string]string{controllers.DrillLabel: p.Name}}, Spec: v1alpha1.ServiceInstanceSpec{Engine: fakeengine.Name}}
+	if err := c.Create(ctx, scratch); err != nil {
+		t.Fatal(err)
+	}
+	rs := &v1alpha1.Restore{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: d.Restore}, rs); err != nil {
+		t.Fatal(err)
+	}
+	rs.Status.Phase = v1alpha1.BackupCompleted
+	if err := c.Status().Update(ctx, rs); err != nil {
+		t.Fatal(err)
+	}
+	p.Spec.Drill = nil
+	if err := c.Update(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	clock.SetTime(clock.Now().Add(30 * time.Second))
+	reconcile()
+	if d := p.Status.LastDrill; d == nil || d.Result != controllers.DrillPassed || d.CompletionTime == nil {
+		t.Errorf("the drill under way was not finished: %+v", d)
+	}
+	if err := c.Get(ctx, client.ObjectKeyFromObject(rs), rs); err == nil {
+		t.Error("the drill's Restore was left behind")
+	}
+	if err := c.Get(ctx, client.ObjectKeyFromObject(scratch), scratch); err == nil && scratch.DeletionTimestamp.IsZero() {
+		t.Error("the drill's scratch instance was left behind")
+	}
+}
