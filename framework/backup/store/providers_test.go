@@ -207,3 +207,15 @@ func TestANamedSecretIsNeverTheAmbientIdentity(t *testing.T) {
 		}
 	}
 }
+
+// The policy checks a store URL's first domain; a second one must not be the one the store uses.
+func TestAnAzureStoreTakesEachParameterOnce(t *testing.T) {
+	creds := map[string][]byte{store.KeyAzureAccount: []byte(testenv.AzuriteAccount), store.KeyAzureKey: []byte(testenv.AzuriteKey)}
+	if err := (store.Policy{Endpoints: []string{"127.0.0.1:10000"}}).Check("azblob://c?domain=127.0.0.1:10000&domain=evil.example:443", true); err != nil {
+		t.Fatalf("the policy should admit the first domain (the test's premise): %v", err)
+	}
+	_, err := store.Open(context.Background(), "azblob://c?domain=127.0.0.1:10000&domain=evil.example:443&protocol=http", "", creds)
+	if err == nil || !strings.Contains(err.Error(), `names "domain" more than once`) {
+		t.Errorf("two domains: %v, want a refusal", err)
+	}
+}

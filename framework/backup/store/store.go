@@ -195,7 +195,12 @@ func openAzure(ctx context.Context, u *url.URL, creds map[string][]byte) (*blob.
 	}
 	opts := &azureblob.ServiceURLOptions{AccountName: account}
 	for param, values := range u.Query() {
-		v := values[len(values)-1]
+		// One value each: the policy checked the first domain, and a second must not be the one
+		// used (gocloud's own opener refuses them too).
+		if len(values) > 1 {
+			return nil, fmt.Errorf("the store url names %q more than once", param)
+		}
+		v := values[0]
 		switch param {
 		case "domain":
 			opts.StorageDomain = v
