@@ -499,6 +499,14 @@ func (in *ServiceInstance) TLSEnabled() bool { return in.Spec.TLS != nil && in.S
 // TLSRequired is spec.tls.required on an instance that serves TLS: it serves nothing in clear.
 func (in *ServiceInstance) TLSRequired() bool { return in.TLSEnabled() && in.Spec.TLS.Required }
 
+// PriorityClassName is the PriorityClass the instance's pods are to have, "" for none.
+func (in *ServiceInstance) PriorityClassName() string {
+	if in.Spec.Scheduling == nil {
+		return ""
+	}
+	return in.Spec.Scheduling.PriorityClassName
+}
+
 // Continuous is the instance's continuous archiving, nil when it is off.
 func (in *ServiceInstance) Continuous() *ContinuousArchiving {
 	if in.Spec.Backup == nil {

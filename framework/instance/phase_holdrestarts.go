@@ -155,29 +155,29 @@ func (r *Reconciler) pinned(ctx context.Context, sts *appsv1.StatefulSet, s *sco
 	}
 	var held []v1alpha1.PendingRestart
 	engineImage := ""
-	if want, running := workload.AgentInit(&sts.Spec.Template.Spec), workload.AgentInit(&live.Spec.Template.Spec); want != nil && running != nil && want.Image != running.Image {
+	wantInit, runInit := workload.AgentInit(&sts.Spec.Template.Spec), workload.AgentInit(&live.Spec.Template.Spec)
+	if wantInit != nil && runInit != nil && wantInit.Image != runInit.Image {
 		switch {
 		case !s.agentsLooked:
 			held = append(held, v1alpha1.PendingRestart{Reason: ReasonAgentUpgrade,
-				Message: fmt.Sprintf("the pods of %s run the agent from %s; the agent from %s comes", sts.Name, running.Image, want.Image)})
+				Message: fmt.Sprintf("the pods of %s run the agent from %s; the agent from %s comes", sts.Name, runInit.Image, wantInit.Image)})
 		case len(s.agentsStuck) > 0:
 			held = append(held, v1alpha1.PendingRestart{Reason: ReasonAgentUpgrade,
-				Message: fmt.Sprintf("the agents of %s predate in-place upgrades; the agent from %s comes", strings.Join(s.agentsStuck, ", "), want.Image)})
+				Message: fmt.Sprintf("the agents of %s predate in-place upgrades; the agent from %s comes", strings.Join(s.agentsStuck, ", "), wantInit.Image)})
 		}
 		if len(s.agentsFailed) > 0 {
 			held = append(held, v1alpha1.PendingRestart{Reason: ReasonAgentUpgradeFailed,
 				Message: fmt.Sprintf("the agent from %s did not survive taking over on %s: it is not applied to them, in place or by a restart; the next operator release tries again",
-					want.Image, strings.Join(s.agentsFailed, ", "))})
+					wantInit.Image, strings.Join(s.agentsFailed, ", "))})
 		}
-		workload.AgentInit(pin()).Image = running.Image
+		workload.AgentInit(pin()).Image = runInit.Image
 	}
-	if want, running := workload.AgentInit(&sts.Spec.Template.Spec), workload.AgentInit(&live.Spec.Template.Spec); want != nil && running != nil &&
-		!apiequality.Semantic.DeepEqual(want.Resources, running.Resources) {
+	if wantInit != nil && runInit != nil && !apiequality.Semantic.DeepEqual(wantInit.Resources, runInit.Resources) {
 		// Only the operator's rendering of the init container changed (a spec change of the
 		// resources changes the engine container too, and restarts the pods anyway).
 		held = append(held, v1alpha1.PendingRestart{Reason: ReasonAgentResources,
 			Message: fmt.Sprintf("the agent's init container in the pods of %s gets the engine container's resources (the Guaranteed QoS class needs them on every container)", sts.Name)})
-		workload.AgentInit(pin()).Resources = running.Resources
+		workload.AgentInit(pin()).Resources = runInit.Resources
 	}
 	if version := sts.Labels[names.VersionLabel]; version != "" && live.Labels[names.VersionLabel] == version {
 		for i, want := range sts.Spec.Template.Spec.Containers {

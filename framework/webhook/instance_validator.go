@@ -156,13 +156,7 @@ func (v *InstanceValidator) ValidateUpdate(ctx context.Context, old, inst *v1alp
 // (old is nil on a create) or changed: an instance whose class was deleted since still takes
 // other updates, and says so in its Ready condition.
 func (v *InstanceValidator) checkPriorityClass(ctx context.Context, old, inst *v1alpha1.ServiceInstance, errs field.ErrorList) (field.ErrorList, error) {
-	name := func(si *v1alpha1.ServiceInstance) string {
-		if si == nil || si.Spec.Scheduling == nil {
-			return ""
-		}
-		return si.Spec.Scheduling.PriorityClassName
-	}
-	if old != nil && name(old) == name(inst) {
+	if old != nil && old.PriorityClassName() == inst.PriorityClassName() {
 		return errs, nil
 	}
 	e, err := workload.MissingPriorityClass(ctx, v.Client, inst)

@@ -20,16 +20,16 @@ var PriorityClassPath = field.NewPath("spec", "scheduling", "priorityClassName")
 // admission, the reconciler again before rendering: the class may be deleted in between, and a
 // StatefulSet's pods would then fail to be created with nothing on the instance to say why.
 func MissingPriorityClass(ctx context.Context, c client.Reader, inst *v1alpha1.ServiceInstance) (*field.Error, error) {
-	s := inst.Spec.Scheduling
-	if s == nil || s.PriorityClassName == "" {
+	name := inst.PriorityClassName()
+	if name == "" {
 		return nil, nil
 	}
-	err := c.Get(ctx, client.ObjectKey{Name: s.PriorityClassName}, &schedulingv1.PriorityClass{})
+	err := c.Get(ctx, client.ObjectKey{Name: name}, &schedulingv1.PriorityClass{})
 	switch {
 	case apierrors.IsNotFound(err):
-		return field.NotFound(PriorityClassPath, fmt.Sprintf("PriorityClass %q (the platform team creates the classes data pods may use)", s.PriorityClassName)), nil
+		return field.NotFound(PriorityClassPath, fmt.Sprintf("PriorityClass %q (the platform team creates the classes data pods may use)", name)), nil
 	case err != nil:
-		return nil, fmt.Errorf("reading PriorityClass %s: %w", s.PriorityClassName, err)
+		return nil, fmt.Errorf("reading PriorityClass %s: %w", name, err)
 	}
 	return nil, nil
 }

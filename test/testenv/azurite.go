@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -62,7 +63,7 @@ func azuriteBinary(tb testing.TB) string {
 	if err != nil {
 		tb.Fatalf("no Azurite: hack/azurite.sh (it installs Azurite with npm into the cache) failed: %v; or set AZURITE_BIN", err)
 	}
-	return string(regexp.MustCompile(`\s+$`).ReplaceAll(out, nil))
+	return strings.TrimSpace(string(out))
 }
 
 var azuriteListening = regexp.MustCompile(`listens on http://(127\.0\.0\.1:\d+)`)
@@ -83,16 +84,16 @@ func StartAzurite(tb testing.TB) *Azurite {
 	// Its errors say why it stopped (a bad option, say): kept for the timeout's message.
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	startServer(tb, cmd)
 	found := make(chan string, 1)
 	go func() {
 		s := bufio.NewScanner(out)
-		for s.Scan() {
+		for s.Scan() { // read to the end: a full pipe would stop Azurite
 			if m := azuriteListening.FindStringSubmatch(s.Text()); m != nil {
-				found <- m[1]
+				select {
+				case found <- m[1]:
+				default:
+				}
 			}
 		}
 	}()

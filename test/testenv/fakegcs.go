@@ -61,11 +61,7 @@ func StartFakeGCS(tb testing.TB) *FakeGCS {
 	f := &FakeGCS{Endpoint: "http://" + hostport, Bucket: "backups"}
 	cmd := exec.Command(goTool(tb, "FAKE_GCS_BIN", "github.com/fsouza/fake-gcs-server", FakeGCSVersion), "-scheme", "http", "-host", "127.0.0.1", "-port", fmt.Sprint(port),
 		"-backend", "memory", "-public-host", hostport, "-external-url", f.Endpoint, "-log-level", "warn")
-	cmd.Stdout, cmd.Stderr = logSink(), logSink()
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	startServer(tb, cmd)
 	// Bucket creation is not part of gocloud.dev/blob: the test sets the store up like an admin would.
 	body, _ := json.Marshal(map[string]string{"name": f.Bucket})
 	Eventually(tb, 30*time.Second, func() error {

@@ -52,11 +52,7 @@ func StartFerretDBAs(tb testing.TB, user, password string) *FerretDB {
 	cmd := exec.Command(FerretDBBinary(tb), "--handler=sqlite", "--sqlite-url=file:"+dir+"/", "--state-dir="+dir,
 		"--listen-addr="+f.Addr, "--debug-addr=-", "--telemetry=disable", "--test-enable-new-auth",
 		"--setup-database=admin", "--setup-username="+f.User, "--setup-password="+f.Password, "--log-level=warn")
-	cmd.Stdout, cmd.Stderr = logSink(), logSink()
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	startServer(tb, cmd)
 	Eventually(tb, 30*time.Second, func() error {
 		c, err := net.Dial("tcp", f.Addr)
 		if err != nil {

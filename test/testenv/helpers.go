@@ -3,6 +3,7 @@ package testenv
 import (
 	"io"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"testing"
@@ -30,4 +31,20 @@ func goTool(tb testing.TB, env, module, version string) string {
 		tb.Fatalf("no %s at %s: run `make test` (it builds it), or `hack/go-tool.sh %s %s`, or set %s", name, p, module, version, env)
 	}
 	return p
+}
+
+// startServer starts a server process for the test and kills it when the test ends; its output
+// goes to logSink unless cmd sends it elsewhere.
+func startServer(tb testing.TB, cmd *exec.Cmd) {
+	tb.Helper()
+	if cmd.Stdout == nil {
+		cmd.Stdout = logSink()
+	}
+	if cmd.Stderr == nil {
+		cmd.Stderr = logSink()
+	}
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 }

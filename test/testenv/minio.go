@@ -63,11 +63,7 @@ func StartMinIO(tb testing.TB) *MinIO {
 		"--console-address", fmt.Sprintf("127.0.0.1:%d", console), dir)
 	cmd.Env = append(os.Environ(), "MINIO_ROOT_USER="+m.AccessKey, "MINIO_ROOT_PASSWORD="+m.SecretKey,
 		"MINIO_BROWSER=off", "MINIO_UPDATE=off")
-	cmd.Stdout, cmd.Stderr = logSink(), logSink()
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	startServer(tb, cmd)
 	Eventually(tb, 30*time.Second, func() error {
 		resp, err := http.Get(m.Endpoint + "/minio/health/ready")
 		if err != nil {
