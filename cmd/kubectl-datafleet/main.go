@@ -1,9 +1,14 @@
 // Command kubectl-datafleet is a kubectl plugin (install it on PATH, then `kubectl datafleet`) with
-// fleet views for platform teams.
+// fleet views for platform teams and the day-2 actions of application teams.
 //
 //	kubectl datafleet versions [--engine E]   instances by engine and version, with days to sundown
 //	kubectl datafleet rollout status          restarts the operator holds back, and paused instances
 //	kubectl datafleet status [INSTANCE]       pods with roles, lag, connections, last backup, sundown
+//	kubectl datafleet pause|resume INSTANCE   spec.paused
+//	kubectl datafleet switchover INSTANCE [POD]
+//	kubectl datafleet rotate BINDING
+//	kubectl datafleet backup INSTANCE [--wait]
+//	kubectl datafleet restore BACKUP --to NAME [--version V] [--time T] [--wait]
 package main
 
 import (
@@ -16,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/go-logr/logr"
 	"k8s.io/client-go/tools/clientcmd"
@@ -23,10 +29,15 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-const usage = `usage: kubectl datafleet versions [--engine ENGINE] [--kubeconfig FILE] [--context NAME]
-       kubectl datafleet rollout status [--kubeconfig FILE] [--context NAME]
-       kubectl datafleet status [INSTANCE] [-n NAMESPACE | -A] [--no-figures]
-                                [--scrape-token-secret NAMESPACE/NAME] [--kubeconfig FILE] [--context NAME]
+const usage = `usage: kubectl datafleet versions [--engine ENGINE]
+       kubectl datafleet rollout status
+       kubectl datafleet status [INSTANCE] [-n NAMESPACE | -A] [--no-figures] [--scrape-token-secret NAMESPACE/NAME]
+       kubectl datafleet pause INSTANCE | resume INSTANCE [-n NAMESPACE]
+       kubectl datafleet switchover INSTANCE [POD] [-n NAMESPACE]
+       kubectl datafleet rotate BINDING [-n NAMESPACE]
+       kubectl datafleet backup INSTANCE [--name NAME] [--method Logical|Physical] [--wait [--timeout 30m]] [-n NAMESPACE]
+       kubectl datafleet restore BACKUP --to INSTANCE [--version V] [--time RFC3339] [--name NAME] [--wait [--timeout 30m]] [-n NAMESPACE]
+every command also takes --kubeconfig FILE and --context NAME
 
 versions         lists every ServiceInstance by engine and version, with its support state and the
                  days left before its version's sundown (from the engine's VersionCatalog)
@@ -39,6 +50,14 @@ status           per instance (the one named, or every one of the namespace): ph
                  (read through a port-forward with the fleet's scrape token: needs get on that
                  Secret, default datafleet-system/datafleet-scrape-token, and pods/portforward;
                  --no-figures skips them)
+pause, resume    sets or clears spec.paused: a paused instance is left alone by the operator
+switchover       sets spec.primary: to POD, or to the lowest-numbered ready pod that is not the
+                 primary (engines with a primary: PostgreSQL)
+rotate           raises the binding's spec.rotation.generation: new credentials in its Secret,
+                 the previous ones valid for the rotation's overlap
+backup           creates a Backup of the instance now; --wait follows it to its end
+restore          creates a Restore of the backup into a new instance (--version for a blue/green
+                 move, --time for a point in time of a physical backup); --wait follows it
 `
 
 func main() {
@@ -51,16 +70,24 @@ func main() {
 	}
 }
 
+// commands and how many names each takes (at least, at most).
+var commands = map[string][2]int{
+	"versions": {0, 0}, "rollout status": {0, 0}, "status": {0, 1},
+	"pause": {1, 1}, "resume": {1, 1}, "switchover": {1, 2}, "rotate": {1, 1},
+	"backup": {1, 1}, "restore": {1, 1},
+}
+
 func run(ctx context.Context, args []string, out io.Writer) error {
 	var command string
 	switch {
-	case len(args) >= 1 && args[0] == "versions":
-		command, args = "versions", args[1:]
 	case len(args) >= 2 && args[0] == "rollout" && args[1] == "status":
 		command, args = "rollout status", args[2:]
-	case len(args) >= 1 && args[0] == "status":
-		command, args = "status", args[1:]
-	default:
+	case len(args) >= 1 && args[0] != "rollout":
+		if _, ok := commands[args[0]]; ok {
+			command, args = args[0], args[1:]
+		}
+	}
+	if command == "" {
 		fmt.Fprint(os.Stderr, usage)
 		return errors.New("unknown or missing command")
 	}
@@ -68,11 +95,18 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	engineName := fs.String("engine", "", "only this engine (versions)")
 	kubeconfig := fs.String("kubeconfig", "", "kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
 	kctx := fs.String("context", "", "kubeconfig context")
-	namespace := fs.String("n", "", "namespace (status; default: the context's)")
+	namespace := fs.String("n", "", "namespace (default: the context's)")
 	allNamespaces := fs.Bool("A", false, "every namespace (status)")
 	noFigures := fs.Bool("no-figures", false, "do not read lag and connections from the agents (status)")
 	tokenSecret := fs.String("scrape-token-secret", "datafleet-system/datafleet-scrape-token", "the fleet's scrape token, NAMESPACE/NAME (status)")
-	// The instance's name may come before the flags, as kubectl takes it.
+	name := fs.String("name", "", "the Backup's or Restore's name (backup, restore)")
+	method := fs.String("method", "", "Logical or Physical (backup; default the instance's)")
+	to := fs.String("to", "", "the new instance to restore into (restore)")
+	version := fs.String("version", "", "the new instance's version, for a blue/green move (restore)")
+	at := fs.String("time", "", "restore to this time, RFC 3339 (restore of a physical backup)")
+	waitFor := fs.Bool("wait", false, "follow the Backup or Restore to its end (backup, restore)")
+	timeout := fs.Duration("timeout", 30*time.Minute, "how long --wait waits")
+	// Names may come before the flags, as kubectl takes them.
 	var positional []string
 	for len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		positional, args = append(positional, args[0]), args[1:]
@@ -81,8 +115,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	positional = append(positional, fs.Args()...)
-	if len(positional) > 1 || (len(positional) == 1 && command != "status") {
-		return fmt.Errorf("%s: unexpected arguments %v", command, positional)
+	if n := commands[command]; len(positional) < n[0] || len(positional) > n[1] {
+		fmt.Fprint(os.Stderr, usage)
+		return fmt.Errorf("%s takes %d to %d names, got %v", command, n[0], n[1], positional)
 	}
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	rules.ExplicitPath = *kubeconfig
@@ -95,32 +130,90 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if command == "status" {
-		ns := *namespace
-		if ns == "" && !*allNamespaces {
-			if ns, _, err = loader.Namespace(); err != nil {
-				return err
-			}
+	ns := *namespace
+	if ns == "" && !*allNamespaces {
+		if ns, _, err = loader.Namespace(); err != nil {
+			return err
 		}
-		var name string
-		if len(positional) == 1 {
-			name = positional[0]
-			if *allNamespaces {
-				return errors.New("status: name an instance with -n, not -A")
-			}
-		}
-		return runStatus(ctx, out, cfg, c, ns, name, *noFigures, *tokenSecret)
 	}
-	if command == "rollout status" {
+	arg := func(i int) string {
+		if i < len(positional) {
+			return positional[i]
+		}
+		return ""
+	}
+	say := func(line string, err error) error {
+		if err == nil {
+			fmt.Fprintln(out, line)
+		}
+		return err
+	}
+	switch command {
+	case "status":
+		if arg(0) != "" && *allNamespaces {
+			return errors.New("status: name an instance with -n, not -A")
+		}
+		if *allNamespaces {
+			ns = ""
+		}
+		return runStatus(ctx, out, cfg, c, ns, arg(0), *noFigures, *tokenSecret)
+	case "rollout status":
 		rows, sum, err := Rollout(ctx, c)
 		if err != nil {
 			return err
 		}
 		return PrintRollout(out, rows, sum)
+	case "pause", "resume":
+		return say(Pause(ctx, c, ns, arg(0), command == "pause"))
+	case "switchover":
+		return say(Switchover(ctx, c, ns, arg(0), arg(1)))
+	case "rotate":
+		return say(Rotate(ctx, c, ns, arg(0)))
+	case "backup":
+		b, err := Backup(ctx, c, ns, arg(0), BackupOptions{Name: *name, Method: v1alpha1.BackupMethod(*method)}, time.Now())
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "backup %s/%s created\n", ns, b.Name)
+		if !*waitFor {
+			return nil
+		}
+		return followed(ctx, *timeout, func(ctx context.Context) error {
+			if err := waitFinished(ctx, c, out, b, 2*time.Second); err != nil {
+				return err
+			}
+			PrintBackup(out, b)
+			return nil
+		})
+	case "restore":
+		o := RestoreOptions{To: *to, Version: *version, Name: *name}
+		if *at != "" {
+			t, err := time.Parse(time.RFC3339, *at)
+			if err != nil {
+				return fmt.Errorf("restore: --time %q is not an RFC 3339 time (2026-12-06T03:00:00Z): %w", *at, err)
+			}
+			o.Time = &t
+		}
+		rs, err := Restore(ctx, c, ns, arg(0), o)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "restore %s/%s of backup %s into %s created\n", ns, rs.Name, arg(0), o.To)
+		if !*waitFor {
+			return nil
+		}
+		return followed(ctx, *timeout, func(ctx context.Context) error { return waitFinished(ctx, c, out, rs, 2*time.Second) })
 	}
 	rows, err := Versions(ctx, c, *engineName, time.Now())
 	if err != nil {
 		return err
 	}
 	return PrintVersions(out, rows)
+}
+
+// followed runs follow with a deadline of timeout.
+func followed(ctx context.Context, timeout time.Duration, follow func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return follow(ctx)
 }
