@@ -30,7 +30,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
-	"github.com/datafleet-dev/datafleet/engines/rabbitmq"
 	"github.com/datafleet-dev/datafleet/framework/backup"
 	"github.com/datafleet-dev/datafleet/framework/backup/controllers"
 	"github.com/datafleet-dev/datafleet/test/testenv"
@@ -44,9 +43,11 @@ const (
 
 // testBackups: a BackupStore on MinIO in the cluster (encrypted); PostgreSQL rows, roles and
 // grants come back after a restore into a new instance and in place; RabbitMQ users, vhosts,
-// permissions, queues and bindings come back; a backup with one changed byte is refused before
-// anything is touched; a plan every minute with retention 3 keeps exactly 3 backups (objects and
-// Backups) after 6 runs, and its drill restores the latest backup into a scratch instance.
+// permissions, queues and bindings come back in place and in a new instance; a backup with one
+// changed byte is refused before anything is touched; a PostgreSQL plan every minute with
+// retention 3 keeps exactly 3 backups (objects and Backups) after 6 runs, a RabbitMQ plan with
+// retention 2 exactly 2 after 3, and their drills restore the latest backup into a scratch
+// instance.
 func testBackups(t *testing.T) {
 	ctx := context.Background()
 	ensureCatalog(t, "postgres", v1alpha1.CatalogVersion{Version: "17", Image: env.images["postgres-17"], Default: true})
@@ -103,14 +104,9 @@ func testBackups(t *testing.T) {
 	waitInstanceReady(t, mq)
 
 	// The plan starts first: its six runs take six minutes, which the rest of the step overlaps.
-	plan := &v1alpha1.BackupPlan{ObjectMeta: metav1.ObjectMeta{Name: "every-minute", Namespace: ns}, Spec: v1alpha1.BackupPlanSpec{
-		InstanceRef: v1alpha1.LocalObjectReference{Name: "db"}, Schedule: "* * * * *", TimeZone: "Europe/Paris",
-		Retention: &v1alpha1.BackupRetention{Count: ptr[int32](3)}, Drill: &v1alpha1.BackupDrill{Schedule: "*/3 * * * *"},
-	}}
-	if err := env.c.Create(ctx, plan); err != nil {
-		t.Fatal(err)
-	}
-	seen := watchPlanBackups(t, ns, plan.Name)
+	plan, seen := startPlan(t, db, "every-minute", &v1alpha1.BackupRetention{Count: ptr[int32](3)}, "*/3 * * * *")
+	// RabbitMQ's plan keeps two; its drills restore the definitions into a scratch instance.
+	mqPlan, mqSeen := startPlan(t, mq, "mq-every-minute", &v1alpha1.BackupRetention{Count: ptr[int32](2)}, "1-59/3 * * * *")
 	t.Cleanup(func() { deleteBackups(t, ns) })
 
 	// PostgreSQL: a database with rows, a role made by hand with a grant.
@@ -168,7 +164,8 @@ func testBackups(t *testing.T) {
 	t.Logf("BACKUPS: a backup with one changed byte was refused (%s) and nothing was touched", meta.FindStatusCondition(rs.Status.Conditions, "Ready").Message)
 
 	checkRabbitMQBackup(t, mq)
-	checkPlan(t, s3c, plan, seen)
+	checkPlan(t, s3c, storePrefix, plan, seen, 6)
+	checkPlan(t, s3c, storePrefix, mqPlan, mqSeen, 3)
 	checkPointInTimeDrill(t, pitrPlan)
 	checkNoCredentialLeaks(t, ns, jobs, map[string]string{"the store's secret key": minioPassword, "the encryption key": base64.StdEncoding.EncodeToString(key)})
 }
@@ -425,11 +422,12 @@ func deployMinIO(t *testing.T, ns string) *s3.Client {
 	return c
 }
 
-// minioStore deploys MinIO in ns and a BackupStore "minio" in front of it, without encryption.
-func minioStore(t *testing.T, ns string) {
+// minioStore deploys MinIO in ns and a BackupStore "minio" in front of it, without encryption
+// or prefix, and returns a client of the MinIO.
+func minioStore(t *testing.T, ns string) *s3.Client {
 	t.Helper()
 	ctx := context.Background()
-	deployMinIO(t, ns)
+	s3c := deployMinIO(t, ns)
 	if err := env.c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "store-credentials", Namespace: ns},
 		StringData: map[string]string{"AWS_ACCESS_KEY_ID": minioUser, "AWS_SECRET_ACCESS_KEY": minioPassword}}); err != nil {
 		t.Fatal(err)
@@ -441,6 +439,7 @@ func minioStore(t *testing.T, ns string) {
 	if err := env.c.Create(ctx, store); err != nil {
 		t.Fatal(err)
 	}
+	return s3c
 }
 
 func backupOf(t *testing.T, ns, name, instance string) *v1alpha1.Backup {
@@ -523,29 +522,7 @@ func flipByte(t *testing.T, c *s3.Client, b *v1alpha1.Backup) {
 // deleted and the backup is restored in place.
 func checkRabbitMQBackup(t *testing.T, mq *v1alpha1.ServiceInstance) {
 	t.Helper()
-	ctx := context.Background()
-	secret := &corev1.Secret{}
-	if err := env.c.Get(ctx, client.ObjectKey{Namespace: mq.Namespace, Name: rabbitmq.SecretName(mq)}, secret); err != nil {
-		t.Fatal(err)
-	}
-	mgmt := "http://" + serviceAddress(t, mq.Namespace, "mq", 15672)
-	call := func(method, p, body string) (int, string) {
-		req, _ := http.NewRequestWithContext(ctx, method, mgmt+p, strings.NewReader(body))
-		req.SetBasicAuth(rabbitmq.AdminUser, string(secret.Data[rabbitmq.PasswordKey]))
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		return resp.StatusCode, string(b)
-	}
-	must := func(method, p, body string) {
-		if code, answer := call(method, p, body); code/100 != 2 {
-			t.Fatalf("%s %s: %d %s", method, p, code, answer)
-		}
-	}
+	call, must := rabbitManagement(t, mq)
 	must(http.MethodPut, "/api/vhosts/orders", `{}`)
 	must(http.MethodPut, "/api/users/app", `{"password":"app-secret","tags":""}`)
 	must(http.MethodPut, "/api/permissions/orders/app", `{"configure":"^app\\.","write":".*","read":".*"}`)
@@ -566,12 +543,33 @@ func checkRabbitMQBackup(t *testing.T, mq *v1alpha1.ServiceInstance) {
 			t.Fatalf("after the restore %s: %d %s", p, code, answer)
 		}
 	}
-	conn, err := amqp.Dial(fmt.Sprintf("amqp://app:app-secret@%s/orders", serviceAddress(t, mq.Namespace, "mq", 5672)))
-	if err != nil {
-		t.Fatalf("app cannot log in to vhost orders after the restore: %v", err)
-	}
-	conn.Close()
+	checkRabbitMQApp(t, mq)
 	t.Logf("BACKUPS: rabbitmq users, vhosts, permissions, queues and bindings came back after an in-place restore")
+
+	restoreOf(t, mq.Namespace, "mq-to-new", b.Name, v1alpha1.RestoreTarget{NewInstance: &v1alpha1.NewInstanceTarget{Name: "mq-copy"}}, "Completed")
+	cp := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "mq-copy", Namespace: mq.Namespace}}
+	t.Cleanup(func() { _ = env.c.Delete(context.Background(), cp) })
+	waitInstanceReady(t, cp)
+	checkRabbitMQApp(t, cp)
+	t.Logf("BACKUPS: the rabbitmq backup restored into a new instance, mq-copy, where the user logs in to its vhost and finds its queue")
+}
+
+// checkRabbitMQApp logs in as the restored user app to vhost orders of the instance and finds
+// its quorum queue there.
+func checkRabbitMQApp(t *testing.T, mq *v1alpha1.ServiceInstance) {
+	t.Helper()
+	conn, err := amqp.Dial(fmt.Sprintf("amqp://app:app-secret@%s/orders", serviceAddress(t, mq.Namespace, mq.Name, 5672)))
+	if err != nil {
+		t.Fatalf("app cannot log in to vhost orders of %s after the restore: %v", mq.Name, err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.QueueDeclarePassive("app.created", true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
+		t.Fatalf("queue app.created in vhost orders of %s after the restore: %v", mq.Name, err)
+	}
 }
 
 // watchPlanBackups records the name of every Backup the plan makes, until the test ends.
@@ -603,66 +601,109 @@ func watchPlanBackups(t *testing.T, ns, plan string) func() map[string]bool {
 	return func() map[string]bool { return <-snapshot }
 }
 
-// checkPlan waits for six scheduled runs and then finds exactly three backups, as Backups and as
-// manifests in the store, and a drill that passed.
-func checkPlan(t *testing.T, s3c *s3.Client, plan *v1alpha1.BackupPlan, seen func() map[string]bool) {
+// checkPlan waits for the plan to have made runs backups and suspends it; then it finds that
+// retention pruned the plan's first backup, that every completed Backup left is one the plan's
+// retention keeps (a count: exactly that many; an age: all but the newest finished within it,
+// give or take the minute between the plan's runs), and that the store holds exactly those
+// backups and nothing else of the plan's; and it waits for a drill to pass.
+func checkPlan(t *testing.T, s3c *s3.Client, prefix string, plan *v1alpha1.BackupPlan, seen func() map[string]bool, runs int) {
 	t.Helper()
 	ctx := context.Background()
 	testenv.Eventually(t, 10*time.Minute, func() error {
-		return expect(len(seen()) >= 6, "the plan has made 6 backups", fmt.Sprint(len(seen())))
+		return expect(len(seen()) >= runs, fmt.Sprintf("the plan has made %d backups", runs), fmt.Sprint(len(seen())))
 	})
+	first := slices.Min(slices.Collect(maps.Keys(seen())))
+	// Suspended, nothing new comes while the Backups and the store are compared; retention still prunes.
+	patchPlan(t, plan, func(s *v1alpha1.BackupPlanSpec) { s.Suspend = true })
+	r := plan.Spec.Retention
 	var names []string
-	testenv.Eventually(t, 2*time.Minute, func() error {
+	testenv.Eventually(t, 3*time.Minute, func() error {
 		list := &v1alpha1.BackupList{}
 		if err := env.c.List(ctx, list, client.InNamespace(plan.Namespace), client.MatchingLabels{controllers.PlanLabel: plan.Name}); err != nil {
 			return err
 		}
 		names = nil
-		completed := 0
+		live := map[string]bool{}
+		var newest time.Time
 		for _, b := range list.Items {
 			names = append(names, fmt.Sprintf("%s(%s)", b.Name, b.Status.Phase))
-			if b.Status.Phase == v1alpha1.BackupCompleted && b.DeletionTimestamp.IsZero() {
-				completed++
+			if b.Status.Phase != v1alpha1.BackupCompleted || !b.DeletionTimestamp.IsZero() {
+				return expect(false, "only completed Backups of the plan", strings.Join(names, " "))
+			}
+			live[path.Base(controllers.Dir(&b))] = true
+			if b.Status.CompletionTime.After(newest) {
+				newest = b.Status.CompletionTime.Time
 			}
 		}
-		return expect(len(list.Items) == 3 && completed == 3, "exactly 3 completed Backups", strings.Join(names, " "))
-	})
-	// Suspend, so that the count holds while the store is listed.
-	patchPlan(t, plan, func(s *v1alpha1.BackupPlanSpec) { s.Suspend = true })
-	testenv.Eventually(t, time.Minute, func() error {
+		if slices.ContainsFunc(list.Items, func(b v1alpha1.Backup) bool { return b.Name == first }) {
+			return expect(false, "the plan's first backup "+first+" was pruned", strings.Join(names, " "))
+		}
+		if r.Count != nil && len(live) != int(*r.Count) {
+			return expect(false, fmt.Sprintf("exactly %d completed Backups", *r.Count), strings.Join(names, " "))
+		}
+		if r.MaxAge != nil {
+			for _, b := range list.Items {
+				if age := time.Since(b.Status.CompletionTime.Time); !b.Status.CompletionTime.Time.Equal(newest) && age > r.MaxAge.Duration+70*time.Second {
+					return expect(false, "no Backup but the newest older than the plan's maxAge "+r.MaxAge.Duration.String(), fmt.Sprintf("%s finished %s ago", b.Name, age.Round(time.Second)))
+				}
+			}
+		}
+		// The store: a directory per Backup (controllers.Dir), with its manifest, and nothing else
+		// of the plan's (a pruned backup leaves nothing behind).
 		out, err := s3c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(bucket),
-			Prefix: aws.String(path.Join(storePrefix, plan.Namespace, "db", plan.Name) + "-")})
+			Prefix: aws.String(path.Join(prefix, plan.Namespace, plan.Spec.InstanceRef.Name, plan.Name) + "-")})
 		if err != nil {
 			return err
 		}
-		// Three manifests, and no object outside those three backups' directories: a pruned
-		// backup leaves nothing behind.
-		var manifests []string
-		dirs := map[string]bool{}
+		stored := map[string]bool{}
 		for _, o := range out.Contents {
-			dirs[path.Dir(*o.Key)] = true
-			if strings.HasSuffix(*o.Key, "/manifest.json") {
-				manifests = append(manifests, *o.Key)
-			}
+			stored[path.Base(path.Dir(*o.Key))] = stored[path.Base(path.Dir(*o.Key))] || strings.HasSuffix(*o.Key, "/manifest.json")
 		}
-		return expect(len(manifests) == 3 && len(dirs) == 3, "exactly 3 backups of the plan in the store, and nothing else",
-			fmt.Sprintf("%d directories, manifests %s", len(dirs), strings.Join(manifests, " ")))
+		return expect(maps.Equal(stored, live), "the store holds exactly the plan's Backups, each with its manifest", fmt.Sprintf("store %v, Backups %v", stored, live))
 	})
-	t.Logf("BACKUPS: after %d runs the plan keeps exactly 3 Backups and 3 backups in the store: %s", len(seen()), strings.Join(names, " "))
+	t.Logf("BACKUPS: after %d runs plan %s (retention %s) keeps %s in the store and as Backups; its first backup %s was pruned",
+		len(seen()), plan.Name, retentionText(r), strings.Join(names, " "), first)
+	checkDrill(t, plan)
+}
 
+func retentionText(r *v1alpha1.BackupRetention) string {
+	if r.Count != nil {
+		return fmt.Sprintf("count %d", *r.Count)
+	}
+	return "maxAge " + r.MaxAge.Duration.String()
+}
+
+// checkDrill waits for a drill of the plan to pass and for its scratch instance to be gone.
+func checkDrill(t *testing.T, plan *v1alpha1.BackupPlan) {
+	t.Helper()
+	ctx := context.Background()
 	testenv.Eventually(t, 8*time.Minute, func() error {
 		if err := env.c.Get(ctx, client.ObjectKeyFromObject(plan), plan); err != nil {
 			return err
 		}
 		d := plan.Status.LastDrill
 		if d != nil && d.Result == controllers.DrillFailed {
-			t.Fatalf("the drill failed: %+v", d)
+			t.Fatalf("the drill of plan %s failed: %+v", plan.Name, d)
 		}
-		return expect(d != nil && d.Result == controllers.DrillPassed, "a drill passed", fmt.Sprintf("%+v", d))
+		return expect(d != nil && d.Result == controllers.DrillPassed, "a drill of plan "+plan.Name+" passed", fmt.Sprintf("%+v", d))
 	})
 	t.Logf("BACKUPS: drill of %s: %s", plan.Status.LastDrill.Backup, plan.Status.LastDrill.Message)
 	scratch := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: plan.Name + "-drill", Namespace: plan.Namespace}}
 	waitGone(t, "the drill's scratch instance", scratch)
+}
+
+// startPlan creates a plan of the instance every minute with the retention given and a drill
+// every other minute, and starts recording its Backups.
+func startPlan(t *testing.T, inst *v1alpha1.ServiceInstance, name string, r *v1alpha1.BackupRetention, drill string) (*v1alpha1.BackupPlan, func() map[string]bool) {
+	t.Helper()
+	plan := &v1alpha1.BackupPlan{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: inst.Namespace}, Spec: v1alpha1.BackupPlanSpec{
+		InstanceRef: v1alpha1.LocalObjectReference{Name: inst.Name}, Schedule: "* * * * *", TimeZone: "Europe/Paris",
+		Retention: r, Drill: &v1alpha1.BackupDrill{Schedule: drill},
+	}}
+	if err := env.c.Create(context.Background(), plan); err != nil {
+		t.Fatal(err)
+	}
+	return plan, watchPlanBackups(t, inst.Namespace, plan.Name)
 }
 
 func patchPlan(t *testing.T, p *v1alpha1.BackupPlan, change func(*v1alpha1.BackupPlanSpec)) {

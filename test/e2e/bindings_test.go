@@ -29,8 +29,9 @@ import (
 	"github.com/datafleet-dev/datafleet/test/testenv"
 )
 
-// testBindings: applications in pods reach PostgreSQL and RabbitMQ with nothing but their
-// binding's Secret, mounted the servicebinding.io way; readOnly is refused writes; a rotation
+// testBindings: applications in pods reach PostgreSQL and RabbitMQ (both QoS Guaranteed, placed
+// by their spec.scheduling) with nothing but their binding's Secret, mounted the
+// servicebinding.io way, from the instances' namespace and from another their policy allows; readOnly is refused writes; a rotation
 // keeps both passwords working for its overlap and then only the new one; a deleted binding's
 // login fails; and after the operator is killed at random moments while 20 bindings are created
 // and deleted, PostgreSQL's binding users are exactly those of the bindings that exist.
@@ -38,15 +39,29 @@ func testBindings(t *testing.T) {
 	ensureCatalog(t, "postgres", v1alpha1.CatalogVersion{Version: "17", Image: env.images["postgres-17"], Default: true})
 	ensureCatalog(t, "rabbitmq", v1alpha1.CatalogVersion{Version: "4.0", Image: env.images["rabbitmq-4.0"], Default: true})
 	ns := testNamespace(t, "bindings")
+	// The applications of another namespace may bind to both instances (checkCrossNamespaceBindings).
+	consumer := testNamespace(t, "consumer")
+	policy := &v1alpha1.BindingPolicy{AllowedNamespaces: []string{consumer}}
+	// Both run QoS Guaranteed (requests equal to limits) where their scheduling says.
+	class := "datafleet-e2e-bindings"
+	dataPriorityClass(t, class, 100000)
+	guaranteed := func(memory string) corev1.ResourceRequirements {
+		l := corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("500m"), corev1.ResourceMemory: resource.MustParse(memory)}
+		return corev1.ResourceRequirements{Requests: l, Limits: l}
+	}
 	db := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: ns},
 		Spec: v1alpha1.ServiceInstanceSpec{Engine: "postgres", Storage: &v1alpha1.StorageSpec{Size: resource.MustParse("1Gi")},
-			DeletionPolicy: v1alpha1.DeletionPolicyDelete}}
+			DeletionPolicy: v1alpha1.DeletionPolicyDelete, BindingPolicy: policy, Resources: guaranteed("256Mi"), Scheduling: dataScheduling(class)}}
 	mq := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "mq", Namespace: ns},
-		Spec: v1alpha1.ServiceInstanceSpec{Engine: "rabbitmq", DeletionPolicy: v1alpha1.DeletionPolicyDelete}}
+		Spec: v1alpha1.ServiceInstanceSpec{Engine: "rabbitmq", DeletionPolicy: v1alpha1.DeletionPolicyDelete, BindingPolicy: policy,
+			Resources: guaranteed("512Mi"), Scheduling: dataScheduling(class)}}
 	createInstance(t, db)
 	createInstance(t, mq)
 	waitInstanceReady(t, db)
 	waitInstanceReady(t, mq)
+	checkPlacement(t, ns, "db-0", db.Spec.Scheduling, 100000)
+	checkPlacement(t, ns, "mq-0", mq.Spec.Scheduling, 100000)
+	t.Logf("BINDINGS: db-0 and mq-0 run QoS Guaranteed with priority class %s, node selector and toleration", class)
 
 	bindings := map[string]*v1alpha1.ServiceBinding{}
 	for _, b := range []struct {
@@ -91,6 +106,8 @@ func testBindings(t *testing.T) {
 	checkRotation(t, bindings["db-app"], old, 40*time.Second, func(s *corev1.Secret) error { return pgLogin(addr, s) })
 	t.Logf("BINDINGS: rotation: both passwords worked during the overlap, only the new one after")
 
+	checkCrossNamespaceBindings(t, consumer, db, mq)
+
 	// What the binding's namespace can write reaches nothing more: a binding on the maintenance
 	// database is refused at admission, and Secrets edited to name the RabbitMQ administrator or
 	// the readOnly binding's user are written back. Both users are still whole below: the
@@ -117,7 +134,8 @@ func testBindings(t *testing.T) {
 	}
 	t.Logf("BINDINGS: deleted bindings' users could no longer log in and their Secrets were gone")
 
-	checkOperatorKills(t, ns)
+	// The other namespace's binding to db has its user too.
+	checkOperatorKills(t, ns, names.UserName(names.UserStem(consumer, "orders-db"), 0))
 }
 
 // checkSecretEdit edits the binding's Secret, as its namespace can, to name user with a password
@@ -148,8 +166,8 @@ func checkSecretEdit(t *testing.T, b *v1alpha1.ServiceBinding, user string, logi
 
 // checkOperatorKills creates 20 bindings and deletes every other one while the operator's pod is
 // killed (no grace period) at random moments, then checks PostgreSQL's binding users against the
-// bindings.
-func checkOperatorKills(t *testing.T, ns string) {
+// bindings (and the users of bindings elsewhere, others).
+func checkOperatorKills(t *testing.T, ns string, others ...string) {
 	ctx := context.Background()
 	seed := uint64(time.Now().UnixNano())
 	rng := rand.New(rand.NewPCG(seed, 2))
@@ -187,7 +205,7 @@ func checkOperatorKills(t *testing.T, ns string) {
 		}
 	}
 	t.Logf("BINDINGS: after %d SIGKILLs of the operator, bindings settled %s after the last change", kills, time.Since(started).Round(time.Second))
-	want := []string{names.UserName(names.UserStem(ns, "db-app"), 1)}
+	want := append([]string{names.UserName(names.UserStem(ns, "db-app"), 1)}, others...)
 	for i := 1; i < len(made); i += 2 {
 		want = append(want, names.UserName(names.UserStem(ns, made[i].Name), 0))
 	}
@@ -264,6 +282,51 @@ func checkRotation(t *testing.T, b *v1alpha1.ServiceBinding, old *corev1.Secret,
 		t.Fatal(err)
 	}
 	return fresh
+}
+
+// checkCrossNamespaceBindings: pods of namespace consumer, which the instances' binding policies
+// allow, write and read through bindings to a database and a vhost named after their namespace
+// (the instances' NetworkPolicies admit them); the RabbitMQ binding's user rotates with an
+// overlap; and a binding to the PostgreSQL instance's own database, which is not shared, is
+// refused at admission.
+func checkCrossNamespaceBindings(t *testing.T, consumer string, db, mq *v1alpha1.ServiceInstance) {
+	t.Helper()
+	bindFromNamespace(t, consumer, db, "orders-db")
+	b, s := bindFromNamespace(t, consumer, mq, "orders-mq")
+	t.Logf("BINDINGS: pods of namespace %s wrote and read through bindings to database and vhost %s of the instances in %s", consumer, consumer, db.Namespace)
+	mqAddr := serviceAddress(t, mq.Namespace, mq.Name, 5672)
+	checkRotation(t, b, s, 30*time.Second, func(s *corev1.Secret) error { return amqpLogin(mqAddr, s) })
+	t.Logf("BINDINGS: the other namespace's RabbitMQ user rotated: both passwords worked during the overlap, only the new one after")
+
+	err := env.c.Create(context.Background(), &v1alpha1.ServiceBinding{ObjectMeta: metav1.ObjectMeta{Name: "app-db", Namespace: consumer},
+		Spec: v1alpha1.ServiceBindingSpec{InstanceRef: v1alpha1.InstanceReference{Name: db.Name, Namespace: db.Namespace}, Role: v1alpha1.RoleReadOnly, Database: "app"}})
+	if err == nil || !strings.Contains(err.Error(), `database "app" of ServiceInstance `+db.Namespace+`/db is not shared with other namespaces`) {
+		t.Fatalf("a binding of namespace %s to database app, which db does not share: %v", consumer, err)
+	}
+	t.Logf("BINDINGS: a binding of namespace %s to database app, which db does not share, was refused at admission: %v", consumer, err)
+}
+
+// bindFromNamespace binds from namespace consumer, readWrite, to the instance's database or vhost
+// named after that namespace (what a binding policy lets another namespace have), and checks
+// that a pod there writes and reads through it.
+func bindFromNamespace(t *testing.T, consumer string, inst *v1alpha1.ServiceInstance, name string) (*v1alpha1.ServiceBinding, *corev1.Secret) {
+	t.Helper()
+	b := &v1alpha1.ServiceBinding{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: consumer},
+		Spec: v1alpha1.ServiceBindingSpec{InstanceRef: v1alpha1.InstanceReference{Name: inst.Name, Namespace: inst.Namespace}, Role: v1alpha1.RoleReadWrite}}
+	if inst.Spec.Engine == "rabbitmq" {
+		b.Spec.Vhost = consumer
+	} else {
+		b.Spec.Database = consumer
+	}
+	if err := env.c.Create(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	s := waitBound(t, b, nil)
+	note := "from-" + consumer
+	if out := runBinding(t, consumer, name+"-write", name, corev1.PodSucceeded, "write", name, note); !strings.Contains(out, "read: "+note) {
+		t.Fatalf("%s: writing through the binding from namespace %s: %s", name, consumer, out)
+	}
+	return b, s
 }
 
 // checkDeletion deletes binding b and checks that its Secret s goes and its user no longer logs in.

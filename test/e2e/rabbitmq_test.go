@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	neturl "net/url"
@@ -221,6 +222,39 @@ func waitNodesRunning(t *testing.T, inst *v1alpha1.ServiceInstance, n int) {
 		}
 		return ok, fmt.Sprintf("phase %s, members %+v", inst.Status.Phase, inst.Status.Members)
 	})
+}
+
+// rabbitManagement calls the instance's management API through the client Service as the
+// operator's administrator: call returns the status and the answer, must fails the test unless
+// the call succeeds.
+func rabbitManagement(t *testing.T, inst *v1alpha1.ServiceInstance) (call func(method, path, body string) (int, string), must func(method, path, body string)) {
+	t.Helper()
+	secret := &corev1.Secret{}
+	if err := env.c.Get(context.Background(), client.ObjectKey{Namespace: inst.Namespace, Name: rabbitmq.SecretName(inst)}, secret); err != nil {
+		t.Fatal(err)
+	}
+	mgmt := "http://" + serviceAddress(t, inst.Namespace, inst.Name, 15672)
+	call = func(method, p, body string) (int, string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, method, mgmt+p, strings.NewReader(body))
+		req.SetBasicAuth(rabbitmq.AdminUser, string(secret.Data[rabbitmq.PasswordKey]))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		return resp.StatusCode, string(b)
+	}
+	must = func(method, p, body string) {
+		t.Helper()
+		if code, answer := call(method, p, body); code/100 != 2 {
+			t.Fatalf("%s %s: %d %s", method, p, code, answer)
+		}
+	}
+	return call, must
 }
 
 // amqpURL reaches the client Service's ClusterIP as the operator's administrator (bindings give

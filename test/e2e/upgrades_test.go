@@ -5,10 +5,13 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -26,7 +29,7 @@ import (
 // its version's warning window shows the condition and the event; a PostgreSQL 15 instance with
 // data is refused an in-place move to 17 (the catalog's path is blue/green) and upgraded blue/green
 // through a backup restored into a new 17 instance, with every row; a plan downgrade the plan
-// forbids is refused.
+// forbids is refused; a RabbitMQ 3.10 instance moves to 4.0 blue/green (checkRabbitMQUpgrade).
 func testUpgrades(t *testing.T) {
 	ctx := context.Background()
 	day := func(days int) *metav1.Time {
@@ -153,4 +156,94 @@ func testUpgrades(t *testing.T) {
 		t.Fatalf("a plan downgrade the plan forbids: got %v", err)
 	}
 	waitInstanceReady(t, db17)
+
+	checkRabbitMQUpgrade(t, ns, update)
+}
+
+// checkRabbitMQUpgrade moves a RabbitMQ 3.10 instance to 4.0 blue/green, as the catalog's path
+// says, and accounts for everything: the definitions move (a user with its password, a vhost, its
+// permissions, a policy, an exchange, a quorum and a classic queue, a binding) and route on 4.0;
+// the messages do not (a definitions backup has none): the 100 confirmed messages of the quorum
+// queue are all still on the 3.10 instance, which the move leaves untouched, and none on 4.0.
+func checkRabbitMQUpgrade(t *testing.T, ns string, update func(*v1alpha1.ServiceInstance, func(*v1alpha1.ServiceInstance)) error) {
+	t.Helper()
+	ensureCatalog(t, "rabbitmq",
+		v1alpha1.CatalogVersion{Version: "3.10", Image: env.images["rabbitmq-3.10"],
+			Upgrades: []v1alpha1.UpgradePath{{To: "4.0", Method: v1alpha1.UpgradeBlueGreen}}},
+		v1alpha1.CatalogVersion{Version: "4.0", Image: env.images["rabbitmq-4.0"], Default: true})
+	old := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "mq310", Namespace: ns},
+		Spec: v1alpha1.ServiceInstanceSpec{Engine: "rabbitmq", Version: "3.10", DeletionPolicy: v1alpha1.DeletionPolicyDelete,
+			Backup: &v1alpha1.InstanceBackupSpec{StoreRef: &v1alpha1.LocalObjectReference{Name: "minio"}}}}
+	createInstance(t, old)
+	waitInstanceReady(t, old)
+	_, must := rabbitManagement(t, old)
+	must(http.MethodPut, "/api/vhosts/shop", `{}`)
+	must(http.MethodPut, "/api/users/shop-app", `{"password":"shop-app-secret","tags":""}`)
+	must(http.MethodPut, "/api/permissions/shop/shop-app", `{"configure":"^shop\\.","write":".*","read":".*"}`)
+	must(http.MethodPut, "/api/policies/shop/bounded", `{"pattern":"^shop\\.audit$","definition":{"max-length":500},"apply-to":"queues"}`)
+	must(http.MethodPut, "/api/exchanges/shop/shop.events", `{"type":"topic","durable":true}`)
+	must(http.MethodPut, "/api/queues/shop/shop.orders", `{"durable":true,"arguments":{"x-queue-type":"quorum"}}`)
+	must(http.MethodPut, "/api/queues/shop/shop.audit", `{"durable":true,"arguments":{"x-queue-type":"classic"}}`)
+	must(http.MethodPost, "/api/bindings/shop/e/shop.events/q/shop.orders", `{"routing_key":"order.*"}`)
+	appURL := func(inst *v1alpha1.ServiceInstance) string {
+		return fmt.Sprintf("amqp://shop-app:shop-app-secret@%s/shop", serviceAddress(t, ns, inst.Name, 5672))
+	}
+	publishConfirmed(t, appURL(old), "shop.orders", 100, amqp.Table{"x-queue-type": "quorum"})
+
+	// In place, 3.10 -> 4.0 is refused with the way to do it.
+	err := update(old, func(i *v1alpha1.ServiceInstance) { i.Spec.Version = "4.0" })
+	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "3.10 -> 4.0 cannot be done in place") {
+		t.Fatalf("spec.version 3.10 -> 4.0 in place: want a refusal that says how to move, got %v", err)
+	}
+
+	backupOf(t, ns, "mq-before-4", old.Name)
+	start := time.Now()
+	restoreOf(t, ns, "mq-to-4", "mq-before-4", v1alpha1.RestoreTarget{NewInstance: &v1alpha1.NewInstanceTarget{Name: "mq40", Version: "4.0"}}, "Completed")
+	next := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "mq40", Namespace: ns}}
+	t.Cleanup(func() { _ = env.c.Delete(context.Background(), next) })
+	waitInstanceReady(t, next)
+	t.Logf("UPGRADES: the blue/green restore of rabbitmq 3.10 into 4.0 took %s", time.Since(start).Round(time.Second))
+
+	call, _ := rabbitManagement(t, next)
+	if code, answer := call(http.MethodGet, "/api/overview?columns=rabbitmq_version", ""); code != http.StatusOK || !strings.Contains(answer, `"rabbitmq_version":"4.0`) {
+		t.Fatalf("the new instance's version: %d %s", code, answer)
+	}
+	for p, want := range map[string]string{
+		"/api/permissions/shop/shop-app": `"configure":"^shop\\.`,
+		"/api/policies/shop/bounded":     `"max-length":500`,
+		"/api/queues/shop/shop.orders":   `"type":"quorum"`,
+		"/api/queues/shop/shop.audit":    `"type":"classic"`,
+	} {
+		if code, answer := call(http.MethodGet, p, ""); code != http.StatusOK || !strings.Contains(answer, want) {
+			t.Fatalf("on 4.0 %s: %d %s, want %s", p, code, answer, want)
+		}
+	}
+	// The user logs in with its own password (its hash moved) and the binding routes.
+	conn, ch, err := amqpChannel(appURL(next))
+	if err != nil {
+		t.Fatalf("shop-app on 4.0 with its password: %v", err)
+	}
+	defer conn.Close()
+	if err := ch.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	confirms := ch.NotifyPublish(make(chan amqp.Confirmation, 1))
+	if err := ch.PublishWithContext(context.Background(), "shop.events", "order.created", true, false,
+		amqp.Publishing{DeliveryMode: amqp.Persistent, Body: []byte("routed on 4.0")}); err != nil {
+		t.Fatal(err)
+	}
+	if c := <-confirms; !c.Ack {
+		t.Fatal("the message routed on 4.0 was not confirmed")
+	}
+	onNew := consumeAll(t, appURL(next), "shop.orders")
+	if len(onNew) != 1 || !onNew["routed on 4.0"] {
+		t.Fatalf("shop.orders on 4.0 held %d messages %v, want only the one routed there: messages do not move", len(onNew), onNew)
+	}
+	onOld := consumeAll(t, appURL(old), "shop.orders")
+	for i := range 100 {
+		if !onOld[strconv.Itoa(i)] {
+			t.Fatalf("message %d of the 100 confirmed on 3.10 is not there after the move (%d are)", i, len(onOld))
+		}
+	}
+	t.Logf("UPGRADES: rabbitmq 3.10 -> 4.0 blue/green: the user, vhost, permissions, policy, exchange, quorum and classic queues and binding moved and route; the 100 confirmed messages stayed on 3.10, none on 4.0")
 }

@@ -82,7 +82,8 @@ func (r *PlanReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 }
 
 func (r *PlanReconciler) reconcile(ctx context.Context, p *v1alpha1.BackupPlan, backups []v1alpha1.Backup, now time.Time, requeue *time.Duration) error {
-	if err := r.prune(ctx, p, backups, now); err != nil {
+	expiry, err := r.prune(ctx, p, backups, now)
+	if err != nil {
 		return err
 	}
 	var newest *v1alpha1.Backup
@@ -106,6 +107,9 @@ func (r *PlanReconciler) reconcile(ctx context.Context, p *v1alpha1.BackupPlan, 
 	}
 	slot, next := s.Due(last, now)
 	*requeue = next.Sub(now) + time.Second
+	if expiry > 0 && expiry+time.Second < *requeue {
+		*requeue = expiry + time.Second
+	}
 	if p.Spec.Suspend {
 		setReady(&p.Status.Conditions, p.Generation, true, ReasonSuspended, "suspended: no backups are scheduled; retention still prunes")
 	} else {
@@ -185,8 +189,9 @@ func (r *PlanReconciler) schedule(ctx context.Context, p *v1alpha1.BackupPlan, b
 }
 
 // prune deletes the Backups retention lets go; each Backup's finalizer deletes its objects from
-// the store first, so objects and Backups go together.
-func (r *PlanReconciler) prune(ctx context.Context, p *v1alpha1.BackupPlan, backups []v1alpha1.Backup, now time.Time) error {
+// the store first, so objects and Backups go together. It returns when the next kept backup
+// expires (UntilExpiry).
+func (r *PlanReconciler) prune(ctx context.Context, p *v1alpha1.BackupPlan, backups []v1alpha1.Backup, now time.Time) (time.Duration, error) {
 	var live []v1alpha1.Backup
 	for _, b := range backups {
 		if b.DeletionTimestamp.IsZero() {
@@ -199,13 +204,13 @@ func (r *PlanReconciler) prune(ctx context.Context, p *v1alpha1.BackupPlan, back
 		}
 		b := findBackup(live, name)
 		if err := r.Client.Delete(ctx, b, client.Preconditions{UID: &b.UID}); client.IgnoreNotFound(err) != nil {
-			return err
+			return 0, err
 		}
 		if r.Recorder != nil {
 			r.Recorder.Eventf(p, nil, "Normal", "BackupPruned", "Prune", "backup %s is beyond the plan's retention", name)
 		}
 	}
-	return nil
+	return UntilExpiry(live, p.Spec.Retention, now), nil
 }
 
 // SetupWithManager registers the controller: plans, their Backups and their drills' Restores.

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"slices"
 	"sort"
 	"time"
 
@@ -49,6 +50,33 @@ func Prune(backups []v1alpha1.Backup, r *v1alpha1.BackupRetention, now time.Time
 		kept++
 	}
 	return out
+}
+
+// UntilExpiry is how long until the next backup that retention keeps becomes older than its
+// maxAge (0: none will). The plan looks again then, so that a plan whose schedule is rarer than
+// its maxAge, or a suspended plan, prunes a backup when it expires rather than at its next run.
+func UntilExpiry(backups []v1alpha1.Backup, r *v1alpha1.BackupRetention, now time.Time) time.Duration {
+	if r == nil || r.MaxAge == nil {
+		return 0
+	}
+	pruned := Prune(backups, r, now)
+	var completed []*v1alpha1.Backup
+	for i := range backups {
+		if b := &backups[i]; b.Status.Phase == v1alpha1.BackupCompleted && !held(b) {
+			completed = append(completed, b)
+		}
+	}
+	sort.Slice(completed, func(i, j int) bool { return newer(completed[i], completed[j]) })
+	var soonest time.Duration
+	for i, b := range completed {
+		if i == 0 || slices.Contains(pruned, b.Name) {
+			continue // the newest is kept at any age
+		}
+		if d := finished(b).Add(r.MaxAge.Duration).Sub(now); d > 0 && (soonest == 0 || d < soonest) {
+			soonest = d
+		}
+	}
+	return soonest
 }
 
 // finished is when a backup completed (or was created, if it has no completion time).

@@ -65,3 +65,34 @@ func TestPrune(t *testing.T) {
 		})
 	}
 }
+
+// A plan looks again when the next kept backup expires: with a daily schedule and a maxAge of
+// 90 minutes it would otherwise prune a day late, and a suspended plan never.
+func TestUntilExpiry(t *testing.T) {
+	age := &v1alpha1.BackupRetention{MaxAge: &metav1.Duration{Duration: 90 * time.Minute}}
+	for _, c := range []struct {
+		name    string
+		backups []v1alpha1.Backup
+		r       *v1alpha1.BackupRetention
+		want    time.Duration
+	}{
+		{"the oldest kept backup expires first", []v1alpha1.Backup{
+			bk("a", v1alpha1.BackupCompleted, 60, false), bk("b", v1alpha1.BackupCompleted, 30, false), bk("c", v1alpha1.BackupCompleted, 10, false),
+		}, age, 30 * time.Minute},
+		{"an expired one (pruned now) and the newest (kept at any age) are not waited for", []v1alpha1.Backup{
+			bk("gone", v1alpha1.BackupCompleted, 200, false), bk("old", v1alpha1.BackupCompleted, 100, false),
+		}, age, 0},
+		{"held and unfinished backups do not expire", []v1alpha1.Backup{
+			bk("held", v1alpha1.BackupCompleted, 80, true), bk("failed", v1alpha1.BackupFailed, 70, false), bk("new", v1alpha1.BackupCompleted, 1, false),
+		}, age, 0},
+		{"a count alone never expires", []v1alpha1.Backup{
+			bk("a", v1alpha1.BackupCompleted, 60, false), bk("b", v1alpha1.BackupCompleted, 30, false),
+		}, &v1alpha1.BackupRetention{Count: ptr.To[int32](5)}, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := UntilExpiry(c.backups, c.r, t0); got != c.want {
+				t.Fatalf("UntilExpiry = %s, want %s", got, c.want)
+			}
+		})
+	}
+}
