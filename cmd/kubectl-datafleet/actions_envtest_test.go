@@ -30,18 +30,7 @@ import (
 func TestDayTwoCommandsChangeTheSpec(t *testing.T) {
 	env := testenv.Start(t)
 	c, ctx := env.Client, context.Background()
-	user, err := env.Env.AddUser(envtest.User{Name: "platform", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kc, err := user.KubeConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(kubeconfig, kc, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	kubeconfig := writeKubeconfig(t, env)
 	kubectl := func(args ...string) (string, error) {
 		var out bytes.Buffer
 		err := run(ctx, append(args, "--kubeconfig", kubeconfig, "-n", "shop"), &out)
@@ -210,4 +199,22 @@ func TestDayTwoCommandsChangeTheSpec(t *testing.T) {
 			t.Fatalf("the Restore's spec: %+v", rs.Spec)
 		}
 	})
+}
+
+// writeKubeconfig writes a kubeconfig of a cluster administrator of env's API server.
+func writeKubeconfig(t *testing.T, env *testenv.Env) string {
+	t.Helper()
+	user, err := env.Env.AddUser(envtest.User{Name: "platform", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc, err := user.KubeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kubeconfig, kc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return kubeconfig
 }

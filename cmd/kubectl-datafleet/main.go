@@ -29,37 +29,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-const usage = `usage: kubectl datafleet versions [--engine ENGINE]
-       kubectl datafleet rollout status
-       kubectl datafleet status [INSTANCE] [-n NAMESPACE | -A] [--no-figures] [--scrape-token-secret NAMESPACE/NAME]
-       kubectl datafleet pause INSTANCE | resume INSTANCE [-n NAMESPACE]
-       kubectl datafleet switchover INSTANCE [POD] [-n NAMESPACE]
-       kubectl datafleet rotate BINDING [-n NAMESPACE]
-       kubectl datafleet backup INSTANCE [--name NAME] [--method Logical|Physical] [--wait [--timeout 30m]] [-n NAMESPACE]
-       kubectl datafleet restore BACKUP --to INSTANCE [--version V] [--time RFC3339] [--name NAME] [--wait [--timeout 30m]] [-n NAMESPACE]
-every command also takes --kubeconfig FILE and --context NAME
-
-versions         lists every ServiceInstance by engine and version, with its support state and the
-                 days left before its version's sundown (from the engine's VersionCatalog)
-rollout status   lists the instances whose restart the operator holds back (a new agent waiting
-                 for the spec, a maintenance window or the fleet's pace: the message says which)
-                 and the paused ones
-status           per instance (the one named, or every one of the namespace): phase, ready pods,
-                 primary, last backup's age, days to its version's sundown, pending restarts; per
-                 pod its role and state, and from its agent the replication lag and connections
-                 (read through a port-forward with the fleet's scrape token: needs get on that
-                 Secret, default datafleet-system/datafleet-scrape-token, and pods/portforward;
-                 --no-figures skips them)
-pause, resume    sets or clears spec.paused: a paused instance is left alone by the operator
-switchover       sets spec.primary: to POD, or to the lowest-numbered ready pod that is not the
-                 primary (engines with a primary: PostgreSQL)
-rotate           raises the binding's spec.rotation.generation: new credentials in its Secret,
-                 the previous ones valid for the rotation's overlap
-backup           creates a Backup of the instance now; --wait follows it to its end
-restore          creates a Restore of the backup into a new instance (--version for a blue/green
-                 move, --time for a point in time of a physical backup); --wait follows it
-`
-
 func main() {
 	// client-go reports a port-forward's closed streams through klog; they are not the user's
 	// concern (a failed scrape is reported in the output).
@@ -70,27 +39,30 @@ func main() {
 	}
 }
 
-// commands and how many names each takes (at least, at most).
-var commands = map[string][2]int{
-	"versions": {0, 0}, "rollout status": {0, 0}, "status": {0, 1},
-	"pause": {1, 1}, "resume": {1, 1}, "switchover": {1, 2}, "rotate": {1, 1},
-	"backup": {1, 1}, "restore": {1, 1},
-}
-
 func run(ctx context.Context, args []string, out io.Writer) error {
-	var command string
+	if len(args) > 0 && args[0] == completeCommand {
+		return runComplete(ctx, args[1:], out)
+	}
+	var cmdName string
 	switch {
 	case len(args) >= 2 && args[0] == "rollout" && args[1] == "status":
-		command, args = "rollout status", args[2:]
-	case len(args) >= 1 && args[0] != "rollout":
-		if _, ok := commands[args[0]]; ok {
-			command, args = args[0], args[1:]
+		cmdName, args = "rollout status", args[2:]
+	case len(args) >= 1 && args[0] != "rollout" && findCommand(args[0]) != nil:
+		cmdName, args = args[0], args[1:]
+	case len(args) >= 1 && (args[0] == "help" || args[0] == "--help" || args[0] == "-h"):
+		if c := findCommand(strings.Join(args[1:], " ")); c != nil {
+			fmt.Fprint(out, c.helpText())
+			return nil
 		}
+		fmt.Fprint(out, usageText())
+		return nil
 	}
-	if command == "" {
-		fmt.Fprint(os.Stderr, usage)
+	if cmdName == "" {
+		fmt.Fprint(os.Stderr, usageText())
 		return errors.New("unknown or missing command")
 	}
+	cmd := findCommand(cmdName)
+	command := cmd.name
 	fs := flag.NewFlagSet(command, flag.ContinueOnError)
 	engineName := fs.String("engine", "", "only this engine (versions)")
 	kubeconfig := fs.String("kubeconfig", "", "kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
@@ -111,13 +83,17 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	for len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		positional, args = append(positional, args[0]), args[1:]
 	}
-	if err := fs.Parse(args); err != nil {
-		return err
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(out, cmd.helpText())
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("%s: %w (kubectl datafleet %s --help)", command, err, command)
 	}
 	positional = append(positional, fs.Args()...)
-	if n := commands[command]; len(positional) < n[0] || len(positional) > n[1] {
-		fmt.Fprint(os.Stderr, usage)
-		return fmt.Errorf("%s takes %d to %d names, got %v", command, n[0], n[1], positional)
+	if len(positional) < cmd.required || len(positional) > len(cmd.names) {
+		fmt.Fprint(os.Stderr, cmd.helpText())
+		return fmt.Errorf("%s takes %d to %d names, got %v", command, cmd.required, len(cmd.names), positional)
 	}
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	rules.ExplicitPath = *kubeconfig
