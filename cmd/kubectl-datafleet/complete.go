@@ -9,6 +9,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -147,27 +148,14 @@ func listNames(ctx context.Context, c client.Client, ns string, list client.Obje
 	if err := c.List(ctx, list, opts...); err != nil {
 		return nil
 	}
+	items, err := meta.ExtractList(list)
+	if err != nil {
+		return nil
+	}
 	var out []string
-	switch l := list.(type) {
-	case *v1alpha1.ServiceInstanceList:
-		for _, o := range l.Items {
-			out = append(out, o.Name)
-		}
-	case *v1alpha1.ServiceBindingList:
-		for _, o := range l.Items {
-			out = append(out, o.Name)
-		}
-	case *v1alpha1.BackupList:
-		for _, o := range l.Items {
-			out = append(out, o.Name)
-		}
-	case *corev1.PodList:
-		for _, o := range l.Items {
-			out = append(out, o.Name)
-		}
-	case *corev1.NamespaceList:
-		for _, o := range l.Items {
-			out = append(out, o.Name)
+	for _, o := range items {
+		if a, err := meta.Accessor(o); err == nil {
+			out = append(out, a.GetName())
 		}
 	}
 	return out

@@ -84,6 +84,9 @@ func run(args []string) error {
 	if len(args) > 0 && args[0] == fwagent.VersionCommand {
 		return agentruntime.PrintVersion(os.Stdout)
 	}
+	if len(args) > 0 && args[0] == "apply-crds" {
+		return runApplyCRDs(args[1:])
+	}
 	if len(args) > 0 && args[0] == "install-agent" {
 		return installAgent(args[1:])
 	}

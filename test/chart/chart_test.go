@@ -16,6 +16,7 @@ import (
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -462,5 +463,74 @@ func TestMonitoringObjects(t *testing.T) {
 	}
 	if n != len(dashboards) || n < 2 {
 		t.Errorf("%d dashboard ConfigMaps for %d dashboards", n, len(dashboards))
+	}
+}
+
+// The pre-upgrade hook that applies the CRDs: a Job running the operator's image with every file
+// of crds/ mounted byte for byte, restricted like the manager, whose ClusterRole reaches only
+// Datafleet's CRDs by name (create cannot be named); all of it exists only as hooks, and not at
+// all when crds.upgrade is false.
+func TestCRDUpgradeHook(t *testing.T) {
+	objs := render(t)
+	var hooks []*unstructured.Unstructured
+	for _, o := range objs {
+		if strings.HasSuffix(o.GetName(), "-crd-upgrade") {
+			hooks = append(hooks, o)
+			if o.GetAnnotations()["helm.sh/hook"] != "pre-upgrade" {
+				t.Errorf("%s %s is not a pre-upgrade hook: %v", o.GetKind(), o.GetName(), o.GetAnnotations())
+			}
+		}
+	}
+	if len(hooks) != 5 {
+		t.Fatalf("want the hook's ConfigMap, ServiceAccount, ClusterRole, ClusterRoleBinding and Job, got %d objects", len(hooks))
+	}
+	cm := convert[corev1.ConfigMap](t, byKind(hooks, "ConfigMap")[0])
+	files, err := filepath.Glob(filepath.Join(chartDir(), "crds", "*.yaml"))
+	if err != nil || len(files) != 8 {
+		t.Fatalf("the chart's CRD files: %v, %d", err, len(files))
+	}
+	var crdNames []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cm.Data[filepath.Base(f)] != string(b) {
+			t.Errorf("the hook's ConfigMap does not carry %s as it is", filepath.Base(f))
+		}
+		var crd metav1.PartialObjectMetadata
+		if err := yaml.Unmarshal(b, &crd); err != nil {
+			t.Fatal(err)
+		}
+		crdNames = append(crdNames, crd.Name)
+	}
+	role := convert[rbacv1.ClusterRole](t, byKind(hooks, "ClusterRole")[0])
+	for _, r := range role.Rules {
+		if !slices.Equal(r.APIGroups, []string{"apiextensions.k8s.io"}) || !slices.Equal(r.Resources, []string{"customresourcedefinitions"}) {
+			t.Errorf("the hook's role reaches beyond CRDs: %+v", r)
+		}
+		if len(r.ResourceNames) == 0 && !slices.Equal(r.Verbs, []string{"create"}) {
+			t.Errorf("the hook's role grants %v on every CRD", r.Verbs)
+		}
+		if len(r.ResourceNames) > 0 && !slices.Equal(slices.Sorted(slices.Values(r.ResourceNames)), slices.Sorted(slices.Values(crdNames))) {
+			t.Errorf("the hook's role names %v, the chart's CRDs are %v", r.ResourceNames, crdNames)
+		}
+	}
+	job := convert[batchv1.Job](t, byKind(hooks, "Job")[0])
+	pod := job.Spec.Template.Spec
+	c := pod.Containers[0]
+	d := convert[appsv1.Deployment](t, byKind(objs, "Deployment")[0])
+	if c.Image != d.Spec.Template.Spec.Containers[0].Image || !slices.Equal(c.Args, []string{"apply-crds", "/crds"}) {
+		t.Errorf("the hook runs %s %v, want the manager's image with apply-crds /crds", c.Image, c.Args)
+	}
+	if pod.SecurityContext == nil || pod.SecurityContext.RunAsNonRoot == nil || !*pod.SecurityContext.RunAsNonRoot ||
+		c.SecurityContext == nil || c.SecurityContext.AllowPrivilegeEscalation == nil || *c.SecurityContext.AllowPrivilegeEscalation ||
+		!slices.Contains(c.SecurityContext.Capabilities.Drop, "ALL") {
+		t.Errorf("the hook's pod is not restricted: %+v %+v", pod.SecurityContext, c.SecurityContext)
+	}
+	for _, o := range render(t, "crds.upgrade=false") {
+		if strings.HasSuffix(o.GetName(), "-crd-upgrade") {
+			t.Errorf("crds.upgrade=false still renders %s %s", o.GetKind(), o.GetName())
+		}
 	}
 }

@@ -3,6 +3,9 @@
 package e2e
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -15,8 +18,13 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/equality"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/test/testenv"
@@ -75,8 +83,19 @@ func testOperatorUpgrade(t *testing.T) {
 		specs[inst.Name] = *inst.Spec.DeepCopy()
 	}
 
-	upgradeCRDs(t)
+	// helm upgrade alone brings this release's CRDs (the chart's pre-upgrade hook): until then the
+	// previous release's are served.
+	if behind := crdsBehind(t); len(behind) == 0 {
+		t.Fatal("the previous release's CRDs are this release's: the upgrade would prove nothing about them")
+	}
 	helmUpgrade(t, operatorImage("operator")...)
+	if behind := crdsBehind(t); len(behind) > 0 {
+		t.Fatalf("after helm upgrade the API server still serves the previous release's schema of %v", behind)
+	}
+	hook := releaseName + "-crd-upgrade"
+	waitGone(t, "the CRD upgrade hook's Job", &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: releaseNamespace, Name: hook}})
+	waitGone(t, "the CRD upgrade hook's ClusterRole", &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: hook}})
+	t.Logf("UPGRADE: helm upgrade's hook applied this release's CRDs and left nothing behind")
 	version := gitVersion(t)
 	for _, inst := range insts {
 		checkAgents(t, inst, version, before, primary)
@@ -188,4 +207,37 @@ func serverProcesses(t *testing.T, pod *corev1.Pod) string {
 		t.Fatalf("the agent of pod %s runs no server: %+v", pod.Name, procs)
 	}
 	return fmt.Sprintf("agent pid %s since %s, %s pid %s since %s", agent, procs[agent].Start, procs[server].Comm, server, procs[server].Start)
+}
+
+// crdsBehind names the chart's CRDs whose served versions (schemas, columns, subresources)
+// differ from this checkout's files.
+func crdsBehind(t *testing.T) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(env.root, "charts", "datafleet", "crds", "*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no CRDs in the chart: %v", err)
+	}
+	var behind []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := &unstructured.Unstructured{}
+		if err := yaml.Unmarshal(b, &want.Object); err != nil {
+			t.Fatal(err)
+		}
+		served := &unstructured.Unstructured{}
+		served.SetGroupVersionKind(apiextensionsCRD)
+		if err := env.c.Get(context.Background(), client.ObjectKey{Name: want.GetName()}, served); err != nil {
+			t.Fatal(err)
+		}
+		// Compared as JSON: the file's numbers decode as floats, the server's as integers.
+		w, _ := json.Marshal(want.Object["spec"].(map[string]any)["versions"])
+		s, _ := json.Marshal(served.Object["spec"].(map[string]any)["versions"])
+		if !bytes.Equal(w, s) {
+			behind = append(behind, want.GetName())
+		}
+	}
+	return behind
 }
