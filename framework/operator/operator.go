@@ -178,7 +178,7 @@ func setupBackups(mgr ctrl.Manager, engines []engine.Engine, opts Options) error
 			Recorder: mgr.GetEventRecorder("backup"), Policy: opts.StorePolicy},
 		&controllers.RestoreReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Engines: byName, Image: opts.AgentImage,
 			Recorder: mgr.GetEventRecorder("restore"), Policy: opts.StorePolicy},
-		&controllers.PlanReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("backupplan"), Engines: byName},
+		&controllers.PlanReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("backupplan"), Engines: byName},
 	} {
 		if err := r.SetupWithManager(mgr, copts); err != nil {
 			return fmt.Errorf("setting up the backup controllers: %w", err)

@@ -43,8 +43,11 @@ const (
 // PlanReconciler creates a plan's Backups on its schedule, prunes them by its retention, and runs
 // its verification drills.
 type PlanReconciler struct {
-	Client   client.Client
-	Recorder events.EventRecorder
+	Client client.Client
+	// APIReader reads the plan from the API server while a drill runs (see Reconcile); nil reads
+	// only the cache.
+	APIReader client.Reader
+	Recorder  events.EventRecorder
 	// Engines write and check a point-in-time drill's markers (engine.MarkerWriter).
 	Engines map[string]engine.Engine
 	// Clock decides which slots are due and which Backups are past their age; nil is the wall
@@ -62,6 +65,16 @@ func (r *PlanReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	p := &v1alpha1.BackupPlan{}
 	if err := r.Client.Get(ctx, req.NamespacedName, p); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if d := p.Status.LastDrill; d != nil && d.Result == DrillRunning && r.APIReader != nil {
+		// A drill's end is written after its Restore and scratch instance are deleted, and those
+		// deletions run this again at once: the cache may not hold the end yet, and a drill it
+		// still believed running would make its Restore again (a point-in-time drill does, once
+		// its second marker is written), leaving a scratch instance nobody deletes. While a drill
+		// runs, the plan is read from the API server.
+		if err := r.APIReader.Get(ctx, req.NamespacedName, p); err != nil {
+			return ctrl.Result{}, client.IgnoreNotFound(err)
+		}
 	}
 	if !p.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil // its Backups stay: they are the data
