@@ -54,7 +54,7 @@ func TestOperator(t *testing.T) {
 		{"the webhook refuses sundown versions and forbidden plan moves, warns before a sundown, postgres 15 upgrades to 17 blue/green with every row, and rabbitmq 3.10 to 4.0 with its definitions while its messages stay", testUpgrades},
 		{"a mongodb instance (the local FerretDB image) becomes Ready, serves a binding that rotates and one from another namespace, runs Guaranteed where its scheduling says, grows its volume online, keeps its documents across a pod replacement, restores a backup into a new instance, and its plan prunes by age and passes drills", testMongoDB},
 		{"a real Prometheus scrapes every engine's agents and the operator: every documented metric, a replica's lag, the alert rules and every dashboard panel", testObservability},
-		{"an operator rollback and upgrade across one release restart no database process: every engine's agents are replaced in place, and the previous release's objects survive this release's CRDs", testOperatorUpgrade},
+		{"an operator rollback and upgrade across one release restart no database process: every engine's agents are replaced in place, helm upgrade alone brings this release's CRDs, and the previous release's objects survive them", testOperatorUpgrade},
 		{"a catalog image patch restarts six instances in waves (a canary, then at most two at once) and not a paused one", testRolloutWaves},
 		{"uninstall leaves no operator object behind", testUninstall},
 	} {
