@@ -54,8 +54,8 @@ func runApplyCRDs(args []string) error {
 }
 
 // ApplyCRDs creates or replaces every *.yaml of dir, each a Datafleet CustomResourceDefinition,
-// and then waits until every one is Established. It
-// refuses any other object: the hook's permission is for Datafleet's CRDs only.
+// and then waits until every one is Established. It refuses any other object: the hook's
+// permission is for Datafleet's CRDs only.
 func ApplyCRDs(ctx context.Context, c client.Client, dir fs.FS, out io.Writer) error {
 	files, err := fs.Glob(dir, "*.yaml")
 	if err != nil {

@@ -692,8 +692,8 @@ func checkDrill(t *testing.T, plan *v1alpha1.BackupPlan) {
 	waitGone(t, "the drill's scratch instance", scratch)
 }
 
-// startPlan creates a plan of the instance every minute with the retention given and a drill
-// every other minute, and starts recording its Backups.
+// startPlan creates a plan of the instance every minute with the retention and the drill
+// schedule given, and starts recording its Backups.
 func startPlan(t *testing.T, inst *v1alpha1.ServiceInstance, name string, r *v1alpha1.BackupRetention, drill string) (*v1alpha1.BackupPlan, func() map[string]bool) {
 	t.Helper()
 	plan := &v1alpha1.BackupPlan{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: inst.Namespace}, Spec: v1alpha1.BackupPlanSpec{

@@ -31,10 +31,11 @@ import (
 
 // testBindings: applications in pods reach PostgreSQL and RabbitMQ (both QoS Guaranteed, placed
 // by their spec.scheduling) with nothing but their binding's Secret, mounted the
-// servicebinding.io way, from the instances' namespace and from another their policy allows; readOnly is refused writes; a rotation
-// keeps both passwords working for its overlap and then only the new one; a deleted binding's
-// login fails; and after the operator is killed at random moments while 20 bindings are created
-// and deleted, PostgreSQL's binding users are exactly those of the bindings that exist.
+// servicebinding.io way, from the instances' namespace and from another their policy allows;
+// readOnly is refused writes; a rotation keeps both passwords working for its overlap and then
+// only the new one; a deleted binding's login fails; and after the operator is killed at random
+// moments while 20 bindings are created and deleted, PostgreSQL's binding users are exactly those
+// of the bindings that exist.
 func testBindings(t *testing.T) {
 	ensureCatalog(t, "postgres", v1alpha1.CatalogVersion{Version: "17", Image: env.images["postgres-17"], Default: true})
 	ensureCatalog(t, "rabbitmq", v1alpha1.CatalogVersion{Version: "4.0", Image: env.images["rabbitmq-4.0"], Default: true})
