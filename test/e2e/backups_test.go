@@ -43,11 +43,10 @@ const (
 
 // testBackups: a BackupStore on MinIO in the cluster (encrypted); PostgreSQL rows, roles and
 // grants come back after a restore into a new instance and in place; RabbitMQ users, vhosts,
-// permissions, queues and bindings come back in place and in a new instance; a backup with one
-// changed byte is refused before anything is touched; a PostgreSQL plan every minute with
-// retention 3 keeps exactly 3 backups (objects and Backups) after 6 runs, a RabbitMQ plan with
-// retention 2 exactly 2 after 3, and their drills restore the latest backup into a scratch
-// instance.
+// permissions, queues and bindings come back in place (and in a new instance: the drills); a
+// backup with one changed byte is refused before anything is touched; a PostgreSQL plan every
+// minute with retention 2 keeps exactly 2 backups (objects and Backups) after 4 runs, a RabbitMQ
+// plan exactly 2 after 3, and their drills restore the latest backup into a scratch instance.
 func testBackups(t *testing.T) {
 	ctx := context.Background()
 	ensureCatalog(t, "postgres", v1alpha1.CatalogVersion{Version: "17", Image: env.images["postgres-17"], Default: true})
@@ -104,7 +103,7 @@ func testBackups(t *testing.T) {
 	waitInstanceReady(t, mq)
 
 	// The plan starts first: its six runs take six minutes, which the rest of the step overlaps.
-	plan, seen := startPlan(t, db, "every-minute", &v1alpha1.BackupRetention{Count: ptr[int32](3)}, "*/3 * * * *")
+	plan, seen := startPlan(t, db, "every-minute", &v1alpha1.BackupRetention{Count: ptr[int32](2)}, "*/3 * * * *")
 	// RabbitMQ's plan keeps two; its drills restore the definitions into a scratch instance.
 	mqPlan, mqSeen := startPlan(t, mq, "mq-every-minute", &v1alpha1.BackupRetention{Count: ptr[int32](2)}, "1-59/3 * * * *")
 	t.Cleanup(func() { deleteBackups(t, ns) })
@@ -164,7 +163,7 @@ func testBackups(t *testing.T) {
 	t.Logf("BACKUPS: a backup with one changed byte was refused (%s) and nothing was touched", meta.FindStatusCondition(rs.Status.Conditions, "Ready").Message)
 
 	checkRabbitMQBackup(t, mq)
-	checkPlan(t, s3c, storePrefix, plan, seen, 6)
+	checkPlan(t, s3c, storePrefix, plan, seen, 4)
 	checkPlan(t, s3c, storePrefix, mqPlan, mqSeen, 3)
 	checkPointInTimeDrill(t, pitrPlan)
 	checkNoCredentialLeaks(t, ns, jobs, map[string]string{"the store's secret key": minioPassword, "the encryption key": base64.StdEncoding.EncodeToString(key)})
@@ -545,13 +544,8 @@ func checkRabbitMQBackup(t *testing.T, mq *v1alpha1.ServiceInstance) {
 	}
 	checkRabbitMQApp(t, mq)
 	t.Logf("BACKUPS: rabbitmq users, vhosts, permissions, queues and bindings came back after an in-place restore")
-
-	restoreOf(t, mq.Namespace, "mq-to-new", b.Name, v1alpha1.RestoreTarget{NewInstance: &v1alpha1.NewInstanceTarget{Name: "mq-copy"}}, "Completed")
-	cp := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "mq-copy", Namespace: mq.Namespace}}
-	t.Cleanup(func() { _ = env.c.Delete(context.Background(), cp) })
-	waitInstanceReady(t, cp)
-	checkRabbitMQApp(t, cp)
-	t.Logf("BACKUPS: the rabbitmq backup restored into a new instance, mq-copy, where the user logs in to its vhost and finds its queue")
+	// Into a new instance: the RabbitMQ plan's drills (checkPlan), whose Restore looks up every
+	// imported user, vhost, permission, exchange, queue and binding.
 }
 
 // checkRabbitMQApp logs in as the restored user app to vhost orders of the instance and finds

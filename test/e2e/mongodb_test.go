@@ -48,7 +48,7 @@ func testMongoDB(t *testing.T) {
 	t.Cleanup(func() { deleteBackups(t, ns) })
 	// The plan runs while the rest of the step does: every minute, retention by age, a drill
 	// every other minute into a scratch instance.
-	plan, seen := startPlan(t, docs, "docs-every-minute", &v1alpha1.BackupRetention{MaxAge: &metav1.Duration{Duration: 2 * time.Minute}}, "*/2 * * * *")
+	plan, seen := startPlan(t, docs, "docs-every-minute", &v1alpha1.BackupRetention{MaxAge: &metav1.Duration{Duration: 90 * time.Second}}, "*/2 * * * *")
 	if docs.Status.CurrentPrimary != "docs-0" {
 		t.Errorf("currentPrimary %q, want docs-0", docs.Status.CurrentPrimary)
 	}
@@ -143,7 +143,7 @@ func testMongoDB(t *testing.T) {
 	checkDeletion(t, b, secret, login)
 	t.Logf("MONGODB: the deleted binding's user could no longer log in and its Secret was gone")
 
-	checkPlan(t, s3c, "", plan, seen, 4)
+	checkPlan(t, s3c, "", plan, seen, 3)
 }
 
 // mongoLogin logs in with the Secret's credentials at addr (the Service's ClusterIP) and runs a

@@ -237,13 +237,16 @@ func rabbitManagement(t *testing.T, inst *v1alpha1.ServiceInstance) (call func(m
 	call = func(method, p, body string) (int, string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		req, _ := http.NewRequestWithContext(ctx, method, mgmt+p, strings.NewReader(body))
-		req.SetBasicAuth(rabbitmq.AdminUser, string(secret.Data[rabbitmq.PasswordKey]))
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
+		// The Service's route to a node that just became ready may not be programmed yet ("no
+		// route to host"), as for publishConfirmed: a request that reached nothing is sent again.
+		var resp *http.Response
+		testenv.Eventually(t, time.Minute, func() (err error) {
+			req, _ := http.NewRequestWithContext(ctx, method, mgmt+p, strings.NewReader(body))
+			req.SetBasicAuth(rabbitmq.AdminUser, string(secret.Data[rabbitmq.PasswordKey]))
+			req.Header.Set("Content-Type", "application/json")
+			resp, err = http.DefaultClient.Do(req)
+			return err
+		})
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		return resp.StatusCode, string(b)
