@@ -105,6 +105,7 @@ func testBackups(t *testing.T) {
 	// The plan starts first: its six runs take six minutes, which the rest of the step overlaps.
 	plan, seen := startPlan(t, db, "every-minute", &v1alpha1.BackupRetention{Count: ptr[int32](2)}, "*/3 * * * *")
 	// RabbitMQ's plan keeps two; its drills restore the definitions into a scratch instance.
+	defineRabbitMQ(t, mq)
 	mqPlan, mqSeen := startPlan(t, mq, "mq-every-minute", &v1alpha1.BackupRetention{Count: ptr[int32](2)}, "1-59/3 * * * *")
 	t.Cleanup(func() { deleteBackups(t, ns) })
 
@@ -517,17 +518,11 @@ func flipByte(t *testing.T, c *s3.Client, b *v1alpha1.Backup) {
 	}
 }
 
-// checkRabbitMQBackup: definitions made through the management API come back after they are
-// deleted and the backup is restored in place.
+// checkRabbitMQBackup: the definitions defineRabbitMQ made come back after they are deleted and
+// the backup is restored in place.
 func checkRabbitMQBackup(t *testing.T, mq *v1alpha1.ServiceInstance) {
 	t.Helper()
 	call, must := rabbitManagement(t, mq)
-	must(http.MethodPut, "/api/vhosts/orders", `{}`)
-	must(http.MethodPut, "/api/users/app", `{"password":"app-secret","tags":""}`)
-	must(http.MethodPut, "/api/permissions/orders/app", `{"configure":"^app\\.","write":".*","read":".*"}`)
-	must(http.MethodPut, "/api/exchanges/orders/app.events", `{"type":"topic","durable":true}`)
-	must(http.MethodPut, "/api/queues/orders/app.created", `{"durable":true,"arguments":{"x-queue-type":"quorum"}}`)
-	must(http.MethodPost, "/api/bindings/orders/e/app.events/q/app.created", `{"routing_key":"order.created"}`)
 	b := backupOf(t, mq.Namespace, "mq-1", "mq")
 	must(http.MethodDelete, "/api/vhosts/orders", "")
 	must(http.MethodDelete, "/api/users/app", "")
@@ -564,6 +559,20 @@ func checkRabbitMQApp(t *testing.T, mq *v1alpha1.ServiceInstance) {
 	if _, err := ch.QueueDeclarePassive("app.created", true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
 		t.Fatalf("queue app.created in vhost orders of %s after the restore: %v", mq.Name, err)
 	}
+}
+
+// defineRabbitMQ makes, through the management API, what a RabbitMQ backup carries: a vhost, a
+// user with a password and its permissions, an exchange, a quorum queue and a binding. Made
+// before the instance's plan starts, so that every backup of it, and every drill, has them.
+func defineRabbitMQ(t *testing.T, mq *v1alpha1.ServiceInstance) {
+	t.Helper()
+	_, must := rabbitManagement(t, mq)
+	must(http.MethodPut, "/api/vhosts/orders", `{}`)
+	must(http.MethodPut, "/api/users/app", `{"password":"app-secret","tags":""}`)
+	must(http.MethodPut, "/api/permissions/orders/app", `{"configure":"^app\\.","write":".*","read":".*"}`)
+	must(http.MethodPut, "/api/exchanges/orders/app.events", `{"type":"topic","durable":true}`)
+	must(http.MethodPut, "/api/queues/orders/app.created", `{"durable":true,"arguments":{"x-queue-type":"quorum"}}`)
+	must(http.MethodPost, "/api/bindings/orders/e/app.events/q/app.created", `{"routing_key":"order.created"}`)
 }
 
 // watchPlanBackups records the name of every Backup the plan makes, until the test ends.
