@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,14 +25,14 @@ import (
 // The chart's upgrade hook against a real API server: over a previous release's ServiceInstance
 // CRD, whose schema has no spec.scheduling (the API server prunes the field from what it
 // stores) and a property since removed, it applies the chart's CRDs: the field is kept from then
-// on, and the removed property is no longer served. Anything but a
-// Datafleet CRD is refused and not created.
+// on, and the removed property is no longer served. Anything but a Datafleet CRD is refused and
+// not created.
 func TestApplyCRDsUpgradesTheServedSchema(t *testing.T) {
 	env := testenv.Start(t)
 	c, ctx := env.Client, context.Background()
 	crds := os.DirFS(filepath.Join(testenv.RepoRoot(), "charts", "datafleet", "crds"))
 	const file = "datafleet.dev_serviceinstances.yaml"
-	b, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "charts", "datafleet", "crds", file))
+	b, err := fs.ReadFile(crds, file)
 	if err != nil {
 		t.Fatal(err)
 	}

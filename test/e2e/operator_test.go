@@ -126,10 +126,16 @@ func testInstall(t *testing.T) {
 	checkMetricsAuth(t)
 }
 
-// upgradeCRDs applies the chart's CRDs, as docs/install.md tells users to before an upgrade: Helm
-// installs crds/ only when they are absent, so a cluster kept from an earlier run would otherwise
-// serve stale schemas (and silently drop new fields).
+// upgradeCRDs applies the chart's CRDs before the install: an install runs no upgrade hook and
+// Helm installs crds/ only when they are absent, so a cluster kept from an earlier run would
+// otherwise serve stale schemas (and silently drop new fields).
 func upgradeCRDs(t *testing.T) {
+	t.Helper()
+	applyCRDs(t, chartCRDs(t))
+}
+
+// chartCRDs are this checkout's CRD files, by path.
+func chartCRDs(t *testing.T) map[string][]byte {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join(env.root, "charts", "datafleet", "crds", "*.yaml"))
 	if err != nil || len(files) == 0 {
@@ -141,7 +147,7 @@ func upgradeCRDs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	applyCRDs(t, crds)
+	return crds
 }
 
 // applyCRDs applies CRDs by file name, as `kubectl apply --server-side` does.

@@ -213,16 +213,8 @@ func serverProcesses(t *testing.T, pod *corev1.Pod) string {
 // differ from this checkout's files.
 func crdsBehind(t *testing.T) []string {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(env.root, "charts", "datafleet", "crds", "*.yaml"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no CRDs in the chart: %v", err)
-	}
 	var behind []string
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, b := range chartCRDs(t) {
 		want := &unstructured.Unstructured{}
 		if err := yaml.Unmarshal(b, &want.Object); err != nil {
 			t.Fatal(err)

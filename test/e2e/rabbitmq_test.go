@@ -11,7 +11,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	neturl "net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -182,26 +181,13 @@ func checkRabbitMQTLSRequired(t *testing.T, ns string) {
 // clusterNodes asks the management API, through the client Service, for the cluster's nodes.
 func clusterNodes(t *testing.T, inst *v1alpha1.ServiceInstance) []string {
 	t.Helper()
-	u, err := neturl.Parse(amqpURL(t, inst))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pass, _ := u.User.Password()
-	req, err := http.NewRequest(http.MethodGet, "http://"+u.Hostname()+":15672/api/nodes?columns=name", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.SetBasicAuth(u.User.Username(), pass)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	call, _ := rabbitManagement(t, inst)
+	code, answer := call(http.MethodGet, "/api/nodes?columns=name", "")
 	var nodes []struct {
 		Name string `json:"name"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&nodes); err != nil {
-		t.Fatal(err)
+	if err := json.Unmarshal([]byte(answer), &nodes); code != http.StatusOK || err != nil {
+		t.Fatalf("GET /api/nodes: %d %s (%v)", code, answer, err)
 	}
 	var out []string
 	for _, n := range nodes {
