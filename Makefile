@@ -12,7 +12,8 @@ CONTROLLER_GEN = $(shell hack/go-tool.sh sigs.k8s.io/controller-tools/cmd/contro
 HELM = $(shell hack/go-tool.sh helm.sh/helm/v3/cmd/helm $(HELM_VERSION))
 # A real S3 server for the backup tests; the module proxy serves MinIO only as pseudo-versions.
 MINIO_VERSION ?= v0.0.0-20260212201848-7aac2a2c5b7c
-MINIO = $(shell hack/go-tool.sh github.com/minio/minio $(MINIO_VERSION))
+# Built static (as its image needs), so that one build serves the host's tests and the image.
+MINIO = $(shell CGO_ENABLED=0 hack/go-tool.sh github.com/minio/minio $(MINIO_VERSION))
 # Emulators of Cloud Storage (fake-gcs-server, a Go module) and Azure Blob Storage (Azurite, an npm
 # package pinned by hack/azurite/package-lock.json) for the gs:// and azblob:// store tests.
 FAKE_GCS_VERSION ?= v1.56.1
@@ -22,9 +23,9 @@ AZURITE = $(shell hack/azurite.sh)
 # alert rules; hack/images.sh builds Prometheus's image from it, which scrapes the local cluster in e2e.
 PROMETHEUS_VERSION ?= v0.316.0
 export PROMETHEUS_VERSION
-PROMTOOL = $(shell hack/go-tool.sh github.com/prometheus/prometheus/cmd/promtool $(PROMETHEUS_VERSION))
+PROMTOOL = $(shell CGO_ENABLED=0 hack/go-tool.sh github.com/prometheus/prometheus/cmd/promtool $(PROMETHEUS_VERSION))
 # A MongoDB wire-protocol server for the mongodb engine's tests (no mongod can be installed here).
-FERRETDB = $(shell hack/ferretdb.sh)
+FERRETDB = $(shell CGO_ENABLED=0 hack/ferretdb.sh)
 # kube-apiserver and etcd built from Go modules, cached outside the repository (see hack/k8s-binaries.sh).
 ENVTEST_ASSETS = $(shell K8S_VERSION=$(K8S_VERSION) hack/k8s-binaries.sh kube-apiserver etcd kubectl | tail -n1)
 
@@ -61,17 +62,21 @@ vet: ## go vet.
 # Redis server of the reference engine, engines/reference).
 TEST_PACKAGES = postgresql-15 rabbitmq-server redis-server
 
+# The versions hack/deps.sh builds.
+export K8S_VERSION CONTROLLER_GEN_VERSION HELM_VERSION MINIO_VERSION FAKE_GCS_VERSION TEST_PACKAGES
+
+.PHONY: deps
+deps: ## Install and build, once, everything the tests need (side by side; cached outside the repository).
+	hack/deps.sh
+
+.PHONY: test-env
+test-env: ## Print the environment the test tiers run with (the paths of the tools they use).
+	@echo "export KUBEBUILDER_ASSETS='$(ENVTEST_ASSETS)' CONTROLLER_GEN='$(CONTROLLER_GEN)' HELM='$(HELM)'" \
+	  "MINIO_BIN='$(MINIO)' PROMTOOL='$(PROMTOOL)' FAKE_GCS_BIN='$(FAKE_GCS)' AZURITE_BIN='$(AZURITE)' FERRETDB_BIN='$(FERRETDB)'"
+
 .PHONY: test
 test: ## Run every test tier: unit, controllers on a real API server, engines against real servers, chart, end-to-end.
-	hack/host-packages.sh $(TEST_PACKAGES)
-	assets="$(ENVTEST_ASSETS)"; \
-	KUBEBUILDER_ASSETS="$$assets" CONTROLLER_GEN="$(CONTROLLER_GEN)" HELM="$(HELM)" MINIO_BIN="$(MINIO)" FERRETDB_BIN="$(FERRETDB)" \
-	  PROMTOOL="$(PROMTOOL)" FAKE_GCS_BIN="$(FAKE_GCS)" AZURITE_BIN="$(AZURITE)" go test -count=1 ./...
-	@# The agent again, against PostgreSQL 17 (the host has 15; 17 comes from the project's image).
-	pg17="$$(hack/postgres-bin.sh 17)"; \
-	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" MINIO_BIN="$(MINIO)" POSTGRES_BIN_DIR="$$pg17" go test -count=1 ./engines/postgres/agent/
-	$(MAKE) --no-print-directory vet
-	$(MAKE) --no-print-directory e2e
+	hack/test.sh
 
 .PHONY: e2e
 e2e: ## End-to-end suite: brings the local cluster up if needed (and down after), builds images, installs the chart.

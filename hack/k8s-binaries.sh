@@ -60,11 +60,14 @@ GO
   echo "$dir"
 }
 
+# All the Kubernetes commands asked for in one go build: it compiles their shared packages once and
+# links the binaries side by side (linking is single-threaded and the longest part of each).
 build_k8s() {
-  local cmd="$1" dir
+  local dir
   dir="$(k8s_module)"
-  log "building $cmd v${K8S_VERSION}"
-  local pkg="k8s.io/kubernetes/cmd/$cmd"
+  log "building $* v${K8S_VERSION}"
+  local pkgs=() c
+  for c in "$@"; do pkgs+=("k8s.io/kubernetes/cmd/$c"); done
   local v="k8s.io/component-base/version" cv="k8s.io/client-go/pkg/version"
   local minor="${K8S_VERSION#1.}"; minor="${minor%%.*}"
   local ld="-s -w"
@@ -72,8 +75,11 @@ build_k8s() {
     ld+=" -X $p.gitVersion=v${K8S_VERSION} -X $p.gitMajor=1 -X $p.gitMinor=${minor}"
     ld+=" -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
   done
-  ( cd "$dir" && go build -trimpath -tags selinux,notest,grpcnotrace -ldflags "$ld" \
-      -o "$ASSETS/$cmd.tmp" "$pkg" ) && mv "$ASSETS/$cmd.tmp" "$ASSETS/$cmd"
+  local out; out="$(mktemp -d "$ASSETS/.build.XXXXXX")"
+  ( cd "$dir" && go build -trimpath -tags selinux,notest,grpcnotrace -ldflags "$ld" -o "$out/" "${pkgs[@]}" ) \
+    || { rm -rf "$out"; return 1; }
+  for c in "$@"; do mv "$out/$c" "$ASSETS/$c"; done
+  rmdir "$out"
 }
 
 build_etcd() {
@@ -97,12 +103,14 @@ build_etcd() {
     && mv "$ASSETS/etcd.tmp" "$ASSETS/etcd"
 }
 
+k8s=()
 for c in "${components[@]}"; do
   if [ -x "$ASSETS/$c" ]; then continue; fi
   case "$c" in
     etcd) build_etcd ;;
-    kube-apiserver|kube-controller-manager|kube-scheduler|kubelet|kube-proxy|kubectl) build_k8s "$c" ;;
+    kube-apiserver|kube-controller-manager|kube-scheduler|kubelet|kube-proxy|kubectl) k8s+=("$c") ;;
     *) log "unknown component $c"; exit 2 ;;
   esac
 done
+[ ${#k8s[@]} -eq 0 ] || build_k8s "${k8s[@]}"
 echo "$ASSETS"

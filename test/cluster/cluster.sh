@@ -9,6 +9,8 @@
 #   test/cluster/cluster.sh status        exit 0 when the cluster is up and healthy
 #   test/cluster/cluster.sh verify-clean  fail when anything of the cluster is left on the machine
 #   test/cluster/cluster.sh kubeconfig    print the kubeconfig path
+#   test/cluster/cluster.sh packages      install the Debian packages `up` needs
+#   test/cluster/cluster.sh binaries      build the programs `up` needs, without starting anything
 #
 # Pods use 198.18.0.0/24 on the bridge datafleet0, Services 198.19.0.0/16; nothing leaves the machine.
 # Everything runs as host processes started by this script (there is no init system here). State lives
@@ -646,5 +648,7 @@ case "${1:-}" in
   status) [ -f "$KUBECONFIG_PATH" ] && healthy ;;
   verify-clean) verify_clean ;;
   kubeconfig) echo "$KUBECONFIG_PATH" ;;
-  *) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  packages) need_root; install_packages ;;
+  binaries) build_binaries ;;
+  *) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
