@@ -281,9 +281,31 @@ type archiving struct {
 
 func archivingServer(t testing.TB) *archiving {
 	t.Helper()
-	ctx := context.Background()
-	m := testenv.StartMinIO(t)
-	bin := agenttest.Build(t, "archive")
+	st := newArchiveStore(t)
+	configFile := st.config(t, "archive.json", st.minio.URL())
+	// The agent's own archiving (Config.ArchiveConfig), as a pod with spec.backup.continuous has.
+	c := newConfig(t)
+	c.ArchiveConfig, c.Manager = configFile, st.bin.Path
+	e := &Engine{Config: c}
+	r := start(t, e)
+	system, archive := st.archive(t, c.DataDir, configFile)
+	return &archiving{e: e, agent: r, archive: archive, configFile: configFile, bin: st.bin, key: st.key, system: system}
+}
+
+// archiveStore is a MinIO server, its credentials and an encryption key in files PostgreSQL's
+// user can read, and the manager binary, whose "segments push|fetch" archive_command and
+// restore_command run.
+type archiveStore struct {
+	minio               *testenv.MinIO
+	bin                 agenttest.Binary
+	dir, creds, keyFile string
+	key                 []byte
+}
+
+func newArchiveStore(t testing.TB) *archiveStore {
+	t.Helper()
+	st := &archiveStore{minio: testenv.StartMinIO(t), bin: agenttest.Build(t, "archive"),
+		key: []byte("Kx7q-archive-test-key-9f2LmZp0vR8sT3wYbN")}
 	dir, err := os.MkdirTemp("", "pgarchive-")
 	if err != nil {
 		t.Fatal(err)
@@ -292,33 +314,40 @@ func archivingServer(t testing.TB) *archiving {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	credsDir := m.CredentialsDir(t, dir)
-	keyFile, configFile := filepath.Join(dir, "key"), filepath.Join(dir, "archive.json")
-	key := []byte("Kx7q-archive-test-key-9f2LmZp0vR8sT3wYbN")
-	if err := os.WriteFile(keyFile, key, 0o644); err != nil {
+	st.dir, st.creds, st.keyFile = dir, st.minio.CredentialsDir(t, dir), filepath.Join(dir, "key")
+	if err := os.WriteFile(st.keyFile, st.key, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg, _ := json.Marshal(backup.SegmentConfig{URL: m.URL(), Prefix: "team-a", Dir: "shop/orders/wal", CredentialsDir: credsDir, KeyFile: keyFile})
-	if err := os.WriteFile(configFile, cfg, 0o644); err != nil {
+	return st
+}
+
+// config writes an archive's configuration (as the operator mounts it in a pod) for the store at
+// url, with the tests' prefix and directory, and returns its path.
+func (st *archiveStore) config(t testing.TB, name, url string) string {
+	t.Helper()
+	file := filepath.Join(st.dir, name)
+	cfg, _ := json.Marshal(backup.SegmentConfig{URL: url, Prefix: "team-a", Dir: "shop/orders/wal", CredentialsDir: st.creds, KeyFile: st.keyFile})
+	if err := os.WriteFile(file, cfg, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	archive, err := backup.OpenSegmentArchive(ctx, configFile)
+	return file
+}
+
+// archive opens the archive of configFile in the directory of the database system at dataDir,
+// where its segments go.
+func (st *archiveStore) archive(t testing.TB, dataDir, configFile string) (uint64, *backup.SegmentArchive) {
+	t.Helper()
+	archive, err := backup.OpenSegmentArchive(context.Background(), configFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-
-	// The agent's own archiving (Config.ArchiveConfig), as a pod with spec.backup.continuous has.
-	c := newConfig(t)
-	c.ArchiveConfig, c.Manager = configFile, bin.Path
-	e := &Engine{Config: c}
-	r := start(t, e)
-	// Its segments go in its database system's directory.
-	system, err := systemIdentifier(c.DataDir)
+	t.Cleanup(func() { archive.Store.Close() })
+	system, err := systemIdentifier(dataDir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	archive.Dir = path.Join(archive.Dir, strconv.FormatUint(system, 10))
-	return &archiving{e: e, agent: r, archive: archive, configFile: configFile, bin: bin, key: key, system: system}
+	return system, archive
 }
 
 // baseBackup takes a base backup as a backup Job takes it: through the agent's endpoint (mutual

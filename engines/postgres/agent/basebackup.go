@@ -178,5 +178,12 @@ func PrepareRecovery(dataDir, restoreCommand string, target RecoveryTarget, e *E
 	if err := agentruntime.WriteFileOwned(auto, append(old, settings...), 0o600, e.Config.Credential); err != nil {
 		return err
 	}
+	// A base backup taken from a replica carries its standby.signal (pg_basebackup copies it), and
+	// standby mode wins over recovery.signal: the copy would never promote, and would follow the
+	// source's primary if it could reach it. The agent of a pod sets the signal by its role before
+	// postgres starts; anything else recovering a backup starts from this.
+	if err := os.Remove(filepath.Join(dataDir, standbySignal)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
 	return agentruntime.WriteFileOwned(filepath.Join(dataDir, "recovery.signal"), nil, 0o600, e.Config.Credential)
 }

@@ -288,8 +288,10 @@ func (e *Engine) Promote(ctx context.Context) error {
 		return errors.New("pg_promote did not finish within 60 s")
 	}
 	// Record the new timeline in the control file soon, for members that rewind against this one
-	// (see checkpointSource). Not waited for: the keeper must go back to renewing the lease.
+	// (see checkpointSource), and archive what the old primary may not have (archive_ancestors.go).
+	// Not waited for: the keeper must go back to renewing the lease.
 	logger := log.FromContext(ctx)
+	go e.archiveAncestorsAfterPromotion(logger)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
