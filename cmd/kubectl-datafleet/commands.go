@@ -52,6 +52,9 @@ var commandTable = []command{
 	{name: "restore", synopsis: "restore BACKUP --to INSTANCE [--version V] [--time RFC3339] [--name NAME] [--wait [--timeout 30m]]",
 		names: []nameKind{backupName}, required: 1, flags: []string{"--to", "--version", "--time", "--name", "--wait", "--timeout"},
 		help: "creates a Restore of the backup into a new instance (--version for a blue/green move, --time for a point in time of a physical backup); --wait follows it to its end. In place stays a Restore written by hand: it needs the instance's name typed again"},
+	{name: "report", synopsis: "report INSTANCE [-o FILE] [--operator-namespace NAMESPACE]",
+		names: []nameKind{instanceName}, required: 1, flags: []string{"-o", "--operator-namespace"},
+		help: "writes a support bundle (a .tar.gz, default datafleet-report-NAMESPACE-INSTANCE-TIME.tar.gz): the instance, every object the operator made for it, its bindings, backups, restores and plans, their events, its pods' logs and the operator's log lines that name it; Secrets hold only their keys, and secret values and credentials are redacted in every file. What could not be read is listed in its README.txt"},
 }
 
 func findCommand(name string) *command {

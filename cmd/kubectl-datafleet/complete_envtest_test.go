@@ -84,7 +84,7 @@ func TestHelpAndCompletion(t *testing.T) {
 		words []string
 		want  string
 	}{
-		{[]string{"r"}, "restore resume rollout rotate"},
+		{[]string{"r"}, "report restore resume rollout rotate"},
 		{[]string{"rollout", ""}, "status"},
 		{[]string{"help", "sw"}, "switchover"},
 		{[]string{"pause", "o"}, "orders outbox"},

@@ -9,6 +9,7 @@
 //	kubectl datafleet rotate BINDING
 //	kubectl datafleet backup INSTANCE [--wait]
 //	kubectl datafleet restore BACKUP --to NAME [--version V] [--time T] [--wait]
+//	kubectl datafleet report INSTANCE [-o FILE]   a support bundle, redacted
 package main
 
 import (
@@ -78,6 +79,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	at := fs.String("time", "", "restore to this time, RFC 3339 (restore of a physical backup)")
 	waitFor := fs.Bool("wait", false, "follow the Backup or Restore to its end (backup, restore)")
 	timeout := fs.Duration("timeout", 30*time.Minute, "how long --wait waits")
+	output := fs.String("o", "", "the bundle's file (report)")
+	operatorNS := fs.String("operator-namespace", "datafleet-system", "where the operator runs (report)")
 	// Names may come before the flags, as kubectl takes them.
 	var positional []string
 	for len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -161,6 +164,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			PrintBackup(out, b)
 			return nil
 		})
+	case "report":
+		return runReport(ctx, out, cfg, c, ns, arg(0), *output, *operatorNS)
 	case "restore":
 		o := RestoreOptions{To: *to, Version: *version, Name: *name}
 		if *at != "" {

@@ -78,7 +78,7 @@ func testObservability(t *testing.T) {
 	for _, inst := range []*v1alpha1.ServiceInstance{pg, mq, docs} {
 		waitInstanceReady(t, inst)
 	}
-	waitBound(t, createBinding(t, ns, "app", "pg", v1alpha1.RoleReadWrite, "shop"), nil)
+	appSecret := waitBound(t, createBinding(t, ns, "app", "pg", v1alpha1.RoleReadWrite, "shop"), nil)
 	// Messages waiting in a queue, for the broker's figures and the RabbitMQ dashboard.
 	publishConfirmed(t, amqpURL(t, mq), "metrics", 10, nil)
 	// Physical backups of an archiving instance: the plan's drills restore to a point in time, so
@@ -156,8 +156,11 @@ func testObservability(t *testing.T) {
 		return expect(len(r) == 1 && r[0].v == 0, "the lag falls to 0 once the replica replays", r.String())
 	})
 
-	// kubectl datafleet status shows the same figures to a person.
-	checkStatusCommand(t, ns, pg, replica)
+	// kubectl datafleet status shows the same figures to a person; report bundles what support
+	// needs of the instance.
+	plugin := pluginBinary(t)
+	checkStatusCommand(t, plugin, ns, pg, replica)
+	checkReportCommand(t, plugin, ns, pg, appSecret)
 
 	// The chart's rules load and evaluate in a real Prometheus.
 	checkRulesEvaluate(t, prom)
@@ -520,11 +523,8 @@ scrape_configs:
 	return p
 }
 
-// checkStatusCommand runs the kubectl plugin, built from this tree, as a platform engineer does:
-// `kubectl datafleet status -n NS` prints each instance with its pods' roles, the PostgreSQL
-// replica's lag and every pod's connections (read from the agents through port-forwards with the
-// scrape token), the last backup's age and the days to the version's sundown.
-func checkStatusCommand(t *testing.T, ns string, pg *v1alpha1.ServiceInstance, replica string) {
+// pluginBinary builds the kubectl plugin from this tree.
+func pluginBinary(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "kubectl-datafleet")
 	build := exec.Command("go", "build", "-o", bin, "./cmd/kubectl-datafleet")
@@ -532,6 +532,62 @@ func checkStatusCommand(t *testing.T, ns string, pg *v1alpha1.ServiceInstance, r
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building the plugin: %v\n%s", err, out)
 	}
+	return bin
+}
+
+// checkReportCommand runs `kubectl datafleet report` on the PostgreSQL instance as a platform
+// engineer does: the bundle holds the instance, each pod's containers' logs read through the
+// kubelet (the agent's lines), the operator's log lines that name the instance, its events and its
+// binding, and none of the binding Secret's password or uri.
+func checkReportCommand(t *testing.T, bin, ns string, pg *v1alpha1.ServiceInstance, appSecret *corev1.Secret) {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "report.tar.gz")
+	cmd := exec.Command(bin, "report", pg.Name, "-n", ns, "-o", file, "--operator-namespace", releaseNamespace)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+os.Getenv("E2E_KUBECONFIG"))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("kubectl datafleet report: %v\n%s", err, out)
+	}
+	files := testenv.ReadTarball(t, file)
+	var names []string
+	for n := range files {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	t.Logf("OBSERVABILITY: kubectl datafleet report %s -n %s: %d files: %s\nREADME.txt:\n%s", pg.Name, ns, len(files), strings.Join(names, " "), files["README.txt"])
+	for _, want := range []string{"instance.yaml", "servicebindings/app.yaml", "events.txt"} {
+		if files[want] == "" {
+			t.Errorf("the report has no %s", want)
+		}
+	}
+	podLogs, operatorLogs, statefulSets := 0, 0, 0
+	for n, content := range files {
+		switch {
+		case strings.HasPrefix(n, "logs/"+pg.Name+"-") && strings.HasSuffix(n, ".log") && content != "":
+			podLogs++
+		case strings.HasPrefix(n, "operator/"):
+			operatorLogs++ // the lines that name the instance: there may be none on a quiet day
+		case strings.HasPrefix(n, "statefulsets/"):
+			statefulSets++
+		}
+		for k, v := range appSecret.Data {
+			if (k == "password" || k == "uri") && strings.Contains(content, string(v)) {
+				t.Errorf("the report's %s holds the binding's %s", n, k)
+			}
+		}
+	}
+	// Every log was read through the kubelet: the README lists none as missing.
+	if podLogs < 2 || operatorLogs == 0 || statefulSets == 0 || strings.Contains(files["README.txt"], "log of ") {
+		t.Errorf("the report holds %d non-empty logs of the instance's pods (want both pods'), %d of the operator's and %d StatefulSets; README:\n%s",
+			podLogs, operatorLogs, statefulSets, files["README.txt"])
+	}
+}
+
+// checkStatusCommand runs the kubectl plugin, built from this tree, as a platform engineer does:
+// `kubectl datafleet status -n NS` prints each instance with its pods' roles, the PostgreSQL
+// replica's lag and every pod's connections (read from the agents through port-forwards with the
+// scrape token), the last backup's age and the days to the version's sundown.
+func checkStatusCommand(t *testing.T, bin, ns string, pg *v1alpha1.ServiceInstance, replica string) {
+	t.Helper()
 	primary := instanceNow(t, pg).Status.CurrentPrimary
 	testenv.Eventually(t, waitTimeout, func() error {
 		cmd := exec.Command(bin, "status", "-n", ns, "--scrape-token-secret", releaseNamespace+"/"+releaseName+"-scrape-token")
