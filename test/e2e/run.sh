@@ -29,6 +29,10 @@ log="$logs/e2e-$(date -u +%Y%m%dT%H%M%SZ).log"
 find "$logs" -maxdepth 1 -name 'e2e-*.log' -printf '%T@ %p\n' | sort -rn | tail -n +10 | cut -d' ' -f2- | xargs -r rm -f
 rc=0
 go test -tags e2e -count=1 -timeout 60m -v ./test/e2e/ 2>&1 | tee "$log" || rc=$?
+# Where the suite's time went, slowest step first (the budget of issue #29).
+echo "===== e2e: time per step"
+grep -E '^    --- (PASS|FAIL): TestOperator/' "$log" | sed -E 's/^    --- (PASS|FAIL): TestOperator\/(.*) \(([0-9.]+)s\)$/\3 \1 \2/' |
+  sort -rn | awk '{ t = $1; $1 = ""; printf "  %7.0f s %s\n", t, substr($0, 2) }' | cut -c1-140 || true
 if [ "$rc" != 0 ]; then
   echo "===== e2e failed: what the tests said, one line each (the whole output: $log)"
   grep -E '^ +(--- FAIL|[A-Za-z0-9_]+\.go:[0-9]+: .)' "$log" | cut -c1-600 | tail -n 60 || true

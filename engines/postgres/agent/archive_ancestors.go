@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -61,33 +62,17 @@ func (e *Engine) archiveAncestors(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	// Each ancestor's completed segments: from where it began (its parent's end) to the one it
-	// ended in, excluded. Other files of its name in pg_wal are not its WAL: a segment recycled
-	// for reuse is named after one to come and holds old bytes.
-	ends := map[uint64][2]uint64{}
-	var begin uint64
-	for _, h := range history {
-		end := h.switchLSN / uint64(WALSegmentSize)
-		ends[h.timeline] = [2]uint64{begin, end}
-		begin = end
-	}
 	entries, err := os.ReadDir(walDir)
 	if err != nil {
 		return 0, err
 	}
-	var names []string
+	var files []walFile
 	for _, en := range entries {
-		stl, n, ok := segmentNumber(en.Name(), WALSegmentSize)
-		r, ancestor := ends[stl]
-		if !ok || !ancestor || n < r[0] || n >= r[1] || !en.Type().IsRegular() {
-			continue
+		if info, err := en.Info(); err == nil && en.Type().IsRegular() {
+			files = append(files, walFile{name: en.Name(), size: info.Size()})
 		}
-		if info, err := en.Info(); err != nil || info.Size() != WALSegmentSize {
-			continue
-		}
-		names = append(names, en.Name())
 	}
-	if len(names) == 0 {
+	if len(ancestorSegments(history, files, 0)) == 0 {
 		return 0, nil
 	}
 	archive, err := backup.OpenSegmentArchive(ctx, e.Config.ArchiveConfig)
@@ -100,6 +85,11 @@ func (e *Engine) archiveAncestors(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	archive.Dir = path.Join(archive.Dir, strconv.FormatUint(system, 10))
+	archived, err := archive.List(ctx)
+	if err != nil {
+		return 0, err
+	}
+	names := ancestorSegments(history, files, archiveFloor(archived))
 	// Every one is tried: a segment that fails (or was removed since it was listed) does not keep
 	// the others from the archive.
 	var pushed int
@@ -123,6 +113,50 @@ func (e *Engine) pushSegment(ctx context.Context, archive *backup.SegmentArchive
 	ctx, cancel := context.WithTimeout(ctx, backup.DefaultSegmentTimeout)
 	defer cancel()
 	return archive.Put(ctx, name, f)
+}
+
+// walFile is a file of pg_wal: its name and size.
+type walFile struct {
+	name string
+	size int64
+}
+
+// ancestorSegments are the files of pg_wal to archive after a promotion whose timeline's history
+// is history: each ancestor's completed segments, from where it began (its parent's end) to the
+// one it ended in, excluded, and none before floor (a segment number). Other files of an
+// ancestor's name are not its WAL: a segment recycled for reuse is named after one to come and
+// holds old bytes; the one it ended in is PostgreSQL's to archive, as ".partial".
+func ancestorSegments(history []historyEntry, files []walFile, floor uint64) []string {
+	ends := map[uint64][2]uint64{}
+	var begin uint64
+	for _, h := range history {
+		end := h.switchLSN / uint64(WALSegmentSize)
+		ends[h.timeline] = [2]uint64{begin, end}
+		begin = end
+	}
+	var names []string
+	for _, f := range files {
+		tl, n, ok := segmentNumber(f.name, WALSegmentSize)
+		r, ancestor := ends[tl]
+		if ok && ancestor && n >= r[0] && n < r[1] && n >= floor && f.size == WALSegmentSize {
+			names = append(names, f.name)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// archiveFloor is the number of the oldest WAL segment the archive holds, of any timeline (0 when
+// it holds none): retention removed what is older, which no kept base backup needs, and pushing
+// it again would put back what retention proved gone.
+func archiveFloor(archived []string) uint64 {
+	floor, found := uint64(0), false
+	for _, name := range archived {
+		if _, n, ok := segmentNumber(name, WALSegmentSize); ok && (!found || n < floor) {
+			floor, found = n, true
+		}
+	}
+	return floor
 }
 
 // archiveAncestorsAfterPromotion runs archiveAncestors once a promotion is done, in the background

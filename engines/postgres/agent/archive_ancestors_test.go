@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -150,4 +151,37 @@ func readySegments(t *testing.T, e *Engine) int {
 		}
 	}
 	return n
+}
+
+// What a promoted member archives of its pg_wal, on timeline 3 whose history says timeline 1
+// ended inside segment 5 and timeline 2 at the start of segment 8: each ancestor's completed
+// segments from where it began to the one it ended in, excluded; not a recycled file named after
+// a segment to come, a partial or incomplete one, the current timeline's, or one older than the
+// archive's oldest (retention removed those).
+func TestAncestorSegments(t *testing.T) {
+	const seg = WALSegmentSize
+	history := []historyEntry{{timeline: 1, switchLSN: 5*seg + 0x60}, {timeline: 2, switchLSN: 8 * seg}}
+	files := []walFile{
+		{"000000010000000000000002", seg}, {"000000010000000000000003", seg}, {"000000010000000000000004", seg},
+		{"000000010000000000000005", seg}, // timeline 1 ended in it: its ".partial" is PostgreSQL's
+		{"000000010000000000000005.partial", seg},
+		{"000000010000000000000009", seg}, // recycled, named after a segment to come
+		{"000000020000000000000004", seg}, // before timeline 2 began
+		{"000000020000000000000005", seg}, {"000000020000000000000007", seg},
+		{"000000020000000000000006", seg / 2}, // incomplete
+		{"000000030000000000000008", seg},     // the current timeline's
+		{"00000002.history", 42},
+	}
+	if got, want := ancestorSegments(history, files, 0), []string{"000000010000000000000002", "000000010000000000000003",
+		"000000010000000000000004", "000000020000000000000005", "000000020000000000000007"}; !slices.Equal(got, want) {
+		t.Errorf("archived after promotion: %v, want %v", got, want)
+	}
+	floor := archiveFloor([]string{"00000002.history", "000000010000000000000004.partial", "000000020000000000000006", "000000010000000000000003"})
+	if floor != 3 {
+		t.Fatalf("the archive's floor: %d, want 3", floor)
+	}
+	if got, want := ancestorSegments(history, files, floor), []string{"000000010000000000000003", "000000010000000000000004",
+		"000000020000000000000005", "000000020000000000000007"}; !slices.Equal(got, want) {
+		t.Errorf("archived after promotion above the floor: %v, want %v", got, want)
+	}
 }
