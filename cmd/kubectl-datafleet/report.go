@@ -23,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/yaml"
@@ -247,7 +248,7 @@ func (r *report) operatorLogs(ctx context.Context, c client.Client, logs LogRead
 }
 
 func (r *report) log(ctx context.Context, logs LogReader, ns, pod, container string, previous bool, file string, keep func(string) bool) {
-	b, err := logs(ctx, ns, pod, &corev1.PodLogOptions{Container: container, Previous: previous, Timestamps: true, LimitBytes: ptrTo(int64(logLimit))})
+	b, err := logs(ctx, ns, pod, &corev1.PodLogOptions{Container: container, Previous: previous, Timestamps: true, LimitBytes: ptr.To[int64](logLimit)})
 	if err != nil {
 		r.miss("log of "+pod+"/"+container+map[bool]string{true: " (previous run)"}[previous], err)
 		return
@@ -263,8 +264,6 @@ func (r *report) log(ctx context.Context, logs LogReader, ns, pod, container str
 	}
 	r.files[file] = b
 }
-
-func ptrTo[T any](v T) *T { return &v }
 
 // list adds each object of list under kind/NAME.yaml and records its UID.
 func (r *report) list(c client.Client, kind string, list client.ObjectList, uids map[types.UID]bool) {

@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -82,7 +84,7 @@ func TestReportBundlesTheInstanceRedacted(t *testing.T) {
 	for _, want := range []string{"README.txt", "instance.yaml", "services/orders-rw.yaml", "secrets/orders-superuser.yaml",
 		"pods/orders-0.yaml", "servicebindings/app.yaml", "backups/orders-1.yaml", "events.txt"} {
 		if _, ok := files[want]; !ok {
-			t.Errorf("the bundle has no %s; it has %v", want, keys(files))
+			t.Errorf("the bundle has no %s; it has %v", want, slices.Sorted(maps.Keys(files)))
 		}
 	}
 	if _, ok := files["backups/carts-1.yaml"]; ok {
@@ -133,12 +135,4 @@ func TestReportBundlesTheInstanceRedacted(t *testing.T) {
 	if strings.Contains(files["logs/orders-0/postgres.log"], "not-a-secret-of-the-namespace") {
 		t.Error("a URI's password in a log is not redacted")
 	}
-}
-
-func keys(m map[string]string) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
 }

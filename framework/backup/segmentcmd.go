@@ -157,14 +157,19 @@ func SegmentsMain(ctx context.Context, args []string) (err error) {
 	}
 	defer a.Store.Close()
 	if verb == "push" {
-		f, err := os.Open(file)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		return a.Put(ctx, name, f)
+		return a.PutFile(ctx, name, file)
 	}
 	return a.Fetch(ctx, name, file)
+}
+
+// PutFile archives the file at path as the segment named name.
+func (a *SegmentArchive) PutFile(ctx context.Context, name, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return a.Put(ctx, name, f)
 }
 
 // fetchFailed is a fetch that failed for another reason than the segment's absence (the store

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/http"
 	"net/url"
@@ -548,11 +549,7 @@ func checkReportCommand(t *testing.T, bin, ns string, pg *v1alpha1.ServiceInstan
 		t.Fatalf("kubectl datafleet report: %v\n%s", err, out)
 	}
 	files := testenv.ReadTarball(t, file)
-	var names []string
-	for n := range files {
-		names = append(names, n)
-	}
-	slices.Sort(names)
+	names := slices.Sorted(maps.Keys(files))
 	t.Logf("OBSERVABILITY: kubectl datafleet report %s -n %s: %d files: %s\nREADME.txt:\n%s", pg.Name, ns, len(files), strings.Join(names, " "), files["README.txt"])
 	for _, want := range []string{"instance.yaml", "servicebindings/app.yaml", "events.txt"} {
 		if files[want] == "" {

@@ -95,24 +95,16 @@ func (e *Engine) archiveAncestors(ctx context.Context) (int, error) {
 	var pushed int
 	var failed error
 	for _, name := range names {
-		if err := e.pushSegment(ctx, archive, filepath.Join(walDir, name), name); err != nil {
+		pushCtx, cancel := context.WithTimeout(ctx, backup.DefaultSegmentTimeout)
+		err := archive.PutFile(pushCtx, name, filepath.Join(walDir, name))
+		cancel()
+		if err != nil {
 			failed = errors.Join(failed, fmt.Errorf("segment %s: %w", name, err))
 			continue
 		}
 		pushed++
 	}
 	return pushed, failed
-}
-
-func (e *Engine) pushSegment(ctx context.Context, archive *backup.SegmentArchive, file, name string) error {
-	f, err := os.Open(file)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	ctx, cancel := context.WithTimeout(ctx, backup.DefaultSegmentTimeout)
-	defer cancel()
-	return archive.Put(ctx, name, f)
 }
 
 // walFile is a file of pg_wal: its name and size.
