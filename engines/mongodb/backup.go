@@ -34,6 +34,11 @@ func primaryAddress(inst *v1alpha1.ServiceInstance) string {
 	return net.JoinHostPort(names.ServiceHost(workload.ServiceName(inst), inst.Namespace), strconv.Itoa(mongoagent.Port))
 }
 
+// Reach implements engine.Backuper: the primary takes the administrator's credentials.
+func (Engine) Reach(ctx context.Context, t engine.BackupTarget) error {
+	return withAdmin(ctx, primaryAddress(t.Instance), t.Getenv(envPassword), func(*Server) error { return nil })
+}
+
 // Dump implements engine.Backuper: the Job reads the primary through the driver (see Dump).
 func (Engine) Dump(ctx context.Context, t engine.BackupTarget, w io.Writer) error {
 	return withAdmin(ctx, primaryAddress(t.Instance), t.Getenv(envPassword), func(s *Server) error {

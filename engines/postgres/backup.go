@@ -33,6 +33,13 @@ func (Engine) BackupEnv(inst *v1alpha1.ServiceInstance) []corev1.EnvVar {
 		workload.SecretEnv(envAgentKey, secret, certs.KeyKey), workload.SecretEnv(envAgentCA, secret, certs.CAKey)}
 }
 
+// Reach implements engine.Backuper: a member's agent reports it the ready primary (a base
+// backup may come from a replica, but a Job waits for an instance with a primary all the same).
+func (Engine) Reach(ctx context.Context, t engine.BackupTarget) error {
+	_, err := memberAgent(ctx, t, RolePrimary)
+	return err
+}
+
 // Dump implements engine.Backuper: the primary's agent runs pg_dumpall and pg_dump next to the
 // data and streams the archive.
 func (Engine) Dump(ctx context.Context, t engine.BackupTarget, w io.Writer) error {

@@ -64,6 +64,19 @@ func (e Engine) backupManagement(t engine.BackupTarget) (management, error) {
 	return managementAt(host, t.Getenv(envPassword), tlsConfig), nil
 }
 
+// Reach implements engine.Backuper: the management API answers the administrator.
+func (e Engine) Reach(ctx context.Context, t engine.BackupTarget) error {
+	m, err := e.backupManagement(t)
+	if err != nil {
+		return err
+	}
+	code, answer, err := m.do(ctx, http.MethodGet, "/api/whoami", nil)
+	if err == nil && code != http.StatusOK {
+		err = failed(http.MethodGet, "/api/whoami", code, answer)
+	}
+	return err
+}
+
 // Dump implements engine.Backuper: the definitions export, as one archive part.
 func (e Engine) Dump(ctx context.Context, t engine.BackupTarget, w io.Writer) error {
 	m, err := e.backupManagement(t)

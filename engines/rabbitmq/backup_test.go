@@ -83,6 +83,10 @@ func TestDefinitionsBackupAndRestore(t *testing.T) {
 	}
 	defer s.Close()
 	e, target := backupTarget(src)
+	// What the Job waits for before it dumps (job.reach).
+	if err := e.Reach(ctx, target); err != nil {
+		t.Fatalf("a running node is not reached: %v", err)
+	}
 	man, err := backup.Write(ctx, s, "apps/events/b1", backup.Manifest{Engine: Name}, nil,
 		func(ctx context.Context, w io.Writer) error { return e.Dump(ctx, target, w) })
 	if err != nil {

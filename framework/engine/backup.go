@@ -24,6 +24,11 @@ type Backuper interface {
 	// whole dump was read and applied, and check what it applied against what the dump recorded.
 	// It returns a one-line summary of what it verified, for the Restore's status.
 	Load(ctx context.Context, t BackupTarget, r io.Reader) (string, error)
+	// Reach returns nil once the instance answers the Job as Dump and Load will ask it (the
+	// member they use is there and takes the Job's credentials). The Job calls it until it does,
+	// before either touches anything: a new pod may start before the network plugin lets it
+	// through the instance's NetworkPolicy, and an instance may be between primaries.
+	Reach(ctx context.Context, t BackupTarget) error
 }
 
 // PhysicalBackuper is implemented by Backupers that also take physical backups (Backup

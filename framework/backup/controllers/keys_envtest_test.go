@@ -26,6 +26,7 @@ import (
 type backingUp struct{ fakeengine.Engine }
 
 func (backingUp) BackupEnv(*v1alpha1.ServiceInstance) []corev1.EnvVar { return nil }
+func (backingUp) Reach(context.Context, engine.BackupTarget) error    { return nil }
 func (backingUp) Dump(context.Context, engine.BackupTarget, io.Writer) error {
 	return fmt.Errorf("not run in these tests")
 }

@@ -21,6 +21,7 @@ type physicalFake struct{ fakeengine.Engine }
 
 func (physicalFake) Superseded(string, string) bool                      { return false }
 func (physicalFake) BackupEnv(*v1alpha1.ServiceInstance) []corev1.EnvVar { return nil }
+func (physicalFake) Reach(context.Context, engine.BackupTarget) error    { return nil }
 func (physicalFake) Dump(context.Context, engine.BackupTarget, io.Writer) error {
 	return nil
 }

@@ -75,6 +75,8 @@ type fileEngine struct{ path string }
 
 func (f fileEngine) BackupEnv(*v1alpha1.ServiceInstance) []corev1.EnvVar { return nil }
 
+func (f fileEngine) Reach(context.Context, engine.BackupTarget) error { return nil }
+
 func (f fileEngine) Dump(_ context.Context, _ engine.BackupTarget, w io.Writer) error {
 	b, err := os.ReadFile(f.path)
 	if err != nil {

@@ -32,6 +32,8 @@ type Params struct {
 	// Deadline is the Job's activeDeadlineSeconds: the process stops itself a little before, so
 	// that it reports DeadlineExceeded rather than being killed without a word.
 	Deadline time.Duration
+	// ReachTimeout bounds the wait for the instance to answer (reach); 0 is DefaultReachTimeout.
+	ReachTimeout time.Duration
 }
 
 // ParseArgs reads "dump|load --flags" and the environment.
@@ -97,6 +99,9 @@ func run(ctx context.Context, p Params, b engine.Backuper, getenv func(string) s
 	}
 	defer s.Close()
 	target := engine.BackupTarget{Instance: p.Instance, Getenv: getenv}
+	if err := reach(ctx, b, target, p.ReachTimeout); err != nil {
+		return fail(ReasonEngineUnreachable, err)
+	}
 	if p.Mode == ModeDump {
 		return dump(ctx, p, s, b, target)
 	}
