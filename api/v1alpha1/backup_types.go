@@ -43,6 +43,7 @@ const (
 
 // BackupSpec asks for one backup of an instance. Immutable once created.
 // +kubebuilder:validation:XValidation:rule="self == oldSelf",message="a Backup's spec is immutable: create a new Backup instead"
+// +kubebuilder:validation:XValidation:rule="!has(self.import) || has(self.storeRef)",message="an imported Backup names its store: set spec.storeRef"
 type BackupSpec struct {
 	// instanceRef names the ServiceInstance to back up, in the Backup's namespace.
 	InstanceRef LocalObjectReference `json:"instanceRef"`
@@ -63,11 +64,29 @@ type BackupSpec struct {
 	// backups end before the plan's next slot.
 	// +optional
 	Timeout *metav1.Duration `json:"timeout,omitempty"`
+	// import makes this Backup stand for a backup already in the store (BackupStore
+	// spec.importBackups creates such Backups): no Job runs, the operator checks the backup's
+	// manifest, and deleting the Backup leaves its objects in the store. Needs spec.storeRef.
+	// +optional
+	Import *BackupImport `json:"import,omitempty"`
+}
+
+// BackupImport names a backup in a store.
+type BackupImport struct {
+	// path is the backup's directory under the store's prefix: namespace/instance/backup, as the
+	// cluster that took it wrote it.
+	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:Pattern=`^[a-z0-9][-a-z0-9.]*/[a-z0-9][-a-z0-9.]*/[a-z0-9][-a-z0-9.]*$`
+	Path string `json:"path"`
 }
 
 // BackupStatus is what the operator observed.
 type BackupStatus struct {
 	RunStatus `json:",inline"`
+	// path is the backup's directory under the store's prefix, recorded when its Job starts
+	// (namespace/instance/backup-time: no UID, so that another cluster can import it).
+	// +optional
+	Path string `json:"path,omitempty"`
 	// location of the backup's manifest in the store.
 	// +optional
 	Location string `json:"location,omitempty"`

@@ -29,6 +29,13 @@ type BackupStoreSpec struct {
 	// outside the cluster.
 	// +optional
 	Encryption *BackupEncryption `json:"encryption,omitempty"`
+	// importBackups makes the operator list the store and create a Backup, in this namespace,
+	// for every backup it holds that no Backup here names: another cluster's, or this cluster's
+	// after its Backup objects were lost, so that a Restore can use them. Only in the namespaces
+	// the platform allows (the operator's setting backupStores.importNamespaces). Deleting an
+	// imported Backup leaves its objects in the store.
+	// +optional
+	ImportBackups bool `json:"importBackups,omitempty"`
 }
 
 // BackupEncryption names the key backups are encrypted with.
@@ -47,6 +54,12 @@ type BackupStoreStatus struct {
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// imported is how many Backups the last listing of the store created, with spec.importBackups.
+	// +optional
+	Imported int32 `json:"imported,omitempty"`
+	// lastImportTime is when the store was last listed for backups to import.
+	// +optional
+	LastImportTime *metav1.Time `json:"lastImportTime,omitempty"`
 }
 
 // BackupStore is an object store that backups are written to.

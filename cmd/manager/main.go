@@ -53,6 +53,7 @@ type options struct {
 	webhook                 webhookOptions
 	stores                  store.Policy
 	storeEndpoints          string
+	storeImportNamespaces   string
 	operatorPodLabels       string
 	metricsSecure           bool
 	scraper                 netpol.Scraper
@@ -125,6 +126,8 @@ func run(args []string) error {
 		"let BackupStores without a credentials Secret (and azblob://) use the operator's own cloud identity")
 	fs.StringVar(&o.storeEndpoints, "store-allowed-endpoints", "",
 		"comma-separated host:port patterns (path.Match) of the custom endpoints BackupStore URLs may name; none when empty")
+	fs.StringVar(&o.storeImportNamespaces, "store-import-namespaces", "",
+		"comma-separated namespaces whose BackupStores may import the backups they hold as Backups (spec.importBackups); none when empty")
 	fs.BoolVar(&o.webhook.selfSigned, "webhook-self-signed", true,
 		"issue the webhook's certificate from the operator's own CA and inject it into the configuration (false: cert-manager provides both)")
 	fs.StringVar(&o.operatorPodLabels, "network-policy-operator-labels", "",
@@ -165,6 +168,11 @@ func run(args []string) error {
 				return fmt.Errorf("--store-allowed-endpoints: %q: %w", e, err)
 			}
 			o.stores.Endpoints = append(o.stores.Endpoints, e)
+		}
+	}
+	for _, ns := range strings.Split(o.storeImportNamespaces, ",") {
+		if ns = strings.TrimSpace(ns); ns != "" {
+			o.stores.ImportNamespaces = append(o.stores.ImportNamespaces, ns)
 		}
 	}
 	netpolOperator, err := networkPolicyOperator(o.operatorPodLabels, os.Getenv("POD_NAMESPACE"))

@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"testing"
 
 	"gocloud.dev/blob"
@@ -255,8 +256,28 @@ func TestArtefacts(t *testing.T) {
 		})
 
 		t.Run(name+"/probe", func(t *testing.T) {
-			if err := s.Probe(ctx); err != nil {
+			if err := s.Probe(ctx, "test"); err != nil {
 				t.Fatal(err)
+			}
+			// Two BackupStores on one bucket and prefix (two namespaces', two clusters') probe
+			// side by side without failing each other.
+			var wg sync.WaitGroup
+			errs := make(chan error, 40)
+			for _, id := range []string{"recovery/fleet", "shop/fleet"} {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for range 20 {
+						if err := s.Probe(ctx, id); err != nil {
+							errs <- fmt.Errorf("%s: %w", id, err)
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Fatalf("probing side by side: %v", err)
 			}
 			it := s.Bucket.List(&blob.ListOptions{Prefix: s.Key(".datafleet-probe")})
 			if obj, err := it.Next(ctx); err != io.EOF {
@@ -276,7 +297,7 @@ func TestStoreRefusesBadCredentials(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if err := s.Probe(ctx); err == nil {
+	if err := s.Probe(ctx, "test"); err == nil {
 		t.Fatal("a probe with a wrong secret key succeeded")
 	}
 	if _, err := store.Open(ctx, m.URL(), "", map[string][]byte{"AWS_ACCESS_KEY_ID": []byte("x")}); err == nil {

@@ -409,7 +409,7 @@ func TestWebhookRefusesSchedulesThatNeverFire(t *testing.T) {
 
 // A BackupStore the platform's policy does not allow is refused at admission, naming the setting:
 // one without credentials (the operator's own cloud identity), one whose endpoint is not on the
-// list. One within the policy is admitted.
+// list, one that imports backups into a namespace not listed. One within the policy is admitted.
 func TestWebhookRefusesStoresThePolicyDoesNotAllow(t *testing.T) {
 	env := testenv.Start(t)
 	startWebhook(t, env)
@@ -418,20 +418,32 @@ func TestWebhookRefusesStoresThePolicyDoesNotAllow(t *testing.T) {
 		t.Fatal(err)
 	}
 	creds := &v1alpha1.LocalObjectReference{Name: "s3"}
+	minio := "s3://bucket?endpoint=http://minio.apps.svc:9000&use_path_style=true"
 	for _, k := range []struct {
 		name, url string
 		creds     *v1alpha1.LocalObjectReference
+		imports   bool
 		want      string // "" admits
 	}{
-		{"ambient", "s3://bucket?region=eu-west-1", nil, "spec.url: Forbidden: s3:// stores without a credentials Secret use the operator's own cloud identity"},
-		{"inside", "s3://bucket?endpoint=http://kube-apiserver.kube-system.svc:443", creds, "backupStores.allowedEndpoints"},
-		{"minio", "s3://bucket?endpoint=http://minio.apps.svc:9000&use_path_style=true", creds, ""},
+		{"ambient", "s3://bucket?region=eu-west-1", nil, false, "spec.url: Forbidden: s3:// stores without a credentials Secret use the operator's own cloud identity"},
+		{"inside", "s3://bucket?endpoint=http://kube-apiserver.kube-system.svc:443", creds, false, "backupStores.allowedEndpoints"},
+		{"importing", minio, creds, true, `spec.importBackups: Forbidden: importing backups into namespace "apps" is not allowed`},
+		{"minio", minio, creds, false, ""},
 	} {
 		err := c.Create(ctx, &v1alpha1.BackupStore{ObjectMeta: metav1.ObjectMeta{Name: k.name, Namespace: "apps"},
-			Spec: v1alpha1.BackupStoreSpec{URL: k.url, CredentialsSecretRef: k.creds}})
+			Spec: v1alpha1.BackupStoreSpec{URL: k.url, CredentialsSecretRef: k.creds, ImportBackups: k.imports}})
 		if k.want == "" && err != nil || k.want != "" && (err == nil || !strings.Contains(err.Error(), k.want)) {
 			t.Errorf("store %s: %v, want %q", k.name, err, k.want)
 		}
+	}
+	// Nor turned on later.
+	bs := &v1alpha1.BackupStore{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: "apps", Name: "minio"}, bs); err != nil {
+		t.Fatal(err)
+	}
+	bs.Spec.ImportBackups = true
+	if err := c.Update(ctx, bs); err == nil || !strings.Contains(err.Error(), "backupStores.importNamespaces") {
+		t.Errorf("importBackups turned on in a namespace not listed: %v", err)
 	}
 }
 

@@ -164,6 +164,7 @@ func testBackups(t *testing.T) {
 	t.Logf("BACKUPS: a backup with one changed byte was refused (%s) and nothing was touched", meta.FindStatusCondition(rs.Status.Conditions, "Ready").Message)
 
 	checkRabbitMQBackup(t, mq)
+	checkBackupsMove(t, ns)
 	checkPlan(t, s3c, storePrefix, plan, seen, 4)
 	checkPlan(t, s3c, storePrefix, mqPlan, mqSeen, 3)
 	checkPointInTimeDrill(t, pitrPlan)

@@ -92,6 +92,8 @@ func testInstall(t *testing.T) {
 		"--set", "image.repository="+repo, "--set", "image.tag="+tag, "--set", "image.pullPolicy=Never",
 		// The backup tests' stores are MinIO in their own namespaces.
 		"--set", "backupStores.allowedEndpoints={minio.*.svc:9000}",
+		// The namespace whose store imports the backups its lost Backups stood for (checkBackupsMove).
+		"--set", "backupStores.importNamespaces={"+movingNamespace+"}",
 		// A CA rotation's two steps take two minutes each here (checkCARotation), fourteen days by default.
 		"--set", "tls.caRotationOverlap=4m",
 		// The e2e's Prometheus (testObservability), which the instances' NetworkPolicies admit.

@@ -35,7 +35,8 @@ func (r *BackupReconciler) pruneArchive(ctx context.Context, b *v1alpha1.Backup,
 	for i := range list.Items {
 		o := &list.Items[i]
 		if o.Name == b.Name || o.Spec.InstanceRef.Name != b.Spec.InstanceRef.Name || o.Spec.Method != v1alpha1.BackupPhysical ||
-			o.Status.Phase != v1alpha1.BackupCompleted || o.Status.Store != bs.Name || !o.DeletionTimestamp.IsZero() {
+			o.Status.Phase != v1alpha1.BackupCompleted || o.Status.Store != bs.Name || !o.DeletionTimestamp.IsZero() ||
+			archiveDir(o) != archiveDir(b) { // an imported backup replays its own cluster's archive
 			continue
 		}
 		m, err := readManifest(ctx, r.APIReader, st, bs, Dir(o))
@@ -52,7 +53,7 @@ func (r *BackupReconciler) pruneArchive(ctx context.Context, b *v1alpha1.Backup,
 	}
 	removed := 0
 	for system, bases := range starts {
-		archive := &backup.SegmentArchive{Store: st, Dir: path.Join(engine.ArchiveDir(b.Namespace, b.Spec.InstanceRef.Name), system)}
+		archive := &backup.SegmentArchive{Store: st, Dir: path.Join(archiveDir(b), system)}
 		segments, err := archive.List(ctx)
 		if err != nil {
 			return removed, err

@@ -54,12 +54,6 @@ type BackupReconciler struct {
 	Clock clock.PassiveClock
 }
 
-// Dir is a Backup's directory in its store, under the store's prefix. The UID keeps a new Backup
-// of an old name from meeting the old one's objects.
-func Dir(b *v1alpha1.Backup) string {
-	return path.Join(b.Namespace, b.Spec.InstanceRef.Name, b.Name+"-"+string(b.UID)[:8])
-}
-
 func backupJobName(b *v1alpha1.Backup) string {
 	return names.Child(b.Name, "backup", names.MaxStatefulSet)
 }
@@ -105,6 +99,9 @@ func (r *BackupReconciler) progress(ctx context.Context, b *v1alpha1.Backup) (ti
 	run := run{st: &st.RunStatus, gen: b.Generation, retry: 30 * time.Second, clock: r.Clock}
 	if done, err := run.finished(ctx, r.Client, b.Namespace, backupJobName(b)); done || err != nil {
 		return 0, err
+	}
+	if b.Spec.Import != nil {
+		return r.imported(ctx, b, run)
 	}
 	inst := &v1alpha1.ServiceInstance{}
 	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: b.Namespace, Name: b.Spec.InstanceRef.Name}, inst); err != nil {
@@ -208,7 +205,8 @@ func (r *BackupReconciler) start(ctx context.Context, b *v1alpha1.Backup, inst *
 	if err := r.Client.Create(ctx, j); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
 	}
-	b.Status.EngineVersion, b.Status.Location, b.Status.Store = inst.Status.Version, location(bs, Dir(b)), bs.Name
+	dir := Dir(b) // before status.location is set, which alone would mean an old path
+	b.Status.EngineVersion, b.Status.Location, b.Status.Store, b.Status.Path = inst.Status.Version, location(bs, dir), bs.Name, dir
 	return nil
 }
 
@@ -249,7 +247,8 @@ func (r *BackupReconciler) finalize(ctx context.Context, b *v1alpha1.Backup) err
 			"deleted once Restore %s, which reads this backup, has finished or is deleted", strings.Join(readers, ", ")))
 		return writeStatus(ctx, r.Client, before, b, statusChanged(before.Status, b.Status))
 	}
-	if b.Status.StartTime != nil {
+	// An imported backup's objects are not this Backup's: another cluster may use them.
+	if b.Status.StartTime != nil && b.Spec.Import == nil {
 		err := r.deleteArtefact(ctx, b)
 		var gone *storeGoneError
 		if errors.As(err, &gone) {

@@ -16,7 +16,6 @@ import (
 	"github.com/datafleet-dev/datafleet/framework/backup"
 	"github.com/datafleet-dev/datafleet/framework/backup/job"
 	"github.com/datafleet-dev/datafleet/framework/backup/store"
-	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/names"
 	"github.com/datafleet-dev/datafleet/framework/workload"
 )
@@ -113,7 +112,7 @@ func (r *RestoreReconciler) writeRecoverySecret(ctx context.Context, rs *v1alpha
 		}
 	}
 	c := backup.RecoveryConfig{Backup: Dir(b),
-		SegmentConfig: backup.SegmentConfig{URL: bs.Spec.URL, Prefix: bs.Spec.Prefix, Dir: engine.ArchiveDir(b.Namespace, b.Spec.InstanceRef.Name)}}
+		SegmentConfig: backup.SegmentConfig{URL: bs.Spec.URL, Prefix: bs.Spec.Prefix, Dir: archiveDir(b)}}
 	if bs.Spec.CredentialsSecretRef != nil { // else the pods' ambient credentials, as the store's own
 		c.CredentialsDir = workload.RecoveryMount
 	}

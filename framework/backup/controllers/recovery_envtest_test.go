@@ -229,7 +229,7 @@ func writePhysicalManifest(t *testing.T, c client.Client, m *testenv.MinIO, b *v
 			return err
 		}
 		b.Status = v1alpha1.BackupStatus{RunStatus: v1alpha1.RunStatus{Phase: v1alpha1.BackupCompleted, StartTime: &completed, CompletionTime: &completed},
-			EngineVersion: "1", Location: controllers.Dir(b), Store: "minio"}
+			EngineVersion: "1", Location: controllers.Dir(b), Path: controllers.Dir(b), Store: "minio"}
 		return c.Status().Update(ctx, b)
 	}); err != nil {
 		t.Fatal(err)

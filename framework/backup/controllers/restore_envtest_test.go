@@ -155,7 +155,7 @@ func completedBackupNamed(t *testing.T, c client.Client, m *testenv.MinIO, ns, n
 		}
 		now := metav1.Now()
 		b.Status = v1alpha1.BackupStatus{RunStatus: v1alpha1.RunStatus{Phase: v1alpha1.BackupCompleted, StartTime: &now, CompletionTime: &now}, EngineVersion: spec.Version,
-			SizeBytes: man.Size, SHA256: man.SHA256, Location: controllers.Dir(b), Store: "minio"}
+			SizeBytes: man.Size, SHA256: man.SHA256, Location: controllers.Dir(b), Path: controllers.Dir(b), Store: "minio"}
 		return c.Status().Update(ctx, b)
 	}); err != nil {
 		t.Fatal(err)

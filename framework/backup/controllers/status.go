@@ -12,13 +12,18 @@ import (
 	"github.com/datafleet-dev/datafleet/framework/apply"
 )
 
-// setCondition sets the Ready condition on a status's conditions.
+// setReady sets the Ready condition on a status's conditions.
 func setReady(conds *[]metav1.Condition, gen int64, ok bool, reason, message string) {
+	setCondition(conds, v1alpha1.ConditionReady, gen, ok, reason, message)
+}
+
+// setCondition sets a condition of type kind on a status's conditions.
+func setCondition(conds *[]metav1.Condition, kind string, gen int64, ok bool, reason, message string) {
 	status := metav1.ConditionFalse
 	if ok {
 		status = metav1.ConditionTrue
 	}
-	meta.SetStatusCondition(conds, metav1.Condition{Type: v1alpha1.ConditionReady, Status: status, Reason: reason,
+	meta.SetStatusCondition(conds, metav1.Condition{Type: kind, Status: status, Reason: reason,
 		Message: truncate(message, 2048), ObservedGeneration: gen})
 }
 

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -17,8 +18,10 @@ import (
 
 // +kubebuilder:rbac:groups=datafleet.dev,resources=backupstores,verbs=get;list;watch
 // +kubebuilder:rbac:groups=datafleet.dev,resources=backupstores/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=datafleet.dev,resources=backups,verbs=get;list;watch;create
 
-// StoreReconciler probes each BackupStore: it writes, reads back and deletes an object.
+// StoreReconciler probes each BackupStore: it writes, reads back and deletes an object; a store
+// with spec.importBackups is then listed for backups to import (imports.go).
 type StoreReconciler struct {
 	Client    client.Client
 	APIReader client.Reader
@@ -45,6 +48,14 @@ func (r *StoreReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl
 	ok, reason, msg := r.probe(ctx, bs)
 	bs.Status.ObservedGeneration = bs.Generation
 	setReady(&bs.Status.Conditions, bs.Generation, ok, reason, msg)
+	switch {
+	case !bs.Spec.ImportBackups:
+		meta.RemoveStatusCondition(&bs.Status.Conditions, ConditionImported)
+		bs.Status.Imported = 0
+	case ok:
+		iok, ireason, imsg := r.importBackups(ctx, bs)
+		setCondition(&bs.Status.Conditions, ConditionImported, bs.Generation, iok, ireason, imsg)
+	}
 	if err := writeStatus(ctx, r.Client, before, bs, statusChanged(before.Status, bs.Status)); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -66,7 +77,7 @@ func (r *StoreReconciler) probe(ctx context.Context, bs *v1alpha1.BackupStore) (
 		return false, reason, err.Error()
 	}
 	defer st.Close()
-	if err := st.Probe(ctx); err != nil {
+	if err := st.Probe(ctx, string(bs.UID)); err != nil {
 		return false, ReasonProbeFailed, stableMessage(redact(err.Error()))
 	}
 	return true, ReasonReachable, "a probe object was written, read back and deleted"

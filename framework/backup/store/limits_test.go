@@ -64,7 +64,7 @@ func TestReadsFromAStoreAreBounded(t *testing.T) {
 			s := hostileS3(t, body)
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			if err := s.Probe(ctx); !errors.Is(err, store.ErrTooLarge) {
+			if err := s.Probe(ctx, "test"); !errors.Is(err, store.ErrTooLarge) {
 				t.Errorf("probe: %v, want ErrTooLarge", err)
 			}
 			if _, err := backup.ReadManifest(ctx, s, "backups/b1"); !errors.Is(err, store.ErrTooLarge) {

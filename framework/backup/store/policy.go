@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"path"
+	"slices"
 	"strings"
 )
 
@@ -21,6 +22,17 @@ type Policy struct {
 	// run of characters but `/`; for example `minio.*.svc:9000`); the port is the scheme's default
 	// (80, 443) when the endpoint has none.
 	Endpoints []string
+	// ImportNamespaces are the namespaces whose BackupStores may import the backups they hold
+	// (spec.importBackups) as Backups: an import makes what a store holds restorable there.
+	ImportNamespaces []string
+}
+
+// ImportAllowed says whether Backups may be imported into namespace ns.
+func (p Policy) ImportAllowed(ns string) error {
+	if slices.Contains(p.ImportNamespaces, ns) {
+		return nil
+	}
+	return fmt.Errorf("importing backups into namespace %q is not allowed: the platform lists the namespaces that may in the operator's setting backupStores.importNamespaces", ns)
 }
 
 // endpointParams are the URL parameters that send the requests elsewhere than the provider's own

@@ -50,7 +50,7 @@ func newRecorder(t *testing.T) *recorder {
 func roundTrip(t *testing.T, s *store.Store) string {
 	t.Helper()
 	ctx := context.Background()
-	if err := s.Probe(ctx); err != nil {
+	if err := s.Probe(ctx, "test"); err != nil {
 		t.Fatalf("probe: %v", err)
 	}
 	data := make([]byte, 20<<20)
@@ -133,7 +133,7 @@ func TestAForgedGoogleCredentialReachesNothing(t *testing.T) {
 		b, _ := json.Marshal(file)
 		s, err := store.Open(context.Background(), f.URL(), "team-a", map[string][]byte{store.KeyGoogleCredentials: b})
 		if err == nil {
-			err = s.Probe(context.Background())
+			err = s.Probe(context.Background(), "test")
 			s.Close()
 		}
 		if err == nil || !strings.Contains(err.Error(), "is not a service account key") {
@@ -185,7 +185,7 @@ func TestAnAzureStoreWithAKeyOrASASToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s3.Close()
-	if err := s3.Probe(ctx); err == nil {
+	if err := s3.Probe(ctx, "test"); err == nil {
 		t.Error("a wrong account key was accepted")
 	}
 }

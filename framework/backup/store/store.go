@@ -6,6 +6,7 @@ package store
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -243,15 +244,22 @@ func openAzure(ctx context.Context, u *url.URL, creds map[string][]byte) (*blob.
 	return azureblob.OpenBucket(ctx, c, nil)
 }
 
-// ProbeKey is the object Probe writes under the prefix.
-const ProbeKey = ".datafleet-probe"
+// ProbeKey is the object Probe writes under the prefix for the prober id: each BackupStore
+// probes its own, since several (two namespaces', two clusters') may share a bucket and prefix,
+// and one must not delete another's probe between its write and its read.
+func ProbeKey(id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return ".datafleet-probe-" + hex.EncodeToString(sum[:6])
+}
 
-// Probe writes, reads back and deletes an object under the prefix: what every backup needs.
-func (s *Store) Probe(ctx context.Context) error {
+// Probe writes, reads back and deletes an object under the prefix: what every backup needs. id
+// names the prober (ProbeKey).
+func (s *Store) Probe(ctx context.Context, id string) error {
 	var n [8]byte
 	_, _ = rand.Read(n[:])
-	// One key, so that an error names the same object every time; the content proves the read.
-	key := s.Key(ProbeKey)
+	// One key per prober, so that an error names the same object every time; the content
+	// proves the read.
+	key := s.Key(ProbeKey(id))
 	want := []byte("datafleet probe " + hex.EncodeToString(n[:]))
 	if err := s.Bucket.WriteAll(ctx, key, want, nil); err != nil {
 		return fmt.Errorf("write: %w", err)
