@@ -46,6 +46,8 @@ var commandTable = []command{
 		help: "sets spec.primary: to POD, or to the lowest-numbered ready pod that is not the primary (engines with a primary: PostgreSQL)"},
 	{name: "rotate", synopsis: "rotate BINDING", names: []nameKind{bindingName}, required: 1,
 		help: "raises the binding's spec.rotation.generation: new credentials in its Secret, the previous ones valid for the rotation's overlap"},
+	{name: "connect", synopsis: "connect BINDING [--client PSQL] [-- PSQL-ARGUMENTS...]", names: []nameKind{bindingName}, required: 1, flags: []string{"--client"},
+		help: "opens psql (or --client) on a PostgreSQL binding's database as the binding's user, through a port-forward to the pod its Service sends clients to (the primary); the credentials reach psql in its environment from the binding's Secret and are never printed or put on a command line; with TLS the server's certificate is verified against the binding's CA. Needs get on the binding, its Secret, the Service and pods, and create on pods/portforward"},
 	{name: "backup", synopsis: "backup INSTANCE [--name NAME] [--method Logical|Physical] [--wait [--timeout 30m]]",
 		names: []nameKind{instanceName}, required: 1, flags: []string{"--name", "--method", "--wait", "--timeout"},
 		help: "creates a Backup of the instance now (named after it and the time unless --name); --wait prints its phases, then its size, encryption and location, or fails with the reason"},

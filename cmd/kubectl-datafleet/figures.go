@@ -18,8 +18,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/portforward"
-	"k8s.io/client-go/transport/spdy"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	fwagent "github.com/datafleet-dev/datafleet/framework/agent"
@@ -176,32 +174,12 @@ func (sc *scraper) instance(ctx context.Context, s *InstanceStatus) (map[string]
 func (sc *scraper) pod(ctx context.Context, namespace, name string, tlsConfig *tls.Config) (families, error) {
 	ctx, cancel := context.WithTimeout(ctx, scrapeTimeout)
 	defer cancel()
-	transport, upgrader, err := spdy.RoundTripperFor(sc.cfg)
+	local, stop, err := forward(ctx, sc.cfg, sc.pods, namespace, name, fwagent.MetricsPort)
 	if err != nil {
 		return nil, err
 	}
-	u := sc.pods.CoreV1().RESTClient().Post().Resource("pods").Namespace(namespace).Name(name).SubResource("portforward").URL()
-	dialer := spdy.NewDialer(upgrader, &http.Client{Transport: transport}, http.MethodPost, u)
-	stop, ready := make(chan struct{}), make(chan struct{})
-	defer close(stop)
-	fw, err := portforward.NewOnAddresses(dialer, []string{"127.0.0.1"}, []string{fmt.Sprintf("0:%d", fwagent.MetricsPort)}, stop, ready, io.Discard, io.Discard)
-	if err != nil {
-		return nil, err
-	}
-	failed := make(chan error, 1)
-	go func() { failed <- fw.ForwardPorts() }()
-	select {
-	case <-ready:
-	case err := <-failed:
-		return nil, fmt.Errorf("port-forward: %w", err)
-	case <-ctx.Done():
-		return nil, fmt.Errorf("port-forward: %w", ctx.Err())
-	}
-	ports, err := fw.GetPorts()
-	if err != nil || len(ports) != 1 {
-		return nil, fmt.Errorf("port-forward: %v", err)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("https://127.0.0.1:%d%s", ports[0].Local, fwagent.PathMetrics), nil)
+	defer stop()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("https://127.0.0.1:%d%s", local, fwagent.PathMetrics), nil)
 	if err != nil {
 		return nil, err
 	}

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -81,6 +82,15 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	timeout := fs.Duration("timeout", 30*time.Minute, "how long --wait waits")
 	output := fs.String("o", "", "the bundle's file (report)")
 	operatorNS := fs.String("operator-namespace", "datafleet-system", "where the operator runs (report)")
+	clientPath := fs.String("client", "psql", "the client to open (connect)")
+	// What follows "--" is the client's (connect).
+	var clientArgs []string
+	if i := slices.Index(args, "--"); i >= 0 {
+		args, clientArgs = args[:i], args[i+1:]
+		if command != "connect" {
+			return fmt.Errorf("%s takes no arguments after --", command)
+		}
+	}
 	// Names may come before the flags, as kubectl takes them.
 	var positional []string
 	for len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -164,6 +174,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			PrintBackup(out, b)
 			return nil
 		})
+	case "connect":
+		return runConnect(ctx, cfg, c, ns, arg(0), *clientPath, clientArgs, out)
 	case "report":
 		return runReport(ctx, out, cfg, c, ns, arg(0), *output, *operatorNS)
 	case "restore":

@@ -162,6 +162,7 @@ func testObservability(t *testing.T) {
 	plugin := pluginBinary(t)
 	checkStatusCommand(t, plugin, ns, pg, replica)
 	checkReportCommand(t, plugin, ns, pg, appSecret)
+	checkConnectCommand(t, plugin, ns, appSecret)
 
 	// The chart's rules load and evaluate in a real Prometheus.
 	checkRulesEvaluate(t, prom)
@@ -534,6 +535,29 @@ func pluginBinary(t *testing.T) string {
 		t.Fatalf("building the plugin: %v\n%s", err, out)
 	}
 	return bin
+}
+
+// checkConnectCommand runs `kubectl datafleet connect` on the PostgreSQL binding as an
+// application developer does, with psql from the host: psql reaches the binding's database as the
+// binding's user through the port-forward, and neither psql's nor the plugin's output shows the
+// password.
+func checkConnectCommand(t *testing.T, bin, ns string, appSecret *corev1.Secret) {
+	t.Helper()
+	cmd := exec.Command(bin, "connect", "app", "-n", ns, "--", "-At", "-c", "SELECT current_user || ' ' || current_database()")
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+os.Getenv("E2E_KUBECONFIG"))
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("kubectl datafleet connect app: %v\n%s%s", err, stdout.String(), stderr.String())
+	}
+	want := string(appSecret.Data["username"]) + " shop"
+	if got := strings.TrimSpace(stdout.String()); got != want {
+		t.Fatalf("kubectl datafleet connect app ran psql as %q, want %q (stderr: %s)", got, want, stderr.String())
+	}
+	if strings.Contains(stdout.String()+stderr.String(), string(appSecret.Data["password"])) {
+		t.Fatal("kubectl datafleet connect printed the binding's password")
+	}
+	t.Logf("OBSERVABILITY: kubectl datafleet connect app -n %s -- -c ...: psql ran as %s", ns, want)
 }
 
 // checkReportCommand runs `kubectl datafleet report` on the PostgreSQL instance as a platform
