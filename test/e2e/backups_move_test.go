@@ -4,7 +4,7 @@ package e2e
 
 import (
 	"context"
-	"encoding/base64"
+	"crypto/rand"
 	"fmt"
 	"testing"
 
@@ -40,26 +40,8 @@ func checkBackupsMove(t *testing.T, minioNamespace string) {
 		_ = env.c.Delete(context.Background(), ns)
 	})
 	key := make([]byte, 32)
-	for i := range key {
-		key[i] = byte(i * 7)
-	}
-	for name, data := range map[string]map[string]string{
-		"store-credentials": {"AWS_ACCESS_KEY_ID": minioUser, "AWS_SECRET_ACCESS_KEY": minioPassword},
-		"backup-key":        {"key": base64.StdEncoding.EncodeToString(key)},
-	} {
-		if err := env.c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns.Name}, StringData: data}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	store := &v1alpha1.BackupStore{ObjectMeta: metav1.ObjectMeta{Name: "minio", Namespace: ns.Name}, Spec: v1alpha1.BackupStoreSpec{
-		URL:                  fmt.Sprintf("s3://%s?endpoint=http://minio.%s.svc:9000&use_path_style=true&region=us-east-1", bucket, minioNamespace),
-		Prefix:               "moving",
-		CredentialsSecretRef: &v1alpha1.LocalObjectReference{Name: "store-credentials"},
-		Encryption:           &v1alpha1.BackupEncryption{KeySecretRef: v1alpha1.SecretKeyReference{Name: "backup-key", Key: "key"}},
-	}}
-	if err := env.c.Create(ctx, store); err != nil {
-		t.Fatal(err)
-	}
+	_, _ = rand.Read(key)
+	store := createStore(t, ns.Name, minioNamespace, "moving", key)
 	orders := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "orders", Namespace: ns.Name},
 		Spec: v1alpha1.ServiceInstanceSpec{Engine: "postgres", Storage: &v1alpha1.StorageSpec{Size: resource.MustParse("1Gi")},
 			DeletionPolicy: v1alpha1.DeletionPolicyDelete, Backup: &v1alpha1.InstanceBackupSpec{StoreRef: &v1alpha1.LocalObjectReference{Name: "minio"}}}}

@@ -56,23 +56,7 @@ func testBackups(t *testing.T) {
 	s3c := deployMinIO(t, ns)
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
-	for name, data := range map[string]map[string]string{
-		"store-credentials": {"AWS_ACCESS_KEY_ID": minioUser, "AWS_SECRET_ACCESS_KEY": minioPassword},
-		"backup-key":        {"key": base64.StdEncoding.EncodeToString(key)},
-	} {
-		if err := env.c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, StringData: data}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	store := &v1alpha1.BackupStore{ObjectMeta: metav1.ObjectMeta{Name: "minio", Namespace: ns}, Spec: v1alpha1.BackupStoreSpec{
-		URL:                  fmt.Sprintf("s3://%s?endpoint=http://minio.%s.svc:9000&use_path_style=true&region=us-east-1", bucket, ns),
-		Prefix:               storePrefix,
-		CredentialsSecretRef: &v1alpha1.LocalObjectReference{Name: "store-credentials"},
-		Encryption:           &v1alpha1.BackupEncryption{KeySecretRef: v1alpha1.SecretKeyReference{Name: "backup-key", Key: "key"}},
-	}}
-	if err := env.c.Create(ctx, store); err != nil {
-		t.Fatal(err)
-	}
+	store := createStore(t, ns, ns, storePrefix, key)
 	// A store that would send the operator's requests elsewhere in the cluster is refused.
 	inside := &v1alpha1.BackupStore{ObjectMeta: metav1.ObjectMeta{Name: "inside", Namespace: ns}, Spec: v1alpha1.BackupStoreSpec{
 		URL: "s3://x?endpoint=https://kubernetes.default.svc&use_path_style=true&region=us-east-1", CredentialsSecretRef: store.Spec.CredentialsSecretRef}}
@@ -427,20 +411,35 @@ func deployMinIO(t *testing.T, ns string) *s3.Client {
 // or prefix, and returns a client of the MinIO.
 func minioStore(t *testing.T, ns string) *s3.Client {
 	t.Helper()
-	ctx := context.Background()
 	s3c := deployMinIO(t, ns)
-	if err := env.c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "store-credentials", Namespace: ns},
-		StringData: map[string]string{"AWS_ACCESS_KEY_ID": minioUser, "AWS_SECRET_ACCESS_KEY": minioPassword}}); err != nil {
-		t.Fatal(err)
-	}
+	createStore(t, ns, ns, "", nil)
+	return s3c
+}
+
+// createStore creates a BackupStore "minio" in ns in front of the MinIO of minioNamespace, under
+// prefix, encrypted with key unless it is nil, with the Secrets it names.
+func createStore(t *testing.T, ns, minioNamespace, prefix string, key []byte) *v1alpha1.BackupStore {
+	t.Helper()
+	ctx := context.Background()
+	secrets := map[string]map[string]string{"store-credentials": {"AWS_ACCESS_KEY_ID": minioUser, "AWS_SECRET_ACCESS_KEY": minioPassword}}
 	store := &v1alpha1.BackupStore{ObjectMeta: metav1.ObjectMeta{Name: "minio", Namespace: ns}, Spec: v1alpha1.BackupStoreSpec{
-		URL:                  fmt.Sprintf("s3://%s?endpoint=http://minio.%s.svc:9000&use_path_style=true&region=us-east-1", bucket, ns),
+		URL:                  fmt.Sprintf("s3://%s?endpoint=http://minio.%s.svc:9000&use_path_style=true&region=us-east-1", bucket, minioNamespace),
+		Prefix:               prefix,
 		CredentialsSecretRef: &v1alpha1.LocalObjectReference{Name: "store-credentials"},
 	}}
+	if key != nil {
+		secrets["backup-key"] = map[string]string{"key": base64.StdEncoding.EncodeToString(key)}
+		store.Spec.Encryption = &v1alpha1.BackupEncryption{KeySecretRef: v1alpha1.SecretKeyReference{Name: "backup-key", Key: "key"}}
+	}
+	for name, data := range secrets {
+		if err := env.c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, StringData: data}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := env.c.Create(ctx, store); err != nil {
 		t.Fatal(err)
 	}
-	return s3c
+	return store
 }
 
 func backupOf(t *testing.T, ns, name, instance string) *v1alpha1.Backup {

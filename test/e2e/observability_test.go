@@ -543,7 +543,7 @@ func pluginBinary(t *testing.T) string {
 // password.
 func checkConnectCommand(t *testing.T, bin, ns string, appSecret *corev1.Secret) {
 	t.Helper()
-	cmd := exec.Command(bin, "connect", "app", "-n", ns, "--", "-At", "-c", "SELECT current_user || ' ' || current_database()")
+	cmd := exec.Command(bin, "connect", "app", "-n", ns, "--", "-At", "-c", "SELECT session_user || ' ' || current_database()")
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+os.Getenv("E2E_KUBECONFIG"))
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

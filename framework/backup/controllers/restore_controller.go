@@ -113,8 +113,12 @@ func (r *RestoreReconciler) progress(ctx context.Context, rs *v1alpha1.Restore) 
 		return run.pending(ReasonBackupNotCompleted, fmt.Sprintf("Backup %q is %s", b.Name, b.Status.Phase))
 	}
 	source := &v1alpha1.ServiceInstance{}
-	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: b.Namespace, Name: b.Spec.InstanceRef.Name}, source); err != nil && !apierrors.IsNotFound(err) {
-		return 0, err
+	// An imported backup's instance is (or was) in the cluster that took it: an instance of the
+	// same name here is another one, whose recoverable window says nothing about this backup.
+	if b.Spec.Import == nil {
+		if err := r.Client.Get(ctx, client.ObjectKey{Namespace: b.Namespace, Name: b.Spec.InstanceRef.Name}, source); err != nil && !apierrors.IsNotFound(err) {
+			return 0, err
+		}
 	}
 	bs, reason, msg := readyStore(ctx, r.Client, b.Namespace, backupStore(b, source))
 	if bs == nil {
