@@ -7,6 +7,7 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -52,5 +53,42 @@ func TestAJobPastItsDeadlineFailsWithDeadlineExceeded(t *testing.T) {
 		if got := slotTimeout(slot, next); got != k.want {
 			t.Errorf("a plan's backup at %s with the next slot at %s: timeout %s, want %s", slot, next, got, k.want)
 		}
+	}
+}
+
+// laggingCache stands in for an informer cache that has not seen a Job made a moment ago, and
+// oneJob for the API server, which has (or, empty, has not): the internal tests cannot start one.
+type laggingCache struct{ client.Client }
+
+func (laggingCache) Get(_ context.Context, key client.ObjectKey, _ client.Object, _ ...client.GetOption) error {
+	return apierrors.NewNotFound(batchv1.Resource("jobs"), key.Name)
+}
+
+type oneJob struct {
+	client.Reader
+	name string
+}
+
+func (o oneJob) Get(_ context.Context, key client.ObjectKey, _ client.Object, _ ...client.GetOption) error {
+	if key.Name == o.name {
+		return nil
+	}
+	return apierrors.NewNotFound(batchv1.Resource("jobs"), key.Name)
+}
+
+// A running Backup whose Job the cache does not hold yet is not lost while the API server has the
+// Job (a fresh-clone make test failed a plan's backup as JobLost whose Job went on to complete);
+// one the API server does not have either is.
+func TestAJobTheCacheHasNotSeenIsNotLost(t *testing.T) {
+	ctx := context.Background()
+	start := func() (time.Duration, error) { t.Fatal("a running run started another Job"); return 0, nil }
+	st := &v1alpha1.RunStatus{Phase: v1alpha1.BackupRunning}
+	r := run{st: st, gen: 1, retry: time.Second}
+	if res, _, err := r.step(ctx, laggingCache{}, oneJob{name: "b1-backup"}, "shop", "b1-backup", start); res != nil || err != nil || st.Phase != v1alpha1.BackupRunning {
+		t.Fatalf("a Job the API server has: %v %v, phase %s", res, err, st.Phase)
+	}
+	if _, _, err := r.step(ctx, laggingCache{}, oneJob{name: "another"}, "shop", "b1-backup", start); err != nil || st.Phase != v1alpha1.BackupFailed ||
+		st.Conditions[0].Reason != ReasonJobLost {
+		t.Fatalf("a Job the API server does not have: %v, %s %+v", err, st.Phase, st.Conditions)
 	}
 }
