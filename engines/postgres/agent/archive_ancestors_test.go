@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/datafleet-dev/datafleet/framework/primary"
 	"github.com/datafleet-dev/datafleet/test/testenv"
 )
 
@@ -92,9 +91,7 @@ func TestAFailoverDuringAnArchiveBacklogLeavesNoHole(t *testing.T) {
 	rs.waitRole("pg-0", "replica")
 	rs.waitRow("pg-0", "SELECT count(*)::text FROM public.orders", "402")
 	query(t, p0.e, "SELECT pg_stat_reset_shared('archiver')::text")
-	if err := primary.RequestStepDown(ctx, rs.env.Client, rs.lease(), "pg-0"); err != nil {
-		t.Fatal(err)
-	}
+	rs.requestStepDown("pg-0")
 	testenv.Eventually(t, time.Minute, func() error {
 		if !p1.r.ended() {
 			return fmt.Errorf("pg-1 has not stepped down")

@@ -14,6 +14,7 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 
 	"github.com/datafleet-dev/datafleet/framework/primary"
@@ -82,6 +83,18 @@ func (rs *replicaSet) lease() *coordinationv1.Lease {
 		rs.t.Fatal(err)
 	}
 	return l
+}
+
+// requestStepDown asks the primary to hand over to successor, as the operator does: read the
+// lease and annotate it, again when the holder's renewal changed it in between (a conflict the
+// operator's next reconcile would retry).
+func (rs *replicaSet) requestStepDown(successor string) {
+	rs.t.Helper()
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		return primary.RequestStepDown(context.Background(), rs.env.Client, rs.lease(), successor)
+	}); err != nil {
+		rs.t.Fatal(err)
+	}
 }
 
 // elect does what the operator does once the lease is vacant: ask every running member for its
@@ -208,9 +221,7 @@ func TestReplicasFailoverRejoinAndSwitchover(t *testing.T) {
 	rs.waitRow("pg-0", "SELECT what FROM orders WHERE id = 100", "after failover")
 
 	// Planned switchover back to pg-0: the primary steps down cleanly, pg-0 is elected.
-	if err := primary.RequestStepDown(context.Background(), rs.env.Client, rs.lease(), "pg-0"); err != nil {
-		t.Fatal(err)
-	}
+	rs.requestStepDown("pg-0")
 	testenv.Eventually(t, time.Minute, func() error {
 		if !w.r.ended() {
 			return fmt.Errorf("%s has not stepped down", winner)
