@@ -23,6 +23,9 @@ else
   # A developer's cluster is always in its maintenance window, so that a rebuilt agent reaches the
   # demo's pods (one instance at a time) instead of waiting as a pending restart (docs/upgrades.md).
   set_image+=(--set maintenanceWindow.startTime=00:00 --set maintenanceWindow.duration=24h)
+  # The demo's object store (below), which BackupStores may name.
+  set_image+=(--set "backupStores.allowedEndpoints={minio.datafleet-demo.svc:9000}")
+  demo_store=1
 fi
 KUBECTL="$("$ROOT/hack/k8s-binaries.sh" kubectl | tail -n1)/kubectl"
 
@@ -46,6 +49,58 @@ for attempt in $(seq 60); do
   sleep 2
 done
 "$KUBECTL" apply -f "$ROOT/docs/samples/"
+
+# An object store for backups on the local cluster: MinIO in namespace datafleet-demo (its data
+# in the pod: a demo's), with the bucket "backups", as docs/getting-started.md uses it.
+if [ -n "${demo_store:-}" ]; then
+  minio="$(grep '^minio=' "${CACHE}/images/refs.env" | cut -d= -f2)"
+  "$KUBECTL" apply -f - >/dev/null <<YAML
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: datafleet-demo
+  labels: {pod-security.kubernetes.io/enforce: restricted}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: minio, namespace: datafleet-demo, labels: {app: minio}}
+spec:
+  securityContext: {runAsNonRoot: true, runAsUser: 65532, fsGroup: 65532, seccompProfile: {type: RuntimeDefault}}
+  containers:
+    - name: minio
+      image: ${minio}
+      imagePullPolicy: Never
+      args: [server, --address, ":9000", /data]
+      env:
+        - {name: MINIO_ROOT_USER, value: datafleet-demo}
+        - {name: MINIO_ROOT_PASSWORD, value: datafleet-demo-secret}
+        - {name: MINIO_BROWSER, value: "off"}
+        - {name: MINIO_UPDATE, value: "off"}
+      ports: [{containerPort: 9000}]
+      readinessProbe: {httpGet: {path: /minio/health/ready, port: 9000}}
+      securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}
+      volumeMounts: [{name: data, mountPath: /data}, {name: tmp, mountPath: /tmp}]
+  volumes: [{name: data, emptyDir: {}}, {name: tmp, emptyDir: {}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: minio, namespace: datafleet-demo}
+spec:
+  selector: {app: minio}
+  ports: [{name: s3, port: 9000, targetPort: 9000}]
+YAML
+  "$KUBECTL" -n datafleet-demo wait pod/minio --for=condition=Ready --timeout=2m >/dev/null
+  # The bucket, through the Service's address, which this host routes to (test/cluster).
+  ip="$("$KUBECTL" -n datafleet-demo get service minio -o jsonpath='{.spec.clusterIP}')"
+  for attempt in $(seq 30); do
+    code="$(curl -s -o /dev/null -w '%{http_code}' --aws-sigv4 "aws:amz:us-east-1:s3" --user datafleet-demo:datafleet-demo-secret \
+      -X PUT "http://${ip}:9000/backups" || true)"
+    # 200: made; 409: there already (a second make demo).
+    if [ "$code" = 200 ] || [ "$code" = 409 ]; then break; fi
+    if [ "$attempt" = 30 ]; then echo "demo: creating the bucket in MinIO answered ${code}" >&2; exit 1; fi
+    sleep 2
+  done
+fi
 cat <<MSG
 
 Datafleet is running. Look at it with:
@@ -60,6 +115,9 @@ Datafleet is running. Look at it with:
   kubectl describe serviceinstance profiles
   kubectl get servicebindings
   kubectl get secret orders-app -o jsonpath='{.data.uri}' | base64 -d
+
+Then follow docs/getting-started.md: an instance, a binding, a backup and its restore, a
+version upgrade and the fleet's status, in ten minutes.
 
 Remove it with: $HELM uninstall -n $NAMESPACE datafleet   (or: make cluster-down)
 MSG

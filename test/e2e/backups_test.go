@@ -371,6 +371,12 @@ func checkNoCredentialLeaks(t *testing.T, ns string, jobs *jobRecorder, secrets 
 // reaches it from the host through the Service's ClusterIP.
 func deployMinIO(t *testing.T, ns string) *s3.Client {
 	t.Helper()
+	return deployMinIOAs(t, ns, minioUser, minioPassword)
+}
+
+// deployMinIOAs deploys MinIO in ns with the root user and password given, and its bucket.
+func deployMinIOAs(t *testing.T, ns, minioUser, minioPassword string) *s3.Client {
+	t.Helper()
 	ctx := context.Background()
 	labels := map[string]string{"app": "minio"}
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "minio", Namespace: ns, Labels: labels}, Spec: corev1.PodSpec{

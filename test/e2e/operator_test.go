@@ -56,6 +56,7 @@ func TestOperator(t *testing.T) {
 		{"a real Prometheus scrapes every engine's agents and the operator: every documented metric, a replica's lag, the alert rules and every dashboard panel", testObservability},
 		{"an operator rollback and upgrade across one release restart no database process: every engine's agents are replaced in place, helm upgrade alone brings this release's CRDs, and the previous release's objects survive them", testOperatorUpgrade},
 		{"a catalog image patch restarts six instances in waves (a canary, then at most two at once) and not a paused one", testRolloutWaves},
+		{"the getting-started guide runs as written: an instance, a binding, a backup and its restore, a blue/green upgrade, the fleet's status", testGettingStarted},
 		{"uninstall leaves no operator object behind", testUninstall},
 	} {
 		if !t.Run(step.name, step.fn) {
