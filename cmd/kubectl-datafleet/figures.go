@@ -36,6 +36,9 @@ import (
 // PodFigures are a pod's figures, printed; "" when its agent does not give them.
 type PodFigures struct {
 	Lag, Connections string
+	// Restarts are the engine's restarts by its agent, in the container (the pod's restart count
+	// does not show them): a primary that stepped down or fenced.
+	Restarts string
 }
 
 // families are one scrape's metric families by name.
@@ -83,6 +86,9 @@ func applyFigures(s *InstanceStatus, scraped map[string]families) {
 	for i := range s.Pods {
 		p := &s.Pods[i]
 		own := scraped[p.Name]
+		if v, ok := own.sum("datafleet_agent_engine_restarts_total"); ok {
+			p.Figures.Restarts = number(v)
+		}
 		switch s.Engine {
 		case "postgres":
 			if v, ok := own.sum("datafleet_postgres_connections"); ok {

@@ -122,9 +122,9 @@ func PrintStatus(w io.Writer, rows []InstanceStatus, now time.Time) error {
 		}
 		fmt.Fprintln(w)
 		tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
-		fmt.Fprintln(tw, "POD\tROLE\tSTATE\tLAG\tCONNECTIONS")
+		fmt.Fprintln(tw, "POD\tROLE\tSTATE\tLAG\tCONNECTIONS\tENGINE RESTARTS")
 		for _, p := range s.Pods {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.Name, dash(p.Role), dash(p.State), dash(p.Figures.Lag), dash(p.Figures.Connections))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, dash(p.Role), dash(p.State), dash(p.Figures.Lag), dash(p.Figures.Connections), dash(p.Figures.Restarts))
 		}
 		if err := tw.Flush(); err != nil {
 			return err

@@ -74,9 +74,11 @@ func TestStatusSummarisesEachInstance(t *testing.T) {
 datafleet_postgres_connections{state="idle"} 5
 datafleet_postgres_replication_lag_bytes{replica="orders-0"} 4096
 datafleet_postgres_replication_lag_seconds{replica="orders-0"} 0.25
+datafleet_agent_engine_restarts_total 1
 `),
 		"orders-0": parse(t, `datafleet_postgres_connections{state="active"} 1
 datafleet_postgres_replay_lag_bytes 0
+datafleet_agent_engine_restarts_total 0
 `),
 	})
 	rows[0].FiguresNote = "reading the scrape token (Secret datafleet-system/datafleet-scrape-token): forbidden"
@@ -86,14 +88,14 @@ datafleet_postgres_replay_lag_bytes 0
 	}
 	want := `shop/events   rabbitmq 4.0   -   0/0 ready
 last backup: none   days to sundown: none
-POD   ROLE   STATE   LAG   CONNECTIONS
+POD   ROLE   STATE   LAG   CONNECTIONS   ENGINE RESTARTS
 (no lag or connections: reading the scrape token (Secret datafleet-system/datafleet-scrape-token): forbidden)
 
 shop/orders   postgres 17   Ready   2/2 ready   primary orders-1
 last backup: 3h ago   days to sundown: 45 days   pending restarts: AgentUpgrade
-POD        ROLE      STATE                     LAG              CONNECTIONS
-orders-0   replica   streaming (synchronous)   4096 B, 0.250s   1
-orders-1   primary   -                         -                7
+POD        ROLE      STATE                     LAG              CONNECTIONS   ENGINE RESTARTS
+orders-0   replica   streaming (synchronous)   4096 B, 0.250s   1             0
+orders-1   primary   -                         -                7             1
 `
 	if got := out.String(); got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)

@@ -30,6 +30,18 @@ type Status struct {
 	Replicas []ReplicaStatus `json:"replicas,omitempty"`
 	// Archive is a primary's continuous archiving, when it archives (spec.backup.continuous).
 	Archive *ArchiveStatus `json:"archive,omitempty"`
+	// Restarts are the engine's restarts made by the agent itself, in the same container (the
+	// pod's restart count does not show them); set by the agent runtime, not by the engine.
+	Restarts *RestartStatus `json:"restarts,omitempty"`
+}
+
+// RestartStatus counts the times the agent stopped its engine's process and started it again in
+// place because the engine's control loop asked (a primary stepping down or fencing), with the
+// last reason.
+type RestartStatus struct {
+	Count      int       `json:"count"`
+	LastReason string    `json:"lastReason"`
+	LastTime   time.Time `json:"lastTime"`
 }
 
 // ArchiveStatus is how a primary's continuous archiving goes: which segment it stored last,
@@ -78,9 +90,12 @@ type Engine interface {
 }
 
 // Controller is implemented by engines whose agent runs a control loop beside the process (for
-// example the primary lease). When Control returns, the agent stops the process (at once with
-// ImmediateStopSignal if the error has an `Immediate() bool` method that says so, cleanly
-// otherwise) and ends with that error, so the kubelet restarts the container.
+// example the primary lease). When Control returns before the agent stops, the agent stops the
+// process (at once with ImmediateStopSignal if the error has an `Immediate() bool` method that
+// says so, cleanly otherwise), calls AfterStop, and starts the engine again in the same container:
+// Bootstrap, Command, Control (after a short back-off if this keeps happening; see
+// agentruntime/life.go). Only a Bootstrap that fails, or a process that exits on its own, ends the
+// container.
 type Controller interface {
 	Control(ctx context.Context) error
 	// ImmediateStopSignal stops the process without waiting for clients (fencing).

@@ -59,6 +59,7 @@ type Keeper struct {
 	born       time.Time // when this keeper was first used: what an earlier process vouched for is unknown
 	lastRenew  time.Time
 	wasPrimary bool
+	stops      int // Keep's stops so far: the steps of a Keep that stopped no longer record a role
 	promoting  bool
 	seenHolder *string
 	failsafe
@@ -232,7 +233,10 @@ func (k *Keeper) Keep(ctx context.Context, m Member) error {
 	defer cancel() // ends a step still in flight, and a promotion
 	logger := log.FromContext(ctx).WithValues("lease", k.Key.String(), "identity", k.Identity)
 	stops := make(chan *Stop, 1)
-	go k.loop(ctx, m, stops)
+	k.mu.Lock()
+	run := k.stops
+	k.mu.Unlock()
+	go k.loop(ctx, m, stops, run)
 	if k.Peers != nil {
 		go k.askPeers(ctx)
 	}
@@ -249,17 +253,24 @@ func (k *Keeper) Keep(ctx context.Context, m Member) error {
 		}
 		if stop != nil {
 			logger.Info("stopping the engine", "reason", stop.Reason, "fence", stop.Fence)
+			// The engine is stopped now. The agent starts it again in place and calls Keep
+			// again: the watchdog must not fence what starts as a replica by the role this one
+			// had (the next step reads the role afresh).
+			k.mu.Lock()
+			k.wasPrimary = false
+			k.stops++
+			k.mu.Unlock()
 			return stop
 		}
 	}
 }
 
 // loop runs a step every tick until one says stop.
-func (k *Keeper) loop(ctx context.Context, m Member, stops chan<- *Stop) {
+func (k *Keeper) loop(ctx context.Context, m Member, stops chan<- *Stop, run int) {
 	t := time.NewTicker(k.tick())
 	defer t.Stop()
 	for {
-		if stop := k.step(ctx, m); stop != nil {
+		if stop := k.step(ctx, m, run); stop != nil {
 			stops <- stop
 			return
 		}
@@ -288,15 +299,17 @@ func (k *Keeper) watchdog() *Stop {
 	return nil
 }
 
-func (k *Keeper) step(ctx context.Context, m Member) *Stop {
+func (k *Keeper) step(ctx context.Context, m Member, run int) *Stop {
 	logger := log.FromContext(ctx)
 	roleCtx, cancel := context.WithTimeout(ctx, CallTimeout)
 	primary, roleErr := m.IsPrimary(roleCtx)
 	cancel()
 	k.mu.Lock()
-	if roleErr == nil {
+	switch {
+	case k.stops != run: // this Keep stopped while the step asked (it ends with ctx)
+	case roleErr == nil:
 		k.wasPrimary = primary
-	} else {
+	default:
 		// Unknown role: assume what was last seen, which errs towards fencing a primary.
 		primary = k.wasPrimary
 	}

@@ -231,3 +231,46 @@ func TestAPrimaryThatLostTheLeaseFences(t *testing.T) {
 		t.Fatal("the keeper did not fence after the lease named another holder")
 	}
 }
+
+// The agent starts a fenced engine again in place and calls Keep again on the same keeper. The
+// engine starts as a replica and may take a while to answer (a rewind, a slow start); meanwhile
+// the watchdog must not fence it by the role the stopped engine had, although the last renewal is
+// long past.
+func TestAKeeperKeptAgainAfterAFenceDoesNotFenceByTheOldRole(t *testing.T) {
+	m := &member{}
+	m.primary.Store(true)
+	k, _, done := keep(t, "db-0", "db-0", m)
+	time.Sleep(primary.RenewInterval)
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		l := &coordinationv1.Lease{}
+		if err := env.Client.Get(context.Background(), k.Key, l); err != nil {
+			return err
+		}
+		l.Spec.HolderIdentity = ptr.To("db-1")
+		return env.Client.Update(context.Background(), l)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case s := <-done:
+		var stop *primary.Stop
+		if !errors.As(s.err, &stop) || !stop.Fence {
+			t.Fatalf("the keeper returned %v, want a fence", s.err)
+		}
+	case <-time.After(primary.FenceAfter):
+		t.Fatal("the keeper did not fence after the lease named another holder")
+	}
+	// Stopped; started again as a replica that does not answer yet, after longer than FenceAfter.
+	m.primary.Store(false)
+	m.hang.Store(true)
+	time.Sleep(primary.FenceAfter + time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	again := make(chan error, 1)
+	go func() { again <- k.Keep(ctx, m) }()
+	select {
+	case err := <-again:
+		t.Fatalf("the keeper kept again stopped the engine that starts as a replica: %v", err)
+	case <-time.After(2 * time.Second):
+	}
+}

@@ -92,12 +92,7 @@ func TestAFailoverDuringAnArchiveBacklogLeavesNoHole(t *testing.T) {
 	rs.waitRow("pg-0", "SELECT count(*)::text FROM public.orders", "402")
 	query(t, p0.e, "SELECT pg_stat_reset_shared('archiver')::text")
 	rs.requestStepDown("pg-0")
-	testenv.Eventually(t, time.Minute, func() error {
-		if !p1.r.ended() {
-			return fmt.Errorf("pg-1 has not stepped down")
-		}
-		return nil
-	})
+	rs.restartedInPlace("pg-1", "asked to step down")
 	rs.elect("pg-0", 1)
 	rs.waitRole("pg-0", "primary")
 	execSQL(t, p0.e, "INSERT INTO public.orders VALUES (1001)")

@@ -15,7 +15,7 @@ import (
 // ledger-1's receiver was restarted for minutes while postgres refused the new timeline). pg-2
 // is stopped, pg-1 replays one more asynchronous record than pg-2 has, the primary stops, and
 // pg-2 is elected without pg-1 (as when pg-1 was not ready for the election). pg-1's agent must
-// stop; started again (as the kubelet would), it rewinds and follows pg-2.
+// stop its postgres and start it again itself, after rewinding it to follow pg-2.
 func TestAReplicaAheadOfTheElectedMemberIsRewound(t *testing.T) {
 	rs := newReplicaSet(t, 3, "")
 	rs.start("pg-0")
@@ -44,11 +44,8 @@ func TestAReplicaAheadOfTheElectedMemberIsRewound(t *testing.T) {
 	rs.waitRole("pg-2", "primary")
 	execSQL(t, rs.members["pg-2"].e, "INSERT INTO orders VALUES (3, 'from pg-2')")
 
-	// The kubelet's part: start pg-1's agent again when it ends.
+	rs.restartedInPlace("pg-1", "stopping to rewind this member")
 	testenv.Eventually(t, 2*time.Minute, func() error {
-		if rs.members["pg-1"].r.ended() {
-			rs.start("pg-1")
-		}
 		conn, err := dbaConnect(context.Background(), rs.members["pg-1"].e, "postgres")
 		if err != nil {
 			return err

@@ -160,6 +160,29 @@ func (rs *replicaSet) waitRow(name, sql, want string) {
 	})
 }
 
+// restartedInPlace waits until name's agent has stopped its postgres for a reason containing
+// why and started it again itself: the agent does not end (the kubelet would restart the
+// container, with its back-off).
+func (rs *replicaSet) restartedInPlace(name, why string) {
+	rs.t.Helper()
+	r := rs.members[name].r
+	testenv.Eventually(rs.t, time.Minute, func() error {
+		if r.ended() {
+			err := <-r.done
+			r.done <- err
+			rs.t.Fatalf("%s's agent ended (%v): the engine is restarted in place", name, err)
+		}
+		st, err := r.agent().Status(context.Background())
+		if err != nil {
+			return err
+		}
+		if st.Restarts == nil || !strings.Contains(st.Restarts.LastReason, why) {
+			return fmt.Errorf("%s's restarts: %+v, want one for %q", name, st.Restarts, why)
+		}
+		return nil
+	})
+}
+
 func (r *running) ended() bool {
 	select {
 	case err := <-r.done:
@@ -220,39 +243,35 @@ func TestReplicasFailoverRejoinAndSwitchover(t *testing.T) {
 	rs.waitRole("pg-0", "replica")
 	rs.waitRow("pg-0", "SELECT what FROM orders WHERE id = 100", "after failover")
 
-	// Planned switchover back to pg-0: the primary steps down cleanly, pg-0 is elected.
+	// Planned switchover back to pg-0: the primary steps down cleanly, pg-0 is elected, and the
+	// former primary's agent starts its postgres again as a replica, in the same process.
 	rs.requestStepDown("pg-0")
-	testenv.Eventually(t, time.Minute, func() error {
-		if !w.r.ended() {
-			return fmt.Errorf("%s has not stepped down", winner)
-		}
-		return nil
-	})
+	rs.restartedInPlace(winner, "asked to step down")
 	if got := rs.elect("pg-0", 1); got != "pg-0" {
 		t.Fatalf("switchover elected %s, want pg-0", got)
 	}
 	rs.waitRole("pg-0", "primary")
-	rs.start(winner)
 	rs.waitRole(winner, "replica")
 	execSQL(t, p0.e, "INSERT INTO orders VALUES (101, 'after switchover')")
 	rs.waitRow(winner, "SELECT what FROM orders WHERE id = 101", "after switchover")
 
-	// Fencing: if the lease names another member, the primary stops at once.
+	// Fencing: if the lease names another member, the primary stops at once, and starts again
+	// as a replica of that member (which promotes itself on finding the lease its own).
 	l := rs.lease()
 	l.Spec.HolderIdentity = ptr.To("pg-1")
 	if err := rs.env.Client.Update(context.Background(), l); err != nil {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, 10*time.Second, func() error {
-		if !p0.r.ended() {
-			return fmt.Errorf("pg-0 still runs although pg-1 holds the lease")
-		}
-		return nil
-	})
-	err := <-p0.r.done
-	p0.r.done <- err
-	if err == nil || !strings.Contains(err.Error(), `held by "pg-1"`) {
-		t.Errorf("pg-0 stopped with %v, want the lease reason", err)
+	rs.restartedInPlace("pg-0", `held by "pg-1"`)
+	rs.waitRole("pg-1", "primary")
+	rs.waitRole("pg-0", "replica")
+	execSQL(t, rs.members["pg-1"].e, "INSERT INTO orders VALUES (102, 'after fencing')")
+	rs.waitRow("pg-0", "SELECT what FROM orders WHERE id = 102", "after fencing")
+	if r := p0.r.status(t).Restarts; r == nil || r.Count != 1 {
+		t.Errorf("pg-0's restarts: %+v, want the fence alone", r)
+	}
+	if r := w.r.status(t).Restarts; r == nil || r.Count != 1 || !strings.Contains(r.LastReason, "asked to step down") {
+		t.Errorf("%s's restarts: %+v, want the step-down alone", winner, r)
 	}
 }
 

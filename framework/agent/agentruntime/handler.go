@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -19,7 +18,7 @@ import (
 // Handler serves e's status, probes and actions as Run does, for an engine whose process the
 // caller runs (tests stand in for a server that cannot run on the machine); serve it with
 // ServerTLS, the listener configuration Run uses.
-func Handler(e agent.Engine) http.Handler { return handler(e, &atomic.Bool{}, newUpgrader(e)) }
+func Handler(e agent.Engine) http.Handler { return handler(e, &life{}, newUpgrader(e)) }
 
 // probeTTL is how long /readyz reuses a status. The probe needs no certificate, so whoever can
 // reach the port may ask it as often as they like; the engine is asked at most once per probeTTL
@@ -42,10 +41,10 @@ func (c *cachedStatus) get(ask func() agent.Status) agent.Status {
 	return c.last
 }
 
-func handler(e agent.Engine, exited *atomic.Bool, up *upgrader) http.Handler {
+func handler(e agent.Engine, lf *life, up *upgrader) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc(agent.PathHealth, func(w http.ResponseWriter, _ *http.Request) {
-		if exited.Load() {
+		if lf.exited.Load() {
 			http.Error(w, "the engine's process has exited", http.StatusServiceUnavailable)
 			return
 		}
@@ -54,7 +53,9 @@ func handler(e agent.Engine, exited *atomic.Bool, up *upgrader) http.Handler {
 	status := func(r *http.Request) agent.Status {
 		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 		defer cancel()
-		return e.Status(ctx)
+		st := e.Status(ctx)
+		st.Restarts = lf.status()
+		return st
 	}
 	probed := &cachedStatus{}
 	mux.HandleFunc(agent.PathReady, func(w http.ResponseWriter, r *http.Request) {

@@ -34,6 +34,9 @@ var (
 		"Size of the filesystem holding the engine's data (the instance's volume).", nil, nil)
 	descVolumeAvailable = prometheus.NewDesc("datafleet_member_volume_available_bytes",
 		"Space left to the engine on the filesystem holding its data.", nil, nil)
+	descRestarts = prometheus.NewDesc("datafleet_agent_engine_restarts_total",
+		"Times the agent stopped the engine and started it again in the same container because its control loop asked (a primary stepping down or fencing); the pod's restart count does not include them.",
+		nil, nil)
 	descRole = prometheus.NewDesc("datafleet_member_role",
 		"The member's role as its engine reports it, for example primary or replica (always 1; absent while the engine cannot say).",
 		[]string{"role"}, nil)
@@ -42,10 +45,10 @@ var (
 // MetricsHandler serves the agent's metrics as Run does (on Listen.MetricsAddr, with ServerTLS) to
 // a request that carries the scrape token whose sha256 is in tlsDir (agent.MetricsTokenKey).
 func MetricsHandler(e agent.Engine, tlsDir string) http.Handler {
-	return metricsHandler(e, tlsDir, newUpgrader(e))
+	return metricsHandler(e, tlsDir, newUpgrader(e), &life{})
 }
 
-func metricsHandler(e agent.Engine, tlsDir string, up *upgrader) http.Handler {
+func metricsHandler(e agent.Engine, tlsDir string, up *upgrader, lf *life) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+agent.PathMetrics, func(w http.ResponseWriter, r *http.Request) {
 		if why := scrapeRefused(r, filepath.Join(tlsDir, agent.MetricsTokenKey)); why != "" {
@@ -59,7 +62,7 @@ func metricsHandler(e agent.Engine, tlsDir string, up *upgrader) http.Handler {
 		reg := prometheus.NewPedanticRegistry()
 		reg.MustRegister(
 			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "datafleet_agent"}),
-			&memberCollector{ctx: ctx, e: e, up: up},
+			&memberCollector{ctx: ctx, e: e, up: up, lf: lf},
 		)
 		relayed, relayUp := relay(ctx, e)
 		if relayUp != nil {
@@ -94,6 +97,7 @@ type memberCollector struct {
 	ctx context.Context
 	e   agent.Engine
 	up  *upgrader
+	lf  *life
 }
 
 // Describe sends nothing: the collector is unchecked, since an engine's figures vary with what its
@@ -110,6 +114,11 @@ func (c *memberCollector) Collect(ch chan<- prometheus.Metric) {
 		ready = 1
 	}
 	ch <- prometheus.MustNewConstMetric(descReady, prometheus.GaugeValue, ready)
+	restarts := 0
+	if r := c.lf.status(); r != nil {
+		restarts = r.Count
+	}
+	ch <- prometheus.MustNewConstMetric(descRestarts, prometheus.CounterValue, float64(restarts))
 	if st.Role != "" {
 		ch <- prometheus.MustNewConstMetric(descRole, prometheus.GaugeValue, 1, st.Role)
 	}

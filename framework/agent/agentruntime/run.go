@@ -16,7 +16,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -63,10 +62,11 @@ func digestFiles(paths []string) string {
 	return string(h.Sum(nil))
 }
 
-// Run bootstraps the engine, runs its process and serves HTTPS until the process ends, the
-// engine's control loop ends, or ctx is cancelled (then it stops the process with the engine's
-// stop signal and waits for it). An agent started by a previous one's handover (upgrade.go)
-// adopts the running process instead.
+// Run bootstraps the engine, runs its process and serves HTTPS until the process ends or ctx is
+// cancelled (then it stops the process with the engine's stop signal and waits for it). When the
+// engine's control loop ends, the process is stopped, bootstrapped and started again in place
+// (life.go). An agent started by a previous one's handover (upgrade.go) adopts the running
+// process instead.
 func Run(ctx context.Context, e agent.Engine, l agent.Listen) error {
 	if l.TLSDir == "" {
 		return errors.New("agent: no TLS directory (--" + agent.FlagTLSDir + "): the agent serves only over mutual TLS")
@@ -101,6 +101,7 @@ func Run(ctx context.Context, e agent.Engine, l agent.Listen) error {
 	if err != nil {
 		return err
 	}
+	lf := &life{}
 	if l.MetricsAddr != "" {
 		mln, err := net.Listen("tcp", l.MetricsAddr)
 		if err != nil {
@@ -108,41 +109,86 @@ func Run(ctx context.Context, e agent.Engine, l agent.Listen) error {
 			return err
 		}
 		// Closed with the process on a handover (sockets are close-on-exec), like ln.
-		msrv := &http.Server{Handler: metricsHandler(e, l.TLSDir, up), ReadHeaderTimeout: 5 * time.Second, TLSConfig: tlsConfig}
+		msrv := &http.Server{Handler: metricsHandler(e, l.TLSDir, up, lf), ReadHeaderTimeout: 5 * time.Second, TLSConfig: tlsConfig}
 		go func() { _ = msrv.ServeTLS(mln, "", "") }()
 		defer msrv.Close()
 	}
-	if proc == nil {
-		cmd := e.Command()
-		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-		if err := cmd.Start(); err != nil {
-			ln.Close()
-			return fmt.Errorf("starting %s: %w", cmd.Path, err)
-		}
-		proc = cmd.Process
+	srv := &http.Server{Handler: handler(e, lf, up), ReadHeaderTimeout: 5 * time.Second, TLSConfig: tlsConfig}
+	go func() { _ = srv.ServeTLS(ln, "", "") }()
+	defer srv.Close()
+
+	s := &supervisor{e: e, up: up, lf: lf, srv: srv}
+	s.ctl, _ = e.(agent.Controller)
+	if reloads {
+		s.reloader = reloader
 	}
-	var exited atomic.Bool
+	for {
+		if proc == nil {
+			cmd := e.Command()
+			cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+			if err := cmd.Start(); err != nil {
+				return fmt.Errorf("starting %s: %w", cmd.Path, err)
+			}
+			proc = cmd.Process
+			lf.begin(time.Now())
+		}
+		stopped, err := s.supervise(ctx, proc, applied)
+		if stopped == nil {
+			return err
+		}
+		// Started again in place: see life.go for why not by the kubelet.
+		wait := lf.restart(time.Now(), stopped.Error())
+		logger.Info("the control loop stopped the engine: starting it again in this container", "reason", stopped.Error(), "after", wait)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		if reloads {
+			applied = digestFiles(reloader.ReloadFiles())
+		}
+		if err := e.Bootstrap(ctx); err != nil {
+			return fmt.Errorf("bootstrap after the control loop stopped the engine (%v): %w", stopped, err)
+		}
+		proc = nil
+	}
+}
+
+// supervisor runs the engine's process, one process at a time.
+type supervisor struct {
+	e        agent.Engine
+	ctl      agent.Controller
+	reloader agent.Reloader // nil: the engine reloads nothing
+	up       *upgrader
+	lf       *life
+	srv      *http.Server
+}
+
+// supervise runs beside proc until it ends: the process exits (an error), ctx ends (the process
+// is stopped, and supervise returns how it ended), an upgrade hands the process over (only a
+// failed handover returns), or the control loop ends, which stops the process and returns why
+// in stopped, for Run to start the engine again.
+func (s *supervisor) supervise(ctx context.Context, proc *os.Process, applied string) (stopped error, err error) {
+	e, ctl, lf := s.e, s.ctl, s.lf
 	done := make(chan error, 1)
 	go func() {
 		// Waited for as a process, not through exec.Cmd: an adopted process has none, and the
 		// output goes to the container's own stdout and stderr, with nothing to copy.
 		st, err := proc.Wait()
-		exited.Store(true)
+		if !lf.stopping.Load() {
+			lf.exited.Store(true)
+		}
 		if err == nil && !st.Success() {
 			err = errors.New(st.String())
 		}
 		done <- err
 	}()
-	srv := &http.Server{Handler: handler(e, &exited, up), ReadHeaderTimeout: 5 * time.Second, TLSConfig: tlsConfig}
-	go func() { _ = srv.ServeTLS(ln, "", "") }()
-	defer srv.Close()
 
-	ctl, _ := e.(agent.Controller)
 	controlCtx, stopControl := context.WithCancel(ctx)
 	defer stopControl()
 	watched := make(chan string, 1)
-	if reloads {
-		go func() { watched <- watchFiles(controlCtx, reloader, applied) }()
+	if s.reloader != nil {
+		go func() { watched <- watchFiles(controlCtx, s.reloader, applied) }()
 	}
 	controlled := make(chan error, 1)
 	if ctl != nil {
@@ -158,56 +204,66 @@ func Run(ctx context.Context, e agent.Engine, l agent.Listen) error {
 	}
 	// stoppedByControl stops the process as the control loop's end asks (at once if it says so).
 	stoppedByControl := func(cause error) error {
+		stopControl()
+		if s.reloader != nil {
+			<-watched
+		}
 		sig := e.StopSignal()
 		var imm interface{ Immediate() bool }
 		if errors.As(cause, &imm) && imm.Immediate() {
 			sig = ctl.ImmediateStopSignal()
 		}
+		lf.stopping.Store(true)
 		_ = proc.Signal(sig)
 		<-done
 		afterStop()
-		return fmt.Errorf("stopped by the agent's control loop: %w", cause)
+		if cause == nil {
+			cause = errors.New("the control loop ended")
+		}
+		return cause
 	}
 
 	select {
 	case err := <-done:
 		if err == nil {
-			return errors.New("the engine's process exited")
+			return nil, errors.New("the engine's process exited")
 		}
-		return fmt.Errorf("the engine's process exited: %w", err)
+		return nil, fmt.Errorf("the engine's process exited: %w", err)
 	case <-ctx.Done():
+		lf.stopping.Store(true)
 		_ = proc.Signal(e.StopSignal())
 		err := <-done
 		stopControl()
 		afterStop()
-		return err
+		return nil, err
 	case cause := <-controlled:
-		return stoppedByControl(cause)
-	case path := <-up.next:
+		return stoppedByControl(cause), nil
+	case path := <-s.up.next:
 		// The control loop stops first, so that what it hands over is final; the reload loop
 		// too, so that the new agent knows what the process applied. A loop that ended on its
 		// own meanwhile (a primary fencing) is obeyed, not handed over.
 		stopControl()
 		if ctl != nil {
 			if cause := <-controlled; cause != nil && !errors.Is(cause, context.Canceled) {
-				return stoppedByControl(cause)
+				return stoppedByControl(cause), nil
 			}
 		}
 		next := handover{PID: proc.Pid}
-		if reloads {
+		if s.reloader != nil {
 			next.Applied = []byte(<-watched)
 		}
-		if next.State, err = up.adopter.Handover(); err != nil {
-			return fmt.Errorf("%w: %w", errHandover, err)
+		var err error
+		if next.State, err = s.up.adopter.Handover(); err != nil {
+			return nil, fmt.Errorf("%w: %w", errHandover, err)
 		}
 		// The upgrade's answer goes out; an action that came meanwhile waits on busy and
 		// is cut off by the exec (the operator repeats it: actions are idempotent).
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_ = srv.Shutdown(sctx)
+		_ = s.srv.Shutdown(sctx)
 		cancel()
-		logger.Info("handing over to the new agent", "binary", path, "pid", proc.Pid)
-		err := handOver(path, next)
-		return fmt.Errorf("%w: %w", errHandover, err)
+		log.FromContext(ctx).Info("handing over to the new agent", "binary", path, "pid", proc.Pid)
+		err = handOver(path, next)
+		return nil, fmt.Errorf("%w: %w", errHandover, err)
 	}
 }
 

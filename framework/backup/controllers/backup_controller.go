@@ -134,12 +134,8 @@ func (r *BackupReconciler) progress(ctx context.Context, b *v1alpha1.Backup) (ti
 	if bs == nil {
 		return run.pending(reason, msg)
 	}
-	if st.Phase == v1alpha1.BackupRunning {
-		if found, err := r.completedWithoutJob(ctx, b, bs, run); found || err != nil {
-			return 0, err
-		}
-	}
-	res, d, err := run.step(ctx, r.Client, r.APIReader, b.Namespace, backupJobName(b), func() (time.Duration, error) {
+	gone := func() (bool, error) { return r.completedWithoutJob(ctx, b, bs, run) }
+	res, d, err := run.step(ctx, r.Client, r.APIReader, b.Namespace, backupJobName(b), gone, func() (time.Duration, error) {
 		switch reason, msg := r.keyProblem(ctx, bs); reason {
 		case ReasonKeyMissing:
 			return run.pending(reason, msg)
@@ -161,18 +157,10 @@ func (r *BackupReconciler) progress(ctx context.Context, b *v1alpha1.Backup) (ti
 	return 0, r.complete(ctx, b, bs, run)
 }
 
-// completedWithoutJob completes a running Backup whose Job is gone but whose manifest is in the
-// store: only a manifest makes a backup complete, and a Job that wrote it did its work, whoever
-// deleted the Job since. Without the manifest the run is lost (run.step says so).
+// completedWithoutJob completes a running Backup whose Job is gone (run.step asks) but whose
+// manifest is in the store: only a manifest makes a backup complete, and a Job that wrote it did
+// its work, whoever deleted the Job since. Without the manifest the run is lost.
 func (r *BackupReconciler) completedWithoutJob(ctx context.Context, b *v1alpha1.Backup, bs *v1alpha1.BackupStore, run run) (bool, error) {
-	// The cache first (a running Job is there), then the API server (see run.step).
-	key := client.ObjectKey{Namespace: b.Namespace, Name: backupJobName(b)}
-	if err := r.Client.Get(ctx, key, &batchv1.Job{}); !apierrors.IsNotFound(err) {
-		return false, client.IgnoreNotFound(err)
-	}
-	if err := r.APIReader.Get(ctx, key, &batchv1.Job{}); !apierrors.IsNotFound(err) {
-		return false, client.IgnoreNotFound(err)
-	}
 	ctx, cancel := context.WithTimeout(ctx, storeCallTimeout)
 	defer cancel()
 	st, _, err := openStore(ctx, r.APIReader, bs, r.Policy)

@@ -62,9 +62,13 @@ func (r *StoreReconciler) importBackups(ctx context.Context, bs *v1alpha1.Backup
 	}
 	named := map[string]bool{}
 	taken := map[string]bool{}
+	imported := 0
 	for i := range list.Items {
 		named[Dir(&list.Items[i])] = true
 		taken[list.Items[i].Name] = true
+		if list.Items[i].Labels[LabelImportedFrom] == bs.Name {
+			imported++
+		}
 	}
 	created, refused := 0, []string{}
 	for _, dir := range dirs {
@@ -84,12 +88,6 @@ func (r *StoreReconciler) importBackups(ctx context.Context, bs *v1alpha1.Backup
 		}
 		taken[b.Name] = true
 		created++
-	}
-	imported := 0
-	for i := range list.Items {
-		if list.Items[i].Labels[LabelImportedFrom] == bs.Name {
-			imported++
-		}
 	}
 	bs.Status.Imported = int32(imported + created)
 	msg := fmt.Sprintf("the store holds %d backups; %d Backups of this namespace were imported from it", len(dirs), imported+created)

@@ -84,10 +84,10 @@ func TestAJobTheCacheHasNotSeenIsNotLost(t *testing.T) {
 	start := func() (time.Duration, error) { t.Fatal("a running run started another Job"); return 0, nil }
 	st := &v1alpha1.RunStatus{Phase: v1alpha1.BackupRunning}
 	r := run{st: st, gen: 1, retry: time.Second}
-	if res, _, err := r.step(ctx, laggingCache{}, oneJob{name: "b1-backup"}, "shop", "b1-backup", start); res != nil || err != nil || st.Phase != v1alpha1.BackupRunning {
+	if res, _, err := r.step(ctx, laggingCache{}, oneJob{name: "b1-backup"}, "shop", "b1-backup", nil, start); res != nil || err != nil || st.Phase != v1alpha1.BackupRunning {
 		t.Fatalf("a Job the API server has: %v %v, phase %s", res, err, st.Phase)
 	}
-	if _, _, err := r.step(ctx, laggingCache{}, oneJob{name: "another"}, "shop", "b1-backup", start); err != nil || st.Phase != v1alpha1.BackupFailed ||
+	if _, _, err := r.step(ctx, laggingCache{}, oneJob{name: "another"}, "shop", "b1-backup", nil, start); err != nil || st.Phase != v1alpha1.BackupFailed ||
 		st.Conditions[0].Reason != ReasonJobLost {
 		t.Fatalf("a Job the API server does not have: %v, %s %+v", err, st.Phase, st.Conditions)
 	}

@@ -157,7 +157,7 @@ func (r *RestoreReconciler) progress(ctx context.Context, rs *v1alpha1.Restore) 
 	if !ok {
 		return run.pending(ReasonEngineNotEnabled, fmt.Sprintf("engine %q is not enabled or has no backups", target.Spec.Engine))
 	}
-	res, d, err := run.step(ctx, r.Client, r.APIReader, rs.Namespace, restoreJobName(rs), func() (time.Duration, error) {
+	res, d, err := run.step(ctx, r.Client, r.APIReader, rs.Namespace, restoreJobName(rs), nil, func() (time.Duration, error) {
 		if !instanceReady(target) {
 			return run.pending(ReasonInstanceNotReady, fmt.Sprintf("waiting for instance %q to be ready", target.Name))
 		}

@@ -68,10 +68,11 @@ func (r run) finished(ctx context.Context, c client.Client, ns, jobName string) 
 }
 
 // step follows the run's Job: start makes it when there is none yet, a running run whose Job is
-// gone failed, and a failed Job fails the run. It returns the result of a Job that succeeded.
-// Only the API server (live) says a Job is gone: the cache may not hold yet a Job made a moment
-// ago (its Backup's status update can arrive first), and a run failed for that was no run lost.
-func (r run) step(ctx context.Context, c client.Client, live client.Reader, ns, jobName string, start func() (time.Duration, error)) (*job.Result, time.Duration, error) {
+// gone failed (unless gone, when set, says it finished the run itself), and a failed Job fails
+// the run. It returns the result of a Job that succeeded. Only the API server (live) says a Job
+// is gone: the cache may not hold yet a Job made a moment ago (its Backup's status update can
+// arrive first), and a run failed for that was no run lost.
+func (r run) step(ctx context.Context, c client.Client, live client.Reader, ns, jobName string, gone func() (bool, error), start func() (time.Duration, error)) (*job.Result, time.Duration, error) {
 	j := &batchv1.Job{}
 	key := client.ObjectKey{Namespace: ns, Name: jobName}
 	err := c.Get(ctx, key, j)
@@ -82,6 +83,11 @@ func (r run) step(ctx context.Context, c client.Client, live client.Reader, ns, 
 	}
 	switch {
 	case apierrors.IsNotFound(err) && r.st.Phase == v1alpha1.BackupRunning:
+		if gone != nil {
+			if finished, err := gone(); finished || err != nil {
+				return nil, 0, err
+			}
+		}
 		d, err := r.fail(ReasonJobLost, "the Job was deleted before it finished")
 		return nil, d, err
 	case apierrors.IsNotFound(err):
