@@ -89,11 +89,18 @@ func testPostgresHighAvailability(t *testing.T) {
 	})
 
 	// Switchover back to ledger-0, declared in the spec, with writes going on.
+	former := getPod(t, ns, inst.Status.CurrentPrimary)
 	w = startWriter(ctx, rw, 20000)
 	patchInstance(t, inst, func(s *v1alpha1.ServiceInstanceSpec) { s.Primary = "ledger-0" })
 	waitMembers(t, inst, "ledger-0", "streaming (synchronous)")
 	t.Logf("SWITCHOVER: %s", w.stop())
 	w.checkNoneLost(t, rw)
+	// The former primary stepped down in place: its agent restarted postgres as a replica in the
+	// same container (a container restart meets the kubelet's crash back-off, which grows).
+	if now := getPod(t, ns, former.Name); now.UID != former.UID || containerRestarts(now) != containerRestarts(former) {
+		t.Errorf("%s stepped down with its pod replaced or its containers restarted: restarts %d, were %d",
+			former.Name, containerRestarts(now), containerRestarts(former))
+	}
 
 	// Configuration: a reload parameter restarts nothing; a restart parameter and a resources
 	// change each roll the pods, replicas first, the primary last after a switchover.
@@ -337,6 +344,15 @@ func deletePod(t *testing.T, ns, name string, opts ...client.DeleteOption) *core
 		t.Fatal(err)
 	}
 	return &p
+}
+
+// containerRestarts is how often the kubelet restarted the pod's containers.
+func containerRestarts(p *corev1.Pod) int32 {
+	var n int32
+	for _, c := range p.Status.ContainerStatuses {
+		n += c.RestartCount
+	}
+	return n
 }
 
 // waitPodReplaced waits until the StatefulSet has a new, ready pod in place of the old one.
