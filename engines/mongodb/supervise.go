@@ -32,7 +32,7 @@ var _ engine.Supervisor = Engine{}
 func (e Engine) Supervise(ctx context.Context, sup *engine.Supervision) error {
 	inst := sup.Instance
 	key := types.NamespacedName{Namespace: inst.Namespace, Name: SecretName(inst)}
-	if err := secrets.EnsureGenerated(ctx, sup.Client, key, names.InstanceLabels(Name, inst.Name), sup.Owner, mongoagent.KeyfileKey, mongoagent.PasswordKey); err != nil {
+	if _, err := secrets.EnsureGenerated(ctx, sup.Client, key, names.InstanceLabels(Name, inst.Name), sup.Owner, mongoagent.KeyfileKey, mongoagent.PasswordKey); err != nil {
 		return fmt.Errorf("keyfile secret: %w", err)
 	}
 	if e.agentAt != nil {

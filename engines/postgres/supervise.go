@@ -65,7 +65,7 @@ func (e Engine) Supervise(ctx context.Context, sup *engine.Supervision) error {
 	key := func(name string) types.NamespacedName {
 		return types.NamespacedName{Namespace: inst.Namespace, Name: name}
 	}
-	if err := secrets.EnsureGenerated(ctx, sup.Client, key(ReplicationSecretName(inst)), labels, sup.Owner, passwordKey); err != nil {
+	if _, err := secrets.EnsureGenerated(ctx, sup.Client, key(ReplicationSecretName(inst)), labels, sup.Owner, passwordKey); err != nil {
 		return fmt.Errorf("replication secret: %w", err)
 	}
 	sts := names.Child(inst.Name, "", names.MaxStatefulSet)

@@ -33,13 +33,15 @@ var _ engine.Supervisor = Engine{}
 func (e Engine) Supervise(ctx context.Context, sup *engine.Supervision) error {
 	inst := sup.Instance
 	key := types.NamespacedName{Namespace: inst.Namespace, Name: SecretName(inst)}
-	if err := secrets.EnsureGenerated(ctx, sup.Client, key, names.InstanceLabels(Name, inst.Name), sup.Owner, CookieKey, PasswordKey); err != nil {
-		return fmt.Errorf("cookie secret: %w", err)
-	}
-	password, err := adminPassword(ctx, sup.Client, inst)
+	generated, err := secrets.EnsureGenerated(ctx, sup.Client, key, names.InstanceLabels(Name, inst.Name), sup.Owner, CookieKey, PasswordKey)
 	if err != nil {
 		return fmt.Errorf("cookie secret: %w", err)
 	}
+	if generated == nil {
+		sup.Wait("SecretPending", fmt.Sprintf("Secret %s was created a moment ago", key.Name), 2*time.Second)
+		return nil
+	}
+	password := string(generated[PasswordKey])
 	mgmtTLS, err := managementTLS(ctx, sup.Client, inst)
 	if err != nil {
 		return err

@@ -28,7 +28,7 @@ const settledPoll = time.Minute
 func (Engine) Supervise(ctx context.Context, s *engine.Supervision) error {
 	inst := s.Instance
 	key := types.NamespacedName{Namespace: inst.Namespace, Name: SecretName(inst)}
-	if err := secrets.EnsureGenerated(ctx, s.Client, key, names.InstanceLabels(Name, inst.Name), s.Owner, refagent.PasswordKey); err != nil {
+	if _, err := secrets.EnsureGenerated(ctx, s.Client, key, names.InstanceLabels(Name, inst.Name), s.Owner, refagent.PasswordKey); err != nil {
 		return fmt.Errorf("password secret: %w", err)
 	}
 	statuses := fwagent.Probe(ctx, s.Agents, s.Pods)

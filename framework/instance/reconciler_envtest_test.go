@@ -203,7 +203,7 @@ func TestDeleteRunsFinalizerAndRemovesChildren(t *testing.T) {
 			owner := *metav1.NewControllerRef(si, v1alpha1.GroupVersion.WithKind("ServiceInstance"))
 			owner.Controller = nil
 			generated := client.ObjectKey{Namespace: ns, Name: "db-admin"}
-			if err := secrets.EnsureGenerated(ctx, c, generated, names.InstanceLabels("fake", "db"), owner, "password"); err != nil {
+			if _, err := secrets.EnsureGenerated(ctx, c, generated, names.InstanceLabels("fake", "db"), owner, "password"); err != nil {
 				t.Fatal(err)
 			}
 			if err := c.Delete(ctx, si); err != nil {

@@ -16,5 +16,6 @@ import (
 // StatefulSet is ready (the framework's own observation).
 func SuperviseServing(ctx context.Context, s *engine.Supervision, engineName, secretName string, keys ...string) error {
 	key := types.NamespacedName{Namespace: s.Instance.Namespace, Name: secretName}
-	return secrets.EnsureGenerated(ctx, s.Client, key, names.InstanceLabels(engineName, s.Instance.Name), s.Owner, keys...)
+	_, err := secrets.EnsureGenerated(ctx, s.Client, key, names.InstanceLabels(engineName, s.Instance.Name), s.Owner, keys...)
+	return err
 }
