@@ -110,20 +110,28 @@ func (e *Env) Stop() {
 	}
 }
 
-// WriteCounter counts the mutating requests (anything but GET, LIST and WATCH) a client sends.
-type WriteCounter struct{ n atomic.Int64 }
+// WriteCounter counts the mutating requests (anything but GET, LIST and WATCH) a client sends,
+// and those the API server refused with 409 Conflict (written from a stale read).
+type WriteCounter struct{ n, conflicts atomic.Int64 }
 
 // Count returns the number of writes so far.
 func (w *WriteCounter) Count() int64 { return w.n.Load() }
+
+// Conflicts returns the number of writes refused with 409 Conflict so far.
+func (w *WriteCounter) Conflicts() int64 { return w.conflicts.Load() }
 
 func (w *WriteCounter) wrap(rt http.RoundTripper) http.RoundTripper {
 	return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
 		switch req.Method {
 		case http.MethodGet, http.MethodHead, http.MethodOptions:
-		default:
-			w.n.Add(1)
+			return rt.RoundTrip(req)
 		}
-		return rt.RoundTrip(req)
+		w.n.Add(1)
+		resp, err := rt.RoundTrip(req)
+		if err == nil && resp.StatusCode == http.StatusConflict {
+			w.conflicts.Add(1)
+		}
+		return resp, err
 	})
 }
 
