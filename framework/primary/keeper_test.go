@@ -203,22 +203,29 @@ func TestASlowPromotionKeepsTheLease(t *testing.T) {
 	}
 }
 
+// handTo names holder in k's lease, as the operator's assignment does, again when the keeper's
+// renewal changed the lease in between.
+func handTo(t *testing.T, k *primary.Keeper, holder string) {
+	t.Helper()
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		l := &coordinationv1.Lease{}
+		if err := env.Client.Get(context.Background(), k.Key, l); err != nil {
+			return err
+		}
+		l.Spec.HolderIdentity = ptr.To(holder)
+		return env.Client.Update(context.Background(), l)
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // A primary that sees the lease name another holder fences at once.
 func TestAPrimaryThatLostTheLeaseFences(t *testing.T) {
 	m := &member{}
 	m.primary.Store(true)
 	k, _, done := keep(t, "db-0", "db-0", m)
 	time.Sleep(primary.RenewInterval)
-	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error { // the keeper renews meanwhile
-		l := &coordinationv1.Lease{}
-		if err := env.Client.Get(context.Background(), k.Key, l); err != nil {
-			return err
-		}
-		l.Spec.HolderIdentity = ptr.To("db-1")
-		return env.Client.Update(context.Background(), l)
-	}); err != nil {
-		t.Fatal(err)
-	}
+	handTo(t, k, "db-1")
 	changed := time.Now()
 	select {
 	case s := <-done:
@@ -241,16 +248,7 @@ func TestAKeeperKeptAgainAfterAFenceDoesNotFenceByTheOldRole(t *testing.T) {
 	m.primary.Store(true)
 	k, _, done := keep(t, "db-0", "db-0", m)
 	time.Sleep(primary.RenewInterval)
-	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		l := &coordinationv1.Lease{}
-		if err := env.Client.Get(context.Background(), k.Key, l); err != nil {
-			return err
-		}
-		l.Spec.HolderIdentity = ptr.To("db-1")
-		return env.Client.Update(context.Background(), l)
-	}); err != nil {
-		t.Fatal(err)
-	}
+	handTo(t, k, "db-1")
 	select {
 	case s := <-done:
 		var stop *primary.Stop

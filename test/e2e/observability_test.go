@@ -622,9 +622,9 @@ func checkStatusCommand(t *testing.T, bin, ns string, pg *v1alpha1.ServiceInstan
 		for _, want := range []*regexp.Regexp{
 			regexp.MustCompile(`(?m)^` + ns + `/pg   postgres \S+   Ready   2/2 ready   primary ` + primary + `$`),
 			regexp.MustCompile(`(?m)^last backup: \d+[smh] ago   days to sundown: \d+ days`),
-			regexp.MustCompile(`(?m)^` + primary + ` +primary +\S.* +- +[1-9]\d*$`),             // connections, no lag
-			regexp.MustCompile(`(?m)^` + replica + ` +replica +.* \d+ B, [\d.e-]+s +[0-9]\d*$`), // its lag, as the primary sees it
-			regexp.MustCompile(`(?m)^mq-0 +node +running +- +\d+$`),
+			regexp.MustCompile(`(?m)^` + primary + ` +primary +\S.* +- +[1-9]\d* +\d+$`),             // connections, no lag, engine restarts
+			regexp.MustCompile(`(?m)^` + replica + ` +replica +.* \d+ B, [\d.e-]+s +[0-9]\d* +\d+$`), // its lag, as the primary sees it
+			regexp.MustCompile(`(?m)^mq-0 +node +running +- +\d+ +\d+$`),
 			regexp.MustCompile(`(?m)^docs-0 +\S+ +`),
 		} {
 			if !want.MatchString(text) {

@@ -204,18 +204,20 @@ func (s *supervisor) supervise(ctx context.Context, proc *os.Process, applied st
 	}
 	// stoppedByControl stops the process as the control loop's end asks (at once if it says so).
 	stoppedByControl := func(cause error) error {
-		stopControl()
-		if s.reloader != nil {
-			<-watched
-		}
 		sig := e.StopSignal()
 		var imm interface{ Immediate() bool }
 		if errors.As(cause, &imm) && imm.Immediate() {
 			sig = ctl.ImmediateStopSignal()
 		}
+		// The signal first: a fence must not wait for anything. Then the reload loop ends, so that
+		// the engine started again has only its own.
 		lf.stopping.Store(true)
 		_ = proc.Signal(sig)
 		<-done
+		stopControl()
+		if s.reloader != nil {
+			<-watched
+		}
 		afterStop()
 		if cause == nil {
 			cause = errors.New("the control loop ended")
