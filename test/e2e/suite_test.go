@@ -240,7 +240,7 @@ func (e *cluster) dump(t *testing.T, namespaces ...string) {
 
 func dumpKinds() []client.ObjectList {
 	return []client.ObjectList{&appsv1.DeploymentList{}, &appsv1.StatefulSetList{}, &corev1.PersistentVolumeClaimList{}, &v1alpha1.ServiceInstanceList{},
-		&v1alpha1.BackupList{}, &v1alpha1.RestoreList{}}
+		&v1alpha1.BackupStoreList{}, &v1alpha1.BackupList{}, &v1alpha1.RestoreList{}}
 }
 
 func ptr[T any](v T) *T { return &v }
