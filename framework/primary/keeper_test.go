@@ -219,8 +219,10 @@ func handTo(t *testing.T, k *primary.Keeper, holder string) {
 	}
 }
 
-// A primary that sees the lease name another holder fences at once.
-func TestAPrimaryThatLostTheLeaseFences(t *testing.T) {
+// fencedByAnotherHolder runs a keeper for the primary db-0, names db-1 in its lease and waits for
+// the keeper to fence; it returns the keeper, its member and how long the fence took.
+func fencedByAnotherHolder(t *testing.T) (*primary.Keeper, *member, time.Duration) {
+	t.Helper()
 	m := &member{}
 	m.primary.Store(true)
 	k, _, done := keep(t, "db-0", "db-0", m)
@@ -233,10 +235,17 @@ func TestAPrimaryThatLostTheLeaseFences(t *testing.T) {
 		if !errors.As(s.err, &stop) || !stop.Fence {
 			t.Fatalf("the keeper returned %v, want a fence", s.err)
 		}
-		t.Logf("fenced %s after the lease named another holder", s.at.Sub(changed).Round(time.Millisecond))
+		return k, m, s.at.Sub(changed)
 	case <-time.After(primary.FenceAfter):
 		t.Fatal("the keeper did not fence after the lease named another holder")
 	}
+	return nil, nil, 0
+}
+
+// A primary that sees the lease name another holder fences at once.
+func TestAPrimaryThatLostTheLeaseFences(t *testing.T) {
+	_, _, took := fencedByAnotherHolder(t)
+	t.Logf("fenced %s after the lease named another holder", took.Round(time.Millisecond))
 }
 
 // The agent starts a fenced engine again in place and calls Keep again on the same keeper. The
@@ -244,20 +253,7 @@ func TestAPrimaryThatLostTheLeaseFences(t *testing.T) {
 // the watchdog must not fence it by the role the stopped engine had, although the last renewal is
 // long past.
 func TestAKeeperKeptAgainAfterAFenceDoesNotFenceByTheOldRole(t *testing.T) {
-	m := &member{}
-	m.primary.Store(true)
-	k, _, done := keep(t, "db-0", "db-0", m)
-	time.Sleep(primary.RenewInterval)
-	handTo(t, k, "db-1")
-	select {
-	case s := <-done:
-		var stop *primary.Stop
-		if !errors.As(s.err, &stop) || !stop.Fence {
-			t.Fatalf("the keeper returned %v, want a fence", s.err)
-		}
-	case <-time.After(primary.FenceAfter):
-		t.Fatal("the keeper did not fence after the lease named another holder")
-	}
+	k, m, _ := fencedByAnotherHolder(t)
 	// Stopped; started again as a replica that does not answer yet, after longer than FenceAfter.
 	m.primary.Store(false)
 	m.hang.Store(true)
