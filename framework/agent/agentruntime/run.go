@@ -81,21 +81,23 @@ func Run(ctx context.Context, e agent.Engine, l agent.Listen) error {
 	if err != nil {
 		return err
 	}
+	reloader, _ := e.(agent.Reloader)
+	// bootstrap prepares the engine to start and returns the digest of the files it applied,
+	// taken before Bootstrap reads them, so that a change while it runs is not missed.
+	bootstrap := func() (applied string, err error) {
+		if reloader != nil {
+			applied = digestFiles(reloader.ReloadFiles())
+		}
+		return applied, e.Bootstrap(ctx)
+	}
 	var applied string
-	reloader, reloads := e.(agent.Reloader)
 	var proc *os.Process
 	if previous != nil {
 		if proc, applied, err = adoptProcess(ctx, up, previous, e.StopSignal()); err != nil {
 			return err
 		}
-	} else {
-		// Taken before Bootstrap reads the files, so that a change while it runs is not missed.
-		if reloads {
-			applied = digestFiles(reloader.ReloadFiles())
-		}
-		if err := e.Bootstrap(ctx); err != nil {
-			return fmt.Errorf("bootstrap: %w", err)
-		}
+	} else if applied, err = bootstrap(); err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
 	}
 	ln, err := net.Listen("tcp", l.Addr)
 	if err != nil {
@@ -117,11 +119,8 @@ func Run(ctx context.Context, e agent.Engine, l agent.Listen) error {
 	go func() { _ = srv.ServeTLS(ln, "", "") }()
 	defer srv.Close()
 
-	s := &supervisor{e: e, up: up, lf: lf, srv: srv}
+	s := &supervisor{e: e, reloader: reloader, up: up, lf: lf, srv: srv}
 	s.ctl, _ = e.(agent.Controller)
-	if reloads {
-		s.reloader = reloader
-	}
 	for {
 		if proc == nil {
 			cmd := e.Command()
@@ -144,10 +143,7 @@ func Run(ctx context.Context, e agent.Engine, l agent.Listen) error {
 			return ctx.Err()
 		case <-time.After(wait):
 		}
-		if reloads {
-			applied = digestFiles(reloader.ReloadFiles())
-		}
-		if err := e.Bootstrap(ctx); err != nil {
+		if applied, err = bootstrap(); err != nil {
 			return fmt.Errorf("bootstrap after the control loop stopped the engine (%v): %w", stopped, err)
 		}
 		proc = nil
