@@ -39,8 +39,6 @@ type InPlaceRestore struct {
 
 // RestoreSpec asks for a backup to be restored. Immutable once created.
 // +kubebuilder:validation:XValidation:rule="self == oldSelf",message="a Restore's spec is immutable: create a new Restore instead"
-// +kubebuilder:validation:XValidation:rule="!has(self.targetTime) || has(self.target.newInstance)",message="targetTime restores a physical backup into a new instance: set target.newInstance"
-// +kubebuilder:validation:XValidation:rule="!has(self.targetLSN) || has(self.target.newInstance)",message="targetLSN restores a physical backup into a new instance: set target.newInstance"
 // +kubebuilder:validation:XValidation:rule="!(has(self.targetTime) && has(self.targetLSN))",message="a restore has one target: set targetTime or targetLSN, not both"
 type RestoreSpec struct {
 	// backupRef names the Backup to restore, in the Restore's namespace.
@@ -48,12 +46,12 @@ type RestoreSpec struct {
 	// target of the restore.
 	Target RestoreTarget `json:"target"`
 	// targetTime, for a physical backup (a Backup with method Physical), is the point in time the
-	// new instance is restored to: the backup plus the instance's archived log up to it. Omitted,
-	// the whole archive is replayed. It must be after the backup completed.
+	// instance (new, or in place) is restored to: the backup plus the instance's archived log up
+	// to it. Omitted, the whole archive is replayed. It must be after the backup completed.
 	// +optional
 	TargetTime *metav1.Time `json:"targetTime,omitempty"`
 	// targetLSN, for a physical backup of PostgreSQL, is the position in the write-ahead log the
-	// new instance is restored to (as pg_current_wal_lsn() prints it, "0/3000060"), instead of a
+	// instance is restored to (as pg_current_wal_lsn() prints it, "0/3000060"), instead of a
 	// time: replay stops after the record at it.
 	// +optional
 	// +kubebuilder:validation:Pattern=`^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$`

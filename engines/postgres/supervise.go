@@ -86,7 +86,7 @@ func (e Engine) Supervise(ctx context.Context, sup *engine.Supervision) error {
 	// A primary that a scale-down removes moves first; a rolling update goes before a switchover
 	// that spec.primary asks for: its own switchovers would otherwise be undone, and the
 	// requested one follows once every pod is updated.
-	for _, step := range []func(context.Context) (bool, error){s.elect, s.label, s.keepPrimary, s.roll, s.switchover} {
+	for _, step := range []func(context.Context) (bool, error){s.recoverInPlace, s.elect, s.label, s.keepPrimary, s.roll, s.switchover} {
 		done, err := step(ctx)
 		if err != nil {
 			return err

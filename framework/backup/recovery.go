@@ -26,6 +26,23 @@ type RecoveryConfig struct {
 	// began: the archive holds every transaction up to it, so an archive that ends before its
 	// next transaction after the target is the state at the target.
 	TargetArchived bool `json:"targetArchived,omitempty"`
+	// InPlace names an in-place restore (the Restore's UID): the members of an existing instance
+	// replace their data with the recovery, once (each records it in its data directory); empty
+	// for a new instance, whose first member recovers because it has no data.
+	InPlace string `json:"inPlace,omitempty"`
+}
+
+// ReadRecoveryConfig reads a RecoveryConfig file.
+func ReadRecoveryConfig(configFile string) (RecoveryConfig, error) {
+	var c RecoveryConfig
+	raw, err := readFileLimited(configFile)
+	if err != nil {
+		return c, err
+	}
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return c, fmt.Errorf("%s: %w", configFile, err)
+	}
+	return c, nil
 }
 
 // lsnPattern is a log position as PostgreSQL prints one (the API's pattern).
@@ -44,13 +61,9 @@ type Recovery struct {
 // recovered before anything is written: a manifest that does not authenticate with the store's
 // key, a backup that is not physical, a target before the backup completed.
 func OpenRecovery(ctx context.Context, configFile string) (*Recovery, error) {
-	raw, err := readFileLimited(configFile)
+	c, err := ReadRecoveryConfig(configFile)
 	if err != nil {
 		return nil, err
-	}
-	var c RecoveryConfig
-	if err := json.Unmarshal(raw, &c); err != nil {
-		return nil, fmt.Errorf("%s: %w", configFile, err)
 	}
 	if c.Backup == "" {
 		return nil, fmt.Errorf("%s names no backup", configFile)

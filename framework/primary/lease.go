@@ -40,6 +40,10 @@ const (
 	// holder with each renewal. The operator elects none but these while the holder may still be
 	// serving on their confirmation.
 	ConfirmersAnnotation = "datafleet.dev/confirmers"
+	// RecoveryAnnotation names the in-place restore the holder recovers the instance's data for
+	// (from a physical backup in the store), written by the operator with the holder once every
+	// member restarted for it (AssignRecovery). The members wait for it before they touch their data.
+	RecoveryAnnotation = "datafleet.dev/recovery"
 )
 
 // State is what a lease says.
@@ -60,6 +64,8 @@ type State struct {
 	// holder never said (an agent without failsafe, which fences by the clock alone).
 	Confirmers      []string
 	ConfirmersKnown bool
+	// Recovery is the in-place restore the holder was named to recover for (RecoveryAnnotation).
+	Recovery string
 }
 
 // Read returns the state of a lease.
@@ -75,6 +81,7 @@ func Read(l *coordinationv1.Lease) State {
 	s.StepDownTo, s.StepDown = l.Annotations[StepDownAnnotation]
 	_, s.Bootstrapped = l.Annotations[BootstrappedAnnotation]
 	s.Members = parseMembers(l.Annotations[MembersAnnotation])
+	s.Recovery = l.Annotations[RecoveryAnnotation]
 	var confirmers string
 	if confirmers, s.ConfirmersKnown = l.Annotations[ConfirmersAnnotation]; confirmers != "" {
 		s.Confirmers = strings.Split(confirmers, ",")
@@ -179,6 +186,31 @@ func Assign(ctx context.Context, c client.Client, l *coordinationv1.Lease, holde
 	l.Spec.AcquireTime = &metav1.MicroTime{Time: now}
 	l.Spec.RenewTime = &metav1.MicroTime{Time: now}
 	l.Spec.LeaseTransitions = ptr.To(s.Transitions + 1)
+	delete(l.Annotations, StepDownAnnotation)
+	if err := c.Update(ctx, l); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// AssignRecovery names holder as the member that recovers the instance's data for the in-place
+// restore id, and renews the lease for it. Unlike Assign it does not wait for a live holder's lease
+// to lapse: the caller knows that every member that ran before the restore is gone (each pod
+// restarted for it, and the restarted ones wait for this annotation before they start a server),
+// so nobody serves under the lease.
+func AssignRecovery(ctx context.Context, c client.Client, l *coordinationv1.Lease, holder, id string, now time.Time) (*coordinationv1.Lease, error) {
+	s := Read(l)
+	l = l.DeepCopy()
+	if s.Holder != holder {
+		l.Spec.HolderIdentity = ptr.To(holder)
+		l.Spec.AcquireTime = &metav1.MicroTime{Time: now}
+		l.Spec.LeaseTransitions = ptr.To(s.Transitions + 1)
+	}
+	l.Spec.RenewTime = &metav1.MicroTime{Time: now}
+	if l.Annotations == nil {
+		l.Annotations = map[string]string{}
+	}
+	l.Annotations[RecoveryAnnotation] = id
 	delete(l.Annotations, StepDownAnnotation)
 	if err := c.Update(ctx, l); err != nil {
 		return nil, err

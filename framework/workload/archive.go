@@ -70,14 +70,23 @@ func ArchiveVolumes(inst *v1alpha1.ServiceInstance, store *v1alpha1.BackupStore)
 // recovery's configuration (backup.RecoveryConfig) and copies of the store's credentials and key,
 // flat in one volume. The mount is optional and the annotation never changes, so the pod template
 // stays the same when the Secret goes; the agent reads it only when it has no data yet.
+//
+// A physical backup restored in place is the same Secret, naming the restore (its InPlace), and
+// the same annotation, added to the existing instance (its pods restart once for it, and never
+// again: it stays), with InPlaceRecoveryAnnotation naming the restore while it runs. Every pod that
+// ran before the Secret existed is restarted (RestartedFor), so that no member serves or copies
+// the old data once the recovery begins.
 const (
 	RecoveryAnnotation = "datafleet.dev/recover-from-store"
-	RecoveryMount      = "/datafleet/recovery"
-	RecoveryConfigKey  = "recovery.json"
-	RecoveryKeyKey     = "encryption-key"
-	RecoveryConfigFile = RecoveryMount + "/" + RecoveryConfigKey
-	RecoveryKeyFile    = RecoveryMount + "/" + RecoveryKeyKey
-	recoveryVolumeName = "recovery"
+	// InPlaceRecoveryAnnotation names the in-place restore (the Restore's UID) an instance's
+	// members are recovering from the store, from its start to its completion.
+	InPlaceRecoveryAnnotation = "datafleet.dev/recover-in-place"
+	RecoveryMount             = "/datafleet/recovery"
+	RecoveryConfigKey         = "recovery.json"
+	RecoveryKeyKey            = "encryption-key"
+	RecoveryConfigFile        = RecoveryMount + "/" + RecoveryConfigKey
+	RecoveryKeyFile           = RecoveryMount + "/" + RecoveryKeyKey
+	recoveryVolumeName        = "recovery"
 )
 
 // RecoverySecretName is the Secret of an instance's recovery.
@@ -94,4 +103,31 @@ func RecoveryVolume(inst *v1alpha1.ServiceInstance) (corev1.VolumeMount, corev1.
 	return corev1.VolumeMount{Name: recoveryVolumeName, MountPath: RecoveryMount, ReadOnly: true},
 		corev1.Volume{Name: recoveryVolumeName, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
 			SecretName: RecoverySecretName(inst), DefaultMode: ptr.To[int32](0o440), Optional: ptr.To(true)}}}
+}
+
+// RestartedFor reports whether the pod started after the recovery's Secret was written and mounts
+// it: its agent reads that recovery when it bootstraps. (Creation times have whole seconds: a pod
+// created in the second the Secret was, before it, would count as restarted; the Restore writes the
+// Secret before it changes anything that makes pods.)
+func RestartedFor(pod *corev1.Pod, secret *corev1.Secret) bool {
+	if pod.CreationTimestamp.Before(&secret.CreationTimestamp) {
+		return false
+	}
+	for _, v := range pod.Spec.Volumes {
+		if v.Secret != nil && v.Secret.SecretName == secret.Name {
+			return true
+		}
+	}
+	return false
+}
+
+// NotRestartedFor names the pods that have not restarted for the recovery's Secret (RestartedFor).
+func NotRestartedFor(pods []corev1.Pod, secret *corev1.Secret) []string {
+	var old []string
+	for i := range pods {
+		if !RestartedFor(&pods[i], secret) {
+			old = append(old, pods[i].Name)
+		}
+	}
+	return old
 }

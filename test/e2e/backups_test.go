@@ -100,7 +100,8 @@ func testBackups(t *testing.T) {
 		"INSERT INTO orders (what) SELECT 'order ' || g FROM generate_series(1, 10000) g; GRANT SELECT ON orders TO analyst")
 	checkContinuousArchiving(t, s3c, db)
 	base := checkPhysicalBackup(t, s3c, db)
-	checkPointInTimeRestore(t, s3c, db, base)
+	target := checkPointInTimeRestore(t, s3c, db, base)
+	checkPointInTimeRestoreInPlace(t, s3c, db, base, target)
 	checkArchiveRetention(t, s3c, db, base)
 	// After the retention's check, whose store this plan's own physical backups would change.
 	pitrPlan := startPointInTimeDrill(t, db)
@@ -282,7 +283,7 @@ func physicalBackup(t *testing.T, s3c *s3.Client, inst *v1alpha1.ServiceInstance
 // marker, and restores the physical backup with the archived log to that time into a new
 // instance: the first marker is there, the second is not, and the recovery's Secret (copies of
 // the store's credentials and key) is gone once the restore completed.
-func checkPointInTimeRestore(t *testing.T, s3c *s3.Client, inst *v1alpha1.ServiceInstance, base *v1alpha1.Backup) {
+func checkPointInTimeRestore(t *testing.T, s3c *s3.Client, inst *v1alpha1.ServiceInstance, base *v1alpha1.Backup) metav1.Time {
 	t.Helper()
 	ns, pod := inst.Namespace, inst.Name+"-0"
 	psql(t, ns, pod, "CREATE TABLE pitr_marker (id int PRIMARY KEY); INSERT INTO pitr_marker VALUES (1)")
@@ -320,6 +321,45 @@ func checkPointInTimeRestore(t *testing.T, s3c *s3.Client, inst *v1alpha1.Servic
 	if w := src.Status.RecoverableWindow; w == nil || !w.From.Equal(base.Status.CompletionTime) || w.To.Before(&target) {
 		t.Fatalf("%s's recoverable window after the restore to %s: %+v, want from %s (the physical backup's completion)", inst.Name, target, w, base.Status.CompletionTime)
 	}
+	return target
+}
+
+// checkPointInTimeRestoreInPlace restores the instance itself (in place, confirmed by its name)
+// from its physical backup to target, between the markers checkPointInTimeRestore wrote: its pod
+// restarts once, marker 1 is there and marker 2 is not, the rows from before the target are, the
+// recovery's Secret is gone, and the instance archives on, on a new timeline.
+func checkPointInTimeRestoreInPlace(t *testing.T, s3c *s3.Client, inst *v1alpha1.ServiceInstance, base *v1alpha1.Backup, target metav1.Time) {
+	t.Helper()
+	ctx := context.Background()
+	ns, pod := inst.Namespace, inst.Name+"-0"
+	before := &corev1.Pod{}
+	if err := env.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: pod}, before); err != nil {
+		t.Fatal(err)
+	}
+	timeline := psql(t, ns, pod, "SELECT timeline_id FROM pg_control_checkpoint()")
+	rs := restoreWith(t, ns, inst.Name+"-back-in-time", v1alpha1.RestoreSpec{BackupRef: v1alpha1.LocalObjectReference{Name: base.Name},
+		Target: v1alpha1.RestoreTarget{InPlace: &v1alpha1.InPlaceRestore{Confirm: inst.Name}}, TargetTime: &target}, v1alpha1.BackupCompleted)
+	after := &corev1.Pod{}
+	if err := env.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: pod}, after); err != nil || after.UID == before.UID {
+		t.Fatalf("%s after the in-place restore: %v, want a new pod (the restore restarts every member)", pod, err)
+	}
+	if got := psql(t, ns, pod, "SELECT string_agg(id::text, ',' ORDER BY id) FROM pitr_marker"); got != "1" {
+		t.Fatalf("restored in place to %s: pitr_marker holds %q, want only the row committed before it", target.UTC().Format(time.RFC3339), got)
+	}
+	if got := psqlIn(t, ns, pod, "shop", "SELECT count(*) FROM orders"); got != "10000" {
+		t.Fatalf("restored in place to %s: orders holds %s rows, want the 10000 committed long before", target.UTC().Format(time.RFC3339), got)
+	}
+	err := env.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: inst.Name + "-recovery"}, &corev1.Secret{})
+	if !apierrors.IsNotFound(err) {
+		t.Fatalf("the recovery's Secret after the in-place restore: %v", err)
+	}
+	now := psql(t, ns, pod, "SELECT timeline_id FROM pg_control_checkpoint()")
+	if now == timeline {
+		t.Fatalf("after the in-place restore %s is still on timeline %s", pod, now)
+	}
+	checkContinuousArchiving(t, s3c, inst)
+	t.Logf("BACKUPS: in-place point-in-time restore of %s to %s took %s: marker 1 is there, marker 2 is not; timeline %s -> %s, archiving on",
+		inst.Name, target.UTC().Format(time.RFC3339), rs.Status.CompletionTime.Sub(rs.Status.StartTime.Time), timeline, now)
 }
 
 // checkNoCredentialLeaks looks for each secret in everything the backups made readable without

@@ -101,6 +101,8 @@ const (
 	// agentConf is written by the agent on every start; relative to the data directory.
 	agentConf     = "datafleet.conf"
 	standbySignal = "standby.signal"
+	// recoverySignal is there while a recovery (a restore to a point in time) has not promoted.
+	recoverySignal = "recovery.signal"
 )
 
 // Engine runs PostgreSQL under the framework's agent.
@@ -167,6 +169,20 @@ func (e *Engine) Bootstrap(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	restore, err := e.inPlaceRestore()
+	if err != nil {
+		return err
+	}
+	if restore != "" {
+		if err := e.restoreInPlace(ctx, restore); err != nil {
+			return err
+		}
+		// The recovery may have taken longer than the lease: renew it (the operator named this
+		// member, and elects no other while none serves).
+		if holder, err = e.claim(ctx); err != nil {
+			return err
+		}
+	}
 	primary := holder == e.Config.Name
 	switch _, err := os.Stat(filepath.Join(c.DataDir, "PG_VERSION")); {
 	case errors.Is(err, os.ErrNotExist) && primary:
@@ -182,6 +198,11 @@ func (e *Engine) Bootstrap(ctx context.Context) error {
 	case !primary:
 		_, err := os.Stat(filepath.Join(c.DataDir, standbySignal))
 		if err := e.rejoin(ctx, holder, errors.Is(err, os.ErrNotExist)); err != nil {
+			return err
+		}
+	}
+	if restore != "" && !primary {
+		if err := e.checkCloned(restore); err != nil {
 			return err
 		}
 	}

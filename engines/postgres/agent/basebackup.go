@@ -185,5 +185,5 @@ func PrepareRecovery(dataDir, restoreCommand string, target RecoveryTarget, e *E
 	if err := os.Remove(filepath.Join(dataDir, standbySignal)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	return agentruntime.WriteFileOwned(filepath.Join(dataDir, "recovery.signal"), nil, 0o600, e.Config.Credential)
+	return agentruntime.WriteFileOwned(filepath.Join(dataDir, recoverySignal), nil, 0o600, e.Config.Credential)
 }

@@ -110,7 +110,7 @@ const recoveryMarker = "# Point-in-time recovery, written by the Datafleet agent
 // inherit a restore_command and a target that would stop its replay there.
 func (e *Engine) clearRecovery() error {
 	dir := e.Config.DataDir
-	if _, err := os.Stat(filepath.Join(dir, "recovery.signal")); err == nil {
+	if _, err := os.Stat(filepath.Join(dir, recoverySignal)); err == nil {
 		return nil
 	}
 	auto := filepath.Join(dir, "postgresql.auto.conf")

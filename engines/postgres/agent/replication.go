@@ -248,6 +248,7 @@ func (e *Engine) reclone(ctx context.Context, why string) error {
 // the primary keeps the roles the agent relies on.
 func (e *Engine) Control(ctx context.Context) error {
 	go e.ensureMonitor(ctx)
+	go e.dropBeforeRestore(ctx)
 	if e.Config.Lease == nil {
 		<-ctx.Done()
 		return ctx.Err()

@@ -29,7 +29,6 @@ import (
 
 // Reasons of a physical restore.
 const (
-	ReasonPhysicalInPlace     = "PhysicalInPlace"
 	ReasonTargetTooEarly      = "TargetBeforeBackup"
 	ReasonTargetOutsideWindow = "TargetOutsideWindow"
 	ReasonWaitingForArchive   = "WaitingForArchive"
@@ -47,9 +46,6 @@ func logicalTargetRefused(rs *v1alpha1.Restore, b *v1alpha1.Backup) *outcome {
 
 // physicalRestoreRefused says why a Restore of a physical backup cannot be done, before anything is made.
 func physicalRestoreRefused(rs *v1alpha1.Restore, b *v1alpha1.Backup) *outcome {
-	if rs.Spec.Target.InPlace != nil {
-		return refused(ReasonPhysicalInPlace, fmt.Sprintf("Backup %q is physical: it is restored into a new instance (spec.target.newInstance), to a point in time with spec.targetTime; restoring it in place is not supported", b.Name))
-	}
 	if t := rs.Spec.TargetTime; t != nil && b.Status.CompletionTime != nil && t.Before(b.Status.CompletionTime) {
 		return refused(ReasonTargetTooEarly, fmt.Sprintf("spec.targetTime %s is before Backup %q completed (%s): no point before a backup's end can be restored from it; choose an earlier backup",
 			t.UTC().Format(time.RFC3339), b.Name, b.Status.CompletionTime.UTC().Format(time.RFC3339)))
@@ -100,7 +96,7 @@ func insideWindow(t time.Time, w *v1alpha1.RecoverableWindow) bool {
 // the backup and the source's archive are, the target, and copies of the store's credentials and
 // key (read past the cache, which holds only Datafleet's Secrets). It is owned by the Restore.
 func (r *RestoreReconciler) writeRecoverySecret(ctx context.Context, rs *v1alpha1.Restore, b *v1alpha1.Backup, bs *v1alpha1.BackupStore,
-	inst, source *v1alpha1.ServiceInstance) error {
+	inst, source *v1alpha1.ServiceInstance, inPlace string) error {
 	creds, _, err := storeCredentials(ctx, r.APIReader, bs)
 	if err != nil {
 		return err
@@ -128,7 +124,7 @@ func (r *RestoreReconciler) writeRecoverySecret(ctx context.Context, rs *v1alpha
 		// outsideWindow let the restore begin: a target inside the window is in the archive.
 		c.TargetArchived = insideWindow(t.Time, source.Status.RecoverableWindow)
 	}
-	c.TargetLSN = rs.Spec.TargetLSN
+	c.TargetLSN, c.InPlace = rs.Spec.TargetLSN, inPlace
 	data[workload.RecoveryConfigKey], _ = json.Marshal(c)
 	s := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: workload.RecoverySecretName(inst), Namespace: inst.Namespace,
@@ -143,9 +139,9 @@ func (r *RestoreReconciler) writeRecoverySecret(ctx context.Context, rs *v1alpha
 		return err
 	}
 	// A Secret of that name that another Restore wrote (an earlier drill into the same scratch
-	// instance, not yet collected with its Restore) would recover this instance to that Restore's
-	// target: it goes, and this one's is written (CI found a drill restored to the previous drill's
-	// target).
+	// instance, not yet collected with its Restore; an in-place restore that failed and is tried
+	// again) would recover this instance to that Restore's target: it goes, and this one's is
+	// written (CI found a drill restored to the previous drill's target).
 	old := &corev1.Secret{}
 	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(s), old); err != nil {
 		return err

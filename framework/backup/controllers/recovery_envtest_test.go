@@ -28,8 +28,8 @@ import (
 	"github.com/datafleet-dev/datafleet/test/testenv"
 )
 
-// A Restore of a physical backup on a real API server: in place and to a time before the backup
-// completed it is refused by name; into a new instance it writes the recovery's Secret (where the
+// A Restore of a physical backup on a real API server: to a time before the backup completed it
+// is refused by name; into a new instance it writes the recovery's Secret (where the
 // backup and the source's archive are, the target, the store's credentials) and creates the
 // instance marked to recover from the store, and it completes, the Secret gone, once the instance
 // is Ready. (The recovery itself is the agent's, tested with real PostgreSQL and on the cluster.)
@@ -49,9 +49,6 @@ func TestARestoreOfAPhysicalBackupRecoversANewInstance(t *testing.T) {
 	restore := func(name string, target v1alpha1.RestoreTarget, at time.Time) *v1alpha1.Restore {
 		rs := &v1alpha1.Restore{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: v1alpha1.RestoreSpec{
 			BackupRef: v1alpha1.LocalObjectReference{Name: b.Name}, Target: target, TargetTime: &metav1.Time{Time: at}}}
-		if target.InPlace != nil {
-			rs.Spec.TargetTime = nil
-		}
 		if name == "stuck" {
 			rs.Spec.Timeout = &metav1.Duration{Duration: 5 * time.Second}
 		}
@@ -64,8 +61,6 @@ func TestARestoreOfAPhysicalBackupRecoversANewInstance(t *testing.T) {
 		t.Helper()
 		waitRestore(t, c, rs, phase, reason, message)
 	}
-	until(restore("in-place", v1alpha1.RestoreTarget{InPlace: &v1alpha1.InPlaceRestore{Confirm: "gone"}}, time.Time{}),
-		v1alpha1.BackupFailed, controllers.ReasonPhysicalInPlace, "it is restored into a new instance")
 	until(restore("too-early", v1alpha1.RestoreTarget{NewInstance: &v1alpha1.NewInstanceTarget{Name: "too-early"}}, completed.Add(-time.Hour)),
 		v1alpha1.BackupFailed, controllers.ReasonTargetTooEarly, "is before Backup \"base\" completed")
 	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "too-early"}, &v1alpha1.ServiceInstance{}); !apierrors.IsNotFound(err) {

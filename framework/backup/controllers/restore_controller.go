@@ -150,6 +150,9 @@ func (r *RestoreReconciler) progress(ctx context.Context, rs *v1alpha1.Restore) 
 		return run.stop(out)
 	}
 	st.InstanceName = target.Name
+	if physical && rs.Spec.Target.InPlace != nil {
+		return r.recoveredInPlace(ctx, rs, b, bs, target, run)
+	}
 	if physical {
 		return r.recovered(ctx, rs, b, target, run)
 	}
@@ -261,7 +264,7 @@ func (r *RestoreReconciler) target(ctx context.Context, rs *v1alpha1.Restore, b 
 	}
 	if b.Spec.Method == v1alpha1.BackupPhysical {
 		inst.Annotations[workload.RecoveryAnnotation] = b.Name
-		if err := r.writeRecoverySecret(ctx, rs, b, bs, inst, source); err != nil {
+		if err := r.writeRecoverySecret(ctx, rs, b, bs, inst, source, ""); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -333,11 +336,25 @@ func (r *RestoreReconciler) start(ctx context.Context, rs *v1alpha1.Restore, b *
 func (r *RestoreReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options) error {
 	// A new instance's changes reach the Restore that created it at once: its readiness ends a
 	// point-in-time restore, whose time is the instance's recovery (not a polling interval).
-	restoredBy := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+	// An instance restored in place reaches the Restores running into it, likewise.
+	restoredBy := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 		if name := o.GetAnnotations()[RestoredByAnnotation]; name != "" {
 			return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: name}}}
 		}
-		return nil
+		if o.GetAnnotations()[workload.InPlaceRecoveryAnnotation] == "" {
+			return nil
+		}
+		restores := &v1alpha1.RestoreList{}
+		if err := r.Client.List(ctx, restores, client.InNamespace(o.GetNamespace())); err != nil {
+			return nil
+		}
+		var reqs []reconcile.Request
+		for _, rs := range restores.Items {
+			if rs.Status.InstanceName == o.GetName() && rs.Status.Phase == v1alpha1.BackupRunning {
+				reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&rs)})
+			}
+		}
+		return reqs
 	})
 	return ctrl.NewControllerManagedBy(mgr).Named("restore").WithOptions(opts).
 		For(&v1alpha1.Restore{}).Owns(&batchv1.Job{}).

@@ -47,6 +47,11 @@ func (r run) running(msg string) {
 	setReady(&r.st.Conditions, r.gen, false, ReasonRunning, msg)
 }
 
+// progress says what a running run waits for, keeping its start.
+func (r run) progress(msg string) {
+	setReady(&r.st.Conditions, r.gen, false, ReasonRunning, msg)
+}
+
 func (r run) succeed(msg string) {
 	r.st.Phase, r.st.CompletionTime = v1alpha1.BackupCompleted, stamp(r.clock)
 	setReady(&r.st.Conditions, r.gen, true, job.ReasonCompleted, msg)

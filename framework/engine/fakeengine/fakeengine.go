@@ -96,6 +96,13 @@ func (Engine) Render(in engine.RenderInput) ([]client.Object, error) {
 			},
 		},
 	}
+	if workload.Recovers(inst) {
+		// Restored from a physical backup: its pods mount the recovery, as PostgreSQL's do, so
+		// that the framework's restores of one can be tested with this engine.
+		m, v := workload.RecoveryVolume(inst)
+		pod := &sts.Spec.Template.Spec
+		pod.Containers[0].VolumeMounts, pod.Volumes = append(pod.Containers[0].VolumeMounts, m), append(pod.Volumes, v)
+	}
 	if st := inst.Spec.Storage; st != nil {
 		sts.Spec.VolumeClaimTemplates = []corev1.PersistentVolumeClaim{{
 			ObjectMeta: metav1.ObjectMeta{Name: "data", Labels: names.InstanceLabels(Name, inst.Name)},
