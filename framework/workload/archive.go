@@ -78,16 +78,17 @@ func ArchiveVolumes(inst *v1alpha1.ServiceInstance, store *v1alpha1.BackupStore)
 // the old data once the recovery begins.
 const (
 	RecoveryAnnotation = "datafleet.dev/recover-from-store"
-	// InPlaceRecoveryAnnotation names the in-place restore (the Restore's UID) an instance's
-	// members are recovering from the store, from its start to its completion.
-	InPlaceRecoveryAnnotation = "datafleet.dev/recover-in-place"
-	RecoveryMount             = "/datafleet/recovery"
-	RecoveryConfigKey         = "recovery.json"
-	RecoveryKeyKey            = "encryption-key"
-	RecoveryConfigFile        = RecoveryMount + "/" + RecoveryConfigKey
-	RecoveryKeyFile           = RecoveryMount + "/" + RecoveryKeyKey
-	recoveryVolumeName        = "recovery"
+	RecoveryMount      = "/datafleet/recovery"
+	RecoveryConfigKey  = "recovery.json"
+	RecoveryKeyKey     = "encryption-key"
+	RecoveryConfigFile = RecoveryMount + "/" + RecoveryConfigKey
+	RecoveryKeyFile    = RecoveryMount + "/" + RecoveryKeyKey
+	recoveryVolumeName = "recovery"
 )
+
+// InPlaceRecoveryAnnotation names the in-place restore (the Restore's UID) an instance's members
+// are recovering from the store, from its start to its completion.
+const InPlaceRecoveryAnnotation = "datafleet.dev/recover-in-place"
 
 // RecoverySecretName is the Secret of an instance's recovery.
 func RecoverySecretName(inst *v1alpha1.ServiceInstance) string {

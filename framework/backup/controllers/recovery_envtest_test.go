@@ -333,7 +333,7 @@ func TestDeletingAPhysicalBackupPrunesTheArchive(t *testing.T) {
 }
 
 // What a Restore's target may be, on a real API server: one of targetTime and targetLSN, a log
-// position as PostgreSQL prints it, into a new instance (the schema); and no target at all for a
+// position as PostgreSQL prints it (the schema); and no target at all for a
 // logical backup (a dump restores to when it was taken), refused by name with nothing made.
 // targetLSN reaches the new instance's recovery configuration.
 func TestARestoreTargetsWhatItsBackupCanReach(t *testing.T) {
@@ -349,7 +349,6 @@ func TestARestoreTargetsWhatItsBackupCanReach(t *testing.T) {
 	}{
 		{v1alpha1.RestoreSpec{Target: newInstance, TargetTime: &at, TargetLSN: "0/3000060"}, "set targetTime or targetLSN, not both"},
 		{v1alpha1.RestoreSpec{Target: newInstance, TargetLSN: "3000060"}, "spec.targetLSN"},
-		{v1alpha1.RestoreSpec{Target: v1alpha1.RestoreTarget{InPlace: &v1alpha1.InPlaceRestore{Confirm: "db"}}, TargetLSN: "0/3000060"}, "targetLSN restores a physical backup into a new instance"},
 	} {
 		bad.spec.BackupRef = v1alpha1.LocalObjectReference{Name: "any"}
 		err := c.Create(ctx, &v1alpha1.Restore{ObjectMeta: metav1.ObjectMeta{GenerateName: "bad-", Namespace: ns}, Spec: bad.spec})

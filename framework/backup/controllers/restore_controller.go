@@ -338,17 +338,17 @@ func (r *RestoreReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.O
 	// point-in-time restore, whose time is the instance's recovery (not a polling interval).
 	// An instance restored in place reaches the Restores running into it, likewise.
 	restoredBy := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+		var reqs []reconcile.Request
 		if name := o.GetAnnotations()[RestoredByAnnotation]; name != "" {
-			return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: name}}}
+			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: name}})
 		}
 		if o.GetAnnotations()[workload.InPlaceRecoveryAnnotation] == "" {
-			return nil
+			return reqs
 		}
 		restores := &v1alpha1.RestoreList{}
 		if err := r.Client.List(ctx, restores, client.InNamespace(o.GetNamespace())); err != nil {
-			return nil
+			return reqs
 		}
-		var reqs []reconcile.Request
 		for _, rs := range restores.Items {
 			if rs.Status.InstanceName == o.GetName() && rs.Status.Phase == v1alpha1.BackupRunning {
 				reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&rs)})
