@@ -14,7 +14,8 @@ OUT="${CACHE}/images"
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 MINIO_VERSION="${MINIO_VERSION:-v0.0.0-20260212201848-7aac2a2c5b7c}"
 PROMETHEUS_VERSION="${PROMETHEUS_VERSION:-v0.316.0}"
-CONTAINERD_SOCK="/run/datafleet-cluster/containerd/containerd.sock"
+# The cluster's containerds: the first node's, and the second's when it has one (DATAFLEET_NODES=2).
+CONTAINERD_SOCKS=(/run/datafleet-cluster/containerd/containerd.sock /run/datafleet-cluster/containerd-2/containerd.sock)
 REGISTRY="datafleet.local"
 
 # name | kind | ref (":KEY" is replaced by the content key) | recipe
@@ -139,9 +140,15 @@ release_binary() {
 }
 
 import_image() {
-  local ref="$1" tar="$2" key="$3" prune="$4"
-  [ -S "$CONTAINERD_SOCK" ] || return 0
-  local c=(ctr --address "$CONTAINERD_SOCK" -n k8s.io)
+  local sock
+  for sock in "${CONTAINERD_SOCKS[@]}"; do import_into "$sock" "$@"; done
+}
+
+# import_into SOCKET REF TAR KEY PRUNE
+import_into() {
+  local sock="$1" ref="$2" tar="$3" key="$4" prune="$5"
+  [ -S "$sock" ] || return 0
+  local c=(ctr --address "$sock" -n k8s.io)
   if "${c[@]}" images ls "name==$ref" 2>/dev/null | grep -q "datafleet.dev/key=$key"; then return; fi
   log "importing $ref into the cluster's containerd"
   "${c[@]}" images import "$tar" >/dev/null
@@ -167,7 +174,9 @@ main() {
     if [ "$kind" = alias ]; then
       local src; src="$(printf '%s\n' "${refs[@]}" | grep "^${recipe}=" | cut -d= -f2)"
       [ -n "$src" ] || { log "$name: build $recipe with it"; exit 1; }
-      [ ! -S "$CONTAINERD_SOCK" ] || ctr --address "$CONTAINERD_SOCK" -n k8s.io images tag --force "$src" "$ref" >/dev/null
+      for sock in "${CONTAINERD_SOCKS[@]}"; do
+        [ ! -S "$sock" ] || ctr --address "$sock" -n k8s.io images tag --force "$src" "$ref" >/dev/null
+      done
       refs+=("${name}=${ref}")
       continue
     fi

@@ -13,6 +13,9 @@
 #   test/cluster/cluster.sh binaries      build the programs `up` needs, without starting anything
 #
 # Pods use 198.18.0.0/24 on the bridge datafleet0, Services 198.19.0.0/16; nothing leaves the machine.
+# A second node runs on the same machine (datafleet-node-2: its own containerd, kubelet, cgroup parent,
+# pod log directory, volume directory, bridge datafleet1 and pods in 198.18.1.0/24); DATAFLEET_NODES=1
+# leaves it out.
 # Everything runs as host processes started by this script (there is no init system here). State lives
 # in $CLUSTER_DIR and $RUN_DIR and is removed by `down`; the image store of containerd lives in the cache
 # so that images imported once survive a down/up.
@@ -42,12 +45,31 @@ ETCD_PORT="${DATAFLEET_ETCD_PORT:-32379}"
 PAUSE_IMAGE="datafleet.local/pause:3.10"
 STORAGE_CLASS="datafleet-local"
 
+# The second node (DATAFLEET_NODES=2, the default). It shares the machine's network namespace (one kube-proxy
+# programs the Services for both), and has everything a kubelet keeps to itself on its own: a
+# containerd (a kubelet removes the pod sandboxes of its runtime that it does not know), a bridge and
+# pod range, a kubelet root, ports and cgroup parent, a pod log directory (a kubelet removes the log
+# directories of pods it does not know), and a local-path provisioner for its volumes.
+NODES="${DATAFLEET_NODES:-2}"
+NODE2_NAME="datafleet-node-2"
+BRIDGE2="datafleet1"
+POD2_CIDR="198.18.1.0/24"
+POD2_GATEWAY="198.18.1.1"
+CONTAINERD2_ROOT="${CACHE}/containerd-2"
+CONTAINERD2_SOCK="${RUN_DIR}/containerd-2/containerd.sock"
+NODE2_CGROUP="datafleet-node-2"
+
 # Sysctls this script or the kubelet/kube-proxy change; their values are recorded on up and put back on down.
 SYSCTLS=(net.ipv4.ip_forward net.bridge.bridge-nf-call-iptables net.bridge.bridge-nf-call-ip6tables
   net.ipv4.conf.all.route_localnet vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops
   kernel.keys.root_maxkeys kernel.keys.root_maxbytes)
 # Start order; `down` stops them in reverse (kube-apiserver before etcd, or it hangs).
 COMPONENTS=(etcd kube-apiserver containerd coredns kube-controller-manager kube-scheduler kubelet kube-proxy localpath netpol)
+case "$NODES" in
+  1) ;;
+  2) COMPONENTS+=(containerd-2 kubelet-2 localpath-2) ;;
+  *) echo "cluster: error: DATAFLEET_NODES=$NODES: 1 or 2 nodes" >&2; exit 1 ;;
+esac
 
 log() { echo "cluster: $*" >&2; }
 die() { echo "cluster: error: $*" >&2; exit 1; }
@@ -168,6 +190,8 @@ gen_certs() {
   cert coredns "datafleet:coredns"
   cert localpath "datafleet:localpath"
   cert netpol "datafleet:netpol"
+  cert kubelet-2 "system:node:${NODE2_NAME}" "" "DNS:${NODE2_NAME},DNS:localhost,IP:127.0.0.1,IP:${NODE_IP}"
+  cert node-2 "system:node:${NODE2_NAME}" "system:nodes"
   touch "$d/.done"
 }
 
@@ -209,23 +233,19 @@ EOF
   chmod 600 "$out"
 }
 
-write_configs() {
-  local api="https://127.0.0.1:${API_PORT}"
-  for n in admin node controller-manager scheduler kube-proxy coredns localpath netpol; do kubeconfig "$n" "$api"; done
-  mv "${CLUSTER_DIR}/admin.kubeconfig" "$KUBECONFIG_PATH"
-  mkdir -p "${CLUSTER_DIR}/cni" "${CLUSTER_DIR}/pod-logs" "${CLUSTER_DIR}/volumes" "$RUN_DIR/containerd"
-  : > "${CLUSTER_DIR}/resolv.conf" # pods get only cluster DNS: there is no upstream to forward to
-
-  cat > "${CLUSTER_DIR}/containerd.toml" <<EOF
+# containerd_config FILE ROOT STATE SOCKET CNI_DIR
+containerd_config() {
+  mkdir -p "$5"
+  cat > "$1" <<EOF
 version = 2
-root = "${CONTAINERD_ROOT}/root"
-state = "${RUN_DIR}/containerd"
+root = "$2/root"
+state = "$3"
 disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
   "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
 [grpc]
-  address = "${CONTAINERD_SOCK}"
+  address = "$4"
 [plugins."io.containerd.internal.v1.opt"]
-  path = "${CONTAINERD_ROOT}/opt"
+  path = "$2/opt"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "${PAUSE_IMAGE}"
   # Without CAP_SYS_RESOURCE every sandbox fails with "can't get final child's PID from pipe: EOF".
@@ -239,28 +259,37 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         SystemdCgroup = false
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
-    conf_dir = "${CLUSTER_DIR}/cni"
+    conf_dir = "$5"
 EOF
+}
 
-  cat > "${CLUSTER_DIR}/cni/10-datafleet.conflist" <<EOF
+# cni_config DIR BRIDGE CIDR GATEWAY IPAM_DIR
+cni_config() {
+  cat > "$1/10-datafleet.conflist" <<EOF
 {"cniVersion": "0.4.0", "name": "datafleet", "plugins": [
-  {"type": "bridge", "bridge": "${BRIDGE}", "isGateway": true, "ipMasq": false, "hairpinMode": true,
-   "ipam": {"type": "host-local", "dataDir": "${CLUSTER_DIR}/cni-ipam",
-            "ranges": [[{"subnet": "${POD_CIDR}", "gateway": "${POD_GATEWAY}"}]],
+  {"type": "bridge", "bridge": "$2", "isGateway": true, "ipMasq": false, "hairpinMode": true,
+   "ipam": {"type": "host-local", "dataDir": "$5",
+            "ranges": [[{"subnet": "$3", "gateway": "$4"}]],
             "routes": [{"dst": "0.0.0.0/0"}]}}]}
 EOF
+}
 
-  cat > "${CLUSTER_DIR}/kubelet.yaml" <<EOF
+# kubelet_config FILE CONTAINERD_SOCKET CERT POD_LOGS PORT HEALTHZ_PORT CGROUP_ROOT
+kubelet_config() {
+  cat > "$1" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 failCgroupV1: false # this machine has cgroups v1 only
 cgroupDriver: cgroupfs
-containerRuntimeEndpoint: unix://${CONTAINERD_SOCK}
+cgroupRoot: $7
+containerRuntimeEndpoint: unix://$2
 address: ${NODE_IP}
+port: $5
 healthzBindAddress: 127.0.0.1
+healthzPort: $6
 readOnlyPort: 0
-tlsCertFile: ${CLUSTER_DIR}/pki/kubelet.crt
-tlsPrivateKeyFile: ${CLUSTER_DIR}/pki/kubelet.key
+tlsCertFile: ${CLUSTER_DIR}/pki/$3.crt
+tlsPrivateKeyFile: ${CLUSTER_DIR}/pki/$3.key
 authentication:
   anonymous: {enabled: false}
   webhook: {enabled: true}
@@ -269,7 +298,7 @@ authorization: {mode: Webhook}
 clusterDomain: cluster.local
 clusterDNS: [${DNS_SERVICE_IP}]
 resolvConf: ${CLUSTER_DIR}/resolv.conf
-podLogsDir: ${CLUSTER_DIR}/pod-logs
+podLogsDir: $4
 failSwapOn: false
 serializeImagePulls: false
 evictionHard: {memory.available: 100Mi, nodefs.available: 2%, imagefs.available: 2%}
@@ -277,6 +306,24 @@ imageGCHighThresholdPercent: 99
 imageGCLowThresholdPercent: 98
 maxPods: 200
 EOF
+}
+
+write_configs() {
+  local api="https://127.0.0.1:${API_PORT}"
+  for n in admin node node-2 controller-manager scheduler kube-proxy coredns localpath netpol; do kubeconfig "$n" "$api"; done
+  mv "${CLUSTER_DIR}/admin.kubeconfig" "$KUBECONFIG_PATH"
+  mkdir -p "${CLUSTER_DIR}/cni" "${CLUSTER_DIR}/pod-logs" "${CLUSTER_DIR}/volumes" "$RUN_DIR/containerd"
+  : > "${CLUSTER_DIR}/resolv.conf" # pods get only cluster DNS: there is no upstream to forward to
+
+  containerd_config "${CLUSTER_DIR}/containerd.toml" "$CONTAINERD_ROOT" "${RUN_DIR}/containerd" "$CONTAINERD_SOCK" "${CLUSTER_DIR}/cni"
+  cni_config "${CLUSTER_DIR}/cni" "$BRIDGE" "$POD_CIDR" "$POD_GATEWAY" "${CLUSTER_DIR}/cni-ipam"
+  kubelet_config "${CLUSTER_DIR}/kubelet.yaml" "$CONTAINERD_SOCK" kubelet "${CLUSTER_DIR}/pod-logs" 10250 10248 /
+  if [ "$NODES" = 2 ]; then
+    mkdir -p "${CLUSTER_DIR}/pod-logs-2" "${CLUSTER_DIR}/volumes-2" "$RUN_DIR/containerd-2"
+    containerd_config "${CLUSTER_DIR}/containerd-2.toml" "$CONTAINERD2_ROOT" "${RUN_DIR}/containerd-2" "$CONTAINERD2_SOCK" "${CLUSTER_DIR}/cni-2"
+    cni_config "${CLUSTER_DIR}/cni-2" "$BRIDGE2" "$POD2_CIDR" "$POD2_GATEWAY" "${CLUSTER_DIR}/cni-ipam-2"
+    kubelet_config "${CLUSTER_DIR}/kubelet-2.yaml" "$CONTAINERD2_SOCK" kubelet-2 "${CLUSTER_DIR}/pod-logs-2" 10260 10258 "/${NODE2_CGROUP}"
+  fi
 
   cat > "${CLUSTER_DIR}/kube-proxy.yaml" <<EOF
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
@@ -323,16 +370,20 @@ record_host_state() {
   mv "$f.tmp" "$f"
 }
 
+bridge_up() {
+  ip link show "$1" >/dev/null 2>&1 || ip link add "$1" type bridge
+  ip addr replace "$2/24" dev "$1"
+  ip link set "$1" up
+}
+
 setup_network() {
   sysctl -qw net.ipv4.ip_forward=1
   # Pod-to-Service-to-pod on one bridge needs bridged traffic to pass iptables.
   sysctl -qw net.bridge.bridge-nf-call-iptables=1 2>/dev/null || log "warning: br_netfilter is not loaded"
-  if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
-    ip link add "$BRIDGE" type bridge
-  fi
   # Created before CNI does so that CoreDNS can bind the gateway address before the first pod exists.
-  ip addr replace "${POD_GATEWAY}/24" dev "$BRIDGE"
-  ip link set "$BRIDGE" up
+  bridge_up "$BRIDGE" "$POD_GATEWAY"
+  # The second node's pods reach the first's (and CoreDNS) through the machine: both bridges are its.
+  [ "$NODES" = 1 ] || bridge_up "$BRIDGE2" "$POD2_GATEWAY"
   # Without a route, a ClusterIP kube-proxy has not programmed yet would follow the default route off
   # the machine; on the bridge it goes nowhere. The route goes away with the bridge.
   ip route replace "$SERVICE_CIDR" dev "$BRIDGE" src "$POD_GATEWAY"
@@ -435,6 +486,39 @@ healthy() {
   api_ready
 }
 
+# start_containerd NAME CONFIG SOCKET: containerd, its CRI serving, and the pause image in it.
+start_containerd() {
+  start "$1" /usr/bin/containerd --config "$2"
+  wait_for "$1" 60 ctr --address "$3" version
+  # The CRI service starts after the socket answers; a kubelet started before it exits with
+  # "server is not initialized yet". containerd 1.6 logs this line once the CRI serves.
+  wait_for "$1's CRI service" 60 grep -q "Start streaming server" "${LOG_DIR}/$1.log" || true
+  if ! ctr --address "$3" -n k8s.io images ls -q | grep -qx "$PAUSE_IMAGE"; then
+    ctr --address "$3" -n k8s.io images import "$PAUSE_TAR" >/dev/null
+  fi
+}
+
+# up_node2 starts the second node's containerd, kubelet and volume provisioner. Its kubelet puts
+# its pods' cgroups under their own parent in every hierarchy, which must exist first.
+up_node2() {
+  local h
+  for h in /sys/fs/cgroup/*/; do
+    [ -d "$h" ] && [ ! -L "${h%/}" ] && mkdir -p "${h}${NODE2_CGROUP}"
+  done
+  # A v1 cpuset cgroup admits no task until it has CPUs and memory nodes: those of the machine.
+  local cs=/sys/fs/cgroup/cpuset
+  if [ -f "$cs/cpuset.cpus" ]; then
+    cat "$cs/cpuset.cpus" > "$cs/${NODE2_CGROUP}/cpuset.cpus"
+    cat "$cs/cpuset.mems" > "$cs/${NODE2_CGROUP}/cpuset.mems"
+  fi
+  start_containerd containerd-2 "${CLUSTER_DIR}/containerd-2.toml" "$CONTAINERD2_SOCK"
+  start kubelet-2 "$ASSETS/kubelet" --config "${CLUSTER_DIR}/kubelet-2.yaml" \
+    --kubeconfig "${CLUSTER_DIR}/node-2.kubeconfig" --root-dir "${CLUSTER_DIR}/kubelet-2" \
+    --cert-dir "${CLUSTER_DIR}/kubelet-2-pki" --node-ip "$NODE_IP" --hostname-override "$NODE2_NAME"
+  start localpath-2 "$LOCALPATH" --kubeconfig "${CLUSTER_DIR}/localpath.kubeconfig" \
+    --node "$NODE2_NAME" --dir "${CLUSTER_DIR}/volumes-2"
+}
+
 up() {
   need_root
   install_packages
@@ -474,14 +558,7 @@ up() {
     --kubelet-preferred-address-types InternalIP  # the node name resolves nowhere: no DNS lookup leaves the machine
   wait_for kube-apiserver 120 api_ready
 
-  start containerd /usr/bin/containerd --config "${CLUSTER_DIR}/containerd.toml"
-  wait_for containerd 60 ctr --address "$CONTAINERD_SOCK" version
-  # The CRI service starts after the socket answers; a kubelet started before it exits with
-  # "server is not initialized yet". containerd 1.6 logs this line once the CRI serves.
-  wait_for "containerd's CRI service" 60 grep -q "Start streaming server" "${LOG_DIR}/containerd.log" || true
-  if ! ctr --address "$CONTAINERD_SOCK" -n k8s.io images ls -q | grep -qx "$PAUSE_IMAGE"; then
-    ctr --address "$CONTAINERD_SOCK" -n k8s.io images import "$PAUSE_TAR" >/dev/null
-  fi
+  start_containerd containerd "${CLUSTER_DIR}/containerd.toml" "$CONTAINERD_SOCK"
 
   start coredns "$COREDNS" -conf "${CLUSTER_DIR}/Corefile"
   start kube-controller-manager "$ASSETS/kube-controller-manager" \
@@ -503,8 +580,10 @@ up() {
   start localpath "$LOCALPATH" --kubeconfig "${CLUSTER_DIR}/localpath.kubeconfig" \
     --node "$NODE_NAME" --dir "${CLUSTER_DIR}/volumes"
   start netpol "$NETPOL" --kubeconfig "${CLUSTER_DIR}/netpol.kubeconfig"
+  [ "$NODES" = 1 ] || up_node2
 
   wait_for "node ${NODE_NAME} Ready" 240 kubectl_ wait --for=condition=Ready "node/${NODE_NAME}" --timeout=1s
+  [ "$NODES" = 1 ] || wait_for "node ${NODE2_NAME} Ready" 240 kubectl_ wait --for=condition=Ready "node/${NODE2_NAME}" --timeout=1s
   apply_addons
   wait_for "default service account" 120 kubectl_ get serviceaccount default -n default
   for c in "${COMPONENTS[@]}"; do running "$c" || die "$c exited; see ${LOG_DIR}/$c.log"; done
@@ -518,19 +597,20 @@ up() {
 # Mount points under our directories and the CNI network namespaces, deepest first.
 our_mounts() {
   awk '{print $5}' /proc/self/mountinfo | sed 's/\\040/ /g' | \
-    grep -E "^(${CLUSTER_DIR}|${RUN_DIR}|${CONTAINERD_ROOT}|/run/netns/cni-|/var/run/netns/cni-)" | sort -r || true
+    grep -E "^(${CLUSTER_DIR}|${RUN_DIR}|${CONTAINERD_ROOT}|${CONTAINERD2_ROOT}|/run/netns/cni-|/var/run/netns/cni-)" | sort -r || true
 }
 
 kill_pod_processes() {
-  # Every process the kubelet started lives in a kubepods cgroup.
+  # Every process a kubelet started lives in a kubepods cgroup.
   local pids
-  pids="$(find /sys/fs/cgroup/pids/kubepods -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u || true)"
+  pids="$(find /sys/fs/cgroup/pids/kubepods "/sys/fs/cgroup/pids/${NODE2_CGROUP}" -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u || true)"
   [ -n "$pids" ] && kill -KILL $pids 2>/dev/null || true
 }
 
+# remove_containers NAME SOCKET
 remove_containers() {
-  [ -S "$CONTAINERD_SOCK" ] && running containerd || return 0
-  local c=(ctr --address "$CONTAINERD_SOCK" -n k8s.io)
+  [ -S "$2" ] && running "$1" || return 0
+  local c=(ctr --address "$2" -n k8s.io)
   for t in $("${c[@]}" tasks ls -q 2>/dev/null); do "${c[@]}" tasks kill -a -s SIGKILL "$t" >/dev/null 2>&1 || true; done
   for _ in $(seq 1 50); do
     [ -z "$("${c[@]}" tasks ls -q 2>/dev/null | while read -r t; do "${c[@]}" tasks delete "$t" >/dev/null 2>&1 || echo "$t"; done)" ] && break
@@ -542,7 +622,7 @@ remove_containers() {
 remove_cgroups() {
   local d
   for ctl in /sys/fs/cgroup/*/; do
-    for d in "${ctl}kubepods" "${ctl}kubepods.slice"; do
+    for d in "${ctl}kubepods" "${ctl}kubepods.slice" "${ctl}${NODE2_CGROUP}"; do
       [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
     done
   done
@@ -579,19 +659,25 @@ down() {
   log "tearing down"
   stop netpol
   stop localpath
+  stop localpath-2
   stop kube-proxy
   stop kubelet
-  remove_containers
+  stop kubelet-2
+  remove_containers containerd "$CONTAINERD_SOCK"
+  remove_containers containerd-2 "$CONTAINERD2_SOCK"
   kill_pod_processes
   stop containerd
-  # containerd's shims outlive it; they are ours when they talk to our socket.
+  stop containerd-2
+  # containerd's shims outlive it; they are ours when they talk to our sockets.
   pkill -KILL -f "containerd-shim-runc-v2 .*-address ${CONTAINERD_SOCK}" 2>/dev/null || true
+  pkill -KILL -f "containerd-shim-runc-v2 .*-address ${CONTAINERD2_SOCK}" 2>/dev/null || true
   kill_pod_processes
   for c in kube-scheduler kube-controller-manager coredns kube-apiserver etcd; do stop "$c"; done
   local m
   for m in $(our_mounts); do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
   for n in /run/netns/cni-* /var/run/netns/cni-*; do [ -e "$n" ] && rm -f "$n"; done
   ip link del "$BRIDGE" 2>/dev/null || true
+  ip link del "$BRIDGE2" 2>/dev/null || true
   remove_cgroups
   remove_iptables
   restore_host_state
@@ -608,6 +694,7 @@ verify_clean() {
   [ -z "$procs" ] || bad+=("processes still running:"$'\n'"$procs")
   [ -z "$(our_mounts)" ] || bad+=("mounts left: $(our_mounts | tr '\n' ' ')")
   ip link show "$BRIDGE" >/dev/null 2>&1 && bad+=("interface $BRIDGE still exists")
+  ip link show "$BRIDGE2" >/dev/null 2>&1 && bad+=("interface $BRIDGE2 still exists")
   [ -z "$(ip route show "$SERVICE_CIDR")" ] || bad+=("route to $SERVICE_CIDR still exists")
   [ -z "$(ip -o link show type veth 2>/dev/null)" ] || bad+=("veth interfaces left: $(ip -o link show type veth | awk -F': ' '{print $2}')")
   local t
@@ -615,7 +702,8 @@ verify_clean() {
     command -v "$t-save" >/dev/null || continue
     if "$t-save" 2>/dev/null | grep -qE 'KUBE-|CNI-|DATAFLEET-'; then bad+=("$t chains left: $("$t-save" | grep -oE '^:(KUBE|CNI|DATAFLEET)-[^ ]+' | tr '\n' ' ')"); fi
   done
-  [ -z "$(ls -d /sys/fs/cgroup/*/kubepods 2>/dev/null)" ] || bad+=("cgroups left: $(ls -d /sys/fs/cgroup/*/kubepods)")
+  [ -z "$(ls -d /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/*/${NODE2_CGROUP} 2>/dev/null)" ] ||
+    bad+=("cgroups left: $(ls -d /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/*/${NODE2_CGROUP} 2>/dev/null)")
   [ ! -e "$RUN_DIR" ] || bad+=("$RUN_DIR still exists")
   [ ! -e "$CLUSTER_DIR" ] || bad+=("$CLUSTER_DIR still exists")
   [ -z "$(ls /run/netns/cni-* 2>/dev/null)" ] || bad+=("network namespaces left")

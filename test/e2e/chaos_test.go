@@ -261,19 +261,10 @@ func getPod(t *testing.T, ns, name string) *corev1.Pod {
 	return p
 }
 
-// apiServerPID is the local cluster's API server, from the pid file next to its kubeconfig.
+// apiServerPID is the local cluster's API server (clusterPID).
 func apiServerPID(t *testing.T) int {
 	t.Helper()
-	file := filepath.Join(filepath.Dir(os.Getenv("E2E_KUBECONFIG")), "pids", "kube-apiserver.pid")
-	b, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatalf("the chaos step stops the local cluster's API server and needs its pid file (make e2e): %v", err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		t.Fatalf("%s: %v", file, err)
-	}
-	return pid
+	return clusterPID(t, "kube-apiserver")
 }
 
 // podPIDs are the processes of a pod on this machine, found by the pod's UID in their cgroup.

@@ -156,7 +156,7 @@ func (p *provisioner) expand(ctx context.Context, pvc *corev1.PersistentVolumeCl
 	if err := p.c.Get(ctx, types.NamespacedName{Name: pvc.Spec.VolumeName}, &pv); err != nil {
 		return client.IgnoreNotFound(err)
 	}
-	if pv.Annotations[annProvisionedBy] != provisionerName {
+	if pv.Annotations[annProvisionedBy] != provisionerName || !p.owns(&pv) {
 		return nil
 	}
 	if cur := pv.Spec.Capacity[corev1.ResourceStorage]; want.Cmp(cur) > 0 {
@@ -181,14 +181,20 @@ func (p *provisioner) reconcileVolume(ctx context.Context, req reconcile.Request
 		pv.Spec.PersistentVolumeReclaimPolicy != corev1.PersistentVolumeReclaimDelete || pv.Spec.HostPath == nil {
 		return reconcile.Result{}, nil
 	}
-	path := filepath.Clean(pv.Spec.HostPath.Path)
-	if !strings.HasPrefix(path, filepath.Clean(p.dir)+string(filepath.Separator)) {
-		return reconcile.Result{}, fmt.Errorf("refusing to delete %s: not under %s", path, p.dir)
+	if !p.owns(&pv) {
+		return reconcile.Result{}, nil // another node's provisioner's
 	}
-	if err := os.RemoveAll(path); err != nil {
+	if err := os.RemoveAll(filepath.Clean(pv.Spec.HostPath.Path)); err != nil {
 		return reconcile.Result{}, err
 	}
 	return reconcile.Result{}, client.IgnoreNotFound(p.c.Delete(ctx, &pv))
+}
+
+// owns reports whether the volume is one of this provisioner's directories: with a provisioner per
+// node (DATAFLEET_NODES=2), each deletes and expands only the volumes of its own node.
+func (p *provisioner) owns(pv *corev1.PersistentVolume) bool {
+	return pv.Spec.HostPath != nil &&
+		strings.HasPrefix(filepath.Clean(pv.Spec.HostPath.Path), filepath.Clean(p.dir)+string(filepath.Separator))
 }
 
 type storageClass struct {
