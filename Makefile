@@ -83,7 +83,7 @@ e2e: ## End-to-end suite: brings the local cluster up if needed (and down after)
 	HELM="$(HELM)" test/e2e/run.sh
 
 .PHONY: cluster-up
-cluster-up: ## Start the local two-node cluster (idempotent; DATAFLEET_NODES=1 for one); prints its kubeconfig path.
+cluster-up: ## Start the local three-node cluster (idempotent; DATAFLEET_NODES=1 or 2 for fewer); prints its kubeconfig path.
 	test/cluster/cluster.sh up
 
 .PHONY: cluster-down

@@ -14,8 +14,8 @@ OUT="${CACHE}/images"
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 MINIO_VERSION="${MINIO_VERSION:-v0.0.0-20260212201848-7aac2a2c5b7c}"
 PROMETHEUS_VERSION="${PROMETHEUS_VERSION:-v0.316.0}"
-# The cluster's containerds: the first node's, and the second's when it has one (DATAFLEET_NODES=2).
-CONTAINERD_SOCKS=(/run/datafleet-cluster/containerd/containerd.sock /run/datafleet-cluster/containerd-2/containerd.sock)
+# The cluster's containerds, one per node (test/cluster/cluster.sh runs up to three).
+CONTAINERD_SOCKS=(/run/datafleet-cluster/containerd/containerd.sock /run/datafleet-cluster/containerd-{2,3}/containerd.sock)
 REGISTRY="datafleet.local"
 
 # name | kind | ref (":KEY" is replaced by the content key) | recipe

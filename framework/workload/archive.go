@@ -111,11 +111,13 @@ func RecoveryVolume(inst *v1alpha1.ServiceInstance) (corev1.VolumeMount, corev1.
 // created in the second the Secret was, before it, would count as restarted; the Restore writes the
 // Secret before it changes anything that makes pods.)
 func RestartedFor(pod *corev1.Pod, secret *corev1.Secret) bool {
-	if pod.CreationTimestamp.Before(&secret.CreationTimestamp) {
-		return false
-	}
-	for _, v := range pod.Spec.Volumes {
-		if v.Secret != nil && v.Secret.SecretName == secret.Name {
+	return !pod.CreationTimestamp.Before(&secret.CreationTimestamp) && MountsSecret(pod.Spec.Volumes, secret.Name)
+}
+
+// MountsSecret reports whether one of the volumes is the Secret name.
+func MountsSecret(volumes []corev1.Volume, name string) bool {
+	for _, v := range volumes {
+		if v.Secret != nil && v.Secret.SecretName == name {
 			return true
 		}
 	}

@@ -13,9 +13,9 @@
 #   test/cluster/cluster.sh binaries      build the programs `up` needs, without starting anything
 #
 # Pods use 198.18.0.0/24 on the bridge datafleet0, Services 198.19.0.0/16; nothing leaves the machine.
-# A second node runs on the same machine (datafleet-node-2: its own containerd, kubelet, cgroup parent,
-# pod log directory, volume directory, bridge datafleet1 and pods in 198.18.1.0/24); DATAFLEET_NODES=1
-# leaves it out.
+# Three nodes run on the same machine: datafleet-node, and datafleet-node-2 and -3, each with its own
+# containerd, kubelet, cgroup parent, pod log directory, volume directory, bridge (datafleet1, datafleet2)
+# and pod range (198.18.1.0/24, 198.18.2.0/24); DATAFLEET_NODES=1 or 2 runs fewer.
 # Everything runs as host processes started by this script (there is no init system here). State lives
 # in $CLUSTER_DIR and $RUN_DIR and is removed by `down`; the image store of containerd lives in the cache
 # so that images imported once survive a down/up.
@@ -45,19 +45,21 @@ ETCD_PORT="${DATAFLEET_ETCD_PORT:-32379}"
 PAUSE_IMAGE="datafleet.local/pause:3.10"
 STORAGE_CLASS="datafleet-local"
 
-# The second node (DATAFLEET_NODES=2, the default). It shares the machine's network namespace (one kube-proxy
-# programs the Services for both), and has everything a kubelet keeps to itself on its own: a
+# The other nodes (DATAFLEET_NODES, 3 by default). They share the machine's network namespace (one
+# kube-proxy programs the Services for all), and each has on its own what a kubelet keeps to itself: a
 # containerd (a kubelet removes the pod sandboxes of its runtime that it does not know), a bridge and
 # pod range, a kubelet root, ports and cgroup parent, a pod log directory (a kubelet removes the log
-# directories of pods it does not know), and a local-path provisioner for its volumes.
-NODES="${DATAFLEET_NODES:-2}"
-NODE2_NAME="datafleet-node-2"
-BRIDGE2="datafleet1"
-POD2_CIDR="198.18.1.0/24"
-POD2_GATEWAY="198.18.1.1"
-CONTAINERD2_ROOT="${CACHE}/containerd-2"
-CONTAINERD2_SOCK="${RUN_DIR}/containerd-2/containerd.sock"
-NODE2_CGROUP="datafleet-node-2"
+# directories of pods it does not know), and a local-path provisioner for its volumes. Node N (2 or 3):
+NODES="${DATAFLEET_NODES:-3}"
+MAX_NODES=3
+node_name() { echo "${NODE_NAME}-$1"; }
+node_bridge() { echo "datafleet$(($1 - 1))"; }
+node_cidr() { echo "198.18.$(($1 - 1)).0/24"; }
+node_gateway() { echo "198.18.$(($1 - 1)).1"; }
+node_sock() { echo "${RUN_DIR}/containerd-$1/containerd.sock"; }
+node_cgroup() { echo "datafleet-node-$1"; } # under every cgroup hierarchy's root
+extra_nodes() { [ "$NODES" -lt 2 ] || seq 2 "$NODES"; }
+all_extra_nodes() { seq 2 "$MAX_NODES"; } # what down removes, whatever up ran
 
 # Sysctls this script or the kubelet/kube-proxy change; their values are recorded on up and put back on down.
 SYSCTLS=(net.ipv4.ip_forward net.bridge.bridge-nf-call-iptables net.bridge.bridge-nf-call-ip6tables
@@ -66,10 +68,10 @@ SYSCTLS=(net.ipv4.ip_forward net.bridge.bridge-nf-call-iptables net.bridge.bridg
 # Start order; `down` stops them in reverse (kube-apiserver before etcd, or it hangs).
 COMPONENTS=(etcd kube-apiserver containerd coredns kube-controller-manager kube-scheduler kubelet kube-proxy localpath netpol)
 case "$NODES" in
-  1) ;;
-  2) COMPONENTS+=(containerd-2 kubelet-2 localpath-2) ;;
-  *) echo "cluster: error: DATAFLEET_NODES=$NODES: 1 or 2 nodes" >&2; exit 1 ;;
+  1|2|3) ;;
+  *) echo "cluster: error: DATAFLEET_NODES=$NODES: 1, 2 or 3 nodes" >&2; exit 1 ;;
 esac
+for n in $(extra_nodes); do COMPONENTS+=("containerd-$n" "kubelet-$n" "localpath-$n"); done
 
 log() { echo "cluster: $*" >&2; }
 die() { echo "cluster: error: $*" >&2; exit 1; }
@@ -190,8 +192,11 @@ gen_certs() {
   cert coredns "datafleet:coredns"
   cert localpath "datafleet:localpath"
   cert netpol "datafleet:netpol"
-  cert kubelet-2 "system:node:${NODE2_NAME}" "" "DNS:${NODE2_NAME},DNS:localhost,IP:127.0.0.1,IP:${NODE_IP}"
-  cert node-2 "system:node:${NODE2_NAME}" "system:nodes"
+  local n
+  for n in $(extra_nodes); do
+    cert "kubelet-$n" "system:node:$(node_name "$n")" "" "DNS:$(node_name "$n"),DNS:localhost,IP:127.0.0.1,IP:${NODE_IP}"
+    cert "node-$n" "system:node:$(node_name "$n")" "system:nodes"
+  done
   touch "$d/.done"
 }
 
@@ -310,7 +315,8 @@ EOF
 
 write_configs() {
   local api="https://127.0.0.1:${API_PORT}"
-  for n in admin node node-2 controller-manager scheduler kube-proxy coredns localpath netpol; do kubeconfig "$n" "$api"; done
+  for n in admin node controller-manager scheduler kube-proxy coredns localpath netpol; do kubeconfig "$n" "$api"; done
+  for n in $(extra_nodes); do kubeconfig "node-$n" "$api"; done
   mv "${CLUSTER_DIR}/admin.kubeconfig" "$KUBECONFIG_PATH"
   mkdir -p "${CLUSTER_DIR}/cni" "${CLUSTER_DIR}/pod-logs" "${CLUSTER_DIR}/volumes" "$RUN_DIR/containerd"
   : > "${CLUSTER_DIR}/resolv.conf" # pods get only cluster DNS: there is no upstream to forward to
@@ -318,12 +324,14 @@ write_configs() {
   containerd_config "${CLUSTER_DIR}/containerd.toml" "$CONTAINERD_ROOT" "${RUN_DIR}/containerd" "$CONTAINERD_SOCK" "${CLUSTER_DIR}/cni"
   cni_config "${CLUSTER_DIR}/cni" "$BRIDGE" "$POD_CIDR" "$POD_GATEWAY" "${CLUSTER_DIR}/cni-ipam"
   kubelet_config "${CLUSTER_DIR}/kubelet.yaml" "$CONTAINERD_SOCK" kubelet "${CLUSTER_DIR}/pod-logs" 10250 10248 /
-  if [ "$NODES" = 2 ]; then
-    mkdir -p "${CLUSTER_DIR}/pod-logs-2" "${CLUSTER_DIR}/volumes-2" "$RUN_DIR/containerd-2"
-    containerd_config "${CLUSTER_DIR}/containerd-2.toml" "$CONTAINERD2_ROOT" "${RUN_DIR}/containerd-2" "$CONTAINERD2_SOCK" "${CLUSTER_DIR}/cni-2"
-    cni_config "${CLUSTER_DIR}/cni-2" "$BRIDGE2" "$POD2_CIDR" "$POD2_GATEWAY" "${CLUSTER_DIR}/cni-ipam-2"
-    kubelet_config "${CLUSTER_DIR}/kubelet-2.yaml" "$CONTAINERD2_SOCK" kubelet-2 "${CLUSTER_DIR}/pod-logs-2" 10260 10258 "/${NODE2_CGROUP}"
-  fi
+  for n in $(extra_nodes); do
+    mkdir -p "${CLUSTER_DIR}/pod-logs-$n" "${CLUSTER_DIR}/volumes-$n" "$RUN_DIR/containerd-$n"
+    containerd_config "${CLUSTER_DIR}/containerd-$n.toml" "${CACHE}/containerd-$n" "${RUN_DIR}/containerd-$n" "$(node_sock "$n")" "${CLUSTER_DIR}/cni-$n"
+    cni_config "${CLUSTER_DIR}/cni-$n" "$(node_bridge "$n")" "$(node_cidr "$n")" "$(node_gateway "$n")" "${CLUSTER_DIR}/cni-ipam-$n"
+    # Node N's kubelet listens on 10250 + 10 (N - 1), its health on 10248 + 10 (N - 1).
+    kubelet_config "${CLUSTER_DIR}/kubelet-$n.yaml" "$(node_sock "$n")" "kubelet-$n" "${CLUSTER_DIR}/pod-logs-$n" \
+      $((10250 + 10 * (n - 1))) $((10248 + 10 * (n - 1))) "/$(node_cgroup "$n")"
+  done
 
   cat > "${CLUSTER_DIR}/kube-proxy.yaml" <<EOF
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
@@ -382,8 +390,9 @@ setup_network() {
   sysctl -qw net.bridge.bridge-nf-call-iptables=1 2>/dev/null || log "warning: br_netfilter is not loaded"
   # Created before CNI does so that CoreDNS can bind the gateway address before the first pod exists.
   bridge_up "$BRIDGE" "$POD_GATEWAY"
-  # The second node's pods reach the first's (and CoreDNS) through the machine: both bridges are its.
-  [ "$NODES" = 1 ] || bridge_up "$BRIDGE2" "$POD2_GATEWAY"
+  # The other nodes' pods reach the first's (and CoreDNS) through the machine: every bridge is its.
+  local n
+  for n in $(extra_nodes); do bridge_up "$(node_bridge "$n")" "$(node_gateway "$n")"; done
   # Without a route, a ClusterIP kube-proxy has not programmed yet would follow the default route off
   # the machine; on the bridge it goes nowhere. The route goes away with the bridge.
   ip route replace "$SERVICE_CIDR" dev "$BRIDGE" src "$POD_GATEWAY"
@@ -498,25 +507,25 @@ start_containerd() {
   fi
 }
 
-# up_node2 starts the second node's containerd, kubelet and volume provisioner. Its kubelet puts
-# its pods' cgroups under their own parent in every hierarchy, which must exist first.
-up_node2() {
-  local h
+# up_node N starts node N's containerd, kubelet and volume provisioner. Its kubelet puts its pods'
+# cgroups under their own parent in every hierarchy, which must exist first.
+up_node() {
+  local n="$1" h cg; cg="$(node_cgroup "$1")"
   for h in /sys/fs/cgroup/*/; do
-    [ -d "$h" ] && [ ! -L "${h%/}" ] && mkdir -p "${h}${NODE2_CGROUP}"
+    [ -d "$h" ] && [ ! -L "${h%/}" ] && mkdir -p "${h}${cg}"
   done
   # A v1 cpuset cgroup admits no task until it has CPUs and memory nodes: those of the machine.
   local cs=/sys/fs/cgroup/cpuset
   if [ -f "$cs/cpuset.cpus" ]; then
-    cat "$cs/cpuset.cpus" > "$cs/${NODE2_CGROUP}/cpuset.cpus"
-    cat "$cs/cpuset.mems" > "$cs/${NODE2_CGROUP}/cpuset.mems"
+    cat "$cs/cpuset.cpus" > "$cs/${cg}/cpuset.cpus"
+    cat "$cs/cpuset.mems" > "$cs/${cg}/cpuset.mems"
   fi
-  start_containerd containerd-2 "${CLUSTER_DIR}/containerd-2.toml" "$CONTAINERD2_SOCK"
-  start kubelet-2 "$ASSETS/kubelet" --config "${CLUSTER_DIR}/kubelet-2.yaml" \
-    --kubeconfig "${CLUSTER_DIR}/node-2.kubeconfig" --root-dir "${CLUSTER_DIR}/kubelet-2" \
-    --cert-dir "${CLUSTER_DIR}/kubelet-2-pki" --node-ip "$NODE_IP" --hostname-override "$NODE2_NAME"
-  start localpath-2 "$LOCALPATH" --kubeconfig "${CLUSTER_DIR}/localpath.kubeconfig" \
-    --node "$NODE2_NAME" --dir "${CLUSTER_DIR}/volumes-2"
+  start_containerd "containerd-$n" "${CLUSTER_DIR}/containerd-$n.toml" "$(node_sock "$n")"
+  start "kubelet-$n" "$ASSETS/kubelet" --config "${CLUSTER_DIR}/kubelet-$n.yaml" \
+    --kubeconfig "${CLUSTER_DIR}/node-$n.kubeconfig" --root-dir "${CLUSTER_DIR}/kubelet-$n" \
+    --cert-dir "${CLUSTER_DIR}/kubelet-$n-pki" --node-ip "$NODE_IP" --hostname-override "$(node_name "$n")"
+  start "localpath-$n" "$LOCALPATH" --kubeconfig "${CLUSTER_DIR}/localpath.kubeconfig" \
+    --node "$(node_name "$n")" --dir "${CLUSTER_DIR}/volumes-$n"
 }
 
 up() {
@@ -580,10 +589,12 @@ up() {
   start localpath "$LOCALPATH" --kubeconfig "${CLUSTER_DIR}/localpath.kubeconfig" \
     --node "$NODE_NAME" --dir "${CLUSTER_DIR}/volumes"
   start netpol "$NETPOL" --kubeconfig "${CLUSTER_DIR}/netpol.kubeconfig"
-  [ "$NODES" = 1 ] || up_node2
+  for n in $(extra_nodes); do up_node "$n"; done
 
   wait_for "node ${NODE_NAME} Ready" 240 kubectl_ wait --for=condition=Ready "node/${NODE_NAME}" --timeout=1s
-  [ "$NODES" = 1 ] || wait_for "node ${NODE2_NAME} Ready" 240 kubectl_ wait --for=condition=Ready "node/${NODE2_NAME}" --timeout=1s
+  for n in $(extra_nodes); do
+    wait_for "node $(node_name "$n") Ready" 240 kubectl_ wait --for=condition=Ready "node/$(node_name "$n")" --timeout=1s
+  done
   apply_addons
   wait_for "default service account" 120 kubectl_ get serviceaccount default -n default
   for c in "${COMPONENTS[@]}"; do running "$c" || die "$c exited; see ${LOG_DIR}/$c.log"; done
@@ -597,13 +608,14 @@ up() {
 # Mount points under our directories and the CNI network namespaces, deepest first.
 our_mounts() {
   awk '{print $5}' /proc/self/mountinfo | sed 's/\\040/ /g' | \
-    grep -E "^(${CLUSTER_DIR}|${RUN_DIR}|${CONTAINERD_ROOT}|${CONTAINERD2_ROOT}|/run/netns/cni-|/var/run/netns/cni-)" | sort -r || true
+    grep -E "^(${CLUSTER_DIR}|${RUN_DIR}|${CONTAINERD_ROOT}|/run/netns/cni-|/var/run/netns/cni-)" | sort -r || true
 }
 
 kill_pod_processes() {
   # Every process a kubelet started lives in a kubepods cgroup.
   local pids
-  pids="$(find /sys/fs/cgroup/pids/kubepods "/sys/fs/cgroup/pids/${NODE2_CGROUP}" -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u || true)"
+  pids="$(find /sys/fs/cgroup/pids/kubepods $(for n in $(all_extra_nodes); do echo "/sys/fs/cgroup/pids/$(node_cgroup "$n")"; done) \
+    -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u || true)"
   [ -n "$pids" ] && kill -KILL $pids 2>/dev/null || true
 }
 
@@ -622,7 +634,7 @@ remove_containers() {
 remove_cgroups() {
   local d
   for ctl in /sys/fs/cgroup/*/; do
-    for d in "${ctl}kubepods" "${ctl}kubepods.slice" "${ctl}${NODE2_CGROUP}"; do
+    for d in "${ctl}kubepods" "${ctl}kubepods.slice" $(for n in $(all_extra_nodes); do echo "${ctl}$(node_cgroup "$n")"; done); do
       [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
     done
   done
@@ -659,25 +671,26 @@ down() {
   log "tearing down"
   stop netpol
   stop localpath
-  stop localpath-2
+  local n
+  for n in $(all_extra_nodes); do stop "localpath-$n"; done
   stop kube-proxy
   stop kubelet
-  stop kubelet-2
+  for n in $(all_extra_nodes); do stop "kubelet-$n"; done
   remove_containers containerd "$CONTAINERD_SOCK"
-  remove_containers containerd-2 "$CONTAINERD2_SOCK"
+  for n in $(all_extra_nodes); do remove_containers "containerd-$n" "$(node_sock "$n")"; done
   kill_pod_processes
   stop containerd
-  stop containerd-2
+  for n in $(all_extra_nodes); do stop "containerd-$n"; done
   # containerd's shims outlive it; they are ours when they talk to our sockets.
   pkill -KILL -f "containerd-shim-runc-v2 .*-address ${CONTAINERD_SOCK}" 2>/dev/null || true
-  pkill -KILL -f "containerd-shim-runc-v2 .*-address ${CONTAINERD2_SOCK}" 2>/dev/null || true
+  for n in $(all_extra_nodes); do pkill -KILL -f "containerd-shim-runc-v2 .*-address $(node_sock "$n")" 2>/dev/null || true; done
   kill_pod_processes
   for c in kube-scheduler kube-controller-manager coredns kube-apiserver etcd; do stop "$c"; done
   local m
   for m in $(our_mounts); do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
   for n in /run/netns/cni-* /var/run/netns/cni-*; do [ -e "$n" ] && rm -f "$n"; done
   ip link del "$BRIDGE" 2>/dev/null || true
-  ip link del "$BRIDGE2" 2>/dev/null || true
+  for n in $(all_extra_nodes); do ip link del "$(node_bridge "$n")" 2>/dev/null || true; done
   remove_cgroups
   remove_iptables
   restore_host_state
@@ -694,7 +707,10 @@ verify_clean() {
   [ -z "$procs" ] || bad+=("processes still running:"$'\n'"$procs")
   [ -z "$(our_mounts)" ] || bad+=("mounts left: $(our_mounts | tr '\n' ' ')")
   ip link show "$BRIDGE" >/dev/null 2>&1 && bad+=("interface $BRIDGE still exists")
-  ip link show "$BRIDGE2" >/dev/null 2>&1 && bad+=("interface $BRIDGE2 still exists")
+  local n
+  for n in $(all_extra_nodes); do
+    ip link show "$(node_bridge "$n")" >/dev/null 2>&1 && bad+=("interface $(node_bridge "$n") still exists")
+  done
   [ -z "$(ip route show "$SERVICE_CIDR")" ] || bad+=("route to $SERVICE_CIDR still exists")
   [ -z "$(ip -o link show type veth 2>/dev/null)" ] || bad+=("veth interfaces left: $(ip -o link show type veth | awk -F': ' '{print $2}')")
   local t
@@ -702,8 +718,8 @@ verify_clean() {
     command -v "$t-save" >/dev/null || continue
     if "$t-save" 2>/dev/null | grep -qE 'KUBE-|CNI-|DATAFLEET-'; then bad+=("$t chains left: $("$t-save" | grep -oE '^:(KUBE|CNI|DATAFLEET)-[^ ]+' | tr '\n' ' ')"); fi
   done
-  [ -z "$(ls -d /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/*/${NODE2_CGROUP} 2>/dev/null)" ] ||
-    bad+=("cgroups left: $(ls -d /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/*/${NODE2_CGROUP} 2>/dev/null)")
+  local cgroups; cgroups="$(ls -d /sys/fs/cgroup/*/kubepods $(for n in $(all_extra_nodes); do echo "/sys/fs/cgroup/*/$(node_cgroup "$n")"; done) 2>/dev/null || true)"
+  [ -z "$cgroups" ] || bad+=("cgroups left: $(echo $cgroups)")
   [ ! -e "$RUN_DIR" ] || bad+=("$RUN_DIR still exists")
   [ ! -e "$CLUSTER_DIR" ] || bad+=("$CLUSTER_DIR still exists")
   [ -z "$(ls /run/netns/cni-* 2>/dev/null)" ] || bad+=("network namespaces left")

@@ -48,7 +48,7 @@ func TestOperator(t *testing.T) {
 		{"a postgres instance becomes Ready and keeps its data when its pod is replaced", testPostgresSingleInstance},
 		{"a 3-pod postgres instance under a disruption budget fails over, rejoins, switches over and rolls without losing a row", testPostgresHighAvailability},
 		{"a postgres scale-down that removes the primary's pod switches over first and keeps every write", testPostgresScaleDown},
-		{"on two nodes a postgres instance spreads, survives the loss of its primary's node (the old primary refuses writes when it comes back), and its disruption budget holds a drain", testNodes},
+		{"on three nodes a postgres instance spreads, survives the loss of its primary's node without losing a confirmed row (the old primary refuses writes when it comes back), and its disruption budget holds a drain", testNodes},
 		{"a 3-node rabbitmq instance forms one cluster under a disruption budget, grows its volumes online, keeps confirmed messages, rolls one node at a time, refuses a scale-down and drains on request", testRabbitMQCluster},
 		{"bindings give applications of instances that run Guaranteed their own users and Secrets, in the instance's namespace and in another its policy allows, rotate with overlap, and are never orphaned", testBindings},
 		{"backups to MinIO restore postgres and rabbitmq into new and the same instances, refuse a corrupted artefact, and both engines' plans keep their retention and pass drills", testBackups},

@@ -98,7 +98,7 @@ func (r *RestoreReconciler) restartForRecovery(ctx context.Context, rs *v1alpha1
 		return 0, err
 	}
 	for i := range stss.Items {
-		if sts := &stss.Items[i]; !mountsSecret(sts.Spec.Template.Spec.Volumes, secret.Name) || sts.Status.ObservedGeneration < sts.Generation {
+		if sts := &stss.Items[i]; !workload.MountsSecret(sts.Spec.Template.Spec.Volumes, secret.Name) || sts.Status.ObservedGeneration < sts.Generation {
 			return r.recoveryDeadline(rs, inst, fmt.Sprintf("waiting for StatefulSet %q to mount the recovery", sts.Name), run)
 		}
 	}
@@ -150,13 +150,4 @@ func (r *RestoreReconciler) recoveryDeadline(rs *v1alpha1.Restore, inst *v1alpha
 	}
 	run.progress(why)
 	return min(run.retry, left), nil
-}
-
-func mountsSecret(volumes []corev1.Volume, name string) bool {
-	for _, v := range volumes {
-		if v.Secret != nil && v.Secret.SecretName == name {
-			return true
-		}
-	}
-	return false
 }
