@@ -150,7 +150,7 @@ import_into() {
   [ -S "$sock" ] || return 0
   local c=(ctr --address "$sock" -n k8s.io)
   if "${c[@]}" images ls "name==$ref" 2>/dev/null | grep -q "datafleet.dev/key=$key"; then return; fi
-  log "importing $ref into the cluster's containerd"
+  log "importing $ref into the cluster's $(basename "$(dirname "$sock")")"
   "${c[@]}" images import "$tar" >/dev/null
   "${c[@]}" images label "$ref" "datafleet.dev/key=$key" >/dev/null
   # Older builds of a key-tagged image would pile up in the cached image store.
