@@ -164,7 +164,7 @@ func (r *RestoreReconciler) recovered(ctx context.Context, rs *v1alpha1.Restore,
 		// A recovery that cannot finish (a target past the archive's end, a store gone) leaves
 		// an instance that never becomes Ready: spec.timeout ends the Restore, the instance stays
 		// for its pods' logs.
-		left := timeoutOr(rs.Spec.Timeout, DefaultRestoreTimeout) - now(run.clock).Sub(rs.Status.StartTime.Time)
+		left := restoreTimeLeft(rs, run)
 		if left <= 0 {
 			return run.fail(job.ReasonDeadlineExceeded, fmt.Sprintf("instance %q did not recover within %s (spec.timeout): its pods' logs say why (a target past the archive's end stops PostgreSQL's recovery); the instance is kept",
 				target.Name, timeoutOr(rs.Spec.Timeout, DefaultRestoreTimeout)))
@@ -177,6 +177,11 @@ func (r *RestoreReconciler) recovered(ctx context.Context, rs *v1alpha1.Restore,
 	}
 	run.succeed(fmt.Sprintf("instance %q recovered from physical backup %q and the archived log to %s", target.Name, b.Name, targetOf(rs)))
 	return 0, nil
+}
+
+// restoreTimeLeft is what remains of a running restore's spec.timeout.
+func restoreTimeLeft(rs *v1alpha1.Restore, run run) time.Duration {
+	return timeoutOr(rs.Spec.Timeout, DefaultRestoreTimeout) - now(run.clock).Sub(rs.Status.StartTime.Time)
 }
 
 func targetOf(rs *v1alpha1.Restore) string {

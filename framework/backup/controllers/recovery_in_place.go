@@ -68,7 +68,7 @@ func (r *RestoreReconciler) recoveredInPlace(ctx context.Context, rs *v1alpha1.R
 		return 0, err
 	}
 	if old := workload.NotRestartedFor(pods.Items, secret); len(old) > 0 {
-		return r.restartForRecovery(ctx, rs, inst, secret, pods.Items, old, run)
+		return r.restartForRecovery(ctx, rs, inst, secret, labels, pods.Items, old, run)
 	}
 	if why := notRecovered(inst, pods.Items); why != "" {
 		return r.recoveryDeadline(rs, inst, why, run)
@@ -92,9 +92,9 @@ func (r *RestoreReconciler) recoveredInPlace(ctx context.Context, rs *v1alpha1.R
 // its StatefulSets' pod templates mount it (a pod re-created from an older template would not read
 // it, and would be deleted again).
 func (r *RestoreReconciler) restartForRecovery(ctx context.Context, rs *v1alpha1.Restore, inst *v1alpha1.ServiceInstance,
-	secret *corev1.Secret, pods []corev1.Pod, old []string, run run) (time.Duration, error) {
+	secret *corev1.Secret, labels client.MatchingLabels, pods []corev1.Pod, old []string, run run) (time.Duration, error) {
 	stss := &appsv1.StatefulSetList{}
-	if err := r.Client.List(ctx, stss, client.InNamespace(inst.Namespace), client.MatchingLabels(names.InstanceLabels(inst.Spec.Engine, inst.Name))); err != nil {
+	if err := r.Client.List(ctx, stss, client.InNamespace(inst.Namespace), labels); err != nil {
 		return 0, err
 	}
 	for i := range stss.Items {
@@ -142,11 +142,10 @@ func notRecovered(inst *v1alpha1.ServiceInstance, pods []corev1.Pod) string {
 // recovers keeps its former data aside until its server promoted itself (the engine's docs say
 // where), and another in-place Restore takes over from it.
 func (r *RestoreReconciler) recoveryDeadline(rs *v1alpha1.Restore, inst *v1alpha1.ServiceInstance, why string, run run) (time.Duration, error) {
-	limit := timeoutOr(rs.Spec.Timeout, DefaultRestoreTimeout)
-	left := limit - now(run.clock).Sub(rs.Status.StartTime.Time)
+	left := restoreTimeLeft(rs, run)
 	if left <= 0 {
 		return run.fail(job.ReasonDeadlineExceeded, fmt.Sprintf("instance %q did not recover in place within %s (spec.timeout): %s; its pods' logs say why, and the data it had is kept (see docs/backups.md)",
-			inst.Name, limit, why))
+			inst.Name, timeoutOr(rs.Spec.Timeout, DefaultRestoreTimeout), why))
 	}
 	run.progress(why)
 	return min(run.retry, left), nil

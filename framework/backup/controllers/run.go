@@ -44,7 +44,7 @@ func (r run) stop(o *outcome) (time.Duration, error) {
 
 func (r run) running(msg string) {
 	r.st.Phase, r.st.StartTime = v1alpha1.BackupRunning, stamp(r.clock)
-	setReady(&r.st.Conditions, r.gen, false, ReasonRunning, msg)
+	r.progress(msg)
 }
 
 // progress says what a running run waits for, keeping its start.
