@@ -26,6 +26,9 @@ export PROMETHEUS_VERSION
 PROMTOOL = $(shell CGO_ENABLED=0 hack/go-tool.sh github.com/prometheus/prometheus/cmd/promtool $(PROMETHEUS_VERSION))
 # A MongoDB wire-protocol server for the mongodb engine's tests (no mongod can be installed here).
 FERRETDB = $(shell CGO_ENABLED=0 hack/ferretdb.sh)
+# kwok plays the nodes and pods of the scale harness's kubelet-less cluster (test/scale, docs/scale.md).
+KWOK_VERSION ?= v0.8.0
+KWOK = $(shell hack/go-tool.sh sigs.k8s.io/kwok/cmd/kwok $(KWOK_VERSION))
 # kube-apiserver and etcd built from Go modules, cached outside the repository (see hack/k8s-binaries.sh).
 ENVTEST_ASSETS = $(shell K8S_VERSION=$(K8S_VERSION) hack/k8s-binaries.sh kube-apiserver etcd kubectl | tail -n1)
 
@@ -63,7 +66,7 @@ vet: ## go vet.
 TEST_PACKAGES = postgresql-15 rabbitmq-server redis-server
 
 # The versions hack/deps.sh builds.
-export K8S_VERSION CONTROLLER_GEN_VERSION HELM_VERSION MINIO_VERSION FAKE_GCS_VERSION TEST_PACKAGES
+export K8S_VERSION CONTROLLER_GEN_VERSION HELM_VERSION MINIO_VERSION FAKE_GCS_VERSION KWOK_VERSION TEST_PACKAGES
 
 .PHONY: deps
 deps: ## Install and build, once, everything the tests need (side by side; cached outside the repository).
@@ -72,7 +75,8 @@ deps: ## Install and build, once, everything the tests need (side by side; cache
 .PHONY: test-env
 test-env: ## Print the environment the test tiers run with (the paths of the tools they use).
 	@echo "export KUBEBUILDER_ASSETS='$(ENVTEST_ASSETS)' CONTROLLER_GEN='$(CONTROLLER_GEN)' HELM='$(HELM)'" \
-	  "MINIO_BIN='$(MINIO)' PROMTOOL='$(PROMTOOL)' FAKE_GCS_BIN='$(FAKE_GCS)' AZURITE_BIN='$(AZURITE)' FERRETDB_BIN='$(FERRETDB)'"
+	  "MINIO_BIN='$(MINIO)' PROMTOOL='$(PROMTOOL)' FAKE_GCS_BIN='$(FAKE_GCS)' AZURITE_BIN='$(AZURITE)' FERRETDB_BIN='$(FERRETDB)'" \
+	  "KWOK='$(KWOK)'"
 
 .PHONY: test
 test: ## Run every test tier: unit, controllers on a real API server, engines against real servers, chart, end-to-end.
@@ -101,6 +105,11 @@ demo: ## The operator with sample instances on the local cluster (or on $$KUBECO
 .PHONY: bench
 bench: ## Scale benchmark: 500 instances of the fake engine on a real API server.
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test -run '^$$' -bench BenchmarkConverge -benchtime 1x -timeout 60m ./test/scale/
+
+.PHONY: bench-scale
+bench-scale: ## Scale harness: the real manager, every engine, on a kwok control plane (docs/scale.md). SCALE_INSTANCES, SCALE_ENGINES.
+	KUBEBUILDER_ASSETS="$$(hack/k8s-binaries.sh kube-apiserver etcd kube-controller-manager kube-scheduler | tail -n1)" KWOK="$(KWOK)" \
+	  go test -run '^$$' -bench BenchmarkFleet -benchtime 1x -timeout 180m -v ./test/scale/ | grep -v '^goos\|^goarch\|^pkg\|^cpu'
 
 .PHONY: bench-backup
 bench-backup: ## Backup benchmark: a 1 GiB PostgreSQL database through the backup path, next to plain pg_dump -Fc.

@@ -16,7 +16,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="${DATAFLEET_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/datafleet}"
 : "${CONTROLLER_GEN_VERSION:?run make deps}" "${HELM_VERSION:?}" "${MINIO_VERSION:?}" "${FAKE_GCS_VERSION:?}" \
-  "${PROMETHEUS_VERSION:?}" "${TEST_PACKAGES:?}"
+  "${PROMETHEUS_VERSION:?}" "${KWOK_VERSION:?}" "${TEST_PACKAGES:?}"
 logs="${CACHE}/logs/deps"
 mkdir -p "$logs"
 times="$(mktemp)"
@@ -56,6 +56,7 @@ go_servers() {
   step "Prometheus" static tool github.com/prometheus/prometheus/cmd/prometheus "$PROMETHEUS_VERSION"
   step "promtool" static tool github.com/prometheus/prometheus/cmd/promtool "$PROMETHEUS_VERSION"
   step "fake-gcs-server" tool github.com/fsouza/fake-gcs-server "$FAKE_GCS_VERSION"
+  step "kwok" tool sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION"
   step "controller-gen" tool sigs.k8s.io/controller-tools/cmd/controller-gen "$CONTROLLER_GEN_VERSION"
   step "Helm" tool helm.sh/helm/v3/cmd/helm "$HELM_VERSION"
 }

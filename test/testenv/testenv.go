@@ -54,7 +54,19 @@ func Start(tb testing.TB) *Env {
 // StartWithCRDs is Start with the CRDs in dir instead of the chart's (another release's).
 func StartWithCRDs(tb testing.TB, dir string) *Env {
 	tb.Helper()
-	e, err := newEnv(dir)
+	e, err := newEnv(dir, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(e.Stop)
+	return e
+}
+
+// StartConfigured is Start with configure applied to the environment before it starts (the
+// scale harness gives the API server an audit log).
+func StartConfigured(tb testing.TB, configure func(*envtest.Environment)) *Env {
+	tb.Helper()
+	e, err := newEnv(filepath.Join(RepoRoot(), "charts", "datafleet", "crds"), configure)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -64,9 +76,11 @@ func StartWithCRDs(tb testing.TB, dir string) *Env {
 
 // New starts kube-apiserver and etcd from KUBEBUILDER_ASSETS with the CRDs installed. A missing
 // binary is an error that says how to get it. Call Stop when done.
-func New() (*Env, error) { return newEnv(filepath.Join(RepoRoot(), "charts", "datafleet", "crds")) }
+func New() (*Env, error) {
+	return newEnv(filepath.Join(RepoRoot(), "charts", "datafleet", "crds"), nil)
+}
 
-func newEnv(crds string) (*Env, error) {
+func newEnv(crds string, configure func(*envtest.Environment)) (*Env, error) {
 	assets := os.Getenv("KUBEBUILDER_ASSETS")
 	if assets == "" {
 		return nil, fmt.Errorf("KUBEBUILDER_ASSETS is not set: run `make test` (it builds kube-apiserver and etcd from Go modules once and caches them), " +
@@ -85,6 +99,9 @@ func newEnv(crds string) (*Env, error) {
 	// The default service range holds ~250 ClusterIPs, too few for the scale benchmark; use one
 	// inside 198.18.0.0/15, the range this project's test traffic is confined to.
 	env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "198.18.0.0/16")
+	if configure != nil {
+		configure(env)
+	}
 	cfg, err := env.Start()
 	if err != nil {
 		// Start fails after the control plane is up when the CRDs do not install (a CEL rule over

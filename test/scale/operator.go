@@ -1,0 +1,139 @@
+package scale
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/datafleet-dev/datafleet/test/testenv"
+)
+
+// agentImage is the operator's own image as the harness names it: no pod pulls it, and agents
+// are never asked which binary they run when their pod's agent image is the operator's.
+const agentImage = "datafleet.local/operator:scale"
+
+// operatorProcess is the real manager binary (cmd/manager, every engine), run as a host process
+// against the control plane, as the operator's Deployment runs it in a cluster.
+type operatorProcess struct {
+	cmd     *exec.Cmd
+	metrics string
+	log     string
+}
+
+// buildManager builds cmd/manager into dir.
+func buildManager(tb testing.TB, dir string) string {
+	tb.Helper()
+	bin := filepath.Join(dir, "manager")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/manager")
+	cmd.Dir = testenv.RepoRoot()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		tb.Fatalf("building the manager: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// startOperator starts the manager with workers per engine and waits until it serves metrics.
+func startOperator(tb testing.TB, cp *controlPlane, bin string, workers int) *operatorProcess {
+	tb.Helper()
+	metricsPort, probePort := testenv.FreePort(tb), testenv.FreePort(tb)
+	log := filepath.Join(cp.dir, "operator.log")
+	out, err := os.Create(log)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cmd := exec.Command(bin,
+		"--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", metricsPort), "--metrics-secure=false",
+		"--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", probePort),
+		"--agent-image", agentImage, "--max-concurrent-reconciles", strconv.Itoa(workers))
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+cp.kubeconfigs[userOperator])
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = dieWithHarness
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	p := &operatorProcess{cmd: cmd, metrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort), log: log}
+	tb.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		_ = out.Close()
+		if tb.Failed() {
+			if b, err := os.ReadFile(log); err == nil {
+				tb.Logf("the operator's last output:\n%s", b[max(0, len(b)-6000):])
+			}
+		}
+	})
+	testenv.Eventually(tb, time.Minute, func() error {
+		_, err := p.metric("go_memstats_heap_inuse_bytes")
+		return err
+	})
+	return p
+}
+
+// metric is the value of an unlabelled metric the operator serves.
+func (p *operatorProcess) metric(name string) (float64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.metrics, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(io.LimitReader(resp.Body, 64<<20))
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		if f := strings.Fields(sc.Text()); len(f) == 2 && f[0] == name {
+			return strconv.ParseFloat(f[1], 64)
+		}
+	}
+	return 0, fmt.Errorf("%s: no metric %s", p.metrics, name)
+}
+
+// usage is what the kernel says the operator's process holds and has used.
+type usage struct {
+	// RSS in bytes.
+	RSS float64
+	// CPU is user and system time.
+	CPU time.Duration
+}
+
+func (p *operatorProcess) usage() (usage, error) {
+	pid := p.cmd.Process.Pid
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return usage{}, err
+	}
+	var u usage
+	for _, line := range strings.Split(string(status), "\n") {
+		if f := strings.Fields(line); len(f) == 3 && f[0] == "VmRSS:" {
+			kib, _ := strconv.ParseFloat(f[1], 64)
+			u.RSS = kib * 1024
+		}
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return usage{}, err
+	}
+	fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	// utime and stime are fields 14 and 15, the 12th and 13th after the command.
+	ut, _ := strconv.ParseFloat(fields[11], 64)
+	st, _ := strconv.ParseFloat(fields[12], 64)
+	u.CPU = time.Duration((ut + st) / clockTicks * float64(time.Second))
+	return u, nil
+}
+
+// clockTicks is the kernel's USER_HZ, 100 on every Linux this runs on.
+const clockTicks = 100
