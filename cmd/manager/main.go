@@ -47,6 +47,7 @@ type options struct {
 	rollout                 rollout.Policy
 	metricsAddr             string
 	probeAddr               string
+	pprofAddr               string
 	leaderElect             bool
 	leaderElectionNamespace string
 	agentImage              string
@@ -113,6 +114,8 @@ func run(args []string) error {
 	fs.BoolVar(&o.metricsSecure, "metrics-secure", true,
 		"serve metrics over HTTPS to bearer tokens the API server authorises to GET /metrics (false: plain HTTP, no authentication)")
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "address of the /healthz and /readyz endpoints")
+	fs.StringVar(&o.pprofAddr, "pprof-bind-address", "",
+		"address of Go's profiling endpoints (/debug/pprof/), unauthenticated: bind it to 127.0.0.1 and reach it with kubectl port-forward; empty: none")
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "elect a leader, so that only one replica of the manager reconciles")
 	fs.StringVar(&o.leaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election Lease (default: the manager's own)")
 	fs.StringVar(&o.agentImage, "agent-image", os.Getenv("OPERATOR_IMAGE"),
@@ -200,6 +203,9 @@ func run(args []string) error {
 
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
+	if limit := limitMemory(memoryLimitFiles); limit > 0 {
+		log.Info("the garbage collector aims under the container's memory limit", "bytes", limit)
+	}
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
 		return fmt.Errorf("finding a kubeconfig: %w", err)
@@ -233,6 +239,7 @@ func run(args []string) error {
 		Cache:                   operator.CacheOptions(engines),
 		Metrics:                 metricsOptions(o),
 		HealthProbeBindAddress:  o.probeAddr,
+		PprofBindAddress:        o.pprofAddr,
 		LeaderElection:          o.leaderElect,
 		LeaderElectionID:        leaderElectionID,
 		LeaderElectionNamespace: o.leaderElectionNamespace,

@@ -19,21 +19,29 @@ import (
 // policy says; the webhook refuses it for namespaces with the label, and fails closed for them
 // alone, so an operator that is down stops no other namespace's deletion.
 func (r *Reconciler) markNamespace(ctx context.Context, s *scope) (bool, error) {
-	return false, describeErr("labelling the namespace", r.labelNamespace(ctx, s.inst.Namespace))
+	return false, describeErr("labelling the namespace", r.labelNamespace(ctx, s.inst))
 }
 
-func (r *Reconciler) labelNamespace(ctx context.Context, namespace string) error {
-	list := &v1alpha1.ServiceInstanceList{}
-	if err := r.Client.List(ctx, list, client.InNamespace(namespace)); err != nil {
-		return err
-	}
-	protected := slices.ContainsFunc(list.Items, func(i v1alpha1.ServiceInstance) bool { return i.Spec.DeletionProtection })
+// labelNamespace reads the namespace's other instances only when it is labelled and this
+// instance does not need it: a reconcile that read them all each time cost every instance of a
+// namespace of n instances n copies.
+func (r *Reconciler) labelNamespace(ctx context.Context, inst *v1alpha1.ServiceInstance) error {
 	ns := &metav1.PartialObjectMetadata{}
 	ns.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
-	if err := r.Client.Get(ctx, client.ObjectKey{Name: namespace}, ns); err != nil {
+	if err := r.Client.Get(ctx, client.ObjectKey{Name: inst.Namespace}, ns); err != nil {
 		return err
 	}
-	if (ns.Labels[names.ProtectedLabel] == "true") == protected {
+	labelled := ns.Labels[names.ProtectedLabel] == "true"
+	protected := inst.Spec.DeletionProtection
+	if labelled && !protected {
+		list := &v1alpha1.ServiceInstanceList{}
+		// Read, never changed: the cache's own objects, not copies.
+		if err := r.Client.List(ctx, list, client.InNamespace(inst.Namespace), client.UnsafeDisableDeepCopy); err != nil {
+			return err
+		}
+		protected = slices.ContainsFunc(list.Items, func(i v1alpha1.ServiceInstance) bool { return i.Spec.DeletionProtection })
+	}
+	if labelled == protected {
 		return nil
 	}
 	patch := client.MergeFrom(ns.DeepCopy())

@@ -435,3 +435,48 @@ func TestTLSOnAnEngineWithoutTLSIsReported(t *testing.T) {
 		t.Error("the instance was rendered without the TLS it asked for")
 	}
 }
+
+// The namespace stays labelled while any of its instances is protected, whichever reconciles last:
+// an unprotected instance's reconcile reads the others before it takes the label away.
+func TestTheNamespaceStaysProtectedWhileAnyInstanceIs(t *testing.T) {
+	ctx, c, ns := setup(t)
+	label := func() string {
+		n := &corev1.Namespace{}
+		if err := c.Get(ctx, client.ObjectKey{Name: ns}, n); err != nil {
+			t.Fatal(err)
+		}
+		return n.Labels[names.ProtectedLabel]
+	}
+	kept := newInstance(ns, "kept")
+	kept.Spec.DeletionProtection = true
+	if err := c.Create(ctx, kept); err != nil {
+		t.Fatal(err)
+	}
+	markReady(t, c, ns, "kept")
+	waitPhase(t, c, ns, "kept", v1alpha1.PhaseReady)
+	if got := label(); got != "true" {
+		t.Fatalf("namespace label %q, want true", got)
+	}
+	// Settled, the protected instance is not reconciled again: the other's reconcile must keep it.
+	mgr.WaitQuiet(t, wait)
+	if err := c.Create(ctx, newInstance(ns, "free")); err != nil {
+		t.Fatal(err)
+	}
+	markReady(t, c, ns, "free")
+	waitPhase(t, c, ns, "free", v1alpha1.PhaseReady)
+	mgr.WaitQuiet(t, wait)
+	if got := label(); got != "true" {
+		t.Fatalf("an unprotected instance's reconcile left the namespace label %q while another instance is protected", got)
+	}
+	_ = get(t, c, kept, ns, "kept")
+	kept.Spec.DeletionProtection = false
+	if err := c.Update(ctx, kept); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, wait, func() error {
+		if got := label(); got != "" {
+			return testenv.Errorf("namespace label %q with no protected instance, want none", got)
+		}
+		return nil
+	})
+}

@@ -8,11 +8,13 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -254,6 +256,50 @@ func (f *fleet) react(tb testing.TB, samples int) []time.Duration {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// churn keeps slots instances of the fleet's engines in flight until ctx ends: each slot creates
+// an instance, waits for it to be Ready, deletes it, waits for it to be gone, and again. The
+// churning instances are not in f.instances.
+func (f *fleet) churn(tb testing.TB, ctx context.Context, slots int, replicas int32) *sync.WaitGroup {
+	tb.Helper()
+	var wg sync.WaitGroup
+	for slot := range slots {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for round := 0; ctx.Err() == nil; round++ {
+				e := f.engines[slot%len(f.engines)]
+				si := &v1alpha1.ServiceInstance{
+					ObjectMeta: metav1.ObjectMeta{Namespace: fmt.Sprintf("tenant-%d", slot%namespaces), Name: fmt.Sprintf("churn-%s-%04d-%d", e, slot, round)},
+					Spec:       v1alpha1.ServiceInstanceSpec{Engine: e, Replicas: &replicas},
+				}
+				if e == "mongodb" {
+					si.Spec.Version = "ferretdb-1.24"
+				}
+				if err := f.cp.env.Client.Create(ctx, si); err != nil {
+					continue
+				}
+				key := client.ObjectKeyFromObject(si)
+				for ctx.Err() == nil {
+					got := &v1alpha1.ServiceInstance{}
+					if err := f.informers.Get(ctx, key, got); err == nil && got.Status.Phase == v1alpha1.PhaseReady {
+						break
+					}
+					time.Sleep(100 * time.Millisecond)
+				}
+				// Deleted even when the run ends, so that nothing of it is left behind.
+				_ = f.cp.env.Client.Delete(context.Background(), si)
+				for ctx.Err() == nil {
+					if err := f.informers.Get(ctx, key, &v1alpha1.ServiceInstance{}); apierrors.IsNotFound(err) {
+						break
+					}
+					time.Sleep(100 * time.Millisecond)
+				}
+			}
+		}()
+	}
+	return &wg
 }
 
 // percentile of sorted durations.

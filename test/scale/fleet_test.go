@@ -1,7 +1,10 @@
 package scale
 
 import (
+	"context"
+	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -26,7 +29,9 @@ func TestAFleetOfEveryEngineSettles(t *testing.T) {
 }
 
 // BenchmarkFleet measures one fleet: SCALE_ENGINES (comma-separated, default rabbitmq),
-// SCALE_INSTANCES (default 100), SCALE_WORKERS per engine (default 4). `make bench-scale`.
+// SCALE_INSTANCES (default 100), SCALE_WORKERS per engine (default 4), SCALE_SETTLED (how long
+// the settled fleet is watched, default 2m); SCALE_PROFILE, a directory: the operator's heap
+// profile, settled, and its CPU profile over the settled fleet's first minute go there. `make bench-scale`.
 func BenchmarkFleet(b *testing.B) {
 	engines := strings.Split(envOr("SCALE_ENGINES", "rabbitmq"), ",")
 	n, _ := strconv.Atoi(envOr("SCALE_INSTANCES", "100"))
@@ -39,11 +44,33 @@ func BenchmarkFleet(b *testing.B) {
 		took := f.waitReady(b, 2*time.Hour)
 		converging, _ := f.writes(b)
 		u := f.usage(b)
-		time.Sleep(settle)
+		profiles := os.Getenv("SCALE_PROFILE")
+		name := fmt.Sprintf("%s-%d", strings.Join(engines, "+"), n)
+		if profiles != "" {
+			// The CPU of the settled fleet, over its first minute (in the settle window's time).
+			if err := f.op.saveProfile("profile?seconds=60", filepath.Join(profiles, "cpu-settled-"+name+".pprof")); err != nil {
+				b.Error(err)
+			}
+			time.Sleep(settle - time.Minute)
+		} else {
+			time.Sleep(settle)
+		}
 		settled, _ := f.writes(b)
 		u2 := f.usage(b)
 		heap := f.heap(b)
-		reactions := f.react(b, 50)
+		if profiles != "" {
+			if err := f.op.saveProfile("heap?gc=1", filepath.Join(profiles, "heap-"+name+".pprof")); err != nil {
+				b.Error(err)
+			}
+		}
+		reactions := f.react(b, 100)
+		// Again while a tenth of the fleet's number is being created and deleted.
+		ctx, stop := context.WithCancel(context.Background())
+		churning := f.churn(b, ctx, max(1, n/10), 1)
+		time.Sleep(30 * time.Second)
+		churned := f.react(b, 100)
+		stop()
+		churning.Wait()
 		perInstance := func(v float64) float64 { return v / float64(n) }
 		cpuPerHour := (u2.CPU - u.CPU).Seconds() / settle.Hours()
 		b.ReportMetric(took.Seconds(), "s-to-ready")
@@ -54,12 +81,15 @@ func BenchmarkFleet(b *testing.B) {
 		b.ReportMetric(perInstance(cpuPerHour), "CPU-s/instance/h")
 		b.ReportMetric(percentile(reactions, 0.5).Seconds()*1000, "ms-react-p50")
 		b.ReportMetric(percentile(reactions, 0.99).Seconds()*1000, "ms-react-p99")
-		b.Logf("| %s | %d | %.1f s | %.1f MiB (%.1f at 0) | %.0f KiB | %.0f KiB | %.1f (%.2f conflicts) | %.1f | %.2f | %d / %d ms |",
+		b.ReportMetric(percentile(churned, 0.5).Seconds()*1000, "ms-react-churn-p50")
+		b.ReportMetric(percentile(churned, 0.99).Seconds()*1000, "ms-react-churn-p99")
+		b.Logf("| %s | %d | %.1f s | %.1f MiB (%.1f at 0) | %.0f KiB | %.0f KiB | %.1f (%.2f conflicts) | %.1f | %.2f | %d / %d ms | %d / %d ms |",
 			strings.Join(engines, "+"), n, took.Seconds(), u2.RSS/(1<<20), f.baseline.RSS/(1<<20),
 			perInstance(u2.RSS-f.baseline.RSS)/1024, perInstance(heap-f.baselineHeap)/1024,
 			perInstance(float64(converging.All)), perInstance(float64(converging.Conflicts)),
 			float64(settled.All-settled.Leases)/settle.Minutes(), perInstance(cpuPerHour),
-			percentile(reactions, 0.5).Milliseconds(), percentile(reactions, 0.99).Milliseconds())
+			percentile(reactions, 0.5).Milliseconds(), percentile(reactions, 0.99).Milliseconds(),
+			percentile(churned, 0.5).Milliseconds(), percentile(churned, 0.99).Milliseconds())
 		b.Logf("converging writes: %s; settled: %s, %d lease writes", converging.summary(), settled.summary(), settled.Leases)
 	}
 }

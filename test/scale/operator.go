@@ -27,6 +27,7 @@ const agentImage = "datafleet.local/operator:scale"
 type operatorProcess struct {
 	cmd     *exec.Cmd
 	metrics string
+	pprof   string
 	log     string
 }
 
@@ -45,7 +46,7 @@ func buildManager(tb testing.TB, dir string) string {
 // startOperator starts the manager with workers per engine and waits until it serves metrics.
 func startOperator(tb testing.TB, cp *controlPlane, bin string, workers int) *operatorProcess {
 	tb.Helper()
-	metricsPort, probePort := testenv.FreePort(tb), testenv.FreePort(tb)
+	metricsPort, probePort, pprofPort := testenv.FreePort(tb), testenv.FreePort(tb), testenv.FreePort(tb)
 	log := filepath.Join(cp.dir, "operator.log")
 	out, err := os.Create(log)
 	if err != nil {
@@ -54,6 +55,7 @@ func startOperator(tb testing.TB, cp *controlPlane, bin string, workers int) *op
 	cmd := exec.Command(bin,
 		"--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", metricsPort), "--metrics-secure=false",
 		"--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", probePort),
+		"--pprof-bind-address", fmt.Sprintf("127.0.0.1:%d", pprofPort),
 		"--agent-image", agentImage, "--max-concurrent-reconciles", strconv.Itoa(workers))
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+cp.kubeconfigs[userOperator])
 	cmd.Stdout, cmd.Stderr = out, out
@@ -61,7 +63,8 @@ func startOperator(tb testing.TB, cp *controlPlane, bin string, workers int) *op
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
 	}
-	p := &operatorProcess{cmd: cmd, metrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort), log: log}
+	p := &operatorProcess{cmd: cmd, metrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort), log: log,
+		pprof: fmt.Sprintf("http://127.0.0.1:%d/debug/pprof", pprofPort)}
 	tb.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
@@ -100,6 +103,27 @@ func (p *operatorProcess) metric(name string) (float64, error) {
 		}
 	}
 	return 0, fmt.Errorf("%s: no metric %s", p.metrics, name)
+}
+
+// saveProfile writes one of the operator's profiles to path, for `go tool pprof`: "heap?gc=1"
+// (after a collection), "profile?seconds=60" (CPU).
+func (p *operatorProcess) saveProfile(profile, path string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.pprof+"/"+profile, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o600)
 }
 
 // usage is what the kernel says the operator's process holds and has used.
