@@ -136,7 +136,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 			break
 		}
 	}
-	return ctrl.Result{RequeueAfter: s.requeueAfter}, nil
+	return ctrl.Result{RequeueAfter: spread(s.requeueAfter, inst.UID)}, nil
 }
 
 // ownerRef ties an object created outside Render (a lease, a generated Secret, a certificate) to

@@ -47,8 +47,8 @@ const (
 )
 
 // controlPlane is a kubelet-less cluster: etcd and kube-apiserver (envtest, with an audit log of
-// every write), kube-controller-manager (StatefulSets, the garbage collector, volume binding,
-// namespaces, service accounts), kube-scheduler, and kwok playing the nodes and their pods.
+// every write), kube-controller-manager (StatefulSets, the garbage collector, volume binding and
+// protection, namespaces, service accounts, disruption budgets), kube-scheduler, and kwok playing the nodes and their pods.
 type controlPlane struct {
 	env      *testenv.Env
 	dir      string
@@ -109,7 +109,7 @@ rules:
 	}
 	cp.start(tb, "kube-controller-manager", filepath.Join(assets, "kube-controller-manager"),
 		"--kubeconfig", cp.kubeconfigs[userController], "--leader-elect=false", "--secure-port=0",
-		"--controllers=statefulset,garbagecollector,persistentvolume-binder,namespace,serviceaccount,disruption",
+		"--controllers=statefulset,garbagecollector,persistentvolume-binder,pvc-protection,pv-protection,namespace,serviceaccount,disruption",
 		"--concurrent-statefulset-syncs=20", "--concurrent-gc-syncs=50",
 		"--kube-api-qps=500", "--kube-api-burst=1000")
 	cp.start(tb, "kube-scheduler", filepath.Join(assets, "kube-scheduler"),

@@ -31,6 +31,7 @@ type fleet struct {
 	cp        *controlPlane
 	informers cache.Cache
 	op        *operatorProcess
+	standIn   *standIn
 	// engines are the engines the instances are spread over, in turn.
 	engines   []string
 	instances []client.ObjectKey
@@ -54,7 +55,7 @@ func startFleet(tb testing.TB, engines []string, workers int) *fleet {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	startStandIn(tb, ctx, informers, cp.env.Client)
+	stand := startStandIn(tb, ctx, informers, cp.env.Client)
 	provisionVolumes(tb, ctx, informers, cp.env.Client)
 	for _, o := range []client.Object{&v1alpha1.ServiceInstance{}, &coordinationv1.Lease{}, &corev1.Pod{}} {
 		if _, err := informers.GetInformer(ctx, o); err != nil {
@@ -71,7 +72,7 @@ func startFleet(tb testing.TB, engines []string, workers int) *fleet {
 			tb.Fatal(err)
 		}
 	}
-	f := &fleet{cp: cp, informers: informers, engines: engines}
+	f := &fleet{cp: cp, informers: informers, engines: engines, standIn: stand}
 	f.op = startOperator(tb, cp, buildManager(tb, cp.dir), workers)
 	return f
 }

@@ -25,10 +25,13 @@ const agentImage = "datafleet.local/operator:scale"
 // operatorProcess is the real manager binary (cmd/manager, every engine), run as a host process
 // against the control plane, as the operator's Deployment runs it in a cluster.
 type operatorProcess struct {
-	cmd     *exec.Cmd
-	metrics string
-	pprof   string
-	log     string
+	bin       string
+	args, env []string
+	out       *os.File
+	cmd       *exec.Cmd
+	metrics   string
+	pprof     string
+	log       string
 }
 
 // buildManager builds cmd/manager into dir.
@@ -52,22 +55,18 @@ func startOperator(tb testing.TB, cp *controlPlane, bin string, workers int) *op
 	if err != nil {
 		tb.Fatal(err)
 	}
-	cmd := exec.Command(bin,
-		"--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", metricsPort), "--metrics-secure=false",
-		"--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", probePort),
-		"--pprof-bind-address", fmt.Sprintf("127.0.0.1:%d", pprofPort),
-		"--agent-image", agentImage, "--max-concurrent-reconciles", strconv.Itoa(workers))
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+cp.kubeconfigs[userOperator])
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = dieWithHarness
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	p := &operatorProcess{cmd: cmd, metrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort), log: log,
-		pprof: fmt.Sprintf("http://127.0.0.1:%d/debug/pprof", pprofPort)}
+	p := &operatorProcess{bin: bin, out: out, log: log,
+		args: []string{
+			"--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", metricsPort), "--metrics-secure=false",
+			"--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", probePort),
+			"--pprof-bind-address", fmt.Sprintf("127.0.0.1:%d", pprofPort),
+			"--agent-image", agentImage, "--max-concurrent-reconciles", strconv.Itoa(workers)},
+		env:     append(os.Environ(), "KUBECONFIG="+cp.kubeconfigs[userOperator]),
+		metrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort),
+		pprof:   fmt.Sprintf("http://127.0.0.1:%d/debug/pprof", pprofPort)}
+	p.start(tb)
 	tb.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+		p.stop()
 		_ = out.Close()
 		if tb.Failed() {
 			if b, err := os.ReadFile(log); err == nil {
@@ -75,11 +74,43 @@ func startOperator(tb testing.TB, cp *controlPlane, bin string, workers int) *op
 			}
 		}
 	})
-	testenv.Eventually(tb, time.Minute, func() error {
-		_, err := p.metric("go_memstats_heap_inuse_bytes")
-		return err
-	})
 	return p
+}
+
+// start starts the process and waits until it serves metrics.
+func (p *operatorProcess) start(tb testing.TB) {
+	tb.Helper()
+	if err := p.run(); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// run is start for a goroutine other than the test's.
+func (p *operatorProcess) run() error {
+	cmd := exec.Command(p.bin, p.args...)
+	cmd.Env = p.env
+	cmd.Stdout, cmd.Stderr = p.out, p.out
+	cmd.SysProcAttr = dieWithHarness
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	p.cmd = cmd
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		_, err := p.metric("go_memstats_heap_inuse_bytes")
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the operator serves no metrics a minute after it started: %w", err)
+		}
+	}
+}
+
+// stop kills the process at once (SIGKILL: no deferred function, no lease released), as the
+// kernel's OOM killer or a lost node does.
+func (p *operatorProcess) stop() {
+	_ = p.cmd.Process.Kill()
+	_ = p.cmd.Wait()
 }
 
 // metric is the value of an unlabelled metric the operator serves.

@@ -42,8 +42,9 @@ const rabbitmqManagementPort = 15672
 // in a kwok pod, so this is a stand-in, not the product. It plays
 //   - the instance agent's HTTP API (port 8000, TLS with the pod's own agent certificate from its
 //     instance's Secret, as the agent serves it): a ready status in the role the instance gives
-//     the pod, actions done at once;
-//   - RabbitMQ's management API (port 15672): every wanted node running;
+//     the pod, actions done at once (a PostgreSQL primary's users recorded, standin_users.go);
+//   - RabbitMQ's management API (port 15672): every wanted node running, users, vhosts and
+//     permissions recorded;
 //   - the PostgreSQL primary's agent keeping the primary Lease, renewed every
 //     primary.RenewInterval as the holder's agent renews it, and marked bootstrapped.
 //
@@ -55,6 +56,7 @@ type standIn struct {
 
 	mu    sync.Mutex
 	certs map[types.NamespacedName]agentCert
+	users userStore
 }
 
 type agentCert struct {
@@ -81,7 +83,7 @@ func startStandIn(tb testing.TB, ctx context.Context, informers cache.Cache, c c
 	s := &standIn{cache: informers, c: c, certs: map[types.NamespacedName]agentCert{}}
 	agentMux := http.NewServeMux()
 	agentMux.HandleFunc("GET /status", s.agentStatus)
-	agentMux.HandleFunc("POST /action/{name}", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("done")) })
+	agentMux.HandleFunc("POST /action/{name}", s.agentUsers)
 	agentSrv := &http.Server{Handler: agentMux, ReadHeaderTimeout: 5 * time.Second,
 		TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: s.agentCertificate},
 		ConnContext: func(ctx context.Context, conn net.Conn) context.Context {
@@ -89,6 +91,7 @@ func startStandIn(tb testing.TB, ctx context.Context, informers cache.Cache, c c
 		}}
 	mgmtMux := http.NewServeMux()
 	mgmtMux.HandleFunc("GET /api/nodes", s.rabbitmqNodes)
+	s.routeUsers(mgmtMux)
 	mgmtSrv := &http.Server{Handler: mgmtMux, ReadHeaderTimeout: 5 * time.Second,
 		ConnContext: agentSrv.ConnContext}
 	s.serve(tb, agentSrv, fwagent.Port, true)
@@ -244,7 +247,8 @@ func (s *standIn) rabbitmqNodes(w http.ResponseWriter, r *http.Request) {
 }
 
 // keepLeases renews every PostgreSQL instance's primary Lease for the member it names, as that
-// member's agent does, and records the instance as bootstrapped.
+// member's agent does (each agent renews its own, so the renewals run side by side), and records
+// the instance as bootstrapped.
 func (s *standIn) keepLeases(ctx context.Context) {
 	t := time.NewTicker(primary.RenewInterval)
 	defer t.Stop()
@@ -258,18 +262,40 @@ func (s *standIn) keepLeases(ctx context.Context) {
 		if err := s.cache.List(ctx, leases, client.MatchingLabels{names.EngineLabel: postgres.Name}); err != nil {
 			continue
 		}
-		now := metav1.NewMicroTime(time.Now())
+		work := make(chan *coordinationv1.Lease)
+		var wg sync.WaitGroup
+		for range leaseRenewers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for l := range work {
+					s.renew(ctx, l)
+				}
+			}()
+		}
 		for i := range leases.Items {
-			l := leases.Items[i].DeepCopy()
+			l := &leases.Items[i]
 			if l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity == "" || !strings.HasSuffix(l.Name, "primary") {
 				continue
 			}
-			l.Spec.RenewTime = &now
-			if l.Annotations == nil {
-				l.Annotations = map[string]string{}
-			}
-			l.Annotations[primary.BootstrappedAnnotation] = "true"
-			_ = s.c.Update(ctx, l) // a conflict: the operator wrote it; renewed at the next tick
+			work <- l
 		}
+		close(work)
+		wg.Wait()
 	}
+}
+
+// leaseRenewers is how many renewals are in flight at once: as many as the agents of a large
+// fleet would send.
+const leaseRenewers = 64
+
+func (s *standIn) renew(ctx context.Context, l *coordinationv1.Lease) {
+	l = l.DeepCopy()
+	now := metav1.NewMicroTime(time.Now())
+	l.Spec.RenewTime = &now
+	if l.Annotations == nil {
+		l.Annotations = map[string]string{}
+	}
+	l.Annotations[primary.BootstrappedAnnotation] = "true"
+	_ = s.c.Update(ctx, l) // a conflict: the operator wrote it; renewed at the next tick
 }
