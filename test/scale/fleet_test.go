@@ -29,7 +29,8 @@ func TestAFleetOfEveryEngineSettles(t *testing.T) {
 }
 
 // BenchmarkFleet measures one fleet: SCALE_ENGINES (comma-separated, default rabbitmq),
-// SCALE_INSTANCES (default 100), SCALE_WORKERS per engine (default 4), SCALE_SETTLED (how long
+// SCALE_INSTANCES (default 100), SCALE_WORKERS per engine (default 4), SCALE_READY_TIMEOUT (default
+// 30m), SCALE_SETTLED (how long
 // the settled fleet is watched, default 2m); SCALE_PROFILE, a directory: the operator's heap
 // profile, settled, and its CPU profile over the settled fleet's first minute go there. `make bench-scale`.
 func BenchmarkFleet(b *testing.B) {
@@ -41,7 +42,8 @@ func BenchmarkFleet(b *testing.B) {
 		f := startFleet(b, engines, workers)
 		f.measureBaseline(b)
 		f.create(b, n, 1)
-		took := f.waitReady(b, 2*time.Hour)
+		readyTimeout, _ := time.ParseDuration(envOr("SCALE_READY_TIMEOUT", "30m"))
+		took := f.waitReady(b, readyTimeout)
 		converging, _ := f.writes(b)
 		u := f.usage(b)
 		profiles := os.Getenv("SCALE_PROFILE")
