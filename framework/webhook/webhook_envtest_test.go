@@ -5,7 +5,6 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,12 +16,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/backup/store"
@@ -33,7 +28,7 @@ import (
 	"github.com/datafleet-dev/datafleet/test/testenv"
 )
 
-const opNamespace = "datafleet-system"
+const opNamespace = testenv.WebhookNamespace
 
 // storePolicy is the platform's BackupStore policy the tests' webhook runs with: no ambient
 // credentials, MinIO in any namespace.
@@ -42,69 +37,18 @@ var storePolicy = store.Policy{Endpoints: []string{"minio.*.svc:9000"}}
 // startWebhook serves the manager's webhook for the engines (the fake engine when none are
 // given), with the operator's own certificate, behind a ValidatingWebhookConfiguration the real
 // API server calls, as the chart installs it.
-func startWebhook(t *testing.T, env *testenv.Env, engines ...engine.Engine) *webhook.Certs {
+func startWebhook(t testing.TB, env *testenv.Env, engines ...engine.Engine) *webhook.Certs {
 	t.Helper()
 	return startWebhookWithCache(t, env, cache.Options{}, engines...)
 }
 
 // startWebhookWithCache is startWebhook with the manager's cache configured by opts.
-func startWebhookWithCache(t *testing.T, env *testenv.Env, opts cache.Options, engines ...engine.Engine) *webhook.Certs {
+func startWebhookWithCache(t testing.TB, env *testenv.Env, opts cache.Options, engines ...engine.Engine) *webhook.Certs {
 	t.Helper()
-	ctx := context.Background()
-	port := testenv.FreePort(t)
-	failurePolicy, sideEffects := admissionregistrationv1.Fail, admissionregistrationv1.SideEffectClassNone
-	hook := func(resource, path string) admissionregistrationv1.ValidatingWebhook {
-		return admissionregistrationv1.ValidatingWebhook{
-			Name: resource + ".datafleet.dev",
-			// The chart points at the Service; envtest's API server reaches the test on localhost.
-			ClientConfig: admissionregistrationv1.WebhookClientConfig{URL: ptr.To("https://localhost:" + strconv.Itoa(port) + path)},
-			Rules: []admissionregistrationv1.RuleWithOperations{{
-				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
-				Rule: admissionregistrationv1.Rule{APIGroups: []string{"datafleet.dev"}, APIVersions: []string{"v1alpha1"},
-					Resources: []string{resource}},
-			}},
-			FailurePolicy: &failurePolicy, SideEffects: &sideEffects, AdmissionReviewVersions: []string{"v1"},
-		}
-	}
-	namespaces := hook("namespaces", webhook.NamespacePath)
-	namespaces.Rules = []admissionregistrationv1.RuleWithOperations{{
-		Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Delete},
-		Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"namespaces"}},
-	}}
-	vwc := &admissionregistrationv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "datafleet"},
-		Webhooks: []admissionregistrationv1.ValidatingWebhook{hook("serviceinstances", webhook.InstancePath), hook("servicebindings", webhook.BindingPath),
-			hook("backupplans", webhook.PlanPath), hook("backupstores", webhook.StorePath), namespaces}}
-	for _, o := range []client.Object{&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: opNamespace}}, vwc} {
-		if err := env.Client.Create(ctx, o); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c := &webhook.Certs{Client: env.Client, Namespace: opNamespace, Service: "datafleet-webhook", Configuration: vwc.Name,
-		ExtraDNSNames: []string{"localhost"}, Dir: t.TempDir()}
-	if err := c.WaitReady(ctx); err != nil {
-		t.Fatal(err)
-	}
-	skip := true
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
-		Scheme: engine.NewScheme(), Metrics: metricsserver.Options{BindAddress: "0"}, Cache: opts,
-		Controller:    config.Controller{SkipNameValidation: &skip},
-		WebhookServer: crwebhook.NewServer(crwebhook.Options{Port: port, CertDir: c.Dir}),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	if len(engines) == 0 {
 		engines = []engine.Engine{fakeengine.New()}
 	}
-	if err := webhook.Setup(mgr, engines, storePolicy); err != nil {
-		t.Fatal(err)
-	}
-	mctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(mctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	testenv.Eventually(t, 30*time.Second, func() error { return mgr.GetWebhookServer().StartedChecker()(nil) })
-	return c
+	return testenv.ServeWebhook(t, env, opts, storePolicy, engines...)
 }
 
 func day(days int) *metav1.Time {

@@ -3,8 +3,6 @@ package scale
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -18,7 +16,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/engine"
@@ -57,7 +54,7 @@ func startFleet(tb testing.TB, engines []string, workers int) *fleet {
 	}
 	stand := startStandIn(tb, ctx, informers, cp.env.Client)
 	provisionVolumes(tb, ctx, informers, cp.env.Client)
-	for _, o := range []client.Object{&v1alpha1.ServiceInstance{}, &coordinationv1.Lease{}, &corev1.Pod{}} {
+	for _, o := range []client.Object{&v1alpha1.ServiceInstance{}, &coordinationv1.Lease{}, &corev1.Pod{}, &corev1.Secret{}} {
 		if _, err := informers.GetInformer(ctx, o); err != nil {
 			tb.Fatal(err)
 		}
@@ -66,7 +63,7 @@ func startFleet(tb testing.TB, engines []string, workers int) *fleet {
 	if !informers.WaitForCacheSync(ctx) {
 		tb.Fatal("the harness's cache did not sync")
 	}
-	createCatalogs(tb, cp.env.Client)
+	testenv.CreateChartCatalogs(tb, cp.env.Client)
 	for i := range namespaces {
 		if err := cp.env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("tenant-%d", i)}}); err != nil {
 			tb.Fatal(err)
@@ -85,29 +82,6 @@ func (f *fleet) measureBaseline(tb testing.TB) {
 	f.baseline = f.usage(tb)
 	f.baselineHeap = f.heap(tb)
 	_, f.auditAt = f.writes(tb)
-}
-
-// createCatalogs creates the chart's VersionCatalogs, as `helm install` does.
-func createCatalogs(tb testing.TB, c client.Client) {
-	tb.Helper()
-	b, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "charts", "datafleet", "values.yaml"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var values struct {
-		Catalogs struct {
-			Engines map[string]v1alpha1.VersionCatalogSpec `json:"engines"`
-		} `json:"catalogs"`
-	}
-	if err := yaml.Unmarshal(b, &values); err != nil {
-		tb.Fatal(err)
-	}
-	for name, spec := range values.Catalogs.Engines {
-		spec.Engine = name
-		if err := c.Create(context.Background(), &v1alpha1.VersionCatalog{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: spec}); err != nil {
-			tb.Fatal(err)
-		}
-	}
 }
 
 // create creates n more instances of replicas members, the engines in turn.

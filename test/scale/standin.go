@@ -154,7 +154,7 @@ func (s *standIn) agentCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate
 	}
 	secret := &corev1.Secret{}
 	key := types.NamespacedName{Namespace: inst.Namespace, Name: certs.AgentSecretName(inst.Name)}
-	if err := s.c.Get(ctx, key, secret); err != nil {
+	if err := s.cache.Get(ctx, key, secret); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
