@@ -47,26 +47,3 @@ func TestSteadyStateReconcileWritesNothing(t *testing.T) {
 	}
 }
 
-// An instance converges without a write refused with 409 Conflict: the first status write is made
-// against the version the finalizer's patch returned. (Before, every new instance's first status
-// write was refused: the one 409 per instance of docs/scale.md's first figures.)
-func TestAnInstanceConvergesWithoutAConflict(t *testing.T) {
-	ctx, c, ns := setup(t)
-	mgr.WaitQuiet(t, wait)
-	before := mgr.Writes.Conflicts()
-	for _, name := range []string{"a", "b", "c"} {
-		si := newInstance(ns, name)
-		si.Spec.Replicas = new(int32(3))
-		if err := c.Create(ctx, si); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, name := range []string{"a", "b", "c"} {
-		markReady(t, c, ns, name)
-		waitPhase(t, c, ns, name, v1alpha1.PhaseReady)
-	}
-	mgr.WaitQuiet(t, wait)
-	if n := mgr.Writes.Conflicts() - before; n != 0 {
-		t.Fatalf("three instances converged with %d writes refused with 409 Conflict, want 0", n)
-	}
-}
