@@ -46,4 +46,3 @@ func TestSteadyStateReconcileWritesNothing(t *testing.T) {
 		t.Fatalf("reconciling a settled instance made %d API writes, want 0", n)
 	}
 }
-
