@@ -17,6 +17,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -159,11 +160,8 @@ func TestTheOperatorKilledAtRandomLeavesNothingBehind(t *testing.T) {
 		if err := c.List(ctx, list, client.MatchingLabels{names.ManagedByLabel: names.ManagedBy}); err != nil {
 			t.Fatal(err)
 		}
-		items, err := metaItems(list)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, o := range items {
+		if err := meta.EachListItem(list, func(ro runtime.Object) error {
+			o := ro.(client.Object)
 			checked++
 			ns := o.GetNamespace()
 			if inst := o.GetLabels()[names.InstanceLabel]; inst != "" && !liveInstances[types.NamespacedName{Namespace: ns, Name: inst}] {
@@ -177,6 +175,9 @@ func TestTheOperatorKilledAtRandomLeavesNothingBehind(t *testing.T) {
 					t.Errorf("%T %s/%s is owned by %s %s, which is gone", list, ns, o.GetName(), ref.Kind, ref.Name)
 				}
 			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
 		}
 	}
 	// One user per binding, no more, none of a binding that is gone.
@@ -222,21 +223,4 @@ func containsUserOf(users []string, stem string) bool {
 		}
 	}
 	return false
-}
-
-// metaItems are the items of list.
-func metaItems(list client.ObjectList) ([]client.Object, error) {
-	objs, err := meta.ExtractList(list)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]client.Object, 0, len(objs))
-	for _, o := range objs {
-		co, ok := o.(client.Object)
-		if !ok {
-			return nil, fmt.Errorf("%T is not an object", o)
-		}
-		out = append(out, co)
-	}
-	return out, nil
 }
