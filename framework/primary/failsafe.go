@@ -21,6 +21,13 @@ import (
 // holder's trouble is its own, and the holder fences as before), only the holder it last saw, and
 // never once it is primary or elected.
 //
+// When the API server comes back, it answers its clients in no particular order, and a busy one
+// (every client reconnecting and listing again at once) may answer the holder's renewal seconds
+// after a replica's read. So a member that reads the lease again after it could not goes on
+// confirming for regainGrace: else the holder, refused by replicas that are back while its own
+// renewal is still in flight, would fence at the very end of the outage it was serving through.
+// A replica that never stopped reading (the holder alone is cut off) refuses at once, as before.
+//
 // Every member, not a majority: the operator may elect any member the holder named as its
 // confirmers (State.Electable), and a member it elects must be one that stopped vouching. A
 // majority would let the old primary go on with the others while the elected one promotes. This
@@ -56,6 +63,9 @@ type failsafe struct {
 	lastConfirmed time.Time
 	// lastRead is when the last successful read of the lease started.
 	lastRead time.Time
+	// regained is when this member read the lease again after a gap in its reads (an outage of
+	// the API server, see read); zero if it never had one.
+	regained time.Time
 	// lastVouched is when this member last confirmed another.
 	lastVouched time.Time
 	// confirming is whether the last round succeeded, to log changes only.
@@ -74,12 +84,22 @@ func (k *Keeper) confirmers(members map[string]string) map[string]string {
 	return peers
 }
 
+// regainGrace is how long a member that reads the lease again after an outage goes on confirming
+// the holder it saw: time for the holder's own renewal to get through.
+const regainGrace = FenceAfter
+
 func (k *Keeper) read(started time.Time) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if started.After(k.lastRead) {
-		k.lastRead = started
+	if !started.After(k.lastRead) {
+		return
 	}
+	// A gap as long as a holder waits before it asks (askPeers): an outage the holder may have
+	// served through, not one slow step.
+	if !k.lastRead.IsZero() && started.Sub(k.lastRead) >= RenewInterval+k.tick() {
+		k.regained = k.now() // when the read came back, not when it was sent: maybe into the outage
+	}
+	k.lastRead = started
 }
 
 // readsTheLease reports whether this member read the lease recently (callers hold mu).
@@ -87,9 +107,16 @@ func (k *Keeper) readsTheLease(now time.Time) bool {
 	return now.Sub(k.lastRead) <= 2*k.tick()
 }
 
+// backFromAnOutage reports whether this member reads the lease again since less than
+// regainGrace after a gap in its reads (callers hold mu).
+func (k *Keeper) backFromAnOutage(now time.Time) bool {
+	return !k.regained.IsZero() && now.Sub(k.regained) < regainGrace
+}
+
 // Confirm answers a holder that cannot renew the lease and asks whether it may go on serving.
-// It says yes only while this member cannot read the lease either, last saw holder hold it, and
-// is not primary nor being promoted; and it remembers when it said yes.
+// It says yes only while this member cannot read the lease either (or reads it again since less
+// than regainGrace), last saw holder hold it, and is not primary nor being promoted; and it
+// remembers when it said yes.
 func (k *Keeper) Confirm(holder string) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -101,7 +128,7 @@ func (k *Keeper) Confirm(holder string) error {
 		return fmt.Errorf("%s is primary", k.Identity)
 	case k.seenHolder == nil || *k.seenHolder != holder:
 		return fmt.Errorf("%s last saw the lease held by %q, not by %q", k.Identity, ptr.Deref(k.seenHolder, ""), holder)
-	case k.readsTheLease(now):
+	case k.readsTheLease(now) && !k.backFromAnOutage(now):
 		return fmt.Errorf("%s reads the lease (last %s ago): the holder must renew it", k.Identity, now.Sub(k.lastRead).Round(time.Millisecond))
 	}
 	k.lastVouched = now

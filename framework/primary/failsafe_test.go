@@ -132,7 +132,7 @@ func (rs *replicaSet) lease(t *testing.T) *coordinationv1.Lease {
 // apiServerDown takes the API server away from the named members.
 func (rs *replicaSet) apiServerDown(names ...string) {
 	for _, n := range names {
-		rs.clients[n].down.Store(true)
+		rs.clients[n].setDown(true)
 	}
 }
 
@@ -184,6 +184,35 @@ func TestAnAPIServerOutageFencesNoPrimary(t *testing.T) {
 	t.Logf("served %s without the API server; fenced %s after it was cut off from its replicas", 3*primary.FenceAfter, after.Round(time.Millisecond))
 }
 
+// When the API server comes back, the replicas may read the lease well before the holder's
+// renewal gets through (a busy API server answers its reconnecting clients in no particular
+// order). The holder must not fence at the end of the outage it served through: members back
+// from an outage go on confirming it for a while. Here the holder gets its API server back
+// FenceAfter and a second after its replicas (whose calls in flight are answered at once, as a
+// resumed API server answers them); without that while, it fences before.
+func TestAPrimaryWhoseAPIServerComesBackLastServesOn(t *testing.T) {
+	t.Parallel()
+	rs := startReplicaSet(t)
+	rs.apiServerDown("db-0", "db-1", "db-2")
+	time.Sleep(2 * primary.FenceAfter)
+	rs.running(t, "db-0")
+	rs.clients["db-1"].setDown(false)
+	rs.clients["db-2"].setDown(false)
+	time.Sleep(primary.FenceAfter + time.Second)
+	rs.running(t, "db-0")
+	back := time.Now()
+	rs.clients["db-0"].setDown(false)
+	deadline := back.Add(primary.FenceAfter)
+	for primary.Read(rs.lease(t)).RenewTime.Before(back) {
+		if time.Now().After(deadline) {
+			t.Fatalf("db-0 did not renew the lease within %s of getting the API server back", primary.FenceAfter)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(primary.FenceAfter) // a fence already due would have come by now
+	rs.running(t, "db-0")
+}
+
 // A primary cut off from the API server alone fences as without the failsafe: its replicas read
 // the lease and do not confirm it, so the operator may replace it once the lease expires.
 func TestAPrimaryAloneWithoutTheAPIServerFences(t *testing.T) {
@@ -219,7 +248,7 @@ func TestAnElectedMemberPromotesAfterTheOldPrimaryFenced(t *testing.T) {
 	if _, err := primary.Assign(context.Background(), env.Client, l, "db-1", time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	rs.clients["db-1"].down.Store(false)
+	rs.clients["db-1"].setDown(false)
 	fencedAt := rs.fenced(t, "db-0", primary.FenceAfter+primary.CallTimeout+3*time.Second)
 	deadline := time.Now().Add(primary.FenceAfter + 5*time.Second)
 	for rs.members["db-1"].promotedAt.Load() == 0 {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -38,23 +39,46 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// hangingClient answers through the real client until hang is set, then never again; while down is
-// set, its calls fail at their deadline (an API server that is away, with a client that keeps
-// its deadlines).
+// hangingClient answers through the real client until hang is set, then never again; while it is
+// down, its calls wait until it is up again (answered then, as a resumed API server answers what
+// it had received) or fail at their deadline (an API server that is away, with a client that
+// keeps its deadlines).
 type hangingClient struct {
 	client.Client
-	hang, down atomic.Bool
+	hang atomic.Bool
+	mu   sync.Mutex
+	up   chan struct{} // nil while up; closed when it comes back
+}
+
+// setDown takes the API server away from this client, or gives it back.
+func (h *hangingClient) setDown(down bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case down && h.up == nil:
+		h.up = make(chan struct{})
+	case !down && h.up != nil:
+		close(h.up)
+		h.up = nil
+	}
 }
 
 func (h *hangingClient) wait(ctx context.Context) error {
 	if h.hang.Load() {
 		select {} // ignores ctx: a call the deadline does not end
 	}
-	if h.down.Load() {
-		<-ctx.Done()
+	h.mu.Lock()
+	up := h.up
+	h.mu.Unlock()
+	if up == nil {
+		return nil
+	}
+	select {
+	case <-up:
+		return nil
+	case <-ctx.Done():
 		return ctx.Err()
 	}
-	return nil
 }
 
 func (h *hangingClient) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
