@@ -95,7 +95,8 @@ func (m *markerEngine) restoreTo(source, scratch string, target time.Time, pastT
 // that clock has passed the target, the Restore to the target made only then, the recovery point
 // read from the source's window, the drill's backup kept from retention while it runs, and the
 // verdict from the restored instance's markers: Passed with both measures, or Failed when the
-// replay went past the target (after asking again for five minutes).
+// replay went past the target (after asking again for five minutes); and a drill whose source
+// lost the first marker (restored in place meanwhile) aims again rather than restore to it.
 func TestAPointInTimeDrillChecksItsMarkers(t *testing.T) {
 	env := testenv.Start(t)
 	ctx, c := context.Background(), env.Client
@@ -237,6 +238,33 @@ func TestAPointInTimeDrillChecksItsMarkers(t *testing.T) {
 	d = drill(slot.AddDate(0, 0, 1), true)
 	if d.Result != controllers.DrillFailed || !strings.Contains(d.Message, "marker "+d.Restore+"-after is present") {
 		t.Fatalf("a drill whose restore went past its target: %+v, want Failed naming the marker", d)
+	}
+
+	// The source restored in place between the markers (to a point before the first): the drill
+	// does not write the second on that other history, it aims again from now.
+	slot = slot.AddDate(0, 0, 2)
+	d = reconcile(slot.Add(30 * time.Second))
+	before, after := d.Restore+"-before", d.Restore+"-after"
+	me.mu.Lock()
+	delete(me.rows["db"], before)
+	me.mu.Unlock()
+	d = reconcile(slot.Add(33 * time.Second))
+	retarget := slot.Add(35 * time.Second)
+	if _, err := restoreOf(d); !apierrors.IsNotFound(err) {
+		t.Fatalf("the drill made its Restore although the source lost the marker before the target: %v", err)
+	}
+	if d.Result != controllers.DrillRunning || d.TargetTime == nil || !d.TargetTime.Equal(&metav1.Time{Time: retarget}) {
+		t.Fatalf("a drill whose source lost its first marker: %+v, want Running to %s", d, retarget)
+	}
+	if at, ok := me.rows["db"][before]; !ok || !at.Before(retarget) {
+		t.Fatalf("the first marker written again: %v %v", at, ok)
+	}
+	if _, ok := me.rows["db"][after]; ok {
+		t.Fatal("the second marker was written on the source that lost the first")
+	}
+	d = reconcile(retarget.Add(time.Second))
+	if rs, err := restoreOf(d); err != nil || rs.Spec.TargetTime == nil || !rs.Spec.TargetTime.Equal(&metav1.Time{Time: retarget}) {
+		t.Fatalf("the drill's Restore after aiming again: %+v (%v)", rs, err)
 	}
 }
 

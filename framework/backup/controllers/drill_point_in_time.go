@@ -145,15 +145,30 @@ func (r *PlanReconciler) followPointInTime(ctx context.Context, p *v1alpha1.Back
 
 // markAfter writes the drill's second marker once the source's clock has passed the target, then
 // makes the Restore to the target. It keeps asking for markerPatience after the target.
+//
+// The second marker goes only on a source that still holds the first: one restored in place
+// between the two (or whose failover lost its last commits) no longer has the history the drill
+// aimed at, and a drill restoring the archive to it would pass while the source lacks what the
+// drill says was there. Such a drill aims again from now, on the source's present history.
 func (r *PlanReconciler) markAfter(ctx context.Context, p *v1alpha1.BackupPlan, source *v1alpha1.ServiceInstance, now time.Time) (time.Duration, error) {
 	d := p.Status.LastDrill
 	target := d.TargetTime.Time
-	_, after := drillMarkers(d.Restore)
+	before, after := drillMarkers(d.Restore)
 	err := fmt.Errorf("instance %s no longer archives continuously", p.Spec.InstanceRef.Name)
 	if source != nil {
 		var mw engine.MarkerWriter
 		var in engine.MarkerInput
 		if mw, in, err = r.markers(ctx, source, now); err == nil {
+			if lost := mw.CheckMarkers(ctx, in, []string{before}, nil); lost != nil {
+				// Also when the source cannot be asked: aiming again costs a later target only,
+				// as the second marker is not written yet.
+				if r.Recorder != nil {
+					r.Recorder.Eventf(p, nil, "Normal", "DrillAimedAgain", "Drill",
+						"instance %s does not show the marker written before %s (restored in place meanwhile?): the drill aims again from now: %v",
+						source.Name, target.UTC().Format(time.RFC3339), lost)
+				}
+				return r.markBefore(ctx, source, d, d.StartTime.Time, now)
+			}
 			err = mw.WriteMarker(ctx, in, after, time.Time{}, target)
 		}
 	}
