@@ -74,6 +74,9 @@ type Reconciler struct {
 	// StorePolicy is the platform's policy on BackupStores, which a continuous archive's store
 	// must pass as a backup's does.
 	StorePolicy store.Policy
+
+	// own remembers what this reconciler's last writes replaced (own_writes.go).
+	own ownWrites
 }
 
 // phase is one step of a reconcile. It returns done=true to stop the steps after it (the reason
@@ -84,10 +87,18 @@ type phase func(ctx context.Context, s *scope) (done bool, err error)
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
 	inst := &v1alpha1.ServiceInstance{}
 	if err := r.Client.Get(ctx, req.NamespacedName, inst); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.own.gone(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if inst.Spec.Engine != r.Engine.Name() {
 		return ctrl.Result{}, nil
+	}
+	if r.own.stale(req.NamespacedName, inst.ResourceVersion) {
+		// The cache has not seen this reconciler's own last write: its event brings the instance
+		// back (the requeue in case it was filtered out).
+		return ctrl.Result{RequeueAfter: time.Second}, nil
 	}
 	orig := inst.DeepCopy()
 	s := &scope{inst: inst}

@@ -152,14 +152,26 @@ func (r *Reconciler) writeStatus(ctx context.Context, orig *v1alpha1.ServiceInst
 	} else {
 		next = computeStatus(orig.Status, s.inst, s, reconcileErr)
 	}
+	key := client.ObjectKeyFromObject(orig)
 	if equality.Semantic.DeepEqual(orig.Status, next) {
+		if s.inst.ResourceVersion != orig.ResourceVersion { // the finalizer, an annotation
+			r.own.wrote(key, orig.ResourceVersion, orig.ResourceVersion)
+		}
 		return nil
+	}
+	// The patch is made against the latest version this reconcile knows: the one its own write to
+	// the instance (the finalizer, an annotation) returned, when that still holds the status it
+	// read; else the one it read, so that a status computed from a stale read is refused.
+	base := orig
+	if s.inst.ResourceVersion != orig.ResourceVersion && equality.Semantic.DeepEqual(s.inst.Status, orig.Status) {
+		base = s.inst
 	}
 	patched := s.inst.DeepCopy()
 	patched.Status = next
-	if err := apply.PatchStatus(ctx, r.Client, orig, patched); err != nil {
+	if err := apply.PatchStatus(ctx, r.Client, base, patched); err != nil {
 		return describeErr("writing status", client.IgnoreNotFound(err))
 	}
+	r.own.wrote(key, orig.ResourceVersion, s.inst.ResourceVersion)
 	if next.Phase != orig.Status.Phase {
 		r.recordPhase(patched, next)
 	}
