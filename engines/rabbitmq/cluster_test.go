@@ -473,15 +473,24 @@ func TestRenewedCertificateIsServedWithoutRestart(t *testing.T) {
 	ch.Close()
 }
 
+// The management API lists a node before its statistics (os_pid among them) are first collected:
+// on a loaded machine the first answer after Ready had none, and the test read "" as the pid.
 func osPID(t *testing.T, n *localNode) string {
 	t.Helper()
-	var nodes []struct {
-		PID string `json:"os_pid"`
-	}
-	if _, err := n.management().get(context.Background(), "/api/nodes", &nodes); err != nil || len(nodes) != 1 {
-		t.Fatalf("nodes: %v %v", err, nodes)
-	}
-	return nodes[0].PID
+	var pid string
+	testenv.Eventually(t, time.Minute, func() error {
+		var nodes []struct {
+			PID string `json:"os_pid"`
+		}
+		if _, err := n.management().get(context.Background(), "/api/nodes", &nodes); err != nil || len(nodes) != 1 {
+			return fmt.Errorf("nodes: %v %v", err, nodes)
+		}
+		if pid = nodes[0].PID; pid == "" {
+			return errors.New("the node's os_pid is not reported yet")
+		}
+		return nil
+	})
+	return pid
 }
 
 // spec.tls.required on a real node, with the configuration Render writes: RabbitMQ itself lists

@@ -87,21 +87,23 @@ func TestARestoreOfAPhysicalBackupInPlaceRestartsEveryPod(t *testing.T) {
 		return nil
 	})
 	// Every pod that ran before goes, once the StatefulSet (whose controller the test plays) has
-	// taken the new template.
-	managertest.MarkReady(t, c, key)
+	// taken the new template. The test plays it once the template mounts the recovery: played
+	// before, on a loaded machine, it left the new template unobserved for good.
 	sts := &appsv1.StatefulSet{}
-	if err := c.Get(ctx, key, sts); err != nil {
-		t.Fatal(err)
-	}
 	var recovery corev1.Volume
-	for _, v := range sts.Spec.Template.Spec.Volumes {
-		if v.Secret != nil && v.Secret.SecretName == secret.Name {
-			recovery = v
+	testenv.Eventually(t, time.Minute, func() error {
+		if err := c.Get(ctx, key, sts); err != nil {
+			return err
 		}
-	}
-	if recovery.Name == "" {
-		t.Fatalf("the StatefulSet's pods do not mount the recovery: %+v", sts.Spec.Template.Spec.Volumes)
-	}
+		for _, v := range sts.Spec.Template.Spec.Volumes {
+			if v.Secret != nil && v.Secret.SecretName == secret.Name {
+				recovery = v
+				return nil
+			}
+		}
+		return fmt.Errorf("the StatefulSet's pods do not mount the recovery: %+v", sts.Spec.Template.Spec.Volumes)
+	})
+	managertest.MarkReady(t, c, key)
 	for _, p := range old {
 		testenv.Eventually(t, time.Minute, func() error {
 			if err := c.Get(ctx, client.ObjectKeyFromObject(p), &corev1.Pod{}); !apierrors.IsNotFound(err) {
