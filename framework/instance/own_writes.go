@@ -10,7 +10,7 @@ import (
 // replaced. A reconcile that reads one of them from the cache reads the instance as it was before
 // the operator's own last write, whose watch event has not reached the cache yet: what it would
 // compute is stale, and its status write would be refused with 409 Conflict (the envtest tiers on
-// a loaded machine showed one to three per three new instances). It waits for that event instead. The cache only moves forward, so the last write's replaced
+// a loaded machine showed one to four per three new instances). It waits for that event instead. The cache only moves forward, so the last write's replaced
 // versions are all there is to remember; an entry goes once a reconcile reads a newer version, or
 // the instance is gone.
 type ownWrites struct {
