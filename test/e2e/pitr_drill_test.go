@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -64,14 +63,12 @@ func checkPointInTimeDrill(t *testing.T, plan *v1alpha1.BackupPlan) {
 	t.Logf("BACKUPS: point-in-time drill of %s: %s", d.Backup, d.Message)
 	// A drill whose source was restored in place between its markers aims again (this step's
 	// in-place restores may fall inside one): say when it did.
-	events := &corev1.EventList{}
-	if err := env.c.List(ctx, events, client.InNamespace(plan.Namespace)); err != nil {
+	aimedAgain, err := eventsAbout(ctx, plan.Namespace, plan.Name, "DrillAimedAgain")
+	if err != nil {
 		t.Fatal(err)
 	}
-	for _, e := range events.Items {
-		if e.InvolvedObject.Name == plan.Name && e.Reason == "DrillAimedAgain" {
-			t.Logf("BACKUPS: a point-in-time drill aimed again: %s", e.Message)
-		}
+	for _, e := range aimedAgain {
+		t.Logf("BACKUPS: a point-in-time drill aimed again: %s", e.Message)
 	}
 	scratch := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: plan.Name + "-drill", Namespace: plan.Namespace}}
 	waitGone(t, "the point-in-time drill's scratch instance", scratch)

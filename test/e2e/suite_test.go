@@ -201,6 +201,21 @@ func testNamespace(t *testing.T, prefix string) string {
 	return ns.Name
 }
 
+// eventsAbout lists the events of namespace ns about the object named name with reason.
+func eventsAbout(ctx context.Context, ns, name, reason string) ([]corev1.Event, error) {
+	events := &corev1.EventList{}
+	if err := env.c.List(ctx, events, client.InNamespace(ns)); err != nil {
+		return nil, err
+	}
+	var about []corev1.Event
+	for _, e := range events.Items {
+		if e.InvolvedObject.Name == name && e.Reason == reason {
+			about = append(about, e)
+		}
+	}
+	return about, nil
+}
+
 func (e *cluster) dump(t *testing.T, namespaces ...string) {
 	ctx := context.Background()
 	var b strings.Builder

@@ -61,16 +61,16 @@ func testUpgrades(t *testing.T) {
 		t.Errorf("VersionSupported inside the warning window: %+v", c)
 	}
 	testenv.Eventually(t, waitTimeout, func() error {
-		events := &corev1.EventList{}
-		if err := env.c.List(ctx, events, client.InNamespace(ns)); err != nil {
+		events, err := eventsAbout(ctx, ns, "db15", "NearingSundown")
+		if err != nil {
 			return err
 		}
-		for _, e := range events.Items {
-			if e.InvolvedObject.Name == "db15" && e.Type == corev1.EventTypeWarning && e.Reason == "NearingSundown" {
+		for _, e := range events {
+			if e.Type == corev1.EventTypeWarning {
 				return nil
 			}
 		}
-		return expect(false, "a NearingSundown warning event", fmt.Sprintf("%d events", len(events.Items)))
+		return expect(false, "a NearingSundown warning event", fmt.Sprintf("%d NearingSundown events, none a warning", len(events)))
 	})
 
 	psql(t, ns, "db15-0", "CREATE ROLE reporting LOGIN PASSWORD 'reporting-secret'")
