@@ -56,18 +56,7 @@ func checkBackupsMove(t *testing.T, minioNamespace string) {
 		t.Fatal(err)
 	}
 	waitGone(t, "the lost instance", orders)
-	if err := env.c.Get(ctx, client.ObjectKeyFromObject(before), before); err != nil {
-		t.Fatal(err)
-	}
-	lostPath := before.Status.Path
-	before.Finalizers = nil
-	if err := env.c.Update(ctx, before); err != nil {
-		t.Fatal(err)
-	}
-	if err := env.c.Delete(ctx, before); err != nil {
-		t.Fatal(err)
-	}
-	waitGone(t, "the lost Backup", before)
+	lostPath := loseBackup(t, before)
 
 	// The store imports what it holds.
 	if err := env.c.Get(ctx, client.ObjectKeyFromObject(store), store); err != nil {
@@ -80,6 +69,11 @@ func checkBackupsMove(t *testing.T, minioNamespace string) {
 	imported := &v1alpha1.Backup{ObjectMeta: metav1.ObjectMeta{Name: "before-the-loss", Namespace: ns.Name}}
 	testenv.Eventually(t, waitTimeout, func() error {
 		if err := env.c.Get(ctx, client.ObjectKeyFromObject(imported), imported); err != nil {
+			if err := env.c.Get(ctx, client.ObjectKeyFromObject(store), store); err == nil {
+				if c := meta.FindStatusCondition(store.Status.Conditions, "Imported"); c != nil {
+					return fmt.Errorf("%w (the store says: %s)", err, c.Message)
+				}
+			}
 			return err
 		}
 		return expect(imported.Status.Phase == v1alpha1.BackupCompleted && imported.Spec.Import != nil && imported.Spec.Import.Path == lostPath,
@@ -96,4 +90,28 @@ func checkBackupsMove(t *testing.T, minioNamespace string) {
 		t.Fatalf("the instance restored from the imported backup has %q, want 777 rows", got)
 	}
 	t.Logf("BACKUPS: backed up, lost the instance and its Backup, imported from the store, restored: 777 rows")
+}
+
+// loseBackup deletes a Backup as a lost cluster loses it, without the operator's say: without its
+// finalizer, so the objects stay in the store. The Backup controller puts its finalizer back
+// whenever it finds it missing, and a delete that came after that would have the operator delete
+// the objects; so the delete is conditional on the version the test wrote without the finalizer,
+// and both steps are tried again when the controller came between them. It returns the Backup's
+// directory in the store.
+func loseBackup(t *testing.T, b *v1alpha1.Backup) string {
+	t.Helper()
+	ctx := context.Background()
+	testenv.Eventually(t, waitTimeout, func() error {
+		if err := env.c.Get(ctx, client.ObjectKeyFromObject(b), b); err != nil {
+			return err
+		}
+		b.Finalizers = nil
+		if err := env.c.Update(ctx, b); err != nil {
+			return err
+		}
+		rv := b.ResourceVersion
+		return env.c.Delete(ctx, b, client.Preconditions{ResourceVersion: &rv})
+	})
+	waitGone(t, "the lost Backup", b)
+	return b.Status.Path
 }
