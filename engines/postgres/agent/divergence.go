@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"fmt"
-	"maps"
 	"strconv"
 	"strings"
 
@@ -18,13 +17,6 @@ import (
 // before postgres starts, brings it back; divergence tells Follow when that is needed, by the
 // same comparison Patroni makes: the primary's timeline history against this member's replay
 // position, both read over the replication protocol.
-
-// walPosition is where a server's WAL is, as IDENTIFY_SYSTEM reports it: a primary's flush
-// position on its timeline, a standby's replay timeline.
-type walPosition struct {
-	system   string
-	timeline uint32
-}
 
 // divergence returns why this replica cannot follow the current primary without a rewind, or ""
 // when it can (or when what decides it cannot be read: then the caller goes on as before).
@@ -73,41 +65,6 @@ func (e *Engine) divergence(ctx context.Context) (string, error) {
 	return forkedBefore(theirs.timeline, history, mine.timeline, replayed)
 }
 
-// replicationConnect opens a replication connection (one that also takes SQL) to this member's
-// own postgres through the Unix socket, as the superuser with the sessionSettings.
-func (e *Engine) replicationConnect(ctx context.Context) (*pgconn.PgConn, error) {
-	cfg, err := pgconn.ParseConfig("")
-	if err != nil {
-		return nil, err
-	}
-	cfg.Host, cfg.Port, cfg.User, cfg.Database = e.Config.SocketDir, uint16(e.Config.Port), Superuser, "postgres"
-	cfg.RuntimeParams = maps.Clone(sessionSettings)
-	cfg.RuntimeParams["replication"] = "database"
-	return pgconn.ConnectConfig(ctx, cfg)
-}
-
-func identifySystem(ctx context.Context, c *pgconn.PgConn) (walPosition, error) {
-	rows, err := c.Exec(ctx, "IDENTIFY_SYSTEM").ReadAll()
-	if err != nil {
-		return walPosition{}, err
-	}
-	if len(rows) != 1 || len(rows[0].Rows) != 1 || len(rows[0].Rows[0]) < 2 {
-		return walPosition{}, fmt.Errorf("IDENTIFY_SYSTEM: unexpected answer")
-	}
-	tli, err := strconv.ParseUint(string(rows[0].Rows[0][1]), 10, 32)
-	if err != nil {
-		return walPosition{}, fmt.Errorf("IDENTIFY_SYSTEM: timeline: %w", err)
-	}
-	return walPosition{system: string(rows[0].Rows[0][0]), timeline: uint32(tli)}, nil
-}
-
-func firstValue(rows []*pgconn.Result) []byte {
-	if len(rows) == 0 || len(rows[0].Rows) == 0 || len(rows[0].Rows[0]) == 0 {
-		return nil
-	}
-	return rows[0].Rows[0][0]
-}
-
 // forkedBefore compares a replica on timeline mine, replayed up to replayed, with a primary on
 // timeline theirs whose history file is history (empty for timeline 1). The replica can follow
 // when it is on the primary's timeline, or on one of its ancestors no further than where the
@@ -151,3 +108,10 @@ func parseLSN(s string) (uint64, error) {
 }
 
 func formatLSN(p uint64) string { return fmt.Sprintf("%X/%X", p>>32, uint32(p)) }
+
+func firstValue(rows []*pgconn.Result) []byte {
+	if len(rows) == 0 || len(rows[0].Rows) == 0 || len(rows[0].Rows[0]) == 0 {
+		return nil
+	}
+	return rows[0].Rows[0][0]
+}

@@ -441,14 +441,12 @@ func (e *Engine) Status(ctx context.Context) fwagent.Status {
 	}
 	defer conn.Close(context.Background())
 	var inRecovery bool
-	var pos primary.Position
-	err = conn.QueryRow(ctx, `SELECT pg_catalog.pg_is_in_recovery(),
-		  coalesce((SELECT received_tli FROM pg_catalog.pg_stat_wal_receiver), (SELECT timeline_id FROM pg_catalog.pg_control_checkpoint()))::pg_catalog.int8,
-		  (CASE WHEN pg_catalog.pg_is_in_recovery()
-		        THEN greatest(coalesce(pg_catalog.pg_last_wal_receive_lsn(), '0/0'), coalesce(pg_catalog.pg_last_wal_replay_lsn(), '0/0'))
-		        ELSE pg_catalog.pg_current_wal_lsn() END OPERATOR(pg_catalog.-) '0/0'::pg_catalog.pg_lsn)::pg_catalog.int8`).Scan(&inRecovery, &pos.History, &pos.Offset)
-	if err != nil {
+	if err := conn.QueryRow(ctx, `SELECT pg_catalog.pg_is_in_recovery()`).Scan(&inRecovery); err != nil {
 		return fwagent.Status{Detail: err.Error()}
+	}
+	pos, err := e.position(ctx, conn, inRecovery)
+	if err != nil {
+		return fwagent.Status{Detail: "reading this member's WAL position: " + err.Error()}
 	}
 	st := fwagent.Status{Ready: true, Role: "primary", Position: &pos}
 	if inRecovery {
