@@ -3,6 +3,7 @@ package scale
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -194,6 +195,49 @@ func (f *fleet) heap(tb testing.TB) float64 {
 		tb.Fatal(err)
 	}
 	return h
+}
+
+// queueing is what the operator's work queues report (controller-runtime's workqueue metrics),
+// summed since the operator started: per queue, the seconds items waited and were worked on,
+// and how many.
+type queueing map[string]struct{ waited, worked, items float64 }
+
+func (f *fleet) queueing(tb testing.TB) queueing {
+	tb.Helper()
+	q := queueing{}
+	for _, m := range []string{"workqueue_queue_duration_seconds_sum", "workqueue_queue_duration_seconds_count", "workqueue_work_duration_seconds_sum"} {
+		s, err := f.op.series(m)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		for labels, v := range s {
+			e := q[labels]
+			switch m {
+			case "workqueue_queue_duration_seconds_sum":
+				e.waited = v
+			case "workqueue_queue_duration_seconds_count":
+				e.items = v
+			default:
+				e.worked = v
+			}
+			q[labels] = e
+		}
+	}
+	return q
+}
+
+// since says, per queue that took items between before and q, how many and how long each waited
+// and was worked on, on average.
+func (q queueing) since(before queueing) string {
+	var out []string
+	for _, labels := range slices.Sorted(maps.Keys(q)) {
+		a, b := q[labels], before[labels]
+		if n := a.items - b.items; n > 0 {
+			out = append(out, fmt.Sprintf("%s %.0f items, waited %.0f ms, worked %.0f ms", labels, n,
+				(a.waited-b.waited)/n*1000, (a.worked-b.worked)/n*1000))
+		}
+	}
+	return strings.Join(out, "; ")
 }
 
 // react edits samples instances one after another (spec.deletionProtection, which restarts

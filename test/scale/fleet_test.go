@@ -65,13 +65,19 @@ func BenchmarkFleet(b *testing.B) {
 				b.Error(err)
 			}
 		}
+		q0 := f.queueing(b)
 		reactions := f.react(b, 100)
+		qa := f.queueing(b)
 		// Again while a tenth of the fleet's number is being created and deleted.
 		ctx, stop := context.WithCancel(context.Background())
 		churning := f.churn(b, ctx, max(1, n/10), 1)
 		time.Sleep(30 * time.Second)
+		q1 := f.queueing(b)
 		churned := f.react(b, 100)
+		q2 := f.queueing(b)
 		stop()
+		b.Logf("work queues while the settled fleet reacted: %s", qa.since(q0))
+		b.Logf("work queues while it reacted with churn: %s", q2.since(q1))
 		churning.Wait()
 		perInstance := func(v float64) float64 { return v / float64(n) }
 		cpuPerHour := (u2.CPU - u.CPU).Seconds() / settle.Hours()
