@@ -115,25 +115,15 @@ func (p *operatorProcess) stop() {
 
 // metric is the value of an unlabelled metric the operator serves.
 func (p *operatorProcess) metric(name string) (float64, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.metrics, nil)
+	s, err := p.series(name)
 	if err != nil {
 		return 0, err
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
+	v, ok := s[""]
+	if !ok {
+		return 0, fmt.Errorf("%s: no metric %s", p.metrics, name)
 	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(io.LimitReader(resp.Body, 64<<20))
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		if f := strings.Fields(sc.Text()); len(f) == 2 && f[0] == name {
-			return strconv.ParseFloat(f[1], 64)
-		}
-	}
-	return 0, fmt.Errorf("%s: no metric %s", p.metrics, name)
+	return v, nil
 }
 
 // series is every sample the operator serves whose metric name is name, by its labels ("" for
