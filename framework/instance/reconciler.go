@@ -85,6 +85,7 @@ type phase func(ctx context.Context, s *scope) (done bool, err error)
 
 // Reconcile drives one instance toward its spec.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
+	defer resetPriority(&res)
 	inst := &v1alpha1.ServiceInstance{}
 	if err := r.Client.Get(ctx, req.NamespacedName, inst); err != nil {
 		if apierrors.IsNotFound(err) {

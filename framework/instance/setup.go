@@ -45,7 +45,8 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options)
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named(ControllerName(name)).
 		WithOptions(opts).
-		For(&v1alpha1.ServiceInstance{}, builder.WithPredicates(ofEngine))
+		For(&v1alpha1.ServiceInstance{}, builder.WithPredicates(ofEngine)).
+		Watches(&v1alpha1.ServiceInstance{}, editsFirst, builder.WithPredicates(ofEngine))
 	for _, t := range ChildTypes(r.Engine) {
 		b = b.Owns(t, builder.WithPredicates(labelled))
 	}
