@@ -12,23 +12,23 @@ rows=()
 busy() { awk -v hz="$(getconf CLK_TCK)" '/^cpu /{print int(($2+$3+$4+$7+$8+$9)/hz); exit}' /proc/stat; }
 cores="$(nproc)"
 busy0="$(busy)"
+# row NAME WALL CPU RESULT: one line of the summary.
+row() { printf '  %-52s %5d s  %6d CPU-s (%3d %% of %d cores)  %s' "$1" "$2" "$3" $(($3 * 100 / (cores * ($2 > 0 ? $2 : 1)))) "$cores" "$4"; }
 tier() {
   local name="$1"; shift
   local t0=$SECONDS c0 rc=0
   c0="$(busy)"
   echo "===== make test: $name" >&2
   "$@" || rc=$?
-  local wall=$((SECONDS - t0)) cpu=$(($(busy) - c0))
-  rows+=("$(printf '  %-52s %5d s  %6d CPU-s (%3d %% of %d cores)  %s' "$name" "$wall" "$cpu" $((cpu * 100 / (cores * (wall > 0 ? wall : 1)))) "$cores" \
-    "$([ "$rc" = 0 ] && echo ok || echo "FAILED (exit $rc)")")")
+  rows+=("$(row "$name" $((SECONDS - t0)) $(($(busy) - c0)) "$([ "$rc" = 0 ] && echo ok || echo "FAILED (exit $rc)")")")
   return "$rc"
 }
 summary() {
-  local rc=$? cpu=$(($(busy) - busy0))
+  local rc=$?
   echo "===== make test: time per tier (CPU: the machine's, in seconds of one core)"
   [ ${#rows[@]} -eq 0 ] || printf '%s\n' "${rows[@]}"
-  printf '  %-52s %5d s  %6d CPU-s (%3d %% of %d cores)  %s\n' "total" "$SECONDS" "$cpu" $((cpu * 100 / (cores * (SECONDS > 0 ? SECONDS : 1)))) "$cores" \
-    "$([ "$rc" = 0 ] && echo ok || echo FAILED)"
+  row "total" "$SECONDS" $(($(busy) - busy0)) "$([ "$rc" = 0 ] && echo ok || echo FAILED)"
+  echo
   exit "$rc"
 }
 trap summary EXIT
