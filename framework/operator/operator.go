@@ -83,6 +83,9 @@ type Options struct {
 	AgentImage string
 	// StoreProbeEvery is how often BackupStores are probed (default 10 minutes).
 	StoreProbeEvery time.Duration
+	// RunRetry is how long a waiting Backup or Restore waits before it looks again (30 s and
+	// 15 s if zero); what it waits for wakes it sooner. Tests lengthen it to show the wake.
+	RunRetry time.Duration
 	// StorePolicy says which BackupStores the operator may use: ambient credentials, endpoints.
 	StorePolicy store.Policy
 	// NetworkPolicy describes the operator's pods to every instance's NetworkPolicy; nil renders none.
@@ -177,9 +180,9 @@ func setupBackups(mgr ctrl.Manager, engines []engine.Engine, opts Options) error
 	}{
 		&controllers.StoreReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Every: opts.StoreProbeEvery, Policy: opts.StorePolicy},
 		&controllers.BackupReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Engines: byName, Image: opts.AgentImage,
-			Recorder: mgr.GetEventRecorder("backup"), Policy: opts.StorePolicy},
+			Recorder: mgr.GetEventRecorder("backup"), Policy: opts.StorePolicy, Retry: opts.RunRetry},
 		&controllers.RestoreReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Engines: byName, Image: opts.AgentImage,
-			Recorder: mgr.GetEventRecorder("restore"), Policy: opts.StorePolicy},
+			Recorder: mgr.GetEventRecorder("restore"), Policy: opts.StorePolicy, Retry: opts.RunRetry},
 		&controllers.PlanReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("backupplan"), Engines: byName},
 	} {
 		if err := r.SetupWithManager(mgr, copts); err != nil {

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -52,6 +54,9 @@ type BackupReconciler struct {
 	Recorder events.EventRecorder
 	// Clock stamps the run's start and completion; nil is the wall clock.
 	Clock clock.PassiveClock
+	// Retry is how long a Backup that waits looks again after (30 s if zero); the store it
+	// waits for wakes it sooner (wake.go).
+	Retry time.Duration
 }
 
 func backupJobName(b *v1alpha1.Backup) string {
@@ -96,7 +101,7 @@ func (r *BackupReconciler) event(b *v1alpha1.Backup, phase v1alpha1.BackupPhase)
 // result. A finished Backup does not change.
 func (r *BackupReconciler) progress(ctx context.Context, b *v1alpha1.Backup) (time.Duration, error) {
 	st := &b.Status
-	run := run{st: &st.RunStatus, gen: b.Generation, retry: 30 * time.Second, clock: r.Clock}
+	run := run{st: &st.RunStatus, gen: b.Generation, retry: cmp.Or(r.Retry, 30*time.Second), clock: r.Clock}
 	if done, err := run.finished(ctx, r.Client, b.Namespace, backupJobName(b)); done || err != nil {
 		return 0, err
 	}
@@ -389,8 +394,8 @@ func (r *BackupReconciler) pruneAfter(ctx context.Context, b *v1alpha1.Backup, s
 	}
 }
 
-// SetupWithManager registers the controller: Backups, their Jobs, and the Restores that read
-// them (a deleted Backup waits for those).
+// SetupWithManager registers the controller: Backups, their Jobs, the Restores that read
+// them (a deleted Backup waits for those) and the stores that turn Ready (wake.go).
 func (r *BackupReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options) error {
 	return ctrl.NewControllerManagedBy(mgr).Named("backup").WithOptions(opts).
 		For(&v1alpha1.Backup{}).Owns(&batchv1.Job{}).
@@ -398,6 +403,7 @@ func (r *BackupReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Op
 			rs := o.(*v1alpha1.Restore)
 			return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: rs.Namespace, Name: rs.Spec.BackupRef.Name}}}
 		})).
+		Watches(&v1alpha1.BackupStore{}, wakeBackups(r.Client), builder.WithPredicates(storeTurnedReady)).
 		Complete(r)
 }
 

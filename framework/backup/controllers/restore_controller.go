@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -64,6 +66,9 @@ type RestoreReconciler struct {
 	Recorder events.EventRecorder
 	// Clock stamps the run's start and completion; nil is the wall clock.
 	Clock clock.PassiveClock
+	// Retry is how long a Restore that waits looks again after (15 s if zero); the store and
+	// the Backup it waits for wake it sooner (wake.go).
+	Retry time.Duration
 }
 
 func restoreJobName(rs *v1alpha1.Restore) string {
@@ -94,7 +99,7 @@ func (r *RestoreReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 
 func (r *RestoreReconciler) progress(ctx context.Context, rs *v1alpha1.Restore) (time.Duration, error) {
 	st := &rs.Status
-	run := run{st: &st.RunStatus, gen: rs.Generation, retry: 15 * time.Second, clock: r.Clock}
+	run := run{st: &st.RunStatus, gen: rs.Generation, retry: cmp.Or(r.Retry, 15*time.Second), clock: r.Clock}
 	if done, err := run.finished(ctx, r.Client, rs.Namespace, restoreJobName(rs)); done || err != nil {
 		return 0, err
 	}
@@ -358,5 +363,7 @@ func (r *RestoreReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.O
 	})
 	return ctrl.NewControllerManagedBy(mgr).Named("restore").WithOptions(opts).
 		For(&v1alpha1.Restore{}).Owns(&batchv1.Job{}).
-		Watches(&v1alpha1.ServiceInstance{}, restoredBy).Complete(r)
+		Watches(&v1alpha1.ServiceInstance{}, restoredBy).
+		Watches(&v1alpha1.BackupStore{}, wakeRestores(r.Client), builder.WithPredicates(storeTurnedReady)).
+		Watches(&v1alpha1.Backup{}, wakeRestores(r.Client), builder.WithPredicates(backupFinished)).Complete(r)
 }
