@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/test/testenv"
 )
 
@@ -82,7 +84,14 @@ rules:
 `), 0o600); err != nil {
 		tb.Fatal(err)
 	}
+	// A directory of its own (not one envtest makes and forgets on Stop) keeps the serving
+	// certificate across restartAPIServer, so that every client's kubeconfig stays valid.
+	apiserverDir := filepath.Join(cp.dir, "kube-apiserver")
+	if err := os.Mkdir(apiserverDir, 0o700); err != nil {
+		tb.Fatal(err)
+	}
 	cp.env = testenv.StartConfigured(tb, func(e *envtest.Environment) {
+		e.ControlPlane.GetAPIServer().CertDir = apiserverDir
 		args := e.ControlPlane.GetAPIServer().Configure()
 		args.Set("audit-log-path", cp.auditLog)
 		args.Set("audit-policy-file", policy)
@@ -152,6 +161,43 @@ func (cp *controlPlane) start(tb testing.TB, name, bin string, args ...string) {
 			}
 		}
 	})
+}
+
+// restartAPIServer stops kube-apiserver, leaves it down for down and starts it again on the same
+// address with the same certificates, etcd running throughout: what a control-plane upgrade or a
+// crash does to every client (the operator, kwok, the controllers, the stand-in, the test).
+func (cp *controlPlane) restartAPIServer(tb testing.TB, down time.Duration) {
+	tb.Helper()
+	s := cp.env.Env.ControlPlane.GetAPIServer()
+	// SIGTERM, then SIGKILL after 3 s (it does not finish its graceful shutdown with this many
+	// watches open in envtest's 20 s): Stop's error is that SIGKILL. Down is when nothing answers.
+	s.StopTimeout = 3 * time.Second
+	_ = s.Stop()
+	addr := net.JoinHostPort(s.SecureServing.Address, s.SecureServing.Port)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		conn, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			break
+		}
+		_ = conn.Close()
+		if time.Now().After(deadline) {
+			tb.Fatalf("kube-apiserver still answers at %s 30 s after it was killed", addr)
+		}
+	}
+	time.Sleep(down)
+	if err := s.Start(); err != nil { // returns once it answers /healthz
+		tb.Fatalf("starting kube-apiserver again: %v", err)
+	}
+	// Back means serving the CRDs again, which it does a moment after /healthz.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		err := cp.env.Client.List(context.Background(), &v1alpha1.ServiceInstanceList{}, client.Limit(1))
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("kube-apiserver serves no ServiceInstances 30 s after it started again: %v", err)
+		}
+	}
 }
 
 // objects creates what a cluster has before an operator arrives: nodes for kwok (before kwok

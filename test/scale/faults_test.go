@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,13 +28,14 @@ import (
 )
 
 // The operator killed (SIGKILL) 20 times at random moments while instances and bindings are
-// created and deleted leaves, once it has converged, nothing behind and nothing twice: every
-// instance and binding that is wanted is Ready, every one deleted is gone, no object Datafleet
-// labelled belongs to an instance or binding that is gone (or has an owner that is gone), and each
-// instance holds exactly one user per binding of it. SCALE_FAULT_INSTANCES (default 20; docs/scale.md
-// has a run at 1,000) instances, as many bindings; PostgreSQL and RabbitMQ, whose users the
-// stand-in records (MongoDB's users live behind the wire protocol, which it does not play).
-func TestTheOperatorKilledAtRandomLeavesNothingBehind(t *testing.T) {
+// created and deleted, then the API server restarted while the operator converges, leave, once it
+// has converged, nothing behind and nothing twice: every instance and binding that is wanted is
+// Ready, every one deleted is gone, no object Datafleet labelled belongs to an instance or binding
+// that is gone (or has an owner that is gone), and each instance holds exactly one user per binding
+// of it. SCALE_FAULT_INSTANCES (default 20) instances, as many bindings; PostgreSQL and RabbitMQ,
+// whose users the stand-in records (MongoDB's users live behind the wire protocol, which it does
+// not play).
+func TestTheOperatorKilledAndTheAPIServerRestartedLeaveNothingBehind(t *testing.T) {
 	n := 20
 	if v := envOr("SCALE_FAULT_INSTANCES", ""); v != "" {
 		n, _ = strconv.Atoi(v)
@@ -43,12 +45,18 @@ func TestTheOperatorKilledAtRandomLeavesNothingBehind(t *testing.T) {
 	ctx := context.Background()
 	c := f.cp.env.Client
 
+	// The operator is not killed while the API server is down: a new one would not start then
+	// (in a cluster its pod would restart with a back-off; the harness does not play that).
+	var outage sync.Mutex
 	done := make(chan error)
 	go func() {
 		for range kills {
 			time.Sleep(time.Duration(500+rand.IntN(2500)) * time.Millisecond)
+			outage.Lock()
 			f.op.stop()
-			if err := f.op.run(); err != nil {
+			err := f.op.run()
+			outage.Unlock()
+			if err != nil {
 				done <- err
 				return
 			}
@@ -77,10 +85,30 @@ func TestTheOperatorKilledAtRandomLeavesNothingBehind(t *testing.T) {
 		instances, bindings = append(instances, si), append(bindings, sb)
 		time.Sleep(50 * time.Millisecond)
 	}
+	gone := map[types.NamespacedName]bool{}
+	// What is not yet where it should be: wanted and not Ready, or deleted and still there.
+	unsettled := func() []string {
+		var pending []string
+		for i := range n {
+			for _, o := range []client.Object{instances[i], bindings[i]} {
+				key := client.ObjectKeyFromObject(o)
+				got := o.DeepCopyObject().(client.Object)
+				err := c.Get(ctx, key, got)
+				switch {
+				case gone[key] && !apierrors.IsNotFound(err):
+					pending = append(pending, fmt.Sprintf("%T %s still there (%v)", o, key, err))
+				case !gone[key] && err != nil:
+					t.Fatalf("%s, never deleted, is gone: %v", key, err)
+				case !gone[key] && !ready(got):
+					pending = append(pending, fmt.Sprintf("%T %s not Ready", o, key))
+				}
+			}
+		}
+		return pending
+	}
 	// Half of the instances go (their bindings with them, as the operator deletes them), and a
 	// quarter of the bindings of those that stay, while the operator keeps being killed.
 	time.Sleep(5 * time.Second)
-	gone := map[types.NamespacedName]bool{}
 	for i := range n {
 		var victim client.Object
 		switch {
@@ -98,6 +126,12 @@ func TestTheOperatorKilledAtRandomLeavesNothingBehind(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// And the API server goes away while the operator deletes those.
+	outage.Lock()
+	before := len(unsettled())
+	f.cp.restartAPIServer(t, 10*time.Second)
+	outage.Unlock()
+	t.Logf("kube-apiserver killed, down 10 s and back, while %d of the %d instances and bindings were not yet where they should be", before, 2*n)
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
@@ -105,22 +139,7 @@ func TestTheOperatorKilledAtRandomLeavesNothingBehind(t *testing.T) {
 	// Converged: what is wanted is Ready, what was deleted is gone.
 	deadline := time.Now().Add(10 * time.Minute)
 	for {
-		var pending []string
-		for i := range n {
-			for _, o := range []client.Object{instances[i], bindings[i]} {
-				key := client.ObjectKeyFromObject(o)
-				got := o.DeepCopyObject().(client.Object)
-				err := c.Get(ctx, key, got)
-				switch {
-				case gone[key] && !apierrors.IsNotFound(err):
-					pending = append(pending, fmt.Sprintf("%T %s still there (%v)", o, key, err))
-				case !gone[key] && err != nil:
-					t.Fatalf("%s, never deleted, is gone: %v", key, err)
-				case !gone[key] && !ready(got):
-					pending = append(pending, fmt.Sprintf("%T %s not Ready", o, key))
-				}
-			}
-		}
+		pending := unsettled()
 		if len(pending) == 0 {
 			break
 		}
