@@ -57,6 +57,8 @@ type controlPlane struct {
 	auditLog string
 	// kubeconfigs by user.
 	kubeconfigs map[string]string
+	// restart kills a component start started and starts it again, by name.
+	restart map[string]func() error
 }
 
 // startControlPlane starts it and stops it when the test ends. A missing binary fails the test
@@ -70,7 +72,7 @@ func startControlPlane(tb testing.TB) *controlPlane {
 			tb.Fatalf("%s not found in KUBEBUILDER_ASSETS=%s: run `make test` or `make envtest-assets` (hack/k8s-binaries.sh builds it)", b, assets)
 		}
 	}
-	cp := &controlPlane{dir: tb.TempDir(), kubeconfigs: map[string]string{}}
+	cp := &controlPlane{dir: tb.TempDir(), kubeconfigs: map[string]string{}, restart: map[string]func() error{}}
 	cp.auditLog = filepath.Join(cp.dir, "audit.log")
 	policy := filepath.Join(cp.dir, "audit-policy.yaml")
 	// Writes only, at Metadata: who wrote what, and the answer's code.
@@ -144,11 +146,20 @@ func (cp *controlPlane) start(tb testing.TB, name, bin string, args ...string) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = dieWithHarness
-	if err := cmd.Start(); err != nil {
+	var cmd *exec.Cmd
+	run := func() error {
+		cmd = exec.Command(bin, args...)
+		cmd.Stdout, cmd.Stderr = out, out
+		cmd.SysProcAttr = dieWithHarness
+		return cmd.Start()
+	}
+	if err := run(); err != nil {
 		tb.Fatalf("starting %s: %v", name, err)
+	}
+	cp.restart[name] = func() error {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return run()
 	}
 	tb.Cleanup(func() {
 		_ = cmd.Process.Kill()
@@ -187,6 +198,18 @@ func (cp *controlPlane) restartAPIServer(tb testing.TB, down time.Duration) {
 	time.Sleep(down)
 	if err := s.Start(); err != nil { // returns once it answers /healthz
 		tb.Fatalf("starting kube-apiserver again: %v", err)
+	}
+	// In a cluster the controller-manager and the scheduler elect a leader, and an outage longer
+	// than their renew deadline (10 s) ends them: they exit and start again with fresh caches.
+	// Here they run without leader election, so they restart with the API server. Left running
+	// they did not recover in the time of the test: kube-scheduler (1.37) logged "Scheduler cache
+	// is corrupted" and scheduled no pod again; the StatefulSet controller, still holding a
+	// StatefulSet the operator had deleted, made its claim and pod again 20 s after the deletion.
+	// kwok carries on through it.
+	for _, name := range []string{"kube-controller-manager", "kube-scheduler"} {
+		if err := cp.restart[name](); err != nil {
+			tb.Fatalf("starting %s again: %v", name, err)
+		}
 	}
 	// Back means serving the CRDs again, which it does a moment after /healthz.
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {

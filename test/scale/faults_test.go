@@ -28,7 +28,7 @@ import (
 )
 
 // The operator killed (SIGKILL) 20 times at random moments while instances and bindings are
-// created and deleted, then the API server restarted while the operator converges, leave, once it
+// created and deleted, and the API server restarted while the operator makes them, leave, once it
 // has converged, nothing behind and nothing twice: every instance and binding that is wanted is
 // Ready, every one deleted is gone, no object Datafleet labelled belongs to an instance or binding
 // that is gone (or has an owner that is gone), and each instance holds exactly one user per binding
@@ -48,10 +48,14 @@ func TestTheOperatorKilledAndTheAPIServerRestartedLeaveNothingBehind(t *testing.
 	// The operator is not killed while the API server is down: a new one would not start then
 	// (in a cluster its pod would restart with a back-off; the harness does not play that).
 	var outage sync.Mutex
+	// The kills are spread over the time the test takes to create and delete (50 ms an instance,
+	// 100 ms a deletion, and the outage): 0.5-3 s apart at 20 instances, up to 14 s at 1,000.
+	window := time.Duration(n)*125*time.Millisecond + 15*time.Second
+	gap := max(3*time.Second, 2*window/kills) - 500*time.Millisecond
 	done := make(chan error)
 	go func() {
 		for range kills {
-			time.Sleep(time.Duration(500+rand.IntN(2500)) * time.Millisecond)
+			time.Sleep(500*time.Millisecond + rand.N(gap))
 			outage.Lock()
 			f.op.stop()
 			err := f.op.run()
@@ -106,6 +110,12 @@ func TestTheOperatorKilledAndTheAPIServerRestartedLeaveNothingBehind(t *testing.
 		}
 		return pending
 	}
+	// The API server goes away while the operator makes those.
+	outage.Lock()
+	before := len(unsettled())
+	f.cp.restartAPIServer(t, 10*time.Second)
+	outage.Unlock()
+	t.Logf("kube-apiserver killed, down 10 s and back, while %d of the %d instances and bindings were not yet Ready", before, 2*n)
 	// Half of the instances go (their bindings with them, as the operator deletes them), and a
 	// quarter of the bindings of those that stay, while the operator keeps being killed.
 	time.Sleep(5 * time.Second)
@@ -126,12 +136,6 @@ func TestTheOperatorKilledAndTheAPIServerRestartedLeaveNothingBehind(t *testing.
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	// And the API server goes away while the operator deletes those.
-	outage.Lock()
-	before := len(unsettled())
-	f.cp.restartAPIServer(t, 10*time.Second)
-	outage.Unlock()
-	t.Logf("kube-apiserver killed, down 10 s and back, while %d of the %d instances and bindings were not yet where they should be", before, 2*n)
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +188,8 @@ func TestTheOperatorKilledAndTheAPIServerRestartedLeaveNothingBehind(t *testing.
 			checked++
 			ns := o.GetNamespace()
 			if inst := o.GetLabels()[names.InstanceLabel]; inst != "" && !liveInstances[types.NamespacedName{Namespace: ns, Name: inst}] {
-				t.Errorf("%T %s/%s belongs to instance %s, which is gone", list, ns, o.GetName(), inst)
+				t.Errorf("%T %s/%s belongs to instance %s, which is gone (made %s, deleted %v, owners %v, finalizers %v)", list, ns, o.GetName(), inst,
+					o.GetCreationTimestamp().Format(time.TimeOnly), o.GetDeletionTimestamp(), o.GetOwnerReferences(), o.GetFinalizers())
 			}
 			if b := o.GetLabels()[binding.BindingLabel]; b != "" && !liveBindings[types.NamespacedName{Namespace: ns, Name: b}] {
 				t.Errorf("%T %s/%s belongs to binding %s, which is gone", list, ns, o.GetName(), b)
