@@ -57,7 +57,7 @@ type controlPlane struct {
 	auditLog string
 	// kubeconfigs by user.
 	kubeconfigs map[string]string
-	// restart kills a component start started and starts it again, by name.
+	// restart kills a component that start started, by name, and starts it again.
 	restart map[string]func() error
 }
 
@@ -176,7 +176,8 @@ func (cp *controlPlane) start(tb testing.TB, name, bin string, args ...string) {
 
 // restartAPIServer stops kube-apiserver, leaves it down for down and starts it again on the same
 // address with the same certificates, etcd running throughout: what a control-plane upgrade or a
-// crash does to every client (the operator, kwok, the controllers, the stand-in, the test).
+// crash does to its clients (the operator, kwok, the stand-in, the test; the controller-manager
+// and the scheduler start again with it, below).
 func (cp *controlPlane) restartAPIServer(tb testing.TB, down time.Duration) {
 	tb.Helper()
 	s := cp.env.Env.ControlPlane.GetAPIServer()

@@ -14,7 +14,7 @@ import (
 )
 
 // A Backup or Restore that waits for something (its store's probe, the Backup it restores) looks
-// again at its retry, 30 s later; these watches wake it when what it waits for happens, so that a
+// again at its retry (30 s for a Backup, 15 s for a Restore); these watches wake it when what it waits for happens, so that a
 // store that turns Ready, or a Backup that finishes, moves what waits on it at once. The store
 // controller creates the Backups it imports before it writes its own Ready condition, so without
 // the wake every imported Backup of a new store waited a retry.
@@ -25,7 +25,7 @@ var storeTurnedReady = predicate.Funcs{
 	CreateFunc: func(event.CreateEvent) bool { return false },
 	DeleteFunc: func(event.DeleteEvent) bool { return false },
 	UpdateFunc: func(e event.UpdateEvent) bool {
-		return conditionTrue(e.ObjectNew) && !conditionTrue(e.ObjectOld)
+		return storeReady(e.ObjectNew) && !storeReady(e.ObjectOld)
 	},
 	GenericFunc: func(event.GenericEvent) bool { return false },
 }
@@ -41,7 +41,8 @@ var backupFinished = predicate.Funcs{
 	GenericFunc: func(event.GenericEvent) bool { return false },
 }
 
-func conditionTrue(o client.Object) bool {
+// storeReady says whether o is a BackupStore whose probe succeeded.
+func storeReady(o client.Object) bool {
 	bs, ok := o.(*v1alpha1.BackupStore)
 	if !ok {
 		return false
