@@ -10,14 +10,16 @@ type LocalObjectReference struct {
 
 // InstanceReference names a ServiceInstance, in the referrer's namespace unless namespace is set.
 type InstanceReference struct {
-	// name of the ServiceInstance.
+	// name of the ServiceInstance (a name a ServiceInstance can have).
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z]([-a-z0-9]*[a-z0-9])?$`
 	Name string `json:"name"`
 	// namespace of the ServiceInstance; defaults to the referrer's namespace. Another namespace
 	// is only honoured when the instance's bindingPolicy allows the referrer's namespace.
 	// +optional
 	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
 	Namespace string `json:"namespace,omitempty"`
 }
 

@@ -73,6 +73,15 @@ func TestWebhookRefusesReservedBindingTargets(t *testing.T) {
 			t.Errorf("%s binding from %s on %q: %v, want %q", k.role, k.namespace, k.database, err, k.want)
 		}
 	}
+	// A reference that no instance's name can be is refused by the schema, naming the field (the
+	// fuzzer found "%", which the webhook then failed to read with an internal error).
+	for _, ref := range []v1alpha1.InstanceReference{{Name: "%"}, {Name: "db", Namespace: "a/b"}, {Name: "Db.x"}} {
+		err := c.Create(ctx, &v1alpha1.ServiceBinding{ObjectMeta: metav1.ObjectMeta{Name: "ref", Namespace: "apps"},
+			Spec: v1alpha1.ServiceBindingSpec{InstanceRef: ref, Role: v1alpha1.RoleReadWrite}})
+		if err == nil || !strings.Contains(err.Error(), "spec.instanceRef.") || !strings.Contains(err.Error(), "should match") {
+			t.Errorf("instanceRef %+v: %v", ref, err)
+		}
+	}
 	for _, vhost := range []string{".", "..", "a/../b", "a//b"} {
 		err := c.Create(ctx, &v1alpha1.ServiceBinding{ObjectMeta: metav1.ObjectMeta{Name: "vhost", Namespace: "apps"},
 			Spec: v1alpha1.ServiceBindingSpec{InstanceRef: v1alpha1.InstanceReference{Name: "mq"}, Role: v1alpha1.RoleReadWrite, Vhost: vhost}})

@@ -9,6 +9,7 @@ import (
 
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/validation/path"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -240,6 +241,10 @@ func (v *InstanceValidator) plan(ctx context.Context, name string) (*v1alpha1.Se
 // admission request with an internal error (the API server then applies the failurePolicy).
 func getOptional[T client.Object](ctx context.Context, c client.Reader, key client.ObjectKey, obj T) (T, error) {
 	var none T
+	// A name no object can have (the client would refuse to send it) names nothing.
+	if len(path.IsValidPathSegmentName(key.Name)) > 0 || len(path.IsValidPathSegmentName(key.Namespace)) > 0 {
+		return none, nil
+	}
 	if err := c.Get(ctx, key, obj); err != nil {
 		if apierrors.IsNotFound(err) {
 			return none, nil
