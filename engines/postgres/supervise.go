@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -34,19 +35,38 @@ var (
 	_ engine.Watcher    = Engine{}
 )
 
+// settledPoll is how often an instance whose primary serves is looked at again, for what sends
+// no event (a replica that stops streaming while its pod stays ready). A lapsing lease does not
+// wait for it: the lease watch wakes the instance at the lease's expiry.
+const settledPoll = 30 * time.Second
+
 // Watches implements engine.Watcher: the primary lease (the framework watches the pods), whose
 // renewals every few seconds are filtered out: only a new holder or a request matters. Each
 // renewal is still observed as it arrives, so that the lease's observed expiry (primary.Observer)
-// counts from when it was made rather than from the next reconcile.
+// counts from when it was made rather than from the next reconcile, and it moves the wake at
+// that expiry (Expires), which is how a holder that stopped renewing is noticed.
 func (e Engine) Watches() []engine.Watch {
 	leaseChanged := predicate.Funcs{UpdateFunc: func(ev event.UpdateEvent) bool {
-		l := ev.ObjectNew.(*coordinationv1.Lease)
-		o, n := primary.Read(ev.ObjectOld.(*coordinationv1.Lease)), primary.Read(l)
-		e.leases.Observe(types.NamespacedName{Namespace: l.Namespace, Name: l.Name}, n, time.Now())
+		o, n := primary.Read(ev.ObjectOld.(*coordinationv1.Lease)), primary.Read(ev.ObjectNew.(*coordinationv1.Lease))
 		return o.Holder != n.Holder || o.StepDown != n.StepDown || o.StepDownTo != n.StepDownTo || o.Bootstrapped != n.Bootstrapped
 	}}
-	return []engine.Watch{{Type: &coordinationv1.Lease{}, Predicates: []predicate.Predicate{leaseChanged}}}
+	return []engine.Watch{{Type: &coordinationv1.Lease{}, Predicates: []predicate.Predicate{leaseChanged}, Expires: e.leaseExpiry}}
 }
+
+// leaseExpiry observes a held lease's renewal and gives the moment just after it would lapse;
+// zero for a lease with no holder (the reconcile that saw it vacant elects).
+func (e Engine) leaseExpiry(o client.Object) time.Time {
+	l := o.(*coordinationv1.Lease)
+	s := e.leases.Observe(client.ObjectKeyFromObject(l), primary.Read(l), time.Now())
+	if s.Holder == "" {
+		return time.Time{}
+	}
+	return s.ExpiresAt().Add(lapseMargin)
+}
+
+// lapseMargin is how long after a lease's expiry its instance is looked at, so that the look
+// finds it expired.
+const lapseMargin = 500 * time.Millisecond
 
 // member is one pod and what its agent said.
 type member struct {
@@ -313,10 +333,14 @@ func (s *supervision) report() {
 	if obs.CurrentPrimary == "" {
 		s.Unready("NoPrimary", "no pod is serving as primary yet")
 	}
-	s.Poll = time.Second
-	if !s.state.Vacant(s.Now) {
-		// A lease that expires sends no event: look again just after it would.
-		s.Poll = max(s.state.ExpiresAt().Sub(s.Now)+500*time.Millisecond, time.Second)
+	switch {
+	case s.state.Vacant(s.Now):
+		s.Poll = time.Second
+	case obs.CurrentPrimary == "":
+		// Not serving yet: look again by the lease's expiry at the latest, as before the wake.
+		s.Poll = max(s.state.ExpiresAt().Sub(s.Now)+lapseMargin, time.Second)
+	default:
+		s.Poll = settledPoll
 	}
 }
 

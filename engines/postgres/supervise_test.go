@@ -61,18 +61,20 @@ func TestReadyWaitsForEveryMembersAgent(t *testing.T) {
 	}
 }
 
-// The operator sees each renewal of the lease as it arrives (the watch), though it reconciles
-// only at the lease's expiry: a holder that stops renewing is replaced 10 s after its last
-// renewal, not 8 s after the operator's next look (once measured in e2e: 23 s to a new primary).
+// The operator sees each renewal of the lease as it arrives (the watch) and reconciles only when
+// the lease would lapse (the watch's Expires wakes the instance then): a renewal starts no
+// reconcile, and a holder that stops renewing is replaced 10 s after its last renewal, not at the
+// next poll (once measured in e2e, when a reconcile was what observed renewals: 23 s to a new
+// primary). The wake itself is framework/instance's (TestAnObjectWakesItsInstanceWhenItLapses).
 func TestRenewalsAreObservedAsTheyArrive(t *testing.T) {
 	e := New()
-	lease := func(renew time.Time) *coordinationv1.Lease {
+	lease := func(renew time.Time, holder string) *coordinationv1.Lease {
 		return &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "ledger-primary", Namespace: "apps"},
-			Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To("ledger-0"), LeaseDurationSeconds: ptr.To(int32(10)),
+			Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(holder), LeaseDurationSeconds: ptr.To(int32(10)),
 				RenewTime: &metav1.MicroTime{Time: renew}}}
 	}
 	renewed := time.Now()
-	old, cur := lease(renewed.Add(-primary.RenewInterval)), lease(renewed)
+	old, cur := lease(renewed.Add(-primary.RenewInterval), "ledger-0"), lease(renewed, "ledger-0")
 	var leaseWatch engine.Watch
 	for _, w := range e.Watches() {
 		if _, ok := w.Type.(*coordinationv1.Lease); ok {
@@ -84,11 +86,18 @@ func TestRenewalsAreObservedAsTheyArrive(t *testing.T) {
 			t.Fatal("a renewal started a reconcile")
 		}
 	}
-	at := renewed.Add(primary.LeaseDuration + 500*time.Millisecond)
+	at := leaseWatch.Expires(cur)
+	if want := renewed.Add(primary.LeaseDuration + lapseMargin); !at.Equal(want) {
+		t.Errorf("the lease renewed at %s wakes its instance at %s, want %s (its last renewal plus %s and %s)",
+			renewed.Format(time.StampMilli), at.Format(time.StampMilli), want.Format(time.StampMilli), primary.LeaseDuration, lapseMargin)
+	}
 	key := types.NamespacedName{Namespace: "apps", Name: "ledger-primary"}
 	if s := e.leases.Observe(key, primary.Read(cur), at); !s.Vacant(at) {
-		t.Errorf("the lease renewed at %s is not vacant at %s, its last renewal plus %s: it expires at %s",
-			renewed.Format(time.StampMilli), at.Format(time.StampMilli), primary.LeaseDuration, s.ExpiresAt().Format(time.StampMilli))
+		t.Errorf("the lease renewed at %s is not vacant when it wakes its instance, at %s: it expires at %s",
+			renewed.Format(time.StampMilli), at.Format(time.StampMilli), s.ExpiresAt().Format(time.StampMilli))
+	}
+	if at := leaseWatch.Expires(lease(renewed, "")); !at.IsZero() {
+		t.Errorf("a lease with no holder wakes its instance at %s: nothing lapses", at)
 	}
 }
 

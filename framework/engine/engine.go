@@ -5,6 +5,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -94,6 +95,12 @@ type TLSServer interface {
 type Watch struct {
 	Type       client.Object
 	Predicates []predicate.Predicate
+	// Expires, when set, is when an object of this kind, left as it is, next needs its instance
+	// looked at: a lease whose holder stops renewing sends no event when it lapses. The framework
+	// wakes the instance then (ahead of the polls in the queue), once per object, the time moved
+	// by each change of the object, so the engine need not poll for it. Expires sees every
+	// change, whatever Predicates pass; zero time: no wake.
+	Expires func(client.Object) time.Time
 }
 
 // Watcher is implemented by engines that need such watches.

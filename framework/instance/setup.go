@@ -53,6 +53,9 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options)
 	for _, watch := range watches(r.Engine) {
 		b = b.Watches(watch.Type, handler.EnqueueRequestsFromMapFunc(instanceOfLabels),
 			builder.WithPredicates(append([]predicate.Predicate{labelled}, watch.Predicates...)...))
+		if watch.Expires != nil {
+			b = b.Watches(watch.Type, newExpiryWakes(watch.Expires).handler(), builder.WithPredicates(labelled))
+		}
 	}
 	b = b.Watches(&v1alpha1.VersionCatalog{}, handler.EnqueueRequestsFromMapFunc(r.instancesOfCatalog),
 		builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool { return o.GetName() == name })))
