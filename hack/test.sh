@@ -35,9 +35,9 @@ trap summary EXIT
 
 tier "dependencies (hack/deps.sh)" make -s --no-print-directory deps
 eval "$(make -s --no-print-directory test-env)"
-tier "unit, envtest, engines, chart, repo (go test ./...)" go test -count=1 ./...
+tier "unit, envtest, engines, chart, repo (go test ./...)" go test -count=1 -timeout 20m ./...
 # The agent again, against PostgreSQL 17 (the host has 15; 17 comes from the project's image).
 pg17="$(hack/postgres-bin.sh 17)"
-tier "PostgreSQL agent against PostgreSQL 17" env POSTGRES_BIN_DIR="$pg17" go test -count=1 ./engines/postgres/agent/
+tier "PostgreSQL agent against PostgreSQL 17" env POSTGRES_BIN_DIR="$pg17" go test -count=1 -timeout 20m ./engines/postgres/agent/
 tier "go vet" go vet ./...
 tier "end-to-end on the local cluster (test/e2e/run.sh)" test/e2e/run.sh
