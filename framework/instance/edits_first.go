@@ -33,13 +33,18 @@ var editsFirst = handler.Funcs{
 		if e.ObjectOld == nil || e.ObjectNew == nil || e.ObjectOld.GetGeneration() == e.ObjectNew.GetGeneration() {
 			return
 		}
-		req := reconcile.Request{NamespacedName: client.ObjectKeyFromObject(e.ObjectNew)}
-		if pq, ok := q.(priorityqueue.PriorityQueue[reconcile.Request]); ok {
-			pq.AddWithOpts(priorityqueue.AddOpts{Priority: ptr.To(editPriority)}, req)
-			return
-		}
-		q.Add(req)
+		addFirst(q, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(e.ObjectNew)})
 	},
+}
+
+// addFirst adds the request with editPriority, ahead of the polls and echoes (a queue without
+// priorities just adds it).
+func addFirst(q workqueue.TypedRateLimitingInterface[reconcile.Request], req reconcile.Request) {
+	if pq, ok := q.(priorityqueue.PriorityQueue[reconcile.Request]); ok {
+		pq.AddWithOpts(priorityqueue.AddOpts{Priority: ptr.To(editPriority)}, req)
+		return
+	}
+	q.Add(req)
 }
 
 // resetPriority gives a reconcile's requeue the normal priority, whatever the priority it was

@@ -7,9 +7,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -69,8 +67,9 @@ func (w *expiryWakes) arm(o client.Object, q workqueue.TypedRateLimitingInterfac
 	}
 	a.timer = time.AfterFunc(time.Until(at), func() {
 		// A timer that fired as the object changed was replaced: the change moved the expiry.
+		// A lapsed lease is a failover to make: ahead of the polls, as an edit (edits_first.go).
 		if w.forget(key, a) {
-			wake(q, reqs[0])
+			addFirst(q, reqs[0])
 		}
 	})
 	w.armed[key] = a
@@ -88,14 +87,4 @@ func (w *expiryWakes) forget(key types.NamespacedName, a *armed) bool {
 	cur.timer.Stop()
 	delete(w.armed, key)
 	return true
-}
-
-// wake adds the instance ahead of the polls, as an edit is (edits_first.go): a lapsed lease is a
-// failover to make.
-func wake(q workqueue.TypedRateLimitingInterface[reconcile.Request], req reconcile.Request) {
-	if pq, ok := q.(priorityqueue.PriorityQueue[reconcile.Request]); ok {
-		pq.AddWithOpts(priorityqueue.AddOpts{Priority: ptr.To(editPriority)}, req)
-		return
-	}
-	q.Add(req)
 }

@@ -186,16 +186,14 @@ func (cp *controlPlane) restartAPIServer(tb testing.TB, down time.Duration) {
 	s.StopTimeout = 3 * time.Second
 	_ = s.Stop()
 	addr := net.JoinHostPort(s.SecureServing.Address, s.SecureServing.Port)
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+	testenv.Eventually(tb, 30*time.Second, func() error {
 		conn, err := net.DialTimeout("tcp", addr, time.Second)
 		if err != nil {
-			break
+			return nil
 		}
 		_ = conn.Close()
-		if time.Now().After(deadline) {
-			tb.Fatalf("kube-apiserver still answers at %s 30 s after it was killed", addr)
-		}
-	}
+		return fmt.Errorf("kube-apiserver still answers at %s after it was killed", addr)
+	})
 	time.Sleep(down)
 	if err := s.Start(); err != nil { // returns once it answers /healthz
 		tb.Fatalf("starting kube-apiserver again: %v", err)
@@ -213,15 +211,12 @@ func (cp *controlPlane) restartAPIServer(tb testing.TB, down time.Duration) {
 		}
 	}
 	// Back means serving the CRDs again, which it does a moment after /healthz.
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		err := cp.env.Client.List(context.Background(), &v1alpha1.ServiceInstanceList{}, client.Limit(1))
-		if err == nil {
-			return
+	testenv.Eventually(tb, 30*time.Second, func() error {
+		if err := cp.env.Client.List(context.Background(), &v1alpha1.ServiceInstanceList{}, client.Limit(1)); err != nil {
+			return fmt.Errorf("kube-apiserver serves no ServiceInstances since it started again: %w", err)
 		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("kube-apiserver serves no ServiceInstances 30 s after it started again: %v", err)
-		}
-	}
+		return nil
+	})
 }
 
 // objects creates what a cluster has before an operator arrives: nodes for kwok (before kwok

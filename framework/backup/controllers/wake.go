@@ -3,7 +3,7 @@ package controllers
 import (
 	"context"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -14,10 +14,10 @@ import (
 )
 
 // A Backup or Restore that waits for something (its store's probe, the Backup it restores) looks
-// again at its retry (30 s for a Backup, 15 s for a Restore); these watches wake it when what it waits for happens, so that a
-// store that turns Ready, or a Backup that finishes, moves what waits on it at once. The store
-// controller creates the Backups it imports before it writes its own Ready condition, so without
-// the wake every imported Backup of a new store waited a retry.
+// again at its retry (30 s for a Backup, 15 s for a Restore); these watches wake it when what it
+// waits for happens, so that a store that turns Ready, or a Backup that finishes, moves what
+// waits on it at once. The store controller creates the Backups it imports before it writes its
+// own Ready condition, so without the wake every imported Backup of a new store waited a retry.
 
 // storeTurnedReady passes a BackupStore update whose Ready condition turned True. Creation is not
 // watched: a store is never created Ready, and after a restart every Backup is reconciled anyway.
@@ -44,11 +44,7 @@ var backupFinished = predicate.Funcs{
 // storeReady says whether o is a BackupStore whose probe succeeded.
 func storeReady(o client.Object) bool {
 	bs, ok := o.(*v1alpha1.BackupStore)
-	if !ok {
-		return false
-	}
-	c := findReady(bs.Status.Conditions)
-	return c != nil && c.Status == metav1.ConditionTrue
+	return ok && meta.IsStatusConditionTrue(bs.Status.Conditions, v1alpha1.ConditionReady)
 }
 
 // notStarted is a run that has not started: the only ones a store or a Backup can hold up. A run
