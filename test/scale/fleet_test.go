@@ -32,7 +32,9 @@ func TestAFleetOfEveryEngineSettles(t *testing.T) {
 // SCALE_INSTANCES (default 100), SCALE_WORKERS per engine (default 4), SCALE_READY_TIMEOUT (default
 // 30m), SCALE_SETTLED (how long
 // the settled fleet is watched, default 2m); SCALE_PROFILE, a directory: the operator's heap
-// profile, settled, and its CPU profile over the settled fleet's first minute go there. `make bench-scale`.
+// profile, settled, and its CPU profile over the settled fleet's first minute go there;
+// SCALE_OPERATOR_GOMEMLIMIT, the operator's GOMEMLIMIT (as a container's memory limit sets it).
+// `make bench-scale`.
 func BenchmarkFleet(b *testing.B) {
 	engines := strings.Split(envOr("SCALE_ENGINES", "rabbitmq"), ",")
 	n, _ := strconv.Atoi(envOr("SCALE_INSTANCES", "100"))

@@ -55,13 +55,15 @@ func startOperator(tb testing.TB, cp *controlPlane, bin string, workers int) *op
 	if err != nil {
 		tb.Fatal(err)
 	}
+	// SCALE_OPERATOR_GOMEMLIMIT is the operator's GOMEMLIMIT and no other process's: what
+	// cmd/manager/memlimit.go sets in a container (0.9 of its memory limit, e.g. 900MiB for 1 GiB).
 	p := &operatorProcess{bin: bin, out: out, log: log,
 		args: []string{
 			"--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", metricsPort), "--metrics-secure=false",
 			"--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", probePort),
 			"--pprof-bind-address", fmt.Sprintf("127.0.0.1:%d", pprofPort),
 			"--agent-image", agentImage, "--max-concurrent-reconciles", strconv.Itoa(workers)},
-		env:     append(os.Environ(), "KUBECONFIG="+cp.kubeconfigs[userOperator]),
+		env:     append(os.Environ(), "KUBECONFIG="+cp.kubeconfigs[userOperator], "GOMEMLIMIT="+os.Getenv("SCALE_OPERATOR_GOMEMLIMIT")),
 		metrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort),
 		pprof:   fmt.Sprintf("http://127.0.0.1:%d/debug/pprof", pprofPort)}
 	p.start(tb)

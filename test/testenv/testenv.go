@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -38,6 +39,9 @@ type Env struct {
 	Config *rest.Config
 	// Client talks to the API server directly (no cache), as a user would.
 	Client client.Client
+
+	stopOnce          sync.Once
+	cancelTimeoutStop func() bool
 }
 
 // Start starts kube-apiserver and etcd and stops them when the test ends.
@@ -103,10 +107,12 @@ func newEnv(crds string, configure func(*envtest.Environment)) (*Env, error) {
 		configure(env)
 	}
 	cfg, err := env.Start()
+	e := &Env{Env: env, Config: cfg}
+	e.cancelTimeoutStop = stopBeforeTimeout(e.stop)
 	if err != nil {
 		// Start fails after the control plane is up when the CRDs do not install (a CEL rule over
 		// its cost budget): stop what it started, or etcd and kube-apiserver outlive the test.
-		_ = env.Stop()
+		e.Stop()
 		return nil, fmt.Errorf("starting kube-apiserver and etcd from %s: %w", assets, err)
 	}
 	// The test's own client must not be the bottleneck of what it measures.
@@ -114,17 +120,26 @@ func newEnv(crds string, configure func(*envtest.Environment)) (*Env, error) {
 	direct.QPS, direct.Burst = 2000, 4000
 	c, err := client.New(direct, client.Options{Scheme: engine.NewScheme()})
 	if err != nil {
-		_ = env.Stop()
+		e.Stop()
 		return nil, err
 	}
-	return &Env{Env: env, Config: cfg, Client: c}, nil
+	e.Client = c
+	return e, nil
 }
 
 // Stop stops the API server and etcd.
 func (e *Env) Stop() {
-	if err := e.Env.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, "stopping envtest:", err)
-	}
+	e.cancelTimeoutStop()
+	e.stop()
+}
+
+// stop stops them once, whoever asks first: the test's cleanup or the timeout's timer.
+func (e *Env) stop() {
+	e.stopOnce.Do(func() {
+		if err := e.Env.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "stopping envtest:", err)
+		}
+	})
 }
 
 // WriteCounter counts the mutating requests (anything but GET, LIST and WATCH) a client sends,
