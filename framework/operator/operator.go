@@ -34,11 +34,12 @@ import (
 
 // CacheOptions restricts the cache of every child kind (and Pods and PVCs, which the StatefulSet
 // controller makes for us) to objects labelled as managed by Datafleet, so memory grows with the
-// number of instances, not with the size of the cluster.
+// number of instances, not with the size of the cluster, and keeps of a pod only what the
+// operator reads (trimPods).
 func CacheOptions(engines []engine.Engine) cache.Options {
 	sel := labels.SelectorFromSet(labels.Set{names.ManagedByLabel: names.ManagedBy})
 	by := map[client.Object]cache.ByObject{
-		&corev1.Pod{}:                   {Label: sel},
+		&corev1.Pod{}:                   {Label: sel, Transform: trimPods()},
 		&corev1.PersistentVolumeClaim{}: {Label: sel},
 		&corev1.Secret{}:                {Label: sel},
 		&corev1.ConfigMap{}:             {Label: sel},
