@@ -10,12 +10,12 @@ import (
 // the rest of its spec, which was the largest part of a cached pod (docs/scale.md). A pod is
 // read from the cache for its metadata (names, labels, annotations, UID, timestamps), its
 // status (phase, IP, readiness, the containers' states, a Job pod's termination message) and
-// of its spec only:
-// the Secrets' volumes (the agent's TLS volume, which Secret a volume mounts), the init
-// containers' names and images (the agent's) and the containers' names and images, in their
-// order (the engine's container is the first). Nothing compares, hashes or writes back a whole pod:
-// pods are only patched (labels, annotations) from two copies of the cached one and deleted
-// by UID. Code that needs another field of a pod reads it past the cache (the APIReader).
+// of its spec only for the Secrets' volumes (the agent's TLS volume, which Secret a volume
+// mounts), the init containers' names and images (the agent's) and the containers' names and
+// images, in their order (the engine's container is the first). Nothing compares, hashes or
+// writes back a whole pod: pods are only patched (labels, annotations) from two copies of the
+// cached one and deleted by UID. Code that needs another field of a pod reads it past the
+// cache (the APIReader).
 func trimPods() toolscache.TransformFunc {
 	stripManagedFields := cache.TransformStripManagedFields()
 	return func(in any) (any, error) {
