@@ -162,6 +162,9 @@ func (s *supervision) elect(ctx context.Context) (bool, error) {
 		s.Wait("Provisioning", fmt.Sprintf("waiting for %s to initialise the database", s.sts+"-0"), 5*time.Second)
 		return false, nil
 	}
+	if vacant, answered := s.stillVacant(ctx); !answered || !vacant {
+		return !answered, nil
+	}
 	var cands []primary.Candidate
 	var unconfirmed []string
 	for _, m := range s.members {
@@ -198,6 +201,28 @@ func (s *supervision) elect(ctx context.Context) (bool, error) {
 	s.read(assigned)
 	s.Wait("Failover", fmt.Sprintf("%s was elected primary and is being promoted", winner), time.Second)
 	return true, nil
+}
+
+// stillVacant reads the lease from the API server itself before another primary is named. While
+// the API server is out of reach the cache keeps the last renewal it saw, the holder cannot renew
+// (its members keep it serving, primary.Keeper), and an election sent then is applied when the
+// API server comes back, before the holder can renew: a primary that did nothing wrong would be
+// replaced after every outage longer than the lease (seen in the e2e outage scenario, with the
+// Update waiting in the stopped API server's socket). So an unanswered read elects nothing and
+// forgets what was seen of the lease: its expiry then counts from the next look, as for an
+// operator that has just started, which leaves the holder time to renew once the API server is
+// back.
+func (s *supervision) stillVacant(ctx context.Context) (vacant, answered bool) {
+	ctx, cancel := context.WithTimeout(ctx, primary.CallTimeout)
+	defer cancel()
+	l := &coordinationv1.Lease{}
+	if err := s.Uncached().Get(ctx, s.key, l); err != nil {
+		s.leases.Forget(s.key)
+		s.Wait("NoPrimary", fmt.Sprintf("%s's lease looks lapsed, but the API server did not answer to confirm it: %v", s.state.Holder, err), 2*time.Second)
+		return false, false
+	}
+	s.read(l)
+	return s.state.Vacant(s.Now), true
 }
 
 // quorum is how many replicas must answer before one is elected: under synchronous replication

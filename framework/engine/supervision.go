@@ -34,6 +34,9 @@ type SuperviseInput struct {
 	Release  catalog.Release
 	// Client reads from the manager's cache and writes to the API server.
 	Client client.Client
+	// APIReader reads past the cache, from the API server itself: for a decision that must not
+	// rest on what the cache kept while the API server was out of reach (nil: Client).
+	APIReader client.Reader
 	// Children as rendered and applied.
 	Children []client.Object
 	// Owner is the owner reference for objects the engine creates outside Render (a lease, a
@@ -157,4 +160,12 @@ func (s *Supervision) Roll(ctx context.Context, r Roll) (bool, error) {
 	}
 	s.Wait("RollingUpdate", fmt.Sprintf("replacing %s (%d pods to update)", victim.Name, len(ro.Outdated)), 2*time.Second)
 	return true, nil
+}
+
+// Uncached is APIReader, or Client where the input has none.
+func (in SuperviseInput) Uncached() client.Reader {
+	if in.APIReader != nil {
+		return in.APIReader
+	}
+	return in.Client
 }

@@ -70,7 +70,7 @@ func (r *Reconciler) supervision(ctx context.Context, s *scope, generic engine.O
 	sort.Slice(pods.Items, func(i, j int) bool {
 		return workload.Ordinal(pods.Items[i].Name) < workload.Ordinal(pods.Items[j].Name)
 	})
-	return &engine.Supervision{SuperviseInput: engine.SuperviseInput{Instance: s.inst, Release: s.release, Client: r.Client,
+	return &engine.Supervision{SuperviseInput: engine.SuperviseInput{Instance: s.inst, Release: s.release, Client: r.Client, APIReader: r.APIReader,
 		Children: s.children, Owner: r.ownerRef(s.inst), Now: r.now(), Agents: s.agents},
 		Pods: pods.Items, Workload: live, Observation: generic}, nil
 }

@@ -70,7 +70,7 @@ func (r *Reconciler) guardScaleDown(ctx context.Context, s *scope) (bool, error)
 // drainLeaving drains the members above asked, highest first. Until all are drained the
 // StatefulSet keeps its replicas (everything else in the spec is applied meanwhile).
 func (r *Reconciler) drainLeaving(ctx context.Context, s *scope, drainer engine.MemberDrainer, want, live *appsv1.StatefulSet, have, asked int32) error {
-	in := engine.SuperviseInput{Instance: s.inst, Release: s.release, Client: r.Client, Children: s.children,
+	in := engine.SuperviseInput{Instance: s.inst, Release: s.release, Client: r.Client, APIReader: r.APIReader, Children: s.children,
 		Owner: r.ownerRef(s.inst), Now: r.now(), Agents: s.agents}
 	for ord := have - 1; ord >= asked; ord-- {
 		pod := fmt.Sprintf("%s-%d", live.Name, ord)

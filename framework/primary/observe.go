@@ -63,6 +63,18 @@ func (o *Observer) Observe(key types.NamespacedName, s State, now time.Time) Sta
 	return s
 }
 
+// Forget drops what was seen of the lease: its next Observe counts from then, as for an operator
+// that has just started. For a lease the API server could not be asked about: the renewals it
+// missed meanwhile were never seen. A nil Observer forgets nothing.
+func (o *Observer) Forget(key types.NamespacedName) {
+	if o == nil {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	delete(o.seen, key)
+}
+
 // sweep forgets, now and then, observations no reconcile has looked at for forgetAfter (the
 // instance is gone, or its lease has no holder).
 func (o *Observer) sweep(now time.Time) {
