@@ -54,6 +54,7 @@ func startFleet(tb testing.TB, engines []string, workers int) *fleet {
 		tb.Fatal(err)
 	}
 	stand := startStandIn(tb, ctx, informers, cp.env.Client)
+	startLeaseAgents(tb, ctx, informers, cp.env.Config)
 	provisionVolumes(tb, ctx, informers, cp.env.Client)
 	for _, o := range []client.Object{&v1alpha1.ServiceInstance{}, &coordinationv1.Lease{}, &corev1.Pod{}, &corev1.Secret{}} {
 		if _, err := informers.GetInformer(ctx, o); err != nil {

@@ -1,7 +1,6 @@
 package scale
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -128,39 +127,9 @@ func (p *operatorProcess) metric(name string) (float64, error) {
 	return v, nil
 }
 
-// series is every sample the operator serves whose metric name is name, by its labels ("" for
-// none): `{controller="x",name="x"}`.
+// series is every sample the operator serves whose metric name is name (scrape).
 func (p *operatorProcess) series(name string) (map[string]float64, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.metrics, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	out := map[string]float64{}
-	sc := bufio.NewScanner(io.LimitReader(resp.Body, 64<<20))
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) != 2 || !strings.HasPrefix(f[0], name) {
-			continue
-		}
-		labels := strings.TrimPrefix(f[0], name)
-		if labels != "" && !strings.HasPrefix(labels, "{") {
-			continue // another metric whose name begins with this one
-		}
-		v, err := strconv.ParseFloat(f[1], 64)
-		if err != nil {
-			return nil, err
-		}
-		out[labels] = v
-	}
-	return out, sc.Err()
+	return scrape(http.DefaultClient, p.metrics, name)
 }
 
 // saveProfile writes one of the operator's profiles to path, for `go tool pprof`: "heap?gc=1"

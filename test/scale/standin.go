@@ -9,14 +9,12 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -45,8 +43,8 @@ const rabbitmqManagementPort = 15672
 //     the pod, actions done at once (a PostgreSQL primary's users recorded, standin_users.go);
 //   - RabbitMQ's management API (port 15672): every wanted node running, users, vhosts and
 //     permissions recorded;
-//   - the PostgreSQL primary's agent keeping the primary Lease, renewed every
-//     primary.RenewInterval as the holder's agent renews it, and marked bootstrapped.
+//   - a PostgreSQL pod's agent with its instance's primary Lease: the product's own keeper,
+//     which reads the lease every tick and renews it as the holder (standin_agents.go).
 //
 // Its reads go to its own cache and its writes are the harness's, not the operator's, in the
 // audit log.
@@ -96,7 +94,6 @@ func startStandIn(tb testing.TB, ctx context.Context, informers cache.Cache, c c
 		ConnContext: agentSrv.ConnContext}
 	s.serve(tb, agentSrv, fwagent.Port, true)
 	s.serve(tb, mgmtSrv, rabbitmqManagementPort, false)
-	go s.keepLeases(ctx)
 	return s
 }
 
@@ -244,58 +241,4 @@ func (s *standIn) rabbitmqNodes(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(nodes)
-}
-
-// keepLeases renews every PostgreSQL instance's primary Lease for the member it names, as that
-// member's agent does (each agent renews its own, so the renewals run side by side), and records
-// the instance as bootstrapped.
-func (s *standIn) keepLeases(ctx context.Context) {
-	t := time.NewTicker(primary.RenewInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		leases := &coordinationv1.LeaseList{}
-		if err := s.cache.List(ctx, leases, client.MatchingLabels{names.EngineLabel: postgres.Name}); err != nil {
-			continue
-		}
-		work := make(chan *coordinationv1.Lease)
-		var wg sync.WaitGroup
-		for range leaseRenewers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for l := range work {
-					s.renew(ctx, l)
-				}
-			}()
-		}
-		for i := range leases.Items {
-			l := &leases.Items[i]
-			if l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity == "" || !strings.HasSuffix(l.Name, "primary") {
-				continue
-			}
-			work <- l
-		}
-		close(work)
-		wg.Wait()
-	}
-}
-
-// leaseRenewers is how many renewals are in flight at once: as many as the agents of a large
-// fleet would send.
-const leaseRenewers = 64
-
-func (s *standIn) renew(ctx context.Context, l *coordinationv1.Lease) {
-	l = l.DeepCopy()
-	now := metav1.NewMicroTime(time.Now())
-	l.Spec.RenewTime = &now
-	if l.Annotations == nil {
-		l.Annotations = map[string]string{}
-	}
-	l.Annotations[primary.BootstrappedAnnotation] = "true"
-	_ = s.c.Update(ctx, l) // a conflict: the operator wrote it; renewed at the next tick
 }
