@@ -11,6 +11,7 @@ import (
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
@@ -62,6 +63,9 @@ type Keeper struct {
 	stops      int // Keep's stops so far: the steps of a Keep that stopped no longer record a role
 	promoting  bool
 	seenHolder *string
+	// held is the lease as this member's last renewal left it (the API server's answer), while
+	// its member is primary: the next renewal is made from it, without reading the lease first.
+	held *coordinationv1.Lease
 	failsafe
 }
 
@@ -144,20 +148,25 @@ func (k *Keeper) Renew(ctx context.Context, l *coordinationv1.Lease, at time.Tim
 	default: // no failsafe: the operator may elect any member
 		delete(l.Annotations, ConfirmersAnnotation)
 	}
+	sent := k.now()
 	if err := k.Client.Update(ctx, l); err != nil {
 		return err
 	}
-	k.renewed(at, peers)
+	// An accepted renewal is also a read: the lease was as this member last saw it.
+	k.read(sent)
+	k.renewed(at, peers, l)
 	return nil
 }
 
-// renewed records a successful renewal made at at, naming peers as the confirmers.
-func (k *Keeper) renewed(at time.Time, peers map[string]string) {
+// renewed records a successful renewal made at at, naming peers as the confirmers, and the lease
+// as it left it.
+func (k *Keeper) renewed(at time.Time, peers map[string]string, l *coordinationv1.Lease) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if at.After(k.lastRenew) {
 		k.lastRenew = at
 		k.peers = peers
+		k.held = l
 	}
 }
 
@@ -258,6 +267,7 @@ func (k *Keeper) Keep(ctx context.Context, m Member) error {
 			// had (the next step reads the role afresh).
 			k.mu.Lock()
 			k.wasPrimary = false
+			k.held = nil
 			k.stops++
 			k.mu.Unlock()
 			return stop
@@ -313,9 +323,17 @@ func (k *Keeper) step(ctx context.Context, m Member, run int) *Stop {
 		// Unknown role: assume what was last seen, which errs towards fencing a primary.
 		primary = k.wasPrimary
 	}
-	lastRenew, promoting := k.lastRenew, k.promoting
+	lastRenew, promoting, held := k.lastRenew, k.promoting, k.held
+	if !primary || roleErr != nil {
+		k.held = nil
+	}
 	k.mu.Unlock()
 	started := k.now()
+	if primary && roleErr == nil && held != nil {
+		if done := k.renewHeld(ctx, held, started, lastRenew); done {
+			return nil
+		}
+	}
 	l, s, err := k.Get(ctx)
 	if err != nil {
 		logger.Error(err, "reading the primary lease")
@@ -359,6 +377,32 @@ func (k *Keeper) step(ctx context.Context, m Member, run int) *Stop {
 		k.promote(ctx, m)
 	}
 	return nil
+}
+
+// renewHeld is a primary's step between reads: nothing until a renewal is due, then a renewal
+// made from the lease its last one left. Nobody else writes a held lease but the operator (a
+// step-down request, the members' addresses) and its write makes that renewal conflict: then
+// done is false, and the step reads the lease and acts on what it says, as every step did
+// before. A primary so sends the API server a renewal every RenewInterval and no reads: an
+// instance's holder is half of its agents' calls at fleet scale (docs/scale.md).
+func (k *Keeper) renewHeld(ctx context.Context, held *coordinationv1.Lease, started, lastRenew time.Time) (done bool) {
+	if started.Sub(lastRenew) < RenewInterval {
+		return true
+	}
+	err := k.Renew(ctx, held, started)
+	if err == nil {
+		return true
+	}
+	k.mu.Lock()
+	if k.held == held {
+		k.held = nil
+	}
+	k.mu.Unlock()
+	if apierrors.IsConflict(err) {
+		return false
+	}
+	log.FromContext(ctx).Error(err, "renewing the primary lease")
+	return true // the watchdog fences when this lasts; the next step reads the lease
 }
 
 // promote promotes the member beside the loop, which goes on renewing the lease meanwhile.
