@@ -15,9 +15,9 @@ import (
 )
 
 // scrape is every sample a Prometheus endpoint serves whose metric name is name, by its labels
-// ("" for none): `{controller="x",name="x"}`.
-func scrape(c *http.Client, url, name string) (map[string]float64, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+// ("" for none): `{controller="x",name="x"}`, read within timeout.
+func scrape(c *http.Client, url, name string, timeout time.Duration) (map[string]float64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
@@ -63,7 +63,8 @@ func (f *fleet) leaseCalls(tb testing.TB) leaseCalls {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s, err := scrape(c, f.cp.env.Config.Host+"/metrics", "apiserver_request_total")
+	// A busy API server's metrics (every request histogram) take seconds to serve.
+	s, err := scrape(c, strings.TrimSuffix(f.cp.env.Config.Host, "/")+"/metrics", "apiserver_request_total", time.Minute)
 	if err != nil {
 		tb.Fatal(err)
 	}

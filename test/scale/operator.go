@@ -129,7 +129,7 @@ func (p *operatorProcess) metric(name string) (float64, error) {
 
 // series is every sample the operator serves whose metric name is name (scrape).
 func (p *operatorProcess) series(name string) (map[string]float64, error) {
-	return scrape(http.DefaultClient, p.metrics, name)
+	return scrape(http.DefaultClient, p.metrics, name, 5*time.Second)
 }
 
 // saveProfile writes one of the operator's profiles to path, for `go tool pprof`: "heap?gc=1"
