@@ -171,6 +171,22 @@ func lastRenewal(t *testing.T, k *primary.Keeper) time.Time {
 	return primary.Read(l).RenewTime
 }
 
+// renewsUntil fails the test if, before deadline, the keeper stops or its lease goes unrenewed
+// for more than RenewInterval and 1.5 s; it looks every poll.
+func renewsUntil(t *testing.T, k *primary.Keeper, done <-chan stopped, deadline time.Time, poll time.Duration) {
+	t.Helper()
+	for time.Now().Before(deadline) {
+		select {
+		case s := <-done:
+			t.Fatalf("the keeper stopped: %v", s.err)
+		case <-time.After(poll):
+		}
+		if age := time.Since(lastRenewal(t, k)); age > primary.RenewInterval+1500*time.Millisecond {
+			t.Fatalf("the lease was last renewed %s ago", age)
+		}
+	}
+}
+
 // checkFenced waits for the keeper to fence and checks the bound: no earlier than FenceAfter after
 // the last renewal the API server has, and well before LeaseDuration, when the operator may
 // name another primary.
@@ -217,17 +233,7 @@ func TestAPrimaryFencesInTimeWhateverHangs(t *testing.T) {
 func TestASlowPromotionKeepsTheLease(t *testing.T) {
 	m := &member{promoting: primary.FenceAfter + 2*time.Second}
 	k, _, done := keep(t, "db-1", "db-1", m)
-	deadline := time.Now().Add(m.promoting + 3*time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case s := <-done:
-			t.Fatalf("the keeper stopped: %v", s.err)
-		case <-time.After(500 * time.Millisecond):
-		}
-		if age := time.Since(lastRenewal(t, k)); age > primary.RenewInterval+1500*time.Millisecond {
-			t.Fatalf("primary %v: the lease was last renewed %s ago", m.primary.Load(), age)
-		}
-	}
+	renewsUntil(t, k, done, time.Now().Add(m.promoting+3*time.Second), 500*time.Millisecond)
 	if !m.primary.Load() {
 		t.Fatal("the member was not promoted")
 	}
@@ -308,17 +314,7 @@ func TestAPrimaryRenewsWithoutReadingTheLease(t *testing.T) {
 	k, hc, done := keep(t, "db-0", "db-0", m)
 	time.Sleep(primary.RenewInterval / 2)
 	reads, writes := hc.reads.Load(), hc.writes.Load()
-	deadline := time.Now().Add(5 * primary.RenewInterval)
-	for time.Now().Before(deadline) {
-		select {
-		case s := <-done:
-			t.Fatalf("the keeper stopped: %v", s.err)
-		case <-time.After(250 * time.Millisecond):
-		}
-		if age := time.Since(lastRenewal(t, k)); age > primary.RenewInterval+1500*time.Millisecond {
-			t.Fatalf("the lease was last renewed %s ago", age)
-		}
-	}
+	renewsUntil(t, k, done, time.Now().Add(5*primary.RenewInterval), 250*time.Millisecond)
 	reads, writes = hc.reads.Load()-reads, hc.writes.Load()-writes
 	if reads != 0 || writes < 4 {
 		t.Errorf("over %s the primary's agent read the lease %d times and renewed it %d times, want no read and a renewal every %s",

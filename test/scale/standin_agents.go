@@ -3,6 +3,7 @@ package scale
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -26,9 +27,12 @@ import (
 
 // leaseAgents runs, for every PostgreSQL pod, what its agent does with the instance's primary
 // Lease: the product's own primary.Keeper (Claim, MarkBootstrapped as the first holder, Keep), so
-// the API server sees what a real fleet's agents send it: every member reads its lease every
+// the API server sees what a real fleet's agents send it: every replica reads its lease every
 // keeper tick and the holder renews it every primary.RenewInterval. Only the engine is a
-// stand-in (standInMember): no PostgreSQL runs in a kwok pod.
+// stand-in (standInMember): no PostgreSQL runs in a kwok pod. The agents have the failsafe, as
+// real ones do: a primary that cannot renew asks the instance's other members, reached here in
+// the harness's process by their pod address instead of over the network (a single-pod
+// instance's primary has nobody to ask, and serves on).
 //
 // Each agent gets the client a real agent has: its own, uncached, with no limit shared with the
 // others (a real agent's limiter is its own, and one agent sends a call or two a second). Its
@@ -38,6 +42,8 @@ type leaseAgents struct {
 
 	mu      sync.Mutex
 	running map[types.UID]context.CancelFunc
+	// byIP are the running agents' keepers by their pod's address, for the failsafe's questions.
+	byIP map[string]*primary.Keeper
 }
 
 // startLeaseAgents starts an agent for every PostgreSQL pod with an address, and stops it when
@@ -55,7 +61,7 @@ func startLeaseAgents(tb testing.TB, ctx context.Context, informers cache.Cache,
 	if err != nil {
 		tb.Fatal(err)
 	}
-	a := &leaseAgents{c: c, running: map[types.UID]context.CancelFunc{}}
+	a := &leaseAgents{c: c, running: map[types.UID]context.CancelFunc{}, byIP: map[string]*primary.Keeper{}}
 	pods, err := informers.GetInformer(ctx, &corev1.Pod{})
 	if err != nil {
 		tb.Fatal(err)
@@ -96,7 +102,17 @@ func (a *leaseAgents) seen(ctx context.Context, p *corev1.Pod) {
 	ctx, cancel := context.WithCancel(ctx)
 	a.running[p.UID] = cancel
 	lease := postgres.LeaseName(&v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: instance}})
-	go a.run(ctx, &primary.Keeper{Client: a.c, Key: types.NamespacedName{Namespace: p.Namespace, Name: lease}, Identity: p.Name})
+	k := &primary.Keeper{Client: a.c, Key: types.NamespacedName{Namespace: p.Namespace, Name: lease}, Identity: p.Name, Peers: a}
+	a.byIP[p.Status.PodIP] = k
+	go a.run(ctx, k)
+	go func() {
+		<-ctx.Done()
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if a.byIP[p.Status.PodIP] == k {
+			delete(a.byIP, p.Status.PodIP)
+		}
+	}()
 }
 
 func (a *leaseAgents) gone(uid types.UID) {
@@ -106,6 +122,17 @@ func (a *leaseAgents) gone(uid types.UID) {
 		cancel()
 		delete(a.running, uid)
 	}
+}
+
+// Ask is primary.Peers: the agent at ip confirms holder (Keeper.Confirm), or refuses.
+func (a *leaseAgents) Ask(_ context.Context, ip, holder string) error {
+	a.mu.Lock()
+	k := a.byIP[ip]
+	a.mu.Unlock()
+	if k == nil {
+		return fmt.Errorf("no agent answers at %s", ip)
+	}
+	return k.Confirm(holder)
 }
 
 // run is the agent's life, as engines/postgres/agent runs it: claim the lease (start as primary
