@@ -14,12 +14,12 @@ set_image=()
 if [ -n "${KUBECONFIG:-}" ] && [ "$KUBECONFIG" != "$local_kubeconfig" ]; then
   echo "demo: installing into the cluster of KUBECONFIG=$KUBECONFIG" >&2
   [ -z "${IMAGE_REPOSITORY:-}" ] || set_image+=(--set "image.repository=$IMAGE_REPOSITORY")
-  [ -z "${IMAGE_TAG:-}" ] || set_image+=(--set "image.tag=$IMAGE_TAG")
+  [ -z "${IMAGE_TAG:-}" ] || set_image+=(--set-string "image.tag=$IMAGE_TAG")
 else
   export KUBECONFIG="$("$ROOT/test/cluster/cluster.sh" up | tail -n1)"
   "$ROOT/hack/images.sh" >/dev/null
   ref="$(grep '^operator=' "${CACHE}/images/refs.env" | cut -d= -f2)"
-  set_image+=(--set "image.repository=${ref%:*}" --set "image.tag=${ref##*:}" --set image.pullPolicy=Never)
+  set_image+=(--set "image.repository=${ref%:*}" --set-string "image.tag=${ref##*:}" --set image.pullPolicy=Never)
   # A developer's cluster is always in its maintenance window, so that a rebuilt agent reaches the
   # demo's pods (one instance at a time) instead of waiting as a pending restart (docs/upgrades.md).
   set_image+=(--set maintenanceWindow.startTime=00:00 --set maintenanceWindow.duration=24h)

@@ -91,7 +91,7 @@ func testInstall(t *testing.T) {
 	upgradeCRDs(t)
 	env.runHelm(t, "upgrade", "--install", releaseName, filepath.Join(env.root, "charts", "datafleet"),
 		"--namespace", releaseNamespace, "--wait", "--timeout", "3m",
-		"--set", "image.repository="+repo, "--set", "image.tag="+tag, "--set", "image.pullPolicy=Never",
+		"--set", "image.repository="+repo, "--set-string", "image.tag="+tag, "--set", "image.pullPolicy=Never",
 		// The backup tests' stores are MinIO in their own namespaces.
 		"--set", "backupStores.allowedEndpoints={minio.*.svc:9000}",
 		// The namespace whose store imports the backups its lost Backups stood for (checkBackupsMove).

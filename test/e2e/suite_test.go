@@ -163,7 +163,7 @@ func helmUpgradeChart(t *testing.T, dir string, sets ...string) {
 // operatorImage sets the chart's image to the one hack/images.sh built as name.
 func operatorImage(name string) []string {
 	repo, tag := env.image(name)
-	return []string{"--set", "image.repository=" + repo, "--set", "image.tag=" + tag}
+	return []string{"--set", "image.repository=" + repo, "--set-string", "image.tag=" + tag}
 }
 
 // expect is the result of a testenv.Eventually condition: nil when ok, else what is awaited and why not yet.
