@@ -7,6 +7,7 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
@@ -23,15 +24,21 @@ func InClusterKeeper(lease, name string) (*Keeper, error) {
 	if err != nil {
 		return nil, err
 	}
-	// A backstop under the keeper's own deadlines: no request to the API server outlives a renewal.
+	c, err := LeaseClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Keeper{Client: c, Key: types.NamespacedName{Namespace: ns, Name: lease}, Identity: name}, nil
+}
+
+// LeaseClient is an agent's uncached client for Leases over cfg, whose timeout it sets: a
+// backstop under the keeper's own deadlines, so that no request outlives a renewal.
+func LeaseClient(cfg *rest.Config) (client.Client, error) {
+	cfg = rest.CopyConfig(cfg)
 	cfg.Timeout = CallTimeout
 	scheme := runtime.NewScheme()
 	if err := coordinationv1.AddToScheme(scheme); err != nil {
 		return nil, err
 	}
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		return nil, err
-	}
-	return &Keeper{Client: c, Key: types.NamespacedName{Namespace: ns, Name: lease}, Identity: name}, nil
+	return client.New(cfg, client.Options{Scheme: scheme})
 }

@@ -9,10 +9,8 @@ import (
 	"testing"
 	"time"
 
-	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
@@ -41,9 +39,16 @@ type leaseAgents struct {
 	c client.Client
 
 	mu      sync.Mutex
-	running map[types.UID]context.CancelFunc
+	running map[types.UID]runningAgent
 	// byIP are the running agents' keepers by their pod's address, for the failsafe's questions.
 	byIP map[string]*primary.Keeper
+}
+
+// runningAgent is one pod's agent: how to stop it, and its keeper and where it answers.
+type runningAgent struct {
+	stop   context.CancelFunc
+	keeper *primary.Keeper
+	ip     string
 }
 
 // startLeaseAgents starts an agent for every PostgreSQL pod with an address, and stops it when
@@ -52,16 +57,11 @@ func startLeaseAgents(tb testing.TB, ctx context.Context, informers cache.Cache,
 	tb.Helper()
 	cfg = rest.CopyConfig(cfg)
 	cfg.QPS = -1 // no client-side limit: the agents of a fleet do not share one
-	cfg.Timeout = primary.CallTimeout
-	scheme := runtime.NewScheme()
-	if err := coordinationv1.AddToScheme(scheme); err != nil {
-		tb.Fatal(err)
-	}
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	c, err := primary.LeaseClient(cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	a := &leaseAgents{c: c, running: map[types.UID]context.CancelFunc{}, byIP: map[string]*primary.Keeper{}}
+	a := &leaseAgents{c: c, running: map[types.UID]runningAgent{}, byIP: map[string]*primary.Keeper{}}
 	pods, err := informers.GetInformer(ctx, &corev1.Pod{})
 	if err != nil {
 		tb.Fatal(err)
@@ -100,27 +100,22 @@ func (a *leaseAgents) seen(ctx context.Context, p *corev1.Pod) {
 		return
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	a.running[p.UID] = cancel
 	lease := postgres.LeaseName(&v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: instance}})
 	k := &primary.Keeper{Client: a.c, Key: types.NamespacedName{Namespace: p.Namespace, Name: lease}, Identity: p.Name, Peers: a}
+	a.running[p.UID] = runningAgent{stop: cancel, keeper: k, ip: p.Status.PodIP}
 	a.byIP[p.Status.PodIP] = k
 	go a.run(ctx, k)
-	go func() {
-		<-ctx.Done()
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		if a.byIP[p.Status.PodIP] == k {
-			delete(a.byIP, p.Status.PodIP)
-		}
-	}()
 }
 
 func (a *leaseAgents) gone(uid types.UID) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if cancel, ok := a.running[uid]; ok {
-		cancel()
+	if r, ok := a.running[uid]; ok {
+		r.stop()
 		delete(a.running, uid)
+		if a.byIP[r.ip] == r.keeper { // else a pod that took over the address answers there
+			delete(a.byIP, r.ip)
+		}
 	}
 }
 
