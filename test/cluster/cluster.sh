@@ -380,6 +380,13 @@ record_host_state() {
 
 bridge_up() {
   ip link show "$1" >/dev/null 2>&1 || ip link add "$1" type bridge
+  # A bridge whose address nobody set takes the lowest of its ports' addresses, so it changes
+  # whenever a pod comes or goes; its pods keep the old one for their gateway until their ARP
+  # entry expires, and the replies they send the machine (a Service reached from the host, the
+  # other nodes' pods) are lost for seconds. A fixed, locally administered address made from the
+  # gateway's never changes.
+  # shellcheck disable=SC2086
+  ip link set dev "$1" address "$(printf '02:df:%02x:%02x:%02x:%02x' ${2//./ })"
   ip addr replace "$2/24" dev "$1"
   ip link set "$1" up
 }

@@ -5,6 +5,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -116,6 +118,41 @@ func TestDefaultStorageClassProvisionsAndExpands(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitGone(t, "the released volume is deleted (reclaimPolicy Delete)", &corev1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: pvName}})
+}
+
+// A node's bridge is its pods' gateway. Were its address the lowest of its ports' (Linux's default
+// for a bridge whose address nobody set), it would change whenever a pod with a lower one came or
+// went, and the pods would send their replies to the machine to the old address until their ARP
+// entry expired: a Service reached from the host went silent for seconds (a MongoDB login timed
+// out so in CI). A port with the lowest possible address joins and leaves; the bridge's stays.
+func TestTheNodeBridgeKeepsItsAddressWhilePortsComeAndGo(t *testing.T) {
+	const bridge, port = "datafleet0", "dfe2e-lowport"
+	before := bridgeAddress(t, bridge)
+	ip := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	ip("link", "add", port, "address", "00:00:00:00:00:01", "type", "veth", "peer", "name", port+"p")
+	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", port).Run() })
+	ip("link", "set", port, "master", bridge)
+	if got := bridgeAddress(t, bridge); got != before {
+		t.Errorf("%s's address changed from %s to %s when a port with a lower one joined", bridge, before, got)
+	}
+	ip("link", "del", port)
+	if got := bridgeAddress(t, bridge); got != before {
+		t.Errorf("%s's address changed from %s to %s when that port left", bridge, before, got)
+	}
+}
+
+func bridgeAddress(t *testing.T, bridge string) string {
+	t.Helper()
+	b, err := os.ReadFile("/sys/class/net/" + bridge + "/address")
+	if err != nil {
+		t.Fatalf("the local cluster's bridge: %v", err)
+	}
+	return strings.TrimSpace(string(b))
 }
 
 // The engine images hold their engine and run as its non-root user: the kubelet refuses to start a
