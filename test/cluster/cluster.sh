@@ -702,6 +702,10 @@ down() {
   remove_iptables
   restore_host_state
   rm -rf "$CLUSTER_DIR" "$RUN_DIR"
+  # A pod's network namespace goes once its last process has, and the kernel destroys the pod's
+  # veth pair after that, from a work queue: a pod killed a moment ago can leave its host end
+  # listed for a second or two (CI's teardown once saw one). Bounded: a veth that stays is left.
+  for _ in $(seq 50); do [ -n "$(ip -o link show type veth 2>/dev/null)" ] || break; sleep 0.2; done
   verify_clean
 }
 
