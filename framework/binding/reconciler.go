@@ -54,6 +54,9 @@ type Reconciler struct {
 	Engines  map[string]engine.Engine
 	Recorder events.EventRecorder
 	Clock    clock.PassiveClock
+
+	// own remembers what this reconciler's last writes to each binding replaced.
+	own apply.OwnWrites
 }
 
 // scope is what one reconcile learned; status is derived from it once, at the end.
@@ -64,8 +67,9 @@ type scope struct {
 	ready    bool
 	requeue  time.Duration
 	creds    *credentials
-	revoked  bool // the binding's users and Secret were taken away
-	finished bool // the binding is gone: no status to write
+	revoked  bool   // the binding's users and Secret were taken away
+	finished bool   // the binding is gone: no status to write
+	read     string // the binding's resourceVersion as the reconcile read it
 }
 
 func (s *scope) notReady(reason, format string, args ...any) {
@@ -76,11 +80,18 @@ func (s *scope) notReady(reason, format string, args ...any) {
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
 	b := &v1alpha1.ServiceBinding{}
 	if err := r.Client.Get(ctx, req.NamespacedName, b); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.own.Gone(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	s := &scope{b: b}
+	if r.own.Stale(req.NamespacedName, b.ResourceVersion) {
+		return apply.StaleRead()
+	}
+	s := &scope{b: b, read: b.ResourceVersion}
 	defer func() {
 		if s.finished {
+			r.own.Gone(req.NamespacedName)
 			return
 		}
 		if err := r.writeStatus(ctx, s, retErr); err != nil && retErr == nil {
@@ -89,6 +100,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 		if retErr == nil && s.requeue > 0 {
 			res.RequeueAfter = s.requeue
 		}
+		res, retErr = apply.QuietConflict(res, retErr)
 	}()
 	if !b.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, r.finalize(ctx, s)
@@ -368,12 +380,20 @@ func (r *Reconciler) writeStatus(ctx context.Context, s *scope, reconcileErr err
 	if s.revoked {
 		st.Binding, st.CredentialGeneration, st.PreviousCredentialsExpire, st.CredentialsIssued = nil, 0, nil, nil
 	}
+	key := client.ObjectKeyFromObject(b)
 	if equality.Semantic.DeepEqual(*st, b.Status) {
+		if b.ResourceVersion != s.read { // the finalizer
+			r.own.Wrote(key, s.read, s.read)
+		}
 		return nil
 	}
 	before := b.DeepCopy()
 	b.Status = *st
-	return client.IgnoreNotFound(apply.PatchStatus(ctx, r.Client, before, b))
+	if err := apply.PatchStatus(ctx, r.Client, before, b); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	r.own.Wrote(key, s.read, before.ResourceVersion)
+	return nil
 }
 
 func (r *Reconciler) event(b *v1alpha1.ServiceBinding, kind, reason, action, format string, args ...any) {

@@ -75,8 +75,8 @@ type Reconciler struct {
 	// must pass as a backup's does.
 	StorePolicy store.Policy
 
-	// own remembers what this reconciler's last writes replaced (own_writes.go).
-	own ownWrites
+	// own remembers what this reconciler's last writes replaced (apply.OwnWrites).
+	own apply.OwnWrites
 }
 
 // phase is one step of a reconcile. It returns done=true to stop the steps after it (the reason
@@ -89,17 +89,15 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 	inst := &v1alpha1.ServiceInstance{}
 	if err := r.Client.Get(ctx, req.NamespacedName, inst); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.own.gone(req.NamespacedName)
+			r.own.Gone(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if inst.Spec.Engine != r.Engine.Name() {
 		return ctrl.Result{}, nil
 	}
-	if r.own.stale(req.NamespacedName, inst.ResourceVersion) {
-		// The cache has not seen this reconciler's own last write: its event brings the instance
-		// back (the requeue in case it was filtered out).
-		return ctrl.Result{RequeueAfter: time.Second}, nil
+	if r.own.Stale(req.NamespacedName, inst.ResourceVersion) {
+		return apply.StaleRead()
 	}
 	orig := inst.DeepCopy()
 	s := &scope{inst: inst}
@@ -110,7 +108,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 		switch {
 		case apierrors.IsConflict(err) && retErr == nil:
 			// The cache had not yet seen our last write: look again shortly, without an error.
-			res = ctrl.Result{RequeueAfter: time.Second}
+			res = ctrl.Result{RequeueAfter: apply.LookAgain}
 		case err != nil && retErr == nil:
 			retErr = err
 		}

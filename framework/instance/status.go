@@ -155,7 +155,7 @@ func (r *Reconciler) writeStatus(ctx context.Context, orig *v1alpha1.ServiceInst
 	key := client.ObjectKeyFromObject(orig)
 	if equality.Semantic.DeepEqual(orig.Status, next) {
 		if s.inst.ResourceVersion != orig.ResourceVersion { // the finalizer, an annotation
-			r.own.wrote(key, orig.ResourceVersion, orig.ResourceVersion)
+			r.own.Wrote(key, orig.ResourceVersion, orig.ResourceVersion)
 		}
 		return nil
 	}
@@ -171,7 +171,7 @@ func (r *Reconciler) writeStatus(ctx context.Context, orig *v1alpha1.ServiceInst
 	if err := apply.PatchStatus(ctx, r.Client, base, patched); err != nil {
 		return describeErr("writing status", client.IgnoreNotFound(err))
 	}
-	r.own.wrote(key, orig.ResourceVersion, s.inst.ResourceVersion)
+	r.own.Wrote(key, orig.ResourceVersion, s.inst.ResourceVersion)
 	if next.Phase != orig.Status.Phase {
 		r.recordPhase(patched, next)
 	}

@@ -51,7 +51,7 @@ func TestSteadyStateReconcileWritesNothing(t *testing.T) {
 // against the version the finalizer's patch returned (before, every new instance's first status
 // write was refused: the one 409 per instance of docs/scale.md's first figures), and a reconcile
 // that reads from the cache a version the operator's own last write replaced waits for that
-// write's event (own_writes.go; without it, a loaded machine showed one to four 409s in each of six runs).
+// write's event (apply.OwnWrites; without it, a loaded machine showed one to four 409s in each of six runs).
 func TestAnInstanceConvergesWithoutAConflict(t *testing.T) {
 	ctx, c, ns := setup(t)
 	mgr.WaitQuiet(t, wait)

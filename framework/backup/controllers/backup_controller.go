@@ -57,6 +57,9 @@ type BackupReconciler struct {
 	// Retry is how long a Backup that waits looks again after (30 s if zero); the store it
 	// waits for wakes it sooner (wake.go).
 	Retry time.Duration
+
+	// own remembers what this reconciler's last writes to each object replaced.
+	own apply.OwnWrites
 }
 
 func backupJobName(b *v1alpha1.Backup) string {
@@ -67,23 +70,30 @@ func backupJobName(b *v1alpha1.Backup) string {
 func (r *BackupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	b := &v1alpha1.Backup{}
 	if err := r.Client.Get(ctx, req.NamespacedName, b); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.own.Gone(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if !b.DeletionTimestamp.IsZero() {
-		return ctrl.Result{}, r.finalize(ctx, b)
+	if r.own.Stale(req.NamespacedName, b.ResourceVersion) {
+		return apply.StaleRead()
 	}
+	if !b.DeletionTimestamp.IsZero() {
+		return apply.QuietConflict(ctrl.Result{}, r.finalize(ctx, b))
+	}
+	read := b.ResourceVersion
 	if err := apply.AddFinalizer(ctx, r.Client, b, BackupFinalizer); err != nil {
-		return ctrl.Result{}, err
+		return apply.QuietConflict(ctrl.Result{}, err)
 	}
 	before := b.DeepCopy()
 	requeue, err := r.progress(ctx, b)
-	if werr := writeStatus(ctx, r.Client, before, b, statusChanged(before.Status, b.Status)); werr != nil {
-		return ctrl.Result{}, werr
+	if werr := writeStatus(ctx, r.Client, &r.own, read, before, b, statusChanged(before.Status, b.Status)); werr != nil {
+		return apply.QuietConflict(ctrl.Result{}, werr)
 	}
 	if before.Status.Phase != b.Status.Phase && (b.Status.Phase == v1alpha1.BackupCompleted || b.Status.Phase == v1alpha1.BackupFailed) {
 		r.event(b, b.Status.Phase)
 	}
-	return ctrl.Result{RequeueAfter: requeue}, err
+	return apply.QuietConflict(ctrl.Result{RequeueAfter: requeue}, err)
 }
 
 func (r *BackupReconciler) event(b *v1alpha1.Backup, phase v1alpha1.BackupPhase) {
@@ -270,7 +280,7 @@ func (r *BackupReconciler) finalize(ctx context.Context, b *v1alpha1.Backup) err
 		before := b.DeepCopy()
 		setReady(&b.Status.Conditions, b.Generation, false, ReasonRestoreInProgress, fmt.Sprintf(
 			"deleted once Restore %s, which reads this backup, has finished or is deleted", strings.Join(readers, ", ")))
-		return writeStatus(ctx, r.Client, before, b, statusChanged(before.Status, b.Status))
+		return writeStatus(ctx, r.Client, &r.own, b.ResourceVersion, before, b, statusChanged(before.Status, b.Status))
 	}
 	// An imported backup's objects are not this Backup's: another cluster may use them.
 	if b.Status.StartTime != nil && b.Spec.Import == nil {
@@ -287,7 +297,7 @@ func (r *BackupReconciler) finalize(ctx context.Context, b *v1alpha1.Backup) err
 		if err != nil {
 			before := b.DeepCopy()
 			setReady(&b.Status.Conditions, b.Generation, false, ReasonDeleteFailed, "deleting the backup's objects from the store: "+err.Error())
-			_ = writeStatus(ctx, r.Client, before, b, statusChanged(before.Status, b.Status))
+			_ = writeStatus(ctx, r.Client, &r.own, b.ResourceVersion, before, b, statusChanged(before.Status, b.Status))
 			return err
 		}
 	}

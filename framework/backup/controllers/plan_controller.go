@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/framework/apply"
 	"github.com/datafleet-dev/datafleet/framework/backup/schedule"
 	"github.com/datafleet-dev/datafleet/framework/engine"
 	"github.com/datafleet-dev/datafleet/framework/names"
@@ -53,6 +54,9 @@ type PlanReconciler struct {
 	// Clock decides which slots are due and which Backups are past their age; nil is the wall
 	// clock.
 	Clock clock.PassiveClock
+
+	// own remembers what this reconciler's last writes to each object replaced.
+	own apply.OwnWrites
 }
 
 // backupName is a plan's Backup for one slot: deterministic, so a restart never makes two.
@@ -64,7 +68,13 @@ func backupName(plan string, slot time.Time) string {
 func (r *PlanReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	p := &v1alpha1.BackupPlan{}
 	if err := r.Client.Get(ctx, req.NamespacedName, p); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.own.Gone(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if r.own.Stale(req.NamespacedName, p.ResourceVersion) {
+		return apply.StaleRead()
 	}
 	if d := p.Status.LastDrill; d != nil && d.Result == DrillRunning && r.APIReader != nil {
 		// A drill's end is written after its Restore and scratch instance are deleted, and those
@@ -88,10 +98,10 @@ func (r *PlanReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	}
 	var requeue time.Duration
 	err := r.reconcile(ctx, p, list.Items, now, &requeue)
-	if werr := writeStatus(ctx, r.Client, before, p, statusChanged(before.Status, p.Status)); werr != nil {
-		return ctrl.Result{}, werr
+	if werr := writeStatus(ctx, r.Client, &r.own, before.ResourceVersion, before, p, statusChanged(before.Status, p.Status)); werr != nil {
+		return apply.QuietConflict(ctrl.Result{}, werr)
 	}
-	return ctrl.Result{RequeueAfter: requeue}, err
+	return apply.QuietConflict(ctrl.Result{RequeueAfter: requeue}, err)
 }
 
 func (r *PlanReconciler) reconcile(ctx context.Context, p *v1alpha1.BackupPlan, backups []v1alpha1.Backup, now time.Time, requeue *time.Duration) error {

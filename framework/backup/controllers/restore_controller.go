@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/framework/apply"
 	"github.com/datafleet-dev/datafleet/framework/backup"
 	"github.com/datafleet-dev/datafleet/framework/backup/job"
 	"github.com/datafleet-dev/datafleet/framework/backup/store"
@@ -69,6 +70,9 @@ type RestoreReconciler struct {
 	// Retry is how long a Restore that waits looks again after (15 s if zero); the store and
 	// the Backup it waits for wake it sooner (wake.go).
 	Retry time.Duration
+
+	// own remembers what this reconciler's last writes to each object replaced.
+	own apply.OwnWrites
 }
 
 func restoreJobName(rs *v1alpha1.Restore) string {
@@ -79,12 +83,18 @@ func restoreJobName(rs *v1alpha1.Restore) string {
 func (r *RestoreReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	rs := &v1alpha1.Restore{}
 	if err := r.Client.Get(ctx, req.NamespacedName, rs); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.own.Gone(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if r.own.Stale(req.NamespacedName, rs.ResourceVersion) {
+		return apply.StaleRead()
 	}
 	before := rs.DeepCopy()
 	requeue, err := r.progress(ctx, rs)
-	if werr := writeStatus(ctx, r.Client, before, rs, statusChanged(before.Status, rs.Status)); werr != nil {
-		return ctrl.Result{}, werr
+	if werr := writeStatus(ctx, r.Client, &r.own, before.ResourceVersion, before, rs, statusChanged(before.Status, rs.Status)); werr != nil {
+		return apply.QuietConflict(ctrl.Result{}, werr)
 	}
 	if before.Status.Phase != rs.Status.Phase && r.Recorder != nil {
 		switch rs.Status.Phase {
@@ -94,7 +104,7 @@ func (r *RestoreReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 			r.Recorder.Eventf(rs, nil, "Warning", "RestoreFailed", "Restore", "%s", conditionMessage(rs.Status.Conditions))
 		}
 	}
-	return ctrl.Result{RequeueAfter: requeue}, err
+	return apply.QuietConflict(ctrl.Result{RequeueAfter: requeue}, err)
 }
 
 func (r *RestoreReconciler) progress(ctx context.Context, rs *v1alpha1.Restore) (time.Duration, error) {

@@ -34,12 +34,22 @@ func truncate(s string, n int) string {
 	return s[:n-3] + "..."
 }
 
-// writeStatus patches obj's status from before, once, and only if it changed.
-func writeStatus(ctx context.Context, c client.Client, before, obj client.Object, changed bool) error {
+// writeStatus patches obj's status from before, once, and only if it changed. own learns the
+// versions this reconcile's writes replaced: read, the one it read, and before's (after its
+// finalizer, if it added one).
+func writeStatus(ctx context.Context, c client.Client, own *apply.OwnWrites, read string, before, obj client.Object, changed bool) error {
+	key := client.ObjectKeyFromObject(obj)
 	if !changed {
+		if before.GetResourceVersion() != read {
+			own.Wrote(key, read, read)
+		}
 		return nil
 	}
-	return client.IgnoreNotFound(apply.PatchStatus(ctx, c, before, obj))
+	if err := apply.PatchStatus(ctx, c, before, obj); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	own.Wrote(key, read, before.GetResourceVersion())
+	return nil
 }
 
 func statusChanged(a, b any) bool { return !equality.Semantic.DeepEqual(a, b) }

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -13,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
+	"github.com/datafleet-dev/datafleet/framework/apply"
 	"github.com/datafleet-dev/datafleet/framework/backup/store"
 )
 
@@ -29,6 +31,9 @@ type StoreReconciler struct {
 	Policy store.Policy
 	// Every is how often a Ready store is probed again.
 	Every time.Duration
+
+	// own remembers what this reconciler's last writes to each object replaced.
+	own apply.OwnWrites
 }
 
 // Store reasons.
@@ -42,7 +47,13 @@ const (
 func (r *StoreReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	bs := &v1alpha1.BackupStore{}
 	if err := r.Client.Get(ctx, req.NamespacedName, bs); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.own.Gone(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if r.own.Stale(req.NamespacedName, bs.ResourceVersion) {
+		return apply.StaleRead()
 	}
 	before := bs.DeepCopy()
 	ok, reason, msg := r.probe(ctx, bs)
@@ -56,8 +67,8 @@ func (r *StoreReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl
 		iok, ireason, imsg := r.importBackups(ctx, bs)
 		setCondition(&bs.Status.Conditions, ConditionImported, bs.Generation, iok, ireason, imsg)
 	}
-	if err := writeStatus(ctx, r.Client, before, bs, statusChanged(before.Status, bs.Status)); err != nil {
-		return ctrl.Result{}, err
+	if err := writeStatus(ctx, r.Client, &r.own, before.ResourceVersion, before, bs, statusChanged(before.Status, bs.Status)); err != nil {
+		return apply.QuietConflict(ctrl.Result{}, err)
 	}
 	every := r.Every
 	if !ok {
