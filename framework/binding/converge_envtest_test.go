@@ -6,15 +6,11 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
-	"github.com/datafleet-dev/datafleet/framework/engine"
-	"github.com/datafleet-dev/datafleet/framework/engine/enginetest/managertest"
-	"github.com/datafleet-dev/datafleet/framework/engine/fakeengine"
 	"github.com/datafleet-dev/datafleet/test/testenv"
 )
 
@@ -25,26 +21,8 @@ import (
 // "Reconciler error"s of bindings in seven minutes. A reconcile that reads a version the
 // reconciler's own last write replaced now waits for that write's event (apply.OwnWrites).
 func TestBindingsConvergeWithoutAConflict(t *testing.T) {
-	env := testenv.Start(t)
-	e := fakeengine.NewUsers(nil)
-	mgr, err := env.Manager([]engine.Engine{e}, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(mgr.Stop)
-	ctx, c := context.Background(), env.Client
-	inst := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "apps"}, Spec: v1alpha1.ServiceInstanceSpec{Engine: "fakeusers"}}
-	for _, o := range []client.Object{
-		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "apps"}},
-		&v1alpha1.VersionCatalog{ObjectMeta: metav1.ObjectMeta{Name: "fakeusers"}, Spec: v1alpha1.VersionCatalogSpec{Engine: "fakeusers",
-			Versions: []v1alpha1.CatalogVersion{{Version: "1", Image: "fake:1", Default: true}}}},
-		inst,
-	} {
-		if err := c.Create(ctx, o); err != nil {
-			t.Fatal(err)
-		}
-	}
-	managertest.MarkReady(t, c, client.ObjectKeyFromObject(inst))
+	c, mgr, e := readyUsersInstance(t, nil)
+	ctx := context.Background()
 	mgr.WaitQuiet(t, time.Minute)
 	before := mgr.Writes.Conflicts()
 	const n = 8

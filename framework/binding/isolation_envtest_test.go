@@ -13,8 +13,6 @@ import (
 
 	"github.com/datafleet-dev/datafleet/api/v1alpha1"
 	"github.com/datafleet-dev/datafleet/framework/binding"
-	"github.com/datafleet-dev/datafleet/framework/engine"
-	"github.com/datafleet-dev/datafleet/framework/engine/enginetest/managertest"
 	"github.com/datafleet-dev/datafleet/framework/engine/fakeengine"
 	"github.com/datafleet-dev/datafleet/framework/names"
 	"github.com/datafleet-dev/datafleet/test/testenv"
@@ -29,27 +27,9 @@ import (
 // from a namespace the instance does not allow, an instance that exists reads the same as one that
 // does not.
 func TestTenantWritesReachNoOtherUser(t *testing.T) {
-	env := testenv.Start(t)
-	e := fakeengine.NewUsers(map[string]string{"datafleet-operator": "admin-secret"})
-	mgr, err := env.Manager([]engine.Engine{e}, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(mgr.Stop)
-	ctx, c := context.Background(), env.Client
-	inst := &v1alpha1.ServiceInstance{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "apps"}, Spec: v1alpha1.ServiceInstanceSpec{Engine: "fakeusers"}}
-	for _, o := range []client.Object{
-		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "apps"}},
-		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "elsewhere"}},
-		&v1alpha1.VersionCatalog{ObjectMeta: metav1.ObjectMeta{Name: "fakeusers"}, Spec: v1alpha1.VersionCatalogSpec{Engine: "fakeusers",
-			Versions: []v1alpha1.CatalogVersion{{Version: "1", Image: "fake:1", Default: true}}}},
-		inst,
-	} {
-		if err := c.Create(ctx, o); err != nil {
-			t.Fatal(err)
-		}
-	}
-	managertest.MarkReady(t, c, client.ObjectKeyFromObject(inst))
+	c, mgr, e := readyUsersInstance(t, map[string]string{"datafleet-operator": "admin-secret"},
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "elsewhere"}})
+	ctx := context.Background()
 	bind := func(name, database string) *v1alpha1.ServiceBinding {
 		t.Helper()
 		b := &v1alpha1.ServiceBinding{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "apps"},
